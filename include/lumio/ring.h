@@ -1,0 +1,245 @@
+/*
+ * lumio ring engine: many byte ranges of many files, read and written at once.
+ *
+ * Model (see docs/ENGINE.md):
+ *   - The caller submits operations in groups. An operation reads ranges of one
+ *     file (LUMIO_OP_GET) or writes buffers at offsets of one file
+ *     (LUMIO_OP_PUT). Every range carries a caller's user_data back with its
+ *     completion.
+ *   - lumio_ring_wait() drives the I/O and returns completions, from any group
+ *     or from one group. The last completion of a group carries
+ *     LUMIO_CQE_GROUP_END.
+ *   - Data read into the engine's buffer pool is handed out with the
+ *     completion; the caller gives it back with lumio_buffer_release(). The
+ *     pool is capped in buffers and bytes: when the cap is reached the engine
+ *     stops reading ahead until buffers come back.
+ *   - An optional compute function runs on a worker pool on each range as it
+ *     lands; completions are delivered after it, under the same group and
+ *     ordering rules.
+ *
+ * Example: read two ranges of a file and the whole of another.
+ *
+ *     lumio_ring *r;
+ *     lumio_ring_options o;
+ *     lumio_ring_options_default(&o);
+ *     if (lumio_ring_create(&r, &o) < 0) ...
+ *     lumio_range ra[2] = {{.offset = 0, .length = 4096, .user_data = 1},
+ *                          {.offset = -100, .length = 100, .user_data = 2}};
+ *     lumio_range whole = {.offset = 0, .length = LUMIO_WHOLE, .user_data = 3};
+ *     lumio_op ops[2] = {{.kind = LUMIO_OP_GET, .path = "a.bin", .ranges = ra, .nranges = 2},
+ *                        {.kind = LUMIO_OP_GET, .path = "b.bin", .ranges = &whole, .nranges = 1}};
+ *     uint64_t g;
+ *     lumio_ring_submit(r, ops, 2, NULL, &g);
+ *     lumio_completion c[8];
+ *     int n;
+ *     while ((n = lumio_ring_wait(r, g, c, 8, 1)) > 0)
+ *         for (int i = 0; i < n; i++) {
+ *             if (c[i].result < 0) report(c[i].path, c[i].offset, c[i].result);
+ *             else use(c[i].data, c[i].length, c[i].user_data);
+ *             lumio_buffer_release(c[i].buffer);
+ *         }
+ *     lumio_ring_destroy(r);
+ *
+ * Threads: a ring is driven by one thread at a time (submit, wait, destroy).
+ * lumio_buffer_release() may be called from any thread, including from a
+ * compute function.
+ */
+#ifndef LUMIO_RING_H
+#define LUMIO_RING_H
+
+#include "lumio.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct lumio_ring lumio_ring;
+typedef struct lumio_buffer lumio_buffer;
+
+/* A range length meaning "up to the end of the file". */
+#define LUMIO_WHOLE UINT64_MAX
+
+/* Wait on completions of any group. */
+#define LUMIO_ANY_GROUP UINT64_MAX
+
+/* range_index of a completion that stands for a whole operation (a file that
+ * could not be opened, a put's final fsync error, an empty group). */
+#define LUMIO_NO_RANGE UINT32_MAX
+
+typedef enum lumio_backend {
+    LUMIO_BACKEND_AUTO = 0, /* io_uring when usable, else threads; env LUMIO_BACKEND overrides */
+    LUMIO_BACKEND_URING = 1,
+    LUMIO_BACKEND_THREADS = 2
+} lumio_backend;
+
+/* Range flags. */
+#define LUMIO_RANGE_ALLOW_SHORT 0x1u /* reaching end of file is a short result, not an error */
+
+typedef struct lumio_range {
+    /* Offset in the file; a negative offset counts from the end of the file
+     * (-100 is the last 100 bytes). */
+    int64_t offset;
+    /* Bytes to read or write; LUMIO_WHOLE reads to the end of the file. */
+    uint64_t length;
+    /* Returned with the completion. */
+    uint64_t user_data;
+    /* GET: optional destination (read straight into it; at least `length`
+     * bytes; LUMIO_WHOLE needs the pool). PUT: the bytes to write (required).
+     * The memory must stay valid until the range completes. */
+    void *buf;
+    uint32_t flags; /* LUMIO_RANGE_* */
+} lumio_range;
+
+typedef enum lumio_op_kind { LUMIO_OP_GET = 0, LUMIO_OP_PUT = 1 } lumio_op_kind;
+
+/* Operation flags. */
+#define LUMIO_OP_CREATE   0x1u /* PUT: create the file if missing (mode from `mode`) */
+#define LUMIO_OP_TRUNCATE 0x2u /* PUT: truncate the file first */
+#define LUMIO_OP_FSYNC    0x4u /* PUT: fsync after the last write, before completing */
+#define LUMIO_OP_EXCL     0x8u /* PUT: fail if the file exists */
+
+typedef struct lumio_op {
+    lumio_op_kind kind;
+    /* The file. When NULL, `fd` is used instead (the caller's open file; the
+     * engine neither closes it nor changes its position). */
+    const char *path;
+    int fd;
+    uint32_t flags; /* LUMIO_OP_* */
+    unsigned mode;  /* with LUMIO_OP_CREATE; 0 means 0644 */
+    const lumio_range *ranges;
+    size_t nranges;
+    /* GET with nranges == 0: read the whole file in ranges of block_size
+     * bytes (the last may be shorter); range i has user_data = user_data + i.
+     * An empty file yields no completion for that operation. */
+    uint64_t block_size;
+    /* Returned with a completion that stands for the whole operation (for
+     * example the error of a file that does not exist). */
+    uint64_t user_data;
+} lumio_op;
+
+/* Flags of a completion. */
+#define LUMIO_CQE_GROUP_END 0x1u /* the last completion of its group */
+#define LUMIO_CQE_SHORT     0x2u /* end of file came first (LUMIO_RANGE_ALLOW_SHORT) */
+
+typedef struct lumio_completion {
+    uint64_t group;
+    uint64_t user_data;
+    /* 0 or a negative code (see lumio_strerror); for a compute stage, what
+     * the compute function returned. */
+    int result;
+    uint32_t flags;       /* LUMIO_CQE_* */
+    uint32_t op_index;    /* the operation's position in its submit call */
+    uint32_t range_index; /* the range's position in the op, or LUMIO_NO_RANGE */
+    /* The resolved absolute offset in the file, and the bytes read or written. */
+    uint64_t offset;
+    uint64_t length;
+    /* GET: the data (in the pool buffer or the caller's buf); NULL on error. */
+    uint8_t *data;
+    /* The pool buffer holding `data`, to release with lumio_buffer_release();
+     * NULL when the caller supplied the memory or on error. */
+    lumio_buffer *buffer;
+    /* The file's path as submitted (NULL for fd operations). Valid until the
+     * next lumio_ring_wait() after this group's LUMIO_CQE_GROUP_END. */
+    const char *path;
+    /* Free for the compute function to fill (its output). */
+    void *out;
+    uint64_t out_length;
+} lumio_completion;
+
+/* A compute function: runs on a worker thread on each completion before it is
+ * delivered (including failed ones, which it should pass through). It may
+ * replace data, release the buffer (set `buffer` to NULL), and fill
+ * out/out_length. Its return value becomes the completion's result. */
+typedef int (*lumio_compute_fn)(void *arg, lumio_completion *c);
+
+typedef struct lumio_ring_options {
+    lumio_backend backend;
+    unsigned queue_depth;     /* I/O requests in flight (default 64) */
+    unsigned max_buffers;     /* pool cap on buffers handed out or in flight (default 256) */
+    uint64_t max_bytes;       /* pool cap on bytes handed out or in flight (default 256 MiB) */
+    unsigned max_open_files;  /* files open at once (default 128) */
+    unsigned io_threads;      /* threads backend: I/O threads (default 2 x cores, at least 4) */
+    unsigned workers;         /* compute workers (default: the number of cores) */
+    int ordered_groups;       /* group n finishes loading before group n+1 starts */
+    int in_order;             /* deliver each group's completions in submission order */
+    int direct;               /* O_DIRECT reads, aligned as statx reports; falls back if unsupported */
+    uint64_t coalesce_gap;    /* merge ranges of one GET whose gap is below this (0: never; default 4 KiB) */
+    uint64_t coalesce_max;    /* largest merged read (default 1 MiB) */
+    uint64_t max_io_size;     /* split reads and writes larger than this (default 1 GiB) */
+    int sqpoll;               /* io_uring: a kernel thread polls the submission queue */
+    int fixed_files;          /* io_uring: open into the registered file table (default on when supported) */
+    lumio_compute_fn compute; /* default compute function for every group (or NULL) */
+    void *compute_arg;
+} lumio_ring_options;
+
+/* Per-group options; pass NULL to submit for the ring's defaults. */
+typedef struct lumio_group_options {
+    int in_order;             /* -1: ring default; 0/1 */
+    lumio_compute_fn compute; /* NULL: ring default */
+    void *compute_arg;
+} lumio_group_options;
+
+LUMIO_API void lumio_ring_options_default(lumio_ring_options *o);
+LUMIO_API void lumio_group_options_default(lumio_group_options *o);
+
+/* Create a ring. Fails with LUMIO_E_BACKEND if LUMIO_BACKEND_URING is asked
+ * for and io_uring is not usable. */
+LUMIO_API int lumio_ring_create(lumio_ring **out, const lumio_ring_options *o);
+
+/* Cancel what is in flight, wait for the kernel to let go of it, free
+ * everything. Buffers the caller still holds stay valid until released.
+ * Accepts NULL. */
+LUMIO_API void lumio_ring_destroy(lumio_ring *r);
+
+/* The backend in use: LUMIO_BACKEND_URING or LUMIO_BACKEND_THREADS. */
+LUMIO_API lumio_backend lumio_ring_backend(const lumio_ring *r);
+
+/* Submit a group of operations. Everything the arrays point to (ops, paths,
+ * ranges) is copied except the ranges' buffers. Returns 0 and the group id,
+ * or a negative code if the request itself is malformed (then nothing was
+ * submitted; lumio_ring_last_error() says which field). Errors of files and
+ * ranges come back as completions. */
+LUMIO_API int lumio_ring_submit(lumio_ring *r, const lumio_op *ops, size_t nops,
+                                const lumio_group_options *go, uint64_t *group_out);
+
+/* Drive the I/O and collect completions: of group `group`, or of any group
+ * with LUMIO_ANY_GROUP. Blocks until at least `min_complete` completions are
+ * ready (fewer if the group, or the ring, runs out of work). Returns the
+ * number stored in `out` (0 when there is nothing left to wait for), or a
+ * negative code: LUMIO_E_STALLED when the engine cannot progress because the
+ * caller holds every pool buffer. */
+LUMIO_API int lumio_ring_wait(lumio_ring *r, uint64_t group, lumio_completion *out, unsigned max,
+                              unsigned min_complete);
+
+/* Operations and groups not yet fully delivered. */
+LUMIO_API size_t lumio_ring_pending_groups(const lumio_ring *r);
+
+/* A text describing the last error of a submit or of a failed completion
+ * collected by lumio_ring_wait() (with the path and range). Valid until the
+ * next call on the ring. */
+LUMIO_API const char *lumio_ring_last_error(const lumio_ring *r);
+
+/* Describe a completion's error into buf: "PATH: range OFFSET+LENGTH: text". */
+LUMIO_API int lumio_completion_describe(const lumio_completion *c, char *buf, size_t len);
+
+/* Give a pool buffer back (any thread). Accepts NULL. */
+LUMIO_API void lumio_buffer_release(lumio_buffer *b);
+
+typedef struct lumio_ring_stats {
+    uint64_t bytes_read, bytes_written;
+    uint64_t reads, writes;     /* I/O requests issued (after coalescing and splitting) */
+    uint64_t ranges_coalesced;  /* ranges served by a merged read */
+    uint64_t short_retries;     /* short reads or writes resubmitted */
+    uint64_t files_opened;
+    uint64_t pool_waits;        /* times reading ahead stopped at the pool cap */
+    uint64_t pool_buffers_peak; /* most buffers out at once */
+    uint64_t pool_bytes_peak;   /* most bytes out at once */
+} lumio_ring_stats;
+
+LUMIO_API void lumio_ring_get_stats(const lumio_ring *r, lumio_ring_stats *s);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

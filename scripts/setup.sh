@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Install what lumio needs to build, test and benchmark, from Debian's packages.
+# Idempotent: installs only what is missing. Needs root (or sudo) when anything is missing.
+set -euo pipefail
+
+packages=(
+    build-essential cmake pkg-config clang libclang-rt-14-dev
+    liburing-dev libzstd-dev libxxhash-dev
+    xxhash fio
+)
+
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "setup: installing ${missing[*]}" >&2
+sudo=""
+[ "$(id -u)" -ne 0 ] && sudo="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

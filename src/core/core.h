@@ -1,0 +1,79 @@
+/* Internal helpers shared by every part of lumio: errors, the buffer pool,
+ * the worker pool, small utilities. Not installed. */
+#ifndef LUMIO_CORE_H
+#define LUMIO_CORE_H
+
+#include <lumio/lumio.h>
+#include <lumio/ring.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef NDEBUG
+#define LUMIO_ASSERT(x) ((void)0)
+#else
+#include <assert.h>
+#define LUMIO_ASSERT(x) assert(x)
+#endif
+
+#define LUMIO_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define LUMIO_MAX(a, b) ((a) > (b) ? (a) : (b))
+
+static inline uint64_t lumio_align_down(uint64_t x, uint64_t a) { return x & ~(a - 1); }
+static inline uint64_t lumio_align_up(uint64_t x, uint64_t a) { return (x + a - 1) & ~(a - 1); }
+
+/* Number of online cores (at least 1). */
+unsigned lumio_ncores(void);
+
+/* ---- buffer pool ----------------------------------------------------------
+ * Buffers are 4 KiB aligned (good for O_DIRECT) and come in size classes. The
+ * pool caps the buffers and bytes handed out; it also keeps released buffers
+ * for reuse, and the bytes it keeps plus the bytes out never pass the byte cap.
+ * Release is thread-safe and reference counted (one buffer can back several
+ * completions). */
+typedef struct lumio_pool lumio_pool;
+
+struct lumio_buffer {
+    lumio_pool *pool;
+    uint8_t *mem;
+    uint64_t cap;
+    atomic_uint refs;
+    unsigned cls;
+    struct lumio_buffer *next;
+};
+
+/* wake(arg) is called (from any thread) when a buffer comes back while the
+ * owner said it was waiting for one (lumio_pool_get returned NULL). */
+int lumio_pool_create(lumio_pool **out, unsigned max_buffers, uint64_t max_bytes,
+                      void (*wake)(void *), void *wake_arg);
+/* Destroy: buffers still out stay valid and are freed when released. */
+void lumio_pool_destroy(lumio_pool *p);
+/* A buffer of at least `size` bytes with one reference, or NULL when the cap
+ * is reached (then wake() will be called once one comes back). */
+lumio_buffer *lumio_pool_get(lumio_pool *p, uint64_t size);
+/* Add references (for a buffer shared by several completions). */
+void lumio_buffer_ref(lumio_buffer *b, unsigned n);
+/* Whether `size` can ever fit under the byte cap. */
+bool lumio_pool_fits(const lumio_pool *p, uint64_t size);
+void lumio_pool_counts(lumio_pool *p, unsigned *out_buffers, uint64_t *out_bytes,
+                       uint64_t *peak_buffers, uint64_t *peak_bytes);
+
+/* ---- worker pool ----------------------------------------------------------
+ * Threads that run jobs in FIFO order. */
+typedef struct lumio_job {
+    void (*run)(struct lumio_job *);
+    struct lumio_job *next;
+} lumio_job;
+
+typedef struct lumio_workers lumio_workers;
+int lumio_workers_create(lumio_workers **out, unsigned n);
+void lumio_workers_push(lumio_workers *w, lumio_job *j);
+/* Runs every queued job, then joins the threads. Accepts NULL. */
+void lumio_workers_destroy(lumio_workers *w);
+
+/* Format into a fixed buffer, never overflowing; returns buf. */
+char *lumio_fmt(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+#endif

@@ -1,0 +1,627 @@
+/* The engine's front end: rings, groups, the compute stage, ordered delivery
+ * and the wait loop that drives the backend. */
+#include "ring/engine.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+void lumio_ring_options_default(lumio_ring_options *o) {
+    memset(o, 0, sizeof(*o));
+    o->backend = LUMIO_BACKEND_AUTO;
+    o->queue_depth = 64;
+    o->max_buffers = 256;
+    o->max_bytes = 256ull << 20;
+    o->max_open_files = 128;
+    o->workers = 0; /* the number of cores */
+    o->coalesce_gap = 4096;
+    o->coalesce_max = 1u << 20;
+    o->max_io_size = 1ull << 30;
+    o->fixed_files = 1;
+}
+
+void lumio_group_options_default(lumio_group_options *o) {
+    memset(o, 0, sizeof(*o));
+    o->in_order = -1;
+}
+
+static void ring_wake(void *arg) {
+    lumio_ring *r = arg;
+    r->be->wake(r->be);
+}
+
+static int choose_backend(lumio_backend want, const backend_config *cfg, backend **out) {
+    const char *env = getenv("LUMIO_BACKEND");
+    if (want == LUMIO_BACKEND_AUTO && env && *env) {
+        if (!strcmp(env, "threads")) want = LUMIO_BACKEND_THREADS;
+        else if (!strcmp(env, "uring") || !strcmp(env, "io_uring")) want = LUMIO_BACKEND_URING;
+    }
+    if (want == LUMIO_BACKEND_THREADS) return backend_threads_create(out, cfg);
+    int rc = backend_uring_create(out, cfg);
+    if (rc == 0) return 0;
+    if (want == LUMIO_BACKEND_URING) return rc == -ENOMEM ? rc : LUMIO_E_BACKEND;
+    return backend_threads_create(out, cfg);
+}
+
+int lumio_ring_create(lumio_ring **out, const lumio_ring_options *opts) {
+    if (!out) return -EINVAL;
+    *out = NULL;
+    lumio_ring_options o;
+    if (opts) o = *opts;
+    else lumio_ring_options_default(&o);
+    if (o.backend > LUMIO_BACKEND_THREADS) return -EINVAL;
+    if (o.queue_depth == 0) o.queue_depth = 64;
+    if (o.queue_depth > 4096) o.queue_depth = 4096;
+    if (o.max_buffers == 0) o.max_buffers = 256;
+    if (o.max_bytes == 0) o.max_bytes = 256ull << 20;
+    if (o.max_open_files == 0) o.max_open_files = 128;
+    if (o.max_open_files > 4096) o.max_open_files = 4096;
+    if (o.workers == 0) o.workers = lumio_ncores();
+    /* The kernel moves at most 2 GiB - 4 KiB in one read or write. */
+    if (o.max_io_size == 0 || o.max_io_size > 0x7ffff000u) o.max_io_size = 0x7ffff000u;
+    if (o.max_io_size < 4096) o.max_io_size = 4096;
+
+    lumio_ring *r = calloc(1, sizeof(*r));
+    if (!r) return -ENOMEM;
+    r->o = o;
+    pthread_mutex_init(&r->mu, NULL);
+    backend_config cfg = {.depth = o.queue_depth,
+                          .io_threads = o.io_threads,
+                          .max_open_files = o.max_open_files,
+                          .sqpoll = o.sqpoll != 0,
+                          .fixed_files = o.fixed_files != 0};
+    int rc = choose_backend(o.backend, &cfg, &r->be);
+    if (rc < 0) goto fail;
+    rc = lumio_pool_create(&r->pool, o.max_buffers, o.max_bytes, ring_wake, r);
+    if (rc < 0) goto fail;
+    *out = r;
+    return 0;
+fail:
+    lumio_ring_destroy(r);
+    return rc;
+}
+
+lumio_backend lumio_ring_backend(const lumio_ring *r) {
+    return strcmp(r->be->name, "threads") ? LUMIO_BACKEND_URING : LUMIO_BACKEND_THREADS;
+}
+
+/* ---- groups ----------------------------------------------------------------- */
+
+static void group_free(group *g) {
+    for (uint32_t i = 0; i < g->nops; i++) {
+        op_state *op = &g->ops[i];
+        if (op->own_ranges) free(op->ranges);
+        free(op->order);
+    }
+    free(g->range_mem);
+    free(g->strings);
+    free(g->ops);
+    free(g);
+}
+
+static void activate(lumio_ring *r, group *g) {
+    g->active = true;
+    for (uint32_t i = 0; i < g->nops; i++) {
+        op_state *op = &g->ops[i];
+        op->next = NULL;
+        if (r->open_tail) r->open_tail->next = op;
+        else r->open_head = op;
+        r->open_tail = op;
+    }
+}
+
+static bool loading_done(const group *g) { return g->active && g->ops_loading == 0; }
+
+/* With ordered groups, the oldest group not yet loaded is the one loading. */
+static void activate_next(lumio_ring *r) {
+    for (group *g = r->groups_head; g; g = g->next) {
+        if (!g->active) {
+            activate(r, g);
+            if (!loading_done(g)) return;
+        } else if (!loading_done(g)) {
+            return;
+        }
+    }
+}
+
+static int submit_error(lumio_ring *r, int code, const char *fmt, size_t i, size_t j) {
+    char what[200];
+    snprintf(what, sizeof what, fmt, i, j);
+    snprintf(r->last_error, sizeof r->last_error, "submit: %s", what);
+    return code;
+}
+
+static int validate(lumio_ring *r, const lumio_op *ops, size_t nops) {
+    if (nops > UINT32_MAX - 1) return submit_error(r, -EINVAL, "too many operations (%zu)%zu", nops, 0);
+    for (size_t i = 0; i < nops; i++) {
+        const lumio_op *op = &ops[i];
+        if (op->kind != LUMIO_OP_GET && op->kind != LUMIO_OP_PUT)
+            return submit_error(r, -EINVAL, "op %zu: unknown kind%zu", i, 0);
+        if (!op->path && op->fd < 0)
+            return submit_error(r, -EBADF, "op %zu: neither a path nor a file descriptor%zu", i, 0);
+        if (op->nranges && !op->ranges)
+            return submit_error(r, -EINVAL, "op %zu: nranges is set but ranges is NULL%zu", i, 0);
+        if (op->nranges > UINT32_MAX - 1)
+            return submit_error(r, -EINVAL, "op %zu: too many ranges%zu", i, 0);
+        for (size_t j = 0; j < op->nranges; j++) {
+            const lumio_range *rg = &op->ranges[j];
+            if (op->kind == LUMIO_OP_PUT) {
+                if (!rg->buf && rg->length)
+                    return submit_error(r, -EINVAL, "op %zu range %zu: a put needs a buffer", i, j);
+                if (rg->offset < 0 || rg->length == LUMIO_WHOLE)
+                    return submit_error(r, -EINVAL,
+                                        "op %zu range %zu: a put needs a non-negative offset and a length",
+                                        i, j);
+            } else if (rg->buf && rg->length == LUMIO_WHOLE) {
+                return submit_error(r, -EINVAL,
+                                    "op %zu range %zu: a destination buffer needs a length", i, j);
+            }
+            if (rg->length != LUMIO_WHOLE && rg->offset >= 0 &&
+                rg->length > (uint64_t)INT64_MAX - (uint64_t)rg->offset)
+                return submit_error(r, -EOVERFLOW, "op %zu range %zu: offset + length overflows", i,
+                                    j);
+        }
+    }
+    return 0;
+}
+
+int lumio_ring_submit(lumio_ring *r, const lumio_op *ops, size_t nops,
+                      const lumio_group_options *go, uint64_t *group_out) {
+    if (!r || (nops && !ops)) return -EINVAL;
+    int rc = validate(r, ops, nops);
+    if (rc < 0) return rc;
+    group *g = calloc(1, sizeof(*g));
+    if (!g) return -ENOMEM;
+    g->r = r;
+    g->id = r->next_group_id++;
+    g->nops = (uint32_t)nops;
+    g->in_order = go && go->in_order >= 0 ? go->in_order != 0 : r->o.in_order != 0;
+    g->compute = go && go->compute ? go->compute : r->o.compute;
+    g->compute_arg = go && go->compute ? go->compute_arg : r->o.compute_arg;
+    size_t strbytes = 0, nnodes = 0;
+    for (size_t i = 0; i < nops; i++) {
+        if (ops[i].path) strbytes += strlen(ops[i].path) + 1;
+        nnodes += ops[i].nranges ? ops[i].nranges
+                                 : (ops[i].kind == LUMIO_OP_GET && !ops[i].block_size);
+    }
+    g->ops = nops ? calloc(nops, sizeof(op_state)) : NULL;
+    g->strings = strbytes ? malloc(strbytes) : NULL;
+    g->range_mem = nnodes ? calloc(nnodes, sizeof(node)) : NULL;
+    if ((nops && !g->ops) || (strbytes && !g->strings) || (nnodes && !g->range_mem)) {
+        group_free(g);
+        return -ENOMEM;
+    }
+    char *s = g->strings;
+    node *nm = g->range_mem;
+    for (size_t i = 0; i < nops; i++) {
+        const lumio_op *src = &ops[i];
+        op_state *op = &g->ops[i];
+        op->g = g;
+        op->index = (uint32_t)i;
+        op->kind = src->kind;
+        if (src->path) {
+            size_t l = strlen(src->path) + 1;
+            memcpy(s, src->path, l);
+            op->path = s;
+            s += l;
+        }
+        op->fd = src->path ? -1 : src->fd;
+        op->flags = src->flags;
+        op->mode = src->mode;
+        op->block_size = src->block_size;
+        op->user_data = src->user_data;
+        op->opnode.op = op;
+        op->opnode.index = LUMIO_NO_RANGE;
+        op->opnode.user_data = src->user_data;
+        op->ranges = nm;
+        if (src->nranges) {
+            for (size_t j = 0; j < src->nranges; j++) {
+                node *n = &nm[j];
+                n->op = op;
+                n->index = (uint32_t)j;
+                n->req_off = src->ranges[j].offset;
+                n->req_len = src->ranges[j].length;
+                n->user_data = src->ranges[j].user_data;
+                n->dst = src->ranges[j].buf;
+                n->flags = src->ranges[j].flags;
+            }
+            op->nranges = (uint32_t)src->nranges;
+        } else if (src->kind == LUMIO_OP_GET && !src->block_size) {
+            nm->op = op; /* no ranges: the whole file, as one range */
+            nm->index = 0;
+            nm->req_off = 0;
+            nm->req_len = LUMIO_WHOLE;
+            nm->user_data = src->user_data;
+            op->nranges = 1;
+        }
+        nm += op->nranges;
+    }
+    g->ops_loading = g->nops;
+    g->ops_open = g->nops;
+    g->unresolved = g->nops;
+    g->endnode.index = LUMIO_NO_RANGE;
+    g->endnode.done = true;
+    if (r->groups_tail) r->groups_tail->next = g;
+    else r->groups_head = g;
+    r->groups_tail = g;
+    r->open_groups++;
+    if (r->o.ordered_groups) activate_next(r);
+    else activate(r, g);
+    if (nops == 0) engine_op_resolved(r, NULL), (void)0;
+    if (group_out) *group_out = g->id;
+    return 0;
+}
+
+/* ---- delivery ----------------------------------------------------------------- */
+
+static group *node_group(const node *n, group *fallback) { return n->op ? n->op->g : fallback; }
+
+static void push_ready(lumio_ring *r, group *g, node *n) {
+    n->next = NULL;
+    if (g->ready_tail) g->ready_tail->next = n;
+    else g->ready_head = n;
+    g->ready_tail = n;
+    if (!g->in_ready_list) {
+        g->in_ready_list = true;
+        g->next_ready = NULL;
+        if (r->ready_tail) r->ready_tail->next_ready = g;
+        else r->ready_head = g;
+        r->ready_tail = g;
+    }
+}
+
+static uint32_t op_nnodes(const op_state *op) {
+    if (op->error || (op->kind == LUMIO_OP_PUT && op->nranges == 0)) return 1;
+    return op->nranges;
+}
+
+static node *op_node(op_state *op, uint32_t i) {
+    if (op->error || (op->kind == LUMIO_OP_PUT && op->nranges == 0)) return &op->opnode;
+    return &op->ranges[i];
+}
+
+static void release_in_order(lumio_ring *r, group *g) {
+    while (g->dl_op < g->nops) {
+        op_state *op = &g->ops[g->dl_op];
+        if (!op->resolved) return;
+        if (g->dl_node >= op_nnodes(op)) {
+            g->dl_op++;
+            g->dl_node = 0;
+            continue;
+        }
+        node *n = op_node(op, g->dl_node);
+        if (!n->done) return;
+        push_ready(r, g, n);
+        g->dl_node++;
+    }
+}
+
+static void node_done(lumio_ring *r, node *n) {
+    group *g = n->op->g;
+    n->done = true;
+    if (g->in_order) release_in_order(r, g);
+    else push_ready(r, g, n);
+}
+
+static void fill_completion(const node *n, const group *g, lumio_completion *c) {
+    c->group = g->id;
+    c->user_data = n->user_data;
+    c->result = n->result;
+    c->flags = n->cflags;
+    c->op_index = n->op ? n->op->index : LUMIO_NO_RANGE;
+    c->range_index = n->index;
+    c->offset = n->off;
+    c->length = n->result < 0 ? 0 : n->len;
+    c->data = n->result < 0 ? NULL : n->data;
+    c->buffer = n->buf;
+    c->path = n->op ? n->op->path : NULL;
+    c->out = n->out;
+    c->out_length = n->out_length;
+}
+
+static void compute_run(lumio_job *j) {
+    node *n = (node *)((char *)j - offsetof(node, job));
+    group *g = n->op->g;
+    lumio_ring *r = g->r;
+    lumio_completion c;
+    fill_completion(n, g, &c);
+    int rc = g->compute(g->compute_arg, &c);
+    n->result = rc > 0 ? 0 : rc;
+    n->data = c.data;
+    n->len = c.length;
+    n->buf = c.buffer;
+    n->out = c.out;
+    n->out_length = c.out_length;
+    if (n->result < 0 && n->buf) { /* a failed completion carries no data */
+        lumio_buffer_release(n->buf);
+        n->buf = NULL;
+    }
+    pthread_mutex_lock(&r->mu);
+    n->next = NULL;
+    if (r->computed_tail) r->computed_tail->next = n;
+    else r->computed_head = n;
+    r->computed_tail = n;
+    pthread_mutex_unlock(&r->mu);
+    r->be->wake(r->be);
+}
+
+void engine_node_finished(lumio_ring *r, node *n) {
+    group *g = n->op->g;
+    if (!g->compute) {
+        node_done(r, n);
+        return;
+    }
+    if (!r->workers && lumio_workers_create(&r->workers, r->o.workers) < 0) {
+        node_done(r, n); /* no threads to be had: deliver uncomputed would be wrong */
+        if (n->result == 0) {
+            lumio_buffer_release(n->buf);
+            n->buf = NULL;
+            n->data = NULL;
+            n->result = -EAGAIN;
+        }
+        return;
+    }
+    r->computing++;
+    n->job.run = compute_run;
+    lumio_workers_push(r->workers, &n->job);
+}
+
+static void drain_computed(lumio_ring *r) {
+    if (!r->computing) return;
+    pthread_mutex_lock(&r->mu);
+    node *n = r->computed_head;
+    r->computed_head = r->computed_tail = NULL;
+    pthread_mutex_unlock(&r->mu);
+    while (n) {
+        node *next = n->next;
+        r->computing--;
+        node_done(r, n);
+        n = next;
+    }
+}
+
+void engine_op_resolved(lumio_ring *r, op_state *op) {
+    if (op) {
+        group *g = op->g;
+        uint32_t k = op_nnodes(op);
+        g->unresolved--;
+        g->undelivered += k;
+        g->total_nodes += k;
+        if (g->in_order) release_in_order(r, g);
+        if (g->unresolved == 0 && g->total_nodes == 0) {
+            g->undelivered++;
+            push_ready(r, g, &g->endnode);
+        }
+        return;
+    }
+    /* An empty group: its end is its only completion. */
+    group *g = r->groups_tail;
+    g->undelivered++;
+    push_ready(r, g, &g->endnode);
+}
+
+void engine_add_issue(lumio_ring *r, op_state *op) {
+    op->next = NULL;
+    if (r->issue_tail) r->issue_tail->next = op;
+    else r->issue_head = op;
+    r->issue_tail = op;
+}
+
+bool engine_op_fully_issued(lumio_ring *r, op_state *op) {
+    (void)r;
+    group *g = op->g;
+    op->fully_issued = true;
+    if (!g->in_order || op->index != g->issue_cursor) return false;
+    while (g->issue_cursor < g->nops && g->ops[g->issue_cursor].fully_issued) g->issue_cursor++;
+    return true;
+}
+
+void engine_op_loaded(lumio_ring *r, op_state *op) {
+    group *g = op->g;
+    if (--g->ops_loading == 0 && r->o.ordered_groups) activate_next(r);
+}
+
+void engine_op_closed(lumio_ring *r, op_state *op) {
+    if (op->path) r->files_open--;
+    op->g->ops_open--;
+}
+
+void engine_queue(lumio_ring *r, etask *et) {
+    r->inflight++;
+    r->be->queue(r->be, &et->t);
+}
+
+/* ---- the wait loop -------------------------------------------------------------- */
+
+static group *find_group(lumio_ring *r, uint64_t id) {
+    for (group *g = r->groups_head; g; g = g->next)
+        if (g->id == id) return g->ended ? NULL : g;
+    return NULL;
+}
+
+static void retire_groups(lumio_ring *r) {
+    while (r->groups_head && r->groups_head->ended && r->groups_head->ops_open == 0) {
+        group *g = r->groups_head;
+        r->groups_head = g->next;
+        if (!r->groups_head) r->groups_tail = NULL;
+        group_free(g);
+    }
+}
+
+static void unlink_ready_group(lumio_ring *r, group *g) {
+    group **pp = &r->ready_head, *prev = NULL;
+    while (*pp && *pp != g) {
+        prev = *pp;
+        pp = &(*pp)->next_ready;
+    }
+    if (!*pp) return;
+    *pp = g->next_ready;
+    if (r->ready_tail == g) r->ready_tail = prev;
+    g->in_ready_list = false;
+}
+
+static void describe_into(lumio_ring *r, const lumio_completion *c) {
+    lumio_completion_describe(c, r->last_error, sizeof r->last_error);
+}
+
+/* Hand ready completions of `g` (or of any group) to the caller. */
+static unsigned pop_ready(lumio_ring *r, group *target, lumio_completion *out, unsigned max) {
+    unsigned got = 0;
+    while (got < max) {
+        group *g = target ? target : r->ready_head;
+        if (!g || !g->ready_head) break;
+        node *n = g->ready_head;
+        g->ready_head = n->next;
+        if (!g->ready_head) {
+            g->ready_tail = NULL;
+            unlink_ready_group(r, g);
+        }
+        g->undelivered--;
+        lumio_completion *c = &out[got++];
+        fill_completion(n, node_group(n, g), c);
+        n->delivered = true;
+        if (g->unresolved == 0 && g->undelivered == 0) {
+            c->flags |= LUMIO_CQE_GROUP_END;
+            g->ended = true;
+            r->open_groups--;
+        }
+        if (c->result < 0) describe_into(r, c);
+        if (g->ended && target) break;
+    }
+    return got;
+}
+
+static void pump(lumio_ring *r) {
+    unsigned open_cap = LUMIO_MAX(1u, r->o.queue_depth / 4);
+    unsigned opening = 0;
+    while (r->open_head && r->files_open < r->o.max_open_files && opening < open_cap &&
+           r->inflight + 2 <= LUMIO_MAX(r->o.queue_depth, 2u)) {
+        op_state *op = r->open_head;
+        r->open_head = op->next;
+        if (!r->open_head) r->open_tail = NULL;
+        op->next = NULL;
+        plan_start_open(r, op);
+        opening++;
+    }
+    plan_issue(r);
+    r->be->flush(r->be);
+}
+
+static bool has_ready(const lumio_ring *r, const group *target) {
+    return target ? target->ready_head != NULL : r->ready_head != NULL;
+}
+
+int lumio_ring_wait(lumio_ring *r, uint64_t gid, lumio_completion *out, unsigned max,
+                    unsigned min_complete) {
+    if (!r || !out || max == 0) return -EINVAL;
+    retire_groups(r);
+    group *target = NULL;
+    if (gid != LUMIO_ANY_GROUP && !(target = find_group(r, gid))) return 0;
+    if (min_complete > max) min_complete = max;
+    bool block = min_complete > 0;
+    unsigned got = 0;
+    task *done[256];
+    for (;;) {
+        drain_computed(r);
+        got += pop_ready(r, target, out + got, max - got);
+        if (got >= max || (block && got >= min_complete)) break;
+        if (target ? target->ended : r->open_groups == 0) break;
+        pump(r);
+        if (r->inflight == 0 && r->computing == 0) {
+            if (has_ready(r, target)) continue; /* made ready without I/O */
+            if (got) break;
+            /* Nothing in flight: only a buffer coming back from the caller
+             * could let the engine go on. */
+            if (r->pool_blocked) {
+                snprintf(r->last_error, sizeof r->last_error,
+                         "stalled: all %u pool buffers are held by the caller; release some",
+                         r->o.max_buffers);
+                return LUMIO_E_STALLED;
+            }
+            break;
+        }
+        int n = r->be->reap(r->be, done, 256, block);
+        for (int i = 0; i < n; i++) {
+            r->inflight--;
+            plan_task_done(r, (etask *)done[i]);
+        }
+        if (!block && n == 0) {
+            drain_computed(r);
+            got += pop_ready(r, target, out + got, max - got);
+            break;
+        }
+    }
+    return (int)got;
+}
+
+size_t lumio_ring_pending_groups(const lumio_ring *r) {
+    size_t n = 0;
+    for (group *g = r->groups_head; g; g = g->next) n += !g->ended;
+    return n;
+}
+
+const char *lumio_ring_last_error(const lumio_ring *r) { return r ? r->last_error : ""; }
+
+int lumio_completion_describe(const lumio_completion *c, char *buf, size_t len) {
+    const char *path = c->path ? c->path : "(fd)";
+    int n;
+    if (c->range_index == LUMIO_NO_RANGE)
+        n = snprintf(buf, len, "%s: %s", path, lumio_strerror(c->result));
+    else
+        n = snprintf(buf, len, "%s: range %u (offset %llu, length %llu): %s", path,
+                     c->range_index, (unsigned long long)c->offset,
+                     (unsigned long long)c->length, lumio_strerror(c->result));
+    return n < 0 ? -EINVAL : 0;
+}
+
+void lumio_ring_get_stats(const lumio_ring *r, lumio_ring_stats *s) {
+    *s = r->stats;
+    unsigned ob;
+    uint64_t oby;
+    lumio_pool_counts(r->pool, &ob, &oby, &s->pool_buffers_peak, &s->pool_bytes_peak);
+}
+
+/* Cancel by draining: everything in flight completes (the kernel owns those
+ * buffers until it does), and nothing new is issued. */
+void lumio_ring_destroy(lumio_ring *r) {
+    if (!r) return;
+    if (r->be) {
+        /* Stop issuing new work, then close what is open. */
+        r->open_head = r->open_tail = NULL;
+        r->issue_head = r->issue_tail = NULL;
+        task *done[256];
+        while (r->inflight > 0 || r->computing > 0) {
+            int n = r->be->reap(r->be, done, 256, true);
+            for (int i = 0; i < n; i++) {
+                r->inflight--;
+                etask *et = (etask *)done[i];
+                plan_task_done(r, et);
+            }
+            r->issue_head = r->issue_tail = NULL; /* completions may have re-added ops */
+            r->open_head = r->open_tail = NULL;
+            drain_computed(r);
+            r->be->flush(r->be);
+        }
+    }
+    lumio_workers_destroy(r->workers);
+    drain_computed(r);
+    /* Give back the buffers of completions never handed to the caller. */
+    for (group *g = r->groups_head; g;) {
+        group *next = g->next;
+        for (uint32_t i = 0; i < g->nops; i++) {
+            op_state *op = &g->ops[i];
+            for (uint32_t j = 0; j < op->nranges; j++)
+                if (!op->ranges[j].delivered) lumio_buffer_release(op->ranges[j].buf);
+            if (op->owned && !op->fixed) close(op->fd); /* fixed slots go with the ring */
+        }
+        group_free(g);
+        g = next;
+    }
+    lumio_pool_destroy(r->pool);
+    plan_free_reqs(r);
+    if (r->be) r->be->destroy(r->be);
+    pthread_mutex_destroy(&r->mu);
+    free(r);
+}
