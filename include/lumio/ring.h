@@ -152,6 +152,11 @@ typedef struct lumio_completion {
  * out/out_length. Its return value becomes the completion's result. */
 typedef int (*lumio_compute_fn)(void *arg, lumio_completion *c);
 
+/* Called by lumio_ring_destroy() for each completion that went through the
+ * compute function but was never delivered, so that its `out` can be freed.
+ * The engine releases the buffer itself afterwards if it is still set. */
+typedef void (*lumio_discard_fn)(void *arg, lumio_completion *c);
+
 typedef struct lumio_ring_options {
     lumio_backend backend;
     unsigned queue_depth;     /* I/O requests in flight (default 64) */
@@ -169,6 +174,7 @@ typedef struct lumio_ring_options {
     int sqpoll;               /* io_uring: a kernel thread polls the submission queue */
     int fixed_files;          /* io_uring: open into the registered file table (default on when supported) */
     lumio_compute_fn compute; /* default compute function for every group (or NULL) */
+    lumio_discard_fn discard; /* frees what compute made, for undelivered completions */
     void *compute_arg;
 } lumio_ring_options;
 
@@ -176,6 +182,7 @@ typedef struct lumio_ring_options {
 typedef struct lumio_group_options {
     int in_order;             /* -1: ring default; 0/1 */
     lumio_compute_fn compute; /* NULL: ring default */
+    lumio_discard_fn discard;
     void *compute_arg;
 } lumio_group_options;
 

@@ -180,6 +180,7 @@ int lumio_ring_submit(lumio_ring *r, const lumio_op *ops, size_t nops,
     g->in_order = go && go->in_order >= 0 ? go->in_order != 0 : r->o.in_order != 0;
     g->compute = go && go->compute ? go->compute : r->o.compute;
     g->compute_arg = go && go->compute ? go->compute_arg : r->o.compute_arg;
+    g->discard = go && go->compute ? go->discard : r->o.discard;
     size_t strbytes = 0, nnodes = 0;
     for (size_t i = 0; i < nops; i++) {
         if (ops[i].path) strbytes += strlen(ops[i].path) + 1;
@@ -215,7 +216,7 @@ int lumio_ring_submit(lumio_ring *r, const lumio_op *ops, size_t nops,
         op->opnode.op = op;
         op->opnode.index = LUMIO_NO_RANGE;
         op->opnode.user_data = src->user_data;
-        op->ranges = nm;
+        op->ranges = (src->nranges || (src->kind == LUMIO_OP_GET && !src->block_size)) ? nm : NULL;
         if (src->nranges) {
             for (size_t j = 0; j < src->nranges; j++) {
                 node *n = &nm[j];
@@ -236,7 +237,7 @@ int lumio_ring_submit(lumio_ring *r, const lumio_op *ops, size_t nops,
             nm->user_data = src->user_data;
             op->nranges = 1;
         }
-        nm += op->nranges;
+        if (op->nranges) nm += op->nranges;
     }
     g->ops_loading = g->nops;
     g->ops_open = g->nops;
@@ -583,6 +584,18 @@ void lumio_ring_get_stats(const lumio_ring *r, lumio_ring_stats *s) {
     lumio_pool_counts(r->pool, &ob, &oby, &s->pool_buffers_peak, &s->pool_bytes_peak);
 }
 
+static void discard_node(group *g, node *n) {
+    if (n->delivered) return;
+    if (n->done && g->compute && g->discard) {
+        lumio_completion c;
+        fill_completion(n, g, &c);
+        g->discard(g->compute_arg, &c);
+        n->buf = c.buffer;
+    }
+    lumio_buffer_release(n->buf);
+    n->buf = NULL;
+}
+
 /* Cancel by draining: everything in flight completes (the kernel owns those
  * buffers until it does), and nothing new is issued. */
 void lumio_ring_destroy(lumio_ring *r) {
@@ -612,8 +625,8 @@ void lumio_ring_destroy(lumio_ring *r) {
         group *next = g->next;
         for (uint32_t i = 0; i < g->nops; i++) {
             op_state *op = &g->ops[i];
-            for (uint32_t j = 0; j < op->nranges; j++)
-                if (!op->ranges[j].delivered) lumio_buffer_release(op->ranges[j].buf);
+            for (uint32_t j = 0; j <= op->nranges; j++)
+                discard_node(g, j < op->nranges ? &op->ranges[j] : &op->opnode);
             if (op->owned && !op->fixed) close(op->fd); /* fixed slots go with the ring */
         }
         group_free(g);

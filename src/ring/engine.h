@@ -110,6 +110,7 @@ struct group {
     uint32_t nops;
     bool in_order;
     lumio_compute_fn compute;
+    lumio_discard_fn discard;
     void *compute_arg;
     bool active;         /* ops queued to open */
     uint32_t ops_loading; /* ops whose I/O is not finished */
