@@ -495,16 +495,15 @@ static unsigned pop_ready(lumio_ring *r, group *target, lumio_completion *out, u
 }
 
 static void pump(lumio_ring *r) {
+    /* Opens take at most a quarter of the depth, so reads keep flowing. */
     unsigned open_cap = LUMIO_MAX(1u, r->o.queue_depth / 4);
-    unsigned opening = 0;
-    while (r->open_head && r->files_open < r->o.max_open_files && opening < open_cap &&
+    while (r->open_head && r->files_open < r->o.max_open_files && r->opening < open_cap &&
            r->inflight + 2 <= LUMIO_MAX(r->o.queue_depth, 2u)) {
         op_state *op = r->open_head;
         r->open_head = op->next;
         if (!r->open_head) r->open_tail = NULL;
         op->next = NULL;
         plan_start_open(r, op);
-        opening++;
     }
     plan_issue(r);
     r->be->flush(r->be);

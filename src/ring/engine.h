@@ -144,6 +144,7 @@ struct lumio_ring {
     unsigned inflight;      /* tasks in the backend */
     unsigned open_groups;   /* groups whose end is not delivered */
     unsigned files_open;    /* files open or opening */
+    unsigned opening;       /* ops between open and resolved */
     ioreq *free_reqs;
     void **slabs;
     size_t nslabs;

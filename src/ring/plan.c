@@ -100,6 +100,7 @@ static void queue_open(lumio_ring *r, op_state *op) {
 
 void plan_start_open(lumio_ring *r, op_state *op) {
     op->phase = OP_OPENING;
+    r->opening++;
     op->direct = op->kind == LUMIO_OP_GET && r->o.direct;
     op->need_stat = needs_size(op);
     if (op->path) {
@@ -192,6 +193,7 @@ static int expand_blocks(op_state *op) {
 
 /* The open (and statx) of an op finished: resolve its ranges, or fail it. */
 static void op_opened(lumio_ring *r, op_state *op) {
+    r->opening--;
     if (!op->error && op->need_stat) {
         op->have_size = true;
         op->size = op->stx.stx_size;
