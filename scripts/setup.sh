@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
     build-essential cmake pkg-config clang libclang-rt-14-dev
     liburing-dev libzstd-dev libxxhash-dev
-    xxhash fio
+    xxhash fio python3
 )
 
 missing=()

@@ -36,7 +36,9 @@ ssize_t pread(int fd, void *buf, size_t len, off_t off) {
     }
     return real(fd, buf, cap(fd, len), off);
 }
-ssize_t pread64(int fd, void *buf, size_t len, off_t off) { return pread(fd, buf, len, off); }
+ssize_t pread64(int fd, void *buf, size_t len, off_t off) {
+    return pread(fd, buf, len, off);
+}
 
 ssize_t pwrite(int fd, const void *buf, size_t len, off_t off) {
     static rw_fn real;
@@ -48,4 +50,6 @@ ssize_t pwrite(int fd, const void *buf, size_t len, off_t off) {
     }
     return real(fd, (void *)buf, cap(fd, len), off);
 }
-ssize_t pwrite64(int fd, const void *buf, size_t len, off_t off) { return pwrite(fd, buf, len, off); }
+ssize_t pwrite64(int fd, const void *buf, size_t len, off_t off) {
+    return pwrite(fd, buf, len, off);
+}

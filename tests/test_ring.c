@@ -24,7 +24,9 @@ static lumio_ring *ring_with(const lumio_ring_options *o) {
     return r;
 }
 
-static lumio_ring *ring_default(void) { return ring_with(NULL); }
+static lumio_ring *ring_default(void) {
+    return ring_with(NULL);
+}
 
 /* Wait for every completion of group g, up to the one flagged as its end
  * (paths stay valid until the next wait after that). */
@@ -41,8 +43,10 @@ static int collect(lumio_ring *r, uint64_t g, lumio_completion *out, int max) {
         for (int i = 0; i < k; i++) {
             CHECK(!ended);
             if (c[i].flags & LUMIO_CQE_GROUP_END) ended = 1;
-            if (n < max) out[n++] = c[i];
-            else lumio_buffer_release(c[i].buffer);
+            if (n < max)
+                out[n++] = c[i];
+            else
+                lumio_buffer_release(c[i].buffer);
         }
     }
     CHECK(ended);
@@ -126,12 +130,12 @@ static void many_files(unsigned coalesce_gap, uint64_t max_io, int direct) {
         for (int i = 0; i < RANGES; i++) {
             uint64_t a = rnd(&seed) % sizes[f], b = rnd(&seed) % 9000;
             if (a + b > sizes[f]) b = sizes[f] - a;
-            rg[f][i] = (lumio_range){.offset = (int64_t)a, .length = b,
-                                     .user_data = (uint64_t)f * 1000 + (uint64_t)i};
+            rg[f][i] = (lumio_range){
+                .offset = (int64_t)a, .length = b, .user_data = (uint64_t)f * 1000 + (uint64_t)i};
         }
         snprintf(fullpath[f], sizeof fullpath[f], "%s", tmp_path(paths[f]));
-        ops[f] = (lumio_op){.kind = LUMIO_OP_GET, .path = fullpath[f], .ranges = rg[f],
-                            .nranges = RANGES};
+        ops[f] = (lumio_op){
+            .kind = LUMIO_OP_GET, .path = fullpath[f], .ranges = rg[f], .nranges = RANGES};
     }
     uint64_t g;
     CHECK_RC(lumio_ring_submit(r, ops, FILES, NULL, &g));
@@ -155,11 +159,21 @@ static void many_files(unsigned coalesce_gap, uint64_t max_io, int direct) {
     for (int f = 0; f < FILES; f++) free(want[f]);
 }
 
-TEST(many_files_merged) { many_files(8192, 1 << 30, 0); }
-TEST(many_files_unmerged) { many_files(0, 1 << 30, 0); }
-TEST(many_files_split) { many_files(0, 4096, 0); }
-TEST(many_files_direct) { many_files(4096, 1 << 30, 1); }
-TEST(many_files_direct_split) { many_files(0, 8192, 1); }
+TEST(many_files_merged) {
+    many_files(8192, 1 << 30, 0);
+}
+TEST(many_files_unmerged) {
+    many_files(0, 1 << 30, 0);
+}
+TEST(many_files_split) {
+    many_files(0, 4096, 0);
+}
+TEST(many_files_direct) {
+    many_files(4096, 1 << 30, 1);
+}
+TEST(many_files_direct_split) {
+    many_files(0, 8192, 1);
+}
 
 TEST(caller_buffers) {
     size_t size = 300000;
@@ -179,7 +193,8 @@ TEST(caller_buffers) {
             {.offset = 12345, .length = 1001, .user_data = 2, .buf = odd},
             {.offset = 8192, .length = 8192, .user_data = 3, .buf = aligned},
         };
-        lumio_op op = {.kind = LUMIO_OP_GET, .path = tmp_path("dst.bin"), .ranges = rg, .nranges = 3};
+        lumio_op op = {
+            .kind = LUMIO_OP_GET, .path = tmp_path("dst.bin"), .ranges = rg, .nranges = 3};
         uint64_t g;
         CHECK_RC(lumio_ring_submit(r, &op, 1, NULL, &g));
         lumio_completion c[4];
@@ -247,15 +262,15 @@ TEST(past_end_of_file) {
     for (int with_size = 0; with_size < 2; with_size++) {
         lumio_ring *r = ring_default();
         lumio_range rg[5] = {
-            {.offset = 900, .length = 200, .user_data = 1},   /* crosses the end */
+            {.offset = 900, .length = 200, .user_data = 1}, /* crosses the end */
             {.offset = 900, .length = 200, .user_data = 2, .flags = LUMIO_RANGE_ALLOW_SHORT},
-            {.offset = 5000, .length = 10, .user_data = 3},   /* wholly past */
-            {.offset = 0, .length = 1000, .user_data = 4},    /* fine */
+            {.offset = 5000, .length = 10, .user_data = 3}, /* wholly past */
+            {.offset = 0, .length = 1000, .user_data = 4},  /* fine */
             /* a negative offset asks for the size: the second pass has one */
             {.offset = with_size ? -2000 : 0, .length = 10, .user_data = 5},
         };
-        lumio_op op = {.kind = LUMIO_OP_GET, .path = tmp_path("short.bin"), .ranges = rg,
-                       .nranges = 5};
+        lumio_op op = {
+            .kind = LUMIO_OP_GET, .path = tmp_path("short.bin"), .ranges = rg, .nranges = 5};
         uint64_t g;
         CHECK_RC(lumio_ring_submit(r, &op, 1, NULL, &g));
         lumio_completion c[8];
@@ -286,8 +301,12 @@ TEST(put_then_get) {
     char path[4096];
     snprintf(path, sizeof path, "%s", tmp_path("put.bin"));
     unlink(path);
-    lumio_op op = {.kind = LUMIO_OP_PUT, .path = path, .flags = LUMIO_OP_CREATE | LUMIO_OP_FSYNC,
-                   .mode = 0600, .ranges = w, .nranges = 3};
+    lumio_op op = {.kind = LUMIO_OP_PUT,
+                   .path = path,
+                   .flags = LUMIO_OP_CREATE | LUMIO_OP_FSYNC,
+                   .mode = 0600,
+                   .ranges = w,
+                   .nranges = 3};
     uint64_t g;
     CHECK_RC(lumio_ring_submit(r, &op, 1, NULL, &g));
     lumio_completion c[4];
@@ -303,15 +322,18 @@ TEST(put_then_get) {
     free(back);
 
     /* EXCL on an existing file fails as one op-level error. */
-    lumio_op ex = {.kind = LUMIO_OP_PUT, .path = path, .flags = LUMIO_OP_EXCL, .ranges = w,
-                   .nranges = 1};
+    lumio_op ex = {
+        .kind = LUMIO_OP_PUT, .path = path, .flags = LUMIO_OP_EXCL, .ranges = w, .nranges = 1};
     CHECK_RC(lumio_ring_submit(r, &ex, 1, NULL, &g));
     n = collect(r, g, c, 4);
     CHECK_EQ(n, 1);
     CHECK_EQ(c[0].result, -EEXIST);
     /* A put into a missing directory names the path. */
-    lumio_op bad = {.kind = LUMIO_OP_PUT, .path = tmp_path("no/such/dir/x"), .flags = LUMIO_OP_CREATE,
-                    .ranges = w, .nranges = 1};
+    lumio_op bad = {.kind = LUMIO_OP_PUT,
+                    .path = tmp_path("no/such/dir/x"),
+                    .flags = LUMIO_OP_CREATE,
+                    .ranges = w,
+                    .nranges = 1};
     CHECK_RC(lumio_ring_submit(r, &bad, 1, NULL, &g));
     n = collect(r, g, c, 4);
     CHECK_EQ(n, 1);
@@ -387,7 +409,9 @@ TEST(in_order_delivery) {
     lumio_ring *r = ring_with(&o);
     lumio_op ops[FILES + 1];
     for (int f = 0; f < FILES; f++)
-        ops[f] = (lumio_op){.kind = LUMIO_OP_GET, .path = paths[f], .block_size = 16384,
+        ops[f] = (lumio_op){.kind = LUMIO_OP_GET,
+                            .path = paths[f],
+                            .block_size = 16384,
                             .user_data = (uint64_t)f << 32};
     ops[FILES] = (lumio_op){.kind = LUMIO_OP_GET, .path = "/nonexistent/x", .user_data = 999};
     uint64_t g;
@@ -725,9 +749,12 @@ TEST(rings_on_threads) {
 }
 
 TEST(strerror_covers_codes) {
-    for (int c = LUMIO_E_LAST; c < LUMIO_E_BASE; c++) CHECK(strcmp(lumio_strerror(c), "unknown error") != 0);
+    for (int c = LUMIO_E_LAST; c < LUMIO_E_BASE; c++)
+        CHECK(strcmp(lumio_strerror(c), "unknown error") != 0);
     CHECK(strstr(lumio_strerror(-ENOENT), "No such file") != NULL);
     CHECK(strcmp(lumio_version(), LUMIO_VERSION_STRING) == 0);
 }
 
-int main(void) { return run_tests("ring"); }
+int main(void) {
+    return run_tests("ring");
+}

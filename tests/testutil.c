@@ -86,8 +86,10 @@ int run_tests(const char *suite) {
         tests[i].fn();
         printf("%s %s\n", test_failed ? "FAIL" : "ok  ", tests[i].name);
         fflush(stdout);
-        if (test_failed) failed++;
-        else passed++;
+        if (test_failed)
+            failed++;
+        else
+            passed++;
     }
     nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     printf("%s: %d passed, %d failed\n", suite, passed, failed);

@@ -17,7 +17,9 @@ extern int test_failed;
 
 #define TEST(name)                                                                                 \
     static void test_##name(void);                                                                 \
-    __attribute__((constructor)) static void reg_##name(void) { register_test(#name, test_##name); } \
+    __attribute__((constructor)) static void reg_##name(void) {                                    \
+        register_test(#name, test_##name);                                                         \
+    }                                                                                              \
     static void test_##name(void)
 
 #define CHECK(cond)                                                                                \
@@ -32,7 +34,7 @@ extern int test_failed;
     do {                                                                                           \
         long long va_ = (long long)(a), vb_ = (long long)(b);                                      \
         if (va_ != vb_) {                                                                          \
-            fprintf(stderr, "  %s:%d: %s == %lld, expected %s == %lld\n", __FILE__, __LINE__, #a,   \
+            fprintf(stderr, "  %s:%d: %s == %lld, expected %s == %lld\n", __FILE__, __LINE__, #a,  \
                     va_, #b, vb_);                                                                 \
             test_failed = 1;                                                                       \
         }                                                                                          \

@@ -27,9 +27,9 @@ extern "C" {
 #define LUMIO_API
 #endif
 
-#define LUMIO_VERSION_MAJOR  0
-#define LUMIO_VERSION_MINOR  1
-#define LUMIO_VERSION_PATCH  0
+#define LUMIO_VERSION_MAJOR 0
+#define LUMIO_VERSION_MINOR 1
+#define LUMIO_VERSION_PATCH 0
 #define LUMIO_VERSION_NUMBER                                                                       \
     (LUMIO_VERSION_MAJOR * 10000 + LUMIO_VERSION_MINOR * 100 + LUMIO_VERSION_PATCH)
 #define LUMIO_VERSION_STRING "0.1.0"
@@ -37,16 +37,16 @@ extern "C" {
 /* lumio's own error codes. Values are fixed forever; new ones are appended. */
 enum {
     LUMIO_E_BASE = -5000,
-    LUMIO_E_RANGE = -5001,     /* a byte range lies (partly) past the end of the file */
-    LUMIO_E_TOOBIG = -5002,    /* a range is larger than the buffer pool's byte cap */
-    LUMIO_E_STALLED = -5003,   /* nothing can progress: every pool buffer is held by the caller */
-    LUMIO_E_CANCELED = -5004,  /* the operation was canceled before it completed */
-    LUMIO_E_BACKEND = -5005,   /* the requested backend is not available here */
-    LUMIO_E_COMPUTE = -5006,   /* the caller's compute function failed without a code */
-    LUMIO_E_FORMAT = -5007,    /* malformed input data */
-    LUMIO_E_CHECKSUM = -5008,  /* a checksum did not match */
-    LUMIO_E_CODEC = -5009,     /* a codec failed or is not supported */
-    LUMIO_E_HTTP = -5010,      /* an HTTP request failed */
+    LUMIO_E_RANGE = -5001,       /* a byte range lies (partly) past the end of the file */
+    LUMIO_E_TOOBIG = -5002,      /* a range is larger than the buffer pool's byte cap */
+    LUMIO_E_STALLED = -5003,     /* nothing can progress: every pool buffer is held by the caller */
+    LUMIO_E_CANCELED = -5004,    /* the operation was canceled before it completed */
+    LUMIO_E_BACKEND = -5005,     /* the requested backend is not available here */
+    LUMIO_E_COMPUTE = -5006,     /* the caller's compute function failed without a code */
+    LUMIO_E_FORMAT = -5007,      /* malformed input data */
+    LUMIO_E_CHECKSUM = -5008,    /* a checksum did not match */
+    LUMIO_E_CODEC = -5009,       /* a codec failed or is not supported */
+    LUMIO_E_HTTP = -5010,        /* an HTTP request failed */
     LUMIO_E_UNSUPPORTED = -5011, /* a valid request lumio does not support */
     LUMIO_E_LAST = -5011
 };

@@ -159,20 +159,21 @@ typedef void (*lumio_discard_fn)(void *arg, lumio_completion *c);
 
 typedef struct lumio_ring_options {
     lumio_backend backend;
-    unsigned queue_depth;     /* I/O requests in flight (default 64) */
-    unsigned max_buffers;     /* pool cap on buffers handed out or in flight (default 256) */
-    uint64_t max_bytes;       /* pool cap on bytes handed out or in flight (default 256 MiB) */
-    unsigned max_open_files;  /* files open at once (default 128) */
-    unsigned io_threads;      /* threads backend: I/O threads (default 2 x cores, at least 4) */
-    unsigned workers;         /* compute workers (default: the number of cores) */
-    int ordered_groups;       /* group n finishes loading before group n+1 starts */
-    int in_order;             /* deliver each group's completions in submission order */
-    int direct;               /* O_DIRECT reads, aligned as statx reports; falls back if unsupported */
-    uint64_t coalesce_gap;    /* merge ranges of one GET whose gap is below this (0: never; default 4 KiB) */
-    uint64_t coalesce_max;    /* largest merged read (default 1 MiB) */
-    uint64_t max_io_size;     /* split reads and writes larger than this (default 1 GiB) */
-    int sqpoll;               /* io_uring: a kernel thread polls the submission queue */
-    int fixed_files;          /* io_uring: open into the registered file table (default on when supported) */
+    unsigned queue_depth;    /* I/O requests in flight (default 64) */
+    unsigned max_buffers;    /* pool cap on buffers handed out or in flight (default 256) */
+    uint64_t max_bytes;      /* pool cap on bytes handed out or in flight (default 256 MiB) */
+    unsigned max_open_files; /* files open at once (default 128) */
+    unsigned io_threads;     /* threads backend: I/O threads (default 2 x cores, at least 4) */
+    unsigned workers;        /* compute workers (default: the number of cores) */
+    int ordered_groups;      /* group n finishes loading before group n+1 starts */
+    int in_order;            /* deliver each group's completions in submission order */
+    int direct;            /* O_DIRECT reads, aligned as statx reports; falls back if unsupported */
+    uint64_t coalesce_gap; /* merge ranges of one GET whose gap is below this (0: never; default 4
+                              KiB) */
+    uint64_t coalesce_max; /* largest merged read (default 1 MiB) */
+    uint64_t max_io_size;  /* split reads and writes larger than this (default 1 GiB) */
+    int sqpoll;            /* io_uring: a kernel thread polls the submission queue */
+    int fixed_files; /* io_uring: open into the registered file table (default on when supported) */
     lumio_compute_fn compute; /* default compute function for every group (or NULL) */
     lumio_discard_fn discard; /* frees what compute made, for undelivered completions */
     void *compute_arg;
@@ -234,9 +235,9 @@ LUMIO_API void lumio_buffer_release(lumio_buffer *b);
 
 typedef struct lumio_ring_stats {
     uint64_t bytes_read, bytes_written;
-    uint64_t reads, writes;     /* I/O requests issued (after coalescing and splitting) */
-    uint64_t ranges_coalesced;  /* ranges served by a merged read */
-    uint64_t short_retries;     /* short reads or writes resubmitted */
+    uint64_t reads, writes;    /* I/O requests issued (after coalescing and splitting) */
+    uint64_t ranges_coalesced; /* ranges served by a merged read */
+    uint64_t short_retries;    /* short reads or writes resubmitted */
     uint64_t files_opened;
     uint64_t pool_waits;        /* times reading ahead stopped at the pool cap */
     uint64_t pool_buffers_peak; /* most buffers out at once */

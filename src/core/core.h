@@ -21,8 +21,12 @@
 #define LUMIO_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define LUMIO_MAX(a, b) ((a) > (b) ? (a) : (b))
 
-static inline uint64_t lumio_align_down(uint64_t x, uint64_t a) { return x & ~(a - 1); }
-static inline uint64_t lumio_align_up(uint64_t x, uint64_t a) { return (x + a - 1) & ~(a - 1); }
+static inline uint64_t lumio_align_down(uint64_t x, uint64_t a) {
+    return x & ~(a - 1);
+}
+static inline uint64_t lumio_align_up(uint64_t x, uint64_t a) {
+    return (x + a - 1) & ~(a - 1);
+}
 
 /* Number of online cores (at least 1). */
 unsigned lumio_ncores(void);

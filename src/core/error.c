@@ -5,23 +5,38 @@
 #include <string.h>
 #include <unistd.h>
 
-const char *lumio_version(void) { return LUMIO_VERSION_STRING; }
+const char *lumio_version(void) {
+    return LUMIO_VERSION_STRING;
+}
 
 const char *lumio_strerror(int code) {
     switch (code) {
-    case 0: return "success";
-    case LUMIO_E_RANGE: return "range lies past the end of the file";
-    case LUMIO_E_TOOBIG: return "range is larger than the buffer pool's byte cap";
-    case LUMIO_E_STALLED: return "engine stalled: every pool buffer is held by the caller";
-    case LUMIO_E_CANCELED: return "operation canceled";
-    case LUMIO_E_BACKEND: return "requested I/O backend is not available";
-    case LUMIO_E_COMPUTE: return "compute function failed";
-    case LUMIO_E_FORMAT: return "malformed data";
-    case LUMIO_E_CHECKSUM: return "checksum mismatch";
-    case LUMIO_E_CODEC: return "codec failed or not supported";
-    case LUMIO_E_HTTP: return "HTTP request failed";
-    case LUMIO_E_UNSUPPORTED: return "not supported";
-    default: break;
+    case 0:
+        return "success";
+    case LUMIO_E_RANGE:
+        return "range lies past the end of the file";
+    case LUMIO_E_TOOBIG:
+        return "range is larger than the buffer pool's byte cap";
+    case LUMIO_E_STALLED:
+        return "engine stalled: every pool buffer is held by the caller";
+    case LUMIO_E_CANCELED:
+        return "operation canceled";
+    case LUMIO_E_BACKEND:
+        return "requested I/O backend is not available";
+    case LUMIO_E_COMPUTE:
+        return "compute function failed";
+    case LUMIO_E_FORMAT:
+        return "malformed data";
+    case LUMIO_E_CHECKSUM:
+        return "checksum mismatch";
+    case LUMIO_E_CODEC:
+        return "codec failed or not supported";
+    case LUMIO_E_HTTP:
+        return "HTTP request failed";
+    case LUMIO_E_UNSUPPORTED:
+        return "not supported";
+    default:
+        break;
     }
     if (code < 0 && code > -4096) {
         /* strerror() may use a shared buffer; strerrordesc_np() is static text. */

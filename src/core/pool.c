@@ -113,7 +113,9 @@ full:
     return NULL;
 }
 
-void lumio_buffer_ref(lumio_buffer *b, unsigned n) { atomic_fetch_add(&b->refs, n); }
+void lumio_buffer_ref(lumio_buffer *b, unsigned n) {
+    atomic_fetch_add(&b->refs, n);
+}
 
 static void pool_free(lumio_pool *p) {
     for (unsigned c = 0; c < NCLASSES; c++)

@@ -52,8 +52,10 @@ int lumio_workers_create(lumio_workers **out, unsigned n) {
 void lumio_workers_push(lumio_workers *w, lumio_job *j) {
     j->next = NULL;
     pthread_mutex_lock(&w->mu);
-    if (w->tail) w->tail->next = j;
-    else w->head = j;
+    if (w->tail)
+        w->tail->next = j;
+    else
+        w->head = j;
     w->tail = j;
     pthread_cond_signal(&w->cv);
     pthread_mutex_unlock(&w->mu);

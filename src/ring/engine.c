@@ -35,8 +35,10 @@ static void ring_wake(void *arg) {
 static int choose_backend(lumio_backend want, const backend_config *cfg, backend **out) {
     const char *env = getenv("LUMIO_BACKEND");
     if (want == LUMIO_BACKEND_AUTO && env && *env) {
-        if (!strcmp(env, "threads")) want = LUMIO_BACKEND_THREADS;
-        else if (!strcmp(env, "uring") || !strcmp(env, "io_uring")) want = LUMIO_BACKEND_URING;
+        if (!strcmp(env, "threads"))
+            want = LUMIO_BACKEND_THREADS;
+        else if (!strcmp(env, "uring") || !strcmp(env, "io_uring"))
+            want = LUMIO_BACKEND_URING;
     }
     if (want == LUMIO_BACKEND_THREADS) return backend_threads_create(out, cfg);
     int rc = backend_uring_create(out, cfg);
@@ -49,8 +51,10 @@ int lumio_ring_create(lumio_ring **out, const lumio_ring_options *opts) {
     if (!out) return -EINVAL;
     *out = NULL;
     lumio_ring_options o;
-    if (opts) o = *opts;
-    else lumio_ring_options_default(&o);
+    if (opts)
+        o = *opts;
+    else
+        lumio_ring_options_default(&o);
     if (o.backend > LUMIO_BACKEND_THREADS) return -EINVAL;
     if (o.queue_depth == 0) o.queue_depth = 64;
     if (o.queue_depth > 4096) o.queue_depth = 4096;
@@ -106,13 +110,17 @@ static void activate(lumio_ring *r, group *g) {
     for (uint32_t i = 0; i < g->nops; i++) {
         op_state *op = &g->ops[i];
         op->next = NULL;
-        if (r->open_tail) r->open_tail->next = op;
-        else r->open_head = op;
+        if (r->open_tail)
+            r->open_tail->next = op;
+        else
+            r->open_head = op;
         r->open_tail = op;
     }
 }
 
-static bool loading_done(const group *g) { return g->active && g->ops_loading == 0; }
+static bool loading_done(const group *g) {
+    return g->active && g->ops_loading == 0;
+}
 
 /* With ordered groups, the oldest group not yet loaded is the one loading. */
 static void activate_next(lumio_ring *r) {
@@ -134,7 +142,8 @@ static int submit_error(lumio_ring *r, int code, const char *fmt, size_t i, size
 }
 
 static int validate(lumio_ring *r, const lumio_op *ops, size_t nops) {
-    if (nops > UINT32_MAX - 1) return submit_error(r, -EINVAL, "too many operations (%zu)%zu", nops, 0);
+    if (nops > UINT32_MAX - 1)
+        return submit_error(r, -EINVAL, "too many operations (%zu)%zu", nops, 0);
     for (size_t i = 0; i < nops; i++) {
         const lumio_op *op = &ops[i];
         if (op->kind != LUMIO_OP_GET && op->kind != LUMIO_OP_PUT)
@@ -151,9 +160,9 @@ static int validate(lumio_ring *r, const lumio_op *ops, size_t nops) {
                 if (!rg->buf && rg->length)
                     return submit_error(r, -EINVAL, "op %zu range %zu: a put needs a buffer", i, j);
                 if (rg->offset < 0 || rg->length == LUMIO_WHOLE)
-                    return submit_error(r, -EINVAL,
-                                        "op %zu range %zu: a put needs a non-negative offset and a length",
-                                        i, j);
+                    return submit_error(
+                        r, -EINVAL,
+                        "op %zu range %zu: a put needs a non-negative offset and a length", i, j);
             } else if (rg->buf && rg->length == LUMIO_WHOLE) {
                 return submit_error(r, -EINVAL,
                                     "op %zu range %zu: a destination buffer needs a length", i, j);
@@ -184,8 +193,8 @@ int lumio_ring_submit(lumio_ring *r, const lumio_op *ops, size_t nops,
     size_t strbytes = 0, nnodes = 0;
     for (size_t i = 0; i < nops; i++) {
         if (ops[i].path) strbytes += strlen(ops[i].path) + 1;
-        nnodes += ops[i].nranges ? ops[i].nranges
-                                 : (ops[i].kind == LUMIO_OP_GET && !ops[i].block_size);
+        nnodes +=
+            ops[i].nranges ? ops[i].nranges : (ops[i].kind == LUMIO_OP_GET && !ops[i].block_size);
     }
     g->ops = nops ? calloc(nops, sizeof(op_state)) : NULL;
     g->strings = strbytes ? malloc(strbytes) : NULL;
@@ -244,12 +253,16 @@ int lumio_ring_submit(lumio_ring *r, const lumio_op *ops, size_t nops,
     g->unresolved = g->nops;
     g->endnode.index = LUMIO_NO_RANGE;
     g->endnode.done = true;
-    if (r->groups_tail) r->groups_tail->next = g;
-    else r->groups_head = g;
+    if (r->groups_tail)
+        r->groups_tail->next = g;
+    else
+        r->groups_head = g;
     r->groups_tail = g;
     r->open_groups++;
-    if (r->o.ordered_groups) activate_next(r);
-    else activate(r, g);
+    if (r->o.ordered_groups)
+        activate_next(r);
+    else
+        activate(r, g);
     if (nops == 0) engine_op_resolved(r, NULL), (void)0;
     if (group_out) *group_out = g->id;
     return 0;
@@ -257,18 +270,24 @@ int lumio_ring_submit(lumio_ring *r, const lumio_op *ops, size_t nops,
 
 /* ---- delivery ----------------------------------------------------------------- */
 
-static group *node_group(const node *n, group *fallback) { return n->op ? n->op->g : fallback; }
+static group *node_group(const node *n, group *fallback) {
+    return n->op ? n->op->g : fallback;
+}
 
 static void push_ready(lumio_ring *r, group *g, node *n) {
     n->next = NULL;
-    if (g->ready_tail) g->ready_tail->next = n;
-    else g->ready_head = n;
+    if (g->ready_tail)
+        g->ready_tail->next = n;
+    else
+        g->ready_head = n;
     g->ready_tail = n;
     if (!g->in_ready_list) {
         g->in_ready_list = true;
         g->next_ready = NULL;
-        if (r->ready_tail) r->ready_tail->next_ready = g;
-        else r->ready_head = g;
+        if (r->ready_tail)
+            r->ready_tail->next_ready = g;
+        else
+            r->ready_head = g;
         r->ready_tail = g;
     }
 }
@@ -302,8 +321,10 @@ static void release_in_order(lumio_ring *r, group *g) {
 static void node_done(lumio_ring *r, node *n) {
     group *g = n->op->g;
     n->done = true;
-    if (g->in_order) release_in_order(r, g);
-    else push_ready(r, g, n);
+    if (g->in_order)
+        release_in_order(r, g);
+    else
+        push_ready(r, g, n);
 }
 
 static void fill_completion(const node *n, const group *g, lumio_completion *c) {
@@ -341,8 +362,10 @@ static void compute_run(lumio_job *j) {
     }
     pthread_mutex_lock(&r->mu);
     n->next = NULL;
-    if (r->computed_tail) r->computed_tail->next = n;
-    else r->computed_head = n;
+    if (r->computed_tail)
+        r->computed_tail->next = n;
+    else
+        r->computed_head = n;
     r->computed_tail = n;
     pthread_mutex_unlock(&r->mu);
     r->be->wake(r->be);
@@ -405,8 +428,10 @@ void engine_op_resolved(lumio_ring *r, op_state *op) {
 
 void engine_add_issue(lumio_ring *r, op_state *op) {
     op->next = NULL;
-    if (r->issue_tail) r->issue_tail->next = op;
-    else r->issue_head = op;
+    if (r->issue_tail)
+        r->issue_tail->next = op;
+    else
+        r->issue_head = op;
     r->issue_tail = op;
 }
 
@@ -562,7 +587,9 @@ size_t lumio_ring_pending_groups(const lumio_ring *r) {
     return n;
 }
 
-const char *lumio_ring_last_error(const lumio_ring *r) { return r ? r->last_error : ""; }
+const char *lumio_ring_last_error(const lumio_ring *r) {
+    return r ? r->last_error : "";
+}
 
 int lumio_completion_describe(const lumio_completion *c, char *buf, size_t len) {
     const char *path = c->path ? c->path : "(fd)";
@@ -570,9 +597,9 @@ int lumio_completion_describe(const lumio_completion *c, char *buf, size_t len) 
     if (c->range_index == LUMIO_NO_RANGE)
         n = snprintf(buf, len, "%s: %s", path, lumio_strerror(c->result));
     else
-        n = snprintf(buf, len, "%s: range %u (offset %llu, length %llu): %s", path,
-                     c->range_index, (unsigned long long)c->offset,
-                     (unsigned long long)c->length, lumio_strerror(c->result));
+        n = snprintf(buf, len, "%s: range %u (offset %llu, length %llu): %s", path, c->range_index,
+                     (unsigned long long)c->offset, (unsigned long long)c->length,
+                     lumio_strerror(c->result));
     return n < 0 ? -EINVAL : 0;
 }
 

@@ -15,9 +15,9 @@ typedef struct group group;
 /* A completion in the making: one per range, plus one per op (for an
  * op-level error) and one per group (the end of an empty group). */
 typedef struct node {
-    op_state *op;  /* NULL for a group's end node */
-    uint64_t off;  /* resolved offset */
-    uint64_t len;  /* resolved length */
+    op_state *op; /* NULL for a group's end node */
+    uint64_t off; /* resolved offset */
+    uint64_t len; /* resolved length */
     int64_t req_off;
     uint64_t req_len;
     uint64_t user_data;
@@ -54,11 +54,11 @@ typedef struct ioreq {
     etask et;
     node **ranges; /* the ranges served (in op->order), nr of them */
     uint32_t nr;
-    uint64_t start, end; /* file span still to transfer: [start, end) */
-    uint64_t need_end;   /* bytes past this are padding (O_DIRECT alignment) */
-    uint8_t *mem;        /* memory for `start` */
-    lumio_buffer *buf;   /* pool buffer, if any */
-    node *bounce;        /* copy the read into this range's dst afterwards */
+    uint64_t start, end;  /* file span still to transfer: [start, end) */
+    uint64_t need_end;    /* bytes past this are padding (O_DIRECT alignment) */
+    uint8_t *mem;         /* memory for `start` */
+    lumio_buffer *buf;    /* pool buffer, if any */
+    node *bounce;         /* copy the read into this range's dst afterwards */
     uint64_t bounce_base; /* file offset of buf->mem[0] for a bounce */
     struct ioreq *next_free;
 } ioreq;
@@ -79,28 +79,28 @@ struct op_state {
     uint64_t block_size;
     uint64_t user_data;
     enum op_phase phase;
-    int error;            /* op-level error: delivered through opnode */
-    unsigned opening;     /* open/statx tasks in flight */
+    int error;        /* op-level error: delivered through opnode */
+    unsigned opening; /* open/statx tasks in flight */
     bool need_stat;
     struct statx stx;
     bool have_size;
     uint64_t size;
-    uint32_t align;       /* O_DIRECT offset and memory alignment */
-    node *ranges;         /* nranges of them */
-    bool own_ranges;      /* ranges made here (blocks), freed with the op */
+    uint32_t align;               /* O_DIRECT offset and memory alignment */
+    node *ranges;                 /* nranges of them */
+    bool own_ranges;              /* ranges made here (blocks), freed with the op */
     uint64_t part_base, part_end; /* file span of part_buf */
     uint32_t nranges;
-    node **order;         /* issue order */
-    uint32_t cursor;      /* next range in `order` to plan */
-    uint64_t part_off;    /* progress inside order[cursor] when split */
-    lumio_buffer *part_buf; /* buffer of the range being split */
-    unsigned inflight;    /* I/O requests in flight */
+    node **order;            /* issue order */
+    uint32_t cursor;         /* next range in `order` to plan */
+    uint64_t part_off;       /* progress inside order[cursor] when split */
+    lumio_buffer *part_buf;  /* buffer of the range being split */
+    unsigned inflight;       /* I/O requests in flight */
     uint32_t writes_pending; /* PUT ranges not yet written */
     bool fully_issued;
-    bool resolved;        /* ranges (or the error) are final */
-    node opnode;          /* the op-level completion */
+    bool resolved;                        /* ranges (or the error) are final */
+    node opnode;                          /* the op-level completion */
     etask open_task, stat_task, end_task; /* end_task: fsync, then close */
-    op_state *next;       /* open queue / issue list */
+    op_state *next;                       /* open queue / issue list */
 };
 
 struct group {
@@ -112,13 +112,13 @@ struct group {
     lumio_compute_fn compute;
     lumio_discard_fn discard;
     void *compute_arg;
-    bool active;         /* ops queued to open */
+    bool active;          /* ops queued to open */
     uint32_t ops_loading; /* ops whose I/O is not finished */
     uint32_t ops_open;    /* ops not yet closed */
     uint32_t unresolved;  /* ops whose node count is not known yet */
     uint64_t undelivered; /* nodes not yet handed to the caller */
     uint64_t total_nodes;
-    uint32_t issue_cursor; /* in_order: ops before it have issued everything */
+    uint32_t issue_cursor;   /* in_order: ops before it have issued everything */
     uint32_t dl_op, dl_node; /* in_order: the next node to release */
     node *ready_head, *ready_tail;
     bool in_ready_list;
@@ -141,18 +141,18 @@ struct lumio_ring {
     group *ready_head, *ready_tail;
     op_state *open_head, *open_tail;   /* ops waiting to be opened */
     op_state *issue_head, *issue_tail; /* ops with I/O to issue, FIFO */
-    unsigned inflight;      /* tasks in the backend */
-    unsigned open_groups;   /* groups whose end is not delivered */
-    unsigned files_open;    /* files open or opening */
-    unsigned opening;       /* ops between open and resolved */
+    unsigned inflight;                 /* tasks in the backend */
+    unsigned open_groups;              /* groups whose end is not delivered */
+    unsigned files_open;               /* files open or opening */
+    unsigned opening;                  /* ops between open and resolved */
     ioreq *free_reqs;
     void **slabs;
     size_t nslabs;
-    bool pool_blocked;      /* issuing stopped at the pool cap */
+    bool pool_blocked; /* issuing stopped at the pool cap */
     /* The compute stage hands finished nodes back here (any thread). */
     pthread_mutex_t mu;
     node *computed_head, *computed_tail;
-    unsigned computing;     /* nodes in the compute stage */
+    unsigned computing; /* nodes in the compute stage */
     lumio_ring_stats stats;
     char last_error[512];
 };

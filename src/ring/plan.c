@@ -61,8 +61,10 @@ static void req_submit(lumio_ring *r, ioreq *q) {
     q->et.t.len = q->end - q->start;
     q->et.t.off = q->start;
     op->inflight++;
-    if (op->kind == LUMIO_OP_GET) r->stats.reads++;
-    else r->stats.writes++;
+    if (op->kind == LUMIO_OP_GET)
+        r->stats.reads++;
+    else
+        r->stats.writes++;
     engine_queue(r, &q->et);
 }
 
@@ -210,7 +212,8 @@ static void op_opened(lumio_ring *r, op_state *op) {
         for (uint32_t i = 0; i < op->nranges; i++) resolve_range(op, &op->ranges[i]);
         if (op->nranges) {
             op->order = malloc(op->nranges * sizeof(node *));
-            if (!op->order) op->error = -ENOMEM;
+            if (!op->order)
+                op->error = -ENOMEM;
             else {
                 for (uint32_t i = 0; i < op->nranges; i++) op->order[i] = &op->ranges[i];
                 if (op->kind == LUMIO_OP_GET && !op->g->in_order && op->nranges > 1)
@@ -379,7 +382,10 @@ static enum issue_result issue_op(lumio_ring *r, op_state *op) {
              * copied into place as they land. */
             uint64_t base = lumio_align_down(n->off, a);
             uint64_t end = lumio_align_up(n->off + n->len, a);
-            uint64_t chunk = LUMIO_MAX(a, lumio_align_down(LUMIO_MIN(r->o.coalesce_max ? r->o.coalesce_max : (1u << 20), r->o.max_io_size), a));
+            uint64_t chunk = LUMIO_MAX(
+                a, lumio_align_down(LUMIO_MIN(r->o.coalesce_max ? r->o.coalesce_max : (1u << 20),
+                                              r->o.max_io_size),
+                                    a));
             if (!issue_part(r, op, n, base, end, chunk, NULL, true)) return BLOCKED_POOL;
         }
     }
@@ -411,8 +417,10 @@ again:
         if (res == BLOCKED_DEPTH) return;
         /* Fully issued: off the list. */
         op_state *next = op->next;
-        if (prev) prev->next = next;
-        else r->issue_head = next;
+        if (prev)
+            prev->next = next;
+        else
+            r->issue_head = next;
         if (r->issue_tail == op) r->issue_tail = prev;
         op->next = NULL;
         op->phase = OP_DRAINING;
@@ -542,7 +550,6 @@ static void op_check_loaded(lumio_ring *r, op_state *op) {
     engine_queue(r, et);
 }
 
-
 void plan_task_done(lumio_ring *r, etask *et) {
     op_state *op = et->op;
     int res = et->t.res;
@@ -569,8 +576,12 @@ void plan_task_done(lumio_ring *r, etask *et) {
         if (res < 0 && !op->error) op->error = res;
         if (op->opening == 0) op_opened(r, op);
         break;
-    case ROLE_IO: io_done(r, (ioreq *)et, res); break;
-    case ROLE_FSYNC: fsync_done(r, op, res); break;
+    case ROLE_IO:
+        io_done(r, (ioreq *)et, res);
+        break;
+    case ROLE_FSYNC:
+        fsync_done(r, op, res);
+        break;
     case ROLE_CLOSE:
         op->phase = OP_CLOSED;
         op->owned = false;

@@ -29,8 +29,10 @@ static void run_task(task *t) {
         while (r < 0 && errno == EINTR);
         break;
     case TASK_STATX:
-        if (t->path) r = statx(AT_FDCWD, t->path, 0, STATX_SIZE | STATX_DIOALIGN, t->stx);
-        else r = statx(t->fd, "", AT_EMPTY_PATH, STATX_SIZE | STATX_DIOALIGN, t->stx);
+        if (t->path)
+            r = statx(AT_FDCWD, t->path, 0, STATX_SIZE | STATX_DIOALIGN, t->stx);
+        else
+            r = statx(t->fd, "", AT_EMPTY_PATH, STATX_SIZE | STATX_DIOALIGN, t->stx);
         break;
     case TASK_READ:
         do r = pread(t->fd, t->buf, t->len, (off_t)t->off);
@@ -40,9 +42,15 @@ static void run_task(task *t) {
         do r = pwrite(t->fd, t->buf, t->len, (off_t)t->off);
         while (r < 0 && errno == EINTR);
         break;
-    case TASK_FSYNC: r = fsync(t->fd); break;
-    case TASK_CLOSE: r = close(t->fd); break;
-    default: r = -1; errno = EINVAL;
+    case TASK_FSYNC:
+        r = fsync(t->fd);
+        break;
+    case TASK_CLOSE:
+        r = close(t->fd);
+        break;
+    default:
+        r = -1;
+        errno = EINVAL;
     }
     t->res = r < 0 ? -errno : (int)r;
 }
@@ -60,8 +68,10 @@ static void *io_main(void *arg) {
         run_task(t);
         pthread_mutex_lock(&tb->mu);
         t->next = NULL;
-        if (tb->done_tail) tb->done_tail->next = t;
-        else tb->done_head = t;
+        if (tb->done_tail)
+            tb->done_tail->next = t;
+        else
+            tb->done_head = t;
         tb->done_tail = t;
         pthread_cond_signal(&tb->done_cv);
     }
@@ -72,8 +82,10 @@ static void *io_main(void *arg) {
 static void threads_queue(backend *b, task *t) {
     threads_backend *tb = (threads_backend *)b;
     t->next = NULL; /* only the engine's thread touches the staged list */
-    if (tb->staged_tail) tb->staged_tail->next = t;
-    else tb->staged_head = t;
+    if (tb->staged_tail)
+        tb->staged_tail->next = t;
+    else
+        tb->staged_head = t;
     tb->staged_tail = t;
 }
 
@@ -81,8 +93,10 @@ static void threads_flush(backend *b) {
     threads_backend *tb = (threads_backend *)b;
     if (!tb->staged_head) return;
     pthread_mutex_lock(&tb->mu);
-    if (tb->todo_tail) tb->todo_tail->next = tb->staged_head;
-    else tb->todo_head = tb->staged_head;
+    if (tb->todo_tail)
+        tb->todo_tail->next = tb->staged_head;
+    else
+        tb->todo_head = tb->staged_head;
     tb->todo_tail = tb->staged_tail;
     pthread_cond_broadcast(&tb->work_cv);
     pthread_mutex_unlock(&tb->mu);

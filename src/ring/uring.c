@@ -56,15 +56,22 @@ static void uring_queue(backend *b, task *t) {
         if (t->path)
             io_uring_prep_statx(sqe, AT_FDCWD, t->path, 0, STATX_SIZE | STATX_DIOALIGN, t->stx);
         else
-            io_uring_prep_statx(sqe, t->fd, "", AT_EMPTY_PATH, STATX_SIZE | STATX_DIOALIGN,
-                                t->stx);
+            io_uring_prep_statx(sqe, t->fd, "", AT_EMPTY_PATH, STATX_SIZE | STATX_DIOALIGN, t->stx);
         break;
-    case TASK_READ: io_uring_prep_read(sqe, t->fd, t->buf, (unsigned)t->len, t->off); break;
-    case TASK_WRITE: io_uring_prep_write(sqe, t->fd, t->buf, (unsigned)t->len, t->off); break;
-    case TASK_FSYNC: io_uring_prep_fsync(sqe, t->fd, 0); break;
+    case TASK_READ:
+        io_uring_prep_read(sqe, t->fd, t->buf, (unsigned)t->len, t->off);
+        break;
+    case TASK_WRITE:
+        io_uring_prep_write(sqe, t->fd, t->buf, (unsigned)t->len, t->off);
+        break;
+    case TASK_FSYNC:
+        io_uring_prep_fsync(sqe, t->fd, 0);
+        break;
     case TASK_CLOSE:
-        if (t->fixed) io_uring_prep_close_direct(sqe, (unsigned)t->fd);
-        else io_uring_prep_close(sqe, t->fd);
+        if (t->fixed)
+            io_uring_prep_close_direct(sqe, (unsigned)t->fd);
+        else
+            io_uring_prep_close(sqe, t->fd);
         break;
     }
     if (t->fixed && t->kind != TASK_CLOSE && t->kind != TASK_OPEN) sqe->flags |= IOSQE_FIXED_FILE;
@@ -115,7 +122,8 @@ static int uring_reap(backend *b, task **out, int max, bool block) {
         seen++;
         if (cqe->user_data == WAKE_TAG) {
             uint64_t v;
-            while (read(u->efd, &v, sizeof v) > 0) {}
+            while (read(u->efd, &v, sizeof v) > 0) {
+            }
             u->poll_armed = false;
             continue;
         }
@@ -146,7 +154,7 @@ static void uring_destroy(backend *b) {
 static int probe_ops(struct io_uring *ring) {
     struct io_uring_probe *p = io_uring_get_probe_ring(ring);
     if (!p) return -ENOSYS;
-    static const int ops[] = {IORING_OP_OPENAT, IORING_OP_STATX, IORING_OP_READ, IORING_OP_WRITE,
+    static const int ops[] = {IORING_OP_OPENAT, IORING_OP_STATX, IORING_OP_READ,    IORING_OP_WRITE,
                               IORING_OP_CLOSE,  IORING_OP_FSYNC, IORING_OP_POLL_ADD};
     int rc = 0;
     for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
