@@ -80,7 +80,8 @@ def fio(target, rw, bs, engine, jobs, depth, direct, extra=()):
             cmd += [f"--name=j{i}", f"--opendir={d}"]
     else:
         cmd += [f"--filename={target}", "--name=j", f"--numjobs={jobs}"]
-    read = json.loads(sh(cmd))["jobs"][0]["read"]
+    out = sh(cmd)
+    read = json.loads(out[out.index("{"):])["jobs"][0]["read"]  # fio may print a note first
     return read["bw_bytes"], read["iops"]
 
 
