@@ -755,6 +755,84 @@ TEST(strerror_covers_codes) {
     CHECK(strcmp(lumio_version(), LUMIO_VERSION_STRING) == 0);
 }
 
+/* Regression: the last op to resolve has nothing to deliver, after every
+ * other completion was handed out; the group must still end. */
+TEST(end_after_late_empty_op) {
+    free(make_file(tmp_path("late_a.bin"), 5, 1));
+    free(make_file(tmp_path("late_empty.bin"), 0, 0));
+    lumio_ring_options o;
+    lumio_ring_options_default(&o);
+    o.max_open_files = 1; /* the empty file opens after a.bin's data is out */
+    o.in_order = 1;
+    lumio_ring *r = ring_with(&o);
+    char pa[4096], pe[4096];
+    snprintf(pa, sizeof pa, "%s", tmp_path("late_a.bin"));
+    snprintf(pe, sizeof pe, "%s", tmp_path("late_empty.bin"));
+    lumio_op ops[2] = {{.kind = LUMIO_OP_GET, .path = pa, .block_size = 4096},
+                       {.kind = LUMIO_OP_GET, .path = pe, .block_size = 4096}};
+    uint64_t g;
+    CHECK_RC(lumio_ring_submit(r, ops, 2, NULL, &g));
+    lumio_completion c[4];
+    int n = collect(r, g, c, 4);
+    CHECK(n == 1 || n == 2); /* a.bin's block, and an end of its own if needed */
+    CHECK_EQ(c[0].result, 0);
+    CHECK_EQ(c[0].length, 5);
+    CHECK_EQ(lumio_ring_pending_groups(r), 0);
+    release_all(c, n);
+    lumio_ring_destroy(r);
+}
+
+/* Regression: with the pool full of read data that the caller gives back only
+ * once it is written, the writes must still be issued (a copy). */
+TEST(writes_pass_reads_blocked_on_pool) {
+    size_t size = 4 << 20;
+    uint8_t *want = make_file(tmp_path("cp_src.bin"), size, 21);
+    lumio_ring_options o;
+    lumio_ring_options_default(&o);
+    o.max_buffers = 4;
+    o.coalesce_gap = 0; /* one buffer per block */
+    lumio_ring *r = ring_with(&o);
+    char src[4096], dst[4096];
+    snprintf(src, sizeof src, "%s", tmp_path("cp_src.bin"));
+    snprintf(dst, sizeof dst, "%s", tmp_path("cp_dst.bin"));
+    lumio_op get = {.kind = LUMIO_OP_GET, .path = src, .block_size = 65536};
+    uint64_t gr;
+    CHECK_RC(lumio_ring_submit(r, &get, 1, NULL, &gr));
+    close(open(dst, O_WRONLY | O_CREAT | O_TRUNC, 0644));
+    int reads = 0, writes = 0, ended = 0;
+    while (writes < 64 || !ended) {
+        lumio_completion c[8];
+        int n = lumio_ring_wait(r, LUMIO_ANY_GROUP, c, 8, 1);
+        CHECK(n > 0);
+        if (n <= 0) break;
+        for (int i = 0; i < n; i++) {
+            CHECK_EQ(c[i].result, 0);
+            if (c[i].group == gr) {
+                ended |= (c[i].flags & LUMIO_CQE_GROUP_END) != 0;
+                reads++;
+                /* Write the block out; release its buffer once written. */
+                lumio_range w = {.offset = (int64_t)c[i].offset,
+                                 .length = c[i].length,
+                                 .buf = c[i].data,
+                                 .user_data = (uint64_t)(uintptr_t)c[i].buffer};
+                lumio_op put = {.kind = LUMIO_OP_PUT, .path = dst, .ranges = &w, .nranges = 1};
+                uint64_t gw;
+                CHECK_RC(lumio_ring_submit(r, &put, 1, NULL, &gw));
+            } else {
+                writes++;
+                lumio_buffer_release((lumio_buffer *)(uintptr_t)c[i].user_data);
+            }
+        }
+    }
+    CHECK_EQ(reads, 64);
+    CHECK_EQ(writes, 64);
+    uint8_t *back = read_file(dst, NULL);
+    CHECK(back && memcmp(back, want, size) == 0);
+    free(back);
+    free(want);
+    lumio_ring_destroy(r);
+}
+
 int main(void) {
     return run_tests("ring");
 }

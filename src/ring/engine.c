@@ -414,7 +414,10 @@ void engine_op_resolved(lumio_ring *r, op_state *op) {
         g->undelivered += k;
         g->total_nodes += k;
         if (g->in_order) release_in_order(r, g);
-        if (g->unresolved == 0 && g->total_nodes == 0) {
+        /* The last op resolved with nothing to deliver, after everything else
+         * was delivered (or there was nothing at all): the end needs a
+         * completion of its own. */
+        if (g->unresolved == 0 && g->undelivered == 0) {
             g->undelivered++;
             push_ready(r, g, &g->endnode);
         }

@@ -410,7 +410,11 @@ again:
     for (op_state *prev = NULL, *op = r->issue_head; op;) {
         if (r->inflight >= r->o.queue_depth) return;
         group *g = op->g;
-        if (g->in_order && op->index != g->issue_cursor) {
+        /* Past a read stopped at the pool cap, only writes go on: they need
+         * no buffer, and they are often what gives buffers back (a copy). */
+        bool skip = (g->in_order && op->index != g->issue_cursor) ||
+                    (r->pool_blocked && op->kind == LUMIO_OP_GET);
+        if (skip) {
             prev = op;
             op = op->next;
             continue;
@@ -419,21 +423,21 @@ again:
         if (res == BLOCKED_POOL) {
             r->pool_blocked = true;
             r->stats.pool_waits++;
-            return;
+            prev = op;
+            op = op->next;
+            continue;
         }
         if (res == BLOCKED_DEPTH) return;
         /* Fully issued: off the list. */
         op_state *next = op->next;
-        if (prev)
-            prev->next = next;
-        else
-            r->issue_head = next;
+        if (prev) prev->next = next;
+        else r->issue_head = next;
         if (r->issue_tail == op) r->issue_tail = prev;
         op->next = NULL;
         op->phase = OP_DRAINING;
         bool advanced = engine_op_fully_issued(r, op);
         op_check_loaded(r, op);
-        if (advanced) goto again;
+        if (advanced && !r->pool_blocked) goto again;
         op = next;
     }
 }

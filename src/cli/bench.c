@@ -1,0 +1,515 @@
+/* lumio bench read: read throughput of the ring engine.
+ *
+ * The files are opened once up front and read by file descriptor, so the
+ * measurement is of reads, not of opens. The work is a stream of ranges:
+ * every block of every file in order (sequential), or COUNT blocks drawn
+ * uniformly at random (fixed seed). Each of --threads rings takes its share
+ * of the stream in its own thread, submits it in groups of a few thousand
+ * ranges and keeps several groups in flight, so the queue never drains
+ * between groups. Every byte read is summed, so nothing is skipped, and each
+ * buffer goes back to the pool as soon as it is summed. */
+#include "cli/common.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#define GROUP_RANGES 4096
+#define GROUPS_AHEAD 4
+#define WAIT_MAX     1024
+#define SEED         0x6c756d696f626e63ull
+
+static const char bench_usage[] =
+    "usage: lumio bench read [OPTION]... PATH...\n"
+    "\n"
+    "Read every file named (directories recursively) in blocks and print one\n"
+    "JSON object with the throughput: bytes, seconds, gib_per_s, ops_per_s, ...\n"
+    "\n"
+    "  --block SIZE       block size (default 256K; K, M, G suffixes)\n"
+    "  --random COUNT     read COUNT random blocks instead of everything\n"
+    "  --size SIZE        block size of --random (default: --block); blocks are\n"
+    "                     aligned to it and drawn uniformly (fixed seed)\n"
+    "  --depth N          requests in flight per ring (default 64)\n"
+    "  --threads N        rings, each in its own thread (default 1)\n"
+    "  --backend NAME     uring or threads (default: uring when available)\n"
+    "  --direct           O_DIRECT reads (buffered where not supported)\n"
+    "  -h, --help         show this help\n";
+
+typedef struct bfile {
+    char *path;
+    uint64_t size;
+    int fd; /* -1: read by path (no descriptor left) */
+} bfile;
+
+typedef struct bench_cfg {
+    bool direct;
+    uint64_t unit;  /* bytes per read */
+    uint64_t count; /* random reads; 0 for sequential */
+    unsigned depth, threads;
+    lumio_backend backend;
+    bfile *files;
+    size_t nfiles;
+    uint64_t *cum; /* cum[i]: blocks of the files before file i */
+} bench_cfg;
+
+/* A range to read: a block of a file. */
+typedef struct rpos {
+    uint32_t file;
+    uint64_t block;
+} rpos;
+
+typedef struct bthread {
+    pthread_t tid;
+    const bench_cfg *cfg;
+    lumio_ring *r;
+    /* The share of the work: blocks [next, end) of the sequence, or `left`
+     * random blocks. */
+    uint64_t next, end, left, rng;
+    uint32_t file; /* sequential: the file holding block `next` */
+    unsigned groups;
+    /* Results. */
+    uint64_t bytes, ops, sum;
+    char err[512];
+    /* Scratch for building groups and collecting completions. */
+    rpos pos[GROUP_RANGES];
+    lumio_range ranges[GROUP_RANGES];
+    lumio_op ops_buf[GROUP_RANGES];
+    lumio_completion comp[WAIT_MAX];
+} bthread;
+
+/* Where the sums go, so that the compiler cannot drop the reading of data. */
+static volatile uint64_t bench_sink;
+
+/* ---- the work ------------------------------------------------------------------ */
+
+static uint64_t touch(const uint8_t *p, uint64_t n) {
+    uint64_t s = 0, w, i = 0;
+    for (; i + 8 <= n; i += 8) {
+        memcpy(&w, p + i, 8); /* data need not be 8-byte aligned */
+        s += w;
+    }
+    for (; i < n; i++) s += p[i];
+    return s;
+}
+
+static uint64_t splitmix(uint64_t *x) {
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* The file holding global block k: the last i with cum[i] <= k. */
+static uint32_t file_of(const bench_cfg *c, uint64_t k) {
+    size_t lo = 0, hi = c->nfiles;
+    while (hi - lo > 1) {
+        size_t mid = (lo + hi) / 2;
+        if (c->cum[mid] <= k)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    return (uint32_t)lo;
+}
+
+static int cmp_rpos(const void *a, const void *b) {
+    const rpos *x = a, *y = b;
+    if (x->file != y->file) return x->file < y->file ? -1 : 1;
+    return (x->block > y->block) - (x->block < y->block);
+}
+
+static size_t gen_sequential(bthread *t) {
+    const bench_cfg *c = t->cfg;
+    size_t n = 0;
+    for (; n < GROUP_RANGES && t->next < t->end; n++, t->next++) {
+        while (c->cum[t->file + 1] <= t->next) t->file++;
+        t->pos[n] = (rpos){.file = t->file, .block = t->next - c->cum[t->file]};
+    }
+    return n;
+}
+
+/* Random blocks, sorted by file so that each file is one op. */
+static size_t gen_random(bthread *t) {
+    const bench_cfg *c = t->cfg;
+    uint64_t total = c->cum[c->nfiles];
+    size_t n = 0;
+    for (; n < GROUP_RANGES && t->left; n++, t->left--) {
+        uint64_t k = splitmix(&t->rng) % total;
+        uint32_t f = file_of(c, k);
+        t->pos[n] = (rpos){.file = f, .block = k - c->cum[f]};
+    }
+    qsort(t->pos, n, sizeof(rpos), cmp_rpos);
+    return n;
+}
+
+/* Build the next group from the work stream and submit it. */
+static int submit_group(bthread *t) {
+    const bench_cfg *c = t->cfg;
+    size_t n = c->count ? gen_random(t) : gen_sequential(t);
+    if (n == 0) return 0;
+    size_t nops = 0;
+    for (size_t i = 0; i < n; i++) {
+        const bfile *f = &c->files[t->pos[i].file];
+        uint64_t off = t->pos[i].block * c->unit;
+        uint64_t len = f->size - off < c->unit ? f->size - off : c->unit;
+        t->ranges[i] = (lumio_range){.offset = (int64_t)off, .length = len};
+        if (i == 0 || t->pos[i].file != t->pos[i - 1].file) {
+            t->ops_buf[nops++] = (lumio_op){.kind = LUMIO_OP_GET,
+                                            .path = f->fd < 0 ? f->path : NULL,
+                                            .fd = f->fd,
+                                            .ranges = &t->ranges[i]};
+        }
+        t->ops_buf[nops - 1].nranges++;
+    }
+    uint64_t g;
+    int rc = lumio_ring_submit(t->r, t->ops_buf, nops, NULL, &g);
+    if (rc < 0) {
+        snprintf(t->err, sizeof t->err, "%s", lumio_ring_last_error(t->r));
+        return rc;
+    }
+    t->groups++;
+    return 0;
+}
+
+static bool more_work(const bthread *t) {
+    return t->cfg->count ? t->left > 0 : t->next < t->end;
+}
+
+/* Sum what landed and give the buffers back. Returns -1 on a failed read. */
+static int consume(bthread *t, int n) {
+    int rc = 0;
+    for (int i = 0; i < n; i++) {
+        const lumio_completion *c = &t->comp[i];
+        if (c->result < 0 && !t->err[0]) {
+            lumio_completion_describe(c, t->err, sizeof t->err);
+            rc = -1;
+        } else if (c->result == 0) {
+            t->sum += touch(c->data, c->length);
+            t->bytes += c->length;
+            t->ops++;
+        }
+        lumio_buffer_release(c->buffer);
+        if (c->flags & LUMIO_CQE_GROUP_END) t->groups--;
+    }
+    return rc;
+}
+
+static void *bench_thread(void *arg) {
+    bthread *t = arg;
+    for (;;) {
+        while (t->groups < GROUPS_AHEAD && more_work(t))
+            if (submit_group(t) < 0) return NULL;
+        if (!t->groups) return NULL;
+        int n = lumio_ring_wait(t->r, LUMIO_ANY_GROUP, t->comp, WAIT_MAX, 1);
+        if (n < 0) {
+            snprintf(t->err, sizeof t->err, "%s", lumio_ring_last_error(t->r));
+            return NULL;
+        }
+        if (n == 0) {
+            snprintf(t->err, sizeof t->err, "engine finished with a group not ended (a bug)");
+            return NULL;
+        }
+        if (consume(t, n) < 0) return NULL;
+    }
+}
+
+/* ---- files ---------------------------------------------------------------------- */
+
+static void raise_fd_limit(void) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+/* Open for reading; without O_DIRECT where the file system refuses it. When
+ * descriptors run out the file is read by path instead (fd -1). */
+static int open_file(bfile *f, bool direct) {
+    int flags = O_RDONLY | O_CLOEXEC;
+    f->fd = open(f->path, flags | (direct ? O_DIRECT : 0));
+    if (f->fd < 0 && direct && errno == EINVAL) f->fd = open(f->path, flags);
+    if (f->fd >= 0 || errno == EMFILE || errno == ENFILE) return 0;
+    return -errno;
+}
+
+static int add_file(bench_cfg *c, size_t *cap, const walk_entry *e) {
+    if (c->nfiles == *cap) {
+        *cap = *cap ? *cap * 2 : 256;
+        bfile *nf = realloc(c->files, *cap * sizeof(*nf));
+        if (!nf) goto nomem;
+        c->files = nf;
+    }
+    bfile *f = &c->files[c->nfiles];
+    *f = (bfile){.path = strdup(e->path), .size = (uint64_t)e->st->st_size, .fd = -1};
+    if (!f->path) goto nomem;
+    c->nfiles++;
+    int rc = open_file(f, c->direct);
+    if (rc < 0) cli_path_error(e->path, rc);
+    return rc;
+nomem:
+    cli_error("out of memory");
+    return -ENOMEM;
+}
+
+/* A root that is neither a file nor a directory. A root link is followed,
+ * so one left as a link is dangling. */
+static int bad_root(const walk_entry *e) {
+    if (e->kind == WALK_SYMLINK) {
+        cli_path_error(e->path, -ENOENT);
+        return -ENOENT;
+    }
+    cli_error("%s: not a regular file or directory", e->path);
+    return -EINVAL;
+}
+
+/* The regular files under the paths, opened. Any error ends the bench. */
+static int collect(bench_cfg *c, char **paths, int n) {
+    walker *w;
+    if (walker_open(&w, paths, n, WALK_FOLLOW_ROOTS) < 0) {
+        cli_error("out of memory");
+        return -ENOMEM;
+    }
+    size_t cap = 0;
+    walk_entry e;
+    int rc = 0;
+    while (rc == 0 && walker_next(w, &e)) {
+        if (e.kind == WALK_FILE)
+            rc = add_file(c, &cap, &e);
+        else if (e.kind == WALK_ERROR)
+            cli_path_error(e.path, rc = e.err);
+        else if (e.level == 0 && (e.kind == WALK_SYMLINK || e.kind == WALK_OTHER))
+            rc = bad_root(&e);
+    }
+    walker_close(w);
+    return rc;
+}
+
+static int count_blocks(bench_cfg *c) {
+    if (!(c->cum = malloc((c->nfiles + 1) * sizeof(uint64_t)))) return -ENOMEM;
+    c->cum[0] = 0;
+    for (size_t i = 0; i < c->nfiles; i++)
+        c->cum[i + 1] = c->cum[i] + c->files[i].size / c->unit + (c->files[i].size % c->unit != 0);
+    return 0;
+}
+
+static void free_files(bench_cfg *c) {
+    for (size_t i = 0; i < c->nfiles; i++) {
+        if (c->files[i].fd >= 0) close(c->files[i].fd);
+        free(c->files[i].path);
+    }
+    free(c->files);
+    free(c->cum);
+}
+
+/* ---- threads and rings ------------------------------------------------------------ */
+
+static int ring_for(const bench_cfg *c, lumio_ring **r) {
+    lumio_ring_options o;
+    lumio_ring_options_default(&o);
+    o.backend = c->backend;
+    o.queue_depth = c->depth;
+    o.io_threads = c->depth < 128 ? c->depth : 128; /* the threads backend's depth */
+    o.direct = c->direct;
+    o.coalesce_gap = 0; /* every read is one block, as asked */
+    /* Room for two depths of blocks, so the cap never throttles the queue. */
+    uint64_t unit = c->unit < 4096 ? 4096 : c->unit;
+    o.max_buffers = 2 * c->depth > 256 ? 2 * c->depth : 256;
+    o.max_bytes = 2 * c->depth * (unit + 4096) > (256ull << 20) ? 2 * c->depth * (unit + 4096)
+                                                                : (256ull << 20);
+    return lumio_ring_create(r, &o);
+}
+
+/* Thread i's share: a contiguous slice of the blocks, or of the count. */
+static void share(const bench_cfg *c, bthread *t, unsigned i) {
+    uint64_t total = c->count ? c->count : c->cum[c->nfiles];
+    uint64_t q = total / c->threads, rem = total % c->threads;
+    uint64_t lo = i * q + (i < rem ? i : rem);
+    uint64_t len = q + (i < rem);
+    t->cfg = c;
+    if (c->count) {
+        t->left = len;
+        t->rng = SEED + i;
+    } else {
+        t->next = lo;
+        t->end = lo + len;
+        t->file = lo < total ? file_of(c, lo) : 0;
+    }
+}
+
+static void print_result(const bench_cfg *c, lumio_backend be, const bthread *t, double secs) {
+    uint64_t bytes = 0, ops = 0;
+    for (unsigned i = 0; i < c->threads; i++) {
+        bytes += t[i].bytes;
+        ops += t[i].ops;
+    }
+    json j;
+    json_begin(&j, stdout);
+    json_str(&j, "mode", c->count ? "random" : "sequential");
+    json_str(&j, "backend", backend_name(be));
+    json_u64(&j, "files", c->nfiles);
+    json_u64(&j, "ops", ops);
+    json_u64(&j, "bytes", bytes);
+    json_num(&j, "seconds", secs);
+    json_num(&j, "gib_per_s", secs > 0 ? (double)bytes / secs / (1u << 30) : 0);
+    json_num(&j, "ops_per_s", secs > 0 ? (double)ops / secs : 0);
+    json_u64(&j, "depth", c->depth);
+    json_u64(&j, "threads", c->threads);
+    json_u64(&j, "block", c->unit);
+    json_bool(&j, "direct", c->direct);
+    json_end(&j);
+}
+
+static int run_threads(const bench_cfg *c, bthread *t) {
+    for (unsigned i = 0; i < c->threads; i++) {
+        int rc = ring_for(c, &t[i].r);
+        if (rc < 0) {
+            cli_error("cannot start the I/O engine: %s", lumio_strerror(rc));
+            return rc;
+        }
+        share(c, &t[i], i);
+    }
+    double t0 = now_seconds();
+    unsigned started = 0;
+    int rc = 0;
+    for (; started < c->threads; started++)
+        if ((rc = -pthread_create(&t[started].tid, NULL, bench_thread, &t[started])) < 0) break;
+    for (unsigned i = 0; i < started; i++) pthread_join(t[i].tid, NULL);
+    double secs = now_seconds() - t0;
+    if (rc < 0) {
+        cli_error("cannot start a thread: %s", strerror(-rc));
+        return rc;
+    }
+    for (unsigned i = 0; i < c->threads; i++) {
+        bench_sink += t[i].sum;
+        if (t[i].err[0]) {
+            cli_error("%s", t[i].err);
+            rc = -EIO;
+        }
+    }
+    if (rc == 0) print_result(c, lumio_ring_backend(t[0].r), t, secs);
+    return rc;
+}
+
+static int bench_read(bench_cfg *c, char **paths, int n) {
+    raise_fd_limit();
+    int rc = collect(c, paths, n);
+    if (rc == 0 && (rc = count_blocks(c)) < 0) cli_error("out of memory");
+    if (rc == 0 && c->count && c->cum[c->nfiles] == 0) {
+        cli_error("nothing to read: the files are empty");
+        rc = -EINVAL;
+    }
+    bthread *t = rc == 0 ? calloc(c->threads, sizeof(bthread)) : NULL;
+    if (rc == 0 && !t) cli_error("out of memory");
+    if (t) {
+        rc = run_threads(c, t);
+        for (unsigned i = 0; i < c->threads; i++) lumio_ring_destroy(t[i].r);
+        free(t);
+    }
+    free_files(c);
+    return rc == 0 && t ? 0 : EXIT_FILES;
+}
+
+/* ---- options -------------------------------------------------------------------------- */
+
+enum { OPT_BLOCK = 256, OPT_RANDOM, OPT_SIZE, OPT_DEPTH, OPT_THREADS, OPT_BACKEND, OPT_DIRECT };
+
+static int bad_value(const char *opt, const char *val, const char *want) {
+    cli_error("invalid %s '%s' (%s)", opt, val, want);
+    return EXIT_USAGE;
+}
+
+/* One option's value into the config; returns 0 or an exit status. */
+static int take_option(bench_cfg *c, int opt, const char *v, uint64_t *size) {
+    uint64_t x;
+    switch (opt) {
+    case OPT_BLOCK:
+        if (parse_size(v, &c->unit) < 0 || c->unit == 0 || c->unit > (1ull << 30))
+            return bad_value("--block", v, "a size from 1 to 1G, e.g. 256K");
+        return 0;
+    case OPT_SIZE:
+        if (parse_size(v, size) < 0 || *size == 0 || *size > (1ull << 30))
+            return bad_value("--size", v, "a size from 1 to 1G, e.g. 4K");
+        return 0;
+    case OPT_RANDOM:
+        if (parse_count(v, 1, UINT64_MAX, &c->count) < 0)
+            return bad_value("--random", v, "a count of at least 1");
+        return 0;
+    case OPT_DEPTH:
+        if (parse_count(v, 1, 4096, &x) < 0) return bad_value("--depth", v, "1 to 4096");
+        c->depth = (unsigned)x;
+        return 0;
+    case OPT_THREADS:
+        if (parse_count(v, 1, 256, &x) < 0) return bad_value("--threads", v, "1 to 256");
+        c->threads = (unsigned)x;
+        return 0;
+    case OPT_BACKEND:
+        if (!strcmp(v, "uring") || !strcmp(v, "io_uring"))
+            c->backend = LUMIO_BACKEND_URING;
+        else if (!strcmp(v, "threads"))
+            c->backend = LUMIO_BACKEND_THREADS;
+        else
+            return bad_value("--backend", v, "uring or threads");
+        return 0;
+    default:
+        c->direct = true;
+        return 0;
+    }
+}
+
+static int bench_read_main(int argc, char **argv) {
+    static const struct option longopts[] = {{"block", required_argument, NULL, OPT_BLOCK},
+                                             {"random", required_argument, NULL, OPT_RANDOM},
+                                             {"size", required_argument, NULL, OPT_SIZE},
+                                             {"depth", required_argument, NULL, OPT_DEPTH},
+                                             {"threads", required_argument, NULL, OPT_THREADS},
+                                             {"backend", required_argument, NULL, OPT_BACKEND},
+                                             {"direct", no_argument, NULL, OPT_DIRECT},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {0}};
+    bench_cfg c = {.unit = 256 << 10, .depth = 64, .threads = 1};
+    uint64_t size = 0;
+    int opt;
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+        if (opt == 'h') {
+            fputs(bench_usage, stdout);
+            return 0;
+        }
+        if (opt == '?' || opt == ':') return cli_option_error(opt, argv);
+        int st = take_option(&c, opt, optarg, &size);
+        if (st) return st;
+    }
+    if (size && !c.count) {
+        cli_error("--size goes with --random (use --block for sequential reads)");
+        return EXIT_USAGE;
+    }
+    if (size) c.unit = size;
+    if (optind >= argc) {
+        cli_error("missing PATH (see 'lumio bench --help')");
+        return EXIT_USAGE;
+    }
+    return bench_read(&c, argv + optind, argc - optind);
+}
+
+int cmd_bench(int argc, char **argv) {
+    if (argc < 2) {
+        cli_error("missing benchmark: read (see 'lumio bench --help')");
+        return EXIT_USAGE;
+    }
+    if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+        fputs(bench_usage, stdout);
+        return 0;
+    }
+    if (strcmp(argv[1], "read")) {
+        cli_error("unknown benchmark '%s' (only 'read')", argv[1]);
+        return EXIT_USAGE;
+    }
+    cli_set_name("lumio bench read");
+    return bench_read_main(argc - 1, argv + 1);
+}

@@ -1,0 +1,112 @@
+/* Helpers shared by the lumio subcommands: messages, option and size
+ * parsing, a sorted directory walker, a progress line, JSON output, and
+ * writing that survives short writes. */
+#ifndef LUMIO_CLI_COMMON_H
+#define LUMIO_CLI_COMMON_H
+
+#include <lumio/ring.h>
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/stat.h>
+
+/* Exit statuses: 1 when some file failed, 2 for a wrong command line. */
+enum { EXIT_FILES = 1, EXIT_USAGE = 2 };
+
+/* Every subcommand: argv[0] is its name. Returns the exit status. */
+int cmd_cat(int argc, char **argv);
+int cmd_hash(int argc, char **argv);
+int cmd_cp(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+
+/* The prefix of every message, e.g. "lumio cat". */
+void cli_set_name(const char *name);
+
+/* One line on stderr: "lumio CMD: <text>". Flushes stdout first so that the
+ * line lands after the output it follows. */
+void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* One line naming a path and an error code (negative errno or lumio code). */
+void cli_path_error(const char *path, int code);
+
+/* Report what getopt_long() returned as '?' or ':' (with opterr = 0 and an
+ * optstring starting with ':'), as one line. Returns EXIT_USAGE. */
+int cli_option_error(int c, char **argv);
+
+/* "256K", "1M", "1G", "4096", "1MiB": a size in bytes (powers of 1024).
+ * Returns 0, or -1 if `s` is not a size or is out of range. */
+int parse_size(const char *s, uint64_t *out);
+
+/* A decimal count in [min, max]; returns 0 or -1. */
+int parse_count(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+
+/* Directory walking, in a deterministic order: roots in argument order, and
+ * inside each directory the entries sorted by name (bytewise). Directories
+ * come twice: before (WALK_DIR) and after (WALK_DIR_POST) their contents. */
+typedef enum walk_kind {
+    WALK_FILE,
+    WALK_DIR,
+    WALK_DIR_POST,
+    WALK_SYMLINK,
+    WALK_OTHER, /* device, fifo, socket */
+    WALK_ERROR  /* `err` says what; `path` names it */
+} walk_kind;
+
+typedef struct walk_entry {
+    walk_kind kind;
+    const char *path;      /* as the walk reached it: "root/sub/file" */
+    const char *rel;       /* below its root: "" for the root, else "/sub/file" */
+    const char *root;      /* the root argument it came from */
+    const struct stat *st; /* NULL for WALK_ERROR */
+    int err;               /* negative errno, for WALK_ERROR */
+    int level;             /* 0 for a root */
+} walk_entry;
+
+#define WALK_FOLLOW_ROOTS 0x1 /* a root that is a symlink is followed */
+
+typedef struct walker walker;
+int walker_open(walker **out, char *const *roots, int nroots, int flags);
+/* The next entry (valid until the next call): 1, or 0 at the end. */
+int walker_next(walker *w, walk_entry *e);
+/* Do not descend into the directory just returned as WALK_DIR. */
+void walker_skip(walker *w);
+void walker_close(walker *w);
+
+/* A progress line on stderr, drawn only when stderr is a terminal and at
+ * most a few times a second. */
+typedef struct progress {
+    bool on;
+    bool drawn;
+    double start, last;
+    const char *verb;
+} progress;
+
+void progress_init(progress *p, const char *verb);
+void progress_update(progress *p, uint64_t files, uint64_t bytes);
+void progress_done(progress *p);
+
+/* A flat JSON object, written field by field. */
+typedef struct json {
+    FILE *f;
+    int fields;
+} json;
+
+void json_begin(json *j, FILE *f);
+void json_str(json *j, const char *key, const char *val);
+void json_u64(json *j, const char *key, uint64_t val);
+void json_num(json *j, const char *key, double val);
+void json_bool(json *j, const char *key, bool val);
+void json_end(json *j);
+
+/* Write all of buf to fd, across short writes and EINTR. 0 or -errno. */
+int write_all(int fd, const void *buf, size_t len);
+
+/* CLOCK_MONOTONIC in seconds. */
+double now_seconds(void);
+
+/* "io_uring" -> "uring", for output that matches the --backend names. */
+const char *backend_name(lumio_backend b);
+
+#endif
