@@ -74,6 +74,9 @@ typedef struct lumio_job {
 typedef struct lumio_workers lumio_workers;
 int lumio_workers_create(lumio_workers **out, unsigned n);
 void lumio_workers_push(lumio_workers *w, lumio_job *j);
+/* Run one queued job in the calling thread, if there is one. A thread that
+ * would otherwise sleep waiting for the jobs' results helps instead. */
+bool lumio_workers_run_one(lumio_workers *w);
 /* Runs every queued job, then joins the threads. Accepts NULL. */
 void lumio_workers_destroy(lumio_workers *w);
 

@@ -61,6 +61,18 @@ void lumio_workers_push(lumio_workers *w, lumio_job *j) {
     pthread_mutex_unlock(&w->mu);
 }
 
+bool lumio_workers_run_one(lumio_workers *w) {
+    pthread_mutex_lock(&w->mu);
+    lumio_job *j = w->head;
+    if (j) {
+        w->head = j->next;
+        if (!w->head) w->tail = NULL;
+    }
+    pthread_mutex_unlock(&w->mu);
+    if (j) j->run(j);
+    return j != NULL;
+}
+
 void lumio_workers_destroy(lumio_workers *w) {
     if (!w) return;
     pthread_mutex_lock(&w->mu);

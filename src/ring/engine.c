@@ -367,8 +367,9 @@ static void compute_run(lumio_job *j) {
     else
         r->computed_head = n;
     r->computed_tail = n;
+    bool wake = r->sleeping; /* a wake-up costs a system call: only when needed */
     pthread_mutex_unlock(&r->mu);
-    r->be->wake(r->be);
+    if (wake) r->be->wake(r->be);
 }
 
 void engine_node_finished(lumio_ring *r, node *n) {
@@ -537,6 +538,37 @@ static void pump(lumio_ring *r) {
     /* No flush: the reap that follows submits and waits in one system call. */
 }
 
+static int reap_now(lumio_ring *r, task **done, bool block) {
+    int n = r->be->reap(r->be, done, 256, block);
+    for (int i = 0; i < n; i++) {
+        r->inflight--;
+        plan_task_done(r, (etask *)done[i]);
+    }
+    return n;
+}
+
+/* Collect finished I/O. Before sleeping, the driving thread runs queued
+ * compute jobs itself, so the compute stage has every core, this one too;
+ * and it sleeps only after telling the workers to wake it. */
+static int reap(lumio_ring *r, task **done, bool block) {
+    if (!block) return reap_now(r, done, false);
+    if (r->computing && r->workers) {
+        int n = reap_now(r, done, false);
+        if (n) return n;
+        if (lumio_workers_run_one(r->workers)) return 0;
+    }
+    pthread_mutex_lock(&r->mu);
+    bool results = r->computed_head != NULL;
+    r->sleeping = !results;
+    pthread_mutex_unlock(&r->mu);
+    if (results) return reap_now(r, done, false);
+    int n = reap_now(r, done, true);
+    pthread_mutex_lock(&r->mu);
+    r->sleeping = false;
+    pthread_mutex_unlock(&r->mu);
+    return n;
+}
+
 static bool has_ready(const lumio_ring *r, const group *target) {
     return target ? target->ready_head != NULL : r->ready_head != NULL;
 }
@@ -570,11 +602,7 @@ int lumio_ring_wait(lumio_ring *r, uint64_t gid, lumio_completion *out, unsigned
             }
             break;
         }
-        int n = r->be->reap(r->be, done, 256, block);
-        for (int i = 0; i < n; i++) {
-            r->inflight--;
-            plan_task_done(r, (etask *)done[i]);
-        }
+        int n = reap(r, done, block);
         if (!block && n == 0) {
             drain_computed(r);
             got += pop_ready(r, target, out + got, max - got);
@@ -635,12 +663,7 @@ void lumio_ring_destroy(lumio_ring *r) {
         r->issue_head = r->issue_tail = NULL;
         task *done[256];
         while (r->inflight > 0 || r->computing > 0) {
-            int n = r->be->reap(r->be, done, 256, true);
-            for (int i = 0; i < n; i++) {
-                r->inflight--;
-                etask *et = (etask *)done[i];
-                plan_task_done(r, et);
-            }
+            reap(r, done, true);
             r->issue_head = r->issue_tail = NULL; /* completions may have re-added ops */
             r->open_head = r->open_tail = NULL;
             drain_computed(r);

@@ -153,6 +153,7 @@ struct lumio_ring {
     pthread_mutex_t mu;
     node *computed_head, *computed_tail;
     unsigned computing; /* nodes in the compute stage */
+    bool sleeping;      /* blocked in the backend: compute results must wake it (under mu) */
     lumio_ring_stats stats;
     char last_error[512];
 };

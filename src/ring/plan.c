@@ -430,8 +430,10 @@ again:
         if (res == BLOCKED_DEPTH) return;
         /* Fully issued: off the list. */
         op_state *next = op->next;
-        if (prev) prev->next = next;
-        else r->issue_head = next;
+        if (prev)
+            prev->next = next;
+        else
+            r->issue_head = next;
         if (r->issue_tail == op) r->issue_tail = prev;
         op->next = NULL;
         op->phase = OP_DRAINING;
