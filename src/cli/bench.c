@@ -38,6 +38,10 @@ static const char bench_usage[] =
     "  --threads N        rings, each in its own thread (default 1)\n"
     "  --backend NAME     uring or threads (default: uring when available)\n"
     "  --direct           O_DIRECT reads (buffered where not supported)\n"
+    "  --paths            let the engine open the files (timed; default: opened\n"
+    "                     before timing and read by descriptor, as fio does)\n"
+    "  --sqpoll           io_uring: a kernel thread polls the submission queue\n"
+    "  --no-fixed-files   io_uring: plain descriptors, not the registered table\n"
     "  -h, --help         show this help\n";
 
 typedef struct bfile {
@@ -48,6 +52,9 @@ typedef struct bfile {
 
 typedef struct bench_cfg {
     bool direct;
+    bool paths; /* the engine opens the files (timed) */
+    bool sqpoll;
+    bool no_fixed_files;
     uint64_t unit;  /* bytes per read */
     uint64_t count; /* random reads; 0 for sequential */
     unsigned depth, threads;
@@ -249,7 +256,7 @@ static int add_file(bench_cfg *c, size_t *cap, const walk_entry *e) {
     *f = (bfile){.path = strdup(e->path), .size = (uint64_t)e->st->st_size, .fd = -1};
     if (!f->path) goto nomem;
     c->nfiles++;
-    int rc = open_file(f, c->direct);
+    int rc = c->paths ? 0 : open_file(f, c->direct);
     if (rc < 0) cli_path_error(e->path, rc);
     return rc;
 nomem:
@@ -316,6 +323,8 @@ static int ring_for(const bench_cfg *c, lumio_ring **r) {
     o.queue_depth = c->depth;
     o.io_threads = c->depth < 128 ? c->depth : 128; /* the threads backend's depth */
     o.direct = c->direct;
+    o.sqpoll = c->sqpoll;
+    o.fixed_files = !c->no_fixed_files;
     o.coalesce_gap = 0; /* every read is one block, as asked */
     /* Room for two depths of blocks, so the cap never throttles the queue. */
     uint64_t unit = c->unit < 4096 ? 4096 : c->unit;
@@ -362,6 +371,9 @@ static void print_result(const bench_cfg *c, lumio_backend be, const bthread *t,
     json_u64(&j, "threads", c->threads);
     json_u64(&j, "block", c->unit);
     json_bool(&j, "direct", c->direct);
+    json_bool(&j, "paths", c->paths);
+    json_bool(&j, "sqpoll", c->sqpoll);
+    json_bool(&j, "fixed_files", !c->no_fixed_files);
     json_end(&j);
 }
 
@@ -417,7 +429,18 @@ static int bench_read(bench_cfg *c, char **paths, int n) {
 
 /* ---- options -------------------------------------------------------------------------- */
 
-enum { OPT_BLOCK = 256, OPT_RANDOM, OPT_SIZE, OPT_DEPTH, OPT_THREADS, OPT_BACKEND, OPT_DIRECT };
+enum {
+    OPT_BLOCK = 256,
+    OPT_RANDOM,
+    OPT_SIZE,
+    OPT_DEPTH,
+    OPT_THREADS,
+    OPT_BACKEND,
+    OPT_DIRECT,
+    OPT_PATHS,
+    OPT_SQPOLL,
+    OPT_NO_FIXED
+};
 
 static int bad_value(const char *opt, const char *val, const char *want) {
     cli_error("invalid %s '%s' (%s)", opt, val, want);
@@ -456,6 +479,15 @@ static int take_option(bench_cfg *c, int opt, const char *v, uint64_t *size) {
         else
             return bad_value("--backend", v, "uring or threads");
         return 0;
+    case OPT_PATHS:
+        c->paths = true;
+        return 0;
+    case OPT_SQPOLL:
+        c->sqpoll = true;
+        return 0;
+    case OPT_NO_FIXED:
+        c->no_fixed_files = true;
+        return 0;
     default:
         c->direct = true;
         return 0;
@@ -470,6 +502,9 @@ static int bench_read_main(int argc, char **argv) {
                                              {"threads", required_argument, NULL, OPT_THREADS},
                                              {"backend", required_argument, NULL, OPT_BACKEND},
                                              {"direct", no_argument, NULL, OPT_DIRECT},
+                                             {"paths", no_argument, NULL, OPT_PATHS},
+                                             {"sqpoll", no_argument, NULL, OPT_SQPOLL},
+                                             {"no-fixed-files", no_argument, NULL, OPT_NO_FIXED},
                                              {"help", no_argument, NULL, 'h'},
                                              {0}};
     bench_cfg c = {.unit = 256 << 10, .depth = 64, .threads = 1};

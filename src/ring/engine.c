@@ -19,7 +19,7 @@ void lumio_ring_options_default(lumio_ring_options *o) {
     o->coalesce_gap = 4096;
     o->coalesce_max = 1u << 20;
     o->max_io_size = 1ull << 30;
-    o->fixed_files = 1;
+    o->fixed_files = 0; /* measured: no gain here (docs/ENGINE.md) */
 }
 
 void lumio_group_options_default(lumio_group_options *o) {
