@@ -1,26 +1,27 @@
 /* lumio hash: xxHash digests of files and trees, printed exactly as
  * `xxhsum -H1` (xxh64), `-H2` (xxh128) and `-H3` (xxh3) print them.
  *
- * Files are walked into batches; each batch is one in-order group. A small
- * file is read whole and hashed on the engine's compute workers, which store
- * the digest in the batch and hand the buffer back at once, so many files
- * hash in parallel and memory holds only reads in flight. A large file is
- * read in blocks, delivered in order, and hashed here with the streaming API.
- * Several batches are in flight; each is printed once it and every batch
- * before it have ended, so the output keeps the walk order. */
+ * Files are walked into batches. Each core has a lane: a thread with a ring
+ * of its own that takes the next batch, reads its files (small ones whole,
+ * large ones in blocks delivered in order) and hashes every buffer in the
+ * same thread as it lands. io_uring copies cached data in the thread that
+ * submits, so the bytes are hashed while they are still in that core's
+ * cache; handing them to another core costs more than the hash. Batches are
+ * printed in walk order as they finish, and only a few are in memory. */
 #include "cli/common.h"
 
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <xxhash.h>
 
-#define HASH_SMALL_MAX (4ull << 20) /* read whole and hash on a worker */
+#define HASH_SMALL_MAX (4ull << 20) /* read whole in one buffer */
 #define HASH_BLOCK     (1u << 20)   /* block size for larger files */
-#define BATCH_FILES    256
-#define BATCHES        4
+#define BATCH_FILES    128
+#define MAX_LANES      64
 #define WAIT_MAX       256
 
 /* An entry that is not a regular file (a fifo or device named on the command
@@ -49,31 +50,47 @@ typedef struct hentry {
     unsigned char digest[16]; /* canonical (big-endian) form */
 } hentry;
 
-/* One group of files. The compute workers read `algo`, `op_entry` and the
- * `large` flags and write digests; the main thread does not touch an entry
- * of a busy batch except to stream a large file's blocks. */
+/* One group of files: filled by the main thread, read and hashed by one
+ * lane, printed by the main thread once `done`. */
 typedef struct hbatch {
     algo algo;
     size_t n, nops;
-    bool busy; /* submitted, group not ended */
-    uint64_t group;
+    bool busy; /* handed to a lane, not done */
+    bool done;
     uint32_t op_entry[BATCH_FILES]; /* op index -> entry index */
+    lumio_op ops[BATCH_FILES];
     hentry e[BATCH_FILES];
+    struct hbatch *next; /* the lanes' queue */
 } hbatch;
 
-typedef struct hasher {
+typedef struct hasher hasher;
+
+typedef struct lane {
+    hasher *h;
     lumio_ring *r;
+    pthread_t thread;
+    bool started;
+    int err; /* a failure of the engine itself */
+} lane;
+
+struct hasher {
     walker *w;
     algo algo;
     bool walk_done;
     int status;
-    hbatch *b[BATCHES]; /* a ring of batches: b[head] prints next */
+    unsigned nbatches;
+    hbatch **b; /* a ring of batches: b[head] prints next */
     unsigned head, count;
-    lumio_op ops[BATCH_FILES];
-    lumio_range whole[BATCH_FILES];
+    unsigned nlanes;
+    lane lanes[MAX_LANES];
+    pthread_mutex_t mu;
+    pthread_cond_t lane_cv; /* a batch is queued, or stop */
+    pthread_cond_t main_cv; /* a batch is done */
+    hbatch *queue_head, *queue_tail;
+    bool stop;
     progress prog;
     uint64_t files, bytes;
-} hasher;
+};
 
 /* ---- digests ---------------------------------------------------------------- */
 
@@ -152,23 +169,6 @@ static void stream_finish(algo a, void *s, unsigned char *out) {
     }
 }
 
-/* The compute stage: a small file's digest, straight from the pool buffer
- * into its entry. Blocks of large files pass through to the main thread,
- * which sees them in order; failures pass through unchanged. */
-static int hash_compute(void *arg, lumio_completion *c) {
-    hbatch *b = arg;
-    if (c->result < 0 || c->op_index >= b->nops) return c->result;
-    hentry *e = &b->e[b->op_entry[c->op_index]];
-    if (e->large) return 0;
-    digest_buffer(b->algo, c->data, c->length, e->digest);
-    lumio_buffer_release(c->buffer);
-    c->buffer = NULL;
-    c->data = NULL;
-    c->out = e->digest;
-    c->out_length = digest_len(b->algo);
-    return 0;
-}
-
 /* ---- output ------------------------------------------------------------------ */
 
 static void print_entry(algo a, const hentry *e) {
@@ -202,11 +202,12 @@ static void batch_flush(hasher *h, hbatch *b) {
     b->n = b->nops = 0;
 }
 
-/* Print the batches that are done, oldest first. */
+/* Print the batches that are done, oldest first (main thread, under mu). */
 static void print_ready(hasher *h) {
-    while (h->count && !h->b[h->head]->busy) {
+    while (h->count && h->b[h->head]->done) {
         batch_flush(h, h->b[h->head]);
-        h->head = (h->head + 1) % BATCHES;
+        h->b[h->head]->done = false;
+        h->head = (h->head + 1) % h->nbatches;
         h->count--;
     }
     progress_update(&h->prog, h->files, h->bytes);
@@ -223,18 +224,19 @@ static int add_entry(hbatch *b, const char *path, int err) {
 }
 
 /* Add a regular file: an entry and the op that reads it. */
-static int add_file(hasher *h, hbatch *b, const char *path, uint64_t size) {
+static int add_file(hbatch *b, const char *path, uint64_t size) {
     int rc = add_entry(b, path, 0);
     if (rc < 0) return rc;
+    static const lumio_range whole = {.offset = 0, .length = LUMIO_WHOLE};
     hentry *e = &b->e[b->n - 1];
-    lumio_op *op = &h->ops[b->nops];
+    lumio_op *op = &b->ops[b->nops];
     *op = (lumio_op){.kind = LUMIO_OP_GET, .path = e->path};
     if (size > HASH_SMALL_MAX) {
         e->large = true;
         if (!(e->state = stream_new(b->algo))) return -ENOMEM;
         op->block_size = HASH_BLOCK;
     } else {
-        op->ranges = &h->whole[b->nops];
+        op->ranges = &whole;
         op->nranges = 1;
     }
     b->op_entry[b->nops++] = (uint32_t)(b->n - 1);
@@ -243,10 +245,10 @@ static int add_file(hasher *h, hbatch *b, const char *path, uint64_t size) {
 
 /* What a walk entry adds: a file, an error, or nothing (directories, and
  * links or special files met inside a tree, as `find -type f` skips them). */
-static int take_entry(hasher *h, hbatch *b, const walk_entry *we) {
+static int take_entry(hbatch *b, const walk_entry *we) {
     switch (we->kind) {
     case WALK_FILE:
-        return add_file(h, b, we->path, (uint64_t)we->st->st_size);
+        return add_file(b, we->path, (uint64_t)we->st->st_size);
     case WALK_ERROR:
         return add_entry(b, we->path, we->err);
     case WALK_SYMLINK: /* at the root only a dangling link is left unfollowed */
@@ -258,7 +260,7 @@ static int take_entry(hasher *h, hbatch *b, const walk_entry *we) {
     }
 }
 
-/* Fill the batch from the walk and submit it. */
+/* Fill the batch from the walk and queue it for a lane. */
 static int batch_build(hasher *h, hbatch *b) {
     b->algo = h->algo;
     walk_entry we;
@@ -267,24 +269,30 @@ static int batch_build(hasher *h, hbatch *b) {
             h->walk_done = true;
             break;
         }
-        int rc = take_entry(h, b, &we);
+        int rc = take_entry(b, &we);
         if (rc < 0) return rc;
     }
-    if (b->nops == 0) return 0;
-    lumio_group_options go;
-    lumio_group_options_default(&go);
-    go.in_order = 1; /* blocks of a large file must come in order */
-    go.compute = hash_compute;
-    go.compute_arg = b;
-    int rc = lumio_ring_submit(h->r, h->ops, b->nops, &go, &b->group);
-    if (rc < 0) return rc;
-    b->busy = true;
+    if (b->n == 0) return 0;
+    pthread_mutex_lock(&h->mu);
+    if (b->nops == 0) {
+        b->done = true; /* errors only: nothing to read */
+    } else {
+        b->busy = true;
+        b->next = NULL;
+        if (h->queue_tail)
+            h->queue_tail->next = b;
+        else
+            h->queue_head = b;
+        h->queue_tail = b;
+        pthread_cond_signal(&h->lane_cv);
+    }
+    pthread_mutex_unlock(&h->mu);
     return 0;
 }
 
 static int fill(hasher *h) {
-    while (h->count < BATCHES && !h->walk_done) {
-        hbatch *b = h->b[(h->head + h->count) % BATCHES];
+    while (h->count < h->nbatches && !h->walk_done) {
+        hbatch *b = h->b[(h->head + h->count) % h->nbatches];
         int rc = batch_build(h, b);
         if (b->n) h->count++;
         if (rc < 0) return rc;
@@ -292,52 +300,90 @@ static int fill(hasher *h) {
     return 0;
 }
 
-/* ---- completions ------------------------------------------------------------------- */
+/* ---- lanes --------------------------------------------------------------------- */
 
-static hbatch *batch_of(hasher *h, uint64_t group) {
-    for (unsigned i = 0; i < BATCHES; i++)
-        if (h->b[i]->busy && h->b[i]->group == group) return h->b[i];
-    return NULL;
-}
-
-static void take_completion(hasher *h, const lumio_completion *c) {
-    hbatch *b = batch_of(h, c->group);
-    if (b && c->op_index < b->nops) {
+/* A completion, in the lane that read it: hash it now, while it is hot. */
+static void take_completion(hbatch *b, const lumio_completion *c, uint64_t *bytes) {
+    if (c->op_index < b->nops) {
         hentry *e = &b->e[b->op_entry[c->op_index]];
         if (c->result < 0 && !e->err)
             e->err = c->result;
-        else if (c->result == 0 && e->large && !e->err)
+        else if (c->result == 0 && !e->err && e->large)
             stream_update(b->algo, e->state, c->data, c->length);
+        else if (c->result == 0 && !e->err)
+            digest_buffer(b->algo, c->data, c->length, e->digest);
     }
-    h->bytes += c->length;
+    *bytes += c->length;
     lumio_buffer_release(c->buffer);
-    if (b && (c->flags & LUMIO_CQE_GROUP_END)) b->busy = false;
 }
 
-static bool any_busy(const hasher *h) {
-    for (unsigned i = 0; i < BATCHES; i++)
-        if (h->b[i]->busy) return true;
-    return false;
+/* Read and hash one batch. Returns 0 or an engine error. */
+static int lane_batch(lane *l, hbatch *b, uint64_t *bytes) {
+    lumio_group_options go;
+    lumio_group_options_default(&go);
+    go.in_order = 1; /* blocks of a large file must come in order */
+    uint64_t g;
+    int rc = lumio_ring_submit(l->r, b->ops, b->nops, &go, &g);
+    if (rc < 0) return rc;
+    lumio_completion c[WAIT_MAX];
+    for (bool ended = false; !ended;) {
+        int n = lumio_ring_wait(l->r, g, c, WAIT_MAX, 1);
+        if (n < 0) return n;
+        if (n == 0) return LUMIO_E_BASE; /* a group that never ends: a bug */
+        for (int i = 0; i < n; i++) {
+            take_completion(b, &c[i], bytes);
+            ended |= (c[i].flags & LUMIO_CQE_GROUP_END) != 0;
+        }
+    }
+    return 0;
+}
+
+static void *lane_main(void *arg) {
+    lane *l = arg;
+    hasher *h = l->h;
+    pthread_mutex_lock(&h->mu);
+    for (;;) {
+        while (!h->queue_head && !h->stop) pthread_cond_wait(&h->lane_cv, &h->mu);
+        hbatch *b = h->queue_head;
+        if (!b) break;
+        h->queue_head = b->next;
+        if (!h->queue_head) h->queue_tail = NULL;
+        pthread_mutex_unlock(&h->mu);
+        uint64_t bytes = 0;
+        int rc = l->err ? l->err : lane_batch(l, b, &bytes);
+        pthread_mutex_lock(&h->mu);
+        if (rc < 0 && !l->err) l->err = rc;
+        h->bytes += bytes;
+        b->busy = false;
+        b->done = true;
+        pthread_cond_signal(&h->main_cv);
+    }
+    pthread_mutex_unlock(&h->mu);
+    return NULL;
+}
+
+static int lanes_error(hasher *h) {
+    for (unsigned i = 0; i < h->nlanes; i++)
+        if (h->lanes[i].err) return h->lanes[i].err;
+    return 0;
 }
 
 static int hash_loop(hasher *h) {
-    lumio_completion c[WAIT_MAX];
     for (;;) {
         int rc = fill(h);
         if (rc < 0) return rc;
+        pthread_mutex_lock(&h->mu);
         print_ready(h);
-        if (!any_busy(h)) {
-            if (h->walk_done && h->count == 0) return 0;
-            continue;
+        while (h->count == h->nbatches || (h->walk_done && h->count > 0)) {
+            if (h->b[h->head]->done) break;
+            pthread_cond_wait(&h->main_cv, &h->mu);
         }
-        int n = lumio_ring_wait(h->r, LUMIO_ANY_GROUP, c, WAIT_MAX, 1);
-        if (n < 0) return n;
-        if (n == 0) {
-            /* The engine has nothing left yet a group never ended. */
-            cli_error("engine finished with a group not ended (a bug in lumio)");
-            return LUMIO_E_BASE;
-        }
-        for (int i = 0; i < n; i++) take_completion(h, &c[i]);
+        print_ready(h);
+        rc = lanes_error(h);
+        bool finished = h->walk_done && h->count == 0;
+        pthread_mutex_unlock(&h->mu);
+        if (rc < 0) return rc;
+        if (finished) return 0;
     }
 }
 
@@ -355,38 +401,43 @@ static int parse_algo(const char *s, algo *out) {
     return 0;
 }
 
-/* io_uring reads cached data inline, in the thread that submits: that
- * thread is then a busy core of its own, so the compute workers get one core
- * fewer (on two cores this is about a third faster). The threads backend
- * copies on its own threads and keeps a worker per core. */
-static int hash_ring(lumio_ring **r) {
+static int hasher_start(hasher *h, char **paths, int n) {
+    pthread_mutex_init(&h->mu, NULL);
+    pthread_cond_init(&h->lane_cv, NULL);
+    pthread_cond_init(&h->main_cv, NULL);
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    h->nlanes = cores < 1 ? 1 : cores > MAX_LANES ? MAX_LANES : (unsigned)cores;
+    h->nbatches = 2 * h->nlanes + 1; /* every lane busy, the next ones ready */
+    if (!(h->b = calloc(h->nbatches, sizeof(hbatch *)))) return -ENOMEM;
+    for (unsigned i = 0; i < h->nbatches; i++)
+        if (!(h->b[i] = calloc(1, sizeof(hbatch)))) return -ENOMEM;
     lumio_ring_options o;
     lumio_ring_options_default(&o);
-    o.queue_depth = 64;
-    int rc = lumio_ring_create(r, &o);
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    if (rc < 0 || lumio_ring_backend(*r) != LUMIO_BACKEND_URING || cores < 2) return rc;
-    lumio_ring_destroy(*r);
-    o.backend = LUMIO_BACKEND_URING;
-    o.workers = (unsigned)cores - 1;
-    return lumio_ring_create(r, &o);
-}
-
-static int hasher_start(hasher *h, char **paths, int n) {
-    for (unsigned i = 0; i < BATCH_FILES; i++)
-        h->whole[i] = (lumio_range){.offset = 0, .length = LUMIO_WHOLE};
-    for (unsigned i = 0; i < BATCHES; i++)
-        if (!(h->b[i] = calloc(1, sizeof(hbatch)))) return -ENOMEM;
-    int rc = hash_ring(&h->r);
-    if (rc < 0) return rc;
+    o.queue_depth = 32;
+    o.max_open_files = 64;
+    for (unsigned i = 0; i < h->nlanes; i++) {
+        lane *l = &h->lanes[i];
+        l->h = h;
+        int rc = lumio_ring_create(&l->r, &o);
+        if (rc < 0) return rc;
+        if ((rc = pthread_create(&l->thread, NULL, lane_main, l)) != 0) return -rc;
+        l->started = true;
+    }
     return walker_open(&h->w, paths, n, WALK_FOLLOW_ROOTS);
 }
 
-/* Free what is left after a failure: entries of batches never printed. */
+/* Stop the lanes, then free what is left: entries of batches never printed. */
 static void hasher_stop(hasher *h) {
-    lumio_ring_destroy(h->r); /* first: workers may still write into batches */
+    pthread_mutex_lock(&h->mu);
+    h->stop = true;
+    pthread_cond_broadcast(&h->lane_cv);
+    pthread_mutex_unlock(&h->mu);
+    for (unsigned i = 0; i < h->nlanes; i++) {
+        if (h->lanes[i].started) pthread_join(h->lanes[i].thread, NULL);
+        lumio_ring_destroy(h->lanes[i].r);
+    }
     walker_close(h->w);
-    for (unsigned i = 0; i < BATCHES; i++) {
+    for (unsigned i = 0; h->b && i < h->nbatches; i++) {
         hbatch *b = h->b[i];
         for (size_t j = 0; b && j < b->n; j++) {
             free(b->e[j].path);
@@ -394,6 +445,10 @@ static void hasher_stop(hasher *h) {
         }
         free(b);
     }
+    free(h->b);
+    pthread_cond_destroy(&h->lane_cv);
+    pthread_cond_destroy(&h->main_cv);
+    pthread_mutex_destroy(&h->mu);
 }
 
 static int hash_run(char **paths, int n, algo a) {
@@ -403,9 +458,7 @@ static int hash_run(char **paths, int n, algo a) {
     if (rc == 0) rc = hash_loop(&h);
     progress_done(&h.prog);
     if (rc < 0 && rc != LUMIO_E_BASE) {
-        cli_error("%s", rc == -ENOMEM                        ? "out of memory"
-                        : h.r && *lumio_ring_last_error(h.r) ? lumio_ring_last_error(h.r)
-                                                             : lumio_strerror(rc));
+        cli_error("%s", rc == -ENOMEM ? "out of memory" : lumio_strerror(rc));
     }
     hasher_stop(&h);
     if (fflush(stdout) != 0 || ferror(stdout)) {
