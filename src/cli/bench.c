@@ -40,6 +40,7 @@ static const char bench_usage[] =
     "  --direct           O_DIRECT reads (buffered where not supported)\n"
     "  --paths            let the engine open the files (timed; default: opened\n"
     "                     before timing and read by descriptor, as fio does)\n"
+    "  --coalesce GAP     merge reads of one file whose gap is below GAP (default 0)\n"
     "  --sqpoll           io_uring: a kernel thread polls the submission queue\n"
     "  --no-fixed-files   io_uring: plain descriptors, not the registered table\n"
     "  -h, --help         show this help\n";
@@ -52,7 +53,8 @@ typedef struct bfile {
 
 typedef struct bench_cfg {
     bool direct;
-    bool paths; /* the engine opens the files (timed) */
+    bool paths;        /* the engine opens the files (timed) */
+    uint64_t coalesce; /* merge gap (0: every block is its own read) */
     bool sqpoll;
     bool no_fixed_files;
     uint64_t unit;  /* bytes per read */
@@ -325,7 +327,7 @@ static int ring_for(const bench_cfg *c, lumio_ring **r) {
     o.direct = c->direct;
     o.sqpoll = c->sqpoll;
     o.fixed_files = !c->no_fixed_files;
-    o.coalesce_gap = 0; /* every read is one block, as asked */
+    o.coalesce_gap = c->coalesce; /* default 0: every read is one block, as asked */
     /* Room for two depths of blocks, so the cap never throttles the queue. */
     uint64_t unit = c->unit < 4096 ? 4096 : c->unit;
     o.max_buffers = 2 * c->depth > 256 ? 2 * c->depth : 256;
@@ -372,6 +374,7 @@ static void print_result(const bench_cfg *c, lumio_backend be, const bthread *t,
     json_u64(&j, "block", c->unit);
     json_bool(&j, "direct", c->direct);
     json_bool(&j, "paths", c->paths);
+    json_u64(&j, "coalesce", c->coalesce);
     json_bool(&j, "sqpoll", c->sqpoll);
     json_bool(&j, "fixed_files", !c->no_fixed_files);
     json_end(&j);
@@ -439,7 +442,8 @@ enum {
     OPT_DIRECT,
     OPT_PATHS,
     OPT_SQPOLL,
-    OPT_NO_FIXED
+    OPT_NO_FIXED,
+    OPT_COALESCE
 };
 
 static int bad_value(const char *opt, const char *val, const char *want) {
@@ -479,6 +483,10 @@ static int take_option(bench_cfg *c, int opt, const char *v, uint64_t *size) {
         else
             return bad_value("--backend", v, "uring or threads");
         return 0;
+    case OPT_COALESCE:
+        if (parse_size(v, &c->coalesce) < 0 || c->coalesce > (1ull << 30))
+            return bad_value("--coalesce", v, "a gap from 0 to 1G, e.g. 4K");
+        return 0;
     case OPT_PATHS:
         c->paths = true;
         return 0;
@@ -503,6 +511,7 @@ static int bench_read_main(int argc, char **argv) {
                                              {"backend", required_argument, NULL, OPT_BACKEND},
                                              {"direct", no_argument, NULL, OPT_DIRECT},
                                              {"paths", no_argument, NULL, OPT_PATHS},
+                                             {"coalesce", required_argument, NULL, OPT_COALESCE},
                                              {"sqpoll", no_argument, NULL, OPT_SQPOLL},
                                              {"no-fixed-files", no_argument, NULL, OPT_NO_FIXED},
                                              {"help", no_argument, NULL, 'h'},
