@@ -152,7 +152,7 @@ static size_t gen_random(bthread *t) {
         uint32_t f = file_of(c, k);
         t->pos[n] = (rpos){.file = f, .block = k - c->cum[f]};
     }
-    qsort(t->pos, n, sizeof(rpos), cmp_rpos);
+    if (c->nfiles > 1) qsort(t->pos, n, sizeof(rpos), cmp_rpos); /* one op per file */
     return n;
 }
 

@@ -133,7 +133,8 @@ static int cmp_node_off(const void *a, const void *b) {
     return x < y ? -1 : (x > y); /* stable: submission order */
 }
 
-/* Callers often submit ranges in file order already: skip the sort then. */
+/* Ranges are sorted only to find neighbours to merge, and callers often
+ * submit them in file order already: skip the sort then. */
 static bool sorted(const op_state *op) {
     for (uint32_t i = 1; i < op->nranges; i++)
         if (op->ranges[i].off < op->ranges[i - 1].off) return false;
@@ -223,7 +224,8 @@ static void op_opened(lumio_ring *r, op_state *op) {
                 op->error = -ENOMEM;
             else {
                 for (uint32_t i = 0; i < op->nranges; i++) op->order[i] = &op->ranges[i];
-                if (op->kind == LUMIO_OP_GET && !op->g->in_order && !sorted(op))
+                if (op->kind == LUMIO_OP_GET && !op->g->in_order && r->o.coalesce_gap &&
+                    !sorted(op))
                     qsort(op->order, op->nranges, sizeof(node *), cmp_node_off);
             }
         }
