@@ -70,6 +70,18 @@ static void req_submit(lumio_ring *r, ioreq *q) {
 
 /* ---- opening and resolving ------------------------------------------------ */
 
+/* Prepare one of the op's own tasks (open, statx, fsync, close). */
+static etask *op_task(op_state *op, etask *et, enum role role, task_kind kind) {
+    memset(&et->t, 0, sizeof et->t);
+    et->role = role;
+    et->op = op;
+    et->t.kind = kind;
+    et->t.path = op->path;
+    et->t.fd = op->fd;
+    et->t.fixed = op->fixed;
+    return et;
+}
+
 static bool needs_size(const op_state *op) {
     if (op->kind != LUMIO_OP_GET) return false;
     if (op->direct || op->nranges == 0) return true;
@@ -88,12 +100,7 @@ static int open_flags(const op_state *op) {
 }
 
 static void queue_open(lumio_ring *r, op_state *op) {
-    etask *et = &op->open_task;
-    memset(&et->t, 0, sizeof et->t);
-    et->role = ROLE_OPEN;
-    et->op = op;
-    et->t.kind = TASK_OPEN;
-    et->t.path = op->path;
+    etask *et = op_task(op, &op->open_task, ROLE_OPEN, TASK_OPEN);
     et->t.open_flags = open_flags(op);
     et->t.mode = op->mode ? op->mode : 0644;
     op->opening++;
@@ -110,13 +117,7 @@ void plan_start_open(lumio_ring *r, op_state *op) {
         queue_open(r, op);
     }
     if (op->need_stat) {
-        etask *et = &op->stat_task;
-        memset(&et->t, 0, sizeof et->t);
-        et->role = ROLE_STATX;
-        et->op = op;
-        et->t.kind = TASK_STATX;
-        et->t.path = op->path;
-        et->t.fd = op->fd;
+        etask *et = op_task(op, &op->stat_task, ROLE_STATX, TASK_STATX);
         et->t.stx = &op->stx;
         op->opening++;
         engine_queue(r, et);
@@ -479,15 +480,8 @@ static void finish_range(lumio_ring *r, node *n) {
 }
 
 void plan_after_writes(lumio_ring *r, op_state *op) {
-    etask *et = &op->end_task;
-    memset(&et->t, 0, sizeof et->t);
-    et->role = ROLE_FSYNC;
-    et->op = op;
-    et->t.kind = TASK_FSYNC;
-    et->t.fd = op->fd;
-    et->t.fixed = op->fixed;
     op->inflight++;
-    engine_queue(r, et);
+    engine_queue(r, op_task(op, &op->end_task, ROLE_FSYNC, TASK_FSYNC));
 }
 
 static void fsync_done(lumio_ring *r, op_state *op, int res) {
@@ -555,14 +549,7 @@ static void op_check_loaded(lumio_ring *r, op_state *op) {
         engine_op_closed(r, op);
         return;
     }
-    etask *et = &op->end_task;
-    memset(&et->t, 0, sizeof et->t);
-    et->role = ROLE_CLOSE;
-    et->op = op;
-    et->t.kind = TASK_CLOSE;
-    et->t.fd = op->fd;
-    et->t.fixed = op->fixed;
-    engine_queue(r, et);
+    engine_queue(r, op_task(op, &op->end_task, ROLE_CLOSE, TASK_CLOSE));
 }
 
 void plan_task_done(lumio_ring *r, etask *et) {
