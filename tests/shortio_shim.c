@@ -4,6 +4,7 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <stdlib.h>
 #include <fcntl.h>
 #include <stdatomic.h>
 #include <sys/types.h>
@@ -26,9 +27,19 @@ static int fault(void) {
 
 typedef ssize_t (*rw_fn)(int, void *, size_t, off_t);
 
+/* LUMIO_SHIM_EIO_AT=OFFSET: a read that starts there fails with EIO. */
+static int eio_at(off_t off) {
+    const char *v = getenv("LUMIO_SHIM_EIO_AT");
+    return v && *v && strtoll(v, NULL, 10) == (long long)off;
+}
+
 ssize_t pread(int fd, void *buf, size_t len, off_t off) {
     static rw_fn real;
     if (!real) real = (rw_fn)dlsym(RTLD_NEXT, "pread");
+    if (eio_at(off)) {
+        errno = EIO;
+        return -1;
+    }
     int e = fault();
     if (e) {
         errno = e;

@@ -63,7 +63,8 @@ typedef struct lumio_buffer lumio_buffer;
 #define LUMIO_ANY_GROUP UINT64_MAX
 
 /* range_index of a completion that stands for a whole operation (a file that
- * could not be opened, a put's final fsync error, an empty group). */
+ * could not be opened, a put with no ranges, an empty group). A failed fsync
+ * of LUMIO_OP_FSYNC is reported on each range of its put. */
 #define LUMIO_NO_RANGE UINT32_MAX
 
 typedef enum lumio_backend {

@@ -143,12 +143,11 @@ void lumio_buffer_release(lumio_buffer *b) {
     p->free_list[b->cls] = b;
     p->kept_buffers++;
     p->kept_bytes += b->cap;
-    bool wake = p->waiting;
+    /* Wake under the lock: lumio_pool_destroy() takes it, so the owner
+     * cannot be gone while its wake function runs. */
+    if (p->waiting && p->wake) p->wake(p->wake_arg);
     p->waiting = false;
-    void (*fn)(void *) = p->wake;
-    void *arg = p->wake_arg;
     pthread_mutex_unlock(&p->mu);
-    if (wake && fn) fn(arg);
 }
 
 void lumio_pool_destroy(lumio_pool *p) {

@@ -595,9 +595,19 @@ int lumio_ring_wait(lumio_ring *r, uint64_t gid, lumio_completion *out, unsigned
             /* Nothing in flight: only a buffer coming back from the caller
              * could let the engine go on. */
             if (r->pool_blocked) {
-                snprintf(r->last_error, sizeof r->last_error,
-                         "stalled: all %u pool buffers are held by the caller; release some",
-                         r->o.max_buffers);
+                /* Say where the buffers are: with the caller, or in the
+                 * completions of another group not yet collected. */
+                group *other = r->ready_head && r->ready_head != target ? r->ready_head : NULL;
+                if (other)
+                    snprintf(r->last_error, sizeof r->last_error,
+                             "stalled: the pool is full and group %llu has completions not yet "
+                             "collected; wait on it (or on any group) and release them",
+                             (unsigned long long)other->id);
+                else
+                    snprintf(r->last_error, sizeof r->last_error,
+                             "stalled: all pool buffers (cap %u) are held by the caller; release "
+                             "some",
+                             r->o.max_buffers);
                 return LUMIO_E_STALLED;
             }
             break;

@@ -267,9 +267,10 @@ static bool issue_part(lumio_ring *r, op_state *op, node *n, uint64_t base, uint
     lumio_buffer *b = NULL;
     if (bounce && !(b = lumio_pool_get(r->pool, pend - pstart))) return false;
     ioreq *q = req_new(r);
-    if (!q) {
+    if (!q) { /* out of memory: the range fails, the loop finishes it */
         lumio_buffer_release(b);
-        return false;
+        n->result = -ENOMEM;
+        return true;
     }
     q->et.op = op;
     q->ranges = &op->order[op->cursor];
@@ -332,9 +333,10 @@ static enum issue_result issue_pooled(lumio_ring *r, op_state *op, node *n) {
             op->part_end = aend;
         } else {
             ioreq *q = req_new(r);
-            if (!q) {
+            if (!q) { /* out of memory: the range fails */
                 lumio_buffer_release(b);
-                return BLOCKED_POOL;
+                n->result = -ENOMEM;
+                return ISSUED_ALL;
             }
             if (k > 1) {
                 lumio_buffer_ref(b, k - 1);
@@ -369,8 +371,18 @@ static enum issue_result issue_op(lumio_ring *r, op_state *op) {
         if (r->inflight >= r->o.queue_depth) return BLOCKED_DEPTH;
         node *n = op->order[op->cursor];
         if (n->result < 0 || n->len == 0) {
+            bool started = n->parts_left || n->planned || op->part_off || op->part_buf;
             op->cursor++;
-            finish_now(r, n);
+            if (!started) { /* failed while resolving, or empty: no I/O */
+                finish_now(r, n);
+                continue;
+            }
+            /* A part failed while the range was being split: issue no more
+             * of it; the last part in flight (or this) finishes it. */
+            n->planned = true;
+            op->part_off = 0;
+            op->part_buf = NULL;
+            if (n->parts_left == 0) finish_range(r, n);
             continue;
         }
         if (op->kind == LUMIO_OP_PUT) {

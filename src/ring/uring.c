@@ -28,7 +28,8 @@ static struct io_uring_sqe *get_sqe(uring_backend *u) {
         /* The SQ is sized for the engine's depth, so this is rare: push what
          * is queued to the kernel and try again. */
         int rc = io_uring_submit(&u->ring);
-        if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) return NULL;
+        /* -EBUSY: completions must be reaped first; fail the task rather than spin. */
+        if (rc < 0 && rc != -EINTR && rc != -EAGAIN) return NULL;
         u->queued = 0;
         sqe = io_uring_get_sqe(&u->ring);
     }
