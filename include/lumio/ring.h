@@ -174,7 +174,7 @@ typedef struct lumio_ring_options {
     uint64_t coalesce_max; /* largest merged read (default 1 MiB) */
     uint64_t max_io_size;  /* split reads and writes larger than this (default 1 GiB) */
     int sqpoll;            /* io_uring: a kernel thread polls the submission queue */
-    int fixed_files;  /* io_uring: open into the registered file table (default off) */
+    int fixed_files;       /* io_uring: open into the registered file table (default off) */
     lumio_compute_fn compute; /* default compute function for every group (or NULL) */
     lumio_discard_fn discard; /* frees what compute made, for undelivered completions */
     void *compute_arg;
