@@ -60,6 +60,76 @@ typedef struct lumio_sample {
 typedef struct lumio_stream_writer lumio_stream_writer;
 typedef struct lumio_stream_reader lumio_stream_reader;
 
+/* ---- writing ------------------------------------------------------------ */
+
+typedef struct lumio_stream_writer_options {
+    uint64_t flush_samples; /* seal after this many samples (0: never; default 65536) */
+    uint64_t flush_bytes;   /* seal when the chunk's records reach this size (default 4 MiB) */
+    uint64_t flush_ms;      /* seal a chunk this old at the next write (0: never) */
+    int zstd_level;         /* 0: no compression (default 3) */
+    int fsync;              /* fsync every sealed chunk (files): durable when the call returns */
+} lumio_stream_writer_options;
+
+typedef struct lumio_stream_writer_stats {
+    uint64_t chunks, samples, records, bytes; /* sealed and written */
+} lumio_stream_writer_stats;
+
+LUMIO_API void lumio_stream_writer_options_default(lumio_stream_writer_options *o);
+
+/* Open a writer on a file path (created or truncated; each chunk is
+ * committed by writing its magic last), or on "-" (standard output). */
+LUMIO_API int lumio_stream_writer_open(lumio_stream_writer **out, const char *sink,
+                                       const lumio_stream_writer_options *o);
+/* Open a writer on a descriptor the caller keeps (pipe, socket, file):
+ * every chunk is written whole, with one write call where it can be. */
+LUMIO_API int lumio_stream_writer_open_fd(lumio_stream_writer **out, int fd,
+                                          const lumio_stream_writer_options *o);
+
+/* Samples by value: each frame is interned (hashed) on every call. */
+LUMIO_API int lumio_stream_write_sample(lumio_stream_writer *w, const lumio_sample *s);
+/* The fast path: intern a frame once, then write stacks of frame ids. */
+LUMIO_API int lumio_stream_intern_frame(lumio_stream_writer *w, const lumio_frame *f, uint32_t *id);
+LUMIO_API int lumio_stream_write_ids(lumio_stream_writer *w, uint64_t timestamp_us,
+                                     uint64_t thread_id, uint8_t status, const uint32_t *ids,
+                                     uint32_t depth);
+LUMIO_API int lumio_stream_write_meta(lumio_stream_writer *w, uint64_t timestamp_us,
+                                      const char *key, const char *value);
+/* Seal the current chunk now (nothing happens if it is empty). */
+LUMIO_API int lumio_stream_flush(lumio_stream_writer *w);
+LUMIO_API void lumio_stream_writer_get_stats(const lumio_stream_writer *w,
+                                             lumio_stream_writer_stats *s);
+/* What the last failure was, naming the sink. */
+LUMIO_API const char *lumio_stream_writer_error(const lumio_stream_writer *w);
+/* Seal what is left, close, free. Returns the first error of the seal. */
+LUMIO_API int lumio_stream_writer_close(lumio_stream_writer *w);
+
+/* ---- reading ------------------------------------------------------------ */
+
+typedef int (*lumio_sample_fn)(void *arg, const lumio_sample *s);
+typedef int (*lumio_meta_fn)(void *arg, uint64_t timestamp_us, const char *key, const char *value);
+
+typedef struct lumio_stream_read_stats {
+    uint64_t chunks, samples, records;
+    uint64_t damaged_ranges, damaged_bytes; /* skipped in the middle */
+    uint64_t first_damage_offset;           /* valid when damaged_ranges > 0 */
+    uint64_t torn_tail_bytes;               /* discarded at the end */
+    uint64_t valid_end;                     /* offset just past the last valid chunk */
+    uint64_t last_seq;                      /* seq of the last valid chunk */
+} lumio_stream_read_stats;
+
+/* Open a stream: a file path, or "-" for standard input. */
+LUMIO_API int lumio_stream_reader_open(lumio_stream_reader **out, const char *source);
+LUMIO_API int lumio_stream_reader_open_fd(lumio_stream_reader **out, int fd);
+/* Read to the end: every sample and record of every valid chunk, in order.
+ * Damaged bytes are skipped (the next valid chunk is found by scanning) and
+ * counted. A callback's non-zero return stops reading and is returned.
+ * Returns 0, LUMIO_E_FORMAT when there is no stream signature, or -errno. */
+LUMIO_API int lumio_stream_read(lumio_stream_reader *r, lumio_sample_fn on_sample,
+                                lumio_meta_fn on_meta, void *arg);
+LUMIO_API void lumio_stream_reader_get_stats(const lumio_stream_reader *r,
+                                             lumio_stream_read_stats *s);
+LUMIO_API void lumio_stream_reader_close(lumio_stream_reader *r);
+
 #ifdef __cplusplus
 }
 #endif

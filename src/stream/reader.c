@@ -1,0 +1,160 @@
+/* The stream reader: chunks in order from a file or a pipe, through a sliding
+ * buffer; damage is skipped by scanning for the next chunk that verifies. */
+#include "stream/chunk.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+struct lumio_stream_reader {
+    int fd;
+    bool own_fd;
+    bool eof;
+    uint8_t *buf;
+    size_t start, end, cap;
+    uint64_t pos; /* stream offset of buf[start] */
+    chunk_dec dec;
+    bool have_seq;
+    uint64_t last_seq;
+    lumio_stream_read_stats st;
+};
+
+static int open_fd(lumio_stream_reader **out, int fd, bool own) {
+    lumio_stream_reader *r = calloc(1, sizeof(*r));
+    if (!r) return -ENOMEM;
+    r->fd = fd;
+    r->own_fd = own;
+    chunk_dec_init(&r->dec);
+    *out = r;
+    return 0;
+}
+
+int lumio_stream_reader_open(lumio_stream_reader **out, const char *source) {
+    if (!out || !source) return -EINVAL;
+    if (!strcmp(source, "-")) return open_fd(out, STDIN_FILENO, false);
+    int fd = open(source, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -errno;
+    int rc = open_fd(out, fd, true);
+    if (rc < 0) close(fd);
+    return rc;
+}
+
+int lumio_stream_reader_open_fd(lumio_stream_reader **out, int fd) {
+    if (!out || fd < 0) return -EBADF;
+    return open_fd(out, fd, false);
+}
+
+/* Read more bytes: compact, grow if the buffer is full, read once. */
+static int fill(lumio_stream_reader *r) {
+    if (r->start > 0 && (r->start > r->cap / 2 || r->end == r->cap)) {
+        memmove(r->buf, r->buf + r->start, r->end - r->start);
+        r->end -= r->start;
+        r->start = 0;
+    }
+    if (r->end == r->cap) {
+        size_t c = r->cap ? r->cap * 2 : (1u << 20);
+        if (c > CHUNK_MAX_LEN + CHUNK_HDR + (1u << 20)) c = CHUNK_MAX_LEN + CHUNK_HDR + (1u << 20);
+        if (c <= r->cap) return -EFBIG; /* cannot happen: limits keep chunks smaller */
+        uint8_t *b = realloc(r->buf, c);
+        if (!b) return -ENOMEM;
+        r->buf = b;
+        r->cap = c;
+    }
+    for (;;) {
+        ssize_t n = read(r->fd, r->buf + r->end, r->cap - r->end);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return -errno;
+        if (n == 0) r->eof = true;
+        r->end += (size_t)n;
+        return 0;
+    }
+}
+
+static int read_signature(lumio_stream_reader *r) {
+    while (r->end - r->start < STREAM_SIG_LEN && !r->eof) {
+        int rc = fill(r);
+        if (rc < 0) return rc;
+    }
+    if (r->end - r->start < STREAM_SIG_LEN ||
+        memcmp(r->buf + r->start, lumio_stream_signature, 9) != 0)
+        return LUMIO_E_FORMAT;
+    r->start += STREAM_SIG_LEN;
+    r->pos = STREAM_SIG_LEN;
+    r->st.valid_end = STREAM_SIG_LEN;
+    return 0;
+}
+
+static void advance(lumio_stream_reader *r, size_t n) {
+    r->start += n;
+    r->pos += n;
+}
+
+/* Past a byte that starts no valid chunk, to the next possible magic. */
+static void skip_damage(lumio_stream_reader *r) {
+    advance(r, 1);
+    const uint8_t *p = memchr(r->buf + r->start, 'L', r->end - r->start);
+    advance(r, p ? (size_t)(p - (r->buf + r->start)) : r->end - r->start);
+}
+
+int lumio_stream_read(lumio_stream_reader *r, lumio_sample_fn on_sample, lumio_meta_fn on_meta,
+                      void *arg) {
+    if (!r) return -EINVAL;
+    int rc = r->pos ? 0 : read_signature(r);
+    if (rc < 0) return rc;
+    bool damaged = false;
+    uint64_t damage_from = 0;
+    for (;;) {
+        size_t avail = r->end - r->start;
+        if (avail == 0 && r->eof) break;
+        chunk_view v;
+        rc = avail ? chunk_verify(&r->dec, r->buf + r->start, avail, &v) : -EAGAIN;
+        if (rc == -EAGAIN && !r->eof) {
+            if ((rc = fill(r)) < 0) return rc;
+            continue;
+        }
+        if (rc == 0 && r->have_seq && v.seq <= r->last_seq) rc = LUMIO_E_FORMAT; /* a replay */
+        if (rc == 0) {
+            rc = chunk_replay(&r->dec, &v, on_sample, on_meta, arg);
+            if (rc < 0 && rc != LUMIO_E_FORMAT) return rc; /* a callback's stop, or memory */
+        }
+        if (rc == 0) {
+            if (damaged) {
+                r->st.damaged_ranges++;
+                r->st.damaged_bytes += r->pos - damage_from;
+                if (r->st.damaged_ranges == 1) r->st.first_damage_offset = damage_from;
+                damaged = false;
+            }
+            r->st.chunks++;
+            r->st.samples += v.samples;
+            r->st.records += v.records;
+            r->have_seq = true;
+            r->last_seq = r->st.last_seq = v.seq;
+            advance(r, v.total_len);
+            r->st.valid_end = r->pos;
+            continue;
+        }
+        if (rc == LUMIO_E_CHECKSUM || rc == LUMIO_E_FORMAT || rc == -EAGAIN || rc == -E2BIG) {
+            if (!damaged) {
+                damaged = true;
+                damage_from = r->pos;
+            }
+            skip_damage(r);
+            continue;
+        }
+        return rc;
+    }
+    if (damaged) r->st.torn_tail_bytes += r->pos - damage_from;
+    return 0;
+}
+
+void lumio_stream_reader_get_stats(const lumio_stream_reader *r, lumio_stream_read_stats *s) {
+    *s = r->st;
+}
+
+void lumio_stream_reader_close(lumio_stream_reader *r) {
+    if (!r) return;
+    if (r->own_fd) close(r->fd);
+    chunk_dec_free(&r->dec);
+    free(r->buf);
+    free(r);
+}

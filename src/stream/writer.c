@@ -1,0 +1,362 @@
+/* The stream writer: global string and frame tables, flush policies, and
+ * sinks. A file sink commits each chunk by writing its magic last; a
+ * descriptor sink (pipe, socket) writes each chunk whole. */
+#include "stream/chunk.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+/* Interned strings: open addressing on XXH3, ids in insertion order. */
+typedef struct strtab {
+    char **s;
+    uint32_t *len;
+    size_t n, cap;
+    uint32_t *slots; /* id + 1, 0 = empty */
+    uint64_t *hashes;
+    size_t nslots;
+} strtab;
+
+typedef struct frametab {
+    uint32_t *fn, *file, *line;
+    size_t n, cap;
+    uint32_t *slots;
+    size_t nslots;
+} frametab;
+
+struct lumio_stream_writer {
+    lumio_stream_writer_options o;
+    int fd;
+    bool own_fd;
+    bool seekable;
+    uint64_t offset; /* where the next chunk goes (seekable sinks) */
+    strtab strs;
+    frametab frames;
+    chunk_enc enc;
+    bbuf out;
+    uint32_t *ids; /* scratch for write_sample */
+    size_t ids_cap;
+    uint64_t chunk_started_ms;
+    lumio_stream_writer_stats stats;
+    char sink[256];
+    char err[512];
+};
+
+void lumio_stream_writer_options_default(lumio_stream_writer_options *o) {
+    memset(o, 0, sizeof(*o));
+    o->flush_samples = 65536;
+    o->flush_bytes = 4u << 20;
+    o->zstd_level = 3;
+}
+
+static uint64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static int fail(lumio_stream_writer *w, int rc, const char *what) {
+    snprintf(w->err, sizeof w->err, "%s: %s: %s", w->sink, what, lumio_strerror(rc));
+    return rc;
+}
+
+/* ---- interning -------------------------------------------------------------- */
+
+static int str_intern(strtab *t, const char *s, uint32_t *id) {
+    size_t len = strlen(s);
+    if (len > CHUNK_MAX_STRING) return -E2BIG;
+    uint64_t h = XXH3_64bits(s, len);
+    if (t->n * 2 >= t->nslots) { /* grow and rehash */
+        size_t ns = t->nslots ? t->nslots * 2 : 1024;
+        uint32_t *slots = calloc(ns, sizeof(uint32_t));
+        if (!slots) return -ENOMEM;
+        for (size_t i = 0; i < t->n; i++) {
+            size_t k = t->hashes[i] & (ns - 1);
+            while (slots[k]) k = (k + 1) & (ns - 1);
+            slots[k] = (uint32_t)i + 1;
+        }
+        free(t->slots);
+        t->slots = slots;
+        t->nslots = ns;
+    }
+    size_t k = h & (t->nslots - 1);
+    for (; t->slots[k]; k = (k + 1) & (t->nslots - 1)) {
+        uint32_t i = t->slots[k] - 1;
+        if (t->hashes[i] == h && t->len[i] == len && memcmp(t->s[i], s, len) == 0) {
+            *id = i;
+            return 0;
+        }
+    }
+    if (t->n == t->cap) {
+        size_t c = t->cap ? t->cap * 2 : 256;
+        char **ss = realloc(t->s, c * sizeof(char *));
+        if (!ss) return -ENOMEM;
+        t->s = ss;
+        uint32_t *ll = realloc(t->len, c * sizeof(uint32_t));
+        if (!ll) return -ENOMEM;
+        t->len = ll;
+        uint64_t *hh = realloc(t->hashes, c * sizeof(uint64_t));
+        if (!hh) return -ENOMEM;
+        t->hashes = hh;
+        t->cap = c;
+    }
+    char *copy = malloc(len + 1);
+    if (!copy) return -ENOMEM;
+    memcpy(copy, s, len + 1);
+    t->s[t->n] = copy;
+    t->len[t->n] = (uint32_t)len;
+    t->hashes[t->n] = h;
+    t->slots[k] = (uint32_t)t->n + 1;
+    *id = (uint32_t)t->n++;
+    return 0;
+}
+
+static uint64_t frame_hash(uint32_t fn, uint32_t file, uint32_t line) {
+    uint64_t x = ((uint64_t)fn << 32 | file) * 0x9E3779B97F4A7C15ull ^ line;
+    x ^= x >> 31;
+    return x * 0xBF58476D1CE4E5B9ull;
+}
+
+static int frame_intern(frametab *t, uint32_t fn, uint32_t file, uint32_t line, uint32_t *id) {
+    if (t->n * 2 >= t->nslots) {
+        size_t ns = t->nslots ? t->nslots * 2 : 1024;
+        uint32_t *slots = calloc(ns, sizeof(uint32_t));
+        if (!slots) return -ENOMEM;
+        for (size_t i = 0; i < t->n; i++) {
+            size_t k = frame_hash(t->fn[i], t->file[i], t->line[i]) & (ns - 1);
+            while (slots[k]) k = (k + 1) & (ns - 1);
+            slots[k] = (uint32_t)i + 1;
+        }
+        free(t->slots);
+        t->slots = slots;
+        t->nslots = ns;
+    }
+    size_t k = frame_hash(fn, file, line) & (t->nslots - 1);
+    for (; t->slots[k]; k = (k + 1) & (t->nslots - 1)) {
+        uint32_t i = t->slots[k] - 1;
+        if (t->fn[i] == fn && t->file[i] == file && t->line[i] == line) {
+            *id = i;
+            return 0;
+        }
+    }
+    if (t->n == t->cap) {
+        size_t c = t->cap ? t->cap * 2 : 256;
+        uint32_t *a = realloc(t->fn, c * sizeof(uint32_t));
+        if (!a) return -ENOMEM;
+        t->fn = a;
+        if (!(a = realloc(t->file, c * sizeof(uint32_t)))) return -ENOMEM;
+        t->file = a;
+        if (!(a = realloc(t->line, c * sizeof(uint32_t)))) return -ENOMEM;
+        t->line = a;
+        t->cap = c;
+    }
+    t->fn[t->n] = fn;
+    t->file[t->n] = file;
+    t->line[t->n] = line;
+    t->slots[k] = (uint32_t)t->n + 1;
+    *id = (uint32_t)t->n++;
+    return 0;
+}
+
+static gtables tables_of(const lumio_stream_writer *w) {
+    return (gtables){(const char *const *)w->strs.s,
+                     w->strs.len,
+                     w->frames.fn,
+                     w->frames.file,
+                     w->frames.line,
+                     w->strs.n,
+                     w->frames.n};
+}
+
+/* ---- sinks ---------------------------------------------------------------------- */
+
+static int write_all_at(int fd, const uint8_t *p, size_t n, bool at, uint64_t off) {
+    while (n) {
+        ssize_t k = at ? pwrite(fd, p, n, (off_t)off) : write(fd, p, n);
+        if (k < 0) {
+            if (errno == EINTR) continue;
+            return -errno;
+        }
+        p += k;
+        n -= (size_t)k;
+        off += (uint64_t)k;
+    }
+    return 0;
+}
+
+/* Write the sealed chunk in w->out. On a file: everything but the magic,
+ * (fsync), then the magic, so a torn chunk is never taken for a whole one. */
+static int emit(lumio_stream_writer *w) {
+    const uint8_t *p = w->out.p;
+    size_t n = w->out.len;
+    int rc;
+    if (w->seekable) {
+        static const uint8_t zero[4] = {0};
+        if ((rc = write_all_at(w->fd, zero, 4, true, w->offset)) < 0 ||
+            (rc = write_all_at(w->fd, p + 4, n - 4, true, w->offset + 4)) < 0)
+            return fail(w, rc, "write");
+        if (w->o.fsync && fdatasync(w->fd) < 0) return fail(w, -errno, "fsync");
+        if ((rc = write_all_at(w->fd, p, 4, true, w->offset)) < 0) return fail(w, rc, "write");
+        if (w->o.fsync && fdatasync(w->fd) < 0) return fail(w, -errno, "fsync");
+        w->offset += n;
+    } else if ((rc = write_all_at(w->fd, p, n, false, 0)) < 0) {
+        return fail(w, rc, "write");
+    }
+    w->stats.bytes += n;
+    return 0;
+}
+
+int lumio_stream_flush(lumio_stream_writer *w) {
+    if (!w) return -EINVAL;
+    if (chunk_enc_empty(&w->enc)) return 0;
+    uint32_t samples = w->enc.samples, records = w->enc.records;
+    gtables g = tables_of(w);
+    int rc = chunk_enc_seal(&w->enc, &g, w->o.zstd_level, &w->out);
+    if (rc < 0) return fail(w, rc, "sealing a chunk");
+    if ((rc = emit(w)) < 0) return rc;
+    w->stats.chunks++;
+    w->stats.samples += samples;
+    w->stats.records += records;
+    return 0;
+}
+
+static int maybe_flush(lumio_stream_writer *w) {
+    bool due = (w->o.flush_samples && w->enc.samples >= w->o.flush_samples) ||
+               (w->o.flush_bytes && w->enc.rec.len >= w->o.flush_bytes);
+    if (!due && w->o.flush_ms && !chunk_enc_empty(&w->enc))
+        due = now_ms() - w->chunk_started_ms >= w->o.flush_ms;
+    if (!due) return 0;
+    int rc = lumio_stream_flush(w);
+    w->chunk_started_ms = now_ms();
+    return rc;
+}
+
+static int open_common(lumio_stream_writer **out, int fd, bool own, const char *name,
+                       const lumio_stream_writer_options *o) {
+    lumio_stream_writer *w = calloc(1, sizeof(*w));
+    if (!w) return -ENOMEM;
+    if (o)
+        w->o = *o;
+    else
+        lumio_stream_writer_options_default(&w->o);
+    if (w->o.zstd_level < 0 || w->o.zstd_level > 22) {
+        free(w);
+        return -EINVAL;
+    }
+    w->fd = fd;
+    w->own_fd = own;
+    snprintf(w->sink, sizeof w->sink, "%s", name);
+    struct stat st;
+    w->seekable = own && fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+    chunk_enc_init(&w->enc);
+    w->chunk_started_ms = now_ms();
+    int rc = write_all_at(fd, lumio_stream_signature, STREAM_SIG_LEN, w->seekable, 0);
+    if (rc < 0) {
+        fail(w, rc, "writing the signature");
+        if (own) close(fd);
+        chunk_enc_free(&w->enc);
+        free(w);
+        return rc;
+    }
+    w->offset = STREAM_SIG_LEN;
+    w->stats.bytes = STREAM_SIG_LEN;
+    *out = w;
+    return 0;
+}
+
+int lumio_stream_writer_open(lumio_stream_writer **out, const char *sink,
+                             const lumio_stream_writer_options *o) {
+    if (!out || !sink) return -EINVAL;
+    if (!strcmp(sink, "-")) return open_common(out, STDOUT_FILENO, false, "standard output", o);
+    int fd = open(sink, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) return -errno;
+    return open_common(out, fd, true, sink, o);
+}
+
+int lumio_stream_writer_open_fd(lumio_stream_writer **out, int fd,
+                                const lumio_stream_writer_options *o) {
+    if (!out || fd < 0) return -EBADF;
+    char name[32];
+    snprintf(name, sizeof name, "fd %d", fd);
+    return open_common(out, fd, false, name, o);
+}
+
+/* ---- writing ------------------------------------------------------------------------ */
+
+int lumio_stream_intern_frame(lumio_stream_writer *w, const lumio_frame *f, uint32_t *id) {
+    if (!w || !f || !f->function || !id) return -EINVAL;
+    uint32_t fn, file;
+    int rc = str_intern(&w->strs, f->function, &fn);
+    if (rc == 0) rc = str_intern(&w->strs, f->file ? f->file : "", &file);
+    if (rc == 0) rc = frame_intern(&w->frames, fn, file, f->line, id);
+    return rc < 0 ? fail(w, rc, "interning a frame") : 0;
+}
+
+int lumio_stream_write_ids(lumio_stream_writer *w, uint64_t ts, uint64_t tid, uint8_t status,
+                           const uint32_t *ids, uint32_t depth) {
+    if (!w || (depth && !ids) || depth > LUMIO_STREAM_MAX_DEPTH) return -EINVAL;
+    for (uint32_t i = 0; i < depth; i++)
+        if (ids[i] >= w->frames.n) return fail(w, -EINVAL, "unknown frame id");
+    gtables g = tables_of(w);
+    int rc = chunk_enc_sample(&w->enc, &g, ts, tid, status, ids, depth);
+    if (rc < 0) return fail(w, rc, "encoding a sample");
+    return maybe_flush(w);
+}
+
+int lumio_stream_write_sample(lumio_stream_writer *w, const lumio_sample *s) {
+    if (!w || !s || (s->depth && !s->frames) || s->depth > LUMIO_STREAM_MAX_DEPTH) return -EINVAL;
+    if (s->depth > w->ids_cap) {
+        uint32_t *ids = realloc(w->ids, s->depth * sizeof(uint32_t));
+        if (!ids) return -ENOMEM;
+        w->ids = ids;
+        w->ids_cap = s->depth;
+    }
+    for (uint32_t i = 0; i < s->depth; i++) {
+        int rc = lumio_stream_intern_frame(w, &s->frames[i], &w->ids[i]);
+        if (rc < 0) return rc;
+    }
+    return lumio_stream_write_ids(w, s->timestamp_us, s->thread_id, s->status, w->ids, s->depth);
+}
+
+int lumio_stream_write_meta(lumio_stream_writer *w, uint64_t ts, const char *key,
+                            const char *value) {
+    if (!w || !key || !value) return -EINVAL;
+    uint32_t k, v;
+    int rc = str_intern(&w->strs, key, &k);
+    if (rc == 0) rc = str_intern(&w->strs, value, &v);
+    if (rc == 0) rc = chunk_enc_meta(&w->enc, ts, k, v);
+    if (rc < 0) return fail(w, rc, "writing a record");
+    return maybe_flush(w);
+}
+
+void lumio_stream_writer_get_stats(const lumio_stream_writer *w, lumio_stream_writer_stats *s) {
+    *s = w->stats;
+}
+
+const char *lumio_stream_writer_error(const lumio_stream_writer *w) {
+    return w ? w->err : "";
+}
+
+int lumio_stream_writer_close(lumio_stream_writer *w) {
+    if (!w) return 0;
+    int rc = lumio_stream_flush(w);
+    if (w->own_fd && close(w->fd) < 0 && rc == 0) rc = -errno;
+    for (size_t i = 0; i < w->strs.n; i++) free(w->strs.s[i]);
+    free(w->strs.s);
+    free(w->strs.len);
+    free(w->strs.slots);
+    free(w->strs.hashes);
+    free(w->frames.fn);
+    free(w->frames.file);
+    free(w->frames.line);
+    free(w->frames.slots);
+    chunk_enc_free(&w->enc);
+    bbuf_free(&w->out);
+    free(w->ids);
+    free(w);
+    return rc;
+}
