@@ -20,6 +20,7 @@ int cmd_cat(int argc, char **argv);
 int cmd_hash(int argc, char **argv);
 int cmd_cp(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_stream(int argc, char **argv);
 
 /* The prefix of every message, e.g. "lumio cat". */
 void cli_set_name(const char *name);

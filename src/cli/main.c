@@ -17,6 +17,7 @@ static const command commands[] = {
     {"hash", "lumio hash", cmd_hash, "print xxHash digests of files and trees (as xxhsum)"},
     {"cp", "lumio cp", cmd_cp, "copy files and directory trees"},
     {"bench", "lumio bench", cmd_bench, "measure read throughput"},
+    {"stream", "lumio stream", cmd_stream, "write, read, check and measure lumio streams"},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])

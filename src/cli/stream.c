@@ -1,0 +1,639 @@
+/* lumio stream: write, read, check and measure lumio streams (docs/FORMAT.md).
+ *
+ *   gen      a deterministic synthetic profile (threads walking a call tree)
+ *   export   samples as folded stacks or JSON lines
+ *   info     chunks, samples, threads, time span, compression
+ *   verify   exit non-zero, saying where, on any damage
+ *   recover  every valid chunk into a clean stream
+ *   bench    write and read speed, bytes per sample */
+#include "cli/common.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <lumio/stream.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char stream_usage[] =
+    "usage: lumio stream COMMAND [OPTION]... \n"
+    "\n"
+    "Commands:\n"
+    "  gen --seed S --samples N --threads T [--depth D] [--flush POLICY] [--fsync]\n"
+    "      [--level L] [--to collapsed] -o SINK\n"
+    "                     write a deterministic synthetic profile; after each sealed\n"
+    "                     chunk print 'sealed chunks=C samples=S' on stderr\n"
+    "  export --to collapsed|jsonl FILE|-\n"
+    "                     samples as folded stacks, or one JSON object per sample and record\n"
+    "  info FILE          chunks, samples, threads, time span, compression ratio\n"
+    "  verify FILE        exit 1, saying where, on any damage\n"
+    "  recover FILE -o OUT\n"
+    "                     write every valid chunk's samples to a clean stream\n"
+    "  bench [--samples N] [--threads T] [--depth D] [--level L]\n"
+    "                     one JSON object: write_samples_per_s, read_samples_per_s,\n"
+    "                     bytes_per_sample\n"
+    "\n"
+    "POLICY: samples=N,bytes=SIZE,seconds=S (any of them; default samples=65536).\n"
+    "SINK: a file path or - (standard output).\n";
+
+/* ---- the synthetic profile ---------------------------------------------------------- */
+
+/* A program of NFUNC functions; every thread's stack moves by small steps
+ * (mostly repeats, calls and returns of a few frames), within [depth/2,
+ * depth*3/2]. A pure function of the seed, the thread count and the index. */
+#define NFUNC 2000
+
+typedef struct synth {
+    uint64_t rng;
+    unsigned threads, depth;
+    uint32_t **stack; /* per thread, function numbers, innermost first */
+    uint32_t *d;
+    uint64_t *ts;
+} synth;
+
+static uint64_t sm64(uint64_t *x) {
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static int synth_init(synth *s, uint64_t seed, unsigned threads, unsigned depth) {
+    *s = (synth){.rng = seed, .threads = threads, .depth = depth};
+    s->stack = calloc(threads, sizeof(uint32_t *));
+    s->d = calloc(threads, sizeof(uint32_t));
+    s->ts = calloc(threads, sizeof(uint64_t));
+    if (!s->stack || !s->d || !s->ts) return -ENOMEM;
+    unsigned cap = depth * 2 + 8;
+    for (unsigned t = 0; t < threads; t++) {
+        if (!(s->stack[t] = malloc(cap * sizeof(uint32_t)))) return -ENOMEM;
+        s->d[t] = depth;
+        for (unsigned i = 0; i < depth; i++) /* outermost frames shared by all threads */
+            s->stack[t][depth - 1 - i] = (uint32_t)((i * 7 + (i > 3 ? t : 0)) % NFUNC);
+        s->ts[t] = 1700000000000000ull + t * 13;
+    }
+    return 0;
+}
+
+static void synth_free(synth *s) {
+    for (unsigned t = 0; s->stack && t < s->threads; t++) free(s->stack[t]);
+    free(s->stack);
+    free(s->d);
+    free(s->ts);
+}
+
+/* The next sample: which thread, its time and stack (function numbers). */
+static unsigned synth_next(synth *s) {
+    unsigned t = (unsigned)(sm64(&s->rng) % s->threads);
+    uint64_t r = sm64(&s->rng);
+    uint32_t *st = s->stack[t], d = s->d[t];
+    unsigned k = 1 + (unsigned)((r >> 8) % 3);
+    unsigned lo = s->depth / 2, hi = s->depth * 3 / 2;
+    if (r % 10 < 2 && d + k <= hi) { /* call k deeper */
+        memmove(st + k, st, d * sizeof(uint32_t));
+        for (unsigned i = 0; i < k; i++) st[i] = (uint32_t)((r >> (16 + 8 * i)) % NFUNC);
+        d += k;
+    } else if (r % 10 < 4 && d >= lo + k) { /* return k */
+        memmove(st, st + k, (d - k) * sizeof(uint32_t));
+        d -= k;
+    } else if (r % 10 < 5 && d > 0) { /* a different leaf */
+        st[0] = (uint32_t)((r >> 20) % NFUNC);
+    }
+    s->d[t] = d;
+    s->ts[t] += 100 + (r >> 40) % 3; /* 10 kHz, with a little jitter */
+    return t;
+}
+
+static int synth_frames(lumio_stream_writer *w, uint32_t *ids) {
+    for (uint32_t f = 0; f < NFUNC; f++) {
+        char fn[32], file[32];
+        snprintf(fn, sizeof fn, "func_%u", f);
+        snprintf(file, sizeof file, "module_%u.c", f / 50);
+        lumio_frame fr = {fn, file, 10 + f % 400};
+        int rc = lumio_stream_intern_frame(w, &fr, &ids[f]);
+        if (rc < 0) return rc;
+    }
+    return 0;
+}
+
+/* ---- options -------------------------------------------------------------------- */
+
+static int parse_policy(const char *p, lumio_stream_writer_options *o) {
+    char *copy = strdup(p), *save = NULL;
+    if (!copy) return -ENOMEM;
+    int rc = 0;
+    o->flush_samples = o->flush_bytes = o->flush_ms = 0;
+    for (char *tok = strtok_r(copy, ",", &save); tok && !rc; tok = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(tok, '=');
+        if (!eq) {
+            rc = -EINVAL;
+            break;
+        }
+        *eq++ = 0;
+        uint64_t v;
+        if (!strcmp(tok, "samples"))
+            rc = parse_count(eq, 1, UINT64_MAX, &o->flush_samples);
+        else if (!strcmp(tok, "bytes"))
+            rc = parse_size(eq, &o->flush_bytes);
+        else if (!strcmp(tok, "seconds") && !(rc = parse_count(eq, 0, 86400 * 365, &v)))
+            o->flush_ms = v * 1000;
+        else if (!strcmp(tok, "ms"))
+            rc = parse_count(eq, 1, UINT64_MAX, &o->flush_ms);
+        else
+            rc = -EINVAL;
+    }
+    free(copy);
+    return rc < 0 ? rc : 0;
+}
+
+/* ---- gen ---------------------------------------------------------------------------- */
+
+static int stream_gen(int argc, char **argv) {
+    static const struct option lo[] = {{"seed", 1, NULL, 's'},    {"samples", 1, NULL, 'n'},
+                                       {"threads", 1, NULL, 't'}, {"depth", 1, NULL, 'd'},
+                                       {"flush", 1, NULL, 'f'},   {"fsync", 0, NULL, 'y'},
+                                       {"level", 1, NULL, 'l'},   {"to", 1, NULL, 'T'},
+                                       {"help", 0, NULL, 'h'},    {0}};
+    uint64_t seed = 1, n = 100000, threads = 4, depth = 40, level = 3;
+    const char *out = NULL, *to = NULL;
+    lumio_stream_writer_options o;
+    lumio_stream_writer_options_default(&o);
+    int c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":ho:", lo, NULL)) != -1) {
+        int bad = 0;
+        switch (c) {
+        case 'h':
+            fputs(stream_usage, stdout);
+            return 0;
+        case 's':
+            bad = parse_count(optarg, 0, UINT64_MAX, &seed);
+            break;
+        case 'n':
+            bad = parse_count(optarg, 0, UINT64_MAX, &n);
+            break;
+        case 't':
+            bad = parse_count(optarg, 1, 4096, &threads);
+            break;
+        case 'd':
+            bad = parse_count(optarg, 2, LUMIO_STREAM_MAX_DEPTH / 2, &depth);
+            break;
+        case 'l':
+            bad = parse_count(optarg, 0, 22, &level);
+            break;
+        case 'f':
+            bad = parse_policy(optarg, &o);
+            break;
+        case 'y':
+            o.fsync = 1;
+            break;
+        case 'o':
+            out = optarg;
+            break;
+        case 'T':
+            to = optarg;
+            break;
+        default:
+            return cli_option_error(c, argv);
+        }
+        if (bad) {
+            cli_error("invalid value '%s' for --%s", optarg,
+                      lo[0].name ? argv[optind - 1] + 2 : "");
+            return EXIT_USAGE;
+        }
+    }
+    if (to && strcmp(to, "collapsed")) {
+        cli_error("invalid --to '%s' (collapsed)", to);
+        return EXIT_USAGE;
+    }
+    if (!out && !to) {
+        cli_error("missing -o SINK (see 'lumio stream --help')");
+        return EXIT_USAGE;
+    }
+    o.zstd_level = (int)level;
+    synth s;
+    uint32_t *ids = malloc(NFUNC * sizeof(uint32_t)),
+             *stk = malloc(depth * 2 * sizeof(uint32_t) + 64);
+    int rc = synth_init(&s, seed, (unsigned)threads, (unsigned)depth);
+    if (rc < 0 || !ids || !stk) {
+        cli_error("out of memory");
+        return EXIT_FILES;
+    }
+    if (to) { /* the same samples as folded stacks */
+        for (uint64_t i = 0; i < n; i++) {
+            unsigned t = synth_next(&s);
+            for (uint32_t k = s.d[t]; k-- > 0;)
+                printf("func_%u%s", s.stack[t][k], k ? ";" : " 1\n");
+            if (!s.d[t]) printf("[empty] 1\n");
+        }
+        synth_free(&s);
+        free(ids);
+        free(stk);
+        return fflush(stdout) ? EXIT_FILES : 0;
+    }
+    lumio_stream_writer *w;
+    if ((rc = lumio_stream_writer_open(&w, out, &o)) < 0) {
+        cli_path_error(out, rc);
+        return EXIT_FILES;
+    }
+    rc = synth_frames(w, ids);
+    uint64_t sealed = 0;
+    char meta[64];
+    snprintf(meta, sizeof meta, "seed=%" PRIu64 " threads=%" PRIu64, seed, threads);
+    if (rc == 0) rc = lumio_stream_write_meta(w, s.ts[0], "generator", meta);
+    for (uint64_t i = 0; i < n && rc == 0; i++) {
+        unsigned t = synth_next(&s);
+        for (uint32_t k = 0; k < s.d[t]; k++) stk[k] = ids[s.stack[t][k]];
+        rc = lumio_stream_write_ids(w, s.ts[t], 1000 + t, 0, stk, s.d[t]);
+        lumio_stream_writer_stats st;
+        lumio_stream_writer_get_stats(w, &st);
+        if (st.chunks != sealed) {
+            sealed = st.chunks;
+            fprintf(stderr, "sealed chunks=%" PRIu64 " samples=%" PRIu64 "\n", st.chunks,
+                    st.samples);
+        }
+    }
+    if (rc < 0) cli_error("%s", lumio_stream_writer_error(w));
+    lumio_stream_writer_stats st;
+    lumio_stream_writer_get_stats(w, &st);
+    int crc = lumio_stream_writer_close(w);
+    if (crc < 0 && rc == 0) {
+        cli_path_error(out, crc);
+        rc = crc;
+    }
+    if (rc == 0) {
+        /* close sealed the last chunk */
+        fprintf(stderr, "sealed chunks=%" PRIu64 " samples=%" PRIu64 "\n",
+                st.chunks + (n > st.samples), n);
+    }
+    synth_free(&s);
+    free(ids);
+    free(stk);
+    return rc < 0 ? EXIT_FILES : 0;
+}
+
+/* ---- reading commands -------------------------------------------------------------- */
+
+typedef struct rstate {
+    const char *to;
+    uint64_t threads[1024];
+    size_t nthreads;
+    uint64_t t_min, t_max;
+    uint64_t samples;
+} rstate;
+
+static void json_string(FILE *f, const char *s) {
+    fputc('"', f);
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\')
+            fprintf(f, "\\%c", ch);
+        else if (ch < 0x20)
+            fprintf(f, "\\u%04x", ch);
+        else
+            fputc(ch, f);
+    }
+    fputc('"', f);
+}
+
+static int export_sample(void *arg, const lumio_sample *s) {
+    rstate *st = arg;
+    if (!strcmp(st->to, "collapsed")) {
+        for (uint32_t k = s->depth; k-- > 0;) {
+            for (const char *p = s->frames[k].function; *p; p++)
+                putchar(*p == ';' ? ':' : *p == '\n' ? ' ' : *p);
+            putchar(k ? ';' : ' ');
+        }
+        if (!s->depth) fputs("[empty] ", stdout);
+        puts("1");
+        return 0;
+    }
+    printf("{\"type\":\"sample\",\"ts_us\":%" PRIu64 ",\"tid\":%" PRIu64
+           ",\"status\":%u,\"frames\":[",
+           s->timestamp_us, s->thread_id, s->status);
+    for (uint32_t k = 0; k < s->depth; k++) {
+        fputs(k ? ",{\"function\":" : "{\"function\":", stdout);
+        json_string(stdout, s->frames[k].function);
+        fputs(",\"file\":", stdout);
+        json_string(stdout, s->frames[k].file);
+        printf(",\"line\":%u}", s->frames[k].line);
+    }
+    puts("]}");
+    return 0;
+}
+
+static int export_meta(void *arg, uint64_t ts, const char *k, const char *v) {
+    rstate *st = arg;
+    if (!strcmp(st->to, "collapsed")) return 0;
+    printf("{\"type\":\"meta\",\"ts_us\":%" PRIu64 ",\"key\":", ts);
+    json_string(stdout, k);
+    fputs(",\"value\":", stdout);
+    json_string(stdout, v);
+    puts("}");
+    return 0;
+}
+
+static int open_reader(const char *path, lumio_stream_reader **r) {
+    int rc = lumio_stream_reader_open(r, path);
+    if (rc < 0) cli_path_error(path, rc);
+    return rc;
+}
+
+static int stream_export(int argc, char **argv) {
+    const char *to = NULL, *path = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(stream_usage, stdout);
+            return 0;
+        } else if (!strcmp(argv[i], "--to") && i + 1 < argc)
+            to = argv[++i];
+        else if (!strncmp(argv[i], "--to=", 5))
+            to = argv[i] + 5;
+        else if (!path)
+            path = argv[i];
+        else {
+            cli_error("unexpected argument '%s'", argv[i]);
+            return EXIT_USAGE;
+        }
+    }
+    if (!to || (strcmp(to, "collapsed") && strcmp(to, "jsonl")) || !path) {
+        cli_error("usage: lumio stream export --to collapsed|jsonl FILE|-");
+        return EXIT_USAGE;
+    }
+    lumio_stream_reader *r;
+    if (open_reader(path, &r) < 0) return EXIT_FILES;
+    rstate st = {.to = to};
+    int rc = lumio_stream_read(r, export_sample, export_meta, &st);
+    lumio_stream_read_stats s;
+    lumio_stream_reader_get_stats(r, &s);
+    lumio_stream_reader_close(r);
+    if (rc < 0) {
+        cli_error("%s: %s", path, rc == LUMIO_E_FORMAT ? "not a lumio stream" : lumio_strerror(rc));
+        return EXIT_FILES;
+    }
+    if (s.damaged_ranges || s.torn_tail_bytes)
+        cli_error("%s: skipped %" PRIu64 " damaged bytes and a torn tail of %" PRIu64 " bytes",
+                  path, s.damaged_bytes, s.torn_tail_bytes);
+    return fflush(stdout) ? EXIT_FILES : 0;
+}
+
+static int count_sample(void *arg, const lumio_sample *s) {
+    rstate *st = arg;
+    if (!st->samples || s->timestamp_us < st->t_min) st->t_min = s->timestamp_us;
+    if (!st->samples || s->timestamp_us > st->t_max) st->t_max = s->timestamp_us;
+    st->samples++;
+    for (size_t i = 0; i < st->nthreads; i++)
+        if (st->threads[i] == s->thread_id) return 0;
+    if (st->nthreads < 1024) st->threads[st->nthreads++] = s->thread_id;
+    return 0;
+}
+
+static int stream_info_verify(int argc, char **argv, bool verify) {
+    if (argc != 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        if (argc == 2) {
+            fputs(stream_usage, stdout);
+            return 0;
+        }
+        cli_error("usage: lumio stream %s FILE", verify ? "verify" : "info");
+        return EXIT_USAGE;
+    }
+    const char *path = argv[1];
+    lumio_stream_reader *r;
+    if (open_reader(path, &r) < 0) return EXIT_FILES;
+    rstate st = {0};
+    int rc = lumio_stream_read(r, count_sample, NULL, &st);
+    lumio_stream_read_stats s;
+    lumio_stream_reader_get_stats(r, &s);
+    lumio_stream_reader_close(r);
+    if (rc < 0) {
+        cli_error("%s: %s", path, rc == LUMIO_E_FORMAT ? "not a lumio stream" : lumio_strerror(rc));
+        return EXIT_FILES;
+    }
+    struct stat sb;
+    uint64_t size = stat(path, &sb) == 0 ? (uint64_t)sb.st_size : 0;
+    if (verify) {
+        if (s.damaged_ranges) {
+            cli_error("%s: damaged: %" PRIu64 " bytes in %" PRIu64
+                      " ranges, the first at byte %" PRIu64,
+                      path, s.damaged_bytes, s.damaged_ranges, s.first_damage_offset);
+            return EXIT_FILES;
+        }
+        if (s.torn_tail_bytes) {
+            cli_error("%s: torn tail: %" PRIu64 " bytes from byte %" PRIu64
+                      " are not a whole chunk",
+                      path, s.torn_tail_bytes, s.valid_end);
+            return EXIT_FILES;
+        }
+        printf("%s: ok, %" PRIu64 " chunks, %" PRIu64 " samples\n", path, s.chunks, s.samples);
+        return 0;
+    }
+    printf("chunks:          %" PRIu64 "\n", s.chunks);
+    printf("samples:         %" PRIu64 "\n", s.samples);
+    printf("records:         %" PRIu64 "\n", s.records);
+    printf("threads:         %zu%s\n", st.nthreads, st.nthreads == 1024 ? "+" : "");
+    printf("time span:       %.6f s\n", st.samples ? (double)(st.t_max - st.t_min) / 1e6 : 0.0);
+    printf("bytes:           %" PRIu64 "\n", size);
+    printf("bytes/sample:    %.2f\n", s.samples ? (double)size / (double)s.samples : 0.0);
+    printf("damaged bytes:   %" PRIu64 " (%" PRIu64 " ranges)\n", s.damaged_bytes,
+           s.damaged_ranges);
+    printf("torn tail bytes: %" PRIu64 "\n", s.torn_tail_bytes);
+    return 0;
+}
+
+/* recover: replay every valid chunk into a new writer. */
+typedef struct copier {
+    lumio_stream_writer *w;
+    int rc;
+} copier;
+
+static int copy_sample(void *arg, const lumio_sample *s) {
+    copier *c = arg;
+    return c->rc = lumio_stream_write_sample(c->w, s);
+}
+
+static int copy_meta(void *arg, uint64_t ts, const char *k, const char *v) {
+    copier *c = arg;
+    return c->rc = lumio_stream_write_meta(c->w, ts, k, v);
+}
+
+static int stream_recover(int argc, char **argv) {
+    const char *in = NULL, *out = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(stream_usage, stdout);
+            return 0;
+        } else if (!strcmp(argv[i], "-o") && i + 1 < argc)
+            out = argv[++i];
+        else if (!in)
+            in = argv[i];
+        else {
+            cli_error("unexpected argument '%s'", argv[i]);
+            return EXIT_USAGE;
+        }
+    }
+    if (!in || !out) {
+        cli_error("usage: lumio stream recover FILE -o OUT");
+        return EXIT_USAGE;
+    }
+    lumio_stream_reader *r;
+    if (open_reader(in, &r) < 0) return EXIT_FILES;
+    copier c = {0};
+    int rc = lumio_stream_writer_open(&c.w, out, NULL);
+    if (rc < 0) {
+        lumio_stream_reader_close(r);
+        cli_path_error(out, rc);
+        return EXIT_FILES;
+    }
+    rc = lumio_stream_read(r, copy_sample, copy_meta, &c);
+    lumio_stream_read_stats s;
+    lumio_stream_reader_get_stats(r, &s);
+    lumio_stream_reader_close(r);
+    int crc = lumio_stream_writer_close(c.w);
+    if (rc < 0 || crc < 0) {
+        cli_error("%s", rc < 0 ? lumio_strerror(rc) : lumio_strerror(crc));
+        return EXIT_FILES;
+    }
+    fprintf(stderr,
+            "recovered %" PRIu64 " samples from %" PRIu64 " chunks; skipped %" PRIu64
+            " damaged bytes and a torn tail of %" PRIu64 " bytes\n",
+            s.samples, s.chunks, s.damaged_bytes, s.torn_tail_bytes);
+    return 0;
+}
+
+/* ---- bench ------------------------------------------------------------------------ */
+
+static int null_sample(void *arg, const lumio_sample *s) {
+    uint64_t *sum = arg;
+    *sum += s->depth + (s->depth ? s->frames[0].line : 0);
+    return 0;
+}
+
+static int stream_bench(int argc, char **argv) {
+    static const struct option lo[] = {{"samples", 1, NULL, 'n'}, {"threads", 1, NULL, 't'},
+                                       {"depth", 1, NULL, 'd'},   {"level", 1, NULL, 'l'},
+                                       {"help", 0, NULL, 'h'},    {0}};
+    uint64_t n = 2000000, threads = 64, depth = 40, level = 3;
+    int c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":h", lo, NULL)) != -1) {
+        int bad = 0;
+        switch (c) {
+        case 'h':
+            fputs(stream_usage, stdout);
+            return 0;
+        case 'n':
+            bad = parse_count(optarg, 1, UINT64_MAX, &n);
+            break;
+        case 't':
+            bad = parse_count(optarg, 1, 4096, &threads);
+            break;
+        case 'd':
+            bad = parse_count(optarg, 2, LUMIO_STREAM_MAX_DEPTH / 2, &depth);
+            break;
+        case 'l':
+            bad = parse_count(optarg, 0, 22, &level);
+            break;
+        default:
+            return cli_option_error(c, argv);
+        }
+        if (bad) {
+            cli_error("invalid value '%s'", optarg);
+            return EXIT_USAGE;
+        }
+    }
+    char path[] = "/tmp/lumio-stream-bench-XXXXXX";
+    int fd = mkstemp(path);
+    if (fd < 0) {
+        cli_path_error(path, -errno);
+        return EXIT_FILES;
+    }
+    close(fd);
+    lumio_stream_writer_options o;
+    lumio_stream_writer_options_default(&o);
+    o.zstd_level = (int)level;
+    synth s;
+    uint32_t *ids = malloc(NFUNC * sizeof(uint32_t)),
+             *stk = malloc(depth * 2 * sizeof(uint32_t) + 64);
+    lumio_stream_writer *w = NULL;
+    int rc = synth_init(&s, 42, (unsigned)threads, (unsigned)depth);
+    if (rc == 0 && ids && stk) rc = lumio_stream_writer_open(&w, path, &o);
+    if (rc == 0) rc = synth_frames(w, ids);
+    /* The generator's own cost, measured alone and taken out of the write time. */
+    double g0 = now_seconds();
+    synth s2;
+    if (rc == 0) rc = synth_init(&s2, 42, (unsigned)threads, (unsigned)depth);
+    for (uint64_t i = 0; i < n && rc == 0; i++) {
+        unsigned t = synth_next(&s2);
+        for (uint32_t k = 0; k < s2.d[t]; k++) stk[k] = ids[s2.stack[t][k]];
+    }
+    double gen_s = now_seconds() - g0;
+    if (rc == 0) synth_free(&s2);
+    double t0 = now_seconds();
+    for (uint64_t i = 0; i < n && rc == 0; i++) {
+        unsigned t = synth_next(&s);
+        for (uint32_t k = 0; k < s.d[t]; k++) stk[k] = ids[s.stack[t][k]];
+        rc = lumio_stream_write_ids(w, s.ts[t], 1000 + t, 0, stk, s.d[t]);
+    }
+    if (w) {
+        int crc = lumio_stream_writer_close(w);
+        if (rc == 0) rc = crc;
+    }
+    double write_s = now_seconds() - t0 - gen_s;
+    synth_free(&s);
+    free(ids);
+    free(stk);
+    if (rc < 0) {
+        unlink(path);
+        cli_error("writing %s: %s", path, lumio_strerror(rc));
+        return EXIT_FILES;
+    }
+    struct stat sb;
+    stat(path, &sb);
+    lumio_stream_reader *r;
+    uint64_t sum = 0;
+    double r0 = now_seconds();
+    rc = lumio_stream_reader_open(&r, path);
+    if (rc == 0) {
+        rc = lumio_stream_read(r, null_sample, NULL, &sum);
+        lumio_stream_reader_close(r);
+    }
+    double read_s = now_seconds() - r0;
+    unlink(path);
+    if (rc < 0) {
+        cli_error("reading back: %s", lumio_strerror(rc));
+        return EXIT_FILES;
+    }
+    json j;
+    json_begin(&j, stdout);
+    json_u64(&j, "samples", n);
+    json_u64(&j, "threads", threads);
+    json_u64(&j, "depth", depth);
+    json_u64(&j, "zstd_level", level);
+    json_u64(&j, "bytes", (uint64_t)sb.st_size);
+    json_num(&j, "bytes_per_sample", (double)sb.st_size / (double)n);
+    json_num(&j, "write_seconds", write_s);
+    json_num(&j, "write_samples_per_s", write_s > 0 ? (double)n / write_s : 0);
+    json_num(&j, "read_seconds", read_s);
+    json_num(&j, "read_samples_per_s", read_s > 0 ? (double)n / read_s : 0);
+    json_num(&j, "generator_seconds", gen_s);
+    json_end(&j);
+    return sum == 0 && n > 0 ? EXIT_FILES : 0;
+}
+
+int cmd_stream(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        fputs(stream_usage, argc < 2 ? stderr : stdout);
+        return argc < 2 ? EXIT_USAGE : 0;
+    }
+    const char *sub = argv[1];
+    if (!strcmp(sub, "gen")) return stream_gen(argc - 1, argv + 1);
+    if (!strcmp(sub, "export")) return stream_export(argc - 1, argv + 1);
+    if (!strcmp(sub, "info")) return stream_info_verify(argc - 1, argv + 1, false);
+    if (!strcmp(sub, "verify")) return stream_info_verify(argc - 1, argv + 1, true);
+    if (!strcmp(sub, "recover")) return stream_recover(argc - 1, argv + 1);
+    if (!strcmp(sub, "bench")) return stream_bench(argc - 1, argv + 1);
+    cli_error("unknown stream command '%s' (see 'lumio stream --help')", sub);
+    return EXIT_USAGE;
+}

@@ -1,0 +1,396 @@
+/* Importers of `perf script` text and folded stacks, and the folded exporter.
+ * See import.h for the formats and the mapping to lumio samples. */
+#include "stream/import.h"
+
+#include "core/core.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+
+/* ---- shared: lines, numbers, errors ------------------------------------- */
+
+typedef struct line_reader {
+    FILE *in;
+    char *buf;
+    size_t cap;
+    uint64_t lineno;
+    const char *why; /* set with every failure of ours, NULL for fn's own */
+} line_reader;
+
+/* Read the next line into r->buf without its "\n" or "\r\n". Returns 1 for a
+ * line, 0 at the end of the input, or a negative code. */
+static int next_line(line_reader *r) {
+    errno = 0;
+    ssize_t n = getline(&r->buf, &r->cap, r->in);
+    if (n < 0) {
+        if (errno != ENOMEM && !ferror(r->in)) return 0;
+        r->lineno++; /* the line that could not be read */
+        r->why = errno == ENOMEM ? "out of memory" : "read failed";
+        return errno == ENOMEM ? -ENOMEM : -EIO;
+    }
+    r->lineno++;
+    if (n > 0 && r->buf[n - 1] == '\n') r->buf[--n] = '\0';
+    if (n > 0 && r->buf[n - 1] == '\r') r->buf[--n] = '\0';
+    return 1;
+}
+
+static int bad_line(line_reader *r, const char *why) {
+    r->why = why;
+    return LUMIO_E_FORMAT;
+}
+
+/* Describe a failure of ours in err (fn's own codes get no text), quoting
+ * the line for a format error. */
+static void report(const line_reader *r, int rc, char *err, size_t errlen) {
+    if (rc == 0 || !r->why || !err || errlen == 0) return;
+    if (rc == LUMIO_E_FORMAT)
+        lumio_fmt(err, errlen, "line %" PRIu64 ": %s: \"%.60s\"", r->lineno, r->why, r->buf);
+    else
+        lumio_fmt(err, errlen, "line %" PRIu64 ": %s", r->lineno, r->why);
+}
+
+static bool is_blank(const char *s) {
+    while (*s == ' ' || *s == '\t') s++;
+    return *s == '\0';
+}
+
+static bool is_digit(char c) {
+    return c >= '0' && c <= '9';
+}
+
+static bool is_hex(char c) {
+    return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/* A decimal number made of exactly the n characters at p. */
+static bool parse_u64(const char *p, size_t n, uint64_t *out) {
+    uint64_t v = 0;
+    if (n == 0) return false;
+    for (size_t i = 0; i < n; i++) {
+        if (!is_digit(p[i])) return false;
+        unsigned d = (unsigned)(p[i] - '0');
+        if (v > (UINT64_MAX - d) / 10) return false;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return true;
+}
+
+/* ---- perf script: the header --------------------------------------------- */
+
+typedef struct token {
+    const char *p;
+    size_t n;
+} token;
+
+/* "PID/TID" or "TID": the thread is the last number. */
+static bool parse_ids(token t, uint64_t *tid) {
+    const char *slash = memchr(t.p, '/', t.n);
+    if (!slash) return parse_u64(t.p, t.n, tid);
+    uint64_t pid;
+    size_t npid = (size_t)(slash - t.p);
+    return parse_u64(t.p, npid, &pid) && parse_u64(slash + 1, t.n - npid - 1, tid);
+}
+
+static bool is_cpu(token t) {
+    uint64_t cpu;
+    return t.n >= 3 && t.p[0] == '[' && t.p[t.n - 1] == ']' && parse_u64(t.p + 1, t.n - 2, &cpu);
+}
+
+/* "SECONDS.FRACTION:" to microseconds, rounded half up from the seventh
+ * fractional digit: integers only, so no value is off by a double's error. */
+static bool parse_time(token t, uint64_t *us) {
+    if (t.n < 4 || t.p[t.n - 1] != ':') return false;
+    const char *dot = memchr(t.p, '.', t.n - 1);
+    uint64_t sec, frac = 0, up = 0;
+    if (!dot || !parse_u64(t.p, (size_t)(dot - t.p), &sec)) return false;
+    size_t nfrac = (size_t)(t.p + t.n - 1 - (dot + 1));
+    if (nfrac == 0) return false;
+    for (size_t i = 0; i < nfrac; i++) {
+        char c = dot[1 + i];
+        if (!is_digit(c)) return false;
+        if (i < 6) frac = frac * 10 + (uint64_t)(c - '0');
+        if (i == 6) up = c >= '5';
+    }
+    for (size_t i = nfrac; i < 6; i++) frac *= 10;
+    if (sec > UINT64_MAX / 1000000 || sec * 1000000 > UINT64_MAX - frac - up) return false;
+    *us = sec * 1000000 + frac + up;
+    return true;
+}
+
+/* COMM [PID/]TID [[CPU]] TIME: ... where COMM may hold spaces: the first
+ * time-shaped token preceded by the ids (and maybe a CPU) and at least one
+ * word of COMM decides. */
+static bool parse_header(const char *line, uint64_t *ts, uint64_t *tid) {
+    token prev[2] = {{NULL, 0}, {NULL, 0}};
+    size_t ntok = 0;
+    for (const char *p = line;;) {
+        while (*p == ' ' || *p == '\t') p++;
+        if (*p == '\0') return false;
+        token t = {p, 0};
+        while (p[t.n] != '\0' && p[t.n] != ' ' && p[t.n] != '\t') t.n++;
+        p += t.n;
+        if (ntok >= 2 && parse_time(t, ts)) {
+            if (ntok >= 3 && is_cpu(prev[1]) && parse_ids(prev[0], tid)) return true;
+            if (parse_ids(prev[1], tid)) return true;
+        }
+        prev[0] = prev[1];
+        prev[1] = t;
+        ntok++;
+    }
+}
+
+/* ---- perf script: frames and samples -------------------------------------- */
+
+#define FILE_INLINED SIZE_MAX
+
+/* A frame's strings as offsets into the arena, which may move as it grows. */
+typedef struct frame_ref {
+    size_t function;
+    size_t file; /* or FILE_INLINED */
+} frame_ref;
+
+typedef struct perf_parser {
+    line_reader rd;
+    char *arena; /* this sample's strings, reused from sample to sample */
+    size_t used, arena_cap;
+    frame_ref *refs;
+    lumio_frame *frames;
+    uint32_t depth, frames_cap;
+    lumio_sample s;
+    bool open; /* a header was read and its sample is not emitted yet */
+} perf_parser;
+
+static int arena_add(perf_parser *p, const char *s, size_t n, size_t *off) {
+    if (p->arena_cap - p->used < n + 1) {
+        size_t cap = LUMIO_MAX(p->arena_cap * 2, p->used + n + 1);
+        cap = LUMIO_MAX(cap, (size_t)4096);
+        char *a = realloc(p->arena, cap);
+        if (!a) return -ENOMEM;
+        p->arena = a;
+        p->arena_cap = cap;
+    }
+    memcpy(p->arena + p->used, s, n);
+    p->arena[p->used + n] = '\0';
+    *off = p->used;
+    p->used += n + 1;
+    return 0;
+}
+
+static int frames_reserve(perf_parser *p) {
+    if (p->depth < p->frames_cap) return 0;
+    uint32_t cap = LUMIO_MIN(LUMIO_MAX(p->frames_cap * 2, 64u), LUMIO_STREAM_MAX_DEPTH);
+    frame_ref *r = realloc(p->refs, cap * sizeof *r);
+    if (r) p->refs = r;
+    lumio_frame *f = r ? realloc(p->frames, cap * sizeof *f) : NULL;
+    if (!f) return -ENOMEM;
+    p->frames = f;
+    p->frames_cap = cap;
+    return 0;
+}
+
+/* Where "(dso)" begins at the end of [s, end): the '(' matching the final
+ * ')' (dsos like "/x (deleted)" nest), after a blank or at s; else NULL. */
+static const char *find_dso(const char *s, const char *end) {
+    size_t n = (size_t)(end - s), nest = 0;
+    if (n == 0 || s[n - 1] != ')') return NULL;
+    for (size_t i = n; i-- > 0;) {
+        if (s[i] == ')') nest++;
+        if (s[i] == '(' && --nest == 0)
+            return i == 0 || s[i - 1] == ' ' || s[i - 1] == '\t' ? s + i : NULL;
+    }
+    return NULL;
+}
+
+/* The end of the symbol in [s, end) once a trailing "+0x<hex>" is cut. */
+static const char *cut_offset(const char *s, const char *end) {
+    const char *h = end;
+    while (h > s && is_hex(h[-1])) h--;
+    if (h == end || h - s < 3 || memcmp(h - 3, "+0x", 3) != 0) return end;
+    return h - 3;
+}
+
+static const char *trim_end(const char *s, const char *end) {
+    while (end > s && (end[-1] == ' ' || end[-1] == '\t')) end--;
+    return end;
+}
+
+/* Append a frame: the symbol, and the dso or NULL for an inlined frame. */
+static int perf_store(perf_parser *p, const char *sym, size_t nsym, const char *dso, size_t ndso) {
+    int rc = frames_reserve(p);
+    frame_ref *r = rc == 0 ? &p->refs[p->depth] : NULL;
+    if (r)
+        rc = nsym ? arena_add(p, sym, nsym, &r->function)
+                  : arena_add(p, "[unknown]", 9, &r->function);
+    if (rc == 0 && !dso) r->file = FILE_INLINED;
+    if (rc == 0 && dso) rc = arena_add(p, dso, ndso, &r->file);
+    if (rc < 0) {
+        p->rd.why = "out of memory";
+        return rc;
+    }
+    p->depth++;
+    return 0;
+}
+
+/* "<hex address> <symbol>[+0x<offset>] (<dso>)", after the leading tab. */
+static int perf_frame(perf_parser *p, const char *s) {
+    while (*s == ' ' || *s == '\t') s++;
+    const char *addr = s;
+    while (is_hex(*s)) s++;
+    if (s == addr || (*s != '\0' && *s != ' ' && *s != '\t'))
+        return bad_line(&p->rd, "malformed frame line");
+    if (p->depth == LUMIO_STREAM_MAX_DEPTH) return 0; /* keep the innermost frames */
+    while (*s == ' ' || *s == '\t') s++;
+    const char *end = trim_end(s, s + strlen(s));
+    const char *paren = find_dso(s, end);
+    const char *sym_end = cut_offset(s, trim_end(s, paren ? paren : end));
+    const char *dso = paren ? paren + 1 : "";
+    size_t ndso = paren ? (size_t)(end - paren - 2) : 0;
+    if (ndso == 7 && memcmp(dso, "inlined", 7) == 0) dso = NULL;
+    return perf_store(p, s, (size_t)(sym_end - s), dso, ndso);
+}
+
+/* Resolve the offsets to pointers (an inlined frame takes the dso of the
+ * nearest real frame outside it) and hand the sample over. */
+static int perf_emit(perf_parser *p, lumio_import_fn fn, void *arg) {
+    const char *outer = NULL;
+    for (uint32_t i = p->depth; i-- > 0;) {
+        lumio_frame *f = &p->frames[i];
+        f->function = p->arena + p->refs[i].function;
+        if (p->refs[i].file == FILE_INLINED)
+            f->file = outer ? outer : "[inlined]";
+        else
+            f->file = outer = p->arena + p->refs[i].file;
+        f->line = 0;
+    }
+    p->s.frames = p->frames;
+    p->s.depth = p->depth;
+    p->open = false;
+    return fn(arg, &p->s);
+}
+
+static int perf_line(perf_parser *p, lumio_import_fn fn, void *arg) {
+    const char *line = p->rd.buf;
+    if (is_blank(line)) return p->open ? perf_emit(p, fn, arg) : 0;
+    if (line[0] == '\t') {
+        if (!p->open) return bad_line(&p->rd, "frame line outside a sample");
+        return perf_frame(p, line + 1);
+    }
+    if (p->open) { /* no blank line before this header: the sample ended anyway */
+        int rc = perf_emit(p, fn, arg);
+        if (rc) return rc;
+    }
+    if (!parse_header(line, &p->s.timestamp_us, &p->s.thread_id))
+        return bad_line(&p->rd, "malformed perf script header");
+    p->s.status = 0;
+    p->open = true;
+    p->used = 0;
+    p->depth = 0;
+    return 0;
+}
+
+int lumio_import_perf_script(FILE *in, lumio_import_fn fn, void *arg, char *err, size_t errlen) {
+    perf_parser p = {.rd = {.in = in}};
+    int rc;
+    while ((rc = next_line(&p.rd)) > 0)
+        if ((rc = perf_line(&p, fn, arg)) != 0) break;
+    if (rc == 0 && p.open) rc = perf_emit(&p, fn, arg);
+    report(&p.rd, rc, err, errlen); /* quotes the line: before the free */
+    free(p.rd.buf);
+    free(p.arena);
+    free(p.refs);
+    free(p.frames);
+    return rc;
+}
+
+/* ---- folded stacks ----------------------------------------------------------- */
+
+typedef struct folded_parser {
+    line_reader rd;
+    lumio_frame *frames;
+    uint32_t frames_cap;
+    uint64_t next_ts;
+} folded_parser;
+
+/* Split "outer;...;inner" in place into frames, innermost first; returns the
+ * depth (at most LUMIO_STREAM_MAX_DEPTH, keeping the innermost) or -ENOMEM. */
+static int64_t folded_split(folded_parser *p, char *stack) {
+    size_t n = 1;
+    for (const char *c = stack; (c = strchr(c, ';')) != NULL; c++) n++;
+    size_t keep = LUMIO_MIN(n, (size_t)LUMIO_STREAM_MAX_DEPTH);
+    if (keep > p->frames_cap) {
+        lumio_frame *f = realloc(p->frames, keep * sizeof *f);
+        if (!f) {
+            p->rd.why = "out of memory";
+            return -ENOMEM;
+        }
+        p->frames = f;
+        p->frames_cap = (uint32_t)keep;
+    }
+    char *c = stack;
+    for (size_t k = 0; k < n; k++) {
+        char *semi = k + 1 < n ? strchr(c, ';') : NULL;
+        if (semi) *semi = '\0';
+        if (k >= n - keep) p->frames[n - 1 - k] = (lumio_frame){c, "", 0};
+        if (semi) c = semi + 1;
+    }
+    return (int64_t)keep;
+}
+
+static int folded_line(folded_parser *p, lumio_import_fn fn, void *arg) {
+    char *line = p->rd.buf;
+    if (is_blank(line)) return 0;
+    char *sp = strrchr(line, ' ');
+    uint64_t count;
+    if (!sp || !parse_u64(sp + 1, strlen(sp + 1), &count))
+        return bad_line(&p->rd, "bad or missing sample count");
+    if (sp == line) return bad_line(&p->rd, "empty stack");
+    *sp = '\0';
+    int64_t depth = folded_split(p, line);
+    if (depth < 0) return (int)depth;
+    lumio_sample s = {.frames = p->frames, .depth = (uint32_t)depth};
+    for (uint64_t i = 0; i < count; i++) {
+        s.timestamp_us = p->next_ts++;
+        int rc = fn(arg, &s);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+int lumio_import_collapsed(FILE *in, lumio_import_fn fn, void *arg, char *err, size_t errlen) {
+    folded_parser p = {.rd = {.in = in}};
+    int rc;
+    while ((rc = next_line(&p.rd)) > 0)
+        if ((rc = folded_line(&p, fn, arg)) != 0) break;
+    report(&p.rd, rc, err, errlen); /* quotes the line: before the free */
+    free(p.rd.buf);
+    free(p.frames);
+    return rc;
+}
+
+/* A function name with the folded format's separators replaced: ';' by ':'
+ * and line breaks by ' ' (the format has no escapes). */
+static void put_function(FILE *out, const char *name) {
+    if (!name) name = "[unknown]";
+    for (;;) {
+        size_t n = strcspn(name, ";\n\r");
+        fwrite(name, 1, n, out);
+        if (name[n] == '\0') return;
+        putc(name[n] == ';' ? ':' : ' ', out);
+        name += n + 1;
+    }
+}
+
+int lumio_export_collapsed_line(FILE *out, const lumio_sample *s, uint64_t count) {
+    if (!s || s->depth == 0 || !s->frames) return -EINVAL;
+    for (uint32_t i = s->depth; i-- > 0;) {
+        put_function(out, s->frames[i].function);
+        if (i > 0) putc(';', out);
+    }
+    fprintf(out, " %" PRIu64 "\n", count);
+    return ferror(out) ? -EIO : 0;
+}
