@@ -150,7 +150,6 @@ static void first_record(chunk_enc *e, int64_t ts) {
 
 int chunk_enc_sample(chunk_enc *e, const gtables *g, uint64_t ts, uint64_t tid, uint8_t status,
                      const uint32_t *ids, uint32_t depth) {
-    (void)g;
     if (depth > LUMIO_STREAM_MAX_DEPTH) return -EINVAL;
     first_record(e, (int64_t)ts);
     int64_t ti = thread_of(e, tid, (int64_t)ts);
@@ -171,12 +170,18 @@ int chunk_enc_sample(chunk_enc *e, const gtables *g, uint64_t ts, uint64_t tid, 
         e->run_count++;
         return e->run.oom || e->rec.oom ? -ENOMEM : 0;
     }
-    flush_run(e);
     /* Frames shared with the previous stack, counted from the outermost. */
     uint32_t common = 0, pd = t->depth;
     while (common < depth && common < pd && ids[depth - 1 - common] == t->stack[pd - 1 - common])
         common++;
     uint32_t pop = pd - common, push = depth - common;
+    for (uint32_t i = 0; i < push; i++) /* the shared frames were checked before */
+        if (ids[i] >= g->nframes) {
+            e->samples--;
+            t->last -= dt;
+            return -EINVAL;
+        }
+    flush_run(e);
     bbuf *r = &e->rec;
     bbuf_u8(r, common == 0 ? TAG_FULL : pop == 0 ? TAG_PUSH : TAG_POP_PUSH);
     bbuf_varint(r, (uint64_t)ti);
