@@ -277,6 +277,46 @@ TEST(not_a_stream) {
     CHECK_EQ(lumio_stream_reader_open(&r, tmp_path("missing")), -ENOENT);
 }
 
+TEST(append_trims_torn_tail) {
+    char p[4096];
+    snprintf(p, sizeof p, "%s", tmp_path("app.lumio"));
+    lines want = write_profile(p, 3000, 500);
+    size_t size;
+    uint8_t *all = read_file(p, &size);
+    /* Tear the last chunk: cut 100 bytes off the end. */
+    CHECK(truncate(p, (off_t)(size - 100)) == 0);
+    lumio_stream_read_stats st;
+    lines before = read_back(p, &st);
+    CHECK_EQ(st.samples, 2500);
+    CHECK(st.torn_tail_bytes > 0);
+    lumio_stream_writer_options o;
+    lumio_stream_writer_options_default(&o);
+    o.append = 1;
+    lumio_stream_writer *w;
+    CHECK_EQ(lumio_stream_writer_open(&w, p, &o), 0);
+    lumio_frame f = {"appended", "x.c", 1};
+    lumio_sample s = {99, 7, 0, &f, 1};
+    CHECK_EQ(lumio_stream_write_sample(w, &s), 0);
+    CHECK_EQ(lumio_stream_writer_close(w), 0);
+    lines after = read_back(p, &st);
+    CHECK_EQ(st.samples, 2501);
+    CHECK_EQ(st.torn_tail_bytes, 0);
+    CHECK_EQ(st.damaged_ranges, 0);
+    check_same(&after, &before, before.n);
+    CHECK(after.n == before.n + 1 && strstr(after.v[after.n - 1], "appended@x.c:1"));
+    /* Appending to something that is not a stream fails and changes nothing. */
+    char t[4096];
+    snprintf(t, sizeof t, "%s", tmp_path("notes.txt"));
+    free(make_file(t, 1000, 1));
+    CHECK_EQ(lumio_stream_writer_open(&w, t, &o), LUMIO_E_FORMAT);
+    struct stat sb;
+    CHECK(stat(t, &sb) == 0 && sb.st_size == 1000);
+    free(all);
+    free_lines(&want);
+    free_lines(&before);
+    free_lines(&after);
+}
+
 int main(void) {
     return run_tests("stream");
 }

@@ -68,6 +68,7 @@ typedef struct lumio_stream_writer_options {
     uint64_t flush_ms;      /* seal a chunk this old at the next write (0: never) */
     int zstd_level;         /* 0: no compression (default 3) */
     int fsync;              /* fsync every sealed chunk (files): durable when the call returns */
+    int append;             /* files: keep the valid chunks already there, trim a torn tail */
 } lumio_stream_writer_options;
 
 typedef struct lumio_stream_writer_stats {
@@ -76,8 +77,9 @@ typedef struct lumio_stream_writer_stats {
 
 LUMIO_API void lumio_stream_writer_options_default(lumio_stream_writer_options *o);
 
-/* Open a writer on a file path (created or truncated; each chunk is
- * committed by writing its magic last), or on "-" (standard output). */
+/* Open a writer on a file path (created or truncated, or with `append`
+ * continued after its last valid chunk; each chunk is committed by writing
+ * its magic last), or on "-" (standard output). */
 LUMIO_API int lumio_stream_writer_open(lumio_stream_writer **out, const char *sink,
                                        const lumio_stream_writer_options *o);
 /* Open a writer on a descriptor the caller keeps (pipe, socket, file):

@@ -7,6 +7,7 @@
  *   recover  every valid chunk into a clean stream
  *   bench    write and read speed, bytes per sample */
 #include "cli/common.h"
+#include "stream/import.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -25,6 +26,9 @@ static const char stream_usage[] =
     "      [--level L] [--to collapsed] -o SINK\n"
     "                     write a deterministic synthetic profile; after each sealed\n"
     "                     chunk print 'sealed chunks=C samples=S' on stderr\n"
+    "  import --from collapsed|perf-script [--flush POLICY] [--level L] [--append]\n"
+    "      FILE|- -o SINK\n"
+    "                     folded stacks, or the text of 'perf script', into a stream\n"
     "  export --to collapsed|jsonl FILE|-\n"
     "                     samples as folded stacks, or one JSON object per sample and record\n"
     "  info FILE          chunks, samples, threads, time span, compression ratio\n"
@@ -263,15 +267,88 @@ static int stream_gen(int argc, char **argv) {
         cli_path_error(out, crc);
         rc = crc;
     }
-    if (rc == 0) {
-        /* close sealed the last chunk */
-        fprintf(stderr, "sealed chunks=%" PRIu64 " samples=%" PRIu64 "\n",
-                st.chunks + (n > st.samples), n);
-    }
+    if (rc == 0 && n > st.samples) /* close sealed the last chunk */
+        fprintf(stderr, "sealed chunks=%" PRIu64 " samples=%" PRIu64 "\n", st.chunks + 1, n);
     synth_free(&s);
     free(ids);
     free(stk);
     return rc < 0 ? EXIT_FILES : 0;
+}
+
+/* ---- import ------------------------------------------------------------------------ */
+
+static int import_sample(void *arg, const lumio_sample *s) {
+    return lumio_stream_write_sample(arg, s);
+}
+
+static int stream_import(int argc, char **argv) {
+    static const struct option lo[] = {{"from", 1, NULL, 'F'},  {"flush", 1, NULL, 'f'},
+                                       {"level", 1, NULL, 'l'}, {"append", 0, NULL, 'a'},
+                                       {"help", 0, NULL, 'h'},  {0}};
+    const char *from = NULL, *out = NULL;
+    uint64_t level = 3;
+    lumio_stream_writer_options o;
+    lumio_stream_writer_options_default(&o);
+    int c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":ho:", lo, NULL)) != -1) {
+        switch (c) {
+        case 'h':
+            fputs(stream_usage, stdout);
+            return 0;
+        case 'F':
+            from = optarg;
+            break;
+        case 'o':
+            out = optarg;
+            break;
+        case 'a':
+            o.append = 1;
+            break;
+        case 'l':
+            if (parse_count(optarg, 0, 22, &level) < 0) {
+                cli_error("invalid --level '%s' (0 to 22)", optarg);
+                return EXIT_USAGE;
+            }
+            break;
+        case 'f':
+            if (parse_policy(optarg, &o) < 0) {
+                cli_error("invalid --flush '%s' (e.g. samples=10000,bytes=4M,seconds=5)", optarg);
+                return EXIT_USAGE;
+            }
+            break;
+        default:
+            return cli_option_error(c, argv);
+        }
+    }
+    bool perf = from && !strcmp(from, "perf-script");
+    if (!from || (!perf && strcmp(from, "collapsed")) || !out || optind != argc - 1) {
+        cli_error("usage: lumio stream import --from collapsed|perf-script FILE|- -o SINK");
+        return EXIT_USAGE;
+    }
+    const char *path = argv[optind];
+    FILE *in = strcmp(path, "-") ? fopen(path, "r") : stdin;
+    if (!in) {
+        cli_path_error(path, -errno);
+        return EXIT_FILES;
+    }
+    o.zstd_level = (int)level;
+    lumio_stream_writer *w;
+    int rc = lumio_stream_writer_open(&w, out, &o);
+    if (rc < 0) {
+        if (in != stdin) fclose(in);
+        cli_path_error(out, rc);
+        return EXIT_FILES;
+    }
+    char err[512] = "";
+    rc = perf ? lumio_import_perf_script(in, import_sample, w, err, sizeof err)
+              : lumio_import_collapsed(in, import_sample, w, err, sizeof err);
+    if (in != stdin) fclose(in);
+    if (rc != 0)
+        cli_error("%s: %s", err[0] ? path : out, err[0] ? err : lumio_stream_writer_error(w));
+    int crc = lumio_stream_writer_close(w);
+    if (crc < 0 && rc == 0) cli_path_error(out, crc);
+    return rc != 0 || crc < 0 ? EXIT_FILES : 0;
 }
 
 /* ---- reading commands -------------------------------------------------------------- */
@@ -630,6 +707,7 @@ int cmd_stream(int argc, char **argv) {
     const char *sub = argv[1];
     if (!strcmp(sub, "gen")) return stream_gen(argc - 1, argv + 1);
     if (!strcmp(sub, "export")) return stream_export(argc - 1, argv + 1);
+    if (!strcmp(sub, "import")) return stream_import(argc - 1, argv + 1);
     if (!strcmp(sub, "info")) return stream_info_verify(argc - 1, argv + 1, false);
     if (!strcmp(sub, "verify")) return stream_info_verify(argc - 1, argv + 1, true);
     if (!strcmp(sub, "recover")) return stream_recover(argc - 1, argv + 1);

@@ -268,10 +268,57 @@ static int open_common(lumio_stream_writer **out, int fd, bool own, const char *
     return 0;
 }
 
+/* Append: find the end of the last valid chunk, cut what follows (a torn
+ * tail), and go on with the next chunk number. */
+static int open_append(lumio_stream_writer **out, const char *sink,
+                       const lumio_stream_writer_options *o) {
+    lumio_stream_reader *r;
+    int rc = lumio_stream_reader_open(&r, sink);
+    if (rc == -ENOENT) return -ENOENT;
+    if (rc < 0) return rc;
+    rc = lumio_stream_read(r, NULL, NULL, NULL);
+    lumio_stream_read_stats st;
+    lumio_stream_reader_get_stats(r, &st);
+    lumio_stream_reader_close(r);
+    if (rc < 0) return rc; /* not a stream: never cut into someone else's file */
+    int fd = open(sink, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return -errno;
+    if (ftruncate(fd, (off_t)st.valid_end) < 0) {
+        rc = -errno;
+        close(fd);
+        return rc;
+    }
+    lumio_stream_writer *w = calloc(1, sizeof(*w));
+    if (!w) {
+        close(fd);
+        return -ENOMEM;
+    }
+    w->o = *o;
+    w->fd = fd;
+    w->own_fd = true;
+    w->seekable = true;
+    snprintf(w->sink, sizeof w->sink, "%s", sink);
+    chunk_enc_init(&w->enc);
+    w->enc.seq = st.chunks ? st.last_seq + 1 : 0;
+    w->chunk_started_ms = now_ms();
+    w->offset = st.valid_end;
+    *out = w;
+    return 0;
+}
+
 int lumio_stream_writer_open(lumio_stream_writer **out, const char *sink,
                              const lumio_stream_writer_options *o) {
     if (!out || !sink) return -EINVAL;
     if (!strcmp(sink, "-")) return open_common(out, STDOUT_FILENO, false, "standard output", o);
+    lumio_stream_writer_options def;
+    if (!o) {
+        lumio_stream_writer_options_default(&def);
+        o = &def;
+    }
+    if (o->append) {
+        int rc = open_append(out, sink, o);
+        if (rc != -ENOENT) return rc;
+    }
     int fd = open(sink, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) return -errno;
     return open_common(out, fd, true, sink, o);
