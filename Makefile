@@ -4,7 +4,7 @@ JOBS ?= $(shell nproc)
 PREFIX ?= /usr/local
 CC ?= cc
 
-.PHONY: all setup build build-asan test test-fast demo install bench clean format
+.PHONY: all setup build build-asan test test-fast demo install bench fuzz clean format
 
 all: build
 
@@ -39,6 +39,11 @@ install: build
 
 bench: build
 	@bench/run.sh
+
+# The fuzzers for a bounded time (FUZZ_SECONDS each, default 300).
+FUZZ_SECONDS ?= 300
+fuzz: build-asan
+	@fuzz/run.sh build-asan/fuzz_stream_reader fuzz/corpus/stream_reader $(FUZZ_SECONDS)
 
 format:
 	@git ls-files '*.c' '*.h' | xargs clang-format -i
