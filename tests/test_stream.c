@@ -360,7 +360,8 @@ TEST(random_damage) {
         } else if (kind == 1) { /* cut len bytes out */
             for (size_t i = pos + len; i < size; i++) mut[n++] = all[i];
         } else if (kind == 2) { /* duplicate a range (maybe whole chunks) */
-            size_t dl = LUMIO_MIN(size - pos, (size_t)(rnd(&seed) % 3000) + 1);
+            size_t r = (size_t)(rnd(&seed) % 3000) + 1; /* LUMIO_MIN evaluates twice */
+            size_t dl = LUMIO_MIN(size - pos, r);
             memcpy(mut + n, all + pos, dl);
             n += dl;
             memcpy(mut + n, all + pos, size - pos);
