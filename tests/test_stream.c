@@ -359,7 +359,7 @@ TEST(random_damage) {
             for (size_t i = pos; i < size; i++) mut[n++] = i < pos + len ? all[i] ^ 0x5a : all[i];
         } else if (kind == 1) { /* cut len bytes out */
             for (size_t i = pos + len; i < size; i++) mut[n++] = all[i];
-        } else if (kind == 2) { /* duplicate a range (maybe whole chunks) */
+        } else if (kind == 2) {                         /* duplicate a range (maybe whole chunks) */
             size_t r = (size_t)(rnd(&seed) % 3000) + 1; /* LUMIO_MIN evaluates twice */
             size_t dl = LUMIO_MIN(size - pos, r);
             memcpy(mut + n, all + pos, dl);
@@ -393,6 +393,53 @@ TEST(random_damage) {
     free(mut);
     free(all);
     free_lines(&want);
+}
+
+typedef struct follower {
+    char path[4096];
+    lines got;
+    int rc;
+} follower;
+
+static void *follow_main(void *arg) {
+    follower *f = arg;
+    lumio_stream_reader *r;
+    f->rc = lumio_stream_reader_open(&r, f->path);
+    if (f->rc == 0) {
+        lumio_stream_reader_follow(r, 1500);
+        f->rc = lumio_stream_read(r, on_sample, on_meta, &f->got);
+        lumio_stream_reader_close(r);
+    }
+    return NULL;
+}
+
+/* A reader following a file sees chunks sealed after it reached the end,
+ * and waits for a chunk being written rather than calling it damage. */
+TEST(follow_a_growing_file) {
+    follower f = {0};
+    snprintf(f.path, sizeof f.path, "%s", tmp_path("follow.lumio"));
+    lumio_stream_writer_options o;
+    lumio_stream_writer_options_default(&o);
+    o.flush_samples = 0;
+    lumio_stream_writer *w;
+    CHECK_EQ(lumio_stream_writer_open(&w, f.path, &o), 0);
+    lines want = {0};
+    gen(w, &want, 1000, 2, 5);
+    CHECK_EQ(lumio_stream_flush(w), 0);
+    pthread_t t;
+    pthread_create(&t, NULL, follow_main, &f);
+    for (int round = 0; round < 3; round++) {
+        usleep(200 * 1000);
+        gen(w, &want, 1000, 2, 100 + (uint64_t)round);
+        CHECK_EQ(lumio_stream_flush(w), 0);
+    }
+    CHECK_EQ(lumio_stream_writer_close(w), 0);
+    pthread_join(t, NULL);
+    CHECK_EQ(f.rc, 0);
+    CHECK_EQ(f.got.n, want.n);
+    check_same(&f.got, &want, want.n);
+    free_lines(&want);
+    free_lines(&f.got);
 }
 
 int main(void) {

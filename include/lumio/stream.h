@@ -128,6 +128,11 @@ LUMIO_API int lumio_stream_reader_open_fd(lumio_stream_reader **out, int fd);
  * Returns 0, LUMIO_E_FORMAT when there is no stream signature, or -errno. */
 LUMIO_API int lumio_stream_read(lumio_stream_reader *r, lumio_sample_fn on_sample,
                                 lumio_meta_fn on_meta, void *arg);
+/* Follow a growing file (like tail -f): at the end of the data, wait for
+ * more instead of ending, until nothing new has come for idle_ms (0: wait
+ * forever). An unfinished chunk at the end is awaited, not taken as damage,
+ * while following. */
+LUMIO_API void lumio_stream_reader_follow(lumio_stream_reader *r, uint32_t idle_ms);
 LUMIO_API void lumio_stream_reader_get_stats(const lumio_stream_reader *r,
                                              lumio_stream_read_stats *s);
 LUMIO_API void lumio_stream_reader_close(lumio_stream_reader *r);

@@ -29,8 +29,9 @@ static const char stream_usage[] =
     "  import --from collapsed|perf-script [--flush POLICY] [--level L] [--append]\n"
     "      FILE|- -o SINK\n"
     "                     folded stacks, or the text of 'perf script', into a stream\n"
-    "  export --to collapsed|jsonl FILE|-\n"
-    "                     samples as folded stacks, or one JSON object per sample and record\n"
+    "  export --to collapsed|jsonl [--follow [--idle SECONDS]] FILE|-\n"
+    "                     samples as folded stacks, or one JSON object per sample and\n"
+    "                     record; --follow reads a file as it grows (until SECONDS idle)\n"
     "  info FILE          chunks, samples, threads, time span, compression ratio\n"
     "  verify FILE        exit 1, saying where, on any damage\n"
     "  recover FILE -o OUT\n"
@@ -420,10 +421,21 @@ static int open_reader(const char *path, lumio_stream_reader **r) {
 
 static int stream_export(int argc, char **argv) {
     const char *to = NULL, *path = NULL;
+    bool follow = false;
+    uint32_t idle_ms = 0;
     for (int i = 1; i < argc; i++) {
+        uint64_t v;
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             fputs(stream_usage, stdout);
             return 0;
+        } else if (!strcmp(argv[i], "--follow")) {
+            follow = true;
+        } else if (!strcmp(argv[i], "--idle") && i + 1 < argc) {
+            if (parse_count(argv[++i], 0, 86400, &v) < 0) {
+                cli_error("invalid --idle '%s' (seconds)", argv[i]);
+                return EXIT_USAGE;
+            }
+            idle_ms = (uint32_t)(v * 1000);
         } else if (!strcmp(argv[i], "--to") && i + 1 < argc)
             to = argv[++i];
         else if (!strncmp(argv[i], "--to=", 5))
@@ -441,6 +453,7 @@ static int stream_export(int argc, char **argv) {
     }
     lumio_stream_reader *r;
     if (open_reader(path, &r) < 0) return EXIT_FILES;
+    if (follow) lumio_stream_reader_follow(r, idle_ms);
     rstate st = {.to = to};
     int rc = lumio_stream_read(r, export_sample, export_meta, &st);
     lumio_stream_read_stats s;

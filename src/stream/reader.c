@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <time.h>
 #include <unistd.h>
 
 struct lumio_stream_reader {
@@ -14,6 +15,9 @@ struct lumio_stream_reader {
     size_t start, end, cap;
     uint64_t pos; /* stream offset of buf[start] */
     chunk_dec dec;
+    uint64_t total_read;
+    bool follow;
+    uint32_t idle_ms;
     bool have_seq;
     uint64_t last_seq;
     lumio_stream_read_stats st;
@@ -44,6 +48,48 @@ int lumio_stream_reader_open_fd(lumio_stream_reader **out, int fd) {
     return open_fd(out, fd, false);
 }
 
+static int fill(lumio_stream_reader *r);
+
+void lumio_stream_reader_follow(lumio_stream_reader *r, uint32_t idle_ms) {
+    r->follow = true;
+    r->idle_ms = idle_ms;
+}
+
+static uint64_t mono_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Following: at the end of the data, wait for it to grow. Returns whether
+ * more may come (false once idle_ms passed with nothing new). */
+static bool wait_growth(lumio_stream_reader *r) {
+    uint64_t start = mono_ms();
+    uint64_t had = r->total_read;
+    while (r->idle_ms == 0 || mono_ms() - start < r->idle_ms) {
+        struct timespec nap = {0, 20 * 1000 * 1000};
+        nanosleep(&nap, NULL);
+        r->eof = false;
+        if (fill(r) < 0) return false;
+        if (r->total_read > had) return true;
+    }
+    return false;
+}
+
+/* Following a file, a chunk whose magic is still zero is being written: its
+ * writer sets the magic last, in place. Re-read those 4 bytes until it does
+ * (or idle_ms passes: then it is damage like any other). */
+static void wait_commit(lumio_stream_reader *r) {
+    static const uint8_t zero[4] = {0};
+    uint64_t start = mono_ms();
+    while (memcmp(r->buf + r->start, zero, 4) == 0 &&
+           (r->idle_ms == 0 || mono_ms() - start < r->idle_ms)) {
+        struct timespec nap = {0, 20 * 1000 * 1000};
+        nanosleep(&nap, NULL);
+        if (pread(r->fd, r->buf + r->start, 4, (off_t)r->pos) != 4) return; /* a pipe */
+    }
+}
+
 /* Read more bytes: compact, grow if the buffer is full, read once. */
 static int fill(lumio_stream_reader *r) {
     if (r->start > 0 && (r->start > r->cap / 2 || r->end == r->cap)) {
@@ -66,6 +112,7 @@ static int fill(lumio_stream_reader *r) {
         if (n < 0) return -errno;
         if (n == 0) r->eof = true;
         r->end += (size_t)n;
+        r->total_read += (uint64_t)n;
         return 0;
     }
 }
@@ -105,13 +152,16 @@ int lumio_stream_read(lumio_stream_reader *r, lumio_sample_fn on_sample, lumio_m
     uint64_t damage_from = 0;
     for (;;) {
         size_t avail = r->end - r->start;
-        if (avail == 0 && r->eof) break;
+        if (avail == 0 && r->eof && !(r->follow && wait_growth(r))) break;
+        avail = r->end - r->start;
         chunk_view v;
+        if (r->follow && avail >= 4 && !damaged) wait_commit(r);
         rc = avail ? chunk_verify(&r->dec, r->buf + r->start, avail, &v) : -EAGAIN;
         if (rc == -EAGAIN && !r->eof) {
             if ((rc = fill(r)) < 0) return rc;
             continue;
         }
+        if (r->follow && r->eof && (rc == -EAGAIN || avail == 0) && wait_growth(r)) continue;
         if (rc == 0 && r->have_seq && v.seq <= r->last_seq) rc = LUMIO_E_FORMAT; /* a replay */
         if (rc == 0) {
             rc = chunk_replay(&r->dec, &v, on_sample, on_meta, arg);
