@@ -69,17 +69,25 @@ typedef struct lumio_stream_writer_options {
     int zstd_level;         /* 0: no compression (default 3) */
     int fsync;              /* fsync every sealed chunk (files): durable when the call returns */
     int append;             /* files: keep the valid chunks already there, trim a torn tail */
+    uint64_t tcp_buffer;    /* TCP sinks: bytes of sealed chunks kept for the consumer (64 MiB) */
+    uint32_t close_timeout_ms; /* TCP sinks: how long close waits to send the rest (5000) */
 } lumio_stream_writer_options;
 
 typedef struct lumio_stream_writer_stats {
     uint64_t chunks, samples, records, bytes; /* sealed and written */
+    uint64_t dropped_chunks, dropped_bytes;   /* TCP: dropped when the buffer was full */
+    uint64_t connections;                     /* TCP: consumers connected so far */
 } lumio_stream_writer_stats;
 
 LUMIO_API void lumio_stream_writer_options_default(lumio_stream_writer_options *o);
 
-/* Open a writer on a file path (created or truncated, or with `append`
- * continued after its last valid chunk; each chunk is committed by writing
- * its magic last), or on "-" (standard output). */
+/* Open a writer on a sink: a file path (created or truncated, or with
+ * `append` continued after its last valid chunk; each chunk is committed by
+ * writing its magic last), "-" (standard output), "tcp:HOST:PORT" (connect;
+ * on a lost connection reconnect with backoff), or "tcp-listen:PORT" (serve
+ * one consumer at a time). A TCP consumer that is slow or gone never blocks
+ * the writer: sealed chunks wait in a buffer of `tcp_buffer` bytes, and the
+ * oldest are dropped (and counted) when it is full. */
 LUMIO_API int lumio_stream_writer_open(lumio_stream_writer **out, const char *sink,
                                        const lumio_stream_writer_options *o);
 /* Open a writer on a descriptor the caller keeps (pipe, socket, file):
@@ -119,7 +127,8 @@ typedef struct lumio_stream_read_stats {
     uint64_t last_seq;                      /* seq of the last valid chunk */
 } lumio_stream_read_stats;
 
-/* Open a stream: a file path, or "-" for standard input. */
+/* Open a stream: a file path, "-" for standard input, or tcp:HOST:PORT to
+ * read from a writer serving tcp-listen:PORT. */
 LUMIO_API int lumio_stream_reader_open(lumio_stream_reader **out, const char *source);
 LUMIO_API int lumio_stream_reader_open_fd(lumio_stream_reader **out, int fd);
 /* Read to the end: every sample and record of every valid chunk, in order.

@@ -8,6 +8,11 @@
  *   bench    write and read speed, bytes per sample */
 #include "cli/common.h"
 #include "stream/import.h"
+#include "stream/net.h"
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
 
 #include <errno.h>
 #include <getopt.h>
@@ -23,7 +28,7 @@ static const char stream_usage[] =
     "\n"
     "Commands:\n"
     "  gen --seed S --samples N --threads T [--depth D] [--flush POLICY] [--fsync]\n"
-    "      [--level L] [--to collapsed] -o SINK\n"
+    "      [--level L] [--rate SAMPLES_PER_S] [--to collapsed] -o SINK\n"
     "                     write a deterministic synthetic profile; after each sealed\n"
     "                     chunk print 'sealed chunks=C samples=S' on stderr\n"
     "  import --from collapsed|perf-script [--flush POLICY] [--level L] [--append]\n"
@@ -36,12 +41,17 @@ static const char stream_usage[] =
     "  verify FILE        exit 1, saying where, on any damage\n"
     "  recover FILE -o OUT\n"
     "                     write every valid chunk's samples to a clean stream\n"
+    "  recv tcp-listen:PORT -o FILE [--once]\n"
+    "                     receive streams into FILE (appended, chunk by chunk as they\n"
+    "                     arrive); one sender at a time; stops on SIGINT or SIGTERM, or\n"
+    "                     with --once when the first sender is done\n"
     "  bench [--samples N] [--threads T] [--depth D] [--level L]\n"
     "                     one JSON object: write_samples_per_s, read_samples_per_s,\n"
     "                     bytes_per_sample\n"
     "\n"
     "POLICY: samples=N,bytes=SIZE,seconds=S (any of them; default samples=65536).\n"
-    "SINK: a file path or - (standard output).\n";
+    "SINK: a file path, - (standard output), tcp:HOST:PORT or tcp-listen:PORT.\n"
+    "FILE: a file path, - (standard input), or tcp:HOST:PORT (a tcp-listen writer).\n";
 
 /* ---- the synthetic profile ---------------------------------------------------------- */
 
@@ -156,12 +166,18 @@ static int parse_policy(const char *p, lumio_stream_writer_options *o) {
 /* ---- gen ---------------------------------------------------------------------------- */
 
 static int stream_gen(int argc, char **argv) {
-    static const struct option lo[] = {{"seed", 1, NULL, 's'},    {"samples", 1, NULL, 'n'},
-                                       {"threads", 1, NULL, 't'}, {"depth", 1, NULL, 'd'},
-                                       {"flush", 1, NULL, 'f'},   {"fsync", 0, NULL, 'y'},
-                                       {"level", 1, NULL, 'l'},   {"to", 1, NULL, 'T'},
-                                       {"help", 0, NULL, 'h'},    {0}};
-    uint64_t seed = 1, n = 100000, threads = 4, depth = 40, level = 3;
+    static const struct option lo[] = {{"seed", 1, NULL, 's'},
+                                       {"samples", 1, NULL, 'n'},
+                                       {"threads", 1, NULL, 't'},
+                                       {"depth", 1, NULL, 'd'},
+                                       {"flush", 1, NULL, 'f'},
+                                       {"fsync", 0, NULL, 'y'},
+                                       {"level", 1, NULL, 'l'},
+                                       {"to", 1, NULL, 'T'},
+                                       {"help", 0, NULL, 'h'},
+                                       {"rate", 1, NULL, 'r'},
+                                       {0}};
+    uint64_t seed = 1, n = 100000, threads = 4, depth = 40, level = 3, rate = 0;
     const char *out = NULL, *to = NULL;
     lumio_stream_writer_options o;
     lumio_stream_writer_options_default(&o);
@@ -181,6 +197,9 @@ static int stream_gen(int argc, char **argv) {
             break;
         case 't':
             bad = parse_count(optarg, 1, 4096, &threads);
+            break;
+        case 'r':
+            bad = parse_count(optarg, 1, UINT64_MAX, &rate);
             break;
         case 'd':
             bad = parse_count(optarg, 2, LUMIO_STREAM_MAX_DEPTH / 2, &depth);
@@ -245,6 +264,7 @@ static int stream_gen(int argc, char **argv) {
     }
     rc = synth_frames(w, ids);
     uint64_t sealed = 0;
+    double start = now_seconds();
     char meta[64];
     snprintf(meta, sizeof meta, "seed=%" PRIu64 " threads=%" PRIu64, seed, threads);
     if (rc == 0) rc = lumio_stream_write_meta(w, s.ts[0], "generator", meta);
@@ -252,6 +272,10 @@ static int stream_gen(int argc, char **argv) {
         unsigned t = synth_next(&s);
         for (uint32_t k = 0; k < s.d[t]; k++) stk[k] = ids[s.stack[t][k]];
         rc = lumio_stream_write_ids(w, s.ts[t], 1000 + t, 0, stk, s.d[t]);
+        if (rate && i % 100 == 99) { /* pace: as a live profiler would */
+            double ahead = (double)(i + 1) / (double)rate - (now_seconds() - start);
+            if (ahead > 0) usleep((useconds_t)(ahead * 1e6));
+        }
         lumio_stream_writer_stats st;
         lumio_stream_writer_get_stats(w, &st);
         if (st.chunks != sealed) {
@@ -270,6 +294,9 @@ static int stream_gen(int argc, char **argv) {
     }
     if (rc == 0 && n > st.samples) /* close sealed the last chunk */
         fprintf(stderr, "sealed chunks=%" PRIu64 " samples=%" PRIu64 "\n", st.chunks + 1, n);
+    if (!strncmp(out, "tcp", 3))
+        fprintf(stderr, "tcp: connections=%" PRIu64 " dropped_chunks=%" PRIu64 "\n", st.connections,
+                st.dropped_chunks);
     synth_free(&s);
     free(ids);
     free(stk);
@@ -592,6 +619,145 @@ static int stream_recover(int argc, char **argv) {
     return 0;
 }
 
+/* ---- recv ------------------------------------------------------------------------- */
+
+static volatile sig_atomic_t recv_stop;
+static void on_stop(int sig) {
+    (void)sig;
+    recv_stop = 1;
+}
+
+/* Take the chunks that arrived whole from one connection's bytes into the
+ * file; returns the bytes consumed (a torn chunk waits for more). */
+static size_t take_chunks(lumio_stream_writer *w, chunk_dec *d, const uint8_t *p, size_t n,
+                          bool *sig_seen, int *err) {
+    size_t off = 0;
+    if (!*sig_seen) {
+        if (n < STREAM_SIG_LEN) return 0;
+        if (memcmp(p, lumio_stream_signature, 9)) {
+            *err = LUMIO_E_FORMAT;
+            return n;
+        }
+        *sig_seen = true;
+        off = STREAM_SIG_LEN;
+    }
+    while (off < n) {
+        chunk_view v;
+        int rc = chunk_verify(d, p + off, n - off, &v);
+        if (rc == -EAGAIN) break;
+        if (rc < 0) { /* damage on the wire: look for the next chunk */
+            off++;
+            continue;
+        }
+        if ((rc = lumio_stream_writer_put_chunk(w, p + off, v.total_len, v.seq)) < 0) {
+            *err = rc;
+            return off;
+        }
+        if (rc == 0) {
+            lumio_stream_writer_stats st;
+            lumio_stream_writer_get_stats(w, &st);
+            fprintf(stderr, "received chunks=%" PRIu64 " samples=%" PRIu64 "\n", st.chunks,
+                    st.samples);
+        }
+        off += v.total_len;
+    }
+    return off;
+}
+
+static int serve_one(lumio_stream_writer *w, int fd) {
+    chunk_dec d;
+    chunk_dec_init(&d);
+    uint8_t *buf = NULL;
+    size_t len = 0, cap = 0;
+    bool sig = false;
+    int err = 0;
+    while (!recv_stop && !err) {
+        if (len == cap) {
+            cap = cap ? cap * 2 : (1u << 20);
+            if (cap > CHUNK_MAX_LEN + (2u << 20)) {
+                err = -EFBIG;
+                break;
+            }
+            uint8_t *b = realloc(buf, cap);
+            if (!b) {
+                err = -ENOMEM;
+                break;
+            }
+            buf = b;
+        }
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, 200) <= 0) continue;
+        ssize_t k = recv(fd, buf + len, cap - len, 0);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) break; /* the sender is gone; a torn chunk is dropped */
+        len += (size_t)k;
+        size_t used = take_chunks(w, &d, buf, len, &sig, &err);
+        memmove(buf, buf + used, len - used);
+        len -= used;
+    }
+    free(buf);
+    chunk_dec_free(&d);
+    return err;
+}
+
+static int stream_recv(int argc, char **argv) {
+    const char *src = NULL, *out = NULL;
+    bool once = false;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(stream_usage, stdout);
+            return 0;
+        } else if (!strcmp(argv[i], "-o") && i + 1 < argc) {
+            out = argv[++i];
+        } else if (!strcmp(argv[i], "--once")) {
+            once = true;
+        } else if (!src) {
+            src = argv[i];
+        } else {
+            cli_error("unexpected argument '%s'", argv[i]);
+            return EXIT_USAGE;
+        }
+    }
+    if (!src || strncmp(src, "tcp-listen:", 11) || !out) {
+        cli_error("usage: lumio stream recv tcp-listen:PORT -o FILE");
+        return EXIT_USAGE;
+    }
+    int lfd = net_listen(src + 11);
+    if (lfd < 0) {
+        cli_error("%s: %s", src, lumio_strerror(lfd));
+        return EXIT_FILES;
+    }
+    lumio_stream_writer_options o;
+    lumio_stream_writer_options_default(&o);
+    o.append = 1; /* a restarted receiver keeps what it had */
+    lumio_stream_writer *w;
+    int rc = lumio_stream_writer_open(&w, out, &o);
+    if (rc < 0) {
+        close(lfd);
+        cli_path_error(out, rc);
+        return EXIT_FILES;
+    }
+    signal(SIGINT, on_stop);
+    signal(SIGTERM, on_stop);
+    fprintf(stderr, "listening on %s\n", src);
+    while (!recv_stop && rc == 0) {
+        struct pollfd p = {lfd, POLLIN, 0};
+        if (poll(&p, 1, 200) <= 0) continue;
+        int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd < 0) continue;
+        rc = serve_one(w, fd);
+        close(fd);
+        if (once) break;
+    }
+    close(lfd);
+    int crc = lumio_stream_writer_close(w);
+    if (rc < 0 || crc < 0) {
+        cli_error("%s: %s", out, lumio_strerror(rc < 0 ? rc : crc));
+        return EXIT_FILES;
+    }
+    return 0;
+}
+
 /* ---- bench ------------------------------------------------------------------------ */
 
 static int null_sample(void *arg, const lumio_sample *s) {
@@ -721,6 +887,7 @@ int cmd_stream(int argc, char **argv) {
     if (!strcmp(sub, "gen")) return stream_gen(argc - 1, argv + 1);
     if (!strcmp(sub, "export")) return stream_export(argc - 1, argv + 1);
     if (!strcmp(sub, "import")) return stream_import(argc - 1, argv + 1);
+    if (!strcmp(sub, "recv")) return stream_recv(argc - 1, argv + 1);
     if (!strcmp(sub, "info")) return stream_info_verify(argc - 1, argv + 1, false);
     if (!strcmp(sub, "verify")) return stream_info_verify(argc - 1, argv + 1, true);
     if (!strcmp(sub, "recover")) return stream_recover(argc - 1, argv + 1);

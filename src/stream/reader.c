@@ -2,6 +2,9 @@
  * buffer; damage is skipped by scanning for the next chunk that verifies. */
 #include "stream/chunk.h"
 
+#include <netdb.h>
+#include <sys/socket.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <time.h>
@@ -33,9 +36,40 @@ static int open_fd(lumio_stream_reader **out, int fd, bool own) {
     return 0;
 }
 
+/* tcp:HOST:PORT: connect to a writer serving tcp-listen:PORT. */
+static int connect_to(const char *hp) {
+    char host[256];
+    const char *colon = strrchr(hp, ':');
+    if (!colon || colon == hp || (size_t)(colon - hp) >= sizeof host) return -EINVAL;
+    memcpy(host, hp, (size_t)(colon - hp));
+    host[colon - hp] = 0;
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res;
+    if (getaddrinfo(host, colon + 1, &hints, &res) != 0) return -EHOSTUNREACH;
+    int rc = -ECONNREFUSED;
+    for (struct addrinfo *a = res; a; a = a->ai_next) {
+        int fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, 0);
+        if (fd < 0) continue;
+        if (connect(fd, a->ai_addr, a->ai_addrlen) == 0) {
+            rc = fd;
+            break;
+        }
+        rc = -errno;
+        close(fd);
+    }
+    freeaddrinfo(res);
+    return rc;
+}
+
 int lumio_stream_reader_open(lumio_stream_reader **out, const char *source) {
     if (!out || !source) return -EINVAL;
     if (!strcmp(source, "-")) return open_fd(out, STDIN_FILENO, false);
+    if (!strncmp(source, "tcp:", 4)) {
+        int fd = connect_to(source + 4);
+        if (fd < 0) return fd;
+        int rc = open_fd(out, fd, true);
+        if (rc < 0) close(fd);
+        return rc;
+    }
     int fd = open(source, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return -errno;
     int rc = open_fd(out, fd, true);

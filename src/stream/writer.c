@@ -2,6 +2,7 @@
  * sinks. A file sink commits each chunk by writing its magic last; a
  * descriptor sink (pipe, socket) writes each chunk whole. */
 #include "stream/chunk.h"
+#include "stream/net.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -33,6 +34,10 @@ struct lumio_stream_writer {
     int fd;
     bool own_fd;
     bool seekable;
+    bool tcp;
+    netsink net;
+    bool have_put; /* receivers: the last chunk put as it came */
+    uint64_t last_put;
     uint64_t offset; /* where the next chunk goes (seekable sinks) */
     strtab strs;
     frametab frames;
@@ -51,6 +56,8 @@ void lumio_stream_writer_options_default(lumio_stream_writer_options *o) {
     o->flush_samples = 65536;
     o->flush_bytes = 4u << 20;
     o->zstd_level = 3;
+    o->tcp_buffer = 64u << 20;
+    o->close_timeout_ms = 5000;
 }
 
 static uint64_t now_ms(void) {
@@ -194,7 +201,9 @@ static int emit(lumio_stream_writer *w) {
     const uint8_t *p = w->out.p;
     size_t n = w->out.len;
     int rc;
-    if (w->seekable) {
+    if (w->tcp) {
+        if ((rc = net_push(&w->net, p, n)) < 0) return fail(w, rc, "queueing a chunk");
+    } else if (w->seekable) {
         static const uint8_t zero[4] = {0};
         if ((rc = write_all_at(w->fd, zero, 4, true, w->offset)) < 0 ||
             (rc = write_all_at(w->fd, p + 4, n - 4, true, w->offset + 4)) < 0)
@@ -221,6 +230,23 @@ int lumio_stream_flush(lumio_stream_writer *w) {
     w->stats.chunks++;
     w->stats.samples += samples;
     w->stats.records += records;
+    return 0;
+}
+
+int lumio_stream_writer_put_chunk(lumio_stream_writer *w, const uint8_t *chunk, size_t len,
+                                  uint64_t seq) {
+    if (w->have_put && seq <= w->last_put) return 1;
+    if (!w->have_put && seq < w->enc.seq) return 1; /* already in the file we append to */
+    w->out.len = 0;
+    bbuf_put(&w->out, chunk, len);
+    if (w->out.oom) return -ENOMEM;
+    int rc = emit(w);
+    if (rc < 0) return rc;
+    w->have_put = true;
+    w->last_put = seq;
+    w->stats.chunks++;
+    w->stats.samples += get_le32(chunk + 24);
+    w->stats.records += get_le32(chunk + 28);
     return 0;
 }
 
@@ -264,6 +290,27 @@ static int open_common(lumio_stream_writer **out, int fd, bool own, const char *
     }
     w->offset = STREAM_SIG_LEN;
     w->stats.bytes = STREAM_SIG_LEN;
+    *out = w;
+    return 0;
+}
+
+static int open_tcp(lumio_stream_writer **out, const char *sink,
+                    const lumio_stream_writer_options *o) {
+    lumio_stream_writer *w = calloc(1, sizeof(*w));
+    if (!w) return -ENOMEM;
+    w->o = *o;
+    int rc = net_open(&w->net, sink, o->tcp_buffer ? o->tcp_buffer : (64u << 20));
+    if (rc <= 0) {
+        net_close(&w->net);
+        free(w);
+        return rc < 0 ? rc : -EINVAL;
+    }
+    w->tcp = true;
+    w->fd = -1;
+    snprintf(w->sink, sizeof w->sink, "%s", sink);
+    chunk_enc_init(&w->enc);
+    w->chunk_started_ms = now_ms();
+    net_pump(&w->net, 0); /* connect now if the consumer is there */
     *out = w;
     return 0;
 }
@@ -315,6 +362,8 @@ int lumio_stream_writer_open(lumio_stream_writer **out, const char *sink,
         lumio_stream_writer_options_default(&def);
         o = &def;
     }
+    if (!strncmp(sink, "tcp:", 4) || !strncmp(sink, "tcp-listen:", 11))
+        return open_tcp(out, sink, o);
     if (o->append) {
         int rc = open_append(out, sink, o);
         if (rc != -ENOENT) return rc;
@@ -380,6 +429,11 @@ int lumio_stream_write_meta(lumio_stream_writer *w, uint64_t ts, const char *key
 
 void lumio_stream_writer_get_stats(const lumio_stream_writer *w, lumio_stream_writer_stats *s) {
     *s = w->stats;
+    if (w->tcp) {
+        s->dropped_chunks = w->net.dropped_chunks;
+        s->dropped_bytes = w->net.dropped_bytes;
+        s->connections = w->net.connections;
+    }
 }
 
 const char *lumio_stream_writer_error(const lumio_stream_writer *w) {
@@ -389,6 +443,11 @@ const char *lumio_stream_writer_error(const lumio_stream_writer *w) {
 int lumio_stream_writer_close(lumio_stream_writer *w) {
     if (!w) return 0;
     int rc = lumio_stream_flush(w);
+    if (w->tcp) {
+        net_pump(&w->net, w->o.close_timeout_ms);
+        if (rc == 0 && (w->net.head || w->net.fd < 0)) rc = -ETIMEDOUT; /* some not delivered */
+        net_close(&w->net);
+    }
     if (w->own_fd && close(w->fd) < 0 && rc == 0) rc = -errno;
     for (size_t i = 0; i < w->strs.n; i++) free(w->strs.s[i]);
     free(w->strs.s);
