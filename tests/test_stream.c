@@ -9,6 +9,9 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <sys/stat.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 /* Samples (and records) as text lines, to compare what went in and out. */
@@ -440,6 +443,35 @@ TEST(follow_a_growing_file) {
     check_same(&f.got, &want, want.n);
     free_lines(&want);
     free_lines(&f.got);
+}
+
+/* A consumer that never comes: the writer neither blocks nor grows past its
+ * buffer; it drops the oldest chunks and counts them. */
+TEST(tcp_without_consumer_is_bounded) {
+    int probe = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof a;
+    CHECK(bind(probe, (struct sockaddr *)&a, sizeof a) == 0);
+    CHECK(getsockname(probe, (struct sockaddr *)&a, &al) == 0);
+    close(probe);
+    char sink[64];
+    snprintf(sink, sizeof sink, "tcp-listen:%u", ntohs(a.sin_port));
+    lumio_stream_writer_options o;
+    lumio_stream_writer_options_default(&o);
+    o.flush_samples = 1000;
+    o.tcp_buffer = 64 << 10;
+    o.close_timeout_ms = 100;
+    lumio_stream_writer *w;
+    CHECK_EQ(lumio_stream_writer_open(&w, sink, &o), 0);
+    lines want = {0};
+    gen(w, &want, 100000, 4, 9);
+    lumio_stream_writer_stats st;
+    lumio_stream_writer_get_stats(w, &st);
+    CHECK(st.dropped_chunks > 0);
+    CHECK(st.chunks - st.dropped_chunks < 64); /* what is kept fits the buffer */
+    CHECK_EQ(st.connections, 0);
+    CHECK_EQ(lumio_stream_writer_close(w), -ETIMEDOUT);
+    free_lines(&want);
 }
 
 int main(void) {
