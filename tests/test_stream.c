@@ -118,6 +118,7 @@ static void round_trip(int level, uint64_t flush, int nsamples) {
     lumio_stream_writer_options_default(&o);
     o.zstd_level = level;
     o.flush_samples = flush;
+    if (!flush) o.flush_bytes = 0; /* everything in one chunk */
     lumio_stream_writer *w;
     const char *path = tmp_path("rt.lumio");
     char p[4096];
@@ -131,6 +132,7 @@ static void round_trip(int level, uint64_t flush, int nsamples) {
     CHECK_EQ(got.n, want.n);
     check_same(&got, &want, want.n);
     CHECK_EQ(st.samples, (uint64_t)nsamples);
+    if (!flush) CHECK_EQ(st.chunks, nsamples ? 1 : 0);
     CHECK_EQ(st.damaged_ranges, 0);
     CHECK_EQ(st.torn_tail_bytes, 0);
     free_lines(&want);
@@ -147,7 +149,7 @@ TEST(round_trip_single_sample_chunks) {
     round_trip(3, 1, 300);
 }
 TEST(round_trip_one_big_chunk) {
-    round_trip(1, 0, 200000);
+    round_trip(1, 0, 1000000); /* a chunk of a million samples */
 }
 TEST(empty_stream) {
     round_trip(3, 1000, 0);
