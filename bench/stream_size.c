@@ -33,7 +33,9 @@ static void put(buf *b, const void *d, size_t n) {
     memcpy(b->p + b->n, d, n);
     b->n += n;
 }
-static void u8(buf *b, uint8_t v) { put(b, &v, 1); }
+static void u8(buf *b, uint8_t v) {
+    put(b, &v, 1);
+}
 static void varint(buf *b, uint64_t v) {
     while (v >= 0x80) {
         u8(b, (uint8_t)(v | 0x80));
@@ -64,7 +66,8 @@ typedef struct v1 {
     uint64_t samples;
 } v1;
 
-static uint32_t v1_string(v1 *e, const char *s) { /* linear probing would be faster; size is what counts */
+static uint32_t v1_string(v1 *e,
+                          const char *s) { /* linear probing would be faster; size is what counts */
     for (size_t i = e->nstr; i-- > 0;)
         if (!strcmp(e->str[i], s)) return (uint32_t)i;
     e->str = realloc(e->str, (e->nstr + 1) * sizeof(char *));
@@ -85,7 +88,7 @@ static uint32_t v1_frame(v1 *e, const lumio_frame *f) {
     varint(&e->frames, file);
     varint(&e->frames, fn);
     for (int k = 0; k < 4; k++) varint(&e->frames, 0); /* line, end line, column, end column */
-    u8(&e->frames, 255);                                /* no opcode */
+    u8(&e->frames, 255);                               /* no opcode */
     return (uint32_t)e->nfr++;
 }
 
@@ -232,11 +235,12 @@ int main(int argc, char **argv) {
     long lumio_bytes = ftell(f);
     fclose(f);
     unlink(path);
-    printf("{\"file\": \"%s\", \"samples\": %llu, \"v1_bytes\": %zu, \"v1_bytes_per_sample\": %.3f, "
-           "\"lumio_bytes\": %ld, \"lumio_bytes_per_sample\": %.3f, \"lumio_chunks\": %llu, "
-           "\"ratio\": %.3f}\n",
-           argv[1], (unsigned long long)e.samples, v1_bytes, (double)v1_bytes / (double)e.samples,
-           lumio_bytes, (double)lumio_bytes / (double)e.samples,
-           (unsigned long long)st.chunks + 1, (double)lumio_bytes / (double)v1_bytes);
+    printf(
+        "{\"file\": \"%s\", \"samples\": %llu, \"v1_bytes\": %zu, \"v1_bytes_per_sample\": %.3f, "
+        "\"lumio_bytes\": %ld, \"lumio_bytes_per_sample\": %.3f, \"lumio_chunks\": %llu, "
+        "\"ratio\": %.3f}\n",
+        argv[1], (unsigned long long)e.samples, v1_bytes, (double)v1_bytes / (double)e.samples,
+        lumio_bytes, (double)lumio_bytes / (double)e.samples, (unsigned long long)st.chunks + 1,
+        (double)lumio_bytes / (double)v1_bytes);
     return 0;
 }

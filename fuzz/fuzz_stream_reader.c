@@ -16,8 +16,10 @@ static int on_sample(void *arg, const lumio_sample *s) {
     seen *n = arg;
     if (s->depth > LUMIO_STREAM_MAX_DEPTH) abort();
     for (uint32_t i = 0; i < s->depth; i++)
-        if (!s->frames[i].function || !s->frames[i].file) abort();
-        else (void)strlen(s->frames[i].function), (void)strlen(s->frames[i].file);
+        if (!s->frames[i].function || !s->frames[i].file)
+            abort();
+        else
+            (void)strlen(s->frames[i].function), (void)strlen(s->frames[i].file);
     n->samples++;
     return 0;
 }
