@@ -148,6 +148,18 @@ static void first_record(chunk_enc *e, int64_t ts) {
     e->t_first = ts;
 }
 
+/* How many outermost frames two stacks share. Stacks mostly change by a few
+ * frames at the top, so try the longest candidates with memcmp (vectorised)
+ * first, and fall back to a scan when the stacks differ deeply. */
+static uint32_t shared_suffix(const uint32_t *a, uint32_t da, const uint32_t *b, uint32_t db) {
+    uint32_t l = LUMIO_MIN(da, db);
+    for (int tries = 0; tries < 4 && l > 0; tries++, l--)
+        if (memcmp(a + da - l, b + db - l, l * sizeof(uint32_t)) == 0) return l;
+    uint32_t c = 0;
+    while (c < da && c < db && a[da - 1 - c] == b[db - 1 - c]) c++;
+    return c;
+}
+
 int chunk_enc_sample(chunk_enc *e, const gtables *g, uint64_t ts, uint64_t tid, uint8_t status,
                      const uint32_t *ids, uint32_t depth) {
     if (depth > LUMIO_STREAM_MAX_DEPTH) return -EINVAL;
@@ -170,10 +182,7 @@ int chunk_enc_sample(chunk_enc *e, const gtables *g, uint64_t ts, uint64_t tid, 
         e->run_count++;
         return e->run.oom || e->rec.oom ? -ENOMEM : 0;
     }
-    /* Frames shared with the previous stack, counted from the outermost. */
-    uint32_t common = 0, pd = t->depth;
-    while (common < depth && common < pd && ids[depth - 1 - common] == t->stack[pd - 1 - common])
-        common++;
+    uint32_t pd = t->depth, common = shared_suffix(ids, depth, t->stack, pd);
     uint32_t pop = pd - common, push = depth - common;
     for (uint32_t i = 0; i < push; i++) /* the shared frames were checked before */
         if (ids[i] >= g->nframes) {
