@@ -125,7 +125,12 @@ typedef struct lumio_stream_read_stats {
     uint64_t torn_tail_bytes;               /* discarded at the end */
     uint64_t valid_end;                     /* offset just past the last valid chunk */
     uint64_t last_seq;                      /* seq of the last valid chunk */
+    uint64_t stored_bytes, raw_bytes;       /* payloads of valid chunks, as stored and decoded */
 } lumio_stream_read_stats;
+
+/* Called for each damaged byte range when the reader is past it: where it
+ * starts in the stream, how long it is, and whether it is the torn tail. */
+typedef void (*lumio_damage_fn)(void *arg, uint64_t offset, uint64_t length, int torn_tail);
 
 /* Open a stream: a file path, "-" for standard input, or tcp:HOST:PORT to
  * read from a writer serving tcp-listen:PORT. */
@@ -141,6 +146,7 @@ LUMIO_API int lumio_stream_read(lumio_stream_reader *r, lumio_sample_fn on_sampl
  * more instead of ending, until nothing new has come for idle_ms (0: wait
  * forever). An unfinished chunk at the end is awaited, not taken as damage,
  * while following. */
+LUMIO_API void lumio_stream_reader_on_damage(lumio_stream_reader *r, lumio_damage_fn fn, void *arg);
 LUMIO_API void lumio_stream_reader_follow(lumio_stream_reader *r, uint32_t idle_ms);
 LUMIO_API void lumio_stream_reader_get_stats(const lumio_stream_reader *r,
                                              lumio_stream_read_stats *s);

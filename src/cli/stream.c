@@ -507,6 +507,13 @@ static int count_sample(void *arg, const lumio_sample *s) {
     return 0;
 }
 
+/* verify's report, on standard output: every damaged range (the one line
+ * on standard error sums them up). */
+static void report_damage(void *arg, uint64_t off, uint64_t len, int torn) {
+    printf("%s: %s at byte %" PRIu64 ", %" PRIu64 " bytes\n", (const char *)arg,
+           torn ? "torn tail" : "damaged range", off, len);
+}
+
 static int stream_info_verify(int argc, char **argv, bool verify) {
     if (argc != 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         if (argc == 2) {
@@ -520,6 +527,7 @@ static int stream_info_verify(int argc, char **argv, bool verify) {
     lumio_stream_reader *r;
     if (open_reader(path, &r) < 0) return EXIT_FILES;
     rstate st = {0};
+    if (verify) lumio_stream_reader_on_damage(r, report_damage, (void *)path);
     int rc = lumio_stream_read(r, count_sample, NULL, &st);
     lumio_stream_read_stats s;
     lumio_stream_reader_get_stats(r, &s);
@@ -553,6 +561,9 @@ static int stream_info_verify(int argc, char **argv, bool verify) {
     printf("time span:       %.6f s\n", st.samples ? (double)(st.t_max - st.t_min) / 1e6 : 0.0);
     printf("bytes:           %" PRIu64 "\n", size);
     printf("bytes/sample:    %.2f\n", s.samples ? (double)size / (double)s.samples : 0.0);
+    printf("compression:     %.2fx (%" PRIu64 " payload bytes from %" PRIu64 ")\n",
+           s.stored_bytes ? (double)s.raw_bytes / (double)s.stored_bytes : 1.0, s.stored_bytes,
+           s.raw_bytes);
     printf("damaged bytes:   %" PRIu64 " (%" PRIu64 " ranges)\n", s.damaged_bytes,
            s.damaged_ranges);
     printf("torn tail bytes: %" PRIu64 "\n", s.torn_tail_bytes);

@@ -19,6 +19,8 @@ struct lumio_stream_reader {
     uint64_t pos; /* stream offset of buf[start] */
     chunk_dec dec;
     uint64_t total_read;
+    lumio_damage_fn on_damage;
+    void *damage_arg;
     bool follow;
     uint32_t idle_ms;
     bool have_seq;
@@ -83,6 +85,11 @@ int lumio_stream_reader_open_fd(lumio_stream_reader **out, int fd) {
 }
 
 static int fill(lumio_stream_reader *r);
+
+void lumio_stream_reader_on_damage(lumio_stream_reader *r, lumio_damage_fn fn, void *arg) {
+    r->on_damage = fn;
+    r->damage_arg = arg;
+}
 
 void lumio_stream_reader_follow(lumio_stream_reader *r, uint32_t idle_ms) {
     r->follow = true;
@@ -206,8 +213,11 @@ int lumio_stream_read(lumio_stream_reader *r, lumio_sample_fn on_sample, lumio_m
                 r->st.damaged_ranges++;
                 r->st.damaged_bytes += r->pos - damage_from;
                 if (r->st.damaged_ranges == 1) r->st.first_damage_offset = damage_from;
+                if (r->on_damage) r->on_damage(r->damage_arg, damage_from, r->pos - damage_from, 0);
                 damaged = false;
             }
+            r->st.stored_bytes += v.stored_len;
+            r->st.raw_bytes += v.raw_len;
             r->st.chunks++;
             r->st.samples += v.samples;
             r->st.records += v.records;
@@ -227,7 +237,10 @@ int lumio_stream_read(lumio_stream_reader *r, lumio_sample_fn on_sample, lumio_m
         }
         return rc;
     }
-    if (damaged) r->st.torn_tail_bytes += r->pos - damage_from;
+    if (damaged) {
+        r->st.torn_tail_bytes += r->pos - damage_from;
+        if (r->on_damage) r->on_damage(r->damage_arg, damage_from, r->pos - damage_from, 1);
+    }
     return 0;
 }
 
