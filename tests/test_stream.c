@@ -476,6 +476,32 @@ TEST(tcp_without_consumer_is_bounded) {
     free_lines(&want);
 }
 
+/* flush by time: a chunk is sealed after flush_ms even if no sample comes,
+ * so what was written is readable while the writer is still open. */
+TEST(time_flush_seals_an_idle_chunk) {
+    char p[4096];
+    snprintf(p, sizeof p, "%s", tmp_path("timer.lumio"));
+    lumio_stream_writer_options o;
+    lumio_stream_writer_options_default(&o);
+    o.flush_samples = 0;
+    o.flush_ms = 100;
+    lumio_stream_writer *w;
+    CHECK_EQ(lumio_stream_writer_open(&w, p, &o), 0);
+    lines want = {0};
+    gen(w, &want, 50, 2, 1);
+    usleep(400 * 1000); /* idle: the timer seals */
+    lumio_stream_read_stats st;
+    lines got = read_back(p, &st);
+    CHECK_EQ(st.samples, 50);
+    check_same(&got, &want, want.n);
+    lumio_stream_writer_stats ws;
+    lumio_stream_writer_get_stats(w, &ws);
+    CHECK_EQ(ws.chunks, 1);
+    CHECK_EQ(lumio_stream_writer_close(w), 0);
+    free_lines(&want);
+    free_lines(&got);
+}
+
 int main(void) {
     return run_tests("stream");
 }

@@ -5,6 +5,7 @@
 #include "stream/net.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <sys/stat.h>
@@ -36,6 +37,12 @@ struct lumio_stream_writer {
     bool seekable;
     bool tcp;
     netsink net;
+    /* flush_ms: a thread seals a chunk that has waited too long even when no
+     * sample comes; then every public call takes the lock. */
+    bool timer_on, timer_stop;
+    pthread_t timer;
+    pthread_mutex_t mu;
+    int timer_err;
     bool have_put; /* receivers: the last chunk put as it came */
     uint64_t last_put;
     uint64_t offset; /* where the next chunk goes (seekable sinks) */
@@ -219,8 +226,7 @@ static int emit(lumio_stream_writer *w) {
     return 0;
 }
 
-int lumio_stream_flush(lumio_stream_writer *w) {
-    if (!w) return -EINVAL;
+static int flush_locked(lumio_stream_writer *w) {
     if (chunk_enc_empty(&w->enc)) return 0;
     uint32_t samples = w->enc.samples, records = w->enc.records;
     gtables g = tables_of(w);
@@ -253,10 +259,10 @@ int lumio_stream_writer_put_chunk(lumio_stream_writer *w, const uint8_t *chunk, 
 static int maybe_flush(lumio_stream_writer *w) {
     bool due = (w->o.flush_samples && w->enc.samples >= w->o.flush_samples) ||
                (w->o.flush_bytes && w->enc.rec.len >= w->o.flush_bytes);
-    if (!due && w->o.flush_ms && !chunk_enc_empty(&w->enc))
+    if (!due && w->o.flush_ms && !w->timer_on && !chunk_enc_empty(&w->enc))
         due = now_ms() - w->chunk_started_ms >= w->o.flush_ms;
     if (!due) return 0;
-    int rc = lumio_stream_flush(w);
+    int rc = flush_locked(w);
     w->chunk_started_ms = now_ms();
     return rc;
 }
@@ -353,9 +359,10 @@ static int open_append(lumio_stream_writer **out, const char *sink,
     return 0;
 }
 
-int lumio_stream_writer_open(lumio_stream_writer **out, const char *sink,
-                             const lumio_stream_writer_options *o) {
-    if (!out || !sink) return -EINVAL;
+static int start_timer(lumio_stream_writer *w);
+
+static int open_sink(lumio_stream_writer **out, const char *sink,
+                     const lumio_stream_writer_options *o) {
     if (!strcmp(sink, "-")) return open_common(out, STDOUT_FILENO, false, "standard output", o);
     lumio_stream_writer_options def;
     if (!o) {
@@ -373,18 +380,34 @@ int lumio_stream_writer_open(lumio_stream_writer **out, const char *sink,
     return open_common(out, fd, true, sink, o);
 }
 
+/* The timer, when flush_ms asks for it, starts once the writer is whole. */
+static int with_timer(int rc, lumio_stream_writer **out) {
+    if (rc < 0) return rc;
+    if ((rc = start_timer(*out)) < 0) {
+        lumio_stream_writer_close(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+int lumio_stream_writer_open(lumio_stream_writer **out, const char *sink,
+                             const lumio_stream_writer_options *o) {
+    if (!out || !sink) return -EINVAL;
+    return with_timer(open_sink(out, sink, o), out);
+}
+
 int lumio_stream_writer_open_fd(lumio_stream_writer **out, int fd,
                                 const lumio_stream_writer_options *o) {
     if (!out || fd < 0) return -EBADF;
     char name[32];
     snprintf(name, sizeof name, "fd %d", fd);
-    return open_common(out, fd, false, name, o);
+    return with_timer(open_common(out, fd, false, name, o), out);
 }
 
 /* ---- writing ------------------------------------------------------------------------ */
 
-int lumio_stream_intern_frame(lumio_stream_writer *w, const lumio_frame *f, uint32_t *id) {
-    if (!w || !f || !f->function || !id) return -EINVAL;
+static int intern_locked(lumio_stream_writer *w, const lumio_frame *f, uint32_t *id) {
+    if (!f || !f->function || !id) return -EINVAL;
     uint32_t fn, file;
     int rc = str_intern(&w->strs, f->function, &fn);
     if (rc == 0) rc = str_intern(&w->strs, f->file ? f->file : "", &file);
@@ -392,17 +415,17 @@ int lumio_stream_intern_frame(lumio_stream_writer *w, const lumio_frame *f, uint
     return rc < 0 ? fail(w, rc, "interning a frame") : 0;
 }
 
-int lumio_stream_write_ids(lumio_stream_writer *w, uint64_t ts, uint64_t tid, uint8_t status,
-                           const uint32_t *ids, uint32_t depth) {
-    if (!w || (depth && !ids) || depth > LUMIO_STREAM_MAX_DEPTH) return -EINVAL;
+static int write_ids_locked(lumio_stream_writer *w, uint64_t ts, uint64_t tid, uint8_t status,
+                            const uint32_t *ids, uint32_t depth) {
+    if ((depth && !ids) || depth > LUMIO_STREAM_MAX_DEPTH) return -EINVAL;
     gtables g = tables_of(w); /* the encoder checks the ids it has not seen */
     int rc = chunk_enc_sample(&w->enc, &g, ts, tid, status, ids, depth);
     if (rc < 0) return fail(w, rc, "encoding a sample");
     return maybe_flush(w);
 }
 
-int lumio_stream_write_sample(lumio_stream_writer *w, const lumio_sample *s) {
-    if (!w || !s || (s->depth && !s->frames) || s->depth > LUMIO_STREAM_MAX_DEPTH) return -EINVAL;
+static int write_sample_locked(lumio_stream_writer *w, const lumio_sample *s) {
+    if (!s || (s->depth && !s->frames) || s->depth > LUMIO_STREAM_MAX_DEPTH) return -EINVAL;
     if (s->depth > w->ids_cap) {
         uint32_t *ids = realloc(w->ids, s->depth * sizeof(uint32_t));
         if (!ids) return -ENOMEM;
@@ -410,15 +433,15 @@ int lumio_stream_write_sample(lumio_stream_writer *w, const lumio_sample *s) {
         w->ids_cap = s->depth;
     }
     for (uint32_t i = 0; i < s->depth; i++) {
-        int rc = lumio_stream_intern_frame(w, &s->frames[i], &w->ids[i]);
+        int rc = intern_locked(w, &s->frames[i], &w->ids[i]);
         if (rc < 0) return rc;
     }
-    return lumio_stream_write_ids(w, s->timestamp_us, s->thread_id, s->status, w->ids, s->depth);
+    return write_ids_locked(w, s->timestamp_us, s->thread_id, s->status, w->ids, s->depth);
 }
 
-int lumio_stream_write_meta(lumio_stream_writer *w, uint64_t ts, const char *key,
-                            const char *value) {
-    if (!w || !key || !value) return -EINVAL;
+static int write_meta_locked(lumio_stream_writer *w, uint64_t ts, const char *key,
+                             const char *value) {
+    if (!key || !value) return -EINVAL;
     uint32_t k, v;
     int rc = str_intern(&w->strs, key, &k);
     if (rc == 0) rc = str_intern(&w->strs, value, &v);
@@ -427,13 +450,103 @@ int lumio_stream_write_meta(lumio_stream_writer *w, uint64_t ts, const char *key
     return maybe_flush(w);
 }
 
-void lumio_stream_writer_get_stats(const lumio_stream_writer *w, lumio_stream_writer_stats *s) {
+/* ---- the public calls, and the timer that seals idle chunks ------------------------ */
+
+static int lock(lumio_stream_writer *w) {
+    if (!w->timer_on) return 0;
+    pthread_mutex_lock(&w->mu);
+    int e = w->timer_err; /* a failure of the timer's seal is reported once */
+    w->timer_err = 0;
+    return e;
+}
+
+static void unlock(lumio_stream_writer *w) {
+    if (w->timer_on) pthread_mutex_unlock(&w->mu);
+}
+
+#define LOCKED(w, call)                                                                            \
+    do {                                                                                           \
+        if (!(w)) return -EINVAL;                                                                  \
+        int e_ = lock(w);                                                                          \
+        int rc_ = e_ ? e_ : (call);                                                                \
+        unlock(w);                                                                                 \
+        return rc_;                                                                                \
+    } while (0)
+
+int lumio_stream_flush(lumio_stream_writer *w) {
+    LOCKED(w, flush_locked(w));
+}
+
+int lumio_stream_intern_frame(lumio_stream_writer *w, const lumio_frame *f, uint32_t *id) {
+    LOCKED(w, intern_locked(w, f, id));
+}
+
+int lumio_stream_write_ids(lumio_stream_writer *w, uint64_t ts, uint64_t tid, uint8_t status,
+                           const uint32_t *ids, uint32_t depth) {
+    LOCKED(w, write_ids_locked(w, ts, tid, status, ids, depth));
+}
+
+int lumio_stream_write_sample(lumio_stream_writer *w, const lumio_sample *s) {
+    LOCKED(w, write_sample_locked(w, s));
+}
+
+int lumio_stream_write_meta(lumio_stream_writer *w, uint64_t ts, const char *key,
+                            const char *value) {
+    LOCKED(w, write_meta_locked(w, ts, key, value));
+}
+
+static void *timer_main(void *arg) {
+    lumio_stream_writer *w = arg;
+    uint64_t step = LUMIO_MIN(w->o.flush_ms, 50u);
+    struct timespec nap = {(time_t)(step / 1000), (long)(step % 1000) * 1000000};
+    for (;;) {
+        nanosleep(&nap, NULL);
+        pthread_mutex_lock(&w->mu);
+        if (w->timer_stop) break;
+        if (!chunk_enc_empty(&w->enc) && now_ms() - w->chunk_started_ms >= w->o.flush_ms) {
+            int rc = flush_locked(w);
+            w->chunk_started_ms = now_ms();
+            if (rc < 0 && !w->timer_err) w->timer_err = rc;
+        }
+        pthread_mutex_unlock(&w->mu);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+static int start_timer(lumio_stream_writer *w) {
+    if (!w->o.flush_ms) return 0;
+    pthread_mutex_init(&w->mu, NULL);
+    w->timer_on = true;
+    int rc = pthread_create(&w->timer, NULL, timer_main, w);
+    if (rc) {
+        w->timer_on = false;
+        pthread_mutex_destroy(&w->mu);
+        return -rc;
+    }
+    return 0;
+}
+
+static void stop_timer(lumio_stream_writer *w) {
+    if (!w->timer_on) return;
+    pthread_mutex_lock(&w->mu);
+    w->timer_stop = true;
+    pthread_mutex_unlock(&w->mu);
+    pthread_join(w->timer, NULL);
+    pthread_mutex_destroy(&w->mu);
+    w->timer_on = false;
+}
+
+void lumio_stream_writer_get_stats(const lumio_stream_writer *cw, lumio_stream_writer_stats *s) {
+    lumio_stream_writer *w = (lumio_stream_writer *)cw; /* the lock, when a timer runs */
+    if (w->timer_on) pthread_mutex_lock(&w->mu);
     *s = w->stats;
     if (w->tcp) {
         s->dropped_chunks = w->net.dropped_chunks;
         s->dropped_bytes = w->net.dropped_bytes;
         s->connections = w->net.connections;
     }
+    if (w->timer_on) pthread_mutex_unlock(&w->mu);
 }
 
 const char *lumio_stream_writer_error(const lumio_stream_writer *w) {
@@ -442,7 +555,10 @@ const char *lumio_stream_writer_error(const lumio_stream_writer *w) {
 
 int lumio_stream_writer_close(lumio_stream_writer *w) {
     if (!w) return 0;
-    int rc = lumio_stream_flush(w);
+    int rc = w->timer_on ? w->timer_err : 0;
+    stop_timer(w);
+    int frc = flush_locked(w);
+    if (rc == 0) rc = frc;
     if (w->tcp) {
         net_pump(&w->net, w->o.close_timeout_ms);
         if (rc == 0 && (w->net.head || w->net.fd < 0)) rc = -ETIMEDOUT; /* some not delivered */
