@@ -50,6 +50,50 @@ int net_listen(const char *port) {
     return rc;
 }
 
+int net_split(const char *hp, char *host, size_t hcap, char *port, size_t pcap) {
+    const char *colon = strrchr(hp, ':');
+    if (!colon || colon == hp || !colon[1] || (size_t)(colon - hp) >= hcap ||
+        strlen(colon + 1) >= pcap)
+        return -EINVAL;
+    memcpy(host, hp, (size_t)(colon - hp));
+    host[colon - hp] = 0;
+    snprintf(port, pcap, "%s", colon + 1);
+    size_t n = strlen(host);
+    if (host[0] == '[') { /* [::1]:PORT */
+        if (n < 2 || host[n - 1] != ']') return -EINVAL;
+        memmove(host, host + 1, n - 2);
+        host[n - 2] = 0;
+    }
+    return 0;
+}
+
+int net_connect(const char *host, const char *port, int timeout_ms) {
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res;
+    if (getaddrinfo(host, port, &hints, &res) != 0) return -EHOSTUNREACH;
+    int rc = -ECONNREFUSED;
+    for (struct addrinfo *a = res; a && rc < 0; a = a->ai_next) {
+        int fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0) continue;
+        if (connect(fd, a->ai_addr, a->ai_addrlen) < 0 && errno != EINPROGRESS) {
+            rc = -errno;
+            close(fd);
+            continue;
+        }
+        struct pollfd p = {fd, POLLOUT, 0};
+        int err = 0;
+        socklen_t el = sizeof err;
+        if (poll(&p, 1, timeout_ms) != 1 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0 ||
+            err) {
+            rc = err ? -err : -ETIMEDOUT;
+            close(fd);
+            continue;
+        }
+        rc = fd;
+    }
+    freeaddrinfo(res);
+    return rc;
+}
+
 int net_open(netsink *ns, const char *sink, size_t max_queued) {
     memset(ns, 0, sizeof(*ns));
     ns->fd = ns->lfd = -1;
@@ -63,17 +107,8 @@ int net_open(netsink *ns, const char *sink, size_t max_queued) {
         return 1;
     }
     if (strncmp(sink, "tcp:", 4)) return 0;
-    const char *hp = sink + 4, *colon = strrchr(hp, ':');
-    if (!colon || colon == hp || !colon[1] || (size_t)(colon - hp) >= sizeof ns->host)
+    if (net_split(sink + 4, ns->host, sizeof ns->host, ns->port, sizeof ns->port) < 0)
         return -EINVAL;
-    memcpy(ns->host, hp, (size_t)(colon - hp));
-    snprintf(ns->port, sizeof ns->port, "%s", colon + 1);
-    if (ns->host[0] == '[') { /* [::1]:PORT */
-        size_t n = strlen(ns->host);
-        if (ns->host[n - 1] != ']') return -EINVAL;
-        memmove(ns->host, ns->host + 1, n - 2);
-        ns->host[n - 2] = 0;
-    }
     return 1;
 }
 
@@ -86,27 +121,7 @@ static void try_connect(netsink *ns) {
         fd = accept4(ns->lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
         if (fd < 0) return; /* nobody yet */
     } else {
-        struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res;
-        if (getaddrinfo(ns->host, ns->port, &hints, &res) == 0) {
-            for (struct addrinfo *a = res; a && fd < 0; a = a->ai_next) {
-                fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-                if (fd < 0) continue;
-                if (connect(fd, a->ai_addr, a->ai_addrlen) < 0 && errno != EINPROGRESS) {
-                    close(fd);
-                    fd = -1;
-                    continue;
-                }
-                struct pollfd p = {fd, POLLOUT, 0};
-                int err = 0;
-                socklen_t el = sizeof err;
-                if (poll(&p, 1, 200) != 1 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0 ||
-                    err) {
-                    close(fd);
-                    fd = -1;
-                }
-            }
-            freeaddrinfo(res);
-        }
+        fd = net_connect(ns->host, ns->port, 200);
         if (fd < 0) { /* back off: 100 ms, doubling up to 5 s */
             ns->backoff_ms = ns->backoff_ms ? LUMIO_MIN(ns->backoff_ms * 2, 5000u) : 100;
             ns->next_try_ms = now + ns->backoff_ms;

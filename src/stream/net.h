@@ -37,6 +37,10 @@ int net_push(netsink *ns, const uint8_t *p, size_t len);
  * a negative code for a failure that is not the consumer's going away. */
 int net_pump(netsink *ns, uint32_t wait_ms);
 void net_close(netsink *ns);
+/* HOST:PORT (or [V6]:PORT) into its parts. */
+int net_split(const char *hp, char *host, size_t hcap, char *port, size_t pcap);
+/* A connected, non-blocking socket, waiting at most timeout_ms, or < 0. */
+int net_connect(const char *host, const char *port, int timeout_ms);
 /* A non-blocking listening socket on PORT (all addresses), or < 0. */
 int net_listen(const char *port);
 

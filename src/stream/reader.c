@@ -1,9 +1,7 @@
 /* The stream reader: chunks in order from a file or a pipe, through a sliding
  * buffer; damage is skipped by scanning for the next chunk that verifies. */
 #include "stream/chunk.h"
-
-#include <netdb.h>
-#include <sys/socket.h>
+#include "stream/net.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -38,28 +36,14 @@ static int open_fd(lumio_stream_reader **out, int fd, bool own) {
     return 0;
 }
 
-/* tcp:HOST:PORT: connect to a writer serving tcp-listen:PORT. */
+/* tcp:HOST:PORT: connect to a writer serving tcp-listen:PORT; then read
+ * with blocking calls like any descriptor. */
 static int connect_to(const char *hp) {
-    char host[256];
-    const char *colon = strrchr(hp, ':');
-    if (!colon || colon == hp || (size_t)(colon - hp) >= sizeof host) return -EINVAL;
-    memcpy(host, hp, (size_t)(colon - hp));
-    host[colon - hp] = 0;
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res;
-    if (getaddrinfo(host, colon + 1, &hints, &res) != 0) return -EHOSTUNREACH;
-    int rc = -ECONNREFUSED;
-    for (struct addrinfo *a = res; a; a = a->ai_next) {
-        int fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, 0);
-        if (fd < 0) continue;
-        if (connect(fd, a->ai_addr, a->ai_addrlen) == 0) {
-            rc = fd;
-            break;
-        }
-        rc = -errno;
-        close(fd);
-    }
-    freeaddrinfo(res);
-    return rc;
+    char host[256], port[16];
+    if (net_split(hp, host, sizeof host, port, sizeof port) < 0) return -EINVAL;
+    int fd = net_connect(host, port, 5000);
+    if (fd >= 0) fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    return fd;
 }
 
 int lumio_stream_reader_open(lumio_stream_reader **out, const char *source) {
