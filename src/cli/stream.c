@@ -133,6 +133,41 @@ static int synth_frames(lumio_stream_writer *w, uint32_t *ids) {
     return 0;
 }
 
+/* Sample t's stack as frame ids (the writer's fast path). */
+static void synth_ids(const synth *s, unsigned t, const uint32_t *ids, uint32_t *out) {
+    for (uint32_t k = 0; k < s->d[t]; k++) out[k] = ids[s->stack[t][k]];
+}
+
+/* The options that shape a synthetic profile, shared by gen and bench. */
+typedef struct synth_opts {
+    uint64_t seed, samples, threads, depth, level;
+} synth_opts;
+
+/* 1: taken, 0: not one of these, -1: a bad value. */
+static int synth_option(int c, const char *arg, synth_opts *p) {
+    switch (c) {
+    case 's':
+        return parse_count(arg, 0, UINT64_MAX, &p->seed) < 0 ? -1 : 1;
+    case 'n':
+        return parse_count(arg, 0, UINT64_MAX, &p->samples) < 0 ? -1 : 1;
+    case 't':
+        return parse_count(arg, 1, 4096, &p->threads) < 0 ? -1 : 1;
+    case 'd':
+        return parse_count(arg, 2, LUMIO_STREAM_MAX_DEPTH / 2, &p->depth) < 0 ? -1 : 1;
+    case 'l':
+        return parse_count(arg, 0, 22, &p->level) < 0 ? -1 : 1;
+    default:
+        return 0;
+    }
+}
+
+/* The long name of option c, for messages. */
+static const char *opt_name(const struct option *lo, int c) {
+    for (; lo->name; lo++)
+        if (lo->val == c) return lo->name;
+    return "?";
+}
+
 /* ---- options -------------------------------------------------------------------- */
 
 static int parse_policy(const char *p, lumio_stream_writer_options *o) {
@@ -177,38 +212,26 @@ static int stream_gen(int argc, char **argv) {
                                        {"help", 0, NULL, 'h'},
                                        {"rate", 1, NULL, 'r'},
                                        {0}};
-    uint64_t seed = 1, n = 100000, threads = 4, depth = 40, level = 3, rate = 0;
+    synth_opts so = {.seed = 1, .samples = 100000, .threads = 4, .depth = 40, .level = 3};
+    uint64_t rate = 0;
     const char *out = NULL, *to = NULL;
     lumio_stream_writer_options o;
     lumio_stream_writer_options_default(&o);
     int c;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":ho:", lo, NULL)) != -1) {
-        int bad = 0;
-        switch (c) {
+        int got = synth_option(c, optarg, &so);
+        switch (got ? 0 : c) {
+        case 0:
+            break;
         case 'h':
             fputs(stream_usage, stdout);
             return 0;
-        case 's':
-            bad = parse_count(optarg, 0, UINT64_MAX, &seed);
-            break;
-        case 'n':
-            bad = parse_count(optarg, 0, UINT64_MAX, &n);
-            break;
-        case 't':
-            bad = parse_count(optarg, 1, 4096, &threads);
-            break;
         case 'r':
-            bad = parse_count(optarg, 1, UINT64_MAX, &rate);
-            break;
-        case 'd':
-            bad = parse_count(optarg, 2, LUMIO_STREAM_MAX_DEPTH / 2, &depth);
-            break;
-        case 'l':
-            bad = parse_count(optarg, 0, 22, &level);
+            if (parse_count(optarg, 1, UINT64_MAX, &rate) < 0) got = -1;
             break;
         case 'f':
-            bad = parse_policy(optarg, &o);
+            if (parse_policy(optarg, &o) < 0) got = -1;
             break;
         case 'y':
             o.fsync = 1;
@@ -222,12 +245,13 @@ static int stream_gen(int argc, char **argv) {
         default:
             return cli_option_error(c, argv);
         }
-        if (bad) {
-            cli_error("invalid value '%s' for --%s", optarg,
-                      lo[0].name ? argv[optind - 1] + 2 : "");
+        if (got < 0) {
+            cli_error("invalid --%s '%s'", opt_name(lo, c), optarg);
             return EXIT_USAGE;
         }
     }
+    uint64_t seed = so.seed, n = so.samples, threads = so.threads, depth = so.depth,
+             level = so.level;
     if (to && strcmp(to, "collapsed")) {
         cli_error("invalid --to '%s' (collapsed)", to);
         return EXIT_USAGE;
@@ -270,7 +294,7 @@ static int stream_gen(int argc, char **argv) {
     if (rc == 0) rc = lumio_stream_write_meta(w, s.ts[0], "generator", meta);
     for (uint64_t i = 0; i < n && rc == 0; i++) {
         unsigned t = synth_next(&s);
-        for (uint32_t k = 0; k < s.d[t]; k++) stk[k] = ids[s.stack[t][k]];
+        synth_ids(&s, t, ids, stk);
         rc = lumio_stream_write_ids(w, s.ts[t], 1000 + t, 0, stk, s.d[t]);
         if (rate && i % 100 == 99) { /* pace: as a live profiler would */
             double ahead = (double)(i + 1) / (double)rate - (now_seconds() - start);
@@ -781,35 +805,22 @@ static int stream_bench(int argc, char **argv) {
     static const struct option lo[] = {{"samples", 1, NULL, 'n'}, {"threads", 1, NULL, 't'},
                                        {"depth", 1, NULL, 'd'},   {"level", 1, NULL, 'l'},
                                        {"help", 0, NULL, 'h'},    {0}};
-    uint64_t n = 2000000, threads = 64, depth = 40, level = 3;
+    synth_opts so = {.seed = 42, .samples = 2000000, .threads = 64, .depth = 40, .level = 3};
     int c;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":h", lo, NULL)) != -1) {
-        int bad = 0;
-        switch (c) {
-        case 'h':
+        if (c == 'h') {
             fputs(stream_usage, stdout);
             return 0;
-        case 'n':
-            bad = parse_count(optarg, 1, UINT64_MAX, &n);
-            break;
-        case 't':
-            bad = parse_count(optarg, 1, 4096, &threads);
-            break;
-        case 'd':
-            bad = parse_count(optarg, 2, LUMIO_STREAM_MAX_DEPTH / 2, &depth);
-            break;
-        case 'l':
-            bad = parse_count(optarg, 0, 22, &level);
-            break;
-        default:
-            return cli_option_error(c, argv);
         }
-        if (bad) {
-            cli_error("invalid value '%s'", optarg);
+        int got = synth_option(c, optarg, &so);
+        if (got == 0 || c == 's') return cli_option_error(c, argv);
+        if (got < 0 || (c == 'n' && so.samples == 0)) {
+            cli_error("invalid --%s '%s'", opt_name(lo, c), optarg);
             return EXIT_USAGE;
         }
     }
+    uint64_t n = so.samples, threads = so.threads, depth = so.depth, level = so.level;
     char path[] = "/tmp/lumio-stream-bench-XXXXXX";
     int fd = mkstemp(path);
     if (fd < 0) {
@@ -833,14 +844,14 @@ static int stream_bench(int argc, char **argv) {
     if (rc == 0) rc = synth_init(&s2, 42, (unsigned)threads, (unsigned)depth);
     for (uint64_t i = 0; i < n && rc == 0; i++) {
         unsigned t = synth_next(&s2);
-        for (uint32_t k = 0; k < s2.d[t]; k++) stk[k] = ids[s2.stack[t][k]];
+        synth_ids(&s2, t, ids, stk);
     }
     double gen_s = now_seconds() - g0;
     if (rc == 0) synth_free(&s2);
     double t0 = now_seconds();
     for (uint64_t i = 0; i < n && rc == 0; i++) {
         unsigned t = synth_next(&s);
-        for (uint32_t k = 0; k < s.d[t]; k++) stk[k] = ids[s.stack[t][k]];
+        synth_ids(&s, t, ids, stk);
         rc = lumio_stream_write_ids(w, s.ts[t], 1000 + t, 0, stk, s.d[t]);
     }
     if (w) {
