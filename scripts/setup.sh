@@ -6,13 +6,19 @@ set -euo pipefail
 packages=(
     build-essential cmake pkg-config clang libclang-rt-14-dev
     liburing-dev libzstd-dev libxxhash-dev
-    xxhash fio python3
+    libcurl4-openssl-dev libssl-dev
+    xxhash fio python3 curl nginx-light aria2 python3-fsspec python3-aiohttp python3-requests
 )
 
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
+# Node and npm run test tools from the npm registry (s3rver, zarrita). A
+# machine may have them from elsewhere (NodeSource): take Debian's only when
+# the commands are missing.
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 echo "setup: installing ${missing[*]}" >&2

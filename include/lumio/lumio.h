@@ -48,7 +48,8 @@ enum {
     LUMIO_E_CODEC = -5009,       /* a codec failed or is not supported */
     LUMIO_E_HTTP = -5010,        /* an HTTP request failed */
     LUMIO_E_UNSUPPORTED = -5011, /* a valid request lumio does not support */
-    LUMIO_E_LAST = -5011
+    LUMIO_E_CHANGED = -5012,     /* a remote object changed while it was being read */
+    LUMIO_E_LAST = -5012
 };
 
 /* The library's version as "MAJOR.MINOR.PATCH". */

@@ -21,6 +21,19 @@ int cmd_hash(int argc, char **argv);
 int cmd_cp(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_stream(int argc, char **argv);
+int cmd_get(int argc, char **argv);
+
+/* Remote locations (get.c). Options --concurrency ('C'), --pool ('P') and
+ * --part-size ('S'): returns 1 when c was one of them, 0 when not, -1 after
+ * a message for a bad value. */
+struct lumio_remote;
+int cli_remote_option(int c, const char *arg, uint64_t *concurrency, uint64_t *pool,
+                      uint64_t *part);
+/* A client with those options (0: default); a message on failure. */
+int cli_remote_create(struct lumio_remote **rm, uint64_t concurrency, uint64_t pool, uint64_t part);
+/* Stream a remote object to fd through the prefetching reader; an exit
+ * status, after a message on failure. */
+int cli_remote_to_fd(struct lumio_remote *rm, const char *url, int fd);
 
 /* The prefix of every message, e.g. "lumio cat". */
 void cli_set_name(const char *name);

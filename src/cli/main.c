@@ -18,6 +18,7 @@ static const command commands[] = {
     {"cp", "lumio cp", cmd_cp, "copy files and directory trees"},
     {"bench", "lumio bench", cmd_bench, "measure read throughput"},
     {"stream", "lumio stream", cmd_stream, "write, read, check and measure lumio streams"},
+    {"get", "lumio get", cmd_get, "download an object from HTTP(S) or S3"},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])

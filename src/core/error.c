@@ -35,6 +35,8 @@ const char *lumio_strerror(int code) {
         return "HTTP request failed";
     case LUMIO_E_UNSUPPORTED:
         return "not supported";
+    case LUMIO_E_CHANGED:
+        return "remote object changed while it was being read";
     default:
         break;
     }

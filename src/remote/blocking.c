@@ -1,0 +1,209 @@
+/* The blocking calls: stat, a read split into parts landing in the caller's
+ * memory, and a download whose parts write the file at their offsets. */
+#include "remote/client.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef struct waiter {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    unsigned left;
+} waiter;
+
+static void waiter_init(waiter *w, unsigned n) {
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv, NULL);
+    w->left = n;
+}
+
+static void waiter_fini(waiter *w) {
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->cv);
+}
+
+static void on_done(rreq *q) {
+    waiter *w = q->arg;
+    pthread_mutex_lock(&w->mu);
+    w->left--;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* Wait for every request; with progress, report about ten times a second. */
+static void wait_all(waiter *w, rreq *qs, size_t n, lumio_remote *rm, lumio_progress_fn progress,
+                     void *arg, uint64_t total) {
+    bool canceled = false;
+    pthread_mutex_lock(&w->mu);
+    while (w->left) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 100000000;
+        if (ts.tv_nsec >= 1000000000) ts.tv_sec++, ts.tv_nsec -= 1000000000;
+        pthread_cond_timedwait(&w->cv, &w->mu, &ts);
+        pthread_mutex_unlock(&w->mu);
+        uint64_t got = 0;
+        bool failed = false;
+        for (size_t i = 0; i < n; i++) {
+            got += __atomic_load_n(&qs[i].got, __ATOMIC_RELAXED);
+            failed |= __atomic_load_n(&qs[i].res, __ATOMIC_RELAXED) < 0;
+        }
+        /* The first error stops the siblings. */
+        if (failed && !canceled) {
+            canceled = true;
+            for (size_t i = 0; i < n; i++) rc_cancel(rm, &qs[i]);
+        }
+        if (progress) progress(arg, got, total);
+        pthread_mutex_lock(&w->mu);
+    }
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* The error to report for a set of parts: the first real one (a canceled
+ * sibling is only a consequence). */
+static int first_error(lumio_remote *rm, rreq *qs, size_t n) {
+    int rc = 0;
+    const char *text = NULL;
+    for (size_t i = 0; i < n; i++)
+        if (qs[i].res < 0 && (rc == 0 || rc == LUMIO_E_CANCELED)) {
+            rc = qs[i].res;
+            text = qs[i].err;
+        }
+    if (rc < 0) rc_set_error(rm, text);
+    return rc;
+}
+
+int rc_run(lumio_remote *rm, rreq *q) {
+    waiter w;
+    waiter_init(&w, 1);
+    q->done = on_done;
+    q->arg = &w;
+    rc_submit(rm, q);
+    wait_all(&w, q, 1, rm, NULL, NULL, 0);
+    waiter_fini(&w);
+    return first_error(rm, q, 1);
+}
+
+static int open_obj(lumio_remote *rm, const char *location, robj **o) {
+    char err[512];
+    int rc = robj_get(rm, location, o, err, sizeof err);
+    if (rc < 0) rc_set_error(rm, err);
+    return rc;
+}
+
+int lumio_remote_stat(lumio_remote *rm, const char *location, lumio_remote_info *info) {
+    robj *o;
+    int rc = open_obj(rm, location, &o);
+    if (rc < 0) return rc;
+    rreq q = {.kind = RREQ_HEAD, .obj = o};
+    rc = rc_run(rm, &q);
+    if (rc == 0 && !o->have_size) {
+        snprintf(q.err, sizeof q.err, "HEAD %s: the response has no Content-Length", o->url);
+        rc_set_error(rm, q.err);
+        rc = LUMIO_E_HTTP;
+    }
+    if (rc == 0 && info) {
+        memset(info, 0, sizeof *info);
+        pthread_mutex_lock(&rm->mu);
+        info->size = o->size;
+        memcpy(info->etag, o->etag, sizeof info->etag);
+        memcpy(info->last_modified, o->last_modified, sizeof info->last_modified);
+        pthread_mutex_unlock(&rm->mu);
+        snprintf(info->url, sizeof info->url, "%s", o->url);
+    }
+    robj_put(rm, o);
+    return rc;
+}
+
+/* Fetch [off, off + len) of an object in parts, into dst or into fd at the
+ * object's offsets. Returns the bytes before the end of the object. */
+static int64_t fetch_parts(lumio_remote *rm, robj *o, uint64_t off, uint64_t len, uint8_t *dst,
+                           int fd, lumio_progress_fn progress, void *arg) {
+    if (len == 0) return 0;
+    uint64_t part = rm->o.part_size;
+    uint64_t n = len / part + (len % part != 0);
+    rreq *qs = calloc(n, sizeof *qs);
+    if (!qs) return -ENOMEM;
+    waiter w;
+    waiter_init(&w, (unsigned)n);
+    for (uint64_t i = 0; i < n; i++) {
+        rreq *q = &qs[i];
+        q->kind = RREQ_GET;
+        q->obj = o;
+        q->off = off + i * part;
+        q->len = LUMIO_MIN(part, len - i * part);
+        q->dst = dst ? dst + i * part : NULL;
+        q->fd = fd;
+        q->done = on_done;
+        q->arg = &w;
+        rc_submit(rm, q);
+    }
+    wait_all(&w, qs, n, rm, progress, arg, len);
+    waiter_fini(&w);
+    int64_t rc = first_error(rm, qs, n);
+    if (rc == 0) {
+        /* Whole parts, then at most one short one at the end of the object. */
+        uint64_t total = 0;
+        bool ended = false;
+        for (uint64_t i = 0; i < n; i++) {
+            if (ended && qs[i].got) {
+                snprintf(qs[i].err, sizeof qs[i].err,
+                         "GET %s: data past the end of the object (the object changed?)", o->url);
+                rc_set_error(rm, qs[i].err);
+                rc = LUMIO_E_CHANGED;
+                break;
+            }
+            total += qs[i].got;
+            if (qs[i].got < qs[i].len) ended = true;
+        }
+        if (rc == 0) rc = (int64_t)total;
+    }
+    free(qs);
+    return rc;
+}
+
+int64_t lumio_remote_read(lumio_remote *rm, const char *location, uint64_t offset, uint64_t length,
+                          void *buf) {
+    robj *o;
+    int rc = open_obj(rm, location, &o);
+    if (rc < 0) return rc;
+    int64_t n = fetch_parts(rm, o, offset, length, buf, -1, NULL, NULL);
+    robj_put(rm, o);
+    return n;
+}
+
+int64_t lumio_remote_download(lumio_remote *rm, const char *location, int fd,
+                              lumio_progress_fn progress, void *arg) {
+    robj *o;
+    int rc = open_obj(rm, location, &o);
+    if (rc < 0) return rc;
+    rreq head = {.kind = RREQ_HEAD, .obj = o};
+    int64_t n = rc_run(rm, &head);
+    struct stat st;
+    if (n == 0 && !o->have_size) {
+        snprintf(head.err, sizeof head.err, "HEAD %s: the response has no Content-Length", o->url);
+        rc_set_error(rm, head.err);
+        n = LUMIO_E_HTTP;
+    }
+    if (n == 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && ftruncate(fd, (off_t)o->size) < 0) {
+        n = -errno;
+        rc_set_error(rm, "download: cannot size the output file");
+    }
+    if (n == 0) {
+        n = fetch_parts(rm, o, 0, o->size, NULL, fd, progress, arg);
+        if (n >= 0 && (uint64_t)n != o->size) {
+            snprintf(head.err, sizeof head.err,
+                     "GET %s: the object ended at byte %lld, its size was %llu", o->url,
+                     (long long)n, (unsigned long long)o->size);
+            rc_set_error(rm, head.err);
+            n = LUMIO_E_CHANGED;
+        }
+    }
+    robj_put(rm, o);
+    return n;
+}

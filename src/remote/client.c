@@ -1,0 +1,722 @@
+/* The request loop: one thread drives a libcurl multi handle, keeps up to
+ * `concurrency` requests in it over at most `pool_size` connections per host,
+ * checks every response head against the object's pinned identity, lands the
+ * body straight into place, and retries what failed for a reason that may
+ * pass, resuming from the last byte received. */
+#include "remote/client.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+static int64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- options and lifetime ------------------------------------------------- */
+
+void lumio_remote_options_default(lumio_remote_options *o) {
+    memset(o, 0, sizeof *o);
+    o->concurrency = 16;
+    o->pool_size = 16;
+    o->part_size = 8u << 20;
+    o->coalesce_gap = 1u << 20;
+    o->coalesce_max = 16u << 20;
+    o->readahead_max = 256u << 20;
+    o->connect_timeout_ms = 10000;
+    o->stall_timeout_ms = 30000;
+    o->retries = 8;
+    o->backoff_ms = 100;
+    o->backoff_max_ms = 5000;
+    o->http2 = 1;
+    o->verify_tls = 1;
+    o->s3_path_style = -1;
+}
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_rc;
+static void curl_init(void) {
+    curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+static char *dup_opt(const char *given, const char *env1, const char *env2) {
+    const char *v = given;
+    if (!v && env1) v = getenv(env1);
+    if ((!v || !*v) && env2) v = getenv(env2);
+    return v && *v ? strdup(v) : NULL;
+}
+
+static void free_tls(void *p) {
+    free(p);
+}
+
+static void *run(void *arg);
+
+int lumio_remote_create(lumio_remote **out, const lumio_remote_options *opts) {
+    *out = NULL;
+    pthread_once(&curl_once, curl_init);
+    if (curl_init_rc != CURLE_OK) return LUMIO_E_HTTP;
+    lumio_remote *rm = calloc(1, sizeof *rm);
+    if (!rm) return -ENOMEM;
+    if (opts)
+        rm->o = *opts;
+    else
+        lumio_remote_options_default(&rm->o);
+    lumio_remote_options *o = &rm->o;
+    if (!o->concurrency) o->concurrency = 16;
+    if (!o->pool_size) o->pool_size = o->concurrency;
+    if (!o->part_size) o->part_size = 8u << 20;
+    if (!o->coalesce_max) o->coalesce_max = 16u << 20;
+    if (!o->readahead_max) o->readahead_max = 256u << 20;
+    if (!o->backoff_max_ms) o->backoff_max_ms = 5000;
+    if (!o->stall_timeout_ms) o->stall_timeout_ms = 30000;
+    if (!o->connect_timeout_ms) o->connect_timeout_ms = 10000;
+    rm->endpoint = dup_opt(o->s3_endpoint, "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL");
+    rm->region = dup_opt(o->s3_region, "AWS_REGION", "AWS_DEFAULT_REGION");
+    rm->access_key = dup_opt(o->access_key, "AWS_ACCESS_KEY_ID", NULL);
+    rm->secret_key = dup_opt(o->secret_key, "AWS_SECRET_ACCESS_KEY", NULL);
+    rm->session_token = dup_opt(o->session_token, "AWS_SESSION_TOKEN", NULL);
+    if (!rm->region) rm->region = strdup("us-east-1");
+    /* The copied options must not point at the caller's strings. */
+    o->s3_endpoint = o->s3_region = o->access_key = o->secret_key = o->session_token = NULL;
+    rm->rng = (uint64_t)now_ms() ^ (uint64_t)(uintptr_t)rm;
+    pthread_mutex_init(&rm->mu, NULL);
+    int rc = -ENOMEM;
+    if (pthread_key_create(&rm->err_key, free_tls) != 0) goto fail_key;
+    rm->multi = curl_multi_init();
+    rm->share = curl_share_init();
+    rm->free_easy = calloc(o->concurrency, sizeof(void *));
+    if (!rm->multi || !rm->share || !rm->region || !rm->free_easy) goto fail;
+    curl_share_setopt(rm->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+    curl_multi_setopt(rm->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)o->pool_size);
+    curl_multi_setopt(rm->multi, CURLMOPT_MAXCONNECTS, (long)o->pool_size * 4);
+    curl_multi_setopt(rm->multi, CURLMOPT_PIPELINING,
+                      o->http2 ? (long)CURLPIPE_MULTIPLEX : (long)CURLPIPE_NOTHING);
+    if (pthread_create(&rm->thread, NULL, run, rm) != 0) {
+        rc = -EAGAIN;
+        goto fail;
+    }
+    rm->started = true;
+    *out = rm;
+    return 0;
+fail:
+    pthread_key_delete(rm->err_key);
+fail_key:
+    lumio_remote_destroy(rm);
+    return rc;
+}
+
+void lumio_remote_destroy(lumio_remote *rm) {
+    if (!rm) return;
+    if (rm->started) {
+        pthread_mutex_lock(&rm->mu);
+        rm->stop = true;
+        pthread_mutex_unlock(&rm->mu);
+        curl_multi_wakeup(rm->multi);
+        pthread_join(rm->thread, NULL);
+        pthread_key_delete(rm->err_key);
+        free(pthread_getspecific(rm->err_key));
+    }
+    for (unsigned i = 0; i < rm->nfree_easy; i++) curl_easy_cleanup(rm->free_easy[i]);
+    free(rm->free_easy);
+    if (rm->multi) curl_multi_cleanup(rm->multi);
+    if (rm->share) curl_share_cleanup(rm->share);
+    while (rm->objects) {
+        robj *o = rm->objects;
+        rm->objects = o->next;
+        o->refs = 0;
+        robj_put(rm, o);
+    }
+    free(rm->endpoint);
+    free(rm->region);
+    free(rm->access_key);
+    free(rm->secret_key);
+    free(rm->session_token);
+    pthread_mutex_destroy(&rm->mu);
+    free(rm);
+}
+
+int lumio_is_remote(const char *p) {
+    return p &&
+           (!strncmp(p, "http://", 7) || !strncmp(p, "https://", 8) || !strncmp(p, "s3://", 5));
+}
+
+void rc_set_error(const lumio_remote *rm, const char *text) {
+    char *b = pthread_getspecific(rm->err_key);
+    if (!b) {
+        b = malloc(1024);
+        if (!b) return;
+        pthread_setspecific(rm->err_key, b);
+    }
+    snprintf(b, 1024, "%s", text);
+}
+
+const char *lumio_remote_last_error(const lumio_remote *rm) {
+    const char *b = rm ? pthread_getspecific(rm->err_key) : NULL;
+    return b ? b : "";
+}
+
+void lumio_remote_get_stats(const lumio_remote *rm, lumio_remote_stats *s) {
+    pthread_mutex_lock((pthread_mutex_t *)&rm->mu);
+    *s = rm->stats;
+    pthread_mutex_unlock((pthread_mutex_t *)&rm->mu);
+}
+
+void rc_stats_add(lumio_remote *rm, uint64_t bytes_read) {
+    pthread_mutex_lock(&rm->mu);
+    rm->stats.bytes_read += bytes_read;
+    pthread_mutex_unlock(&rm->mu);
+}
+
+/* ---- submitting ----------------------------------------------------------- */
+
+int rc_submit(lumio_remote *rm, rreq *q) {
+    q->res = 0;
+    q->got = 0;
+    q->err[0] = 0;
+    q->attempt = 0;
+    q->retry_at_ms = 0;
+    q->canceled = false;
+    q->eof = false;
+    q->next = NULL;
+    pthread_mutex_lock(&rm->mu);
+    if (rm->pending_tail)
+        rm->pending_tail->next = q;
+    else
+        rm->pending_head = q;
+    rm->pending_tail = q;
+    pthread_mutex_unlock(&rm->mu);
+    curl_multi_wakeup(rm->multi);
+    return 0;
+}
+
+void rc_cancel(lumio_remote *rm, rreq *q) {
+    __atomic_store_n(&q->canceled, true, __ATOMIC_RELAXED);
+    curl_multi_wakeup(rm->multi);
+}
+
+/* ---- one response --------------------------------------------------------- */
+
+static const char *method(const rreq *q) {
+    return q->kind == RREQ_HEAD ? "HEAD" : "GET";
+}
+
+/* "GET URL bytes=A-B" (the whole range asked for, not the resumed part). */
+static int describe(const rreq *q, char *buf, size_t len) {
+    if (q->kind == RREQ_HEAD) return snprintf(buf, len, "HEAD %s", q->obj->url);
+    if (q->len == 0) return snprintf(buf, len, "GET %s", q->obj->url);
+    return snprintf(buf, len, "GET %s bytes=%llu-%llu", q->obj->url, (unsigned long long)q->off,
+                    (unsigned long long)(q->off + q->len - 1));
+}
+
+static int fail(rreq *q, int code, const char *fmt, const char *detail) {
+    int n = describe(q, q->err, sizeof q->err);
+    if (n < 0) n = 0;
+    if ((size_t)n < sizeof q->err) snprintf(q->err + n, sizeof q->err - n, fmt, detail);
+    return code;
+}
+
+static void trim_value(const char *p, size_t len, char *out, size_t cap) {
+    while (len && (*p == ' ' || *p == '\t')) p++, len--;
+    while (len && (p[len - 1] == '\r' || p[len - 1] == '\n' || p[len - 1] == ' ')) len--;
+    if (len >= cap) len = cap - 1;
+    memcpy(out, p, len);
+    out[len] = 0;
+}
+
+static size_t on_header(char *p, size_t size, size_t nitems, void *arg) {
+    rreq *q = arg;
+    size_t len = size * nitems;
+    if (len >= 5 && !strncmp(p, "HTTP/", 5)) { /* a new response (after a redirect, 100) */
+        const char *sp = memchr(p, ' ', len);
+        q->status = sp ? atoi(sp + 1) : 0;
+        q->hdr_ok = false;
+        q->resp_etag[0] = 0;
+        q->resp_lastmod[0] = 0;
+        q->resp_total = UINT64_MAX;
+        q->resp_start = UINT64_MAX;
+        q->retry_after_ms = -1;
+        return len;
+    }
+    const char *colon = memchr(p, ':', len);
+    if (!colon) return len;
+    size_t nlen = (size_t)(colon - p);
+    char v[256];
+    trim_value(colon + 1, len - nlen - 1, v, sizeof v);
+    if (nlen == 13 && !strncasecmp(p, "content-range", 13)) {
+        /* "bytes A-B/TOTAL", or "bytes STAR/TOTAL" for a range past the end */
+        unsigned long long a = 0, b = 0, t = 0;
+        if (sscanf(v, "bytes %llu-%llu/%llu", &a, &b, &t) == 3) {
+            q->resp_start = a;
+            q->resp_total = t;
+        } else if (sscanf(v, "bytes */%llu", &t) == 1) {
+            q->resp_total = t;
+        }
+    } else if (nlen == 4 && !strncasecmp(p, "etag", 4)) {
+        trim_value(colon + 1, len - nlen - 1, q->resp_etag, sizeof q->resp_etag);
+    } else if (nlen == 13 && !strncasecmp(p, "last-modified", 13)) {
+        trim_value(colon + 1, len - nlen - 1, q->resp_lastmod, sizeof q->resp_lastmod);
+    } else if (nlen == 11 && !strncasecmp(p, "retry-after", 11)) {
+        int s = atoi(v);
+        if (s >= 0 && s < 3600) q->retry_after_ms = s * 1000;
+    }
+    return len;
+}
+
+/* The head of a successful response: is it the range asked for, of the
+ * object we pinned? Pins size and ETag on the first one. */
+static int check_head(lumio_remote *rm, rreq *q, bool locked) {
+    CURL *e = q->easy;
+    uint64_t want = q->off + q->got;
+    uint64_t total = UINT64_MAX;
+    if (q->status == 206) {
+        if (q->resp_start != want) {
+            char d[96];
+            snprintf(d, sizeof d, "%llu", (unsigned long long)q->resp_start);
+            return fail(q, LUMIO_E_HTTP, ": the server answered a range starting at byte %s", d);
+        }
+        total = q->resp_total;
+    } else if (q->status == 200 || q->status == 203) {
+        if (q->kind == RREQ_GET && want != 0)
+            return fail(q, LUMIO_E_HTTP, ": the server ignored the Range header%s", "");
+        curl_off_t cl = -1;
+        curl_easy_getinfo(e, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
+        if (cl >= 0) total = (uint64_t)cl;
+    }
+    robj *o = q->obj;
+    int rc = 0;
+    if (!locked) pthread_mutex_lock(&rm->mu);
+    if (o->etag[0] && q->resp_etag[0] && strcmp(o->etag, q->resp_etag) != 0)
+        rc = LUMIO_E_CHANGED;
+    else if (o->have_size && total != UINT64_MAX && total != o->size)
+        rc = LUMIO_E_CHANGED;
+    else {
+        if (!o->etag[0] && q->resp_etag[0]) memcpy(o->etag, q->resp_etag, sizeof o->etag);
+        if (!o->last_modified[0] && q->resp_lastmod[0])
+            memcpy(o->last_modified, q->resp_lastmod, sizeof o->last_modified);
+        if (!o->have_size && total != UINT64_MAX) {
+            o->have_size = true;
+            o->size = total;
+        }
+    }
+    if (!locked) pthread_mutex_unlock(&rm->mu);
+    if (rc) {
+        char d[300];
+        snprintf(d, sizeof d, "%s (size %llu), was %s (size %llu)", q->resp_etag,
+                 (unsigned long long)total, o->etag, (unsigned long long)o->size);
+        return fail(q, rc, ": the object changed while it was read: ETag %s", d);
+    }
+    if (total != UINT64_MAX && total < q->off + q->len) q->eof = true;
+    q->hdr_ok = true;
+    return 0;
+}
+
+static size_t on_body(char *p, size_t size, size_t nitems, void *arg) {
+    rreq *q = arg;
+    size_t len = size * nitems;
+    if (q->status < 200 || q->status >= 300) return len; /* an error page: drop it */
+    if (!q->hdr_ok) return CURL_WRITEFUNC_ERROR;         /* checked in on_progress first */
+    q->last_byte_ms = now_ms();
+    uint64_t room = q->len - q->got;
+    size_t take = len > room ? (size_t)room : len;
+    if (take) {
+        if (q->dst) {
+            memcpy(q->dst + q->got, p, take);
+        } else {
+            size_t done = 0;
+            while (done < take) {
+                ssize_t w = pwrite(q->fd, p + done, take - done, (off_t)(q->off + q->got + done));
+                if (w < 0 && errno == EINTR) continue;
+                if (w <= 0) {
+                    q->res = fail(q, w < 0 ? -errno : -EIO, ": writing the file: %s",
+                                  strerror(w < 0 ? errno : EIO));
+                    return CURL_WRITEFUNC_ERROR;
+                }
+                done += (size_t)w;
+            }
+        }
+        q->got += take;
+    }
+    /* More than asked for (a 200 with the whole object): stop here. */
+    return take == len ? len : CURL_WRITEFUNC_ERROR;
+}
+
+/* ---- the loop -------------------------------------------------------------- */
+
+static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow) {
+    (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+    rreq *q = arg;
+    lumio_remote *rm = NULL;
+    curl_easy_getinfo(q->easy, CURLINFO_PRIVATE, (char **)&rm);
+    if (__atomic_load_n(&q->canceled, __ATOMIC_RELAXED)) return 1;
+    if (now_ms() - q->last_byte_ms > (int64_t)rm->o.stall_timeout_ms) {
+        q->stalled = true;
+        return 1;
+    }
+    return 0;
+}
+
+static CURL *easy_get(lumio_remote *rm) {
+    if (rm->nfree_easy) {
+        CURL *e = rm->free_easy[--rm->nfree_easy];
+        curl_easy_reset(e);
+        return e;
+    }
+    return curl_easy_init();
+}
+
+static void easy_put(lumio_remote *rm, CURL *e) {
+    if (rm->nfree_easy < rm->o.concurrency)
+        rm->free_easy[rm->nfree_easy++] = e;
+    else
+        curl_easy_cleanup(e);
+}
+
+/* The header callback sees the head before the body: check it there, so the
+ * body callback can refuse a wrong range before a byte lands. */
+static size_t on_header_checked(char *p, size_t size, size_t nitems, void *arg) {
+    rreq *q = arg;
+    size_t len = on_header(p, size, nitems, arg);
+    if (len == 2 && (p[0] == '\r' || p[0] == '\n') && q->status >= 200 && q->status < 300) {
+        lumio_remote *rm = NULL;
+        curl_easy_getinfo(q->easy, CURLINFO_PRIVATE, (char **)&rm);
+        if (q->status == 204) return len;
+        int rc = check_head(rm, q, false);
+        if (rc < 0) {
+            q->res = rc;
+            return 0; /* abort the transfer */
+        }
+    }
+    return len;
+}
+
+static int start(lumio_remote *rm, rreq *q) {
+    CURL *e = easy_get(rm);
+    if (!e) return fail(q, -ENOMEM, ": %s", "out of memory");
+    q->easy = e;
+    q->status = 0;
+    q->hdr_ok = false;
+    q->stalled = false;
+    q->last_byte_ms = now_ms();
+    char range[64] = "";
+    if (q->kind == RREQ_GET && q->len != UINT64_MAX)
+        snprintf(range, sizeof range, "bytes=%llu-%llu", (unsigned long long)(q->off + q->got),
+                 (unsigned long long)(q->off + q->len - 1));
+    q->hdrs = robj_headers(rm, q->obj, method(q), range[0] ? range : NULL);
+    curl_easy_setopt(e, CURLOPT_URL, q->obj->url);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)rm);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, (struct curl_slist *)q->hdrs);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header_checked);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, q);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, q);
+    curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(e, CURLOPT_XFERINFODATA, q);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_SHARE, (CURLSH *)rm->share);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)rm->o.connect_timeout_ms);
+    curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 256L * 1024);
+    curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION,
+                     rm->o.http2 ? (long)CURL_HTTP_VERSION_2TLS : (long)CURL_HTTP_VERSION_1_1);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, rm->o.verify_tls ? 1L : 0L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, rm->o.verify_tls ? 2L : 0L);
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
+    curl_easy_setopt(e, CURLOPT_MAXREDIRS, 5L);
+    curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, NULL); /* bytes as stored, never re-encoded */
+    if (q->kind == RREQ_HEAD) curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+    if (curl_multi_add_handle(rm->multi, e) != CURLM_OK) {
+        curl_slist_free_all(q->hdrs);
+        q->hdrs = NULL;
+        easy_put(rm, e);
+        q->easy = NULL;
+        return fail(q, LUMIO_E_HTTP, ": %s", "libcurl refused the request");
+    }
+    rm->stats.requests++;
+    return 0;
+}
+
+static bool retryable_curl(CURLcode c) {
+    switch (c) {
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_RECV_ERROR:
+    case CURLE_SEND_ERROR:
+    case CURLE_PARTIAL_FILE:
+    case CURLE_OPERATION_TIMEDOUT:
+    case CURLE_GOT_NOTHING:
+    case CURLE_HTTP2:
+    case CURLE_HTTP2_STREAM:
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_ABORTED_BY_CALLBACK: /* a stall */
+        return true;
+    default:
+        return false;
+    }
+}
+
+static uint64_t next_rand(lumio_remote *rm) {
+    uint64_t x = rm->rng += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+/* Exponential backoff with jitter: half the delay fixed, half random. */
+static int64_t backoff(lumio_remote *rm, rreq *q) {
+    uint64_t d = rm->o.backoff_ms;
+    for (unsigned i = 1; i < q->attempt && d < rm->o.backoff_max_ms; i++) d *= 2;
+    if (d > rm->o.backoff_max_ms) d = rm->o.backoff_max_ms;
+    d = d / 2 + (d ? next_rand(rm) % (d / 2 + 1) : 0);
+    if (q->retry_after_ms >= 0 && (uint64_t)q->retry_after_ms > d)
+        d = LUMIO_MIN((uint64_t)q->retry_after_ms, rm->o.backoff_max_ms);
+    return (int64_t)d;
+}
+
+static const char *status_text(int s) {
+    switch (s) {
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 408:
+        return "Request Timeout";
+    case 412:
+        return "Precondition Failed (the object changed)";
+    case 416:
+        return "Range Not Satisfiable";
+    case 429:
+        return "Too Many Requests";
+    case 500:
+        return "Internal Server Error";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    default:
+        return "";
+    }
+}
+
+enum outcome { DONE, RETRY };
+
+/* Classify a finished transfer: done (success or a final error) or retry. */
+static enum outcome classify(lumio_remote *rm, rreq *q, CURLcode cc, char *why, size_t whylen) {
+    why[0] = 0;
+    if (q->canceled) {
+        q->res = fail(q, LUMIO_E_CANCELED, ": %s", "canceled");
+        return DONE;
+    }
+    if (q->res < 0) return DONE; /* refused in a callback: wrong range, changed, file error */
+    int s = q->status;
+    if (cc == CURLE_WRITE_ERROR && q->kind == RREQ_GET && q->got == q->len) cc = CURLE_OK;
+    if (cc != CURLE_OK) {
+        if (q->stalled)
+            snprintf(why, whylen, "no data for %u ms", rm->o.stall_timeout_ms);
+        else
+            snprintf(why, whylen, "%s", curl_easy_strerror(cc));
+        if (retryable_curl(cc)) return RETRY;
+        q->res =
+            fail(q, cc == CURLE_COULDNT_RESOLVE_HOST ? -EHOSTUNREACH : LUMIO_E_HTTP, ": %s", why);
+        return DONE;
+    }
+    if (s >= 200 && s < 300) {
+        if (!q->hdr_ok && s != 204) {
+            int rc = check_head(rm, q, true);
+            if (rc < 0) {
+                q->res = rc;
+                return DONE;
+            }
+        }
+        if (q->kind == RREQ_GET && q->got < q->len && !q->eof) {
+            /* The server sent less than the range and the object goes on:
+             * ask for the rest. */
+            snprintf(why, whylen, "the body ended at byte %llu",
+                     (unsigned long long)(q->off + q->got));
+            return RETRY;
+        }
+        return DONE;
+    }
+    if (s == 416 && q->kind == RREQ_GET) { /* the range starts at or past the end */
+        q->eof = true;
+        return DONE;
+    }
+    snprintf(why, whylen, "HTTP %d %s", s, status_text(s));
+    if (s == 408 || s == 429 || s == 500 || s == 502 || s == 503 || s == 504) return RETRY;
+    int code = LUMIO_E_HTTP;
+    if (s == 404 || s == 410) code = -ENOENT;
+    if (s == 401 || s == 403) code = -EACCES;
+    if (s == 412) code = LUMIO_E_CHANGED;
+    q->res = fail(q, code, ": %s", why);
+    return DONE;
+}
+
+static void release_easy(lumio_remote *rm, rreq *q, bool add_stats) {
+    CURL *e = q->easy;
+    if (!e) return;
+    if (add_stats) {
+        long nc = 0;
+        curl_off_t body = 0;
+        curl_easy_getinfo(e, CURLINFO_NUM_CONNECTS, &nc);
+        curl_easy_getinfo(e, CURLINFO_SIZE_DOWNLOAD_T, &body);
+        rm->stats.connections += (uint64_t)nc;
+        rm->stats.bytes_fetched += (uint64_t)body;
+    }
+    curl_multi_remove_handle(rm->multi, e);
+    curl_slist_free_all(q->hdrs);
+    q->hdrs = NULL;
+    easy_put(rm, e);
+    q->easy = NULL;
+}
+
+typedef struct done_list {
+    rreq *head, *tail;
+} done_list;
+
+static void push(done_list *l, rreq *q) {
+    q->next = NULL;
+    if (l->tail)
+        l->tail->next = q;
+    else
+        l->head = q;
+    l->tail = q;
+}
+
+static void remove_active(lumio_remote *rm, rreq *q) {
+    for (rreq **pp = &rm->active; *pp; pp = &(*pp)->next)
+        if (*pp == q) {
+            *pp = q->next;
+            rm->nactive--;
+            return;
+        }
+}
+
+/* Under mu: a finished transfer, done or queued again. */
+static void finished(lumio_remote *rm, rreq *q, CURLcode cc, done_list *done) {
+    remove_active(rm, q);
+    char why[256];
+    enum outcome oc = classify(rm, q, cc, why, sizeof why);
+    release_easy(rm, q, true);
+    if (oc == RETRY) {
+        if (q->attempt < rm->o.retries) {
+            q->attempt++;
+            rm->stats.retries++;
+            q->retry_at_ms = now_ms() + backoff(rm, q);
+            q->res = 0;
+            q->next = NULL;
+            if (rm->pending_tail)
+                rm->pending_tail->next = q;
+            else
+                rm->pending_head = q;
+            rm->pending_tail = q;
+            return;
+        }
+        char d[320];
+        snprintf(d, sizeof d, "%s (gave up after %u attempts)", why, q->attempt + 1);
+        q->res = fail(q, q->status >= 400 ? LUMIO_E_HTTP : -EIO, ": %s", d);
+        if (cc == CURLE_OPERATION_TIMEDOUT || q->stalled) q->res = -ETIMEDOUT;
+        if (cc == CURLE_COULDNT_CONNECT) q->res = -ECONNREFUSED;
+    }
+    push(done, q);
+}
+
+static void *run(void *arg) {
+    lumio_remote *rm = arg;
+    done_list done = {0};
+    pthread_mutex_lock(&rm->mu);
+    while (!rm->stop) {
+        /* Cancellations of requests in flight. */
+        for (rreq *q = rm->active, *next; q; q = next) {
+            next = q->next;
+            if (q->canceled) finished(rm, q, CURLE_OK, &done);
+        }
+        /* Start what may start; note the earliest retry. */
+        int64_t now = now_ms(), wait_ms = 250;
+        for (rreq *prev = NULL, *q = rm->pending_head, *next; q; q = next) {
+            next = q->next;
+            bool cancel = q->canceled;
+            if (!cancel && (rm->nactive >= rm->o.concurrency || q->retry_at_ms > now)) {
+                if (q->retry_at_ms > now) wait_ms = LUMIO_MIN(wait_ms, q->retry_at_ms - now);
+                prev = q;
+                continue;
+            }
+            if (prev)
+                prev->next = next;
+            else
+                rm->pending_head = next;
+            if (rm->pending_tail == q) rm->pending_tail = prev;
+            if (cancel) {
+                q->res = fail(q, LUMIO_E_CANCELED, ": %s", "canceled");
+                push(&done, q);
+                continue;
+            }
+            int rc = start(rm, q);
+            if (rc < 0) {
+                q->res = rc;
+                push(&done, q);
+                continue;
+            }
+            q->next = rm->active;
+            rm->active = q;
+            rm->nactive++;
+        }
+        pthread_mutex_unlock(&rm->mu);
+        /* Completions run without the lock: they may submit more. */
+        while (done.head) {
+            rreq *q = done.head;
+            done.head = q->next;
+            if (!done.head) done.tail = NULL;
+            q->next = NULL;
+            q->done(q);
+        }
+        int running = 0;
+        curl_multi_perform(rm->multi, &running);
+        pthread_mutex_lock(&rm->mu);
+        CURLMsg *m;
+        int left;
+        while ((m = curl_multi_info_read(rm->multi, &left)))
+            if (m->msg == CURLMSG_DONE) {
+                rreq *q = NULL;
+                for (rreq *a = rm->active; a; a = a->next)
+                    if (a->easy == m->easy_handle) q = a;
+                if (q) finished(rm, q, m->data.result, &done);
+            }
+        if (done.head || rm->stop) continue;
+        pthread_mutex_unlock(&rm->mu);
+        curl_multi_poll(rm->multi, NULL, 0, (int)wait_ms, NULL);
+        pthread_mutex_lock(&rm->mu);
+    }
+    /* Stopping: everything still here is canceled. */
+    while (rm->active) {
+        rreq *q = rm->active;
+        q->canceled = true;
+        finished(rm, q, CURLE_OK, &done);
+    }
+    while (rm->pending_head) {
+        rreq *q = rm->pending_head;
+        rm->pending_head = q->next;
+        q->res = fail(q, LUMIO_E_CANCELED, ": %s", "canceled");
+        push(&done, q);
+    }
+    rm->pending_tail = NULL;
+    pthread_mutex_unlock(&rm->mu);
+    while (done.head) {
+        rreq *q = done.head;
+        done.head = q->next;
+        q->next = NULL;
+        q->done(q);
+    }
+    return NULL;
+}

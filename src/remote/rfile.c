@@ -1,0 +1,404 @@
+/* The file-like reader and its adaptive read-ahead.
+ *
+ * Each read is classified against the previous one: continuing where it
+ * ended extends the streak; a forward jump that lands inside data already
+ * fetched or in flight (a soft seek) keeps it; anything else (a hard seek)
+ * cancels the read-ahead and starts over. From the third read of a streak a
+ * window opens ahead of the position: it doubles with each read of the streak
+ * (as Linux's readahead ramps up) up to readahead_max, and is kept filled
+ * with parts fetched at once, sized so that the window spreads over the
+ * client's concurrency. Outside a streak a read fetches exactly what it asks
+ * for, straight into the caller's memory. */
+#include "remote/client.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { HISTORY = 10 };
+
+typedef struct seg {
+    rreq q;
+    uint8_t *buf;
+    size_t cap;
+    bool done; /* under f->mu */
+    struct lumio_rfile *f;
+    struct seg *next;
+} seg;
+
+struct lumio_rfile {
+    lumio_remote *rm;
+    robj *obj;
+    uint64_t size;
+    uint64_t pos;
+    /* Access pattern. */
+    uint64_t last_end; /* where the previous read ended (UINT64_MAX: none yet) */
+    unsigned streak;
+    uint64_t sizes[HISTORY];
+    unsigned nsizes, hpos;
+    /* The window: segments cover [head->q.off, fetched_end), in order. */
+    seg *head, *tail;
+    uint64_t fetched_end;
+    seg *spare; /* finished segments' memory, for reuse */
+    unsigned nspare;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    unsigned inflight; /* segments and direct reads not yet done (under mu) */
+    lumio_remote_stats stats;
+    char err[512];
+};
+
+/* ---- completion ------------------------------------------------------------ */
+
+static void count(lumio_rfile *f, const rreq *q) {
+    f->stats.requests += q->attempt + 1;
+    f->stats.retries += q->attempt;
+    f->stats.bytes_fetched += q->got;
+}
+
+static void seg_done(rreq *q) {
+    seg *s = q->arg;
+    lumio_rfile *f = s->f;
+    pthread_mutex_lock(&f->mu);
+    s->done = true;
+    f->inflight--;
+    pthread_cond_broadcast(&f->cv);
+    pthread_mutex_unlock(&f->mu);
+}
+
+static void wait_seg(lumio_rfile *f, seg *s) {
+    pthread_mutex_lock(&f->mu);
+    while (!s->done) pthread_cond_wait(&f->cv, &f->mu);
+    pthread_mutex_unlock(&f->mu);
+}
+
+/* ---- segments -------------------------------------------------------------- */
+
+static void seg_free(lumio_rfile *f, seg *s) {
+    if (f->nspare < 4 && s->cap >= f->rm->o.part_size / 2) {
+        s->next = f->spare;
+        f->spare = s;
+        f->nspare++;
+        return;
+    }
+    free(s->buf);
+    free(s);
+}
+
+static seg *seg_new(lumio_rfile *f, uint64_t len) {
+    seg *s = NULL;
+    for (seg **pp = &f->spare; *pp; pp = &(*pp)->next)
+        if ((*pp)->cap >= len) {
+            s = *pp;
+            *pp = s->next;
+            f->nspare--;
+            break;
+        }
+    if (!s) {
+        s = calloc(1, sizeof *s);
+        if (!s) return NULL;
+        s->buf = malloc(len);
+        s->cap = len;
+        if (!s->buf) {
+            free(s);
+            return NULL;
+        }
+    }
+    uint8_t *buf = s->buf;
+    size_t cap = s->cap;
+    memset(s, 0, sizeof *s);
+    s->buf = buf;
+    s->cap = cap;
+    s->f = f;
+    return s;
+}
+
+/* Drop the segments wholly before `off` (finished ones only; a segment still
+ * in flight is waited for: its memory is being written). */
+static void drop_before(lumio_rfile *f, uint64_t off) {
+    while (f->head && f->head->q.off + f->head->q.len <= off) {
+        seg *s = f->head;
+        wait_seg(f, s);
+        count(f, &s->q);
+        f->head = s->next;
+        if (!f->head) f->tail = NULL;
+        seg_free(f, s);
+    }
+}
+
+/* A hard seek or an error: cancel everything in flight, wait, forget. */
+static void drop_all(lumio_rfile *f) {
+    for (seg *s = f->head; s; s = s->next) {
+        pthread_mutex_lock(&f->mu);
+        bool done = s->done;
+        pthread_mutex_unlock(&f->mu);
+        if (!done) rc_cancel(f->rm, &s->q);
+    }
+    while (f->head) {
+        seg *s = f->head;
+        wait_seg(f, s);
+        count(f, &s->q);
+        f->head = s->next;
+        seg_free(f, s);
+    }
+    f->tail = NULL;
+    f->fetched_end = 0;
+}
+
+/* Issue segments so that the window covers [from, to). */
+static int fill(lumio_rfile *f, uint64_t from, uint64_t to, uint64_t part) {
+    if (!f->head) f->fetched_end = from;
+    to = LUMIO_MIN(to, f->size);
+    while (f->fetched_end < to) {
+        uint64_t len = LUMIO_MIN(part, f->size - f->fetched_end);
+        /* Not a sliver at the end: the last part takes the rest. */
+        if (to - f->fetched_end < part + part / 4) len = to - f->fetched_end;
+        seg *s = seg_new(f, len);
+        if (!s) return -ENOMEM;
+        s->q.kind = RREQ_GET;
+        s->q.obj = f->obj;
+        s->q.off = f->fetched_end;
+        s->q.len = len;
+        s->q.dst = s->buf;
+        s->q.fd = -1;
+        s->q.done = seg_done;
+        s->q.arg = s;
+        if (f->tail)
+            f->tail->next = s;
+        else
+            f->head = s;
+        f->tail = s;
+        f->fetched_end += len;
+        pthread_mutex_lock(&f->mu);
+        f->inflight++;
+        pthread_mutex_unlock(&f->mu);
+        rc_submit(f->rm, &s->q);
+    }
+    return 0;
+}
+
+/* ---- access pattern -------------------------------------------------------- */
+
+static uint64_t io_size(const lumio_rfile *f) {
+    if (!f->nsizes) return 1u << 20;
+    uint64_t sum = 0;
+    for (unsigned i = 0; i < f->nsizes; i++) sum += f->sizes[i];
+    return sum / f->nsizes;
+}
+
+static void note_size(lumio_rfile *f, uint64_t n) {
+    f->sizes[f->hpos] = n;
+    f->hpos = (f->hpos + 1) % HISTORY;
+    if (f->nsizes < HISTORY) f->nsizes++;
+}
+
+/* The read-ahead wanted past the end of this read (0: none). */
+static uint64_t window(const lumio_rfile *f) {
+    if (f->streak < 3) return 0;
+    uint64_t io = io_size(f), cap = f->rm->o.readahead_max;
+    if (io >= cap) return 0; /* reads larger than the window: split them instead */
+    unsigned shift = f->streak - 2;
+    if (shift > 40 || (io << shift) > cap) return cap;
+    return io << shift;
+}
+
+static void classify(lumio_rfile *f, uint64_t off, uint64_t n) {
+    if (f->last_end == off) {
+        f->streak++;
+    } else if (off > f->last_end && f->head && off < f->fetched_end) {
+        f->streak++; /* a soft seek: the skipped bytes are dropped below */
+    } else {
+        drop_all(f);
+        f->streak = 1;
+        f->nsizes = f->hpos = 0;
+    }
+    note_size(f, n);
+}
+
+/* ---- reading ---------------------------------------------------------------- */
+
+static int set_err(lumio_rfile *f, int rc, const char *text) {
+    if (text != f->err) snprintf(f->err, sizeof f->err, "%s", text);
+    rc_set_error(f->rm, text);
+    return rc;
+}
+
+/* Read [off, off + n) straight into buf, split into parts, outside the
+ * window. */
+static int64_t direct(lumio_rfile *f, uint8_t *buf, uint64_t off, uint64_t n) {
+    uint64_t part = f->rm->o.part_size;
+    uint64_t count_parts = n / part + (n % part != 0);
+    seg *segs = calloc(count_parts, sizeof *segs);
+    if (!segs) return -ENOMEM;
+    for (uint64_t i = 0; i < count_parts; i++) {
+        seg *s = &segs[i];
+        s->f = f;
+        s->q.kind = RREQ_GET;
+        s->q.obj = f->obj;
+        s->q.off = off + i * part;
+        s->q.len = LUMIO_MIN(part, n - i * part);
+        s->q.dst = buf + i * part;
+        s->q.fd = -1;
+        s->q.done = seg_done;
+        s->q.arg = s;
+        pthread_mutex_lock(&f->mu);
+        f->inflight++;
+        pthread_mutex_unlock(&f->mu);
+        rc_submit(f->rm, &s->q);
+    }
+    int64_t rc = 0;
+    uint64_t total = 0;
+    for (uint64_t i = 0; i < count_parts; i++) {
+        wait_seg(f, &segs[i]);
+        count(f, &segs[i].q);
+        if (segs[i].q.res < 0 && rc == 0) {
+            rc = set_err(f, segs[i].q.res, segs[i].q.err);
+            for (uint64_t j = i + 1; j < count_parts; j++) rc_cancel(f->rm, &segs[j].q);
+        }
+        total += segs[i].q.got;
+    }
+    free(segs);
+    if (rc == 0 && total < n) {
+        snprintf(f->err, sizeof f->err, "GET %s: the object ended at byte %llu, before its size",
+                 f->obj->url, (unsigned long long)(off + total));
+        rc = set_err(f, LUMIO_E_CHANGED, f->err);
+    }
+    return rc < 0 ? rc : (int64_t)total;
+}
+
+/* Copy [off, off + n) out of the window's segments. */
+static int64_t from_window(lumio_rfile *f, uint8_t *buf, uint64_t off, uint64_t n) {
+    uint64_t done = 0;
+    for (seg *s = f->head; s && done < n; s = s->next) {
+        uint64_t at = off + done;
+        if (at >= s->q.off + s->q.len) continue;
+        wait_seg(f, s);
+        if (s->q.res < 0) return set_err(f, s->q.res, s->q.err);
+        if (s->q.got < s->q.len) {
+            char t[512];
+            snprintf(t, sizeof t, "GET %s: the object ended at byte %llu, before its size",
+                     f->obj->url, (unsigned long long)(s->q.off + s->q.got));
+            return set_err(f, LUMIO_E_CHANGED, t);
+        }
+        uint64_t take = LUMIO_MIN(n - done, s->q.off + s->q.len - at);
+        memcpy(buf + done, s->buf + (at - s->q.off), take);
+        done += take;
+    }
+    return (int64_t)done;
+}
+
+int64_t lumio_rfile_pread(lumio_rfile *f, void *buf, size_t n, uint64_t off) {
+    if (off >= f->size || n == 0) return 0;
+    n = (size_t)LUMIO_MIN((uint64_t)n, f->size - off);
+    classify(f, off, n);
+    f->last_end = off + n;
+    uint64_t w = window(f);
+    int64_t rc;
+    if (w == 0) {
+        if (f->head) drop_all(f);
+        rc = direct(f, buf, off, n);
+    } else {
+        drop_before(f, off);
+        if (!f->head) f->fetched_end = off;
+        /* Parts spread the window over the concurrency, between one read and
+         * part_size. */
+        uint64_t part = w / f->rm->o.concurrency;
+        part = LUMIO_MAX(part, io_size(f));
+        part = LUMIO_MIN(part, f->rm->o.part_size);
+        rc = fill(f, f->fetched_end, off + n + w, part);
+        if (rc == 0) rc = from_window(f, buf, off, n);
+    }
+    if (rc < 0) { /* start afresh on the next read */
+        drop_all(f);
+        f->streak = 0;
+        f->last_end = UINT64_MAX;
+        return rc;
+    }
+    f->stats.bytes_read += (uint64_t)rc;
+    rc_stats_add(f->rm, (uint64_t)rc);
+    return rc;
+}
+
+int64_t lumio_rfile_read(lumio_rfile *f, void *buf, size_t n) {
+    int64_t rc = lumio_rfile_pread(f, buf, n, f->pos);
+    if (rc > 0) f->pos += (uint64_t)rc;
+    return rc;
+}
+
+int64_t lumio_rfile_seek(lumio_rfile *f, int64_t off, int whence) {
+    int64_t base = whence == SEEK_SET   ? 0
+                   : whence == SEEK_CUR ? (int64_t)f->pos
+                   : whence == SEEK_END ? (int64_t)f->size
+                                        : -1;
+    if (base < 0 || base + off < 0) return -EINVAL;
+    f->pos = (uint64_t)(base + off);
+    return (int64_t)f->pos;
+}
+
+uint64_t lumio_rfile_size(const lumio_rfile *f) {
+    return f->size;
+}
+
+void lumio_rfile_get_stats(const lumio_rfile *f, lumio_remote_stats *s) {
+    *s = f->stats;
+    /* Segments not yet retired count as far as they got. */
+    for (const seg *x = f->head; x; x = x->next) {
+        s->requests += 1;
+        s->bytes_fetched += __atomic_load_n(&x->q.got, __ATOMIC_RELAXED);
+    }
+}
+
+const char *lumio_rfile_last_error(const lumio_rfile *f) {
+    return f ? f->err : "";
+}
+
+int lumio_rfile_open(lumio_remote *rm, const char *location, lumio_rfile **out) {
+    *out = NULL;
+    lumio_rfile *f = calloc(1, sizeof *f);
+    if (!f) return -ENOMEM;
+    int rc = robj_get(rm, location, &f->obj, f->err, sizeof f->err);
+    if (rc < 0) {
+        rc_set_error(rm, f->err);
+        free(f);
+        return rc;
+    }
+    f->rm = rm;
+    pthread_mutex_init(&f->mu, NULL);
+    pthread_cond_init(&f->cv, NULL);
+    f->last_end = UINT64_MAX;
+    rreq head = {.kind = RREQ_HEAD, .obj = f->obj};
+    rc = rc_run(rm, &head);
+    f->stats.requests += head.attempt + 1;
+    if (rc == 0 && !f->obj->have_size) {
+        snprintf(head.err, sizeof head.err, "HEAD %s: the response has no Content-Length",
+                 f->obj->url);
+        rc_set_error(rm, head.err);
+        rc = LUMIO_E_HTTP;
+    }
+    if (rc < 0) {
+        snprintf(f->err, sizeof f->err, "%s", lumio_remote_last_error(rm));
+        lumio_rfile_close(f);
+        return rc;
+    }
+    pthread_mutex_lock(&rm->mu);
+    f->size = f->obj->size;
+    pthread_mutex_unlock(&rm->mu);
+    *out = f;
+    return 0;
+}
+
+void lumio_rfile_close(lumio_rfile *f) {
+    if (!f) return;
+    drop_all(f);
+    while (f->spare) {
+        seg *s = f->spare;
+        f->spare = s->next;
+        free(s->buf);
+        free(s);
+    }
+    robj_put(f->rm, f->obj);
+    pthread_mutex_destroy(&f->mu);
+    pthread_cond_destroy(&f->cv);
+    free(f);
+}
