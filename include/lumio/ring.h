@@ -55,6 +55,7 @@ extern "C" {
 
 typedef struct lumio_ring lumio_ring;
 typedef struct lumio_buffer lumio_buffer;
+typedef struct lumio_remote lumio_remote; /* remote.h */
 
 /* A range length meaning "up to the end of the file". */
 #define LUMIO_WHOLE UINT64_MAX
@@ -102,7 +103,8 @@ typedef enum lumio_op_kind { LUMIO_OP_GET = 0, LUMIO_OP_PUT = 1 } lumio_op_kind;
 typedef struct lumio_op {
     lumio_op_kind kind;
     /* The file. When NULL, `fd` is used instead (the caller's open file; the
-     * engine neither closes it nor changes its position). */
+     * engine neither closes it nor changes its position). A GET may name a
+     * remote object instead: http://, https:// or s3:// (see remote.h). */
     const char *path;
     int fd;
     uint32_t flags; /* LUMIO_OP_* */
@@ -175,6 +177,11 @@ typedef struct lumio_ring_options {
     uint64_t max_io_size;  /* split reads and writes larger than this (default 1 GiB) */
     int sqpoll;            /* io_uring: a kernel thread polls the submission queue */
     int fixed_files;       /* io_uring: open into the registered file table (default off) */
+    /* GET ops whose path is an http://, https:// or s3:// location are read
+     * through this remote client (remote.h), with its part size and merge
+     * gap; NULL: the ring makes one with the defaults on the first URL. The
+     * client must outlive the ring. */
+    lumio_remote *remote;
     lumio_compute_fn compute; /* default compute function for every group (or NULL) */
     lumio_discard_fn discard; /* frees what compute made, for undelivered completions */
     void *compute_arg;

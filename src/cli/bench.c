@@ -26,6 +26,7 @@
 
 static const char bench_usage[] =
     "usage: lumio bench read [OPTION]... PATH...\n"
+    "       lumio bench remote URL [OPTION]...  (see 'lumio bench remote --help')\n"
     "\n"
     "Read every file named (directories recursively) in blocks and print one\n"
     "JSON object with the throughput: bytes, seconds, gib_per_s, ops_per_s, ...\n"
@@ -543,15 +544,19 @@ static int bench_read_main(int argc, char **argv) {
 
 int cmd_bench(int argc, char **argv) {
     if (argc < 2) {
-        cli_error("missing benchmark: read (see 'lumio bench --help')");
+        cli_error("missing benchmark: read or remote (see 'lumio bench --help')");
         return EXIT_USAGE;
     }
     if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
         fputs(bench_usage, stdout);
         return 0;
     }
+    if (!strcmp(argv[1], "remote")) {
+        cli_set_name("lumio bench remote");
+        return bench_remote_main(argc - 1, argv + 1);
+    }
     if (strcmp(argv[1], "read")) {
-        cli_error("unknown benchmark '%s' (only 'read')", argv[1]);
+        cli_error("unknown benchmark '%s' (read or remote)", argv[1]);
         return EXIT_USAGE;
     }
     cli_set_name("lumio bench read");

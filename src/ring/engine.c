@@ -32,6 +32,17 @@ static void ring_wake(void *arg) {
     r->be->wake(r->be);
 }
 
+/* The remote backend, made on the first URL. */
+static int ensure_remote(lumio_ring *r) {
+    if (r->rbe) return 0;
+    if (!r->remote) {
+        int rc = lumio_remote_create(&r->remote, NULL);
+        if (rc < 0) return rc;
+        r->own_remote = true;
+    }
+    return backend_remote_create(&r->rbe, r->remote, ring_wake, r);
+}
+
 static int choose_backend(lumio_backend want, const backend_config *cfg, backend **out) {
     const char *env = getenv("LUMIO_BACKEND");
     if (want == LUMIO_BACKEND_AUTO && env && *env) {
@@ -97,6 +108,7 @@ static void group_free(group *g) {
     for (uint32_t i = 0; i < g->nops; i++) {
         op_state *op = &g->ops[i];
         if (op->own_ranges) free(op->ranges);
+        free(op->remote_err);
         free(op->order);
     }
     free(g->range_mem);
@@ -154,6 +166,14 @@ static int validate(lumio_ring *r, const lumio_op *ops, size_t nops) {
             return submit_error(r, -EINVAL, "op %zu: nranges is set but ranges is NULL%zu", i, 0);
         if (op->nranges > UINT32_MAX - 1)
             return submit_error(r, -EINVAL, "op %zu: too many ranges%zu", i, 0);
+        if (op->path && lumio_is_remote(op->path)) {
+            if (op->kind == LUMIO_OP_PUT)
+                return submit_error(r, LUMIO_E_UNSUPPORTED,
+                                    "op %zu: writing to a remote object is not supported%zu", i, 0);
+            int rc = ensure_remote(r);
+            if (rc < 0)
+                return submit_error(r, rc, "op %zu: cannot start the remote client%zu", i, 0);
+        }
         for (size_t j = 0; j < op->nranges; j++) {
             const lumio_range *rg = &op->ranges[j];
             if (op->kind == LUMIO_OP_PUT) {
@@ -460,7 +480,8 @@ void engine_op_closed(lumio_ring *r, op_state *op) {
 
 void engine_queue(lumio_ring *r, etask *et) {
     r->inflight++;
-    r->be->queue(r->be, &et->t);
+    backend *b = et->op && et->op->remote ? r->rbe : r->be;
+    b->queue(b, &et->t);
 }
 
 /* ---- the wait loop -------------------------------------------------------------- */
@@ -492,8 +513,10 @@ static void unlink_ready_group(lumio_ring *r, group *g) {
     g->in_ready_list = false;
 }
 
-static void describe_into(lumio_ring *r, const lumio_completion *c) {
+static void describe_into(lumio_ring *r, const lumio_completion *c, const op_state *op) {
     lumio_completion_describe(c, r->last_error, sizeof r->last_error);
+    /* A remote object's error says more: the URL, the range, the server. */
+    if (op && op->remote_err) snprintf(r->last_error, sizeof r->last_error, "%s", op->remote_err);
 }
 
 /* Hand ready completions of `g` (or of any group) to the caller. */
@@ -517,7 +540,7 @@ static unsigned pop_ready(lumio_ring *r, group *target, lumio_completion *out, u
             g->ended = true;
             r->open_groups--;
         }
-        if (c->result < 0) describe_into(r, c);
+        if (c->result < 0) describe_into(r, c, n->op);
         if (g->ended && target) break;
     }
     return got;
@@ -539,7 +562,10 @@ static void pump(lumio_ring *r) {
 }
 
 static int reap_now(lumio_ring *r, task **done, bool block) {
-    int n = r->be->reap(r->be, done, 256, block);
+    /* Remote tasks finish on the client's thread, which then wakes the
+     * local backend: look at them first, then block (if asked) there. */
+    int n = r->rbe ? r->rbe->reap(r->rbe, done, 128, false) : 0;
+    n += r->be->reap(r->be, done + n, 256 - n, block && n == 0);
     for (int i = 0; i < n; i++) {
         r->inflight--;
         plan_task_done(r, (etask *)done[i]);
@@ -668,7 +694,9 @@ static void discard_node(group *g, node *n) {
 void lumio_ring_destroy(lumio_ring *r) {
     if (!r) return;
     if (r->be) {
-        /* Stop issuing new work, then close what is open. */
+        /* Stop issuing new work, then close what is open. The remote
+         * backend is waited for like the kernel: its requests write into
+         * the ring's buffers. */
         r->open_head = r->open_tail = NULL;
         r->issue_head = r->issue_tail = NULL;
         task *done[256];
@@ -689,14 +717,17 @@ void lumio_ring_destroy(lumio_ring *r) {
             op_state *op = &g->ops[i];
             for (uint32_t j = 0; j <= op->nranges; j++)
                 discard_node(g, j < op->nranges ? &op->ranges[j] : &op->opnode);
-            if (op->owned && !op->fixed) close(op->fd); /* fixed slots go with the ring */
+            /* Fixed slots go with the ring, remote handles with its backend. */
+            if (op->owned && !op->fixed && !op->remote) close(op->fd);
         }
         group_free(g);
         g = next;
     }
     lumio_pool_destroy(r->pool);
     plan_free_reqs(r);
+    if (r->rbe) r->rbe->destroy(r->rbe);
     if (r->be) r->be->destroy(r->be);
+    if (r->own_remote) lumio_remote_destroy(r->remote);
     pthread_mutex_destroy(&r->mu);
     free(r);
 }

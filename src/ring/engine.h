@@ -7,6 +7,7 @@
 #include "core/core.h"
 #include "ring/backend.h"
 
+#include <lumio/remote.h>
 #include <lumio/ring.h>
 
 typedef struct op_state op_state;
@@ -70,10 +71,14 @@ struct op_state {
     uint32_t index;
     lumio_op_kind kind;
     const char *path;
-    int fd;      /* open file (or fixed slot) */
-    bool owned;  /* the engine opened it and closes it */
-    bool fixed;  /* fd is a registered-file slot */
-    bool direct; /* opened with O_DIRECT */
+    int fd;           /* open file (or fixed slot) */
+    bool owned;       /* the engine opened it and closes it */
+    bool fixed;       /* fd is a registered-file slot */
+    bool direct;      /* opened with O_DIRECT */
+    bool remote;      /* a URL: the remote backend's */
+    char *remote_err; /* the first failure's text from the remote backend */
+    /* Planning sizes: the ring's for files, the remote client's for URLs. */
+    uint64_t gap, cmax, max_io;
     uint32_t flags;
     unsigned mode;
     uint64_t block_size;
@@ -134,6 +139,9 @@ struct group {
 struct lumio_ring {
     lumio_ring_options o;
     backend *be;
+    backend *rbe; /* remote objects (made on the first URL) */
+    struct lumio_remote *remote;
+    bool own_remote;
     lumio_pool *pool;
     lumio_workers *workers;
     uint64_t next_group_id;

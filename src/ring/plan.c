@@ -110,7 +110,12 @@ static void queue_open(lumio_ring *r, op_state *op) {
 void plan_start_open(lumio_ring *r, op_state *op) {
     op->phase = OP_OPENING;
     r->opening++;
-    op->direct = op->kind == LUMIO_OP_GET && r->o.direct;
+    op->remote = op->path && lumio_is_remote(op->path);
+    op->direct = op->kind == LUMIO_OP_GET && r->o.direct && !op->remote;
+    op->gap = r->o.coalesce_gap;
+    op->cmax = r->o.coalesce_max;
+    op->max_io = r->o.max_io_size;
+    if (op->remote) backend_remote_sizes(r->remote, &op->gap, &op->cmax, &op->max_io);
     op->need_stat = needs_size(op);
     if (op->path) {
         r->files_open++;
@@ -225,8 +230,7 @@ static void op_opened(lumio_ring *r, op_state *op) {
                 op->error = -ENOMEM;
             else {
                 for (uint32_t i = 0; i < op->nranges; i++) op->order[i] = &op->ranges[i];
-                if (op->kind == LUMIO_OP_GET && !op->g->in_order && r->o.coalesce_gap &&
-                    !sorted(op))
+                if (op->kind == LUMIO_OP_GET && !op->g->in_order && op->gap && !sorted(op))
                     qsort(op->order, op->nranges, sizeof(node *), cmp_node_off);
             }
         }
@@ -305,13 +309,13 @@ static enum issue_result issue_pooled(lumio_ring *r, op_state *op, node *n) {
     if (op->part_off == 0 && !op->part_buf) {
         uint64_t span_start = n->off, span_end = n->off + n->len;
         uint32_t k = 1;
-        if (r->o.coalesce_gap && n->len < r->o.coalesce_max) {
+        if (op->gap && n->len < op->cmax) {
             while (op->cursor + k < op->nranges) {
                 node *m = op->order[op->cursor + k];
                 if (m->dst || m->result < 0 || m->len == 0 || m->off < span_start) break;
-                if (m->off > span_end && m->off - span_end >= r->o.coalesce_gap) break;
+                if (m->off > span_end && m->off - span_end >= op->gap) break;
                 uint64_t e = LUMIO_MAX(span_end, m->off + m->len);
-                if (e - span_start > r->o.coalesce_max) break;
+                if (e - span_start > op->cmax) break;
                 span_end = e;
                 k++;
             }
@@ -325,7 +329,7 @@ static enum issue_result issue_pooled(lumio_ring *r, op_state *op, node *n) {
         }
         lumio_buffer *b = lumio_pool_get(r->pool, aend - astart);
         if (!b) return BLOCKED_POOL;
-        if (aend - astart > r->o.max_io_size) { /* one range, split into parts */
+        if (aend - astart > op->max_io) { /* one range, split into parts */
             n->buf = b;
             n->data = b->mem + (n->off - astart);
             op->part_buf = b;
@@ -361,8 +365,8 @@ static enum issue_result issue_pooled(lumio_ring *r, op_state *op, node *n) {
             return ISSUED_ALL;
         }
     }
-    issue_part(r, op, n, op->part_base, op->part_end,
-               LUMIO_MAX(a, lumio_align_down(r->o.max_io_size, a)), op->part_buf->mem, false);
+    issue_part(r, op, n, op->part_base, op->part_end, LUMIO_MAX(a, lumio_align_down(op->max_io, a)),
+               op->part_buf->mem, false);
     return ISSUED_ALL;
 }
 
@@ -386,7 +390,7 @@ static enum issue_result issue_op(lumio_ring *r, op_state *op) {
             continue;
         }
         if (op->kind == LUMIO_OP_PUT) {
-            issue_part(r, op, n, n->off, n->off + n->len, r->o.max_io_size, n->dst, false);
+            issue_part(r, op, n, n->off, n->off + n->len, op->max_io, n->dst, false);
             continue;
         }
         if (!n->dst) {
@@ -398,7 +402,7 @@ static enum issue_result issue_op(lumio_ring *r, op_state *op) {
         bool aligned = (((uintptr_t)n->dst | n->off | n->len) & (a - 1)) == 0;
         if (aligned) {
             issue_part(r, op, n, n->off, n->off + n->len,
-                       LUMIO_MAX(a, lumio_align_down(r->o.max_io_size, a)), n->dst, false);
+                       LUMIO_MAX(a, lumio_align_down(op->max_io, a)), n->dst, false);
         } else {
             /* O_DIRECT into unaligned memory: aligned reads into pool buffers,
              * copied into place as they land. */
@@ -567,6 +571,13 @@ static void op_check_loaded(lumio_ring *r, op_state *op) {
 void plan_task_done(lumio_ring *r, etask *et) {
     op_state *op = et->op;
     int res = et->t.res;
+    if (et->t.detail) { /* keep the first failure's text for the op */
+        if (!op->remote_err)
+            op->remote_err = et->t.detail;
+        else
+            free(et->t.detail);
+        et->t.detail = NULL;
+    }
     switch (et->role) {
     case ROLE_OPEN:
         op->opening--;
@@ -580,7 +591,7 @@ void plan_task_done(lumio_ring *r, etask *et) {
         } else {
             op->fd = res;
             op->owned = true;
-            op->fixed = r->be->fixed_files;
+            op->fixed = !op->remote && r->be->fixed_files;
             r->stats.files_opened++;
         }
         if (op->opening == 0) op_opened(r, op);
