@@ -10,6 +10,7 @@ all: build
 
 setup:
 	@scripts/setup.sh
+	@scripts/setup-node.sh
 
 build: setup
 	@cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null

@@ -77,7 +77,8 @@ typedef struct lumio_remote_options {
     const char *secret_key;
     const char *session_token;
     /* -1: path-style URLs with a custom endpoint, virtual-host style on AWS
-     * (the default); 0: always virtual host; 1: always path style. */
+     * (the default; LUMIO_S3_ADDRESSING=path or virtual overrides it); 0:
+     * always virtual host; 1: always path style. */
     int s3_path_style;
 } lumio_remote_options;
 

@@ -84,6 +84,9 @@ int lumio_remote_create(lumio_remote **out, const lumio_remote_options *opts) {
     rm->secret_key = dup_opt(o->secret_key, "AWS_SECRET_ACCESS_KEY", NULL);
     rm->session_token = dup_opt(o->session_token, "AWS_SESSION_TOKEN", NULL);
     if (!rm->region) rm->region = strdup("us-east-1");
+    const char *style = getenv("LUMIO_S3_ADDRESSING");
+    if (o->s3_path_style < 0 && style && !strcmp(style, "path")) o->s3_path_style = 1;
+    if (o->s3_path_style < 0 && style && !strcmp(style, "virtual")) o->s3_path_style = 0;
     /* The copied options must not point at the caller's strings. */
     o->s3_endpoint = o->s3_region = o->access_key = o->secret_key = o->session_token = NULL;
     rm->rng = (uint64_t)now_ms() ^ (uint64_t)(uintptr_t)rm;
@@ -121,8 +124,10 @@ void lumio_remote_destroy(lumio_remote *rm) {
         pthread_mutex_unlock(&rm->mu);
         curl_multi_wakeup(rm->multi);
         pthread_join(rm->thread, NULL);
-        pthread_key_delete(rm->err_key);
+        /* The caller's own error text; other threads' go when they exit. */
         free(pthread_getspecific(rm->err_key));
+        pthread_setspecific(rm->err_key, NULL);
+        pthread_key_delete(rm->err_key);
     }
     for (unsigned i = 0; i < rm->nfree_easy; i++) curl_easy_cleanup(rm->free_easy[i]);
     free(rm->free_easy);
