@@ -228,50 +228,10 @@ static int fail(rreq *q, int code, const char *fmt, const char *detail) {
     return code;
 }
 
-static void trim_value(const char *p, size_t len, char *out, size_t cap) {
-    while (len && (*p == ' ' || *p == '\t')) p++, len--;
-    while (len && (p[len - 1] == '\r' || p[len - 1] == '\n' || p[len - 1] == ' ')) len--;
-    if (len >= cap) len = cap - 1;
-    memcpy(out, p, len);
-    out[len] = 0;
-}
-
 static size_t on_header(char *p, size_t size, size_t nitems, void *arg) {
     rreq *q = arg;
     size_t len = size * nitems;
-    if (len >= 5 && !strncmp(p, "HTTP/", 5)) { /* a new response (after a redirect, 100) */
-        const char *sp = memchr(p, ' ', len);
-        q->status = sp ? atoi(sp + 1) : 0;
-        q->hdr_ok = false;
-        q->resp_etag[0] = 0;
-        q->resp_lastmod[0] = 0;
-        q->resp_total = UINT64_MAX;
-        q->resp_start = UINT64_MAX;
-        q->retry_after_ms = -1;
-        return len;
-    }
-    const char *colon = memchr(p, ':', len);
-    if (!colon) return len;
-    size_t nlen = (size_t)(colon - p);
-    char v[256];
-    trim_value(colon + 1, len - nlen - 1, v, sizeof v);
-    if (nlen == 13 && !strncasecmp(p, "content-range", 13)) {
-        /* "bytes A-B/TOTAL", or "bytes STAR/TOTAL" for a range past the end */
-        unsigned long long a = 0, b = 0, t = 0;
-        if (sscanf(v, "bytes %llu-%llu/%llu", &a, &b, &t) == 3) {
-            q->resp_start = a;
-            q->resp_total = t;
-        } else if (sscanf(v, "bytes */%llu", &t) == 1) {
-            q->resp_total = t;
-        }
-    } else if (nlen == 4 && !strncasecmp(p, "etag", 4)) {
-        trim_value(colon + 1, len - nlen - 1, q->resp_etag, sizeof q->resp_etag);
-    } else if (nlen == 13 && !strncasecmp(p, "last-modified", 13)) {
-        trim_value(colon + 1, len - nlen - 1, q->resp_lastmod, sizeof q->resp_lastmod);
-    } else if (nlen == 11 && !strncasecmp(p, "retry-after", 11)) {
-        int s = atoi(v);
-        if (s >= 0 && s < 3600) q->retry_after_ms = s * 1000;
-    }
+    if (http_head_line(&q->h, p, len)) q->hdr_ok = false; /* a new response */
     return len;
 }
 
@@ -281,14 +241,16 @@ static int check_head(lumio_remote *rm, rreq *q, bool locked) {
     CURL *e = q->easy;
     uint64_t want = q->off + q->got;
     uint64_t total = UINT64_MAX;
-    if (q->status == 206) {
-        if (q->resp_start != want) {
+    if (q->h.status == 206) {
+        if (q->h.range_start == HTTP_NONE)
+            return fail(q, LUMIO_E_HTTP, ": a 206 response without a valid Content-Range%s", "");
+        if (q->h.range_start != want) {
             char d[96];
-            snprintf(d, sizeof d, "%llu", (unsigned long long)q->resp_start);
+            snprintf(d, sizeof d, "%llu", (unsigned long long)q->h.range_start);
             return fail(q, LUMIO_E_HTTP, ": the server answered a range starting at byte %s", d);
         }
-        total = q->resp_total;
-    } else if (q->status == 200 || q->status == 203) {
+        total = q->h.total;
+    } else if (q->h.status == 200 || q->h.status == 203) {
         if (q->kind == RREQ_GET && want != 0)
             return fail(q, LUMIO_E_HTTP, ": the server ignored the Range header%s", "");
         curl_off_t cl = -1;
@@ -298,14 +260,14 @@ static int check_head(lumio_remote *rm, rreq *q, bool locked) {
     robj *o = q->obj;
     int rc = 0;
     if (!locked) pthread_mutex_lock(&rm->mu);
-    if (o->etag[0] && q->resp_etag[0] && strcmp(o->etag, q->resp_etag) != 0)
+    if (o->etag[0] && q->h.etag[0] && strcmp(o->etag, q->h.etag) != 0)
         rc = LUMIO_E_CHANGED;
     else if (o->have_size && total != UINT64_MAX && total != o->size)
         rc = LUMIO_E_CHANGED;
     else {
-        if (!o->etag[0] && q->resp_etag[0]) memcpy(o->etag, q->resp_etag, sizeof o->etag);
-        if (!o->last_modified[0] && q->resp_lastmod[0])
-            memcpy(o->last_modified, q->resp_lastmod, sizeof o->last_modified);
+        if (!o->etag[0] && q->h.etag[0]) memcpy(o->etag, q->h.etag, sizeof o->etag);
+        if (!o->last_modified[0] && q->h.last_modified[0])
+            memcpy(o->last_modified, q->h.last_modified, sizeof o->last_modified);
         if (!o->have_size && total != UINT64_MAX) {
             o->have_size = true;
             o->size = total;
@@ -314,7 +276,7 @@ static int check_head(lumio_remote *rm, rreq *q, bool locked) {
     if (!locked) pthread_mutex_unlock(&rm->mu);
     if (rc) {
         char d[300];
-        snprintf(d, sizeof d, "%s (size %llu), was %s (size %llu)", q->resp_etag,
+        snprintf(d, sizeof d, "%s (size %llu), was %s (size %llu)", q->h.etag,
                  (unsigned long long)total, o->etag, (unsigned long long)o->size);
         return fail(q, rc, ": the object changed while it was read: ETag %s", d);
     }
@@ -326,8 +288,8 @@ static int check_head(lumio_remote *rm, rreq *q, bool locked) {
 static size_t on_body(char *p, size_t size, size_t nitems, void *arg) {
     rreq *q = arg;
     size_t len = size * nitems;
-    if (q->status < 200 || q->status >= 300) return len; /* an error page: drop it */
-    if (!q->hdr_ok) return CURL_WRITEFUNC_ERROR;         /* checked in on_progress first */
+    if (q->h.status < 200 || q->h.status >= 300) return len; /* an error page: drop it */
+    if (!q->hdr_ok) return CURL_WRITEFUNC_ERROR;             /* checked in on_progress first */
     q->last_byte_ms = now_ms();
     uint64_t room = q->len - q->got;
     size_t take = len > room ? (size_t)room : len;
@@ -390,10 +352,10 @@ static void easy_put(lumio_remote *rm, CURL *e) {
 static size_t on_header_checked(char *p, size_t size, size_t nitems, void *arg) {
     rreq *q = arg;
     size_t len = on_header(p, size, nitems, arg);
-    if (len == 2 && (p[0] == '\r' || p[0] == '\n') && q->status >= 200 && q->status < 300) {
+    if (len == 2 && (p[0] == '\r' || p[0] == '\n') && q->h.status >= 200 && q->h.status < 300) {
         lumio_remote *rm = NULL;
         curl_easy_getinfo(q->easy, CURLINFO_PRIVATE, (char **)&rm);
-        if (q->status == 204) return len;
+        if (q->h.status == 204) return len;
         int rc = check_head(rm, q, false);
         if (rc < 0) {
             q->res = rc;
@@ -407,7 +369,7 @@ static int start(lumio_remote *rm, rreq *q) {
     CURL *e = easy_get(rm);
     if (!e) return fail(q, -ENOMEM, ": %s", "out of memory");
     q->easy = e;
-    q->status = 0;
+    http_head_reset(&q->h);
     q->hdr_ok = false;
     q->stalled = false;
     q->last_byte_ms = now_ms();
@@ -481,8 +443,8 @@ static int64_t backoff(lumio_remote *rm, rreq *q) {
     for (unsigned i = 1; i < q->attempt && d < rm->o.backoff_max_ms; i++) d *= 2;
     if (d > rm->o.backoff_max_ms) d = rm->o.backoff_max_ms;
     d = d / 2 + (d ? next_rand(rm) % (d / 2 + 1) : 0);
-    if (q->retry_after_ms >= 0 && (uint64_t)q->retry_after_ms > d)
-        d = LUMIO_MIN((uint64_t)q->retry_after_ms, rm->o.backoff_max_ms);
+    if (q->h.retry_after_ms >= 0 && (uint64_t)q->h.retry_after_ms > d)
+        d = LUMIO_MIN((uint64_t)q->h.retry_after_ms, rm->o.backoff_max_ms);
     return (int64_t)d;
 }
 
@@ -525,7 +487,7 @@ static enum outcome classify(lumio_remote *rm, rreq *q, CURLcode cc, char *why, 
         return DONE;
     }
     if (q->res < 0) return DONE; /* refused in a callback: wrong range, changed, file error */
-    int s = q->status;
+    int s = q->h.status;
     if (cc == CURLE_WRITE_ERROR && q->kind == RREQ_GET && q->got == q->len) cc = CURLE_OK;
     if (cc != CURLE_OK) {
         if (q->stalled)
@@ -630,7 +592,7 @@ static void finished(lumio_remote *rm, rreq *q, CURLcode cc, done_list *done) {
         }
         char d[320];
         snprintf(d, sizeof d, "%s (gave up after %u attempts)", why, q->attempt + 1);
-        q->res = fail(q, q->status >= 400 ? LUMIO_E_HTTP : -EIO, ": %s", d);
+        q->res = fail(q, q->h.status >= 400 ? LUMIO_E_HTTP : -EIO, ": %s", d);
         if (cc == CURLE_OPERATION_TIMEDOUT || q->stalled) q->res = -ETIMEDOUT;
         if (cc == CURLE_COULDNT_CONNECT) q->res = -ECONNREFUSED;
     }

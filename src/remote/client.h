@@ -6,6 +6,7 @@
 #define LUMIO_REMOTE_CLIENT_H
 
 #include "core/core.h"
+#include "remote/http.h"
 
 #include <lumio/remote.h>
 #include <pthread.h>
@@ -62,12 +63,8 @@ struct rreq {
     bool canceled;
     bool stalled;
     int64_t last_byte_ms; /* for the stall timeout */
-    uint64_t resp_start;  /* first byte of the current response's body */
-    uint64_t resp_total;  /* object size from Content-Range */
-    char resp_etag[128];
-    char resp_lastmod[64];
-    int retry_after_ms;
-    void *hdrs; /* struct curl_slist */
+    http_head h;          /* the current response's head */
+    void *hdrs;           /* struct curl_slist */
     rreq *next;
 };
 
