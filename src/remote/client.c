@@ -232,6 +232,7 @@ static size_t on_header(char *p, size_t size, size_t nitems, void *arg) {
     rreq *q = arg;
     size_t len = size * nitems;
     if (http_head_line(&q->h, p, len)) q->hdr_ok = false; /* a new response */
+    q->last_byte_ms = now_ms();
     return len;
 }
 
@@ -324,6 +325,14 @@ static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off
     lumio_remote *rm = NULL;
     curl_easy_getinfo(q->easy, CURLINFO_PRIVATE, (char **)&rm);
     if (__atomic_load_n(&q->canceled, __ATOMIC_RELAXED)) return 1;
+    /* Waiting for a free connection of the pool is not a stall: the clock
+     * starts once the request is on the wire. */
+    curl_off_t sent = 0;
+    curl_easy_getinfo(q->easy, CURLINFO_PRETRANSFER_TIME_T, &sent);
+    if (sent == 0) {
+        q->last_byte_ms = now_ms();
+        return 0;
+    }
     if (now_ms() - q->last_byte_ms > (int64_t)rm->o.stall_timeout_ms) {
         q->stalled = true;
         return 1;
