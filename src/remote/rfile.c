@@ -76,7 +76,7 @@ static void wait_seg(lumio_rfile *f, seg *s) {
 /* ---- segments -------------------------------------------------------------- */
 
 static void seg_free(lumio_rfile *f, seg *s) {
-    if (f->nspare < 4 && s->cap >= f->rm->o.part_size / 2) {
+    if (f->nspare < 32 && s->cap >= f->rm->o.part_size / 2) { /* a window's worth */
         s->next = f->spare;
         f->spare = s;
         f->nspare++;
