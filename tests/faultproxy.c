@@ -74,7 +74,7 @@ static struct {
     struct fault faults[MAX_FAULTS];
     int nfaults;
     int log_fd;
-    bool copy; /* read/write instead of splice */
+    bool copy; /* read/write instead of splice (FAULTPROXY_COPY=1) */
 } cfg = {.log_fd = -1};
 
 static atomic_ulong g_resp; /* responses numbered so far */
@@ -237,14 +237,16 @@ static int relay(struct conn *c, unsigned long long n, bool to_eof) {
         if (!to_eof) n -= m;
     }
     while (to_eof || n > 0) {
-        if (!cfg.copy && c->pipefd[0] >= 0) {
+        if (c->pipefd[0] >= 0) {
             size_t want = c->pipe_size;
             if (!to_eof && n < want) want = (size_t)n;
             ssize_t got =
                 splice(c->ufd, NULL, c->pipefd[1], NULL, want, SPLICE_F_MOVE | SPLICE_F_MORE);
             if (got < 0 && errno == EINTR) continue;
-            if (got < 0 && errno == EINVAL) {
-                cfg.copy = true; /* not a socket splice can read: fall back for good */
+            if (got < 0 && errno == EINVAL) { /* splice refused: copy on this connection */
+                close(c->pipefd[0]);
+                close(c->pipefd[1]);
+                c->pipefd[0] = c->pipefd[1] = -1;
                 continue;
             }
             if (got < 0) return -1;
@@ -323,17 +325,21 @@ static int relay_chunked(struct conn *c) {
     }
 }
 
-/* Closes the client's connection with a FIN; reads what it still sends for a moment first so
- * that unread input does not turn the close into a reset. */
+/* Closes the client's connection with a FIN; reads what it still sends for up to a second
+ * first, so that unread input does not turn the close into a reset. */
 static void close_client_gently(struct conn *c) {
     if (c->cfd < 0) return;
     shutdown(c->cfd, SHUT_WR);
-    char sink[4096];
-    for (int i = 0; i < 64; i++) {
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (int i = 0; i < 256; i++) {
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        long left =
+            1000 - (long)((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000);
         struct pollfd pfd = {.fd = c->cfd, .events = POLLIN};
-        if (poll(&pfd, 1, 1000) <= 0) break;
-        ssize_t r = recv(c->cfd, sink, sizeof sink, 0);
-        if (r <= 0 && !(r < 0 && errno == EINTR)) break;
+        if (left <= 0 || poll(&pfd, 1, (int)left) <= 0) break;
+        ssize_t r = recv(c->cfd, c->copybuf, COPY_BUF, MSG_DONTWAIT);
+        if (r == 0 || (r < 0 && errno != EINTR && errno != EAGAIN)) break;
     }
     close_fd(&c->cfd);
 }
@@ -806,7 +812,7 @@ static void *conn_main(void *arg) {
     struct conn *c = arg;
     serve(c);
     close_fd(&c->ufd);
-    close_fd(&c->cfd);
+    close_client_gently(c);
     if (c->pipefd[0] >= 0) close(c->pipefd[0]);
     if (c->pipefd[1] >= 0) close(c->pipefd[1]);
     pthread_mutex_lock(&g_mu);

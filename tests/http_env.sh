@@ -10,6 +10,7 @@
 #   LUMIO_HTTP_STATE  nginx's own files (nginx.conf, error.log, nginx.pid, temp paths)
 # nginx is stopped and the directory removed however the command ends; the script exits with
 # the command's status. Without nginx it prints SKIP and exits 0.
+# shellcheck disable=SC2317 # cleanup and on_signal run from traps
 set -uo pipefail
 
 nginx=${LUMIO_NGINX:-/usr/sbin/nginx}
@@ -67,9 +68,25 @@ cleanup() {
     stop_nginx
     rm -rf "$dir"
 }
+# The command runs in the background so that a signal is acted on at once: it is passed on to
+# the command, which gets 5 s to end, and then nginx is stopped.
+cmd_pid=""
+on_signal() { # SIGNAL STATUS
+    if [[ -n $cmd_pid ]]; then
+        kill -"$1" "$cmd_pid" 2>/dev/null
+        local i
+        for ((i = 0; i < 100; i++)); do
+            kill -0 "$cmd_pid" 2>/dev/null || break
+            sleep 0.05
+        done
+        kill -KILL "$cmd_pid" 2>/dev/null
+        wait "$cmd_pid" 2>/dev/null
+    fi
+    exit "$2"
+}
 trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+trap 'on_signal INT 130' INT
+trap 'on_signal TERM 143' TERM
 
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
@@ -164,6 +181,9 @@ export LUMIO_HTTP_ROOT=$root
 export LUMIO_HTTP_URL=http://127.0.0.1:$port
 export LUMIO_HTTP_STATE=$state
 
-"$@"
+"$@" <&0 &
+cmd_pid=$!
+wait "$cmd_pid"
 status=$?
+cmd_pid=""
 exit "$status"
