@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
     build-essential cmake pkg-config clang libclang-rt-14-dev
     liburing-dev libzstd-dev libxxhash-dev
-    libcurl4-openssl-dev libssl-dev
+    libcurl4-openssl-dev libssl-dev openssl
     xxhash fio python3 curl nginx-light aria2 python3-fsspec python3-aiohttp python3-requests
 )
 

@@ -8,6 +8,8 @@
 #   LUMIO_HTTP_URL    http://127.0.0.1:PORT (/NAME serves ROOT/NAME, /slow/NAME the same file
 #                     at LUMIO_HTTP_RATE bytes/s, default 50m)
 #   LUMIO_HTTP_STATE  nginx's own files (nginx.conf, error.log, nginx.pid, temp paths)
+#   LUMIO_HTTPS_URL   https://127.0.0.1:PORT2, the same files over TLS and HTTP/2 (when openssl
+#                     is installed), with LUMIO_HTTPS_CA the self-signed certificate to trust
 # nginx is stopped and the directory removed however the command ends; the script exits with
 # the command's status. Without nginx it prints SKIP and exits 0.
 # shellcheck disable=SC2317 # cleanup and on_signal run from traps
@@ -92,8 +94,24 @@ free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-write_conf() { # PORT
-    local user=""
+# A self-signed certificate for the HTTPS (HTTP/2) server, when openssl is here.
+tls=""
+if command -v openssl >/dev/null 2>&1 &&
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=127.0.0.1" \
+        -addext "subjectAltName=IP:127.0.0.1" -keyout "$state/key.pem" -out "$state/cert.pem" \
+        >/dev/null 2>&1; then
+    tls=1
+fi
+
+write_conf() { # PORT TLS_PORT
+    local user="" tls_server=""
+    [[ -n $tls ]] && tls_server="server {
+        listen 127.0.0.1:$2 ssl http2;
+        ssl_certificate $state/cert.pem;
+        ssl_certificate_key $state/key.pem;
+        root $root;
+        location / {}
+    }"
     [[ $(id -u) -eq 0 ]] && user="user nobody nogroup;"
     cat >"$state/nginx.conf" <<EOF
 $user
@@ -122,6 +140,7 @@ http {
         location / {}
         location /slow/ { alias $root/; limit_rate ${LUMIO_HTTP_RATE:-50m}; }
     }
+    $tls_server
 }
 EOF
 }
@@ -137,7 +156,8 @@ answers() { # PORT
 port=""
 for attempt in 1 2 3 4 5; do
     p=$(free_port) || { echo "http_env: cannot pick a port (python3?)" >&2; exit 1; }
-    write_conf "$p"
+    tp=$(free_port) || exit 1
+    write_conf "$p" "$tp"
     : >"$state/error.log"
     "$nginx" -p "$state/" -c "$state/nginx.conf" -e "$state/error.log" \
         </dev/null >"$state/nginx.out" 2>&1 &
@@ -179,6 +199,9 @@ watch_pid=$!
 
 export LUMIO_HTTP_ROOT=$root
 export LUMIO_HTTP_URL=http://127.0.0.1:$port
+if [[ -n $tls ]]; then # HTTPS and HTTP/2, same files, the certificate to trust
+    export LUMIO_HTTPS_URL=https://127.0.0.1:$tp LUMIO_HTTPS_CA=$state/cert.pem
+fi
 export LUMIO_HTTP_STATE=$state
 
 "$@" <&0 &

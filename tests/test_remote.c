@@ -192,6 +192,46 @@ TEST(connections_reused) {
     lumio_remote_destroy(rm);
 }
 
+/* HTTPS with nginx's self-signed certificate, over HTTP/2: with a pool of
+ * one connection, eight requests in flight share it as streams. */
+TEST(https_http2_multiplexed) {
+    const char *https = getenv("LUMIO_HTTPS_URL"), *ca = getenv("LUMIO_HTTPS_CA");
+    if (!https || !ca) {
+        fprintf(stderr, "  SKIP: no LUMIO_HTTPS_URL\n");
+        return;
+    }
+    size_t size = 3 << 20;
+    uint8_t *d = serve("tls.bin", size, 40);
+    lumio_remote_options o;
+    lumio_remote_options_default(&o);
+    o.concurrency = 8;
+    o.pool_size = 1;
+    o.part_size = 128 << 10;
+    o.ca_file = ca;
+    lumio_remote *rm;
+    CHECK_RC(lumio_remote_create(&rm, &o));
+    uint8_t *buf = malloc(size);
+    int64_t n = lumio_remote_read(rm, url_of(https, "tls.bin"), 0, size, buf);
+    if (n < 0) fprintf(stderr, "  %s\n", lumio_remote_last_error(rm));
+    CHECK_EQ(n, (int64_t)size);
+    CHECK(memcmp(buf, d, size) == 0);
+    lumio_remote_stats st;
+    lumio_remote_get_stats(rm, &st);
+    CHECK_EQ(st.requests, 24);
+    CHECK_EQ(st.connections, 1);
+    lumio_remote_destroy(rm);
+    /* Without the CA the certificate is refused: a final error, no retries. */
+    o.ca_file = "/dev/null";
+    CHECK_RC(lumio_remote_create(&rm, &o));
+    CHECK(lumio_remote_read(rm, url_of(https, "tls.bin"), 0, 100, buf) < 0);
+    CHECK(strstr(lumio_remote_last_error(rm), "tls.bin") != NULL);
+    lumio_remote_get_stats(rm, &st);
+    CHECK_EQ(st.retries, 0);
+    lumio_remote_destroy(rm);
+    free(buf);
+    free(d);
+}
+
 /* ---- the ring engine on URLs -------------------------------------------------- */
 
 TEST(ring_mixed_local_and_remote) {

@@ -68,6 +68,8 @@ typedef struct lumio_remote_options {
     unsigned backoff_max_ms;     /* cap of the retry delay (default 5 s) */
     int http2;                   /* offer HTTP/2 over TLS and multiplex on it (default 1) */
     int verify_tls;              /* verify the server's certificate (default 1) */
+    const char *ca_file;         /* CA certificates (PEM) to verify with; NULL: AWS_CA_BUNDLE, or
+                                    the system's */
     /* S3. NULL takes AWS_ENDPOINT_URL (or AWS_ENDPOINT_URL_S3), AWS_REGION
      * (or AWS_DEFAULT_REGION, else us-east-1), AWS_ACCESS_KEY_ID,
      * AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN from the environment. */

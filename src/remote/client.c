@@ -83,12 +83,14 @@ int lumio_remote_create(lumio_remote **out, const lumio_remote_options *opts) {
     rm->access_key = dup_opt(o->access_key, "AWS_ACCESS_KEY_ID", NULL);
     rm->secret_key = dup_opt(o->secret_key, "AWS_SECRET_ACCESS_KEY", NULL);
     rm->session_token = dup_opt(o->session_token, "AWS_SESSION_TOKEN", NULL);
+    rm->ca_file = dup_opt(o->ca_file, "AWS_CA_BUNDLE", NULL);
     if (!rm->region) rm->region = strdup("us-east-1");
     const char *style = getenv("LUMIO_S3_ADDRESSING");
     if (o->s3_path_style < 0 && style && !strcmp(style, "path")) o->s3_path_style = 1;
     if (o->s3_path_style < 0 && style && !strcmp(style, "virtual")) o->s3_path_style = 0;
     /* The copied options must not point at the caller's strings. */
     o->s3_endpoint = o->s3_region = o->access_key = o->secret_key = o->session_token = NULL;
+    o->ca_file = NULL;
     rm->rng = (uint64_t)now_ms() ^ (uint64_t)(uintptr_t)rm;
     pthread_mutex_init(&rm->mu, NULL);
     int rc = -ENOMEM;
@@ -144,6 +146,7 @@ void lumio_remote_destroy(lumio_remote *rm) {
     free(rm->access_key);
     free(rm->secret_key);
     free(rm->session_token);
+    free(rm->ca_file);
     pthread_mutex_destroy(&rm->mu);
     free(rm);
 }
@@ -406,6 +409,7 @@ static int start(lumio_remote *rm, rreq *q) {
                      rm->o.http2 ? (long)CURL_HTTP_VERSION_2TLS : (long)CURL_HTTP_VERSION_1_1);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, rm->o.verify_tls ? 1L : 0L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, rm->o.verify_tls ? 2L : 0L);
+    if (rm->ca_file) curl_easy_setopt(e, CURLOPT_CAINFO, rm->ca_file);
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
     curl_easy_setopt(e, CURLOPT_MAXREDIRS, 5L);
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, NULL); /* bytes as stored, never re-encoded */

@@ -70,7 +70,7 @@ struct rreq {
 
 struct lumio_remote {
     lumio_remote_options o;
-    char *endpoint, *region, *access_key, *secret_key, *session_token;
+    char *endpoint, *region, *access_key, *secret_key, *session_token, *ca_file;
     pthread_t thread;
     bool started;
     pthread_mutex_t mu;
