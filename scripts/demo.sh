@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The demo: generate sample data, read it through the engine on both backends,
 # read random 4 KiB ranges, hash it (against xxhsum), copy the tree and check
-# the copy, write a profile as a lumio stream and verify it, then print a
-# short table of what was done and how fast.
+# the copy, write a profile as a lumio stream and verify it, download a file
+# from a local nginx with lumio get (against one curl), then print a short
+# table of what was done and how fast.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 lumio=build/lumio
@@ -55,8 +56,18 @@ sverify=$($lumio stream verify "$work/profile.lumio" >/dev/null 2>&1 && echo "ve
 pbytes=$(stat -c %s "$work/profile.lumio")
 row "stream: 1M profile samples, 16 threads ($sverify)" "$(mib "$pbytes")" "$(python3 -c "print(f'{$t1-$t0:.3f}')")" "$(python3 -c "print(f'{1e6/($t1-$t0)/1e6:.1f} M samples/s')")"
 
+# The remote reader: the 256 MiB file from a local nginx that caps each
+# connection at 50 MB/s (as object stores do), by lumio get and by one curl.
+read -r rsecs csecs rsame < <(tests/http_env.sh bash -c '
+    ln "$1/big.bin" "$LUMIO_HTTP_ROOT/big.bin" && chmod 644 "$LUMIO_HTTP_ROOT/big.bin"
+    t0=$(date +%s.%N); "$2" get "$LUMIO_HTTP_URL/slow/big.bin" -o "$1/got.bin"; t1=$(date +%s.%N)
+    curl -sf -o /dev/null "$LUMIO_HTTP_URL/slow/big.bin"; t2=$(date +%s.%N)
+    same=$(cmp -s "$1/big.bin" "$1/got.bin" && echo identical || echo DIFFERENT)
+    python3 -c "print(f\"{$t1-$t0:.3f} {$t2-$t1:.3f} $same\")"' _ "$work" "$PWD/$lumio")
+row "HTTP get, 50 MB/s per connection ($rsame)" "256 MiB" "$rsecs" "$(python3 -c "print(f'{$csecs/$rsecs:.1f}x one curl')")"
+
 echo
 printf '| %-46s | %10s | %8s | %14s |\n' "what" "bytes" "seconds" "speed"
 printf '|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..48})" "$(printf -- '-%.0s' {1..12})" "$(printf -- '-%.0s' {1..10})" "$(printf -- '-%.0s' {1..16})"
 printf '%s\n' "${rows[@]}"
-[ "$same" = "same as xxhsum" ] && [ "$ok" = "identical" ] && [ "$sverify" = "verified" ]
+[ "$same" = "same as xxhsum" ] && [ "$ok" = "identical" ] && [ "$sverify" = "verified" ] && [ "$rsame" = "identical" ]

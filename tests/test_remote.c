@@ -305,6 +305,7 @@ TEST(ring_mixed_local_and_remote) {
     /* 200 small ranges in 2 MiB coalesce (gap 1 MiB) into a handful of reads. */
     lumio_remote_stats st;
     lumio_remote_get_stats(rm, &st);
+    CHECK(st.requests > 0); /* the ring used the client it was given */
     CHECK(st.requests < 40);
     lumio_ring_stats rs;
     lumio_ring_get_stats(r, &rs);
@@ -566,6 +567,37 @@ TEST(fault_final_errors) {
     CHECK(read_through("final.bin", (const char *const[]){"--fault", "reset:1:10", NULL}, 2, err,
                        sizeof err, &reqs) < 0);
     CHECK(strstr(err, "final.bin") && strstr(err, "3 attempts"));
+}
+
+/* Destroying a ring cancels its remote requests instead of waiting for
+ * them: here a response stalls for 20 s after half its body. */
+TEST(ring_destroy_cancels_remote) {
+    size_t size = 4 << 20;
+    uint8_t *d = serve("cancel.bin", size, 32);
+    proxy p;
+    CHECK_RC(proxy_start(&p, (const char *const[]){"--fault", "stall:1:20000", NULL}));
+    lumio_remote *rm = client(2, 2, 4 << 20);
+    lumio_ring_options o;
+    lumio_ring_options_default(&o);
+    o.remote = rm;
+    lumio_ring *r;
+    CHECK_RC(lumio_ring_create(&r, &o));
+    lumio_range rg = {.offset = 0, .length = size};
+    lumio_op op = {
+        .kind = LUMIO_OP_GET, .path = url_of(p.url, "cancel.bin"), .ranges = &rg, .nranges = 1};
+    uint64_t g;
+    CHECK_RC(lumio_ring_submit(r, &op, 1, NULL, &g));
+    lumio_completion c[4];
+    CHECK_EQ(lumio_ring_wait(r, g, c, 4, 0), 0); /* starts the I/O, collects nothing */
+    usleep(300 * 1000);                          /* the stall has begun */
+    lumio_ring_destroy(r);
+    lumio_remote_stats st;
+    lumio_remote_get_stats(rm, &st);
+    CHECK(st.bytes_fetched > 0);    /* it had started */
+    CHECK(st.bytes_fetched < size); /* and did not wait for the rest */
+    lumio_remote_destroy(rm);
+    proxy_stop(&p);
+    free(d);
 }
 
 /* The ETag changes between two responses: LUMIO_E_CHANGED, no mixed bytes. */

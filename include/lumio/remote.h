@@ -86,7 +86,9 @@ typedef struct lumio_remote_options {
 
 LUMIO_API void lumio_remote_options_default(lumio_remote_options *o);
 
-/* Create a client (options NULL: the defaults). */
+/* Create a client (options NULL: the defaults). Fill options with
+ * lumio_remote_options_default() and change what you need: a zeroed struct
+ * means, among others, no TLS verification and no retries. */
 LUMIO_API int lumio_remote_create(lumio_remote **out, const lumio_remote_options *o);
 
 /* Cancel what is in flight and free the client. Every rfile must be closed

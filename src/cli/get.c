@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <signal.h>
 #include <lumio/remote.h>
 #include <stdlib.h>
 #include <string.h>
@@ -186,6 +187,7 @@ int cmd_get(int argc, char **argv) {
         cli_error("%s: no file name in the URL; give one with -o", url);
         return EXIT_USAGE;
     }
+    signal(SIGPIPE, SIG_IGN); /* a closed pipe is an EPIPE, said once */
     lumio_remote *rm;
     if (cli_remote_create(&rm, conc, pool, part) < 0) return EXIT_FILES;
     int status =

@@ -16,6 +16,7 @@ typedef struct rtask {
     struct rbackend *rb;
     robj *stat_obj; /* STATX: a reference held for the HEAD */
     struct rtask *next_free;
+    struct rtask *live_prev, *live_next; /* in flight (under rb->mu), for cancel */
 } rtask;
 
 typedef struct rbackend {
@@ -28,16 +29,22 @@ typedef struct rbackend {
     robj **slots;                /* open objects by handle */
     unsigned nslots, cap;
     rtask *free_tasks;
+    rtask *live; /* requests in flight */
 } rbackend;
 
-static void finish(rbackend *rb, task *t) {
+/* Under rb->mu: queue a finished task for reap(). */
+static void push_done(rbackend *rb, task *t) {
     t->next = NULL;
-    pthread_mutex_lock(&rb->mu);
     if (rb->done_tail)
         rb->done_tail->next = t;
     else
         rb->done_head = t;
     rb->done_tail = t;
+}
+
+static void finish(rbackend *rb, task *t) {
+    pthread_mutex_lock(&rb->mu);
+    push_done(rb, t);
     pthread_mutex_unlock(&rb->mu);
 }
 
@@ -72,12 +79,19 @@ static void rtask_done(rreq *q) {
         t->res = (int)q->got; /* fewer than asked only where the object ends */
     }
     if (rt->stat_obj) robj_put(rb->rm, rt->stat_obj);
+    /* Queue and wake under the lock: once the engine can reap this task it
+     * may destroy the ring, so nothing of it is touched after the unlock. */
     pthread_mutex_lock(&rb->mu);
+    if (rt->live_prev)
+        rt->live_prev->live_next = rt->live_next;
+    else
+        rb->live = rt->live_next;
+    if (rt->live_next) rt->live_next->live_prev = rt->live_prev;
     rt->next_free = rb->free_tasks;
     rb->free_tasks = rt;
-    pthread_mutex_unlock(&rb->mu);
-    finish(rb, t);
+    push_done(rb, t);
     rb->notify(rb->notify_arg);
+    pthread_mutex_unlock(&rb->mu);
 }
 
 static rtask *rtask_new(rbackend *rb) {
@@ -169,6 +183,11 @@ static void rb_queue(backend *b, task *t) {
         rt->q.fd = -1;
         rt->q.done = rtask_done;
         rt->q.arg = rt;
+        pthread_mutex_lock(&rb->mu);
+        rt->live_next = rb->live;
+        if (rb->live) rb->live->live_prev = rt;
+        rb->live = rt;
+        pthread_mutex_unlock(&rb->mu);
         rc_submit(rb->rm, &rt->q);
         return;
     }
@@ -201,8 +220,20 @@ static void rb_wake(backend *b) {
     rb->notify(rb->notify_arg);
 }
 
+/* The ring is going away: what is in flight ends as soon as it can. */
+static void rb_cancel(backend *b) {
+    rbackend *rb = (rbackend *)b;
+    pthread_mutex_lock(&rb->mu);
+    for (rtask *rt = rb->live; rt; rt = rt->live_next) rc_cancel(rb->rm, &rt->q);
+    pthread_mutex_unlock(&rb->mu);
+}
+
 static void rb_destroy(backend *b) {
     rbackend *rb = (rbackend *)b;
+    /* A barrier: a done callback still inside its critical section ends
+     * before the memory goes. */
+    pthread_mutex_lock(&rb->mu);
+    pthread_mutex_unlock(&rb->mu);
     for (unsigned i = 0; i < rb->nslots; i++)
         if (rb->slots[i]) robj_put(rb->rm, rb->slots[i]);
     free(rb->slots);
@@ -229,12 +260,14 @@ int backend_remote_create(backend **out, lumio_remote *rm, void (*notify)(void *
     rb->b.reap = rb_reap;
     rb->b.wake = rb_wake;
     rb->b.destroy = rb_destroy;
+    rb->b.cancel = rb_cancel;
     *out = &rb->b;
     return 0;
 }
 
 void backend_remote_sizes(const lumio_remote *rm, uint64_t *gap, uint64_t *cmax, uint64_t *part) {
+    /* One request's result is an int: stay under 2 GiB. */
     *gap = rm->o.coalesce_gap;
-    *cmax = rm->o.coalesce_max;
-    *part = rm->o.part_size;
+    *cmax = LUMIO_MIN(rm->o.coalesce_max, 0x7ffff000u);
+    *part = LUMIO_MIN(rm->o.part_size, 0x7ffff000u);
 }

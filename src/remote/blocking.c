@@ -124,9 +124,17 @@ int lumio_remote_stat(lumio_remote *rm, const char *location, lumio_remote_info 
  * object's offsets. Returns the bytes before the end of the object. */
 static int64_t fetch_parts(lumio_remote *rm, robj *o, uint64_t off, uint64_t len, uint8_t *dst,
                            int fd, lumio_progress_fn progress, void *arg) {
+    /* Where the size is pinned already, nothing is asked past the end. */
+    pthread_mutex_lock(&rm->mu);
+    if (o->have_size) len = off >= o->size ? 0 : LUMIO_MIN(len, o->size - off);
+    pthread_mutex_unlock(&rm->mu);
     if (len == 0) return 0;
     uint64_t part = rm->o.part_size;
     uint64_t n = len / part + (len % part != 0);
+    if (n > UINT32_MAX) {
+        rc_set_error(rm, "read: too many parts (raise part_size)");
+        return -EINVAL;
+    }
     rreq *qs = calloc(n, sizeof *qs);
     if (!qs) return -ENOMEM;
     waiter w;

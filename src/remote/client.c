@@ -313,7 +313,7 @@ static size_t on_body(char *p, size_t size, size_t nitems, void *arg) {
                 done += (size_t)w;
             }
         }
-        q->got += take;
+        __atomic_store_n(&q->got, q->got + take, __ATOMIC_RELAXED); /* read by waiters */
     }
     /* More than asked for (a 200 with the whole object): stop here. */
     return take == len ? len : CURL_WRITEFUNC_ERROR;
@@ -364,7 +364,8 @@ static void easy_put(lumio_remote *rm, CURL *e) {
 static size_t on_header_checked(char *p, size_t size, size_t nitems, void *arg) {
     rreq *q = arg;
     size_t len = on_header(p, size, nitems, arg);
-    if (len == 2 && (p[0] == '\r' || p[0] == '\n') && q->h.status >= 200 && q->h.status < 300) {
+    bool blank = len <= 2 && len > 0 && (p[0] == '\r' || p[0] == '\n');
+    if (blank && !q->hdr_ok && q->h.status >= 200 && q->h.status < 300) {
         lumio_remote *rm = NULL;
         curl_easy_getinfo(q->easy, CURLINFO_PRIVATE, (char **)&rm);
         if (q->h.status == 204) return len;
@@ -381,6 +382,7 @@ static int start(lumio_remote *rm, rreq *q) {
     CURL *e = easy_get(rm);
     if (!e) return fail(q, -ENOMEM, ": %s", "out of memory");
     q->easy = e;
+    q->got_mark = q->got;
     http_head_reset(&q->h);
     q->hdr_ok = false;
     q->stalled = false;
@@ -412,6 +414,9 @@ static int start(lumio_remote *rm, rreq *q) {
     if (rm->ca_file) curl_easy_setopt(e, CURLOPT_CAINFO, rm->ca_file);
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
     curl_easy_setopt(e, CURLOPT_MAXREDIRS, 5L);
+    curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    /* An S3 key is a name, not a path: "a/../b" is that key, not "b". */
+    if (q->obj->s3) curl_easy_setopt(e, CURLOPT_PATH_AS_IS, 1L);
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, NULL); /* bytes as stored, never re-encoded */
     if (q->kind == RREQ_HEAD) curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
     if (curl_multi_add_handle(rm->multi, e) != CURLM_OK) {
@@ -495,7 +500,7 @@ enum outcome { DONE, RETRY };
 /* Classify a finished transfer: done (success or a final error) or retry. */
 static enum outcome classify(lumio_remote *rm, rreq *q, CURLcode cc, char *why, size_t whylen) {
     why[0] = 0;
-    if (q->canceled) {
+    if (__atomic_load_n(&q->canceled, __ATOMIC_RELAXED)) {
         q->res = fail(q, LUMIO_E_CANCELED, ": %s", "canceled");
         return DONE;
     }
@@ -530,6 +535,14 @@ static enum outcome classify(lumio_remote *rm, rreq *q, CURLcode cc, char *why, 
         return DONE;
     }
     if (s == 416 && q->kind == RREQ_GET) { /* the range starts at or past the end */
+        /* Only where the object we pinned ends: else it has shrunk. */
+        const robj *o = q->obj;
+        uint64_t t = q->h.total;
+        if ((o->have_size && t != HTTP_NONE && t != o->size) ||
+            (o->have_size && q->off + q->got < o->size)) {
+            q->res = fail(q, LUMIO_E_CHANGED, ": %s", "the object changed size while it was read");
+            return DONE;
+        }
         q->eof = true;
         return DONE;
     }
@@ -590,10 +603,16 @@ static void finished(lumio_remote *rm, rreq *q, CURLcode cc, done_list *done) {
     enum outcome oc = classify(rm, q, cc, why, sizeof why);
     release_easy(rm, q, true);
     if (oc == RETRY) {
+        /* An attempt that moved at least 1 MiB earns a fresh count and no
+         * wait: a long transfer on a flaky link (or a server that caps its
+         * responses) resumes until done, while one that stops moving still
+         * runs out of retries. */
+        bool progressed = q->got - q->got_mark >= (1u << 20);
+        if (progressed) q->attempt = 0;
         if (q->attempt < rm->o.retries) {
             q->attempt++;
             rm->stats.retries++;
-            q->retry_at_ms = now_ms() + backoff(rm, q);
+            q->retry_at_ms = progressed ? 0 : now_ms() + backoff(rm, q);
             q->res = 0;
             q->next = NULL;
             if (rm->pending_tail)
@@ -620,13 +639,13 @@ static void *run(void *arg) {
         /* Cancellations of requests in flight. */
         for (rreq *q = rm->active, *next; q; q = next) {
             next = q->next;
-            if (q->canceled) finished(rm, q, CURLE_OK, &done);
+            if (__atomic_load_n(&q->canceled, __ATOMIC_RELAXED)) finished(rm, q, CURLE_OK, &done);
         }
         /* Start what may start; note the earliest retry. */
         int64_t now = now_ms(), wait_ms = 250;
         for (rreq *prev = NULL, *q = rm->pending_head, *next; q; q = next) {
             next = q->next;
-            bool cancel = q->canceled;
+            bool cancel = __atomic_load_n(&q->canceled, __ATOMIC_RELAXED);
             if (!cancel && (rm->nactive >= rm->o.concurrency || q->retry_at_ms > now)) {
                 if (q->retry_at_ms > now) wait_ms = LUMIO_MIN(wait_ms, q->retry_at_ms - now);
                 prev = q;

@@ -56,6 +56,7 @@ struct rreq {
     /* The client's. */
     void *easy;
     unsigned attempt;
+    uint64_t got_mark; /* got when this attempt started */
     int64_t retry_at_ms;
     int status;  /* HTTP status of the current response */
     bool hdr_ok; /* the response head was checked and accepted */

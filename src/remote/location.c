@@ -31,7 +31,8 @@ static int split_endpoint(const char *endpoint, char **scheme, char **authority,
     if (curl_url_set(u, CURLUPART_URL, endpoint, 0) != CURLUE_OK) goto out;
     if (curl_url_get(u, CURLUPART_SCHEME, scheme, 0) != CURLUE_OK) goto out;
     if (curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) goto out;
-    curl_url_get(u, CURLUPART_PORT, &port, 0); /* absent when it is the default */
+    /* As curl sends Host: without the scheme's default port, even if given. */
+    curl_url_get(u, CURLUPART_PORT, &port, CURLU_NO_DEFAULT_PORT);
     curl_url_get(u, CURLUPART_PATH, &path, 0);
     size_t n = strlen(host) + (port ? strlen(port) + 1 : 0) + 1;
     *authority = malloc(n);
@@ -180,9 +181,14 @@ void robj_put(lumio_remote *rm, robj *o) {
 }
 
 static struct curl_slist *add(struct curl_slist *l, const char *name, const char *value) {
-    char line[600];
-    snprintf(line, sizeof line, "%s: %s", name, value);
-    struct curl_slist *n = curl_slist_append(l, line);
+    size_t len = strlen(name) + strlen(value) + 3; /* session tokens run to kilobytes */
+    char *line = malloc(len);
+    struct curl_slist *n = NULL;
+    if (line) {
+        snprintf(line, len, "%s: %s", name, value);
+        n = curl_slist_append(l, line);
+        free(line);
+    }
     if (!n) curl_slist_free_all(l);
     return n;
 }
@@ -193,6 +199,9 @@ void *robj_headers(lumio_remote *rm, robj *o, const char *method, const char *ra
     struct curl_slist *l = NULL;
     char etag[128];
     memcpy(etag, o->etag, sizeof etag);
+    /* If-Match compares strongly: a weak tag never matches. The client still
+     * compares each response's tag and size with the pinned ones. */
+    if (!strncmp(etag, "W/", 2)) etag[0] = 0;
     if (range && !(l = add(l, "Range", range))) return NULL;
     if (etag[0] && !(l = add(l, "If-Match", etag))) return NULL;
     if (!o->s3 || !rm->access_key || !rm->secret_key) return l;

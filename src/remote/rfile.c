@@ -114,9 +114,16 @@ static seg *seg_new(lumio_rfile *f, uint64_t len) {
     return s;
 }
 
-/* Drop the segments wholly before `off` (finished ones only; a segment still
- * in flight is waited for: its memory is being written). */
+/* Drop the segments wholly before `off`: those still in flight are canceled
+ * first (a soft seek skips them), then waited for (their memory is being
+ * written until their callback). */
 static void drop_before(lumio_rfile *f, uint64_t off) {
+    for (seg *s = f->head; s && s->q.off + s->q.len <= off; s = s->next) {
+        pthread_mutex_lock(&f->mu);
+        bool done = s->done;
+        pthread_mutex_unlock(&f->mu);
+        if (!done) rc_cancel(f->rm, &s->q);
+    }
     while (f->head && f->head->q.off + f->head->q.len <= off) {
         seg *s = f->head;
         wait_seg(f, s);
@@ -199,7 +206,7 @@ static uint64_t window(const lumio_rfile *f) {
     uint64_t io = io_size(f), cap = f->rm->o.readahead_max;
     if (io >= cap) return 0; /* reads larger than the window: split them instead */
     unsigned shift = f->streak - 2;
-    if (shift > 40 || (io << shift) > cap) return cap;
+    if (shift > 40 || io > (cap >> shift)) return cap;
     return io << shift;
 }
 

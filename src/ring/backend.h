@@ -47,6 +47,9 @@ struct backend {
     /* Wake a blocked reap (any thread). */
     void (*wake)(backend *b);
     void (*destroy)(backend *b);
+    /* Optional: make what is in flight end soon (the remote backend cancels
+     * its requests); they are still reaped as usual. */
+    void (*cancel)(backend *b);
     bool fixed_files; /* opens land in the registered file table */
 };
 

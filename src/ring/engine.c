@@ -81,6 +81,7 @@ int lumio_ring_create(lumio_ring **out, const lumio_ring_options *opts) {
     lumio_ring *r = calloc(1, sizeof(*r));
     if (!r) return -ENOMEM;
     r->o = o;
+    r->remote = o.remote; /* the caller's client, if any */
     pthread_mutex_init(&r->mu, NULL);
     backend_config cfg = {.depth = o.queue_depth,
                           .io_threads = o.io_threads,
@@ -516,7 +517,8 @@ static void unlink_ready_group(lumio_ring *r, group *g) {
 static void describe_into(lumio_ring *r, const lumio_completion *c, const op_state *op) {
     lumio_completion_describe(c, r->last_error, sizeof r->last_error);
     /* A remote object's error says more: the URL, the range, the server. */
-    if (op && op->remote_err) snprintf(r->last_error, sizeof r->last_error, "%s", op->remote_err);
+    if (op && op->remote_err && c->result == op->remote_err_code)
+        snprintf(r->last_error, sizeof r->last_error, "%s", op->remote_err);
 }
 
 /* Hand ready completions of `g` (or of any group) to the caller. */
@@ -700,6 +702,7 @@ void lumio_ring_destroy(lumio_ring *r) {
         r->open_head = r->open_tail = NULL;
         r->issue_head = r->issue_tail = NULL;
         task *done[256];
+        if (r->rbe) r->rbe->cancel(r->rbe);
         while (r->inflight > 0 || r->computing > 0) {
             reap(r, done, true);
             r->issue_head = r->issue_tail = NULL; /* completions may have re-added ops */

@@ -71,12 +71,13 @@ struct op_state {
     uint32_t index;
     lumio_op_kind kind;
     const char *path;
-    int fd;           /* open file (or fixed slot) */
-    bool owned;       /* the engine opened it and closes it */
-    bool fixed;       /* fd is a registered-file slot */
-    bool direct;      /* opened with O_DIRECT */
-    bool remote;      /* a URL: the remote backend's */
-    char *remote_err; /* the first failure's text from the remote backend */
+    int fd;              /* open file (or fixed slot) */
+    bool owned;          /* the engine opened it and closes it */
+    bool fixed;          /* fd is a registered-file slot */
+    bool direct;         /* opened with O_DIRECT */
+    bool remote;         /* a URL: the remote backend's */
+    char *remote_err;    /* the first failure's text from the remote backend */
+    int remote_err_code; /* and its code: the text is used for completions with it */
     /* Planning sizes: the ring's for files, the remote client's for URLs. */
     uint64_t gap, cmax, max_io;
     uint32_t flags;

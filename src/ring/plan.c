@@ -315,7 +315,8 @@ static enum issue_result issue_pooled(lumio_ring *r, op_state *op, node *n) {
                 if (m->dst || m->result < 0 || m->len == 0 || m->off < span_start) break;
                 if (m->off > span_end && m->off - span_end >= op->gap) break;
                 uint64_t e = LUMIO_MAX(span_end, m->off + m->len);
-                if (e - span_start > op->cmax) break;
+                /* Not past one request's size: a split span serves one range. */
+                if (e - span_start > LUMIO_MIN(op->cmax, op->max_io)) break;
                 span_end = e;
                 k++;
             }
@@ -572,9 +573,10 @@ void plan_task_done(lumio_ring *r, etask *et) {
     op_state *op = et->op;
     int res = et->t.res;
     if (et->t.detail) { /* keep the first failure's text for the op */
-        if (!op->remote_err)
+        if (!op->remote_err) {
             op->remote_err = et->t.detail;
-        else
+            op->remote_err_code = et->t.res;
+        } else
             free(et->t.detail);
         et->t.detail = NULL;
     }
