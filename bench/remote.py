@@ -81,8 +81,13 @@ def make_object(path, size):
 
 
 class FaultProxy:
-    def __init__(self, upstream, latency_ms):
-        self.p = subprocess.Popen([FAULTPROXY, "--upstream", upstream, "--latency-ms", str(latency_ms)],
+    """build/tests/faultproxy in front of nginx; its --log ("K METHOD TARGET RANGE STATUS
+    FAULT" per request) shows the ranges each tool asked for."""
+
+    def __init__(self, upstream, latency_ms, log_path):
+        self.log_path = log_path
+        self.p = subprocess.Popen([FAULTPROXY, "--upstream", upstream, "--latency-ms", str(latency_ms),
+                                   "--log", log_path],
                                   stdout=subprocess.PIPE, stderr=sys.stderr, text=True)
         ready, _, _ = select.select([self.p.stdout], [], [], 10)
         line = self.p.stdout.readline() if ready else ""
@@ -99,6 +104,49 @@ class FaultProxy:
             except subprocess.TimeoutExpired:
                 self.p.kill()
                 self.p.wait()
+
+    def mark(self):
+        try:
+            return os.path.getsize(self.log_path)
+        except FileNotFoundError:
+            return 0
+
+    def ranges_since(self, mark):
+        """(GETs, sizes of the ranged ones) logged since mark."""
+        with open(self.log_path, "rb") as f:
+            f.seek(mark)
+            lines = f.read().decode(errors="replace").splitlines()
+        sizes = []
+        gets = 0
+        for ln in lines:
+            w = ln.split()
+            gets += len(w) >= 2 and w[1] == "GET"
+            if len(w) >= 4 and w[1] == "GET" and w[3].startswith("bytes="):
+                lo, _, hi = w[3][6:].partition("-")
+                if lo.isdigit() and hi.isdigit():
+                    sizes.append(int(hi) - int(lo) + 1)
+        return gets, sizes
+
+
+def size_mix(sizes):
+    """'12298 x 64 KiB, 24 x 8 MiB, ...': the most common request sizes."""
+    c = {}
+    for n in sizes:
+        c[n] = c.get(n, 0) + 1
+    top = sorted(c.items(), key=lambda kv: -kv[1])
+    s = ", ".join(f"{k} x {human(n) if n % 1024 == 0 else f'{n} B'}" for n, k in top[:3])
+    if len(top) > 3:
+        s += f", {sum(k for _, k in top[3:])} of {len(top) - 3} other sizes"
+    return s
+
+
+def build_id():
+    try:
+        head = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True).stdout.strip()
+    except OSError:
+        head = "?"
+    return head, time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(os.path.getmtime(LUMIO)))
 
 
 def run(cmd, what):
@@ -145,7 +193,7 @@ class Stat:
 # ---------------------------------------------------------------- get
 
 
-def bench_get(url, src, size, runs):
+def bench_get(url, src, size, runs, proxy):
     tools = {"lumio": Stat(), "aria2c": Stat(), "curl": Stat()}
     secs = {k: Stat() for k in tools}
     name = f"lumio-remote-bench.{os.getpid()}.out"
@@ -158,18 +206,24 @@ def bench_get(url, src, size, runs):
                    "-d", OUT_DIR, "-o", name, url],
         "curl": ["curl", "-s", "-S", "-f", "-o", out, url],
     }
+    mixes = {}
     for r in range(runs):
         for tool, cmd in cmds.items():
             rm(out, out + ".aria2")
+            m = proxy.mark()
             dt, _ = run(cmd, tool)
+            gets, sizes = proxy.ranges_since(m)
+            mixes[tool] = (f"{gets} GET{'s' if gets != 1 else ''}, "
+                           + (f"ranges {size_mix(sizes)}" if sizes else "no ranges"))
             ok = os.path.getsize(out) == size and same_bytes(out, src)
             rm(out, out + ".aria2")
             if not ok:
                 sys.exit(f"bench: {tool}'s download differs from the source object")
             secs[tool].add(dt)
             tools[tool].add(size / MIB / dt)
-            log(f"get run {r + 1}/{runs}: {tool:6} {dt:6.2f} s {size / MIB / dt:7.1f} MiB/s (output identical)")
-    return tools, secs
+            log(f"get run {r + 1}/{runs}: {tool:6} {dt:6.2f} s {size / MIB / dt:7.1f} MiB/s "
+                f"(output identical; {mixes[tool]})")
+    return tools, secs, mixes
 
 
 # ---------------------------------------------------------------- seq
@@ -201,12 +255,14 @@ print(json.dumps({"bytes": n, "seconds": dt, "mib_per_s": n / dt / 2**20, "prefi
 """
 
 
-def bench_seq(url, size, runs, fs_deadline):
+def bench_seq(url, size, runs, fs_deadline, proxy):
     lum, lum_wall, fs = Stat(), Stat(), Stat()
     lum_req, lum_fetch = Stat(), Stat()
     fs_info = None
     fs_bytes = []
+    mixes = []
     for r in range(runs):
+        m = proxy.mark()
         wall, out = run([LUMIO, "bench", "remote", url, "--pattern", "seq", "--read-size", "64K"],
                         "lumio bench remote seq")
         j = json.loads(out)
@@ -216,8 +272,10 @@ def bench_seq(url, size, runs, fs_deadline):
         lum_wall.add(size / MIB / wall)
         lum_req.add(j["requests"])
         lum_fetch.add(j["fetched_ratio"])
+        mixes.append(size_mix(proxy.ranges_since(m)[1]))
         log(f"seq run {r + 1}/{runs}: lumio  {j['seconds']:6.2f} s {j['mib_per_s']:7.1f} MiB/s, "
-            f"{j['requests']} requests, fetched_ratio {j['fetched_ratio']:.3f} (process wall {wall:.2f} s)")
+            f"{j['requests']} requests ({mixes[-1]}), fetched_ratio {j['fetched_ratio']:.3f} "
+            f"(process wall {wall:.2f} s)")
         _, out = run([sys.executable, "-c", FSSPEC_CHILD, url, str(fs_deadline)], "fsspec")
         k = json.loads(out)
         fs.add(k["mib_per_s"])
@@ -226,7 +284,7 @@ def bench_seq(url, size, runs, fs_deadline):
         log(f"seq run {r + 1}/{runs}: fsspec {k['seconds']:6.2f} s {k['mib_per_s']:7.1f} MiB/s, "
             f"{human(k['bytes']) if k['prefix'] else 'whole object'} "
             f"({k['file_class']}, block_size {k['block_size']}, cache {k['cache_type']})")
-    return lum, lum_wall, lum_req, lum_fetch, fs, fs_info, fs_bytes
+    return lum, lum_wall, lum_req, lum_fetch, fs, fs_info, fs_bytes, mixes
 
 
 # ---------------------------------------------------------------- random
@@ -295,7 +353,9 @@ def main():
     name = "object.bin"
     src = os.path.join(root, name)
     make_object(src, a.size)
-    proxy = FaultProxy(base.removeprefix("http://"), a.latency_ms)
+    build0 = build_id()
+    log(f"lumio at commit {build0[0]}, build/lumio built {build0[1]}")
+    proxy = FaultProxy(base.removeprefix("http://"), a.latency_ms, os.path.join(root, "..", "faultproxy.log"))
     url = f"http://127.0.0.1:{proxy.port}/slow/{name}"
     log(f"faultproxy (pid {proxy.p.pid}) on port {proxy.port}, {a.latency_ms} ms per request; "
         f"nginx limit_rate {rate} per connection; URL {url}")
@@ -303,17 +363,19 @@ def main():
     t_start = time.perf_counter()
     try:
         if "get" in only:
-            res["get"] = bench_get(url, src, a.size, a.runs)
+            res["get"] = bench_get(url, src, a.size, a.runs, proxy)
         if "seq" in only:
-            res["seq"] = bench_seq(url, a.size, a.runs, a.fsspec_max_seconds)
+            res["seq"] = bench_seq(url, a.size, a.runs, a.fsspec_max_seconds, proxy)
         if "random" in only:
             res["random"] = bench_random(url, a.runs, a.random_count)
     finally:
         proxy.stop()
+        rm(proxy.log_path)
         rm(os.path.join(OUT_DIR, f"lumio-remote-bench.{os.getpid()}.out"),
            os.path.join(OUT_DIR, f"lumio-remote-bench.{os.getpid()}.out.aria2"))
     elapsed = time.perf_counter() - t_start
     load1 = os.getloadavg()
+    build1 = build_id()
 
     rows = []
     detail = []
@@ -323,7 +385,7 @@ def main():
 
     size_s = human(a.size)
     if "get" in res:
-        tools, secs = res["get"]
+        tools, secs, mixes = res["get"]
         lm, am, cm = tools["lumio"].med, tools["aria2c"].med, tools["curl"].med
         row(f"download {size_s} (lumio get vs aria2c -x16 -s16 -k1M)",
             tools["lumio"].fmt(unit=" MiB/s"), tools["aria2c"].fmt(unit=" MiB/s"),
@@ -333,12 +395,13 @@ def main():
             lm / cm, ">= 8x", lm / cm >= 8.0)
         for t in tools:
             detail.append(f"get, {t}: " + ", ".join(f"{s:.2f} s / {m:.1f} MiB/s"
-                                                     for s, m in zip(secs[t].v, tools[t].v)))
+                                                     for s, m in zip(secs[t].v, tools[t].v))
+                          + f"; {mixes[t]}")
         detail.append("get, per-run ratios lumio/aria2c: " + ", ".join(
             f"{x / y:.2f}x" for x, y in zip(tools["lumio"].v, tools["aria2c"].v))
             + "; lumio/curl: " + ", ".join(f"{x / y:.2f}x" for x, y in zip(tools["lumio"].v, tools["curl"].v)))
     if "seq" in res:
-        lum, lum_wall, lum_req, lum_fetch, fs, fs_info, fs_bytes = res["seq"]
+        lum, lum_wall, lum_req, lum_fetch, fs, fs_info, fs_bytes, mixes = res["seq"]
         whole = all(b == a.size for b in fs_bytes)
         fs_what = (f"fsspec, whole object" if whole else
                    f"fsspec, prefix of {', '.join(human(b) if b % MIB == 0 else f'{b / MIB:.0f} MiB' for b in fs_bytes)}")
@@ -353,6 +416,7 @@ def main():
                       + "; by process wall time: " + ", ".join(f"{v:.1f}" for v in lum_wall.v)
                       + f"; requests {', '.join(str(int(v)) for v in lum_req.v)}"
                       + f"; fetched_ratio {', '.join(f'{v:.3f}' for v in lum_fetch.v)}")
+        detail.append("seq, lumio request sizes per run: " + "; ".join(mixes))
         detail.append("seq, fsspec MiB/s (fsspec.filesystem() to last read, import excluded): "
                       + ", ".join(f"{v:.1f}" for v in fs.v))
         detail.append(f"fsspec {fs_info['fsspec']} defaults: {fs_info['file_class']}, "
@@ -370,6 +434,10 @@ def main():
           f"median of {a.runs} runs (min-max)")
     print(f"object {size_s} random bytes; nginx limit_rate {rate} per connection (/slow/); "
           f"faultproxy {a.latency_ms} ms per request; benchmark time {elapsed:.0f} s")
+    print(f"lumio at commit {build0[0]}, build/lumio built {build0[1]}"
+          + ("" if build1[1] == build0[1] else
+             f"; WARNING: build/lumio was rebuilt during the run (at {build1[1]})")
+          + ("" if build1[0] == build0[0] else f"; HEAD moved to {build1[0]} during the run"))
     print(f"load average at start {load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f}, "
           f"at end {load1[0]:.2f} {load1[1]:.2f} {load1[2]:.2f}\n")
     print("| workload | lumio | peer | ratio | target | met? |")

@@ -153,14 +153,20 @@ static void drop_all(lumio_rfile *f) {
     f->fetched_end = 0;
 }
 
-/* Issue segments so that the window covers [from, to). */
-static int fill(lumio_rfile *f, uint64_t from, uint64_t to, uint64_t part) {
+/* Issue segments: everything up to `need` (the read being served) at once,
+ * and up to `want` (the window) in whole parts only, so that a window kept
+ * full by reads of 64 KiB is topped up a part at a time, not a read at a
+ * time (each request costs a round trip). */
+static int fill(lumio_rfile *f, uint64_t from, uint64_t need, uint64_t want, uint64_t part) {
     if (!f->head) f->fetched_end = from;
-    to = LUMIO_MIN(to, f->size);
-    while (f->fetched_end < to) {
-        uint64_t len = LUMIO_MIN(part, f->size - f->fetched_end);
-        /* Not a sliver at the end: the last part takes the rest. */
-        if (to - f->fetched_end < part + part / 4) len = to - f->fetched_end;
+    need = LUMIO_MIN(need, f->size);
+    want = LUMIO_MIN(LUMIO_MAX(want, need), f->size);
+    while (f->fetched_end < want) {
+        uint64_t left = want - f->fetched_end;
+        if (f->fetched_end >= need && left < part && want < f->size) break;
+        uint64_t len = LUMIO_MIN(part, left);
+        /* Not a sliver at the end of the object: the last part takes it. */
+        if (want == f->size && left < part + part / 4) len = left;
         seg *s = seg_new(f, len);
         if (!s) return -ENOMEM;
         s->q.kind = RREQ_GET;
@@ -313,7 +319,7 @@ int64_t lumio_rfile_pread(lumio_rfile *f, void *buf, size_t n, uint64_t off) {
         uint64_t part = w / f->rm->o.concurrency;
         part = LUMIO_MAX(part, io_size(f));
         part = LUMIO_MIN(part, f->rm->o.part_size);
-        rc = fill(f, f->fetched_end, off + n + w, part);
+        rc = fill(f, f->fetched_end, off + n, off + n + w, part);
         if (rc == 0) rc = from_window(f, buf, off, n);
     }
     if (rc < 0) { /* start afresh on the next read */
