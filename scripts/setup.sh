@@ -6,8 +6,9 @@ set -euo pipefail
 packages=(
     build-essential cmake pkg-config clang libclang-rt-14-dev
     liburing-dev libzstd-dev libxxhash-dev
-    libcurl4-openssl-dev libssl-dev openssl
+    libcurl4-openssl-dev libssl-dev openssl libjansson-dev libblosc-dev zlib1g-dev libisal-dev
     xxhash fio python3 curl nginx-light aria2 python3-fsspec python3-aiohttp python3-requests
+    python3-zarr python3-numpy
 )
 
 missing=()

@@ -22,6 +22,7 @@ int cmd_cp(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_stream(int argc, char **argv);
 int cmd_get(int argc, char **argv);
+int cmd_zarr(int argc, char **argv);
 int bench_remote_main(int argc, char **argv); /* bench_remote.c */
 
 /* Remote locations (get.c). Options --concurrency ('C'), --pool ('P') and

@@ -1,0 +1,100 @@
+/*
+ * lumio Zarr: v2 and v3 arrays in a local directory, over HTTP(S) or in S3,
+ * read through the ring engine (see docs/ZARR.md).
+ *
+ * Example: read a region of a 3-d array.
+ *
+ *     lumio_zarr *z;
+ *     if (lumio_zarr_open(&z, "data/temperature.zarr", NULL) < 0) ...
+ *     lumio_zarr_info info;
+ *     lumio_zarr_get_info(z, &info);
+ *     uint64_t start[3] = {0, 100, 100}, shape[3] = {10, 64, 64};
+ *     void *buf = malloc(10 * 64 * 64 * info.itemsize);
+ *     if (lumio_zarr_read(z, start, shape, buf) < 0)
+ *         fprintf(stderr, "%s\n", lumio_zarr_last_error(z));
+ *     lumio_zarr_close(z);
+ *
+ * Threads: an array is used by one thread at a time; its reads decode on the
+ * ring's worker pool.
+ */
+#ifndef LUMIO_ZARR_H
+#define LUMIO_ZARR_H
+
+#include "lumio.h"
+#include "ring.h"
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define LUMIO_ZARR_MAX_DIMS 32
+
+typedef struct lumio_zarr lumio_zarr;
+
+typedef enum lumio_zarr_type {
+    LUMIO_ZARR_BOOL,
+    LUMIO_ZARR_INT8,
+    LUMIO_ZARR_INT16,
+    LUMIO_ZARR_INT32,
+    LUMIO_ZARR_INT64,
+    LUMIO_ZARR_UINT8,
+    LUMIO_ZARR_UINT16,
+    LUMIO_ZARR_UINT32,
+    LUMIO_ZARR_UINT64,
+    LUMIO_ZARR_FLOAT32,
+    LUMIO_ZARR_FLOAT64
+} lumio_zarr_type;
+
+typedef struct lumio_zarr_info {
+    int format; /* 2 or 3 */
+    unsigned ndim;
+    uint64_t shape[LUMIO_ZARR_MAX_DIMS];
+    uint64_t chunks[LUMIO_ZARR_MAX_DIMS];
+    lumio_zarr_type type;
+    unsigned itemsize;
+    int big_endian;    /* the stored (and returned) byte order */
+    int fortran_order; /* chunks stored in F order */
+    char dtype[16];    /* as numpy writes it: "<u2", "|b1", ">f8" */
+    char codecs[256];  /* "blosc:lz4:5:shuffle", "zstd:3", "delta,zlib:1", ... */
+    uint8_t fill[8];   /* the fill value, itemsize bytes in the array's byte order */
+    uint64_t nchunks;  /* chunks in the grid */
+} lumio_zarr_info;
+
+typedef struct lumio_zarr_options {
+    /* Reads go through this ring (NULL: the array makes one, with a remote
+     * client of its own for URLs). */
+    lumio_ring *ring;
+    /* Raw chunks in flight at once during a read (default 64). */
+    unsigned max_chunks_in_flight;
+} lumio_zarr_options;
+
+LUMIO_API void lumio_zarr_options_default(lumio_zarr_options *o);
+
+/* Open an array: a directory, an http(s):// URL or s3://BUCKET/PREFIX. Reads
+ * the metadata and checks that every data type, codec and layout in it is
+ * supported (else LUMIO_E_UNSUPPORTED, naming it; malformed metadata is
+ * LUMIO_E_FORMAT). The error text is in lumio_zarr_last_error(NULL) when
+ * opening fails. */
+LUMIO_API int lumio_zarr_open(lumio_zarr **out, const char *location, const lumio_zarr_options *o);
+
+LUMIO_API void lumio_zarr_get_info(const lumio_zarr *z, lumio_zarr_info *info);
+
+/* Read the region [start, start + shape) into buf, in C order and the
+ * array's byte order (itemsize x the region's element count). Missing
+ * chunks read as the fill value. 0 or a negative code. */
+LUMIO_API int lumio_zarr_read(lumio_zarr *z, const uint64_t *start, const uint64_t *shape,
+                              void *buf);
+
+/* The last error's text (the chunk key, the store's message). With NULL: the
+ * last failed open on this thread. */
+LUMIO_API const char *lumio_zarr_last_error(const lumio_zarr *z);
+
+LUMIO_API void lumio_zarr_close(lumio_zarr *z);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

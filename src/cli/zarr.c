@@ -1,0 +1,295 @@
+/* lumio zarr: Zarr arrays from a directory, an http(s) URL or S3.
+ *   info  shape, chunks, dtype, codecs, fill value, stored bytes
+ *   cat   a region's raw bytes in C order and the array's byte order */
+#include "cli/common.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <lumio/remote.h>
+#include <lumio/zarr.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+#define MAX(a, b) ((a) > (b) ? (a) : (b))
+
+static const char zarr_usage[] =
+    "usage: lumio zarr info PATH|URL\n"
+    "       lumio zarr cat PATH|URL [--region START:STOP,...] [-o FILE|-]\n"
+    "\n"
+    "Zarr v2 and v3 arrays in a directory, over http(s):// or in s3://BUCKET/PREFIX.\n"
+    "\n"
+    "  info   shape, chunks, dtype, order, codecs, fill value; for a directory\n"
+    "         also the chunks present and the bytes they take\n"
+    "  cat    the region's raw bytes in C order and the array's byte order (as\n"
+    "         numpy's a[region].tobytes()); a dimension left out of --region is\n"
+    "         taken whole, and START or STOP may be left empty (\":10\", \"5:\")\n";
+
+static const char *type_name(lumio_zarr_type t) {
+    static const char *const names[] = {"bool",   "int8",   "int16",  "int32",   "int64",  "uint8",
+                                        "uint16", "uint32", "uint64", "float32", "float64"};
+    return (unsigned)t < sizeof names / sizeof *names ? names[t] : "?";
+}
+
+static void print_dims(const char *label, const uint64_t *v, unsigned n) {
+    printf("%-12s", label);
+    if (n == 0) printf("()");
+    for (unsigned i = 0; i < n; i++) printf("%s%" PRIu64, i ? " x " : "", v[i]);
+    printf("\n");
+}
+
+static void print_fill(const lumio_zarr_info *in) {
+    uint64_t v = 0;
+    for (unsigned i = 0; i < in->itemsize; i++)
+        v |= (uint64_t)in->fill[in->big_endian ? in->itemsize - 1 - i : i] << (8 * i);
+    printf("%-12s", "fill_value");
+    switch (in->type) {
+    case LUMIO_ZARR_BOOL:
+        printf("%s\n", v ? "true" : "false");
+        return;
+    case LUMIO_ZARR_FLOAT32: {
+        uint32_t b = (uint32_t)v;
+        float f;
+        memcpy(&f, &b, 4);
+        printf("%.9g\n", f);
+        return;
+    }
+    case LUMIO_ZARR_FLOAT64: {
+        double d;
+        memcpy(&d, &v, 8);
+        printf("%.17g\n", d);
+        return;
+    }
+    case LUMIO_ZARR_INT8:
+        printf("%d\n", (int8_t)v);
+        return;
+    case LUMIO_ZARR_INT16:
+        printf("%d\n", (int16_t)v);
+        return;
+    case LUMIO_ZARR_INT32:
+        printf("%d\n", (int32_t)v);
+        return;
+    case LUMIO_ZARR_INT64:
+        printf("%" PRId64 "\n", (int64_t)v);
+        return;
+    default:
+        printf("%" PRIu64 "\n", v);
+        return;
+    }
+}
+
+static bool is_metadata(const char *name) {
+    return !strcmp(name, ".zarray") || !strcmp(name, ".zattrs") || !strcmp(name, ".zgroup") ||
+           !strcmp(name, "zarr.json") || !strcmp(name, ".zmetadata");
+}
+
+static int zarr_info(const char *loc) {
+    lumio_zarr *z;
+    int rc = lumio_zarr_open(&z, loc, NULL);
+    if (rc < 0) {
+        cli_error("%s", lumio_zarr_last_error(NULL));
+        return EXIT_FILES;
+    }
+    lumio_zarr_info in;
+    lumio_zarr_get_info(z, &in);
+    printf("%-12s%d\n", "format", in.format);
+    print_dims("shape", in.shape, in.ndim);
+    print_dims("chunks", in.chunks, in.ndim);
+    printf("%-12s%s (%s)\n", "dtype", in.dtype, type_name(in.type));
+    printf("%-12s%s\n", "order", in.fortran_order ? "F" : "C");
+    printf("%-12s%s\n", "codecs", in.codecs);
+    print_fill(&in);
+    printf("%-12s%" PRIu64 "\n", "grid", in.nchunks);
+    if (!lumio_is_remote(loc)) { /* a directory: count what is stored */
+        walker *w;
+        char *roots[1] = {(char *)loc};
+        uint64_t present = 0, bytes = 0;
+        if (walker_open(&w, roots, 1, WALK_FOLLOW_ROOTS) == 0) {
+            walk_entry e;
+            while (walker_next(w, &e) > 0) {
+                if (e.kind != WALK_FILE) continue;
+                const char *base = strrchr(e.path, '/');
+                if (is_metadata(base ? base + 1 : e.path)) continue;
+                present++;
+                bytes += (uint64_t)e.st->st_size;
+            }
+            walker_close(w);
+        }
+        uint64_t raw = in.itemsize;
+        for (unsigned i = 0; i < in.ndim; i++) raw *= in.shape[i];
+        printf("%-12s%" PRIu64 "\n", "present", present);
+        printf("%-12s%" PRIu64 " bytes for %" PRIu64 " raw (ratio %.2f)\n", "stored", bytes, raw,
+               bytes ? (double)raw / (double)bytes : 0.0);
+    }
+    lumio_zarr_close(z);
+    return 0;
+}
+
+/* "0:10,5:,:3" into start/shape (dimensions left out are whole). */
+static int parse_region(const char *s, const lumio_zarr_info *in, uint64_t *start,
+                        uint64_t *shape) {
+    for (unsigned d = 0; d < in->ndim; d++) start[d] = 0, shape[d] = in->shape[d];
+    if (!s) return 0;
+    const char *p = s;
+    for (unsigned d = 0; *p; d++) {
+        if (d >= in->ndim) {
+            cli_error("--region: more dimensions than the array's %u", in->ndim);
+            return -1;
+        }
+        char *end;
+        uint64_t a = 0, b = in->shape[d];
+        if (*p != ':') {
+            errno = 0;
+            a = strtoull(p, &end, 10);
+            if (end == p || errno || *p == '-') goto bad;
+            p = end;
+        }
+        if (*p++ != ':') goto bad;
+        if (*p && *p != ',') {
+            errno = 0;
+            b = strtoull(p, &end, 10);
+            if (end == p || errno || *p == '-') goto bad;
+            p = end;
+        }
+        if (a > b || b > in->shape[d]) {
+            cli_error("--region: %" PRIu64 ":%" PRIu64 " is outside dimension %u (0:%" PRIu64 ")",
+                      a, b, d, in->shape[d]);
+            return -1;
+        }
+        start[d] = a;
+        shape[d] = b - a;
+        if (*p == ',')
+            p++;
+        else if (*p)
+            goto bad;
+    }
+    return 0;
+bad:
+    cli_error("--region: '%s' is not START:STOP[,START:STOP...]", s);
+    return -1;
+}
+
+static int zarr_cat(int argc, char **argv) {
+    static const struct option opts[] = {{"region", required_argument, NULL, 'r'},
+                                         {"output", required_argument, NULL, 'o'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    const char *region = NULL, *out = "-";
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, ":o:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'r':
+            region = optarg;
+            break;
+        case 'o':
+            out = optarg;
+            break;
+        case 'h':
+            fputs(zarr_usage, stdout);
+            return 0;
+        default:
+            return cli_option_error(c, argv);
+        }
+    }
+    if (optind + 1 != argc) {
+        cli_error("one array (see 'lumio zarr --help')");
+        return EXIT_USAGE;
+    }
+    lumio_zarr *z;
+    if (lumio_zarr_open(&z, argv[optind], NULL) < 0) {
+        cli_error("%s", lumio_zarr_last_error(NULL));
+        return EXIT_FILES;
+    }
+    lumio_zarr_info in;
+    lumio_zarr_get_info(z, &in);
+    uint64_t start[LUMIO_ZARR_MAX_DIMS], shape[LUMIO_ZARR_MAX_DIMS];
+    if (parse_region(region, &in, start, shape) < 0) {
+        lumio_zarr_close(z);
+        return EXIT_USAGE;
+    }
+    int fd = STDOUT_FILENO;
+    if (strcmp(out, "-") && (fd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) < 0) {
+        cli_path_error(out, -errno);
+        lumio_zarr_close(z);
+        return EXIT_FILES;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    /* Slabs of whole chunk rows along the first dimension, so that memory
+     * stays bounded by one row of chunks however large the region. */
+    uint64_t row = in.itemsize;
+    for (unsigned d = 1; d < in.ndim; d++) row *= shape[d];
+    uint64_t rows = in.ndim ? MAX(in.chunks[0], 1) : 1;
+    uint64_t span = in.ndim ? shape[0] : 1;
+    bool empty = false;
+    for (unsigned d = 0; d < in.ndim; d++) empty |= shape[d] == 0;
+    uint8_t *buf = empty ? NULL : malloc(MAX(rows * row, 1));
+    int status = 0;
+    if (!empty && !buf) {
+        cli_error("out of memory");
+        status = EXIT_FILES;
+    }
+    for (uint64_t at = 0; buf && at < span && status == 0;) {
+        uint64_t s0[LUMIO_ZARR_MAX_DIMS], n0[LUMIO_ZARR_MAX_DIMS];
+        memcpy(s0, start, sizeof s0);
+        memcpy(n0, shape, sizeof n0);
+        uint64_t take = 1;
+        if (in.ndim) {
+            uint64_t first = start[0] + at;
+            take = MIN(rows - first % rows, span - at); /* to the chunk row's end */
+            s0[0] = first;
+            n0[0] = take;
+        }
+        if (lumio_zarr_read(z, s0, n0, buf) < 0) {
+            cli_error("%s", lumio_zarr_last_error(z));
+            status = EXIT_FILES;
+            break;
+        }
+        int w = write_all(fd, buf, take * row);
+        if (w < 0) {
+            if (w != -EPIPE) cli_error("%s: %s", out, lumio_strerror(w));
+            status = EXIT_FILES;
+        }
+        at += take;
+    }
+    free(buf);
+    if (fd != STDOUT_FILENO && close(fd) < 0 && status == 0) {
+        cli_path_error(out, -errno);
+        status = EXIT_FILES;
+    }
+    lumio_zarr_close(z);
+    return status;
+}
+
+int cmd_zarr(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+        if (argc < 2) {
+            cli_error("missing subcommand: info or cat (see 'lumio zarr --help')");
+            return EXIT_USAGE;
+        }
+        fputs(zarr_usage, stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "info")) {
+        cli_set_name("lumio zarr info");
+        if (argc != 3 || argv[2][0] == '-') {
+            if (argc == 3 && (!strcmp(argv[2], "-h") || !strcmp(argv[2], "--help"))) {
+                fputs(zarr_usage, stdout);
+                return 0;
+            }
+            cli_error("one array (see 'lumio zarr --help')");
+            return EXIT_USAGE;
+        }
+        return zarr_info(argv[2]);
+    }
+    if (!strcmp(argv[1], "cat")) {
+        cli_set_name("lumio zarr cat");
+        return zarr_cat(argc - 1, argv + 1);
+    }
+    cli_error("unknown subcommand '%s' (info or cat)", argv[1]);
+    return EXIT_USAGE;
+}

@@ -1,0 +1,169 @@
+/* Chunk codecs: decompression with zstd, blosc, zlib and gzip, the v2 delta
+ * filter, and the v3 crc32c checksum (ISA-L). A chunk decodes into exactly
+ * chunk_bytes or is an error that says why. */
+#include "zarr/zarr.h"
+
+#include <blosc.h>
+#include <errno.h>
+#include <isa-l/crc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+#include <zstd.h>
+
+static int decompress(const codec *k, const uint8_t *src, size_t len, uint8_t *out, size_t cap,
+                      char *err, size_t errlen) {
+    switch (k->id) {
+    case CODEC_NONE:
+        if (len != cap) break;
+        memcpy(out, src, len);
+        return 0;
+    case CODEC_ZSTD: {
+        size_t n = ZSTD_decompress(out, cap, src, len);
+        if (ZSTD_isError(n)) {
+            snprintf(err, errlen, "zstd: %s", ZSTD_getErrorName(n));
+            return LUMIO_E_CODEC;
+        }
+        if (n != cap) break;
+        return 0;
+    }
+    case CODEC_BLOSC: {
+        size_t nbytes = 0;
+        if (blosc_cbuffer_validate(src, len, &nbytes) < 0) {
+            snprintf(err, errlen, "blosc: not a valid blosc buffer");
+            return LUMIO_E_CODEC;
+        }
+        if (nbytes != cap) break;
+        int n = blosc_decompress_ctx(src, out, cap, 1);
+        if (n < 0 || (size_t)n != cap) {
+            snprintf(err, errlen, "blosc: decompression failed (%d)", n);
+            return LUMIO_E_CODEC;
+        }
+        return 0;
+    }
+    case CODEC_ZLIB:
+    case CODEC_GZIP: {
+        z_stream zs;
+        memset(&zs, 0, sizeof zs);
+        if (inflateInit2(&zs, k->id == CODEC_GZIP ? 16 + MAX_WBITS : MAX_WBITS) != Z_OK)
+            return -ENOMEM;
+        zs.next_in = (Bytef *)src;
+        zs.next_out = out;
+        int rc = Z_OK;
+        /* In pieces: the z_stream counts are 32-bit. */
+        while (rc == Z_OK) {
+            size_t in_left = len - (size_t)((const uint8_t *)zs.next_in - src);
+            size_t out_left = cap - (size_t)(zs.next_out - out);
+            zs.avail_in = (uInt)LUMIO_MIN(in_left, 1u << 30);
+            zs.avail_out = (uInt)LUMIO_MIN(out_left, 1u << 30);
+            if (zs.avail_out == 0) {
+                uint8_t extra;
+                zs.next_out = &extra;
+                zs.avail_out = 1;
+                rc = inflate(&zs, Z_FINISH);
+                if (zs.avail_out == 0) rc = Z_BUF_ERROR; /* more data than the chunk holds */
+                break;
+            }
+            rc = inflate(&zs, Z_NO_FLUSH);
+            if (rc == Z_BUF_ERROR && zs.avail_in == 0) break;
+        }
+        size_t got = zs.total_out;
+        inflateEnd(&zs);
+        if (rc != Z_STREAM_END) {
+            snprintf(err, errlen, "%s: %s", k->id == CODEC_GZIP ? "gzip" : "zlib",
+                     rc == Z_BUF_ERROR ? "truncated or too long" : "corrupt data");
+            return LUMIO_E_CODEC;
+        }
+        if (got != cap) break;
+        return 0;
+    }
+    default:
+        snprintf(err, errlen, "internal: not a compressor");
+        return LUMIO_E_CODEC;
+    }
+    snprintf(err, errlen, "the chunk decodes to the wrong size (expected %zu bytes)", cap);
+    return LUMIO_E_CODEC;
+}
+
+static uint64_t load(const uint8_t *p, unsigned size, int big) {
+    uint64_t v = 0;
+    for (unsigned i = 0; i < size; i++) v |= (uint64_t)p[big ? size - 1 - i : i] << (8 * i);
+    return v;
+}
+
+static void save(uint8_t *p, uint64_t v, unsigned size, int big) {
+    for (unsigned i = 0; i < size; i++) p[big ? size - 1 - i : i] = (uint8_t)(v >> (8 * i));
+}
+
+/* Undo numcodecs' Delta: out[i] = out[i-1] + d[i], in the dtype's arithmetic. */
+static void undelta(const codec *k, uint8_t *p, size_t bytes, unsigned size) {
+    size_t n = bytes / size;
+    int big = k->delta_big;
+    if (k->delta_type == LUMIO_ZARR_FLOAT32 || k->delta_type == LUMIO_ZARR_FLOAT64) {
+        double acc = 0;
+        for (size_t i = 0; i < n; i++) {
+            uint64_t bits = load(p + i * size, size, big);
+            double d;
+            if (size == 4) {
+                uint32_t b = (uint32_t)bits;
+                float f;
+                memcpy(&f, &b, 4);
+                d = f;
+                float a = (float)((i ? acc : 0) + d);
+                acc = a;
+                memcpy(&b, &a, 4);
+                bits = b;
+            } else {
+                memcpy(&d, &bits, 8);
+                acc = (i ? acc : 0) + d;
+                memcpy(&bits, &acc, 8);
+            }
+            save(p + i * size, bits, size, big);
+        }
+        return;
+    }
+    uint64_t acc = 0;
+    for (size_t i = 0; i < n; i++) {
+        acc += load(p + i * size, size, big); /* wraps as the dtype does */
+        save(p + i * size, acc, size, big);
+    }
+}
+
+int zarr_decode(const zarr_meta *m, const uint8_t *src, size_t len, uint8_t *out, char *err,
+                size_t errlen) {
+    size_t cap = m->chunk_bytes;
+    if (m->info.format == 2) {
+        int rc = decompress(&m->compressor, src, len, out, cap, err, errlen);
+        if (rc) return rc;
+        for (unsigned i = m->nfilters; i-- > 0;)
+            if (m->filters[i].id == CODEC_DELTA)
+                undelta(&m->filters[i], out, cap, m->info.itemsize);
+        return 0;
+    }
+    /* v3: bytes->bytes codecs in reverse; at most one compressor (checked at
+     * open), checksums peeled off around it. */
+    const codec *comp = NULL;
+    for (unsigned i = m->nchain; i-- > 0;) {
+        const codec *k = &m->chain[i];
+        if (k->id == CODEC_CRC32C) {
+            if (len < 4) {
+                snprintf(err, errlen, "crc32c: a chunk shorter than its checksum");
+                return LUMIO_E_CHECKSUM;
+            }
+            uint32_t want = (uint32_t)load(src + len - 4, 4, 0);
+            uint32_t got =
+                crc32_iscsi((unsigned char *)src, (int)(len - 4), 0xffffffffu) ^ 0xffffffffu;
+            if (want != got) {
+                snprintf(err, errlen, "crc32c: checksum %08x, stored %08x", got, want);
+                return LUMIO_E_CHECKSUM;
+            }
+            len -= 4;
+        } else if (k->id == CODEC_ZSTD || k->id == CODEC_GZIP || k->id == CODEC_BLOSC ||
+                   k->id == CODEC_ZLIB) {
+            comp = k;
+        }
+    }
+    codec none = {.id = CODEC_NONE};
+    return decompress(comp ? comp : &none, src, len, out, cap, err, errlen);
+}

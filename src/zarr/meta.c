@@ -1,0 +1,488 @@
+/* Zarr metadata: .zarray (v2) and zarr.json (v3), parsed with jansson.
+ * Every field the reader relies on is checked; anything unsupported is
+ * refused here, at open, with its name. */
+#include "zarr/zarr.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#define FAIL(code, ...)                                                                            \
+    do {                                                                                           \
+        snprintf(err, errlen, __VA_ARGS__);                                                        \
+        rc = (code);                                                                               \
+        goto out;                                                                                  \
+    } while (0)
+
+static const struct {
+    const char *v3;
+    char kind; /* numpy kind: b, i, u, f */
+    unsigned size;
+    lumio_zarr_type type;
+} types[] = {
+    {"bool", 'b', 1, LUMIO_ZARR_BOOL},       {"int8", 'i', 1, LUMIO_ZARR_INT8},
+    {"int16", 'i', 2, LUMIO_ZARR_INT16},     {"int32", 'i', 4, LUMIO_ZARR_INT32},
+    {"int64", 'i', 8, LUMIO_ZARR_INT64},     {"uint8", 'u', 1, LUMIO_ZARR_UINT8},
+    {"uint16", 'u', 2, LUMIO_ZARR_UINT16},   {"uint32", 'u', 4, LUMIO_ZARR_UINT32},
+    {"uint64", 'u', 8, LUMIO_ZARR_UINT64},   {"float32", 'f', 4, LUMIO_ZARR_FLOAT32},
+    {"float64", 'f', 8, LUMIO_ZARR_FLOAT64},
+};
+#define NTYPES (sizeof types / sizeof types[0])
+
+/* "<u2", "|b1", ">f8": 0, or -1 if not a supported numpy type string. */
+static int parse_numpy_dtype(const char *s, lumio_zarr_type *t, unsigned *size, int *big) {
+    if (strlen(s) != 3 || (s[0] != '<' && s[0] != '>' && s[0] != '|')) return -1;
+    unsigned n = (unsigned)(s[2] - '0');
+    for (size_t i = 0; i < NTYPES; i++)
+        if (types[i].kind == s[1] && types[i].size == n) {
+            if (n > 1 && s[0] == '|') return -1;
+            *t = types[i].type;
+            *size = n;
+            *big = s[0] == '>';
+            return 0;
+        }
+    return -1;
+}
+
+static bool is_float(lumio_zarr_type t) {
+    return t == LUMIO_ZARR_FLOAT32 || t == LUMIO_ZARR_FLOAT64;
+}
+
+static void store_le_or_be(uint8_t *out, uint64_t v, unsigned size, int big) {
+    for (unsigned i = 0; i < size; i++) out[big ? size - 1 - i : i] = (uint8_t)(v >> (8 * i));
+}
+
+/* The fill value as itemsize bytes in the array's byte order. */
+static int parse_fill(json_t *j, lumio_zarr_info *info, char *err, size_t errlen) {
+    memset(info->fill, 0, sizeof info->fill);
+    if (!j || json_is_null(j)) return 0;
+    lumio_zarr_type t = info->type;
+    unsigned size = info->itemsize;
+    int big = info->big_endian;
+    if (t == LUMIO_ZARR_BOOL) {
+        if (json_is_boolean(j))
+            info->fill[0] = json_is_true(j);
+        else if (json_is_integer(j))
+            info->fill[0] = json_integer_value(j) != 0;
+        else
+            goto bad;
+        return 0;
+    }
+    if (is_float(t)) {
+        double d;
+        if (json_is_number(j)) {
+            d = json_number_value(j);
+        } else if (json_is_string(j)) {
+            const char *s = json_string_value(j);
+            if (!strcmp(s, "NaN"))
+                d = NAN;
+            else if (!strcmp(s, "Infinity"))
+                d = INFINITY;
+            else if (!strcmp(s, "-Infinity"))
+                d = -INFINITY;
+            else
+                goto bad;
+        } else {
+            goto bad;
+        }
+        uint64_t bits;
+        if (size == 4) {
+            float f = (float)d;
+            uint32_t b32;
+            memcpy(&b32, &f, 4);
+            bits = b32;
+        } else {
+            memcpy(&bits, &d, 8);
+        }
+        store_le_or_be(info->fill, bits, size, big);
+        return 0;
+    }
+    if (!json_is_integer(j)) {
+        /* zarr-python writes integers; a float that is whole is accepted. */
+        if (json_is_real(j) && json_real_value(j) == (double)(long long)json_real_value(j)) {
+            store_le_or_be(info->fill, (uint64_t)(long long)json_real_value(j), size, big);
+            return 0;
+        }
+        goto bad;
+    }
+    store_le_or_be(info->fill, (uint64_t)json_integer_value(j), size, big);
+    return 0;
+bad:
+    snprintf(err, errlen, "fill_value: not a value of type %s", info->dtype);
+    return LUMIO_E_FORMAT;
+}
+
+static int parse_dims(json_t *a, uint64_t *out, unsigned *n, const char *field, char *err,
+                      size_t errlen) {
+    if (!json_is_array(a) || json_array_size(a) > LUMIO_ZARR_MAX_DIMS) {
+        snprintf(err, errlen, "%s: not an array of at most %d integers", field,
+                 LUMIO_ZARR_MAX_DIMS);
+        return LUMIO_E_FORMAT;
+    }
+    *n = (unsigned)json_array_size(a);
+    for (unsigned i = 0; i < *n; i++) {
+        json_t *v = json_array_get(a, i);
+        if (!json_is_integer(v) || json_integer_value(v) < 0) {
+            snprintf(err, errlen, "%s[%u]: not a non-negative integer", field, i);
+            return LUMIO_E_FORMAT;
+        }
+        out[i] = (uint64_t)json_integer_value(v);
+    }
+    return 0;
+}
+
+static int finish_shape(zarr_meta *m, char *err, size_t errlen) {
+    lumio_zarr_info *info = &m->info;
+    uint64_t bytes = info->itemsize, n = 1;
+    for (unsigned i = 0; i < info->ndim; i++) {
+        if (info->chunks[i] == 0) {
+            snprintf(err, errlen, "chunks[%u]: zero", i);
+            return LUMIO_E_FORMAT;
+        }
+        if (bytes > (1ull << 40) / info->chunks[i]) {
+            snprintf(err, errlen, "chunks: a chunk of more than 1 TiB");
+            return LUMIO_E_UNSUPPORTED;
+        }
+        bytes *= info->chunks[i];
+        uint64_t g = info->shape[i] / info->chunks[i] + (info->shape[i] % info->chunks[i] != 0);
+        n = g && n > UINT64_MAX / g ? UINT64_MAX : n * g;
+    }
+    m->chunk_bytes = bytes;
+    info->nchunks = n;
+    return 0;
+}
+
+static const char *shuffle_name(int s) {
+    return s == 0 ? "noshuffle" : s == 2 ? "bitshuffle" : "shuffle";
+}
+
+static int parse_blosc(json_t *c, codec *k, unsigned itemsize, char *err, size_t errlen) {
+    const char *cname = json_string_value(json_object_get(c, "cname"));
+    json_t *clevel = json_object_get(c, "clevel"), *shuffle = json_object_get(c, "shuffle");
+    static const char *const known[] = {"blosclz", "lz4", "lz4hc", "zlib", "zstd", "snappy"};
+    bool ok = false;
+    for (size_t i = 0; cname && i < sizeof known / sizeof *known; i++)
+        ok |= !strcmp(cname, known[i]);
+    if (!ok) {
+        snprintf(err, errlen, "blosc: unsupported cname '%s'", cname ? cname : "(none)");
+        return LUMIO_E_UNSUPPORTED;
+    }
+    snprintf(k->cname, sizeof k->cname, "%s", cname);
+    k->id = CODEC_BLOSC;
+    k->level = json_is_integer(clevel) ? (int)json_integer_value(clevel) : 5;
+    k->typesize = itemsize;
+    json_t *ts = json_object_get(c, "typesize");
+    if (json_is_integer(ts) && json_integer_value(ts) > 0)
+        k->typesize = (unsigned)json_integer_value(ts);
+    if (json_is_integer(shuffle)) {
+        k->shuffle = (int)json_integer_value(shuffle);
+    } else if (json_is_string(shuffle)) { /* v3: "noshuffle", "shuffle", "bitshuffle" */
+        const char *s = json_string_value(shuffle);
+        k->shuffle = !strcmp(s, "noshuffle") ? 0 : !strcmp(s, "bitshuffle") ? 2 : 1;
+    } else {
+        k->shuffle = 1;
+    }
+    if (k->shuffle < -1 || k->shuffle > 2) {
+        snprintf(err, errlen, "blosc: unsupported shuffle %d", k->shuffle);
+        return LUMIO_E_UNSUPPORTED;
+    }
+    if (k->shuffle == -1) k->shuffle = itemsize == 1 ? 2 : 1; /* numcodecs AUTOSHUFFLE */
+    return 0;
+}
+
+int zarr_parse_v2(const char *text, size_t len, zarr_meta *m, char *err, size_t errlen) {
+    memset(m, 0, sizeof *m);
+    json_error_t je;
+    json_t *root = json_loadb(text, len, 0, &je);
+    int rc = 0;
+    if (!root || !json_is_object(root))
+        FAIL(LUMIO_E_FORMAT, ".zarray: not JSON (line %d: %s)", je.line, je.text);
+    lumio_zarr_info *info = &m->info;
+    info->format = 2;
+    json_t *fmt = json_object_get(root, "zarr_format");
+    if (!json_is_integer(fmt) || json_integer_value(fmt) != 2)
+        FAIL(LUMIO_E_UNSUPPORTED, ".zarray: zarr_format is not 2");
+    unsigned nd, nc;
+    if ((rc = parse_dims(json_object_get(root, "shape"), info->shape, &nd, "shape", err, errlen)))
+        goto out;
+    if ((rc =
+             parse_dims(json_object_get(root, "chunks"), info->chunks, &nc, "chunks", err, errlen)))
+        goto out;
+    if (nd != nc) FAIL(LUMIO_E_FORMAT, "chunks: %u dimensions for a shape of %u", nc, nd);
+    info->ndim = nd;
+    json_t *dt = json_object_get(root, "dtype");
+    if (!json_is_string(dt)) FAIL(LUMIO_E_UNSUPPORTED, "dtype: not a simple type (structured?)");
+    if (parse_numpy_dtype(json_string_value(dt), &info->type, &info->itemsize, &info->big_endian))
+        FAIL(LUMIO_E_UNSUPPORTED, "dtype: unsupported data type '%s'", json_string_value(dt));
+    snprintf(info->dtype, sizeof info->dtype, "%s", json_string_value(dt));
+    const char *order = json_string_value(json_object_get(root, "order"));
+    if (!order || (strcmp(order, "C") && strcmp(order, "F")))
+        FAIL(LUMIO_E_UNSUPPORTED, "order: '%s' is not C or F", order ? order : "(none)");
+    info->fortran_order = order[0] == 'F';
+    const char *sep = json_string_value(json_object_get(root, "dimension_separator"));
+    if (sep && strcmp(sep, ".") && strcmp(sep, "/"))
+        FAIL(LUMIO_E_UNSUPPORTED, "dimension_separator: '%s'", sep);
+    m->sep = sep ? sep[0] : '.';
+    if ((rc = parse_fill(json_object_get(root, "fill_value"), info, err, errlen))) goto out;
+    json_t *comp = json_object_get(root, "compressor");
+    if (comp && !json_is_null(comp)) {
+        const char *id = json_string_value(json_object_get(comp, "id"));
+        codec *k = &m->compressor;
+        json_t *lvl = json_object_get(comp, "level");
+        k->level = json_is_integer(lvl) ? (int)json_integer_value(lvl) : 1;
+        if (!id) FAIL(LUMIO_E_FORMAT, "compressor: no id");
+        if (!strcmp(id, "zstd")) {
+            k->id = CODEC_ZSTD;
+        } else if (!strcmp(id, "zlib")) {
+            k->id = CODEC_ZLIB;
+        } else if (!strcmp(id, "gzip")) {
+            k->id = CODEC_GZIP;
+        } else if (!strcmp(id, "blosc")) {
+            if ((rc = parse_blosc(comp, k, info->itemsize, err, errlen))) goto out;
+        } else {
+            FAIL(LUMIO_E_UNSUPPORTED, "compressor: unsupported codec '%s'", id);
+        }
+    }
+    json_t *filters = json_object_get(root, "filters");
+    if (filters && !json_is_null(filters)) {
+        if (!json_is_array(filters) || json_array_size(filters) > MAX_CODECS)
+            FAIL(LUMIO_E_FORMAT, "filters: not a list");
+        for (size_t i = 0; i < json_array_size(filters); i++) {
+            json_t *f = json_array_get(filters, i);
+            const char *id = json_string_value(json_object_get(f, "id"));
+            if (!id || strcmp(id, "delta"))
+                FAIL(LUMIO_E_UNSUPPORTED, "filters[%zu]: unsupported filter '%s'", i,
+                     id ? id : "(none)");
+            const char *fdt = json_string_value(json_object_get(f, "dtype"));
+            const char *ast = json_string_value(json_object_get(f, "astype"));
+            codec *k = &m->filters[m->nfilters++];
+            k->id = CODEC_DELTA;
+            unsigned sz;
+            if (!fdt || parse_numpy_dtype(fdt, &k->delta_type, &sz, &k->delta_big) ||
+                sz != info->itemsize || (ast && strcmp(ast, fdt)))
+                FAIL(LUMIO_E_UNSUPPORTED,
+                     "filters[%zu]: delta with dtype '%s' astype '%s' (only the array's own)", i,
+                     fdt ? fdt : "", ast ? ast : "");
+        }
+    }
+    rc = finish_shape(m, err, errlen);
+out:
+    json_decref(root);
+    if (rc == 0) zarr_describe_codecs(m);
+    return rc;
+}
+
+/* ---- v3 --------------------------------------------------------------------- */
+
+static int v3_codec(json_t *c, zarr_meta *m, char *err, size_t errlen) {
+    const char *name = json_string_value(json_object_get(c, "name"));
+    json_t *conf = json_object_get(c, "configuration");
+    if (m->nchain == MAX_CODECS) {
+        snprintf(err, errlen, "codecs: more than %d", MAX_CODECS);
+        return LUMIO_E_UNSUPPORTED;
+    }
+    codec *k = &m->chain[m->nchain];
+    memset(k, 0, sizeof *k);
+    lumio_zarr_info *info = &m->info;
+    if (!name) {
+        snprintf(err, errlen, "codecs[%u]: no name", m->nchain);
+        return LUMIO_E_FORMAT;
+    }
+    if (!strcmp(name, "bytes")) {
+        const char *e = json_string_value(json_object_get(conf, "endian"));
+        k->id = CODEC_BYTES;
+        k->big_endian = e && !strcmp(e, "big");
+        if (e && strcmp(e, "big") && strcmp(e, "little")) {
+            snprintf(err, errlen, "codecs[%u]: bytes endian '%s'", m->nchain, e);
+            return LUMIO_E_FORMAT;
+        }
+        info->big_endian = k->big_endian;
+    } else if (!strcmp(name, "transpose")) {
+        json_t *o = json_object_get(conf, "order");
+        k->id = CODEC_TRANSPOSE;
+        if (!json_is_array(o) || json_array_size(o) != info->ndim) {
+            snprintf(err, errlen, "codecs[%u]: transpose order is not a permutation", m->nchain);
+            return LUMIO_E_FORMAT;
+        }
+        unsigned seen = 0;
+        for (unsigned i = 0; i < info->ndim; i++) {
+            json_t *v = json_array_get(o, i);
+            json_int_t d = json_is_integer(v) ? json_integer_value(v) : -1;
+            if (d < 0 || d >= (json_int_t)info->ndim || (seen >> d) & 1) {
+                snprintf(err, errlen, "codecs[%u]: transpose order is not a permutation",
+                         m->nchain);
+                return LUMIO_E_FORMAT;
+            }
+            seen |= 1u << d;
+            k->order[i] = (unsigned)d;
+        }
+        bool reverse = true;
+        for (unsigned i = 0; i < info->ndim; i++) reverse &= k->order[i] == info->ndim - 1 - i;
+        bool identity = true;
+        for (unsigned i = 0; i < info->ndim; i++) identity &= k->order[i] == i;
+        if (!reverse && !identity) {
+            snprintf(err, errlen, "codecs[%u]: transpose other than C or F order", m->nchain);
+            return LUMIO_E_UNSUPPORTED;
+        }
+        info->fortran_order = reverse && info->ndim > 1;
+        if (identity) return 0; /* nothing to do */
+    } else if (!strcmp(name, "zstd")) {
+        json_t *l = json_object_get(conf, "level");
+        k->id = CODEC_ZSTD;
+        k->level = json_is_integer(l) ? (int)json_integer_value(l) : 0;
+    } else if (!strcmp(name, "gzip")) {
+        json_t *l = json_object_get(conf, "level");
+        k->id = CODEC_GZIP;
+        k->level = json_is_integer(l) ? (int)json_integer_value(l) : 6;
+    } else if (!strcmp(name, "blosc")) {
+        int rc = parse_blosc(conf, k, info->itemsize, err, errlen);
+        if (rc) return rc;
+    } else if (!strcmp(name, "crc32c")) {
+        k->id = CODEC_CRC32C;
+    } else {
+        snprintf(err, errlen, "codecs[%u]: unsupported codec '%s'", m->nchain, name);
+        return LUMIO_E_UNSUPPORTED;
+    }
+    m->nchain++;
+    return 0;
+}
+
+int zarr_parse_v3(const char *text, size_t len, zarr_meta *m, char *err, size_t errlen) {
+    memset(m, 0, sizeof *m);
+    json_error_t je;
+    json_t *root = json_loadb(text, len, 0, &je);
+    int rc = 0;
+    if (!root || !json_is_object(root))
+        FAIL(LUMIO_E_FORMAT, "zarr.json: not JSON (line %d: %s)", je.line, je.text);
+    lumio_zarr_info *info = &m->info;
+    info->format = 3;
+    json_t *fmt = json_object_get(root, "zarr_format");
+    if (!json_is_integer(fmt) || json_integer_value(fmt) != 3)
+        FAIL(LUMIO_E_UNSUPPORTED, "zarr.json: zarr_format is not 3");
+    const char *nt = json_string_value(json_object_get(root, "node_type"));
+    if (!nt || strcmp(nt, "array"))
+        FAIL(LUMIO_E_UNSUPPORTED, "zarr.json: node_type '%s' is not an array", nt ? nt : "");
+    unsigned nd, nc;
+    if ((rc = parse_dims(json_object_get(root, "shape"), info->shape, &nd, "shape", err, errlen)))
+        goto out;
+    json_t *grid = json_object_get(root, "chunk_grid");
+    const char *gname = json_string_value(json_object_get(grid, "name"));
+    if (!gname || strcmp(gname, "regular"))
+        FAIL(LUMIO_E_UNSUPPORTED, "chunk_grid: '%s' is not regular", gname ? gname : "");
+    if ((rc = parse_dims(json_object_get(json_object_get(grid, "configuration"), "chunk_shape"),
+                         info->chunks, &nc, "chunk_grid.configuration.chunk_shape", err, errlen)))
+        goto out;
+    if (nd != nc) FAIL(LUMIO_E_FORMAT, "chunk_shape: %u dimensions for a shape of %u", nc, nd);
+    info->ndim = nd;
+    const char *dt = json_string_value(json_object_get(root, "data_type"));
+    size_t ti = 0;
+    while (dt && ti < NTYPES && strcmp(types[ti].v3, dt)) ti++;
+    if (!dt || ti == NTYPES) FAIL(LUMIO_E_UNSUPPORTED, "data_type: unsupported '%s'", dt ? dt : "");
+    info->type = types[ti].type;
+    info->itemsize = types[ti].size;
+    json_t *kenc = json_object_get(root, "chunk_key_encoding");
+    const char *kname = json_string_value(json_object_get(kenc, "name"));
+    const char *ksep =
+        json_string_value(json_object_get(json_object_get(kenc, "configuration"), "separator"));
+    if (kname && !strcmp(kname, "v2")) {
+        m->sep = ksep ? ksep[0] : '.';
+    } else if (!kname || !strcmp(kname, "default")) {
+        m->sep = ksep ? ksep[0] : '/';
+        m->v3_c = true;
+    } else {
+        FAIL(LUMIO_E_UNSUPPORTED, "chunk_key_encoding: unsupported '%s'", kname);
+    }
+    if (m->sep != '.' && m->sep != '/')
+        FAIL(LUMIO_E_UNSUPPORTED, "chunk_key_encoding: separator '%c'", m->sep);
+    json_t *codecs = json_object_get(root, "codecs");
+    if (!json_is_array(codecs) || json_array_size(codecs) == 0)
+        FAIL(LUMIO_E_FORMAT, "codecs: not a list");
+    for (size_t i = 0; i < json_array_size(codecs); i++)
+        if ((rc = v3_codec(json_array_get(codecs, i), m, err, errlen))) goto out;
+    bool have_bytes = false;
+    int ncomp = 0, comp_at = -1;
+    for (unsigned i = 0; i < m->nchain; i++) {
+        codec_id id = m->chain[i].id;
+        have_bytes |= id == CODEC_BYTES;
+        if (id == CODEC_ZSTD || id == CODEC_GZIP || id == CODEC_BLOSC) ncomp++, comp_at = (int)i;
+        if (id == CODEC_CRC32C && ncomp == 0 && i + 1 < m->nchain)
+            for (unsigned j = i + 1; j < m->nchain; j++)
+                if (m->chain[j].id == CODEC_ZSTD || m->chain[j].id == CODEC_GZIP ||
+                    m->chain[j].id == CODEC_BLOSC)
+                    FAIL(LUMIO_E_UNSUPPORTED, "codecs: crc32c before a compressor");
+    }
+    (void)comp_at;
+    if (ncomp > 1) FAIL(LUMIO_E_UNSUPPORTED, "codecs: more than one compressor");
+    if (!have_bytes && info->itemsize > 1)
+        FAIL(LUMIO_E_UNSUPPORTED, "codecs: no bytes codec (sharding_indexed is not supported yet)");
+    /* The dtype as numpy would name it, for display and for v2 output. */
+    char kind = types[ti].kind;
+    snprintf(info->dtype, sizeof info->dtype, "%c%c%u",
+             info->itemsize == 1 ? '|'
+             : info->big_endian  ? '>'
+                                 : '<',
+             kind, info->itemsize);
+    if ((rc = parse_fill(json_object_get(root, "fill_value"), info, err, errlen))) goto out;
+    rc = finish_shape(m, err, errlen);
+out:
+    json_decref(root);
+    if (rc == 0) zarr_describe_codecs(m);
+    return rc;
+}
+
+static void append(char *buf, size_t cap, const char *s) {
+    size_t n = strlen(buf);
+    snprintf(buf + n, cap - n, "%s%s", n ? "," : "", s);
+}
+
+static void describe(const codec *k, char *s, size_t cap) {
+    switch (k->id) {
+    case CODEC_ZSTD:
+        snprintf(s, cap, "zstd:%d", k->level);
+        break;
+    case CODEC_ZLIB:
+        snprintf(s, cap, "zlib:%d", k->level);
+        break;
+    case CODEC_GZIP:
+        snprintf(s, cap, "gzip:%d", k->level);
+        break;
+    case CODEC_BLOSC:
+        snprintf(s, cap, "blosc:%s:%d:%s", k->cname, k->level, shuffle_name(k->shuffle));
+        break;
+    case CODEC_DELTA:
+        snprintf(s, cap, "delta");
+        break;
+    case CODEC_BYTES:
+        snprintf(s, cap, "bytes:%s", k->big_endian ? "big" : "little");
+        break;
+    case CODEC_TRANSPOSE:
+        snprintf(s, cap, "transpose");
+        break;
+    case CODEC_CRC32C:
+        snprintf(s, cap, "crc32c");
+        break;
+    case CODEC_NONE:
+        snprintf(s, cap, "none");
+        break;
+    }
+}
+
+void zarr_describe_codecs(zarr_meta *m) {
+    char *buf = m->info.codecs;
+    size_t cap = sizeof m->info.codecs;
+    buf[0] = 0;
+    char s[64];
+    if (m->info.format == 2) {
+        for (unsigned i = 0; i < m->nfilters; i++)
+            describe(&m->filters[i], s, sizeof s), append(buf, cap, s);
+        if (m->compressor.id == CODEC_NONE)
+            append(buf, cap, "none");
+        else
+            describe(&m->compressor, s, sizeof s), append(buf, cap, s);
+        return;
+    }
+    for (unsigned i = 0; i < m->nchain; i++)
+        describe(&m->chain[i], s, sizeof s), append(buf, cap, s);
+}
