@@ -1,0 +1,174 @@
+#!/usr/bin/python3
+"""lumio against zarr-python 2.13 and numpy (Debian's python3-zarr).
+
+zarr-python writes v2 arrays of every supported dtype, byte order, order,
+compressor, filter, fill value, dimension separator and edge-chunk shape,
+some chunks left unwritten; `lumio zarr cat` reads random regions of them and
+must give numpy's bytes exactly. With --http the arrays are served by the
+nginx of tests/http_env.sh and read by URL.
+
+usage: zarr_peer_test.py LUMIO_CLI [--http]
+"""
+import os
+import random
+import subprocess
+import sys
+import tempfile
+
+import warnings
+
+import numcodecs
+import numpy as np
+import zarr
+
+LUMIO = sys.argv[1]
+HTTP = "--http" in sys.argv
+failures = 0
+
+
+def check(name, ok, detail=""):
+    global failures
+    print(("ok   " if ok else "FAIL ") + name + ("" if ok else "  " + detail))
+    if not ok:
+        failures += 1
+
+
+def lumio(*args):
+    return subprocess.run([LUMIO, *args], capture_output=True)
+
+
+DTYPES = ["|b1", "|i1", "<i2", ">i2", "<i4", ">i4", "<i8", ">i8", "|u1", "<u2", ">u2",
+          "<u4", ">u8", "<f4", ">f4", "<f8", ">f8"]
+COMPRESSORS = [
+    None,
+    numcodecs.Zstd(level=1),
+    numcodecs.Blosc("lz4", 5, numcodecs.Blosc.SHUFFLE),
+    numcodecs.Blosc("zstd", 3, numcodecs.Blosc.BITSHUFFLE),
+    numcodecs.Blosc("blosclz", 9, numcodecs.Blosc.NOSHUFFLE),
+    numcodecs.Blosc("zlib", 1, numcodecs.Blosc.SHUFFLE),
+    numcodecs.Blosc("lz4hc", 4, numcodecs.Blosc.AUTOSHUFFLE),
+    numcodecs.Zlib(level=5),
+    numcodecs.GZip(level=6),
+]
+SHAPES = [((1000,), (64,)), ((37, 53), (8, 16)), ((20, 13, 9), (7, 5, 4)), ((5, 6, 7, 3), (2, 4, 3, 3)),
+          ((100, 1), (33, 1))]
+
+
+def data_for(dtype, shape, rng):
+    dt = np.dtype(dtype)
+    if dt.kind == "b":
+        return rng.random(shape) < 0.5
+    if dt.kind == "f":
+        return (rng.standard_normal(shape) * 1000).astype(dt)
+    info = np.iinfo(dt)
+    return rng.integers(info.min, info.max, size=shape, dtype=dt.newbyteorder("=")).astype(dt)
+
+
+def fill_for(dtype, i):
+    kind = np.dtype(dtype).kind
+    if kind == "f":
+        return [0.0, float("nan"), -float("inf"), 1.5, None][i % 5]
+    if kind == "b":
+        return [False, True][i % 2]
+    return [0, 7, None][i % 3]
+
+
+def main():
+    warnings.simplefilter("ignore")  # numpy on NaN deltas
+    rng = np.random.default_rng(1234)
+    pick = random.Random(99)
+    root = os.environ["LUMIO_HTTP_ROOT" if HTTP else "LUMIO_ZARR_TEST_ROOT"]
+    base = os.environ["LUMIO_HTTP_URL"] if HTTP else root
+    cases = []
+    n = 0
+    for di, dtype in enumerate(DTYPES):
+        for variant in range(3):
+            n += 1
+            shape, chunks = SHAPES[(di + variant) % len(SHAPES)]
+            comp = COMPRESSORS[(di * 3 + variant) % len(COMPRESSORS)]
+            order = "CF"[(di + variant) % 2]
+            sep = "./"[(di // 2 + variant) % 2]
+            fill = fill_for(dtype, di + variant)
+            filters = None
+            if variant == 2 and np.dtype(dtype).kind in "iuf":
+                filters = [numcodecs.Delta(dtype=dtype)]
+            name = f"a{n:03d}.zarr"
+            z = zarr.open_array(os.path.join(root, name), mode="w", shape=shape, chunks=chunks,
+                                dtype=dtype, compressor=comp, order=order, fill_value=fill,
+                                filters=filters, dimension_separator=sep)
+            data = data_for(dtype, shape, rng)
+            # Leave some chunks unwritten: write a sub-box only.
+            # (With fill_value null missing chunks are undefined: write them all.)
+            partial = variant == 1 and fill is not None
+            box = tuple(slice(0, max(1, s - s // 3)) for s in shape) if partial else ...
+            z[box] = data[box] if box is not ... else data
+            desc = f"{name} {dtype} {order} {comp and comp.codec_id}{'+delta' if filters else ''} sep={sep} fill={fill}"
+            cases.append((name, z, desc))
+    for name, z, desc in cases:
+        loc = f"{base}/{name}"
+        ok = True
+        detail = ""
+        # Whole array, then random regions.
+        regions = [None]
+        for _ in range(4):
+            reg = []
+            for s in z.shape:
+                a = pick.randrange(0, s)
+                b = pick.randrange(a + 1, s + 1)
+                reg.append((a, b))
+            regions.append(reg)
+        for reg in regions:
+            args = ["zarr", "cat", loc]
+            if reg:
+                args += ["--region", ",".join(f"{a}:{b}" for a, b in reg)]
+                want = z[tuple(slice(a, b) for a, b in reg)].tobytes()
+            else:
+                want = z[...].tobytes()
+            r = lumio(*args)
+            if r.returncode != 0 or r.stdout != want:
+                ok = False
+                detail = f"region {reg}: rc={r.returncode} {r.stderr.decode().strip()} " \
+                         f"({len(r.stdout)} bytes, want {len(want)})"
+                break
+        check("read " + desc, ok, detail)
+
+    # info names what it read.
+    name, z, _ = cases[0]
+    r = lumio("zarr", "info", f"{base}/{name}")
+    out = r.stdout.decode()
+    check("info", r.returncode == 0 and z.dtype.str in out and
+          " x ".join(map(str, z.shape)) in out, out)
+
+    # Errors: a clear line naming what is wrong, exit 1.
+    bad = os.path.join(root, "bad.zarr")
+    zarr.open_array(bad, mode="w", shape=(4,), chunks=(2,), dtype="<u2",
+                    compressor=numcodecs.LZMA())[:] = 1
+    r = lumio("zarr", "cat", f"{base}/bad.zarr")
+    check("unsupported codec named", r.returncode == 1 and b"lzma" in r.stderr, r.stderr)
+    zarr.open_array(os.path.join(root, "dt.zarr"), mode="w", shape=(4,), chunks=(2,),
+                    dtype="<c8")
+    r = lumio("zarr", "info", f"{base}/dt.zarr")
+    check("unsupported dtype named", r.returncode == 1 and b"<c8" in r.stderr, r.stderr)
+    r = lumio("zarr", "info", f"{base}/nothing.zarr")
+    check("not an array", r.returncode == 1 and b"not a Zarr array" in r.stderr, r.stderr)
+    z = zarr.open_array(os.path.join(root, "corrupt.zarr"), mode="w", shape=(8,), chunks=(4,),
+                        dtype="<u4", compressor=numcodecs.Zstd())
+    z[:] = np.arange(8)
+    with open(os.path.join(root, "corrupt.zarr", "1"), "r+b") as f:
+        f.seek(5)
+        f.write(b"\xff\xff\xff")
+    r = lumio("zarr", "cat", f"{base}/corrupt.zarr")
+    check("corrupt chunk named", r.returncode == 1 and b"corrupt.zarr/1" in r.stderr, r.stderr)
+    r = lumio("zarr", "cat", f"{base}/{cases[0][0]}", "--region", "0:99999")
+    check("region outside", r.returncode == 2 and b"outside" in r.stderr, r.stderr)
+
+    print(f"zarr_peer{' (http)' if HTTP else ''}: {failures} failed")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    if HTTP:
+        sys.exit(main())
+    with tempfile.TemporaryDirectory(dir="/var/tmp") as d:
+        os.environ["LUMIO_ZARR_TEST_ROOT"] = d
+        sys.exit(main())
