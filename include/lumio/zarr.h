@@ -87,6 +87,36 @@ LUMIO_API void lumio_zarr_get_info(const lumio_zarr *z, lumio_zarr_info *info);
 LUMIO_API int lumio_zarr_read(lumio_zarr *z, const uint64_t *start, const uint64_t *shape,
                               void *buf);
 
+/* Creating arrays (local directories). */
+typedef struct lumio_zarr_create_options {
+    int format; /* 2 (default) or 3 */
+    unsigned ndim;
+    uint64_t shape[LUMIO_ZARR_MAX_DIMS];
+    uint64_t chunks[LUMIO_ZARR_MAX_DIMS];
+    const char *dtype;      /* as numpy writes it ("<u2", ">i8", "|b1") or by name ("uint16") */
+    const char *codec;      /* "zstd[:LEVEL]" (default zstd:3), "gzip[:L]", "zlib[:L]" (v2),
+                               "blosc[:CNAME[:LEVEL[:noshuffle|shuffle|bitshuffle]]]", "none" */
+    int fortran_order;      /* chunks stored in F order (v3: a transpose codec) */
+    const char *fill_value; /* "0" (default), "7", "-1.5", "nan", "inf", "-inf", "true" */
+    char separator;         /* chunk key separator: 0 for the default ('.' in v2, '/' in v3) */
+    int checksum;           /* v3: a crc32c codec after the compressor */
+} lumio_zarr_create_options;
+
+LUMIO_API void lumio_zarr_create_options_default(lumio_zarr_create_options *o);
+
+/* Create an array in a directory (made if missing; an existing array there
+ * is an error, -EEXIST) and open it. */
+LUMIO_API int lumio_zarr_create(lumio_zarr **out, const char *path,
+                                const lumio_zarr_create_options *o, const lumio_zarr_options *zo);
+
+/* Write the region [start, start + shape) from buf (C order, the array's
+ * byte order). Chunks only partly covered are read, merged and rewritten.
+ * Each chunk is written to a temporary name and renamed over the old one:
+ * a writer killed midway leaves every chunk whole, old or new. Local arrays
+ * only (-EROFS for URLs). */
+LUMIO_API int lumio_zarr_write(lumio_zarr *z, const uint64_t *start, const uint64_t *shape,
+                               const void *buf);
+
 /* The last error's text (the chunk key, the store's message). With NULL: the
  * last failed open on this thread. */
 LUMIO_API const char *lumio_zarr_last_error(const lumio_zarr *z);

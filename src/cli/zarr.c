@@ -20,6 +20,9 @@
 static const char zarr_usage[] =
     "usage: lumio zarr info PATH|URL\n"
     "       lumio zarr cat PATH|URL [--region START:STOP,...] [-o FILE|-]\n"
+    "       lumio zarr create PATH --shape N,... --chunks N,... --dtype DTYPE [--codec C]\n"
+    "                         [--format 2|3] [--order C|F] [--fill V] [--separator .|/]\n"
+    "                         [--checksum] [--from RAWFILE|-]\n"
     "\n"
     "Zarr v2 and v3 arrays in a directory, over http(s):// or in s3://BUCKET/PREFIX.\n"
     "\n"
@@ -27,7 +30,12 @@ static const char zarr_usage[] =
     "         also the chunks present and the bytes they take\n"
     "  cat    the region's raw bytes in C order and the array's byte order (as\n"
     "         numpy's a[region].tobytes()); a dimension left out of --region is\n"
-    "         taken whole, and START or STOP may be left empty (\":10\", \"5:\")\n";
+    "         taken whole, and START or STOP may be left empty (\":10\", \"5:\")\n"
+    "  create a new array in a directory; DTYPE as numpy writes it (<u2, >i8, |b1)\n"
+    "         or by name (uint16); C as zstd[:LEVEL] (default zstd:3), gzip[:LEVEL],\n"
+    "         zlib[:LEVEL] (v2), blosc[:CNAME[:LEVEL[:noshuffle|shuffle|bitshuffle]]]\n"
+    "         or none; --checksum adds crc32c (v3); --from fills it with raw bytes\n"
+    "         in C order and the array's byte order\n";
 
 static const char *type_name(lumio_zarr_type t) {
     static const char *const names[] = {"bool",   "int8",   "int16",  "int32",   "int64",  "uint8",
@@ -265,10 +273,176 @@ static int zarr_cat(int argc, char **argv) {
     return status;
 }
 
+static int parse_dims_list(const char *opt, const char *s, uint64_t *out, unsigned *n) {
+    *n = 0;
+    const char *p = s;
+    while (*p) {
+        if (*n == LUMIO_ZARR_MAX_DIMS) break;
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(p, &end, 10);
+        if (end == p || errno || *p == '-') break;
+        out[(*n)++] = v;
+        p = end;
+        if (*p == ',')
+            p++;
+        else if (*p)
+            break;
+        else
+            return 0;
+    }
+    if (!*p && *n) return 0;
+    cli_error("%s: '%s' is not a list of sizes like 100,200", opt, s);
+    return -1;
+}
+
+static int zarr_create(int argc, char **argv) {
+    static const struct option opts[] = {
+        {"shape", required_argument, NULL, 's'},  {"chunks", required_argument, NULL, 'c'},
+        {"dtype", required_argument, NULL, 'd'},  {"codec", required_argument, NULL, 'k'},
+        {"format", required_argument, NULL, 'f'}, {"order", required_argument, NULL, 'O'},
+        {"fill", required_argument, NULL, 'F'},   {"separator", required_argument, NULL, 'S'},
+        {"checksum", no_argument, NULL, 'x'},     {"from", required_argument, NULL, 'r'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
+    lumio_zarr_create_options o;
+    lumio_zarr_create_options_default(&o);
+    const char *shape = NULL, *chunks = NULL, *from = NULL;
+    o.dtype = NULL;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (c) {
+        case 's':
+            shape = optarg;
+            break;
+        case 'c':
+            chunks = optarg;
+            break;
+        case 'd':
+            o.dtype = optarg;
+            break;
+        case 'k':
+            o.codec = optarg;
+            break;
+        case 'f':
+            if (strcmp(optarg, "2") && strcmp(optarg, "3")) {
+                cli_error("--format: '%s' is not 2 or 3", optarg);
+                return EXIT_USAGE;
+            }
+            o.format = optarg[0] - '0';
+            break;
+        case 'O':
+            if (strcmp(optarg, "C") && strcmp(optarg, "F")) {
+                cli_error("--order: '%s' is not C or F", optarg);
+                return EXIT_USAGE;
+            }
+            o.fortran_order = optarg[0] == 'F';
+            break;
+        case 'F':
+            o.fill_value = optarg;
+            break;
+        case 'S':
+            if (strcmp(optarg, ".") && strcmp(optarg, "/")) {
+                cli_error("--separator: '%s' is not . or /", optarg);
+                return EXIT_USAGE;
+            }
+            o.separator = optarg[0];
+            break;
+        case 'x':
+            o.checksum = 1;
+            break;
+        case 'r':
+            from = optarg;
+            break;
+        case 'h':
+            fputs(zarr_usage, stdout);
+            return 0;
+        default:
+            return cli_option_error(c, argv);
+        }
+    }
+    if (optind + 1 != argc || !shape || !chunks || !o.dtype) {
+        cli_error("create needs PATH, --shape, --chunks and --dtype (see 'lumio zarr --help')");
+        return EXIT_USAGE;
+    }
+    unsigned ns, nc;
+    if (parse_dims_list("--shape", shape, o.shape, &ns) < 0 ||
+        parse_dims_list("--chunks", chunks, o.chunks, &nc) < 0)
+        return EXIT_USAGE;
+    if (ns != nc) {
+        cli_error("--chunks has %u dimensions, --shape %u", nc, ns);
+        return EXIT_USAGE;
+    }
+    o.ndim = ns;
+    const char *path = argv[optind];
+    int in = -1;
+    if (from && (in = !strcmp(from, "-") ? STDIN_FILENO : open(from, O_RDONLY | O_CLOEXEC)) < 0) {
+        cli_path_error(from, -errno);
+        return EXIT_FILES;
+    }
+    lumio_zarr *z;
+    int rc = lumio_zarr_create(&z, path, &o, NULL);
+    if (rc < 0) {
+        cli_error("%s", lumio_zarr_last_error(NULL));
+        if (in > STDIN_FILENO) close(in);
+        return rc == -EINVAL || rc == LUMIO_E_UNSUPPORTED || rc == LUMIO_E_FORMAT ? EXIT_USAGE
+                                                                                  : EXIT_FILES;
+    }
+    int status = 0;
+    if (in >= 0) { /* slabs of whole chunk rows along the first dimension */
+        lumio_zarr_info info;
+        lumio_zarr_get_info(z, &info);
+        uint64_t row = info.itemsize;
+        for (unsigned d = 1; d < info.ndim; d++) row *= info.shape[d];
+        uint64_t rows = info.ndim ? info.chunks[0] : 1, span = info.ndim ? info.shape[0] : 1;
+        uint8_t *buf = malloc(MAX(rows * row, 1));
+        progress p;
+        progress_init(&p, "written");
+        uint64_t done = 0;
+        for (uint64_t at = 0; buf && at < span && status == 0;) {
+            uint64_t take = MIN(rows, span - at), want = take * row, got = 0;
+            while (got < want) {
+                ssize_t r = read(in, buf + got, want - got);
+                if (r < 0 && errno == EINTR) continue;
+                if (r <= 0) break;
+                got += (uint64_t)r;
+            }
+            if (got < want) {
+                cli_error("%s: %llu bytes, the array needs %llu", from,
+                          (unsigned long long)(done + got), (unsigned long long)(span * row));
+                status = EXIT_FILES;
+                break;
+            }
+            uint64_t s0[LUMIO_ZARR_MAX_DIMS] = {0}, n0[LUMIO_ZARR_MAX_DIMS];
+            memcpy(n0, info.shape, sizeof n0);
+            if (info.ndim) s0[0] = at, n0[0] = take;
+            if (lumio_zarr_write(z, s0, n0, buf) < 0) {
+                cli_error("%s", lumio_zarr_last_error(z));
+                status = EXIT_FILES;
+            }
+            done += want;
+            progress_update(&p, 0, done);
+            at += take;
+        }
+        progress_done(&p);
+        if (!buf) status = EXIT_FILES;
+        free(buf);
+        char extra;
+        if (status == 0 && read(in, &extra, 1) > 0) {
+            cli_error("%s: longer than the array (%llu bytes)", from,
+                      (unsigned long long)(span * row));
+            status = EXIT_FILES;
+        }
+        if (in > STDIN_FILENO) close(in);
+    }
+    lumio_zarr_close(z);
+    return status;
+}
+
 int cmd_zarr(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
         if (argc < 2) {
-            cli_error("missing subcommand: info or cat (see 'lumio zarr --help')");
+            cli_error("missing subcommand: info, cat or create (see 'lumio zarr --help')");
             return EXIT_USAGE;
         }
         fputs(zarr_usage, stdout);
@@ -290,6 +464,10 @@ int cmd_zarr(int argc, char **argv) {
         cli_set_name("lumio zarr cat");
         return zarr_cat(argc - 1, argv + 1);
     }
-    cli_error("unknown subcommand '%s' (info or cat)", argv[1]);
+    if (!strcmp(argv[1], "create")) {
+        cli_set_name("lumio zarr create");
+        return zarr_create(argc - 1, argv + 1);
+    }
+    cli_error("unknown subcommand '%s' (info, cat or create)", argv[1]);
     return EXIT_USAGE;
 }

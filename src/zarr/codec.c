@@ -167,3 +167,115 @@ int zarr_decode(const zarr_meta *m, const uint8_t *src, size_t len, uint8_t *out
     codec none = {.id = CODEC_NONE};
     return decompress(comp ? comp : &none, src, len, out, cap, err, errlen);
 }
+
+/* ---- encoding ---------------------------------------------------------------- */
+
+/* Compress src into a malloc'd buffer. */
+static int compress_chunk(const codec *k, const uint8_t *src, size_t len, uint8_t **out,
+                          size_t *outlen, char *err, size_t errlen) {
+    size_t cap;
+    uint8_t *dst;
+    switch (k->id) {
+    case CODEC_NONE:
+        if (!(dst = malloc(len ? len : 1))) return -ENOMEM;
+        memcpy(dst, src, len);
+        *out = dst;
+        *outlen = len;
+        return 0;
+    case CODEC_ZSTD: {
+        cap = ZSTD_compressBound(len);
+        if (!(dst = malloc(cap))) return -ENOMEM;
+        size_t n = ZSTD_compress(dst, cap, src, len, k->level);
+        if (ZSTD_isError(n)) {
+            free(dst);
+            snprintf(err, errlen, "zstd: %s", ZSTD_getErrorName(n));
+            return LUMIO_E_CODEC;
+        }
+        *out = dst;
+        *outlen = n;
+        return 0;
+    }
+    case CODEC_BLOSC: {
+        if (len > BLOSC_MAX_BUFFERSIZE) {
+            snprintf(err, errlen, "blosc: a chunk of %zu bytes is too large", len);
+            return LUMIO_E_CODEC;
+        }
+        cap = len + BLOSC_MAX_OVERHEAD;
+        if (!(dst = malloc(cap))) return -ENOMEM;
+        int n = blosc_compress_ctx(k->level, k->shuffle, k->typesize, len, src, dst, cap, k->cname,
+                                   0, 1);
+        if (n <= 0) {
+            free(dst);
+            snprintf(err, errlen, "blosc: compression failed (%d)", n);
+            return LUMIO_E_CODEC;
+        }
+        *out = dst;
+        *outlen = (size_t)n;
+        return 0;
+    }
+    case CODEC_ZLIB:
+    case CODEC_GZIP: {
+        z_stream zs;
+        memset(&zs, 0, sizeof zs);
+        if (deflateInit2(&zs, k->level, Z_DEFLATED,
+                         k->id == CODEC_GZIP ? 16 + MAX_WBITS : MAX_WBITS, 8,
+                         Z_DEFAULT_STRATEGY) != Z_OK)
+            return -ENOMEM;
+        cap = deflateBound(&zs, (uLong)len) + 32;
+        if (!(dst = malloc(cap))) {
+            deflateEnd(&zs);
+            return -ENOMEM;
+        }
+        zs.next_in = (Bytef *)src;
+        zs.avail_in = (uInt)len;
+        zs.next_out = dst;
+        zs.avail_out = (uInt)cap;
+        int rc = deflate(&zs, Z_FINISH);
+        *outlen = zs.total_out;
+        deflateEnd(&zs);
+        if (rc != Z_STREAM_END) {
+            free(dst);
+            snprintf(err, errlen, "%s: compression failed", k->id == CODEC_GZIP ? "gzip" : "zlib");
+            return LUMIO_E_CODEC;
+        }
+        *out = dst;
+        return 0;
+    }
+    default:
+        snprintf(err, errlen, "internal: not a compressor");
+        return LUMIO_E_CODEC;
+    }
+}
+
+int zarr_encode(const zarr_meta *m, uint8_t *chunk, uint8_t **out, size_t *outlen, char *err,
+                size_t errlen) {
+    size_t len = m->chunk_bytes;
+    if (m->info.format == 2) {
+        if (m->nfilters) {
+            snprintf(err, errlen, "writing with filters is not supported");
+            return LUMIO_E_UNSUPPORTED;
+        }
+        return compress_chunk(&m->compressor, chunk, len, out, outlen, err, errlen);
+    }
+    const codec *comp = NULL;
+    bool crc = false;
+    for (unsigned i = 0; i < m->nchain; i++) {
+        if (m->chain[i].id == CODEC_CRC32C) crc = true;
+        if (m->chain[i].id == CODEC_ZSTD || m->chain[i].id == CODEC_GZIP ||
+            m->chain[i].id == CODEC_BLOSC)
+            comp = &m->chain[i];
+    }
+    codec none = {.id = CODEC_NONE};
+    int rc = compress_chunk(comp ? comp : &none, chunk, len, out, outlen, err, errlen);
+    if (rc || !crc) return rc;
+    uint8_t *grown = realloc(*out, *outlen + 4);
+    if (!grown) {
+        free(*out);
+        return -ENOMEM;
+    }
+    uint32_t c = crc32_iscsi(grown, (int)*outlen, 0xffffffffu) ^ 0xffffffffu;
+    save(grown + *outlen, c, 4, 0);
+    *out = grown;
+    *outlen += 4;
+    return 0;
+}

@@ -486,3 +486,159 @@ void zarr_describe_codecs(zarr_meta *m) {
     for (unsigned i = 0; i < m->nchain; i++)
         describe(&m->chain[i], s, sizeof s), append(buf, cap, s);
 }
+
+/* ---- writing metadata ------------------------------------------------------- */
+
+static json_t *dims_json(const uint64_t *v, unsigned n) {
+    json_t *a = json_array();
+    for (unsigned i = 0; i < n; i++) json_array_append_new(a, json_integer((json_int_t)v[i]));
+    return a;
+}
+
+static json_t *fill_json(const lumio_zarr_info *in) {
+    uint64_t v = 0;
+    for (unsigned i = 0; i < in->itemsize; i++)
+        v |= (uint64_t)in->fill[in->big_endian ? in->itemsize - 1 - i : i] << (8 * i);
+    double d;
+    switch (in->type) {
+    case LUMIO_ZARR_BOOL:
+        return json_boolean(v != 0);
+    case LUMIO_ZARR_FLOAT32: {
+        uint32_t b = (uint32_t)v;
+        float f;
+        memcpy(&f, &b, 4);
+        d = f;
+        break;
+    }
+    case LUMIO_ZARR_FLOAT64:
+        memcpy(&d, &v, 8);
+        break;
+    case LUMIO_ZARR_INT8:
+        return json_integer((int8_t)v);
+    case LUMIO_ZARR_INT16:
+        return json_integer((int16_t)v);
+    case LUMIO_ZARR_INT32:
+        return json_integer((int32_t)v);
+    case LUMIO_ZARR_INT64:
+        return json_integer((json_int_t)(int64_t)v);
+    case LUMIO_ZARR_UINT64:
+        if (v > (uint64_t)INT64_MAX) return json_real((double)v); /* jansson is signed */
+        return json_integer((json_int_t)v);
+    default:
+        return json_integer((json_int_t)v);
+    }
+    if (isnan(d)) return json_string("NaN");
+    if (isinf(d)) return json_string(d > 0 ? "Infinity" : "-Infinity");
+    return json_real(d);
+}
+
+static json_t *blosc_json(const codec *k, bool v3) {
+    json_t *o = json_object();
+    if (!v3) json_object_set_new(o, "id", json_string("blosc"));
+    json_object_set_new(o, "cname", json_string(k->cname));
+    json_object_set_new(o, "clevel", json_integer(k->level));
+    if (v3) {
+        json_object_set_new(o, "shuffle", json_string(shuffle_name(k->shuffle)));
+        json_object_set_new(o, "typesize", json_integer(k->typesize));
+    } else {
+        json_object_set_new(o, "shuffle", json_integer(k->shuffle));
+    }
+    json_object_set_new(o, "blocksize", json_integer(0));
+    return o;
+}
+
+static json_t *named(const char *name, json_t *conf) {
+    json_t *o = json_object();
+    json_object_set_new(o, "name", json_string(name));
+    if (conf) json_object_set_new(o, "configuration", conf);
+    return o;
+}
+
+char *zarr_dump_meta(const zarr_meta *m) {
+    const lumio_zarr_info *in = &m->info;
+    json_t *root = json_object();
+    if (in->format == 2) {
+        json_object_set_new(root, "zarr_format", json_integer(2));
+        json_object_set_new(root, "shape", dims_json(in->shape, in->ndim));
+        json_object_set_new(root, "chunks", dims_json(in->chunks, in->ndim));
+        json_object_set_new(root, "dtype", json_string(in->dtype));
+        const codec *k = &m->compressor;
+        json_t *c = json_null();
+        if (k->id == CODEC_BLOSC) {
+            c = blosc_json(k, false);
+        } else if (k->id != CODEC_NONE) {
+            c = json_object();
+            json_object_set_new(c, "id",
+                                json_string(k->id == CODEC_ZSTD   ? "zstd"
+                                            : k->id == CODEC_ZLIB ? "zlib"
+                                                                  : "gzip"));
+            json_object_set_new(c, "level", json_integer(k->level));
+        }
+        json_object_set_new(root, "compressor", c);
+        json_object_set_new(root, "fill_value", fill_json(in));
+        json_object_set_new(root, "order", json_string(in->fortran_order ? "F" : "C"));
+        json_object_set_new(root, "filters", json_null());
+        json_object_set_new(root, "dimension_separator", json_string(m->sep == '/' ? "/" : "."));
+    } else {
+        json_object_set_new(root, "zarr_format", json_integer(3));
+        json_object_set_new(root, "node_type", json_string("array"));
+        json_object_set_new(root, "shape", dims_json(in->shape, in->ndim));
+        size_t ti = 0;
+        while (ti < NTYPES && types[ti].type != in->type) ti++;
+        json_object_set_new(root, "data_type", json_string(types[ti].v3));
+        json_t *gc = json_object();
+        json_object_set_new(gc, "chunk_shape", dims_json(in->chunks, in->ndim));
+        json_object_set_new(root, "chunk_grid", named("regular", gc));
+        json_t *kc = json_object();
+        json_object_set_new(kc, "separator", json_string(m->sep == '.' ? "." : "/"));
+        json_object_set_new(root, "chunk_key_encoding", named(m->v3_c ? "default" : "v2", kc));
+        json_object_set_new(root, "fill_value", fill_json(in));
+        json_t *codecs = json_array();
+        for (unsigned i = 0; i < m->nchain; i++) {
+            const codec *k = &m->chain[i];
+            json_t *conf = NULL;
+            const char *name = NULL;
+            switch (k->id) {
+            case CODEC_TRANSPOSE:
+                name = "transpose";
+                conf = json_object();
+                json_object_set_new(conf, "order", json_array());
+                for (unsigned d = 0; d < in->ndim; d++)
+                    json_array_append_new(json_object_get(conf, "order"),
+                                          json_integer(k->order[d]));
+                break;
+            case CODEC_BYTES:
+                name = "bytes";
+                conf = json_object();
+                json_object_set_new(conf, "endian", json_string(k->big_endian ? "big" : "little"));
+                break;
+            case CODEC_ZSTD:
+                name = "zstd";
+                conf = json_object();
+                json_object_set_new(conf, "level", json_integer(k->level));
+                json_object_set_new(conf, "checksum", json_false());
+                break;
+            case CODEC_GZIP:
+                name = "gzip";
+                conf = json_object();
+                json_object_set_new(conf, "level", json_integer(k->level));
+                break;
+            case CODEC_BLOSC:
+                name = "blosc";
+                conf = blosc_json(k, true);
+                break;
+            case CODEC_CRC32C:
+                name = "crc32c";
+                break;
+            default:
+                continue;
+            }
+            json_array_append_new(codecs, named(name, conf));
+        }
+        json_object_set_new(root, "codecs", codecs);
+        json_object_set_new(root, "attributes", json_object());
+    }
+    char *text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    json_decref(root);
+    return text;
+}

@@ -7,6 +7,7 @@
 
 #include <lumio/remote.h>
 #include <lumio/zarr.h>
+#include <pthread.h>
 
 enum { MAX_CODECS = 8 };
 
@@ -56,6 +57,55 @@ void zarr_describe_codecs(zarr_meta *m);
  * byte order and the chunk's stored element order). */
 int zarr_decode(const zarr_meta *m, const uint8_t *src, size_t len, uint8_t *out, char *err,
                 size_t errlen);
+
+/* codec.c: encode one chunk (chunk_bytes, stored order) into a malloc'd
+ * buffer. */
+int zarr_encode(const zarr_meta *m, uint8_t *chunk, uint8_t **out, size_t *outlen, char *err,
+                size_t errlen);
+
+/* meta.c: the metadata document of m (malloc'd JSON text). */
+char *zarr_dump_meta(const zarr_meta *m);
+
+/* A region of the array being read or written, and the chunk grid span it
+ * touches (box.c). */
+typedef struct region {
+    const lumio_zarr *z;
+    const uint64_t *start, *shape;
+    uint8_t *buf;                                                 /* C order */
+    uint64_t lo[LUMIO_ZARR_MAX_DIMS], count[LUMIO_ZARR_MAX_DIMS]; /* chunk grid span */
+    uint64_t rstride[LUMIO_ZARR_MAX_DIMS];                        /* region, elements */
+    uint64_t cstride[LUMIO_ZARR_MAX_DIMS];                        /* chunk, elements */
+    uint64_t nchunks;
+    pthread_mutex_t mu; /* the first error */
+    int error;
+    char err[1024];
+} region;
+
+/* Check the region against the shape (LUMIO_E_RANGE, in z->err) and set up
+ * the strides and grid span; 1 when the region is empty. */
+int region_init(region *x, lumio_zarr *z, const uint64_t *start, const uint64_t *shape, void *buf);
+void region_fini(region *x);
+void region_error(region *x, int code, const char *text);
+/* Grid coordinates of the region's i-th chunk (C order over the span). */
+void region_chunk(const region *x, uint64_t i, uint64_t *cc);
+/* Copy between the chunk at cc (decoded, stored element order) and the
+ * region: into the region (chunk NULL: the fill value), or out of it. */
+void region_to_buf(const region *x, const uint64_t *cc, const uint8_t *chunk);
+void region_to_chunk(const region *x, const uint64_t *cc, uint8_t *chunk);
+/* Whether the region covers all of the chunk at cc that lies in the array. */
+bool region_covers(const region *x, const uint64_t *cc);
+/* Fill a whole chunk buffer with the fill value. */
+void zarr_fill_chunk(const zarr_meta *m, uint8_t *chunk);
+/* The key of the chunk at cc ("1.0.3", "1/0/3", "c/1/0/3"). */
+void zarr_chunk_key(const lumio_zarr *z, const uint64_t *cc, char *buf, size_t cap);
+
+/* array.c: read chunks of the region (indices first..first+n, or the n in
+ * `which`) through the ring, running fn on each on the workers. */
+int zarr_fetch_chunks(lumio_zarr *z, region *x, uint64_t first, uint64_t n, lumio_compute_fn fn,
+                      const uint64_t *which);
+
+/* array.c: this thread's text of the last failed open or create. */
+char *zarr_open_error(void);
 
 struct lumio_zarr {
     char *base; /* the store's location, without a trailing '/' */

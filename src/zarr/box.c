@@ -1,0 +1,168 @@
+/* Regions and chunks: which chunks a region touches, and copying the part
+ * they share in either direction, for C- and F-ordered chunks. */
+#include "zarr/zarr.h"
+
+#include <stdio.h>
+#include <string.h>
+
+int region_init(region *x, lumio_zarr *z, const uint64_t *start, const uint64_t *shape, void *buf) {
+    memset(x, 0, sizeof *x);
+    const lumio_zarr_info *info = &z->m.info;
+    unsigned nd = info->ndim;
+    x->z = z;
+    x->start = start;
+    x->shape = shape;
+    x->buf = buf;
+    x->nchunks = 1;
+    bool empty = false;
+    for (unsigned d = 0; d < nd; d++) {
+        if (start[d] > info->shape[d] || shape[d] > info->shape[d] - start[d]) {
+            snprintf(z->err, sizeof z->err,
+                     "%s: region [%llu, %llu) of dimension %u is outside the shape %llu", z->base,
+                     (unsigned long long)start[d], (unsigned long long)(start[d] + shape[d]), d,
+                     (unsigned long long)info->shape[d]);
+            return LUMIO_E_RANGE;
+        }
+        if (shape[d] == 0) {
+            empty = true;
+            continue;
+        }
+        x->lo[d] = start[d] / info->chunks[d];
+        x->count[d] = (start[d] + shape[d] - 1) / info->chunks[d] - x->lo[d] + 1;
+        x->nchunks *= x->count[d];
+    }
+    if (empty) return 1;
+    for (unsigned d = nd; d-- > 0;)
+        x->rstride[d] = d == nd - 1 ? 1 : x->rstride[d + 1] * shape[d + 1];
+    if (info->fortran_order) /* the first dimension varies fastest in a chunk */
+        for (unsigned d = 0; d < nd; d++)
+            x->cstride[d] = d == 0 ? 1 : x->cstride[d - 1] * info->chunks[d - 1];
+    else
+        for (unsigned d = nd; d-- > 0;)
+            x->cstride[d] = d == nd - 1 ? 1 : x->cstride[d + 1] * info->chunks[d + 1];
+    pthread_mutex_init(&x->mu, NULL);
+    return 0;
+}
+
+void region_fini(region *x) {
+    pthread_mutex_destroy(&x->mu);
+}
+
+void region_error(region *x, int code, const char *text) {
+    pthread_mutex_lock(&x->mu);
+    if (!x->error) {
+        x->error = code;
+        snprintf(x->err, sizeof x->err, "%s", text);
+    }
+    pthread_mutex_unlock(&x->mu);
+}
+
+void region_chunk(const region *x, uint64_t i, uint64_t *cc) {
+    for (unsigned d = x->z->m.info.ndim; d-- > 0;) {
+        cc[d] = x->lo[d] + i % x->count[d];
+        i /= x->count[d];
+    }
+}
+
+bool region_covers(const region *x, const uint64_t *cc) {
+    const lumio_zarr_info *info = &x->z->m.info;
+    for (unsigned d = 0; d < info->ndim; d++) {
+        uint64_t co = cc[d] * info->chunks[d];
+        uint64_t ce = LUMIO_MIN(co + info->chunks[d], info->shape[d]);
+        if (co < x->start[d] || ce > x->start[d] + x->shape[d]) return false;
+    }
+    return true;
+}
+
+void zarr_fill_chunk(const zarr_meta *m, uint8_t *chunk) {
+    unsigned isz = m->info.itemsize;
+    bool zero = true;
+    for (unsigned i = 0; i < isz; i++) zero &= m->info.fill[i] == 0;
+    if (zero) {
+        memset(chunk, 0, m->chunk_bytes);
+        return;
+    }
+    for (uint64_t k = 0; k < m->chunk_bytes / isz; k++) memcpy(chunk + k * isz, m->info.fill, isz);
+}
+
+static void copy(const region *x, const uint64_t *cc, uint8_t *chunk, bool to_buf) {
+    const lumio_zarr_info *info = &x->z->m.info;
+    unsigned nd = info->ndim, isz = info->itemsize;
+    if (nd == 0) {
+        if (to_buf)
+            memcpy(x->buf, chunk ? chunk : info->fill, isz);
+        else
+            memcpy(chunk, x->buf, isz);
+        return;
+    }
+    uint64_t clo[LUMIO_ZARR_MAX_DIMS], rlo[LUMIO_ZARR_MAX_DIMS], ext[LUMIO_ZARR_MAX_DIMS];
+    for (unsigned d = 0; d < nd; d++) {
+        uint64_t co = cc[d] * info->chunks[d];
+        uint64_t a = LUMIO_MAX(co, x->start[d]);
+        uint64_t b = LUMIO_MIN(co + info->chunks[d], x->start[d] + x->shape[d]);
+        clo[d] = a - co;
+        rlo[d] = a - x->start[d];
+        ext[d] = b - a;
+    }
+    unsigned last = nd - 1;
+    uint64_t run = ext[last];
+    bool contiguous = !info->fortran_order || nd == 1;
+    bool zero_fill = true;
+    for (unsigned i = 0; i < isz; i++) zero_fill &= info->fill[i] == 0;
+    uint64_t step = x->cstride[last] * isz;
+    uint64_t idx[LUMIO_ZARR_MAX_DIMS] = {0};
+    for (;;) {
+        uint64_t roff = 0, coff = 0;
+        for (unsigned d = 0; d < nd; d++) {
+            roff += (rlo[d] + idx[d]) * x->rstride[d];
+            coff += (clo[d] + idx[d]) * x->cstride[d];
+        }
+        uint8_t *r = x->buf + roff * isz;
+        if (to_buf && !chunk) {
+            if (zero_fill)
+                memset(r, 0, run * isz);
+            else
+                for (uint64_t k = 0; k < run; k++) memcpy(r + k * isz, info->fill, isz);
+        } else if (contiguous) {
+            if (to_buf)
+                memcpy(r, chunk + coff * isz, run * isz);
+            else
+                memcpy(chunk + coff * isz, r, run * isz);
+        } else {
+            uint8_t *c = chunk + coff * isz;
+            if (to_buf)
+                for (uint64_t k = 0; k < run; k++) memcpy(r + k * isz, c + k * step, isz);
+            else
+                for (uint64_t k = 0; k < run; k++) memcpy(c + k * step, r + k * isz, isz);
+        }
+        /* The next run: an odometer over every dimension but the last. */
+        unsigned d = last;
+        while (d-- > 0) {
+            if (++idx[d] < ext[d]) break;
+            idx[d] = 0;
+        }
+        if (d == (unsigned)-1) break;
+    }
+}
+
+void region_to_buf(const region *x, const uint64_t *cc, const uint8_t *chunk) {
+    copy(x, cc, (uint8_t *)chunk, true);
+}
+
+void region_to_chunk(const region *x, const uint64_t *cc, uint8_t *chunk) {
+    copy(x, cc, chunk, false);
+}
+
+void zarr_chunk_key(const lumio_zarr *z, const uint64_t *cc, char *buf, size_t cap) {
+    const zarr_meta *m = &z->m;
+    size_t n = 0;
+    if (m->v3_c)
+        buf[n++] = 'c';
+    else if (m->info.ndim == 0)
+        buf[n++] = '0';
+    for (unsigned d = 0; d < m->info.ndim && n + 24 < cap; d++) {
+        if (d > 0 || m->v3_c) buf[n++] = m->sep;
+        n += (size_t)snprintf(buf + n, cap - n, "%llu", (unsigned long long)cc[d]);
+    }
+    buf[n] = 0;
+}

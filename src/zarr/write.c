@@ -1,0 +1,430 @@
+/* Creating arrays and writing regions. A write reads the chunks it only
+ * partly covers (through the ring, decoded on the workers), then encodes
+ * every chunk it touches on a set of threads, each chunk written to a
+ * temporary name and renamed over the old one, so a killed writer leaves
+ * every chunk whole. */
+#include "zarr/zarr.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+void lumio_zarr_create_options_default(lumio_zarr_create_options *o) {
+    memset(o, 0, sizeof *o);
+    o->format = 2;
+    o->dtype = "<f8";
+    o->codec = "zstd:3";
+    o->fill_value = "0";
+}
+
+/* ---- options into metadata --------------------------------------------------- */
+
+static const struct {
+    const char *name, *np;
+} dtype_names[] = {
+    {"bool", "|b1"},   {"int8", "|i1"},    {"int16", "<i2"},   {"int32", "<i4"},
+    {"int64", "<i8"},  {"uint8", "|u1"},   {"uint16", "<u2"},  {"uint32", "<u4"},
+    {"uint64", "<u8"}, {"float32", "<f4"}, {"float64", "<f8"},
+};
+
+static int parse_codec(const char *s, int format, unsigned itemsize, codec *k, char *err,
+                       size_t errlen) {
+    memset(k, 0, sizeof *k);
+    char name[16] = "", a[16] = "", b[16] = "", c[16] = "";
+    int n = sscanf(s, "%15[^:]:%15[^:]:%15[^:]:%15s", name, a, b, c);
+    if (n < 1) goto bad;
+    char *end;
+    if (!strcmp(name, "none")) {
+        if (n > 1) goto bad;
+        k->id = CODEC_NONE;
+        return 0;
+    }
+    if (!strcmp(name, "zstd") || !strcmp(name, "gzip") || !strcmp(name, "zlib")) {
+        k->id = name[0] == 'z' && name[1] == 's' ? CODEC_ZSTD
+                : name[1] == 'z'                 ? CODEC_GZIP
+                                                 : CODEC_ZLIB;
+        if (k->id == CODEC_ZLIB && format == 3) {
+            snprintf(err, errlen, "codec zlib: not a Zarr v3 codec (use gzip)");
+            return LUMIO_E_UNSUPPORTED;
+        }
+        k->level = k->id == CODEC_ZSTD ? 3 : k->id == CODEC_GZIP ? 6 : 1;
+        if (n >= 2) {
+            long l = strtol(a, &end, 10);
+            if (*end || n > 2) goto bad;
+            if (l < (k->id == CODEC_ZSTD ? -7 : 0) || l > (k->id == CODEC_ZSTD ? 22 : 9)) goto bad;
+            k->level = (int)l;
+        }
+        return 0;
+    }
+    if (!strcmp(name, "blosc")) {
+        k->id = CODEC_BLOSC;
+        snprintf(k->cname, sizeof k->cname, "%s", n >= 2 ? a : "lz4");
+        k->level = 5;
+        k->shuffle = 1;
+        k->typesize = itemsize;
+        static const char *const cnames[] = {"blosclz", "lz4", "lz4hc", "zlib", "zstd"};
+        bool ok = false;
+        for (size_t i = 0; i < sizeof cnames / sizeof *cnames; i++)
+            ok |= !strcmp(k->cname, cnames[i]);
+        if (!ok) goto bad;
+        if (n >= 3) {
+            long l = strtol(b, &end, 10);
+            if (*end || l < 0 || l > 9) goto bad;
+            k->level = (int)l;
+        }
+        if (n >= 4) {
+            if (!strcmp(c, "noshuffle"))
+                k->shuffle = 0;
+            else if (!strcmp(c, "shuffle"))
+                k->shuffle = 1;
+            else if (!strcmp(c, "bitshuffle"))
+                k->shuffle = 2;
+            else
+                goto bad;
+        }
+        return 0;
+    }
+bad:
+    snprintf(err, errlen,
+             "codec '%s': expected none, zstd[:LEVEL], gzip[:LEVEL], zlib[:LEVEL] or "
+             "blosc[:CNAME[:LEVEL[:noshuffle|shuffle|bitshuffle]]]",
+             s);
+    return LUMIO_E_UNSUPPORTED;
+}
+
+static int parse_fill_text(const char *s, lumio_zarr_info *in, char *err, size_t errlen) {
+    memset(in->fill, 0, sizeof in->fill);
+    unsigned size = in->itemsize;
+    int big = in->big_endian;
+    uint64_t bits;
+    char *end;
+    if (in->type == LUMIO_ZARR_BOOL) {
+        if (!strcmp(s, "true") || !strcmp(s, "1"))
+            in->fill[0] = 1;
+        else if (strcmp(s, "false") && strcmp(s, "0"))
+            goto bad;
+        return 0;
+    }
+    if (in->type == LUMIO_ZARR_FLOAT32 || in->type == LUMIO_ZARR_FLOAT64) {
+        errno = 0;
+        double d = strtod(s, &end); /* also "nan", "inf", "-inf" */
+        if (end == s || *end) goto bad;
+        if (size == 4) {
+            float f = (float)d;
+            uint32_t b32;
+            memcpy(&b32, &f, 4);
+            bits = b32;
+        } else {
+            memcpy(&bits, &d, 8);
+        }
+    } else {
+        errno = 0;
+        bool neg = s[0] == '-';
+        if (neg) {
+            long long v = strtoll(s, &end, 10);
+            bits = (uint64_t)v;
+        } else {
+            bits = strtoull(s, &end, 10);
+        }
+        if (end == s || *end || errno) goto bad;
+        bool is_signed = in->type <= LUMIO_ZARR_INT64;
+        if (neg && !is_signed) goto bad;
+        if (size < 8) {
+            int64_t lo = is_signed ? -(1ll << (8 * size - 1)) : 0;
+            int64_t hi =
+                is_signed ? (1ll << (8 * size - 1)) - 1 : (int64_t)((1ull << (8 * size)) - 1);
+            int64_t v = (int64_t)bits;
+            if ((neg || is_signed) ? (v < lo || v > hi) : bits > (uint64_t)hi) goto bad;
+        }
+    }
+    for (unsigned i = 0; i < size; i++)
+        in->fill[big ? size - 1 - i : i] = (uint8_t)(bits >> (8 * i));
+    return 0;
+bad:
+    snprintf(err, errlen, "fill value '%s' is not a %s", s, in->dtype);
+    return LUMIO_E_FORMAT;
+}
+
+static int mkdirs(char *path) {
+    for (char *p = path + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        int rc = mkdir(path, 0755);
+        *p = '/';
+        if (rc < 0 && errno != EEXIST) return -errno;
+    }
+    if (mkdir(path, 0755) < 0 && errno != EEXIST) return -errno;
+    return 0;
+}
+
+/* Write data to path through a temporary name and a rename. */
+static int write_atomic(const char *path, const void *data, size_t len) {
+    static unsigned long counter;
+    size_t n = strlen(path) + 64;
+    char *tmp = malloc(n);
+    if (!tmp) return -ENOMEM;
+    snprintf(tmp, n, "%s.lumio-tmp.%d.%lu", path, (int)getpid(),
+             __atomic_fetch_add(&counter, 1, __ATOMIC_RELAXED));
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0 && errno == ENOENT) { /* a key with '/': make its directory */
+        char *dir = strdup(path);
+        char *slash = dir ? strrchr(dir, '/') : NULL;
+        if (slash) {
+            *slash = 0;
+            mkdirs(dir);
+        }
+        free(dir);
+        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    }
+    int rc = fd < 0 ? -errno : 0;
+    const uint8_t *p = data;
+    while (rc == 0 && len) {
+        ssize_t w = write(fd, p, len);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0)
+            rc = w < 0 ? -errno : -EIO;
+        else
+            p += w, len -= (size_t)w;
+    }
+    if (fd >= 0 && close(fd) < 0 && rc == 0) rc = -errno;
+    if (rc == 0 && rename(tmp, path) < 0) rc = -errno;
+    if (rc < 0 && fd >= 0) unlink(tmp);
+    free(tmp);
+    return rc;
+}
+
+int lumio_zarr_create(lumio_zarr **out, const char *path, const lumio_zarr_create_options *o,
+                      const lumio_zarr_options *zo) {
+    *out = NULL;
+    char err[512] = "";
+    int rc = 0;
+    zarr_meta m;
+    memset(&m, 0, sizeof m);
+    lumio_zarr_info *in = &m.info;
+    const char *dtype = o->dtype ? o->dtype : "<f8";
+    for (size_t i = 0; i < sizeof dtype_names / sizeof *dtype_names; i++)
+        if (!strcmp(dtype, dtype_names[i].name)) dtype = dtype_names[i].np;
+    if (lumio_is_remote(path)) {
+        snprintf(err, sizeof err, "%s: arrays are created in local directories only", path);
+        rc = -EROFS;
+        goto out;
+    }
+    if (o->format != 2 && o->format != 3) {
+        snprintf(err, sizeof err, "format %d: 2 or 3", o->format);
+        rc = -EINVAL;
+        goto out;
+    }
+    if (o->ndim > LUMIO_ZARR_MAX_DIMS) {
+        snprintf(err, sizeof err, "%u dimensions: at most %d", o->ndim, LUMIO_ZARR_MAX_DIMS);
+        rc = -EINVAL;
+        goto out;
+    }
+    /* Describe the array as v2 metadata text, and parse it back: one path
+     * checks everything, for created and opened arrays alike. */
+    in->format = o->format;
+    in->ndim = o->ndim;
+    memcpy(in->shape, o->shape, sizeof in->shape);
+    memcpy(in->chunks, o->chunks, sizeof in->chunks);
+    {
+        char probe[256];
+        snprintf(probe, sizeof probe,
+                 "{\"zarr_format\":2,\"shape\":[],\"chunks\":[],\"dtype\":\"%s\",\"order\":\"C\","
+                 "\"compressor\":null,\"fill_value\":0,\"filters\":null}",
+                 dtype);
+        zarr_meta t;
+        rc = zarr_parse_v2(probe, strlen(probe), &t, err, sizeof err);
+        if (rc < 0) goto out;
+        in->type = t.info.type;
+        in->itemsize = t.info.itemsize;
+        in->big_endian = t.info.big_endian;
+        snprintf(in->dtype, sizeof in->dtype, "%s", t.info.dtype);
+    }
+    in->fortran_order = o->fortran_order != 0 && o->ndim > 1;
+    if ((rc = parse_fill_text(o->fill_value ? o->fill_value : "0", in, err, sizeof err))) goto out;
+    codec k;
+    if ((rc = parse_codec(o->codec ? o->codec : "zstd:3", o->format, in->itemsize, &k, err,
+                          sizeof err)))
+        goto out;
+    if (o->format == 2) {
+        m.sep = o->separator ? o->separator : '.';
+        m.compressor = k;
+    } else {
+        m.sep = o->separator ? o->separator : '/';
+        m.v3_c = true;
+        if (in->fortran_order) {
+            codec *t = &m.chain[m.nchain++];
+            t->id = CODEC_TRANSPOSE;
+            for (unsigned d = 0; d < in->ndim; d++) t->order[d] = in->ndim - 1 - d;
+        }
+        m.chain[m.nchain++] = (codec){.id = CODEC_BYTES, .big_endian = in->big_endian};
+        if (k.id != CODEC_NONE) m.chain[m.nchain++] = k;
+        if (o->checksum) m.chain[m.nchain++] = (codec){.id = CODEC_CRC32C};
+    }
+    if (m.sep != '.' && m.sep != '/') {
+        snprintf(err, sizeof err, "separator '%c': '.' or '/'", m.sep);
+        rc = -EINVAL;
+        goto out;
+    }
+    for (unsigned d = 0; d < in->ndim; d++)
+        if (!in->chunks[d]) {
+            snprintf(err, sizeof err, "chunks[%u]: zero", d);
+            rc = -EINVAL;
+            goto out;
+        }
+    /* Round trip through the parser: the document must open as written. */
+    char *text = zarr_dump_meta(&m);
+    if (!text) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    zarr_meta back;
+    rc = (o->format == 2 ? zarr_parse_v2 : zarr_parse_v3)(text, strlen(text), &back, err,
+                                                          sizeof err);
+    char *dir = strdup(path);
+    size_t mlen = strlen(path) + 16;
+    char *meta = malloc(mlen);
+    if (rc == 0 && (!dir || !meta)) rc = -ENOMEM;
+    if (rc == 0) {
+        snprintf(meta, mlen, "%s/%s", path, o->format == 2 ? ".zarray" : "zarr.json");
+        struct stat st;
+        if ((rc = mkdirs(dir)) < 0) {
+            snprintf(err, sizeof err, "%s: %s", path, lumio_strerror(rc));
+        } else if (stat(meta, &st) == 0) {
+            snprintf(err, sizeof err, "%s: already an array", meta);
+            rc = -EEXIST;
+        } else if ((rc = write_atomic(meta, text, strlen(text))) < 0) {
+            snprintf(err, sizeof err, "%s: %s", meta, lumio_strerror(rc));
+        }
+    }
+    free(dir);
+    free(meta);
+    free(text);
+    if (rc < 0) goto out;
+    rc = lumio_zarr_open(out, path, zo);
+    return rc;
+out:
+    snprintf(zarr_open_error(), 1024, "%s", err);
+    return rc;
+}
+
+/* ---- writing a region ---------------------------------------------------------- */
+
+typedef struct write_job {
+    region x;          /* first: the compute stage gets &job.x */
+    uint64_t first, n; /* this batch: chunks first .. first + n of the region */
+    uint8_t **bufs;    /* their contents, in stored element order */
+    uint64_t next;     /* the next chunk to encode (atomic) */
+} write_job;
+
+/* On a worker: the old contents of a chunk the write only partly covers. */
+static int on_old(void *arg, lumio_completion *c) {
+    write_job *j = arg;
+    uint8_t *buf = j->bufs[c->user_data - j->first];
+    const zarr_meta *m = &j->x.z->m;
+    int rc = 0;
+    if (c->result == -ENOENT) {
+        zarr_fill_chunk(m, buf);
+    } else if (c->result < 0) {
+        rc = c->result;
+    } else {
+        char why[256], text[1024];
+        rc = zarr_decode(m, c->data, c->length, buf, why, sizeof why);
+        if (rc) {
+            snprintf(text, sizeof text, "%s: %s", c->path, why);
+            region_error(&j->x, rc, text);
+        }
+    }
+    lumio_buffer_release(c->buffer);
+    c->buffer = NULL;
+    c->data = NULL;
+    return rc;
+}
+
+/* A thread: merge the new data into chunks, encode and write them. */
+static void *encoder(void *arg) {
+    write_job *j = arg;
+    region *x = &j->x;
+    const lumio_zarr *z = x->z;
+    for (;;) {
+        uint64_t i = __atomic_fetch_add(&j->next, 1, __ATOMIC_RELAXED);
+        if (i >= j->n || x->error) break;
+        uint64_t cc[LUMIO_ZARR_MAX_DIMS];
+        region_chunk(x, j->first + i, cc);
+        region_to_chunk(x, cc, j->bufs[i]);
+        uint8_t *enc = NULL;
+        size_t len = 0;
+        char why[256], text[1200], key[256];
+        zarr_chunk_key(z, cc, key, sizeof key);
+        int rc = zarr_encode(&z->m, j->bufs[i], &enc, &len, why, sizeof why);
+        if (rc == 0) {
+            char path[1100];
+            snprintf(path, sizeof path, "%s/%s", z->base, key);
+            rc = write_atomic(path, enc, len);
+            if (rc < 0) snprintf(why, sizeof why, "%s", lumio_strerror(rc));
+        }
+        free(enc);
+        if (rc < 0) {
+            snprintf(text, sizeof text, "%s/%s: %s", z->base, key, why);
+            region_error(x, rc, text);
+        }
+    }
+    return NULL;
+}
+
+int lumio_zarr_write(lumio_zarr *z, const uint64_t *start, const uint64_t *shape, const void *buf) {
+    if (z->remote) {
+        snprintf(z->err, sizeof z->err, "%s: writing to a remote array is not supported", z->base);
+        return -EROFS;
+    }
+    write_job j;
+    memset(&j, 0, sizeof j);
+    int rc = region_init(&j.x, z, start, shape, (void *)buf);
+    if (rc) return rc < 0 ? rc : 0;
+    const zarr_meta *m = &z->m;
+    uint64_t batch = LUMIO_MAX(z->max_inflight, 1);
+    unsigned nthreads = lumio_ncores();
+    j.bufs = calloc(batch, sizeof *j.bufs);
+    uint64_t *old = calloc(batch, sizeof *old);
+    pthread_t *threads = calloc(nthreads, sizeof *threads);
+    if (!j.bufs || !old || !threads) rc = -ENOMEM;
+    for (uint64_t first = 0; rc == 0 && first < j.x.nchunks; first += batch) {
+        j.first = first;
+        j.n = LUMIO_MIN(batch, j.x.nchunks - first);
+        j.next = 0;
+        uint64_t nold = 0;
+        for (uint64_t i = 0; i < j.n && rc == 0; i++) {
+            if (!(j.bufs[i] = malloc(m->chunk_bytes ? m->chunk_bytes : 1))) {
+                rc = -ENOMEM;
+                break;
+            }
+            uint64_t cc[LUMIO_ZARR_MAX_DIMS];
+            region_chunk(&j.x, first + i, cc);
+            if (!region_covers(&j.x, cc))
+                old[nold++] = first + i; /* read, then merged */
+            else
+                zarr_fill_chunk(m, j.bufs[i]); /* edge padding is the fill value */
+        }
+        if (rc == 0 && nold) rc = zarr_fetch_chunks(z, &j.x, 0, nold, on_old, old);
+        unsigned started = 0;
+        for (unsigned t = 0; rc == 0 && t < nthreads && t < j.n; t++)
+            if (pthread_create(&threads[t], NULL, encoder, &j) == 0) started++;
+        if (rc == 0 && started == 0) encoder(&j);
+        for (unsigned t = 0; t < started; t++) pthread_join(threads[t], NULL);
+        if (rc == 0 && j.x.error) rc = j.x.error;
+        for (uint64_t i = 0; i < j.n; i++) {
+            free(j.bufs[i]);
+            j.bufs[i] = NULL;
+        }
+    }
+    if (rc < 0 && j.x.error) snprintf(z->err, sizeof z->err, "%s", j.x.err);
+    region_fini(&j.x);
+    free(j.bufs);
+    free(old);
+    free(threads);
+    return rc;
+}
