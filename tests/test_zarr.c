@@ -1,0 +1,263 @@
+/* Zarr arrays made and written by lumio, checked against a reference copy in
+ * memory: random region writes (partly covered chunks are merged), reads of
+ * random regions, fill values for chunks never written, both formats, both
+ * orders, several codecs; a writer killed at random instants leaves every
+ * chunk whole; bad options and bad metadata are named. */
+#include "tests/testutil.h"
+
+#include <errno.h>
+#include <lumio/zarr.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+typedef struct shape_case {
+    unsigned ndim;
+    uint64_t shape[4], chunks[4];
+} shape_case;
+
+static const shape_case shapes[] = {
+    {1, {1000}, {64}},
+    {2, {37, 53}, {8, 16}},
+    {3, {20, 13, 9}, {7, 5, 4}},
+    {4, {5, 6, 7, 3}, {2, 4, 3, 3}},
+};
+
+/* Offsets of a region inside a C-ordered array. */
+static uint64_t elems(const uint64_t *shape, unsigned nd) {
+    uint64_t n = 1;
+    for (unsigned d = 0; d < nd; d++) n *= shape[d];
+    return n;
+}
+
+/* Copy a region between a full C-ordered array and a packed region buffer. */
+static void region_copy(uint8_t *full, const uint64_t *ashape, unsigned nd, const uint64_t *start,
+                        const uint64_t *shape, uint8_t *packed, unsigned isz, bool into_full) {
+    uint64_t n = elems(shape, nd);
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t rem = i, off = 0, stride = 1;
+        uint64_t idx[4];
+        for (unsigned d = nd; d-- > 0;) {
+            idx[d] = rem % shape[d];
+            rem /= shape[d];
+        }
+        for (unsigned d = nd; d-- > 0;) {
+            off += (start[d] + idx[d]) * stride;
+            stride *= ashape[d];
+        }
+        if (into_full)
+            memcpy(full + off * isz, packed + i * isz, isz);
+        else
+            memcpy(packed + i * isz, full + off * isz, isz);
+    }
+}
+
+static void random_region(uint64_t *seed, const shape_case *s, uint64_t *start, uint64_t *shape) {
+    for (unsigned d = 0; d < s->ndim; d++) {
+        uint64_t a = rnd(seed) % s->shape[d];
+        uint64_t b = a + 1 + rnd(seed) % (s->shape[d] - a);
+        start[d] = a;
+        shape[d] = b - a;
+    }
+}
+
+static void exercise(int format, const char *dtype, unsigned isz, const char *codec, int forder,
+                     const char *fill, uint8_t fill_byte, int checksum) {
+    static int n;
+    for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
+        const shape_case *s = &shapes[si];
+        char name[64];
+        snprintf(name, sizeof name, "z%d.zarr", n++);
+        lumio_zarr_create_options o;
+        lumio_zarr_create_options_default(&o);
+        o.format = format;
+        o.ndim = s->ndim;
+        memcpy(o.shape, s->shape, sizeof s->shape);
+        memcpy(o.chunks, s->chunks, sizeof s->chunks);
+        o.dtype = dtype;
+        o.codec = codec;
+        o.fortran_order = forder;
+        o.fill_value = fill;
+        o.checksum = checksum;
+        lumio_zarr *z;
+        int rc = lumio_zarr_create(&z, tmp_path(name), &o, NULL);
+        if (rc < 0) fprintf(stderr, "  create: %s\n", lumio_zarr_last_error(NULL));
+        CHECK_RC(rc);
+        uint64_t total = elems(s->shape, s->ndim);
+        uint8_t *ref = malloc(total * isz);
+        memset(ref, fill_byte, total * isz);
+        uint8_t *buf = malloc(total * isz), *back = malloc(total * isz);
+        uint64_t seed = 77 + si, start[4], shape[4];
+        /* Never written: all fill. */
+        uint64_t zero[4] = {0};
+        CHECK_RC(lumio_zarr_read(z, zero, s->shape, back));
+        CHECK(memcmp(back, ref, total * isz) == 0);
+        for (int w = 0; w < 12; w++) {
+            random_region(&seed, s, start, shape);
+            uint64_t m = elems(shape, s->ndim);
+            for (uint64_t i = 0; i < m * isz; i++) buf[i] = (uint8_t)rnd(&seed);
+            if (isz == 1 && !strcmp(dtype, "|b1"))
+                for (uint64_t i = 0; i < m; i++) buf[i] &= 1;
+            rc = lumio_zarr_write(z, start, shape, buf);
+            if (rc < 0) fprintf(stderr, "  write: %s\n", lumio_zarr_last_error(z));
+            CHECK_RC(rc);
+            region_copy(ref, s->shape, s->ndim, start, shape, buf, isz, true);
+            random_region(&seed, s, start, shape);
+            CHECK_RC(lumio_zarr_read(z, start, shape, back));
+            uint64_t k = elems(shape, s->ndim);
+            region_copy(ref, s->shape, s->ndim, start, shape, buf, isz, false);
+            if (memcmp(back, buf, k * isz) != 0) {
+                fprintf(stderr,
+                        "  %s: format %d %s %s order %c: region read after write %d differs\n",
+                        name, format, dtype, codec, forder ? 'F' : 'C', w);
+                test_failed = 1;
+                break;
+            }
+        }
+        /* Reopened from disk, the whole array. */
+        lumio_zarr_close(z);
+        CHECK_RC(lumio_zarr_open(&z, tmp_path(name), NULL));
+        CHECK_RC(lumio_zarr_read(z, zero, s->shape, back));
+        CHECK(memcmp(back, ref, total * isz) == 0);
+        lumio_zarr_close(z);
+        free(ref);
+        free(buf);
+        free(back);
+    }
+}
+
+TEST(v2_roundtrips) {
+    exercise(2, "<u2", 2, "zstd:1", 0, "0", 0, 0);
+}
+
+TEST(v2_codecs_orders) {
+    exercise(2, ">i8", 8, "blosc:lz4:5:shuffle", 1, "0", 0, 0);
+    exercise(2, "|u1", 1, "gzip:6", 0, "255", 0xff, 0);
+    exercise(2, "<f4", 4, "zlib:1", 1, "0", 0, 0);
+    exercise(2, "|b1", 1, "none", 0, "false", 0, 0);
+}
+
+TEST(v3_codecs_orders) {
+    exercise(3, "<i4", 4, "zstd:3", 0, "0", 0, 1);
+    exercise(3, ">u2", 2, "blosc:zstd:1:bitshuffle", 1, "65535", 0xff, 0);
+    exercise(3, "<f8", 8, "gzip:1", 1, "0", 0, 1);
+    exercise(3, "|i1", 1, "none", 0, "-1", 0xff, 0);
+}
+
+TEST(fill_value_bytes) {
+    lumio_zarr_create_options o;
+    lumio_zarr_create_options_default(&o);
+    o.ndim = 1;
+    o.shape[0] = 10;
+    o.chunks[0] = 4;
+    o.dtype = ">u2";
+    o.fill_value = "258";
+    lumio_zarr *z;
+    CHECK_RC(lumio_zarr_create(&z, tmp_path("fill.zarr"), &o, NULL));
+    uint8_t b[20];
+    uint64_t s = 0, n = 10;
+    CHECK_RC(lumio_zarr_read(z, &s, &n, b));
+    CHECK(b[0] == 1 && b[1] == 2 && b[18] == 1 && b[19] == 2);
+    lumio_zarr_close(z);
+}
+
+TEST(bad_options_named) {
+    lumio_zarr_create_options o;
+    lumio_zarr_create_options_default(&o);
+    o.ndim = 1;
+    o.shape[0] = 10;
+    o.chunks[0] = 4;
+    lumio_zarr *z;
+    o.dtype = "<c8";
+    CHECK(lumio_zarr_create(&z, tmp_path("b1.zarr"), &o, NULL) < 0);
+    CHECK(strstr(lumio_zarr_last_error(NULL), "<c8") != NULL);
+    o.dtype = "uint8";
+    o.codec = "lzma";
+    CHECK(lumio_zarr_create(&z, tmp_path("b2.zarr"), &o, NULL) < 0);
+    CHECK(strstr(lumio_zarr_last_error(NULL), "lzma") != NULL);
+    o.codec = "zlib";
+    o.format = 3;
+    CHECK_EQ(lumio_zarr_create(&z, tmp_path("b3.zarr"), &o, NULL), LUMIO_E_UNSUPPORTED);
+    o.format = 2;
+    o.codec = "zstd";
+    o.fill_value = "300";
+    CHECK(lumio_zarr_create(&z, tmp_path("b4.zarr"), &o, NULL) < 0);
+    CHECK(strstr(lumio_zarr_last_error(NULL), "300") != NULL);
+    o.fill_value = "0";
+    CHECK_RC(lumio_zarr_create(&z, tmp_path("b5.zarr"), &o, NULL));
+    lumio_zarr_close(z);
+    CHECK_EQ(lumio_zarr_create(&z, tmp_path("b5.zarr"), &o, NULL), -EEXIST);
+    /* Bad metadata: not JSON, a wrong field. */
+    mkdir(tmp_path("m1.zarr"), 0755);
+    FILE *f = fopen(tmp_path("m1.zarr/.zarray"), "w");
+    fputs("{\"zarr_format\": 2, \"shape\": [10], \"chunks\": [0], \"dtype\": \"<u2\","
+          " \"order\": \"C\", \"compressor\": null, \"fill_value\": 0}",
+          f);
+    fclose(f);
+    CHECK_EQ(lumio_zarr_open(&z, tmp_path("m1.zarr"), NULL), LUMIO_E_FORMAT);
+    CHECK(strstr(lumio_zarr_last_error(NULL), "chunks[0]") != NULL);
+    f = fopen(tmp_path("m1.zarr/.zarray"), "w");
+    fputs("{\"zarr_format\": 2, \"shape\": [10", f);
+    fclose(f);
+    CHECK_EQ(lumio_zarr_open(&z, tmp_path("m1.zarr"), NULL), LUMIO_E_FORMAT);
+    CHECK(strstr(lumio_zarr_last_error(NULL), ".zarray") != NULL);
+}
+
+/* A writer SIGKILLed at random instants: every chunk on disk decodes, and
+ * holds either the old value or the new one, never a mix. */
+TEST(killed_writer_leaves_whole_chunks) {
+    lumio_zarr_create_options o;
+    lumio_zarr_create_options_default(&o);
+    o.ndim = 2;
+    o.shape[0] = 256;
+    o.shape[1] = 256;
+    o.chunks[0] = 32;
+    o.chunks[1] = 32;
+    o.dtype = "<u4";
+    o.codec = "zstd:1";
+    lumio_zarr *z;
+    CHECK_RC(lumio_zarr_create(&z, tmp_path("kill.zarr"), &o, NULL));
+    lumio_zarr_close(z);
+    uint64_t seed = 5;
+    for (int round = 1; round <= 10; round++) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            lumio_zarr *cz;
+            if (lumio_zarr_open(&cz, tmp_path("kill.zarr"), NULL) < 0) _exit(1);
+            uint32_t *v = malloc(256 * 256 * 4);
+            uint64_t s[2] = {0, 0}, n[2] = {256, 256};
+            for (uint32_t gen = (uint32_t)round * 1000;; gen++) {
+                for (int i = 0; i < 256 * 256; i++) v[i] = gen;
+                lumio_zarr_write(cz, s, n, v);
+            }
+        }
+        usleep((useconds_t)(20000 + rnd(&seed) % 60000));
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        CHECK_RC(lumio_zarr_open(&z, tmp_path("kill.zarr"), NULL));
+        uint32_t *v = malloc(256 * 256 * 4);
+        uint64_t s[2] = {0, 0}, n[2] = {256, 256};
+        int rc = lumio_zarr_read(z, s, n, v);
+        if (rc < 0) fprintf(stderr, "  round %d: %s\n", round, lumio_zarr_last_error(z));
+        CHECK_EQ(rc, 0);
+        /* Each 32x32 chunk holds one generation throughout. */
+        for (int cy = 0; rc == 0 && cy < 8; cy++)
+            for (int cx = 0; cx < 8; cx++) {
+                uint32_t g = v[(cy * 32) * 256 + cx * 32];
+                for (int y = 0; y < 32; y++)
+                    for (int x = 0; x < 32; x++)
+                        if (v[(cy * 32 + y) * 256 + cx * 32 + x] != g) {
+                            CHECK(!"a chunk mixes two writes");
+                            y = x = 32;
+                        }
+            }
+        free(v);
+        lumio_zarr_close(z);
+    }
+}
+
+int main(void) {
+    return run_tests("zarr");
+}
