@@ -244,7 +244,7 @@ int lumio_zarr_create(lumio_zarr **out, const char *path, const lumio_zarr_creat
         in->big_endian = t.info.big_endian;
         snprintf(in->dtype, sizeof in->dtype, "%s", t.info.dtype);
     }
-    in->fortran_order = o->fortran_order != 0 && o->ndim > 1;
+    in->fortran_order = o->fortran_order != 0; /* (1-d: the same bytes either way) */
     if ((rc = parse_fill_text(o->fill_value ? o->fill_value : "0", in, err, sizeof err))) goto out;
     codec k;
     if ((rc = parse_codec(o->codec ? o->codec : "zstd:3", o->format, in->itemsize, &k, err,
@@ -256,7 +256,7 @@ int lumio_zarr_create(lumio_zarr **out, const char *path, const lumio_zarr_creat
     } else {
         m.sep = o->separator ? o->separator : '/';
         m.v3_c = true;
-        if (in->fortran_order) {
+        if (in->fortran_order && in->ndim > 1) {
             codec *t = &m.chain[m.nchain++];
             t->id = CODEC_TRANSPOSE;
             for (unsigned d = 0; d < in->ndim; d++) t->order[d] = in->ndim - 1 - d;
