@@ -100,6 +100,9 @@ typedef struct lumio_zarr_create_options {
     const char *fill_value; /* "0" (default), "7", "-1.5", "nan", "inf", "-inf", "true" */
     char separator;         /* chunk key separator: 0 for the default ('.' in v2, '/' in v3) */
     int checksum;           /* v3: a crc32c codec after the compressor */
+    /* v3: store the chunks in shards of this shape (a multiple of chunks in
+     * every dimension; 0s: no sharding). The shard index gets a crc32c. */
+    uint64_t shard[LUMIO_ZARR_MAX_DIMS];
 } lumio_zarr_create_options;
 
 LUMIO_API void lumio_zarr_create_options_default(lumio_zarr_create_options *o);

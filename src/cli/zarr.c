@@ -22,7 +22,7 @@ static const char zarr_usage[] =
     "       lumio zarr cat PATH|URL [--region START:STOP,...] [-o FILE|-]\n"
     "       lumio zarr create PATH --shape N,... --chunks N,... --dtype DTYPE [--codec C]\n"
     "                         [--format 2|3] [--order C|F] [--fill V] [--separator .|/]\n"
-    "                         [--checksum] [--from RAWFILE|-]\n"
+    "                         [--checksum] [--shard N,...] [--from RAWFILE|-]\n"
     "\n"
     "Zarr v2 and v3 arrays in a directory, over http(s):// or in s3://BUCKET/PREFIX.\n"
     "\n"
@@ -34,7 +34,8 @@ static const char zarr_usage[] =
     "  create a new array in a directory; DTYPE as numpy writes it (<u2, >i8, |b1)\n"
     "         or by name (uint16); C as zstd[:LEVEL] (default zstd:3), gzip[:LEVEL],\n"
     "         zlib[:LEVEL] (v2), blosc[:CNAME[:LEVEL[:noshuffle|shuffle|bitshuffle]]]\n"
-    "         or none; --checksum adds crc32c (v3); --from fills it with raw bytes\n"
+    "         or none; --checksum adds crc32c (v3); --shard stores the chunks in\n"
+    "         shards of that shape (v3); --from fills it with raw bytes\n"
     "         in C order and the array's byte order\n";
 
 static const char *type_name(lumio_zarr_type t) {
@@ -297,16 +298,22 @@ static int parse_dims_list(const char *opt, const char *s, uint64_t *out, unsign
 }
 
 static int zarr_create(int argc, char **argv) {
-    static const struct option opts[] = {
-        {"shape", required_argument, NULL, 's'},  {"chunks", required_argument, NULL, 'c'},
-        {"dtype", required_argument, NULL, 'd'},  {"codec", required_argument, NULL, 'k'},
-        {"format", required_argument, NULL, 'f'}, {"order", required_argument, NULL, 'O'},
-        {"fill", required_argument, NULL, 'F'},   {"separator", required_argument, NULL, 'S'},
-        {"checksum", no_argument, NULL, 'x'},     {"from", required_argument, NULL, 'r'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"shape", required_argument, NULL, 's'},
+                                         {"chunks", required_argument, NULL, 'c'},
+                                         {"dtype", required_argument, NULL, 'd'},
+                                         {"codec", required_argument, NULL, 'k'},
+                                         {"format", required_argument, NULL, 'f'},
+                                         {"order", required_argument, NULL, 'O'},
+                                         {"fill", required_argument, NULL, 'F'},
+                                         {"separator", required_argument, NULL, 'S'},
+                                         {"checksum", no_argument, NULL, 'x'},
+                                         {"from", required_argument, NULL, 'r'},
+                                         {"shard", required_argument, NULL, 'H'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
     lumio_zarr_create_options o;
     lumio_zarr_create_options_default(&o);
-    const char *shape = NULL, *chunks = NULL, *from = NULL;
+    const char *shape = NULL, *chunks = NULL, *from = NULL, *shard = NULL;
     o.dtype = NULL;
     opterr = 0;
     int c;
@@ -354,6 +361,9 @@ static int zarr_create(int argc, char **argv) {
         case 'r':
             from = optarg;
             break;
+        case 'H':
+            shard = optarg;
+            break;
         case 'h':
             fputs(zarr_usage, stdout);
             return 0;
@@ -374,6 +384,12 @@ static int zarr_create(int argc, char **argv) {
         return EXIT_USAGE;
     }
     o.ndim = ns;
+    unsigned nsh;
+    if (shard && parse_dims_list("--shard", shard, o.shard, &nsh) < 0) return EXIT_USAGE;
+    if (shard && nsh != ns) {
+        cli_error("--shard has %u dimensions, --shape %u", nsh, ns);
+        return EXIT_USAGE;
+    }
     const char *path = argv[optind];
     int in = -1;
     if (from && (in = !strcmp(from, "-") ? STDIN_FILENO : open(from, O_RDONLY | O_CLOEXEC)) < 0) {

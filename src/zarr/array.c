@@ -150,7 +150,7 @@ static int on_chunk(void *arg, lumio_completion *c) {
         return 0;
     }
     if (c->result < 0) return c->result; /* the ring names the key and why */
-    const zarr_meta *m = &x->z->m;
+    const zarr_meta *m = x->m;
     uint8_t *chunk = malloc(m->chunk_bytes ? m->chunk_bytes : 1);
     char why[256];
     int rc = chunk ? zarr_decode(m, c->data, c->length, chunk, why, sizeof why) : -ENOMEM;
@@ -243,7 +243,8 @@ int zarr_fetch_chunks(lumio_zarr *z, region *x, uint64_t first, uint64_t n, lumi
 
 int lumio_zarr_read(lumio_zarr *z, const uint64_t *start, const uint64_t *shape, void *buf) {
     region x;
-    int rc = region_init(&x, z, start, shape, buf);
+    if (z->m.sharded) return zarr_read_sharded(z, start, shape, buf);
+    int rc = region_init(&x, z, &z->m, start, shape, buf);
     if (rc) return rc < 0 ? rc : 0;
     rc = zarr_fetch_chunks(z, &x, 0, x.nchunks, on_chunk, NULL);
     region_fini(&x);

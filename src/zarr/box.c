@@ -5,9 +5,11 @@
 #include <stdio.h>
 #include <string.h>
 
-int region_init(region *x, lumio_zarr *z, const uint64_t *start, const uint64_t *shape, void *buf) {
+int region_init(region *x, lumio_zarr *z, const zarr_meta *m, const uint64_t *start,
+                const uint64_t *shape, void *buf) {
     memset(x, 0, sizeof *x);
-    const lumio_zarr_info *info = &z->m.info;
+    const lumio_zarr_info *info = &m->info;
+    x->m = m;
     unsigned nd = info->ndim;
     x->z = z;
     x->start = start;
@@ -17,10 +19,12 @@ int region_init(region *x, lumio_zarr *z, const uint64_t *start, const uint64_t 
     bool empty = false;
     for (unsigned d = 0; d < nd; d++) {
         if (start[d] > info->shape[d] || shape[d] > info->shape[d] - start[d]) {
-            snprintf(z->err, sizeof z->err,
-                     "%s: region [%llu, %llu) of dimension %u is outside the shape %llu", z->base,
-                     (unsigned long long)start[d], (unsigned long long)(start[d] + shape[d]), d,
-                     (unsigned long long)info->shape[d]);
+            if (z)
+                snprintf(z->err, sizeof z->err,
+                         "%s: region [%llu, %llu) of dimension %u is outside the shape %llu",
+                         z->base, (unsigned long long)start[d],
+                         (unsigned long long)(start[d] + shape[d]), d,
+                         (unsigned long long)info->shape[d]);
             return LUMIO_E_RANGE;
         }
         if (shape[d] == 0) {
@@ -58,14 +62,20 @@ void region_error(region *x, int code, const char *text) {
 }
 
 void region_chunk(const region *x, uint64_t i, uint64_t *cc) {
-    for (unsigned d = x->z->m.info.ndim; d-- > 0;) {
+    for (unsigned d = x->m->info.ndim; d-- > 0;) {
         cc[d] = x->lo[d] + i % x->count[d];
         i /= x->count[d];
     }
 }
 
+uint64_t region_index(const region *x, const uint64_t *cc) {
+    uint64_t i = 0;
+    for (unsigned d = 0; d < x->m->info.ndim; d++) i = i * x->count[d] + (cc[d] - x->lo[d]);
+    return i;
+}
+
 bool region_covers(const region *x, const uint64_t *cc) {
-    const lumio_zarr_info *info = &x->z->m.info;
+    const lumio_zarr_info *info = &x->m->info;
     for (unsigned d = 0; d < info->ndim; d++) {
         uint64_t co = cc[d] * info->chunks[d];
         uint64_t ce = LUMIO_MIN(co + info->chunks[d], info->shape[d]);
@@ -86,7 +96,7 @@ void zarr_fill_chunk(const zarr_meta *m, uint8_t *chunk) {
 }
 
 static void copy(const region *x, const uint64_t *cc, uint8_t *chunk, bool to_buf) {
-    const lumio_zarr_info *info = &x->z->m.info;
+    const lumio_zarr_info *info = &x->m->info;
     unsigned nd = info->ndim, isz = info->itemsize;
     if (nd == 0) {
         if (to_buf)

@@ -133,6 +133,7 @@ static void undelta(const codec *k, uint8_t *p, size_t bytes, unsigned size) {
 int zarr_decode(const zarr_meta *m, const uint8_t *src, size_t len, uint8_t *out, char *err,
                 size_t errlen) {
     size_t cap = m->chunk_bytes;
+    if (m->sharded) return zarr_decode_shard(m, src, len, out, err, errlen);
     if (m->info.format == 2) {
         int rc = decompress(&m->compressor, src, len, out, cap, err, errlen);
         if (rc) return rc;
@@ -250,6 +251,7 @@ static int compress_chunk(const codec *k, const uint8_t *src, size_t len, uint8_
 int zarr_encode(const zarr_meta *m, uint8_t *chunk, uint8_t **out, size_t *outlen, char *err,
                 size_t errlen) {
     size_t len = m->chunk_bytes;
+    if (m->sharded) return zarr_encode_shard(m, chunk, out, outlen, err, errlen);
     if (m->info.format == 2) {
         if (m->nfilters) {
             snprintf(err, errlen, "writing with filters is not supported");

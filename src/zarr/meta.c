@@ -349,6 +349,107 @@ static int v3_codec(json_t *c, zarr_meta *m, char *err, size_t errlen) {
     return 0;
 }
 
+/* A v3 codec chain lumio can run: one array->bytes codec (bytes), at most
+ * one compressor, checksums after it. */
+static int check_chain(const codec *chain, unsigned n, unsigned itemsize, const char *field,
+                       char *err, size_t errlen) {
+    bool have_bytes = false, crc = false;
+    int ncomp = 0;
+    for (unsigned i = 0; i < n; i++) {
+        codec_id id = chain[i].id;
+        have_bytes |= id == CODEC_BYTES;
+        if (id == CODEC_ZSTD || id == CODEC_GZIP || id == CODEC_BLOSC) {
+            ncomp++;
+            if (crc) {
+                snprintf(err, errlen, "%s: crc32c before a compressor", field);
+                return LUMIO_E_UNSUPPORTED;
+            }
+        }
+        crc |= id == CODEC_CRC32C;
+    }
+    if (ncomp > 1) {
+        snprintf(err, errlen, "%s: more than one compressor", field);
+        return LUMIO_E_UNSUPPORTED;
+    }
+    if (!have_bytes && itemsize > 1) {
+        snprintf(err, errlen, "%s: no bytes codec", field);
+        return LUMIO_E_FORMAT;
+    }
+    return 0;
+}
+
+/* sharding_indexed: inner chunk shape, inner codecs, index codecs, index
+ * location. */
+static int parse_sharding(json_t *conf, zarr_meta *m, char *err, size_t errlen) {
+    lumio_zarr_info *info = &m->info;
+    unsigned n;
+    int rc = parse_dims(json_object_get(conf, "chunk_shape"), m->inner, &n,
+                        "sharding_indexed.chunk_shape", err, errlen);
+    if (rc) return rc;
+    if (n != info->ndim) {
+        snprintf(err, errlen, "sharding_indexed.chunk_shape: %u dimensions for %u", n, info->ndim);
+        return LUMIO_E_FORMAT;
+    }
+    m->ninner = 1;
+    for (unsigned d = 0; d < n; d++) {
+        if (!m->inner[d] || info->chunks[d] % m->inner[d]) {
+            snprintf(err, errlen,
+                     "sharding_indexed.chunk_shape[%u]: %llu does not divide the shard's %llu", d,
+                     (unsigned long long)m->inner[d], (unsigned long long)info->chunks[d]);
+            return LUMIO_E_FORMAT;
+        }
+        m->ninner *= info->chunks[d] / m->inner[d];
+    }
+    /* The inner codecs, parsed as a chain of their own. */
+    zarr_meta t;
+    memset(&t, 0, sizeof t);
+    t.info = *info;
+    json_t *inner = json_object_get(conf, "codecs");
+    if (!json_is_array(inner) || json_array_size(inner) == 0) {
+        snprintf(err, errlen, "sharding_indexed.codecs: not a list");
+        return LUMIO_E_FORMAT;
+    }
+    for (size_t i = 0; i < json_array_size(inner); i++) {
+        const char *nm = json_string_value(json_object_get(json_array_get(inner, i), "name"));
+        if (nm && !strcmp(nm, "sharding_indexed")) {
+            snprintf(err, errlen, "sharding_indexed.codecs: nested sharding");
+            return LUMIO_E_UNSUPPORTED;
+        }
+        if ((rc = v3_codec(json_array_get(inner, i), &t, err, errlen))) return rc;
+    }
+    if ((rc = check_chain(t.chain, t.nchain, info->itemsize, "sharding_indexed.codecs", err,
+                          errlen)))
+        return rc;
+    memcpy(m->ichain, t.chain, sizeof m->ichain);
+    m->nichain = t.nchain;
+    info->big_endian = t.info.big_endian;
+    info->fortran_order = t.info.fortran_order; /* of the inner chunks */
+    /* Index codecs: bytes (little endian), optionally crc32c. */
+    json_t *ic = json_object_get(conf, "index_codecs");
+    for (size_t i = 0; json_is_array(ic) && i < json_array_size(ic); i++) {
+        json_t *c = json_array_get(ic, i);
+        const char *nm = json_string_value(json_object_get(c, "name"));
+        const char *e =
+            json_string_value(json_object_get(json_object_get(c, "configuration"), "endian"));
+        if (nm && !strcmp(nm, "bytes") && (!e || !strcmp(e, "little"))) continue;
+        if (nm && !strcmp(nm, "crc32c") && i + 1 == json_array_size(ic)) {
+            m->index_crc = true;
+            continue;
+        }
+        snprintf(err, errlen, "sharding_indexed.index_codecs[%zu]: unsupported '%s'", i,
+                 nm ? nm : "");
+        return LUMIO_E_UNSUPPORTED;
+    }
+    const char *loc = json_string_value(json_object_get(conf, "index_location"));
+    if (loc && strcmp(loc, "start") && strcmp(loc, "end")) {
+        snprintf(err, errlen, "sharding_indexed.index_location: '%s'", loc);
+        return LUMIO_E_FORMAT;
+    }
+    m->index_at_start = loc && !strcmp(loc, "start");
+    m->sharded = true;
+    return 0;
+}
+
 int zarr_parse_v3(const char *text, size_t len, zarr_meta *m, char *err, size_t errlen) {
     memset(m, 0, sizeof *m);
     json_error_t je;
@@ -399,24 +500,19 @@ int zarr_parse_v3(const char *text, size_t len, zarr_meta *m, char *err, size_t 
     json_t *codecs = json_object_get(root, "codecs");
     if (!json_is_array(codecs) || json_array_size(codecs) == 0)
         FAIL(LUMIO_E_FORMAT, "codecs: not a list");
-    for (size_t i = 0; i < json_array_size(codecs); i++)
-        if ((rc = v3_codec(json_array_get(codecs, i), m, err, errlen))) goto out;
-    bool have_bytes = false;
-    int ncomp = 0, comp_at = -1;
-    for (unsigned i = 0; i < m->nchain; i++) {
-        codec_id id = m->chain[i].id;
-        have_bytes |= id == CODEC_BYTES;
-        if (id == CODEC_ZSTD || id == CODEC_GZIP || id == CODEC_BLOSC) ncomp++, comp_at = (int)i;
-        if (id == CODEC_CRC32C && ncomp == 0 && i + 1 < m->nchain)
-            for (unsigned j = i + 1; j < m->nchain; j++)
-                if (m->chain[j].id == CODEC_ZSTD || m->chain[j].id == CODEC_GZIP ||
-                    m->chain[j].id == CODEC_BLOSC)
-                    FAIL(LUMIO_E_UNSUPPORTED, "codecs: crc32c before a compressor");
+    json_t *first = json_array_get(codecs, 0);
+    const char *fname = json_string_value(json_object_get(first, "name"));
+    if (fname && !strcmp(fname, "sharding_indexed")) {
+        if (json_array_size(codecs) != 1)
+            FAIL(LUMIO_E_UNSUPPORTED, "codecs: codecs around sharding_indexed");
+        if ((rc = parse_sharding(json_object_get(first, "configuration"), m, err, errlen)))
+            goto out;
+    } else {
+        for (size_t i = 0; i < json_array_size(codecs); i++)
+            if ((rc = v3_codec(json_array_get(codecs, i), m, err, errlen))) goto out;
+        if ((rc = check_chain(m->chain, m->nchain, info->itemsize, "codecs", err, errlen)))
+            goto out;
     }
-    (void)comp_at;
-    if (ncomp > 1) FAIL(LUMIO_E_UNSUPPORTED, "codecs: more than one compressor");
-    if (!have_bytes && info->itemsize > 1)
-        FAIL(LUMIO_E_UNSUPPORTED, "codecs: no bytes codec (sharding_indexed is not supported yet)");
     /* The dtype as numpy would name it, for display and for v2 output. */
     char kind = types[ti].kind;
     snprintf(info->dtype, sizeof info->dtype, "%c%c%u",
@@ -481,6 +577,18 @@ void zarr_describe_codecs(zarr_meta *m) {
             append(buf, cap, "none");
         else
             describe(&m->compressor, s, sizeof s), append(buf, cap, s);
+        return;
+    }
+    if (m->sharded) { /* "sharding(8x8x8:bytes:little,zstd:3)" */
+        size_t n = (size_t)snprintf(buf, cap, "sharding(");
+        for (unsigned d = 0; d < m->info.ndim && n < cap; d++)
+            n += (size_t)snprintf(buf + n, cap - n, "%s%llu", d ? "x" : "",
+                                  (unsigned long long)m->inner[d]);
+        for (unsigned i = 0; i < m->nichain && n < cap; i++) {
+            describe(&m->ichain[i], s, sizeof s);
+            n += (size_t)snprintf(buf + n, cap - n, "%s%s", i ? "," : ":", s);
+        }
+        if (n < cap) snprintf(buf + n, cap - n, ")%s", m->index_crc ? ",index:crc32c" : "");
         return;
     }
     for (unsigned i = 0; i < m->nchain; i++)
@@ -554,6 +662,54 @@ static json_t *named(const char *name, json_t *conf) {
     return o;
 }
 
+static json_t *dump_chain(const codec *chain, unsigned n, unsigned ndim) {
+    json_t *codecs = json_array();
+    {
+        for (unsigned i = 0; i < n; i++) {
+            const codec *k = &chain[i];
+            json_t *conf = NULL;
+            const char *name = NULL;
+            switch (k->id) {
+            case CODEC_TRANSPOSE:
+                name = "transpose";
+                conf = json_object();
+                json_object_set_new(conf, "order", json_array());
+                for (unsigned d = 0; d < ndim; d++)
+                    json_array_append_new(json_object_get(conf, "order"),
+                                          json_integer(k->order[d]));
+                break;
+            case CODEC_BYTES:
+                name = "bytes";
+                conf = json_object();
+                json_object_set_new(conf, "endian", json_string(k->big_endian ? "big" : "little"));
+                break;
+            case CODEC_ZSTD:
+                name = "zstd";
+                conf = json_object();
+                json_object_set_new(conf, "level", json_integer(k->level));
+                json_object_set_new(conf, "checksum", json_false());
+                break;
+            case CODEC_GZIP:
+                name = "gzip";
+                conf = json_object();
+                json_object_set_new(conf, "level", json_integer(k->level));
+                break;
+            case CODEC_BLOSC:
+                name = "blosc";
+                conf = blosc_json(k, true);
+                break;
+            case CODEC_CRC32C:
+                name = "crc32c";
+                break;
+            default:
+                continue;
+            }
+            json_array_append_new(codecs, named(name, conf));
+        }
+    }
+    return codecs;
+}
+
 char *zarr_dump_meta(const zarr_meta *m) {
     const lumio_zarr_info *in = &m->info;
     json_t *root = json_object();
@@ -593,47 +749,22 @@ char *zarr_dump_meta(const zarr_meta *m) {
         json_object_set_new(kc, "separator", json_string(m->sep == '.' ? "." : "/"));
         json_object_set_new(root, "chunk_key_encoding", named(m->v3_c ? "default" : "v2", kc));
         json_object_set_new(root, "fill_value", fill_json(in));
-        json_t *codecs = json_array();
-        for (unsigned i = 0; i < m->nchain; i++) {
-            const codec *k = &m->chain[i];
-            json_t *conf = NULL;
-            const char *name = NULL;
-            switch (k->id) {
-            case CODEC_TRANSPOSE:
-                name = "transpose";
-                conf = json_object();
-                json_object_set_new(conf, "order", json_array());
-                for (unsigned d = 0; d < in->ndim; d++)
-                    json_array_append_new(json_object_get(conf, "order"),
-                                          json_integer(k->order[d]));
-                break;
-            case CODEC_BYTES:
-                name = "bytes";
-                conf = json_object();
-                json_object_set_new(conf, "endian", json_string(k->big_endian ? "big" : "little"));
-                break;
-            case CODEC_ZSTD:
-                name = "zstd";
-                conf = json_object();
-                json_object_set_new(conf, "level", json_integer(k->level));
-                json_object_set_new(conf, "checksum", json_false());
-                break;
-            case CODEC_GZIP:
-                name = "gzip";
-                conf = json_object();
-                json_object_set_new(conf, "level", json_integer(k->level));
-                break;
-            case CODEC_BLOSC:
-                name = "blosc";
-                conf = blosc_json(k, true);
-                break;
-            case CODEC_CRC32C:
-                name = "crc32c";
-                break;
-            default:
-                continue;
-            }
-            json_array_append_new(codecs, named(name, conf));
+        json_t *codecs = dump_chain(m->sharded ? m->ichain : m->chain,
+                                    m->sharded ? m->nichain : m->nchain, in->ndim);
+        if (m->sharded) {
+            json_t *conf = json_object();
+            json_object_set_new(conf, "chunk_shape", dims_json(m->inner, in->ndim));
+            json_object_set_new(conf, "codecs", codecs);
+            json_t *ic = json_array();
+            json_t *le = json_object();
+            json_object_set_new(le, "endian", json_string("little"));
+            json_array_append_new(ic, named("bytes", le));
+            if (m->index_crc) json_array_append_new(ic, named("crc32c", NULL));
+            json_object_set_new(conf, "index_codecs", ic);
+            json_object_set_new(conf, "index_location",
+                                json_string(m->index_at_start ? "start" : "end"));
+            codecs = json_array();
+            json_array_append_new(codecs, named("sharding_indexed", conf));
         }
         json_object_set_new(root, "codecs", codecs);
         json_object_set_new(root, "attributes", json_object());

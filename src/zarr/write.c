@@ -265,6 +265,30 @@ int lumio_zarr_create(lumio_zarr **out, const char *path, const lumio_zarr_creat
         if (k.id != CODEC_NONE) m.chain[m.nchain++] = k;
         if (o->checksum) m.chain[m.nchain++] = (codec){.id = CODEC_CRC32C};
     }
+    if (o->shard[0]) { /* the chain so far becomes the inner one */
+        if (o->format != 3) {
+            snprintf(err, sizeof err, "sharding needs format 3");
+            rc = -EINVAL;
+            goto out;
+        }
+        m.ninner = 1;
+        for (unsigned d = 0; d < in->ndim; d++) {
+            if (!o->chunks[d] || !o->shard[d] || o->shard[d] % o->chunks[d]) {
+                snprintf(err, sizeof err, "shard[%u]: %llu is not a multiple of the chunk's %llu",
+                         d, (unsigned long long)o->shard[d], (unsigned long long)o->chunks[d]);
+                rc = -EINVAL;
+                goto out;
+            }
+            m.inner[d] = o->chunks[d];
+            in->chunks[d] = o->shard[d];
+            m.ninner *= o->shard[d] / o->chunks[d];
+        }
+        memcpy(m.ichain, m.chain, sizeof m.ichain);
+        m.nichain = m.nchain;
+        m.nchain = 0;
+        m.sharded = true;
+        m.index_crc = true;
+    }
     if (m.sep != '.' && m.sep != '/') {
         snprintf(err, sizeof err, "separator '%c': '.' or '/'", m.sep);
         rc = -EINVAL;
@@ -325,7 +349,7 @@ typedef struct write_job {
 static int on_old(void *arg, lumio_completion *c) {
     write_job *j = arg;
     uint8_t *buf = j->bufs[c->user_data - j->first];
-    const zarr_meta *m = &j->x.z->m;
+    const zarr_meta *m = j->x.m;
     int rc = 0;
     if (c->result == -ENOENT) {
         zarr_fill_chunk(m, buf);
@@ -383,7 +407,7 @@ int lumio_zarr_write(lumio_zarr *z, const uint64_t *start, const uint64_t *shape
     }
     write_job j;
     memset(&j, 0, sizeof j);
-    int rc = region_init(&j.x, z, start, shape, (void *)buf);
+    int rc = region_init(&j.x, z, &z->m, start, shape, (void *)buf);
     if (rc) return rc < 0 ? rc : 0;
     const zarr_meta *m = &z->m;
     uint64_t batch = LUMIO_MAX(z->max_inflight, 1);

@@ -46,6 +46,14 @@ typedef struct zarr_meta {
     codec chain[MAX_CODECS];
     unsigned nchain;
     uint64_t chunk_bytes; /* decoded chunk size */
+    /* v3 sharding_indexed: chunks are shards of inner chunks. */
+    bool sharded;
+    uint64_t inner[LUMIO_ZARR_MAX_DIMS]; /* inner chunk shape */
+    codec ichain[MAX_CODECS];            /* inner codecs */
+    unsigned nichain;
+    bool index_crc;      /* the index ends with a crc32c */
+    bool index_at_start; /* index_location "start" */
+    uint64_t ninner;     /* inner chunks per shard */
 } zarr_meta;
 
 /* meta.c: parse .zarray (format 2) or zarr.json (format 3). */
@@ -70,6 +78,7 @@ char *zarr_dump_meta(const zarr_meta *m);
  * touches (box.c). */
 typedef struct region {
     const lumio_zarr *z;
+    const zarr_meta *m; /* the grid: the array's chunks, or a sharded array's inner chunks */
     const uint64_t *start, *shape;
     uint8_t *buf;                                                 /* C order */
     uint64_t lo[LUMIO_ZARR_MAX_DIMS], count[LUMIO_ZARR_MAX_DIMS]; /* chunk grid span */
@@ -83,7 +92,10 @@ typedef struct region {
 
 /* Check the region against the shape (LUMIO_E_RANGE, in z->err) and set up
  * the strides and grid span; 1 when the region is empty. */
-int region_init(region *x, lumio_zarr *z, const uint64_t *start, const uint64_t *shape, void *buf);
+int region_init(region *x, lumio_zarr *z, const zarr_meta *m, const uint64_t *start,
+                const uint64_t *shape, void *buf);
+/* The index of the chunk at cc among the region's chunks (inverse of region_chunk). */
+uint64_t region_index(const region *x, const uint64_t *cc);
 void region_fini(region *x);
 void region_error(region *x, int code, const char *text);
 /* Grid coordinates of the region's i-th chunk (C order over the span). */
@@ -103,6 +115,14 @@ void zarr_chunk_key(const lumio_zarr *z, const uint64_t *cc, char *buf, size_t c
  * `which`) through the ring, running fn on each on the workers. */
 int zarr_fetch_chunks(lumio_zarr *z, region *x, uint64_t first, uint64_t n, lumio_compute_fn fn,
                       const uint64_t *which);
+
+/* shard.c: sharding_indexed. */
+void zarr_inner_meta(const zarr_meta *m, zarr_meta *im);
+int zarr_decode_shard(const zarr_meta *m, const uint8_t *src, size_t len, uint8_t *out, char *err,
+                      size_t errlen);
+int zarr_encode_shard(const zarr_meta *m, uint8_t *shard, uint8_t **out, size_t *outlen, char *err,
+                      size_t errlen);
+int zarr_read_sharded(lumio_zarr *z, const uint64_t *start, const uint64_t *shape, void *buf);
 
 /* array.c: this thread's text of the last failed open or create. */
 char *zarr_open_error(void);

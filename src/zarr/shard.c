@@ -1,0 +1,360 @@
+/* v3 sharding_indexed. A shard holds inner chunks, each encoded on its own,
+ * and an index of (offset, nbytes) pairs, little endian, in C order of the
+ * inner grid, optionally followed by its crc32c; a missing inner chunk is
+ * (2^64-1, 2^64-1). A region read fetches each shard's index with one ranged
+ * read, then the inner chunks it needs as ranges of one op per shard, which
+ * the ring coalesces; writes rebuild whole shards. */
+#include "zarr/zarr.h"
+
+#include <errno.h>
+#include <isa-l/crc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MISSING UINT64_MAX
+
+void zarr_inner_meta(const zarr_meta *m, zarr_meta *im) {
+    *im = *m;
+    im->sharded = false;
+    memcpy(im->chain, m->ichain, sizeof im->chain);
+    im->nchain = m->nichain;
+    memcpy(im->info.chunks, m->inner, sizeof im->info.chunks);
+    uint64_t b = m->info.itemsize;
+    for (unsigned d = 0; d < m->info.ndim; d++) b *= m->inner[d];
+    im->chunk_bytes = b;
+}
+
+static uint64_t index_bytes(const zarr_meta *m) {
+    return m->ninner * 16 + (m->index_crc ? 4 : 0);
+}
+
+static uint64_t le64(const uint8_t *p) {
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) v = v << 8 | p[i];
+    return v;
+}
+
+static void put_le64(uint8_t *p, uint64_t v) {
+    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* The index into entries (2 x ninner); its checksum checked. */
+static int parse_index(const zarr_meta *m, const uint8_t *p, size_t len, uint64_t *entries,
+                       char *err, size_t errlen) {
+    uint64_t n = index_bytes(m);
+    if (len != n) {
+        snprintf(err, errlen, "shard index: %zu bytes, expected %llu", len, (unsigned long long)n);
+        return LUMIO_E_FORMAT;
+    }
+    if (m->index_crc) {
+        uint32_t want = (uint32_t)p[n - 4] | (uint32_t)p[n - 3] << 8 | (uint32_t)p[n - 2] << 16 |
+                        (uint32_t)p[n - 1] << 24;
+        uint32_t got = crc32_iscsi((unsigned char *)p, (int)(n - 4), 0xffffffffu) ^ 0xffffffffu;
+        if (want != got) {
+            snprintf(err, errlen, "shard index: crc32c %08x, stored %08x", got, want);
+            return LUMIO_E_CHECKSUM;
+        }
+    }
+    for (uint64_t i = 0; i < 2 * m->ninner; i++) entries[i] = le64(p + 8 * i);
+    return 0;
+}
+
+/* A region covering one whole shard buffer (C order), over the inner grid. */
+static int shard_region(region *x, zarr_meta *sm, const zarr_meta *m, uint64_t *zero,
+                        uint8_t *buf) {
+    zarr_inner_meta(m, sm);
+    memcpy(sm->info.shape, m->info.chunks, sizeof sm->info.shape);
+    memset(zero, 0, LUMIO_ZARR_MAX_DIMS * sizeof *zero);
+    return region_init(x, NULL, sm, zero, m->info.chunks, buf);
+}
+
+int zarr_decode_shard(const zarr_meta *m, const uint8_t *src, size_t len, uint8_t *out, char *err,
+                      size_t errlen) {
+    uint64_t ib = index_bytes(m);
+    if (len < ib) {
+        snprintf(err, errlen, "shard: %zu bytes, shorter than its index", len);
+        return LUMIO_E_FORMAT;
+    }
+    uint64_t *entries = malloc(2 * m->ninner * sizeof *entries);
+    zarr_meta sm;
+    region x;
+    uint64_t zero[LUMIO_ZARR_MAX_DIMS];
+    uint8_t *tmp = NULL;
+    bool have_region = false;
+    int rc = entries ? 0 : -ENOMEM;
+    if (rc == 0)
+        rc = parse_index(m, m->index_at_start ? src : src + len - ib, ib, entries, err, errlen);
+    if (rc == 0) have_region = (rc = shard_region(&x, &sm, m, zero, out)) == 0;
+    if (rc == 0 && !(tmp = malloc(sm.chunk_bytes))) rc = -ENOMEM;
+    for (uint64_t i = 0; rc == 0 && i < m->ninner; i++) {
+        uint64_t off = entries[2 * i], nb = entries[2 * i + 1];
+        uint64_t cc[LUMIO_ZARR_MAX_DIMS];
+        region_chunk(&x, i, cc);
+        if (off == MISSING && nb == MISSING) {
+            region_to_buf(&x, cc, NULL);
+            continue;
+        }
+        if (off > len || nb > len - off) {
+            snprintf(err, errlen,
+                     "shard index: inner chunk %llu at %llu+%llu is past the shard's %zu bytes",
+                     (unsigned long long)i, (unsigned long long)off, (unsigned long long)nb, len);
+            rc = LUMIO_E_FORMAT;
+            break;
+        }
+        rc = zarr_decode(&sm, src + off, nb, tmp, err, errlen);
+        if (rc == 0) region_to_buf(&x, cc, tmp);
+    }
+    if (have_region) region_fini(&x);
+    free(tmp);
+    free(entries);
+    return rc;
+}
+
+static bool all_fill(const zarr_meta *m, const uint8_t *p, uint64_t n) {
+    unsigned isz = m->info.itemsize;
+    for (uint64_t i = 0; i < n; i += isz)
+        if (memcmp(p + i, m->info.fill, isz)) return false;
+    return true;
+}
+
+int zarr_encode_shard(const zarr_meta *m, uint8_t *shard, uint8_t **out, size_t *outlen, char *err,
+                      size_t errlen) {
+    uint64_t ib = index_bytes(m);
+    uint64_t *entries = malloc(2 * m->ninner * sizeof *entries);
+    uint8_t **parts = calloc(m->ninner, sizeof *parts);
+    zarr_meta sm;
+    region x;
+    uint64_t zero[LUMIO_ZARR_MAX_DIMS];
+    uint8_t *tmp = NULL;
+    bool have_region = false;
+    int rc = entries && parts ? 0 : -ENOMEM;
+    if (rc == 0) have_region = (rc = shard_region(&x, &sm, m, zero, shard)) == 0;
+    if (rc == 0 && !(tmp = malloc(sm.chunk_bytes))) rc = -ENOMEM;
+    uint64_t total = ib;
+    for (uint64_t i = 0; rc == 0 && i < m->ninner; i++) {
+        uint64_t cc[LUMIO_ZARR_MAX_DIMS];
+        region_chunk(&x, i, cc);
+        zarr_fill_chunk(&sm, tmp);
+        region_to_chunk(&x, cc, tmp);
+        if (all_fill(&sm, tmp, sm.chunk_bytes)) { /* not stored: reads as the fill value */
+            entries[2 * i] = entries[2 * i + 1] = MISSING;
+            continue;
+        }
+        size_t n;
+        rc = zarr_encode(&sm, tmp, &parts[i], &n, err, errlen);
+        entries[2 * i] = total - (m->index_at_start ? 0 : ib); /* fixed up below */
+        entries[2 * i + 1] = n;
+        total += n;
+    }
+    uint8_t *buf = rc == 0 ? malloc(total) : NULL;
+    if (rc == 0 && !buf) rc = -ENOMEM;
+    if (rc == 0) {
+        uint64_t at = m->index_at_start ? ib : 0;
+        for (uint64_t i = 0; i < m->ninner; i++) {
+            if (!parts[i]) continue;
+            entries[2 * i] = at;
+            memcpy(buf + at, parts[i], entries[2 * i + 1]);
+            at += entries[2 * i + 1];
+        }
+        uint8_t *idx = m->index_at_start ? buf : buf + total - ib;
+        for (uint64_t i = 0; i < 2 * m->ninner; i++) put_le64(idx + 8 * i, entries[i]);
+        if (m->index_crc) {
+            uint32_t c = crc32_iscsi(idx, (int)(ib - 4), 0xffffffffu) ^ 0xffffffffu;
+            for (int k = 0; k < 4; k++) idx[ib - 4 + k] = (uint8_t)(c >> (8 * k));
+        }
+        *out = buf;
+        *outlen = total;
+    }
+    for (uint64_t i = 0; parts && i < m->ninner; i++) free(parts[i]);
+    if (have_region) region_fini(&x);
+    free(parts);
+    free(entries);
+    free(tmp);
+    return rc;
+}
+
+/* ---- region reads with ranged reads -------------------------------------------- */
+
+typedef struct shard_read {
+    region x; /* first: the compute stage gets &sr.x; over the inner grid */
+    zarr_meta im;
+} shard_read;
+
+static int on_inner(void *arg, lumio_completion *c) {
+    region *x = arg;
+    uint64_t cc[LUMIO_ZARR_MAX_DIMS];
+    region_chunk(x, c->user_data, cc);
+    if (c->result < 0) return c->result;
+    uint8_t *chunk = malloc(x->m->chunk_bytes);
+    char why[256];
+    int rc = chunk ? zarr_decode(x->m, c->data, c->length, chunk, why, sizeof why) : -ENOMEM;
+    if (rc == 0) {
+        region_to_buf(x, cc, chunk);
+    } else {
+        char text[1024];
+        snprintf(text, sizeof text, "%s: inner chunk at offset %llu: %s", c->path,
+                 (unsigned long long)c->offset, chunk ? why : "out of memory");
+        region_error(x, rc, text);
+    }
+    free(chunk);
+    lumio_buffer_release(c->buffer);
+    c->buffer = NULL;
+    c->data = NULL;
+    return rc;
+}
+
+/* Run one group of ops to its end; failures go to the region's error. */
+static int run_group(lumio_zarr *z, region *x, lumio_op *ops, size_t n, lumio_group_options *go,
+                     void (*each)(void *, lumio_completion *), void *arg) {
+    uint64_t g;
+    int rc = lumio_ring_submit(z->ring, ops, n, go, &g);
+    if (rc < 0) {
+        region_error(x, rc, lumio_ring_last_error(z->ring));
+        return rc;
+    }
+    lumio_completion c[64];
+    int got;
+    while ((got = lumio_ring_wait(z->ring, g, c, 64, 1)) > 0)
+        for (int i = 0; i < got; i++) {
+            if (each)
+                each(arg, &c[i]);
+            else if (c[i].result < 0)
+                region_error(x, c[i].result, lumio_ring_last_error(z->ring));
+            lumio_buffer_release(c[i].buffer);
+        }
+    if (got < 0) region_error(x, got, lumio_ring_last_error(z->ring));
+    return x->error;
+}
+
+typedef struct index_batch {
+    lumio_zarr *z;
+    region *x;
+    const zarr_meta *m;
+    uint64_t *entries; /* 2 x ninner per shard of the batch */
+    bool *missing;
+} index_batch;
+
+static void on_index(void *arg, lumio_completion *c) {
+    index_batch *b = arg;
+    uint64_t s = c->user_data;
+    if (c->result == -ENOENT) {
+        b->missing[s] = true;
+        return;
+    }
+    if (c->result < 0) {
+        region_error(b->x, c->result, lumio_ring_last_error(b->z->ring));
+        return;
+    }
+    char why[256], text[1024];
+    int rc =
+        parse_index(b->m, c->data, c->length, b->entries + s * 2 * b->m->ninner, why, sizeof why);
+    if (rc) {
+        snprintf(text, sizeof text, "%s: %s", c->path, why);
+        region_error(b->x, rc, text);
+    }
+}
+
+int zarr_read_sharded(lumio_zarr *z, const uint64_t *start, const uint64_t *shape, void *buf) {
+    const zarr_meta *m = &z->m;
+    unsigned nd = m->info.ndim;
+    shard_read sr;
+    zarr_inner_meta(m, &sr.im);
+    region *x = &sr.x;
+    int rc = region_init(x, z, &sr.im, start, shape, buf);
+    if (rc) return rc < 0 ? rc : 0;
+    /* The shards the region touches. */
+    uint64_t slo[LUMIO_ZARR_MAX_DIMS], scount[LUMIO_ZARR_MAX_DIMS], nshards = 1;
+    for (unsigned d = 0; d < nd; d++) {
+        slo[d] = start[d] / m->info.chunks[d];
+        scount[d] = (start[d] + shape[d] - 1) / m->info.chunks[d] - slo[d] + 1;
+        nshards *= scount[d];
+    }
+    enum { BATCH = 16 };
+    uint64_t ib = index_bytes(m);
+    uint64_t *entries = malloc(BATCH * 2 * m->ninner * sizeof *entries);
+    lumio_op *ops = calloc(BATCH, sizeof *ops);
+    char(*paths)[1024] = malloc(BATCH * sizeof *paths);
+    lumio_range *ranges = malloc(BATCH * m->ninner * sizeof *ranges);
+    lumio_range iranges[BATCH];
+    bool missing[BATCH];
+    if (!entries || !ops || !paths || !ranges) rc = -ENOMEM;
+    lumio_group_options go;
+    lumio_group_options_default(&go);
+    for (uint64_t first = 0; rc == 0 && first < nshards; first += BATCH) {
+        uint64_t n = LUMIO_MIN(BATCH, nshards - first);
+        uint64_t sc[BATCH][LUMIO_ZARR_MAX_DIMS];
+        for (uint64_t s = 0; s < n; s++) {
+            uint64_t i = first + s;
+            for (unsigned d = nd; d-- > 0;) {
+                sc[s][d] = slo[d] + i % scount[d];
+                i /= scount[d];
+            }
+            char key[256];
+            zarr_chunk_key(z, sc[s], key, sizeof key);
+            snprintf(paths[s], sizeof paths[s], "%s/%s", z->base, key);
+            /* One ranged read: the index, at the end (or start) of the shard. */
+            iranges[s] = (lumio_range){
+                .offset = m->index_at_start ? 0 : -(int64_t)ib, .length = ib, .user_data = s};
+            ops[s] = (lumio_op){.kind = LUMIO_OP_GET,
+                                .path = paths[s],
+                                .ranges = &iranges[s],
+                                .nranges = 1,
+                                .user_data = s};
+            missing[s] = false;
+        }
+        index_batch ibatch = {.z = z, .x = x, .m = m, .entries = entries, .missing = missing};
+        lumio_group_options_default(&go);
+        if ((rc = run_group(z, x, ops, n, &go, on_index, &ibatch))) break;
+        /* The inner chunks the region needs, as ranges of one op per shard. */
+        size_t nops = 0, nr = 0;
+        for (uint64_t s = 0; s < n; s++) {
+            size_t r0 = nr;
+            for (uint64_t k = 0; k < m->ninner; k++) {
+                uint64_t cc[LUMIO_ZARR_MAX_DIMS], rem = k;
+                bool inside = true;
+                for (unsigned d = nd; d-- > 0;) {
+                    uint64_t per = m->info.chunks[d] / m->inner[d];
+                    cc[d] = sc[s][d] * per + rem % per;
+                    rem /= per;
+                    inside &= cc[d] >= x->lo[d] && cc[d] < x->lo[d] + x->count[d];
+                }
+                if (!inside) continue;
+                uint64_t off = missing[s] ? MISSING : entries[(s * m->ninner + k) * 2];
+                uint64_t nb = missing[s] ? MISSING : entries[(s * m->ninner + k) * 2 + 1];
+                if (off == MISSING && nb == MISSING) {
+                    region_to_buf(x, cc, NULL);
+                    continue;
+                }
+                if (off > INT64_MAX || nb > INT64_MAX - off) {
+                    char text[1200];
+                    snprintf(text, sizeof text, "%s: shard index entry %llu is out of range",
+                             paths[s], (unsigned long long)k);
+                    region_error(x, LUMIO_E_FORMAT, text);
+                    continue;
+                }
+                ranges[nr++] = (lumio_range){
+                    .offset = (int64_t)off, .length = nb, .user_data = region_index(x, cc)};
+            }
+            if (nr > r0)
+                ops[nops++] = (lumio_op){.kind = LUMIO_OP_GET,
+                                         .path = paths[s],
+                                         .ranges = &ranges[r0],
+                                         .nranges = nr - r0};
+        }
+        if (x->error) {
+            rc = x->error;
+            break;
+        }
+        go.compute = on_inner;
+        go.compute_arg = x;
+        if (nops && (rc = run_group(z, x, ops, nops, &go, NULL, NULL))) break;
+    }
+    if (rc < 0 && x->error) snprintf(z->err, sizeof z->err, "%s", x->err);
+    region_fini(x);
+    free(entries);
+    free(ops);
+    free(paths);
+    free(ranges);
+    return rc;
+}
