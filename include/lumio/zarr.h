@@ -21,6 +21,7 @@
 #define LUMIO_ZARR_H
 
 #include "lumio.h"
+#include "remote.h"
 #include "ring.h"
 
 #include <stdint.h>
@@ -119,6 +120,17 @@ LUMIO_API int lumio_zarr_create(lumio_zarr **out, const char *path,
  * only (-EROFS for URLs). */
 LUMIO_API int lumio_zarr_write(lumio_zarr *z, const uint64_t *start, const uint64_t *shape,
                                const void *buf);
+
+/* Copy the array at src (any location) into a new array at dst (a local
+ * directory) with the chunks, codec, format, order and sharding of opts (its
+ * shape and dtype are the source's; its fill value too unless set). It works
+ * in blocks of whole destination chunks that fit in `memory` bytes (at least
+ * 32 MiB: the whole process, the program included), each read once and
+ * written once. The error text is in
+ * lumio_zarr_last_error(NULL). */
+LUMIO_API int lumio_zarr_rechunk(const char *src, const char *dst,
+                                 const lumio_zarr_create_options *opts, uint64_t memory,
+                                 lumio_progress_fn progress, void *arg);
 
 /* The last error's text (the chunk key, the store's message). With NULL: the
  * last failed open on this thread. */

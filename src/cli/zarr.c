@@ -9,6 +9,7 @@
 #include <inttypes.h>
 #include <lumio/remote.h>
 #include <lumio/zarr.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,8 @@ static const char zarr_usage[] =
     "       lumio zarr create PATH --shape N,... --chunks N,... --dtype DTYPE [--codec C]\n"
     "                         [--format 2|3] [--order C|F] [--fill V] [--separator .|/]\n"
     "                         [--checksum] [--shard N,...] [--from RAWFILE|-]\n"
+    "       lumio zarr rechunk SRC DST --chunks N,... [--codec C] [--format 2|3] [--order C|F]\n"
+    "                         [--shard N,...] [--checksum] [--memory SIZE]\n"
     "\n"
     "Zarr v2 and v3 arrays in a directory, over http(s):// or in s3://BUCKET/PREFIX.\n"
     "\n"
@@ -36,6 +39,8 @@ static const char zarr_usage[] =
     "         zlib[:LEVEL] (v2), blosc[:CNAME[:LEVEL[:noshuffle|shuffle|bitshuffle]]]\n"
     "         or none; --checksum adds crc32c (v3); --shard stores the chunks in\n"
     "         shards of that shape (v3); --from fills it with raw bytes\n"
+    "  rechunk copy an array to new chunks (and codec, format, order), in blocks\n"
+    "         that fit --memory (default 512M)\n"
     "         in C order and the array's byte order\n";
 
 static const char *type_name(lumio_zarr_type t) {
@@ -455,6 +460,108 @@ static int zarr_create(int argc, char **argv) {
     return status;
 }
 
+static void on_progress(void *arg, uint64_t done, uint64_t total) {
+    (void)total;
+    progress_update(arg, 0, done);
+}
+
+static int zarr_rechunk(int argc, char **argv) {
+    static const struct option opts[] = {{"chunks", required_argument, NULL, 'c'},
+                                         {"codec", required_argument, NULL, 'k'},
+                                         {"format", required_argument, NULL, 'f'},
+                                         {"order", required_argument, NULL, 'O'},
+                                         {"shard", required_argument, NULL, 'H'},
+                                         {"checksum", no_argument, NULL, 'x'},
+                                         {"memory", required_argument, NULL, 'm'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    lumio_zarr_create_options o;
+    lumio_zarr_create_options_default(&o);
+    o.fill_value = NULL; /* the source's */
+    const char *chunks = NULL, *shard = NULL;
+    uint64_t memory = 512u << 20;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            chunks = optarg;
+            break;
+        case 'k':
+            o.codec = optarg;
+            break;
+        case 'f':
+            if (strcmp(optarg, "2") && strcmp(optarg, "3")) {
+                cli_error("--format: '%s' is not 2 or 3", optarg);
+                return EXIT_USAGE;
+            }
+            o.format = optarg[0] - '0';
+            break;
+        case 'O':
+            if (strcmp(optarg, "C") && strcmp(optarg, "F")) {
+                cli_error("--order: '%s' is not C or F", optarg);
+                return EXIT_USAGE;
+            }
+            o.fortran_order = optarg[0] == 'F';
+            break;
+        case 'H':
+            shard = optarg;
+            break;
+        case 'x':
+            o.checksum = 1;
+            break;
+        case 'm':
+            if (parse_size(optarg, &memory) < 0 || memory < (32u << 20)) {
+                cli_error("--memory: '%s' is not a size of at least 32M", optarg);
+                return EXIT_USAGE;
+            }
+            break;
+        case 'h':
+            fputs(zarr_usage, stdout);
+            return 0;
+        default:
+            return cli_option_error(c, argv);
+        }
+    }
+    if (optind + 2 != argc || !chunks) {
+        cli_error("rechunk needs SRC, DST and --chunks (see 'lumio zarr --help')");
+        return EXIT_USAGE;
+    }
+    unsigned n, ns = 0;
+    if (parse_dims_list("--chunks", chunks, o.chunks, &n) < 0) return EXIT_USAGE;
+    if (shard && parse_dims_list("--shard", shard, o.shard, &ns) < 0) return EXIT_USAGE;
+    if (shard && ns != n) {
+        cli_error("--shard has %u dimensions, --chunks %u", ns, n);
+        return EXIT_USAGE;
+    }
+    /* The source's dimensions must match: checked by opening it first. */
+    lumio_zarr *z;
+    if (lumio_zarr_open(&z, argv[optind], NULL) < 0) {
+        cli_error("%s", lumio_zarr_last_error(NULL));
+        return EXIT_FILES;
+    }
+    lumio_zarr_info in;
+    lumio_zarr_get_info(z, &in);
+    lumio_zarr_close(z);
+    if (n != in.ndim) {
+        cli_error("--chunks has %u dimensions, the array %u", n, in.ndim);
+        return EXIT_USAGE;
+    }
+    /* Under a memory cap, large buffers go back to the system when freed:
+     * glibc otherwise raises its mmap threshold after the first frees and
+     * keeps chunk-sized blocks in each thread's arena. */
+    mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+    progress p;
+    progress_init(&p, "rechunked");
+    int rc = lumio_zarr_rechunk(argv[optind], argv[optind + 1], &o, memory, on_progress, &p);
+    progress_done(&p);
+    if (rc < 0) {
+        cli_error("%s", lumio_zarr_last_error(NULL));
+        return rc == -EINVAL || rc == LUMIO_E_UNSUPPORTED ? EXIT_USAGE : EXIT_FILES;
+    }
+    return 0;
+}
+
 int cmd_zarr(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
         if (argc < 2) {
@@ -484,6 +591,10 @@ int cmd_zarr(int argc, char **argv) {
         cli_set_name("lumio zarr create");
         return zarr_create(argc - 1, argv + 1);
     }
-    cli_error("unknown subcommand '%s' (info, cat or create)", argv[1]);
+    if (!strcmp(argv[1], "rechunk")) {
+        cli_set_name("lumio zarr rechunk");
+        return zarr_rechunk(argc - 1, argv + 1);
+    }
+    cli_error("unknown subcommand '%s' (info, cat, create or rechunk)", argv[1]);
     return EXIT_USAGE;
 }

@@ -1,0 +1,156 @@
+/* Rechunking: copy an array into a new one with other chunks (and codec,
+ * format, order), in blocks that fit a memory budget. A block is a whole
+ * number of destination chunks, so every destination chunk is written once,
+ * whole; where the budget allows it is also a whole number of source chunks
+ * (their least common multiple), so no source chunk is decoded twice. */
+#include "zarr/zarr.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static uint64_t gcd(uint64_t a, uint64_t b) {
+    while (b) {
+        uint64_t t = a % b;
+        a = b;
+        b = t;
+    }
+    return a;
+}
+
+static uint64_t round_up(uint64_t v, uint64_t m) {
+    return (v + m - 1) / m * m;
+}
+
+/* The block shape: dst-chunk aligned, as large as the budget allows. */
+static void block_shape(const lumio_zarr_info *s, const lumio_zarr_info *d, uint64_t budget,
+                        uint64_t *b) {
+    unsigned nd = s->ndim;
+    uint64_t isz = s->itemsize;
+    /* Start from one destination chunk (clipped to the array). */
+    for (unsigned i = 0; i < nd; i++) b[i] = LUMIO_MIN(d->chunks[i], round_up(s->shape[i], 1));
+    uint64_t bytes = isz;
+    for (unsigned i = 0; i < nd; i++) bytes *= b[i];
+    /* Grow to the lcm with the source chunks, last dimensions first (they are
+     * contiguous in memory), while it fits. */
+    for (unsigned k = nd; k-- > 0;) {
+        uint64_t l = d->chunks[k] / gcd(d->chunks[k], s->chunks[k]) * s->chunks[k];
+        uint64_t want = LUMIO_MIN(round_up(l, d->chunks[k]), round_up(s->shape[k], d->chunks[k]));
+        if (want > b[k] && bytes / b[k] * want <= budget) {
+            bytes = bytes / b[k] * want;
+            b[k] = want;
+        }
+    }
+    /* Then along the first dimension, in destination chunks, while it fits. */
+    if (nd) {
+        uint64_t step = LUMIO_MAX(b[0], d->chunks[0]);
+        while (b[0] + step <= round_up(s->shape[0], d->chunks[0]) &&
+               bytes / b[0] * (b[0] + step) <= budget) {
+            bytes = bytes / b[0] * (b[0] + step);
+            b[0] += step;
+        }
+    }
+}
+
+int lumio_zarr_rechunk(const char *src, const char *dst, const lumio_zarr_create_options *opts,
+                       uint64_t memory, lumio_progress_fn progress, void *arg) {
+    /* The budget: 3/8 for the block, 1/16 for the reads in flight, 1/16 for
+     * the chunks being encoded (and as much for their encoded bytes), and the
+     * rest for the program itself and the decoding on the workers. */
+    if (memory < (32u << 20)) memory = 32u << 20; /* the program itself takes ~10 MiB */
+    lumio_ring_options ro;
+    lumio_ring_options_default(&ro);
+    ro.max_bytes = memory / 16;
+    ro.max_buffers = 64;
+    lumio_ring *ring;
+    int rc = lumio_ring_create(&ring, &ro);
+    if (rc < 0) {
+        snprintf(zarr_open_error(), 1024, "rechunk: cannot start the I/O engine");
+        return rc;
+    }
+    lumio_zarr_options zo;
+    lumio_zarr_options_default(&zo);
+    zo.ring = ring;
+    lumio_zarr *s = NULL, *d = NULL;
+    uint8_t *block = NULL;
+    if ((rc = lumio_zarr_open(&s, src, &zo)) < 0) goto out;
+    lumio_zarr_info si;
+    lumio_zarr_get_info(s, &si);
+    lumio_zarr_create_options o = *opts;
+    o.ndim = si.ndim;
+    memcpy(o.shape, si.shape, sizeof o.shape);
+    o.dtype = si.dtype;
+    char fill[64];
+    if (!opts->fill_value) { /* the source's fill value, as text */
+        uint64_t v = 0;
+        for (unsigned i = 0; i < si.itemsize; i++)
+            v |= (uint64_t)si.fill[si.big_endian ? si.itemsize - 1 - i : i] << (8 * i);
+        if (si.type == LUMIO_ZARR_FLOAT32) {
+            uint32_t b = (uint32_t)v;
+            float f;
+            memcpy(&f, &b, 4);
+            snprintf(fill, sizeof fill, "%.9g", f);
+        } else if (si.type == LUMIO_ZARR_FLOAT64) {
+            double f;
+            memcpy(&f, &v, 8);
+            snprintf(fill, sizeof fill, "%.17g", f);
+        } else if (si.type <= LUMIO_ZARR_INT64 && si.type != LUMIO_ZARR_BOOL) {
+            int shift = 64 - 8 * (int)si.itemsize;
+            snprintf(fill, sizeof fill, "%lld", (long long)((int64_t)(v << shift) >> shift));
+        } else {
+            snprintf(fill, sizeof fill, "%llu", (unsigned long long)v);
+        }
+        o.fill_value = fill;
+    }
+    /* Chunks encoded at once by the writer: within a sixteenth of the budget. */
+    uint64_t dchunk = si.itemsize;
+    for (unsigned i = 0; i < si.ndim; i++) dchunk *= (o.shard[0] ? o.shard[i] : o.chunks[i]);
+    lumio_zarr_options dzo = zo;
+    dzo.max_chunks_in_flight =
+        (unsigned)LUMIO_MAX(1, LUMIO_MIN(64, memory / 16 / LUMIO_MAX(dchunk, 1)));
+    zo.max_chunks_in_flight = 32;
+    if ((rc = lumio_zarr_create(&d, dst, &o, &dzo)) < 0) goto out;
+    lumio_zarr_info di;
+    lumio_zarr_get_info(d, &di);
+    uint64_t b[LUMIO_ZARR_MAX_DIMS];
+    block_shape(&si, &di, memory / 8 * 3, b);
+    uint64_t bytes = si.itemsize, nblocks = 1, count[LUMIO_ZARR_MAX_DIMS];
+    for (unsigned i = 0; i < si.ndim; i++) {
+        bytes *= b[i];
+        count[i] = si.shape[i] / b[i] + (si.shape[i] % b[i] != 0);
+        nblocks *= count[i];
+        if (si.shape[i] == 0) nblocks = 0;
+    }
+    if (!(block = malloc(LUMIO_MAX(bytes, 1)))) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    uint64_t total = si.itemsize, done = 0;
+    for (unsigned i = 0; i < si.ndim; i++) total *= si.shape[i];
+    for (uint64_t k = 0; k < nblocks; k++) {
+        uint64_t start[LUMIO_ZARR_MAX_DIMS], shape[LUMIO_ZARR_MAX_DIMS], rem = k, n = si.itemsize;
+        for (unsigned i = si.ndim; i-- > 0;) {
+            start[i] = rem % count[i] * b[i];
+            rem /= count[i];
+            shape[i] = LUMIO_MIN(b[i], si.shape[i] - start[i]);
+            n *= shape[i];
+        }
+        if ((rc = lumio_zarr_read(s, start, shape, block)) < 0) {
+            snprintf(zarr_open_error(), 1024, "%s", lumio_zarr_last_error(s));
+            goto out;
+        }
+        if ((rc = lumio_zarr_write(d, start, shape, block)) < 0) {
+            snprintf(zarr_open_error(), 1024, "%s", lumio_zarr_last_error(d));
+            goto out;
+        }
+        done += n;
+        if (progress) progress(arg, done, total);
+    }
+out:
+    free(block);
+    lumio_zarr_close(s);
+    lumio_zarr_close(d);
+    lumio_ring_destroy(ring);
+    return rc;
+}
