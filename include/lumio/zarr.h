@@ -132,6 +132,23 @@ LUMIO_API int lumio_zarr_rechunk(const char *src, const char *dst,
                                  const lumio_zarr_create_options *opts, uint64_t memory,
                                  lumio_progress_fn progress, void *arg);
 
+/* Ordered streaming along one axis (a time series): slabs of `step` indices
+ * of `axis` (0: the chunk size along it) over the region start/shape (NULL:
+ * the whole array), delivered in order, while the next `ahead` slabs (0: 4)
+ * are already being read and decoded, out of order, on the workers. */
+typedef struct lumio_zarr_series lumio_zarr_series;
+
+LUMIO_API int lumio_zarr_series_open(lumio_zarr *z, unsigned axis, uint64_t step,
+                                     const uint64_t *start, const uint64_t *shape, unsigned ahead,
+                                     lumio_zarr_series **out);
+
+/* The next slab: its bytes (C order over the slab's region, the array's byte
+ * order; valid until the next call) and its number. Returns its size, 0 at
+ * the end, or a negative code (the text in lumio_zarr_last_error). */
+LUMIO_API int64_t lumio_zarr_series_next(lumio_zarr_series *s, const void **data, uint64_t *index);
+
+LUMIO_API void lumio_zarr_series_close(lumio_zarr_series *s);
+
 /* The last error's text (the chunk key, the store's message). With NULL: the
  * last failed open on this thread. */
 LUMIO_API const char *lumio_zarr_last_error(const lumio_zarr *z);

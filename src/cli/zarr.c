@@ -26,6 +26,7 @@ static const char zarr_usage[] =
     "                         [--checksum] [--shard N,...] [--from RAWFILE|-]\n"
     "       lumio zarr rechunk SRC DST --chunks N,... [--codec C] [--format 2|3] [--order C|F]\n"
     "                         [--shard N,...] [--checksum] [--memory SIZE]\n"
+    "       lumio zarr bench PATH|URL --pattern all|crops|series [--crop N,...] [--count N]\n"
     "\n"
     "Zarr v2 and v3 arrays in a directory, over http(s):// or in s3://BUCKET/PREFIX.\n"
     "\n"
@@ -41,6 +42,10 @@ static const char zarr_usage[] =
     "         shards of that shape (v3); --from fills it with raw bytes\n"
     "  rechunk copy an array to new chunks (and codec, format, order), in blocks\n"
     "         that fit --memory (default 512M)\n"
+    "  bench  read the whole array in slabs (all), COUNT random crops (crops; of\n"
+    "         --crop, default the chunk shape; 1000), or an ordered series along\n"
+    "         the first axis (series); prints one JSON object: bytes, seconds,\n"
+    "         mib_per_s, and crops_per_s for crops\n"
     "         in C order and the array's byte order\n";
 
 static const char *type_name(lumio_zarr_type t) {
@@ -562,6 +567,139 @@ static int zarr_rechunk(int argc, char **argv) {
     return 0;
 }
 
+static uint64_t next_rand(uint64_t *s) {
+    uint64_t x = *s += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+static int zarr_bench(int argc, char **argv) {
+    static const struct option opts[] = {{"pattern", required_argument, NULL, 'p'},
+                                         {"crop", required_argument, NULL, 'c'},
+                                         {"count", required_argument, NULL, 'n'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    const char *pattern = "all", *crop = NULL;
+    uint64_t count = 1000;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'p':
+            if (strcmp(optarg, "all") && strcmp(optarg, "crops") && strcmp(optarg, "series")) {
+                cli_error("--pattern: '%s' is not all, crops or series", optarg);
+                return EXIT_USAGE;
+            }
+            pattern = optarg;
+            break;
+        case 'c':
+            crop = optarg;
+            break;
+        case 'n':
+            if (parse_count(optarg, 1, UINT32_MAX, &count) < 0) {
+                cli_error("--count: '%s' is not a count from 1", optarg);
+                return EXIT_USAGE;
+            }
+            break;
+        case 'h':
+            fputs(zarr_usage, stdout);
+            return 0;
+        default:
+            return cli_option_error(c, argv);
+        }
+    }
+    if (optind + 1 != argc) {
+        cli_error("one array (see 'lumio zarr --help')");
+        return EXIT_USAGE;
+    }
+    const char *loc = argv[optind];
+    lumio_zarr *z;
+    double t0 = now_seconds();
+    if (lumio_zarr_open(&z, loc, NULL) < 0) {
+        cli_error("%s", lumio_zarr_last_error(NULL));
+        return EXIT_FILES;
+    }
+    lumio_zarr_info in;
+    lumio_zarr_get_info(z, &in);
+    uint64_t cshape[LUMIO_ZARR_MAX_DIMS];
+    for (unsigned d = 0; d < in.ndim; d++) cshape[d] = MIN(in.chunks[d], in.shape[d]);
+    if (crop) {
+        unsigned n;
+        if (parse_dims_list("--crop", crop, cshape, &n) < 0) goto usage;
+        if (n != in.ndim) {
+            cli_error("--crop has %u dimensions, the array %u", n, in.ndim);
+            goto usage;
+        }
+        for (unsigned d = 0; d < n; d++)
+            if (!cshape[d] || cshape[d] > in.shape[d]) {
+                cli_error("--crop: %llu is outside dimension %u (%llu)",
+                          (unsigned long long)cshape[d], d, (unsigned long long)in.shape[d]);
+                goto usage;
+            }
+    }
+    uint64_t bytes = 0, crops = 0;
+    int rc = 0;
+    if (!strcmp(pattern, "series")) {
+        lumio_zarr_series *s;
+        rc = lumio_zarr_series_open(z, 0, 0, NULL, NULL, 4, &s);
+        int64_t n = 0;
+        const void *data;
+        while (rc == 0 && (n = lumio_zarr_series_next(s, &data, NULL)) > 0) bytes += (uint64_t)n;
+        if (n < 0) rc = (int)n;
+        lumio_zarr_series_close(s);
+    } else if (!strcmp(pattern, "crops")) {
+        uint64_t n = in.itemsize, seed = 42, start[LUMIO_ZARR_MAX_DIMS];
+        for (unsigned d = 0; d < in.ndim; d++) n *= cshape[d];
+        uint8_t *buf = malloc(MAX(n, 1));
+        for (uint64_t k = 0; buf && rc == 0 && k < count; k++) {
+            for (unsigned d = 0; d < in.ndim; d++)
+                start[d] = next_rand(&seed) % (in.shape[d] - cshape[d] + 1);
+            rc = lumio_zarr_read(z, start, cshape, buf);
+            bytes += n;
+            crops++;
+        }
+        if (!buf) rc = -ENOMEM;
+        free(buf);
+    } else { /* all: slabs of chunk rows along the first dimension */
+        uint64_t row = in.itemsize, start[LUMIO_ZARR_MAX_DIMS] = {0}, shape[LUMIO_ZARR_MAX_DIMS];
+        for (unsigned d = 1; d < in.ndim; d++) row *= in.shape[d];
+        uint64_t rows = in.ndim ? in.chunks[0] : 1, span = in.ndim ? in.shape[0] : 1;
+        uint8_t *buf = malloc(MAX(rows * row, 1));
+        memcpy(shape, in.shape, sizeof shape);
+        for (uint64_t at = 0; buf && rc == 0 && at < span; at += rows) {
+            if (in.ndim) start[0] = at, shape[0] = MIN(rows, span - at);
+            rc = lumio_zarr_read(z, start, shape, buf);
+            bytes += (in.ndim ? shape[0] : 1) * row;
+        }
+        if (!buf) rc = -ENOMEM;
+        free(buf);
+    }
+    double secs = now_seconds() - t0;
+    if (rc < 0) {
+        cli_error("%s", lumio_zarr_last_error(z));
+        lumio_zarr_close(z);
+        return EXIT_FILES;
+    }
+    json j;
+    json_begin(&j, stdout);
+    json_str(&j, "array", loc);
+    json_str(&j, "pattern", pattern);
+    json_u64(&j, "bytes", bytes);
+    json_num(&j, "seconds", secs);
+    json_num(&j, "mib_per_s", secs > 0 ? (double)bytes / secs / (1 << 20) : 0);
+    if (crops) {
+        json_u64(&j, "crops", crops);
+        json_num(&j, "crops_per_s", secs > 0 ? (double)crops / secs : 0);
+    }
+    json_end(&j);
+    lumio_zarr_close(z);
+    return 0;
+usage:
+    lumio_zarr_close(z);
+    return EXIT_USAGE;
+}
+
 int cmd_zarr(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
         if (argc < 2) {
@@ -595,6 +733,10 @@ int cmd_zarr(int argc, char **argv) {
         cli_set_name("lumio zarr rechunk");
         return zarr_rechunk(argc - 1, argv + 1);
     }
-    cli_error("unknown subcommand '%s' (info, cat, create or rechunk)", argv[1]);
+    if (!strcmp(argv[1], "bench")) {
+        cli_set_name("lumio zarr bench");
+        return zarr_bench(argc - 1, argv + 1);
+    }
+    cli_error("unknown subcommand '%s' (info, cat, create, rechunk or bench)", argv[1]);
     return EXIT_USAGE;
 }

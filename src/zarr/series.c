@@ -1,0 +1,198 @@
+/* Ordered streaming along one axis: successive slabs delivered in order
+ * while the slabs after them are already being read and decoded. Each slab
+ * in flight is one ring group whose chunks decode on the workers into the
+ * slab's own buffer; next() waits for the oldest group only. */
+#include "zarr/zarr.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct slab {
+    region x;
+    uint64_t start[LUMIO_ZARR_MAX_DIMS], shape[LUMIO_ZARR_MAX_DIMS];
+    uint8_t *buf;
+    uint64_t group;
+    bool submitted;
+} slab;
+
+struct lumio_zarr_series {
+    lumio_zarr *z;
+    unsigned axis;
+    uint64_t step;
+    uint64_t start[LUMIO_ZARR_MAX_DIMS], shape[LUMIO_ZARR_MAX_DIMS]; /* the whole region */
+    uint64_t nslabs, next_submit, next_deliver;
+    unsigned ahead;
+    slab *ring; /* ahead + 1 slots, by slab number modulo */
+    uint64_t bytes_per_step;
+};
+
+static int on_slab_chunk(void *arg, lumio_completion *c) {
+    region *x = arg;
+    uint64_t cc[LUMIO_ZARR_MAX_DIMS];
+    region_chunk(x, c->user_data, cc);
+    if (c->result == -ENOENT) {
+        region_to_buf(x, cc, NULL);
+        return 0;
+    }
+    if (c->result < 0) return c->result;
+    uint8_t *chunk = malloc(x->m->chunk_bytes ? x->m->chunk_bytes : 1);
+    char why[256];
+    int rc = chunk ? zarr_decode(x->m, c->data, c->length, chunk, why, sizeof why) : -ENOMEM;
+    if (rc == 0) {
+        region_to_buf(x, cc, chunk);
+    } else {
+        char text[1024];
+        snprintf(text, sizeof text, "%s: %s", c->path, chunk ? why : "out of memory");
+        region_error(x, rc, text);
+    }
+    free(chunk);
+    lumio_buffer_release(c->buffer);
+    c->buffer = NULL;
+    c->data = NULL;
+    return rc;
+}
+
+static int submit_slab(lumio_zarr_series *s, uint64_t k) {
+    lumio_zarr *z = s->z;
+    slab *b = &s->ring[k % (s->ahead + 1)];
+    memcpy(b->start, s->start, sizeof b->start);
+    memcpy(b->shape, s->shape, sizeof b->shape);
+    b->start[s->axis] = s->start[s->axis] + k * s->step;
+    b->shape[s->axis] =
+        LUMIO_MIN(s->step, s->start[s->axis] + s->shape[s->axis] - b->start[s->axis]);
+    int rc = region_init(&b->x, z, &z->m, b->start, b->shape, b->buf);
+    if (rc) return rc < 0 ? rc : 0;
+    uint64_t n = b->x.nchunks;
+    lumio_op *ops = calloc(n, sizeof *ops);
+    lumio_range *rgs = calloc(n, sizeof *rgs);
+    char(*paths)[1024] = malloc(n * sizeof *paths);
+    rc = ops && rgs && paths ? 0 : -ENOMEM;
+    for (uint64_t i = 0; rc == 0 && i < n; i++) {
+        uint64_t cc[LUMIO_ZARR_MAX_DIMS];
+        region_chunk(&b->x, i, cc);
+        char key[256];
+        zarr_chunk_key(z, cc, key, sizeof key);
+        snprintf(paths[i], sizeof paths[i], "%s/%s", z->base, key);
+        rgs[i] = (lumio_range){.offset = 0, .length = LUMIO_WHOLE, .user_data = i};
+        ops[i] = (lumio_op){.kind = LUMIO_OP_GET,
+                            .path = paths[i],
+                            .ranges = &rgs[i],
+                            .nranges = 1,
+                            .user_data = i};
+    }
+    if (rc == 0) {
+        lumio_group_options go;
+        lumio_group_options_default(&go);
+        go.compute = on_slab_chunk;
+        go.compute_arg = &b->x;
+        rc = lumio_ring_submit(z->ring, ops, n, &go, &b->group);
+        if (rc < 0) snprintf(z->err, sizeof z->err, "%s", lumio_ring_last_error(z->ring));
+    }
+    if (rc == 0)
+        b->submitted = true;
+    else
+        region_fini(&b->x);
+    free(ops);
+    free(rgs);
+    free(paths);
+    return rc;
+}
+
+int lumio_zarr_series_open(lumio_zarr *z, unsigned axis, uint64_t step, const uint64_t *start,
+                           const uint64_t *shape, unsigned ahead, lumio_zarr_series **out) {
+    *out = NULL;
+    const lumio_zarr_info *in = &z->m.info;
+    if (z->m.sharded) {
+        snprintf(z->err, sizeof z->err, "%s: series over sharded arrays are not supported yet",
+                 z->base);
+        return LUMIO_E_UNSUPPORTED;
+    }
+    if (axis >= in->ndim) {
+        snprintf(z->err, sizeof z->err, "%s: axis %u of a %u-d array", z->base, axis, in->ndim);
+        return -EINVAL;
+    }
+    lumio_zarr_series *s = calloc(1, sizeof *s);
+    if (!s) return -ENOMEM;
+    s->z = z;
+    s->axis = axis;
+    s->step = step ? step : in->chunks[axis];
+    s->ahead = ahead ? ahead : 4;
+    for (unsigned d = 0; d < in->ndim; d++) {
+        s->start[d] = start ? start[d] : 0;
+        s->shape[d] = shape ? shape[d] : in->shape[d];
+        if (s->start[d] > in->shape[d] || s->shape[d] > in->shape[d] - s->start[d]) {
+            snprintf(z->err, sizeof z->err, "%s: the region is outside the array in dimension %u",
+                     z->base, d);
+            free(s);
+            return LUMIO_E_RANGE;
+        }
+    }
+    s->nslabs = s->shape[axis] / s->step + (s->shape[axis] % s->step != 0);
+    s->bytes_per_step = in->itemsize * s->step;
+    for (unsigned d = 0; d < in->ndim; d++)
+        if (d != axis) s->bytes_per_step *= s->shape[d];
+    s->ring = calloc(s->ahead + 1, sizeof *s->ring);
+    int rc = s->ring ? 0 : -ENOMEM;
+    for (unsigned i = 0; rc == 0 && i <= s->ahead; i++)
+        if (!(s->ring[i].buf = malloc(LUMIO_MAX(s->bytes_per_step, 1)))) rc = -ENOMEM;
+    if (rc < 0) {
+        lumio_zarr_series_close(s);
+        return rc;
+    }
+    *out = s;
+    return 0;
+}
+
+int64_t lumio_zarr_series_next(lumio_zarr_series *s, const void **data, uint64_t *index) {
+    lumio_zarr *z = s->z;
+    if (s->next_deliver == s->nslabs) return 0;
+    /* Keep `ahead` slabs in flight beyond the one being delivered. */
+    while (s->next_submit < s->nslabs && s->next_submit <= s->next_deliver + s->ahead) {
+        int rc = submit_slab(s, s->next_submit);
+        if (rc < 0) return rc;
+        s->next_submit++;
+    }
+    slab *b = &s->ring[s->next_deliver % (s->ahead + 1)];
+    int rc = 0;
+    if (b->submitted) {
+        lumio_completion c[64];
+        int n;
+        while ((n = lumio_ring_wait(z->ring, b->group, c, 64, 1)) > 0)
+            for (int i = 0; i < n; i++) {
+                if (c[i].result < 0)
+                    region_error(&b->x, c[i].result, lumio_ring_last_error(z->ring));
+                lumio_buffer_release(c[i].buffer);
+            }
+        if (n < 0) region_error(&b->x, n, lumio_ring_last_error(z->ring));
+        rc = b->x.error;
+        if (rc < 0) snprintf(z->err, sizeof z->err, "%s", b->x.err);
+        region_fini(&b->x);
+        b->submitted = false;
+    }
+    if (rc < 0) return rc;
+    uint64_t rows = b->shape[s->axis];
+    *data = b->buf;
+    if (index) *index = s->next_deliver;
+    s->next_deliver++;
+    return (int64_t)(s->bytes_per_step / s->step * rows);
+}
+
+void lumio_zarr_series_close(lumio_zarr_series *s) {
+    if (!s) return;
+    /* Slabs still in flight: collected and dropped. */
+    for (unsigned i = 0; s->ring && i <= s->ahead; i++) {
+        slab *b = &s->ring[i];
+        if (b->submitted) {
+            lumio_completion c[64];
+            int n;
+            while ((n = lumio_ring_wait(s->z->ring, b->group, c, 64, 1)) > 0)
+                for (int k = 0; k < n; k++) lumio_buffer_release(c[k].buffer);
+            region_fini(&b->x);
+        }
+        free(b->buf);
+    }
+    free(s->ring);
+    free(s);
+}
