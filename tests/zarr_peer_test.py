@@ -9,6 +9,7 @@ nginx of tests/http_env.sh and read by URL.
 
 usage: zarr_peer_test.py LUMIO_CLI [--http]
 """
+import json
 import os
 import random
 import subprocess
@@ -206,6 +207,25 @@ def main():
         if ok:
             got = zarr.open_array(dst, mode="r")
             check("rechunked under the cap reads back", got[...].tobytes() == bigdata.tobytes())
+
+    # lumio zarr bench: one JSON object per pattern, counting the right bytes.
+    if not HTTP:
+        src = os.path.join(root, "rsrc.zarr")
+        nbytes = 96 * 200 * 160 * 2
+        for pattern, extra, want in [("all", [], nbytes), ("series", [], nbytes),
+                                     ("crops", ["--crop", "10,20,30", "--count", "7"],
+                                      7 * 10 * 20 * 30 * 2)]:
+            r = lumio("zarr", "bench", src, "--pattern", pattern, *extra)
+            try:
+                d = json.loads(r.stdout)
+                ok = d["bytes"] == want and d["seconds"] > 0 and d["mib_per_s"] > 0
+                ok = ok and (pattern != "crops" or (d["crops"] == 7 and d["crops_per_s"] > 0))
+            except ValueError:
+                ok, d = False, r.stderr.decode()
+            check(f"bench --pattern {pattern}", ok, d)
+        r = lumio("zarr", "bench", src, "--crop", "1,2", "--pattern", "crops")
+        check("bench: a crop of the wrong rank", r.returncode == 2 and b"--crop" in r.stderr,
+              r.stderr)
 
     # info names what it read.
     name, z, _ = cases[0]
