@@ -202,8 +202,12 @@ def main():
                             big, dst, "--chunks", "8,256,256", "--memory", "32M"],
                            capture_output=True)
         peak = int(open(rss_file).read().split()[-1])
-        ok = r.returncode == 0 and peak < 32 * 1024
-        check(f"rechunk 96 MiB under --memory 32M (peak {peak} KiB)", ok, r.stderr.decode())
+        # (Under AddressSanitizer the shadow memory and quarantine count too:
+        # there only the result is checked.)
+        sanitized = os.environ.get("LUMIO_SANITIZED") == "1"
+        ok = r.returncode == 0 and (sanitized or peak < 32 * 1024)
+        check(f"rechunk 96 MiB under --memory 32M (peak {peak} KiB"
+              f"{', not checked under ASan' if sanitized else ''})", ok, r.stderr.decode())
         if ok:
             got = zarr.open_array(dst, mode="r")
             check("rechunked under the cap reads back", got[...].tobytes() == bigdata.tobytes())

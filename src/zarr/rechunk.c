@@ -5,6 +5,8 @@
  * (their least common multiple), so no source chunk is decoded twice. */
 #include "zarr/zarr.h"
 
+#include <pthread.h>
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,6 +53,49 @@ static void block_shape(const lumio_zarr_info *s, const lumio_zarr_info *d, uint
             b[0] += step;
         }
     }
+}
+
+typedef struct pipe_block {
+    uint64_t start[LUMIO_ZARR_MAX_DIMS], shape[LUMIO_ZARR_MAX_DIMS];
+    uint8_t *buf;
+    uint64_t index;
+    bool full; /* read, not yet written */
+} pipe_block;
+
+typedef struct pipe_state {
+    lumio_zarr *d;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    pipe_block slot[2];
+    uint64_t nblocks;
+    bool reading_done, stop;
+    int error;
+    char err[1024];
+} pipe_state;
+
+/* The writer thread: blocks in order, as the reader fills them. */
+static void *write_blocks(void *arg) {
+    pipe_state *p = arg;
+    for (uint64_t k = 0; k < p->nblocks; k++) {
+        pipe_block *pb = &p->slot[k % 2];
+        pthread_mutex_lock(&p->mu);
+        while (!(pb->full && pb->index == k) && !p->stop && !p->reading_done)
+            pthread_cond_wait(&p->cv, &p->mu);
+        bool go = pb->full && pb->index == k && !p->stop;
+        pthread_mutex_unlock(&p->mu);
+        if (!go) break;
+        int rc = lumio_zarr_write(p->d, pb->start, pb->shape, pb->buf);
+        pthread_mutex_lock(&p->mu);
+        if (rc < 0) {
+            p->error = rc;
+            snprintf(p->err, sizeof p->err, "%s", lumio_zarr_last_error(p->d));
+        }
+        pb->full = false;
+        pthread_cond_broadcast(&p->cv);
+        pthread_mutex_unlock(&p->mu);
+        if (rc < 0) break;
+    }
+    return NULL;
 }
 
 int lumio_zarr_rechunk(const char *src, const char *dst, const lumio_zarr_create_options *opts,
@@ -107,46 +152,78 @@ int lumio_zarr_rechunk(const char *src, const char *dst, const lumio_zarr_create
     uint64_t dchunk = si.itemsize;
     for (unsigned i = 0; i < si.ndim; i++) dchunk *= (o.shard[0] ? o.shard[i] : o.chunks[i]);
     lumio_zarr_options dzo = zo;
+    dzo.ring = NULL; /* its own: the writer runs on a thread of its own */
     dzo.max_chunks_in_flight =
         (unsigned)LUMIO_MAX(1, LUMIO_MIN(64, memory / 16 / LUMIO_MAX(dchunk, 1)));
-    zo.max_chunks_in_flight = 32;
     if ((rc = lumio_zarr_create(&d, dst, &o, &dzo)) < 0) goto out;
     lumio_zarr_info di;
     lumio_zarr_get_info(d, &di);
+    /* Two blocks: one is read while the other is encoded and written. */
     uint64_t b[LUMIO_ZARR_MAX_DIMS];
-    block_shape(&si, &di, memory / 8 * 3, b);
-    uint64_t bytes = si.itemsize, nblocks = 1, count[LUMIO_ZARR_MAX_DIMS];
+    block_shape(&si, &di, memory / 16 * 3, b);
+    uint64_t bytes = si.itemsize, count[LUMIO_ZARR_MAX_DIMS];
+    pipe_state p = {.d = d, .nblocks = 1};
     for (unsigned i = 0; i < si.ndim; i++) {
         bytes *= b[i];
         count[i] = si.shape[i] / b[i] + (si.shape[i] % b[i] != 0);
-        nblocks *= count[i];
-        if (si.shape[i] == 0) nblocks = 0;
+        p.nblocks *= count[i];
+        if (si.shape[i] == 0) p.nblocks = 0;
     }
-    if (!(block = malloc(LUMIO_MAX(bytes, 1)))) {
+    block = malloc(2 * LUMIO_MAX(bytes, 1));
+    if (!block) {
         rc = -ENOMEM;
         goto out;
     }
+    pthread_mutex_init(&p.mu, NULL);
+    pthread_cond_init(&p.cv, NULL);
+    pthread_t writer;
+    bool started = pthread_create(&writer, NULL, write_blocks, &p) == 0;
     uint64_t total = si.itemsize, done = 0;
     for (unsigned i = 0; i < si.ndim; i++) total *= si.shape[i];
-    for (uint64_t k = 0; k < nblocks; k++) {
-        uint64_t start[LUMIO_ZARR_MAX_DIMS], shape[LUMIO_ZARR_MAX_DIMS], rem = k, n = si.itemsize;
+    for (uint64_t k = 0; started && k < p.nblocks; k++) {
+        pipe_block *pb = &p.slot[k % 2];
+        /* Wait until the writer is done with this buffer. */
+        pthread_mutex_lock(&p.mu);
+        while (pb->full && !p.error) pthread_cond_wait(&p.cv, &p.mu);
+        int werr = p.error;
+        pthread_mutex_unlock(&p.mu);
+        if (werr) break;
+        uint64_t rem = k, n = si.itemsize;
         for (unsigned i = si.ndim; i-- > 0;) {
-            start[i] = rem % count[i] * b[i];
+            pb->start[i] = rem % count[i] * b[i];
             rem /= count[i];
-            shape[i] = LUMIO_MIN(b[i], si.shape[i] - start[i]);
-            n *= shape[i];
+            pb->shape[i] = LUMIO_MIN(b[i], si.shape[i] - pb->start[i]);
+            n *= pb->shape[i];
         }
-        if ((rc = lumio_zarr_read(s, start, shape, block)) < 0) {
+        pb->buf = block + (k % 2) * LUMIO_MAX(bytes, 1);
+        if ((rc = lumio_zarr_read(s, pb->start, pb->shape, pb->buf)) < 0) {
             snprintf(zarr_open_error(), 1024, "%s", lumio_zarr_last_error(s));
-            goto out;
+            break;
         }
-        if ((rc = lumio_zarr_write(d, start, shape, block)) < 0) {
-            snprintf(zarr_open_error(), 1024, "%s", lumio_zarr_last_error(d));
-            goto out;
-        }
+        pthread_mutex_lock(&p.mu);
+        pb->full = true;
+        pb->index = k;
+        pthread_cond_broadcast(&p.cv);
+        pthread_mutex_unlock(&p.mu);
         done += n;
         if (progress) progress(arg, done, total);
     }
+    /* Stop the writer once it has written what was handed to it. */
+    pthread_mutex_lock(&p.mu);
+    p.reading_done = true;
+    if (rc < 0) p.stop = true;
+    pthread_cond_broadcast(&p.cv);
+    pthread_mutex_unlock(&p.mu);
+    if (started)
+        pthread_join(writer, NULL);
+    else
+        rc = -EAGAIN;
+    if (rc == 0 && p.error) {
+        rc = p.error;
+        snprintf(zarr_open_error(), 1024, "%s", p.err);
+    }
+    pthread_mutex_destroy(&p.mu);
+    pthread_cond_destroy(&p.cv);
 out:
     free(block);
     lumio_zarr_close(s);

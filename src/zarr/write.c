@@ -422,16 +422,22 @@ int lumio_zarr_write(lumio_zarr *z, const uint64_t *start, const uint64_t *shape
         j.next = 0;
         uint64_t nold = 0;
         for (uint64_t i = 0; i < j.n && rc == 0; i++) {
-            if (!(j.bufs[i] = malloc(m->chunk_bytes ? m->chunk_bytes : 1))) {
+            /* Buffers are kept from batch to batch. */
+            if (!j.bufs[i] && !(j.bufs[i] = malloc(m->chunk_bytes ? m->chunk_bytes : 1))) {
                 rc = -ENOMEM;
                 break;
             }
             uint64_t cc[LUMIO_ZARR_MAX_DIMS];
             region_chunk(&j.x, first + i, cc);
-            if (!region_covers(&j.x, cc))
+            if (!region_covers(&j.x, cc)) {
                 old[nold++] = first + i; /* read, then merged */
-            else
-                zarr_fill_chunk(m, j.bufs[i]); /* edge padding is the fill value */
+                continue;
+            }
+            /* Covered: only the padding of an edge chunk needs the fill value. */
+            bool edge = false;
+            for (unsigned d = 0; d < m->info.ndim; d++)
+                edge |= (cc[d] + 1) * m->info.chunks[d] > m->info.shape[d];
+            if (edge) zarr_fill_chunk(m, j.bufs[i]);
         }
         if (rc == 0 && nold) rc = zarr_fetch_chunks(z, &j.x, 0, nold, on_old, old);
         unsigned started = 0;
@@ -440,11 +446,8 @@ int lumio_zarr_write(lumio_zarr *z, const uint64_t *start, const uint64_t *shape
         if (rc == 0 && started == 0) encoder(&j);
         for (unsigned t = 0; t < started; t++) pthread_join(threads[t], NULL);
         if (rc == 0 && j.x.error) rc = j.x.error;
-        for (uint64_t i = 0; i < j.n; i++) {
-            free(j.bufs[i]);
-            j.bufs[i] = NULL;
-        }
     }
+    for (uint64_t i = 0; j.bufs && i < batch; i++) free(j.bufs[i]);
     if (rc < 0 && j.x.error) snprintf(z->err, sizeof z->err, "%s", j.x.err);
     region_fini(&j.x);
     free(j.bufs);
