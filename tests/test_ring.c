@@ -367,6 +367,11 @@ TEST(blocks_and_empty_files) {
     CHECK_RC(lumio_ring_submit(r, ops, 2, NULL, &g));
     lumio_completion c[32];
     int n = collect(r, g, c, 32);
+    /* If the empty file resolves after the 16 blocks were delivered, the
+     * group's end comes as a completion of its own (no range, no data). */
+    if (n == 17 && c[16].range_index == LUMIO_NO_RANGE && (c[16].flags & LUMIO_CQE_GROUP_END) &&
+        !c[16].data && c[16].result == 0)
+        n = 16;
     CHECK_EQ(n, 16); /* ceil(1000000 / 65536) */
     uint64_t total = 0;
     for (int i = 0; i < n; i++) {

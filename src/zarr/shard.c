@@ -204,15 +204,17 @@ static int on_inner(void *arg, lumio_completion *c) {
     return rc;
 }
 
-/* Run one group of ops to its end; failures go to the region's error. */
-static int run_group(lumio_zarr *z, region *x, lumio_op *ops, size_t n, lumio_group_options *go,
-                     void (*each)(void *, lumio_completion *), void *arg) {
-    uint64_t g;
-    int rc = lumio_ring_submit(z->ring, ops, n, go, &g);
-    if (rc < 0) {
-        region_error(x, rc, lumio_ring_last_error(z->ring));
-        return rc;
-    }
+/* Submit a group of ops; failures go to the region's error. */
+static int submit(lumio_zarr *z, region *x, lumio_op *ops, size_t n, lumio_group_options *go,
+                  uint64_t *g) {
+    int rc = lumio_ring_submit(z->ring, ops, n, go, g);
+    if (rc < 0) region_error(x, rc, lumio_ring_last_error(z->ring));
+    return rc;
+}
+
+/* Collect a group's completions to its end. */
+static int drain(lumio_zarr *z, region *x, uint64_t g, void (*each)(void *, lumio_completion *),
+                 void *arg) {
     lumio_completion c[64];
     int got;
     while ((got = lumio_ring_wait(z->ring, g, c, 64, 1)) > 0)
@@ -273,45 +275,63 @@ int zarr_read_sharded(lumio_zarr *z, const uint64_t *start, const uint64_t *shap
     enum { BATCH = 16 };
     uint64_t ib = index_bytes(m);
     uint64_t *entries = malloc(BATCH * 2 * m->ninner * sizeof *entries);
-    lumio_op *ops = calloc(BATCH, sizeof *ops);
+    lumio_op *ops = calloc(BATCH, sizeof *ops), *dops = calloc(BATCH, sizeof *dops);
     char(*paths)[1024] = malloc(BATCH * sizeof *paths);
     lumio_range *ranges = malloc(BATCH * m->ninner * sizeof *ranges);
     lumio_range iranges[BATCH];
     bool missing[BATCH];
-    if (!entries || !ops || !paths || !ranges) rc = -ENOMEM;
+    if (!entries || !ops || !dops || !paths || !ranges) rc = -ENOMEM;
     lumio_group_options go;
     lumio_group_options_default(&go);
-    for (uint64_t first = 0; rc == 0 && first < nshards; first += BATCH) {
-        uint64_t n = LUMIO_MIN(BATCH, nshards - first);
-        uint64_t sc[BATCH][LUMIO_ZARR_MAX_DIMS];
-        for (uint64_t s = 0; s < n; s++) {
-            uint64_t i = first + s;
-            for (unsigned d = nd; d-- > 0;) {
-                sc[s][d] = slo[d] + i % scount[d];
-                i /= scount[d];
+    /* Batches of shards, pipelined: while the inner chunks of batch k are
+     * read and decoded, the indexes of batch k+1 are fetched. */
+    uint64_t sc[BATCH][LUMIO_ZARR_MAX_DIMS];
+    uint64_t index_group = 0, data_group = 0;
+    bool data_pending = false, index_pending = false;
+    index_batch ibatch = {.z = z, .x = x, .m = m, .entries = entries, .missing = missing};
+    uint64_t nbatches = (nshards + BATCH - 1) / BATCH;
+    /* Indexes of batch k: one ranged read per shard, at its end (or start). */
+    for (uint64_t k = 0; rc == 0 && k <= nbatches; k++) {
+        if (k < nbatches) {
+            uint64_t first = k * BATCH, n = LUMIO_MIN(BATCH, nshards - first);
+            for (uint64_t s = 0; s < n; s++) {
+                uint64_t i = first + s;
+                for (unsigned d = nd; d-- > 0;) {
+                    sc[s][d] = slo[d] + i % scount[d];
+                    i /= scount[d];
+                }
+                char key[256];
+                zarr_chunk_key(z, sc[s], key, sizeof key);
+                snprintf(paths[s], sizeof paths[s], "%s/%s", z->base, key);
+                iranges[s] = (lumio_range){
+                    .offset = m->index_at_start ? 0 : -(int64_t)ib, .length = ib, .user_data = s};
+                ops[s] = (lumio_op){.kind = LUMIO_OP_GET,
+                                    .path = paths[s],
+                                    .ranges = &iranges[s],
+                                    .nranges = 1,
+                                    .user_data = s};
+                missing[s] = false;
             }
-            char key[256];
-            zarr_chunk_key(z, sc[s], key, sizeof key);
-            snprintf(paths[s], sizeof paths[s], "%s/%s", z->base, key);
-            /* One ranged read: the index, at the end (or start) of the shard. */
-            iranges[s] = (lumio_range){
-                .offset = m->index_at_start ? 0 : -(int64_t)ib, .length = ib, .user_data = s};
-            ops[s] = (lumio_op){.kind = LUMIO_OP_GET,
-                                .path = paths[s],
-                                .ranges = &iranges[s],
-                                .nranges = 1,
-                                .user_data = s};
-            missing[s] = false;
+            lumio_group_options_default(&go);
+            if ((rc = submit(z, x, ops, n, &go, &index_group)) < 0) break;
+            index_pending = true;
         }
-        index_batch ibatch = {.z = z, .x = x, .m = m, .entries = entries, .missing = missing};
-        lumio_group_options_default(&go);
-        if ((rc = run_group(z, x, ops, n, &go, on_index, &ibatch))) break;
+        /* The previous batch's inner chunks: done before this batch's are
+         * planned (its ops arrays are reused). */
+        if (data_pending) {
+            data_pending = false;
+            if ((rc = drain(z, x, data_group, NULL, NULL))) break;
+        }
+        if (k == nbatches) break;
+        index_pending = false;
+        if ((rc = drain(z, x, index_group, on_index, &ibatch))) break;
+        uint64_t first = k * BATCH, n = LUMIO_MIN(BATCH, nshards - first);
         /* The inner chunks the region needs, as ranges of one op per shard. */
         size_t nops = 0, nr = 0;
         for (uint64_t s = 0; s < n; s++) {
             size_t r0 = nr;
-            for (uint64_t k = 0; k < m->ninner; k++) {
-                uint64_t cc[LUMIO_ZARR_MAX_DIMS], rem = k;
+            for (uint64_t q = 0; q < m->ninner; q++) {
+                uint64_t cc[LUMIO_ZARR_MAX_DIMS], rem = q;
                 bool inside = true;
                 for (unsigned d = nd; d-- > 0;) {
                     uint64_t per = m->info.chunks[d] / m->inner[d];
@@ -320,8 +340,8 @@ int zarr_read_sharded(lumio_zarr *z, const uint64_t *start, const uint64_t *shap
                     inside &= cc[d] >= x->lo[d] && cc[d] < x->lo[d] + x->count[d];
                 }
                 if (!inside) continue;
-                uint64_t off = missing[s] ? MISSING : entries[(s * m->ninner + k) * 2];
-                uint64_t nb = missing[s] ? MISSING : entries[(s * m->ninner + k) * 2 + 1];
+                uint64_t off = missing[s] ? MISSING : entries[(s * m->ninner + q) * 2];
+                uint64_t nb = missing[s] ? MISSING : entries[(s * m->ninner + q) * 2 + 1];
                 if (off == MISSING && nb == MISSING) {
                     region_to_buf(x, cc, NULL);
                     continue;
@@ -329,7 +349,7 @@ int zarr_read_sharded(lumio_zarr *z, const uint64_t *start, const uint64_t *shap
                 if (off > INT64_MAX || nb > INT64_MAX - off) {
                     char text[1200];
                     snprintf(text, sizeof text, "%s: shard index entry %llu is out of range",
-                             paths[s], (unsigned long long)k);
+                             paths[s], (unsigned long long)q);
                     region_error(x, LUMIO_E_FORMAT, text);
                     continue;
                 }
@@ -337,23 +357,31 @@ int zarr_read_sharded(lumio_zarr *z, const uint64_t *start, const uint64_t *shap
                     .offset = (int64_t)off, .length = nb, .user_data = region_index(x, cc)};
             }
             if (nr > r0)
-                ops[nops++] = (lumio_op){.kind = LUMIO_OP_GET,
-                                         .path = paths[s],
-                                         .ranges = &ranges[r0],
-                                         .nranges = nr - r0};
+                dops[nops++] = (lumio_op){.kind = LUMIO_OP_GET,
+                                          .path = paths[s],
+                                          .ranges = &ranges[r0],
+                                          .nranges = nr - r0};
         }
         if (x->error) {
             rc = x->error;
             break;
         }
+        lumio_group_options_default(&go);
         go.compute = on_inner;
         go.compute_arg = x;
-        if (nops && (rc = run_group(z, x, ops, nops, &go, NULL, NULL))) break;
+        if (nops) {
+            if ((rc = submit(z, x, dops, nops, &go, &data_group)) < 0) break;
+            data_pending = true;
+        }
     }
+    /* After an error, what is in flight is collected and dropped. */
+    if (data_pending) drain(z, x, data_group, NULL, NULL);
+    if (index_pending) drain(z, x, index_group, NULL, NULL);
     if (rc < 0 && x->error) snprintf(z->err, sizeof z->err, "%s", x->err);
     region_fini(x);
     free(entries);
     free(ops);
+    free(dops);
     free(paths);
     free(ranges);
     return rc;
