@@ -270,43 +270,53 @@ TEST(series_in_order) {
     o.dtype = "<i4";
     o.codec = "blosc:lz4:5:shuffle";
     lumio_zarr *z;
-    CHECK_RC(lumio_zarr_create(&z, tmp_path("series.zarr"), &o, NULL));
-    uint64_t total = 50 * 30 * 20;
-    int32_t *ref = malloc(total * 4);
-    for (uint64_t i = 0; i < total; i++) ref[i] = (int32_t)(i * 7 + 3);
-    uint64_t zero[3] = {0};
-    CHECK_RC(lumio_zarr_write(z, zero, shp, ref));
-    for (unsigned axis = 0; axis < 3; axis++) {
-        uint64_t step = axis == 1 ? 4 : 0; /* 0: the chunk size along it */
-        uint64_t rs[3] = {2, 3, 1}, rn[3] = {45, 25, 17};
-        lumio_zarr_series *s;
-        CHECK_RC(lumio_zarr_series_open(z, axis, step, rs, rn, 3, &s));
-        uint64_t eff = step ? step : chk[axis], at = 0, want_index = 0, idx;
-        const void *data;
-        int64_t n;
-        int32_t *expect = malloc(total * 4);
-        while ((n = lumio_zarr_series_next(s, &data, &idx)) > 0) {
-            CHECK_EQ(idx, want_index);
-            want_index++;
-            uint64_t st[3], sh[3];
-            memcpy(st, rs, sizeof st);
-            memcpy(sh, rn, sizeof sh);
-            st[axis] = rs[axis] + at;
-            sh[axis] = eff < rn[axis] - at ? eff : rn[axis] - at;
-            region_copy((uint8_t *)ref, shp, 3, st, sh, (uint8_t *)expect, 4, false);
-            CHECK_EQ(n, (int64_t)(sh[0] * sh[1] * sh[2] * 4));
-            CHECK(memcmp(data, expect, (size_t)n) == 0);
-            at += sh[axis];
+    for (int sharded = 0; sharded < 2; sharded++) {
+        if (sharded) {
+            o.format = 3;
+            uint64_t sh[3] = {16, 14, 12};
+            memcpy(o.shard, sh, sizeof sh);
         }
-        CHECK_EQ(n, 0);
-        CHECK_EQ(at, rn[axis]);
-        free(expect);
-        lumio_zarr_series_close(s);
+        CHECK_RC(
+            lumio_zarr_create(&z, tmp_path(sharded ? "series3.zarr" : "series.zarr"), &o, NULL));
+        uint64_t total = 50 * 30 * 20;
+        int32_t *ref = malloc(total * 4);
+        for (uint64_t i = 0; i < total; i++) ref[i] = (int32_t)(i * 7 + 3);
+        uint64_t zero[3] = {0};
+        CHECK_RC(lumio_zarr_write(z, zero, shp, ref));
+        for (unsigned axis = 0; axis < 3; axis++) {
+            uint64_t step = axis == 1 ? 4 : 0; /* 0: the chunk size along it */
+            uint64_t rs[3] = {2, 3, 1}, rn[3] = {45, 25, 17};
+            lumio_zarr_series *s;
+            CHECK_RC(lumio_zarr_series_open(z, axis, step, rs, rn, 3, &s));
+            lumio_zarr_info zi;
+            lumio_zarr_get_info(z, &zi); /* (a sharded array's chunks are its shards) */
+            uint64_t eff = step ? step : zi.chunks[axis], at = 0, want_index = 0, idx;
+            const void *data;
+            int64_t n;
+            int32_t *expect = malloc(total * 4);
+            while ((n = lumio_zarr_series_next(s, &data, &idx)) > 0) {
+                CHECK_EQ(idx, want_index);
+                want_index++;
+                uint64_t st[3], sh[3];
+                memcpy(st, rs, sizeof st);
+                memcpy(sh, rn, sizeof sh);
+                st[axis] = rs[axis] + at;
+                sh[axis] = eff < rn[axis] - at ? eff : rn[axis] - at;
+                region_copy((uint8_t *)ref, shp, 3, st, sh, (uint8_t *)expect, 4, false);
+                CHECK_EQ(n, (int64_t)(sh[0] * sh[1] * sh[2] * 4));
+                CHECK(memcmp(data, expect, (size_t)n) == 0);
+                at += sh[axis];
+            }
+            CHECK_EQ(n, 0);
+            CHECK_EQ(at, rn[axis]);
+            free(expect);
+            lumio_zarr_series_close(s);
+        }
+        lumio_zarr_series *s;
+        CHECK_EQ(lumio_zarr_series_open(z, 3, 0, NULL, NULL, 0, &s), -EINVAL);
+        free(ref);
+        lumio_zarr_close(z);
     }
-    lumio_zarr_series *s;
-    CHECK_EQ(lumio_zarr_series_open(z, 3, 0, NULL, NULL, 0, &s), -EINVAL);
-    free(ref);
-    lumio_zarr_close(z);
 }
 
 int main(void) {

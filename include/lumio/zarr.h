@@ -135,7 +135,8 @@ LUMIO_API int lumio_zarr_rechunk(const char *src, const char *dst,
 /* Ordered streaming along one axis (a time series): slabs of `step` indices
  * of `axis` (0: the chunk size along it) over the region start/shape (NULL:
  * the whole array), delivered in order, while the next `ahead` slabs (0: 4)
- * are already being read and decoded, out of order, on the workers. */
+ * are already being read and decoded, out of order, on the workers. (For a
+ * sharded array the slabs are read one at a time, without read-ahead.) */
 typedef struct lumio_zarr_series lumio_zarr_series;
 
 LUMIO_API int lumio_zarr_series_open(lumio_zarr *z, unsigned axis, uint64_t step,

@@ -104,11 +104,6 @@ int lumio_zarr_series_open(lumio_zarr *z, unsigned axis, uint64_t step, const ui
                            const uint64_t *shape, unsigned ahead, lumio_zarr_series **out) {
     *out = NULL;
     const lumio_zarr_info *in = &z->m.info;
-    if (z->m.sharded) {
-        snprintf(z->err, sizeof z->err, "%s: series over sharded arrays are not supported yet",
-                 z->base);
-        return LUMIO_E_UNSUPPORTED;
-    }
     if (axis >= in->ndim) {
         snprintf(z->err, sizeof z->err, "%s: axis %u of a %u-d array", z->base, axis, in->ndim);
         return -EINVAL;
@@ -148,6 +143,20 @@ int lumio_zarr_series_open(lumio_zarr *z, unsigned axis, uint64_t step, const ui
 int64_t lumio_zarr_series_next(lumio_zarr_series *s, const void **data, uint64_t *index) {
     lumio_zarr *z = s->z;
     if (s->next_deliver == s->nslabs) return 0;
+    if (z->m.sharded) { /* one slab at a time, through the sharded read */
+        slab *b = &s->ring[0];
+        memcpy(b->start, s->start, sizeof b->start);
+        memcpy(b->shape, s->shape, sizeof b->shape);
+        b->start[s->axis] = s->start[s->axis] + s->next_deliver * s->step;
+        b->shape[s->axis] =
+            LUMIO_MIN(s->step, s->start[s->axis] + s->shape[s->axis] - b->start[s->axis]);
+        int rc = lumio_zarr_read(z, b->start, b->shape, b->buf);
+        if (rc < 0) return rc;
+        *data = b->buf;
+        if (index) *index = s->next_deliver;
+        s->next_deliver++;
+        return (int64_t)(s->bytes_per_step / s->step * b->shape[s->axis]);
+    }
     /* Keep `ahead` slabs in flight beyond the one being delivered. */
     while (s->next_submit < s->nslabs && s->next_submit <= s->next_deliver + s->ahead) {
         int rc = submit_slab(s, s->next_submit);
