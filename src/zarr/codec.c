@@ -4,6 +4,7 @@
 #include "zarr/zarr.h"
 
 #include <blosc.h>
+#include <pthread.h>
 #include <errno.h>
 #include <isa-l/crc.h>
 #include <stdio.h>
@@ -11,6 +12,23 @@
 #include <string.h>
 #include <zlib.h>
 #include <zstd.h>
+
+/* One zstd context per thread, made on first use: ZSTD_decompress() would
+ * make and clear a fresh one for every chunk. */
+static pthread_key_t dctx_key;
+static pthread_once_t dctx_once = PTHREAD_ONCE_INIT;
+static void dctx_free(void *p) {
+    ZSTD_freeDCtx(p);
+}
+static void dctx_init(void) {
+    pthread_key_create(&dctx_key, dctx_free);
+}
+static ZSTD_DCtx *thread_dctx(void) {
+    pthread_once(&dctx_once, dctx_init);
+    ZSTD_DCtx *d = pthread_getspecific(dctx_key);
+    if (!d && (d = ZSTD_createDCtx())) pthread_setspecific(dctx_key, d);
+    return d;
+}
 
 static int decompress(const codec *k, const uint8_t *src, size_t len, uint8_t *out, size_t cap,
                       char *err, size_t errlen) {
@@ -20,7 +38,9 @@ static int decompress(const codec *k, const uint8_t *src, size_t len, uint8_t *o
         memcpy(out, src, len);
         return 0;
     case CODEC_ZSTD: {
-        size_t n = ZSTD_decompress(out, cap, src, len);
+        ZSTD_DCtx *d = thread_dctx();
+        size_t n =
+            d ? ZSTD_decompressDCtx(d, out, cap, src, len) : ZSTD_decompress(out, cap, src, len);
         if (ZSTD_isError(n)) {
             snprintf(err, errlen, "zstd: %s", ZSTD_getErrorName(n));
             return LUMIO_E_CODEC;
