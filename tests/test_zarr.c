@@ -319,6 +319,48 @@ TEST(series_in_order) {
     }
 }
 
+/* Many crops at once: each equal to the reference's region. */
+TEST(read_batch_crops) {
+    for (int sharded = 0; sharded < 2; sharded++) {
+        lumio_zarr_create_options o;
+        lumio_zarr_create_options_default(&o);
+        o.format = sharded ? 3 : 2;
+        o.ndim = 3;
+        uint64_t shp[3] = {40, 33, 27}, chk[3] = {8, 6, 5}, shard[3] = {16, 12, 10};
+        memcpy(o.shape, shp, sizeof shp);
+        memcpy(o.chunks, chk, sizeof chk);
+        if (sharded) memcpy(o.shard, shard, sizeof shard);
+        o.dtype = "<u2";
+        lumio_zarr *z;
+        CHECK_RC(lumio_zarr_create(&z, tmp_path(sharded ? "batch3.zarr" : "batch.zarr"), &o, NULL));
+        uint64_t total = 40 * 33 * 27;
+        uint16_t *ref = malloc(total * 2);
+        for (uint64_t i = 0; i < total; i++) ref[i] = (uint16_t)(i * 31 + 7);
+        uint64_t zero[3] = {0};
+        CHECK_RC(lumio_zarr_write(z, zero, shp, ref));
+        enum { N = 40 };
+        uint64_t crop[3] = {9, 7, 11}, starts[N * 3], seed = 3;
+        void *bufs[N];
+        uint8_t *mem = malloc(N * 9 * 7 * 11 * 2), *want = malloc(9 * 7 * 11 * 2);
+        for (int i = 0; i < N; i++) {
+            bufs[i] = mem + (size_t)i * 9 * 7 * 11 * 2;
+            for (int d = 0; d < 3; d++) starts[i * 3 + d] = rnd(&seed) % (shp[d] - crop[d] + 1);
+        }
+        CHECK_RC(lumio_zarr_read_batch(z, N, starts, crop, bufs));
+        for (int i = 0; i < N; i++) {
+            region_copy((uint8_t *)ref, shp, 3, &starts[i * 3], crop, want, 2, false);
+            CHECK(memcmp(bufs[i], want, 9 * 7 * 11 * 2) == 0);
+        }
+        /* A crop outside the array: an error, named. */
+        starts[0] = 39;
+        CHECK_EQ(lumio_zarr_read_batch(z, 1, starts, crop, bufs), LUMIO_E_RANGE);
+        free(mem);
+        free(want);
+        free(ref);
+        lumio_zarr_close(z);
+    }
+}
+
 int main(void) {
     return run_tests("zarr");
 }

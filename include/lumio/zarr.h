@@ -88,6 +88,13 @@ LUMIO_API void lumio_zarr_get_info(const lumio_zarr *z, lumio_zarr_info *info);
 LUMIO_API int lumio_zarr_read(lumio_zarr *z, const uint64_t *start, const uint64_t *shape,
                               void *buf);
 
+/* Read n regions of the same shape at once (random crops for training, for
+ * example): starts holds n x ndim start indices, bufs n buffers. Up to 16
+ * regions are in the ring together, so their chunks are read and decoded
+ * side by side. 0 or the first error. */
+LUMIO_API int lumio_zarr_read_batch(lumio_zarr *z, size_t n, const uint64_t *starts,
+                                    const uint64_t *shape, void *const *bufs);
+
 /* Creating arrays (local directories). */
 typedef struct lumio_zarr_create_options {
     int format; /* 2 (default) or 3 */

@@ -27,6 +27,7 @@ static const char zarr_usage[] =
     "       lumio zarr rechunk SRC DST --chunks N,... [--codec C] [--format 2|3] [--order C|F]\n"
     "                         [--shard N,...] [--checksum] [--memory SIZE]\n"
     "       lumio zarr bench PATH|URL --pattern all|crops|series [--crop N,...] [--count N]\n"
+    "                         [--batch N]\n"
     "\n"
     "Zarr v2 and v3 arrays in a directory, over http(s):// or in s3://BUCKET/PREFIX.\n"
     "\n"
@@ -43,7 +44,8 @@ static const char zarr_usage[] =
     "  rechunk copy an array to new chunks (and codec, format, order), in blocks\n"
     "         that fit --memory (default 512M)\n"
     "  bench  read the whole array in slabs (all), COUNT random crops (crops; of\n"
-    "         --crop, default the chunk shape; 1000), or an ordered series along\n"
+    "         --crop, default the chunk shape; 1000; read --batch at a time, default\n"
+    "         16, as a training loader asks), or an ordered series along\n"
     "         the first axis (series); prints one JSON object: bytes, seconds,\n"
     "         mib_per_s, and crops_per_s for crops\n"
     "         in C order and the array's byte order\n";
@@ -575,13 +577,12 @@ static uint64_t next_rand(uint64_t *s) {
 }
 
 static int zarr_bench(int argc, char **argv) {
-    static const struct option opts[] = {{"pattern", required_argument, NULL, 'p'},
-                                         {"crop", required_argument, NULL, 'c'},
-                                         {"count", required_argument, NULL, 'n'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"pattern", required_argument, NULL, 'p'}, {"crop", required_argument, NULL, 'c'},
+        {"count", required_argument, NULL, 'n'},   {"batch", required_argument, NULL, 'b'},
+        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
     const char *pattern = "all", *crop = NULL;
-    uint64_t count = 1000;
+    uint64_t count = 1000, batch = 16;
     opterr = 0;
     int c;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
@@ -599,6 +600,12 @@ static int zarr_bench(int argc, char **argv) {
         case 'n':
             if (parse_count(optarg, 1, UINT32_MAX, &count) < 0) {
                 cli_error("--count: '%s' is not a count from 1", optarg);
+                return EXIT_USAGE;
+            }
+            break;
+        case 'b':
+            if (parse_count(optarg, 1, 1024, &batch) < 0) {
+                cli_error("--batch: '%s' is not a count from 1 to 1024", optarg);
                 return EXIT_USAGE;
             }
             break;
@@ -649,18 +656,28 @@ static int zarr_bench(int argc, char **argv) {
         if (n < 0) rc = (int)n;
         lumio_zarr_series_close(s);
     } else if (!strcmp(pattern, "crops")) {
-        uint64_t n = in.itemsize, seed = 42, start[LUMIO_ZARR_MAX_DIMS];
+        /* Crops in batches (as a training loader asks for them), each batch
+         * read at once. */
+        uint64_t n = in.itemsize, seed = 42;
         for (unsigned d = 0; d < in.ndim; d++) n *= cshape[d];
-        uint8_t *buf = malloc(MAX(n, 1));
-        for (uint64_t k = 0; buf && rc == 0 && k < count; k++) {
-            for (unsigned d = 0; d < in.ndim; d++)
-                start[d] = next_rand(&seed) % (in.shape[d] - cshape[d] + 1);
-            rc = lumio_zarr_read(z, start, cshape, buf);
-            bytes += n;
-            crops++;
+        uint8_t *mem = malloc(MAX(n * batch, 1));
+        uint64_t *starts = malloc(MAX(batch * in.ndim, 1) * sizeof *starts);
+        void **bufs = malloc(batch * sizeof *bufs);
+        for (uint64_t i = 0; mem && bufs && i < batch; i++) bufs[i] = mem + i * n;
+        for (uint64_t k = 0; mem && starts && bufs && rc == 0 && k < count;) {
+            uint64_t m = MIN(batch, count - k);
+            for (uint64_t i = 0; i < m; i++)
+                for (unsigned d = 0; d < in.ndim; d++)
+                    starts[i * in.ndim + d] = next_rand(&seed) % (in.shape[d] - cshape[d] + 1);
+            rc = lumio_zarr_read_batch(z, m, starts, cshape, bufs);
+            bytes += n * m;
+            crops += m;
+            k += m;
         }
-        if (!buf) rc = -ENOMEM;
-        free(buf);
+        if (!mem || !starts || !bufs) rc = -ENOMEM;
+        free(mem);
+        free(starts);
+        free(bufs);
     } else { /* all: slabs of chunk rows along the first dimension */
         uint64_t row = in.itemsize, start[LUMIO_ZARR_MAX_DIMS] = {0}, shape[LUMIO_ZARR_MAX_DIMS];
         for (unsigned d = 1; d < in.ndim; d++) row *= in.shape[d];
@@ -690,6 +707,7 @@ static int zarr_bench(int argc, char **argv) {
     json_num(&j, "mib_per_s", secs > 0 ? (double)bytes / secs / (1 << 20) : 0);
     if (crops) {
         json_u64(&j, "crops", crops);
+        json_u64(&j, "batch", batch);
         json_num(&j, "crops_per_s", secs > 0 ? (double)crops / secs : 0);
     }
     json_end(&j);

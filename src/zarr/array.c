@@ -250,3 +250,110 @@ int lumio_zarr_read(lumio_zarr *z, const uint64_t *start, const uint64_t *shape,
     region_fini(&x);
     return rc;
 }
+
+/* ---- many regions at once ------------------------------------------------------ */
+
+/* All chunks of one region as one group; its id in *g. */
+static int submit_region(lumio_zarr *z, region *x, uint64_t *g) {
+    uint64_t n = x->nchunks;
+    lumio_op *ops = calloc(n, sizeof *ops);
+    lumio_range *rgs = calloc(n, sizeof *rgs);
+    char(*paths)[1024] = malloc(n * sizeof *paths);
+    int rc = ops && rgs && paths ? 0 : -ENOMEM;
+    for (uint64_t i = 0; rc == 0 && i < n; i++) {
+        uint64_t cc[LUMIO_ZARR_MAX_DIMS];
+        region_chunk(x, i, cc);
+        char key[256];
+        zarr_chunk_key(z, cc, key, sizeof key);
+        snprintf(paths[i], sizeof paths[i], "%s/%s", z->base, key);
+        rgs[i] = (lumio_range){.offset = 0, .length = LUMIO_WHOLE, .user_data = i};
+        ops[i] = (lumio_op){.kind = LUMIO_OP_GET,
+                            .path = paths[i],
+                            .ranges = &rgs[i],
+                            .nranges = 1,
+                            .user_data = i};
+    }
+    if (rc == 0) {
+        lumio_group_options go;
+        lumio_group_options_default(&go);
+        go.compute = on_chunk;
+        go.compute_arg = x;
+        rc = lumio_ring_submit(z->ring, ops, n, &go, g);
+        if (rc < 0) region_error(x, rc, lumio_ring_last_error(z->ring));
+    }
+    free(ops);
+    free(rgs);
+    free(paths);
+    return rc;
+}
+
+int lumio_zarr_read_batch(lumio_zarr *z, size_t n, const uint64_t *starts, const uint64_t *shape,
+                          void *const *bufs) {
+    unsigned nd = z->m.info.ndim;
+    if (z->m.sharded) { /* one at a time, through the sharded read */
+        for (size_t i = 0; i < n; i++) {
+            int rc = lumio_zarr_read(z, starts + i * nd, shape, bufs[i]);
+            if (rc < 0) return rc;
+        }
+        return 0;
+    }
+    enum { INFLIGHT = 16 };
+    region *xs = calloc(INFLIGHT, sizeof *xs);
+    uint64_t gids[INFLIGHT];
+    bool busy[INFLIGHT] = {false};
+    if (!xs) return -ENOMEM;
+    size_t next = 0;
+    unsigned pending = 0;
+    int rc = 0;
+    while ((rc == 0 && next < n) || pending) {
+        /* Keep up to INFLIGHT regions in the ring: their chunks decode on the
+         * workers while others are still being read. */
+        while (rc == 0 && next < n && pending < INFLIGHT) {
+            unsigned s = 0;
+            while (busy[s]) s++;
+            int r = region_init(&xs[s], z, &z->m, starts + next * nd, shape, bufs[next]);
+            next++;
+            if (r == 1) continue; /* empty */
+            if (r < 0) {
+                rc = r;
+                break;
+            }
+            if ((r = submit_region(z, &xs[s], &gids[s])) < 0) {
+                rc = r;
+                snprintf(z->err, sizeof z->err, "%s", xs[s].err);
+                region_fini(&xs[s]);
+                break;
+            }
+            busy[s] = true;
+            pending++;
+        }
+        if (!pending) break;
+        lumio_completion c[64];
+        int got = lumio_ring_wait(z->ring, LUMIO_ANY_GROUP, c, 64, 1);
+        if (got <= 0) {
+            if (got < 0 && rc == 0) {
+                rc = got;
+                snprintf(z->err, sizeof z->err, "%s", lumio_ring_last_error(z->ring));
+            }
+            break;
+        }
+        for (int i = 0; i < got; i++) {
+            unsigned s = 0;
+            while (s < INFLIGHT && !(busy[s] && gids[s] == c[i].group)) s++;
+            lumio_buffer_release(c[i].buffer);
+            if (s == INFLIGHT) continue; /* another user's group on a shared ring */
+            if (c[i].result < 0) region_error(&xs[s], c[i].result, lumio_ring_last_error(z->ring));
+            if (c[i].flags & LUMIO_CQE_GROUP_END) {
+                if (xs[s].error && rc == 0) {
+                    rc = xs[s].error;
+                    snprintf(z->err, sizeof z->err, "%s", xs[s].err);
+                }
+                region_fini(&xs[s]);
+                busy[s] = false;
+                pending--;
+            }
+        }
+    }
+    free(xs);
+    return rc;
+}
