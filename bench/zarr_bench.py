@@ -11,7 +11,8 @@ Workloads (medians of --runs, page cache warm):
   all     the whole array: lumio zarr bench --pattern all, and zarr-python z[:];
           the limit: reading the stored chunks with the engine (lumio bench read)
           plus decompressing them on every core (numcodecs, in threads)
-  crops   --count random 64^3 crops: lumio zarr bench --pattern crops, and a
+  crops   --count random 64^3 crops: lumio zarr bench --pattern crops (16 per
+          lumio_zarr_read_batch, as a training loader asks), and a
           zarr-python loop of z[a:a+64, b:b+64, c:c+64]
   rechunk to 16x256x256: lumio zarr rechunk (with --memory, peak RSS measured
           by GNU time) and zarr.copy-like slab loop in zarr-python
