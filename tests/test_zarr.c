@@ -361,6 +361,63 @@ TEST(read_batch_crops) {
     }
 }
 
+/* A read while a series is open on the same array (and ring): each keeps
+ * its own completions. */
+TEST(read_beside_series) {
+    lumio_zarr_create_options o;
+    lumio_zarr_create_options_default(&o);
+    o.ndim = 2;
+    uint64_t shp[2] = {256, 256}, chk[2] = {32, 32};
+    memcpy(o.shape, shp, sizeof shp);
+    memcpy(o.chunks, chk, sizeof chk);
+    o.dtype = "<u4";
+    lumio_zarr_options zo;
+    lumio_zarr_options_default(&zo);
+    zo.max_chunks_in_flight = 4;
+    lumio_zarr *z;
+    CHECK_RC(lumio_zarr_create(&z, tmp_path("beside.zarr"), &o, &zo));
+    uint32_t *ref = malloc(256 * 256 * 4), *back = malloc(256 * 256 * 4);
+    for (uint32_t i = 0; i < 256 * 256; i++) ref[i] = i * 2654435761u;
+    uint64_t zero[2] = {0};
+    CHECK_RC(lumio_zarr_write(z, zero, shp, ref));
+    lumio_zarr_series *s;
+    CHECK_RC(lumio_zarr_series_open(z, 0, 0, NULL, NULL, 4, &s));
+    const void *data;
+    CHECK(lumio_zarr_series_next(s, &data, NULL) > 0);
+    for (int k = 0; k < 5; k++) {
+        memset(back, 0, 256 * 256 * 4);
+        CHECK_RC(lumio_zarr_read(z, zero, shp, back));
+        CHECK(memcmp(back, ref, 256 * 256 * 4) == 0);
+    }
+    int64_t n;
+    uint64_t rows = 1;
+    while ((n = lumio_zarr_series_next(s, &data, NULL)) > 0) {
+        CHECK(memcmp(data, ref + rows * 32 * 256, (size_t)n) == 0);
+        rows++;
+    }
+    CHECK_EQ(rows, 8);
+    lumio_zarr_series_close(s);
+    /* The other format's metadata in the same place: refused. */
+    lumio_zarr *z2;
+    o.format = 3;
+    CHECK_EQ(lumio_zarr_create(&z2, tmp_path("beside.zarr"), &o, NULL), -EEXIST);
+    /* Rechunking an array with an empty dimension: just the metadata. */
+    o.format = 2;
+    o.shape[0] = 0;
+    CHECK_RC(lumio_zarr_create(&z2, tmp_path("empty.zarr"), &o, NULL));
+    lumio_zarr_close(z2);
+    lumio_zarr_create_options r;
+    lumio_zarr_create_options_default(&r);
+    r.ndim = 2;
+    r.chunks[0] = r.chunks[1] = 3;
+    r.fill_value = NULL;
+    CHECK_RC(lumio_zarr_rechunk(tmp_path("empty.zarr"), tmp_path("empty2.zarr"), &r, 64 << 20, NULL,
+                                NULL));
+    free(ref);
+    free(back);
+    lumio_zarr_close(z);
+}
+
 int main(void) {
     return run_tests("zarr");
 }

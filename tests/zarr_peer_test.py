@@ -231,6 +231,14 @@ def main():
         check("bench: a crop of the wrong rank", r.returncode == 2 and b"--crop" in r.stderr,
               r.stderr)
 
+    # A uint64 fill value beyond int64 (JSON integers past jansson's range).
+    path = os.path.join(root, "u64fill.zarr")
+    zarr.open_array(path, mode="w", shape=(10,), chunks=(4,), dtype="<u8",
+                    fill_value=2**64 - 1)[0:4] = 5
+    r = lumio("zarr", "cat", f"{base}/u64fill.zarr")
+    want = zarr.open_array(path, mode="r")[...].tobytes()
+    check("uint64 fill value 2^64-1", r.returncode == 0 and r.stdout == want, r.stderr)
+
     # info names what it read.
     name, z, _ = cases[0]
     r = lumio("zarr", "info", f"{base}/{name}")

@@ -130,7 +130,8 @@ LUMIO_API int lumio_zarr_write(lumio_zarr *z, const uint64_t *start, const uint6
 
 /* Copy the array at src (any location) into a new array at dst (a local
  * directory) with the chunks, codec, format, order and sharding of opts (its
- * shape and dtype are the source's; its fill value too unless set). It works
+ * shape and dtype are the source's; its fill value too when opts->fill_value
+ * is NULL, which lumio_zarr_create_options_default does not leave it). It works
  * in blocks of whole destination chunks that fit in `memory` bytes (at least
  * 32 MiB: the whole process, the program included), each read once and
  * written once. The error text is in

@@ -41,14 +41,14 @@ static const char zarr_usage[] =
     "         zlib[:LEVEL] (v2), blosc[:CNAME[:LEVEL[:noshuffle|shuffle|bitshuffle]]]\n"
     "         or none; --checksum adds crc32c (v3); --shard stores the chunks in\n"
     "         shards of that shape (v3); --from fills it with raw bytes\n"
+    "         in C order and the array's byte order\n"
     "  rechunk copy an array to new chunks (and codec, format, order), in blocks\n"
     "         that fit --memory (default 512M)\n"
     "  bench  read the whole array in slabs (all), COUNT random crops (crops; of\n"
     "         --crop, default the chunk shape; 1000; read --batch at a time, default\n"
     "         16, as a training loader asks), or an ordered series along\n"
     "         the first axis (series); prints one JSON object: bytes, seconds,\n"
-    "         mib_per_s, and crops_per_s for crops\n"
-    "         in C order and the array's byte order\n";
+    "         mib_per_s, and crops_per_s for crops\n";
 
 static const char *type_name(lumio_zarr_type t) {
     static const char *const names[] = {"bool",   "int8",   "int16",  "int32",   "int64",  "uint8",
@@ -135,6 +135,7 @@ static int zarr_info(const char *loc) {
                 if (e.kind != WALK_FILE) continue;
                 const char *base = strrchr(e.path, '/');
                 if (is_metadata(base ? base + 1 : e.path)) continue;
+                if (strstr(e.path, ".lumio-tmp.")) continue; /* a killed writer's leftover */
                 present++;
                 bytes += (uint64_t)e.st->st_size;
             }
@@ -721,7 +722,8 @@ usage:
 int cmd_zarr(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
         if (argc < 2) {
-            cli_error("missing subcommand: info, cat or create (see 'lumio zarr --help')");
+            cli_error("missing subcommand: info, cat, create, rechunk or bench (see 'lumio zarr "
+                      "--help')");
             return EXIT_USAGE;
         }
         fputs(zarr_usage, stdout);

@@ -90,6 +90,13 @@ int lumio_zarr_open(lumio_zarr **out, const char *location, const lumio_zarr_opt
     }
     size_t bl = strlen(z->base);
     while (bl > 1 && z->base[bl - 1] == '/') z->base[--bl] = 0;
+    if (bl > 700) { /* keys are joined to it in fixed buffers of 1 KiB */
+        snprintf(open_error, sizeof open_error, "%.100s...: a location longer than 700 bytes",
+                 location);
+        free(z->base);
+        free(z);
+        return -ENAMETOOLONG;
+    }
     z->remote = lumio_is_remote(location);
     z->max_inflight = o.max_chunks_in_flight ? o.max_chunks_in_flight : 64;
     int rc = 0;
@@ -182,7 +189,8 @@ int zarr_fetch_chunks(lumio_zarr *z, region *x, uint64_t first, uint64_t n, lumi
     char(*paths)[1024] = malloc(batch * sizeof *paths);
     int rc = ops && rgs && paths ? 0 : -ENOMEM;
     uint64_t next = 0;
-    unsigned groups = 0;
+    uint64_t gids[2];
+    unsigned groups = 0; /* ours in flight, oldest first in gids */
     lumio_completion c[64];
     while (rc == 0 && (next < n || groups > 0)) {
         while (rc == 0 && next < n && groups < 2) {
@@ -201,8 +209,7 @@ int zarr_fetch_chunks(lumio_zarr *z, region *x, uint64_t first, uint64_t n, lumi
                                     .nranges = 1,
                                     .user_data = idx};
             }
-            uint64_t g;
-            rc = lumio_ring_submit(z->ring, ops, k, &go, &g);
+            rc = lumio_ring_submit(z->ring, ops, k, &go, &gids[groups]);
             if (rc < 0) {
                 snprintf(z->err, sizeof z->err, "%s", lumio_ring_last_error(z->ring));
                 break;
@@ -211,28 +218,35 @@ int zarr_fetch_chunks(lumio_zarr *z, region *x, uint64_t first, uint64_t n, lumi
             groups++;
         }
         if (groups == 0) break;
-        int got = lumio_ring_wait(z->ring, LUMIO_ANY_GROUP, c, 64, 1);
+        /* Our oldest group only: another user's groups on a shared ring (a
+         * series, the caller's own) keep their completions. */
+        int got = lumio_ring_wait(z->ring, gids[0], c, 64, 1);
         if (got < 0) {
             rc = got;
             snprintf(z->err, sizeof z->err, "%s", lumio_ring_last_error(z->ring));
             break;
         }
-        if (got == 0) break;
+        bool ended = got == 0;
         for (int i = 0; i < got; i++) {
-            if (c[i].result < 0) region_error(x, c[i].result, lumio_ring_last_error(z->ring));
+            if (c[i].result < 0) {
+                char text[1024];
+                lumio_completion_describe(&c[i], text, sizeof text);
+                region_error(x, c[i].result, text);
+            }
             lumio_buffer_release(c[i].buffer);
-            if (c[i].flags & LUMIO_CQE_GROUP_END) groups--;
+            ended |= (c[i].flags & LUMIO_CQE_GROUP_END) != 0;
+        }
+        if (ended) {
+            gids[0] = gids[1];
+            groups--;
         }
         if (x->error) rc = x->error;
     }
     /* After an error, what is still in flight is collected and dropped. */
-    while (groups > 0) {
-        int got = lumio_ring_wait(z->ring, LUMIO_ANY_GROUP, c, 64, 1);
-        if (got <= 0) break;
-        for (int i = 0; i < got; i++) {
-            lumio_buffer_release(c[i].buffer);
-            if (c[i].flags & LUMIO_CQE_GROUP_END) groups--;
-        }
+    for (unsigned gi = 0; gi < groups; gi++) {
+        int got;
+        while ((got = lumio_ring_wait(z->ring, gids[gi], c, 64, 1)) > 0)
+            for (int i = 0; i < got; i++) lumio_buffer_release(c[i].buffer);
     }
     if (rc < 0 && x->error) snprintf(z->err, sizeof z->err, "%s", x->err);
     free(ops);
@@ -328,30 +342,34 @@ int lumio_zarr_read_batch(lumio_zarr *z, size_t n, const uint64_t *starts, const
             pending++;
         }
         if (!pending) break;
+        /* The oldest region in flight (the others progress meanwhile). */
+        unsigned s = INFLIGHT;
+        for (unsigned t = 0; t < INFLIGHT; t++)
+            if (busy[t] && (s == INFLIGHT || gids[t] < gids[s])) s = t;
         lumio_completion c[64];
-        int got = lumio_ring_wait(z->ring, LUMIO_ANY_GROUP, c, 64, 1);
-        if (got <= 0) {
-            if (got < 0 && rc == 0) {
-                rc = got;
-                snprintf(z->err, sizeof z->err, "%s", lumio_ring_last_error(z->ring));
-            }
-            break;
+        int got = lumio_ring_wait(z->ring, gids[s], c, 64, 1);
+        if (got < 0 && rc == 0) {
+            rc = got;
+            snprintf(z->err, sizeof z->err, "%s", lumio_ring_last_error(z->ring));
         }
+        bool ended = got <= 0;
         for (int i = 0; i < got; i++) {
-            unsigned s = 0;
-            while (s < INFLIGHT && !(busy[s] && gids[s] == c[i].group)) s++;
-            lumio_buffer_release(c[i].buffer);
-            if (s == INFLIGHT) continue; /* another user's group on a shared ring */
-            if (c[i].result < 0) region_error(&xs[s], c[i].result, lumio_ring_last_error(z->ring));
-            if (c[i].flags & LUMIO_CQE_GROUP_END) {
-                if (xs[s].error && rc == 0) {
-                    rc = xs[s].error;
-                    snprintf(z->err, sizeof z->err, "%s", xs[s].err);
-                }
-                region_fini(&xs[s]);
-                busy[s] = false;
-                pending--;
+            if (c[i].result < 0) {
+                char text[1024];
+                lumio_completion_describe(&c[i], text, sizeof text);
+                region_error(&xs[s], c[i].result, text);
             }
+            lumio_buffer_release(c[i].buffer);
+            ended |= (c[i].flags & LUMIO_CQE_GROUP_END) != 0;
+        }
+        if (ended) {
+            if (xs[s].error && rc == 0) {
+                rc = xs[s].error;
+                snprintf(z->err, sizeof z->err, "%s", xs[s].err);
+            }
+            region_fini(&xs[s]);
+            busy[s] = false;
+            pending--;
         }
     }
     free(xs);

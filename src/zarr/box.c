@@ -38,7 +38,9 @@ int region_init(region *x, lumio_zarr *z, const zarr_meta *m, const uint64_t *st
     if (empty) return 1;
     for (unsigned d = nd; d-- > 0;)
         x->rstride[d] = d == nd - 1 ? 1 : x->rstride[d + 1] * shape[d + 1];
-    if (info->fortran_order) /* the first dimension varies fastest in a chunk */
+    /* The first dimension varies fastest in an F-ordered chunk; a shard's
+     * buffer is always C order (its inner chunks carry the order). */
+    if (info->fortran_order && !m->sharded)
         for (unsigned d = 0; d < nd; d++)
             x->cstride[d] = d == 0 ? 1 : x->cstride[d - 1] * info->chunks[d - 1];
     else

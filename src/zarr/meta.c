@@ -99,19 +99,61 @@ static int parse_fill(json_t *j, lumio_zarr_info *info, char *err, size_t errlen
         store_le_or_be(info->fill, bits, size, big);
         return 0;
     }
+    bool is_signed = t <= LUMIO_ZARR_INT64;
     if (!json_is_integer(j)) {
-        /* zarr-python writes integers; a float that is whole is accepted. */
-        if (json_is_real(j) && json_real_value(j) == (double)(long long)json_real_value(j)) {
-            store_le_or_be(info->fill, (uint64_t)(long long)json_real_value(j), size, big);
+        /* A whole number as a real: what jansson gives for integers beyond
+         * int64 (a uint64 fill value) when parsed as reals. */
+        double d = json_is_real(j) ? json_real_value(j) : NAN;
+        if (!(d == d) || d < -9.3e18 || d > 1.85e19 || d != floor(d)) goto bad;
+        if (d >= 9.2233720368547758e18) {
+            if (is_signed || size < 8) goto bad;
+            store_le_or_be(info->fill, d >= 1.8446744073709552e19 ? UINT64_MAX : (uint64_t)d, size,
+                           big);
             return 0;
         }
+        if (d != (double)(int64_t)d) goto bad;
+        json_int_t v = (json_int_t)(int64_t)d;
+        j = json_integer(v);
+        int rc = parse_fill(j, info, err, errlen);
+        json_decref(j);
+        return rc;
+    }
+    json_int_t v = json_integer_value(j);
+    if (size < 8) { /* in the type's range */
+        int64_t lo = is_signed ? -(1ll << (8 * size - 1)) : 0;
+        int64_t hi = is_signed ? (1ll << (8 * size - 1)) - 1 : (int64_t)((1ull << (8 * size)) - 1);
+        if (v < lo || v > hi) goto bad;
+    } else if (!is_signed && v < 0) {
         goto bad;
     }
-    store_le_or_be(info->fill, (uint64_t)json_integer_value(j), size, big);
+    store_le_or_be(info->fill, (uint64_t)v, size, big);
     return 0;
 bad:
     snprintf(err, errlen, "fill_value: not a value of type %s", info->dtype);
     return LUMIO_E_FORMAT;
+}
+
+/* jansson has no uint64: a document with an integer beyond int64 (a uint64
+ * fill value) is read again with integers as reals. */
+static json_t *load_json(const char *text, size_t len, json_error_t *je) {
+    json_t *root = json_loadb(text, len, 0, je);
+    if (!root && strstr(je->text, "too big"))
+        root = json_loadb(text, len, JSON_DECODE_INT_AS_REAL, je);
+    return root;
+}
+
+/* A non-negative integer, as an integer or a whole real below 2^53. */
+static bool json_uint(json_t *v, uint64_t *out) {
+    if (json_is_integer(v) && json_integer_value(v) >= 0) {
+        *out = (uint64_t)json_integer_value(v);
+        return true;
+    }
+    double d = json_is_real(v) ? json_real_value(v) : -1;
+    if (d >= 0 && d < 9007199254740992.0 && d == floor(d)) {
+        *out = (uint64_t)d;
+        return true;
+    }
+    return false;
 }
 
 static int parse_dims(json_t *a, uint64_t *out, unsigned *n, const char *field, char *err,
@@ -123,12 +165,10 @@ static int parse_dims(json_t *a, uint64_t *out, unsigned *n, const char *field, 
     }
     *n = (unsigned)json_array_size(a);
     for (unsigned i = 0; i < *n; i++) {
-        json_t *v = json_array_get(a, i);
-        if (!json_is_integer(v) || json_integer_value(v) < 0) {
+        if (!json_uint(json_array_get(a, i), &out[i])) {
             snprintf(err, errlen, "%s[%u]: not a non-negative integer", field, i);
             return LUMIO_E_FORMAT;
         }
-        out[i] = (uint64_t)json_integer_value(v);
     }
     return 0;
 }
@@ -195,14 +235,14 @@ static int parse_blosc(json_t *c, codec *k, unsigned itemsize, char *err, size_t
 int zarr_parse_v2(const char *text, size_t len, zarr_meta *m, char *err, size_t errlen) {
     memset(m, 0, sizeof *m);
     json_error_t je;
-    json_t *root = json_loadb(text, len, 0, &je);
+    json_t *root = load_json(text, len, &je);
     int rc = 0;
     if (!root || !json_is_object(root))
         FAIL(LUMIO_E_FORMAT, ".zarray: not JSON (line %d: %s)", je.line, je.text);
     lumio_zarr_info *info = &m->info;
     info->format = 2;
-    json_t *fmt = json_object_get(root, "zarr_format");
-    if (!json_is_integer(fmt) || json_integer_value(fmt) != 2)
+    uint64_t fmtv = 0;
+    if (!json_uint(json_object_get(root, "zarr_format"), &fmtv) || fmtv != 2)
         FAIL(LUMIO_E_UNSUPPORTED, ".zarray: zarr_format is not 2");
     unsigned nd, nc;
     if ((rc = parse_dims(json_object_get(root, "shape"), info->shape, &nd, "shape", err, errlen)))
@@ -453,14 +493,14 @@ static int parse_sharding(json_t *conf, zarr_meta *m, char *err, size_t errlen) 
 int zarr_parse_v3(const char *text, size_t len, zarr_meta *m, char *err, size_t errlen) {
     memset(m, 0, sizeof *m);
     json_error_t je;
-    json_t *root = json_loadb(text, len, 0, &je);
+    json_t *root = load_json(text, len, &je);
     int rc = 0;
     if (!root || !json_is_object(root))
         FAIL(LUMIO_E_FORMAT, "zarr.json: not JSON (line %d: %s)", je.line, je.text);
     lumio_zarr_info *info = &m->info;
     info->format = 3;
-    json_t *fmt = json_object_get(root, "zarr_format");
-    if (!json_is_integer(fmt) || json_integer_value(fmt) != 3)
+    uint64_t fmtv = 0;
+    if (!json_uint(json_object_get(root, "zarr_format"), &fmtv) || fmtv != 3)
         FAIL(LUMIO_E_UNSUPPORTED, "zarr.json: zarr_format is not 3");
     const char *nt = json_string_value(json_object_get(root, "node_type"));
     if (!nt || strcmp(nt, "array"))

@@ -31,7 +31,7 @@ static void block_shape(const lumio_zarr_info *s, const lumio_zarr_info *d, uint
     unsigned nd = s->ndim;
     uint64_t isz = s->itemsize;
     /* Start from one destination chunk (clipped to the array). */
-    for (unsigned i = 0; i < nd; i++) b[i] = LUMIO_MIN(d->chunks[i], round_up(s->shape[i], 1));
+    for (unsigned i = 0; i < nd; i++) b[i] = LUMIO_MAX(1, LUMIO_MIN(d->chunks[i], s->shape[i]));
     uint64_t bytes = isz;
     for (unsigned i = 0; i < nd; i++) bytes *= b[i];
     /* Grow to the lcm with the source chunks, last dimensions first (they are
@@ -122,6 +122,20 @@ int lumio_zarr_rechunk(const char *src, const char *dst, const lumio_zarr_create
     if ((rc = lumio_zarr_open(&s, src, &zo)) < 0) goto out;
     lumio_zarr_info si;
     lumio_zarr_get_info(s, &si);
+    /* A whole stored source chunk must fit the pool (incompressible data
+     * stores a little larger than it is). */
+    {
+        uint64_t cb = si.itemsize;
+        for (unsigned i = 0; i < si.ndim; i++) cb *= si.chunks[i];
+        lumio_ring_destroy(ring);
+        ring = NULL;
+        ro.max_bytes = LUMIO_MAX(memory / 16, cb + cb / 128 + (64u << 10));
+        lumio_zarr_close(s);
+        s = NULL;
+        if ((rc = lumio_ring_create(&ring, &ro)) < 0) goto out;
+        zo.ring = ring;
+        if ((rc = lumio_zarr_open(&s, src, &zo)) < 0) goto out;
+    }
     lumio_zarr_create_options o = *opts;
     o.ndim = si.ndim;
     memcpy(o.shape, si.shape, sizeof o.shape);
@@ -158,6 +172,8 @@ int lumio_zarr_rechunk(const char *src, const char *dst, const lumio_zarr_create
     if ((rc = lumio_zarr_create(&d, dst, &o, &dzo)) < 0) goto out;
     lumio_zarr_info di;
     lumio_zarr_get_info(d, &di);
+    for (unsigned i = 0; i < si.ndim; i++)
+        if (si.shape[i] == 0) goto out; /* an empty array: the metadata is all */
     /* Two blocks: one is read while the other is encoded and written. */
     uint64_t b[LUMIO_ZARR_MAX_DIMS];
     block_shape(&si, &di, memory / 16 * 3, b);

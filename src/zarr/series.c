@@ -26,6 +26,7 @@ struct lumio_zarr_series {
     unsigned ahead;
     slab *ring; /* ahead + 1 slots, by slab number modulo */
     uint64_t bytes_per_step;
+    int error; /* sticky: a failed slab fails every later call */
 };
 
 static int on_slab_chunk(void *arg, lumio_completion *c) {
@@ -113,7 +114,7 @@ int lumio_zarr_series_open(lumio_zarr *z, unsigned axis, uint64_t step, const ui
     s->z = z;
     s->axis = axis;
     s->step = step ? step : in->chunks[axis];
-    s->ahead = ahead ? ahead : 4;
+    s->ahead = ahead ? LUMIO_MIN(ahead, 64u) : 4;
     for (unsigned d = 0; d < in->ndim; d++) {
         s->start[d] = start ? start[d] : 0;
         s->shape[d] = shape ? shape[d] : in->shape[d];
@@ -124,10 +125,18 @@ int lumio_zarr_series_open(lumio_zarr *z, unsigned axis, uint64_t step, const ui
             return LUMIO_E_RANGE;
         }
     }
+    if (s->step > s->shape[axis]) s->step = LUMIO_MAX(s->shape[axis], 1);
     s->nslabs = s->shape[axis] / s->step + (s->shape[axis] % s->step != 0);
     s->bytes_per_step = in->itemsize * s->step;
     for (unsigned d = 0; d < in->ndim; d++)
-        if (d != axis) s->bytes_per_step *= s->shape[d];
+        if (d != axis) {
+            if (s->shape[d] && s->bytes_per_step > (UINT64_MAX >> 1) / s->shape[d]) {
+                snprintf(z->err, sizeof z->err, "%s: a slab of more than 2^63 bytes", z->base);
+                free(s);
+                return -EOVERFLOW;
+            }
+            s->bytes_per_step *= s->shape[d];
+        }
     s->ring = calloc(s->ahead + 1, sizeof *s->ring);
     int rc = s->ring ? 0 : -ENOMEM;
     for (unsigned i = 0; rc == 0 && i <= s->ahead; i++)
@@ -142,6 +151,7 @@ int lumio_zarr_series_open(lumio_zarr *z, unsigned axis, uint64_t step, const ui
 
 int64_t lumio_zarr_series_next(lumio_zarr_series *s, const void **data, uint64_t *index) {
     lumio_zarr *z = s->z;
+    if (s->error) return s->error;
     if (s->next_deliver == s->nslabs) return 0;
     if (z->m.sharded) { /* one slab at a time, through the sharded read */
         slab *b = &s->ring[0];
@@ -151,7 +161,7 @@ int64_t lumio_zarr_series_next(lumio_zarr_series *s, const void **data, uint64_t
         b->shape[s->axis] =
             LUMIO_MIN(s->step, s->start[s->axis] + s->shape[s->axis] - b->start[s->axis]);
         int rc = lumio_zarr_read(z, b->start, b->shape, b->buf);
-        if (rc < 0) return rc;
+        if (rc < 0) return s->error = rc;
         *data = b->buf;
         if (index) *index = s->next_deliver;
         s->next_deliver++;
@@ -160,7 +170,7 @@ int64_t lumio_zarr_series_next(lumio_zarr_series *s, const void **data, uint64_t
     /* Keep `ahead` slabs in flight beyond the one being delivered. */
     while (s->next_submit < s->nslabs && s->next_submit <= s->next_deliver + s->ahead) {
         int rc = submit_slab(s, s->next_submit);
-        if (rc < 0) return rc;
+        if (rc < 0) return s->error = rc;
         s->next_submit++;
     }
     slab *b = &s->ring[s->next_deliver % (s->ahead + 1)];
@@ -180,7 +190,7 @@ int64_t lumio_zarr_series_next(lumio_zarr_series *s, const void **data, uint64_t
         region_fini(&b->x);
         b->submitted = false;
     }
-    if (rc < 0) return rc;
+    if (rc < 0) return s->error = rc;
     uint64_t rows = b->shape[s->axis];
     *data = b->buf;
     if (index) *index = s->next_deliver;

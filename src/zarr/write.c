@@ -134,6 +134,10 @@ static int parse_fill_text(const char *s, lumio_zarr_info *in, char *err, size_t
         if (end == s || *end || errno) goto bad;
         bool is_signed = in->type <= LUMIO_ZARR_INT64;
         if (neg && !is_signed) goto bad;
+        if (!neg && bits > (uint64_t)INT64_MAX) { /* jansson writes no larger integer */
+            snprintf(err, errlen, "fill value '%s': values above 2^63-1 are not supported", s);
+            return LUMIO_E_UNSUPPORTED;
+        }
         if (size < 8) {
             int64_t lo = is_signed ? -(1ll << (8 * size - 1)) : 0;
             int64_t hi =
@@ -321,6 +325,12 @@ int lumio_zarr_create(lumio_zarr **out, const char *path, const lumio_zarr_creat
         } else if (stat(meta, &st) == 0) {
             snprintf(err, sizeof err, "%s: already an array", meta);
             rc = -EEXIST;
+        } else if (snprintf(meta, mlen, "%s/%s", path, o->format == 2 ? "zarr.json" : ".zarray"),
+                   stat(meta, &st) == 0) {
+            snprintf(err, sizeof err, "%s: already an array (of the other format)", meta);
+            rc = -EEXIST;
+        } else if (snprintf(meta, mlen, "%s/%s", path, o->format == 2 ? ".zarray" : "zarr.json"),
+                   0) {
         } else if ((rc = write_atomic(meta, text, strlen(text))) < 0) {
             snprintf(err, sizeof err, "%s: %s", meta, lumio_strerror(rc));
         }
