@@ -310,6 +310,43 @@ static int parse_dims_list(const char *opt, const char *s, uint64_t *out, unsign
     return -1;
 }
 
+/* The options create and rechunk share: --chunks ('c'), --codec ('k'),
+ * --format ('f'), --order ('O'), --shard ('H'), --checksum ('x'). Returns 1
+ * when c was one of them, 0 when not, -1 after a message for a bad value. */
+static int layout_option(int c, const char *arg, lumio_zarr_create_options *o, const char **chunks,
+                         const char **shard) {
+    switch (c) {
+    case 'c':
+        *chunks = arg;
+        return 1;
+    case 'k':
+        o->codec = arg;
+        return 1;
+    case 'f':
+        if (strcmp(arg, "2") && strcmp(arg, "3")) {
+            cli_error("--format: '%s' is not 2 or 3", arg);
+            return -1;
+        }
+        o->format = arg[0] - '0';
+        return 1;
+    case 'O':
+        if (strcmp(arg, "C") && strcmp(arg, "F")) {
+            cli_error("--order: '%s' is not C or F", arg);
+            return -1;
+        }
+        o->fortran_order = arg[0] == 'F';
+        return 1;
+    case 'H':
+        *shard = arg;
+        return 1;
+    case 'x':
+        o->checksum = 1;
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 static int zarr_create(int argc, char **argv) {
     static const struct option opts[] = {{"shape", required_argument, NULL, 's'},
                                          {"chunks", required_argument, NULL, 'c'},
@@ -331,32 +368,15 @@ static int zarr_create(int argc, char **argv) {
     opterr = 0;
     int c;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        int r = layout_option(c, optarg, &o, &chunks, &shard);
+        if (r < 0) return EXIT_USAGE;
+        if (r > 0) continue;
         switch (c) {
         case 's':
             shape = optarg;
             break;
-        case 'c':
-            chunks = optarg;
-            break;
         case 'd':
             o.dtype = optarg;
-            break;
-        case 'k':
-            o.codec = optarg;
-            break;
-        case 'f':
-            if (strcmp(optarg, "2") && strcmp(optarg, "3")) {
-                cli_error("--format: '%s' is not 2 or 3", optarg);
-                return EXIT_USAGE;
-            }
-            o.format = optarg[0] - '0';
-            break;
-        case 'O':
-            if (strcmp(optarg, "C") && strcmp(optarg, "F")) {
-                cli_error("--order: '%s' is not C or F", optarg);
-                return EXIT_USAGE;
-            }
-            o.fortran_order = optarg[0] == 'F';
             break;
         case 'F':
             o.fill_value = optarg;
@@ -368,14 +388,8 @@ static int zarr_create(int argc, char **argv) {
             }
             o.separator = optarg[0];
             break;
-        case 'x':
-            o.checksum = 1;
-            break;
         case 'r':
             from = optarg;
-            break;
-        case 'H':
-            shard = optarg;
             break;
         case 'h':
             fputs(zarr_usage, stdout);
@@ -491,33 +505,10 @@ static int zarr_rechunk(int argc, char **argv) {
     opterr = 0;
     int c;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        int r = layout_option(c, optarg, &o, &chunks, &shard);
+        if (r < 0) return EXIT_USAGE;
+        if (r > 0) continue;
         switch (c) {
-        case 'c':
-            chunks = optarg;
-            break;
-        case 'k':
-            o.codec = optarg;
-            break;
-        case 'f':
-            if (strcmp(optarg, "2") && strcmp(optarg, "3")) {
-                cli_error("--format: '%s' is not 2 or 3", optarg);
-                return EXIT_USAGE;
-            }
-            o.format = optarg[0] - '0';
-            break;
-        case 'O':
-            if (strcmp(optarg, "C") && strcmp(optarg, "F")) {
-                cli_error("--order: '%s' is not C or F", optarg);
-                return EXIT_USAGE;
-            }
-            o.fortran_order = optarg[0] == 'F';
-            break;
-        case 'H':
-            shard = optarg;
-            break;
-        case 'x':
-            o.checksum = 1;
-            break;
         case 'm':
             if (parse_size(optarg, &memory) < 0 || memory < (32u << 20)) {
                 cli_error("--memory: '%s' is not a size of at least 32M", optarg);

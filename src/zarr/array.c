@@ -175,6 +175,19 @@ static int on_chunk(void *arg, lumio_completion *c) {
     return rc;
 }
 
+/* The op reading the whole key of the region's chunk idx (user_data idx). */
+static void chunk_op(const lumio_zarr *z, const region *x, uint64_t idx, lumio_op *op,
+                     lumio_range *rg, char (*path)[1024]) {
+    uint64_t cc[LUMIO_ZARR_MAX_DIMS];
+    region_chunk(x, idx, cc);
+    char key[256];
+    zarr_chunk_key(z, cc, key, sizeof key);
+    snprintf(*path, sizeof *path, "%s/%s", z->base, key);
+    *rg = (lumio_range){.offset = 0, .length = LUMIO_WHOLE, .user_data = idx};
+    *op = (lumio_op){
+        .kind = LUMIO_OP_GET, .path = *path, .ranges = rg, .nranges = 1, .user_data = idx};
+}
+
 int zarr_fetch_chunks(lumio_zarr *z, region *x, uint64_t first, uint64_t n, lumio_compute_fn fn,
                       const uint64_t *which) {
     lumio_group_options go;
@@ -195,20 +208,9 @@ int zarr_fetch_chunks(lumio_zarr *z, region *x, uint64_t first, uint64_t n, lumi
     while (rc == 0 && (next < n || groups > 0)) {
         while (rc == 0 && next < n && groups < 2) {
             uint64_t k = LUMIO_MIN(batch, n - next);
-            for (uint64_t i = 0; i < k; i++) {
-                uint64_t idx = which ? which[next + i] : first + next + i;
-                uint64_t cc[LUMIO_ZARR_MAX_DIMS];
-                region_chunk(x, idx, cc);
-                char key[256];
-                zarr_chunk_key(z, cc, key, sizeof key);
-                snprintf(paths[i], sizeof paths[i], "%s/%s", z->base, key);
-                rgs[i] = (lumio_range){.offset = 0, .length = LUMIO_WHOLE, .user_data = idx};
-                ops[i] = (lumio_op){.kind = LUMIO_OP_GET,
-                                    .path = paths[i],
-                                    .ranges = &rgs[i],
-                                    .nranges = 1,
-                                    .user_data = idx};
-            }
+            for (uint64_t i = 0; i < k; i++)
+                chunk_op(z, x, which ? which[next + i] : first + next + i, &ops[i], &rgs[i],
+                         &paths[i]);
             rc = lumio_ring_submit(z->ring, ops, k, &go, &gids[groups]);
             if (rc < 0) {
                 snprintf(z->err, sizeof z->err, "%s", lumio_ring_last_error(z->ring));
@@ -268,33 +270,22 @@ int lumio_zarr_read(lumio_zarr *z, const uint64_t *start, const uint64_t *shape,
 /* ---- many regions at once ------------------------------------------------------ */
 
 /* All chunks of one region as one group; its id in *g. */
-static int submit_region(lumio_zarr *z, region *x, uint64_t *g) {
+int zarr_submit_region(lumio_zarr *z, region *x, uint64_t *g) {
     uint64_t n = x->nchunks;
     lumio_op *ops = calloc(n, sizeof *ops);
     lumio_range *rgs = calloc(n, sizeof *rgs);
     char(*paths)[1024] = malloc(n * sizeof *paths);
     int rc = ops && rgs && paths ? 0 : -ENOMEM;
-    for (uint64_t i = 0; rc == 0 && i < n; i++) {
-        uint64_t cc[LUMIO_ZARR_MAX_DIMS];
-        region_chunk(x, i, cc);
-        char key[256];
-        zarr_chunk_key(z, cc, key, sizeof key);
-        snprintf(paths[i], sizeof paths[i], "%s/%s", z->base, key);
-        rgs[i] = (lumio_range){.offset = 0, .length = LUMIO_WHOLE, .user_data = i};
-        ops[i] = (lumio_op){.kind = LUMIO_OP_GET,
-                            .path = paths[i],
-                            .ranges = &rgs[i],
-                            .nranges = 1,
-                            .user_data = i};
-    }
+    for (uint64_t i = 0; rc == 0 && i < n; i++) chunk_op(z, x, i, &ops[i], &rgs[i], &paths[i]);
     if (rc == 0) {
         lumio_group_options go;
         lumio_group_options_default(&go);
         go.compute = on_chunk;
         go.compute_arg = x;
         rc = lumio_ring_submit(z->ring, ops, n, &go, g);
-        if (rc < 0) region_error(x, rc, lumio_ring_last_error(z->ring));
     }
+    if (rc < 0)
+        region_error(x, rc, rc == -ENOMEM ? "out of memory" : lumio_ring_last_error(z->ring));
     free(ops);
     free(rgs);
     free(paths);
@@ -332,7 +323,7 @@ int lumio_zarr_read_batch(lumio_zarr *z, size_t n, const uint64_t *starts, const
                 rc = r;
                 break;
             }
-            if ((r = submit_region(z, &xs[s], &gids[s])) < 0) {
+            if ((r = zarr_submit_region(z, &xs[s], &gids[s])) < 0) {
                 rc = r;
                 snprintf(z->err, sizeof z->err, "%s", xs[s].err);
                 region_fini(&xs[s]);

@@ -29,32 +29,6 @@ struct lumio_zarr_series {
     int error; /* sticky: a failed slab fails every later call */
 };
 
-static int on_slab_chunk(void *arg, lumio_completion *c) {
-    region *x = arg;
-    uint64_t cc[LUMIO_ZARR_MAX_DIMS];
-    region_chunk(x, c->user_data, cc);
-    if (c->result == -ENOENT) {
-        region_to_buf(x, cc, NULL);
-        return 0;
-    }
-    if (c->result < 0) return c->result;
-    uint8_t *chunk = malloc(x->m->chunk_bytes ? x->m->chunk_bytes : 1);
-    char why[256];
-    int rc = chunk ? zarr_decode(x->m, c->data, c->length, chunk, why, sizeof why) : -ENOMEM;
-    if (rc == 0) {
-        region_to_buf(x, cc, chunk);
-    } else {
-        char text[1024];
-        snprintf(text, sizeof text, "%s: %s", c->path, chunk ? why : "out of memory");
-        region_error(x, rc, text);
-    }
-    free(chunk);
-    lumio_buffer_release(c->buffer);
-    c->buffer = NULL;
-    c->data = NULL;
-    return rc;
-}
-
 static int submit_slab(lumio_zarr_series *s, uint64_t k) {
     lumio_zarr *z = s->z;
     slab *b = &s->ring[k % (s->ahead + 1)];
@@ -65,39 +39,13 @@ static int submit_slab(lumio_zarr_series *s, uint64_t k) {
         LUMIO_MIN(s->step, s->start[s->axis] + s->shape[s->axis] - b->start[s->axis]);
     int rc = region_init(&b->x, z, &z->m, b->start, b->shape, b->buf);
     if (rc) return rc < 0 ? rc : 0;
-    uint64_t n = b->x.nchunks;
-    lumio_op *ops = calloc(n, sizeof *ops);
-    lumio_range *rgs = calloc(n, sizeof *rgs);
-    char(*paths)[1024] = malloc(n * sizeof *paths);
-    rc = ops && rgs && paths ? 0 : -ENOMEM;
-    for (uint64_t i = 0; rc == 0 && i < n; i++) {
-        uint64_t cc[LUMIO_ZARR_MAX_DIMS];
-        region_chunk(&b->x, i, cc);
-        char key[256];
-        zarr_chunk_key(z, cc, key, sizeof key);
-        snprintf(paths[i], sizeof paths[i], "%s/%s", z->base, key);
-        rgs[i] = (lumio_range){.offset = 0, .length = LUMIO_WHOLE, .user_data = i};
-        ops[i] = (lumio_op){.kind = LUMIO_OP_GET,
-                            .path = paths[i],
-                            .ranges = &rgs[i],
-                            .nranges = 1,
-                            .user_data = i};
-    }
+    rc = zarr_submit_region(z, &b->x, &b->group);
     if (rc == 0) {
-        lumio_group_options go;
-        lumio_group_options_default(&go);
-        go.compute = on_slab_chunk;
-        go.compute_arg = &b->x;
-        rc = lumio_ring_submit(z->ring, ops, n, &go, &b->group);
-        if (rc < 0) snprintf(z->err, sizeof z->err, "%s", lumio_ring_last_error(z->ring));
-    }
-    if (rc == 0)
         b->submitted = true;
-    else
+    } else {
+        snprintf(z->err, sizeof z->err, "%s", b->x.err);
         region_fini(&b->x);
-    free(ops);
-    free(rgs);
-    free(paths);
+    }
     return rc;
 }
 

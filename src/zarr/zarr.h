@@ -111,6 +111,10 @@ void zarr_fill_chunk(const zarr_meta *m, uint8_t *chunk);
 /* The key of the chunk at cc ("1.0.3", "1/0/3", "c/1/0/3"). */
 void zarr_chunk_key(const lumio_zarr *z, const uint64_t *cc, char *buf, size_t cap);
 
+/* array.c: submit every chunk of the region as one group of the ring, each
+ * decoded into place on the workers; its id in *g (errors also in x). */
+int zarr_submit_region(lumio_zarr *z, region *x, uint64_t *g);
+
 /* array.c: read chunks of the region (indices first..first+n, or the n in
  * `which`) through the ring, running fn on each on the workers. */
 int zarr_fetch_chunks(lumio_zarr *z, region *x, uint64_t first, uint64_t n, lumio_compute_fn fn,
