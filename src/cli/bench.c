@@ -107,13 +107,6 @@ static uint64_t touch(const uint8_t *p, uint64_t n) {
     return s;
 }
 
-static uint64_t splitmix(uint64_t *x) {
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 /* The file holding global block k: the last i with cum[i] <= k. */
 static uint32_t file_of(const bench_cfg *c, uint64_t k) {
     size_t lo = 0, hi = c->nfiles;
@@ -149,7 +142,7 @@ static size_t gen_random(bthread *t) {
     uint64_t total = c->cum[c->nfiles];
     size_t n = 0;
     for (; n < GROUP_RANGES && t->left; n++, t->left--) {
-        uint64_t k = splitmix(&t->rng) % total;
+        uint64_t k = cli_splitmix(&t->rng) % total;
         uint32_t f = file_of(c, k);
         t->pos[n] = (rpos){.file = f, .block = k - c->cum[f]};
     }

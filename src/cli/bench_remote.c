@@ -22,13 +22,6 @@ static const char remote_usage[] =
     "  --concurrency N, --pool N, --part-size SIZE   as for 'lumio get'\n"
     "  -h, --help         show this help\n";
 
-static uint64_t next(uint64_t *s) {
-    uint64_t x = *s += 0x9e3779b97f4a7c15ull;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
-
 int bench_remote_main(int argc, char **argv) {
     static const struct option opts[] = {
         {"pattern", required_argument, NULL, 'p'}, {"read-size", required_argument, NULL, 'r'},
@@ -103,7 +96,7 @@ int bench_remote_main(int argc, char **argv) {
     if (!count && random) count = 1000;
     for (;;) {
         if (count && reads == count) break;
-        int64_t n = random ? lumio_rfile_pread(f, buf, size, next(&seed) % slots * size)
+        int64_t n = random ? lumio_rfile_pread(f, buf, size, cli_splitmix(&seed) % slots * size)
                            : lumio_rfile_read(f, buf, size);
         if (n < 0) {
             cli_error("%s", lumio_rfile_last_error(f));

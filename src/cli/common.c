@@ -306,3 +306,10 @@ double now_seconds(void) {
 const char *backend_name(lumio_backend b) {
     return b == LUMIO_BACKEND_THREADS ? "threads" : "uring";
 }
+
+uint64_t cli_splitmix(uint64_t *state) {
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}

@@ -119,6 +119,10 @@ void json_end(json *j);
 /* Write all of buf to fd, across short writes and EINTR. 0 or -errno. */
 int write_all(int fd, const void *buf, size_t len);
 
+/* splitmix64: the next pseudo-random number of a seeded sequence (the
+ * benchmarks' offsets, the synthetic profiles). */
+uint64_t cli_splitmix(uint64_t *state);
+
 /* CLOCK_MONOTONIC in seconds. */
 double now_seconds(void);
 

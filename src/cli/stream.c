@@ -68,13 +68,6 @@ typedef struct synth {
     uint64_t *ts;
 } synth;
 
-static uint64_t sm64(uint64_t *x) {
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 static int synth_init(synth *s, uint64_t seed, unsigned threads, unsigned depth) {
     *s = (synth){.rng = seed, .threads = threads, .depth = depth};
     s->stack = calloc(threads, sizeof(uint32_t *));
@@ -101,8 +94,8 @@ static void synth_free(synth *s) {
 
 /* The next sample: which thread, its time and stack (function numbers). */
 static unsigned synth_next(synth *s) {
-    unsigned t = (unsigned)(sm64(&s->rng) % s->threads);
-    uint64_t r = sm64(&s->rng);
+    unsigned t = (unsigned)(cli_splitmix(&s->rng) % s->threads);
+    uint64_t r = cli_splitmix(&s->rng);
     uint32_t *st = s->stack[t], d = s->d[t];
     unsigned k = 1 + (unsigned)((r >> 8) % 3);
     unsigned lo = s->depth / 2, hi = s->depth * 3 / 2;

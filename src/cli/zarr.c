@@ -561,13 +561,6 @@ static int zarr_rechunk(int argc, char **argv) {
     return 0;
 }
 
-static uint64_t next_rand(uint64_t *s) {
-    uint64_t x = *s += 0x9e3779b97f4a7c15ull;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
-
 static int zarr_bench(int argc, char **argv) {
     static const struct option opts[] = {
         {"pattern", required_argument, NULL, 'p'}, {"crop", required_argument, NULL, 'c'},
@@ -660,7 +653,7 @@ static int zarr_bench(int argc, char **argv) {
             uint64_t m = MIN(batch, count - k);
             for (uint64_t i = 0; i < m; i++)
                 for (unsigned d = 0; d < in.ndim; d++)
-                    starts[i * in.ndim + d] = next_rand(&seed) % (in.shape[d] - cshape[d] + 1);
+                    starts[i * in.ndim + d] = cli_splitmix(&seed) % (in.shape[d] - cshape[d] + 1);
             rc = lumio_zarr_read_batch(z, m, starts, cshape, bufs);
             bytes += n * m;
             crops += m;
