@@ -147,32 +147,42 @@ void lumio_zarr_close(lumio_zarr *z) {
 
 /* ---- reading a region ----------------------------------------------------- */
 
-/* On a worker: decode the chunk that landed and place it. */
-static int on_chunk(void *arg, lumio_completion *c) {
-    region *x = arg;
-    uint64_t cc[LUMIO_ZARR_MAX_DIMS];
-    region_chunk(x, c->user_data, cc);
-    if (c->result == -ENOENT) { /* a chunk never written: the fill value */
-        region_to_buf(x, cc, NULL);
-        return 0;
-    }
-    if (c->result < 0) return c->result; /* the ring names the key and why */
+int zarr_decode_landed(region *x, lumio_completion *c, uint8_t *into) {
     const zarr_meta *m = x->m;
-    uint8_t *chunk = malloc(m->chunk_bytes ? m->chunk_bytes : 1);
+    uint8_t *chunk = into ? into : malloc(m->chunk_bytes ? m->chunk_bytes : 1);
     char why[256];
     int rc = chunk ? zarr_decode(m, c->data, c->length, chunk, why, sizeof why) : -ENOMEM;
-    if (rc == 0) {
+    if (rc == 0 && !into) {
+        uint64_t cc[LUMIO_ZARR_MAX_DIMS];
+        region_chunk(x, c->user_data, cc);
         region_to_buf(x, cc, chunk);
-    } else {
-        char text[1024];
-        snprintf(text, sizeof text, "%s: %s", c->path, chunk ? why : "out of memory");
+    } else if (rc < 0) {
+        char where[512], text[1024];
+        lumio_completion_describe(c, where, sizeof where);
+        char *colon = strrchr(where, ':'); /* drop the code's own text: why says more */
+        if (colon) *colon = 0;
+        snprintf(text, sizeof text, "%s: %s", where, chunk ? why : "out of memory");
         region_error(x, rc, text);
     }
-    free(chunk);
+    if (!into) free(chunk);
     lumio_buffer_release(c->buffer);
     c->buffer = NULL;
     c->data = NULL;
     return rc;
+}
+
+/* On a worker: decode the chunk that landed and place it; a chunk never
+ * written is the fill value. */
+int zarr_on_chunk(void *arg, lumio_completion *c) {
+    region *x = arg;
+    if (c->result == -ENOENT) {
+        uint64_t cc[LUMIO_ZARR_MAX_DIMS];
+        region_chunk(x, c->user_data, cc);
+        region_to_buf(x, cc, NULL);
+        return 0;
+    }
+    if (c->result < 0) return c->result; /* the ring names the key and why */
+    return zarr_decode_landed(x, c, NULL);
 }
 
 /* The op reading the whole key of the region's chunk idx (user_data idx). */
@@ -262,7 +272,7 @@ int lumio_zarr_read(lumio_zarr *z, const uint64_t *start, const uint64_t *shape,
     if (z->m.sharded) return zarr_read_sharded(z, start, shape, buf);
     int rc = region_init(&x, z, &z->m, start, shape, buf);
     if (rc) return rc < 0 ? rc : 0;
-    rc = zarr_fetch_chunks(z, &x, 0, x.nchunks, on_chunk, NULL);
+    rc = zarr_fetch_chunks(z, &x, 0, x.nchunks, zarr_on_chunk, NULL);
     region_fini(&x);
     return rc;
 }
@@ -280,7 +290,7 @@ int zarr_submit_region(lumio_zarr *z, region *x, uint64_t *g) {
     if (rc == 0) {
         lumio_group_options go;
         lumio_group_options_default(&go);
-        go.compute = on_chunk;
+        go.compute = zarr_on_chunk;
         go.compute_arg = x;
         rc = lumio_ring_submit(z->ring, ops, n, &go, g);
     }

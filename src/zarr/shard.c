@@ -181,27 +181,10 @@ typedef struct shard_read {
     zarr_meta im;
 } shard_read;
 
+/* An inner chunk that landed: its shard exists (its index was read). */
 static int on_inner(void *arg, lumio_completion *c) {
-    region *x = arg;
-    uint64_t cc[LUMIO_ZARR_MAX_DIMS];
-    region_chunk(x, c->user_data, cc);
     if (c->result < 0) return c->result;
-    uint8_t *chunk = malloc(x->m->chunk_bytes);
-    char why[256];
-    int rc = chunk ? zarr_decode(x->m, c->data, c->length, chunk, why, sizeof why) : -ENOMEM;
-    if (rc == 0) {
-        region_to_buf(x, cc, chunk);
-    } else {
-        char text[1024];
-        snprintf(text, sizeof text, "%s: inner chunk at offset %llu: %s", c->path,
-                 (unsigned long long)c->offset, chunk ? why : "out of memory");
-        region_error(x, rc, text);
-    }
-    free(chunk);
-    lumio_buffer_release(c->buffer);
-    c->buffer = NULL;
-    c->data = NULL;
-    return rc;
+    return zarr_decode_landed(arg, c, NULL);
 }
 
 /* Submit a group of ops; failures go to the region's error. */

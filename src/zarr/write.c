@@ -359,24 +359,14 @@ typedef struct write_job {
 static int on_old(void *arg, lumio_completion *c) {
     write_job *j = arg;
     uint8_t *buf = j->bufs[c->user_data - j->first];
-    const zarr_meta *m = j->x.m;
-    int rc = 0;
     if (c->result == -ENOENT) {
-        zarr_fill_chunk(m, buf);
-    } else if (c->result < 0) {
-        rc = c->result;
-    } else {
-        char why[256], text[1024];
-        rc = zarr_decode(m, c->data, c->length, buf, why, sizeof why);
-        if (rc) {
-            snprintf(text, sizeof text, "%s: %s", c->path, why);
-            region_error(&j->x, rc, text);
-        }
+        zarr_fill_chunk(j->x.m, buf);
+        lumio_buffer_release(c->buffer);
+        c->buffer = NULL;
+        return 0;
     }
-    lumio_buffer_release(c->buffer);
-    c->buffer = NULL;
-    c->data = NULL;
-    return rc;
+    if (c->result < 0) return c->result;
+    return zarr_decode_landed(&j->x, c, buf);
 }
 
 /* A thread: merge the new data into chunks, encode and write them. */

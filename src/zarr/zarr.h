@@ -111,6 +111,13 @@ void zarr_fill_chunk(const zarr_meta *m, uint8_t *chunk);
 /* The key of the chunk at cc ("1.0.3", "1/0/3", "c/1/0/3"). */
 void zarr_chunk_key(const lumio_zarr *z, const uint64_t *cc, char *buf, size_t cap);
 
+/* array.c: the compute stage of region reads: decode a chunk that landed
+ * into `into` (its stored order), or, with NULL, into place in the region;
+ * a failure is recorded in x with the key and the range. Releases the
+ * buffer. zarr_on_chunk also reads a missing chunk as the fill value. */
+int zarr_decode_landed(region *x, lumio_completion *c, uint8_t *into);
+int zarr_on_chunk(void *arg, lumio_completion *c);
+
 /* array.c: submit every chunk of the region as one group of the ring, each
  * decoded into place on the workers; its id in *g (errors also in x). */
 int zarr_submit_region(lumio_zarr *z, region *x, uint64_t *g);
