@@ -63,6 +63,9 @@ static void random_region(uint64_t *seed, const shape_case *s, uint64_t *start, 
     }
 }
 
+/* The decoded-chunk cache of the arrays exercise() makes (0: none). */
+static uint64_t exercise_cache;
+
 static void exercise(int format, const char *dtype, unsigned isz, const char *codec, int forder,
                      const char *fill, uint8_t fill_byte, int checksum) {
     static int n;
@@ -82,7 +85,10 @@ static void exercise(int format, const char *dtype, unsigned isz, const char *co
         o.fill_value = fill;
         o.checksum = checksum;
         lumio_zarr *z;
-        int rc = lumio_zarr_create(&z, tmp_path(name), &o, NULL);
+        lumio_zarr_options zo;
+        lumio_zarr_options_default(&zo);
+        zo.cache_bytes = exercise_cache;
+        int rc = lumio_zarr_create(&z, tmp_path(name), &o, &zo);
         if (rc < 0) fprintf(stderr, "  create: %s\n", lumio_zarr_last_error(NULL));
         CHECK_RC(rc);
         uint64_t total = elems(s->shape, s->ndim);
@@ -144,6 +150,72 @@ TEST(v3_codecs_orders) {
     exercise(3, ">u2", 2, "blosc:zstd:1:bitshuffle", 1, "65535", 0xff, 0);
     exercise(3, "<f8", 8, "gzip:1", 1, "0", 0, 1);
     exercise(3, "|i1", 1, "none", 0, "-1", 0xff, 0);
+}
+
+/* With a decoded-chunk cache on the same handle: writes must replace what
+ * it holds. A budget of about two chunks evicts all the time; a large one
+ * keeps everything. */
+TEST(cache_sees_writes) {
+    uint64_t budgets[] = {600, 1 << 20};
+    for (int i = 0; i < 2; i++) {
+        exercise_cache = budgets[i];
+        exercise(2, "<u2", 2, "zstd:1", 0, "0", 0, 0);
+        exercise(3, "<i4", 4, "zstd:3", 1, "0", 0, 1);
+    }
+    exercise_cache = 0;
+}
+
+/* Chunks of several zstd blocks (128 KiB each), read in random regions:
+ * reads that end inside a chunk stop decoding early and must still be
+ * exact; a chunk with its last block damaged fails a whole read, naming
+ * the chunk. */
+TEST(partial_decodes) {
+    lumio_zarr_create_options o;
+    lumio_zarr_create_options_default(&o);
+    o.ndim = 2;
+    uint64_t shp[2] = {700, 1000}, chk[2] = {256, 1000};
+    memcpy(o.shape, shp, sizeof shp);
+    memcpy(o.chunks, chk, sizeof chk);
+    o.dtype = "<u2";
+    o.codec = "zstd:1";
+    lumio_zarr *z;
+    const char *path = tmp_path("partial.zarr");
+    CHECK_RC(lumio_zarr_create(&z, path, &o, NULL));
+    uint64_t total = shp[0] * shp[1], seed = 11;
+    uint16_t *ref = malloc(total * 2), *back = malloc(total * 2), *want = malloc(total * 2);
+    for (uint64_t i = 0; i < total; i++) ref[i] = (uint16_t)(i / 7 + rnd(&seed) % 5);
+    uint64_t zero[2] = {0};
+    CHECK_RC(lumio_zarr_write(z, zero, shp, ref));
+    for (int r = 0; r < 60; r++) {
+        uint64_t start[2], shape[2];
+        for (int d = 0; d < 2; d++) {
+            start[d] = rnd(&seed) % shp[d];
+            shape[d] = 1 + rnd(&seed) % (shp[d] - start[d]);
+        }
+        CHECK_RC(lumio_zarr_read(z, start, shape, back));
+        region_copy((uint8_t *)ref, shp, 2, start, shape, (uint8_t *)want, 2, false);
+        CHECK(memcmp(back, want, shape[0] * shape[1] * 2) == 0);
+    }
+    /* Damage the last bytes of chunk 1.0: a read of its first rows still
+     * decodes them exactly; the whole chunk is an error naming it. */
+    char key[512];
+    snprintf(key, sizeof key, "%s/1.0", path);
+    FILE *f = fopen(key, "r+b");
+    CHECK(f != NULL);
+    fseek(f, -40, SEEK_END);
+    for (int i = 0; i < 32; i++) fputc(0xA5, f);
+    fclose(f);
+    uint64_t s1[2] = {256, 0}, n1[2] = {4, 1000};
+    CHECK_RC(lumio_zarr_read(z, s1, n1, back));
+    region_copy((uint8_t *)ref, shp, 2, s1, n1, (uint8_t *)want, 2, false);
+    CHECK(memcmp(back, want, 4 * 1000 * 2) == 0);
+    uint64_t n2[2] = {256, 1000};
+    CHECK_EQ(lumio_zarr_read(z, s1, n2, back), LUMIO_E_CODEC);
+    CHECK(strstr(lumio_zarr_last_error(z), "1.0") != NULL);
+    lumio_zarr_close(z);
+    free(ref);
+    free(back);
+    free(want);
 }
 
 TEST(fill_value_bytes) {
@@ -321,7 +393,10 @@ TEST(series_in_order) {
 
 /* Many crops at once: each equal to the reference's region. */
 TEST(read_batch_crops) {
-    for (int sharded = 0; sharded < 2; sharded++) {
+    for (int pass = 0; pass < 6; pass++) {
+        int sharded = pass & 1;
+        /* no cache; about four chunks' worth (evicting); all of it */
+        uint64_t cache = (uint64_t[]){0, 1000, 1 << 20}[pass / 2];
         lumio_zarr_create_options o;
         lumio_zarr_create_options_default(&o);
         o.format = sharded ? 3 : 2;
@@ -332,7 +407,12 @@ TEST(read_batch_crops) {
         if (sharded) memcpy(o.shard, shard, sizeof shard);
         o.dtype = "<u2";
         lumio_zarr *z;
-        CHECK_RC(lumio_zarr_create(&z, tmp_path(sharded ? "batch3.zarr" : "batch.zarr"), &o, NULL));
+        lumio_zarr_options zo;
+        lumio_zarr_options_default(&zo);
+        zo.cache_bytes = cache;
+        char name[64];
+        snprintf(name, sizeof name, "batch%d.zarr", pass);
+        CHECK_RC(lumio_zarr_create(&z, tmp_path(name), &o, &zo));
         uint64_t total = 40 * 33 * 27;
         uint16_t *ref = malloc(total * 2);
         for (uint64_t i = 0; i < total; i++) ref[i] = (uint16_t)(i * 31 + 7);
@@ -346,11 +426,24 @@ TEST(read_batch_crops) {
             bufs[i] = mem + (size_t)i * 9 * 7 * 11 * 2;
             for (int d = 0; d < 3; d++) starts[i * 3 + d] = rnd(&seed) % (shp[d] - crop[d] + 1);
         }
-        CHECK_RC(lumio_zarr_read_batch(z, N, starts, crop, bufs));
-        for (int i = 0; i < N; i++) {
-            region_copy((uint8_t *)ref, shp, 3, &starts[i * 3], crop, want, 2, false);
-            CHECK(memcmp(bufs[i], want, 9 * 7 * 11 * 2) == 0);
+        /* Twice (the second time from the cache, if any), then again after
+         * a write through the same handle changed every element. */
+        for (int round = 0; round < 3; round++) {
+            if (round == 2) {
+                for (uint64_t i = 0; i < total; i++) ref[i] = (uint16_t)(i * 17 + 1);
+                CHECK_RC(lumio_zarr_write(z, zero, shp, ref));
+            }
+            CHECK_RC(lumio_zarr_read_batch(z, N, starts, crop, bufs));
+            for (int i = 0; i < N; i++) {
+                region_copy((uint8_t *)ref, shp, 3, &starts[i * 3], crop, want, 2, false);
+                CHECK(memcmp(bufs[i], want, 9 * 7 * 11 * 2) == 0);
+            }
         }
+        lumio_zarr_stats st;
+        lumio_zarr_get_stats(z, &st);
+        if (cache == 0) CHECK(st.cache_hits == 0 && st.cache_misses == 0);
+        if (cache > 1000) CHECK(st.cache_hits > st.cache_misses); /* rounds 2 of 3 hit */
+        CHECK(st.cache_bytes <= cache);
         /* A crop outside the array: an error, named. */
         starts[0] = 39;
         CHECK_EQ(lumio_zarr_read_batch(z, 1, starts, crop, bufs), LUMIO_E_RANGE);

@@ -69,6 +69,12 @@ typedef struct lumio_zarr_options {
     lumio_ring *ring;
     /* Raw chunks in flight at once during a read (default 64). */
     unsigned max_chunks_in_flight;
+    /* Keep up to this many bytes of decoded chunks, least recently used
+     * evicted first, so reads that touch a chunk again (random crops) do
+     * not read and decode it again (default 0: no cache). Writes through
+     * this handle update it; changes made by others are not seen while a
+     * chunk stays cached. */
+    uint64_t cache_bytes;
 } lumio_zarr_options;
 
 LUMIO_API void lumio_zarr_options_default(lumio_zarr_options *o);
@@ -94,6 +100,15 @@ LUMIO_API int lumio_zarr_read(lumio_zarr *z, const uint64_t *start, const uint64
  * side by side. 0 or the first error. */
 LUMIO_API int lumio_zarr_read_batch(lumio_zarr *z, size_t n, const uint64_t *starts,
                                     const uint64_t *shape, void *const *bufs);
+
+/* What reads through this handle have done so far. */
+typedef struct lumio_zarr_stats {
+    uint64_t cache_hits;   /* chunks placed from the cache */
+    uint64_t cache_misses; /* chunks looked up and read from the store */
+    uint64_t cache_bytes;  /* decoded bytes held now */
+} lumio_zarr_stats;
+
+LUMIO_API void lumio_zarr_get_stats(const lumio_zarr *z, lumio_zarr_stats *s);
 
 /* Creating arrays (local directories). */
 typedef struct lumio_zarr_create_options {

@@ -30,6 +30,11 @@ void lumio_zarr_get_info(const lumio_zarr *z, lumio_zarr_info *info) {
     *info = z->m.info;
 }
 
+void lumio_zarr_get_stats(const lumio_zarr *z, lumio_zarr_stats *s) {
+    memset(s, 0, sizeof *s);
+    if (z->cache) zarr_cache_stats(z->cache, &s->cache_hits, &s->cache_misses, &s->cache_bytes);
+}
+
 /* ---- the store ---------------------------------------------------------------- */
 
 static char *join(const char *base, const char *key) {
@@ -129,6 +134,11 @@ int lumio_zarr_open(lumio_zarr **out, const char *location, const lumio_zarr_opt
         }
     }
     free(text);
+    if (rc == 0 && o.cache_bytes) {
+        zarr_meta grid = z->m;
+        if (z->m.sharded) zarr_inner_meta(&z->m, &grid); /* it caches its inner chunks */
+        if (!(z->cache = zarr_cache_new(o.cache_bytes, grid.chunk_bytes))) rc = -ENOMEM;
+    }
     if (rc < 0) {
         snprintf(open_error, sizeof open_error, "%s", z->err);
         lumio_zarr_close(z);
@@ -141,6 +151,7 @@ int lumio_zarr_open(lumio_zarr **out, const char *location, const lumio_zarr_opt
 void lumio_zarr_close(lumio_zarr *z) {
     if (!z) return;
     if (z->own_ring) lumio_ring_destroy(z->ring);
+    zarr_cache_free(z->cache);
     free(z->base);
     free(z);
 }
@@ -150,12 +161,21 @@ void lumio_zarr_close(lumio_zarr *z) {
 int zarr_decode_landed(region *x, lumio_completion *c, uint8_t *into) {
     const zarr_meta *m = x->m;
     uint8_t *chunk = into ? into : malloc(m->chunk_bytes ? m->chunk_bytes : 1);
+    zarr_cache *cache = into || !x->z ? NULL : x->z->cache;
     char why[256];
-    int rc = chunk ? zarr_decode(m, c->data, c->length, chunk, why, sizeof why) : -ENOMEM;
+    uint64_t cc[LUMIO_ZARR_MAX_DIMS];
+    region_chunk(x, c->user_data, cc);
+    /* Into place: only as far as the region reaches into the chunk, unless
+     * the cache keeps it. */
+    uint64_t need = into || cache ? m->chunk_bytes : region_chunk_need(x, cc);
+    int rc =
+        chunk ? zarr_decode_prefix(m, c->data, c->length, chunk, need, why, sizeof why) : -ENOMEM;
     if (rc == 0 && !into) {
-        uint64_t cc[LUMIO_ZARR_MAX_DIMS];
-        region_chunk(x, c->user_data, cc);
         region_to_buf(x, cc, chunk);
+        if (cache) {
+            zarr_cache_add(cache, zarr_chunk_linear(m, cc), chunk, m->chunk_bytes);
+            chunk = NULL;
+        }
     } else if (rc < 0) {
         char where[512], text[1024];
         lumio_completion_describe(c, where, sizeof where);
@@ -183,6 +203,14 @@ int zarr_on_chunk(void *arg, lumio_completion *c) {
     }
     if (c->result < 0) return c->result; /* the ring names the key and why */
     return zarr_decode_landed(x, c, NULL);
+}
+
+bool zarr_cached(const region *x, uint64_t i) {
+    zarr_cache *cache = x->z ? x->z->cache : NULL;
+    if (!cache) return false;
+    uint64_t cc[LUMIO_ZARR_MAX_DIMS];
+    region_chunk(x, i, cc);
+    return zarr_cache_copy(cache, zarr_chunk_linear(x->m, cc), x, cc);
 }
 
 /* The op reading the whole key of the region's chunk idx (user_data idx). */
@@ -217,16 +245,18 @@ int zarr_fetch_chunks(lumio_zarr *z, region *x, uint64_t first, uint64_t n, lumi
     lumio_completion c[64];
     while (rc == 0 && (next < n || groups > 0)) {
         while (rc == 0 && next < n && groups < 2) {
-            uint64_t k = LUMIO_MIN(batch, n - next);
-            for (uint64_t i = 0; i < k; i++)
-                chunk_op(z, x, which ? which[next + i] : first + next + i, &ops[i], &rgs[i],
-                         &paths[i]);
+            uint64_t k = 0;
+            for (; k < batch && next < n; next++) {
+                uint64_t idx = which ? which[next] : first + next;
+                if (fn == zarr_on_chunk && zarr_cached(x, idx)) continue;
+                chunk_op(z, x, idx, &ops[k], &rgs[k], &paths[k]);
+                k++;
+            }
             rc = lumio_ring_submit(z->ring, ops, k, &go, &gids[groups]);
             if (rc < 0) {
                 snprintf(z->err, sizeof z->err, "%s", lumio_ring_last_error(z->ring));
                 break;
             }
-            next += k;
             groups++;
         }
         if (groups == 0) break;
@@ -286,13 +316,15 @@ int zarr_submit_region(lumio_zarr *z, region *x, uint64_t *g) {
     lumio_range *rgs = calloc(n, sizeof *rgs);
     char(*paths)[1024] = malloc(n * sizeof *paths);
     int rc = ops && rgs && paths ? 0 : -ENOMEM;
-    for (uint64_t i = 0; rc == 0 && i < n; i++) chunk_op(z, x, i, &ops[i], &rgs[i], &paths[i]);
-    if (rc == 0) {
+    uint64_t k = 0;
+    for (uint64_t i = 0; rc == 0 && i < n; i++)
+        if (!zarr_cached(x, i)) chunk_op(z, x, i, &ops[k], &rgs[k], &paths[k]), k++;
+    if (rc == 0) { /* all cached: an empty group, which ends at once */
         lumio_group_options go;
         lumio_group_options_default(&go);
         go.compute = zarr_on_chunk;
         go.compute_arg = x;
-        rc = lumio_ring_submit(z->ring, ops, n, &go, g);
+        rc = lumio_ring_submit(z->ring, ops, k, &go, g);
     }
     if (rc < 0)
         region_error(x, rc, rc == -ENOMEM ? "out of memory" : lumio_ring_last_error(z->ring));

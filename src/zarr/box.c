@@ -157,6 +157,17 @@ static void copy(const region *x, const uint64_t *cc, uint8_t *chunk, bool to_bu
     }
 }
 
+uint64_t region_chunk_need(const region *x, const uint64_t *cc) {
+    const lumio_zarr_info *info = &x->m->info;
+    uint64_t last = 0;
+    for (unsigned d = 0; d < info->ndim; d++) {
+        uint64_t co = cc[d] * info->chunks[d];
+        uint64_t b = LUMIO_MIN(co + info->chunks[d], x->start[d] + x->shape[d]);
+        last += (b - 1 - co) * x->cstride[d];
+    }
+    return (last + 1) * info->itemsize;
+}
+
 void region_to_buf(const region *x, const uint64_t *cc, const uint8_t *chunk) {
     copy(x, cc, (uint8_t *)chunk, true);
 }

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
+#define ZSTD_STATIC_LINKING_ONLY /* the block-at-a-time API, for prefixes */
 #include <zstd.h>
 
 /* One zstd context per thread, made on first use: ZSTD_decompress() would
@@ -30,15 +31,37 @@ static ZSTD_DCtx *thread_dctx(void) {
     return d;
 }
 
+/* Decode zstd block by block until at least `need` bytes are out: 1 when
+ * they are, 0 when the frame ended first or the input is not a plain single
+ * frame (the caller then decodes the whole chunk, which says what is wrong). */
+static int zstd_prefix(ZSTD_DCtx *d, const uint8_t *src, size_t len, uint8_t *out, size_t cap,
+                       size_t need) {
+    if (ZSTD_isError(ZSTD_decompressBegin(d))) return 0;
+    size_t pos = 0, opos = 0;
+    while (opos < need) {
+        size_t n = ZSTD_nextSrcSizeToDecompress(d);
+        if (n == 0 || n > len - pos) return 0;
+        size_t got = ZSTD_decompressContinue(d, out + opos, cap - opos, src + pos, n);
+        if (ZSTD_isError(got)) return 0;
+        pos += n;
+        opos += got;
+    }
+    return 1;
+}
+
+/* Decompress into out (cap bytes); with need < cap, only the first `need`
+ * bytes have to be right (the region uses no more of the chunk), which
+ * zstd and uncompressed chunks take as leave to stop early. */
 static int decompress(const codec *k, const uint8_t *src, size_t len, uint8_t *out, size_t cap,
-                      char *err, size_t errlen) {
+                      size_t need, char *err, size_t errlen) {
     switch (k->id) {
     case CODEC_NONE:
         if (len != cap) break;
-        memcpy(out, src, len);
+        memcpy(out, src, need);
         return 0;
     case CODEC_ZSTD: {
         ZSTD_DCtx *d = thread_dctx();
+        if (d && need < cap && zstd_prefix(d, src, len, out, cap, need)) return 0;
         size_t n =
             d ? ZSTD_decompressDCtx(d, out, cap, src, len) : ZSTD_decompress(out, cap, src, len);
         if (ZSTD_isError(n)) {
@@ -152,14 +175,20 @@ static void undelta(const codec *k, uint8_t *p, size_t bytes, unsigned size) {
 
 int zarr_decode(const zarr_meta *m, const uint8_t *src, size_t len, uint8_t *out, char *err,
                 size_t errlen) {
+    return zarr_decode_prefix(m, src, len, out, m->chunk_bytes, err, errlen);
+}
+
+int zarr_decode_prefix(const zarr_meta *m, const uint8_t *src, size_t len, uint8_t *out,
+                       size_t need, char *err, size_t errlen) {
     size_t cap = m->chunk_bytes;
+    need = LUMIO_MIN(need, cap);
     if (m->sharded) return zarr_decode_shard(m, src, len, out, err, errlen);
     if (m->info.format == 2) {
-        int rc = decompress(&m->compressor, src, len, out, cap, err, errlen);
+        int rc = decompress(&m->compressor, src, len, out, cap, need, err, errlen);
         if (rc) return rc;
-        for (unsigned i = m->nfilters; i-- > 0;)
+        for (unsigned i = m->nfilters; i-- > 0;) /* a running sum: its prefix is its own */
             if (m->filters[i].id == CODEC_DELTA)
-                undelta(&m->filters[i], out, cap, m->info.itemsize);
+                undelta(&m->filters[i], out, need, m->info.itemsize);
         return 0;
     }
     /* v3: bytes->bytes codecs in reverse; at most one compressor (checked at
@@ -186,7 +215,7 @@ int zarr_decode(const zarr_meta *m, const uint8_t *src, size_t len, uint8_t *out
         }
     }
     codec none = {.id = CODEC_NONE};
-    return decompress(comp ? comp : &none, src, len, out, cap, err, errlen);
+    return decompress(comp ? comp : &none, src, len, out, cap, need, err, errlen);
 }
 
 /* ---- encoding ---------------------------------------------------------------- */

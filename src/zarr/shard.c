@@ -322,7 +322,7 @@ int zarr_read_sharded(lumio_zarr *z, const uint64_t *start, const uint64_t *shap
                     rem /= per;
                     inside &= cc[d] >= x->lo[d] && cc[d] < x->lo[d] + x->count[d];
                 }
-                if (!inside) continue;
+                if (!inside || zarr_cached(x, region_index(x, cc))) continue;
                 uint64_t off = missing[s] ? MISSING : entries[(s * m->ninner + q) * 2];
                 uint64_t nb = missing[s] ? MISSING : entries[(s * m->ninner + q) * 2 + 1];
                 if (off == MISSING && nb == MISSING) {

@@ -66,6 +66,13 @@ void zarr_describe_codecs(zarr_meta *m);
 int zarr_decode(const zarr_meta *m, const uint8_t *src, size_t len, uint8_t *out, char *err,
                 size_t errlen);
 
+/* codec.c: the same, where only the first `need` bytes of out must be
+ * right (a region that ends inside the chunk): zstd stops after the block
+ * holding them. A corrupt tail past them may go unnoticed; a full decode
+ * (need >= chunk_bytes) checks the whole chunk. */
+int zarr_decode_prefix(const zarr_meta *m, const uint8_t *src, size_t len, uint8_t *out,
+                       size_t need, char *err, size_t errlen);
+
 /* codec.c: encode one chunk (chunk_bytes, stored order) into a malloc'd
  * buffer. */
 int zarr_encode(const zarr_meta *m, uint8_t *chunk, uint8_t **out, size_t *outlen, char *err,
@@ -104,6 +111,9 @@ void region_chunk(const region *x, uint64_t i, uint64_t *cc);
  * region: into the region (chunk NULL: the fill value), or out of it. */
 void region_to_buf(const region *x, const uint64_t *cc, const uint8_t *chunk);
 void region_to_chunk(const region *x, const uint64_t *cc, uint8_t *chunk);
+/* Bytes of the chunk at cc (stored element order) up to the last element the
+ * region uses. */
+uint64_t region_chunk_need(const region *x, const uint64_t *cc);
 /* Whether the region covers all of the chunk at cc that lies in the array. */
 bool region_covers(const region *x, const uint64_t *cc);
 /* Fill a whole chunk buffer with the fill value. */
@@ -135,6 +145,26 @@ int zarr_encode_shard(const zarr_meta *m, uint8_t *shard, uint8_t **out, size_t 
                       size_t errlen);
 int zarr_read_sharded(lumio_zarr *z, const uint64_t *start, const uint64_t *shape, void *buf);
 
+/* cache.c: the decoded-chunk cache (lumio_zarr_options.cache_bytes). Keys
+ * are chunk indices in C order over a grid's chunks (zarr_chunk_linear;
+ * a sharded array's inner chunks). */
+typedef struct zarr_cache zarr_cache;
+zarr_cache *zarr_cache_new(uint64_t budget, uint64_t chunk_bytes);
+void zarr_cache_free(zarr_cache *c);
+uint64_t zarr_chunk_linear(const zarr_meta *grid, const uint64_t *cc);
+/* Copy the cached chunk `key` (at cc) into the region: false if absent. */
+bool zarr_cache_copy(zarr_cache *c, uint64_t key, const region *x, const uint64_t *cc);
+/* Keep a whole decoded chunk (malloc'd; the cache owns it from here). */
+void zarr_cache_add(zarr_cache *c, uint64_t key, uint8_t *data, uint64_t bytes);
+/* Forget the chunks of the grid that the region touches (they were written). */
+void zarr_cache_forget(zarr_cache *c, const zarr_meta *grid, const uint64_t *start,
+                       const uint64_t *shape);
+void zarr_cache_stats(zarr_cache *c, uint64_t *hits, uint64_t *misses, uint64_t *bytes);
+
+/* array.c: the region's chunk i placed from the cache (on the caller's
+ * thread) instead of being read: true if it was there. */
+bool zarr_cached(const region *x, uint64_t i);
+
 /* array.c: this thread's text of the last failed open or create. */
 char *zarr_open_error(void);
 
@@ -145,6 +175,7 @@ struct lumio_zarr {
     lumio_ring *ring;
     bool own_ring;
     unsigned max_inflight;
+    zarr_cache *cache; /* NULL: no cache */
     char err[1024];
 };
 
