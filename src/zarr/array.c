@@ -160,8 +160,11 @@ void lumio_zarr_close(lumio_zarr *z) {
 
 int zarr_decode_landed(region *x, lumio_completion *c, uint8_t *into) {
     const zarr_meta *m = x->m;
-    uint8_t *chunk = into ? into : malloc(m->chunk_bytes ? m->chunk_bytes : 1);
     zarr_cache *cache = into || !x->z ? NULL : x->z->cache;
+    /* The cache keeps what it is given; otherwise the thread's scratch. */
+    uint8_t *chunk = into    ? into
+                     : cache ? malloc(LUMIO_MAX(m->chunk_bytes, 1))
+                             : zarr_scratch_get(m->chunk_bytes);
     char why[256];
     uint64_t cc[LUMIO_ZARR_MAX_DIMS];
     region_chunk(x, c->user_data, cc);
@@ -184,7 +187,10 @@ int zarr_decode_landed(region *x, lumio_completion *c, uint8_t *into) {
         snprintf(text, sizeof text, "%s: %s", where, chunk ? why : "out of memory");
         region_error(x, rc, text);
     }
-    if (!into) free(chunk);
+    if (!into && cache)
+        free(chunk);
+    else if (!into && chunk)
+        zarr_scratch_put(chunk, m->chunk_bytes);
     lumio_buffer_release(c->buffer);
     c->buffer = NULL;
     c->data = NULL;

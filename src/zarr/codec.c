@@ -31,6 +31,71 @@ static ZSTD_DCtx *thread_dctx(void) {
     return d;
 }
 
+/* And one compression context: ZSTD_compress() would allocate (and fault
+ * in) a fresh one of about a megabyte for every chunk. */
+static pthread_key_t cctx_key;
+static pthread_once_t cctx_once = PTHREAD_ONCE_INIT;
+static void cctx_free(void *p) {
+    ZSTD_freeCCtx(p);
+}
+static void cctx_init(void) {
+    pthread_key_create(&cctx_key, cctx_free);
+}
+static ZSTD_CCtx *thread_cctx(void) {
+    pthread_once(&cctx_once, cctx_init);
+    ZSTD_CCtx *c = pthread_getspecific(cctx_key);
+    if (!c && (c = ZSTD_createCCtx())) pthread_setspecific(cctx_key, c);
+    return c;
+}
+
+/* A decoded chunk's room, kept per thread (the ring's workers decode one
+ * chunk after another) up to this size; larger chunks come and go. */
+enum { SCRATCH_KEEP = 16u << 20 };
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+typedef struct scratch {
+    uint8_t *mem;
+    size_t cap;
+} scratch;
+static void scratch_free(void *p) {
+    scratch *s = p;
+    free(s->mem);
+    free(s);
+}
+static void scratch_init(void) {
+    pthread_key_create(&scratch_key, scratch_free);
+}
+
+uint8_t *zarr_scratch_get(size_t bytes) {
+    if (bytes > SCRATCH_KEEP) return malloc(bytes);
+    pthread_once(&scratch_once, scratch_init);
+    scratch *s = pthread_getspecific(scratch_key);
+    if (!s) {
+        if (!(s = calloc(1, sizeof *s))) return NULL;
+        pthread_setspecific(scratch_key, s);
+    }
+    if (s->cap < bytes) {
+        free(s->mem);
+        s->cap = 0;
+        if (!(s->mem = malloc(LUMIO_MAX(bytes, 1)))) return NULL;
+        s->cap = bytes;
+    }
+    uint8_t *m = s->mem;
+    s->mem = NULL; /* lent out until zarr_scratch_put */
+    s->cap = 0;
+    return m;
+}
+
+void zarr_scratch_put(uint8_t *mem, size_t bytes) {
+    scratch *s = bytes <= SCRATCH_KEEP ? pthread_getspecific(scratch_key) : NULL;
+    if (!s || s->mem) {
+        free(mem);
+        return;
+    }
+    s->mem = mem;
+    s->cap = bytes;
+}
+
 /* Decode zstd block by block until at least `need` bytes are out: 1 when
  * they are, 0 when the frame ended first or the input is not a plain single
  * frame (the caller then decodes the whole chunk, which says what is wrong). */
@@ -220,28 +285,34 @@ int zarr_decode_prefix(const zarr_meta *m, const uint8_t *src, size_t len, uint8
 
 /* ---- encoding ---------------------------------------------------------------- */
 
-/* Compress src into a malloc'd buffer. */
+/* Make *buf (of *cap bytes, grown as needed) hold at least `need`. */
+static int room(uint8_t **buf, size_t *cap, size_t need) {
+    if (*cap >= need && *buf) return 0;
+    uint8_t *p = realloc(*buf, LUMIO_MAX(need, 1));
+    if (!p) return -ENOMEM;
+    *buf = p;
+    *cap = need;
+    return 0;
+}
+
+/* Compress src into *out (*cap bytes, grown as needed). */
 static int compress_chunk(const codec *k, const uint8_t *src, size_t len, uint8_t **out,
-                          size_t *outlen, char *err, size_t errlen) {
-    size_t cap;
-    uint8_t *dst;
+                          size_t *cap, size_t *outlen, char *err, size_t errlen) {
     switch (k->id) {
     case CODEC_NONE:
-        if (!(dst = malloc(len ? len : 1))) return -ENOMEM;
-        memcpy(dst, src, len);
-        *out = dst;
+        if (room(out, cap, len)) return -ENOMEM;
+        memcpy(*out, src, len);
         *outlen = len;
         return 0;
     case CODEC_ZSTD: {
-        cap = ZSTD_compressBound(len);
-        if (!(dst = malloc(cap))) return -ENOMEM;
-        size_t n = ZSTD_compress(dst, cap, src, len, k->level);
+        if (room(out, cap, ZSTD_compressBound(len))) return -ENOMEM;
+        ZSTD_CCtx *c = thread_cctx();
+        size_t n = c ? ZSTD_compressCCtx(c, *out, *cap, src, len, k->level)
+                     : ZSTD_compress(*out, *cap, src, len, k->level);
         if (ZSTD_isError(n)) {
-            free(dst);
             snprintf(err, errlen, "zstd: %s", ZSTD_getErrorName(n));
             return LUMIO_E_CODEC;
         }
-        *out = dst;
         *outlen = n;
         return 0;
     }
@@ -250,16 +321,13 @@ static int compress_chunk(const codec *k, const uint8_t *src, size_t len, uint8_
             snprintf(err, errlen, "blosc: a chunk of %zu bytes is too large", len);
             return LUMIO_E_CODEC;
         }
-        cap = len + BLOSC_MAX_OVERHEAD;
-        if (!(dst = malloc(cap))) return -ENOMEM;
-        int n = blosc_compress_ctx(k->level, k->shuffle, k->typesize, len, src, dst, cap, k->cname,
-                                   0, 1);
+        if (room(out, cap, len + BLOSC_MAX_OVERHEAD)) return -ENOMEM;
+        int n = blosc_compress_ctx(k->level, k->shuffle, k->typesize, len, src, *out, *cap,
+                                   k->cname, 0, 1);
         if (n <= 0) {
-            free(dst);
             snprintf(err, errlen, "blosc: compression failed (%d)", n);
             return LUMIO_E_CODEC;
         }
-        *out = dst;
         *outlen = (size_t)n;
         return 0;
     }
@@ -271,24 +339,21 @@ static int compress_chunk(const codec *k, const uint8_t *src, size_t len, uint8_
                          k->id == CODEC_GZIP ? 16 + MAX_WBITS : MAX_WBITS, 8,
                          Z_DEFAULT_STRATEGY) != Z_OK)
             return -ENOMEM;
-        cap = deflateBound(&zs, (uLong)len) + 32;
-        if (!(dst = malloc(cap))) {
+        if (room(out, cap, deflateBound(&zs, (uLong)len) + 32)) {
             deflateEnd(&zs);
             return -ENOMEM;
         }
         zs.next_in = (Bytef *)src;
         zs.avail_in = (uInt)len;
-        zs.next_out = dst;
-        zs.avail_out = (uInt)cap;
+        zs.next_out = *out;
+        zs.avail_out = (uInt)*cap;
         int rc = deflate(&zs, Z_FINISH);
         *outlen = zs.total_out;
         deflateEnd(&zs);
         if (rc != Z_STREAM_END) {
-            free(dst);
             snprintf(err, errlen, "%s: compression failed", k->id == CODEC_GZIP ? "gzip" : "zlib");
             return LUMIO_E_CODEC;
         }
-        *out = dst;
         return 0;
     }
     default:
@@ -299,14 +364,34 @@ static int compress_chunk(const codec *k, const uint8_t *src, size_t len, uint8_
 
 int zarr_encode(const zarr_meta *m, uint8_t *chunk, uint8_t **out, size_t *outlen, char *err,
                 size_t errlen) {
+    size_t cap = 0;
+    *out = NULL;
+    int rc = zarr_encode_into(m, chunk, out, &cap, outlen, err, errlen);
+    if (rc) {
+        free(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+int zarr_encode_into(const zarr_meta *m, uint8_t *chunk, uint8_t **out, size_t *cap, size_t *outlen,
+                     char *err, size_t errlen) {
     size_t len = m->chunk_bytes;
-    if (m->sharded) return zarr_encode_shard(m, chunk, out, outlen, err, errlen);
+    if (m->sharded) {
+        uint8_t *shard;
+        int rc = zarr_encode_shard(m, chunk, &shard, outlen, err, errlen);
+        if (rc) return rc;
+        free(*out);
+        *out = shard;
+        *cap = *outlen;
+        return 0;
+    }
     if (m->info.format == 2) {
         if (m->nfilters) {
             snprintf(err, errlen, "writing with filters is not supported");
             return LUMIO_E_UNSUPPORTED;
         }
-        return compress_chunk(&m->compressor, chunk, len, out, outlen, err, errlen);
+        return compress_chunk(&m->compressor, chunk, len, out, cap, outlen, err, errlen);
     }
     const codec *comp = NULL;
     bool crc = false;
@@ -317,16 +402,11 @@ int zarr_encode(const zarr_meta *m, uint8_t *chunk, uint8_t **out, size_t *outle
             comp = &m->chain[i];
     }
     codec none = {.id = CODEC_NONE};
-    int rc = compress_chunk(comp ? comp : &none, chunk, len, out, outlen, err, errlen);
+    int rc = compress_chunk(comp ? comp : &none, chunk, len, out, cap, outlen, err, errlen);
     if (rc || !crc) return rc;
-    uint8_t *grown = realloc(*out, *outlen + 4);
-    if (!grown) {
-        free(*out);
-        return -ENOMEM;
-    }
-    uint32_t c = crc32_iscsi(grown, (int)*outlen, 0xffffffffu) ^ 0xffffffffu;
-    save(grown + *outlen, c, 4, 0);
-    *out = grown;
+    if (room(out, cap, *outlen + 4)) return -ENOMEM;
+    uint32_t c = crc32_iscsi(*out, (int)*outlen, 0xffffffffu) ^ 0xffffffffu;
+    save(*out + *outlen, c, 4, 0);
     *outlen += 4;
     return 0;
 }

@@ -351,7 +351,7 @@ out:
 typedef struct write_job {
     region x;          /* first: the compute stage gets &job.x */
     uint64_t first, n; /* this batch: chunks first .. first + n of the region */
-    uint8_t **bufs;    /* their contents, in stored element order */
+    uint8_t **bufs;    /* the old contents of chunks only partly written (stored order) */
     uint64_t next;     /* the next chunk to encode (atomic) */
 } write_job;
 
@@ -369,34 +369,55 @@ static int on_old(void *arg, lumio_completion *c) {
     return zarr_decode_landed(&j->x, c, buf);
 }
 
-/* A thread: merge the new data into chunks, encode and write them. */
+/* A thread: merge the new data into chunks, encode and write them. A chunk
+ * the region covers is assembled in the thread's own buffer, and every chunk
+ * is encoded into another, both reused from chunk to chunk. */
 static void *encoder(void *arg) {
     write_job *j = arg;
     region *x = &j->x;
     const lumio_zarr *z = x->z;
+    const zarr_meta *m = &z->m;
+    uint8_t *own = NULL, *enc = NULL;
+    size_t cap = 0;
     for (;;) {
         uint64_t i = __atomic_fetch_add(&j->next, 1, __ATOMIC_RELAXED);
         if (i >= j->n || x->error) break;
         uint64_t cc[LUMIO_ZARR_MAX_DIMS];
         region_chunk(x, j->first + i, cc);
-        region_to_chunk(x, cc, j->bufs[i]);
-        uint8_t *enc = NULL;
-        size_t len = 0;
         char why[256], text[1200], key[256];
         zarr_chunk_key(z, cc, key, sizeof key);
-        int rc = zarr_encode(&z->m, j->bufs[i], &enc, &len, why, sizeof why);
+        uint8_t *chunk = j->bufs[i];
+        int rc = 0;
+        if (!chunk && !own && !(own = malloc(LUMIO_MAX(m->chunk_bytes, 1)))) {
+            rc = -ENOMEM;
+            snprintf(why, sizeof why, "out of memory");
+        }
+        if (rc == 0 && !chunk) {
+            chunk = own;
+            /* Covered: only the padding of an edge chunk needs the fill value. */
+            bool edge = false;
+            for (unsigned d = 0; d < m->info.ndim; d++)
+                edge |= (cc[d] + 1) * m->info.chunks[d] > m->info.shape[d];
+            if (edge) zarr_fill_chunk(m, chunk);
+        }
+        size_t len = 0;
+        if (rc == 0) {
+            region_to_chunk(x, cc, chunk);
+            rc = zarr_encode_into(m, chunk, &enc, &cap, &len, why, sizeof why);
+        }
         if (rc == 0) {
             char path[1100];
             snprintf(path, sizeof path, "%s/%s", z->base, key);
             rc = write_atomic(path, enc, len);
             if (rc < 0) snprintf(why, sizeof why, "%s", lumio_strerror(rc));
         }
-        free(enc);
         if (rc < 0) {
             snprintf(text, sizeof text, "%s/%s: %s", z->base, key, why);
             region_error(x, rc, text);
         }
     }
+    free(own);
+    free(enc);
     return NULL;
 }
 
@@ -427,22 +448,20 @@ int lumio_zarr_write(lumio_zarr *z, const uint64_t *start, const uint64_t *shape
         j.next = 0;
         uint64_t nold = 0;
         for (uint64_t i = 0; i < j.n && rc == 0; i++) {
-            /* Buffers are kept from batch to batch. */
+            uint64_t cc[LUMIO_ZARR_MAX_DIMS];
+            region_chunk(&j.x, first + i, cc);
+            if (region_covers(&j.x, cc)) { /* assembled by the encoder itself */
+                free(j.bufs[i]);
+                j.bufs[i] = NULL;
+                continue;
+            }
+            /* Partly covered: read, then merged. Buffers are kept from batch
+             * to batch. */
             if (!j.bufs[i] && !(j.bufs[i] = malloc(m->chunk_bytes ? m->chunk_bytes : 1))) {
                 rc = -ENOMEM;
                 break;
             }
-            uint64_t cc[LUMIO_ZARR_MAX_DIMS];
-            region_chunk(&j.x, first + i, cc);
-            if (!region_covers(&j.x, cc)) {
-                old[nold++] = first + i; /* read, then merged */
-                continue;
-            }
-            /* Covered: only the padding of an edge chunk needs the fill value. */
-            bool edge = false;
-            for (unsigned d = 0; d < m->info.ndim; d++)
-                edge |= (cc[d] + 1) * m->info.chunks[d] > m->info.shape[d];
-            if (edge) zarr_fill_chunk(m, j.bufs[i]);
+            old[nold++] = first + i;
         }
         if (rc == 0 && nold) rc = zarr_fetch_chunks(z, &j.x, 0, nold, on_old, old);
         unsigned started = 0;

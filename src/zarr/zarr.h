@@ -78,6 +78,17 @@ int zarr_decode_prefix(const zarr_meta *m, const uint8_t *src, size_t len, uint8
 int zarr_encode(const zarr_meta *m, uint8_t *chunk, uint8_t **out, size_t *outlen, char *err,
                 size_t errlen);
 
+/* codec.c: the same into *out, a buffer of *cap bytes grown (realloc) as
+ * needed, so one buffer serves chunk after chunk. */
+int zarr_encode_into(const zarr_meta *m, uint8_t *chunk, uint8_t **out, size_t *cap, size_t *outlen,
+                     char *err, size_t errlen);
+
+/* codec.c: room for a decoded chunk, lent by this thread's scratch (kept
+ * between chunks, up to 16 MiB); give it back with zarr_scratch_put. NULL
+ * when out of memory. */
+uint8_t *zarr_scratch_get(size_t bytes);
+void zarr_scratch_put(uint8_t *mem, size_t bytes);
+
 /* meta.c: the metadata document of m (malloc'd JSON text). */
 char *zarr_dump_meta(const zarr_meta *m);
 
