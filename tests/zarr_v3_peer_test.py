@@ -161,6 +161,13 @@ def main(root):
                 ok, detail = False, f"region {reg}: {r.stderr.decode()}"
                 break
         check(f"lumio reads regions of its sharded {t} {codec}", ok, detail)
+        if i == 0:
+            r = run(LUMIO, "zarr", "info", path)
+            dims = lambda v: " x ".join(map(str, v))
+            out = r.stdout.decode()
+            check("info shows the shard and the chunk shapes",
+                  r.returncode == 0 and f"shards      {dims(shard)}\n" in out and
+                  f"chunks      {dims(chunks)}\n" in out, out)
 
     # A shard built here by hand from the spec: index at the start, inner
     # chunks raw and out of order, some missing; lumio must read it right.

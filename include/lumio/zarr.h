@@ -61,6 +61,9 @@ typedef struct lumio_zarr_info {
     char codecs[256];  /* "blosc:lz4:5:shuffle", "zstd:3", "delta,zlib:1", ... */
     uint8_t fill[8];   /* the fill value, itemsize bytes in the array's byte order */
     uint64_t nchunks;  /* chunks in the grid */
+    /* A sharded array (v3 sharding_indexed): chunks is the shard shape and
+     * this the shape of the chunks inside a shard; all 0 otherwise. */
+    uint64_t inner_chunks[LUMIO_ZARR_MAX_DIMS];
 } lumio_zarr_info;
 
 typedef struct lumio_zarr_options {

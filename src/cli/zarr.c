@@ -120,7 +120,12 @@ static int zarr_info(const char *loc) {
     lumio_zarr_get_info(z, &in);
     printf("%-12s%d\n", "format", in.format);
     print_dims("shape", in.shape, in.ndim);
-    print_dims("chunks", in.chunks, in.ndim);
+    if (in.ndim && in.inner_chunks[0]) {
+        print_dims("shards", in.chunks, in.ndim);
+        print_dims("chunks", in.inner_chunks, in.ndim);
+    } else {
+        print_dims("chunks", in.chunks, in.ndim);
+    }
     printf("%-12s%s (%s)\n", "dtype", in.dtype, type_name(in.type));
     printf("%-12s%s\n", "order", in.fortran_order ? "F" : "C");
     printf("%-12s%s\n", "codecs", in.codecs);
@@ -675,10 +680,11 @@ static int zarr_bench(int argc, char **argv) {
         free(mem);
         free(starts);
         free(bufs);
-    } else { /* all: slabs of chunk rows along the first dimension */
+    } else { /* all: slabs of chunk rows (inner chunks of shards) along the first axis */
         uint64_t row = in.itemsize, start[LUMIO_ZARR_MAX_DIMS] = {0}, shape[LUMIO_ZARR_MAX_DIMS];
         for (unsigned d = 1; d < in.ndim; d++) row *= in.shape[d];
-        uint64_t rows = in.ndim ? in.chunks[0] : 1, span = in.ndim ? in.shape[0] : 1;
+        uint64_t rows = !in.ndim ? 1 : in.inner_chunks[0] ? in.inner_chunks[0] : in.chunks[0];
+        uint64_t span = in.ndim ? in.shape[0] : 1;
         uint8_t *buf = malloc(MAX(rows * row, 1));
         memcpy(shape, in.shape, sizeof shape);
         for (uint64_t at = 0; buf && rc == 0 && at < span; at += rows) {

@@ -439,6 +439,7 @@ static int parse_sharding(json_t *conf, zarr_meta *m, char *err, size_t errlen) 
             return LUMIO_E_FORMAT;
         }
         m->ninner *= info->chunks[d] / m->inner[d];
+        info->inner_chunks[d] = m->inner[d];
     }
     /* The inner codecs, parsed as a chain of their own. */
     zarr_meta t;
