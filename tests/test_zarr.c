@@ -361,8 +361,11 @@ TEST(series_in_order) {
             lumio_zarr_series *s;
             CHECK_RC(lumio_zarr_series_open(z, axis, step, rs, rn, 3, &s));
             lumio_zarr_info zi;
-            lumio_zarr_get_info(z, &zi); /* (a sharded array's chunks are its shards) */
-            uint64_t eff = step ? step : zi.chunks[axis], at = 0, want_index = 0, idx;
+            lumio_zarr_get_info(z, &zi); /* a sharded array: slabs of inner chunks */
+            uint64_t eff = step                    ? step
+                           : zi.inner_chunks[axis] ? zi.inner_chunks[axis]
+                                                   : zi.chunks[axis],
+                     at = 0, want_index = 0, idx;
             const void *data;
             int64_t n;
             int32_t *expect = malloc(total * 4);

@@ -159,10 +159,10 @@ LUMIO_API int lumio_zarr_rechunk(const char *src, const char *dst,
                                  lumio_progress_fn progress, void *arg);
 
 /* Ordered streaming along one axis (a time series): slabs of `step` indices
- * of `axis` (0: the chunk size along it) over the region start/shape (NULL:
- * the whole array), delivered in order, while the next `ahead` slabs (0: 4)
- * are already being read and decoded, out of order, on the workers. (For a
- * sharded array the slabs are read one at a time, without read-ahead.) */
+ * of `axis` (0: the chunk size along it; for a sharded array, the inner
+ * chunks') over the region start/shape (NULL: the whole array), delivered in
+ * order, while the next `ahead` slabs (0: 4) are already being read and
+ * decoded, out of order, on the workers. */
 typedef struct lumio_zarr_series lumio_zarr_series;
 
 LUMIO_API int lumio_zarr_series_open(lumio_zarr *z, unsigned axis, uint64_t step,

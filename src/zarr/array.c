@@ -134,10 +134,13 @@ int lumio_zarr_open(lumio_zarr **out, const char *location, const lumio_zarr_opt
         }
     }
     free(text);
+    if (rc == 0 && z->m.sharded) zarr_inner_meta(&z->m, &z->im);
     if (rc == 0 && o.cache_bytes) {
-        zarr_meta grid = z->m;
-        if (z->m.sharded) zarr_inner_meta(&z->m, &grid); /* it caches its inner chunks */
-        if (!(z->cache = zarr_cache_new(o.cache_bytes, grid.chunk_bytes))) rc = -ENOMEM;
+        /* A sharded array: an eighth for the shard indexes. */
+        uint64_t ib = z->m.sharded ? o.cache_bytes / 8 : 0;
+        if (!(z->cache = zarr_cache_new(o.cache_bytes - ib, zarr_grid(z)->chunk_bytes)) ||
+            (ib && !(z->index_cache = zarr_cache_new(ib, 16 * z->m.ninner))))
+            rc = -ENOMEM;
     }
     if (rc < 0) {
         snprintf(open_error, sizeof open_error, "%s", z->err);
@@ -152,6 +155,7 @@ void lumio_zarr_close(lumio_zarr *z) {
     if (!z) return;
     if (z->own_ring) lumio_ring_destroy(z->ring);
     zarr_cache_free(z->cache);
+    zarr_cache_free(z->index_cache);
     free(z->base);
     free(z);
 }
@@ -216,7 +220,13 @@ bool zarr_cached(const region *x, uint64_t i) {
     if (!cache) return false;
     uint64_t cc[LUMIO_ZARR_MAX_DIMS];
     region_chunk(x, i, cc);
-    return zarr_cache_copy(cache, zarr_chunk_linear(x->m, cc), x, cc);
+    centry *pin;
+    uint64_t bytes;
+    const uint8_t *chunk = zarr_cache_pin(cache, zarr_chunk_linear(x->m, cc), &bytes, &pin);
+    if (!chunk) return false;
+    region_to_buf(x, cc, chunk); /* outside the cache's lock: the workers go on adding */
+    zarr_cache_unpin(cache, pin);
+    return true;
 }
 
 /* The op reading the whole key of the region's chunk idx (user_data idx). */
@@ -340,21 +350,32 @@ int zarr_submit_region(lumio_zarr *z, region *x, uint64_t *g) {
     return rc;
 }
 
+int zarr_submit_any(lumio_zarr *z, region *x, zarr_cache *ic, uint64_t *g) {
+    return z->m.sharded ? zarr_submit_sharded(z, x, ic, g) : zarr_submit_region(z, x, g);
+}
+
+zarr_cache *zarr_index_cache(lumio_zarr *z, bool *own) {
+    *own = false;
+    if (!z->m.sharded || z->index_cache) return z->index_cache;
+    *own = true; /* for one call (or series): what it reads stays as fresh as a read */
+    return zarr_cache_new(16u << 20, 16 * z->m.ninner);
+}
+
 int lumio_zarr_read_batch(lumio_zarr *z, size_t n, const uint64_t *starts, const uint64_t *shape,
                           void *const *bufs) {
     unsigned nd = z->m.info.ndim;
-    if (z->m.sharded) { /* one at a time, through the sharded read */
-        for (size_t i = 0; i < n; i++) {
-            int rc = lumio_zarr_read(z, starts + i * nd, shape, bufs[i]);
-            if (rc < 0) return rc;
-        }
-        return 0;
-    }
     enum { INFLIGHT = 16 };
     region *xs = calloc(INFLIGHT, sizeof *xs);
     uint64_t gids[INFLIGHT];
-    bool busy[INFLIGHT] = {false};
-    if (!xs) return -ENOMEM;
+    bool busy[INFLIGHT] = {false}, own_ic;
+    /* A sharded array: each region's shard indexes are read first (those
+     * of earlier regions are kept), while earlier regions decode. */
+    zarr_cache *ic = zarr_index_cache(z, &own_ic);
+    if (!xs || (z->m.sharded && !ic)) {
+        free(xs);
+        if (own_ic) zarr_cache_free(ic);
+        return -ENOMEM;
+    }
     size_t next = 0;
     unsigned pending = 0;
     int rc = 0;
@@ -364,14 +385,14 @@ int lumio_zarr_read_batch(lumio_zarr *z, size_t n, const uint64_t *starts, const
         while (rc == 0 && next < n && pending < INFLIGHT) {
             unsigned s = 0;
             while (busy[s]) s++;
-            int r = region_init(&xs[s], z, &z->m, starts + next * nd, shape, bufs[next]);
+            int r = region_init(&xs[s], z, zarr_grid(z), starts + next * nd, shape, bufs[next]);
             next++;
             if (r == 1) continue; /* empty */
             if (r < 0) {
                 rc = r;
                 break;
             }
-            if ((r = zarr_submit_region(z, &xs[s], &gids[s])) < 0) {
+            if ((r = zarr_submit_any(z, &xs[s], ic, &gids[s])) < 0) {
                 rc = r;
                 snprintf(z->err, sizeof z->err, "%s", xs[s].err);
                 region_fini(&xs[s]);
@@ -412,5 +433,6 @@ int lumio_zarr_read_batch(lumio_zarr *z, size_t n, const uint64_t *starts, const
         }
     }
     free(xs);
+    if (own_ic) zarr_cache_free(ic);
     return rc;
 }

@@ -37,7 +37,7 @@ static size_t slot(const zarr_cache *c, uint64_t key) {
 zarr_cache *zarr_cache_new(uint64_t budget, uint64_t chunk_bytes) {
     zarr_cache *c = calloc(1, sizeof *c);
     if (!c) return NULL;
-    uint64_t entries = budget / LUMIO_MAX(chunk_bytes, 1) + 1;
+    uint64_t entries = budget / (chunk_bytes + sizeof(centry)) + 1;
     size_t n = 64;
     while (n < 2 * entries && n < (1u << 24)) n *= 2;
     if (!(c->table = calloc(n, sizeof *c->table))) {
@@ -101,19 +101,24 @@ static void to_front(zarr_cache *c, centry *e) {
     c->head = e;
 }
 
-bool zarr_cache_copy(zarr_cache *c, uint64_t key, const region *x, const uint64_t *cc) {
+const uint8_t *zarr_cache_pin(zarr_cache *c, uint64_t key, uint64_t *bytes, centry **pin) {
     pthread_mutex_lock(&c->mu);
     centry *e = find(c, key);
     if (!e) {
         c->misses++;
         pthread_mutex_unlock(&c->mu);
-        return false;
+        return NULL;
     }
     c->hits++;
     to_front(c, e);
     e->refs++;
     pthread_mutex_unlock(&c->mu);
-    region_to_buf(x, cc, e->data); /* outside the lock: the workers go on adding */
+    *pin = e;
+    *bytes = e->bytes - sizeof *e;
+    return e->data ? e->data : (const uint8_t *)"";
+}
+
+void zarr_cache_unpin(zarr_cache *c, centry *e) {
     pthread_mutex_lock(&c->mu);
     bool gone = --e->refs == 0 && !e->linked;
     pthread_mutex_unlock(&c->mu);
@@ -121,15 +126,15 @@ bool zarr_cache_copy(zarr_cache *c, uint64_t key, const region *x, const uint64_
         free(e->data);
         free(e);
     }
-    return true;
 }
 
 void zarr_cache_add(zarr_cache *c, uint64_t key, uint8_t *data, uint64_t bytes) {
-    centry *e = bytes <= c->budget ? malloc(sizeof *e) : NULL;
+    centry *e = bytes + sizeof *e <= c->budget ? malloc(sizeof *e) : NULL;
     if (!e) {
         free(data);
         return;
     }
+    bytes += sizeof *e; /* what it takes, so empty entries count too */
     *e = (centry){.key = key, .data = data, .bytes = bytes, .linked = true};
     pthread_mutex_lock(&c->mu);
     if (find(c, key)) { /* two regions decoded it side by side */

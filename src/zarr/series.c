@@ -26,6 +26,8 @@ struct lumio_zarr_series {
     unsigned ahead;
     slab *ring; /* ahead + 1 slots, by slab number modulo */
     uint64_t bytes_per_step;
+    zarr_cache *ic; /* sharded: shard indexes */
+    bool own_ic;
     int error; /* sticky: a failed slab fails every later call */
 };
 
@@ -37,9 +39,9 @@ static int submit_slab(lumio_zarr_series *s, uint64_t k) {
     b->start[s->axis] = s->start[s->axis] + k * s->step;
     b->shape[s->axis] =
         LUMIO_MIN(s->step, s->start[s->axis] + s->shape[s->axis] - b->start[s->axis]);
-    int rc = region_init(&b->x, z, &z->m, b->start, b->shape, b->buf);
+    int rc = region_init(&b->x, z, zarr_grid(z), b->start, b->shape, b->buf);
     if (rc) return rc < 0 ? rc : 0;
-    rc = zarr_submit_region(z, &b->x, &b->group);
+    rc = zarr_submit_any(z, &b->x, s->ic, &b->group);
     if (rc == 0) {
         b->submitted = true;
     } else {
@@ -61,7 +63,7 @@ int lumio_zarr_series_open(lumio_zarr *z, unsigned axis, uint64_t step, const ui
     if (!s) return -ENOMEM;
     s->z = z;
     s->axis = axis;
-    s->step = step ? step : in->chunks[axis];
+    s->step = step ? step : zarr_grid(z)->info.chunks[axis]; /* a sharded array: inner chunks */
     s->ahead = ahead ? LUMIO_MIN(ahead, 64u) : 4;
     for (unsigned d = 0; d < in->ndim; d++) {
         s->start[d] = start ? start[d] : 0;
@@ -86,7 +88,8 @@ int lumio_zarr_series_open(lumio_zarr *z, unsigned axis, uint64_t step, const ui
             s->bytes_per_step *= s->shape[d];
         }
     s->ring = calloc(s->ahead + 1, sizeof *s->ring);
-    int rc = s->ring ? 0 : -ENOMEM;
+    s->ic = zarr_index_cache(z, &s->own_ic);
+    int rc = s->ring && (s->ic || !z->m.sharded) ? 0 : -ENOMEM;
     for (unsigned i = 0; rc == 0 && i <= s->ahead; i++)
         if (!(s->ring[i].buf = malloc(LUMIO_MAX(s->bytes_per_step, 1)))) rc = -ENOMEM;
     if (rc < 0) {
@@ -101,20 +104,6 @@ int64_t lumio_zarr_series_next(lumio_zarr_series *s, const void **data, uint64_t
     lumio_zarr *z = s->z;
     if (s->error) return s->error;
     if (s->next_deliver == s->nslabs) return 0;
-    if (z->m.sharded) { /* one slab at a time, through the sharded read */
-        slab *b = &s->ring[0];
-        memcpy(b->start, s->start, sizeof b->start);
-        memcpy(b->shape, s->shape, sizeof b->shape);
-        b->start[s->axis] = s->start[s->axis] + s->next_deliver * s->step;
-        b->shape[s->axis] =
-            LUMIO_MIN(s->step, s->start[s->axis] + s->shape[s->axis] - b->start[s->axis]);
-        int rc = lumio_zarr_read(z, b->start, b->shape, b->buf);
-        if (rc < 0) return s->error = rc;
-        *data = b->buf;
-        if (index) *index = s->next_deliver;
-        s->next_deliver++;
-        return (int64_t)(s->bytes_per_step / s->step * b->shape[s->axis]);
-    }
     /* Keep `ahead` slabs in flight beyond the one being delivered. */
     while (s->next_submit < s->nslabs && s->next_submit <= s->next_deliver + s->ahead) {
         int rc = submit_slab(s, s->next_submit);
@@ -161,5 +150,6 @@ void lumio_zarr_series_close(lumio_zarr_series *s) {
         free(b->buf);
     }
     free(s->ring);
+    if (s->own_ic) zarr_cache_free(s->ic);
     free(s);
 }

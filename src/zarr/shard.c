@@ -173,13 +173,7 @@ int zarr_encode_shard(const zarr_meta *m, uint8_t *shard, uint8_t **out, size_t 
     free(tmp);
     return rc;
 }
-
 /* ---- region reads with ranged reads -------------------------------------------- */
-
-typedef struct shard_read {
-    region x; /* first: the compute stage gets &sr.x; over the inner grid */
-    zarr_meta im;
-} shard_read;
 
 /* An inner chunk that landed: its shard exists (its index was read). */
 static int on_inner(void *arg, lumio_completion *c) {
@@ -212,19 +206,45 @@ static int drain(lumio_zarr *z, region *x, uint64_t g, void (*each)(void *, lumi
     return x->error;
 }
 
+/* The shards a region touches: their grid span, and the j-th of them. */
+typedef struct shard_span {
+    uint64_t lo[LUMIO_ZARR_MAX_DIMS], count[LUMIO_ZARR_MAX_DIMS], n;
+} shard_span;
+
+static void span_init(shard_span *sp, const zarr_meta *m, const uint64_t *start,
+                      const uint64_t *shape) {
+    sp->n = 1;
+    for (unsigned d = 0; d < m->info.ndim; d++) {
+        sp->lo[d] = start[d] / m->info.chunks[d];
+        sp->count[d] = (start[d] + shape[d] - 1) / m->info.chunks[d] - sp->lo[d] + 1;
+        sp->n *= sp->count[d];
+    }
+}
+
+static void span_shard(const shard_span *sp, unsigned nd, uint64_t i, uint64_t *sc) {
+    for (unsigned d = nd; d-- > 0;) {
+        sc[d] = sp->lo[d] + i % sp->count[d];
+        i /= sp->count[d];
+    }
+}
+
+/* Indexes being fetched for slots 0..n of a batch of shards. */
 typedef struct index_batch {
     lumio_zarr *z;
     region *x;
-    const zarr_meta *m;
-    uint64_t *entries; /* 2 x ninner per shard of the batch */
+    zarr_cache *ic; /* where fetched indexes are kept too (NULL: nowhere) */
+    const uint64_t *keys;
+    uint64_t *entries; /* 2 x ninner per slot */
     bool *missing;
 } index_batch;
 
 static void on_index(void *arg, lumio_completion *c) {
     index_batch *b = arg;
-    uint64_t s = c->user_data;
+    const zarr_meta *m = &b->z->m;
+    uint64_t s = c->user_data, *e = b->entries + s * 2 * m->ninner;
     if (c->result == -ENOENT) {
         b->missing[s] = true;
+        if (b->ic) zarr_cache_add(b->ic, b->keys[s], NULL, 0);
         return;
     }
     if (c->result < 0) {
@@ -232,140 +252,233 @@ static void on_index(void *arg, lumio_completion *c) {
         return;
     }
     char why[256], text[1024];
-    int rc =
-        parse_index(b->m, c->data, c->length, b->entries + s * 2 * b->m->ninner, why, sizeof why);
+    int rc = parse_index(m, c->data, c->length, e, why, sizeof why);
     if (rc) {
         snprintf(text, sizeof text, "%s: %s", c->path, why);
         region_error(b->x, rc, text);
+        return;
     }
+    size_t bytes = 2 * m->ninner * sizeof *e;
+    uint8_t *copy = b->ic ? malloc(bytes) : NULL;
+    if (copy) {
+        memcpy(copy, e, bytes);
+        zarr_cache_add(b->ic, b->keys[s], copy, bytes);
+    }
+}
+
+/* Slot s's index from the cache: true if it was there. */
+static bool index_cached(zarr_cache *ic, const zarr_meta *m, uint64_t key, uint64_t *entries,
+                         bool *missing) {
+    centry *pin;
+    uint64_t bytes;
+    const uint8_t *d = ic ? zarr_cache_pin(ic, key, &bytes, &pin) : NULL;
+    if (!d) return false;
+    *missing = bytes == 0;
+    if (bytes) memcpy(entries, d, 2 * m->ninner * sizeof *entries);
+    zarr_cache_unpin(ic, pin);
+    return true;
+}
+
+/* The index reads of a batch of n shards (those not in the cache) as one
+ * group; *g its id, false when every index was cached. */
+static int submit_indexes(lumio_zarr *z, region *x, const shard_span *sp, uint64_t first,
+                          uint64_t n, index_batch *b, uint64_t *keys, char (*paths)[1024],
+                          lumio_op *ops, lumio_range *iranges, uint64_t *g, bool *pending) {
+    const zarr_meta *m = &z->m;
+    uint64_t ib = index_bytes(m);
+    size_t nops = 0;
+    *pending = false;
+    for (uint64_t s = 0; s < n; s++) {
+        uint64_t sc[LUMIO_ZARR_MAX_DIMS];
+        span_shard(sp, m->info.ndim, first + s, sc);
+        char key[256];
+        zarr_chunk_key(z, sc, key, sizeof key);
+        snprintf(paths[s], sizeof paths[s], "%s/%s", z->base, key);
+        keys[s] = zarr_chunk_linear(m, sc);
+        b->missing[s] = false;
+        if (index_cached(b->ic, m, keys[s], b->entries + s * 2 * m->ninner, &b->missing[s]))
+            continue;
+        iranges[nops] = (lumio_range){
+            .offset = m->index_at_start ? 0 : -(int64_t)ib, .length = ib, .user_data = s};
+        ops[nops] = (lumio_op){.kind = LUMIO_OP_GET,
+                               .path = paths[s],
+                               .ranges = &iranges[nops],
+                               .nranges = 1,
+                               .user_data = s};
+        nops++;
+    }
+    if (!nops) return 0;
+    lumio_group_options go;
+    lumio_group_options_default(&go);
+    int rc = submit(z, x, ops, nops, &go, g);
+    *pending = rc == 0;
+    return rc;
+}
+
+/* The inner chunks of the region in a batch of n shards whose indexes are
+ * in b, as ranges of one op per shard; fill for those never written. */
+static int plan_inner(lumio_zarr *z, region *x, const shard_span *sp, uint64_t first, uint64_t n,
+                      const index_batch *b, char (*paths)[1024], lumio_range *ranges,
+                      lumio_op *dops, size_t *nops) {
+    const zarr_meta *m = &z->m;
+    unsigned nd = m->info.ndim;
+    size_t nr = 0;
+    *nops = 0;
+    for (uint64_t s = 0; s < n; s++) {
+        uint64_t sc[LUMIO_ZARR_MAX_DIMS];
+        span_shard(sp, nd, first + s, sc);
+        size_t r0 = nr;
+        const uint64_t *e = b->entries + s * 2 * m->ninner;
+        for (uint64_t q = 0; q < m->ninner; q++) {
+            uint64_t cc[LUMIO_ZARR_MAX_DIMS], rem = q;
+            bool inside = true;
+            for (unsigned d = nd; d-- > 0;) {
+                uint64_t per = m->info.chunks[d] / m->inner[d];
+                cc[d] = sc[d] * per + rem % per;
+                rem /= per;
+                inside &= cc[d] >= x->lo[d] && cc[d] < x->lo[d] + x->count[d];
+            }
+            if (!inside || zarr_cached(x, region_index(x, cc))) continue;
+            uint64_t off = b->missing[s] ? MISSING : e[2 * q];
+            uint64_t nb = b->missing[s] ? MISSING : e[2 * q + 1];
+            if (off == MISSING && nb == MISSING) {
+                region_to_buf(x, cc, NULL);
+                continue;
+            }
+            if (off > INT64_MAX || nb > INT64_MAX - off) {
+                char text[1200];
+                snprintf(text, sizeof text, "%s: shard index entry %llu is out of range", paths[s],
+                         (unsigned long long)q);
+                region_error(x, LUMIO_E_FORMAT, text);
+                return LUMIO_E_FORMAT;
+            }
+            ranges[nr++] = (lumio_range){
+                .offset = (int64_t)off, .length = nb, .user_data = region_index(x, cc)};
+        }
+        if (nr > r0)
+            dops[(*nops)++] = (lumio_op){
+                .kind = LUMIO_OP_GET, .path = paths[s], .ranges = &ranges[r0], .nranges = nr - r0};
+    }
+    return 0;
+}
+
+/* Scratch for reading the indexes and planning the inner reads of up to n
+ * shards at a time. */
+typedef struct shard_plan {
+    uint64_t *entries, *keys;
+    bool *missing;
+    lumio_op *ops, *dops;
+    lumio_range *iranges, *ranges;
+    char (*paths)[1024];
+} shard_plan;
+
+static int plan_alloc(shard_plan *p, const zarr_meta *m, uint64_t n) {
+    memset(p, 0, sizeof *p);
+    p->entries = malloc(LUMIO_MAX(n * 2 * m->ninner, 1) * sizeof *p->entries);
+    p->keys = malloc(LUMIO_MAX(n, 1) * sizeof *p->keys);
+    p->missing = malloc(LUMIO_MAX(n, 1) * sizeof *p->missing);
+    p->ops = calloc(LUMIO_MAX(n, 1), sizeof *p->ops);
+    p->dops = calloc(LUMIO_MAX(n, 1), sizeof *p->dops);
+    p->iranges = malloc(LUMIO_MAX(n, 1) * sizeof *p->iranges);
+    p->ranges = malloc(LUMIO_MAX(n * m->ninner, 1) * sizeof *p->ranges);
+    p->paths = malloc(LUMIO_MAX(n, 1) * sizeof *p->paths);
+    return p->entries && p->keys && p->missing && p->ops && p->dops && p->iranges && p->ranges &&
+                   p->paths
+               ? 0
+               : -ENOMEM;
+}
+
+static void plan_free(shard_plan *p) {
+    free(p->entries);
+    free(p->keys);
+    free(p->missing);
+    free(p->ops);
+    free(p->dops);
+    free(p->iranges);
+    free(p->ranges);
+    free(p->paths);
+}
+
+int zarr_submit_sharded(lumio_zarr *z, region *x, zarr_cache *ic, uint64_t *g) {
+    shard_span sp;
+    span_init(&sp, &z->m, x->start, x->shape);
+    shard_plan p;
+    int rc = plan_alloc(&p, &z->m, sp.n);
+    index_batch b = {
+        .z = z, .x = x, .ic = ic, .keys = p.keys, .entries = p.entries, .missing = p.missing};
+    uint64_t ig;
+    bool pending = false;
+    if (rc == 0)
+        rc = submit_indexes(z, x, &sp, 0, sp.n, &b, p.keys, p.paths, p.ops, p.iranges, &ig,
+                            &pending);
+    if (rc == 0 && pending) rc = drain(z, x, ig, on_index, &b);
+    size_t nops = 0;
+    if (rc == 0) rc = plan_inner(z, x, &sp, 0, sp.n, &b, p.paths, p.ranges, p.dops, &nops);
+    if (rc == 0) {
+        lumio_group_options go;
+        lumio_group_options_default(&go);
+        go.compute = on_inner;
+        go.compute_arg = x;
+        rc = submit(z, x, p.dops, nops, &go, g);
+    }
+    if (rc == -ENOMEM && !x->error) region_error(x, rc, "out of memory");
+    plan_free(&p);
+    return rc;
 }
 
 int zarr_read_sharded(lumio_zarr *z, const uint64_t *start, const uint64_t *shape, void *buf) {
     const zarr_meta *m = &z->m;
-    unsigned nd = m->info.ndim;
-    shard_read sr;
-    zarr_inner_meta(m, &sr.im);
-    region *x = &sr.x;
-    int rc = region_init(x, z, &sr.im, start, shape, buf);
+    region xr, *x = &xr;
+    int rc = region_init(x, z, &z->im, start, shape, buf);
     if (rc) return rc < 0 ? rc : 0;
-    /* The shards the region touches. */
-    uint64_t slo[LUMIO_ZARR_MAX_DIMS], scount[LUMIO_ZARR_MAX_DIMS], nshards = 1;
-    for (unsigned d = 0; d < nd; d++) {
-        slo[d] = start[d] / m->info.chunks[d];
-        scount[d] = (start[d] + shape[d] - 1) / m->info.chunks[d] - slo[d] + 1;
-        nshards *= scount[d];
-    }
+    shard_span sp;
+    span_init(&sp, m, start, shape);
     enum { BATCH = 16 };
-    uint64_t ib = index_bytes(m);
-    uint64_t *entries = malloc(BATCH * 2 * m->ninner * sizeof *entries);
-    lumio_op *ops = calloc(BATCH, sizeof *ops), *dops = calloc(BATCH, sizeof *dops);
-    char(*paths)[1024] = malloc(BATCH * sizeof *paths);
-    lumio_range *ranges = malloc(BATCH * m->ninner * sizeof *ranges);
-    lumio_range iranges[BATCH];
-    bool missing[BATCH];
-    if (!entries || !ops || !dops || !paths || !ranges) rc = -ENOMEM;
-    lumio_group_options go;
-    lumio_group_options_default(&go);
-    /* Batches of shards, pipelined: while the inner chunks of batch k are
-     * read and decoded, the indexes of batch k+1 are fetched. */
-    uint64_t sc[BATCH][LUMIO_ZARR_MAX_DIMS];
-    uint64_t index_group = 0, data_group = 0;
-    bool data_pending = false, index_pending = false;
-    index_batch ibatch = {.z = z, .x = x, .m = m, .entries = entries, .missing = missing};
-    uint64_t nbatches = (nshards + BATCH - 1) / BATCH;
-    /* Indexes of batch k: one ranged read per shard, at its end (or start). */
-    for (uint64_t k = 0; rc == 0 && k <= nbatches; k++) {
-        if (k < nbatches) {
-            uint64_t first = k * BATCH, n = LUMIO_MIN(BATCH, nshards - first);
-            for (uint64_t s = 0; s < n; s++) {
-                uint64_t i = first + s;
-                for (unsigned d = nd; d-- > 0;) {
-                    sc[s][d] = slo[d] + i % scount[d];
-                    i /= scount[d];
-                }
-                char key[256];
-                zarr_chunk_key(z, sc[s], key, sizeof key);
-                snprintf(paths[s], sizeof paths[s], "%s/%s", z->base, key);
-                iranges[s] = (lumio_range){
-                    .offset = m->index_at_start ? 0 : -(int64_t)ib, .length = ib, .user_data = s};
-                ops[s] = (lumio_op){.kind = LUMIO_OP_GET,
-                                    .path = paths[s],
-                                    .ranges = &iranges[s],
-                                    .nranges = 1,
-                                    .user_data = s};
-                missing[s] = false;
-            }
-            lumio_group_options_default(&go);
-            if ((rc = submit(z, x, ops, n, &go, &index_group)) < 0) break;
-            index_pending = true;
-        }
-        /* The previous batch's inner chunks: done before this batch's are
-         * planned (its ops arrays are reused). */
-        if (data_pending) {
-            data_pending = false;
-            if ((rc = drain(z, x, data_group, NULL, NULL))) break;
-        }
-        if (k == nbatches) break;
-        index_pending = false;
-        if ((rc = drain(z, x, index_group, on_index, &ibatch))) break;
-        uint64_t first = k * BATCH, n = LUMIO_MIN(BATCH, nshards - first);
-        /* The inner chunks the region needs, as ranges of one op per shard. */
-        size_t nops = 0, nr = 0;
-        for (uint64_t s = 0; s < n; s++) {
-            size_t r0 = nr;
-            for (uint64_t q = 0; q < m->ninner; q++) {
-                uint64_t cc[LUMIO_ZARR_MAX_DIMS], rem = q;
-                bool inside = true;
-                for (unsigned d = nd; d-- > 0;) {
-                    uint64_t per = m->info.chunks[d] / m->inner[d];
-                    cc[d] = sc[s][d] * per + rem % per;
-                    rem /= per;
-                    inside &= cc[d] >= x->lo[d] && cc[d] < x->lo[d] + x->count[d];
-                }
-                if (!inside || zarr_cached(x, region_index(x, cc))) continue;
-                uint64_t off = missing[s] ? MISSING : entries[(s * m->ninner + q) * 2];
-                uint64_t nb = missing[s] ? MISSING : entries[(s * m->ninner + q) * 2 + 1];
-                if (off == MISSING && nb == MISSING) {
-                    region_to_buf(x, cc, NULL);
-                    continue;
-                }
-                if (off > INT64_MAX || nb > INT64_MAX - off) {
-                    char text[1200];
-                    snprintf(text, sizeof text, "%s: shard index entry %llu is out of range",
-                             paths[s], (unsigned long long)q);
-                    region_error(x, LUMIO_E_FORMAT, text);
-                    continue;
-                }
-                ranges[nr++] = (lumio_range){
-                    .offset = (int64_t)off, .length = nb, .user_data = region_index(x, cc)};
-            }
-            if (nr > r0)
-                dops[nops++] = (lumio_op){.kind = LUMIO_OP_GET,
-                                          .path = paths[s],
-                                          .ranges = &ranges[r0],
-                                          .nranges = nr - r0};
-        }
-        if (x->error) {
-            rc = x->error;
+    shard_plan p;
+    rc = plan_alloc(&p, m, BATCH);
+    index_batch b = {.z = z,
+                     .x = x,
+                     .ic = z->index_cache,
+                     .keys = p.keys,
+                     .entries = p.entries,
+                     .missing = p.missing};
+    /* Batches of shards, pipelined: the indexes of batch k are fetched and
+     * its inner reads planned while the inner chunks of batches k-1 and k-2
+     * are read and decoded (the ring copies the ops it is given, so the plan
+     * is reused). */
+    uint64_t data_group[2];
+    unsigned pending = 0; /* data groups in flight, oldest first */
+    uint64_t nbatches = (sp.n + BATCH - 1) / BATCH;
+    for (uint64_t k = 0; rc == 0 && k < nbatches; k++) {
+        uint64_t first = k * BATCH, n = LUMIO_MIN(BATCH, sp.n - first), ig;
+        bool fetching;
+        if ((rc = submit_indexes(z, x, &sp, first, n, &b, p.keys, p.paths, p.ops, p.iranges, &ig,
+                                 &fetching)) < 0)
             break;
+        if (fetching && (rc = drain(z, x, ig, on_index, &b))) break;
+        size_t nops = 0;
+        if ((rc = plan_inner(z, x, &sp, first, n, &b, p.paths, p.ranges, p.dops, &nops))) break;
+        if (pending == 2) {
+            pending--;
+            rc = drain(z, x, data_group[0], NULL, NULL);
+            data_group[0] = data_group[1];
+            if (rc) break;
         }
+        lumio_group_options go;
         lumio_group_options_default(&go);
         go.compute = on_inner;
         go.compute_arg = x;
-        if (nops) {
-            if ((rc = submit(z, x, dops, nops, &go, &data_group)) < 0) break;
-            data_pending = true;
-        }
+        if ((rc = submit(z, x, p.dops, nops, &go, &data_group[pending])) < 0) break;
+        pending++;
     }
-    /* After an error, what is in flight is collected and dropped. */
-    if (data_pending) drain(z, x, data_group, NULL, NULL);
-    if (index_pending) drain(z, x, index_group, NULL, NULL);
-    if (rc < 0 && x->error) snprintf(z->err, sizeof z->err, "%s", x->err);
+    /* The rest, or after an error what is in flight, collected. */
+    for (unsigned i = 0; i < pending; i++) {
+        int r = drain(z, x, data_group[i], NULL, NULL);
+        if (rc == 0) rc = r;
+    }
+    if (rc == -ENOMEM && !x->error) region_error(x, rc, "out of memory");
+    if (rc < 0 && x->error) snprintf(z->err, sizeof z->err, "%.1000s", x->err);
     region_fini(x);
-    free(entries);
-    free(ops);
-    free(dops);
-    free(paths);
-    free(ranges);
+    plan_free(&p);
     return rc;
 }

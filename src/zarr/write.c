@@ -430,11 +430,9 @@ int lumio_zarr_write(lumio_zarr *z, const uint64_t *start, const uint64_t *shape
     memset(&j, 0, sizeof j);
     int rc = region_init(&j.x, z, &z->m, start, shape, (void *)buf);
     if (rc) return rc < 0 ? rc : 0;
-    if (z->cache) { /* what the region touches is read again from the store */
-        zarr_meta grid = z->m;
-        if (z->m.sharded) zarr_inner_meta(&z->m, &grid);
-        zarr_cache_forget(z->cache, &grid, start, shape);
-    }
+    /* What the region touches is read again from the store. */
+    if (z->cache) zarr_cache_forget(z->cache, zarr_grid(z), start, shape);
+    if (z->index_cache) zarr_cache_forget(z->index_cache, &z->m, start, shape);
     const zarr_meta *m = &z->m;
     uint64_t batch = LUMIO_MAX(z->max_inflight, 1);
     unsigned nthreads = lumio_ncores();

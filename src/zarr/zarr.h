@@ -11,6 +11,8 @@
 
 enum { MAX_CODECS = 8 };
 
+typedef struct zarr_cache zarr_cache; /* cache.c */
+
 typedef enum codec_id {
     CODEC_NONE,
     CODEC_ZSTD,
@@ -155,17 +157,31 @@ int zarr_decode_shard(const zarr_meta *m, const uint8_t *src, size_t len, uint8_
 int zarr_encode_shard(const zarr_meta *m, uint8_t *shard, uint8_t **out, size_t *outlen, char *err,
                       size_t errlen);
 int zarr_read_sharded(lumio_zarr *z, const uint64_t *start, const uint64_t *shape, void *buf);
+/* shard.c: submit the region (over z->im) as one group of inner-chunk reads
+ * decoded into place on the workers, its id in *g, after fetching the
+ * indexes of its shards that ic (may be NULL) does not hold (and keeping
+ * them there). Errors are also in x. */
+int zarr_submit_sharded(lumio_zarr *z, region *x, zarr_cache *ic, uint64_t *g);
+/* array.c: the region (over zarr_grid(z)) as one group, sharded or not. */
+int zarr_submit_any(lumio_zarr *z, region *x, zarr_cache *ic, uint64_t *g);
+/* array.c: the shard index cache for a batch or series: the array's own,
+ * or (*own) a new one to free after it; NULL for unsharded arrays (or out
+ * of memory). */
+zarr_cache *zarr_index_cache(lumio_zarr *z, bool *own);
 
 /* cache.c: the decoded-chunk cache (lumio_zarr_options.cache_bytes). Keys
  * are chunk indices in C order over a grid's chunks (zarr_chunk_linear;
  * a sharded array's inner chunks). */
-typedef struct zarr_cache zarr_cache;
 zarr_cache *zarr_cache_new(uint64_t budget, uint64_t chunk_bytes);
 void zarr_cache_free(zarr_cache *c);
 uint64_t zarr_chunk_linear(const zarr_meta *grid, const uint64_t *cc);
-/* Copy the cached chunk `key` (at cc) into the region: false if absent. */
-bool zarr_cache_copy(zarr_cache *c, uint64_t key, const region *x, const uint64_t *cc);
-/* Keep a whole decoded chunk (malloc'd; the cache owns it from here). */
+/* The data kept under key (and its size), pinned (eviction waits for the
+ * unpin), or NULL when absent (a miss). */
+typedef struct centry centry;
+const uint8_t *zarr_cache_pin(zarr_cache *c, uint64_t key, uint64_t *bytes, centry **pin);
+void zarr_cache_unpin(zarr_cache *c, centry *pin);
+/* Keep `bytes` of malloc'd data (the cache owns it from here, and frees it
+ * at once if it does not fit; NULL data with 0 bytes is a valid entry). */
 void zarr_cache_add(zarr_cache *c, uint64_t key, uint8_t *data, uint64_t bytes);
 /* Forget the chunks of the grid that the region touches (they were written). */
 void zarr_cache_forget(zarr_cache *c, const zarr_meta *grid, const uint64_t *start,
@@ -183,11 +199,19 @@ struct lumio_zarr {
     char *base; /* the store's location, without a trailing '/' */
     bool remote;
     zarr_meta m;
+    zarr_meta im; /* sharded: the grid of inner chunks (zarr_inner_meta) */
     lumio_ring *ring;
     bool own_ring;
     unsigned max_inflight;
-    zarr_cache *cache; /* NULL: no cache */
+    zarr_cache *cache;       /* decoded chunks; NULL: no cache */
+    zarr_cache *index_cache; /* sharded: shard indexes, beside the chunk cache */
     char err[1024];
 };
+
+/* The grid regions are read over: the chunks, or a sharded array's inner
+ * chunks. */
+static inline const zarr_meta *zarr_grid(const lumio_zarr *z) {
+    return z->m.sharded ? &z->im : &z->m;
+}
 
 #endif
