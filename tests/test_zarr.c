@@ -143,6 +143,7 @@ TEST(v2_codecs_orders) {
     exercise(2, "|u1", 1, "gzip:6", 0, "255", 0xff, 0);
     exercise(2, "<f4", 4, "zlib:1", 1, "0", 0, 0);
     exercise(2, "|b1", 1, "none", 0, "false", 0, 0);
+    exercise(2, ">i4", 4, "delta,zstd:1", 1, "-1", 0xff, 0);
 }
 
 TEST(v3_codecs_orders) {
@@ -252,6 +253,9 @@ TEST(bad_options_named) {
     o.codec = "zlib";
     o.format = 3;
     CHECK_EQ(lumio_zarr_create(&z, tmp_path("b3.zarr"), &o, NULL), LUMIO_E_UNSUPPORTED);
+    o.codec = "delta,zstd";
+    CHECK_EQ(lumio_zarr_create(&z, tmp_path("b3.zarr"), &o, NULL), LUMIO_E_UNSUPPORTED);
+    CHECK(strstr(lumio_zarr_last_error(NULL), "delta is a Zarr v2 filter") != NULL);
     o.format = 2;
     o.codec = "zstd";
     o.fill_value = "300";

@@ -204,6 +204,34 @@ static void save(uint8_t *p, uint64_t v, unsigned size, int big) {
     for (unsigned i = 0; i < size; i++) p[big ? size - 1 - i : i] = (uint8_t)(v >> (8 * i));
 }
 
+/* numcodecs' Delta, in place: d[i] = x[i] - x[i-1] (d[0] = x[0]), in the
+ * dtype's arithmetic. */
+static void delta(const codec *k, uint8_t *p, size_t bytes, unsigned size) {
+    size_t n = bytes / size;
+    int big = k->delta_big;
+    for (size_t i = n; i-- > 1;) {
+        uint64_t a = load(p + i * size, size, big), b = load(p + (i - 1) * size, size, big);
+        if (k->delta_type == LUMIO_ZARR_FLOAT32) {
+            uint32_t ua = (uint32_t)a, ub = (uint32_t)b;
+            float fa, fb;
+            memcpy(&fa, &ua, 4);
+            memcpy(&fb, &ub, 4);
+            float d = fa - fb;
+            memcpy(&ua, &d, 4);
+            a = ua;
+        } else if (k->delta_type == LUMIO_ZARR_FLOAT64) {
+            double fa, fb;
+            memcpy(&fa, &a, 8);
+            memcpy(&fb, &b, 8);
+            double d = fa - fb;
+            memcpy(&a, &d, 8);
+        } else {
+            a -= b; /* wraps as the dtype does */
+        }
+        save(p + i * size, a, size, big);
+    }
+}
+
 /* Undo numcodecs' Delta: out[i] = out[i-1] + d[i], in the dtype's arithmetic. */
 static void undelta(const codec *k, uint8_t *p, size_t bytes, unsigned size) {
     size_t n = bytes / size;
@@ -387,10 +415,9 @@ int zarr_encode_into(const zarr_meta *m, uint8_t *chunk, uint8_t **out, size_t *
         return 0;
     }
     if (m->info.format == 2) {
-        if (m->nfilters) {
-            snprintf(err, errlen, "writing with filters is not supported");
-            return LUMIO_E_UNSUPPORTED;
-        }
+        for (unsigned i = 0; i < m->nfilters; i++) /* in place: the chunk is the caller's scratch */
+            if (m->filters[i].id == CODEC_DELTA)
+                delta(&m->filters[i], chunk, len, m->info.itemsize);
         return compress_chunk(&m->compressor, chunk, len, out, cap, outlen, err, errlen);
     }
     const codec *comp = NULL;

@@ -774,7 +774,15 @@ char *zarr_dump_meta(const zarr_meta *m) {
         json_object_set_new(root, "compressor", c);
         json_object_set_new(root, "fill_value", fill_json(in));
         json_object_set_new(root, "order", json_string(in->fortran_order ? "F" : "C"));
-        json_object_set_new(root, "filters", json_null());
+        json_t *filters = m->nfilters ? json_array() : json_null();
+        for (unsigned i = 0; i < m->nfilters; i++) { /* delta, in the array's dtype */
+            json_t *f = json_object();
+            json_object_set_new(f, "id", json_string("delta"));
+            json_object_set_new(f, "dtype", json_string(in->dtype));
+            json_object_set_new(f, "astype", json_string(in->dtype));
+            json_array_append_new(filters, f);
+        }
+        json_object_set_new(root, "filters", filters);
         json_object_set_new(root, "dimension_separator", json_string(m->sep == '/' ? "/" : "."));
     } else {
         json_object_set_new(root, "zarr_format", json_integer(3));

@@ -92,7 +92,7 @@ static int parse_codec(const char *s, int format, unsigned itemsize, codec *k, c
 bad:
     snprintf(err, errlen,
              "codec '%s': expected none, zstd[:LEVEL], gzip[:LEVEL], zlib[:LEVEL] or "
-             "blosc[:CNAME[:LEVEL[:noshuffle|shuffle|bitshuffle]]]",
+             "blosc[:CNAME[:LEVEL[:noshuffle|shuffle|bitshuffle]]], after 'delta,' in v2",
              s);
     return LUMIO_E_UNSUPPORTED;
 }
@@ -251,12 +251,21 @@ int lumio_zarr_create(lumio_zarr **out, const char *path, const lumio_zarr_creat
     in->fortran_order = o->fortran_order != 0; /* (1-d: the same bytes either way) */
     if ((rc = parse_fill_text(o->fill_value ? o->fill_value : "0", in, err, sizeof err))) goto out;
     codec k;
-    if ((rc = parse_codec(o->codec ? o->codec : "zstd:3", o->format, in->itemsize, &k, err,
-                          sizeof err)))
+    const char *cs = o->codec ? o->codec : "zstd:3";
+    bool delta = !strncmp(cs, "delta,", 6); /* numcodecs' Delta filter, then the codec */
+    if (delta && o->format != 2) {
+        snprintf(err, sizeof err, "codec '%s': delta is a Zarr v2 filter", cs);
+        rc = LUMIO_E_UNSUPPORTED;
+        goto out;
+    }
+    if ((rc = parse_codec(cs + (delta ? 6 : 0), o->format, in->itemsize, &k, err, sizeof err)))
         goto out;
     if (o->format == 2) {
         m.sep = o->separator ? o->separator : '.';
         m.compressor = k;
+        if (delta)
+            m.filters[m.nfilters++] =
+                (codec){.id = CODEC_DELTA, .delta_type = in->type, .delta_big = in->big_endian};
     } else {
         m.sep = o->separator ? o->separator : '/';
         m.v3_c = true;

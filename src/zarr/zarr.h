@@ -76,7 +76,7 @@ int zarr_decode_prefix(const zarr_meta *m, const uint8_t *src, size_t len, uint8
                        size_t need, char *err, size_t errlen);
 
 /* codec.c: encode one chunk (chunk_bytes, stored order) into a malloc'd
- * buffer. */
+ * buffer. v2 filters (delta) are applied to chunk in place. */
 int zarr_encode(const zarr_meta *m, uint8_t *chunk, uint8_t **out, size_t *outlen, char *err,
                 size_t errlen);
 
