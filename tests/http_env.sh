@@ -6,7 +6,8 @@
 # The command sees:
 #   LUMIO_HTTP_ROOT   the served directory (empty; the command puts its files there)
 #   LUMIO_HTTP_URL    http://127.0.0.1:PORT (/NAME serves ROOT/NAME, /slow/NAME the same file
-#                     at LUMIO_HTTP_RATE bytes/s, default 50m)
+#                     at LUMIO_HTTP_RATE bytes/s, default 50m; a PUT to /dav/NAME writes
+#                     ROOT/NAME, making its directories)
 #   LUMIO_HTTP_STATE  nginx's own files (nginx.conf, error.log, nginx.pid, temp paths)
 #   LUMIO_HTTPS_URL   https://127.0.0.1:PORT2, the same files over TLS and HTTP/2 (when openssl
 #                     is installed), with LUMIO_HTTPS_CA the self-signed certificate to trust
@@ -29,7 +30,7 @@ dir=$(mktemp -d /var/tmp/lumio-http.XXXXXX) || exit 1
 chmod 755 "$dir" # nginx's workers run as nobody when we are root
 root=$dir/root
 state=$dir/state
-mkdir -p "$root" "$state" && chmod 755 "$root" || exit 1
+mkdir -p "$root" "$state" && chmod 777 "$root" || exit 1 # /dav/ writes as nobody
 
 nginx_pid=""
 watch_pid=""
@@ -139,6 +140,13 @@ http {
         root $root;
         location / {}
         location /slow/ { alias $root/; limit_rate ${LUMIO_HTTP_RATE:-50m}; }
+        location /dav/ {
+            alias $root/;
+            dav_methods PUT;
+            create_full_put_path on;
+            dav_access user:rw group:r all:r;
+            client_max_body_size 0;
+        }
     }
     $tls_server
 }

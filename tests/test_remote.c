@@ -437,6 +437,46 @@ TEST(overwrite_is_detected) {
     lumio_remote_destroy(rm);
 }
 
+/* ---- writes ------------------------------------------------------------------- */
+
+/* PUT to nginx's WebDAV location: whole objects, directories made, read
+ * back through the same client (which sees the new object), an empty
+ * object, and a location that takes no writes named with its status. */
+TEST(put_whole_objects) {
+    lumio_remote *rm = client(4, 4, 1 << 20);
+    char dav[600], path[1024];
+    snprintf(dav, sizeof dav, "%s/dav", http_url);
+    uint64_t seed = 41;
+    size_t size = 3 << 20;
+    uint8_t *d = malloc(size), *back = malloc(size);
+    for (size_t i = 0; i < size; i++) d[i] = (uint8_t)rnd(&seed);
+    CHECK_RC(lumio_remote_put(rm, url_of(dav, "w/deep/a.bin"), d, size));
+    snprintf(path, sizeof path, "%s/w/deep/a.bin", http_root);
+    size_t got;
+    uint8_t *disk = read_file(path, &got);
+    CHECK(disk && got == size && memcmp(disk, d, size) == 0);
+    free(disk);
+    CHECK_EQ(lumio_remote_read(rm, url_of(http_url, "w/deep/a.bin"), 0, size, back), (int64_t)size);
+    CHECK(memcmp(back, d, size) == 0);
+    /* Replaced by a shorter one: a reader through the same client sees it. */
+    CHECK_EQ(lumio_remote_read(rm, url_of(dav, "w/deep/a.bin"), 0, 100, back), 100);
+    CHECK_RC(lumio_remote_put(rm, url_of(dav, "w/deep/a.bin"), d + 1000, 5000));
+    CHECK_EQ(lumio_remote_read(rm, url_of(dav, "w/deep/a.bin"), 0, size, back), 5000);
+    CHECK(memcmp(back, d + 1000, 5000) == 0);
+    CHECK_RC(lumio_remote_put(rm, url_of(dav, "w/empty"), d, 0));
+    lumio_remote_info info;
+    CHECK_RC(lumio_remote_stat(rm, url_of(http_url, "w/empty"), &info));
+    CHECK_EQ(info.size, 0);
+    int rc = lumio_remote_put(rm, url_of(http_url, "w/refused.bin"), d, 10);
+    CHECK_EQ(rc, LUMIO_E_HTTP);
+    CHECK(strstr(lumio_remote_last_error(rm), "PUT") != NULL);
+    CHECK(strstr(lumio_remote_last_error(rm), "405") != NULL);
+    CHECK(strstr(lumio_remote_last_error(rm), "refused.bin") != NULL);
+    lumio_remote_destroy(rm);
+    free(d);
+    free(back);
+}
+
 /* ---- faults --------------------------------------------------------------------- */
 
 /* Download `name` through a proxy with these faults; it must be identical. */
@@ -511,6 +551,48 @@ TEST(fault_503_bursts_and_latency) {
                    (const char *const[]){"--fault", "503:5:3", "--latency-ms", "20", NULL}, 0,
                    &retries);
     CHECK(retries > 0);
+}
+
+/* PUTs through 503 bursts and resets of the connection: retried from the
+ * start of the body until the object is whole. */
+TEST(put_through_faults) {
+    proxy p;
+    if (proxy_start(&p, (const char *const[]){"--fault", "503:3:2", "--latency-ms", "5", NULL}) <
+        0) {
+        CHECK(!"faultproxy did not start");
+        return;
+    }
+    lumio_remote_options o;
+    lumio_remote_options_default(&o);
+    o.backoff_ms = 5;
+    o.backoff_max_ms = 20;
+    o.retries = 10;
+    lumio_remote *rm;
+    CHECK_RC(lumio_remote_create(&rm, &o));
+    uint64_t seed = 77;
+    size_t size = 1 << 20;
+    uint8_t *d = malloc(size);
+    char dav[600], path[1024];
+    snprintf(dav, sizeof dav, "%s/dav", p.url);
+    for (int i = 0; i < 6; i++) {
+        for (size_t k = 0; k < size; k++) d[k] = (uint8_t)rnd(&seed);
+        char name[64];
+        snprintf(name, sizeof name, "pf/%d.bin", i);
+        int rc = lumio_remote_put(rm, url_of(dav, name), d, size - (size_t)i);
+        if (rc < 0) fprintf(stderr, "  %s\n", lumio_remote_last_error(rm));
+        CHECK_RC(rc);
+        snprintf(path, sizeof path, "%s/%s", http_root, name);
+        size_t got;
+        uint8_t *disk = read_file(path, &got);
+        CHECK(disk && got == size - (size_t)i && memcmp(disk, d, got) == 0);
+        free(disk);
+    }
+    lumio_remote_stats st;
+    lumio_remote_get_stats(rm, &st);
+    CHECK(st.retries > 0);
+    lumio_remote_destroy(rm);
+    proxy_stop(&p);
+    free(d);
 }
 
 /* Errors that retrying cannot fix, and retries running out. */

@@ -140,6 +140,15 @@ typedef struct lumio_remote_stats {
 
 LUMIO_API void lumio_remote_get_stats(const lumio_remote *rm, lumio_remote_stats *s);
 
+/* Write a whole object (an HTTP PUT; S3 signed with the body's SHA-256):
+ * it is replaced at once, never seen half written. Up to 5 GiB (more needs a
+ * multipart upload: -EFBIG). Retried like reads (from the start of the
+ * body). 0 or a negative code: -EACCES (401/403), -ENOENT (404: no such
+ * bucket or directory), LUMIO_E_HTTP (others, such as 405 from a server
+ * that does not take writes); the text in lumio_remote_last_error(). */
+LUMIO_API int lumio_remote_put(lumio_remote *rm, const char *location, const void *data,
+                               uint64_t len);
+
 /* ---- file-like reader with adaptive read-ahead ---------------------------
  *
  * Sequential reads (each starting where the previous ended; from the third

@@ -215,3 +215,21 @@ int64_t lumio_remote_download(lumio_remote *rm, const char *location, int fd,
     robj_put(rm, o);
     return n;
 }
+
+int lumio_remote_put(lumio_remote *rm, const char *location, const void *data, uint64_t len) {
+    /* One request: S3 takes up to 5 GiB in a single PUT. */
+    if (len > (5ull << 30)) {
+        char text[1200];
+        snprintf(text, sizeof text, "PUT %s: %llu bytes (more than 5 GiB needs a multipart upload)",
+                 location, (unsigned long long)len);
+        rc_set_error(rm, text);
+        return -EFBIG;
+    }
+    robj *o;
+    int rc = open_obj(rm, location, &o);
+    if (rc < 0) return rc;
+    rreq q = {.kind = RREQ_PUT, .obj = o, .src = data, .len = len, .fd = -1};
+    rc = rc_run(rm, &q);
+    robj_put(rm, o);
+    return rc;
+}

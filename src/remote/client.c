@@ -4,6 +4,7 @@
  * body straight into place, and retries what failed for a reason that may
  * pass, resuming from the last byte received. */
 #include "remote/client.h"
+#include "remote/sigv4.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -213,12 +214,14 @@ void rc_cancel(lumio_remote *rm, rreq *q) {
 /* ---- one response --------------------------------------------------------- */
 
 static const char *method(const rreq *q) {
-    return q->kind == RREQ_HEAD ? "HEAD" : "GET";
+    return q->kind == RREQ_HEAD ? "HEAD" : q->kind == RREQ_PUT ? "PUT" : "GET";
 }
 
 /* "GET URL bytes=A-B" (the whole range asked for, not the resumed part). */
 static int describe(const rreq *q, char *buf, size_t len) {
     if (q->kind == RREQ_HEAD) return snprintf(buf, len, "HEAD %s", q->obj->url);
+    if (q->kind == RREQ_PUT)
+        return snprintf(buf, len, "PUT %s (%llu bytes)", q->obj->url, (unsigned long long)q->len);
     if (q->len == 0) return snprintf(buf, len, "GET %s", q->obj->url);
     return snprintf(buf, len, "GET %s bytes=%llu-%llu", q->obj->url, (unsigned long long)q->off,
                     (unsigned long long)(q->off + q->len - 1));
@@ -289,10 +292,29 @@ static int check_head(lumio_remote *rm, rreq *q, bool locked) {
     return 0;
 }
 
+/* PUT: the next piece of the body. */
+static size_t on_send(char *p, size_t size, size_t nitems, void *arg) {
+    rreq *q = arg;
+    size_t n = (size_t)LUMIO_MIN((uint64_t)size * nitems, q->len - q->sent);
+    memcpy(p, q->src + q->sent, n);
+    q->sent += n;
+    q->last_byte_ms = now_ms();
+    return n;
+}
+
+/* PUT: libcurl goes back in the body (a redirect, an auth round). */
+static int on_seek(void *arg, curl_off_t off, int origin) {
+    rreq *q = arg;
+    if (origin != SEEK_SET || off < 0 || (uint64_t)off > q->len) return CURL_SEEKFUNC_FAIL;
+    q->sent = (uint64_t)off;
+    return CURL_SEEKFUNC_OK;
+}
+
 static size_t on_body(char *p, size_t size, size_t nitems, void *arg) {
     rreq *q = arg;
     size_t len = size * nitems;
     if (q->h.status < 200 || q->h.status >= 300) return len; /* an error page: drop it */
+    if (q->kind == RREQ_PUT) return len;                     /* what the store says back */
     if (!q->hdr_ok) return CURL_WRITEFUNC_ERROR;             /* checked in on_progress first */
     q->last_byte_ms = now_ms();
     uint64_t room = q->len - q->got;
@@ -369,6 +391,10 @@ static size_t on_header_checked(char *p, size_t size, size_t nitems, void *arg) 
         lumio_remote *rm = NULL;
         curl_easy_getinfo(q->easy, CURLINFO_PRIVATE, (char **)&rm);
         if (q->h.status == 204) return len;
+        if (q->kind == RREQ_PUT) { /* nothing to pin: the object is what was sent */
+            q->hdr_ok = true;
+            return len;
+        }
         int rc = check_head(rm, q, false);
         if (rc < 0) {
             q->res = rc;
@@ -391,7 +417,17 @@ static int start(lumio_remote *rm, rreq *q) {
     if (q->kind == RREQ_GET && q->len != UINT64_MAX)
         snprintf(range, sizeof range, "bytes=%llu-%llu", (unsigned long long)(q->off + q->got),
                  (unsigned long long)(q->off + q->len - 1));
-    q->hdrs = robj_headers(rm, q->obj, method(q), range[0] ? range : NULL);
+    bool put = q->kind == RREQ_PUT;
+    if (put && q->obj->s3 && !q->sha256[0]) sigv4_sha256_hex(q->src, q->len, q->sha256);
+    q->sent = 0;
+    q->hdrs = robj_headers(rm, q->obj, method(q), range[0] ? range : NULL,
+                           put ? (q->sha256[0] ? q->sha256 : "UNSIGNED-PAYLOAD") : NULL);
+    /* No "Expect: 100-continue" round (libcurl would wait for it on bodies
+     * from 1 MiB). */
+    if (put && q->hdrs)
+        q->hdrs = curl_slist_append(q->hdrs, "Expect:");
+    else if (put)
+        q->hdrs = curl_slist_append(NULL, "Expect:");
     curl_easy_setopt(e, CURLOPT_URL, q->obj->url);
     curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)rm);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, (struct curl_slist *)q->hdrs);
@@ -419,6 +455,14 @@ static int start(lumio_remote *rm, rreq *q) {
     if (q->obj->s3) curl_easy_setopt(e, CURLOPT_PATH_AS_IS, 1L);
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, NULL); /* bytes as stored, never re-encoded */
     if (q->kind == RREQ_HEAD) curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+    if (put) {
+        curl_easy_setopt(e, CURLOPT_UPLOAD, 1L);
+        curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE, (curl_off_t)q->len);
+        curl_easy_setopt(e, CURLOPT_READFUNCTION, on_send);
+        curl_easy_setopt(e, CURLOPT_READDATA, q);
+        curl_easy_setopt(e, CURLOPT_SEEKFUNCTION, on_seek);
+        curl_easy_setopt(e, CURLOPT_SEEKDATA, q);
+    }
     if (curl_multi_add_handle(rm->multi, e) != CURLM_OK) {
         curl_slist_free_all(q->hdrs);
         q->hdrs = NULL;
@@ -474,6 +518,14 @@ static const char *status_text(int s) {
         return "Forbidden";
     case 404:
         return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 409:
+        return "Conflict";
+    case 411:
+        return "Length Required";
+    case 413:
+        return "Content Too Large";
     case 408:
         return "Request Timeout";
     case 412:
@@ -515,6 +567,16 @@ static enum outcome classify(lumio_remote *rm, rreq *q, CURLcode cc, char *why, 
         if (retryable_curl(cc)) return RETRY;
         q->res =
             fail(q, cc == CURLE_COULDNT_RESOLVE_HOST ? -EHOSTUNREACH : LUMIO_E_HTTP, ": %s", why);
+        return DONE;
+    }
+    if (s >= 200 && s < 300 && q->kind == RREQ_PUT) {
+        /* Readers holding this object now see the new one: its size is
+         * what was sent, its ETag the store's answer (if any). */
+        robj *o = q->obj;
+        o->have_size = true;
+        o->size = q->len;
+        memcpy(o->etag, q->h.etag, sizeof o->etag);
+        o->last_modified[0] = 0;
         return DONE;
     }
     if (s >= 200 && s < 300) {

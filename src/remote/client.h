@@ -35,7 +35,7 @@ struct robj {
     robj *next;
 };
 
-enum rreq_kind { RREQ_GET, RREQ_HEAD };
+enum rreq_kind { RREQ_GET, RREQ_HEAD, RREQ_PUT };
 
 typedef void (*rreq_done_fn)(rreq *q);
 
@@ -44,10 +44,13 @@ typedef void (*rreq_done_fn)(rreq *q);
 struct rreq {
     enum rreq_kind kind;
     robj *obj;
-    uint64_t off, len; /* the range; len may run past the end (a short result) */
-    uint8_t *dst;      /* memory for the range, or NULL with fd */
-    int fd;            /* with dst NULL: pwrite at the object's offsets */
-    rreq_done_fn done; /* on the client's thread; quick, never blocking */
+    uint64_t off, len;  /* the range; len may run past the end (a short result) */
+    uint8_t *dst;       /* memory for the range, or NULL with fd */
+    const uint8_t *src; /* PUT: the body, len bytes (the whole object) */
+    uint64_t sent;      /* PUT: body bytes handed to libcurl this attempt */
+    char sha256[65];    /* PUT to S3: the body's hash, for the signature */
+    int fd;             /* with dst NULL: pwrite at the object's offsets */
+    rreq_done_fn done;  /* on the client's thread; quick, never blocking */
     void *arg;
     /* Results. */
     int res;       /* 0 or a negative code */
@@ -99,8 +102,10 @@ void rc_stats_add(lumio_remote *rm, uint64_t bytes_read);
 /* Find or make the cached object for a location (a reference). */
 int robj_get(lumio_remote *rm, const char *location, robj **out, char *err, size_t errlen);
 void robj_put(lumio_remote *rm, robj *o);
-/* The headers of one request (Range, If-Match, signing): a curl_slist. */
-void *robj_headers(lumio_remote *rm, robj *o, const char *method, const char *range);
+/* The headers of one request (Range, If-Match, signing): a curl_slist. A
+ * PUT passes its body's SHA-256 (hex) and sends no If-Match. */
+void *robj_headers(lumio_remote *rm, robj *o, const char *method, const char *range,
+                   const char *put_sha256);
 
 /* blocking.c */
 /* Run a request to the end on the calling thread. */

@@ -195,10 +195,12 @@ static struct curl_slist *add(struct curl_slist *l, const char *name, const char
 
 /* Called on the client's thread (the ETag is read under no lock: only this
  * thread writes it, in check_head, under the lock). */
-void *robj_headers(lumio_remote *rm, robj *o, const char *method, const char *range) {
+void *robj_headers(lumio_remote *rm, robj *o, const char *method, const char *range,
+                   const char *put_sha256) {
     struct curl_slist *l = NULL;
     char etag[128];
     memcpy(etag, o->etag, sizeof etag);
+    if (put_sha256) etag[0] = 0; /* a write replaces whatever is there */
     /* If-Match compares strongly: a weak tag never matches. The client still
      * compares each response's tag and size with the pinned ones. */
     if (!strncmp(etag, "W/", 2)) etag[0] = 0;
@@ -215,7 +217,8 @@ void *robj_headers(lumio_remote *rm, robj *o, const char *method, const char *ra
     if (range) h[nh++] = (sigv4_header){"range", range};
     if (etag[0]) h[nh++] = (sigv4_header){"if-match", etag};
     size_t amz = nh; /* the headers from here on are not sent yet */
-    h[nh++] = (sigv4_header){"x-amz-content-sha256", empty_sha256};
+    const char *payload = put_sha256 ? put_sha256 : empty_sha256;
+    h[nh++] = (sigv4_header){"x-amz-content-sha256", payload};
     h[nh++] = (sigv4_header){"x-amz-date", date};
     if (rm->session_token) h[nh++] = (sigv4_header){"x-amz-security-token", rm->session_token};
     sigv4_request rq = {.method = method,
@@ -223,7 +226,7 @@ void *robj_headers(lumio_remote *rm, robj *o, const char *method, const char *ra
                         .query = NULL,
                         .headers = h,
                         .nheaders = nh,
-                        .payload_hash = empty_sha256,
+                        .payload_hash = payload,
                         .amz_date = date,
                         .region = rm->region,
                         .service = "s3",
