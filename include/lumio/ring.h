@@ -235,6 +235,10 @@ LUMIO_API size_t lumio_ring_pending_groups(const lumio_ring *r);
  * next call on the ring. */
 LUMIO_API const char *lumio_ring_last_error(const lumio_ring *r);
 
+/* The remote client the ring reads URLs with (options.remote, or its own,
+ * made here if no URL was read yet); NULL if it cannot be made. */
+LUMIO_API struct lumio_remote *lumio_ring_remote(lumio_ring *r);
+
 /* Describe a completion's error into buf: "PATH: range OFFSET+LENGTH: text". */
 LUMIO_API int lumio_completion_describe(const lumio_completion *c, char *buf, size_t len);
 

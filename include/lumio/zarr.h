@@ -113,7 +113,8 @@ typedef struct lumio_zarr_stats {
 
 LUMIO_API void lumio_zarr_get_stats(const lumio_zarr *z, lumio_zarr_stats *s);
 
-/* Creating arrays (local directories). */
+/* Creating arrays: in a directory, or at an http(s):// URL that takes PUT
+ * (WebDAV) or in s3://BUCKET/PREFIX. */
 typedef struct lumio_zarr_create_options {
     int format; /* 2 (default) or 3 */
     unsigned ndim;
@@ -133,21 +134,22 @@ typedef struct lumio_zarr_create_options {
 
 LUMIO_API void lumio_zarr_create_options_default(lumio_zarr_create_options *o);
 
-/* Create an array in a directory (made if missing; an existing array there
- * is an error, -EEXIST) and open it. */
+/* Create an array (a directory is made if missing; an existing array there
+ * is an error, -EEXIST: checked atomically in a directory, checked then
+ * written in a store) and open it. */
 LUMIO_API int lumio_zarr_create(lumio_zarr **out, const char *path,
                                 const lumio_zarr_create_options *o, const lumio_zarr_options *zo);
 
 /* Write the region [start, start + shape) from buf (C order, the array's
  * byte order). Chunks only partly covered are read, merged and rewritten.
- * Each chunk is written to a temporary name and renamed over the old one:
- * a writer killed midway leaves every chunk whole, old or new. Local arrays
- * only (-EROFS for URLs). */
+ * Each chunk is written to a temporary name and renamed over the old one
+ * (in a store: one PUT, which replaces the object whole): a writer killed
+ * midway leaves every chunk whole, old or new. */
 LUMIO_API int lumio_zarr_write(lumio_zarr *z, const uint64_t *start, const uint64_t *shape,
                                const void *buf);
 
-/* Copy the array at src (any location) into a new array at dst (a local
- * directory) with the chunks, codec, format, order and sharding of opts (its
+/* Copy the array at src (any location) into a new array at dst (any
+ * location that takes writes) with the chunks, codec, format, order and sharding of opts (its
  * shape and dtype are the source's; its fill value too when opts->fill_value
  * is NULL, which lumio_zarr_create_options_default does not leave it). It works
  * in blocks of whole destination chunks that fit in `memory` bytes (at least

@@ -656,6 +656,10 @@ size_t lumio_ring_pending_groups(const lumio_ring *r) {
     return n;
 }
 
+struct lumio_remote *lumio_ring_remote(lumio_ring *r) {
+    return ensure_remote(r) == 0 ? r->remote : NULL;
+}
+
 const char *lumio_ring_last_error(const lumio_ring *r) {
     return r ? r->last_error : "";
 }

@@ -166,8 +166,9 @@ static int mkdirs(char *path) {
     return 0;
 }
 
-/* Write data to path through a temporary name and a rename. */
-static int write_atomic(const char *path, const void *data, size_t len) {
+/* Write data to path through a temporary name and a rename (or, with
+ * exclusive, a link, which fails if path exists). */
+static int write_atomic(const char *path, const void *data, size_t len, bool exclusive) {
     static unsigned long counter;
     size_t n = strlen(path) + 64;
     char *tmp = malloc(n);
@@ -196,9 +197,83 @@ static int write_atomic(const char *path, const void *data, size_t len) {
             p += w, len -= (size_t)w;
     }
     if (fd >= 0 && close(fd) < 0 && rc == 0) rc = -errno;
-    if (rc == 0 && rename(tmp, path) < 0) rc = -errno;
+    if (rc == 0 && exclusive) {
+        if (link(tmp, path) < 0) rc = -errno;
+        unlink(tmp);
+    } else if (rc == 0 && rename(tmp, path) < 0) {
+        rc = -errno;
+    }
     if (rc < 0 && fd >= 0) unlink(tmp);
     free(tmp);
+    return rc;
+}
+
+/* The metadata document of a new array in a directory: made if missing;
+ * an array of either format already there is -EEXIST (this format's
+ * atomically: the document is linked into place). */
+static int put_meta_local(const char *path, int format, const char *text, char *err,
+                          size_t errlen) {
+    char *dir = strdup(path);
+    size_t mlen = strlen(path) + 16;
+    char *meta = malloc(mlen);
+    int rc = dir && meta ? mkdirs(dir) : -ENOMEM;
+    struct stat st;
+    if (rc < 0) {
+        snprintf(err, errlen, "%s: %s", path, lumio_strerror(rc));
+    } else if (snprintf(meta, mlen, "%s/%s", path, format == 2 ? "zarr.json" : ".zarray"),
+               stat(meta, &st) == 0) {
+        snprintf(err, errlen, "%s: already an array (of the other format)", meta);
+        rc = -EEXIST;
+    } else {
+        snprintf(meta, mlen, "%s/%s", path, format == 2 ? ".zarray" : "zarr.json");
+        rc = write_atomic(meta, text, strlen(text), true);
+        if (rc == -EEXIST)
+            snprintf(err, errlen, "%s: already an array", meta);
+        else if (rc < 0)
+            snprintf(err, errlen, "%s: %s", meta, lumio_strerror(rc));
+    }
+    free(dir);
+    free(meta);
+    return rc;
+}
+
+/* The same in a store at a URL: neither document may be there (checked,
+ * then written: a store has no atomic create). */
+static int put_meta_remote(const char *path, int format, const char *text,
+                           const lumio_zarr_options *zo, char *err, size_t errlen) {
+    lumio_ring *ring = zo ? zo->ring : NULL;
+    bool own = !ring;
+    if (own) {
+        lumio_ring_options ro;
+        lumio_ring_options_default(&ro);
+        if (lumio_ring_create(&ring, &ro) < 0) {
+            snprintf(err, errlen, "%s: cannot start the I/O engine", path);
+            return -ENOMEM;
+        }
+    }
+    lumio_remote *rm = lumio_ring_remote(ring);
+    int rc = rm ? 0 : -ENOMEM;
+    char url[1100];
+    for (int k = 0; rc == 0 && k < 2; k++) {
+        snprintf(url, sizeof url, "%s/%s", path,
+                 (format == 2) == (k == 0) ? ".zarray" : "zarr.json");
+        rc = lumio_remote_stat(rm, url, NULL);
+        if (rc == 0) {
+            snprintf(err, errlen, "%.400s: already an array%s", url,
+                     k ? " (of the other format)" : "");
+            rc = -EEXIST;
+        } else if (rc == -ENOENT) {
+            rc = 0;
+        } else {
+            snprintf(err, errlen, "%s", lumio_remote_last_error(rm));
+        }
+    }
+    if (rc == 0) {
+        snprintf(url, sizeof url, "%s/%s", path, format == 2 ? ".zarray" : "zarr.json");
+        if ((rc = lumio_remote_put(rm, url, text, strlen(text))) < 0)
+            snprintf(err, errlen, "%s", lumio_remote_last_error(rm));
+    }
+    if (own) lumio_ring_destroy(ring);
     return rc;
 }
 
@@ -213,11 +288,6 @@ int lumio_zarr_create(lumio_zarr **out, const char *path, const lumio_zarr_creat
     const char *dtype = o->dtype ? o->dtype : "<f8";
     for (size_t i = 0; i < sizeof dtype_names / sizeof *dtype_names; i++)
         if (!strcmp(dtype, dtype_names[i].name)) dtype = dtype_names[i].np;
-    if (lumio_is_remote(path)) {
-        snprintf(err, sizeof err, "%s: arrays are created in local directories only", path);
-        rc = -EROFS;
-        goto out;
-    }
     if (o->format != 2 && o->format != 3) {
         snprintf(err, sizeof err, "format %d: 2 or 3", o->format);
         rc = -EINVAL;
@@ -322,30 +392,9 @@ int lumio_zarr_create(lumio_zarr **out, const char *path, const lumio_zarr_creat
     zarr_meta back;
     rc = (o->format == 2 ? zarr_parse_v2 : zarr_parse_v3)(text, strlen(text), &back, err,
                                                           sizeof err);
-    char *dir = strdup(path);
-    size_t mlen = strlen(path) + 16;
-    char *meta = malloc(mlen);
-    if (rc == 0 && (!dir || !meta)) rc = -ENOMEM;
-    if (rc == 0) {
-        snprintf(meta, mlen, "%s/%s", path, o->format == 2 ? ".zarray" : "zarr.json");
-        struct stat st;
-        if ((rc = mkdirs(dir)) < 0) {
-            snprintf(err, sizeof err, "%s: %s", path, lumio_strerror(rc));
-        } else if (stat(meta, &st) == 0) {
-            snprintf(err, sizeof err, "%s: already an array", meta);
-            rc = -EEXIST;
-        } else if (snprintf(meta, mlen, "%s/%s", path, o->format == 2 ? "zarr.json" : ".zarray"),
-                   stat(meta, &st) == 0) {
-            snprintf(err, sizeof err, "%s: already an array (of the other format)", meta);
-            rc = -EEXIST;
-        } else if (snprintf(meta, mlen, "%s/%s", path, o->format == 2 ? ".zarray" : "zarr.json"),
-                   0) {
-        } else if ((rc = write_atomic(meta, text, strlen(text))) < 0) {
-            snprintf(err, sizeof err, "%s: %s", meta, lumio_strerror(rc));
-        }
-    }
-    free(dir);
-    free(meta);
+    if (rc == 0)
+        rc = lumio_is_remote(path) ? put_meta_remote(path, o->format, text, zo, err, sizeof err)
+                                   : put_meta_local(path, o->format, text, err, sizeof err);
     free(text);
     if (rc < 0) goto out;
     rc = lumio_zarr_open(out, path, zo);
@@ -414,14 +463,21 @@ static void *encoder(void *arg) {
             region_to_chunk(x, cc, chunk);
             rc = zarr_encode_into(m, chunk, &enc, &cap, &len, why, sizeof why);
         }
+        bool said = false; /* the store's text names the URL itself */
         if (rc == 0) {
             char path[1100];
             snprintf(path, sizeof path, "%s/%s", z->base, key);
-            rc = write_atomic(path, enc, len);
-            if (rc < 0) snprintf(why, sizeof why, "%s", lumio_strerror(rc));
+            if (z->remote) { /* an object is replaced whole by a PUT */
+                rc = lumio_remote_put(z->rm, path, enc, len);
+                if (rc < 0) snprintf(text, sizeof text, "%s", lumio_remote_last_error(z->rm));
+                said = rc < 0;
+            } else {
+                rc = write_atomic(path, enc, len, false);
+                if (rc < 0) snprintf(why, sizeof why, "%s", lumio_strerror(rc));
+            }
         }
         if (rc < 0) {
-            snprintf(text, sizeof text, "%s/%s: %s", z->base, key, why);
+            if (!said) snprintf(text, sizeof text, "%s/%s: %s", z->base, key, why);
             region_error(x, rc, text);
         }
     }
@@ -431,9 +487,9 @@ static void *encoder(void *arg) {
 }
 
 int lumio_zarr_write(lumio_zarr *z, const uint64_t *start, const uint64_t *shape, const void *buf) {
-    if (z->remote) {
-        snprintf(z->err, sizeof z->err, "%s: writing to a remote array is not supported", z->base);
-        return -EROFS;
+    if (z->remote && !z->rm && !(z->rm = lumio_ring_remote(z->ring))) {
+        snprintf(z->err, sizeof z->err, "%s: cannot start the remote client", z->base);
+        return -ENOMEM;
     }
     write_job j;
     memset(&j, 0, sizeof j);
@@ -444,7 +500,9 @@ int lumio_zarr_write(lumio_zarr *z, const uint64_t *start, const uint64_t *shape
     if (z->index_cache) zarr_cache_forget(z->index_cache, &z->m, start, shape);
     const zarr_meta *m = &z->m;
     uint64_t batch = LUMIO_MAX(z->max_inflight, 1);
-    unsigned nthreads = lumio_ncores();
+    /* Encoders: one per core; over the network more, each mostly waiting
+     * for its PUT. */
+    unsigned nthreads = z->remote ? LUMIO_MAX(lumio_ncores(), 8u) : lumio_ncores();
     j.bufs = calloc(batch, sizeof *j.bufs);
     uint64_t *old = calloc(batch, sizeof *old);
     pthread_t *threads = calloc(nthreads, sizeof *threads);

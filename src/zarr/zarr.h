@@ -198,6 +198,7 @@ char *zarr_open_error(void);
 struct lumio_zarr {
     char *base; /* the store's location, without a trailing '/' */
     bool remote;
+    lumio_remote *rm; /* remote: the ring's client, for writes (made on the first) */
     zarr_meta m;
     zarr_meta im; /* sharded: the grid of inner chunks (zarr_inner_meta) */
     lumio_ring *ring;
