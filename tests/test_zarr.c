@@ -219,6 +219,60 @@ TEST(partial_decodes) {
     free(want);
 }
 
+/* Hand-written v3 metadata: float fill values as IEEE 754 bits in hex
+ * (missing chunks read as exactly those bits), and a storage transformer,
+ * which cannot be read right without knowing it, refused by name. */
+static int write_text(const char *dir, const char *text) {
+    mkdir(dir, 0755);
+    char path[1024];
+    snprintf(path, sizeof path, "%s/zarr.json", dir);
+    FILE *f = fopen(path, "w");
+    if (!f) return -1;
+    fputs(text, f);
+    return fclose(f);
+}
+
+TEST(v3_hex_fills_and_transformers) {
+    static const char *const meta =
+        "{\"zarr_format\":3,\"node_type\":\"array\",\"shape\":[6],\"data_type\":\"%s\","
+        "\"chunk_grid\":{\"name\":\"regular\",\"configuration\":{\"chunk_shape\":[4]}},"
+        "\"chunk_key_encoding\":{\"name\":\"default\"},\"fill_value\":%s,"
+        "\"codecs\":[{\"name\":\"bytes\",\"configuration\":{\"endian\":\"little\"}}]%s}";
+    char text[1024];
+    const char *dir = tmp_path("hexfill.zarr");
+    snprintf(text, sizeof text, meta, "float32", "\"0x7fc00001\"", "");
+    CHECK(write_text(dir, text) == 0);
+    lumio_zarr *z;
+    CHECK_RC(lumio_zarr_open(&z, dir, NULL));
+    uint64_t start[1] = {0}, shape[1] = {6};
+    uint32_t f[6];
+    CHECK_RC(lumio_zarr_read(z, start, shape, f));
+    for (int i = 0; i < 6; i++) CHECK_EQ(f[i], 0x7fc00001u); /* this NaN, not any NaN */
+    lumio_zarr_close(z);
+    const char *dir2 = tmp_path("hexfill8.zarr");
+    snprintf(text, sizeof text, meta, "float64", "\"0x3ff8000000000000\"", "");
+    CHECK(write_text(dir2, text) == 0);
+    CHECK_RC(lumio_zarr_open(&z, dir2, NULL));
+    double d[6];
+    CHECK_RC(lumio_zarr_read(z, start, shape, d));
+    for (int i = 0; i < 6; i++) CHECK(d[i] == 1.5);
+    lumio_zarr_close(z);
+    /* Too few digits for the type: malformed, named. */
+    snprintf(text, sizeof text, meta, "float64", "\"0x7fc00000\"", "");
+    CHECK(write_text(dir2, text) == 0);
+    CHECK(lumio_zarr_open(&z, dir2, NULL) < 0);
+    CHECK(strstr(lumio_zarr_last_error(NULL), "fill_value") != NULL);
+    snprintf(text, sizeof text, meta, "float32", "0",
+             ",\"storage_transformers\":[{\"name\":\"chunk-manifest-json\"}]");
+    CHECK(write_text(dir, text) == 0);
+    CHECK_EQ(lumio_zarr_open(&z, dir, NULL), LUMIO_E_UNSUPPORTED);
+    CHECK(strstr(lumio_zarr_last_error(NULL), "chunk-manifest-json") != NULL);
+    snprintf(text, sizeof text, meta, "float32", "0", ",\"storage_transformers\":[]");
+    CHECK(write_text(dir, text) == 0);
+    CHECK_RC(lumio_zarr_open(&z, dir, NULL));
+    lumio_zarr_close(z);
+}
+
 TEST(fill_value_bytes) {
     lumio_zarr_create_options o;
     lumio_zarr_create_options_default(&o);

@@ -82,7 +82,12 @@ static int parse_fill(json_t *j, lumio_zarr_info *info, char *err, size_t errlen
                 d = INFINITY;
             else if (!strcmp(s, "-Infinity"))
                 d = -INFINITY;
-            else
+            else if (!strncmp(s, "0x", 2) && strlen(s) == 2 + 2 * size &&
+                     strspn(s + 2, "0123456789abcdefABCDEF") == 2 * size) {
+                /* v3: the value's IEEE 754 bits, as a hex number ("0x7fc00000") */
+                store_le_or_be(info->fill, strtoull(s + 2, NULL, 16), size, big);
+                return 0;
+            } else
                 goto bad;
         } else {
             goto bad;
@@ -562,6 +567,14 @@ int zarr_parse_v3(const char *text, size_t len, zarr_meta *m, char *err, size_t 
                                  : '<',
              kind, info->itemsize);
     if ((rc = parse_fill(json_object_get(root, "fill_value"), info, err, errlen))) goto out;
+    /* Storage transformers change where the bytes are: one we do not know
+     * cannot be read right. */
+    json_t *st = json_object_get(root, "storage_transformers");
+    if (st && !json_is_null(st) && (!json_is_array(st) || json_array_size(st) > 0)) {
+        json_t *t0 = json_is_array(st) ? json_array_get(st, 0) : NULL;
+        const char *name = json_string_value(json_object_get(t0, "name"));
+        FAIL(LUMIO_E_UNSUPPORTED, "storage_transformers: '%s' is not supported", name ? name : "?");
+    }
     rc = finish_shape(m, err, errlen);
 out:
     json_decref(root);
