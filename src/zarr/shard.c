@@ -7,7 +7,6 @@
 #include "zarr/zarr.h"
 
 #include <errno.h>
-#include <isa-l/crc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,7 +49,7 @@ static int parse_index(const zarr_meta *m, const uint8_t *p, size_t len, uint64_
     if (m->index_crc) {
         uint32_t want = (uint32_t)p[n - 4] | (uint32_t)p[n - 3] << 8 | (uint32_t)p[n - 2] << 16 |
                         (uint32_t)p[n - 1] << 24;
-        uint32_t got = crc32_iscsi((unsigned char *)p, (int)(n - 4), 0xffffffffu) ^ 0xffffffffu;
+        uint32_t got = zarr_crc32c(p, n - 4);
         if (want != got) {
             snprintf(err, errlen, "shard index: crc32c %08x, stored %08x", got, want);
             return LUMIO_E_CHECKSUM;
@@ -160,7 +159,7 @@ int zarr_encode_shard(const zarr_meta *m, uint8_t *shard, uint8_t **out, size_t 
         uint8_t *idx = m->index_at_start ? buf : buf + total - ib;
         for (uint64_t i = 0; i < 2 * m->ninner; i++) put_le64(idx + 8 * i, entries[i]);
         if (m->index_crc) {
-            uint32_t c = crc32_iscsi(idx, (int)(ib - 4), 0xffffffffu) ^ 0xffffffffu;
+            uint32_t c = zarr_crc32c(idx, ib - 4);
             for (int k = 0; k < 4; k++) idx[ib - 4 + k] = (uint8_t)(c >> (8 * k));
         }
         *out = buf;

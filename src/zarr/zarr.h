@@ -75,6 +75,10 @@ int zarr_decode(const zarr_meta *m, const uint8_t *src, size_t len, uint8_t *out
 int zarr_decode_prefix(const zarr_meta *m, const uint8_t *src, size_t len, uint8_t *out,
                        size_t need, char *err, size_t errlen);
 
+/* codec.c: CRC-32C (Castagnoli) of n bytes, as Zarr v3's crc32c codec and
+ * shard indexes store it (ISA-L). */
+uint32_t zarr_crc32c(const uint8_t *p, size_t n);
+
 /* codec.c: encode one chunk (chunk_bytes, stored order) into a malloc'd
  * buffer. v2 filters (delta) are applied to chunk in place. */
 int zarr_encode(const zarr_meta *m, uint8_t *chunk, uint8_t **out, size_t *outlen, char *err,
