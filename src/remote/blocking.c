@@ -1,6 +1,7 @@
 /* The blocking calls: stat, a read split into parts landing in the caller's
  * memory, and a download whose parts write the file at their offsets. */
 #include "remote/client.h"
+#include "remote/sigv4.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -229,6 +230,9 @@ int lumio_remote_put(lumio_remote *rm, const char *location, const void *data, u
     int rc = open_obj(rm, location, &o);
     if (rc < 0) return rc;
     rreq q = {.kind = RREQ_PUT, .obj = o, .src = data, .len = len, .fd = -1};
+    /* Hashed here, on the caller's thread: not on the client's, where it
+     * would hold up every other request. */
+    if (o->s3) sigv4_sha256_hex(data, len, q.sha256);
     rc = rc_run(rm, &q);
     robj_put(rm, o);
     return rc;

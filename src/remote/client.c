@@ -418,7 +418,6 @@ static int start(lumio_remote *rm, rreq *q) {
         snprintf(range, sizeof range, "bytes=%llu-%llu", (unsigned long long)(q->off + q->got),
                  (unsigned long long)(q->off + q->len - 1));
     bool put = q->kind == RREQ_PUT;
-    if (put && q->obj->s3 && !q->sha256[0]) sigv4_sha256_hex(q->src, q->len, q->sha256);
     q->sent = 0;
     q->hdrs = robj_headers(rm, q->obj, method(q), range[0] ? range : NULL,
                            put ? (q->sha256[0] ? q->sha256 : "UNSIGNED-PAYLOAD") : NULL);
@@ -448,7 +447,8 @@ static int start(lumio_remote *rm, rreq *q) {
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, rm->o.verify_tls ? 1L : 0L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, rm->o.verify_tls ? 2L : 0L);
     if (rm->ca_file) curl_easy_setopt(e, CURLOPT_CAINFO, rm->ca_file);
-    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
+    /* A write is not redirected: a 303 would turn it into a GET. */
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, put ? 0L : 1L);
     curl_easy_setopt(e, CURLOPT_MAXREDIRS, 5L);
     curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
     /* An S3 key is a name, not a path: "a/../b" is that key, not "b". */
@@ -571,11 +571,12 @@ static enum outcome classify(lumio_remote *rm, rreq *q, CURLcode cc, char *why, 
     }
     if (s >= 200 && s < 300 && q->kind == RREQ_PUT) {
         /* Readers holding this object now see the new one: its size is
-         * what was sent, its ETag the store's answer (if any). */
+         * what was sent; its ETag is pinned by the next read (a store's
+         * answer to a PUT need not be the tag its GETs give). */
         robj *o = q->obj;
         o->have_size = true;
         o->size = q->len;
-        memcpy(o->etag, q->h.etag, sizeof o->etag);
+        o->etag[0] = 0;
         o->last_modified[0] = 0;
         return DONE;
     }

@@ -48,7 +48,7 @@ struct rreq {
     uint8_t *dst;       /* memory for the range, or NULL with fd */
     const uint8_t *src; /* PUT: the body, len bytes (the whole object) */
     uint64_t sent;      /* PUT: body bytes handed to libcurl this attempt */
-    char sha256[65];    /* PUT to S3: the body's hash, for the signature */
+    char sha256[65];    /* PUT to S3: the body's hash, for the signature (by the caller) */
     int fd;             /* with dst NULL: pwrite at the object's offsets */
     rreq_done_fn done;  /* on the client's thread; quick, never blocking */
     void *arg;

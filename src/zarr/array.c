@@ -180,7 +180,7 @@ int zarr_decode_landed(region *x, lumio_completion *c, uint8_t *into) {
     if (rc == 0 && !into) {
         region_to_buf(x, cc, chunk);
         if (cache) {
-            zarr_cache_add(cache, zarr_chunk_linear(m, cc), chunk, m->chunk_bytes);
+            zarr_cache_add(cache, zarr_chunk_linear(m, cc), chunk, m->chunk_bytes, x->cache_gen);
             chunk = NULL;
         }
     } else if (rc < 0) {

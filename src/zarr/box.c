@@ -3,6 +3,7 @@
 #include "zarr/zarr.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 int region_init(region *x, lumio_zarr *z, const zarr_meta *m, const uint64_t *start,
@@ -36,6 +37,7 @@ int region_init(region *x, lumio_zarr *z, const zarr_meta *m, const uint64_t *st
         x->nchunks *= x->count[d];
     }
     if (empty) return 1;
+    if (z && z->cache) x->cache_gen = zarr_cache_gen(z->cache);
     for (unsigned d = nd; d-- > 0;)
         x->rstride[d] = d == nd - 1 ? 1 : x->rstride[d + 1] * shape[d + 1];
     /* The first dimension varies fastest in an F-ordered chunk; a shard's
@@ -52,6 +54,8 @@ int region_init(region *x, lumio_zarr *z, const zarr_meta *m, const uint64_t *st
 
 void region_fini(region *x) {
     pthread_mutex_destroy(&x->mu);
+    free(x->shard_check);
+    x->shard_check = NULL;
 }
 
 void region_error(region *x, int code, const char *text) {

@@ -25,6 +25,7 @@ struct zarr_cache {
     size_t mask;
     centry *head, *tail;
     uint64_t hits, misses;
+    uint64_t gen; /* bumped by every forget: older decodes are not added */
 };
 
 static size_t slot(const zarr_cache *c, uint64_t key) {
@@ -128,7 +129,14 @@ void zarr_cache_unpin(zarr_cache *c, centry *e) {
     }
 }
 
-void zarr_cache_add(zarr_cache *c, uint64_t key, uint8_t *data, uint64_t bytes) {
+uint64_t zarr_cache_gen(zarr_cache *c) {
+    pthread_mutex_lock(&c->mu);
+    uint64_t g = c->gen;
+    pthread_mutex_unlock(&c->mu);
+    return g;
+}
+
+void zarr_cache_add(zarr_cache *c, uint64_t key, uint8_t *data, uint64_t bytes, uint64_t gen) {
     centry *e = bytes + sizeof *e <= c->budget ? malloc(sizeof *e) : NULL;
     if (!e) {
         free(data);
@@ -137,7 +145,9 @@ void zarr_cache_add(zarr_cache *c, uint64_t key, uint8_t *data, uint64_t bytes) 
     bytes += sizeof *e; /* what it takes, so empty entries count too */
     *e = (centry){.key = key, .data = data, .bytes = bytes, .linked = true};
     pthread_mutex_lock(&c->mu);
-    if (find(c, key)) { /* two regions decoded it side by side */
+    /* Two regions decoded it side by side; or it was read before a write
+     * that changed it (a series reading ahead while the caller writes). */
+    if (gen != c->gen || find(c, key)) {
         pthread_mutex_unlock(&c->mu);
         free(data);
         free(e);
@@ -166,6 +176,7 @@ void zarr_cache_forget(zarr_cache *c, const zarr_meta *grid, const uint64_t *sta
         dims[d] = (in->shape[d] + in->chunks[d] - 1) / in->chunks[d];
     }
     pthread_mutex_lock(&c->mu);
+    c->gen++;
     for (centry *e = c->head, *next; e; e = next) {
         next = e->next;
         uint64_t k = e->key;
@@ -177,6 +188,14 @@ void zarr_cache_forget(zarr_cache *c, const zarr_meta *grid, const uint64_t *sta
         }
         if (inside) drop(c, e);
     }
+    pthread_mutex_unlock(&c->mu);
+}
+
+void zarr_cache_drop(zarr_cache *c, uint64_t key) {
+    pthread_mutex_lock(&c->mu);
+    c->gen++;
+    centry *e = find(c, key);
+    if (e) drop(c, e);
     pthread_mutex_unlock(&c->mu);
 }
 

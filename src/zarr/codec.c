@@ -306,8 +306,7 @@ int zarr_decode_prefix(const zarr_meta *m, const uint8_t *src, size_t len, uint8
                 return LUMIO_E_CHECKSUM;
             }
             uint32_t want = (uint32_t)load(src + len - 4, 4, 0);
-            uint32_t got =
-                zarr_crc32c(src, len - 4);
+            uint32_t got = zarr_crc32c(src, len - 4);
             if (want != got) {
                 snprintf(err, errlen, "crc32c: checksum %08x, stored %08x", got, want);
                 return LUMIO_E_CHECKSUM;

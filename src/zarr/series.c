@@ -26,8 +26,6 @@ struct lumio_zarr_series {
     unsigned ahead;
     slab *ring; /* ahead + 1 slots, by slab number modulo */
     uint64_t bytes_per_step;
-    zarr_cache *ic; /* sharded: shard indexes */
-    bool own_ic;
     int error; /* sticky: a failed slab fails every later call */
 };
 
@@ -41,7 +39,9 @@ static int submit_slab(lumio_zarr_series *s, uint64_t k) {
         LUMIO_MIN(s->step, s->start[s->axis] + s->shape[s->axis] - b->start[s->axis]);
     int rc = region_init(&b->x, z, zarr_grid(z), b->start, b->shape, b->buf);
     if (rc) return rc < 0 ? rc : 0;
-    rc = zarr_submit_any(z, &b->x, s->ic, &b->group);
+    /* Each slab reads its shards' indexes afresh (as a read does), unless
+     * the array keeps them (cache_bytes), where writes update them. */
+    rc = zarr_submit_any(z, &b->x, z->index_cache, &b->group);
     if (rc == 0) {
         b->submitted = true;
     } else {
@@ -88,8 +88,7 @@ int lumio_zarr_series_open(lumio_zarr *z, unsigned axis, uint64_t step, const ui
             s->bytes_per_step *= s->shape[d];
         }
     s->ring = calloc(s->ahead + 1, sizeof *s->ring);
-    s->ic = zarr_index_cache(z, &s->own_ic);
-    int rc = s->ring && (s->ic || !z->m.sharded) ? 0 : -ENOMEM;
+    int rc = s->ring ? 0 : -ENOMEM;
     for (unsigned i = 0; rc == 0 && i <= s->ahead; i++)
         if (!(s->ring[i].buf = malloc(LUMIO_MAX(s->bytes_per_step, 1)))) rc = -ENOMEM;
     if (rc < 0) {
@@ -150,6 +149,5 @@ void lumio_zarr_series_close(lumio_zarr_series *s) {
         free(b->buf);
     }
     free(s->ring);
-    if (s->own_ic) zarr_cache_free(s->ic);
     free(s);
 }

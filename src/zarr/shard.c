@@ -175,9 +175,52 @@ int zarr_encode_shard(const zarr_meta *m, uint8_t *shard, uint8_t **out, size_t 
 /* ---- region reads with ranged reads -------------------------------------------- */
 
 /* An inner chunk that landed: its shard exists (its index was read). */
+static uint64_t index_hash(const uint64_t *entries, uint64_t n) {
+    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a over the words */
+    for (uint64_t i = 0; i < n; i++) h = (h ^ entries[i]) * 0x100000001b3ull;
+    return h;
+}
+
+/* The shard's index again, read by the same op as its inner chunks (so
+ * from the same file, or the same version of the object): if it is not the
+ * index the reads were planned with, the shard was replaced in between, and
+ * the inner chunks may be another version's bytes. */
+static int check_index(region *x, lumio_completion *c) {
+    const lumio_zarr *z = x->z;
+    const zarr_meta *m = &z->m;
+    uint64_t s = c->user_data - x->nchunks;
+    uint64_t *e = malloc(2 * m->ninner * sizeof *e);
+    char why[256], text[1200];
+    int rc = e ? parse_index(m, c->data, c->length, e, why, sizeof why) : -ENOMEM;
+    /* It parsed when the read was planned: now unreadable or different, it
+     * is another version of the shard. */
+    if (rc != -ENOMEM && (rc || index_hash(e, 2 * m->ninner) != x->shard_check[2 * s + 1])) {
+        rc = LUMIO_E_CHANGED;
+        snprintf(text, sizeof text,
+                 "%s: the shard was replaced while it was read (its index is not the one the "
+                 "read was planned with); read again",
+                 c->path ? c->path : "shard");
+        if (z->index_cache) zarr_cache_drop(z->index_cache, x->shard_check[2 * s]);
+        /* The cause, over whatever its inner chunks' bytes made the decoder say. */
+        pthread_mutex_lock(&x->mu);
+        x->error = rc;
+        snprintf(x->err, sizeof x->err, "%.1000s", text);
+        pthread_mutex_unlock(&x->mu);
+    } else if (rc) {
+        region_error(x, rc, "out of memory");
+    }
+    free(e);
+    lumio_buffer_release(c->buffer);
+    c->buffer = NULL;
+    c->data = NULL;
+    return rc;
+}
+
 static int on_inner(void *arg, lumio_completion *c) {
+    region *x = arg;
     if (c->result < 0) return c->result;
-    return zarr_decode_landed(arg, c, NULL);
+    if (c->user_data >= x->nchunks) return check_index(x, c);
+    return zarr_decode_landed(x, c, NULL);
 }
 
 /* Submit a group of ops; failures go to the region's error. */
@@ -231,7 +274,8 @@ static void span_shard(const shard_span *sp, unsigned nd, uint64_t i, uint64_t *
 typedef struct index_batch {
     lumio_zarr *z;
     region *x;
-    zarr_cache *ic; /* where fetched indexes are kept too (NULL: nowhere) */
+    zarr_cache *ic;  /* where fetched indexes are kept too (NULL: nowhere) */
+    uint64_t ic_gen; /* its generation when they were asked for */
     const uint64_t *keys;
     uint64_t *entries; /* 2 x ninner per slot */
     bool *missing;
@@ -243,7 +287,7 @@ static void on_index(void *arg, lumio_completion *c) {
     uint64_t s = c->user_data, *e = b->entries + s * 2 * m->ninner;
     if (c->result == -ENOENT) {
         b->missing[s] = true;
-        if (b->ic) zarr_cache_add(b->ic, b->keys[s], NULL, 0);
+        if (b->ic) zarr_cache_add(b->ic, b->keys[s], NULL, 0, b->ic_gen);
         return;
     }
     if (c->result < 0) {
@@ -261,7 +305,7 @@ static void on_index(void *arg, lumio_completion *c) {
     uint8_t *copy = b->ic ? malloc(bytes) : NULL;
     if (copy) {
         memcpy(copy, e, bytes);
-        zarr_cache_add(b->ic, b->keys[s], copy, bytes);
+        zarr_cache_add(b->ic, b->keys[s], copy, bytes, b->ic_gen);
     }
 }
 
@@ -354,9 +398,17 @@ static int plan_inner(lumio_zarr *z, region *x, const shard_span *sp, uint64_t f
             ranges[nr++] = (lumio_range){
                 .offset = (int64_t)off, .length = nb, .user_data = region_index(x, cc)};
         }
-        if (nr > r0)
+        if (nr > r0) {
+            /* And the index once more, to check it is the one planned with. */
+            uint64_t ib = index_bytes(m), j = first + s;
+            ranges[nr++] = (lumio_range){.offset = m->index_at_start ? 0 : -(int64_t)ib,
+                                         .length = ib,
+                                         .user_data = x->nchunks + j};
+            x->shard_check[2 * j] = b->keys[s];
+            x->shard_check[2 * j + 1] = index_hash(e, 2 * m->ninner);
             dops[(*nops)++] = (lumio_op){
                 .kind = LUMIO_OP_GET, .path = paths[s], .ranges = &ranges[r0], .nranges = nr - r0};
+        }
     }
     return 0;
 }
@@ -379,7 +431,7 @@ static int plan_alloc(shard_plan *p, const zarr_meta *m, uint64_t n) {
     p->ops = calloc(LUMIO_MAX(n, 1), sizeof *p->ops);
     p->dops = calloc(LUMIO_MAX(n, 1), sizeof *p->dops);
     p->iranges = malloc(LUMIO_MAX(n, 1) * sizeof *p->iranges);
-    p->ranges = malloc(LUMIO_MAX(n * m->ninner, 1) * sizeof *p->ranges);
+    p->ranges = malloc(LUMIO_MAX(n * (m->ninner + 1), 1) * sizeof *p->ranges);
     p->paths = malloc(LUMIO_MAX(n, 1) * sizeof *p->paths);
     return p->entries && p->keys && p->missing && p->ops && p->dops && p->iranges && p->ranges &&
                    p->paths
@@ -403,8 +455,10 @@ int zarr_submit_sharded(lumio_zarr *z, region *x, zarr_cache *ic, uint64_t *g) {
     span_init(&sp, &z->m, x->start, x->shape);
     shard_plan p;
     int rc = plan_alloc(&p, &z->m, sp.n);
+    if (rc == 0 && !(x->shard_check = malloc(2 * sp.n * sizeof *x->shard_check))) rc = -ENOMEM;
     index_batch b = {
         .z = z, .x = x, .ic = ic, .keys = p.keys, .entries = p.entries, .missing = p.missing};
+    if (ic) b.ic_gen = zarr_cache_gen(ic);
     uint64_t ig;
     bool pending = false;
     if (rc == 0)
@@ -425,7 +479,8 @@ int zarr_submit_sharded(lumio_zarr *z, region *x, zarr_cache *ic, uint64_t *g) {
     return rc;
 }
 
-int zarr_read_sharded(lumio_zarr *z, const uint64_t *start, const uint64_t *shape, void *buf) {
+static int read_sharded_once(lumio_zarr *z, const uint64_t *start, const uint64_t *shape,
+                             void *buf) {
     const zarr_meta *m = &z->m;
     region xr, *x = &xr;
     int rc = region_init(x, z, &z->im, start, shape, buf);
@@ -435,9 +490,11 @@ int zarr_read_sharded(lumio_zarr *z, const uint64_t *start, const uint64_t *shap
     enum { BATCH = 16 };
     shard_plan p;
     rc = plan_alloc(&p, m, BATCH);
+    if (rc == 0 && !(x->shard_check = malloc(2 * sp.n * sizeof *x->shard_check))) rc = -ENOMEM;
     index_batch b = {.z = z,
                      .x = x,
                      .ic = z->index_cache,
+                     .ic_gen = z->index_cache ? zarr_cache_gen(z->index_cache) : 0,
                      .keys = p.keys,
                      .entries = p.entries,
                      .missing = p.missing};
@@ -479,5 +536,13 @@ int zarr_read_sharded(lumio_zarr *z, const uint64_t *start, const uint64_t *shap
     if (rc < 0 && x->error) snprintf(z->err, sizeof z->err, "%.1000s", x->err);
     region_fini(x);
     plan_free(&p);
+    return rc;
+}
+
+int zarr_read_sharded(lumio_zarr *z, const uint64_t *start, const uint64_t *shape, void *buf) {
+    /* A shard replaced between its index read and its inner reads: once
+     * more, from a fresh index. */
+    int rc = read_sharded_once(z, start, shape, buf);
+    if (rc == LUMIO_E_CHANGED) rc = read_sharded_once(z, start, shape, buf);
     return rc;
 }

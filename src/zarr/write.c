@@ -198,8 +198,13 @@ static int write_atomic(const char *path, const void *data, size_t len, bool exc
     }
     if (fd >= 0 && close(fd) < 0 && rc == 0) rc = -errno;
     if (rc == 0 && exclusive) {
-        if (link(tmp, path) < 0) rc = -errno;
-        unlink(tmp);
+        if (link(tmp, path) < 0) {
+            rc = -errno;
+            struct stat st;
+            if (rc == -EPERM || rc == -EOPNOTSUPP || rc == -ENOSYS) /* no hard links here */
+                rc = stat(path, &st) == 0 ? -EEXIST : rename(tmp, path) < 0 ? -errno : 0;
+        }
+        unlink(tmp); /* (gone already if renamed) */
     } else if (rc == 0 && rename(tmp, path) < 0) {
         rc = -errno;
     }
@@ -325,6 +330,11 @@ int lumio_zarr_create(lumio_zarr **out, const char *path, const lumio_zarr_creat
     bool delta = !strncmp(cs, "delta,", 6); /* numcodecs' Delta filter, then the codec */
     if (delta && o->format != 2) {
         snprintf(err, sizeof err, "codec '%s': delta is a Zarr v2 filter", cs);
+        rc = LUMIO_E_UNSUPPORTED;
+        goto out;
+    }
+    if (delta && in->type == LUMIO_ZARR_BOOL) { /* numpy cannot subtract booleans */
+        snprintf(err, sizeof err, "codec '%s': no delta filter for bool arrays", cs);
         rc = LUMIO_E_UNSUPPORTED;
         goto out;
     }

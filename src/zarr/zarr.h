@@ -109,6 +109,10 @@ typedef struct region {
     uint64_t rstride[LUMIO_ZARR_MAX_DIMS];                        /* region, elements */
     uint64_t cstride[LUMIO_ZARR_MAX_DIMS];                        /* chunk, elements */
     uint64_t nchunks;
+    uint64_t cache_gen; /* the chunk cache's generation when the read began */
+    /* A sharded read: per shard of its span, the key and a hash of the
+     * index its inner reads were planned with (malloc'd; region_fini). */
+    uint64_t *shard_check;
     pthread_mutex_t mu; /* the first error */
     int error;
     char err[1024];
@@ -185,12 +189,17 @@ typedef struct centry centry;
 const uint8_t *zarr_cache_pin(zarr_cache *c, uint64_t key, uint64_t *bytes, centry **pin);
 void zarr_cache_unpin(zarr_cache *c, centry *pin);
 /* Keep `bytes` of malloc'd data (the cache owns it from here, and frees it
- * at once if it does not fit; NULL data with 0 bytes is a valid entry). */
-void zarr_cache_add(zarr_cache *c, uint64_t key, uint8_t *data, uint64_t bytes);
+ * at once if it does not fit; NULL data with 0 bytes is a valid entry),
+ * read while the cache's generation was gen: dropped if a forget came
+ * since. */
+void zarr_cache_add(zarr_cache *c, uint64_t key, uint8_t *data, uint64_t bytes, uint64_t gen);
+uint64_t zarr_cache_gen(zarr_cache *c);
 /* Forget the chunks of the grid that the region touches (they were written). */
 void zarr_cache_forget(zarr_cache *c, const zarr_meta *grid, const uint64_t *start,
                        const uint64_t *shape);
 void zarr_cache_stats(zarr_cache *c, uint64_t *hits, uint64_t *misses, uint64_t *bytes);
+/* Forget one key. */
+void zarr_cache_drop(zarr_cache *c, uint64_t key);
 
 /* array.c: the region's chunk i placed from the cache (on the caller's
  * thread) instead of being read: true if it was there. */
