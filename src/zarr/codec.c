@@ -14,86 +14,70 @@
 #define ZSTD_STATIC_LINKING_ONLY /* the block-at-a-time API, for prefixes */
 #include <zstd.h>
 
-/* One zstd context per thread, made on first use: ZSTD_decompress() would
- * make and clear a fresh one for every chunk. */
-static pthread_key_t dctx_key;
-static pthread_once_t dctx_once = PTHREAD_ONCE_INIT;
-static void dctx_free(void *p) {
-    ZSTD_freeDCtx(p);
+/* What each thread keeps from chunk to chunk: its zstd contexts (made on
+ * first use: ZSTD_decompress() and ZSTD_compress() would make and clear
+ * fresh ones every time, about a megabyte to compress), and a decoded
+ * chunk's room (the ring's workers decode one chunk after another) up to
+ * SCRATCH_KEEP; larger chunks come and go. */
+enum { SCRATCH_KEEP = 16u << 20 };
+typedef struct thread_kit {
+    ZSTD_DCtx *dctx;
+    ZSTD_CCtx *cctx;
+    uint8_t *mem; /* NULL while lent out */
+    size_t cap;
+} thread_kit;
+static pthread_key_t kit_key;
+static pthread_once_t kit_once = PTHREAD_ONCE_INIT;
+static void kit_free(void *p) {
+    thread_kit *k = p;
+    ZSTD_freeDCtx(k->dctx);
+    ZSTD_freeCCtx(k->cctx);
+    free(k->mem);
+    free(k);
 }
-static void dctx_init(void) {
-    pthread_key_create(&dctx_key, dctx_free);
+static void kit_init(void) {
+    pthread_key_create(&kit_key, kit_free);
+}
+static thread_kit *thread_kit_get(void) {
+    pthread_once(&kit_once, kit_init);
+    thread_kit *k = pthread_getspecific(kit_key);
+    if (!k && (k = calloc(1, sizeof *k))) pthread_setspecific(kit_key, k);
+    return k;
 }
 static ZSTD_DCtx *thread_dctx(void) {
-    pthread_once(&dctx_once, dctx_init);
-    ZSTD_DCtx *d = pthread_getspecific(dctx_key);
-    if (!d && (d = ZSTD_createDCtx())) pthread_setspecific(dctx_key, d);
-    return d;
-}
-
-/* And one compression context: ZSTD_compress() would allocate (and fault
- * in) a fresh one of about a megabyte for every chunk. */
-static pthread_key_t cctx_key;
-static pthread_once_t cctx_once = PTHREAD_ONCE_INIT;
-static void cctx_free(void *p) {
-    ZSTD_freeCCtx(p);
-}
-static void cctx_init(void) {
-    pthread_key_create(&cctx_key, cctx_free);
+    thread_kit *k = thread_kit_get();
+    if (k && !k->dctx) k->dctx = ZSTD_createDCtx();
+    return k ? k->dctx : NULL;
 }
 static ZSTD_CCtx *thread_cctx(void) {
-    pthread_once(&cctx_once, cctx_init);
-    ZSTD_CCtx *c = pthread_getspecific(cctx_key);
-    if (!c && (c = ZSTD_createCCtx())) pthread_setspecific(cctx_key, c);
-    return c;
-}
-
-/* A decoded chunk's room, kept per thread (the ring's workers decode one
- * chunk after another) up to this size; larger chunks come and go. */
-enum { SCRATCH_KEEP = 16u << 20 };
-static pthread_key_t scratch_key;
-static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
-typedef struct scratch {
-    uint8_t *mem;
-    size_t cap;
-} scratch;
-static void scratch_free(void *p) {
-    scratch *s = p;
-    free(s->mem);
-    free(s);
-}
-static void scratch_init(void) {
-    pthread_key_create(&scratch_key, scratch_free);
+    thread_kit *k = thread_kit_get();
+    if (k && !k->cctx) k->cctx = ZSTD_createCCtx();
+    return k ? k->cctx : NULL;
 }
 
 uint8_t *zarr_scratch_get(size_t bytes) {
-    if (bytes > SCRATCH_KEEP) return malloc(bytes);
-    pthread_once(&scratch_once, scratch_init);
-    scratch *s = pthread_getspecific(scratch_key);
-    if (!s) {
-        if (!(s = calloc(1, sizeof *s))) return NULL;
-        pthread_setspecific(scratch_key, s);
+    thread_kit *k = bytes <= SCRATCH_KEEP ? thread_kit_get() : NULL;
+    if (!k) return malloc(LUMIO_MAX(bytes, 1));
+    if (k->cap < bytes) {
+        free(k->mem);
+        k->cap = 0;
+        if (!(k->mem = malloc(LUMIO_MAX(bytes, 1)))) return NULL;
+        k->cap = bytes;
     }
-    if (s->cap < bytes) {
-        free(s->mem);
-        s->cap = 0;
-        if (!(s->mem = malloc(LUMIO_MAX(bytes, 1)))) return NULL;
-        s->cap = bytes;
-    }
-    uint8_t *m = s->mem;
-    s->mem = NULL; /* lent out until zarr_scratch_put */
-    s->cap = 0;
+    uint8_t *m = k->mem;
+    k->mem = NULL; /* lent out until zarr_scratch_put */
+    k->cap = 0;
     return m;
 }
 
 void zarr_scratch_put(uint8_t *mem, size_t bytes) {
-    scratch *s = bytes <= SCRATCH_KEEP ? pthread_getspecific(scratch_key) : NULL;
-    if (!s || s->mem) {
+    thread_kit *k = bytes <= SCRATCH_KEEP ? thread_kit_get() : NULL;
+    if (!k || k->mem) {
         free(mem);
         return;
     }
-    s->mem = mem;
-    s->cap = bytes;
+    k->mem = mem;
+    k->cap = bytes;
 }
 
 /* Decode zstd block by block until at least `need` bytes are out: 1 when
