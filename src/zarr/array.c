@@ -156,6 +156,12 @@ void lumio_zarr_close(lumio_zarr *z) {
     if (z->own_ring) lumio_ring_destroy(z->ring);
     zarr_cache_free(z->cache);
     zarr_cache_free(z->index_cache);
+    for (unsigned i = 0; i < z->nkits; i++) {
+        zarr_cctx_free(z->kits[i].cctx);
+        free(z->kits[i].own);
+        free(z->kits[i].enc);
+    }
+    free(z->kits);
     free(z->base);
     free(z);
 }

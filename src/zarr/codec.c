@@ -55,6 +55,18 @@ static ZSTD_CCtx *thread_cctx(void) {
     return k ? k->cctx : NULL;
 }
 
+void zarr_thread_cctx_swap(void **slot) {
+    thread_kit *k = thread_kit_get();
+    if (!k) return; /* out of memory: the slot keeps its own */
+    void *mine = k->cctx;
+    k->cctx = *slot;
+    *slot = mine;
+}
+
+void zarr_cctx_free(void *cctx) {
+    ZSTD_freeCCtx(cctx);
+}
+
 uint8_t *zarr_scratch_get(size_t bytes) {
     thread_kit *k = bytes <= SCRATCH_KEEP ? thread_kit_get() : NULL;
     if (!k) return malloc(LUMIO_MAX(bytes, 1));

@@ -437,16 +437,24 @@ static int on_old(void *arg, lumio_completion *c) {
     return zarr_decode_landed(&j->x, c, buf);
 }
 
+typedef struct encoder_arg {
+    write_job *j;
+    zarr_enc_kit *kit;
+} encoder_arg;
+
 /* A thread: merge the new data into chunks, encode and write them. A chunk
- * the region covers is assembled in the thread's own buffer, and every chunk
- * is encoded into another, both reused from chunk to chunk. */
+ * the region covers is assembled in the kit's own buffer, and every chunk is
+ * encoded into another, both kept in the array with the zstd context from
+ * chunk to chunk and from write to write. */
 static void *encoder(void *arg) {
-    write_job *j = arg;
+    write_job *j = ((encoder_arg *)arg)->j;
+    zarr_enc_kit *kit = ((encoder_arg *)arg)->kit;
     region *x = &j->x;
     const lumio_zarr *z = x->z;
     const zarr_meta *m = &z->m;
-    uint8_t *own = NULL, *enc = NULL;
-    size_t cap = 0;
+    uint8_t *own = kit->own, *enc = kit->enc;
+    size_t cap = kit->cap;
+    zarr_thread_cctx_swap(&kit->cctx);
     for (;;) {
         uint64_t i = __atomic_fetch_add(&j->next, 1, __ATOMIC_RELAXED);
         if (i >= j->n || x->error) break;
@@ -491,8 +499,10 @@ static void *encoder(void *arg) {
             region_error(x, rc, text);
         }
     }
-    free(own);
-    free(enc);
+    zarr_thread_cctx_swap(&kit->cctx);
+    kit->own = own;
+    kit->enc = enc;
+    kit->cap = cap;
     return NULL;
 }
 
@@ -516,7 +526,16 @@ int lumio_zarr_write(lumio_zarr *z, const uint64_t *start, const uint64_t *shape
     j.bufs = calloc(batch, sizeof *j.bufs);
     uint64_t *old = calloc(batch, sizeof *old);
     pthread_t *threads = calloc(nthreads, sizeof *threads);
-    if (!j.bufs || !old || !threads) rc = -ENOMEM;
+    encoder_arg *args = calloc(nthreads, sizeof *args);
+    if (z->nkits < nthreads) { /* kept in the array from write to write */
+        zarr_enc_kit *k = realloc(z->kits, nthreads * sizeof *k);
+        if (k) {
+            memset(k + z->nkits, 0, (nthreads - z->nkits) * sizeof *k);
+            z->kits = k;
+            z->nkits = nthreads;
+        }
+    }
+    if (!j.bufs || !old || !threads || !args || z->nkits < nthreads) rc = -ENOMEM;
     for (uint64_t first = 0; rc == 0 && first < j.x.nchunks; first += batch) {
         j.first = first;
         j.n = LUMIO_MIN(batch, j.x.nchunks - first);
@@ -540,9 +559,11 @@ int lumio_zarr_write(lumio_zarr *z, const uint64_t *start, const uint64_t *shape
         }
         if (rc == 0 && nold) rc = zarr_fetch_chunks(z, &j.x, 0, nold, on_old, old);
         unsigned started = 0;
-        for (unsigned t = 0; rc == 0 && t < nthreads && t < j.n; t++)
-            if (pthread_create(&threads[t], NULL, encoder, &j) == 0) started++;
-        if (rc == 0 && started == 0) encoder(&j);
+        for (unsigned t = 0; rc == 0 && t < nthreads && t < j.n; t++) {
+            args[t] = (encoder_arg){.j = &j, .kit = &z->kits[started]};
+            if (pthread_create(&threads[started], NULL, encoder, &args[t]) == 0) started++;
+        }
+        if (rc == 0 && started == 0) encoder(&(encoder_arg){.j = &j, .kit = &z->kits[0]});
         for (unsigned t = 0; t < started; t++) pthread_join(threads[t], NULL);
         if (rc == 0 && j.x.error) rc = j.x.error;
     }
@@ -552,5 +573,6 @@ int lumio_zarr_write(lumio_zarr *z, const uint64_t *start, const uint64_t *shape
     free(j.bufs);
     free(old);
     free(threads);
+    free(args);
     return rc;
 }

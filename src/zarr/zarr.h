@@ -95,6 +95,21 @@ int zarr_encode_into(const zarr_meta *m, uint8_t *chunk, uint8_t **out, size_t *
 uint8_t *zarr_scratch_get(size_t bytes);
 void zarr_scratch_put(uint8_t *mem, size_t bytes);
 
+/* codec.c: swap this thread's zstd compression context with *slot (so a
+ * context can outlive the thread that used it), and free one. */
+void zarr_thread_cctx_swap(void **slot);
+void zarr_cctx_free(void *cctx);
+
+/* write.c: what one encoder keeps from batch to batch and write to write
+ * (its thread comes and goes with each batch): a zstd context, the chunk it
+ * assembles, the bytes it encodes into. */
+typedef struct zarr_enc_kit {
+    void *cctx;
+    uint8_t *own;
+    uint8_t *enc;
+    size_t cap;
+} zarr_enc_kit;
+
 /* meta.c: the metadata document of m (malloc'd JSON text). */
 char *zarr_dump_meta(const zarr_meta *m);
 
@@ -211,7 +226,9 @@ char *zarr_open_error(void);
 struct lumio_zarr {
     char *base; /* the store's location, without a trailing '/' */
     bool remote;
-    lumio_remote *rm; /* remote: the ring's client, for writes (made on the first) */
+    lumio_remote *rm;   /* remote: the ring's client, for writes (made on the first) */
+    zarr_enc_kit *kits; /* writes: one per encoder (made on the first write) */
+    unsigned nkits;
     zarr_meta m;
     zarr_meta im; /* sharded: the grid of inner chunks (zarr_inner_meta) */
     lumio_ring *ring;
