@@ -363,7 +363,7 @@ int zarr_submit_any(lumio_zarr *z, region *x, zarr_cache *ic, uint64_t *g) {
 zarr_cache *zarr_index_cache(lumio_zarr *z, bool *own) {
     *own = false;
     if (!z->m.sharded || z->index_cache) return z->index_cache;
-    *own = true; /* for one call (or series): what it reads stays as fresh as a read */
+    *own = true; /* for one call: what it reads is as fresh as a read's */
     return zarr_cache_new(16u << 20, 16 * z->m.ninner);
 }
 

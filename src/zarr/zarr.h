@@ -187,7 +187,7 @@ int zarr_read_sharded(lumio_zarr *z, const uint64_t *start, const uint64_t *shap
 int zarr_submit_sharded(lumio_zarr *z, region *x, zarr_cache *ic, uint64_t *g);
 /* array.c: the region (over zarr_grid(z)) as one group, sharded or not. */
 int zarr_submit_any(lumio_zarr *z, region *x, zarr_cache *ic, uint64_t *g);
-/* array.c: the shard index cache for a batch or series: the array's own,
+/* array.c: the shard index cache for a batch of reads: the array's own,
  * or (*own) a new one to free after it; NULL for unsharded arrays (or out
  * of memory). */
 zarr_cache *zarr_index_cache(lumio_zarr *z, bool *own);
