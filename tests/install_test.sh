@@ -32,7 +32,9 @@ for kind in shared static; do
         echo "install: $kind build printed:"; printf '%s\n' "$got"; echo "expected:"; printf '%s\n' "$want"
         echo "install: 0 passed, 1 failed"; exit 1
     fi
-    printf '%s\n' "$got" | grep -q '^lumio 0\.' || { echo "install: no version line"; exit 1; }
+    # A here-string, not a pipe: under pipefail, `grep -q` exiting early can
+    # kill the writer with SIGPIPE and fail a check that matched.
+    grep -q '^lumio 0\.' <<<"$got" || { echo "install: no version line"; exit 1; }
 done
 # A missing file is one error line naming it, and a non-zero exit.
 if LD_LIBRARY_PATH=$(dirname "$(find "$tmp/prefix" -name 'liblumio.so' | head -1)") "$tmp/shared" "$tmp/missing" 2>"$tmp/err"; then

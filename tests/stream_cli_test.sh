@@ -13,7 +13,9 @@ bad() { echo "FAIL: $*"; failed=$((failed + 1)); }
 "$lumio" stream gen --seed 3 --samples 20000 --threads 4 --flush samples=1000 -o "$tmp/a.lumio" 2>"$tmp/gen.err" && ok || bad "gen"
 [ "$(grep -c '^sealed chunks=' "$tmp/gen.err")" -eq 20 ] && ok || bad "gen announces each sealed chunk"
 "$lumio" stream verify "$tmp/a.lumio" >/dev/null && ok || bad "verify of a clean stream"
-"$lumio" stream info "$tmp/a.lumio" | grep -q '^samples: *20000$' && ok || bad "info counts samples"
+# Output captured first: under pipefail, `grep -q` quitting early can SIGPIPE
+# the writer and fail a check that matched.
+info=$("$lumio" stream info "$tmp/a.lumio") && grep -q '^samples: *20000$' <<<"$info" && ok || bad "info counts samples"
 
 # Determinism: the first K samples of a run of N are those of a run of K.
 "$lumio" stream gen --seed 3 --samples 500 --threads 4 --to collapsed >"$tmp/k.txt"
@@ -54,7 +56,7 @@ sort "$tmp/f.txt" | cmp -s - "$tmp/f2.txt" && ok || bad "collapsed round trip"
 if [ -n "$profiles" ] && [ -f "$profiles/gcc-O2.perf.txt.zst" ]; then
     zstd -dc "$profiles/gcc-O2.perf.txt.zst" | "$lumio" stream import --from perf-script - -o "$tmp/p.lumio" && ok || bad "import perf script"
     want=$(zstd -dc "$profiles/gcc-O2.perf.txt.zst" | grep -c -v -e '^[[:space:]]' -e '^$')
-    "$lumio" stream info "$tmp/p.lumio" | grep -q "^samples: *$want\$" && ok || bad "perf script samples ($want)"
+    info=$("$lumio" stream info "$tmp/p.lumio") && grep -q "^samples: *$want\$" <<<"$info" && ok || bad "perf script samples ($want)"
 else
     echo "SKIP: perf script profiles not found"
 fi
