@@ -138,8 +138,8 @@ int lumio_zarr_open(lumio_zarr **out, const char *location, const lumio_zarr_opt
     if (rc == 0 && o.cache_bytes) {
         /* A sharded array: an eighth for the shard indexes. */
         uint64_t ib = z->m.sharded ? o.cache_bytes / 8 : 0;
-        if (!(z->cache = zarr_cache_new(o.cache_bytes - ib, zarr_grid(z)->chunk_bytes)) ||
-            (ib && !(z->index_cache = zarr_cache_new(ib, 16 * z->m.ninner))))
+        if (!(z->cache = zarr_cache_new(o.cache_bytes - ib, zarr_grid(z)->chunk_bytes, true)) ||
+            (ib && !(z->index_cache = zarr_cache_new(ib, 16 * z->m.ninner, false))))
             rc = -ENOMEM;
     }
     if (rc < 0) {
@@ -171,23 +171,23 @@ void lumio_zarr_close(lumio_zarr *z) {
 int zarr_decode_landed(region *x, lumio_completion *c, uint8_t *into) {
     const zarr_meta *m = x->m;
     zarr_cache *cache = into || !x->z ? NULL : x->z->cache;
-    /* The cache keeps what it is given; otherwise the thread's scratch. */
-    uint8_t *chunk = into    ? into
-                     : cache ? malloc(LUMIO_MAX(m->chunk_bytes, 1))
-                             : zarr_scratch_get(m->chunk_bytes);
+    /* A slot of the cache, which keeps the whole chunk; otherwise (or when
+     * every slot is being read from) the thread's scratch. */
+    uint8_t *kept = cache ? zarr_cache_buffer(cache) : NULL;
+    uint8_t *chunk = into ? into : kept ? kept : zarr_scratch_get(m->chunk_bytes);
     char why[256];
     uint64_t cc[LUMIO_ZARR_MAX_DIMS];
     region_chunk(x, c->user_data, cc);
     /* Into place: only as far as the region reaches into the chunk, unless
      * the cache keeps it. */
-    uint64_t need = into || cache ? m->chunk_bytes : region_chunk_need(x, cc);
+    uint64_t need = into || kept ? m->chunk_bytes : region_chunk_need(x, cc);
     int rc =
         chunk ? zarr_decode_prefix(m, c->data, c->length, chunk, need, why, sizeof why) : -ENOMEM;
     if (rc == 0 && !into) {
         region_to_buf(x, cc, chunk);
-        if (cache) {
-            zarr_cache_add(cache, zarr_chunk_linear(m, cc), chunk, m->chunk_bytes, x->cache_gen);
-            chunk = NULL;
+        if (kept) {
+            zarr_cache_add(cache, zarr_chunk_linear(m, cc), kept, m->chunk_bytes, x->cache_gen);
+            kept = chunk = NULL;
         }
     } else if (rc < 0) {
         char where[512], text[1024];
@@ -197,8 +197,8 @@ int zarr_decode_landed(region *x, lumio_completion *c, uint8_t *into) {
         snprintf(text, sizeof text, "%s: %s", where, chunk ? why : "out of memory");
         region_error(x, rc, text);
     }
-    if (!into && cache)
-        free(chunk);
+    if (kept)
+        zarr_cache_release(cache, kept);
     else if (!into && chunk)
         zarr_scratch_put(chunk, m->chunk_bytes);
     lumio_buffer_release(c->buffer);
@@ -364,7 +364,7 @@ zarr_cache *zarr_index_cache(lumio_zarr *z, bool *own) {
     *own = false;
     if (!z->m.sharded || z->index_cache) return z->index_cache;
     *own = true; /* for one call: what it reads is as fresh as a read's */
-    return zarr_cache_new(16u << 20, 16 * z->m.ninner);
+    return zarr_cache_new(16u << 20, 16 * z->m.ninner, false);
 }
 
 int lumio_zarr_read_batch(lumio_zarr *z, size_t n, const uint64_t *starts, const uint64_t *shape,

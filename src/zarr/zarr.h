@@ -195,7 +195,7 @@ zarr_cache *zarr_index_cache(lumio_zarr *z, bool *own);
 /* cache.c: the decoded-chunk cache (lumio_zarr_options.cache_bytes). Keys
  * are chunk indices in C order over a grid's chunks (zarr_chunk_linear;
  * a sharded array's inner chunks). */
-zarr_cache *zarr_cache_new(uint64_t budget, uint64_t chunk_bytes);
+zarr_cache *zarr_cache_new(uint64_t budget, uint64_t chunk_bytes, bool slots);
 void zarr_cache_free(zarr_cache *c);
 uint64_t zarr_chunk_linear(const zarr_meta *grid, const uint64_t *cc);
 /* The data kept under key (and its size), pinned (eviction waits for the
@@ -203,8 +203,15 @@ uint64_t zarr_chunk_linear(const zarr_meta *grid, const uint64_t *cc);
 typedef struct centry centry;
 const uint8_t *zarr_cache_pin(zarr_cache *c, uint64_t key, uint64_t *bytes, centry **pin);
 void zarr_cache_unpin(zarr_cache *c, centry *pin);
-/* Keep `bytes` of malloc'd data (the cache owns it from here, and frees it
- * at once if it does not fit; NULL data with 0 bytes is a valid entry),
+/* A chunk_bytes buffer to decode into and then add (or give back with
+ * zarr_cache_release): a slot of a cache made with slots, evicting the least
+ * recently used entry if every slot is held; NULL when none can be had (the
+ * chunk is then not kept). Without slots, malloc'd. */
+uint8_t *zarr_cache_buffer(zarr_cache *c);
+void zarr_cache_release(zarr_cache *c, uint8_t *data);
+/* Keep `bytes` of data from zarr_cache_buffer, or malloc'd (the cache owns it
+ * from here, and lets it go at once if it does not fit; NULL data with 0
+ * bytes is a valid entry),
  * read while the cache's generation was gen: dropped if a forget came
  * since. */
 void zarr_cache_add(zarr_cache *c, uint64_t key, uint8_t *data, uint64_t bytes, uint64_t gen);
