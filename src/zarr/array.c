@@ -136,8 +136,18 @@ int lumio_zarr_open(lumio_zarr **out, const char *location, const lumio_zarr_opt
     free(text);
     if (rc == 0 && z->m.sharded) zarr_inner_meta(&z->m, &z->im);
     if (rc == 0 && o.cache_bytes) {
-        /* A sharded array: an eighth for the shard indexes. */
-        uint64_t ib = z->m.sharded ? o.cache_bytes / 8 : 0;
+        /* A sharded array: room for every shard's index, up to an eighth. */
+        uint64_t ib = 0;
+        if (z->m.sharded) {
+            const lumio_zarr_info *in = &z->m.info;
+            uint64_t each = 16 * z->m.ninner + 128, cap = o.cache_bytes / 8;
+            ib = each;
+            for (unsigned d = 0; d < in->ndim && ib < cap; d++) {
+                uint64_t n = (in->shape[d] + in->chunks[d] - 1) / in->chunks[d];
+                ib = n && ib > cap / n ? cap : ib * n;
+            }
+            ib = LUMIO_MIN(ib, cap);
+        }
         if (!(z->cache = zarr_cache_new(o.cache_bytes - ib, zarr_grid(z)->chunk_bytes, true)) ||
             (ib && !(z->index_cache = zarr_cache_new(ib, 16 * z->m.ninner, false))))
             rc = -ENOMEM;
