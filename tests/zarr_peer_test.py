@@ -290,6 +290,30 @@ def main():
     check("unsupported dtype named", r.returncode == 1 and b"<c8" in r.stderr, r.stderr)
     r = lumio("zarr", "info", f"{base}/nothing.zarr")
     check("not an array", r.returncode == 1 and b"not a Zarr array" in r.stderr, r.stderr)
+    # A group where an array was expected: said, with its arrays named (from
+    # .zmetadata, or locally by walking its subgroups; over HTTP without
+    # consolidated metadata they cannot be listed).
+    g = zarr.open_group(os.path.join(root, "grp.zarr"), mode="w")
+    g.create_dataset("b", data=np.arange(6, dtype="<u2"), chunks=(4,))
+    g.create_dataset("sub/a", data=np.arange(6, dtype="<f4"), chunks=(4,))
+    g.create_group("empty")
+    for consolidated in (False, True):
+        if consolidated:
+            zarr.consolidate_metadata(os.path.join(root, "grp.zarr"))
+        r = lumio("zarr", "info", f"{base}/grp.zarr")
+        if HTTP and not consolidated:
+            want = b"a Zarr v2 group, not an array (it has no consolidated metadata"
+        else:
+            want = b"a Zarr v2 group, not an array; its arrays: b, sub/a\n"
+        check(f"a group named with its arrays ({'consolidated' if consolidated else 'plain'})",
+              r.returncode == 1 and want in r.stderr, r.stderr)
+    r = lumio("zarr", "info", f"{base}/grp.zarr/empty")
+    check("an empty group", r.returncode == 1 and (b"(it holds no arrays)" in r.stderr or
+                                                   (HTTP and b"no consolidated" in r.stderr)),
+          r.stderr)
+    r = lumio("zarr", "cat", f"{base}/grp.zarr/sub/a")
+    check("an array in a group", r.returncode == 0 and
+          r.stdout == np.arange(6, dtype="<f4").tobytes(), r.stderr)
     z = zarr.open_array(os.path.join(root, "corrupt.zarr"), mode="w", shape=(8,), chunks=(4,),
                         dtype="<u4", compressor=numcodecs.Zstd())
     z[:] = np.arange(8)

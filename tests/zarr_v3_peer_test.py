@@ -207,6 +207,31 @@ def main(root):
     check("lumio reads a hand-built shard (index at start, missing inner chunks)",
           r.returncode == 0 and r.stdout == want.tobytes(), r.stderr.decode())
 
+    # A v3 group where an array was expected: said, with its arrays named,
+    # by walking its subgroups or from inline consolidated metadata.
+    path = os.path.join(root, "grp.zarr")
+    r = run("node", PEER, "group", path)
+    check("zarrita makes a group", r.returncode == 0, r.stderr.decode())
+    r = run(LUMIO, "zarr", "info", path)
+    check("a v3 group named with its arrays",
+          r.returncode == 1 and b"a Zarr v3 group, not an array; its arrays: a, sub/b\n" in r.stderr,
+          r.stderr.decode())
+    r = run(LUMIO, "zarr", "info", os.path.join(path, "e"))
+    check("an empty v3 group", r.returncode == 1 and b"(it holds no arrays)" in r.stderr,
+          r.stderr.decode())
+    path = os.path.join(root, "cons.zarr")
+    os.makedirs(path)
+    arr = {"zarr_format": 3, "node_type": "array", "shape": [2], "data_type": "uint8"}
+    with open(os.path.join(path, "zarr.json"), "w") as f:
+        json.dump({"zarr_format": 3, "node_type": "group", "attributes": {},
+                   "consolidated_metadata": {"kind": "inline", "must_understand": False,
+                                             "metadata": {"x": arr, "g": {"zarr_format": 3,
+                                                          "node_type": "group"}, "g/y": arr}}},
+                  f)
+    r = run(LUMIO, "zarr", "info", path)
+    check("a v3 group's consolidated metadata lists its arrays",
+          r.returncode == 1 and b"its arrays: g/y, x\n" in r.stderr, r.stderr.decode())
+
     print(f"zarr_v3_peer: {failures} failed")
     return 1 if failures else 0
 

@@ -85,8 +85,9 @@ LUMIO_API void lumio_zarr_options_default(lumio_zarr_options *o);
 /* Open an array: a directory, an http(s):// URL or s3://BUCKET/PREFIX. Reads
  * the metadata and checks that every data type, codec and layout in it is
  * supported (else LUMIO_E_UNSUPPORTED, naming it; malformed metadata is
- * LUMIO_E_FORMAT). The error text is in lumio_zarr_last_error(NULL) when
- * opening fails. */
+ * LUMIO_E_FORMAT). A location holding no array is -ENOENT; if it is a
+ * group, the text says so and names the group's arrays. The error text is
+ * in lumio_zarr_last_error(NULL) when opening fails. */
 LUMIO_API int lumio_zarr_open(lumio_zarr **out, const char *location, const lumio_zarr_options *o);
 
 LUMIO_API void lumio_zarr_get_info(const lumio_zarr *z, lumio_zarr_info *info);

@@ -44,8 +44,7 @@ static char *join(const char *base, const char *key) {
     return p;
 }
 
-/* A whole key of the store, NUL-terminated. -ENOENT when it does not exist. */
-static int fetch_key(lumio_zarr *z, const char *key, char **data, size_t *len) {
+int zarr_fetch_key(lumio_zarr *z, const char *key, char **data, size_t *len) {
     char *path = join(z->base, key);
     if (!path) return -ENOMEM;
     lumio_range rg = {.offset = 0, .length = LUMIO_WHOLE};
@@ -118,16 +117,18 @@ int lumio_zarr_open(lumio_zarr **out, const char *location, const lumio_zarr_opt
     size_t len = 0;
     char why[512] = "";
     if (rc == 0) {
-        rc = fetch_key(z, ".zarray", &text, &len);
+        rc = zarr_fetch_key(z, ".zarray", &text, &len);
         if (rc == 0) {
             rc = zarr_parse_v2(text, len, &z->m, why, sizeof why);
             if (rc < 0) snprintf(z->err, sizeof z->err, "%s/.zarray: %s", z->base, why);
         } else if (rc == -ENOENT) {
-            rc = fetch_key(z, "zarr.json", &text, &len);
-            if (rc == 0) {
+            rc = zarr_fetch_key(z, "zarr.json", &text, &len);
+            if (rc == 0 && zarr_group_error(z, text, len)) {
+                rc = -ENOENT;
+            } else if (rc == 0) {
                 rc = zarr_parse_v3(text, len, &z->m, why, sizeof why);
                 if (rc < 0) snprintf(z->err, sizeof z->err, "%s/zarr.json: %s", z->base, why);
-            } else if (rc == -ENOENT) {
+            } else if (rc == -ENOENT && !zarr_group_error(z, NULL, 0)) {
                 snprintf(z->err, sizeof z->err, "%s: not a Zarr array (no .zarray or zarr.json)",
                          z->base);
             }

@@ -192,6 +192,13 @@ int zarr_submit_any(lumio_zarr *z, region *x, zarr_cache *ic, uint64_t *g);
  * of memory). */
 zarr_cache *zarr_index_cache(lumio_zarr *z, bool *own);
 
+/* array.c: a whole key of the store, NUL-terminated (malloc'd). -ENOENT
+ * when it does not exist. */
+int zarr_fetch_key(lumio_zarr *z, const char *key, char **data, size_t *len);
+/* group.c: if the location is a group (v2 `.zgroup`; v3 the zarr.json text
+ * given), say so in z->err, naming its arrays, and return true. */
+bool zarr_group_error(lumio_zarr *z, const char *v3json, size_t len);
+
 /* cache.c: the decoded-chunk cache (lumio_zarr_options.cache_bytes). Keys
  * are chunk indices in C order over a grid's chunks (zarr_chunk_linear;
  * a sharded array's inner chunks). */

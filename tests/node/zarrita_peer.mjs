@@ -3,6 +3,8 @@
 //   node zarrita_peer.mjs write ARRAY SPEC IN  create ARRAY as SPEC (JSON: shape, chunk_shape,
 //                                              data_type, codecs, fill_value) from IN (raw
 //                                              little-endian values, C order)
+//   node zarrita_peer.mjs group GROUP          create GROUP with arrays a and sub/b, and
+//                                              an empty subgroup e
 import * as fs from "node:fs";
 import * as zarr from "zarrita";
 import FileSystemStore from "@zarrita/storage/fs";
@@ -65,7 +67,13 @@ if (mode === "read") {
     let s = 1;
     for (let d = spec.shape.length - 1; d >= 0; d--) { stride[d] = s; s *= spec.shape[d]; }
     await zarr.set(arr, null, { data: values, shape: spec.shape, stride });
+} else if (mode === "group") {
+    const root = await zarr.create(zarr.root(store));
+    await zarr.create(root.resolve("sub"));
+    await zarr.create(root.resolve("e"));
+    await zarr.create(root.resolve("a"), { shape: [4], chunkShape: [2], dtype: "int32" });
+    await zarr.create(root.resolve("sub/b"), { shape: [3, 3], chunkShape: [2, 2], dtype: "uint8" });
 } else {
-    console.error("usage: zarrita_peer.mjs read ARRAY OUT | write ARRAY SPEC IN");
+    console.error("usage: zarrita_peer.mjs read ARRAY OUT | write ARRAY SPEC IN | group GROUP");
     process.exit(2);
 }
