@@ -30,7 +30,7 @@ find "$work/data" -type f -print0 | xargs -0 cat >/dev/null # warm the page cach
 cat "$work/big.bin" >/dev/null
 
 rows=()
-row() { rows+=("$(printf '| %-46s | %10s | %8s | %14s |' "$1" "$2" "$3" "$4")"); }
+row() { rows+=("$(printf '| %-50s | %10s | %8s | %14s |' "$1" "$2" "$3" "$4")"); }
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); print(' '.join(str(d[k]) for k in sys.argv[1:]))" "$@"; }
 mib() { python3 -c "print(f'{$1/1048576:.0f} MiB')"; }
 
@@ -78,7 +78,7 @@ zsame=$($lumio zarr cat "$work/b.zarr" | cmp -s - "$work/big.bin" && echo identi
 row "Zarr rechunk 64^3 -> 16x256x256 ($zsame)" "256 MiB" "$(python3 -c "print(f'{$t1-$t0:.3f}')")" "$(python3 -c "print(f'{256/($t1-$t0):.0f} MiB/s')")"
 
 echo
-printf '| %-46s | %10s | %8s | %14s |\n' "what" "bytes" "seconds" "speed"
-printf '|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..48})" "$(printf -- '-%.0s' {1..12})" "$(printf -- '-%.0s' {1..10})" "$(printf -- '-%.0s' {1..16})"
+printf '| %-50s | %10s | %8s | %14s |\n' "what" "bytes" "seconds" "speed"
+printf '|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..52})" "$(printf -- '-%.0s' {1..12})" "$(printf -- '-%.0s' {1..10})" "$(printf -- '-%.0s' {1..16})"
 printf '%s\n' "${rows[@]}"
 [ "$same" = "same as xxhsum" ] && [ "$ok" = "identical" ] && [ "$sverify" = "verified" ] && [ "$rsame" = "identical" ] && [ "$zsame" = "identical" ]
