@@ -311,6 +311,14 @@ def main():
     check("an empty group", r.returncode == 1 and (b"(it holds no arrays)" in r.stderr or
                                                    (HTTP and b"no consolidated" in r.stderr)),
           r.stderr)
+    if not HTTP:  # groups nested past the walk's depth: it says where it stopped
+        deep = zarr.open_group(os.path.join(root, "deep.zarr"), mode="w")
+        deep.create_dataset("top", data=np.arange(3, dtype="<u1"))
+        deep.create_dataset("/".join("g" * 20) + "/a", data=np.arange(3, dtype="<u1"))
+        r = lumio("zarr", "info", f"{base}/deep.zarr")
+        check("a deep group: the walk says where it stopped",
+              r.returncode == 1 and b"its arrays: top (the walk stopped after 16 levels" in r.stderr,
+              r.stderr)
     r = lumio("zarr", "cat", f"{base}/grp.zarr/sub/a")
     check("an array in a group", r.returncode == 0 and
           r.stdout == np.arange(6, dtype="<f4").tobytes(), r.stderr)

@@ -140,14 +140,9 @@ int lumio_zarr_open(lumio_zarr **out, const char *location, const lumio_zarr_opt
         /* A sharded array: room for every shard's index, up to an eighth. */
         uint64_t ib = 0;
         if (z->m.sharded) {
-            const lumio_zarr_info *in = &z->m.info;
             uint64_t each = 16 * z->m.ninner + 128, cap = o.cache_bytes / 8;
-            ib = each;
-            for (unsigned d = 0; d < in->ndim && ib < cap; d++) {
-                uint64_t n = (in->shape[d] + in->chunks[d] - 1) / in->chunks[d];
-                ib = n && ib > cap / n ? cap : ib * n;
-            }
-            ib = LUMIO_MIN(ib, cap);
+            uint64_t shards = z->m.info.nchunks;
+            ib = shards > cap / each ? cap : each * shards;
         }
         if (!(z->cache = zarr_cache_new(o.cache_bytes - ib, zarr_grid(z)->chunk_bytes, true)) ||
             (ib && !(z->index_cache = zarr_cache_new(ib, 16 * z->m.ninner, false))))

@@ -39,6 +39,7 @@ struct zarr_cache {
     /* Slots (zarr_cache_new with slots): nslots of `entry` bytes at slab;
      * those from `fresh` on were never handed out. */
     uint64_t entry;
+    bool none; /* slots asked for, but the budget holds not one */
     uint8_t *slab;
     size_t slab_bytes, nslots, fresh;
     uint8_t **spare;
@@ -65,6 +66,7 @@ zarr_cache *zarr_cache_new(uint64_t budget, uint64_t chunk_bytes, bool slots) {
     c->mask = n - 1;
     c->budget = budget;
     c->entry = chunk_bytes;
+    c->none = slots && entries <= 1;
     if (slots && chunk_bytes && entries > 1) {
         /* Reserved, not committed: pages are touched as slots are first
          * used. Without the mapping, chunks are malloc'd one by one. */
@@ -86,7 +88,8 @@ zarr_cache *zarr_cache_new(uint64_t budget, uint64_t chunk_bytes, bool slots) {
 }
 
 static bool in_slab(const zarr_cache *c, const uint8_t *p) {
-    return c->slab && p >= c->slab && p < c->slab + c->slab_bytes;
+    uintptr_t a = (uintptr_t)p, lo = (uintptr_t)c->slab;
+    return c->slab && a >= lo && a - lo < c->slab_bytes;
 }
 
 /* Data no entry holds any more: a slot back to the spares, or freed. */
@@ -132,6 +135,7 @@ void zarr_cache_free(zarr_cache *c) {
 }
 
 uint8_t *zarr_cache_buffer(zarr_cache *c) {
+    if (c->none) return NULL; /* nothing would be kept: decode only what is needed */
     if (!c->slab) return malloc(LUMIO_MAX(c->entry, 1));
     uint8_t *p = NULL;
     pthread_mutex_lock(&c->mu);
@@ -143,7 +147,7 @@ uint8_t *zarr_cache_buffer(zarr_cache *c) {
         /* Every slot is held: take the least recently used entry's that
          * no reader is copying out of. */
         centry *e = c->tail;
-        while (e && e->refs) e = e->prev;
+        while (e && (e->refs || !in_slab(c, e->data))) e = e->prev;
         if (e) {
             unlink_entry(c, e);
             p = e->data;

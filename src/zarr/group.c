@@ -13,12 +13,13 @@
 #include <string.h>
 #include <unistd.h>
 
-enum { WALK_ENTRIES = 4096, WALK_DEPTH = 16, SHOWN = 8 };
+enum { WALK_ENTRIES = 4096, WALK_DEPTH = 16, SHOWN = 8, PATH_BYTES = 4096 };
 
 typedef struct names {
     char **v;
     size_t n, cap;
     unsigned seen; /* directory entries looked at, bounded by WALK_ENTRIES */
+    bool cut;      /* the walk stopped at WALK_ENTRIES or WALK_DEPTH */
 } names;
 
 static void add_name(names *ns, const char *s, size_t len) {
@@ -42,41 +43,58 @@ static const char *v3_node_type(json_t *root) {
     return json_string_value(json_object_get(root, "node_type"));
 }
 
-/* a/b into out; false when it does not fit. */
-static bool join2(char *out, size_t n, const char *a, const char *sep, const char *b) {
-    int k = snprintf(out, n, "%s%s%s", a, sep, b);
-    return k >= 0 && (size_t)k < n;
+/* Append "/name" to the path of length len in p (PATH_BYTES); the new
+ * length, or 0 when it does not fit. */
+static size_t push(char *p, size_t len, const char *name) {
+    size_t n = strlen(name);
+    if (len + 1 + n >= PATH_BYTES) return 0;
+    p[len] = '/';
+    memcpy(p + len + 1, name, n + 1);
+    return len + 1 + n;
 }
 
-static bool is_file(const char *dir, const char *name) {
-    char p[4096];
-    return join2(p, sizeof p, dir, "/", name) && access(p, F_OK) == 0;
+static bool exists(char *p, size_t len, const char *name) {
+    size_t k = push(p, len, name);
+    bool yes = k && access(p, F_OK) == 0;
+    p[len] = 0;
+    return yes;
 }
 
-/* The arrays below a local group directory, as paths relative to it. */
-static void walk(const char *dir, const char *rel, unsigned depth, names *ns) {
-    DIR *d = depth < WALK_DEPTH ? opendir(dir) : NULL;
+/* The arrays below the local group directory p[0..len) (one buffer for the
+ * whole walk: a frame costs little stack however deep the groups go), as
+ * paths relative to p[0..root). */
+static void walk(char *p, size_t root, size_t len, unsigned depth, names *ns) {
+    if (depth >= WALK_DEPTH) {
+        ns->cut = true;
+        return;
+    }
+    DIR *d = opendir(p);
     if (!d) return;
     struct dirent *e;
-    while ((e = readdir(d)) && ns->seen++ < WALK_ENTRIES) {
-        if (e->d_name[0] == '.' || (e->d_type != DT_DIR && e->d_type != DT_UNKNOWN)) continue;
-        char path[4096], sub[4096], meta[4096];
-        if (!join2(path, sizeof path, dir, "/", e->d_name) ||
-            !join2(sub, sizeof sub, rel, *rel ? "/" : "", e->d_name))
-            continue;
-        if (is_file(path, ".zarray")) {
-            add_name(ns, sub, strlen(sub));
-        } else if (is_file(path, ".zgroup")) {
-            walk(path, sub, depth + 1, ns);
-        } else if (join2(meta, sizeof meta, path, "/", "zarr.json") && access(meta, F_OK) == 0) {
-            json_t *root = json_load_file(meta, 0, NULL);
-            const char *nt = v3_node_type(root);
-            if (nt && !strcmp(nt, "array"))
-                add_name(ns, sub, strlen(sub));
-            else if (nt && !strcmp(nt, "group"))
-                walk(path, sub, depth + 1, ns);
-            json_decref(root);
+    while ((e = readdir(d))) {
+        if (ns->seen++ >= WALK_ENTRIES) {
+            ns->cut = true;
+            break;
         }
+        if (e->d_name[0] == '.' || (e->d_type != DT_DIR && e->d_type != DT_UNKNOWN)) continue;
+        size_t k = push(p, len, e->d_name);
+        if (!k) continue;
+        const char *rel = p + root + 1;
+        if (exists(p, k, ".zarray")) {
+            add_name(ns, rel, k - root - 1);
+        } else if (exists(p, k, ".zgroup")) {
+            walk(p, root, k, depth + 1, ns);
+        } else if (push(p, k, "zarr.json")) {
+            json_t *meta = json_load_file(p, 0, NULL);
+            p[k] = 0;
+            const char *nt = v3_node_type(meta);
+            if (nt && !strcmp(nt, "array"))
+                add_name(ns, rel, k - root - 1);
+            else if (nt && !strcmp(nt, "group"))
+                walk(p, root, k, depth + 1, ns);
+            json_decref(meta);
+        }
+        p[len] = 0;
     }
     closedir(d);
 }
@@ -134,29 +152,38 @@ bool zarr_group_error(lumio_zarr *z, const char *v3json, size_t len) {
         version = 2;
         listed = v2_consolidated(z, &ns);
     }
-    bool partial = false;
     if (!listed && !z->remote) {
-        walk(z->base, "", 0, &ns);
-        listed = true;
-        partial = ns.seen > WALK_ENTRIES;
+        char *p = malloc(PATH_BYTES);
+        size_t bl = strlen(z->base);
+        if (p && bl < PATH_BYTES) {
+            memcpy(p, z->base, bl + 1);
+            walk(p, bl, bl, 0, &ns);
+            listed = true;
+        }
+        free(p);
     }
-    int at =
-        snprintf(z->err, sizeof z->err, "%s: a Zarr v%d group, not an array", z->base, version);
+    size_t cap = sizeof z->err,
+           at = (size_t)snprintf(z->err, cap, "%s: a Zarr v%d group, not an array", z->base,
+                                 version);
+    const char *stopped = "the walk stopped after 16 levels or 4096 entries";
     if (!listed) {
-        snprintf(z->err + at, sizeof z->err - at,
+        snprintf(z->err + at, cap - at,
                  " (it has no consolidated metadata to list its arrays: open one by its path)");
     } else if (ns.n == 0) {
-        snprintf(z->err + at, sizeof z->err - at, " (it holds no arrays)");
+        snprintf(z->err + at, cap - at, " (%s%s)",
+                 ns.cut ? "no arrays found before " : "it holds no arrays", ns.cut ? stopped : "");
     } else {
         qsort(ns.v, ns.n, sizeof *ns.v, by_name);
-        for (size_t i = 0; i < ns.n && i < SHOWN && at < (int)sizeof z->err; i++)
-            at += snprintf(z->err + at, sizeof z->err - at, "%s%.200s",
-                           i ? ", " : "; its arrays: ", ns.v[i]);
-        if (ns.n > SHOWN && at < (int)sizeof z->err)
-            at += snprintf(z->err + at, sizeof z->err - at, " and %zu more", ns.n - SHOWN);
-        if (partial && at < (int)sizeof z->err)
-            snprintf(z->err + at, sizeof z->err - at, " (the first %d entries looked at)",
-                     WALK_ENTRIES);
+        /* Whole names only, leaving room for the count of the rest. */
+        size_t shown = 0;
+        for (; shown < ns.n && shown < SHOWN && at + strlen(ns.v[shown]) + 128 < cap; shown++) {
+            const char *sep = shown ? ", " : "; its arrays: ";
+            at += (size_t)snprintf(z->err + at, cap - at, "%s%s", sep, ns.v[shown]);
+        }
+        if (shown < ns.n)
+            at += (size_t)snprintf(z->err + at, cap - at, "%s%zu more", shown ? " and " : "; ",
+                                   ns.n - shown);
+        if (ns.cut) snprintf(z->err + at, cap - at, " (%s)", stopped);
     }
     for (size_t i = 0; i < ns.n; i++) free(ns.v[i]);
     free(ns.v);
