@@ -2,6 +2,7 @@
  *   info  shape, chunks, dtype, codecs, fill value, stored bytes
  *   cat   a region's raw bytes in C order and the array's byte order */
 #include "cli/common.h"
+#include "core/core.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -257,7 +258,7 @@ static int zarr_cat(int argc, char **argv) {
     uint64_t span = in.ndim ? shape[0] : 1;
     bool empty = false;
     for (unsigned d = 0; d < in.ndim; d++) empty |= shape[d] == 0;
-    uint8_t *buf = empty ? NULL : malloc(MAX(rows * row, 1));
+    uint8_t *buf = empty ? NULL : lumio_large_alloc(rows * row);
     int status = 0;
     if (!empty && !buf) {
         cli_error("out of memory");
@@ -286,7 +287,7 @@ static int zarr_cat(int argc, char **argv) {
         }
         at += take;
     }
-    free(buf);
+    lumio_large_free(buf, rows * row);
     if (fd != STDOUT_FILENO && close(fd) < 0 && status == 0) {
         cli_path_error(out, -errno);
         status = EXIT_FILES;
@@ -446,7 +447,7 @@ static int zarr_create(int argc, char **argv) {
         uint64_t row = info.itemsize;
         for (unsigned d = 1; d < info.ndim; d++) row *= info.shape[d];
         uint64_t rows = info.ndim ? info.chunks[0] : 1, span = info.ndim ? info.shape[0] : 1;
-        uint8_t *buf = malloc(MAX(rows * row, 1));
+        uint8_t *buf = lumio_large_alloc(rows * row);
         progress p;
         progress_init(&p, "written");
         uint64_t done = 0;
@@ -477,7 +478,7 @@ static int zarr_create(int argc, char **argv) {
         }
         progress_done(&p);
         if (!buf) status = EXIT_FILES;
-        free(buf);
+        lumio_large_free(buf, rows * row);
         char extra;
         if (status == 0 && read(in, &extra, 1) > 0) {
             cli_error("%s: longer than the array (%llu bytes)", from,
@@ -664,7 +665,7 @@ static int zarr_bench(int argc, char **argv) {
          * read at once. */
         uint64_t n = in.itemsize, seed = 42;
         for (unsigned d = 0; d < in.ndim; d++) n *= cshape[d];
-        uint8_t *mem = malloc(MAX(n * batch, 1));
+        uint8_t *mem = lumio_large_alloc(n * batch);
         uint64_t *starts = malloc(MAX(batch * in.ndim, 1) * sizeof *starts);
         void **bufs = malloc(batch * sizeof *bufs);
         for (uint64_t i = 0; mem && bufs && i < batch; i++) bufs[i] = mem + i * n;
@@ -679,7 +680,7 @@ static int zarr_bench(int argc, char **argv) {
             k += m;
         }
         if (!mem || !starts || !bufs) rc = -ENOMEM;
-        free(mem);
+        lumio_large_free(mem, n * batch);
         free(starts);
         free(bufs);
     } else { /* all: slabs of chunk rows (inner chunks of shards) along the first axis */
@@ -687,7 +688,7 @@ static int zarr_bench(int argc, char **argv) {
         for (unsigned d = 1; d < in.ndim; d++) row *= in.shape[d];
         uint64_t rows = !in.ndim ? 1 : in.inner_chunks[0] ? in.inner_chunks[0] : in.chunks[0];
         uint64_t span = in.ndim ? in.shape[0] : 1;
-        uint8_t *buf = malloc(MAX(rows * row, 1));
+        uint8_t *buf = lumio_large_alloc(rows * row);
         memcpy(shape, in.shape, sizeof shape);
         for (uint64_t at = 0; buf && rc == 0 && at < span; at += rows) {
             if (in.ndim) start[0] = at, shape[0] = MIN(rows, span - at);
@@ -695,7 +696,7 @@ static int zarr_bench(int argc, char **argv) {
             bytes += (in.ndim ? shape[0] : 1) * row;
         }
         if (!buf) rc = -ENOMEM;
-        free(buf);
+        lumio_large_free(buf, rows * row);
     }
     double secs = now_seconds() - t0;
     if (rc < 0) {

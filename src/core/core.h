@@ -31,6 +31,12 @@ static inline uint64_t lumio_align_up(uint64_t x, uint64_t a) {
 /* Number of online cores (at least 1). */
 unsigned lumio_ncores(void);
 
+/* mem.c: a buffer of n bytes for large regions: from 4 MiB up a mapping of
+ * its own with huge pages asked for (as numpy does), else malloc'd. Free it
+ * with lumio_large_free and the same n. NULL when out of memory. */
+void *lumio_large_alloc(size_t n);
+void lumio_large_free(void *p, size_t n);
+
 /* ---- buffer pool ----------------------------------------------------------
  * Buffers are 4 KiB aligned (good for O_DIRECT) and come in size classes. The
  * pool caps the buffers and bytes handed out; it also keeps released buffers

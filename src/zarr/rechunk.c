@@ -119,6 +119,7 @@ int lumio_zarr_rechunk(const char *src, const char *dst, const lumio_zarr_create
     zo.ring = ring;
     lumio_zarr *s = NULL, *d = NULL;
     uint8_t *block = NULL;
+    size_t block_bytes = 0;
     if ((rc = lumio_zarr_open(&s, src, &zo)) < 0) goto out;
     lumio_zarr_info si;
     lumio_zarr_get_info(s, &si);
@@ -185,7 +186,8 @@ int lumio_zarr_rechunk(const char *src, const char *dst, const lumio_zarr_create
         p.nblocks *= count[i];
         if (si.shape[i] == 0) p.nblocks = 0;
     }
-    block = malloc(2 * LUMIO_MAX(bytes, 1));
+    block_bytes = 2 * LUMIO_MAX(bytes, 1);
+    block = lumio_large_alloc(block_bytes);
     if (!block) {
         rc = -ENOMEM;
         goto out;
@@ -241,7 +243,7 @@ int lumio_zarr_rechunk(const char *src, const char *dst, const lumio_zarr_create
     pthread_mutex_destroy(&p.mu);
     pthread_cond_destroy(&p.cv);
 out:
-    free(block);
+    lumio_large_free(block, block_bytes);
     lumio_zarr_close(s);
     lumio_zarr_close(d);
     lumio_ring_destroy(ring);

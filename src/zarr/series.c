@@ -90,7 +90,7 @@ int lumio_zarr_series_open(lumio_zarr *z, unsigned axis, uint64_t step, const ui
     s->ring = calloc(s->ahead + 1, sizeof *s->ring);
     int rc = s->ring ? 0 : -ENOMEM;
     for (unsigned i = 0; rc == 0 && i <= s->ahead; i++)
-        if (!(s->ring[i].buf = malloc(LUMIO_MAX(s->bytes_per_step, 1)))) rc = -ENOMEM;
+        if (!(s->ring[i].buf = lumio_large_alloc(s->bytes_per_step))) rc = -ENOMEM;
     if (rc < 0) {
         lumio_zarr_series_close(s);
         return rc;
@@ -146,7 +146,7 @@ void lumio_zarr_series_close(lumio_zarr_series *s) {
                 for (int k = 0; k < n; k++) lumio_buffer_release(c[k].buffer);
             region_fini(&b->x);
         }
-        free(b->buf);
+        lumio_large_free(b->buf, s->bytes_per_step);
     }
     free(s->ring);
     free(s);
