@@ -656,6 +656,44 @@ TEST(read_beside_series) {
     lumio_zarr_close(z);
 }
 
+/* Regions of 32 MiB and more are copied into place with streaming stores
+ * where a run's bytes and address allow, and with memcpy elsewhere: the
+ * bytes must be the same either way, aligned or not, whole or cut. */
+TEST(large_regions_stream) {
+    lumio_zarr_create_options o;
+    lumio_zarr_create_options_default(&o);
+    o.ndim = 2;
+    uint64_t shp[2] = {4100, 4100}, chk[2] = {256, 256};
+    memcpy(o.shape, shp, sizeof shp);
+    memcpy(o.chunks, chk, sizeof chk);
+    o.dtype = "<u2";
+    o.codec = "none";
+    lumio_zarr *z;
+    CHECK_RC(lumio_zarr_create(&z, tmp_path("large.zarr"), &o, NULL));
+    size_t total = 4100 * 4100;
+    uint16_t *ref = malloc(total * 2);
+    uint8_t *mem = malloc(total * 2 + 64), *want = malloc(total * 2);
+    for (size_t i = 0; i < total; i++) ref[i] = (uint16_t)(i * 40503u >> 3);
+    uint64_t zero[2] = {0};
+    CHECK_RC(lumio_zarr_write(z, zero, shp, ref));
+    /* The whole array (runs of 512 bytes, and 8 at the edge); rows 1.. and
+     * columns 3.. (runs of 506 bytes); each at an aligned and an odd address. */
+    uint64_t cases[2][4] = {{0, 0, 4100, 4100}, {1, 3, 4099, 4097}};
+    for (int c = 0; c < 2; c++)
+        for (int odd = 0; odd < 2; odd++) {
+            uint64_t *k = cases[c];
+            uint8_t *buf = (uint8_t *)(((uintptr_t)mem + 15) & ~(uintptr_t)15) + odd * 2;
+            memset(buf, 0xEE, k[2] * k[3] * 2);
+            CHECK_RC(lumio_zarr_read(z, k, k + 2, buf));
+            region_copy((uint8_t *)ref, shp, 2, k, k + 2, want, 2, false);
+            CHECK(memcmp(buf, want, k[2] * k[3] * 2) == 0);
+        }
+    free(ref);
+    free(mem);
+    free(want);
+    lumio_zarr_close(z);
+}
+
 int main(void) {
     return run_tests("zarr");
 }

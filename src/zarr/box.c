@@ -2,9 +2,17 @@
  * they share in either direction, for C- and F-ordered chunks. */
 #include "zarr/zarr.h"
 
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* Regions at least this large are written with streaming stores: they do
+ * not fit the caches, so reading each line before writing it is waste. */
+enum { STREAM_BYTES = 32u << 20 };
 
 int region_init(region *x, lumio_zarr *z, const zarr_meta *m, const uint64_t *start,
                 const uint64_t *shape, void *buf) {
@@ -40,6 +48,7 @@ int region_init(region *x, lumio_zarr *z, const zarr_meta *m, const uint64_t *st
     if (z && z->cache) x->cache_gen = zarr_cache_gen(z->cache);
     for (unsigned d = nd; d-- > 0;)
         x->rstride[d] = d == nd - 1 ? 1 : x->rstride[d + 1] * shape[d + 1];
+    x->stream = nd && x->rstride[0] * shape[0] * info->itemsize >= STREAM_BYTES;
     /* The first dimension varies fastest in an F-ordered chunk; a shard's
      * buffer is always C order (its inner chunks carry the order). */
     if (info->fortran_order && !m->sharded)
@@ -101,6 +110,20 @@ void zarr_fill_chunk(const zarr_meta *m, uint8_t *chunk) {
     for (uint64_t k = 0; k < m->chunk_bytes / isz; k++) memcpy(chunk + k * isz, m->info.fill, isz);
 }
 
+/* Copy n bytes to dst; with streaming (non-temporal) stores where dst and n
+ * allow, which write whole cache lines without reading them first. */
+static void put_run(uint8_t *dst, const uint8_t *src, size_t n, bool stream) {
+#ifdef __SSE2__
+    if (stream && ((uintptr_t)dst & 15) == 0 && (n & 15) == 0) {
+        for (size_t i = 0; i < n; i += 16)
+            _mm_stream_si128((__m128i *)(dst + i), _mm_loadu_si128((const __m128i *)(src + i)));
+        return;
+    }
+#endif
+    (void)stream;
+    memcpy(dst, src, n);
+}
+
 static void copy(const region *x, const uint64_t *cc, uint8_t *chunk, bool to_buf) {
     const lumio_zarr_info *info = &x->m->info;
     unsigned nd = info->ndim, isz = info->itemsize;
@@ -141,7 +164,7 @@ static void copy(const region *x, const uint64_t *cc, uint8_t *chunk, bool to_bu
                 for (uint64_t k = 0; k < run; k++) memcpy(r + k * isz, info->fill, isz);
         } else if (contiguous) {
             if (to_buf)
-                memcpy(r, chunk + coff * isz, run * isz);
+                put_run(r, chunk + coff * isz, run * isz, x->stream);
             else
                 memcpy(chunk + coff * isz, r, run * isz);
         } else {
@@ -159,6 +182,9 @@ static void copy(const region *x, const uint64_t *cc, uint8_t *chunk, bool to_bu
         }
         if (d == (unsigned)-1) break;
     }
+#ifdef __SSE2__
+    if (to_buf && x->stream) _mm_sfence(); /* the streamed stores, before the handoff */
+#endif
 }
 
 uint64_t region_chunk_need(const region *x, const uint64_t *cc) {

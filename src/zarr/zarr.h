@@ -119,7 +119,8 @@ typedef struct region {
     const lumio_zarr *z;
     const zarr_meta *m; /* the grid: the array's chunks, or a sharded array's inner chunks */
     const uint64_t *start, *shape;
-    uint8_t *buf;                                                 /* C order */
+    uint8_t *buf; /* C order */
+    bool stream;  /* buf is larger than the caches: copy into it with streaming stores */
     uint64_t lo[LUMIO_ZARR_MAX_DIMS], count[LUMIO_ZARR_MAX_DIMS]; /* chunk grid span */
     uint64_t rstride[LUMIO_ZARR_MAX_DIMS];                        /* region, elements */
     uint64_t cstride[LUMIO_ZARR_MAX_DIMS];                        /* chunk, elements */
