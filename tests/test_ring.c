@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -631,6 +632,101 @@ TEST(compute_stage) {
         lumio_ring_destroy(r);
     }
     free(want);
+}
+
+static atomic_int computed;
+
+static int count_fn(void *arg, lumio_completion *c) {
+    (void)arg;
+    atomic_fetch_add(&computed, 1);
+    lumio_buffer_release(c->buffer);
+    c->buffer = NULL;
+    c->data = NULL;
+    return 0;
+}
+
+/* A canceled group ends without the caller's buffers (after a stall) and
+ * without more compute; what it had not started ends with -ECANCELED. */
+TEST(cancel_a_group) {
+    free(make_file(tmp_path("cancel.bin"), 1 << 20, 6));
+    char p[4096];
+    snprintf(p, sizeof p, "%s", tmp_path("cancel.bin"));
+    /* Stalled: every pool buffer held by the caller. */
+    lumio_ring_options o;
+    lumio_ring_options_default(&o);
+    o.max_buffers = 4;
+    o.coalesce_gap = 0;
+    lumio_ring *r = ring_with(&o);
+    lumio_op op = {.kind = LUMIO_OP_GET, .path = p, .block_size = 4096};
+    uint64_t g;
+    CHECK_RC(lumio_ring_submit(r, &op, 1, NULL, &g));
+    lumio_completion held[8], c[64];
+    int have = 0;
+    while (have < 4) {
+        int n = lumio_ring_wait(r, g, held + have, (unsigned)(8 - have), 1);
+        CHECK(n > 0);
+        have += n;
+    }
+    CHECK_EQ(lumio_ring_wait(r, g, c, 4, 1), LUMIO_E_STALLED);
+    CHECK_RC(lumio_ring_cancel(r, g));
+    int rest = 0, ended = 0, n;
+    while ((n = lumio_ring_wait(r, g, c, 64, 1)) > 0)
+        for (int i = 0; i < n; i++) {
+            CHECK_EQ(c[i].result, -ECANCELED);
+            CHECK(c[i].buffer == NULL && c[i].data == NULL);
+            ended += (c[i].flags & LUMIO_CQE_GROUP_END) != 0;
+            rest++;
+        }
+    CHECK_EQ(n, 0);
+    CHECK_EQ(ended, 1);
+    CHECK_EQ(have + rest, 256);
+    release_all(held, have);
+    CHECK_EQ(lumio_ring_cancel(r, g), -ENOENT);
+    CHECK(strstr(lumio_ring_last_error(r), "no group") != NULL);
+    /* The ring goes on: a new group reads as before. */
+    lumio_range one = {.offset = 4096, .length = 4096};
+    lumio_op op2 = {.kind = LUMIO_OP_GET, .path = p, .ranges = &one, .nranges = 1};
+    CHECK_RC(lumio_ring_submit(r, &op2, 1, NULL, &g));
+    CHECK_EQ(collect(r, g, c, 64), 1);
+    CHECK_EQ(c[0].result, 0);
+    CHECK_EQ(c[0].length, 4096);
+    release_all(c, 1);
+    lumio_ring_destroy(r);
+
+    /* With a compute stage, canceled as soon as submitted: 40 ops of 32
+     * ranges. Every range ends either computed or canceled, never both,
+     * and the group ends. */
+    lumio_ring_options_default(&o);
+    o.compute = count_fn;
+    o.max_buffers = 8;
+    r = ring_with(&o);
+    enum { OPS = 40, RANGES = 32 };
+    lumio_op ops[OPS];
+    lumio_range rgs[OPS][RANGES];
+    for (int i = 0; i < OPS; i++) {
+        for (int k = 0; k < RANGES; k++)
+            rgs[i][k] = (lumio_range){.offset = (uint64_t)k * 32768, .length = 32768};
+        ops[i] = (lumio_op){.kind = LUMIO_OP_GET, .path = p, .ranges = rgs[i], .nranges = RANGES};
+    }
+    atomic_store(&computed, 0);
+    CHECK_RC(lumio_ring_submit(r, ops, OPS, NULL, &g));
+    n = lumio_ring_wait(r, g, c, 4, 1); /* some may start, or end, first */
+    CHECK(n >= 0);
+    int ok = 0, canceled = 0;
+    for (int i = 0; i < n; i++) ok += c[i].result == 0;
+    CHECK_RC(lumio_ring_cancel(r, g));
+    while ((n = lumio_ring_wait(r, g, c, 64, 1)) > 0)
+        for (int i = 0; i < n; i++) {
+            CHECK(c[i].result == 0 || c[i].result == -ECANCELED);
+            ok += c[i].result == 0;
+            canceled += c[i].result == -ECANCELED;
+        }
+    CHECK_EQ(n, 0);
+    CHECK(canceled > 0);
+    /* An op canceled before it opened ends as one completion. */
+    CHECK(ok + canceled <= OPS * RANGES);
+    CHECK_EQ(atomic_load(&computed), ok);
+    lumio_ring_destroy(r);
 }
 
 TEST(fd_ops) {

@@ -399,6 +399,14 @@ void engine_node_finished(lumio_ring *r, node *n) {
         node_done(r, n);
         return;
     }
+    if (g->canceled) { /* what the compute stage would have made is not wanted */
+        lumio_buffer_release(n->buf);
+        n->buf = NULL;
+        n->data = NULL;
+        if (n->result == 0) n->result = -ECANCELED;
+        node_done(r, n);
+        return;
+    }
     if (!r->workers && lumio_workers_create(&r->workers, r->o.workers) < 0) {
         node_done(r, n); /* no threads to be had: deliver uncomputed would be wrong */
         if (n->result == 0) {
@@ -648,6 +656,21 @@ int lumio_ring_wait(lumio_ring *r, uint64_t gid, lumio_completion *out, unsigned
         }
     }
     return (int)got;
+}
+
+int lumio_ring_cancel(lumio_ring *r, uint64_t gid) {
+    if (!r) return -EINVAL;
+    group *g = find_group(r, gid);
+    if (!g) {
+        snprintf(r->last_error, sizeof r->last_error, "cancel: no group %llu in flight",
+                 (unsigned long long)gid);
+        return -ENOENT;
+    }
+    /* Applied as the group moves on: ops not yet opened fail without
+     * opening, ranges not yet issued end without I/O (plan.c), and nothing
+     * more is computed (engine_node_finished). */
+    g->canceled = true;
+    return 0;
 }
 
 size_t lumio_ring_pending_groups(const lumio_ring *r) {

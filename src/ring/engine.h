@@ -129,6 +129,7 @@ struct group {
     node *ready_head, *ready_tail;
     bool in_ready_list;
     bool ended;
+    bool canceled; /* lumio_ring_cancel: no more I/O started, no more compute */
     node endnode;
     char *strings;
     node *range_mem;

@@ -110,6 +110,12 @@ static void queue_open(lumio_ring *r, op_state *op) {
 void plan_start_open(lumio_ring *r, op_state *op) {
     op->phase = OP_OPENING;
     r->opening++;
+    if (op->g->canceled) {             /* no file opened: the op ends at once */
+        if (op->path) r->files_open++; /* as engine_op_closed will count it */
+        op_opened(r, op);
+        op_check_loaded(r, op);
+        return;
+    }
     op->remote = op->path && lumio_is_remote(op->path);
     op->direct = op->kind == LUMIO_OP_GET && r->o.direct && !op->remote;
     op->gap = r->o.coalesce_gap;
@@ -210,6 +216,7 @@ static int expand_blocks(op_state *op) {
 /* The open (and statx) of an op finished: resolve its ranges, or fail it. */
 static void op_opened(lumio_ring *r, op_state *op) {
     r->opening--;
+    if (op->g->canceled && !op->error) op->error = -ECANCELED;
     if (!op->error && op->need_stat) {
         op->have_size = true;
         op->size = op->stx.stx_size;
@@ -375,6 +382,7 @@ static enum issue_result issue_op(lumio_ring *r, op_state *op) {
     while (op->cursor < op->nranges) {
         if (r->inflight >= r->o.queue_depth) return BLOCKED_DEPTH;
         node *n = op->order[op->cursor];
+        if (op->g->canceled && n->result == 0) n->result = -ECANCELED;
         if (n->result < 0 || n->len == 0) {
             bool started = n->parts_left || n->planned || op->part_off || op->part_buf;
             op->cursor++;
@@ -433,7 +441,7 @@ again:
         /* Past a read stopped at the pool cap, only writes go on: they need
          * no buffer, and they are often what gives buffers back (a copy). */
         bool skip = (g->in_order && op->index != g->issue_cursor) ||
-                    (r->pool_blocked && op->kind == LUMIO_OP_GET);
+                    (r->pool_blocked && op->kind == LUMIO_OP_GET && !g->canceled);
         if (skip) {
             prev = op;
             op = op->next;

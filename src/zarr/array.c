@@ -254,6 +254,14 @@ static void chunk_op(const lumio_zarr *z, const region *x, uint64_t idx, lumio_o
         .kind = LUMIO_OP_GET, .path = *path, .ranges = rg, .nranges = 1, .user_data = idx};
 }
 
+void zarr_abandon(lumio_zarr *z, uint64_t g) {
+    lumio_ring_cancel(z->ring, g);
+    lumio_completion c[64];
+    int got;
+    while ((got = lumio_ring_wait(z->ring, g, c, 64, 1)) > 0)
+        for (int i = 0; i < got; i++) lumio_buffer_release(c[i].buffer);
+}
+
 int zarr_fetch_chunks(lumio_zarr *z, region *x, uint64_t first, uint64_t n, lumio_compute_fn fn,
                       const uint64_t *which) {
     lumio_group_options go;
@@ -312,12 +320,8 @@ int zarr_fetch_chunks(lumio_zarr *z, region *x, uint64_t first, uint64_t n, lumi
         }
         if (x->error) rc = x->error;
     }
-    /* After an error, what is still in flight is collected and dropped. */
-    for (unsigned gi = 0; gi < groups; gi++) {
-        int got;
-        while ((got = lumio_ring_wait(z->ring, gids[gi], c, 64, 1)) > 0)
-            for (int i = 0; i < got; i++) lumio_buffer_release(c[i].buffer);
-    }
+    /* After an error, what is still in flight is given up on. */
+    for (unsigned gi = 0; gi < groups; gi++) zarr_abandon(z, gids[gi]);
     if (rc < 0 && x->error) snprintf(z->err, sizeof z->err, "%s", x->err);
     free(ops);
     free(rgs);
@@ -419,11 +423,13 @@ int lumio_zarr_read_batch(lumio_zarr *z, size_t n, const uint64_t *starts, const
         for (unsigned t = 0; t < INFLIGHT; t++)
             if (busy[t] && (s == INFLIGHT || gids[t] < gids[s])) s = t;
         lumio_completion c[64];
-        int got = lumio_ring_wait(z->ring, gids[s], c, 64, 1);
-        if (got < 0 && rc == 0) {
+        /* After an error the regions still in flight are given up on. */
+        int got = rc < 0 ? 0 : lumio_ring_wait(z->ring, gids[s], c, 64, 1);
+        if (got < 0) {
             rc = got;
             snprintf(z->err, sizeof z->err, "%s", lumio_ring_last_error(z->ring));
         }
+        if (rc < 0 && got <= 0) zarr_abandon(z, gids[s]);
         bool ended = got <= 0;
         for (int i = 0; i < got; i++) {
             if (c[i].result < 0) {

@@ -120,7 +120,10 @@ int64_t lumio_zarr_series_next(lumio_zarr_series *s, const void **data, uint64_t
                     region_error(&b->x, c[i].result, lumio_ring_last_error(z->ring));
                 lumio_buffer_release(c[i].buffer);
             }
-        if (n < 0) region_error(&b->x, n, lumio_ring_last_error(z->ring));
+        if (n < 0) {
+            region_error(&b->x, n, lumio_ring_last_error(z->ring));
+            zarr_abandon(z, b->group);
+        }
         rc = b->x.error;
         if (rc < 0) snprintf(z->err, sizeof z->err, "%s", b->x.err);
         region_fini(&b->x);
@@ -136,14 +139,12 @@ int64_t lumio_zarr_series_next(lumio_zarr_series *s, const void **data, uint64_t
 
 void lumio_zarr_series_close(lumio_zarr_series *s) {
     if (!s) return;
-    /* Slabs still in flight: collected and dropped. */
+    /* Slabs still in flight: given up on (what is being read or decoded
+     * finishes; nothing more starts). */
     for (unsigned i = 0; s->ring && i <= s->ahead; i++) {
         slab *b = &s->ring[i];
         if (b->submitted) {
-            lumio_completion c[64];
-            int n;
-            while ((n = lumio_ring_wait(s->z->ring, b->group, c, 64, 1)) > 0)
-                for (int k = 0; k < n; k++) lumio_buffer_release(c[k].buffer);
+            zarr_abandon(s->z, b->group);
             region_fini(&b->x);
         }
         lumio_large_free(b->buf, s->bytes_per_step);

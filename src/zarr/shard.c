@@ -244,7 +244,10 @@ static int drain(lumio_zarr *z, region *x, uint64_t g, void (*each)(void *, lumi
                 region_error(x, c[i].result, lumio_ring_last_error(z->ring));
             lumio_buffer_release(c[i].buffer);
         }
-    if (got < 0) region_error(x, got, lumio_ring_last_error(z->ring));
+    if (got < 0) {
+        region_error(x, got, lumio_ring_last_error(z->ring));
+        zarr_abandon(z, g);
+    }
     return x->error;
 }
 

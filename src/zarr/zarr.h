@@ -171,6 +171,9 @@ int zarr_submit_region(lumio_zarr *z, region *x, uint64_t *g);
 
 /* array.c: read chunks of the region (indices first..first+n, or the n in
  * `which`) through the ring, running fn on each on the workers. */
+/* Give up on group g: nothing more of it is read or decoded
+ * (lumio_ring_cancel), and what is in flight is collected and dropped. */
+void zarr_abandon(lumio_zarr *z, uint64_t g);
 int zarr_fetch_chunks(lumio_zarr *z, region *x, uint64_t first, uint64_t n, lumio_compute_fn fn,
                       const uint64_t *which);
 
