@@ -645,6 +645,11 @@ static int count_fn(void *arg, lumio_completion *c) {
     return 0;
 }
 
+static int slow_count_fn(void *arg, lumio_completion *c) {
+    usleep(2000);
+    return count_fn(arg, c);
+}
+
 /* A canceled group ends without the caller's buffers (after a stall) and
  * without more compute; what it had not started ends with -ECANCELED. */
 TEST(cancel_a_group) {
@@ -727,6 +732,63 @@ TEST(cancel_a_group) {
     CHECK(ok + canceled <= OPS * RANGES);
     CHECK_EQ(atomic_load(&computed), ok);
     lumio_ring_destroy(r);
+
+    /* Jobs already queued for the workers are not computed after the
+     * cancel: one worker, a slow compute, 32 ranges. */
+    lumio_ring_options_default(&o);
+    o.compute = slow_count_fn;
+    o.workers = 1;
+    r = ring_with(&o);
+    atomic_store(&computed, 0);
+    CHECK_RC(lumio_ring_submit(r, ops, 1, NULL, &g));
+    CHECK(lumio_ring_wait(r, g, c, 1, 1) == 1);
+    CHECK_RC(lumio_ring_cancel(r, g));
+    int before = atomic_load(&computed);
+    while ((n = lumio_ring_wait(r, g, c, 64, 1)) > 0) {
+    }
+    CHECK_EQ(n, 0);
+    CHECK(atomic_load(&computed) <= before + 1); /* at most the one running */
+    lumio_ring_destroy(r);
+
+    /* Ordered groups: a group not started yet (the one before it is held
+     * up by the caller's buffers) ends when canceled, without a stall; so
+     * does one whose ops wait for the only open file. */
+    for (int files = 0; files < 2; files++) {
+        lumio_ring_options_default(&o);
+        o.max_buffers = 2;
+        o.coalesce_gap = 0;
+        o.ordered_groups = !files;
+        if (files) o.max_open_files = 1;
+        r = ring_with(&o);
+        uint64_t ga, gb;
+        CHECK_RC(lumio_ring_submit(r, &op, 1, NULL, &ga));
+        have = 0;
+        while (have < 2) {
+            n = lumio_ring_wait(r, ga, held + have, (unsigned)(2 - have), 1);
+            CHECK(n > 0);
+            if (n <= 0) break;
+            have += n;
+        }
+        CHECK_RC(lumio_ring_submit(r, ops, 3, NULL, &gb));
+        CHECK_EQ(lumio_ring_wait(r, gb, c, 4, 1), LUMIO_E_STALLED);
+        CHECK_RC(lumio_ring_cancel(r, gb));
+        rest = ended = 0;
+        while ((n = lumio_ring_wait(r, gb, c, 64, 1)) > 0)
+            for (int i = 0; i < n; i++) {
+                CHECK_EQ(c[i].result, -ECANCELED);
+                CHECK_EQ(c[i].range_index, LUMIO_NO_RANGE); /* one per op: none opened */
+                ended += (c[i].flags & LUMIO_CQE_GROUP_END) != 0;
+                rest++;
+            }
+        CHECK_EQ(n, 0);
+        CHECK_EQ(rest, 3);
+        CHECK_EQ(ended, 1);
+        release_all(held, have);
+        while ((n = lumio_ring_wait(r, ga, c, 64, 1)) > 0) release_all(c, n);
+        CHECK_EQ(n, 0);
+        CHECK_EQ(lumio_ring_pending_groups(r), 0);
+        lumio_ring_destroy(r);
+    }
 }
 
 TEST(fd_ops) {

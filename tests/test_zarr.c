@@ -699,58 +699,65 @@ TEST(large_regions_stream) {
  * left in the ring to be decoded into a region that is gone once the
  * caller's buffers come back (ASan would see that). */
 TEST(stalled_shared_ring) {
-    lumio_ring_options ro;
-    lumio_ring_options_default(&ro);
-    ro.max_buffers = 2;
-    ro.coalesce_gap = 0; /* one buffer per range the caller holds */
-    lumio_ring *ring;
-    CHECK_RC(lumio_ring_create(&ring, &ro));
-    lumio_zarr_create_options o;
-    lumio_zarr_create_options_default(&o);
-    o.ndim = 1;
-    o.shape[0] = 4096;
-    o.chunks[0] = 256;
-    o.dtype = "<u4";
-    lumio_zarr_options zo;
-    lumio_zarr_options_default(&zo);
-    zo.ring = ring;
-    lumio_zarr *z;
-    CHECK_RC(lumio_zarr_create(&z, tmp_path("stall.zarr"), &o, &zo));
-    uint32_t *ref = malloc(4096 * 4), *back = malloc(4096 * 4);
-    for (uint32_t i = 0; i < 4096; i++) ref[i] = i * 7;
-    uint64_t zero[1] = {0}, all[1] = {4096};
-    CHECK_RC(lumio_zarr_write(z, zero, all, ref));
-    /* The caller's own reads, their buffers kept. */
-    free(make_file(tmp_path("stall.bin"), 1 << 16, 3));
-    lumio_op op = {.kind = LUMIO_OP_GET, .path = tmp_path("stall.bin"), .block_size = 4096};
-    uint64_t g;
-    CHECK_RC(lumio_ring_submit(ring, &op, 1, NULL, &g));
-    lumio_completion held[2], c[16];
-    int have = 0;
-    while (have < 2) {
-        int n = lumio_ring_wait(ring, g, held + have, (unsigned)(2 - have), 1);
-        CHECK(n > 0);
-        if (n <= 0) break;
-        have += n;
-    }
-    CHECK_EQ(lumio_zarr_read(z, zero, all, back), LUMIO_E_STALLED);
-    CHECK(strstr(lumio_zarr_last_error(z), "stalled") != NULL);
-    CHECK_EQ(lumio_ring_pending_groups(ring), 1); /* the caller's alone */
-    for (int i = 0; i < have; i++) lumio_buffer_release(held[i].buffer);
-    int n;
-    while ((n = lumio_ring_wait(ring, LUMIO_ANY_GROUP, c, 16, 1)) > 0)
-        for (int i = 0; i < n; i++) {
-            CHECK_EQ(c[i].group, g);
-            lumio_buffer_release(c[i].buffer);
+    /* With files to spare, and with the one open file held by the caller's
+     * op (the read's ops then wait to be opened). */
+    for (int files = 0; files < 2; files++) {
+        lumio_ring_options ro;
+        lumio_ring_options_default(&ro);
+        ro.max_buffers = 2;
+        ro.coalesce_gap = 0; /* one buffer per range the caller holds */
+        if (files) ro.max_open_files = 1;
+        lumio_ring *ring;
+        CHECK_RC(lumio_ring_create(&ring, &ro));
+        lumio_zarr_create_options o;
+        lumio_zarr_create_options_default(&o);
+        o.ndim = 1;
+        o.shape[0] = 4096;
+        o.chunks[0] = 256;
+        o.dtype = "<u4";
+        lumio_zarr_options zo;
+        lumio_zarr_options_default(&zo);
+        zo.ring = ring;
+        lumio_zarr *z;
+        char name[32];
+        snprintf(name, sizeof name, "stall%d.zarr", files);
+        CHECK_RC(lumio_zarr_create(&z, tmp_path(name), &o, &zo));
+        uint32_t *ref = malloc(4096 * 4), *back = malloc(4096 * 4);
+        for (uint32_t i = 0; i < 4096; i++) ref[i] = i * 7;
+        uint64_t zero[1] = {0}, all[1] = {4096};
+        CHECK_RC(lumio_zarr_write(z, zero, all, ref));
+        /* The caller's own reads, their buffers kept. */
+        free(make_file(tmp_path("stall.bin"), 1 << 16, 3));
+        lumio_op op = {.kind = LUMIO_OP_GET, .path = tmp_path("stall.bin"), .block_size = 4096};
+        uint64_t g;
+        CHECK_RC(lumio_ring_submit(ring, &op, 1, NULL, &g));
+        lumio_completion held[2], c[16];
+        int have = 0;
+        while (have < 2) {
+            int n = lumio_ring_wait(ring, g, held + have, (unsigned)(2 - have), 1);
+            CHECK(n > 0);
+            if (n <= 0) break;
+            have += n;
         }
-    CHECK_EQ(lumio_ring_pending_groups(ring), 0);
-    /* With the buffers back, the same read works. */
-    CHECK_RC(lumio_zarr_read(z, zero, all, back));
-    CHECK(memcmp(back, ref, 4096 * 4) == 0);
-    lumio_zarr_close(z);
-    lumio_ring_destroy(ring);
-    free(ref);
-    free(back);
+        CHECK_EQ(lumio_zarr_read(z, zero, all, back), LUMIO_E_STALLED);
+        CHECK(strstr(lumio_zarr_last_error(z), "stalled") != NULL);
+        CHECK_EQ(lumio_ring_pending_groups(ring), 1); /* the caller's alone */
+        for (int i = 0; i < have; i++) lumio_buffer_release(held[i].buffer);
+        int n;
+        while ((n = lumio_ring_wait(ring, LUMIO_ANY_GROUP, c, 16, 1)) > 0)
+            for (int i = 0; i < n; i++) {
+                CHECK_EQ(c[i].group, g);
+                lumio_buffer_release(c[i].buffer);
+            }
+        CHECK_EQ(lumio_ring_pending_groups(ring), 0);
+        /* With the buffers back, the same read works. */
+        CHECK_RC(lumio_zarr_read(z, zero, all, back));
+        CHECK(memcmp(back, ref, 4096 * 4) == 0);
+        lumio_zarr_close(z);
+        lumio_ring_destroy(ring);
+        free(ref);
+        free(back);
+    }
 }
 
 int main(void) {

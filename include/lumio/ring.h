@@ -228,13 +228,15 @@ LUMIO_API int lumio_ring_wait(lumio_ring *r, uint64_t group, lumio_completion *o
                               unsigned min_complete);
 
 /* Give up on a group. Its ops not yet opened end at once with -ECANCELED
- * (one completion per op, no file opened), and its ranges not yet issued
- * end with -ECANCELED without I/O, needing no pool buffer. Ranges already
- * in flight finish as they would have, except that the group's compute
- * function is not called again: a range that needed it ends with
- * -ECANCELED (a PUT range that ends so may have been written in part). The
- * group must still be waited on to its LUMIO_CQE_GROUP_END; after a
- * LUMIO_E_STALLED that wait no longer needs the caller's buffers back.
+ * (one completion per op, no file opened, whatever holds the open-file cap
+ * or, with ordered groups, the groups before it), and its ranges not yet
+ * issued end with -ECANCELED without I/O, needing no pool buffer. Ranges
+ * already in flight finish as they would have, except that the group's
+ * compute function is not called again (not even for jobs already queued
+ * for the workers; one already running finishes): a range that needed it
+ * ends with -ECANCELED. A PUT range that ends so may have been written in
+ * part. The group must still be waited on to its LUMIO_CQE_GROUP_END; after
+ * a LUMIO_E_STALLED that wait no longer needs the caller's buffers back.
  * Returns 0, or -ENOENT if the group has ended or never was. */
 LUMIO_API int lumio_ring_cancel(lumio_ring *r, uint64_t group);
 

@@ -370,7 +370,10 @@ static void compute_run(lumio_job *j) {
     lumio_ring *r = g->r;
     lumio_completion c;
     fill_completion(n, g, &c);
-    int rc = g->compute(g->compute_arg, &c);
+    /* Canceled while queued for the workers: not computed after all. */
+    bool run = !atomic_load_explicit(&g->canceled, memory_order_relaxed);
+    int rc = run ? g->compute(g->compute_arg, &c) : c.result < 0 ? c.result : -ECANCELED;
+    n->computed = run;
     n->result = rc > 0 ? 0 : rc;
     n->data = c.data;
     n->len = c.length;
@@ -666,10 +669,30 @@ int lumio_ring_cancel(lumio_ring *r, uint64_t gid) {
                  (unsigned long long)gid);
         return -ENOENT;
     }
-    /* Applied as the group moves on: ops not yet opened fail without
-     * opening, ranges not yet issued end without I/O (plan.c), and nothing
-     * more is computed (engine_node_finished). */
-    g->canceled = true;
+    /* Applied as the group moves on: ranges not yet issued end without I/O
+     * (plan.c), and nothing more is computed (engine_node_finished, and
+     * compute_run for jobs already queued). */
+    atomic_store(&g->canceled, true);
+    /* Ops waiting to be opened (behind the open-file cap, or, with ordered
+     * groups, for their group's turn) end now: they need no file, so the
+     * group ends whatever holds the files and the pool. */
+    op_state *prev = NULL;
+    for (op_state **pp = &r->open_head; *pp;) {
+        if ((*pp)->g == g) {
+            *pp = (*pp)->next;
+        } else {
+            prev = *pp;
+            pp = &(*pp)->next;
+        }
+    }
+    r->open_tail = prev;
+    g->active = true;
+    for (uint32_t i = 0; i < g->nops; i++) {
+        op_state *op = &g->ops[i];
+        if (op->phase != OP_IDLE) continue;
+        op->next = NULL;
+        plan_start_open(r, op);
+    }
     return 0;
 }
 
@@ -708,7 +731,7 @@ void lumio_ring_get_stats(const lumio_ring *r, lumio_ring_stats *s) {
 
 static void discard_node(group *g, node *n) {
     if (n->delivered) return;
-    if (n->done && g->compute && g->discard) {
+    if (n->done && n->computed && g->discard) {
         lumio_completion c;
         fill_completion(n, g, &c);
         g->discard(g->compute_arg, &c);

@@ -34,6 +34,7 @@ typedef struct node {
     bool planned;        /* parts_left is final */
     bool done;           /* finished, after compute */
     bool delivered;      /* handed to the caller */
+    bool computed;       /* the compute function ran on it */
     uint64_t eof_at;     /* lowest file offset where end of file was seen */
     void *out;
     uint64_t out_length;
@@ -129,7 +130,9 @@ struct group {
     node *ready_head, *ready_tail;
     bool in_ready_list;
     bool ended;
-    bool canceled; /* lumio_ring_cancel: no more I/O started, no more compute */
+    /* lumio_ring_cancel: no more I/O started, no more compute (read on the
+     * workers too). */
+    atomic_bool canceled;
     node endnode;
     char *strings;
     node *range_mem;

@@ -591,7 +591,7 @@ void plan_task_done(lumio_ring *r, etask *et) {
     switch (et->role) {
     case ROLE_OPEN:
         op->opening--;
-        if (res == -EINVAL && op->direct) { /* no O_DIRECT on this file system */
+        if (res == -EINVAL && op->direct && !op->g->canceled) { /* no O_DIRECT here */
             op->direct = false;
             queue_open(r, op);
             return;

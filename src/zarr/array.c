@@ -304,6 +304,7 @@ int zarr_fetch_chunks(lumio_zarr *z, region *x, uint64_t first, uint64_t n, lumi
             snprintf(z->err, sizeof z->err, "%s", lumio_ring_last_error(z->ring));
             break;
         }
+        if (got == 0) zarr_abandon(z, gids[0]); /* not ended: nothing can come */
         bool ended = got == 0;
         for (int i = 0; i < got; i++) {
             if (c[i].result < 0) {
@@ -320,7 +321,9 @@ int zarr_fetch_chunks(lumio_zarr *z, region *x, uint64_t first, uint64_t n, lumi
         }
         if (x->error) rc = x->error;
     }
-    /* After an error, what is still in flight is given up on. */
+    /* After an error, what is still in flight is given up on: all of it
+     * canceled first, so that none waits for another's files or buffers. */
+    for (unsigned gi = 0; gi < groups; gi++) lumio_ring_cancel(z->ring, gids[gi]);
     for (unsigned gi = 0; gi < groups; gi++) zarr_abandon(z, gids[gi]);
     if (rc < 0 && x->error) snprintf(z->err, sizeof z->err, "%s", x->err);
     free(ops);
@@ -429,7 +432,10 @@ int lumio_zarr_read_batch(lumio_zarr *z, size_t n, const uint64_t *starts, const
             rc = got;
             snprintf(z->err, sizeof z->err, "%s", lumio_ring_last_error(z->ring));
         }
-        if (rc < 0 && got <= 0) zarr_abandon(z, gids[s]);
+        if (rc < 0) /* every region still in flight is given up on */
+            for (unsigned t = 0; t < INFLIGHT; t++)
+                if (busy[t]) lumio_ring_cancel(z->ring, gids[t]);
+        if (got <= 0) zarr_abandon(z, gids[s]); /* a no-op for an ended group */
         bool ended = got <= 0;
         for (int i = 0; i < got; i++) {
             if (c[i].result < 0) {

@@ -530,10 +530,13 @@ static int read_sharded_once(lumio_zarr *z, const uint64_t *start, const uint64_
         if ((rc = submit(z, x, p.dops, nops, &go, &data_group[pending])) < 0) break;
         pending++;
     }
-    /* The rest, or after an error what is in flight, collected. */
+    /* The rest collected; after an error, what is in flight given up on. */
     for (unsigned i = 0; i < pending; i++) {
-        int r = drain(z, x, data_group[i], NULL, NULL);
-        if (rc == 0) rc = r;
+        if (rc) {
+            zarr_abandon(z, data_group[i]);
+            continue;
+        }
+        rc = drain(z, x, data_group[i], NULL, NULL);
     }
     if (rc == -ENOMEM && !x->error) region_error(x, rc, "out of memory");
     if (rc < 0 && x->error) snprintf(z->err, sizeof z->err, "%.1000s", x->err);
