@@ -71,7 +71,14 @@ int zarr_fetch_key(lumio_zarr *z, const char *key, char **data, size_t *len) {
             }
             lumio_buffer_release(c[i].buffer);
         }
-    if (rc < 0 && n < 0) snprintf(z->err, sizeof z->err, "%s", lumio_ring_last_error(z->ring));
+    if (n < 0) { /* the ring itself failed (stalled on a shared ring) */
+        rc = n;
+        snprintf(z->err, sizeof z->err, "%s", lumio_ring_last_error(z->ring));
+        zarr_abandon(z, g);
+    } else if (rc == 0 && !*data) {
+        rc = -EIO;
+        snprintf(z->err, sizeof z->err, "%s: no data came back", path);
+    }
     if (rc < 0) {
         free(*data);
         *data = NULL;
