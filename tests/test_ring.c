@@ -531,13 +531,8 @@ TEST(pool_cap_and_stall) {
     uint64_t g;
     CHECK_RC(lumio_ring_submit(r, &op, 1, NULL, &g));
     /* Hold every buffer: the engine must stop and say so, not grow. */
-    lumio_completion held[8];
-    int have = 0;
-    while (have < 4) {
-        int n = lumio_ring_wait(r, g, held + have, (unsigned)(8 - have), 1);
-        CHECK(n > 0);
-        have += n;
-    }
+    lumio_completion held[4];
+    int have = hold_completions(r, g, held, 4);
     CHECK_EQ(have, 4);
     lumio_completion more[4];
     int rc = lumio_ring_wait(r, g, more, 4, 1);
@@ -665,13 +660,9 @@ TEST(cancel_a_group) {
     lumio_op op = {.kind = LUMIO_OP_GET, .path = p, .block_size = 4096};
     uint64_t g;
     CHECK_RC(lumio_ring_submit(r, &op, 1, NULL, &g));
-    lumio_completion held[8], c[64];
-    int have = 0;
-    while (have < 4) {
-        int n = lumio_ring_wait(r, g, held + have, (unsigned)(8 - have), 1);
-        CHECK(n > 0);
-        have += n;
-    }
+    lumio_completion held[4], c[64];
+    int have = hold_completions(r, g, held, 4);
+    CHECK_EQ(have, 4);
     CHECK_EQ(lumio_ring_wait(r, g, c, 4, 1), LUMIO_E_STALLED);
     CHECK_RC(lumio_ring_cancel(r, g));
     int rest = 0, ended = 0, n;
@@ -762,13 +753,8 @@ TEST(cancel_a_group) {
         r = ring_with(&o);
         uint64_t ga, gb;
         CHECK_RC(lumio_ring_submit(r, &op, 1, NULL, &ga));
-        have = 0;
-        while (have < 2) {
-            n = lumio_ring_wait(r, ga, held + have, (unsigned)(2 - have), 1);
-            CHECK(n > 0);
-            if (n <= 0) break;
-            have += n;
-        }
+        have = hold_completions(r, ga, held, 2);
+        CHECK_EQ(have, 2);
         CHECK_RC(lumio_ring_submit(r, ops, 3, NULL, &gb));
         CHECK_EQ(lumio_ring_wait(r, gb, c, 4, 1), LUMIO_E_STALLED);
         CHECK_RC(lumio_ring_cancel(r, gb));

@@ -95,3 +95,13 @@ int run_tests(const char *suite) {
     printf("%s: %d passed, %d failed\n", suite, passed, failed);
     return failed ? 1 : 0;
 }
+
+int hold_completions(lumio_ring *r, uint64_t g, lumio_completion *held, int want) {
+    int have = 0;
+    while (have < want) {
+        int n = lumio_ring_wait(r, g, held + have, (unsigned)(want - have), 1);
+        if (n <= 0) break;
+        have += n;
+    }
+    return have;
+}

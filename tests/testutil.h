@@ -4,6 +4,8 @@
 #ifndef LUMIO_TESTUTIL_H
 #define LUMIO_TESTUTIL_H
 
+#include <lumio/ring.h>
+
 #include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -57,5 +59,8 @@ const char *tmp_path(const char *name);
 uint8_t *make_file(const char *path, size_t size, uint64_t seed);
 uint8_t *read_file(const char *path, size_t *size);
 uint64_t rnd(uint64_t *state);
+/* Wait on group g until `want` completions are in `held`, their buffers kept
+ * (to fill the pool); how many came (fewer if the group ended or failed). */
+int hold_completions(lumio_ring *r, uint64_t g, lumio_completion *held, int want);
 
 #endif
