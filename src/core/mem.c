@@ -2,7 +2,7 @@
  * up, a mapping of their own with transparent huge pages asked for. Region
  * reads copy each chunk's rows into many pages of such a buffer (a 64^3
  * uint16 chunk into a 64 MiB slab touches 2048 pages); with 2 MiB pages
- * those copies miss the TLB far less: a whole-array read ran 7% faster. */
+ * those copies miss the TLB far less: a whole-array read ran 4-7% faster. */
 #include "core/core.h"
 
 #include <stdint.h>
