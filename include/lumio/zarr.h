@@ -131,6 +131,12 @@ typedef struct lumio_zarr_create_options {
     /* v3: store the chunks in shards of this shape (a multiple of chunks in
      * every dimension; 0s: no sharding). The shard index gets a crc32c. */
     uint64_t shard[LUMIO_ZARR_MAX_DIMS];
+    /* 0 (default): create writes the metadata, and the new array opens at
+     * once, reading as the fill value until written. 1: the metadata is
+     * written by lumio_zarr_commit, after the data: until then nothing
+     * opens the array (a failed or killed fill leaves nothing that looks
+     * complete), though this handle reads and writes it as usual. */
+    int defer_metadata;
 } lumio_zarr_create_options;
 
 LUMIO_API void lumio_zarr_create_options_default(lumio_zarr_create_options *o);
@@ -140,6 +146,15 @@ LUMIO_API void lumio_zarr_create_options_default(lumio_zarr_create_options *o);
  * written in a store) and open it. */
 LUMIO_API int lumio_zarr_create(lumio_zarr **out, const char *path,
                                 const lumio_zarr_create_options *o, const lumio_zarr_options *zo);
+
+/* Write the metadata of an array created with defer_metadata, which makes
+ * it open for everyone: do it once every region is written. Created in a
+ * directory, the document is linked into place, -EEXIST if another array
+ * was created there meanwhile; in a store both documents are checked absent,
+ * then it is PUT. 0 at once for an array whose metadata is written. An array
+ * closed without a commit stays unopenable, and the directory create made
+ * for it (a local one) is removed with everything written into it. */
+LUMIO_API int lumio_zarr_commit(lumio_zarr *z);
 
 /* Write the region [start, start + shape) from buf (C order, the array's
  * byte order). Chunks only partly covered are read, merged and rewritten.

@@ -160,6 +160,43 @@ static int zarr_info(const char *loc) {
     return 0;
 }
 
+/* A decimal index at *p, digits only (no sign, no blanks): 0, or -1. */
+static int parse_index(const char **p, uint64_t *v) {
+    if (**p < '0' || **p > '9') return -1;
+    errno = 0;
+    char *end;
+    *v = strtoull(*p, &end, 10);
+    if (errno) return -1;
+    *p = end;
+    return 0;
+}
+
+/* One START:STOP of dimension d (either may be empty) against its size. */
+static int parse_span(const char **p, unsigned d, uint64_t size, uint64_t *a, uint64_t *b) {
+    bool has_a = **p != ':', has_b;
+    *a = 0, *b = size;
+    if (has_a && parse_index(p, a) < 0) return -1;
+    if (*(*p)++ != ':') return -1;
+    has_b = **p && **p != ',';
+    if (has_b && parse_index(p, b) < 0) return -1;
+    if (*a > size) {
+        cli_error("--region: start %" PRIu64 " is past the end of dimension %u (size %" PRIu64 ")",
+                  *a, d, size);
+        return -2;
+    }
+    if (has_b && *b > size) {
+        cli_error("--region: stop %" PRIu64 " is past the end of dimension %u (size %" PRIu64 ")",
+                  *b, d, size);
+        return -2;
+    }
+    if (*b < *a) {
+        cli_error("--region: stop %" PRIu64 " is before start %" PRIu64 " in dimension %u", *b, *a,
+                  d);
+        return -2;
+    }
+    return 0;
+}
+
 /* "0:10,5:,:3" into start/shape (dimensions left out are whole). */
 static int parse_region(const char *s, const lumio_zarr_info *in, uint64_t *start,
                         uint64_t *shape) {
@@ -168,32 +205,16 @@ static int parse_region(const char *s, const lumio_zarr_info *in, uint64_t *star
     const char *p = s;
     for (unsigned d = 0; *p; d++) {
         if (d >= in->ndim) {
-            cli_error("--region: more dimensions than the array's %u", in->ndim);
+            cli_error("--region: '%s' has more dimensions than the array's %u", s, in->ndim);
             return -1;
         }
-        char *end;
-        uint64_t a = 0, b = in->shape[d];
-        if (*p != ':') {
-            errno = 0;
-            a = strtoull(p, &end, 10);
-            if (end == p || errno || *p == '-') goto bad;
-            p = end;
-        }
-        if (*p++ != ':') goto bad;
-        if (*p && *p != ',') {
-            errno = 0;
-            b = strtoull(p, &end, 10);
-            if (end == p || errno || *p == '-') goto bad;
-            p = end;
-        }
-        if (a > b || b > in->shape[d]) {
-            cli_error("--region: %" PRIu64 ":%" PRIu64 " is outside dimension %u (0:%" PRIu64 ")",
-                      a, b, d, in->shape[d]);
-            return -1;
-        }
+        uint64_t a, b;
+        int rc = parse_span(&p, d, in->shape[d], &a, &b);
+        if (rc == -2) return -1;
+        if (rc < 0) goto bad;
         start[d] = a;
         shape[d] = b - a;
-        if (*p == ',')
+        if (*p == ',' && p[1]) /* (a trailing ',' names no dimension) */
             p++;
         else if (*p)
             goto bad;
@@ -204,12 +225,271 @@ bad:
     return -1;
 }
 
+/* ---- memory --------------------------------------------------------------------- */
+
+enum { BASE_MEMORY = 16u << 20 }; /* the program, its libraries, stacks and arenas */
+#define DEFAULT_MEMORY (512ull << 20)
+
+static uint64_t sat_mul(uint64_t a, uint64_t b) {
+    uint64_t r;
+    return __builtin_mul_overflow(a, b, &r) ? UINT64_MAX : r;
+}
+
+static uint64_t sat_add(uint64_t a, uint64_t b) {
+    uint64_t r;
+    return __builtin_add_overflow(a, b, &r) ? UINT64_MAX : r;
+}
+
+/* The decoded bytes of one chunk (an inner chunk of a sharded array), the
+ * unit the workers decode. */
+static uint64_t chunk_bytes(const lumio_zarr_info *in) {
+    uint64_t n = in->itemsize;
+    for (unsigned d = 0; d < in->ndim; d++)
+        n = sat_mul(n, in->inner_chunks[0] ? in->inner_chunks[d] : in->chunks[d]);
+    return n;
+}
+
+/* Rows of a slab along the first axis: a chunk's (an inner chunk's). */
+static uint64_t chunk_rows(const lumio_zarr_info *in) {
+    if (!in->ndim) return 1;
+    return LUMIO_MAX(in->inner_chunks[0] ? in->inner_chunks[0] : in->chunks[0], 1);
+}
+
+static uint64_t region_bytes(const lumio_zarr_info *in, const uint64_t *shape) {
+    uint64_t n = in->itemsize;
+    for (unsigned d = 0; d < in->ndim; d++) n = sat_mul(n, shape[d]);
+    return n;
+}
+
+/* What reading takes besides the caller's buffers: the ring's pool (an
+ * quarter of the cap, and room for one stored chunk at least) and a decoded
+ * chunk on each worker. */
+static uint64_t read_memory(uint64_t memory, const lumio_zarr_info *in, uint64_t *pool) {
+    uint64_t chunk = chunk_bytes(in);
+    *pool = LUMIO_MAX(memory / 4, sat_add(sat_add(chunk, chunk / 128), 64u << 10));
+    return sat_add(sat_add(*pool, sat_mul(lumio_ncores(), chunk)), BASE_MEMORY);
+}
+
+static int parse_memory(const char *arg, uint64_t *memory) {
+    if (parse_size(arg, memory) < 0 || *memory < (32u << 20)) {
+        cli_error("--memory: '%s' is not a size of at least 32M", arg);
+        return -1;
+    }
+    return 0;
+}
+
+static void say_memory(const char *loc, const char *what, uint64_t bytes, uint64_t need) {
+    cli_error("%s: %s of %" PRIu64 " bytes need --memory of at least %" PRIu64 "M", loc, what,
+              bytes, (need >> 20) + 1);
+}
+
+/* Open loc for reading within `memory`: its reads go through a ring whose
+ * pool fits the cap. *spare is what the cap leaves for the caller's own
+ * buffers; a cap that does not even hold the decoding is refused. */
+static int open_capped(const char *loc, uint64_t memory, uint64_t cache, lumio_zarr **z,
+                       lumio_ring **ring, lumio_zarr_info *in, uint64_t *spare) {
+    *z = NULL;
+    *ring = NULL;
+    if (lumio_zarr_open(z, loc, NULL) < 0) {
+        cli_error("%s", lumio_zarr_last_error(NULL));
+        return EXIT_FILES;
+    }
+    lumio_zarr_get_info(*z, in);
+    lumio_zarr_close(*z);
+    *z = NULL;
+    lumio_ring_options ro;
+    lumio_ring_options_default(&ro);
+    uint64_t need = sat_add(read_memory(memory, in, &ro.max_bytes), cache);
+    if (need > memory) {
+        say_memory(loc, cache ? "decoding chunks and the cache" : "decoding chunks",
+                   chunk_bytes(in), need);
+        return EXIT_USAGE;
+    }
+    *spare = memory - need;
+    lumio_zarr_options zo;
+    lumio_zarr_options_default(&zo);
+    zo.cache_bytes = cache;
+    if (lumio_ring_create(ring, &ro) < 0) {
+        cli_error("%s: cannot start the I/O engine", loc);
+        return EXIT_FILES;
+    }
+    zo.ring = *ring;
+    if (lumio_zarr_open(z, loc, &zo) < 0) {
+        cli_error("%s", lumio_zarr_last_error(NULL));
+        lumio_ring_destroy(*ring);
+        *ring = NULL;
+        return EXIT_FILES;
+    }
+    return 0;
+}
+
+static void close_capped(lumio_zarr *z, lumio_ring *ring) {
+    lumio_zarr_close(z);
+    lumio_ring_destroy(ring);
+}
+
+/* A region cut into slabs, each contiguous in C order and within a budget:
+ * runs along dimension k (of whole chunks where they fit), single indices
+ * before it, whole dimensions after it. */
+typedef struct slabs {
+    unsigned nd, k;
+    uint64_t start[LUMIO_ZARR_MAX_DIMS], shape[LUMIO_ZARR_MAX_DIMS], at[LUMIO_ZARR_MAX_DIMS];
+    uint64_t t, align, inner; /* the run's longest, its chunk, bytes per index of k */
+    bool done;
+} slabs;
+
+static void slabs_init(slabs *s, const lumio_zarr_info *in, const uint64_t *start,
+                       const uint64_t *shape, uint64_t budget) {
+    memset(s, 0, sizeof *s);
+    s->nd = in->ndim;
+    memcpy(s->start, start, sizeof s->start);
+    memcpy(s->shape, shape, sizeof s->shape);
+    for (unsigned d = 0; d < s->nd; d++) s->done |= shape[d] == 0;
+    s->t = s->align = 1;
+    s->inner = in->itemsize;
+    if (s->nd == 0) return;
+    for (s->k = 0;; s->k++) {
+        s->inner = in->itemsize;
+        for (unsigned d = s->k + 1; d < s->nd; d++) s->inner = sat_mul(s->inner, shape[d]);
+        if (s->inner <= budget || s->k + 1 == s->nd) break;
+    }
+    unsigned k = s->k;
+    s->align = LUMIO_MAX(in->inner_chunks[0] ? in->inner_chunks[k] : in->chunks[k], 1);
+    s->t = LUMIO_MAX(budget / s->inner, 1);
+    if (s->t > shape[k]) s->t = shape[k];
+    if (s->t >= s->align) s->t = s->t / s->align * s->align;
+}
+
+static uint64_t slabs_max_bytes(const slabs *s) {
+    return s->t * s->inner;
+}
+
+/* The next slab into s0/n0: its bytes, or 0 at the end. */
+static uint64_t slabs_next(slabs *s, uint64_t *s0, uint64_t *n0) {
+    if (s->done) return 0;
+    memcpy(s0, s->start, sizeof s->start);
+    memcpy(n0, s->shape, sizeof s->shape);
+    if (s->nd == 0) {
+        s->done = true;
+        return s->inner;
+    }
+    unsigned k = s->k;
+    for (unsigned d = 0; d < k; d++) s0[d] += s->at[d], n0[d] = 1;
+    uint64_t first = s->start[k] + s->at[k], left = s->shape[k] - s->at[k];
+    uint64_t take = s->t >= s->align ? s->t - first % s->align
+                                     : LUMIO_MIN(s->t, s->align - first % s->align);
+    take = LUMIO_MIN(take, left);
+    s0[k] = first;
+    n0[k] = take;
+    s->at[k] += take;
+    if (s->at[k] == s->shape[k]) { /* carry into the dimensions before k */
+        s->at[k] = 0;
+        unsigned d = k;
+        for (;;) {
+            if (d == 0) {
+                s->done = true;
+                break;
+            }
+            d--;
+            if (++s->at[d] < s->shape[d]) break;
+            s->at[d] = 0;
+        }
+    }
+    return take * s->inner;
+}
+
+/* ---- cat's output ---------------------------------------------------------------- */
+
+/* Whether dir is the directory at (dev, ino) or inside it. */
+static bool is_under(const char *dir, dev_t dev, ino_t ino) {
+    char *p = realpath(dir, NULL);
+    bool under = false;
+    for (size_t n = p ? strlen(p) : 0; p && !under;) {
+        struct stat st;
+        under = stat(p, &st) == 0 && st.st_dev == dev && st.st_ino == ino;
+        if (n <= 1) break;
+        char *slash = strrchr(p, '/');
+        n = slash == p ? 1 : (size_t)(slash - p);
+        p[n] = 0;
+    }
+    free(p);
+    return under;
+}
+
+/* Where cat writes: stdout, a device or FIFO in place, or a regular file
+ * through a temporary name in its directory (made with O_EXCL, so it cannot
+ * be planted) renamed over it at the end, so the output never truncates
+ * what is still to be read. An output inside a local array is refused. */
+typedef struct output {
+    const char *name;
+    char *target, *tmp; /* regular files: the final name and the temporary one */
+    int fd;
+} output;
+
+static int output_open(output *o, const char *name, const char *array) {
+    memset(o, 0, sizeof *o);
+    o->name = name;
+    o->fd = STDOUT_FILENO;
+    if (!strcmp(name, "-")) return 0;
+    struct stat st;
+    if (stat(name, &st) == 0 && !S_ISREG(st.st_mode)) {
+        if ((o->fd = open(name, O_WRONLY | O_CLOEXEC)) < 0) goto fail;
+        return 0;
+    }
+    /* A symlink is followed to its target, as curl does. */
+    o->target = lstat(name, &st) == 0 && S_ISLNK(st.st_mode) ? realpath(name, NULL) : strdup(name);
+    if (!o->target) goto fail;
+    char *slash = strrchr(o->target, '/');
+    char *dir = slash ? strndup(o->target, (size_t)(slash - o->target) + 1) : strdup(".");
+    struct stat ast;
+    bool inside = dir && !lumio_is_remote(array) && stat(array, &ast) == 0 &&
+                  S_ISDIR(ast.st_mode) && is_under(dir, ast.st_dev, ast.st_ino);
+    free(dir);
+    if (inside) {
+        cli_error("%s: inside the array %s, which it would overwrite", name, array);
+        free(o->target);
+        return -2;
+    }
+    size_t n = strlen(o->target) + 32;
+    if (!(o->tmp = malloc(n))) goto fail;
+    snprintf(o->tmp, n, "%s.lumio-tmp.XXXXXX", o->target);
+    if ((o->fd = mkostemp(o->tmp, O_CLOEXEC)) < 0) goto fail;
+    mode_t mask = umask(0);
+    umask(mask);
+    fchmod(o->fd, 0666 & ~mask);
+    return 0;
+fail:
+    cli_path_error(name, -errno);
+    free(o->target);
+    free(o->tmp);
+    o->target = o->tmp = NULL;
+    return -1;
+}
+
+/* Finish the output: renamed into place on success, removed on failure. */
+static int output_close(output *o, int status) {
+    if (o->fd != STDOUT_FILENO && close(o->fd) < 0 && status == 0) {
+        cli_path_error(o->name, -errno);
+        status = EXIT_FILES;
+    }
+    if (o->tmp && status == 0 && rename(o->tmp, o->target) < 0) {
+        cli_path_error(o->name, -errno);
+        status = EXIT_FILES;
+    }
+    if (o->tmp && status != 0) unlink(o->tmp);
+    free(o->tmp);
+    free(o->target);
+    return status;
+}
+
 static int zarr_cat(int argc, char **argv) {
     static const struct option opts[] = {{"region", required_argument, NULL, 'r'},
                                          {"output", required_argument, NULL, 'o'},
+                                         {"memory", required_argument, NULL, 'm'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     const char *region = NULL, *out = "-";
+    uint64_t memory = DEFAULT_MEMORY;
     opterr = 0;
     int c;
     while ((c = getopt_long(argc, argv, ":o:h", opts, NULL)) != -1) {
@@ -219,6 +499,9 @@ static int zarr_cat(int argc, char **argv) {
             break;
         case 'o':
             out = optarg;
+            break;
+        case 'm':
+            if (parse_memory(optarg, &memory) < 0) return EXIT_USAGE;
             break;
         case 'h':
             fputs(zarr_usage, stdout);
@@ -231,68 +514,48 @@ static int zarr_cat(int argc, char **argv) {
         cli_error("one array (see 'lumio zarr --help')");
         return EXIT_USAGE;
     }
+    const char *loc = argv[optind];
     lumio_zarr *z;
-    if (lumio_zarr_open(&z, argv[optind], NULL) < 0) {
-        cli_error("%s", lumio_zarr_last_error(NULL));
-        return EXIT_FILES;
-    }
+    lumio_ring *ring;
     lumio_zarr_info in;
-    lumio_zarr_get_info(z, &in);
+    uint64_t spare;
+    int status = open_capped(loc, memory, 0, &z, &ring, &in, &spare);
+    if (status) return status;
     uint64_t start[LUMIO_ZARR_MAX_DIMS], shape[LUMIO_ZARR_MAX_DIMS];
-    if (parse_region(region, &in, start, shape) < 0) {
-        lumio_zarr_close(z);
-        return EXIT_USAGE;
-    }
-    int fd = STDOUT_FILENO;
-    if (strcmp(out, "-") && (fd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) < 0) {
-        cli_path_error(out, -errno);
-        lumio_zarr_close(z);
-        return EXIT_FILES;
+    output o;
+    if (parse_region(region, &in, start, shape) < 0) status = EXIT_USAGE;
+    int orc = status ? 0 : output_open(&o, out, loc);
+    if (status || orc < 0) {
+        close_capped(z, ring);
+        return status ? status : orc == -2 ? EXIT_USAGE : EXIT_FILES;
     }
     signal(SIGPIPE, SIG_IGN);
-    /* Slabs of whole chunk rows along the first dimension, so that memory
-     * stays bounded by one row of chunks however large the region. */
-    uint64_t row = in.itemsize;
-    for (unsigned d = 1; d < in.ndim; d++) row *= shape[d];
-    uint64_t rows = in.ndim ? MAX(in.chunks[0], 1) : 1;
-    uint64_t span = in.ndim ? shape[0] : 1;
-    bool empty = false;
-    for (unsigned d = 0; d < in.ndim; d++) empty |= shape[d] == 0;
-    uint8_t *buf = empty ? NULL : lumio_large_alloc(rows * row);
-    int status = 0;
-    if (!empty && !buf) {
-        cli_error("out of memory");
+    /* Slabs of whole chunks where the cap allows, so that memory stays
+     * bounded however large the region or its chunk rows. */
+    slabs sl;
+    slabs_init(&sl, &in, start, shape, spare);
+    size_t cap = sl.done ? 0 : slabs_max_bytes(&sl);
+    uint8_t *buf = cap ? lumio_large_alloc(cap) : NULL;
+    if (cap && !buf) {
+        cli_error("%s: cannot allocate %zu bytes for a slab of the region", loc, cap);
         status = EXIT_FILES;
     }
-    for (uint64_t at = 0; buf && at < span && status == 0;) {
-        uint64_t s0[LUMIO_ZARR_MAX_DIMS], n0[LUMIO_ZARR_MAX_DIMS];
-        memcpy(s0, start, sizeof s0);
-        memcpy(n0, shape, sizeof n0);
-        uint64_t take = 1;
-        if (in.ndim) {
-            uint64_t first = start[0] + at;
-            take = MIN(rows - first % rows, span - at); /* to the chunk row's end */
-            s0[0] = first;
-            n0[0] = take;
-        }
+    uint64_t s0[LUMIO_ZARR_MAX_DIMS], n0[LUMIO_ZARR_MAX_DIMS], bytes;
+    while (status == 0 && buf && (bytes = slabs_next(&sl, s0, n0)) > 0) {
         if (lumio_zarr_read(z, s0, n0, buf) < 0) {
             cli_error("%s", lumio_zarr_last_error(z));
             status = EXIT_FILES;
             break;
         }
-        int w = write_all(fd, buf, take * row);
+        int w = write_all(o.fd, buf, bytes);
         if (w < 0) {
             if (w != -EPIPE) cli_error("%s: %s", out, lumio_strerror(w));
             status = EXIT_FILES;
         }
-        at += take;
     }
-    lumio_large_free(buf, rows * row);
-    if (fd != STDOUT_FILENO && close(fd) < 0 && status == 0) {
-        cli_path_error(out, -errno);
-        status = EXIT_FILES;
-    }
-    lumio_zarr_close(z);
+    lumio_large_free(buf, cap);
+    status = output_close(&o, status);
+    close_capped(z, ring);
     return status;
 }
 
@@ -300,21 +563,21 @@ static int parse_dims_list(const char *opt, const char *s, uint64_t *out, unsign
     *n = 0;
     const char *p = s;
     while (*p) {
-        if (*n == LUMIO_ZARR_MAX_DIMS) break;
-        char *end;
-        errno = 0;
-        unsigned long long v = strtoull(p, &end, 10);
-        if (end == p || errno || *p == '-') break;
+        if (*n == LUMIO_ZARR_MAX_DIMS) {
+            cli_error("%s: '%.60s%s' has too many dimensions (at most %d)", opt, s,
+                      strlen(s) > 60 ? "..." : "", LUMIO_ZARR_MAX_DIMS);
+            return -1;
+        }
+        uint64_t v;
+        if (parse_index(&p, &v) < 0) break;
         out[(*n)++] = v;
-        p = end;
-        if (*p == ',')
+        if (*p == ',' && p[1])
             p++;
         else if (*p)
             break;
         else
             return 0;
     }
-    if (!*p && *n) return 0;
     cli_error("%s: '%s' is not a list of sizes like 100,200", opt, s);
     return -1;
 }
@@ -356,6 +619,105 @@ static int layout_option(int c, const char *arg, lumio_zarr_create_options *o, c
     }
 }
 
+/* Before anything is made: --from's size, if it has a real one, must be
+ * the array's, and a slab of chunk rows must fit the cap. */
+static int check_from(const char *from, int in, const lumio_zarr_create_options *o,
+                      uint64_t memory) {
+    unsigned isz = 0;
+    if (o->dtype) {
+        size_t n = strlen(o->dtype);
+        isz = n ? (unsigned)(o->dtype[n - 1] - '0') : 0;
+    }
+    static const char *const names[] = {"bool", "int8", "uint8", "int16", "uint16", "int32",
+                                        "uint32", "float32", "int64", "uint64", "float64"};
+    static const unsigned sizes[] = {1, 1, 1, 2, 2, 4, 4, 4, 8, 8, 8};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        if (!strcmp(o->dtype, names[i])) isz = sizes[i];
+    if (isz < 1 || isz > 8) return 0; /* the library names a bad dtype */
+    uint64_t total = isz, row = isz, chunk = isz;
+    for (unsigned d = 0; d < o->ndim; d++) {
+        total = sat_mul(total, o->shape[d]);
+        if (d) row = sat_mul(row, o->shape[d]);
+        chunk = sat_mul(chunk, o->shard[0] ? o->shard[d] : o->chunks[d]);
+    }
+    struct stat st;
+    if (fstat(in, &st) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_size != total) {
+        cli_error("%s: %llu bytes, the array needs %llu", from, (unsigned long long)st.st_size,
+                  (unsigned long long)total);
+        return EXIT_FILES;
+    }
+    uint64_t slab = sat_mul(row, o->ndim ? LUMIO_MIN(o->shard[0] ? o->shard[0] : o->chunks[0],
+                                                     LUMIO_MAX(o->shape[0], 1))
+                                         : 1);
+    /* The slab, and on each encoder a chunk and its encoded bytes. */
+    uint64_t need = sat_add(sat_add(slab, sat_mul(2 * lumio_ncores(), chunk)), BASE_MEMORY);
+    if (need > memory) {
+        say_memory(from, "a row of chunks", slab, need);
+        return EXIT_USAGE;
+    }
+    return 0;
+}
+
+/* Fill a new array from `in`, raw bytes in C order, in slabs of whole chunk
+ * rows; exactly the array's size, else an error naming both sizes. */
+static int fill_from(lumio_zarr *z, const char *from, int in) {
+    lumio_zarr_info info;
+    lumio_zarr_get_info(z, &info);
+    uint64_t row = info.itemsize;
+    for (unsigned d = 1; d < info.ndim; d++) row *= info.shape[d];
+    uint64_t rows = info.ndim ? LUMIO_MIN(info.chunks[0], LUMIO_MAX(info.shape[0], 1)) : 1;
+    uint64_t span = info.ndim ? info.shape[0] : 1, total = span * row;
+    uint8_t *buf = lumio_large_alloc(LUMIO_MAX(rows * row, 1));
+    if (!buf) {
+        cli_error("%s: cannot allocate %llu bytes for a row of chunks", from,
+                  (unsigned long long)(rows * row));
+        return EXIT_FILES;
+    }
+    progress p;
+    progress_init(&p, "written");
+    int status = 0;
+    uint64_t done = 0;
+    for (uint64_t at = 0; at < span && status == 0;) {
+        uint64_t take = MIN(rows, span - at), want = take * row, got = 0;
+        while (got < want) {
+            ssize_t r = read(in, buf + got, want - got);
+            if (r < 0 && errno == EINTR) continue;
+            if (r < 0) {
+                cli_path_error(from, -errno);
+                status = EXIT_FILES;
+            }
+            if (r <= 0) break;
+            got += (uint64_t)r;
+        }
+        if (status == 0 && got < want) {
+            cli_error("%s: %llu bytes, the array needs %llu", from,
+                      (unsigned long long)(done + got), (unsigned long long)total);
+            status = EXIT_FILES;
+        }
+        uint64_t s0[LUMIO_ZARR_MAX_DIMS] = {0}, n0[LUMIO_ZARR_MAX_DIMS];
+        memcpy(n0, info.shape, sizeof n0);
+        if (info.ndim) s0[0] = at, n0[0] = take;
+        if (status == 0 && lumio_zarr_write(z, s0, n0, buf) < 0) {
+            cli_error("%s", lumio_zarr_last_error(z));
+            status = EXIT_FILES;
+        }
+        done += want;
+        progress_update(&p, 0, done);
+        at += take;
+    }
+    progress_done(&p);
+    lumio_large_free(buf, LUMIO_MAX(rows * row, 1));
+    char extra;
+    ssize_t r;
+    while (status == 0 && (r = read(in, &extra, 1)) < 0 && errno == EINTR) {
+    }
+    if (status == 0 && r > 0) {
+        cli_error("%s: more than the %llu bytes the array needs", from, (unsigned long long)total);
+        status = EXIT_FILES;
+    }
+    return status;
+}
+
 static int zarr_create(int argc, char **argv) {
     static const struct option opts[] = {{"shape", required_argument, NULL, 's'},
                                          {"chunks", required_argument, NULL, 'c'},
@@ -368,11 +730,13 @@ static int zarr_create(int argc, char **argv) {
                                          {"checksum", no_argument, NULL, 'x'},
                                          {"from", required_argument, NULL, 'r'},
                                          {"shard", required_argument, NULL, 'H'},
+                                         {"memory", required_argument, NULL, 'm'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     lumio_zarr_create_options o;
     lumio_zarr_create_options_default(&o);
     const char *shape = NULL, *chunks = NULL, *from = NULL, *shard = NULL;
+    uint64_t memory = DEFAULT_MEMORY;
     o.dtype = NULL;
     opterr = 0;
     int c;
@@ -399,6 +763,9 @@ static int zarr_create(int argc, char **argv) {
             break;
         case 'r':
             from = optarg;
+            break;
+        case 'm':
+            if (parse_memory(optarg, &memory) < 0) return EXIT_USAGE;
             break;
         case 'h':
             fputs(zarr_usage, stdout);
@@ -432,62 +799,24 @@ static int zarr_create(int argc, char **argv) {
         cli_path_error(from, -errno);
         return EXIT_FILES;
     }
-    lumio_zarr *z;
-    int rc = lumio_zarr_create(&z, path, &o, NULL);
+    /* With data, the metadata is written after it: a fill that fails or is
+     * killed leaves nothing that opens as complete. */
+    o.defer_metadata = in >= 0;
+    int status = in >= 0 ? check_from(from, in, &o, memory) : 0;
+    lumio_zarr *z = NULL;
+    int rc = status ? 0 : lumio_zarr_create(&z, path, &o, NULL);
     if (rc < 0) {
         cli_error("%s", lumio_zarr_last_error(NULL));
-        if (in > STDIN_FILENO) close(in);
-        return rc == -EINVAL || rc == LUMIO_E_UNSUPPORTED || rc == LUMIO_E_FORMAT ? EXIT_USAGE
-                                                                                  : EXIT_FILES;
+        status = rc == -EINVAL || rc == LUMIO_E_UNSUPPORTED || rc == LUMIO_E_FORMAT ? EXIT_USAGE
+                                                                                   : EXIT_FILES;
     }
-    int status = 0;
-    if (in >= 0) { /* slabs of whole chunk rows along the first dimension */
-        lumio_zarr_info info;
-        lumio_zarr_get_info(z, &info);
-        uint64_t row = info.itemsize;
-        for (unsigned d = 1; d < info.ndim; d++) row *= info.shape[d];
-        uint64_t rows = info.ndim ? info.chunks[0] : 1, span = info.ndim ? info.shape[0] : 1;
-        uint8_t *buf = lumio_large_alloc(rows * row);
-        progress p;
-        progress_init(&p, "written");
-        uint64_t done = 0;
-        for (uint64_t at = 0; buf && at < span && status == 0;) {
-            uint64_t take = MIN(rows, span - at), want = take * row, got = 0;
-            while (got < want) {
-                ssize_t r = read(in, buf + got, want - got);
-                if (r < 0 && errno == EINTR) continue;
-                if (r <= 0) break;
-                got += (uint64_t)r;
-            }
-            if (got < want) {
-                cli_error("%s: %llu bytes, the array needs %llu", from,
-                          (unsigned long long)(done + got), (unsigned long long)(span * row));
-                status = EXIT_FILES;
-                break;
-            }
-            uint64_t s0[LUMIO_ZARR_MAX_DIMS] = {0}, n0[LUMIO_ZARR_MAX_DIMS];
-            memcpy(n0, info.shape, sizeof n0);
-            if (info.ndim) s0[0] = at, n0[0] = take;
-            if (lumio_zarr_write(z, s0, n0, buf) < 0) {
-                cli_error("%s", lumio_zarr_last_error(z));
-                status = EXIT_FILES;
-            }
-            done += want;
-            progress_update(&p, 0, done);
-            at += take;
-        }
-        progress_done(&p);
-        if (!buf) status = EXIT_FILES;
-        lumio_large_free(buf, rows * row);
-        char extra;
-        if (status == 0 && read(in, &extra, 1) > 0) {
-            cli_error("%s: longer than the array (%llu bytes)", from,
-                      (unsigned long long)(span * row));
-            status = EXIT_FILES;
-        }
-        if (in > STDIN_FILENO) close(in);
+    if (z && in >= 0) status = fill_from(z, from, in);
+    if (z && status == 0 && lumio_zarr_commit(z) < 0) {
+        cli_error("%s", lumio_zarr_last_error(z));
+        status = EXIT_FILES;
     }
-    lumio_zarr_close(z);
+    if (in > STDIN_FILENO) close(in);
+    lumio_zarr_close(z); /* (uncommitted: nothing of it is left to open) */
     return status;
 }
 
@@ -519,10 +848,7 @@ static int zarr_rechunk(int argc, char **argv) {
         if (r > 0) continue;
         switch (c) {
         case 'm':
-            if (parse_size(optarg, &memory) < 0 || memory < (32u << 20)) {
-                cli_error("--memory: '%s' is not a size of at least 32M", optarg);
-                return EXIT_USAGE;
-            }
+            if (parse_memory(optarg, &memory) < 0) return EXIT_USAGE;
             break;
         case 'h':
             fputs(zarr_usage, stdout);
@@ -576,12 +902,11 @@ static int zarr_bench(int argc, char **argv) {
                                          {"count", required_argument, NULL, 'n'},
                                          {"batch", required_argument, NULL, 'b'},
                                          {"cache", required_argument, NULL, 'C'},
+                                         {"memory", required_argument, NULL, 'm'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     const char *pattern = "all", *crop = NULL;
-    uint64_t count = 1000, batch = 16;
-    lumio_zarr_options zo;
-    lumio_zarr_options_default(&zo);
+    uint64_t count = 1000, batch = 16, memory = DEFAULT_MEMORY, cache = 0;
     opterr = 0;
     int c;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
@@ -609,10 +934,13 @@ static int zarr_bench(int argc, char **argv) {
             }
             break;
         case 'C':
-            if (parse_size(optarg, &zo.cache_bytes) < 0) {
+            if (parse_size(optarg, &cache) < 0) {
                 cli_error("--cache: '%s' is not a size (such as 256M)", optarg);
                 return EXIT_USAGE;
             }
+            break;
+        case 'm':
+            if (parse_memory(optarg, &memory) < 0) return EXIT_USAGE;
             break;
         case 'h':
             fputs(zarr_usage, stdout);
@@ -627,13 +955,12 @@ static int zarr_bench(int argc, char **argv) {
     }
     const char *loc = argv[optind];
     lumio_zarr *z;
-    double t0 = now_seconds();
-    if (lumio_zarr_open(&z, loc, &zo) < 0) {
-        cli_error("%s", lumio_zarr_last_error(NULL));
-        return EXIT_FILES;
-    }
+    lumio_ring *ring;
     lumio_zarr_info in;
-    lumio_zarr_get_info(z, &in);
+    uint64_t spare;
+    double t0 = now_seconds();
+    int status = open_capped(loc, memory, cache, &z, &ring, &in, &spare);
+    if (status) return status;
     uint64_t cshape[LUMIO_ZARR_MAX_DIMS];
     for (unsigned d = 0; d < in.ndim; d++) cshape[d] = MIN(in.chunks[d], in.shape[d]);
     if (crop) {
@@ -652,6 +979,22 @@ static int zarr_bench(int argc, char **argv) {
     }
     uint64_t bytes = 0, crops = 0;
     int rc = 0;
+    /* What each pattern holds besides the reads: a batch of crops, the
+     * series' slabs (the next `ahead` and the one handed out), or one slab. */
+    uint64_t crop_bytes = region_bytes(&in, cshape);
+    uint64_t series_slab = in.itemsize;
+    for (unsigned d = 0; d < in.ndim; d++)
+        series_slab = sat_mul(series_slab, d ? in.shape[d] : chunk_rows(&in));
+    if (!strcmp(pattern, "crops") && sat_mul(crop_bytes, batch) > spare) {
+        say_memory(loc, "a batch of crops", sat_mul(crop_bytes, batch),
+                   memory - spare + sat_mul(crop_bytes, batch));
+        goto usage;
+    }
+    if (!strcmp(pattern, "series") && sat_mul(series_slab, 5) > spare) {
+        say_memory(loc, "five slabs of the series", sat_mul(series_slab, 5),
+                   memory - spare + sat_mul(series_slab, 5));
+        goto usage;
+    }
     if (!strcmp(pattern, "series")) {
         lumio_zarr_series *s;
         rc = lumio_zarr_series_open(z, 0, 0, NULL, NULL, 4, &s);
@@ -679,29 +1022,37 @@ static int zarr_bench(int argc, char **argv) {
             crops += m;
             k += m;
         }
-        if (!mem || !starts || !bufs) rc = -ENOMEM;
+        if (!mem || !starts || !bufs) {
+            cli_error("%s: cannot allocate %" PRIu64 " bytes for a batch of %" PRIu64 " crops",
+                      loc, n * batch, batch);
+            rc = -ENOMEM;
+        }
         lumio_large_free(mem, n * batch);
         free(starts);
         free(bufs);
-    } else { /* all: slabs of chunk rows (inner chunks of shards) along the first axis */
-        uint64_t row = in.itemsize, start[LUMIO_ZARR_MAX_DIMS] = {0}, shape[LUMIO_ZARR_MAX_DIMS];
-        for (unsigned d = 1; d < in.ndim; d++) row *= in.shape[d];
-        uint64_t rows = !in.ndim ? 1 : in.inner_chunks[0] ? in.inner_chunks[0] : in.chunks[0];
-        uint64_t span = in.ndim ? in.shape[0] : 1;
-        uint8_t *buf = lumio_large_alloc(rows * row);
-        memcpy(shape, in.shape, sizeof shape);
-        for (uint64_t at = 0; buf && rc == 0 && at < span; at += rows) {
-            if (in.ndim) start[0] = at, shape[0] = MIN(rows, span - at);
-            rc = lumio_zarr_read(z, start, shape, buf);
-            bytes += (in.ndim ? shape[0] : 1) * row;
+    } else { /* all: slabs of chunk rows (inner chunks of shards), within the cap */
+        uint64_t start[LUMIO_ZARR_MAX_DIMS] = {0}, s0[LUMIO_ZARR_MAX_DIMS], n0[LUMIO_ZARR_MAX_DIMS];
+        slabs sl;
+        slabs_init(&sl, &in, start, in.shape, spare);
+        size_t cap = sl.done ? 0 : slabs_max_bytes(&sl);
+        uint8_t *buf = cap ? lumio_large_alloc(cap) : NULL;
+        uint64_t n;
+        while (buf && rc == 0 && (n = slabs_next(&sl, s0, n0)) > 0) {
+            rc = lumio_zarr_read(z, s0, n0, buf);
+            bytes += n;
         }
-        if (!buf) rc = -ENOMEM;
-        lumio_large_free(buf, rows * row);
+        if (cap && !buf) {
+            cli_error("%s: cannot allocate %zu bytes for a slab", loc, cap);
+            rc = -ENOMEM;
+        }
+        lumio_large_free(buf, cap);
     }
     double secs = now_seconds() - t0;
     if (rc < 0) {
-        cli_error("%s", lumio_zarr_last_error(z));
-        lumio_zarr_close(z);
+        if (rc != -ENOMEM || *lumio_zarr_last_error(z))
+            cli_error("%s", *lumio_zarr_last_error(z) ? lumio_zarr_last_error(z)
+                                                      : lumio_strerror(rc));
+        close_capped(z, ring);
         return EXIT_FILES;
     }
     json j;
@@ -716,18 +1067,18 @@ static int zarr_bench(int argc, char **argv) {
         json_u64(&j, "batch", batch);
         json_num(&j, "crops_per_s", secs > 0 ? (double)crops / secs : 0);
     }
-    if (zo.cache_bytes) {
+    if (cache) {
         lumio_zarr_stats st;
         lumio_zarr_get_stats(z, &st);
-        json_u64(&j, "cache_bytes", zo.cache_bytes);
+        json_u64(&j, "cache_bytes", cache);
         json_u64(&j, "cache_hits", st.cache_hits);
         json_u64(&j, "cache_misses", st.cache_misses);
     }
     json_end(&j);
-    lumio_zarr_close(z);
+    close_capped(z, ring);
     return 0;
 usage:
-    lumio_zarr_close(z);
+    close_capped(z, ring);
     return EXIT_USAGE;
 }
 

@@ -88,6 +88,13 @@ int zarr_fetch_key(lumio_zarr *z, const char *key, char **data, size_t *len) {
 }
 
 int lumio_zarr_open(lumio_zarr **out, const char *location, const lumio_zarr_options *opts) {
+    return zarr_open_meta(out, location, opts, NULL, 0);
+}
+
+/* With meta (a document of that format): the array it describes, which the
+ * store need not hold yet (a create whose metadata is written last). */
+int zarr_open_meta(lumio_zarr **out, const char *location, const lumio_zarr_options *opts,
+                   const char *meta, int format) {
     *out = NULL;
     lumio_zarr_options o;
     if (opts)
@@ -123,7 +130,11 @@ int lumio_zarr_open(lumio_zarr **out, const char *location, const lumio_zarr_opt
     char *text = NULL;
     size_t len = 0;
     char why[512] = "";
-    if (rc == 0) {
+    if (rc == 0 && meta) {
+        rc = (format == 2 ? zarr_parse_v2 : zarr_parse_v3)(meta, strlen(meta), &z->m, why,
+                                                           sizeof why);
+        if (rc < 0) snprintf(z->err, sizeof z->err, "%s: %s", z->base, why);
+    } else if (rc == 0) {
         rc = zarr_fetch_key(z, ".zarray", &text, &len);
         if (rc == 0) {
             rc = zarr_parse_v2(text, len, &z->m, why, sizeof why);
@@ -166,6 +177,7 @@ int lumio_zarr_open(lumio_zarr **out, const char *location, const lumio_zarr_opt
 
 void lumio_zarr_close(lumio_zarr *z) {
     if (!z) return;
+    zarr_discard_pending(z);
     if (z->own_ring) lumio_ring_destroy(z->ring);
     zarr_cache_free(z->cache);
     zarr_cache_free(z->index_cache);

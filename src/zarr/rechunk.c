@@ -141,6 +141,7 @@ int lumio_zarr_rechunk(const char *src, const char *dst, const lumio_zarr_create
     o.ndim = si.ndim;
     memcpy(o.shape, si.shape, sizeof o.shape);
     o.dtype = si.dtype;
+    o.defer_metadata = 1; /* written last: a failed rechunk leaves nothing that opens */
     char fill[64];
     if (!opts->fill_value) { /* the source's fill value, as text */
         uint64_t v = 0;
@@ -243,6 +244,8 @@ int lumio_zarr_rechunk(const char *src, const char *dst, const lumio_zarr_create
     pthread_mutex_destroy(&p.mu);
     pthread_cond_destroy(&p.cv);
 out:
+    if (rc == 0 && d && (rc = lumio_zarr_commit(d)) < 0)
+        snprintf(zarr_open_error(), 1024, "%s", lumio_zarr_last_error(d));
     lumio_large_free(block, block_bytes);
     lumio_zarr_close(s);
     lumio_zarr_close(d);

@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,23 @@ void lumio_zarr_create_options_default(lumio_zarr_create_options *o) {
 }
 
 /* ---- options into metadata --------------------------------------------------- */
+
+/* numpy's other spellings of a type string, as numpy itself takes them:
+ * "u1", "i2", "f8" (native order), "=u2", and "|" or "<"/">" whatever the
+ * size ("<u1" is "|u1"; "|u2" is native). Into np, as Zarr writes them. */
+static const char *numpy_short_dtype(const char *s, char np[4]) {
+    size_t n = strlen(s);
+    const char *t = n == 2 ? s : n == 3 && strchr("<>=|", s[0]) ? s + 1 : NULL;
+    if (!t || !strchr("biuf", t[0]) || t[1] < '1' || t[1] > '8') return s;
+    const uint16_t one = 1;
+    char native = *(const uint8_t *)&one ? '<' : '>';
+    char order = n == 2 || s[0] == '=' || s[0] == '|' ? native : s[0];
+    np[0] = t[1] == '1' ? '|' : order;
+    np[1] = t[0];
+    np[2] = t[1];
+    np[3] = 0;
+    return np;
+}
 
 static const struct {
     const char *name, *np;
@@ -154,6 +172,7 @@ bad:
     return LUMIO_E_FORMAT;
 }
 
+/* 1 when the last directory of path was made here, 0 when it was there. */
 static int mkdirs(char *path) {
     for (char *p = path + 1; *p; p++) {
         if (*p != '/') continue;
@@ -162,8 +181,8 @@ static int mkdirs(char *path) {
         *p = '/';
         if (rc < 0 && errno != EEXIST) return -errno;
     }
-    if (mkdir(path, 0755) < 0 && errno != EEXIST) return -errno;
-    return 0;
+    if (mkdir(path, 0755) == 0) return 1;
+    return errno == EEXIST ? 0 : -errno;
 }
 
 /* Write data to path through a temporary name and a rename (or, with
@@ -213,24 +232,29 @@ static int write_atomic(const char *path, const void *data, size_t len, bool exc
     return rc;
 }
 
-/* The metadata document of a new array in a directory: made if missing;
- * an array of either format already there is -EEXIST (this format's
- * atomically: the document is linked into place). */
-static int put_meta_local(const char *path, int format, const char *text, char *err,
+/* The metadata document of a new array in a directory (text NULL: only
+ * check that it may be written): made if missing (*made says if here); an
+ * array of either format already there is -EEXIST, this format's checked
+ * atomically as the document is linked into place. */
+static int put_meta_local(const char *path, int format, const char *text, bool *made, char *err,
                           size_t errlen) {
     char *dir = strdup(path);
     size_t mlen = strlen(path) + 16;
     char *meta = malloc(mlen);
     int rc = dir && meta ? mkdirs(dir) : -ENOMEM;
+    if (made) *made = rc == 1;
+    if (rc > 0) rc = 0;
     struct stat st;
-    if (rc < 0) {
+    for (int k = 0; rc == 0 && k < 2; k++) { /* the other format's, then this one's */
+        snprintf(meta, mlen, "%s/%s", path, (format == 2) == (k == 0) ? "zarr.json" : ".zarray");
+        if (lstat(meta, &st) == 0) {
+            snprintf(err, errlen, "%s: already an array%s", meta, k ? "" : " (of the other format)");
+            rc = -EEXIST;
+        }
+    }
+    if (rc < 0 && rc != -EEXIST) {
         snprintf(err, errlen, "%s: %s", path, lumio_strerror(rc));
-    } else if (snprintf(meta, mlen, "%s/%s", path, format == 2 ? "zarr.json" : ".zarray"),
-               stat(meta, &st) == 0) {
-        snprintf(err, errlen, "%s: already an array (of the other format)", meta);
-        rc = -EEXIST;
-    } else {
-        snprintf(meta, mlen, "%s/%s", path, format == 2 ? ".zarray" : "zarr.json");
+    } else if (rc == 0 && text) {
         rc = write_atomic(meta, text, strlen(text), true);
         if (rc == -EEXIST)
             snprintf(err, errlen, "%s: already an array", meta);
@@ -244,9 +268,8 @@ static int put_meta_local(const char *path, int format, const char *text, char *
 
 /* The same in a store at a URL: neither document may be there (checked,
  * then written: a store has no atomic create). */
-static int put_meta_remote(const char *path, int format, const char *text,
-                           const lumio_zarr_options *zo, char *err, size_t errlen) {
-    lumio_ring *ring = zo ? zo->ring : NULL;
+static int put_meta_remote(const char *path, int format, const char *text, lumio_ring *ring,
+                           char *err, size_t errlen) {
     bool own = !ring;
     if (own) {
         lumio_ring_options ro;
@@ -273,13 +296,51 @@ static int put_meta_remote(const char *path, int format, const char *text,
             snprintf(err, errlen, "%s", lumio_remote_last_error(rm));
         }
     }
-    if (rc == 0) {
+    if (rc == 0 && text) {
         snprintf(url, sizeof url, "%s/%s", path, format == 2 ? ".zarray" : "zarr.json");
         if ((rc = lumio_remote_put(rm, url, text, strlen(text))) < 0)
             snprintf(err, errlen, "%s", lumio_remote_last_error(rm));
     }
     if (own) lumio_ring_destroy(ring);
     return rc;
+}
+
+static int put_meta(const char *path, int format, const char *text, lumio_ring *ring, bool *made,
+                    char *err, size_t errlen) {
+    if (made) *made = false;
+    return lumio_is_remote(path) ? put_meta_remote(path, format, text, ring, err, errlen)
+                                 : put_meta_local(path, format, text, made, err, errlen);
+}
+
+int lumio_zarr_commit(lumio_zarr *z) {
+    if (!z->pending_meta) return 0;
+    char err[512] = "";
+    int rc = put_meta(z->base, z->pending_format, z->pending_meta, z->ring, NULL, err, sizeof err);
+    if (rc < 0) {
+        snprintf(z->err, sizeof z->err, "%s", err);
+        return rc;
+    }
+    free(z->pending_meta);
+    z->pending_meta = NULL;
+    return 0;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *f) {
+    (void)st, (void)f;
+    if (flag == FTW_DP)
+        rmdir(path);
+    else
+        unlink(path);
+    return 0;
+}
+
+void zarr_discard_pending(lumio_zarr *z) {
+    if (!z->pending_meta) return;
+    free(z->pending_meta);
+    z->pending_meta = NULL;
+    /* Nothing can open what was written; a directory that create made holds
+     * nothing else, and goes, so that no later array inherits its chunks. */
+    if (z->made_dir && !z->remote) nftw(z->base, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 int lumio_zarr_create(lumio_zarr **out, const char *path, const lumio_zarr_create_options *o,
@@ -293,8 +354,16 @@ int lumio_zarr_create(lumio_zarr **out, const char *path, const lumio_zarr_creat
     const char *dtype = o->dtype ? o->dtype : "<f8";
     for (size_t i = 0; i < sizeof dtype_names / sizeof *dtype_names; i++)
         if (!strcmp(dtype, dtype_names[i].name)) dtype = dtype_names[i].np;
+    char np[4];
+    dtype = numpy_short_dtype(dtype, np);
     if (o->format != 2 && o->format != 3) {
         snprintf(err, sizeof err, "format %d: 2 or 3", o->format);
+        rc = -EINVAL;
+        goto out;
+    }
+    if (o->checksum && o->format != 3) {
+        snprintf(err, sizeof err, "checksum: crc32c is a Zarr v3 codec (format 3, not %d)",
+                 o->format);
         rc = -EINVAL;
         goto out;
     }
@@ -402,13 +471,26 @@ int lumio_zarr_create(lumio_zarr **out, const char *path, const lumio_zarr_creat
     zarr_meta back;
     rc = (o->format == 2 ? zarr_parse_v2 : zarr_parse_v3)(text, strlen(text), &back, err,
                                                           sizeof err);
+    bool made = false;
+    bool defer = o->defer_metadata != 0;
     if (rc == 0)
-        rc = lumio_is_remote(path) ? put_meta_remote(path, o->format, text, zo, err, sizeof err)
-                                   : put_meta_local(path, o->format, text, err, sizeof err);
+        rc = put_meta(path, o->format, defer ? NULL : text, zo ? zo->ring : NULL, &made, err,
+                      sizeof err);
+    if (rc == 0 && defer) {
+        rc = zarr_open_meta(out, path, zo, text, o->format);
+        if (rc == 0) {
+            (*out)->pending_meta = text;
+            (*out)->pending_format = o->format;
+            (*out)->made_dir = made;
+            return 0;
+        }
+        if (made) rmdir(path);
+        free(text);
+        return rc; /* (the open's text is the error) */
+    }
     free(text);
     if (rc < 0) goto out;
-    rc = lumio_zarr_open(out, path, zo);
-    return rc;
+    return lumio_zarr_open(out, path, zo);
 out:
     snprintf(zarr_open_error(), 1024, "%s", err);
     return rc;

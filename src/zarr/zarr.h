@@ -255,7 +255,17 @@ struct lumio_zarr {
     zarr_cache *cache;       /* decoded chunks; NULL: no cache */
     zarr_cache *index_cache; /* sharded: shard indexes, beside the chunk cache */
     char err[1024];
+    /* A create whose metadata waits for lumio_zarr_commit: its document,
+     * and whether create made the directory (removed if never committed). */
+    char *pending_meta;
+    int pending_format;
+    bool made_dir;
 };
+
+int zarr_open_meta(lumio_zarr **out, const char *location, const lumio_zarr_options *opts,
+                   const char *meta, int format);
+/* Close without commit: remove the directory create made for it. */
+void zarr_discard_pending(lumio_zarr *z);
 
 /* The grid regions are read over: the chunks, or a sharded array's inner
  * chunks. */
