@@ -416,6 +416,23 @@ static bool is_under(const char *dir, dev_t dev, ino_t ino) {
     return under;
 }
 
+/* Where the symlink at path points: its target, made absolute if the link
+ * resolves, else joined to the link's directory. */
+static char *link_target(const char *path) {
+    char *abs = realpath(path, NULL);
+    if (abs) return abs;
+    char to[4096];
+    ssize_t n = readlink(path, to, sizeof to - 1);
+    if (n < 0) return NULL;
+    to[n] = 0;
+    const char *slash = strrchr(path, '/');
+    int dir = to[0] == '/' || !slash ? 0 : (int)(slash - path) + 1;
+    size_t len = (size_t)dir + (size_t)n + 1;
+    char *t = malloc(len);
+    if (t) snprintf(t, len, "%.*s%s", dir, path, to);
+    return t;
+}
+
 /* Where cat writes: stdout, a device or FIFO in place, or a regular file
  * through a temporary name in its directory (made with O_EXCL, so it cannot
  * be planted) renamed over it at the end, so the output never truncates
@@ -436,8 +453,9 @@ static int output_open(output *o, const char *name, const char *array) {
         if ((o->fd = open(name, O_WRONLY | O_CLOEXEC)) < 0) goto fail;
         return 0;
     }
-    /* A symlink is followed to its target, as curl does. */
-    o->target = lstat(name, &st) == 0 && S_ISLNK(st.st_mode) ? realpath(name, NULL) : strdup(name);
+    /* A symlink is followed to its target, as curl does, even to a target
+     * not there yet. */
+    o->target = lstat(name, &st) == 0 && S_ISLNK(st.st_mode) ? link_target(name) : strdup(name);
     if (!o->target) goto fail;
     char *slash = strrchr(o->target, '/');
     char *dir = slash ? strndup(o->target, (size_t)(slash - o->target) + 1) : strdup(".");

@@ -110,6 +110,73 @@ static int zstd_prefix(ZSTD_DCtx *d, const uint8_t *src, size_t len, uint8_t *ou
     return 1;
 }
 
+/* A blosc frame. Bytes after the length its header gives are ignored, as
+ * numcodecs (and so zarr-python) does: z5 leaves them. */
+static int blosc_decode(const uint8_t *src, size_t len, uint8_t *out, size_t cap, char *err,
+                        size_t errlen) {
+    size_t nbytes = 0, cbytes = 0, bsize = 0;
+    if (len < BLOSC_MIN_HEADER_LENGTH) {
+        snprintf(err, errlen, "blosc: %zu bytes, shorter than a blosc header (%d)", len,
+                 BLOSC_MIN_HEADER_LENGTH);
+        return LUMIO_E_CODEC;
+    }
+    blosc_cbuffer_sizes(src, &nbytes, &cbytes, &bsize);
+    if (cbytes > len) {
+        snprintf(err, errlen, "blosc: the header gives %zu compressed bytes, the chunk has %zu",
+                 cbytes, len);
+        return LUMIO_E_CODEC;
+    }
+    if (blosc_cbuffer_validate(src, cbytes, &nbytes) < 0) {
+        snprintf(err, errlen, "blosc: not a valid blosc buffer");
+        return LUMIO_E_CODEC;
+    }
+    if (nbytes != cap) {
+        snprintf(err, errlen, "the chunk decodes to the wrong size (%zu bytes, expected %zu)",
+                 nbytes, cap);
+        return LUMIO_E_CODEC;
+    }
+    int n = blosc_decompress_ctx(src, out, cap, 1);
+    if (n < 0 || (size_t)n != cap) {
+        snprintf(err, errlen, "blosc: decompression failed (%d)", n);
+        return LUMIO_E_CODEC;
+    }
+    return 0;
+}
+
+/* The zstd frames of src into out. A first frame that fills the chunk
+ * exactly, followed by bytes that are not zstd, reads as that frame: the
+ * trailing bytes cannot be part of the chunk. A frame without its content
+ * size decodes the same as one with it. */
+static size_t zstd_decode(ZSTD_DCtx *d, const uint8_t *src, size_t len, uint8_t *out,
+                          size_t cap) {
+    size_t n = d ? ZSTD_decompressDCtx(d, out, cap, src, len) : ZSTD_decompress(out, cap, src, len);
+    if (!ZSTD_isError(n)) return n;
+    size_t first = ZSTD_findFrameCompressedSize(src, len);
+    if (ZSTD_isError(first) || first >= len) return n;
+    size_t m =
+        d ? ZSTD_decompressDCtx(d, out, cap, src, first) : ZSTD_decompress(out, cap, src, first);
+    return !ZSTD_isError(m) && m == cap ? m : n;
+}
+
+/* A zlib stream where gzip is declared (z5 writes these; zarr-python
+ * refuses them), or the other way round: said as what was found. */
+static bool deflate_wrapper_error(int id, const uint8_t *src, size_t len, char *err,
+                                  size_t errlen) {
+    bool gzip = len >= 2 && src[0] == 0x1f && src[1] == 0x8b;
+    bool zlib = len >= 2 && (src[0] & 0x0f) == 8 && (src[0] >> 4) <= 7 &&
+                ((unsigned)src[0] << 8 | src[1]) % 31 == 0;
+    if (id == CODEC_GZIP && zlib)
+        snprintf(err, errlen,
+                 "gzip: the chunk is a zlib stream (header %02x %02x), not gzip (1f 8b), as z5 "
+                 "writes it; zarr-python refuses it too",
+                 src[0], src[1]);
+    else if (id == CODEC_ZLIB && gzip)
+        snprintf(err, errlen, "zlib: the chunk is a gzip stream (header 1f 8b), not zlib");
+    else
+        return false;
+    return true;
+}
+
 /* Decompress into out (cap bytes); with need < cap, only the first `need`
  * bytes have to be right (the region uses no more of the chunk), which
  * zstd and uncompressed chunks take as leave to stop early. */
@@ -123,8 +190,7 @@ static int decompress(const codec *k, const uint8_t *src, size_t len, uint8_t *o
     case CODEC_ZSTD: {
         ZSTD_DCtx *d = thread_dctx();
         if (d && need < cap && zstd_prefix(d, src, len, out, cap, need)) return 0;
-        size_t n =
-            d ? ZSTD_decompressDCtx(d, out, cap, src, len) : ZSTD_decompress(out, cap, src, len);
+        size_t n = zstd_decode(d, src, len, out, cap);
         if (ZSTD_isError(n)) {
             snprintf(err, errlen, "zstd: %s", ZSTD_getErrorName(n));
             return LUMIO_E_CODEC;
@@ -132,22 +198,11 @@ static int decompress(const codec *k, const uint8_t *src, size_t len, uint8_t *o
         if (n != cap) break;
         return 0;
     }
-    case CODEC_BLOSC: {
-        size_t nbytes = 0;
-        if (blosc_cbuffer_validate(src, len, &nbytes) < 0) {
-            snprintf(err, errlen, "blosc: not a valid blosc buffer");
-            return LUMIO_E_CODEC;
-        }
-        if (nbytes != cap) break;
-        int n = blosc_decompress_ctx(src, out, cap, 1);
-        if (n < 0 || (size_t)n != cap) {
-            snprintf(err, errlen, "blosc: decompression failed (%d)", n);
-            return LUMIO_E_CODEC;
-        }
-        return 0;
-    }
+    case CODEC_BLOSC:
+        return blosc_decode(src, len, out, cap, err, errlen);
     case CODEC_ZLIB:
     case CODEC_GZIP: {
+        if (deflate_wrapper_error(k->id, src, len, err, errlen)) return LUMIO_E_CODEC;
         z_stream zs;
         memset(&zs, 0, sizeof zs);
         if (inflateInit2(&zs, k->id == CODEC_GZIP ? 16 + MAX_WBITS : MAX_WBITS) != Z_OK)
@@ -367,6 +422,7 @@ static int compress_chunk(const codec *k, const uint8_t *src, size_t len, uint8_
     }
     case CODEC_ZLIB:
     case CODEC_GZIP: {
+        if (deflate_wrapper_error(k->id, src, len, err, errlen)) return LUMIO_E_CODEC;
         z_stream zs;
         memset(&zs, 0, sizeof zs);
         if (deflateInit2(&zs, k->level, Z_DEFLATED,

@@ -8,6 +8,7 @@
 #include <pthread.h>
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +54,44 @@ static void block_shape(const lumio_zarr_info *s, const lumio_zarr_info *d, uint
             b[0] += step;
         }
     }
+}
+
+static uint64_t sat_mul(uint64_t a, uint64_t b) {
+    uint64_t r;
+    return __builtin_mul_overflow(a, b, &r) ? UINT64_MAX : r;
+}
+
+static uint64_t sat_add(uint64_t a, uint64_t b) {
+    uint64_t r;
+    return __builtin_add_overflow(a, b, &r) ? UINT64_MAX : r;
+}
+
+/* The decoded bytes of a source chunk (an inner chunk when sharded): what
+ * each worker decodes into. */
+static uint64_t chunk_size(const lumio_zarr_info *s) {
+    uint64_t n = s->itemsize;
+    for (unsigned i = 0; i < s->ndim; i++)
+        n = sat_mul(n, s->inner_chunks[0] ? s->inner_chunks[i] : s->chunks[i]);
+    return n;
+}
+
+/* The least memory a rechunk takes: two blocks of one destination chunk (or
+ * shard), the read pool, a decoded source chunk on each worker, and on each
+ * encoder a destination chunk and its encoded bytes, besides the program
+ * (~16 MiB). */
+static uint64_t rechunk_need(const lumio_zarr_info *s, const lumio_zarr_create_options *o,
+                             uint64_t pool, unsigned in_flight, bool remote) {
+    uint64_t dchunk = s->itemsize, block = s->itemsize;
+    for (unsigned i = 0; i < s->ndim; i++) {
+        uint64_t c = o->shard[0] ? o->shard[i] : o->chunks[i];
+        dchunk = sat_mul(dchunk, c);
+        block = sat_mul(block, LUMIO_MAX(1, LUMIO_MIN(c, s->shape[i])));
+    }
+    unsigned encoders = LUMIO_MIN(in_flight, remote ? LUMIO_MAX(lumio_ncores(), 8u) : lumio_ncores());
+    uint64_t need = sat_add(sat_mul(2, block), pool);
+    need = sat_add(need, sat_mul(lumio_ncores(), chunk_size(s)));
+    need = sat_add(need, sat_mul(2 * (uint64_t)encoders, dchunk));
+    return sat_add(need, 16u << 20);
 }
 
 typedef struct pipe_block {
@@ -171,6 +210,17 @@ int lumio_zarr_rechunk(const char *src, const char *dst, const lumio_zarr_create
     dzo.ring = NULL; /* its own: the writer runs on a thread of its own */
     dzo.max_chunks_in_flight =
         (unsigned)LUMIO_MAX(1, LUMIO_MIN(64, memory / 16 / LUMIO_MAX(dchunk, 1)));
+    /* Refused before anything is made when even the least of it does not fit. */
+    uint64_t need = rechunk_need(&si, &o, ro.max_bytes, dzo.max_chunks_in_flight,
+                                 lumio_is_remote(dst));
+    if (need > memory) {
+        snprintf(zarr_open_error(), 1024,
+                 "rechunk: destination chunks of %" PRIu64 " bytes (source chunks of %" PRIu64
+                 ") need a memory budget of at least %" PRIu64 " MiB, not %" PRIu64 " MiB",
+                 dchunk, chunk_size(&si), (need >> 20) + 1, memory >> 20);
+        rc = -EINVAL;
+        goto out;
+    }
     if ((rc = lumio_zarr_create(&d, dst, &o, &dzo)) < 0) goto out;
     lumio_zarr_info di;
     lumio_zarr_get_info(d, &di);

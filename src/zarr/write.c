@@ -340,7 +340,15 @@ void zarr_discard_pending(lumio_zarr *z) {
     z->pending_meta = NULL;
     /* Nothing can open what was written; a directory that create made holds
      * nothing else, and goes, so that no later array inherits its chunks. */
-    if (z->made_dir && !z->remote) nftw(z->base, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    if (!z->made_dir || z->remote) return;
+    /* (unless another creator committed an array there meanwhile) */
+    char p[1100];
+    struct stat st;
+    for (int k = 0; k < 2; k++) {
+        snprintf(p, sizeof p, "%s/%s", z->base, k ? "zarr.json" : ".zarray");
+        if (lstat(p, &st) == 0) return;
+    }
+    nftw(z->base, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 int lumio_zarr_create(lumio_zarr **out, const char *path, const lumio_zarr_create_options *o,
