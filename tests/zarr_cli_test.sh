@@ -234,9 +234,9 @@ check "bench --pattern crops beyond the cap: said" crops_cap
 "$LUMIO" zarr create ten --shape 10,10 --chunks 5,5 --dtype u1 >/dev/null
 region_errors() {
     fails_with 2 "stop 3 is before start 5 in dimension 0" "$LUMIO" zarr cat ten --region 5:3 &&
-        fails_with 2 "start 11 is past the end of dimension 0 (size 10)" \
+        fails_with 2 "start 11 is outside dimension 0 (size 10)" \
             "$LUMIO" zarr cat ten --region 11: &&
-        fails_with 2 "stop 12 is past the end of dimension 1 (size 10)" \
+        fails_with 2 "stop 12 is outside dimension 1 (size 10)" \
             "$LUMIO" zarr cat ten --region 0:1,2:12 &&
         fails_with 2 "':,' is not START:STOP" "$LUMIO" zarr cat ten --region :, &&
         fails_with 2 "' 1:2' is not START:STOP" "$LUMIO" zarr cat ten --region " 1:2" &&

@@ -180,12 +180,12 @@ static int parse_span(const char **p, unsigned d, uint64_t size, uint64_t *a, ui
     has_b = **p && **p != ',';
     if (has_b && parse_index(p, b) < 0) return -1;
     if (*a > size) {
-        cli_error("--region: start %" PRIu64 " is past the end of dimension %u (size %" PRIu64 ")",
+        cli_error("--region: start %" PRIu64 " is outside dimension %u (size %" PRIu64 ")",
                   *a, d, size);
         return -2;
     }
     if (has_b && *b > size) {
-        cli_error("--region: stop %" PRIu64 " is past the end of dimension %u (size %" PRIu64 ")",
+        cli_error("--region: stop %" PRIu64 " is outside dimension %u (size %" PRIu64 ")",
                   *b, d, size);
         return -2;
     }

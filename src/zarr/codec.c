@@ -422,7 +422,6 @@ static int compress_chunk(const codec *k, const uint8_t *src, size_t len, uint8_
     }
     case CODEC_ZLIB:
     case CODEC_GZIP: {
-        if (deflate_wrapper_error(k->id, src, len, err, errlen)) return LUMIO_E_CODEC;
         z_stream zs;
         memset(&zs, 0, sizeof zs);
         if (deflateInit2(&zs, k->level, Z_DEFLATED,
