@@ -41,7 +41,7 @@ sys.exit(a.tobytes() != open('$D/expected.raw', 'rb').read())" ||
 "$LUMIO" zarr cat "$D/gzip_z5" >/dev/null 2>"$T/err"
 rc=$?
 [ $rc -eq 1 ] && [ "$(wc -l <"$T/err")" -eq 1 ] &&
-    grep -q "gzip_z5/0.0.*gzip: the chunk is a zlib stream (header 78 5e), not gzip (1f 8b)" \
+    grep -q "gzip_z5/[0-9].[0-9]: .*gzip: the chunk is a zlib stream (header 78 5e), not gzip (1f 8b)" \
         "$T/err" || fail "gzip_z5: status $rc, $(cat "$T/err")"
 /usr/bin/python3 -c "
 import zarr
