@@ -21,14 +21,14 @@
 
 static const char zarr_usage[] =
     "usage: lumio zarr info PATH|URL\n"
-    "       lumio zarr cat PATH|URL [--region START:STOP,...] [-o FILE|-]\n"
+    "       lumio zarr cat PATH|URL [--region START:STOP,...] [-o FILE|-] [--memory SIZE]\n"
     "       lumio zarr create PATH --shape N,... --chunks N,... --dtype DTYPE [--codec C]\n"
     "                         [--format 2|3] [--order C|F] [--fill V] [--separator .|/]\n"
-    "                         [--checksum] [--shard N,...] [--from RAWFILE|-]\n"
+    "                         [--checksum] [--shard N,...] [--from RAWFILE|-] [--memory SIZE]\n"
     "       lumio zarr rechunk SRC DST --chunks N,... [--codec C] [--format 2|3] [--order C|F]\n"
     "                         [--shard N,...] [--checksum] [--memory SIZE]\n"
     "       lumio zarr bench PATH|URL --pattern all|crops|series [--crop N,...] [--count N]\n"
-    "                         [--batch N] [--cache SIZE]\n"
+    "                         [--batch N] [--cache SIZE] [--memory SIZE]\n"
     "\n"
     "Zarr v2 and v3 arrays in a directory, over http(s):// or in s3://BUCKET/PREFIX.\n"
     "\n"
@@ -36,15 +36,18 @@ static const char zarr_usage[] =
     "         also the chunks present and the bytes they take\n"
     "  cat    the region's raw bytes in C order and the array's byte order (as\n"
     "         numpy's a[region].tobytes()); a dimension left out of --region is\n"
-    "         taken whole, and START or STOP may be left empty (\":10\", \"5:\")\n"
+    "         taken whole, and START or STOP may be left empty (\":10\", \"5:\");\n"
+    "         -o FILE is replaced at the end (through a temporary name), never\n"
+    "         inside the array\n"
     "  create a new array in a directory, in s3://BUCKET/PREFIX or at an http(s)\n"
-    "         URL that takes PUT; DTYPE as numpy writes it (<u2, >i8, |b1)\n"
+    "         URL that takes PUT; DTYPE as numpy writes it (<u2, >i8, |b1, u1, f8)\n"
     "         or by name (uint16); C as zstd[:LEVEL] (default zstd:3), gzip[:LEVEL],\n"
     "         zlib[:LEVEL] (v2), blosc[:CNAME[:LEVEL[:noshuffle|shuffle|bitshuffle]]]\n"
     "         or none, after 'delta,' for numcodecs' delta filter (v2);\n"
     "         --checksum adds crc32c (v3); --shard stores the chunks in\n"
     "         shards of that shape (v3); --from fills it with raw bytes\n"
-    "         in C order and the array's byte order\n"
+    "         in C order and the array's byte order (its metadata is written\n"
+    "         last: a failed or killed fill leaves nothing that opens)\n"
     "  rechunk copy an array to new chunks (and codec, format, order), in blocks\n"
     "         that fit --memory (default 512M); either may be a URL\n"
     "  bench  read the whole array in slabs (all), COUNT random crops (crops; of\n"
@@ -52,7 +55,10 @@ static const char zarr_usage[] =
     "         16, as a training loader asks), or an ordered series along\n"
     "         the first axis (series); --cache keeps up to SIZE of decoded chunks\n"
     "         (default 0: none); prints one JSON object: bytes, seconds,\n"
-    "         mib_per_s, crops_per_s for crops, and the cache's hits and misses\n";
+    "         mib_per_s, crops_per_s for crops, and the cache's hits and misses\n"
+    "\n"
+    "--memory caps what cat, create, rechunk and bench hold (default 512M, at\n"
+    "least 32M); work that cannot fit is refused, saying what it needs.\n";
 
 static const char *type_name(lumio_zarr_type t) {
     static const char *const names[] = {"bool",   "int8",   "int16",  "int32",   "int64",  "uint8",
@@ -180,13 +186,13 @@ static int parse_span(const char **p, unsigned d, uint64_t size, uint64_t *a, ui
     has_b = **p && **p != ',';
     if (has_b && parse_index(p, b) < 0) return -1;
     if (*a > size) {
-        cli_error("--region: start %" PRIu64 " is outside dimension %u (size %" PRIu64 ")",
-                  *a, d, size);
+        cli_error("--region: start %" PRIu64 " is outside dimension %u (size %" PRIu64 ")", *a, d,
+                  size);
         return -2;
     }
     if (has_b && *b > size) {
-        cli_error("--region: stop %" PRIu64 " is outside dimension %u (size %" PRIu64 ")",
-                  *b, d, size);
+        cli_error("--region: stop %" PRIu64 " is outside dimension %u (size %" PRIu64 ")", *b, d,
+                  size);
         return -2;
     }
     if (*b < *a) {
@@ -376,8 +382,8 @@ static uint64_t slabs_next(slabs *s, uint64_t *s0, uint64_t *n0) {
     unsigned k = s->k;
     for (unsigned d = 0; d < k; d++) s0[d] += s->at[d], n0[d] = 1;
     uint64_t first = s->start[k] + s->at[k], left = s->shape[k] - s->at[k];
-    uint64_t take = s->t >= s->align ? s->t - first % s->align
-                                     : LUMIO_MIN(s->t, s->align - first % s->align);
+    uint64_t take =
+        s->t >= s->align ? s->t - first % s->align : LUMIO_MIN(s->t, s->align - first % s->align);
     take = LUMIO_MIN(take, left);
     s0[k] = first;
     n0[k] = take;
@@ -646,7 +652,7 @@ static int check_from(const char *from, int in, const lumio_zarr_create_options 
         size_t n = strlen(o->dtype);
         isz = n ? (unsigned)(o->dtype[n - 1] - '0') : 0;
     }
-    static const char *const names[] = {"bool", "int8", "uint8", "int16", "uint16", "int32",
+    static const char *const names[] = {"bool",   "int8",    "uint8", "int16",  "uint16", "int32",
                                         "uint32", "float32", "int64", "uint64", "float64"};
     static const unsigned sizes[] = {1, 1, 1, 2, 2, 4, 4, 4, 8, 8, 8};
     for (size_t i = 0; i < sizeof names / sizeof *names; i++)
@@ -737,20 +743,14 @@ static int fill_from(lumio_zarr *z, const char *from, int in) {
 }
 
 static int zarr_create(int argc, char **argv) {
-    static const struct option opts[] = {{"shape", required_argument, NULL, 's'},
-                                         {"chunks", required_argument, NULL, 'c'},
-                                         {"dtype", required_argument, NULL, 'd'},
-                                         {"codec", required_argument, NULL, 'k'},
-                                         {"format", required_argument, NULL, 'f'},
-                                         {"order", required_argument, NULL, 'O'},
-                                         {"fill", required_argument, NULL, 'F'},
-                                         {"separator", required_argument, NULL, 'S'},
-                                         {"checksum", no_argument, NULL, 'x'},
-                                         {"from", required_argument, NULL, 'r'},
-                                         {"shard", required_argument, NULL, 'H'},
-                                         {"memory", required_argument, NULL, 'm'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"shape", required_argument, NULL, 's'},  {"chunks", required_argument, NULL, 'c'},
+        {"dtype", required_argument, NULL, 'd'},  {"codec", required_argument, NULL, 'k'},
+        {"format", required_argument, NULL, 'f'}, {"order", required_argument, NULL, 'O'},
+        {"fill", required_argument, NULL, 'F'},   {"separator", required_argument, NULL, 'S'},
+        {"checksum", no_argument, NULL, 'x'},     {"from", required_argument, NULL, 'r'},
+        {"shard", required_argument, NULL, 'H'},  {"memory", required_argument, NULL, 'm'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
     lumio_zarr_create_options o;
     lumio_zarr_create_options_default(&o);
     const char *shape = NULL, *chunks = NULL, *from = NULL, *shard = NULL;
@@ -826,7 +826,7 @@ static int zarr_create(int argc, char **argv) {
     if (rc < 0) {
         cli_error("%s", lumio_zarr_last_error(NULL));
         status = rc == -EINVAL || rc == LUMIO_E_UNSUPPORTED || rc == LUMIO_E_FORMAT ? EXIT_USAGE
-                                                                                   : EXIT_FILES;
+                                                                                    : EXIT_FILES;
     }
     if (z && in >= 0) status = fill_from(z, from, in);
     if (z && status == 0 && lumio_zarr_commit(z) < 0) {
@@ -915,14 +915,11 @@ static int zarr_rechunk(int argc, char **argv) {
 }
 
 static int zarr_bench(int argc, char **argv) {
-    static const struct option opts[] = {{"pattern", required_argument, NULL, 'p'},
-                                         {"crop", required_argument, NULL, 'c'},
-                                         {"count", required_argument, NULL, 'n'},
-                                         {"batch", required_argument, NULL, 'b'},
-                                         {"cache", required_argument, NULL, 'C'},
-                                         {"memory", required_argument, NULL, 'm'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"pattern", required_argument, NULL, 'p'}, {"crop", required_argument, NULL, 'c'},
+        {"count", required_argument, NULL, 'n'},   {"batch", required_argument, NULL, 'b'},
+        {"cache", required_argument, NULL, 'C'},   {"memory", required_argument, NULL, 'm'},
+        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
     const char *pattern = "all", *crop = NULL;
     uint64_t count = 1000, batch = 16, memory = DEFAULT_MEMORY, cache = 0;
     opterr = 0;
@@ -1041,8 +1038,8 @@ static int zarr_bench(int argc, char **argv) {
             k += m;
         }
         if (!mem || !starts || !bufs) {
-            cli_error("%s: cannot allocate %" PRIu64 " bytes for a batch of %" PRIu64 " crops",
-                      loc, n * batch, batch);
+            cli_error("%s: cannot allocate %" PRIu64 " bytes for a batch of %" PRIu64 " crops", loc,
+                      n * batch, batch);
             rc = -ENOMEM;
         }
         lumio_large_free(mem, n * batch);
@@ -1068,8 +1065,8 @@ static int zarr_bench(int argc, char **argv) {
     double secs = now_seconds() - t0;
     if (rc < 0) {
         if (rc != -ENOMEM || *lumio_zarr_last_error(z))
-            cli_error("%s", *lumio_zarr_last_error(z) ? lumio_zarr_last_error(z)
-                                                      : lumio_strerror(rc));
+            cli_error("%s",
+                      *lumio_zarr_last_error(z) ? lumio_zarr_last_error(z) : lumio_strerror(rc));
         close_capped(z, ring);
         return EXIT_FILES;
     }

@@ -147,8 +147,7 @@ static int blosc_decode(const uint8_t *src, size_t len, uint8_t *out, size_t cap
  * exactly, followed by bytes that are not zstd, reads as that frame: the
  * trailing bytes cannot be part of the chunk. A frame without its content
  * size decodes the same as one with it. */
-static size_t zstd_decode(ZSTD_DCtx *d, const uint8_t *src, size_t len, uint8_t *out,
-                          size_t cap) {
+static size_t zstd_decode(ZSTD_DCtx *d, const uint8_t *src, size_t len, uint8_t *out, size_t cap) {
     size_t n = d ? ZSTD_decompressDCtx(d, out, cap, src, len) : ZSTD_decompress(out, cap, src, len);
     if (!ZSTD_isError(n)) return n;
     size_t first = ZSTD_findFrameCompressedSize(src, len);

@@ -87,7 +87,8 @@ static uint64_t rechunk_need(const lumio_zarr_info *s, const lumio_zarr_create_o
         dchunk = sat_mul(dchunk, c);
         block = sat_mul(block, LUMIO_MAX(1, LUMIO_MIN(c, s->shape[i])));
     }
-    unsigned encoders = LUMIO_MIN(in_flight, remote ? LUMIO_MAX(lumio_ncores(), 8u) : lumio_ncores());
+    unsigned encoders =
+        LUMIO_MIN(in_flight, remote ? LUMIO_MAX(lumio_ncores(), 8u) : lumio_ncores());
     uint64_t need = sat_add(sat_mul(2, block), pool);
     need = sat_add(need, sat_mul(lumio_ncores(), chunk_size(s)));
     need = sat_add(need, sat_mul(2 * (uint64_t)encoders, dchunk));
@@ -211,8 +212,8 @@ int lumio_zarr_rechunk(const char *src, const char *dst, const lumio_zarr_create
     dzo.max_chunks_in_flight =
         (unsigned)LUMIO_MAX(1, LUMIO_MIN(64, memory / 16 / LUMIO_MAX(dchunk, 1)));
     /* Refused before anything is made when even the least of it does not fit. */
-    uint64_t need = rechunk_need(&si, &o, ro.max_bytes, dzo.max_chunks_in_flight,
-                                 lumio_is_remote(dst));
+    uint64_t need =
+        rechunk_need(&si, &o, ro.max_bytes, dzo.max_chunks_in_flight, lumio_is_remote(dst));
     if (need > memory) {
         snprintf(zarr_open_error(), 1024,
                  "rechunk: destination chunks of %" PRIu64 " bytes (source chunks of %" PRIu64

@@ -248,7 +248,8 @@ static int put_meta_local(const char *path, int format, const char *text, bool *
     for (int k = 0; rc == 0 && k < 2; k++) { /* the other format's, then this one's */
         snprintf(meta, mlen, "%s/%s", path, (format == 2) == (k == 0) ? "zarr.json" : ".zarray");
         if (lstat(meta, &st) == 0) {
-            snprintf(err, errlen, "%s: already an array%s", meta, k ? "" : " (of the other format)");
+            snprintf(err, errlen, "%s: already an array%s", meta,
+                     k ? "" : " (of the other format)");
             rc = -EEXIST;
         }
     }
