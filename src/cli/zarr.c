@@ -664,9 +664,11 @@ static int check_from(const char *from, int in, const lumio_zarr_create_options 
         chunk = sat_mul(chunk, o->shard[0] ? o->shard[d] : o->chunks[d]);
     }
     struct stat st;
-    if (fstat(in, &st) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_size != total) {
-        cli_error("%s: %llu bytes, the array needs %llu", from, (unsigned long long)st.st_size,
-                  (unsigned long long)total);
+    off_t at = lseek(in, 0, SEEK_CUR); /* (a stdin already partly read) */
+    if (fstat(in, &st) == 0 && S_ISREG(st.st_mode) && at >= 0 && at <= st.st_size &&
+        (uint64_t)(st.st_size - at) != total) {
+        cli_error("%s: %llu bytes, the array needs %llu", from,
+                  (unsigned long long)(st.st_size - at), (unsigned long long)total);
         return EXIT_FILES;
     }
     uint64_t slab = sat_mul(row, o->ndim ? LUMIO_MIN(o->shard[0] ? o->shard[0] : o->chunks[0],
