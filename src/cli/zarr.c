@@ -642,26 +642,21 @@ static int layout_option(int c, const char *arg, lumio_zarr_create_options *o, c
     }
 }
 
-/* Before anything is made: --from's size, if it has a real one, must be
- * the array's, and a slab of chunk rows must fit the cap. */
-static int check_from(const char *from, int in, const lumio_zarr_create_options *o,
-                      uint64_t memory) {
-    unsigned isz = 0;
-    if (o->dtype) {
-        size_t n = strlen(o->dtype);
-        isz = n ? (unsigned)(o->dtype[n - 1] - '0') : 0;
+/* Before any data is written (the array is not committed yet): --from's
+ * size, if it has a real one, must be the array's, and a slab of chunk rows
+ * (of shards) must fit the cap. */
+static int check_from(const lumio_zarr *z, const char *from, int in, uint64_t memory) {
+    lumio_zarr_info info;
+    lumio_zarr_get_info(z, &info);
+    uint64_t total = info.itemsize, row = info.itemsize, chunk = info.itemsize;
+    for (unsigned d = 0; d < info.ndim; d++) {
+        total = sat_mul(total, info.shape[d]);
+        if (d) row = sat_mul(row, info.shape[d]);
+        chunk = sat_mul(chunk, info.chunks[d]);
     }
-    static const char *const names[] = {"bool",   "int8",    "uint8", "int16",  "uint16", "int32",
-                                        "uint32", "float32", "int64", "uint64", "float64"};
-    static const unsigned sizes[] = {1, 1, 1, 2, 2, 4, 4, 4, 8, 8, 8};
-    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
-        if (!strcmp(o->dtype, names[i])) isz = sizes[i];
-    if (isz < 1 || isz > 8) return 0; /* the library names a bad dtype */
-    uint64_t total = isz, row = isz, chunk = isz;
-    for (unsigned d = 0; d < o->ndim; d++) {
-        total = sat_mul(total, o->shape[d]);
-        if (d) row = sat_mul(row, o->shape[d]);
-        chunk = sat_mul(chunk, o->shard[0] ? o->shard[d] : o->chunks[d]);
+    if (total == UINT64_MAX) {
+        cli_error("%s: the array holds 2^64 bytes or more, too many to fill from raw bytes", from);
+        return EXIT_USAGE;
     }
     struct stat st;
     off_t at = lseek(in, 0, SEEK_CUR); /* (a stdin already partly read) */
@@ -671,9 +666,8 @@ static int check_from(const char *from, int in, const lumio_zarr_create_options 
                   (unsigned long long)(st.st_size - at), (unsigned long long)total);
         return EXIT_FILES;
     }
-    uint64_t slab = sat_mul(row, o->ndim ? LUMIO_MIN(o->shard[0] ? o->shard[0] : o->chunks[0],
-                                                     LUMIO_MAX(o->shape[0], 1))
-                                         : 1);
+    uint64_t slab =
+        sat_mul(row, info.ndim ? LUMIO_MIN(info.chunks[0], LUMIO_MAX(info.shape[0], 1)) : 1);
     /* The slab, and on each encoder a chunk and its encoded bytes. */
     uint64_t need = sat_add(sat_add(slab, sat_mul(2 * lumio_ncores(), chunk)), BASE_MEMORY);
     if (need > memory) {
@@ -821,15 +815,16 @@ static int zarr_create(int argc, char **argv) {
     /* With data, the metadata is written after it: a fill that fails or is
      * killed leaves nothing that opens as complete. */
     o.defer_metadata = in >= 0;
-    int status = in >= 0 ? check_from(from, in, &o, memory) : 0;
+    int status = 0;
     lumio_zarr *z = NULL;
-    int rc = status ? 0 : lumio_zarr_create(&z, path, &o, NULL);
+    int rc = lumio_zarr_create(&z, path, &o, NULL);
     if (rc < 0) {
         cli_error("%s", lumio_zarr_last_error(NULL));
         status = rc == -EINVAL || rc == LUMIO_E_UNSUPPORTED || rc == LUMIO_E_FORMAT ? EXIT_USAGE
                                                                                     : EXIT_FILES;
     }
-    if (z && in >= 0) status = fill_from(z, from, in);
+    if (z && in >= 0) status = check_from(z, from, in, memory);
+    if (z && in >= 0 && status == 0) status = fill_from(z, from, in);
     if (z && status == 0 && lumio_zarr_commit(z) < 0) {
         cli_error("%s", lumio_zarr_last_error(z));
         status = EXIT_FILES;
