@@ -2,6 +2,7 @@
  *   info  shape, chunks, dtype, codecs, fill value, stored bytes
  *   cat   a region's raw bytes in C order and the array's byte order */
 #include "cli/common.h"
+#include "cli/zarr_slab.h"
 #include "core/core.h"
 
 #include <errno.h>
@@ -133,7 +134,12 @@ static int zarr_info(const char *loc) {
     printf("%-12s%s\n", "order", in.fortran_order ? "F" : "C");
     printf("%-12s%s\n", "codecs", in.codecs);
     print_fill(&in);
-    printf("%-12s%" PRIu64 "\n", "grid", in.nchunks);
+    /* Exact, past 2^64 too (a virtual array of missing chunks may be). */
+    uint64_t grid[LUMIO_ZARR_MAX_DIMS];
+    for (unsigned i = 0; i < in.ndim; i++)
+        grid[i] = in.shape[i] / in.chunks[i] + (in.shape[i] % in.chunks[i] != 0);
+    char big[700];
+    printf("%-12s%s\n", "grid", zarr_big_product(grid, in.ndim, 1, big, sizeof big));
     if (!lumio_is_remote(loc)) { /* a directory: count what is stored */
         walker *w;
         char *roots[1] = {(char *)loc};
@@ -150,11 +156,11 @@ static int zarr_info(const char *loc) {
             }
             walker_close(w);
         }
-        uint64_t raw = in.itemsize;
-        for (unsigned i = 0; i < in.ndim; i++) raw *= in.shape[i];
+        double raw = zarr_product_double(in.shape, in.ndim, in.itemsize);
         printf("%-12s%" PRIu64 "\n", "present", present);
-        printf("%-12s%" PRIu64 " bytes for %" PRIu64 " raw (ratio %.2f)\n", "stored", bytes, raw,
-               bytes ? (double)raw / (double)bytes : 0.0);
+        printf("%-12s%" PRIu64 " bytes for %s raw (ratio %.3g)\n", "stored", bytes,
+               zarr_big_product(in.shape, in.ndim, in.itemsize, big, sizeof big),
+               bytes ? raw / (double)bytes : 0.0);
     }
     lumio_zarr_close(z);
     return 0;
@@ -250,44 +256,32 @@ static int zarr_cat(int argc, char **argv) {
         return EXIT_FILES;
     }
     signal(SIGPIPE, SIG_IGN);
-    /* Slabs of whole chunk rows along the first dimension, so that memory
-     * stays bounded by one row of chunks however large the region. */
-    uint64_t row = in.itemsize;
-    for (unsigned d = 1; d < in.ndim; d++) row *= shape[d];
-    uint64_t rows = in.ndim ? MAX(in.chunks[0], 1) : 1;
-    uint64_t span = in.ndim ? shape[0] : 1;
-    bool empty = false;
-    for (unsigned d = 0; d < in.ndim; d++) empty |= shape[d] == 0;
-    uint8_t *buf = empty ? NULL : lumio_large_alloc(rows * row);
+    /* Slabs of whole chunk rows along the first dimension where they fit
+     * (deeper where not), so that memory stays bounded however large the
+     * region and the array. */
+    zarr_slabs sl;
+    zarr_slabs_init(&sl, in.ndim, in.itemsize, in.chunks, start, shape, ZARR_SLAB_CAP);
+    uint64_t cap = zarr_slabs_max_bytes(&sl), take;
+    uint8_t *buf = cap ? lumio_large_alloc(cap) : NULL;
     int status = 0;
-    if (!empty && !buf) {
+    if (cap && !buf) {
         cli_error("out of memory");
         status = EXIT_FILES;
     }
-    for (uint64_t at = 0; buf && at < span && status == 0;) {
-        uint64_t s0[LUMIO_ZARR_MAX_DIMS], n0[LUMIO_ZARR_MAX_DIMS];
-        memcpy(s0, start, sizeof s0);
-        memcpy(n0, shape, sizeof n0);
-        uint64_t take = 1;
-        if (in.ndim) {
-            uint64_t first = start[0] + at;
-            take = MIN(rows - first % rows, span - at); /* to the chunk row's end */
-            s0[0] = first;
-            n0[0] = take;
-        }
+    uint64_t s0[LUMIO_ZARR_MAX_DIMS], n0[LUMIO_ZARR_MAX_DIMS];
+    while (buf && status == 0 && zarr_slabs_next(&sl, s0, n0, &take)) {
         if (lumio_zarr_read(z, s0, n0, buf) < 0) {
             cli_error("%s", lumio_zarr_last_error(z));
             status = EXIT_FILES;
             break;
         }
-        int w = write_all(fd, buf, take * row);
+        int w = write_all(fd, buf, take);
         if (w < 0) {
             if (w != -EPIPE) cli_error("%s: %s", out, lumio_strerror(w));
             status = EXIT_FILES;
         }
-        at += take;
     }
-    lumio_large_free(buf, rows * row);
+    lumio_large_free(buf, cap);
     if (fd != STDOUT_FILENO && close(fd) < 0 && status == 0) {
         cli_path_error(out, -errno);
         status = EXIT_FILES;
@@ -684,19 +678,17 @@ static int zarr_bench(int argc, char **argv) {
         free(starts);
         free(bufs);
     } else { /* all: slabs of chunk rows (inner chunks of shards) along the first axis */
-        uint64_t row = in.itemsize, start[LUMIO_ZARR_MAX_DIMS] = {0}, shape[LUMIO_ZARR_MAX_DIMS];
-        for (unsigned d = 1; d < in.ndim; d++) row *= in.shape[d];
-        uint64_t rows = !in.ndim ? 1 : in.inner_chunks[0] ? in.inner_chunks[0] : in.chunks[0];
-        uint64_t span = in.ndim ? in.shape[0] : 1;
-        uint8_t *buf = lumio_large_alloc(rows * row);
-        memcpy(shape, in.shape, sizeof shape);
-        for (uint64_t at = 0; buf && rc == 0 && at < span; at += rows) {
-            if (in.ndim) start[0] = at, shape[0] = MIN(rows, span - at);
+        uint64_t start[LUMIO_ZARR_MAX_DIMS] = {0}, shape[LUMIO_ZARR_MAX_DIMS], take;
+        zarr_slabs sl;
+        zarr_slabs_init(&sl, in.ndim, in.itemsize, in.ndim && in.inner_chunks[0] ? in.inner_chunks : in.chunks, start, in.shape, ZARR_SLAB_CAP);
+        uint64_t cap = zarr_slabs_max_bytes(&sl);
+        uint8_t *buf = cap ? lumio_large_alloc(cap) : NULL;
+        while (buf && rc == 0 && zarr_slabs_next(&sl, start, shape, &take)) {
             rc = lumio_zarr_read(z, start, shape, buf);
-            bytes += (in.ndim ? shape[0] : 1) * row;
+            bytes += take;
         }
-        if (!buf) rc = -ENOMEM;
-        lumio_large_free(buf, rows * row);
+        if (cap && !buf) rc = -ENOMEM;
+        lumio_large_free(buf, cap);
     }
     double secs = now_seconds() - t0;
     if (rc < 0) {

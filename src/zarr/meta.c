@@ -161,11 +161,158 @@ static bool json_uint(json_t *v, uint64_t *out) {
     return false;
 }
 
+/* ---- fields of a document someone else wrote --------------------------------- */
+
+/* A string from the document, fit for a one-line message: quoted, cut at 48
+ * bytes, anything but printable ASCII as \xHH (no newline or terminal escape
+ * reaches the user's screen). */
+typedef struct shown {
+    char s[4 * 48 + 8];
+} shown;
+
+static shown show(const char *s) {
+    shown out;
+    size_t n = 0;
+    out.s[n++] = '\'';
+    for (size_t i = 0; s && s[i] && n + 8 < sizeof out.s; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (i == 48) {
+            n += (size_t)snprintf(out.s + n, sizeof out.s - n, "...");
+            break;
+        }
+        if (c >= 0x20 && c < 0x7f && c != '\\')
+            out.s[n++] = (char)c;
+        else
+            n += (size_t)snprintf(out.s + n, sizeof out.s - n, "\\x%02x", c);
+    }
+    out.s[n++] = '\'';
+    out.s[n] = 0;
+    return out;
+}
+
+/* What a JSON value is, as a message names it. */
+static const char *jtype(const json_t *v) {
+    if (!v) return "missing";
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:
+        return "an object";
+    case JSON_ARRAY:
+        return "a list";
+    case JSON_STRING:
+        return "a string";
+    case JSON_INTEGER:
+        return "an integer";
+    case JSON_REAL:
+        return "a real number";
+    case JSON_TRUE:
+    case JSON_FALSE:
+        return "a boolean";
+    default:
+        return "null";
+    }
+}
+
+static int bad_type(const char *field, const char *want, const json_t *v, char *err,
+                    size_t errlen) {
+    snprintf(err, errlen, "%s: must be %s, not %s", field, want, jtype(v));
+    return LUMIO_E_FORMAT;
+}
+
+/* obj[key] as a string; NULL when absent or null unless required. */
+static int get_str(json_t *obj, const char *key, const char *field, bool required,
+                   const char **out, char *err, size_t errlen) {
+    json_t *v = json_object_get(obj, key);
+    *out = NULL;
+    if ((!v || json_is_null(v)) && !required) return 0;
+    if (!json_is_string(v)) return bad_type(field, "a string", v, err, errlen);
+    *out = json_string_value(v);
+    return 0;
+}
+
+/* An integer, or a whole real within 2^53 (a document with a uint64 fill
+ * value is read with every integer as a real: load_json). */
+static bool json_whole(json_t *v, long long *out) {
+    if (json_is_integer(v)) {
+        *out = json_integer_value(v);
+        return true;
+    }
+    double d = json_is_real(v) ? json_real_value(v) : NAN;
+    if (!(fabs(d) < 9007199254740992.0) || d != floor(d)) return false;
+    *out = (long long)d;
+    return true;
+}
+
+/* obj[key] as an integer in [lo, hi]; dflt when absent (or null). */
+static int get_int(json_t *obj, const char *key, const char *field, long lo, long hi, long dflt,
+                   int *out, char *err, size_t errlen) {
+    json_t *v = json_object_get(obj, key);
+    if (!v || json_is_null(v)) {
+        *out = (int)dflt;
+        return 0;
+    }
+    long long x;
+    if (!json_whole(v, &x) || x < lo || x > hi) {
+        snprintf(err, errlen, "%s: must be an integer from %ld to %ld, not %s", field, lo, hi,
+                 json_is_number(v) ? "that" : jtype(v));
+        return LUMIO_E_FORMAT;
+    }
+    *out = (int)x;
+    return 0;
+}
+
+/* obj[key] as an object (or NULL when absent or null and not required). */
+static int get_obj(json_t *obj, const char *key, const char *field, bool required, json_t **out,
+                   char *err, size_t errlen) {
+    json_t *v = json_object_get(obj, key);
+    *out = NULL;
+    if ((!v || json_is_null(v)) && !required) return 0;
+    if (!json_is_object(v)) return bad_type(field, "an object", v, err, errlen);
+    *out = v;
+    return 0;
+}
+
+/* The document's root: a JSON object. */
+static int load_root(const char *text, size_t len, json_t **root, char *err,
+                     size_t errlen) {
+    json_error_t je;
+    *root = NULL;
+    size_t blank = 0;
+    while (blank < len && strchr(" \t\r\n", text[blank])) blank++;
+    if (blank == len) {
+        snprintf(err, errlen, "empty (no JSON object)");
+        return LUMIO_E_FORMAT;
+    }
+    json_t *r = load_json(text, len, &je);
+    if (!r) {
+        snprintf(err, errlen, "not JSON (line %d, column %d: %s)", je.line, je.column,
+                 show(je.text).s);
+        return LUMIO_E_FORMAT;
+    }
+    if (!json_is_object(r)) {
+        snprintf(err, errlen, "not a JSON object (the document is %s)", jtype(r));
+        json_decref(r);
+        return LUMIO_E_FORMAT;
+    }
+    *root = r;
+    return 0;
+}
+
+static int check_format(json_t *root, uint64_t want, char *err, size_t errlen) {
+    json_t *v = json_object_get(root, "zarr_format");
+    uint64_t got = 0;
+    if (!json_is_number(v) || !json_uint(v, &got) || got != want) {
+        snprintf(err, errlen, "zarr_format: must be the number %llu, not %s",
+                 (unsigned long long)want, json_is_number(v) ? "that" : jtype(v));
+        return json_is_number(v) ? LUMIO_E_UNSUPPORTED : LUMIO_E_FORMAT;
+    }
+    return 0;
+}
+
 static int parse_dims(json_t *a, uint64_t *out, unsigned *n, const char *field, char *err,
                       size_t errlen) {
     if (!json_is_array(a) || json_array_size(a) > LUMIO_ZARR_MAX_DIMS) {
-        snprintf(err, errlen, "%s: not an array of at most %d integers", field,
-                 LUMIO_ZARR_MAX_DIMS);
+        snprintf(err, errlen, "%s: must be a list of at most %d integers, not %s", field,
+                 LUMIO_ZARR_MAX_DIMS, json_is_array(a) ? "a longer list" : jtype(a));
         return LUMIO_E_FORMAT;
     }
     *n = (unsigned)json_array_size(a);
@@ -178,23 +325,55 @@ static int parse_dims(json_t *a, uint64_t *out, unsigned *n, const char *field, 
     return 0;
 }
 
+/* "2^64" for a power of two, the number otherwise (for messages). */
+static void big_name(unsigned __int128 v, char *s, size_t cap) {
+    if (v && !(v & (v - 1))) {
+        unsigned e = 0;
+        while (v >>= 1) e++;
+        snprintf(s, cap, "2^%u", e);
+    } else if (v >> 64) {
+        snprintf(s, cap, "more than 2^64");
+    } else {
+        snprintf(s, cap, "%llu", (unsigned long long)v);
+    }
+}
+
+/* The sizes everything else is computed from. A chunk must fit in memory
+ * (CHUNK_LIMIT); the array itself may be larger than any memory or address
+ * space (a virtual array of missing chunks reads as its fill value), so its
+ * element count and grid are never multiplied out except here, saturating. */
 static int finish_shape(zarr_meta *m, char *err, size_t errlen) {
     lumio_zarr_info *info = &m->info;
     uint64_t bytes = info->itemsize, n = 1;
+    bool grid_big = false;
     for (unsigned i = 0; i < info->ndim; i++) {
         if (info->chunks[i] == 0) {
             snprintf(err, errlen, "chunks[%u]: zero", i);
             return LUMIO_E_FORMAT;
         }
-        if (bytes > (1ull << 40) / info->chunks[i]) {
-            snprintf(err, errlen, "chunks: a chunk of more than 1 TiB");
+        if (__builtin_mul_overflow(bytes, info->chunks[i], &bytes) || bytes > ZARR_CHUNK_LIMIT) {
+            unsigned __int128 want = info->itemsize;
+            char s[64];
+            for (unsigned d = 0; d < info->ndim; d++)
+                want = want > ((unsigned __int128)1 << 80) ? want : want * info->chunks[d];
+            big_name(want, s, sizeof s);
+            snprintf(err, errlen,
+                     "chunks: a chunk of %s bytes (%u-byte elements) is more than the 1 TiB "
+                     "a chunk may take",
+                     s, info->itemsize);
             return LUMIO_E_UNSUPPORTED;
         }
-        bytes *= info->chunks[i];
         uint64_t g = info->shape[i] / info->chunks[i] + (info->shape[i] % info->chunks[i] != 0);
-        n = g && n > UINT64_MAX / g ? UINT64_MAX : n * g;
+        if (g == 0) {
+            n = 0;
+            grid_big = false;
+        } else if (n && __builtin_mul_overflow(n, g, &n)) {
+            n = UINT64_MAX;
+            grid_big = true;
+        }
     }
     m->chunk_bytes = bytes;
+    m->grid_big = grid_big;
     info->nchunks = n;
     return 0;
 }
@@ -203,52 +382,109 @@ static const char *shuffle_name(int s) {
     return s == 0 ? "noshuffle" : s == 2 ? "bitshuffle" : "shuffle";
 }
 
-static int parse_blosc(json_t *c, codec *k, unsigned itemsize, char *err, size_t errlen) {
-    const char *cname = json_string_value(json_object_get(c, "cname"));
-    json_t *clevel = json_object_get(c, "clevel"), *shuffle = json_object_get(c, "shuffle");
+static int parse_blosc(json_t *c, codec *k, unsigned itemsize, bool v3, char *err, size_t errlen) {
+    const char *cname;
+    int rc = get_str(c, "cname", "blosc.cname", true, &cname, err, errlen);
+    if (rc) return rc;
     static const char *const known[] = {"blosclz", "lz4", "lz4hc", "zlib", "zstd", "snappy"};
     bool ok = false;
-    for (size_t i = 0; cname && i < sizeof known / sizeof *known; i++)
-        ok |= !strcmp(cname, known[i]);
+    for (size_t i = 0; i < sizeof known / sizeof *known; i++) ok |= !strcmp(cname, known[i]);
     if (!ok) {
-        snprintf(err, errlen, "blosc: unsupported cname '%s'", cname ? cname : "(none)");
+        snprintf(err, errlen, "blosc: unsupported cname %s", show(cname).s);
         return LUMIO_E_UNSUPPORTED;
     }
     snprintf(k->cname, sizeof k->cname, "%s", cname);
     k->id = CODEC_BLOSC;
-    k->level = json_is_integer(clevel) ? (int)json_integer_value(clevel) : 5;
-    k->typesize = itemsize;
-    json_t *ts = json_object_get(c, "typesize");
-    if (json_is_integer(ts) && json_integer_value(ts) > 0)
-        k->typesize = (unsigned)json_integer_value(ts);
-    if (json_is_integer(shuffle)) {
-        k->shuffle = (int)json_integer_value(shuffle);
-    } else if (json_is_string(shuffle)) { /* v3: "noshuffle", "shuffle", "bitshuffle" */
+    int ts, bs;
+    if ((rc = get_int(c, "clevel", "blosc.clevel", 0, 9, 5, &k->level, err, errlen)) ||
+        (rc = get_int(c, "typesize", "blosc.typesize", 1, 255, itemsize, &ts, err, errlen)) ||
+        (rc = get_int(c, "blocksize", "blosc.blocksize", 0, INT32_MAX, 0, &bs, err, errlen)))
+        return rc;
+    k->typesize = (unsigned)ts;
+    json_t *shuffle = json_object_get(c, "shuffle");
+    if (v3 && json_is_string(shuffle)) { /* v3: "noshuffle", "shuffle", "bitshuffle" */
         const char *s = json_string_value(shuffle);
-        k->shuffle = !strcmp(s, "noshuffle") ? 0 : !strcmp(s, "bitshuffle") ? 2 : 1;
-    } else {
-        k->shuffle = 1;
-    }
-    if (k->shuffle < -1 || k->shuffle > 2) {
-        snprintf(err, errlen, "blosc: unsupported shuffle %d", k->shuffle);
-        return LUMIO_E_UNSUPPORTED;
+        k->shuffle = !strcmp(s, "noshuffle") ? 0 : !strcmp(s, "shuffle") ? 1 : !strcmp(s, "bitshuffle") ? 2 : -2;
+        if (k->shuffle == -2) {
+            snprintf(err, errlen, "blosc.shuffle: %s is not noshuffle, shuffle or bitshuffle",
+                     show(s).s);
+            return LUMIO_E_FORMAT;
+        }
+    } else if ((rc = get_int(c, "shuffle", "blosc.shuffle", -1, 2, 1, &k->shuffle, err, errlen))) {
+        return rc;
     }
     if (k->shuffle == -1) k->shuffle = itemsize == 1 ? 2 : 1; /* numcodecs AUTOSHUFFLE */
     return 0;
 }
 
+/* v2 "compressor": null or {"id": ..., ...}. */
+static int v2_compressor(json_t *root, zarr_meta *m, char *err, size_t errlen) {
+    json_t *comp;
+    const char *id;
+    int rc = get_obj(root, "compressor", "compressor", false, &comp, err, errlen);
+    if (rc || !comp) return rc;
+    if ((rc = get_str(comp, "id", "compressor.id", true, &id, err, errlen))) return rc;
+    codec *k = &m->compressor;
+    if (!strcmp(id, "blosc")) return parse_blosc(comp, k, m->info.itemsize, false, err, errlen);
+    if (!strcmp(id, "zstd")) {
+        k->id = CODEC_ZSTD;
+        return get_int(comp, "level", "compressor.level", -131072, 22, 1, &k->level, err, errlen);
+    }
+    if (!strcmp(id, "zlib") || !strcmp(id, "gzip")) {
+        k->id = id[0] == 'z' ? CODEC_ZLIB : CODEC_GZIP;
+        return get_int(comp, "level", "compressor.level", -1, 9, 1, &k->level, err, errlen);
+    }
+    snprintf(err, errlen, "compressor: unsupported codec %s", show(id).s);
+    return LUMIO_E_UNSUPPORTED;
+}
+
+/* v2 "filters": null or a list of {"id": "delta", ...} in the array's dtype. */
+static int v2_filters(json_t *root, zarr_meta *m, char *err, size_t errlen) {
+    json_t *filters = json_object_get(root, "filters");
+    if (!filters || json_is_null(filters)) return 0;
+    if (!json_is_array(filters)) return bad_type("filters", "a list or null", filters, err, errlen);
+    if (json_array_size(filters) > MAX_CODECS) {
+        snprintf(err, errlen, "filters: more than %d", MAX_CODECS);
+        return LUMIO_E_UNSUPPORTED;
+    }
+    for (size_t i = 0; i < json_array_size(filters); i++) {
+        json_t *f = json_array_get(filters, i);
+        char field[64];
+        snprintf(field, sizeof field, "filters[%zu]", i);
+        if (!json_is_object(f)) return bad_type(field, "an object", f, err, errlen);
+        const char *id, *fdt, *ast;
+        int rc;
+        snprintf(field, sizeof field, "filters[%zu].id", i);
+        if ((rc = get_str(f, "id", field, true, &id, err, errlen))) return rc;
+        if (strcmp(id, "delta")) {
+            snprintf(err, errlen, "filters[%zu]: unsupported filter %s", i, show(id).s);
+            return LUMIO_E_UNSUPPORTED;
+        }
+        snprintf(field, sizeof field, "filters[%zu].dtype", i);
+        if ((rc = get_str(f, "dtype", field, true, &fdt, err, errlen))) return rc;
+        snprintf(field, sizeof field, "filters[%zu].astype", i);
+        if ((rc = get_str(f, "astype", field, false, &ast, err, errlen))) return rc;
+        codec *k = &m->filters[m->nfilters++];
+        k->id = CODEC_DELTA;
+        unsigned sz;
+        if (parse_numpy_dtype(fdt, &k->delta_type, &sz, &k->delta_big) ||
+            sz != m->info.itemsize || (ast && strcmp(ast, fdt))) {
+            snprintf(err, errlen, "filters[%zu]: delta with dtype %s astype %s (only the array's own)",
+                     i, show(fdt).s, show(ast ? ast : "").s);
+            return LUMIO_E_UNSUPPORTED;
+        }
+    }
+    return 0;
+}
+
 int zarr_parse_v2(const char *text, size_t len, zarr_meta *m, char *err, size_t errlen) {
     memset(m, 0, sizeof *m);
-    json_error_t je;
-    json_t *root = load_json(text, len, &je);
-    int rc = 0;
-    if (!root || !json_is_object(root))
-        FAIL(LUMIO_E_FORMAT, ".zarray: not JSON (line %d: %s)", je.line, je.text);
+    json_t *root;
+    int rc = load_root(text, len, &root, err, errlen);
+    if (rc) return rc;
     lumio_zarr_info *info = &m->info;
     info->format = 2;
-    uint64_t fmtv = 0;
-    if (!json_uint(json_object_get(root, "zarr_format"), &fmtv) || fmtv != 2)
-        FAIL(LUMIO_E_UNSUPPORTED, ".zarray: zarr_format is not 2");
+    if ((rc = check_format(root, 2, err, errlen))) goto out;
     unsigned nd, nc;
     if ((rc = parse_dims(json_object_get(root, "shape"), info->shape, &nd, "shape", err, errlen)))
         goto out;
@@ -258,60 +494,27 @@ int zarr_parse_v2(const char *text, size_t len, zarr_meta *m, char *err, size_t 
     if (nd != nc) FAIL(LUMIO_E_FORMAT, "chunks: %u dimensions for a shape of %u", nc, nd);
     info->ndim = nd;
     json_t *dt = json_object_get(root, "dtype");
-    if (!json_is_string(dt)) FAIL(LUMIO_E_UNSUPPORTED, "dtype: not a simple type (structured?)");
-    if (parse_numpy_dtype(json_string_value(dt), &info->type, &info->itemsize, &info->big_endian))
-        FAIL(LUMIO_E_UNSUPPORTED, "dtype: unsupported data type '%s'", json_string_value(dt));
-    snprintf(info->dtype, sizeof info->dtype, "%s", json_string_value(dt));
-    const char *order = json_string_value(json_object_get(root, "order"));
-    if (!order || (strcmp(order, "C") && strcmp(order, "F")))
-        FAIL(LUMIO_E_UNSUPPORTED, "order: '%s' is not C or F", order ? order : "(none)");
+    if (json_is_array(dt)) FAIL(LUMIO_E_UNSUPPORTED, "dtype: a structured type is not supported");
+    const char *dts, *order, *sep;
+    if ((rc = get_str(root, "dtype", "dtype", true, &dts, err, errlen))) goto out;
+    if (parse_numpy_dtype(dts, &info->type, &info->itemsize, &info->big_endian))
+        FAIL(LUMIO_E_UNSUPPORTED, "dtype: unsupported data type %s", show(dts).s);
+    snprintf(info->dtype, sizeof info->dtype, "%s", dts);
+    if ((rc = get_str(root, "order", "order", true, &order, err, errlen))) goto out;
+    if (strcmp(order, "C") && strcmp(order, "F"))
+        FAIL(LUMIO_E_UNSUPPORTED, "order: %s is not C or F", show(order).s);
     info->fortran_order = order[0] == 'F';
-    const char *sep = json_string_value(json_object_get(root, "dimension_separator"));
+    /* The separator goes into every key: only the two the spec names, so
+     * no key can climb out of the array ("..", "/", "\"). */
+    if ((rc = get_str(root, "dimension_separator", "dimension_separator", false, &sep, err,
+                      errlen)))
+        goto out;
     if (sep && strcmp(sep, ".") && strcmp(sep, "/"))
-        FAIL(LUMIO_E_UNSUPPORTED, "dimension_separator: '%s'", sep);
+        FAIL(LUMIO_E_UNSUPPORTED, "dimension_separator: %s is not \".\" or \"/\"", show(sep).s);
     m->sep = sep ? sep[0] : '.';
     if ((rc = parse_fill(json_object_get(root, "fill_value"), info, err, errlen))) goto out;
-    json_t *comp = json_object_get(root, "compressor");
-    if (comp && !json_is_null(comp)) {
-        const char *id = json_string_value(json_object_get(comp, "id"));
-        codec *k = &m->compressor;
-        json_t *lvl = json_object_get(comp, "level");
-        k->level = json_is_integer(lvl) ? (int)json_integer_value(lvl) : 1;
-        if (!id) FAIL(LUMIO_E_FORMAT, "compressor: no id");
-        if (!strcmp(id, "zstd")) {
-            k->id = CODEC_ZSTD;
-        } else if (!strcmp(id, "zlib")) {
-            k->id = CODEC_ZLIB;
-        } else if (!strcmp(id, "gzip")) {
-            k->id = CODEC_GZIP;
-        } else if (!strcmp(id, "blosc")) {
-            if ((rc = parse_blosc(comp, k, info->itemsize, err, errlen))) goto out;
-        } else {
-            FAIL(LUMIO_E_UNSUPPORTED, "compressor: unsupported codec '%s'", id);
-        }
-    }
-    json_t *filters = json_object_get(root, "filters");
-    if (filters && !json_is_null(filters)) {
-        if (!json_is_array(filters) || json_array_size(filters) > MAX_CODECS)
-            FAIL(LUMIO_E_FORMAT, "filters: not a list");
-        for (size_t i = 0; i < json_array_size(filters); i++) {
-            json_t *f = json_array_get(filters, i);
-            const char *id = json_string_value(json_object_get(f, "id"));
-            if (!id || strcmp(id, "delta"))
-                FAIL(LUMIO_E_UNSUPPORTED, "filters[%zu]: unsupported filter '%s'", i,
-                     id ? id : "(none)");
-            const char *fdt = json_string_value(json_object_get(f, "dtype"));
-            const char *ast = json_string_value(json_object_get(f, "astype"));
-            codec *k = &m->filters[m->nfilters++];
-            k->id = CODEC_DELTA;
-            unsigned sz;
-            if (!fdt || parse_numpy_dtype(fdt, &k->delta_type, &sz, &k->delta_big) ||
-                sz != info->itemsize || (ast && strcmp(ast, fdt)))
-                FAIL(LUMIO_E_UNSUPPORTED,
-                     "filters[%zu]: delta with dtype '%s' astype '%s' (only the array's own)", i,
-                     fdt ? fdt : "", ast ? ast : "");
-        }
-    }
+    if ((rc = v2_compressor(root, m, err, errlen))) goto out;
+    if ((rc = v2_filters(root, m, err, errlen))) goto out;
     rc = finish_shape(m, err, errlen);
 out:
     json_decref(root);
@@ -321,73 +524,86 @@ out:
 
 /* ---- v3 --------------------------------------------------------------------- */
 
+static int v3_transpose(json_t *conf, codec *k, lumio_zarr_info *info, const char *field,
+                        char *err, size_t errlen) {
+    json_t *o = json_object_get(conf, "order");
+    k->id = CODEC_TRANSPOSE;
+    if (!json_is_array(o) || json_array_size(o) != info->ndim) {
+        snprintf(err, errlen, "%s: transpose order is not a permutation", field);
+        return LUMIO_E_FORMAT;
+    }
+    unsigned seen = 0;
+    for (unsigned i = 0; i < info->ndim; i++) {
+        json_t *v = json_array_get(o, i);
+        long long d;
+        if (!json_whole(v, &d) || d < 0 || d >= (long long)info->ndim || (seen >> d) & 1) {
+            snprintf(err, errlen, "%s: transpose order is not a permutation", field);
+            return LUMIO_E_FORMAT;
+        }
+        seen |= 1u << d;
+        k->order[i] = (unsigned)d;
+    }
+    bool reverse = true, identity = true;
+    for (unsigned i = 0; i < info->ndim; i++) {
+        reverse &= k->order[i] == info->ndim - 1 - i;
+        identity &= k->order[i] == i;
+    }
+    if (!reverse && !identity) {
+        snprintf(err, errlen, "%s: transpose other than C or F order", field);
+        return LUMIO_E_UNSUPPORTED;
+    }
+    info->fortran_order = reverse && info->ndim > 1;
+    return identity ? 1 : 0; /* 1: nothing to do */
+}
+
 static int v3_codec(json_t *c, zarr_meta *m, char *err, size_t errlen) {
-    const char *name = json_string_value(json_object_get(c, "name"));
-    json_t *conf = json_object_get(c, "configuration");
+    char field[48];
+    snprintf(field, sizeof field, "codecs[%u]", m->nchain);
     if (m->nchain == MAX_CODECS) {
         snprintf(err, errlen, "codecs: more than %d", MAX_CODECS);
         return LUMIO_E_UNSUPPORTED;
     }
+    if (!json_is_object(c)) return bad_type(field, "an object", c, err, errlen);
+    const char *name;
+    json_t *conf;
+    int rc;
+    char sub[96];
+    snprintf(sub, sizeof sub, "%s.name", field);
+    if ((rc = get_str(c, "name", sub, true, &name, err, errlen))) return rc;
+    snprintf(sub, sizeof sub, "%s.configuration", field);
+    if ((rc = get_obj(c, "configuration", sub, false, &conf, err, errlen))) return rc;
     codec *k = &m->chain[m->nchain];
     memset(k, 0, sizeof *k);
     lumio_zarr_info *info = &m->info;
-    if (!name) {
-        snprintf(err, errlen, "codecs[%u]: no name", m->nchain);
-        return LUMIO_E_FORMAT;
-    }
     if (!strcmp(name, "bytes")) {
-        const char *e = json_string_value(json_object_get(conf, "endian"));
+        const char *e;
+        snprintf(sub, sizeof sub, "%s.configuration.endian", field);
+        if ((rc = get_str(conf, "endian", sub, false, &e, err, errlen))) return rc;
         k->id = CODEC_BYTES;
-        k->big_endian = e && !strcmp(e, "big");
         if (e && strcmp(e, "big") && strcmp(e, "little")) {
-            snprintf(err, errlen, "codecs[%u]: bytes endian '%s'", m->nchain, e);
+            snprintf(err, errlen, "%s: endian %s is not big or little", field, show(e).s);
             return LUMIO_E_FORMAT;
         }
+        k->big_endian = e && !strcmp(e, "big");
         info->big_endian = k->big_endian;
     } else if (!strcmp(name, "transpose")) {
-        json_t *o = json_object_get(conf, "order");
-        k->id = CODEC_TRANSPOSE;
-        if (!json_is_array(o) || json_array_size(o) != info->ndim) {
-            snprintf(err, errlen, "codecs[%u]: transpose order is not a permutation", m->nchain);
-            return LUMIO_E_FORMAT;
-        }
-        unsigned seen = 0;
-        for (unsigned i = 0; i < info->ndim; i++) {
-            json_t *v = json_array_get(o, i);
-            json_int_t d = json_is_integer(v) ? json_integer_value(v) : -1;
-            if (d < 0 || d >= (json_int_t)info->ndim || (seen >> d) & 1) {
-                snprintf(err, errlen, "codecs[%u]: transpose order is not a permutation",
-                         m->nchain);
-                return LUMIO_E_FORMAT;
-            }
-            seen |= 1u << d;
-            k->order[i] = (unsigned)d;
-        }
-        bool reverse = true;
-        for (unsigned i = 0; i < info->ndim; i++) reverse &= k->order[i] == info->ndim - 1 - i;
-        bool identity = true;
-        for (unsigned i = 0; i < info->ndim; i++) identity &= k->order[i] == i;
-        if (!reverse && !identity) {
-            snprintf(err, errlen, "codecs[%u]: transpose other than C or F order", m->nchain);
-            return LUMIO_E_UNSUPPORTED;
-        }
-        info->fortran_order = reverse && info->ndim > 1;
-        if (identity) return 0; /* nothing to do */
+        if ((rc = v3_transpose(conf, k, info, field, err, errlen)) < 0) return rc;
+        if (rc == 1) return 0; /* the identity: nothing to do */
     } else if (!strcmp(name, "zstd")) {
-        json_t *l = json_object_get(conf, "level");
         k->id = CODEC_ZSTD;
-        k->level = json_is_integer(l) ? (int)json_integer_value(l) : 0;
+        json_t *ck = json_object_get(conf, "checksum");
+        if (ck && !json_is_boolean(ck)) return bad_type("zstd.checksum", "a boolean", ck, err, errlen);
+        if ((rc = get_int(conf, "level", "zstd.level", -131072, 22, 0, &k->level, err, errlen)))
+            return rc;
     } else if (!strcmp(name, "gzip")) {
-        json_t *l = json_object_get(conf, "level");
         k->id = CODEC_GZIP;
-        k->level = json_is_integer(l) ? (int)json_integer_value(l) : 6;
+        if ((rc = get_int(conf, "level", "gzip.level", 0, 9, 6, &k->level, err, errlen))) return rc;
     } else if (!strcmp(name, "blosc")) {
-        int rc = parse_blosc(conf, k, info->itemsize, err, errlen);
-        if (rc) return rc;
+        if ((rc = parse_blosc(conf, k, info->itemsize, true, err, errlen))) return rc;
     } else if (!strcmp(name, "crc32c")) {
         k->id = CODEC_CRC32C;
     } else {
-        snprintf(err, errlen, "codecs[%u]: unsupported codec '%s'", m->nchain, name);
+        snprintf(err, errlen, "%s: unsupported codec %s", field, show(name).s);
         return LUMIO_E_UNSUPPORTED;
     }
     m->nchain++;
@@ -423,11 +639,50 @@ static int check_chain(const codec *chain, unsigned n, unsigned itemsize, const 
     return 0;
 }
 
+/* A list of codecs: a JSON list, not empty. */
+static int codec_list(json_t *v, const char *field, char *err, size_t errlen) {
+    if (!json_is_array(v)) return bad_type(field, "a list of codecs", v, err, errlen);
+    if (json_array_size(v) == 0) {
+        snprintf(err, errlen, "%s: empty (an array needs at least the bytes codec)", field);
+        return LUMIO_E_FORMAT;
+    }
+    return 0;
+}
+
+/* sharding_indexed index codecs: bytes (little endian), optionally crc32c. */
+static int index_codecs(json_t *conf, zarr_meta *m, char *err, size_t errlen) {
+    json_t *ic = json_object_get(conf, "index_codecs");
+    if (!ic || json_is_null(ic)) return 0;
+    if (!json_is_array(ic))
+        return bad_type("sharding_indexed.index_codecs", "a list", ic, err, errlen);
+    for (size_t i = 0; i < json_array_size(ic); i++) {
+        json_t *c = json_array_get(ic, i), *cc;
+        char field[64];
+        snprintf(field, sizeof field, "sharding_indexed.index_codecs[%zu]", i);
+        if (!json_is_object(c)) return bad_type(field, "an object", c, err, errlen);
+        const char *nm, *e = NULL;
+        int rc = get_str(c, "name", field, true, &nm, err, errlen);
+        if (!rc) rc = get_obj(c, "configuration", field, false, &cc, err, errlen);
+        if (!rc) rc = get_str(cc, "endian", field, false, &e, err, errlen);
+        if (rc) return rc;
+        if (!strcmp(nm, "bytes") && (!e || !strcmp(e, "little"))) continue;
+        if (!strcmp(nm, "crc32c") && i + 1 == json_array_size(ic)) {
+            m->index_crc = true;
+            continue;
+        }
+        snprintf(err, errlen, "%s: unsupported %s", field, show(nm).s);
+        return LUMIO_E_UNSUPPORTED;
+    }
+    return 0;
+}
+
 /* sharding_indexed: inner chunk shape, inner codecs, index codecs, index
  * location. */
 static int parse_sharding(json_t *conf, zarr_meta *m, char *err, size_t errlen) {
     lumio_zarr_info *info = &m->info;
     unsigned n;
+    if (!json_is_object(conf))
+        return bad_type("sharding_indexed.configuration", "an object", conf, err, errlen);
     int rc = parse_dims(json_object_get(conf, "chunk_shape"), m->inner, &n,
                         "sharding_indexed.chunk_shape", err, errlen);
     if (rc) return rc;
@@ -443,7 +698,14 @@ static int parse_sharding(json_t *conf, zarr_meta *m, char *err, size_t errlen) 
                      (unsigned long long)m->inner[d], (unsigned long long)info->chunks[d]);
             return LUMIO_E_FORMAT;
         }
-        m->ninner *= info->chunks[d] / m->inner[d];
+        /* The index is read whole (16 bytes an inner chunk): bounded. */
+        if (__builtin_mul_overflow(m->ninner, info->chunks[d] / m->inner[d], &m->ninner) ||
+            m->ninner > ZARR_INNER_LIMIT) {
+            snprintf(err, errlen,
+                     "sharding_indexed.chunk_shape: more than 2^24 inner chunks in a shard (an "
+                     "index of more than 256 MiB)");
+            return LUMIO_E_UNSUPPORTED;
+        }
         info->inner_chunks[d] = m->inner[d];
     }
     /* The inner codecs, parsed as a chain of their own. */
@@ -451,17 +713,20 @@ static int parse_sharding(json_t *conf, zarr_meta *m, char *err, size_t errlen) 
     memset(&t, 0, sizeof t);
     t.info = *info;
     json_t *inner = json_object_get(conf, "codecs");
-    if (!json_is_array(inner) || json_array_size(inner) == 0) {
-        snprintf(err, errlen, "sharding_indexed.codecs: not a list");
-        return LUMIO_E_FORMAT;
-    }
+    if ((rc = codec_list(inner, "sharding_indexed.codecs", err, errlen))) return rc;
     for (size_t i = 0; i < json_array_size(inner); i++) {
         const char *nm = json_string_value(json_object_get(json_array_get(inner, i), "name"));
         if (nm && !strcmp(nm, "sharding_indexed")) {
             snprintf(err, errlen, "sharding_indexed.codecs: nested sharding");
             return LUMIO_E_UNSUPPORTED;
         }
-        if ((rc = v3_codec(json_array_get(inner, i), &t, err, errlen))) return rc;
+        if ((rc = v3_codec(json_array_get(inner, i), &t, err, errlen))) {
+            /* Say where the codec is: "codecs[1]" alone would point at the outer list. */
+            char why[512];
+            snprintf(why, sizeof why, "%s", err);
+            snprintf(err, errlen, "sharding_indexed.%s", why);
+            return rc;
+        }
     }
     if ((rc = check_chain(t.chain, t.nchain, info->itemsize, "sharding_indexed.codecs", err,
                           errlen)))
@@ -470,25 +735,14 @@ static int parse_sharding(json_t *conf, zarr_meta *m, char *err, size_t errlen) 
     m->nichain = t.nchain;
     info->big_endian = t.info.big_endian;
     info->fortran_order = t.info.fortran_order; /* of the inner chunks */
-    /* Index codecs: bytes (little endian), optionally crc32c. */
-    json_t *ic = json_object_get(conf, "index_codecs");
-    for (size_t i = 0; json_is_array(ic) && i < json_array_size(ic); i++) {
-        json_t *c = json_array_get(ic, i);
-        const char *nm = json_string_value(json_object_get(c, "name"));
-        const char *e =
-            json_string_value(json_object_get(json_object_get(c, "configuration"), "endian"));
-        if (nm && !strcmp(nm, "bytes") && (!e || !strcmp(e, "little"))) continue;
-        if (nm && !strcmp(nm, "crc32c") && i + 1 == json_array_size(ic)) {
-            m->index_crc = true;
-            continue;
-        }
-        snprintf(err, errlen, "sharding_indexed.index_codecs[%zu]: unsupported '%s'", i,
-                 nm ? nm : "");
-        return LUMIO_E_UNSUPPORTED;
-    }
-    const char *loc = json_string_value(json_object_get(conf, "index_location"));
+    if ((rc = index_codecs(conf, m, err, errlen))) return rc;
+    const char *loc;
+    if ((rc = get_str(conf, "index_location", "sharding_indexed.index_location", false, &loc, err,
+                      errlen)))
+        return rc;
     if (loc && strcmp(loc, "start") && strcmp(loc, "end")) {
-        snprintf(err, errlen, "sharding_indexed.index_location: '%s'", loc);
+        snprintf(err, errlen, "sharding_indexed.index_location: %s is not start or end",
+                 show(loc).s);
         return LUMIO_E_FORMAT;
     }
     m->index_at_start = loc && !strcmp(loc, "start");
@@ -496,56 +750,100 @@ static int parse_sharding(json_t *conf, zarr_meta *m, char *err, size_t errlen) 
     return 0;
 }
 
+/* chunk_key_encoding: "default" (c/0/1) or "v2" (0.1), and a separator
+ * that is exactly "." or "/": every key is built from it, and nothing else
+ * may reach a path or a URL ("..", "/", "\", "%2F"). */
+static int key_encoding(json_t *root, zarr_meta *m, char *err, size_t errlen) {
+    json_t *kenc, *kconf;
+    const char *kname = NULL, *ksep = NULL;
+    int rc = get_obj(root, "chunk_key_encoding", "chunk_key_encoding", false, &kenc, err, errlen);
+    if (!rc && kenc) rc = get_str(kenc, "name", "chunk_key_encoding.name", true, &kname, err, errlen);
+    if (!rc)
+        rc = get_obj(kenc, "configuration", "chunk_key_encoding.configuration", false, &kconf, err,
+                     errlen);
+    if (!rc)
+        rc = get_str(kconf, "separator", "chunk_key_encoding.configuration.separator", false,
+                     &ksep, err, errlen);
+    if (rc) return rc;
+    if (kname && !strcmp(kname, "v2")) {
+        m->sep = '.';
+    } else if (!kname || !strcmp(kname, "default")) {
+        m->sep = '/';
+        m->v3_c = true;
+    } else {
+        snprintf(err, errlen, "chunk_key_encoding: unsupported %s", show(kname).s);
+        return LUMIO_E_UNSUPPORTED;
+    }
+    if (ksep && strcmp(ksep, ".") && strcmp(ksep, "/")) {
+        snprintf(err, errlen, "chunk_key_encoding: separator %s is not \".\" or \"/\"",
+                 show(ksep).s);
+        return LUMIO_E_UNSUPPORTED;
+    }
+    if (ksep) m->sep = ksep[0];
+    return 0;
+}
+
+/* data_type: one of the names of `types`. */
+static int v3_data_type(json_t *root, size_t *ti, char *err, size_t errlen) {
+    json_t *v = json_object_get(root, "data_type");
+    if (json_is_object(v)) {
+        const char *nm = json_string_value(json_object_get(v, "name"));
+        snprintf(err, errlen, "data_type: unsupported extension type %s", show(nm ? nm : "").s);
+        return LUMIO_E_UNSUPPORTED;
+    }
+    const char *dt;
+    int rc = get_str(root, "data_type", "data_type", true, &dt, err, errlen);
+    if (rc) return rc;
+    for (*ti = 0; *ti < NTYPES && strcmp(types[*ti].v3, dt);) ++*ti;
+    if (*ti == NTYPES) {
+        snprintf(err, errlen, "data_type: unsupported %s", show(dt).s);
+        return LUMIO_E_UNSUPPORTED;
+    }
+    return 0;
+}
+
+static int v3_grid(json_t *root, zarr_meta *m, unsigned *nc, char *err, size_t errlen) {
+    json_t *grid, *gconf;
+    const char *gname;
+    int rc = get_obj(root, "chunk_grid", "chunk_grid", true, &grid, err, errlen);
+    if (!rc) rc = get_str(grid, "name", "chunk_grid.name", true, &gname, err, errlen);
+    if (rc) return rc;
+    if (strcmp(gname, "regular")) {
+        snprintf(err, errlen, "chunk_grid: %s is not regular", show(gname).s);
+        return LUMIO_E_UNSUPPORTED;
+    }
+    if ((rc = get_obj(grid, "configuration", "chunk_grid.configuration", true, &gconf, err,
+                      errlen)))
+        return rc;
+    return parse_dims(json_object_get(gconf, "chunk_shape"), m->info.chunks, nc,
+                      "chunk_grid.configuration.chunk_shape", err, errlen);
+}
+
 int zarr_parse_v3(const char *text, size_t len, zarr_meta *m, char *err, size_t errlen) {
     memset(m, 0, sizeof *m);
-    json_error_t je;
-    json_t *root = load_json(text, len, &je);
-    int rc = 0;
-    if (!root || !json_is_object(root))
-        FAIL(LUMIO_E_FORMAT, "zarr.json: not JSON (line %d: %s)", je.line, je.text);
+    json_t *root;
+    int rc = load_root(text, len, &root, err, errlen);
+    if (rc) return rc;
     lumio_zarr_info *info = &m->info;
     info->format = 3;
-    uint64_t fmtv = 0;
-    if (!json_uint(json_object_get(root, "zarr_format"), &fmtv) || fmtv != 3)
-        FAIL(LUMIO_E_UNSUPPORTED, "zarr.json: zarr_format is not 3");
-    const char *nt = json_string_value(json_object_get(root, "node_type"));
-    if (!nt || strcmp(nt, "array"))
-        FAIL(LUMIO_E_UNSUPPORTED, "zarr.json: node_type '%s' is not an array", nt ? nt : "");
+    if ((rc = check_format(root, 3, err, errlen))) goto out;
+    const char *nt;
+    if ((rc = get_str(root, "node_type", "node_type", true, &nt, err, errlen))) goto out;
+    if (strcmp(nt, "array"))
+        FAIL(LUMIO_E_UNSUPPORTED, "node_type: %s is not array", show(nt).s);
     unsigned nd, nc;
     if ((rc = parse_dims(json_object_get(root, "shape"), info->shape, &nd, "shape", err, errlen)))
         goto out;
-    json_t *grid = json_object_get(root, "chunk_grid");
-    const char *gname = json_string_value(json_object_get(grid, "name"));
-    if (!gname || strcmp(gname, "regular"))
-        FAIL(LUMIO_E_UNSUPPORTED, "chunk_grid: '%s' is not regular", gname ? gname : "");
-    if ((rc = parse_dims(json_object_get(json_object_get(grid, "configuration"), "chunk_shape"),
-                         info->chunks, &nc, "chunk_grid.configuration.chunk_shape", err, errlen)))
-        goto out;
+    if ((rc = v3_grid(root, m, &nc, err, errlen))) goto out;
     if (nd != nc) FAIL(LUMIO_E_FORMAT, "chunk_shape: %u dimensions for a shape of %u", nc, nd);
     info->ndim = nd;
-    const char *dt = json_string_value(json_object_get(root, "data_type"));
-    size_t ti = 0;
-    while (dt && ti < NTYPES && strcmp(types[ti].v3, dt)) ti++;
-    if (!dt || ti == NTYPES) FAIL(LUMIO_E_UNSUPPORTED, "data_type: unsupported '%s'", dt ? dt : "");
+    size_t ti;
+    if ((rc = v3_data_type(root, &ti, err, errlen))) goto out;
     info->type = types[ti].type;
     info->itemsize = types[ti].size;
-    json_t *kenc = json_object_get(root, "chunk_key_encoding");
-    const char *kname = json_string_value(json_object_get(kenc, "name"));
-    const char *ksep =
-        json_string_value(json_object_get(json_object_get(kenc, "configuration"), "separator"));
-    if (kname && !strcmp(kname, "v2")) {
-        m->sep = ksep ? ksep[0] : '.';
-    } else if (!kname || !strcmp(kname, "default")) {
-        m->sep = ksep ? ksep[0] : '/';
-        m->v3_c = true;
-    } else {
-        FAIL(LUMIO_E_UNSUPPORTED, "chunk_key_encoding: unsupported '%s'", kname);
-    }
-    if (m->sep != '.' && m->sep != '/')
-        FAIL(LUMIO_E_UNSUPPORTED, "chunk_key_encoding: separator '%c'", m->sep);
+    if ((rc = key_encoding(root, m, err, errlen))) goto out;
     json_t *codecs = json_object_get(root, "codecs");
-    if (!json_is_array(codecs) || json_array_size(codecs) == 0)
-        FAIL(LUMIO_E_FORMAT, "codecs: not a list");
+    if ((rc = codec_list(codecs, "codecs", err, errlen))) goto out;
     json_t *first = json_array_get(codecs, 0);
     const char *fname = json_string_value(json_object_get(first, "name"));
     if (fname && !strcmp(fname, "sharding_indexed")) {
@@ -573,7 +871,8 @@ int zarr_parse_v3(const char *text, size_t len, zarr_meta *m, char *err, size_t 
     if (st && !json_is_null(st) && (!json_is_array(st) || json_array_size(st) > 0)) {
         json_t *t0 = json_is_array(st) ? json_array_get(st, 0) : NULL;
         const char *name = json_string_value(json_object_get(t0, "name"));
-        FAIL(LUMIO_E_UNSUPPORTED, "storage_transformers: '%s' is not supported", name ? name : "?");
+        FAIL(LUMIO_E_UNSUPPORTED, "storage_transformers: %s is not supported",
+             show(name ? name : "?").s);
     }
     rc = finish_shape(m, err, errlen);
 out:

@@ -19,9 +19,21 @@ void zarr_inner_meta(const zarr_meta *m, zarr_meta *im) {
     memcpy(im->chain, m->ichain, sizeof im->chain);
     im->nchain = m->nichain;
     memcpy(im->info.chunks, m->inner, sizeof im->info.chunks);
-    uint64_t b = m->info.itemsize;
-    for (unsigned d = 0; d < m->info.ndim; d++) b *= m->inner[d];
+    uint64_t b = m->info.itemsize, n = 1;
+    im->grid_big = false;
+    for (unsigned d = 0; d < m->info.ndim; d++) {
+        b *= m->inner[d]; /* inner divides the shard, whose size was checked */
+        const uint64_t s = m->info.shape[d], g = s / m->inner[d] + (s % m->inner[d] != 0);
+        if (g == 0) {
+            n = 0;
+            im->grid_big = false;
+        } else if (n && __builtin_mul_overflow(n, g, &n)) {
+            n = UINT64_MAX;
+            im->grid_big = true;
+        }
+    }
     im->chunk_bytes = b;
+    im->info.nchunks = n;
 }
 
 static uint64_t index_bytes(const zarr_meta *m) {
@@ -428,14 +440,20 @@ typedef struct shard_plan {
 
 static int plan_alloc(shard_plan *p, const zarr_meta *m, uint64_t n) {
     memset(p, 0, sizeof *p);
-    p->entries = malloc(LUMIO_MAX(n * 2 * m->ninner, 1) * sizeof *p->entries);
-    p->keys = malloc(LUMIO_MAX(n, 1) * sizeof *p->keys);
-    p->missing = malloc(LUMIO_MAX(n, 1) * sizeof *p->missing);
+    /* n shards of a region, of up to ZARR_INNER_LIMIT inner chunks each:
+     * calloc checks each count times its size; the products are checked. */
+    uint64_t ne, nr;
+    if (__builtin_mul_overflow(n, 2 * m->ninner, &ne) ||
+        __builtin_mul_overflow(n, m->ninner + 1, &nr) || ne > SIZE_MAX || nr > SIZE_MAX)
+        return -ENOMEM;
+    p->entries = calloc(LUMIO_MAX(ne, 1), sizeof *p->entries);
+    p->keys = calloc(LUMIO_MAX(n, 1), sizeof *p->keys);
+    p->missing = calloc(LUMIO_MAX(n, 1), sizeof *p->missing);
     p->ops = calloc(LUMIO_MAX(n, 1), sizeof *p->ops);
     p->dops = calloc(LUMIO_MAX(n, 1), sizeof *p->dops);
-    p->iranges = malloc(LUMIO_MAX(n, 1) * sizeof *p->iranges);
-    p->ranges = malloc(LUMIO_MAX(n * (m->ninner + 1), 1) * sizeof *p->ranges);
-    p->paths = malloc(LUMIO_MAX(n, 1) * sizeof *p->paths);
+    p->iranges = calloc(LUMIO_MAX(n, 1), sizeof *p->iranges);
+    p->ranges = calloc(LUMIO_MAX(nr, 1), sizeof *p->ranges);
+    p->paths = calloc(LUMIO_MAX(n, 1), sizeof *p->paths);
     return p->entries && p->keys && p->missing && p->ops && p->dops && p->iranges && p->ranges &&
                    p->paths
                ? 0
@@ -458,7 +476,8 @@ int zarr_submit_sharded(lumio_zarr *z, region *x, zarr_cache *ic, uint64_t *g) {
     span_init(&sp, &z->m, x->start, x->shape);
     shard_plan p;
     int rc = plan_alloc(&p, &z->m, sp.n);
-    if (rc == 0 && !(x->shard_check = malloc(2 * sp.n * sizeof *x->shard_check))) rc = -ENOMEM;
+    if (rc == 0 && !(x->shard_check = calloc(LUMIO_MAX(sp.n, 1), 2 * sizeof *x->shard_check)))
+        rc = -ENOMEM;
     index_batch b = {
         .z = z, .x = x, .ic = ic, .keys = p.keys, .entries = p.entries, .missing = p.missing};
     if (ic) b.ic_gen = zarr_cache_gen(ic);
@@ -493,7 +512,8 @@ static int read_sharded_once(lumio_zarr *z, const uint64_t *start, const uint64_
     enum { BATCH = 16 };
     shard_plan p;
     rc = plan_alloc(&p, m, BATCH);
-    if (rc == 0 && !(x->shard_check = malloc(2 * sp.n * sizeof *x->shard_check))) rc = -ENOMEM;
+    if (rc == 0 && !(x->shard_check = calloc(LUMIO_MAX(sp.n, 1), 2 * sizeof *x->shard_check)))
+        rc = -ENOMEM;
     index_batch b = {.z = z,
                      .x = x,
                      .ic = z->index_cache,

@@ -11,6 +11,11 @@
 
 enum { MAX_CODECS = 8 };
 
+/* Limits on what metadata may ask for, refused at open (meta.c): a chunk
+ * is decoded whole into memory, and a shard's index is read whole. */
+#define ZARR_CHUNK_LIMIT (1ull << 40) /* bytes of a decoded chunk */
+#define ZARR_INNER_LIMIT (1ull << 24) /* inner chunks in a shard */
+
 typedef struct zarr_cache zarr_cache; /* cache.c */
 
 typedef enum codec_id {
@@ -47,7 +52,8 @@ typedef struct zarr_meta {
     /* v3: array->array, array->bytes, bytes->bytes, in order. */
     codec chain[MAX_CODECS];
     unsigned nchain;
-    uint64_t chunk_bytes; /* decoded chunk size */
+    uint64_t chunk_bytes; /* decoded chunk size, at most ZARR_CHUNK_LIMIT */
+    bool grid_big;        /* more than 2^64 chunks (info.nchunks is UINT64_MAX) */
     /* v3 sharding_indexed: chunks are shards of inner chunks. */
     bool sharded;
     uint64_t inner[LUMIO_ZARR_MAX_DIMS]; /* inner chunk shape */
