@@ -680,7 +680,9 @@ static int zarr_bench(int argc, char **argv) {
     } else { /* all: slabs of chunk rows (inner chunks of shards) along the first axis */
         uint64_t start[LUMIO_ZARR_MAX_DIMS] = {0}, shape[LUMIO_ZARR_MAX_DIMS], take;
         zarr_slabs sl;
-        zarr_slabs_init(&sl, in.ndim, in.itemsize, in.ndim && in.inner_chunks[0] ? in.inner_chunks : in.chunks, start, in.shape, ZARR_SLAB_CAP);
+        zarr_slabs_init(&sl, in.ndim, in.itemsize,
+                        in.ndim && in.inner_chunks[0] ? in.inner_chunks : in.chunks, start,
+                        in.shape, ZARR_SLAB_CAP);
         uint64_t cap = zarr_slabs_max_bytes(&sl);
         uint8_t *buf = cap ? lumio_large_alloc(cap) : NULL;
         while (buf && rc == 0 && zarr_slabs_next(&sl, start, shape, &take)) {

@@ -219,8 +219,8 @@ static int bad_type(const char *field, const char *want, const json_t *v, char *
 }
 
 /* obj[key] as a string; NULL when absent or null unless required. */
-static int get_str(json_t *obj, const char *key, const char *field, bool required,
-                   const char **out, char *err, size_t errlen) {
+static int get_str(json_t *obj, const char *key, const char *field, bool required, const char **out,
+                   char *err, size_t errlen) {
     json_t *v = json_object_get(obj, key);
     *out = NULL;
     if ((!v || json_is_null(v)) && !required) return 0;
@@ -272,8 +272,7 @@ static int get_obj(json_t *obj, const char *key, const char *field, bool require
 }
 
 /* The document's root: a JSON object. */
-static int load_root(const char *text, size_t len, json_t **root, char *err,
-                     size_t errlen) {
+static int load_root(const char *text, size_t len, json_t **root, char *err, size_t errlen) {
     json_error_t je;
     *root = NULL;
     size_t blank = 0;
@@ -404,7 +403,10 @@ static int parse_blosc(json_t *c, codec *k, unsigned itemsize, bool v3, char *er
     json_t *shuffle = json_object_get(c, "shuffle");
     if (v3 && json_is_string(shuffle)) { /* v3: "noshuffle", "shuffle", "bitshuffle" */
         const char *s = json_string_value(shuffle);
-        k->shuffle = !strcmp(s, "noshuffle") ? 0 : !strcmp(s, "shuffle") ? 1 : !strcmp(s, "bitshuffle") ? 2 : -2;
+        k->shuffle = !strcmp(s, "noshuffle")    ? 0
+                     : !strcmp(s, "shuffle")    ? 1
+                     : !strcmp(s, "bitshuffle") ? 2
+                                                : -2;
         if (k->shuffle == -2) {
             snprintf(err, errlen, "blosc.shuffle: %s is not noshuffle, shuffle or bitshuffle",
                      show(s).s);
@@ -467,10 +469,11 @@ static int v2_filters(json_t *root, zarr_meta *m, char *err, size_t errlen) {
         codec *k = &m->filters[m->nfilters++];
         k->id = CODEC_DELTA;
         unsigned sz;
-        if (parse_numpy_dtype(fdt, &k->delta_type, &sz, &k->delta_big) ||
-            sz != m->info.itemsize || (ast && strcmp(ast, fdt))) {
-            snprintf(err, errlen, "filters[%zu]: delta with dtype %s astype %s (only the array's own)",
-                     i, show(fdt).s, show(ast ? ast : "").s);
+        if (parse_numpy_dtype(fdt, &k->delta_type, &sz, &k->delta_big) || sz != m->info.itemsize ||
+            (ast && strcmp(ast, fdt))) {
+            snprintf(err, errlen,
+                     "filters[%zu]: delta with dtype %s astype %s (only the array's own)", i,
+                     show(fdt).s, show(ast ? ast : "").s);
             return LUMIO_E_UNSUPPORTED;
         }
     }
@@ -506,8 +509,8 @@ int zarr_parse_v2(const char *text, size_t len, zarr_meta *m, char *err, size_t 
     info->fortran_order = order[0] == 'F';
     /* The separator goes into every key: only the two the spec names, so
      * no key can climb out of the array ("..", "/", "\"). */
-    if ((rc = get_str(root, "dimension_separator", "dimension_separator", false, &sep, err,
-                      errlen)))
+    if ((rc =
+             get_str(root, "dimension_separator", "dimension_separator", false, &sep, err, errlen)))
         goto out;
     if (sep && strcmp(sep, ".") && strcmp(sep, "/"))
         FAIL(LUMIO_E_UNSUPPORTED, "dimension_separator: %s is not \".\" or \"/\"", show(sep).s);
@@ -524,8 +527,8 @@ out:
 
 /* ---- v3 --------------------------------------------------------------------- */
 
-static int v3_transpose(json_t *conf, codec *k, lumio_zarr_info *info, const char *field,
-                        char *err, size_t errlen) {
+static int v3_transpose(json_t *conf, codec *k, lumio_zarr_info *info, const char *field, char *err,
+                        size_t errlen) {
     json_t *o = json_object_get(conf, "order");
     k->id = CODEC_TRANSPOSE;
     if (!json_is_array(o) || json_array_size(o) != info->ndim) {
@@ -592,7 +595,8 @@ static int v3_codec(json_t *c, zarr_meta *m, char *err, size_t errlen) {
     } else if (!strcmp(name, "zstd")) {
         k->id = CODEC_ZSTD;
         json_t *ck = json_object_get(conf, "checksum");
-        if (ck && !json_is_boolean(ck)) return bad_type("zstd.checksum", "a boolean", ck, err, errlen);
+        if (ck && !json_is_boolean(ck))
+            return bad_type("zstd.checksum", "a boolean", ck, err, errlen);
         if ((rc = get_int(conf, "level", "zstd.level", -131072, 22, 0, &k->level, err, errlen)))
             return rc;
     } else if (!strcmp(name, "gzip")) {
@@ -757,13 +761,14 @@ static int key_encoding(json_t *root, zarr_meta *m, char *err, size_t errlen) {
     json_t *kenc, *kconf;
     const char *kname = NULL, *ksep = NULL;
     int rc = get_obj(root, "chunk_key_encoding", "chunk_key_encoding", false, &kenc, err, errlen);
-    if (!rc && kenc) rc = get_str(kenc, "name", "chunk_key_encoding.name", true, &kname, err, errlen);
+    if (!rc && kenc)
+        rc = get_str(kenc, "name", "chunk_key_encoding.name", true, &kname, err, errlen);
     if (!rc)
         rc = get_obj(kenc, "configuration", "chunk_key_encoding.configuration", false, &kconf, err,
                      errlen);
     if (!rc)
-        rc = get_str(kconf, "separator", "chunk_key_encoding.configuration.separator", false,
-                     &ksep, err, errlen);
+        rc = get_str(kconf, "separator", "chunk_key_encoding.configuration.separator", false, &ksep,
+                     err, errlen);
     if (rc) return rc;
     if (kname && !strcmp(kname, "v2")) {
         m->sep = '.';
@@ -812,8 +817,8 @@ static int v3_grid(json_t *root, zarr_meta *m, unsigned *nc, char *err, size_t e
         snprintf(err, errlen, "chunk_grid: %s is not regular", show(gname).s);
         return LUMIO_E_UNSUPPORTED;
     }
-    if ((rc = get_obj(grid, "configuration", "chunk_grid.configuration", true, &gconf, err,
-                      errlen)))
+    if ((rc =
+             get_obj(grid, "configuration", "chunk_grid.configuration", true, &gconf, err, errlen)))
         return rc;
     return parse_dims(json_object_get(gconf, "chunk_shape"), m->info.chunks, nc,
                       "chunk_grid.configuration.chunk_shape", err, errlen);
@@ -829,8 +834,7 @@ int zarr_parse_v3(const char *text, size_t len, zarr_meta *m, char *err, size_t 
     if ((rc = check_format(root, 3, err, errlen))) goto out;
     const char *nt;
     if ((rc = get_str(root, "node_type", "node_type", true, &nt, err, errlen))) goto out;
-    if (strcmp(nt, "array"))
-        FAIL(LUMIO_E_UNSUPPORTED, "node_type: %s is not array", show(nt).s);
+    if (strcmp(nt, "array")) FAIL(LUMIO_E_UNSUPPORTED, "node_type: %s is not array", show(nt).s);
     unsigned nd, nc;
     if ((rc = parse_dims(json_object_get(root, "shape"), info->shape, &nd, "shape", err, errlen)))
         goto out;
