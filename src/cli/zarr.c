@@ -677,6 +677,10 @@ static int zarr_bench(int argc, char **argv) {
         lumio_large_free(mem, n * batch);
         free(starts);
         free(bufs);
+    } else if (zarr_product_double(in.shape, in.ndim, in.itemsize) >= 0x1p64) {
+        cli_error("%s: the array holds more than 2^64 bytes: --pattern all cannot read it whole",
+                  loc);
+        goto usage;
     } else { /* all: slabs of chunk rows (inner chunks of shards) along the first axis */
         uint64_t start[LUMIO_ZARR_MAX_DIMS] = {0}, shape[LUMIO_ZARR_MAX_DIMS], take;
         zarr_slabs sl;
