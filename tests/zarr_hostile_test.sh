@@ -89,6 +89,14 @@ bench_all() {
 }
 check "zarr bench --pattern all refuses an array past 2^64 bytes" bench_all
 
+# An empty region (a dimension of 0): no bytes, exit 0.
+array empty 4611686018427387904,0,16 1,1,16 '|u1' 3
+cat_empty() {
+    "$LUMIO" zarr cat empty >out && [ ! -s out ] &&
+        "$LUMIO" zarr cat huge --region 5:5 >out && [ ! -s out ]
+}
+check "zarr cat of an empty region writes nothing" cat_empty
+
 # One line naming the field, exit 1.
 refused() { # TEXT FILE WANT
     rm -rf bad && mkdir bad && printf '%s' "$1" >"bad/$2"

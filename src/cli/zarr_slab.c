@@ -13,7 +13,7 @@ void zarr_slabs_init(zarr_slabs *s, unsigned nd, unsigned itemsize, const uint64
     memcpy(s->start, start, nd * sizeof *start);
     memcpy(s->shape, shape, nd * sizeof *shape);
     for (unsigned d = 0; d < nd; d++) s->done |= shape[d] == 0;
-    if (nd == 0) {
+    if (nd == 0 || s->done) { /* one element, or nothing */
         s->unit = itemsize;
         return;
     }
