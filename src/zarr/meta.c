@@ -1,6 +1,7 @@
 /* Zarr metadata: .zarray (v2) and zarr.json (v3), parsed with jansson.
  * Every field the reader relies on is checked; anything unsupported is
  * refused here, at open, with its name. */
+#include "zarr/meta_json.h"
 #include "zarr/zarr.h"
 
 #include <errno.h>
@@ -138,192 +139,6 @@ bad:
     return LUMIO_E_FORMAT;
 }
 
-/* jansson has no uint64: a document with an integer beyond int64 (a uint64
- * fill value) is read again with integers as reals. */
-static json_t *load_json(const char *text, size_t len, json_error_t *je) {
-    json_t *root = json_loadb(text, len, 0, je);
-    if (!root && strstr(je->text, "too big"))
-        root = json_loadb(text, len, JSON_DECODE_INT_AS_REAL, je);
-    return root;
-}
-
-/* A non-negative integer, as an integer or a whole real below 2^53. */
-static bool json_uint(json_t *v, uint64_t *out) {
-    if (json_is_integer(v) && json_integer_value(v) >= 0) {
-        *out = (uint64_t)json_integer_value(v);
-        return true;
-    }
-    double d = json_is_real(v) ? json_real_value(v) : -1;
-    if (d >= 0 && d < 9007199254740992.0 && d == floor(d)) {
-        *out = (uint64_t)d;
-        return true;
-    }
-    return false;
-}
-
-/* ---- fields of a document someone else wrote --------------------------------- */
-
-/* A string from the document, fit for a one-line message: quoted, cut at 48
- * bytes, anything but printable ASCII as \xHH (no newline or terminal escape
- * reaches the user's screen). */
-typedef struct shown {
-    char s[4 * 48 + 8];
-} shown;
-
-static shown show(const char *s) {
-    shown out;
-    size_t n = 0;
-    out.s[n++] = '\'';
-    for (size_t i = 0; s && s[i] && n + 8 < sizeof out.s; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (i == 48) {
-            n += (size_t)snprintf(out.s + n, sizeof out.s - n, "...");
-            break;
-        }
-        if (c >= 0x20 && c < 0x7f && c != '\\')
-            out.s[n++] = (char)c;
-        else
-            n += (size_t)snprintf(out.s + n, sizeof out.s - n, "\\x%02x", c);
-    }
-    out.s[n++] = '\'';
-    out.s[n] = 0;
-    return out;
-}
-
-/* What a JSON value is, as a message names it. */
-static const char *jtype(const json_t *v) {
-    if (!v) return "missing";
-    switch (json_typeof(v)) {
-    case JSON_OBJECT:
-        return "an object";
-    case JSON_ARRAY:
-        return "a list";
-    case JSON_STRING:
-        return "a string";
-    case JSON_INTEGER:
-        return "an integer";
-    case JSON_REAL:
-        return "a real number";
-    case JSON_TRUE:
-    case JSON_FALSE:
-        return "a boolean";
-    default:
-        return "null";
-    }
-}
-
-static int bad_type(const char *field, const char *want, const json_t *v, char *err,
-                    size_t errlen) {
-    snprintf(err, errlen, "%s: must be %s, not %s", field, want, jtype(v));
-    return LUMIO_E_FORMAT;
-}
-
-/* obj[key] as a string; NULL when absent or null unless required. */
-static int get_str(json_t *obj, const char *key, const char *field, bool required, const char **out,
-                   char *err, size_t errlen) {
-    json_t *v = json_object_get(obj, key);
-    *out = NULL;
-    if ((!v || json_is_null(v)) && !required) return 0;
-    if (!json_is_string(v)) return bad_type(field, "a string", v, err, errlen);
-    *out = json_string_value(v);
-    return 0;
-}
-
-/* An integer, or a whole real within 2^53 (a document with a uint64 fill
- * value is read with every integer as a real: load_json). */
-static bool json_whole(json_t *v, long long *out) {
-    if (json_is_integer(v)) {
-        *out = json_integer_value(v);
-        return true;
-    }
-    double d = json_is_real(v) ? json_real_value(v) : NAN;
-    if (!(fabs(d) < 9007199254740992.0) || d != floor(d)) return false;
-    *out = (long long)d;
-    return true;
-}
-
-/* obj[key] as an integer in [lo, hi]; dflt when absent (or null). */
-static int get_int(json_t *obj, const char *key, const char *field, long lo, long hi, long dflt,
-                   int *out, char *err, size_t errlen) {
-    json_t *v = json_object_get(obj, key);
-    if (!v || json_is_null(v)) {
-        *out = (int)dflt;
-        return 0;
-    }
-    long long x;
-    if (!json_whole(v, &x) || x < lo || x > hi) {
-        snprintf(err, errlen, "%s: must be an integer from %ld to %ld, not %s", field, lo, hi,
-                 json_is_number(v) ? "that" : jtype(v));
-        return LUMIO_E_FORMAT;
-    }
-    *out = (int)x;
-    return 0;
-}
-
-/* obj[key] as an object (or NULL when absent or null and not required). */
-static int get_obj(json_t *obj, const char *key, const char *field, bool required, json_t **out,
-                   char *err, size_t errlen) {
-    json_t *v = json_object_get(obj, key);
-    *out = NULL;
-    if ((!v || json_is_null(v)) && !required) return 0;
-    if (!json_is_object(v)) return bad_type(field, "an object", v, err, errlen);
-    *out = v;
-    return 0;
-}
-
-/* The document's root: a JSON object. */
-static int load_root(const char *text, size_t len, json_t **root, char *err, size_t errlen) {
-    json_error_t je;
-    *root = NULL;
-    size_t blank = 0;
-    while (blank < len && strchr(" \t\r\n", text[blank])) blank++;
-    if (blank == len) {
-        snprintf(err, errlen, "empty (no JSON object)");
-        return LUMIO_E_FORMAT;
-    }
-    json_t *r = load_json(text, len, &je);
-    if (!r) {
-        snprintf(err, errlen, "not JSON (line %d, column %d: %s)", je.line, je.column,
-                 show(je.text).s);
-        return LUMIO_E_FORMAT;
-    }
-    if (!json_is_object(r)) {
-        snprintf(err, errlen, "not a JSON object (the document is %s)", jtype(r));
-        json_decref(r);
-        return LUMIO_E_FORMAT;
-    }
-    *root = r;
-    return 0;
-}
-
-static int check_format(json_t *root, uint64_t want, char *err, size_t errlen) {
-    json_t *v = json_object_get(root, "zarr_format");
-    uint64_t got = 0;
-    if (!json_is_number(v) || !json_uint(v, &got) || got != want) {
-        snprintf(err, errlen, "zarr_format: must be the number %llu, not %s",
-                 (unsigned long long)want, json_is_number(v) ? "that" : jtype(v));
-        return json_is_number(v) ? LUMIO_E_UNSUPPORTED : LUMIO_E_FORMAT;
-    }
-    return 0;
-}
-
-static int parse_dims(json_t *a, uint64_t *out, unsigned *n, const char *field, char *err,
-                      size_t errlen) {
-    if (!json_is_array(a) || json_array_size(a) > LUMIO_ZARR_MAX_DIMS) {
-        snprintf(err, errlen, "%s: must be a list of at most %d integers, not %s", field,
-                 LUMIO_ZARR_MAX_DIMS, json_is_array(a) ? "a longer list" : jtype(a));
-        return LUMIO_E_FORMAT;
-    }
-    *n = (unsigned)json_array_size(a);
-    for (unsigned i = 0; i < *n; i++) {
-        if (!json_uint(json_array_get(a, i), &out[i])) {
-            snprintf(err, errlen, "%s[%u]: not a non-negative integer", field, i);
-            return LUMIO_E_FORMAT;
-        }
-    }
-    return 0;
-}
-
 /* "2^64" for a power of two, the number otherwise (for messages). */
 static void big_name(unsigned __int128 v, char *s, size_t cap) {
     if (v && !(v & (v - 1))) {
@@ -383,21 +198,21 @@ static const char *shuffle_name(int s) {
 
 static int parse_blosc(json_t *c, codec *k, unsigned itemsize, bool v3, char *err, size_t errlen) {
     const char *cname;
-    int rc = get_str(c, "cname", "blosc.cname", true, &cname, err, errlen);
+    int rc = zarr_get_str(c, "cname", "blosc.cname", true, &cname, err, errlen);
     if (rc) return rc;
     static const char *const known[] = {"blosclz", "lz4", "lz4hc", "zlib", "zstd", "snappy"};
     bool ok = false;
     for (size_t i = 0; i < sizeof known / sizeof *known; i++) ok |= !strcmp(cname, known[i]);
     if (!ok) {
-        snprintf(err, errlen, "blosc: unsupported cname %s", show(cname).s);
+        snprintf(err, errlen, "blosc: unsupported cname %s", zarr_show(cname).s);
         return LUMIO_E_UNSUPPORTED;
     }
     snprintf(k->cname, sizeof k->cname, "%s", cname);
     k->id = CODEC_BLOSC;
     int ts, bs;
-    if ((rc = get_int(c, "clevel", "blosc.clevel", 0, 9, 5, &k->level, err, errlen)) ||
-        (rc = get_int(c, "typesize", "blosc.typesize", 1, 255, itemsize, &ts, err, errlen)) ||
-        (rc = get_int(c, "blocksize", "blosc.blocksize", 0, INT32_MAX, 0, &bs, err, errlen)))
+    if ((rc = zarr_get_int(c, "clevel", "blosc.clevel", 0, 9, 5, &k->level, err, errlen)) ||
+        (rc = zarr_get_int(c, "typesize", "blosc.typesize", 1, 255, itemsize, &ts, err, errlen)) ||
+        (rc = zarr_get_int(c, "blocksize", "blosc.blocksize", 0, INT32_MAX, 0, &bs, err, errlen)))
         return rc;
     k->typesize = (unsigned)ts;
     json_t *shuffle = json_object_get(c, "shuffle");
@@ -409,10 +224,11 @@ static int parse_blosc(json_t *c, codec *k, unsigned itemsize, bool v3, char *er
                                                 : -2;
         if (k->shuffle == -2) {
             snprintf(err, errlen, "blosc.shuffle: %s is not noshuffle, shuffle or bitshuffle",
-                     show(s).s);
+                     zarr_show(s).s);
             return LUMIO_E_FORMAT;
         }
-    } else if ((rc = get_int(c, "shuffle", "blosc.shuffle", -1, 2, 1, &k->shuffle, err, errlen))) {
+    } else if ((rc = zarr_get_int(c, "shuffle", "blosc.shuffle", -1, 2, 1, &k->shuffle, err,
+                                  errlen))) {
         return rc;
     }
     if (k->shuffle == -1) k->shuffle = itemsize == 1 ? 2 : 1; /* numcodecs AUTOSHUFFLE */
@@ -423,20 +239,21 @@ static int parse_blosc(json_t *c, codec *k, unsigned itemsize, bool v3, char *er
 static int v2_compressor(json_t *root, zarr_meta *m, char *err, size_t errlen) {
     json_t *comp;
     const char *id;
-    int rc = get_obj(root, "compressor", "compressor", false, &comp, err, errlen);
+    int rc = zarr_get_obj(root, "compressor", "compressor", false, &comp, err, errlen);
     if (rc || !comp) return rc;
-    if ((rc = get_str(comp, "id", "compressor.id", true, &id, err, errlen))) return rc;
+    if ((rc = zarr_get_str(comp, "id", "compressor.id", true, &id, err, errlen))) return rc;
     codec *k = &m->compressor;
     if (!strcmp(id, "blosc")) return parse_blosc(comp, k, m->info.itemsize, false, err, errlen);
     if (!strcmp(id, "zstd")) {
         k->id = CODEC_ZSTD;
-        return get_int(comp, "level", "compressor.level", -131072, 22, 1, &k->level, err, errlen);
+        return zarr_get_int(comp, "level", "compressor.level", -131072, 22, 1, &k->level, err,
+                            errlen);
     }
     if (!strcmp(id, "zlib") || !strcmp(id, "gzip")) {
         k->id = id[0] == 'z' ? CODEC_ZLIB : CODEC_GZIP;
-        return get_int(comp, "level", "compressor.level", -1, 9, 1, &k->level, err, errlen);
+        return zarr_get_int(comp, "level", "compressor.level", -1, 9, 1, &k->level, err, errlen);
     }
-    snprintf(err, errlen, "compressor: unsupported codec %s", show(id).s);
+    snprintf(err, errlen, "compressor: unsupported codec %s", zarr_show(id).s);
     return LUMIO_E_UNSUPPORTED;
 }
 
@@ -444,7 +261,8 @@ static int v2_compressor(json_t *root, zarr_meta *m, char *err, size_t errlen) {
 static int v2_filters(json_t *root, zarr_meta *m, char *err, size_t errlen) {
     json_t *filters = json_object_get(root, "filters");
     if (!filters || json_is_null(filters)) return 0;
-    if (!json_is_array(filters)) return bad_type("filters", "a list or null", filters, err, errlen);
+    if (!json_is_array(filters))
+        return zarr_bad_type("filters", "a list or null", filters, err, errlen);
     if (json_array_size(filters) > MAX_CODECS) {
         snprintf(err, errlen, "filters: more than %d", MAX_CODECS);
         return LUMIO_E_UNSUPPORTED;
@@ -453,19 +271,19 @@ static int v2_filters(json_t *root, zarr_meta *m, char *err, size_t errlen) {
         json_t *f = json_array_get(filters, i);
         char field[64];
         snprintf(field, sizeof field, "filters[%zu]", i);
-        if (!json_is_object(f)) return bad_type(field, "an object", f, err, errlen);
+        if (!json_is_object(f)) return zarr_bad_type(field, "an object", f, err, errlen);
         const char *id, *fdt, *ast;
         int rc;
         snprintf(field, sizeof field, "filters[%zu].id", i);
-        if ((rc = get_str(f, "id", field, true, &id, err, errlen))) return rc;
+        if ((rc = zarr_get_str(f, "id", field, true, &id, err, errlen))) return rc;
         if (strcmp(id, "delta")) {
-            snprintf(err, errlen, "filters[%zu]: unsupported filter %s", i, show(id).s);
+            snprintf(err, errlen, "filters[%zu]: unsupported filter %s", i, zarr_show(id).s);
             return LUMIO_E_UNSUPPORTED;
         }
         snprintf(field, sizeof field, "filters[%zu].dtype", i);
-        if ((rc = get_str(f, "dtype", field, true, &fdt, err, errlen))) return rc;
+        if ((rc = zarr_get_str(f, "dtype", field, true, &fdt, err, errlen))) return rc;
         snprintf(field, sizeof field, "filters[%zu].astype", i);
-        if ((rc = get_str(f, "astype", field, false, &ast, err, errlen))) return rc;
+        if ((rc = zarr_get_str(f, "astype", field, false, &ast, err, errlen))) return rc;
         codec *k = &m->filters[m->nfilters++];
         k->id = CODEC_DELTA;
         unsigned sz;
@@ -473,7 +291,7 @@ static int v2_filters(json_t *root, zarr_meta *m, char *err, size_t errlen) {
             (ast && strcmp(ast, fdt))) {
             snprintf(err, errlen,
                      "filters[%zu]: delta with dtype %s astype %s (only the array's own)", i,
-                     show(fdt).s, show(ast ? ast : "").s);
+                     zarr_show(fdt).s, zarr_show(ast ? ast : "").s);
             return LUMIO_E_UNSUPPORTED;
         }
     }
@@ -483,37 +301,39 @@ static int v2_filters(json_t *root, zarr_meta *m, char *err, size_t errlen) {
 int zarr_parse_v2(const char *text, size_t len, zarr_meta *m, char *err, size_t errlen) {
     memset(m, 0, sizeof *m);
     json_t *root;
-    int rc = load_root(text, len, &root, err, errlen);
+    int rc = zarr_load_root(text, len, &root, err, errlen);
     if (rc) return rc;
     lumio_zarr_info *info = &m->info;
     info->format = 2;
-    if ((rc = check_format(root, 2, err, errlen))) goto out;
+    if ((rc = zarr_check_format(root, 2, err, errlen))) goto out;
     unsigned nd, nc;
-    if ((rc = parse_dims(json_object_get(root, "shape"), info->shape, &nd, "shape", err, errlen)))
+    if ((rc = zarr_parse_dims(json_object_get(root, "shape"), info->shape, &nd, "shape", err,
+                              errlen)))
         goto out;
-    if ((rc =
-             parse_dims(json_object_get(root, "chunks"), info->chunks, &nc, "chunks", err, errlen)))
+    if ((rc = zarr_parse_dims(json_object_get(root, "chunks"), info->chunks, &nc, "chunks", err,
+                              errlen)))
         goto out;
     if (nd != nc) FAIL(LUMIO_E_FORMAT, "chunks: %u dimensions for a shape of %u", nc, nd);
     info->ndim = nd;
     json_t *dt = json_object_get(root, "dtype");
     if (json_is_array(dt)) FAIL(LUMIO_E_UNSUPPORTED, "dtype: a structured type is not supported");
     const char *dts, *order, *sep;
-    if ((rc = get_str(root, "dtype", "dtype", true, &dts, err, errlen))) goto out;
+    if ((rc = zarr_get_str(root, "dtype", "dtype", true, &dts, err, errlen))) goto out;
     if (parse_numpy_dtype(dts, &info->type, &info->itemsize, &info->big_endian))
-        FAIL(LUMIO_E_UNSUPPORTED, "dtype: unsupported data type %s", show(dts).s);
+        FAIL(LUMIO_E_UNSUPPORTED, "dtype: unsupported data type %s", zarr_show(dts).s);
     snprintf(info->dtype, sizeof info->dtype, "%s", dts);
-    if ((rc = get_str(root, "order", "order", true, &order, err, errlen))) goto out;
+    if ((rc = zarr_get_str(root, "order", "order", true, &order, err, errlen))) goto out;
     if (strcmp(order, "C") && strcmp(order, "F"))
-        FAIL(LUMIO_E_UNSUPPORTED, "order: %s is not C or F", show(order).s);
+        FAIL(LUMIO_E_UNSUPPORTED, "order: %s is not C or F", zarr_show(order).s);
     info->fortran_order = order[0] == 'F';
     /* The separator goes into every key: only the two the spec names, so
      * no key can climb out of the array ("..", "/", "\"). */
-    if ((rc =
-             get_str(root, "dimension_separator", "dimension_separator", false, &sep, err, errlen)))
+    if ((rc = zarr_get_str(root, "dimension_separator", "dimension_separator", false, &sep, err,
+                           errlen)))
         goto out;
     if (sep && strcmp(sep, ".") && strcmp(sep, "/"))
-        FAIL(LUMIO_E_UNSUPPORTED, "dimension_separator: %s is not \".\" or \"/\"", show(sep).s);
+        FAIL(LUMIO_E_UNSUPPORTED, "dimension_separator: %s is not \".\" or \"/\"",
+             zarr_show(sep).s);
     m->sep = sep ? sep[0] : '.';
     if ((rc = parse_fill(json_object_get(root, "fill_value"), info, err, errlen))) goto out;
     if ((rc = v2_compressor(root, m, err, errlen))) goto out;
@@ -539,7 +359,7 @@ static int v3_transpose(json_t *conf, codec *k, lumio_zarr_info *info, const cha
     for (unsigned i = 0; i < info->ndim; i++) {
         json_t *v = json_array_get(o, i);
         long long d;
-        if (!json_whole(v, &d) || d < 0 || d >= (long long)info->ndim || (seen >> d) & 1) {
+        if (!zarr_json_whole(v, &d) || d < 0 || d >= (long long)info->ndim || (seen >> d) & 1) {
             snprintf(err, errlen, "%s: transpose order is not a permutation", field);
             return LUMIO_E_FORMAT;
         }
@@ -566,25 +386,25 @@ static int v3_codec(json_t *c, zarr_meta *m, char *err, size_t errlen) {
         snprintf(err, errlen, "codecs: more than %d", MAX_CODECS);
         return LUMIO_E_UNSUPPORTED;
     }
-    if (!json_is_object(c)) return bad_type(field, "an object", c, err, errlen);
+    if (!json_is_object(c)) return zarr_bad_type(field, "an object", c, err, errlen);
     const char *name;
     json_t *conf;
     int rc;
     char sub[96];
     snprintf(sub, sizeof sub, "%s.name", field);
-    if ((rc = get_str(c, "name", sub, true, &name, err, errlen))) return rc;
+    if ((rc = zarr_get_str(c, "name", sub, true, &name, err, errlen))) return rc;
     snprintf(sub, sizeof sub, "%s.configuration", field);
-    if ((rc = get_obj(c, "configuration", sub, false, &conf, err, errlen))) return rc;
+    if ((rc = zarr_get_obj(c, "configuration", sub, false, &conf, err, errlen))) return rc;
     codec *k = &m->chain[m->nchain];
     memset(k, 0, sizeof *k);
     lumio_zarr_info *info = &m->info;
     if (!strcmp(name, "bytes")) {
         const char *e;
         snprintf(sub, sizeof sub, "%s.configuration.endian", field);
-        if ((rc = get_str(conf, "endian", sub, false, &e, err, errlen))) return rc;
+        if ((rc = zarr_get_str(conf, "endian", sub, false, &e, err, errlen))) return rc;
         k->id = CODEC_BYTES;
         if (e && strcmp(e, "big") && strcmp(e, "little")) {
-            snprintf(err, errlen, "%s: endian %s is not big or little", field, show(e).s);
+            snprintf(err, errlen, "%s: endian %s is not big or little", field, zarr_show(e).s);
             return LUMIO_E_FORMAT;
         }
         k->big_endian = e && !strcmp(e, "big");
@@ -596,18 +416,20 @@ static int v3_codec(json_t *c, zarr_meta *m, char *err, size_t errlen) {
         k->id = CODEC_ZSTD;
         json_t *ck = json_object_get(conf, "checksum");
         if (ck && !json_is_boolean(ck))
-            return bad_type("zstd.checksum", "a boolean", ck, err, errlen);
-        if ((rc = get_int(conf, "level", "zstd.level", -131072, 22, 0, &k->level, err, errlen)))
+            return zarr_bad_type("zstd.checksum", "a boolean", ck, err, errlen);
+        if ((rc =
+                 zarr_get_int(conf, "level", "zstd.level", -131072, 22, 0, &k->level, err, errlen)))
             return rc;
     } else if (!strcmp(name, "gzip")) {
         k->id = CODEC_GZIP;
-        if ((rc = get_int(conf, "level", "gzip.level", 0, 9, 6, &k->level, err, errlen))) return rc;
+        if ((rc = zarr_get_int(conf, "level", "gzip.level", 0, 9, 6, &k->level, err, errlen)))
+            return rc;
     } else if (!strcmp(name, "blosc")) {
         if ((rc = parse_blosc(conf, k, info->itemsize, true, err, errlen))) return rc;
     } else if (!strcmp(name, "crc32c")) {
         k->id = CODEC_CRC32C;
     } else {
-        snprintf(err, errlen, "%s: unsupported codec %s", field, show(name).s);
+        snprintf(err, errlen, "%s: unsupported codec %s", field, zarr_show(name).s);
         return LUMIO_E_UNSUPPORTED;
     }
     m->nchain++;
@@ -645,7 +467,7 @@ static int check_chain(const codec *chain, unsigned n, unsigned itemsize, const 
 
 /* A list of codecs: a JSON list, not empty. */
 static int codec_list(json_t *v, const char *field, char *err, size_t errlen) {
-    if (!json_is_array(v)) return bad_type(field, "a list of codecs", v, err, errlen);
+    if (!json_is_array(v)) return zarr_bad_type(field, "a list of codecs", v, err, errlen);
     if (json_array_size(v) == 0) {
         snprintf(err, errlen, "%s: empty (an array needs at least the bytes codec)", field);
         return LUMIO_E_FORMAT;
@@ -658,23 +480,23 @@ static int index_codecs(json_t *conf, zarr_meta *m, char *err, size_t errlen) {
     json_t *ic = json_object_get(conf, "index_codecs");
     if (!ic || json_is_null(ic)) return 0;
     if (!json_is_array(ic))
-        return bad_type("sharding_indexed.index_codecs", "a list", ic, err, errlen);
+        return zarr_bad_type("sharding_indexed.index_codecs", "a list", ic, err, errlen);
     for (size_t i = 0; i < json_array_size(ic); i++) {
         json_t *c = json_array_get(ic, i), *cc;
         char field[64];
         snprintf(field, sizeof field, "sharding_indexed.index_codecs[%zu]", i);
-        if (!json_is_object(c)) return bad_type(field, "an object", c, err, errlen);
+        if (!json_is_object(c)) return zarr_bad_type(field, "an object", c, err, errlen);
         const char *nm, *e = NULL;
-        int rc = get_str(c, "name", field, true, &nm, err, errlen);
-        if (!rc) rc = get_obj(c, "configuration", field, false, &cc, err, errlen);
-        if (!rc) rc = get_str(cc, "endian", field, false, &e, err, errlen);
+        int rc = zarr_get_str(c, "name", field, true, &nm, err, errlen);
+        if (!rc) rc = zarr_get_obj(c, "configuration", field, false, &cc, err, errlen);
+        if (!rc) rc = zarr_get_str(cc, "endian", field, false, &e, err, errlen);
         if (rc) return rc;
         if (!strcmp(nm, "bytes") && (!e || !strcmp(e, "little"))) continue;
         if (!strcmp(nm, "crc32c") && i + 1 == json_array_size(ic)) {
             m->index_crc = true;
             continue;
         }
-        snprintf(err, errlen, "%s: unsupported %s", field, show(nm).s);
+        snprintf(err, errlen, "%s: unsupported %s", field, zarr_show(nm).s);
         return LUMIO_E_UNSUPPORTED;
     }
     return 0;
@@ -686,9 +508,9 @@ static int parse_sharding(json_t *conf, zarr_meta *m, char *err, size_t errlen) 
     lumio_zarr_info *info = &m->info;
     unsigned n;
     if (!json_is_object(conf))
-        return bad_type("sharding_indexed.configuration", "an object", conf, err, errlen);
-    int rc = parse_dims(json_object_get(conf, "chunk_shape"), m->inner, &n,
-                        "sharding_indexed.chunk_shape", err, errlen);
+        return zarr_bad_type("sharding_indexed.configuration", "an object", conf, err, errlen);
+    int rc = zarr_parse_dims(json_object_get(conf, "chunk_shape"), m->inner, &n,
+                             "sharding_indexed.chunk_shape", err, errlen);
     if (rc) return rc;
     if (n != info->ndim) {
         snprintf(err, errlen, "sharding_indexed.chunk_shape: %u dimensions for %u", n, info->ndim);
@@ -741,12 +563,12 @@ static int parse_sharding(json_t *conf, zarr_meta *m, char *err, size_t errlen) 
     info->fortran_order = t.info.fortran_order; /* of the inner chunks */
     if ((rc = index_codecs(conf, m, err, errlen))) return rc;
     const char *loc;
-    if ((rc = get_str(conf, "index_location", "sharding_indexed.index_location", false, &loc, err,
-                      errlen)))
+    if ((rc = zarr_get_str(conf, "index_location", "sharding_indexed.index_location", false, &loc,
+                           err, errlen)))
         return rc;
     if (loc && strcmp(loc, "start") && strcmp(loc, "end")) {
         snprintf(err, errlen, "sharding_indexed.index_location: %s is not start or end",
-                 show(loc).s);
+                 zarr_show(loc).s);
         return LUMIO_E_FORMAT;
     }
     m->index_at_start = loc && !strcmp(loc, "start");
@@ -760,15 +582,16 @@ static int parse_sharding(json_t *conf, zarr_meta *m, char *err, size_t errlen) 
 static int key_encoding(json_t *root, zarr_meta *m, char *err, size_t errlen) {
     json_t *kenc, *kconf;
     const char *kname = NULL, *ksep = NULL;
-    int rc = get_obj(root, "chunk_key_encoding", "chunk_key_encoding", false, &kenc, err, errlen);
+    int rc =
+        zarr_get_obj(root, "chunk_key_encoding", "chunk_key_encoding", false, &kenc, err, errlen);
     if (!rc && kenc)
-        rc = get_str(kenc, "name", "chunk_key_encoding.name", true, &kname, err, errlen);
+        rc = zarr_get_str(kenc, "name", "chunk_key_encoding.name", true, &kname, err, errlen);
     if (!rc)
-        rc = get_obj(kenc, "configuration", "chunk_key_encoding.configuration", false, &kconf, err,
-                     errlen);
+        rc = zarr_get_obj(kenc, "configuration", "chunk_key_encoding.configuration", false, &kconf,
+                          err, errlen);
     if (!rc)
-        rc = get_str(kconf, "separator", "chunk_key_encoding.configuration.separator", false, &ksep,
-                     err, errlen);
+        rc = zarr_get_str(kconf, "separator", "chunk_key_encoding.configuration.separator", false,
+                          &ksep, err, errlen);
     if (rc) return rc;
     if (kname && !strcmp(kname, "v2")) {
         m->sep = '.';
@@ -776,12 +599,12 @@ static int key_encoding(json_t *root, zarr_meta *m, char *err, size_t errlen) {
         m->sep = '/';
         m->v3_c = true;
     } else {
-        snprintf(err, errlen, "chunk_key_encoding: unsupported %s", show(kname).s);
+        snprintf(err, errlen, "chunk_key_encoding: unsupported %s", zarr_show(kname).s);
         return LUMIO_E_UNSUPPORTED;
     }
     if (ksep && strcmp(ksep, ".") && strcmp(ksep, "/")) {
         snprintf(err, errlen, "chunk_key_encoding: separator %s is not \".\" or \"/\"",
-                 show(ksep).s);
+                 zarr_show(ksep).s);
         return LUMIO_E_UNSUPPORTED;
     }
     if (ksep) m->sep = ksep[0];
@@ -793,15 +616,16 @@ static int v3_data_type(json_t *root, size_t *ti, char *err, size_t errlen) {
     json_t *v = json_object_get(root, "data_type");
     if (json_is_object(v)) {
         const char *nm = json_string_value(json_object_get(v, "name"));
-        snprintf(err, errlen, "data_type: unsupported extension type %s", show(nm ? nm : "").s);
+        snprintf(err, errlen, "data_type: unsupported extension type %s",
+                 zarr_show(nm ? nm : "").s);
         return LUMIO_E_UNSUPPORTED;
     }
     const char *dt;
-    int rc = get_str(root, "data_type", "data_type", true, &dt, err, errlen);
+    int rc = zarr_get_str(root, "data_type", "data_type", true, &dt, err, errlen);
     if (rc) return rc;
     for (*ti = 0; *ti < NTYPES && strcmp(types[*ti].v3, dt);) ++*ti;
     if (*ti == NTYPES) {
-        snprintf(err, errlen, "data_type: unsupported %s", show(dt).s);
+        snprintf(err, errlen, "data_type: unsupported %s", zarr_show(dt).s);
         return LUMIO_E_UNSUPPORTED;
     }
     return 0;
@@ -810,33 +634,35 @@ static int v3_data_type(json_t *root, size_t *ti, char *err, size_t errlen) {
 static int v3_grid(json_t *root, zarr_meta *m, unsigned *nc, char *err, size_t errlen) {
     json_t *grid, *gconf;
     const char *gname;
-    int rc = get_obj(root, "chunk_grid", "chunk_grid", true, &grid, err, errlen);
-    if (!rc) rc = get_str(grid, "name", "chunk_grid.name", true, &gname, err, errlen);
+    int rc = zarr_get_obj(root, "chunk_grid", "chunk_grid", true, &grid, err, errlen);
+    if (!rc) rc = zarr_get_str(grid, "name", "chunk_grid.name", true, &gname, err, errlen);
     if (rc) return rc;
     if (strcmp(gname, "regular")) {
-        snprintf(err, errlen, "chunk_grid: %s is not regular", show(gname).s);
+        snprintf(err, errlen, "chunk_grid: %s is not regular", zarr_show(gname).s);
         return LUMIO_E_UNSUPPORTED;
     }
-    if ((rc =
-             get_obj(grid, "configuration", "chunk_grid.configuration", true, &gconf, err, errlen)))
+    if ((rc = zarr_get_obj(grid, "configuration", "chunk_grid.configuration", true, &gconf, err,
+                           errlen)))
         return rc;
-    return parse_dims(json_object_get(gconf, "chunk_shape"), m->info.chunks, nc,
-                      "chunk_grid.configuration.chunk_shape", err, errlen);
+    return zarr_parse_dims(json_object_get(gconf, "chunk_shape"), m->info.chunks, nc,
+                           "chunk_grid.configuration.chunk_shape", err, errlen);
 }
 
 int zarr_parse_v3(const char *text, size_t len, zarr_meta *m, char *err, size_t errlen) {
     memset(m, 0, sizeof *m);
     json_t *root;
-    int rc = load_root(text, len, &root, err, errlen);
+    int rc = zarr_load_root(text, len, &root, err, errlen);
     if (rc) return rc;
     lumio_zarr_info *info = &m->info;
     info->format = 3;
-    if ((rc = check_format(root, 3, err, errlen))) goto out;
+    if ((rc = zarr_check_format(root, 3, err, errlen))) goto out;
     const char *nt;
-    if ((rc = get_str(root, "node_type", "node_type", true, &nt, err, errlen))) goto out;
-    if (strcmp(nt, "array")) FAIL(LUMIO_E_UNSUPPORTED, "node_type: %s is not array", show(nt).s);
+    if ((rc = zarr_get_str(root, "node_type", "node_type", true, &nt, err, errlen))) goto out;
+    if (strcmp(nt, "array"))
+        FAIL(LUMIO_E_UNSUPPORTED, "node_type: %s is not array", zarr_show(nt).s);
     unsigned nd, nc;
-    if ((rc = parse_dims(json_object_get(root, "shape"), info->shape, &nd, "shape", err, errlen)))
+    if ((rc = zarr_parse_dims(json_object_get(root, "shape"), info->shape, &nd, "shape", err,
+                              errlen)))
         goto out;
     if ((rc = v3_grid(root, m, &nc, err, errlen))) goto out;
     if (nd != nc) FAIL(LUMIO_E_FORMAT, "chunk_shape: %u dimensions for a shape of %u", nc, nd);
@@ -876,7 +702,7 @@ int zarr_parse_v3(const char *text, size_t len, zarr_meta *m, char *err, size_t 
         json_t *t0 = json_is_array(st) ? json_array_get(st, 0) : NULL;
         const char *name = json_string_value(json_object_get(t0, "name"));
         FAIL(LUMIO_E_UNSUPPORTED, "storage_transformers: %s is not supported",
-             show(name ? name : "?").s);
+             zarr_show(name ? name : "?").s);
     }
     rc = finish_shape(m, err, errlen);
 out:
@@ -952,189 +778,12 @@ void zarr_describe_codecs(zarr_meta *m) {
         describe(&m->chain[i], s, sizeof s), append(buf, cap, s);
 }
 
-/* ---- writing metadata ------------------------------------------------------- */
-
-static json_t *dims_json(const uint64_t *v, unsigned n) {
-    json_t *a = json_array();
-    for (unsigned i = 0; i < n; i++) json_array_append_new(a, json_integer((json_int_t)v[i]));
-    return a;
+const char *zarr_v3_type_name(lumio_zarr_type t) {
+    for (size_t i = 0; i < NTYPES; i++)
+        if (types[i].type == t) return types[i].v3;
+    return "?";
 }
 
-static json_t *fill_json(const lumio_zarr_info *in) {
-    uint64_t v = 0;
-    for (unsigned i = 0; i < in->itemsize; i++)
-        v |= (uint64_t)in->fill[in->big_endian ? in->itemsize - 1 - i : i] << (8 * i);
-    double d;
-    switch (in->type) {
-    case LUMIO_ZARR_BOOL:
-        return json_boolean(v != 0);
-    case LUMIO_ZARR_FLOAT32: {
-        uint32_t b = (uint32_t)v;
-        float f;
-        memcpy(&f, &b, 4);
-        d = f;
-        break;
-    }
-    case LUMIO_ZARR_FLOAT64:
-        memcpy(&d, &v, 8);
-        break;
-    case LUMIO_ZARR_INT8:
-        return json_integer((int8_t)v);
-    case LUMIO_ZARR_INT16:
-        return json_integer((int16_t)v);
-    case LUMIO_ZARR_INT32:
-        return json_integer((int32_t)v);
-    case LUMIO_ZARR_INT64:
-        return json_integer((json_int_t)(int64_t)v);
-    case LUMIO_ZARR_UINT64:
-        if (v > (uint64_t)INT64_MAX) return json_real((double)v); /* jansson is signed */
-        return json_integer((json_int_t)v);
-    default:
-        return json_integer((json_int_t)v);
-    }
-    if (isnan(d)) return json_string("NaN");
-    if (isinf(d)) return json_string(d > 0 ? "Infinity" : "-Infinity");
-    return json_real(d);
-}
-
-static json_t *blosc_json(const codec *k, bool v3) {
-    json_t *o = json_object();
-    if (!v3) json_object_set_new(o, "id", json_string("blosc"));
-    json_object_set_new(o, "cname", json_string(k->cname));
-    json_object_set_new(o, "clevel", json_integer(k->level));
-    if (v3) {
-        json_object_set_new(o, "shuffle", json_string(shuffle_name(k->shuffle)));
-        json_object_set_new(o, "typesize", json_integer(k->typesize));
-    } else {
-        json_object_set_new(o, "shuffle", json_integer(k->shuffle));
-    }
-    json_object_set_new(o, "blocksize", json_integer(0));
-    return o;
-}
-
-static json_t *named(const char *name, json_t *conf) {
-    json_t *o = json_object();
-    json_object_set_new(o, "name", json_string(name));
-    if (conf) json_object_set_new(o, "configuration", conf);
-    return o;
-}
-
-static json_t *dump_chain(const codec *chain, unsigned n, unsigned ndim) {
-    json_t *codecs = json_array();
-    {
-        for (unsigned i = 0; i < n; i++) {
-            const codec *k = &chain[i];
-            json_t *conf = NULL;
-            const char *name = NULL;
-            switch (k->id) {
-            case CODEC_TRANSPOSE:
-                name = "transpose";
-                conf = json_object();
-                json_object_set_new(conf, "order", json_array());
-                for (unsigned d = 0; d < ndim; d++)
-                    json_array_append_new(json_object_get(conf, "order"),
-                                          json_integer(k->order[d]));
-                break;
-            case CODEC_BYTES:
-                name = "bytes";
-                conf = json_object();
-                json_object_set_new(conf, "endian", json_string(k->big_endian ? "big" : "little"));
-                break;
-            case CODEC_ZSTD:
-                name = "zstd";
-                conf = json_object();
-                json_object_set_new(conf, "level", json_integer(k->level));
-                json_object_set_new(conf, "checksum", json_false());
-                break;
-            case CODEC_GZIP:
-                name = "gzip";
-                conf = json_object();
-                json_object_set_new(conf, "level", json_integer(k->level));
-                break;
-            case CODEC_BLOSC:
-                name = "blosc";
-                conf = blosc_json(k, true);
-                break;
-            case CODEC_CRC32C:
-                name = "crc32c";
-                break;
-            default:
-                continue;
-            }
-            json_array_append_new(codecs, named(name, conf));
-        }
-    }
-    return codecs;
-}
-
-char *zarr_dump_meta(const zarr_meta *m) {
-    const lumio_zarr_info *in = &m->info;
-    json_t *root = json_object();
-    if (in->format == 2) {
-        json_object_set_new(root, "zarr_format", json_integer(2));
-        json_object_set_new(root, "shape", dims_json(in->shape, in->ndim));
-        json_object_set_new(root, "chunks", dims_json(in->chunks, in->ndim));
-        json_object_set_new(root, "dtype", json_string(in->dtype));
-        const codec *k = &m->compressor;
-        json_t *c = json_null();
-        if (k->id == CODEC_BLOSC) {
-            c = blosc_json(k, false);
-        } else if (k->id != CODEC_NONE) {
-            c = json_object();
-            json_object_set_new(c, "id",
-                                json_string(k->id == CODEC_ZSTD   ? "zstd"
-                                            : k->id == CODEC_ZLIB ? "zlib"
-                                                                  : "gzip"));
-            json_object_set_new(c, "level", json_integer(k->level));
-        }
-        json_object_set_new(root, "compressor", c);
-        json_object_set_new(root, "fill_value", fill_json(in));
-        json_object_set_new(root, "order", json_string(in->fortran_order ? "F" : "C"));
-        json_t *filters = m->nfilters ? json_array() : json_null();
-        for (unsigned i = 0; i < m->nfilters; i++) { /* delta, in the array's dtype */
-            json_t *f = json_object();
-            json_object_set_new(f, "id", json_string("delta"));
-            json_object_set_new(f, "dtype", json_string(in->dtype));
-            json_object_set_new(f, "astype", json_string(in->dtype));
-            json_array_append_new(filters, f);
-        }
-        json_object_set_new(root, "filters", filters);
-        json_object_set_new(root, "dimension_separator", json_string(m->sep == '/' ? "/" : "."));
-    } else {
-        json_object_set_new(root, "zarr_format", json_integer(3));
-        json_object_set_new(root, "node_type", json_string("array"));
-        json_object_set_new(root, "shape", dims_json(in->shape, in->ndim));
-        size_t ti = 0;
-        while (ti < NTYPES && types[ti].type != in->type) ti++;
-        json_object_set_new(root, "data_type", json_string(types[ti].v3));
-        json_t *gc = json_object();
-        json_object_set_new(gc, "chunk_shape", dims_json(in->chunks, in->ndim));
-        json_object_set_new(root, "chunk_grid", named("regular", gc));
-        json_t *kc = json_object();
-        json_object_set_new(kc, "separator", json_string(m->sep == '.' ? "." : "/"));
-        json_object_set_new(root, "chunk_key_encoding", named(m->v3_c ? "default" : "v2", kc));
-        json_object_set_new(root, "fill_value", fill_json(in));
-        json_t *codecs = dump_chain(m->sharded ? m->ichain : m->chain,
-                                    m->sharded ? m->nichain : m->nchain, in->ndim);
-        if (m->sharded) {
-            json_t *conf = json_object();
-            json_object_set_new(conf, "chunk_shape", dims_json(m->inner, in->ndim));
-            json_object_set_new(conf, "codecs", codecs);
-            json_t *ic = json_array();
-            json_t *le = json_object();
-            json_object_set_new(le, "endian", json_string("little"));
-            json_array_append_new(ic, named("bytes", le));
-            if (m->index_crc) json_array_append_new(ic, named("crc32c", NULL));
-            json_object_set_new(conf, "index_codecs", ic);
-            json_object_set_new(conf, "index_location",
-                                json_string(m->index_at_start ? "start" : "end"));
-            codecs = json_array();
-            json_array_append_new(codecs, named("sharding_indexed", conf));
-        }
-        json_object_set_new(root, "codecs", codecs);
-        json_object_set_new(root, "attributes", json_object());
-    }
-    char *text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-    json_decref(root);
-    return text;
+const char *zarr_shuffle_name(int s) {
+    return shuffle_name(s);
 }

@@ -116,8 +116,11 @@ typedef struct zarr_enc_kit {
     size_t cap;
 } zarr_enc_kit;
 
-/* meta.c: the metadata document of m (malloc'd JSON text). */
+/* meta_dump.c: the metadata document of m (malloc'd JSON text). */
 char *zarr_dump_meta(const zarr_meta *m);
+/* meta.c: the v3 data_type of t ("uint16"); blosc's shuffle by name. */
+const char *zarr_v3_type_name(lumio_zarr_type t);
+const char *zarr_shuffle_name(int s);
 
 /* A region of the array being read or written, and the chunk grid span it
  * touches (box.c). */
