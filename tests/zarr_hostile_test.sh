@@ -101,6 +101,14 @@ bench_all() {
     [ "$st" -eq 2 ] && grep -q 'more than 2^64 bytes' err && [ "$(wc -l <err)" -eq 1 ]
 }
 check "zarr bench --pattern all refuses an array past 2^64 bytes" bench_all
+bench_crops() {
+    local st=0
+    timeout 120 "$LUMIO" zarr bench $A/issue11 --pattern crops --crop 1,4294967296,4294967296 \
+        2>err || st=$?
+    echo "status $st: $(cat err)"
+    [ "$st" -eq 2 ] && grep -q -- '--crop: a batch of 16 crops' err && [ "$(wc -l <err)" -eq 1 ]
+}
+check "zarr bench --pattern crops refuses crops whose bytes wrap" bench_crops
 
 # An empty region (a dimension of 0): no bytes, exit 0.
 array empty 4611686018427387904,0,16 1,1,16 '|u1' 3

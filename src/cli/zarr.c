@@ -657,9 +657,15 @@ static int zarr_bench(int argc, char **argv) {
     } else if (!strcmp(pattern, "crops")) {
         /* Crops in batches (as a training loader asks for them), each batch
          * read at once. */
-        uint64_t n = in.itemsize, seed = 42;
-        for (unsigned d = 0; d < in.ndim; d++) n *= cshape[d];
-        uint8_t *mem = lumio_large_alloc(n * batch);
+        uint64_t n = in.itemsize, seed = 42, all;
+        bool big = false;
+        for (unsigned d = 0; d < in.ndim; d++) big |= __builtin_mul_overflow(n, cshape[d], &n);
+        if (big || __builtin_mul_overflow(n, batch, &all) || all > PTRDIFF_MAX) {
+            cli_error("--crop: a batch of %" PRIu64 " crops of that shape does not fit in memory",
+                      batch);
+            goto usage;
+        }
+        uint8_t *mem = lumio_large_alloc(all);
         uint64_t *starts = malloc(MAX(batch * in.ndim, 1) * sizeof *starts);
         void **bufs = malloc(batch * sizeof *bufs);
         for (uint64_t i = 0; mem && bufs && i < batch; i++) bufs[i] = mem + i * n;
@@ -674,7 +680,7 @@ static int zarr_bench(int argc, char **argv) {
             k += m;
         }
         if (!mem || !starts || !bufs) rc = -ENOMEM;
-        lumio_large_free(mem, n * batch);
+        lumio_large_free(mem, all);
         free(starts);
         free(bufs);
     } else if (zarr_product_double(in.shape, in.ndim, in.itemsize) >= 0x1p64) {
