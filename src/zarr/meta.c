@@ -528,8 +528,8 @@ static int parse_sharding(json_t *conf, zarr_meta *m, char *err, size_t errlen) 
         if (__builtin_mul_overflow(m->ninner, info->chunks[d] / m->inner[d], &m->ninner) ||
             m->ninner > ZARR_INNER_LIMIT) {
             snprintf(err, errlen,
-                     "sharding_indexed.chunk_shape: more than 2^24 inner chunks in a shard (an "
-                     "index of more than 256 MiB)");
+                     "sharding_indexed.chunk_shape: more than 2^22 inner chunks in a shard (an "
+                     "index of more than 64 MiB)");
             return LUMIO_E_UNSUPPORTED;
         }
         info->inner_chunks[d] = m->inner[d];

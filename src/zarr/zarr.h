@@ -14,7 +14,7 @@ enum { MAX_CODECS = 8 };
 /* Limits on what metadata may ask for, refused at open (meta.c): a chunk
  * is decoded whole into memory, and a shard's index is read whole. */
 #define ZARR_CHUNK_LIMIT (1ull << 40) /* bytes of a decoded chunk */
-#define ZARR_INNER_LIMIT (1ull << 24) /* inner chunks in a shard */
+#define ZARR_INNER_LIMIT (1ull << 22) /* inner chunks in a shard: an index of 64 MiB */
 
 typedef struct zarr_cache zarr_cache; /* cache.c */
 
