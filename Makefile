@@ -47,6 +47,7 @@ fuzz: build-asan
 	@fuzz/run.sh build-asan/fuzz_stream_reader fuzz/corpus/stream_reader $(FUZZ_SECONDS)
 	@fuzz/run.sh build-asan/fuzz_http_head fuzz/corpus/http_head $(FUZZ_SECONDS)
 	@fuzz/run.sh build-asan/fuzz_zarr_meta fuzz/corpus/zarr_meta $(FUZZ_SECONDS)
+	@fuzz/run.sh build-asan/fuzz_zarr_open fuzz/corpus/zarr_open $(FUZZ_SECONDS)
 
 format:
 	@git ls-files '*.c' '*.h' | xargs clang-format -i

@@ -2,6 +2,7 @@
  *   info  shape, chunks, dtype, codecs, fill value, stored bytes
  *   cat   a region's raw bytes in C order and the array's byte order */
 #include "cli/common.h"
+#include "cli/zarr_slab.h"
 #include "core/core.h"
 
 #include <errno.h>
@@ -139,7 +140,12 @@ static int zarr_info(const char *loc) {
     printf("%-12s%s\n", "order", in.fortran_order ? "F" : "C");
     printf("%-12s%s\n", "codecs", in.codecs);
     print_fill(&in);
-    printf("%-12s%" PRIu64 "\n", "grid", in.nchunks);
+    /* Exact, past 2^64 too (a virtual array of missing chunks may be). */
+    uint64_t grid[LUMIO_ZARR_MAX_DIMS];
+    for (unsigned i = 0; i < in.ndim; i++)
+        grid[i] = in.shape[i] / in.chunks[i] + (in.shape[i] % in.chunks[i] != 0);
+    char big[700];
+    printf("%-12s%s\n", "grid", zarr_big_product(grid, in.ndim, 1, big, sizeof big));
     if (!lumio_is_remote(loc)) { /* a directory: count what is stored */
         walker *w;
         char *roots[1] = {(char *)loc};
@@ -156,11 +162,11 @@ static int zarr_info(const char *loc) {
             }
             walker_close(w);
         }
-        uint64_t raw = in.itemsize;
-        for (unsigned i = 0; i < in.ndim; i++) raw *= in.shape[i];
+        double raw = zarr_product_double(in.shape, in.ndim, in.itemsize);
         printf("%-12s%" PRIu64 "\n", "present", present);
-        printf("%-12s%" PRIu64 " bytes for %" PRIu64 " raw (ratio %.2f)\n", "stored", bytes, raw,
-               bytes ? (double)raw / (double)bytes : 0.0);
+        printf("%-12s%" PRIu64 " bytes for %s raw (ratio %.3g)\n", "stored", bytes,
+               zarr_big_product(in.shape, in.ndim, in.itemsize, big, sizeof big),
+               bytes ? raw / (double)bytes : 0.0);
     }
     lumio_zarr_close(z);
     return 0;
@@ -334,75 +340,6 @@ static void close_capped(lumio_zarr *z, lumio_ring *ring) {
     lumio_ring_destroy(ring);
 }
 
-/* A region cut into slabs, each contiguous in C order and within a budget:
- * runs along dimension k (of one chunk where it fits, never crossing one),
- * single indices before it, whole dimensions after it. */
-typedef struct slabs {
-    unsigned nd, k;
-    uint64_t start[LUMIO_ZARR_MAX_DIMS], shape[LUMIO_ZARR_MAX_DIMS], at[LUMIO_ZARR_MAX_DIMS];
-    uint64_t t, align, inner; /* the run's longest, its chunk, bytes per index of k */
-    bool done;
-} slabs;
-
-static void slabs_init(slabs *s, const lumio_zarr_info *in, const uint64_t *start,
-                       const uint64_t *shape, uint64_t budget) {
-    memset(s, 0, sizeof *s);
-    s->nd = in->ndim;
-    memcpy(s->start, start, sizeof s->start);
-    memcpy(s->shape, shape, sizeof s->shape);
-    for (unsigned d = 0; d < s->nd; d++) s->done |= shape[d] == 0;
-    s->t = s->align = 1;
-    s->inner = in->itemsize;
-    if (s->nd == 0) return;
-    for (s->k = 0;; s->k++) {
-        s->inner = in->itemsize;
-        for (unsigned d = s->k + 1; d < s->nd; d++) s->inner = sat_mul(s->inner, shape[d]);
-        if (s->inner <= budget || s->k + 1 == s->nd) break;
-    }
-    unsigned k = s->k;
-    s->align = LUMIO_MAX(in->inner_chunks[0] ? in->inner_chunks[k] : in->chunks[k], 1);
-    /* At most one run of chunks: larger slabs only fault in more pages (a
-     * whole-array read at 5 chunk rows a slab was 10-40% slower). */
-    s->t = LUMIO_MAX(budget / s->inner, 1);
-    s->t = LUMIO_MIN(s->t, LUMIO_MIN(shape[k], s->align));
-}
-
-static uint64_t slabs_max_bytes(const slabs *s) {
-    return s->t * s->inner;
-}
-
-/* The next slab into s0/n0: its bytes, or 0 at the end. */
-static uint64_t slabs_next(slabs *s, uint64_t *s0, uint64_t *n0) {
-    if (s->done) return 0;
-    memcpy(s0, s->start, sizeof s->start);
-    memcpy(n0, s->shape, sizeof s->shape);
-    if (s->nd == 0) {
-        s->done = true;
-        return s->inner;
-    }
-    unsigned k = s->k;
-    for (unsigned d = 0; d < k; d++) s0[d] += s->at[d], n0[d] = 1;
-    uint64_t first = s->start[k] + s->at[k], left = s->shape[k] - s->at[k];
-    uint64_t take = LUMIO_MIN(LUMIO_MIN(s->t, s->align - first % s->align), left);
-    s0[k] = first;
-    n0[k] = take;
-    s->at[k] += take;
-    if (s->at[k] == s->shape[k]) { /* carry into the dimensions before k */
-        s->at[k] = 0;
-        unsigned d = k;
-        for (;;) {
-            if (d == 0) {
-                s->done = true;
-                break;
-            }
-            d--;
-            if (++s->at[d] < s->shape[d]) break;
-            s->at[d] = 0;
-        }
-    }
-    return take * s->inner;
-}
-
 /* ---- cat's output ---------------------------------------------------------------- */
 
 /* Whether dir is the directory at (dev, ino) or inside it. */
@@ -553,18 +490,21 @@ static int zarr_cat(int argc, char **argv) {
         return status ? status : orc == -2 ? EXIT_USAGE : EXIT_FILES;
     }
     signal(SIGPIPE, SIG_IGN);
-    /* Slabs of whole chunks where the cap allows, so that memory stays
-     * bounded however large the region or its chunk rows. */
-    slabs sl;
-    slabs_init(&sl, &in, start, shape, spare);
-    size_t cap = sl.done ? 0 : slabs_max_bytes(&sl);
+    /* Slabs of whole chunks where the cap allows (a chunk row along the
+     * first dimension, deeper where it does not fit), so that memory stays
+     * bounded however large the region, its chunk rows and the array. */
+    zarr_slabs sl;
+    zarr_slabs_init(&sl, in.ndim, in.itemsize,
+                    in.ndim && in.inner_chunks[0] ? in.inner_chunks : in.chunks, start, shape,
+                    LUMIO_MIN(spare, ZARR_SLAB_CAP));
+    uint64_t cap = zarr_slabs_max_bytes(&sl), bytes;
     uint8_t *buf = cap ? lumio_large_alloc(cap) : NULL;
     if (cap && !buf) {
-        cli_error("%s: cannot allocate %zu bytes for a slab of the region", loc, cap);
+        cli_error("%s: cannot allocate %" PRIu64 " bytes for a slab of the region", loc, cap);
         status = EXIT_FILES;
     }
-    uint64_t s0[LUMIO_ZARR_MAX_DIMS], n0[LUMIO_ZARR_MAX_DIMS], bytes;
-    while (status == 0 && buf && (bytes = slabs_next(&sl, s0, n0)) > 0) {
+    uint64_t s0[LUMIO_ZARR_MAX_DIMS], n0[LUMIO_ZARR_MAX_DIMS];
+    while (status == 0 && buf && zarr_slabs_next(&sl, s0, n0, &bytes)) {
         if (lumio_zarr_read(z, s0, n0, buf) < 0) {
             cli_error("%s", lumio_zarr_last_error(z));
             status = EXIT_FILES;
@@ -1017,9 +957,15 @@ static int zarr_bench(int argc, char **argv) {
     } else if (!strcmp(pattern, "crops")) {
         /* Crops in batches (as a training loader asks for them), each batch
          * read at once. */
-        uint64_t n = in.itemsize, seed = 42;
-        for (unsigned d = 0; d < in.ndim; d++) n *= cshape[d];
-        uint8_t *mem = lumio_large_alloc(n * batch);
+        uint64_t n = in.itemsize, seed = 42, all;
+        bool big = false;
+        for (unsigned d = 0; d < in.ndim; d++) big |= __builtin_mul_overflow(n, cshape[d], &n);
+        if (big || __builtin_mul_overflow(n, batch, &all) || all > PTRDIFF_MAX) {
+            cli_error("--crop: a batch of %" PRIu64 " crops of that shape does not fit in memory",
+                      batch);
+            goto usage;
+        }
+        uint8_t *mem = lumio_large_alloc(all);
         uint64_t *starts = malloc(MAX(batch * in.ndim, 1) * sizeof *starts);
         void **bufs = malloc(batch * sizeof *bufs);
         for (uint64_t i = 0; mem && bufs && i < batch; i++) bufs[i] = mem + i * n;
@@ -1041,19 +987,24 @@ static int zarr_bench(int argc, char **argv) {
         lumio_large_free(mem, n * batch);
         free(starts);
         free(bufs);
+    } else if (zarr_product_double(in.shape, in.ndim, in.itemsize) >= 0x1p64) {
+        cli_error("%s: the array holds more than 2^64 bytes: --pattern all cannot read it whole",
+                  loc);
+        goto usage;
     } else { /* all: slabs of chunk rows (inner chunks of shards), within the cap */
         uint64_t start[LUMIO_ZARR_MAX_DIMS] = {0}, s0[LUMIO_ZARR_MAX_DIMS], n0[LUMIO_ZARR_MAX_DIMS];
-        slabs sl;
-        slabs_init(&sl, &in, start, in.shape, spare);
-        size_t cap = sl.done ? 0 : slabs_max_bytes(&sl);
+        zarr_slabs sl;
+        zarr_slabs_init(&sl, in.ndim, in.itemsize,
+                        in.ndim && in.inner_chunks[0] ? in.inner_chunks : in.chunks, start,
+                        in.shape, LUMIO_MIN(spare, ZARR_SLAB_CAP));
+        uint64_t cap = zarr_slabs_max_bytes(&sl), n;
         uint8_t *buf = cap ? lumio_large_alloc(cap) : NULL;
-        uint64_t n;
-        while (buf && rc == 0 && (n = slabs_next(&sl, s0, n0)) > 0) {
+        while (buf && rc == 0 && zarr_slabs_next(&sl, s0, n0, &n)) {
             rc = lumio_zarr_read(z, s0, n0, buf);
             bytes += n;
         }
         if (cap && !buf) {
-            cli_error("%s: cannot allocate %zu bytes for a slab", loc, cap);
+            cli_error("%s: cannot allocate %" PRIu64 " bytes for a slab", loc, cap);
             rc = -ENOMEM;
         }
         lumio_large_free(buf, cap);

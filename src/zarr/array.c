@@ -64,7 +64,7 @@ int zarr_fetch_key(lumio_zarr *z, const char *key, char **data, size_t *len) {
                 if (!*data)
                     rc = -ENOMEM;
                 else {
-                    memcpy(*data, c[i].data, c[i].length);
+                    if (c[i].length) memcpy(*data, c[i].data, c[i].length); /* empty: no data */
                     (*data)[c[i].length] = 0;
                     *len = c[i].length;
                 }
@@ -154,6 +154,13 @@ int zarr_open_meta(lumio_zarr **out, const char *location, const lumio_zarr_opti
     }
     free(text);
     if (rc == 0 && z->m.sharded) zarr_inner_meta(&z->m, &z->im);
+    if (rc == 0 && o.cache_bytes && zarr_grid(z)->grid_big) {
+        /* Cached chunks are keyed by their place in the grid (64 bits). */
+        snprintf(z->err, sizeof z->err,
+                 "%s: a grid of more than 2^64 chunks cannot be cached (open it without a cache)",
+                 z->base);
+        rc = LUMIO_E_UNSUPPORTED;
+    }
     if (rc == 0 && o.cache_bytes) {
         /* A sharded array: room for every shard's index, up to an eighth. */
         uint64_t ib = 0;
@@ -368,7 +375,7 @@ int zarr_submit_region(lumio_zarr *z, region *x, uint64_t *g) {
     uint64_t n = x->nchunks;
     lumio_op *ops = calloc(n, sizeof *ops);
     lumio_range *rgs = calloc(n, sizeof *rgs);
-    char(*paths)[1024] = malloc(n * sizeof *paths);
+    char(*paths)[1024] = calloc(n, sizeof *paths); /* calloc: n * size checked */
     int rc = ops && rgs && paths ? 0 : -ENOMEM;
     uint64_t k = 0;
     for (uint64_t i = 0; rc == 0 && i < n; i++)

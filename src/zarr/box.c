@@ -6,6 +6,8 @@
 #include <emmintrin.h>
 #endif
 
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +47,18 @@ int region_init(region *x, lumio_zarr *z, const zarr_meta *m, const uint64_t *st
         x->nchunks *= x->count[d];
     }
     if (empty) return 1;
+    /* The caller's buffer holds the region: its size, and so every offset
+     * and stride into it below, fits in 64 bits, or no buffer can. */
+    uint64_t bytes = info->itemsize;
+    for (unsigned d = 0; d < nd; d++)
+        if (__builtin_mul_overflow(bytes, shape[d], &bytes) || bytes > PTRDIFF_MAX) {
+            if (z)
+                snprintf(z->err, sizeof z->err,
+                         "%s: a region of more than 2^63 bytes (%u dimensions of %u-byte "
+                         "elements) cannot be read into memory; read it in parts",
+                         z->base, nd, info->itemsize);
+            return LUMIO_E_RANGE;
+        }
     if (z && z->cache) x->cache_gen = zarr_cache_gen(z->cache);
     for (unsigned d = nd; d-- > 0;)
         x->rstride[d] = d == nd - 1 ? 1 : x->rstride[d + 1] * shape[d + 1];

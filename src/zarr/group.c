@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 enum { WALK_ENTRIES = 4096, WALK_DEPTH = 16, SHOWN = 8, PATH_BYTES = 4096 };
@@ -20,9 +21,35 @@ typedef struct names {
     size_t n, cap;
     unsigned seen; /* directory entries looked at, bounded by WALK_ENTRIES */
     bool cut;      /* the walk stopped at WALK_ENTRIES or WALK_DEPTH */
+    size_t bad;    /* names in consolidated metadata that are not paths inside the group */
 } names;
 
+/* A path inside the group, fit to show on one line: relative, no empty,
+ * "." or ".." component, no control character or backslash. Consolidated
+ * metadata is someone else's text. */
+static bool inside(const char *s, size_t len) {
+    if (len == 0 || len > 1024) return false;
+    size_t comp = 0; /* start of the current component */
+    for (size_t i = 0; i <= len; i++) {
+        if (i == len || s[i] == '/') {
+            size_t n = i - comp;
+            if (n == 0 || (n == 1 && s[comp] == '.') ||
+                (n == 2 && s[comp] == '.' && s[comp + 1] == '.'))
+                return false;
+            comp = i + 1;
+            continue;
+        }
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c == 0x7f || c == '\\') return false;
+    }
+    return true;
+}
+
 static void add_name(names *ns, const char *s, size_t len) {
+    if (!inside(s, len)) {
+        ns->bad++;
+        return;
+    }
     if (ns->n == ns->cap) {
         size_t cap = ns->cap ? 2 * ns->cap : 16;
         char **v = realloc(ns->v, cap * sizeof *v);
@@ -79,13 +106,21 @@ static void walk(char *p, size_t root, size_t len, unsigned depth, names *ns) {
         if (e->d_name[0] == '.' || (e->d_type != DT_DIR && e->d_type != DT_UNKNOWN)) continue;
         size_t k = push(p, len, e->d_name);
         if (!k) continue;
+        struct stat st; /* the walk never follows a link out of the group */
+        if (e->d_type == DT_UNKNOWN && (lstat(p, &st) < 0 || !S_ISDIR(st.st_mode))) {
+            p[len] = 0;
+            continue;
+        }
         const char *rel = p + root + 1;
         if (exists(p, k, ".zarray")) {
             add_name(ns, rel, k - root - 1);
         } else if (exists(p, k, ".zgroup")) {
             walk(p, root, k, depth + 1, ns);
         } else if (push(p, k, "zarr.json")) {
-            json_t *meta = json_load_file(p, 0, NULL);
+            /* Only its node_type is wanted: a regular file of sane size. */
+            json_t *meta = lstat(p, &st) == 0 && S_ISREG(st.st_mode) && st.st_size < (64 << 20)
+                               ? json_load_file(p, 0, NULL)
+                               : NULL;
             p[k] = 0;
             const char *nt = v3_node_type(meta);
             if (nt && !strcmp(nt, "array"))
@@ -104,7 +139,7 @@ static bool v2_consolidated(lumio_zarr *z, names *ns) {
     char *text = NULL;
     size_t len = 0;
     if (zarr_fetch_key(z, ".zmetadata", &text, &len) < 0) return false;
-    json_t *root = json_loadb(text, len, 0, NULL);
+    json_t *root = json_loadb(text, len, JSON_DECODE_INT_AS_REAL, NULL);
     free(text);
     json_t *md = json_object_get(root, "metadata");
     const char *key;
@@ -135,7 +170,7 @@ bool zarr_group_error(lumio_zarr *z, const char *v3json, size_t len) {
     bool listed;
     int version;
     if (v3json) {
-        json_t *root = json_loadb(v3json, len, 0, NULL);
+        json_t *root = json_loadb(v3json, len, JSON_DECODE_INT_AS_REAL, NULL);
         const char *nt = v3_node_type(root);
         if (!nt || strcmp(nt, "group")) {
             json_decref(root);
@@ -183,8 +218,12 @@ bool zarr_group_error(lumio_zarr *z, const char *v3json, size_t len) {
         if (shown < ns.n)
             at += (size_t)snprintf(z->err + at, cap - at, "%s%zu more", shown ? " and " : "; ",
                                    ns.n - shown);
-        if (ns.cut) snprintf(z->err + at, cap - at, " (%s)", stopped);
+        if (ns.cut) at += (size_t)snprintf(z->err + at, cap - at, " (%s)", stopped);
     }
+    if (ns.bad && at < cap)
+        snprintf(z->err + at, cap - at,
+                 " (%zu names in its consolidated metadata are not paths inside the group)",
+                 ns.bad);
     for (size_t i = 0; i < ns.n; i++) free(ns.v[i]);
     free(ns.v);
     return true;

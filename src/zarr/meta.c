@@ -1,6 +1,7 @@
 /* Zarr metadata: .zarray (v2) and zarr.json (v3), parsed with jansson.
  * Every field the reader relies on is checked; anything unsupported is
  * refused here, at open, with its name. */
+#include "zarr/meta_json.h"
 #include "zarr/zarr.h"
 
 #include <errno.h>
@@ -138,63 +139,55 @@ bad:
     return LUMIO_E_FORMAT;
 }
 
-/* jansson has no uint64: a document with an integer beyond int64 (a uint64
- * fill value) is read again with integers as reals. */
-static json_t *load_json(const char *text, size_t len, json_error_t *je) {
-    json_t *root = json_loadb(text, len, 0, je);
-    if (!root && strstr(je->text, "too big"))
-        root = json_loadb(text, len, JSON_DECODE_INT_AS_REAL, je);
-    return root;
+/* "2^64" for a power of two, the number otherwise (for messages). */
+static void big_name(unsigned __int128 v, char *s, size_t cap) {
+    if (v && !(v & (v - 1))) {
+        unsigned e = 0;
+        while (v >>= 1) e++;
+        snprintf(s, cap, "2^%u", e);
+    } else if (v >> 64) {
+        snprintf(s, cap, "more than 2^64");
+    } else {
+        snprintf(s, cap, "%llu", (unsigned long long)v);
+    }
 }
 
-/* A non-negative integer, as an integer or a whole real below 2^53. */
-static bool json_uint(json_t *v, uint64_t *out) {
-    if (json_is_integer(v) && json_integer_value(v) >= 0) {
-        *out = (uint64_t)json_integer_value(v);
-        return true;
-    }
-    double d = json_is_real(v) ? json_real_value(v) : -1;
-    if (d >= 0 && d < 9007199254740992.0 && d == floor(d)) {
-        *out = (uint64_t)d;
-        return true;
-    }
-    return false;
-}
-
-static int parse_dims(json_t *a, uint64_t *out, unsigned *n, const char *field, char *err,
-                      size_t errlen) {
-    if (!json_is_array(a) || json_array_size(a) > LUMIO_ZARR_MAX_DIMS) {
-        snprintf(err, errlen, "%s: not an array of at most %d integers", field,
-                 LUMIO_ZARR_MAX_DIMS);
-        return LUMIO_E_FORMAT;
-    }
-    *n = (unsigned)json_array_size(a);
-    for (unsigned i = 0; i < *n; i++) {
-        if (!json_uint(json_array_get(a, i), &out[i])) {
-            snprintf(err, errlen, "%s[%u]: not a non-negative integer", field, i);
-            return LUMIO_E_FORMAT;
-        }
-    }
-    return 0;
-}
-
+/* The sizes everything else is computed from. A chunk must fit in memory
+ * (CHUNK_LIMIT); the array itself may be larger than any memory or address
+ * space (a virtual array of missing chunks reads as its fill value), so its
+ * element count and grid are never multiplied out except here, saturating. */
 static int finish_shape(zarr_meta *m, char *err, size_t errlen) {
     lumio_zarr_info *info = &m->info;
     uint64_t bytes = info->itemsize, n = 1;
+    bool grid_big = false;
     for (unsigned i = 0; i < info->ndim; i++) {
         if (info->chunks[i] == 0) {
             snprintf(err, errlen, "chunks[%u]: zero", i);
             return LUMIO_E_FORMAT;
         }
-        if (bytes > (1ull << 40) / info->chunks[i]) {
-            snprintf(err, errlen, "chunks: a chunk of more than 1 TiB");
+        if (__builtin_mul_overflow(bytes, info->chunks[i], &bytes) || bytes > ZARR_CHUNK_LIMIT) {
+            unsigned __int128 want = info->itemsize;
+            char s[64];
+            for (unsigned d = 0; d < info->ndim; d++)
+                want = want > ((unsigned __int128)1 << 80) ? want : want * info->chunks[d];
+            big_name(want, s, sizeof s);
+            snprintf(err, errlen,
+                     "chunks: a chunk of %s bytes (%u-byte elements) is more than the 1 TiB "
+                     "a chunk may take",
+                     s, info->itemsize);
             return LUMIO_E_UNSUPPORTED;
         }
-        bytes *= info->chunks[i];
         uint64_t g = info->shape[i] / info->chunks[i] + (info->shape[i] % info->chunks[i] != 0);
-        n = g && n > UINT64_MAX / g ? UINT64_MAX : n * g;
+        if (g == 0) {
+            n = 0;
+            grid_big = false;
+        } else if (n && __builtin_mul_overflow(n, g, &n)) {
+            n = UINT64_MAX;
+            grid_big = true;
+        }
     }
     m->chunk_bytes = bytes;
+    m->grid_big = grid_big;
     info->nchunks = n;
     return 0;
 }
@@ -203,115 +196,148 @@ static const char *shuffle_name(int s) {
     return s == 0 ? "noshuffle" : s == 2 ? "bitshuffle" : "shuffle";
 }
 
-static int parse_blosc(json_t *c, codec *k, unsigned itemsize, char *err, size_t errlen) {
-    const char *cname = json_string_value(json_object_get(c, "cname"));
-    json_t *clevel = json_object_get(c, "clevel"), *shuffle = json_object_get(c, "shuffle");
+static int parse_blosc(json_t *c, codec *k, unsigned itemsize, bool v3, char *err, size_t errlen) {
+    const char *cname;
+    int rc = zarr_get_str(c, "cname", "blosc.cname", true, &cname, err, errlen);
+    if (rc) return rc;
     static const char *const known[] = {"blosclz", "lz4", "lz4hc", "zlib", "zstd", "snappy"};
     bool ok = false;
-    for (size_t i = 0; cname && i < sizeof known / sizeof *known; i++)
-        ok |= !strcmp(cname, known[i]);
+    for (size_t i = 0; i < sizeof known / sizeof *known; i++) ok |= !strcmp(cname, known[i]);
     if (!ok) {
-        snprintf(err, errlen, "blosc: unsupported cname '%s'", cname ? cname : "(none)");
+        snprintf(err, errlen, "blosc: unsupported cname %s", zarr_show(cname).s);
         return LUMIO_E_UNSUPPORTED;
     }
     snprintf(k->cname, sizeof k->cname, "%s", cname);
     k->id = CODEC_BLOSC;
-    k->level = json_is_integer(clevel) ? (int)json_integer_value(clevel) : 5;
-    k->typesize = itemsize;
-    json_t *ts = json_object_get(c, "typesize");
-    if (json_is_integer(ts) && json_integer_value(ts) > 0)
-        k->typesize = (unsigned)json_integer_value(ts);
-    if (json_is_integer(shuffle)) {
-        k->shuffle = (int)json_integer_value(shuffle);
-    } else if (json_is_string(shuffle)) { /* v3: "noshuffle", "shuffle", "bitshuffle" */
+    int ts, bs;
+    if ((rc = zarr_get_int(c, "clevel", "blosc.clevel", 0, 9, 5, &k->level, err, errlen)) ||
+        (rc = zarr_get_int(c, "typesize", "blosc.typesize", 1, 255, itemsize, &ts, err, errlen)) ||
+        (rc = zarr_get_int(c, "blocksize", "blosc.blocksize", 0, INT32_MAX, 0, &bs, err, errlen)))
+        return rc;
+    k->typesize = (unsigned)ts;
+    json_t *shuffle = json_object_get(c, "shuffle");
+    if (v3 && json_is_string(shuffle)) { /* v3: "noshuffle", "shuffle", "bitshuffle" */
         const char *s = json_string_value(shuffle);
-        k->shuffle = !strcmp(s, "noshuffle") ? 0 : !strcmp(s, "bitshuffle") ? 2 : 1;
-    } else {
-        k->shuffle = 1;
-    }
-    if (k->shuffle < -1 || k->shuffle > 2) {
-        snprintf(err, errlen, "blosc: unsupported shuffle %d", k->shuffle);
-        return LUMIO_E_UNSUPPORTED;
+        k->shuffle = !strcmp(s, "noshuffle")    ? 0
+                     : !strcmp(s, "shuffle")    ? 1
+                     : !strcmp(s, "bitshuffle") ? 2
+                                                : -2;
+        if (k->shuffle == -2) {
+            snprintf(err, errlen, "blosc.shuffle: %s is not noshuffle, shuffle or bitshuffle",
+                     zarr_show(s).s);
+            return LUMIO_E_FORMAT;
+        }
+    } else if ((rc = zarr_get_int(c, "shuffle", "blosc.shuffle", -1, 2, 1, &k->shuffle, err,
+                                  errlen))) {
+        return rc;
     }
     if (k->shuffle == -1) k->shuffle = itemsize == 1 ? 2 : 1; /* numcodecs AUTOSHUFFLE */
     return 0;
 }
 
+/* v2 "compressor": null or {"id": ..., ...}. */
+static int v2_compressor(json_t *root, zarr_meta *m, char *err, size_t errlen) {
+    json_t *comp;
+    const char *id;
+    int rc = zarr_get_obj(root, "compressor", "compressor", false, &comp, err, errlen);
+    if (rc || !comp) return rc;
+    if ((rc = zarr_get_str(comp, "id", "compressor.id", true, &id, err, errlen))) return rc;
+    codec *k = &m->compressor;
+    if (!strcmp(id, "blosc")) return parse_blosc(comp, k, m->info.itemsize, false, err, errlen);
+    if (!strcmp(id, "zstd")) {
+        k->id = CODEC_ZSTD;
+        return zarr_get_int(comp, "level", "compressor.level", -131072, 22, 1, &k->level, err,
+                            errlen);
+    }
+    if (!strcmp(id, "zlib") || !strcmp(id, "gzip")) {
+        k->id = id[0] == 'z' ? CODEC_ZLIB : CODEC_GZIP;
+        return zarr_get_int(comp, "level", "compressor.level", -1, 9, 1, &k->level, err, errlen);
+    }
+    snprintf(err, errlen, "compressor: unsupported codec %s", zarr_show(id).s);
+    return LUMIO_E_UNSUPPORTED;
+}
+
+/* v2 "filters": null or a list of {"id": "delta", ...} in the array's dtype. */
+static int v2_filters(json_t *root, zarr_meta *m, char *err, size_t errlen) {
+    json_t *filters = json_object_get(root, "filters");
+    if (!filters || json_is_null(filters)) return 0;
+    if (!json_is_array(filters))
+        return zarr_bad_type("filters", "a list or null", filters, err, errlen);
+    if (json_array_size(filters) > MAX_CODECS) {
+        snprintf(err, errlen, "filters: more than %d", MAX_CODECS);
+        return LUMIO_E_UNSUPPORTED;
+    }
+    for (size_t i = 0; i < json_array_size(filters); i++) {
+        json_t *f = json_array_get(filters, i);
+        char field[64];
+        snprintf(field, sizeof field, "filters[%zu]", i);
+        if (!json_is_object(f)) return zarr_bad_type(field, "an object", f, err, errlen);
+        const char *id, *fdt, *ast;
+        int rc;
+        snprintf(field, sizeof field, "filters[%zu].id", i);
+        if ((rc = zarr_get_str(f, "id", field, true, &id, err, errlen))) return rc;
+        if (strcmp(id, "delta")) {
+            snprintf(err, errlen, "filters[%zu]: unsupported filter %s", i, zarr_show(id).s);
+            return LUMIO_E_UNSUPPORTED;
+        }
+        snprintf(field, sizeof field, "filters[%zu].dtype", i);
+        if ((rc = zarr_get_str(f, "dtype", field, true, &fdt, err, errlen))) return rc;
+        snprintf(field, sizeof field, "filters[%zu].astype", i);
+        if ((rc = zarr_get_str(f, "astype", field, false, &ast, err, errlen))) return rc;
+        codec *k = &m->filters[m->nfilters++];
+        k->id = CODEC_DELTA;
+        unsigned sz;
+        if (parse_numpy_dtype(fdt, &k->delta_type, &sz, &k->delta_big) || sz != m->info.itemsize ||
+            (ast && strcmp(ast, fdt))) {
+            snprintf(err, errlen,
+                     "filters[%zu]: delta with dtype %s astype %s (only the array's own)", i,
+                     zarr_show(fdt).s, zarr_show(ast ? ast : "").s);
+            return LUMIO_E_UNSUPPORTED;
+        }
+    }
+    return 0;
+}
+
 int zarr_parse_v2(const char *text, size_t len, zarr_meta *m, char *err, size_t errlen) {
     memset(m, 0, sizeof *m);
-    json_error_t je;
-    json_t *root = load_json(text, len, &je);
-    int rc = 0;
-    if (!root || !json_is_object(root))
-        FAIL(LUMIO_E_FORMAT, ".zarray: not JSON (line %d: %s)", je.line, je.text);
+    json_t *root;
+    int rc = zarr_load_root(text, len, &root, err, errlen);
+    if (rc) return rc;
     lumio_zarr_info *info = &m->info;
     info->format = 2;
-    uint64_t fmtv = 0;
-    if (!json_uint(json_object_get(root, "zarr_format"), &fmtv) || fmtv != 2)
-        FAIL(LUMIO_E_UNSUPPORTED, ".zarray: zarr_format is not 2");
+    if ((rc = zarr_check_format(root, 2, err, errlen))) goto out;
     unsigned nd, nc;
-    if ((rc = parse_dims(json_object_get(root, "shape"), info->shape, &nd, "shape", err, errlen)))
+    if ((rc = zarr_parse_dims(json_object_get(root, "shape"), info->shape, &nd, "shape", err,
+                              errlen)))
         goto out;
-    if ((rc =
-             parse_dims(json_object_get(root, "chunks"), info->chunks, &nc, "chunks", err, errlen)))
+    if ((rc = zarr_parse_dims(json_object_get(root, "chunks"), info->chunks, &nc, "chunks", err,
+                              errlen)))
         goto out;
     if (nd != nc) FAIL(LUMIO_E_FORMAT, "chunks: %u dimensions for a shape of %u", nc, nd);
     info->ndim = nd;
     json_t *dt = json_object_get(root, "dtype");
-    if (!json_is_string(dt)) FAIL(LUMIO_E_UNSUPPORTED, "dtype: not a simple type (structured?)");
-    if (parse_numpy_dtype(json_string_value(dt), &info->type, &info->itemsize, &info->big_endian))
-        FAIL(LUMIO_E_UNSUPPORTED, "dtype: unsupported data type '%s'", json_string_value(dt));
-    snprintf(info->dtype, sizeof info->dtype, "%s", json_string_value(dt));
-    const char *order = json_string_value(json_object_get(root, "order"));
-    if (!order || (strcmp(order, "C") && strcmp(order, "F")))
-        FAIL(LUMIO_E_UNSUPPORTED, "order: '%s' is not C or F", order ? order : "(none)");
+    if (json_is_array(dt)) FAIL(LUMIO_E_UNSUPPORTED, "dtype: a structured type is not supported");
+    const char *dts, *order, *sep;
+    if ((rc = zarr_get_str(root, "dtype", "dtype", true, &dts, err, errlen))) goto out;
+    if (parse_numpy_dtype(dts, &info->type, &info->itemsize, &info->big_endian))
+        FAIL(LUMIO_E_UNSUPPORTED, "dtype: unsupported data type %s", zarr_show(dts).s);
+    snprintf(info->dtype, sizeof info->dtype, "%s", dts);
+    if ((rc = zarr_get_str(root, "order", "order", true, &order, err, errlen))) goto out;
+    if (strcmp(order, "C") && strcmp(order, "F"))
+        FAIL(LUMIO_E_UNSUPPORTED, "order: %s is not C or F", zarr_show(order).s);
     info->fortran_order = order[0] == 'F';
-    const char *sep = json_string_value(json_object_get(root, "dimension_separator"));
+    /* The separator goes into every key: only the two the spec names, so
+     * no key can climb out of the array ("..", "/", "\"). */
+    if ((rc = zarr_get_str(root, "dimension_separator", "dimension_separator", false, &sep, err,
+                           errlen)))
+        goto out;
     if (sep && strcmp(sep, ".") && strcmp(sep, "/"))
-        FAIL(LUMIO_E_UNSUPPORTED, "dimension_separator: '%s'", sep);
+        FAIL(LUMIO_E_UNSUPPORTED, "dimension_separator: %s is not \".\" or \"/\"",
+             zarr_show(sep).s);
     m->sep = sep ? sep[0] : '.';
     if ((rc = parse_fill(json_object_get(root, "fill_value"), info, err, errlen))) goto out;
-    json_t *comp = json_object_get(root, "compressor");
-    if (comp && !json_is_null(comp)) {
-        const char *id = json_string_value(json_object_get(comp, "id"));
-        codec *k = &m->compressor;
-        json_t *lvl = json_object_get(comp, "level");
-        k->level = json_is_integer(lvl) ? (int)json_integer_value(lvl) : 1;
-        if (!id) FAIL(LUMIO_E_FORMAT, "compressor: no id");
-        if (!strcmp(id, "zstd")) {
-            k->id = CODEC_ZSTD;
-        } else if (!strcmp(id, "zlib")) {
-            k->id = CODEC_ZLIB;
-        } else if (!strcmp(id, "gzip")) {
-            k->id = CODEC_GZIP;
-        } else if (!strcmp(id, "blosc")) {
-            if ((rc = parse_blosc(comp, k, info->itemsize, err, errlen))) goto out;
-        } else {
-            FAIL(LUMIO_E_UNSUPPORTED, "compressor: unsupported codec '%s'", id);
-        }
-    }
-    json_t *filters = json_object_get(root, "filters");
-    if (filters && !json_is_null(filters)) {
-        if (!json_is_array(filters) || json_array_size(filters) > MAX_CODECS)
-            FAIL(LUMIO_E_FORMAT, "filters: not a list");
-        for (size_t i = 0; i < json_array_size(filters); i++) {
-            json_t *f = json_array_get(filters, i);
-            const char *id = json_string_value(json_object_get(f, "id"));
-            if (!id || strcmp(id, "delta"))
-                FAIL(LUMIO_E_UNSUPPORTED, "filters[%zu]: unsupported filter '%s'", i,
-                     id ? id : "(none)");
-            const char *fdt = json_string_value(json_object_get(f, "dtype"));
-            const char *ast = json_string_value(json_object_get(f, "astype"));
-            codec *k = &m->filters[m->nfilters++];
-            k->id = CODEC_DELTA;
-            unsigned sz;
-            if (!fdt || parse_numpy_dtype(fdt, &k->delta_type, &sz, &k->delta_big) ||
-                sz != info->itemsize || (ast && strcmp(ast, fdt)))
-                FAIL(LUMIO_E_UNSUPPORTED,
-                     "filters[%zu]: delta with dtype '%s' astype '%s' (only the array's own)", i,
-                     fdt ? fdt : "", ast ? ast : "");
-        }
-    }
+    if ((rc = v2_compressor(root, m, err, errlen))) goto out;
+    if ((rc = v2_filters(root, m, err, errlen))) goto out;
     rc = finish_shape(m, err, errlen);
 out:
     json_decref(root);
@@ -321,73 +347,89 @@ out:
 
 /* ---- v3 --------------------------------------------------------------------- */
 
+static int v3_transpose(json_t *conf, codec *k, lumio_zarr_info *info, const char *field, char *err,
+                        size_t errlen) {
+    json_t *o = json_object_get(conf, "order");
+    k->id = CODEC_TRANSPOSE;
+    if (!json_is_array(o) || json_array_size(o) != info->ndim) {
+        snprintf(err, errlen, "%s: transpose order is not a permutation", field);
+        return LUMIO_E_FORMAT;
+    }
+    unsigned seen = 0;
+    for (unsigned i = 0; i < info->ndim; i++) {
+        json_t *v = json_array_get(o, i);
+        long long d;
+        if (!zarr_json_whole(v, &d) || d < 0 || d >= (long long)info->ndim || (seen >> d) & 1) {
+            snprintf(err, errlen, "%s: transpose order is not a permutation", field);
+            return LUMIO_E_FORMAT;
+        }
+        seen |= 1u << d;
+        k->order[i] = (unsigned)d;
+    }
+    bool reverse = true, identity = true;
+    for (unsigned i = 0; i < info->ndim; i++) {
+        reverse &= k->order[i] == info->ndim - 1 - i;
+        identity &= k->order[i] == i;
+    }
+    if (!reverse && !identity) {
+        snprintf(err, errlen, "%s: transpose other than C or F order", field);
+        return LUMIO_E_UNSUPPORTED;
+    }
+    info->fortran_order = reverse && info->ndim > 1;
+    return identity ? 1 : 0; /* 1: nothing to do */
+}
+
 static int v3_codec(json_t *c, zarr_meta *m, char *err, size_t errlen) {
-    const char *name = json_string_value(json_object_get(c, "name"));
-    json_t *conf = json_object_get(c, "configuration");
+    char field[48];
+    snprintf(field, sizeof field, "codecs[%u]", m->nchain);
     if (m->nchain == MAX_CODECS) {
         snprintf(err, errlen, "codecs: more than %d", MAX_CODECS);
         return LUMIO_E_UNSUPPORTED;
     }
+    if (!json_is_object(c)) return zarr_bad_type(field, "an object", c, err, errlen);
+    const char *name;
+    json_t *conf;
+    int rc;
+    char sub[96];
+    snprintf(sub, sizeof sub, "%s.name", field);
+    if ((rc = zarr_get_str(c, "name", sub, true, &name, err, errlen))) return rc;
+    snprintf(sub, sizeof sub, "%s.configuration", field);
+    if ((rc = zarr_get_obj(c, "configuration", sub, false, &conf, err, errlen))) return rc;
     codec *k = &m->chain[m->nchain];
     memset(k, 0, sizeof *k);
     lumio_zarr_info *info = &m->info;
-    if (!name) {
-        snprintf(err, errlen, "codecs[%u]: no name", m->nchain);
-        return LUMIO_E_FORMAT;
-    }
     if (!strcmp(name, "bytes")) {
-        const char *e = json_string_value(json_object_get(conf, "endian"));
+        const char *e;
+        snprintf(sub, sizeof sub, "%s.configuration.endian", field);
+        if ((rc = zarr_get_str(conf, "endian", sub, false, &e, err, errlen))) return rc;
         k->id = CODEC_BYTES;
-        k->big_endian = e && !strcmp(e, "big");
         if (e && strcmp(e, "big") && strcmp(e, "little")) {
-            snprintf(err, errlen, "codecs[%u]: bytes endian '%s'", m->nchain, e);
+            snprintf(err, errlen, "%s: endian %s is not big or little", field, zarr_show(e).s);
             return LUMIO_E_FORMAT;
         }
+        k->big_endian = e && !strcmp(e, "big");
         info->big_endian = k->big_endian;
     } else if (!strcmp(name, "transpose")) {
-        json_t *o = json_object_get(conf, "order");
-        k->id = CODEC_TRANSPOSE;
-        if (!json_is_array(o) || json_array_size(o) != info->ndim) {
-            snprintf(err, errlen, "codecs[%u]: transpose order is not a permutation", m->nchain);
-            return LUMIO_E_FORMAT;
-        }
-        unsigned seen = 0;
-        for (unsigned i = 0; i < info->ndim; i++) {
-            json_t *v = json_array_get(o, i);
-            json_int_t d = json_is_integer(v) ? json_integer_value(v) : -1;
-            if (d < 0 || d >= (json_int_t)info->ndim || (seen >> d) & 1) {
-                snprintf(err, errlen, "codecs[%u]: transpose order is not a permutation",
-                         m->nchain);
-                return LUMIO_E_FORMAT;
-            }
-            seen |= 1u << d;
-            k->order[i] = (unsigned)d;
-        }
-        bool reverse = true;
-        for (unsigned i = 0; i < info->ndim; i++) reverse &= k->order[i] == info->ndim - 1 - i;
-        bool identity = true;
-        for (unsigned i = 0; i < info->ndim; i++) identity &= k->order[i] == i;
-        if (!reverse && !identity) {
-            snprintf(err, errlen, "codecs[%u]: transpose other than C or F order", m->nchain);
-            return LUMIO_E_UNSUPPORTED;
-        }
-        info->fortran_order = reverse && info->ndim > 1;
-        if (identity) return 0; /* nothing to do */
+        if ((rc = v3_transpose(conf, k, info, field, err, errlen)) < 0) return rc;
+        if (rc == 1) return 0; /* the identity: nothing to do */
     } else if (!strcmp(name, "zstd")) {
-        json_t *l = json_object_get(conf, "level");
         k->id = CODEC_ZSTD;
-        k->level = json_is_integer(l) ? (int)json_integer_value(l) : 0;
+        json_t *ck = json_object_get(conf, "checksum");
+        if (ck && !json_is_boolean(ck))
+            return zarr_bad_type("zstd.checksum", "a boolean", ck, err, errlen);
+        if ((rc =
+                 zarr_get_int(conf, "level", "zstd.level", -131072, 22, 0, &k->level, err, errlen)))
+            return rc;
     } else if (!strcmp(name, "gzip")) {
-        json_t *l = json_object_get(conf, "level");
         k->id = CODEC_GZIP;
-        k->level = json_is_integer(l) ? (int)json_integer_value(l) : 6;
+        if ((rc = zarr_get_int(conf, "level", "gzip.level", 0, 9, 6, &k->level, err, errlen)))
+            return rc;
     } else if (!strcmp(name, "blosc")) {
-        int rc = parse_blosc(conf, k, info->itemsize, err, errlen);
-        if (rc) return rc;
+        if ((rc = parse_blosc(conf, k, info->itemsize, true, err, errlen))) return rc;
     } else if (!strcmp(name, "crc32c")) {
         k->id = CODEC_CRC32C;
     } else {
-        snprintf(err, errlen, "codecs[%u]: unsupported codec '%s'", m->nchain, name);
+        snprintf(err, errlen, "%s: unsupported codec %s", field, zarr_show(name).s);
         return LUMIO_E_UNSUPPORTED;
     }
     m->nchain++;
@@ -423,13 +465,52 @@ static int check_chain(const codec *chain, unsigned n, unsigned itemsize, const 
     return 0;
 }
 
+/* A list of codecs: a JSON list, not empty. */
+static int codec_list(json_t *v, const char *field, char *err, size_t errlen) {
+    if (!json_is_array(v)) return zarr_bad_type(field, "a list of codecs", v, err, errlen);
+    if (json_array_size(v) == 0) {
+        snprintf(err, errlen, "%s: empty (an array needs at least the bytes codec)", field);
+        return LUMIO_E_FORMAT;
+    }
+    return 0;
+}
+
+/* sharding_indexed index codecs: bytes (little endian), optionally crc32c. */
+static int index_codecs(json_t *conf, zarr_meta *m, char *err, size_t errlen) {
+    json_t *ic = json_object_get(conf, "index_codecs");
+    if (!ic || json_is_null(ic)) return 0;
+    if (!json_is_array(ic))
+        return zarr_bad_type("sharding_indexed.index_codecs", "a list", ic, err, errlen);
+    for (size_t i = 0; i < json_array_size(ic); i++) {
+        json_t *c = json_array_get(ic, i), *cc;
+        char field[64];
+        snprintf(field, sizeof field, "sharding_indexed.index_codecs[%zu]", i);
+        if (!json_is_object(c)) return zarr_bad_type(field, "an object", c, err, errlen);
+        const char *nm, *e = NULL;
+        int rc = zarr_get_str(c, "name", field, true, &nm, err, errlen);
+        if (!rc) rc = zarr_get_obj(c, "configuration", field, false, &cc, err, errlen);
+        if (!rc) rc = zarr_get_str(cc, "endian", field, false, &e, err, errlen);
+        if (rc) return rc;
+        if (!strcmp(nm, "bytes") && (!e || !strcmp(e, "little"))) continue;
+        if (!strcmp(nm, "crc32c") && i + 1 == json_array_size(ic)) {
+            m->index_crc = true;
+            continue;
+        }
+        snprintf(err, errlen, "%s: unsupported %s", field, zarr_show(nm).s);
+        return LUMIO_E_UNSUPPORTED;
+    }
+    return 0;
+}
+
 /* sharding_indexed: inner chunk shape, inner codecs, index codecs, index
  * location. */
 static int parse_sharding(json_t *conf, zarr_meta *m, char *err, size_t errlen) {
     lumio_zarr_info *info = &m->info;
     unsigned n;
-    int rc = parse_dims(json_object_get(conf, "chunk_shape"), m->inner, &n,
-                        "sharding_indexed.chunk_shape", err, errlen);
+    if (!json_is_object(conf))
+        return zarr_bad_type("sharding_indexed.configuration", "an object", conf, err, errlen);
+    int rc = zarr_parse_dims(json_object_get(conf, "chunk_shape"), m->inner, &n,
+                             "sharding_indexed.chunk_shape", err, errlen);
     if (rc) return rc;
     if (n != info->ndim) {
         snprintf(err, errlen, "sharding_indexed.chunk_shape: %u dimensions for %u", n, info->ndim);
@@ -443,7 +524,14 @@ static int parse_sharding(json_t *conf, zarr_meta *m, char *err, size_t errlen) 
                      (unsigned long long)m->inner[d], (unsigned long long)info->chunks[d]);
             return LUMIO_E_FORMAT;
         }
-        m->ninner *= info->chunks[d] / m->inner[d];
+        /* The index is read whole (16 bytes an inner chunk): bounded. */
+        if (__builtin_mul_overflow(m->ninner, info->chunks[d] / m->inner[d], &m->ninner) ||
+            m->ninner > ZARR_INNER_LIMIT) {
+            snprintf(err, errlen,
+                     "sharding_indexed.chunk_shape: more than 2^22 inner chunks in a shard (an "
+                     "index of more than 64 MiB)");
+            return LUMIO_E_UNSUPPORTED;
+        }
         info->inner_chunks[d] = m->inner[d];
     }
     /* The inner codecs, parsed as a chain of their own. */
@@ -451,17 +539,20 @@ static int parse_sharding(json_t *conf, zarr_meta *m, char *err, size_t errlen) 
     memset(&t, 0, sizeof t);
     t.info = *info;
     json_t *inner = json_object_get(conf, "codecs");
-    if (!json_is_array(inner) || json_array_size(inner) == 0) {
-        snprintf(err, errlen, "sharding_indexed.codecs: not a list");
-        return LUMIO_E_FORMAT;
-    }
+    if ((rc = codec_list(inner, "sharding_indexed.codecs", err, errlen))) return rc;
     for (size_t i = 0; i < json_array_size(inner); i++) {
         const char *nm = json_string_value(json_object_get(json_array_get(inner, i), "name"));
         if (nm && !strcmp(nm, "sharding_indexed")) {
             snprintf(err, errlen, "sharding_indexed.codecs: nested sharding");
             return LUMIO_E_UNSUPPORTED;
         }
-        if ((rc = v3_codec(json_array_get(inner, i), &t, err, errlen))) return rc;
+        if ((rc = v3_codec(json_array_get(inner, i), &t, err, errlen))) {
+            /* Say where the codec is: "codecs[1]" alone would point at the outer list. */
+            char why[512];
+            snprintf(why, sizeof why, "%s", err);
+            snprintf(err, errlen, "sharding_indexed.%s", why);
+            return rc;
+        }
     }
     if ((rc = check_chain(t.chain, t.nchain, info->itemsize, "sharding_indexed.codecs", err,
                           errlen)))
@@ -470,25 +561,14 @@ static int parse_sharding(json_t *conf, zarr_meta *m, char *err, size_t errlen) 
     m->nichain = t.nchain;
     info->big_endian = t.info.big_endian;
     info->fortran_order = t.info.fortran_order; /* of the inner chunks */
-    /* Index codecs: bytes (little endian), optionally crc32c. */
-    json_t *ic = json_object_get(conf, "index_codecs");
-    for (size_t i = 0; json_is_array(ic) && i < json_array_size(ic); i++) {
-        json_t *c = json_array_get(ic, i);
-        const char *nm = json_string_value(json_object_get(c, "name"));
-        const char *e =
-            json_string_value(json_object_get(json_object_get(c, "configuration"), "endian"));
-        if (nm && !strcmp(nm, "bytes") && (!e || !strcmp(e, "little"))) continue;
-        if (nm && !strcmp(nm, "crc32c") && i + 1 == json_array_size(ic)) {
-            m->index_crc = true;
-            continue;
-        }
-        snprintf(err, errlen, "sharding_indexed.index_codecs[%zu]: unsupported '%s'", i,
-                 nm ? nm : "");
-        return LUMIO_E_UNSUPPORTED;
-    }
-    const char *loc = json_string_value(json_object_get(conf, "index_location"));
+    if ((rc = index_codecs(conf, m, err, errlen))) return rc;
+    const char *loc;
+    if ((rc = zarr_get_str(conf, "index_location", "sharding_indexed.index_location", false, &loc,
+                           err, errlen)))
+        return rc;
     if (loc && strcmp(loc, "start") && strcmp(loc, "end")) {
-        snprintf(err, errlen, "sharding_indexed.index_location: '%s'", loc);
+        snprintf(err, errlen, "sharding_indexed.index_location: %s is not start or end",
+                 zarr_show(loc).s);
         return LUMIO_E_FORMAT;
     }
     m->index_at_start = loc && !strcmp(loc, "start");
@@ -496,56 +576,104 @@ static int parse_sharding(json_t *conf, zarr_meta *m, char *err, size_t errlen) 
     return 0;
 }
 
-int zarr_parse_v3(const char *text, size_t len, zarr_meta *m, char *err, size_t errlen) {
-    memset(m, 0, sizeof *m);
-    json_error_t je;
-    json_t *root = load_json(text, len, &je);
-    int rc = 0;
-    if (!root || !json_is_object(root))
-        FAIL(LUMIO_E_FORMAT, "zarr.json: not JSON (line %d: %s)", je.line, je.text);
-    lumio_zarr_info *info = &m->info;
-    info->format = 3;
-    uint64_t fmtv = 0;
-    if (!json_uint(json_object_get(root, "zarr_format"), &fmtv) || fmtv != 3)
-        FAIL(LUMIO_E_UNSUPPORTED, "zarr.json: zarr_format is not 3");
-    const char *nt = json_string_value(json_object_get(root, "node_type"));
-    if (!nt || strcmp(nt, "array"))
-        FAIL(LUMIO_E_UNSUPPORTED, "zarr.json: node_type '%s' is not an array", nt ? nt : "");
-    unsigned nd, nc;
-    if ((rc = parse_dims(json_object_get(root, "shape"), info->shape, &nd, "shape", err, errlen)))
-        goto out;
-    json_t *grid = json_object_get(root, "chunk_grid");
-    const char *gname = json_string_value(json_object_get(grid, "name"));
-    if (!gname || strcmp(gname, "regular"))
-        FAIL(LUMIO_E_UNSUPPORTED, "chunk_grid: '%s' is not regular", gname ? gname : "");
-    if ((rc = parse_dims(json_object_get(json_object_get(grid, "configuration"), "chunk_shape"),
-                         info->chunks, &nc, "chunk_grid.configuration.chunk_shape", err, errlen)))
-        goto out;
-    if (nd != nc) FAIL(LUMIO_E_FORMAT, "chunk_shape: %u dimensions for a shape of %u", nc, nd);
-    info->ndim = nd;
-    const char *dt = json_string_value(json_object_get(root, "data_type"));
-    size_t ti = 0;
-    while (dt && ti < NTYPES && strcmp(types[ti].v3, dt)) ti++;
-    if (!dt || ti == NTYPES) FAIL(LUMIO_E_UNSUPPORTED, "data_type: unsupported '%s'", dt ? dt : "");
-    info->type = types[ti].type;
-    info->itemsize = types[ti].size;
-    json_t *kenc = json_object_get(root, "chunk_key_encoding");
-    const char *kname = json_string_value(json_object_get(kenc, "name"));
-    const char *ksep =
-        json_string_value(json_object_get(json_object_get(kenc, "configuration"), "separator"));
+/* chunk_key_encoding: "default" (c/0/1) or "v2" (0.1), and a separator
+ * that is exactly "." or "/": every key is built from it, and nothing else
+ * may reach a path or a URL ("..", "/", "\", "%2F"). */
+static int key_encoding(json_t *root, zarr_meta *m, char *err, size_t errlen) {
+    json_t *kenc, *kconf;
+    const char *kname = NULL, *ksep = NULL;
+    int rc =
+        zarr_get_obj(root, "chunk_key_encoding", "chunk_key_encoding", false, &kenc, err, errlen);
+    if (!rc && kenc)
+        rc = zarr_get_str(kenc, "name", "chunk_key_encoding.name", true, &kname, err, errlen);
+    if (!rc)
+        rc = zarr_get_obj(kenc, "configuration", "chunk_key_encoding.configuration", false, &kconf,
+                          err, errlen);
+    if (!rc)
+        rc = zarr_get_str(kconf, "separator", "chunk_key_encoding.configuration.separator", false,
+                          &ksep, err, errlen);
+    if (rc) return rc;
     if (kname && !strcmp(kname, "v2")) {
-        m->sep = ksep ? ksep[0] : '.';
+        m->sep = '.';
     } else if (!kname || !strcmp(kname, "default")) {
-        m->sep = ksep ? ksep[0] : '/';
+        m->sep = '/';
         m->v3_c = true;
     } else {
-        FAIL(LUMIO_E_UNSUPPORTED, "chunk_key_encoding: unsupported '%s'", kname);
+        snprintf(err, errlen, "chunk_key_encoding: unsupported %s", zarr_show(kname).s);
+        return LUMIO_E_UNSUPPORTED;
     }
-    if (m->sep != '.' && m->sep != '/')
-        FAIL(LUMIO_E_UNSUPPORTED, "chunk_key_encoding: separator '%c'", m->sep);
+    if (ksep && strcmp(ksep, ".") && strcmp(ksep, "/")) {
+        snprintf(err, errlen, "chunk_key_encoding: separator %s is not \".\" or \"/\"",
+                 zarr_show(ksep).s);
+        return LUMIO_E_UNSUPPORTED;
+    }
+    if (ksep) m->sep = ksep[0];
+    return 0;
+}
+
+/* data_type: one of the names of `types`. */
+static int v3_data_type(json_t *root, size_t *ti, char *err, size_t errlen) {
+    json_t *v = json_object_get(root, "data_type");
+    if (json_is_object(v)) {
+        const char *nm = json_string_value(json_object_get(v, "name"));
+        snprintf(err, errlen, "data_type: unsupported extension type %s",
+                 zarr_show(nm ? nm : "").s);
+        return LUMIO_E_UNSUPPORTED;
+    }
+    const char *dt;
+    int rc = zarr_get_str(root, "data_type", "data_type", true, &dt, err, errlen);
+    if (rc) return rc;
+    for (*ti = 0; *ti < NTYPES && strcmp(types[*ti].v3, dt);) ++*ti;
+    if (*ti == NTYPES) {
+        snprintf(err, errlen, "data_type: unsupported %s", zarr_show(dt).s);
+        return LUMIO_E_UNSUPPORTED;
+    }
+    return 0;
+}
+
+static int v3_grid(json_t *root, zarr_meta *m, unsigned *nc, char *err, size_t errlen) {
+    json_t *grid, *gconf;
+    const char *gname;
+    int rc = zarr_get_obj(root, "chunk_grid", "chunk_grid", true, &grid, err, errlen);
+    if (!rc) rc = zarr_get_str(grid, "name", "chunk_grid.name", true, &gname, err, errlen);
+    if (rc) return rc;
+    if (strcmp(gname, "regular")) {
+        snprintf(err, errlen, "chunk_grid: %s is not regular", zarr_show(gname).s);
+        return LUMIO_E_UNSUPPORTED;
+    }
+    if ((rc = zarr_get_obj(grid, "configuration", "chunk_grid.configuration", true, &gconf, err,
+                           errlen)))
+        return rc;
+    return zarr_parse_dims(json_object_get(gconf, "chunk_shape"), m->info.chunks, nc,
+                           "chunk_grid.configuration.chunk_shape", err, errlen);
+}
+
+int zarr_parse_v3(const char *text, size_t len, zarr_meta *m, char *err, size_t errlen) {
+    memset(m, 0, sizeof *m);
+    json_t *root;
+    int rc = zarr_load_root(text, len, &root, err, errlen);
+    if (rc) return rc;
+    lumio_zarr_info *info = &m->info;
+    info->format = 3;
+    if ((rc = zarr_check_format(root, 3, err, errlen))) goto out;
+    const char *nt;
+    if ((rc = zarr_get_str(root, "node_type", "node_type", true, &nt, err, errlen))) goto out;
+    if (strcmp(nt, "array"))
+        FAIL(LUMIO_E_UNSUPPORTED, "node_type: %s is not array", zarr_show(nt).s);
+    unsigned nd, nc;
+    if ((rc = zarr_parse_dims(json_object_get(root, "shape"), info->shape, &nd, "shape", err,
+                              errlen)))
+        goto out;
+    if ((rc = v3_grid(root, m, &nc, err, errlen))) goto out;
+    if (nd != nc) FAIL(LUMIO_E_FORMAT, "chunk_shape: %u dimensions for a shape of %u", nc, nd);
+    info->ndim = nd;
+    size_t ti;
+    if ((rc = v3_data_type(root, &ti, err, errlen))) goto out;
+    info->type = types[ti].type;
+    info->itemsize = types[ti].size;
+    if ((rc = key_encoding(root, m, err, errlen))) goto out;
     json_t *codecs = json_object_get(root, "codecs");
-    if (!json_is_array(codecs) || json_array_size(codecs) == 0)
-        FAIL(LUMIO_E_FORMAT, "codecs: not a list");
+    if ((rc = codec_list(codecs, "codecs", err, errlen))) goto out;
     json_t *first = json_array_get(codecs, 0);
     const char *fname = json_string_value(json_object_get(first, "name"));
     if (fname && !strcmp(fname, "sharding_indexed")) {
@@ -573,7 +701,8 @@ int zarr_parse_v3(const char *text, size_t len, zarr_meta *m, char *err, size_t 
     if (st && !json_is_null(st) && (!json_is_array(st) || json_array_size(st) > 0)) {
         json_t *t0 = json_is_array(st) ? json_array_get(st, 0) : NULL;
         const char *name = json_string_value(json_object_get(t0, "name"));
-        FAIL(LUMIO_E_UNSUPPORTED, "storage_transformers: '%s' is not supported", name ? name : "?");
+        FAIL(LUMIO_E_UNSUPPORTED, "storage_transformers: %s is not supported",
+             zarr_show(name ? name : "?").s);
     }
     rc = finish_shape(m, err, errlen);
 out:
@@ -649,189 +778,12 @@ void zarr_describe_codecs(zarr_meta *m) {
         describe(&m->chain[i], s, sizeof s), append(buf, cap, s);
 }
 
-/* ---- writing metadata ------------------------------------------------------- */
-
-static json_t *dims_json(const uint64_t *v, unsigned n) {
-    json_t *a = json_array();
-    for (unsigned i = 0; i < n; i++) json_array_append_new(a, json_integer((json_int_t)v[i]));
-    return a;
+const char *zarr_v3_type_name(lumio_zarr_type t) {
+    for (size_t i = 0; i < NTYPES; i++)
+        if (types[i].type == t) return types[i].v3;
+    return "?";
 }
 
-static json_t *fill_json(const lumio_zarr_info *in) {
-    uint64_t v = 0;
-    for (unsigned i = 0; i < in->itemsize; i++)
-        v |= (uint64_t)in->fill[in->big_endian ? in->itemsize - 1 - i : i] << (8 * i);
-    double d;
-    switch (in->type) {
-    case LUMIO_ZARR_BOOL:
-        return json_boolean(v != 0);
-    case LUMIO_ZARR_FLOAT32: {
-        uint32_t b = (uint32_t)v;
-        float f;
-        memcpy(&f, &b, 4);
-        d = f;
-        break;
-    }
-    case LUMIO_ZARR_FLOAT64:
-        memcpy(&d, &v, 8);
-        break;
-    case LUMIO_ZARR_INT8:
-        return json_integer((int8_t)v);
-    case LUMIO_ZARR_INT16:
-        return json_integer((int16_t)v);
-    case LUMIO_ZARR_INT32:
-        return json_integer((int32_t)v);
-    case LUMIO_ZARR_INT64:
-        return json_integer((json_int_t)(int64_t)v);
-    case LUMIO_ZARR_UINT64:
-        if (v > (uint64_t)INT64_MAX) return json_real((double)v); /* jansson is signed */
-        return json_integer((json_int_t)v);
-    default:
-        return json_integer((json_int_t)v);
-    }
-    if (isnan(d)) return json_string("NaN");
-    if (isinf(d)) return json_string(d > 0 ? "Infinity" : "-Infinity");
-    return json_real(d);
-}
-
-static json_t *blosc_json(const codec *k, bool v3) {
-    json_t *o = json_object();
-    if (!v3) json_object_set_new(o, "id", json_string("blosc"));
-    json_object_set_new(o, "cname", json_string(k->cname));
-    json_object_set_new(o, "clevel", json_integer(k->level));
-    if (v3) {
-        json_object_set_new(o, "shuffle", json_string(shuffle_name(k->shuffle)));
-        json_object_set_new(o, "typesize", json_integer(k->typesize));
-    } else {
-        json_object_set_new(o, "shuffle", json_integer(k->shuffle));
-    }
-    json_object_set_new(o, "blocksize", json_integer(0));
-    return o;
-}
-
-static json_t *named(const char *name, json_t *conf) {
-    json_t *o = json_object();
-    json_object_set_new(o, "name", json_string(name));
-    if (conf) json_object_set_new(o, "configuration", conf);
-    return o;
-}
-
-static json_t *dump_chain(const codec *chain, unsigned n, unsigned ndim) {
-    json_t *codecs = json_array();
-    {
-        for (unsigned i = 0; i < n; i++) {
-            const codec *k = &chain[i];
-            json_t *conf = NULL;
-            const char *name = NULL;
-            switch (k->id) {
-            case CODEC_TRANSPOSE:
-                name = "transpose";
-                conf = json_object();
-                json_object_set_new(conf, "order", json_array());
-                for (unsigned d = 0; d < ndim; d++)
-                    json_array_append_new(json_object_get(conf, "order"),
-                                          json_integer(k->order[d]));
-                break;
-            case CODEC_BYTES:
-                name = "bytes";
-                conf = json_object();
-                json_object_set_new(conf, "endian", json_string(k->big_endian ? "big" : "little"));
-                break;
-            case CODEC_ZSTD:
-                name = "zstd";
-                conf = json_object();
-                json_object_set_new(conf, "level", json_integer(k->level));
-                json_object_set_new(conf, "checksum", json_false());
-                break;
-            case CODEC_GZIP:
-                name = "gzip";
-                conf = json_object();
-                json_object_set_new(conf, "level", json_integer(k->level));
-                break;
-            case CODEC_BLOSC:
-                name = "blosc";
-                conf = blosc_json(k, true);
-                break;
-            case CODEC_CRC32C:
-                name = "crc32c";
-                break;
-            default:
-                continue;
-            }
-            json_array_append_new(codecs, named(name, conf));
-        }
-    }
-    return codecs;
-}
-
-char *zarr_dump_meta(const zarr_meta *m) {
-    const lumio_zarr_info *in = &m->info;
-    json_t *root = json_object();
-    if (in->format == 2) {
-        json_object_set_new(root, "zarr_format", json_integer(2));
-        json_object_set_new(root, "shape", dims_json(in->shape, in->ndim));
-        json_object_set_new(root, "chunks", dims_json(in->chunks, in->ndim));
-        json_object_set_new(root, "dtype", json_string(in->dtype));
-        const codec *k = &m->compressor;
-        json_t *c = json_null();
-        if (k->id == CODEC_BLOSC) {
-            c = blosc_json(k, false);
-        } else if (k->id != CODEC_NONE) {
-            c = json_object();
-            json_object_set_new(c, "id",
-                                json_string(k->id == CODEC_ZSTD   ? "zstd"
-                                            : k->id == CODEC_ZLIB ? "zlib"
-                                                                  : "gzip"));
-            json_object_set_new(c, "level", json_integer(k->level));
-        }
-        json_object_set_new(root, "compressor", c);
-        json_object_set_new(root, "fill_value", fill_json(in));
-        json_object_set_new(root, "order", json_string(in->fortran_order ? "F" : "C"));
-        json_t *filters = m->nfilters ? json_array() : json_null();
-        for (unsigned i = 0; i < m->nfilters; i++) { /* delta, in the array's dtype */
-            json_t *f = json_object();
-            json_object_set_new(f, "id", json_string("delta"));
-            json_object_set_new(f, "dtype", json_string(in->dtype));
-            json_object_set_new(f, "astype", json_string(in->dtype));
-            json_array_append_new(filters, f);
-        }
-        json_object_set_new(root, "filters", filters);
-        json_object_set_new(root, "dimension_separator", json_string(m->sep == '/' ? "/" : "."));
-    } else {
-        json_object_set_new(root, "zarr_format", json_integer(3));
-        json_object_set_new(root, "node_type", json_string("array"));
-        json_object_set_new(root, "shape", dims_json(in->shape, in->ndim));
-        size_t ti = 0;
-        while (ti < NTYPES && types[ti].type != in->type) ti++;
-        json_object_set_new(root, "data_type", json_string(types[ti].v3));
-        json_t *gc = json_object();
-        json_object_set_new(gc, "chunk_shape", dims_json(in->chunks, in->ndim));
-        json_object_set_new(root, "chunk_grid", named("regular", gc));
-        json_t *kc = json_object();
-        json_object_set_new(kc, "separator", json_string(m->sep == '.' ? "." : "/"));
-        json_object_set_new(root, "chunk_key_encoding", named(m->v3_c ? "default" : "v2", kc));
-        json_object_set_new(root, "fill_value", fill_json(in));
-        json_t *codecs = dump_chain(m->sharded ? m->ichain : m->chain,
-                                    m->sharded ? m->nichain : m->nchain, in->ndim);
-        if (m->sharded) {
-            json_t *conf = json_object();
-            json_object_set_new(conf, "chunk_shape", dims_json(m->inner, in->ndim));
-            json_object_set_new(conf, "codecs", codecs);
-            json_t *ic = json_array();
-            json_t *le = json_object();
-            json_object_set_new(le, "endian", json_string("little"));
-            json_array_append_new(ic, named("bytes", le));
-            if (m->index_crc) json_array_append_new(ic, named("crc32c", NULL));
-            json_object_set_new(conf, "index_codecs", ic);
-            json_object_set_new(conf, "index_location",
-                                json_string(m->index_at_start ? "start" : "end"));
-            codecs = json_array();
-            json_array_append_new(codecs, named("sharding_indexed", conf));
-        }
-        json_object_set_new(root, "codecs", codecs);
-        json_object_set_new(root, "attributes", json_object());
-    }
-    char *text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-    json_decref(root);
-    return text;
+const char *zarr_shuffle_name(int s) {
+    return shuffle_name(s);
 }

@@ -77,10 +77,11 @@ int lumio_zarr_series_open(lumio_zarr *z, unsigned axis, uint64_t step, const ui
     }
     if (s->step > s->shape[axis]) s->step = LUMIO_MAX(s->shape[axis], 1);
     s->nslabs = s->shape[axis] / s->step + (s->shape[axis] % s->step != 0);
-    s->bytes_per_step = in->itemsize * s->step;
+    bool big = __builtin_mul_overflow((uint64_t)in->itemsize, s->step, &s->bytes_per_step) ||
+               s->bytes_per_step > (UINT64_MAX >> 1);
     for (unsigned d = 0; d < in->ndim; d++)
         if (d != axis) {
-            if (s->shape[d] && s->bytes_per_step > (UINT64_MAX >> 1) / s->shape[d]) {
+            if (big || (s->shape[d] && s->bytes_per_step > (UINT64_MAX >> 1) / s->shape[d])) {
                 snprintf(z->err, sizeof z->err, "%s: a slab of more than 2^63 bytes", z->base);
                 free(s);
                 return -EOVERFLOW;

@@ -19,9 +19,21 @@ void zarr_inner_meta(const zarr_meta *m, zarr_meta *im) {
     memcpy(im->chain, m->ichain, sizeof im->chain);
     im->nchain = m->nichain;
     memcpy(im->info.chunks, m->inner, sizeof im->info.chunks);
-    uint64_t b = m->info.itemsize;
-    for (unsigned d = 0; d < m->info.ndim; d++) b *= m->inner[d];
+    uint64_t b = m->info.itemsize, n = 1;
+    im->grid_big = false;
+    for (unsigned d = 0; d < m->info.ndim; d++) {
+        b *= m->inner[d]; /* inner divides the shard, whose size was checked */
+        const uint64_t s = m->info.shape[d], g = s / m->inner[d] + (s % m->inner[d] != 0);
+        if (g == 0) {
+            n = 0;
+            im->grid_big = false;
+        } else if (n && __builtin_mul_overflow(n, g, &n)) {
+            n = UINT64_MAX;
+            im->grid_big = true;
+        }
+    }
     im->chunk_bytes = b;
+    im->info.nchunks = n;
 }
 
 static uint64_t index_bytes(const zarr_meta *m) {
@@ -363,6 +375,44 @@ static int submit_indexes(lumio_zarr *z, region *x, const shard_span *sp, uint64
 
 /* The inner chunks of the region in a batch of n shards whose indexes are
  * in b, as ranges of one op per shard; fill for those never written. */
+/* The inner chunks of shard sc that the region touches: their grid
+ * coordinates from lo to below hi; false when none. */
+static bool shard_part(const zarr_meta *m, const region *x, const uint64_t *sc, uint64_t *lo,
+                       uint64_t *hi) {
+    for (unsigned d = 0; d < m->info.ndim; d++) {
+        uint64_t per = m->info.chunks[d] / m->inner[d];
+        lo[d] = LUMIO_MAX(sc[d] * per, x->lo[d]);
+        hi[d] = LUMIO_MIN(sc[d] * per + per, x->lo[d] + x->count[d]);
+        if (lo[d] >= hi[d]) return false;
+    }
+    return true;
+}
+
+/* The read of inner chunk cc (number q in its shard) into ranges[*nr], or
+ * its fill, or nothing when cached. */
+static int plan_one(region *x, const zarr_meta *m, const index_batch *b, uint64_t s,
+                    const uint64_t *cc, uint64_t q, const char *path, lumio_range *ranges,
+                    size_t *nr) {
+    if (zarr_cached(x, region_index(x, cc))) return 0;
+    const uint64_t *e = b->entries + s * 2 * m->ninner;
+    uint64_t off = b->missing[s] ? MISSING : e[2 * q];
+    uint64_t nb = b->missing[s] ? MISSING : e[2 * q + 1];
+    if (off == MISSING && nb == MISSING) {
+        region_to_buf(x, cc, NULL);
+        return 0;
+    }
+    if (off > INT64_MAX || nb > INT64_MAX - off) {
+        char text[1200];
+        snprintf(text, sizeof text, "%s: shard index entry %llu is out of range", path,
+                 (unsigned long long)q);
+        region_error(x, LUMIO_E_FORMAT, text);
+        return LUMIO_E_FORMAT;
+    }
+    ranges[(*nr)++] =
+        (lumio_range){.offset = (int64_t)off, .length = nb, .user_data = region_index(x, cc)};
+    return 0;
+}
+
 static int plan_inner(lumio_zarr *z, region *x, const shard_span *sp, uint64_t first, uint64_t n,
                       const index_batch *b, char (*paths)[1024], lumio_range *ranges,
                       lumio_op *dops, size_t *nops) {
@@ -371,38 +421,32 @@ static int plan_inner(lumio_zarr *z, region *x, const shard_span *sp, uint64_t f
     size_t nr = 0;
     *nops = 0;
     for (uint64_t s = 0; s < n; s++) {
-        uint64_t sc[LUMIO_ZARR_MAX_DIMS];
+        uint64_t sc[LUMIO_ZARR_MAX_DIMS], lo[LUMIO_ZARR_MAX_DIMS], hi[LUMIO_ZARR_MAX_DIMS];
+        uint64_t cc[LUMIO_ZARR_MAX_DIMS];
         span_shard(sp, nd, first + s, sc);
         size_t r0 = nr;
-        const uint64_t *e = b->entries + s * 2 * m->ninner;
-        for (uint64_t q = 0; q < m->ninner; q++) {
-            uint64_t cc[LUMIO_ZARR_MAX_DIMS], rem = q;
-            bool inside = true;
-            for (unsigned d = nd; d-- > 0;) {
+        /* Only the inner chunks the region touches (not all of a shard's,
+         * which may be millions), in the shard's C order. */
+        bool any = shard_part(m, x, sc, lo, hi);
+        memcpy(cc, lo, sizeof cc);
+        while (any) {
+            uint64_t q = 0;
+            for (unsigned d = 0; d < nd; d++) {
                 uint64_t per = m->info.chunks[d] / m->inner[d];
-                cc[d] = sc[d] * per + rem % per;
-                rem /= per;
-                inside &= cc[d] >= x->lo[d] && cc[d] < x->lo[d] + x->count[d];
+                q = q * per + (cc[d] - sc[d] * per);
             }
-            if (!inside || zarr_cached(x, region_index(x, cc))) continue;
-            uint64_t off = b->missing[s] ? MISSING : e[2 * q];
-            uint64_t nb = b->missing[s] ? MISSING : e[2 * q + 1];
-            if (off == MISSING && nb == MISSING) {
-                region_to_buf(x, cc, NULL);
-                continue;
+            int rc = plan_one(x, m, b, s, cc, q, paths[s], ranges, &nr);
+            if (rc) return rc;
+            unsigned d = nd;
+            while (d-- > 0) {
+                if (++cc[d] < hi[d]) break;
+                cc[d] = lo[d];
             }
-            if (off > INT64_MAX || nb > INT64_MAX - off) {
-                char text[1200];
-                snprintf(text, sizeof text, "%s: shard index entry %llu is out of range", paths[s],
-                         (unsigned long long)q);
-                region_error(x, LUMIO_E_FORMAT, text);
-                return LUMIO_E_FORMAT;
-            }
-            ranges[nr++] = (lumio_range){
-                .offset = (int64_t)off, .length = nb, .user_data = region_index(x, cc)};
+            any = d != (unsigned)-1;
         }
         if (nr > r0) {
             /* And the index once more, to check it is the one planned with. */
+            const uint64_t *e = b->entries + s * 2 * m->ninner;
             uint64_t ib = index_bytes(m), j = first + s;
             ranges[nr++] = (lumio_range){.offset = m->index_at_start ? 0 : -(int64_t)ib,
                                          .length = ib,
@@ -426,16 +470,23 @@ typedef struct shard_plan {
     char (*paths)[1024];
 } shard_plan;
 
-static int plan_alloc(shard_plan *p, const zarr_meta *m, uint64_t n) {
+static int plan_alloc(shard_plan *p, const zarr_meta *m, uint64_t n, uint64_t region_chunks) {
     memset(p, 0, sizeof *p);
-    p->entries = malloc(LUMIO_MAX(n * 2 * m->ninner, 1) * sizeof *p->entries);
-    p->keys = malloc(LUMIO_MAX(n, 1) * sizeof *p->keys);
-    p->missing = malloc(LUMIO_MAX(n, 1) * sizeof *p->missing);
+    /* n shards of a region, of up to ZARR_INNER_LIMIT inner chunks each:
+     * calloc checks each count times its size; the products are checked.
+     * A range per inner chunk the region touches, and per shard its index. */
+    uint64_t ne, nr;
+    if (__builtin_mul_overflow(n, 2 * m->ninner, &ne)) return -ENOMEM;
+    if (__builtin_mul_overflow(n, m->ninner + 1, &nr)) nr = UINT64_MAX;
+    if (region_chunks < UINT64_MAX - n) nr = LUMIO_MIN(nr, region_chunks + n);
+    p->entries = calloc(LUMIO_MAX(ne, 1), sizeof *p->entries);
+    p->keys = calloc(LUMIO_MAX(n, 1), sizeof *p->keys);
+    p->missing = calloc(LUMIO_MAX(n, 1), sizeof *p->missing);
     p->ops = calloc(LUMIO_MAX(n, 1), sizeof *p->ops);
     p->dops = calloc(LUMIO_MAX(n, 1), sizeof *p->dops);
-    p->iranges = malloc(LUMIO_MAX(n, 1) * sizeof *p->iranges);
-    p->ranges = malloc(LUMIO_MAX(n * (m->ninner + 1), 1) * sizeof *p->ranges);
-    p->paths = malloc(LUMIO_MAX(n, 1) * sizeof *p->paths);
+    p->iranges = calloc(LUMIO_MAX(n, 1), sizeof *p->iranges);
+    p->ranges = calloc(LUMIO_MAX(nr, 1), sizeof *p->ranges);
+    p->paths = calloc(LUMIO_MAX(n, 1), sizeof *p->paths);
     return p->entries && p->keys && p->missing && p->ops && p->dops && p->iranges && p->ranges &&
                    p->paths
                ? 0
@@ -457,8 +508,9 @@ int zarr_submit_sharded(lumio_zarr *z, region *x, zarr_cache *ic, uint64_t *g) {
     shard_span sp;
     span_init(&sp, &z->m, x->start, x->shape);
     shard_plan p;
-    int rc = plan_alloc(&p, &z->m, sp.n);
-    if (rc == 0 && !(x->shard_check = malloc(2 * sp.n * sizeof *x->shard_check))) rc = -ENOMEM;
+    int rc = plan_alloc(&p, &z->m, sp.n, x->nchunks);
+    if (rc == 0 && !(x->shard_check = calloc(LUMIO_MAX(sp.n, 1), 2 * sizeof *x->shard_check)))
+        rc = -ENOMEM;
     index_batch b = {
         .z = z, .x = x, .ic = ic, .keys = p.keys, .entries = p.entries, .missing = p.missing};
     if (ic) b.ic_gen = zarr_cache_gen(ic);
@@ -490,10 +542,14 @@ static int read_sharded_once(lumio_zarr *z, const uint64_t *start, const uint64_
     if (rc) return rc < 0 ? rc : 0;
     shard_span sp;
     span_init(&sp, m, start, shape);
-    enum { BATCH = 16 };
+    /* 16 shards a batch, fewer where their plans (every index entry, a
+     * range per inner chunk) would take more than 64 MiB. */
+    const uint64_t per_shard = m->ninner * (2 * sizeof(uint64_t) + sizeof(lumio_range));
+    const uint64_t BATCH = LUMIO_MAX(1, LUMIO_MIN(16, (64u << 20) / per_shard));
     shard_plan p;
-    rc = plan_alloc(&p, m, BATCH);
-    if (rc == 0 && !(x->shard_check = malloc(2 * sp.n * sizeof *x->shard_check))) rc = -ENOMEM;
+    rc = plan_alloc(&p, m, BATCH, x->nchunks);
+    if (rc == 0 && !(x->shard_check = calloc(LUMIO_MAX(sp.n, 1), 2 * sizeof *x->shard_check)))
+        rc = -ENOMEM;
     index_batch b = {.z = z,
                      .x = x,
                      .ic = z->index_cache,

@@ -11,6 +11,11 @@
 
 enum { MAX_CODECS = 8 };
 
+/* Limits on what metadata may ask for, refused at open (meta.c): a chunk
+ * is decoded whole into memory, and a shard's index is read whole. */
+#define ZARR_CHUNK_LIMIT (1ull << 40) /* bytes of a decoded chunk */
+#define ZARR_INNER_LIMIT (1ull << 22) /* inner chunks in a shard: an index of 64 MiB */
+
 typedef struct zarr_cache zarr_cache; /* cache.c */
 
 typedef enum codec_id {
@@ -47,7 +52,8 @@ typedef struct zarr_meta {
     /* v3: array->array, array->bytes, bytes->bytes, in order. */
     codec chain[MAX_CODECS];
     unsigned nchain;
-    uint64_t chunk_bytes; /* decoded chunk size */
+    uint64_t chunk_bytes; /* decoded chunk size, at most ZARR_CHUNK_LIMIT */
+    bool grid_big;        /* more than 2^64 chunks (info.nchunks is UINT64_MAX) */
     /* v3 sharding_indexed: chunks are shards of inner chunks. */
     bool sharded;
     uint64_t inner[LUMIO_ZARR_MAX_DIMS]; /* inner chunk shape */
@@ -110,8 +116,11 @@ typedef struct zarr_enc_kit {
     size_t cap;
 } zarr_enc_kit;
 
-/* meta.c: the metadata document of m (malloc'd JSON text). */
+/* meta_dump.c: the metadata document of m (malloc'd JSON text). */
 char *zarr_dump_meta(const zarr_meta *m);
+/* meta.c: the v3 data_type of t ("uint16"); blosc's shuffle by name. */
+const char *zarr_v3_type_name(lumio_zarr_type t);
+const char *zarr_shuffle_name(int s);
 
 /* A region of the array being read or written, and the chunk grid span it
  * touches (box.c). */
