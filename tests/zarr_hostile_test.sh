@@ -103,6 +103,13 @@ bench_all() {
     [ "$st" -eq 2 ] && grep -q 'more than 2^64 bytes' err && [ "$(wc -l <err)" -eq 1 ]
 }
 check "zarr bench --pattern all refuses an array past 2^64 bytes" bench_all
+rechunk_huge() {
+    local st=0
+    timeout 120 "$LUMIO" zarr rechunk $A/issue11 "$T/re" --chunks 1,1,65536 2>err || st=$?
+    echo "status $st: $(cat err)"
+    [ "$st" -eq 1 ] && grep -q 'more than 2^64 bytes' err && [ "$(wc -l <err)" -eq 1 ] && [ ! -e "$T/re" ]
+}
+check "zarr rechunk refuses an array past 2^64 bytes (it would wrap its count)" rechunk_huge
 bench_crops() {
     local st=0
     timeout 120 "$LUMIO" zarr bench $A/issue11 --pattern crops --crop 1,4294967296,4294967296 \

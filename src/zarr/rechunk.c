@@ -205,8 +205,20 @@ int lumio_zarr_rechunk(const char *src, const char *dst, const lumio_zarr_create
         o.fill_value = fill;
     }
     /* Chunks encoded at once by the writer: within a sixteenth of the budget. */
-    uint64_t dchunk = si.itemsize;
-    for (unsigned i = 0; i < si.ndim; i++) dchunk *= (o.shard[0] ? o.shard[i] : o.chunks[i]);
+    uint64_t dchunk = si.itemsize, total = si.itemsize;
+    bool wraps = false;
+    for (unsigned i = 0; i < si.ndim; i++) {
+        wraps |= __builtin_mul_overflow(dchunk, o.shard[0] ? o.shard[i] : o.chunks[i], &dchunk);
+        wraps |= __builtin_mul_overflow(total, si.shape[i], &total);
+    }
+    /* A virtual array past 2^64 bytes (its chunks mostly missing) opens, but
+     * copying it whole cannot be counted, let alone done. */
+    if (wraps) {
+        snprintf(zarr_open_error(), 1024,
+                 "%s: rechunk: the array or a destination chunk holds more than 2^64 bytes", src);
+        rc = -EFBIG;
+        goto out;
+    }
     lumio_zarr_options dzo = zo;
     dzo.ring = NULL; /* its own: the writer runs on a thread of its own */
     dzo.max_chunks_in_flight =
@@ -248,8 +260,7 @@ int lumio_zarr_rechunk(const char *src, const char *dst, const lumio_zarr_create
     pthread_cond_init(&p.cv, NULL);
     pthread_t writer;
     bool started = pthread_create(&writer, NULL, write_blocks, &p) == 0;
-    uint64_t total = si.itemsize, done = 0;
-    for (unsigned i = 0; i < si.ndim; i++) total *= si.shape[i];
+    uint64_t done = 0;
     for (uint64_t k = 0; started && k < p.nblocks; k++) {
         pipe_block *pb = &p.slot[k % 2];
         /* Wait until the writer is done with this buffer. */
