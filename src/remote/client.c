@@ -636,6 +636,12 @@ static const char *status_text(int s) {
 
 enum outcome { DONE, RETRY };
 
+/* "60 s", "0.5 s". */
+static const char *seconds(unsigned ms, char *buf, size_t len) {
+    snprintf(buf, len, "%g s", ms / 1000.0);
+    return buf;
+}
+
 /* "redirect to a file:// URL refused": the scheme of a Location. */
 static void redirect_refused(const rreq *q, char *why, size_t whylen) {
     const char *loc = q->h.location;
@@ -653,7 +659,8 @@ static void redirect_refused(const rreq *q, char *why, size_t whylen) {
 static bool curl_failure(lumio_remote *rm, const rreq *q, CURLcode cc, char *why, size_t whylen) {
     int s = q->h.status;
     if (q->stalled) {
-        snprintf(why, whylen, "no data for %u ms", rm->o.stall_timeout_ms);
+        char t[32];
+        snprintf(why, whylen, "no data for %s", seconds(rm->o.stall_timeout_ms, t, sizeof t));
         return true;
     }
     if (q->h.content_length_bad) {
@@ -714,7 +721,8 @@ static enum outcome classify(lumio_remote *rm, rreq *q, CURLcode cc, char *why, 
     int s = q->h.status;
     if (cc == CURLE_WRITE_ERROR && q->kind == RREQ_GET && q->got == q->len) cc = CURLE_OK;
     if (q->timed_out) {
-        snprintf(why, whylen, "no progress for %u ms", rm->o.timeout_ms);
+        char t[32];
+        snprintf(why, whylen, "no progress for %s", seconds(rm->o.timeout_ms, t, sizeof t));
         q->res = fail(q, -ETIMEDOUT, ": %s", why);
         return DONE;
     }
@@ -861,10 +869,10 @@ static void finished(lumio_remote *rm, rreq *q, CURLcode cc, done_list *done) {
             return;
         }
         q->attempt--; /* not made */
-        char d[360];
+        char d[360], t[32];
         if (!in_time)
-            snprintf(d, sizeof d, "%s (gave up after %u attempts: no progress for %u ms)", why,
-                     q->attempt + 1, rm->o.timeout_ms);
+            snprintf(d, sizeof d, "%s (gave up after %u attempts: no progress for %s)", why,
+                     q->attempt + 1, seconds(rm->o.timeout_ms, t, sizeof t));
         else
             snprintf(d, sizeof d, "%s (gave up after %u attempts)", why, q->attempt + 1);
         q->res = fail(q, q->h.status >= 400 ? LUMIO_E_HTTP : -EIO, ": %s", d);
