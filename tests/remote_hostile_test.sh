@@ -182,6 +182,18 @@ secrets() {
             return 1
         fi
     done
+    # Nor in what the commands print on success.
+    "$lumio" zarr create "$root/arr" --shape 20,20 --chunks 10,10 --dtype '<u2' >/dev/null || return 1
+    chmod -R a+rX "$root/arr"
+    "$lumio" zarr bench "$s/plain/arr" --pattern all >"$work/j" 2>"$work/err" || {
+        cat "$work/err" >&2
+        return 1
+    }
+    "$lumio" zarr info "$s/plain/arr" >>"$work/j" 2>>"$work/err" || return 1
+    if grep -qE 'PWSECRET|SIGSECRET|CREDSECRET|TOKSECRET' "$work/j" "$work/err"; then
+        cat "$work/j" "$work/err" >&2
+        return 1
+    fi
     # A presigned URL's signature is not in bench remote's JSON either.
     "$lumio" bench remote "$u/nohead/big.bin?X-Amz-Signature=good" >"$work/j" || return 1
     ! grep -q 'Signature=good' "$work/j" && grep -q 'Signature=\*\*\*' "$work/j"
