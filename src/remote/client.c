@@ -351,7 +351,7 @@ static size_t on_send(char *p, size_t size, size_t nitems, void *arg) {
     size_t n = (size_t)LUMIO_MIN((uint64_t)size * nitems, q->len - q->sent);
     memcpy(p, q->src + q->sent, n);
     q->sent += n;
-    q->last_byte_ms = now_ms();
+    q->last_byte_ms = q->progress_ms = now_ms();
     return n;
 }
 
@@ -494,7 +494,12 @@ static int start(lumio_remote *rm, rreq *q) {
     q->stalled = false;
     q->body_at = 0;
     q->last_byte_ms = now_ms();
-    if (q->attempt == 0) q->progress_ms = q->last_byte_ms;
+    /* A retry's wait for a free slot (behind the parts queued before it)
+     * is not the server's silence. */
+    if (q->attempt == 0)
+        q->progress_ms = q->last_byte_ms;
+    else if (q->last_byte_ms > q->queued_ms)
+        q->progress_ms += q->last_byte_ms - q->queued_ms;
     char range[64] = "";
     uint64_t from = q->off + q->got;
     if (q->kind == RREQ_GET && q->len != UINT64_MAX)
@@ -859,6 +864,7 @@ static void finished(lumio_remote *rm, rreq *q, CURLcode cc, done_list *done) {
         if (q->attempt <= rm->o.retries && in_time) {
             rm->stats.retries++;
             q->retry_at_ms = progressed ? 0 : now + wait;
+            q->queued_ms = now + wait;
             q->res = 0;
             q->next = NULL;
             if (rm->pending_tail)

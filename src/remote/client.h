@@ -82,6 +82,7 @@ struct rreq {
     uint64_t hdr_bytes;   /* bytes of the current response's head */
     uint64_t body_at;     /* object offset of the next body byte */
     int64_t progress_ms;  /* the last byte of any attempt, for timeout_ms */
+    int64_t queued_ms;    /* a retry: when it could start */
     int64_t last_byte_ms; /* for the stall timeout */
     http_head h;          /* the current response's head */
     void *hdrs;           /* struct curl_slist */
