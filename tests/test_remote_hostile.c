@@ -169,7 +169,7 @@ TEST(timeout_never_answers) {
 
 /* One line naming the URL and what happened. */
 static void broken(const char *path, const char *says) {
-    lumio_remote *rm = client(0, 5000);
+    lumio_remote *rm = client(0, 30000);
     int rc = lumio_remote_stat(rm, url(path), NULL);
     const char *e = lumio_remote_last_error(rm);
     CHECK(rc < 0);
