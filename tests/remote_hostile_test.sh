@@ -202,12 +202,21 @@ check no_secrets_in_messages secrets
 
 # ---- get -o: what it writes, and what it must not replace --------------------------------------
 
-dev_null() { # as root, and as nobody
-    "$lumio" get "$u/plain/big.bin" -o /dev/null || return 1
-    [[ -c /dev/null ]] || return 1
-    if [[ $(id -u) -eq 0 ]] && command -v setpriv >/dev/null; then
-        setpriv --reuid=nobody --regid=nogroup --clear-groups \
-            "$lumio" get "$u/plain/big.bin" -o /dev/null || return 1
+# As root, a device node of our own (a copy of /dev/null's): code that replaced the node would
+# replace that one, not the machine's /dev/null. As nobody, the real /dev/null (which nobody
+# could not replace anyway).
+dev_null() {
+    if [[ $(id -u) -eq 0 ]]; then
+        mknod "$work/null" c 1 3 && chmod 666 "$work/null" || return 1
+        "$lumio" get "$u/plain/big.bin" -o "$work/null" || return 1
+        [[ -c $work/null && -z $(find "$work" -name '*null*part') ]] || return 1
+        rm -f "$work/null"
+        if command -v setpriv >/dev/null; then
+            setpriv --reuid=nobody --regid=nogroup --clear-groups \
+                "$lumio" get "$u/plain/big.bin" -o /dev/null || return 1
+        fi
+    else
+        "$lumio" get "$u/plain/big.bin" -o /dev/null || return 1
     fi
     [[ -c /dev/null ]]
 }
@@ -240,12 +249,21 @@ fifo() {
     rm -f "$work/fifo" && mkfifo "$work/fifo" || return 1
     cmp -s "$work/fifo" "$big" &
     local reader=$!
-    "$lumio" get "$u/plain/big.bin" -o "$work/fifo" || { kill $reader; return 1; }
-    wait $reader && [[ -p $work/fifo ]]
+    # A FIFO replaced by a file would leave the reader waiting: it is not waited for then.
+    if ! "$lumio" get "$u/plain/big.bin" -o "$work/fifo" || [[ ! -p $work/fifo ]]; then
+        kill $reader
+        wait $reader
+        return 1
+    fi
+    wait $reader
 }
 check get_fifo fifo
 
-dev_stdout() { "$lumio" get "$u/plain/big.bin" -o /dev/stdout | cmp -s - "$big"; }
+dev_stdout() { # /dev/stdout's kind of link, made here (code that replaced links would not
+    # replace the machine's /dev/stdout)
+    ln -sf /proc/self/fd/1 "$work/stdout" || return 1
+    "$lumio" get "$u/plain/big.bin" -o "$work/stdout" | cmp -s - "$big" && [[ -L $work/stdout ]]
+}
 check get_dev_stdout dev_stdout
 
 names_path() { # the path given, not a temporary one
