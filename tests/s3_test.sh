@@ -97,6 +97,15 @@ anonymous() { # no credentials: unsigned requests (s3rver serves them)
 }
 check anonymous anonymous
 
+with_token() { # a session token is sent, and shown in no message
+    local err
+    AWS_SESSION_TOKEN=TOKENSECRET "$lumio" cat s3://bkt/small | cmp - "$dir/small" || return 1
+    err=$(AWS_SESSION_TOKEN=TOKENSECRET AWS_SECRET_ACCESS_KEY=KEYSECRET \
+        "$lumio" get s3://bkt/nope -o "$dir/nope" 2>&1 >/dev/null)
+    [[ $? -eq 1 && $err == *"/bkt/nope"* && $err != *SECRET* ]]
+}
+check session_token with_token
+
 bad_location() {
     local err
     err=$("$lumio" get s3://nokey -o - 2>&1 >/dev/null)

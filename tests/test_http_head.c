@@ -37,6 +37,40 @@ TEST(new_response_resets) {
     CHECK_EQ(h.retry_after_ms, 3000);
 }
 
+TEST(content_length) {
+    http_head h = parse("HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n");
+    CHECK_EQ(h.content_length, 1234);
+    CHECK_EQ(h.content_length_bad, 0);
+    h = parse("HTTP/1.1 200 OK\r\n\r\n");
+    CHECK(h.content_length == HTTP_NONE && !h.content_length_bad);
+    /* Out of range, signed, not a number, two that differ: refused, never wrapped. */
+    static const char *const bad[] = {
+        "HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999999\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length: 18446744073709551616\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length: 12x\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length:\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        h = parse(bad[i]);
+        CHECK_EQ(h.content_length_bad, 1);
+    }
+    h = parse("HTTP/1.1 200 OK\r\nContent-Length: 5\r\ncontent-length: 5\r\n");
+    CHECK(h.content_length == 5 && !h.content_length_bad);
+}
+
+TEST(redirect_fields) {
+    http_head h = parse("HTTP/1.1 301 Moved Permanently\r\n"
+                        "Location: https://bkt.s3.eu-west-1.amazonaws.com/k\r\n"
+                        "x-amz-bucket-region: eu-west-1\r\n\r\n");
+    CHECK_EQ(h.status, 301);
+    CHECK(!strcmp(h.location, "https://bkt.s3.eu-west-1.amazonaws.com/k"));
+    CHECK(!strcmp(h.bucket_region, "eu-west-1"));
+    h = parse("HTTP/1.1 301 Moved\r\nLocation: x\r\n\r\nHTTP/1.1 200 OK\r\n\r\n");
+    CHECK(h.location[0] == 0 && h.bucket_region[0] == 0);
+}
+
 TEST(unsatisfiable) {
     http_head h = parse("HTTP/1.1 416 Range Not Satisfiable\r\nContent-Range: bytes */1000\r\n");
     CHECK_EQ(h.status, 416);

@@ -45,6 +45,7 @@
 
 #include "lumio.h"
 
+#include <stddef.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -82,6 +83,11 @@ typedef struct lumio_remote_options {
      * (the default; LUMIO_S3_ADDRESSING=path or virtual overrides it); 0:
      * always virtual host; 1: always path style. */
     int s3_path_style;
+    /* No progress (no byte of a response) for this long ends a request,
+     * retries included, with -ETIMEDOUT (default 60 s; each attempt also
+     * stops after stall_timeout_ms without a byte, and is retried while
+     * this allows). */
+    unsigned timeout_ms;
 } lumio_remote_options;
 
 LUMIO_API void lumio_remote_options_default(lumio_remote_options *o);
@@ -107,10 +113,21 @@ typedef struct lumio_remote_info {
     uint64_t size;
     char etag[128];         /* as the server sent it, quotes included ("" if none) */
     char last_modified[64]; /* "" if none */
-    char url[2048];         /* the HTTP URL requested (an s3:// location resolved) */
+    char url[2048];         /* the HTTP URL requested (an s3:// location resolved), as
+                               messages show it: secrets redacted (lumio_redact) */
 } lumio_remote_info;
 
-/* Size and identity of an object (a HEAD request). 0, or -ENOENT, -EACCES,
+/* Copy `text` into out (outlen bytes, NUL-terminated, truncated if need
+ * be) with the secrets of every URL in it replaced by "***": the password
+ * of user:password@, and the values of the query parameters that sign or
+ * authorize a request (X-Amz-Signature, X-Amz-Credential,
+ * X-Amz-Security-Token, X-Goog-Signature, X-Goog-Credential, Signature,
+ * AWSAccessKeyId, sig, token, access_token). Every message lumio makes
+ * that names a URL goes through it. Returns out. */
+LUMIO_API char *lumio_redact(const char *text, char *out, size_t outlen);
+
+/* Size and identity of an object (a HEAD request; where HEAD is refused, as
+ * for a URL presigned for GET only, a ranged GET of the first byte). 0, or -ENOENT, -EACCES,
  * LUMIO_E_HTTP, ... */
 LUMIO_API int lumio_remote_stat(lumio_remote *rm, const char *location, lumio_remote_info *info);
 
@@ -136,6 +153,8 @@ typedef struct lumio_remote_stats {
     uint64_t retries;       /* requests sent again after a failure */
     uint64_t connections;   /* connections opened */
     uint64_t bytes_read;    /* rfile: bytes handed to the caller */
+    uint64_t whole_gets;    /* reads made as one streaming GET because the server
+                               ignored Range (or gave no size) */
 } lumio_remote_stats;
 
 LUMIO_API void lumio_remote_get_stats(const lumio_remote *rm, lumio_remote_stats *s);
@@ -158,7 +177,12 @@ LUMIO_API int lumio_remote_put(lumio_remote *rm, const char *location, const voi
  * seek cancels what is in flight and closes the window, so random reads fetch
  * only what they ask for. */
 
-/* Open an object (a HEAD request: its size and ETag). */
+/* Open an object (a HEAD request: its size and ETag; where HEAD is refused
+ * or gives no size, a GET of the first byte). A server that ignores Range,
+ * or gives no size (chunked or connection-close bodies), is read as one
+ * stream in order: a backward seek starts it again from the beginning, a
+ * forward one skips the bytes in between; lumio_rfile_size() is then
+ * UINT64_MAX until the end has been read. */
 LUMIO_API int lumio_rfile_open(lumio_remote *rm, const char *location, lumio_rfile **out);
 
 /* Read up to n bytes at the position and advance it. Returns the bytes read

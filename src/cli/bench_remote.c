@@ -11,6 +11,7 @@
 static const char remote_usage[] =
     "usage: lumio bench remote URL [--pattern seq|random] [--read-size SIZE] [--count N]\n"
     "                          [--concurrency N] [--pool N] [--part-size SIZE]\n"
+    "                          [--timeout SECONDS]\n"
     "\n"
     "Read an object through the prefetching reader and print one JSON object:\n"
     "bytes, seconds, mib_per_s, requests, bytes_fetched, ...\n"
@@ -19,21 +20,27 @@ static const char remote_usage[] =
     "                     uniformly, aligned to the read size, fixed seed)\n"
     "  --read-size SIZE   bytes per read (default 64K)\n"
     "  --count N          reads (default: seq, the whole object; random, 1000)\n"
-    "  --concurrency N, --pool N, --part-size SIZE   as for 'lumio get'\n"
+    "  --concurrency N, --pool N, --part-size SIZE, --timeout SECONDS\n"
+    "                     as for 'lumio get'\n"
     "  -h, --help         show this help\n";
 
 int bench_remote_main(int argc, char **argv) {
-    static const struct option opts[] = {
-        {"pattern", required_argument, NULL, 'p'}, {"read-size", required_argument, NULL, 'r'},
-        {"count", required_argument, NULL, 'n'},   {"concurrency", required_argument, NULL, 'C'},
-        {"pool", required_argument, NULL, 'P'},    {"part-size", required_argument, NULL, 'S'},
-        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"pattern", required_argument, NULL, 'p'},
+                                         {"read-size", required_argument, NULL, 'r'},
+                                         {"count", required_argument, NULL, 'n'},
+                                         {"concurrency", required_argument, NULL, 'C'},
+                                         {"pool", required_argument, NULL, 'P'},
+                                         {"part-size", required_argument, NULL, 'S'},
+                                         {"timeout", required_argument, NULL, 'T'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
     bool random = false;
-    uint64_t size = 64 << 10, count = 0, conc = 0, pool = 0, part = 0;
+    uint64_t size = 64 << 10, count = 0;
+    cli_remote_opts ro = {0};
     opterr = 0;
     int c;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        int r = cli_remote_option(c, optarg, &conc, &pool, &part);
+        int r = cli_remote_option(c, optarg, &ro);
         if (r < 0) return EXIT_USAGE;
         if (r > 0) continue;
         switch (c) {
@@ -69,11 +76,11 @@ int bench_remote_main(int argc, char **argv) {
     }
     const char *url = argv[optind];
     if (!lumio_is_remote(url)) {
-        cli_error("%s: not an http://, https:// or s3:// URL", url);
+        cli_error("%s: not an http://, https:// or s3:// URL", url); /* redacted by cli_error */
         return EXIT_USAGE;
     }
     lumio_remote *rm;
-    if (cli_remote_create(&rm, conc, pool, part) < 0) return EXIT_FILES;
+    if (cli_remote_create(&rm, &ro) < 0) return EXIT_FILES;
     char *buf = malloc(size);
     lumio_rfile *f = NULL;
     int status = EXIT_FILES;
@@ -88,6 +95,10 @@ int bench_remote_main(int argc, char **argv) {
     }
     uint64_t objsize = lumio_rfile_size(f), bytes = 0, reads = 0, seed = 42;
     uint64_t slots = objsize / size;
+    if (random && objsize == UINT64_MAX) {
+        cli_error("%s: the server gives no size: random reads need one", url);
+        goto out;
+    }
     if (random && slots == 0) {
         cli_error("%s: the object (%llu bytes) is smaller than one read", url,
                   (unsigned long long)objsize);
@@ -111,7 +122,8 @@ int bench_remote_main(int argc, char **argv) {
     lumio_rfile_get_stats(f, &st);
     json j;
     json_begin(&j, stdout);
-    json_str(&j, "url", url);
+    char shown[4096];
+    json_str(&j, "url", lumio_redact(url, shown, sizeof shown));
     json_str(&j, "pattern", random ? "random" : "seq");
     json_u64(&j, "read_size", size);
     json_u64(&j, "reads", reads);

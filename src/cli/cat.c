@@ -15,7 +15,7 @@
 #define CAT_BLOCK (1u << 20)
 
 static const char cat_usage[] =
-    "usage: lumio cat [--block SIZE] PATH|URL...\n"
+    "usage: lumio cat [--block SIZE] [--timeout SECONDS] PATH|URL...\n"
     "\n"
     "Write the bytes of each PATH to standard output, in order. A URL (http://,\n"
     "https://, s3://) is streamed through the prefetching remote reader.\n"
@@ -23,6 +23,8 @@ static const char cat_usage[] =
     "the exit status is then 1.\n"
     "\n"
     "  --block SIZE   read in blocks of SIZE bytes (default 1M; K, M, G suffixes)\n"
+    "  --timeout SECONDS  a URL: give up when no data came for SECONDS, retries\n"
+    "                 included (default 60)\n"
     "  -h, --help     show this help\n";
 
 typedef struct cat_state {
@@ -109,12 +111,18 @@ static int cat_run(char **paths, int n, uint64_t block) {
 }
 
 int cmd_cat(int argc, char **argv) {
-    static const struct option longopts[] = {
-        {"block", required_argument, NULL, 'b'}, {"help", no_argument, NULL, 'h'}, {0}};
+    static const struct option longopts[] = {{"block", required_argument, NULL, 'b'},
+                                             {"timeout", required_argument, NULL, 'T'},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {0}};
     uint64_t block = CAT_BLOCK;
+    cli_remote_opts ro = {0};
     int c;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+        int r = c == 'T' ? cli_remote_option(c, optarg, &ro) : 0;
+        if (r < 0) return EXIT_USAGE;
+        if (r > 0) continue;
         switch (c) {
         case 'h':
             fputs(cat_usage, stdout);
@@ -146,8 +154,8 @@ int cmd_cat(int argc, char **argv) {
         if (j > i) {
             st = cat_run(paths + i, j - i, block);
         } else {
-            if (!rm && cli_remote_create(&rm, 0, 0, 0) < 0) return EXIT_FILES;
-            st = cli_remote_to_fd(rm, paths[i], STDOUT_FILENO);
+            if (!rm && cli_remote_create(&rm, &ro) < 0) return EXIT_FILES;
+            st = cli_remote_to_fd(rm, paths[i], STDOUT_FILENO, 8u << 20);
             j = i + 1;
         }
         if (st) status = st;

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fts.h>
+#include <lumio/remote.h>
 #include <getopt.h>
 #include <math.h>
 #include <stdarg.h>
@@ -19,14 +20,28 @@ void cli_set_name(const char *name) {
     cli_name = name;
 }
 
+/* Every message goes through lumio_redact(): a URL named in it, by the
+ * command or by the library, never shows a password or a signature. */
 void cli_error(const char *fmt, ...) {
     fflush(stdout);
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "%s: ", cli_name);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    char stack[2048];
+    char *text = stack;
+    int n = vsnprintf(stack, sizeof stack, fmt, ap);
     va_end(ap);
+    if (n >= (int)sizeof stack && (text = malloc((size_t)n + 1))) {
+        va_start(ap, fmt);
+        vsnprintf(text, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+    }
+    if (!text) text = stack;
+    size_t cap = strlen(text) * 4 + 1;
+    char *shown = malloc(cap);
+    fprintf(stderr, "%s: %s\n", cli_name,
+            shown ? lumio_redact(text, shown, cap) : "(out of memory)");
+    free(shown);
+    if (text != stack) free(text);
 }
 
 void cli_path_error(const char *path, int code) {

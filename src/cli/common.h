@@ -25,17 +25,27 @@ int cmd_get(int argc, char **argv);
 int cmd_zarr(int argc, char **argv);
 int bench_remote_main(int argc, char **argv); /* bench_remote.c */
 
-/* Remote locations (get.c). Options --concurrency ('C'), --pool ('P') and
- * --part-size ('S'): returns 1 when c was one of them, 0 when not, -1 after
- * a message for a bad value. */
+/* Remote locations (get.c). Options --concurrency ('C'), --pool ('P'),
+ * --part-size ('S') and --timeout ('T'): returns 1 when c was one of them,
+ * 0 when not, -1 after a message for a bad value. */
 struct lumio_remote;
-int cli_remote_option(int c, const char *arg, uint64_t *concurrency, uint64_t *pool,
-                      uint64_t *part);
-/* A client with those options (0: default); a message on failure. */
-int cli_remote_create(struct lumio_remote **rm, uint64_t concurrency, uint64_t pool, uint64_t part);
+typedef struct cli_remote_opts {
+    uint64_t concurrency, pool, part; /* 0: the default */
+    unsigned timeout_ms;              /* 0: the default */
+} cli_remote_opts;
+int cli_remote_option(int c, const char *arg, cli_remote_opts *o);
+/* A client with those options; a message on failure. */
+int cli_remote_create(struct lumio_remote **rm, const cli_remote_opts *o);
 /* Stream a remote object to fd through the prefetching reader; an exit
- * status, after a message on failure. */
-int cli_remote_to_fd(struct lumio_remote *rm, const char *url, int fd);
+ * status, after a message on failure. part: the size above which a note
+ * says that the server made lumio read the object as one stream. */
+int cli_remote_to_fd(struct lumio_remote *rm, const char *url, int fd, uint64_t part);
+/* That note, once per state. */
+typedef struct cli_remote_note_state {
+    bool said;
+} cli_remote_note_state;
+void cli_remote_note(cli_remote_note_state *n, struct lumio_remote *rm, const char *url,
+                     uint64_t bytes, uint64_t part);
 
 /* The prefix of every message, e.g. "lumio cat". */
 void cli_set_name(const char *name);

@@ -5,62 +5,98 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <getopt.h>
 #include <signal.h>
 #include <lumio/remote.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static const char get_usage[] =
     "usage: lumio get URL [-o FILE|-] [--concurrency N] [--pool N] [--part-size SIZE]\n"
+    "                 [--timeout SECONDS]\n"
     "\n"
     "Download an object from an HTTP(S) server or S3 (s3://BUCKET/KEY; endpoint,\n"
     "region and keys from AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID,\n"
     "AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN).\n"
     "\n"
     "  -o, --output FILE    write to FILE ('-': standard output); default: the last\n"
-    "                       part of the URL's path, in the current directory\n"
+    "                       part of the URL's path, in the current directory. A\n"
+    "                       regular FILE is written under a temporary name and\n"
+    "                       renamed when complete (a symlink: its target); a\n"
+    "                       device or FIFO is written in place\n"
     "  --concurrency N      requests in flight (default 16)\n"
     "  --pool N             connections per host (default: as concurrency)\n"
     "  --part-size SIZE     split the object into parts of SIZE (default 8M)\n"
+    "  --timeout SECONDS    give up when no data came for SECONDS, retries\n"
+    "                       included (default 60)\n"
     "  -h, --help           show this help\n";
 
-int cli_remote_create(lumio_remote **rm, uint64_t concurrency, uint64_t pool, uint64_t part) {
+int cli_remote_create(lumio_remote **rm, const cli_remote_opts *c) {
     lumio_remote_options o;
     lumio_remote_options_default(&o);
-    if (concurrency) o.concurrency = (unsigned)concurrency;
-    o.pool_size = pool ? (unsigned)pool : o.concurrency;
-    if (part) o.part_size = part;
+    if (c->concurrency) o.concurrency = (unsigned)c->concurrency;
+    o.pool_size = c->pool ? (unsigned)c->pool : o.concurrency;
+    if (c->part) o.part_size = c->part;
+    if (c->timeout_ms) o.timeout_ms = c->timeout_ms;
     int rc = lumio_remote_create(rm, &o);
     if (rc < 0) cli_error("cannot start the remote client: %s", lumio_strerror(rc));
     return rc;
 }
 
-int cli_remote_option(int c, const char *arg, uint64_t *concurrency, uint64_t *pool,
-                      uint64_t *part) {
+/* "2", "0.5": seconds, as milliseconds (at least 1, at most a day). */
+static int parse_timeout(const char *arg, unsigned *ms) {
+    char *end;
+    errno = 0;
+    double v = strtod(arg, &end);
+    if (errno || end == arg || *end || !(v > 0) || v > 86400) return -1;
+    *ms = v * 1000 < 1 ? 1 : (unsigned)(v * 1000);
+    return 0;
+}
+
+int cli_remote_option(int c, const char *arg, cli_remote_opts *o) {
     switch (c) {
     case 'C':
-        if (parse_count(arg, 1, 1024, concurrency) < 0) {
+        if (parse_count(arg, 1, 1024, &o->concurrency) < 0) {
             cli_error("--concurrency: '%s' is not a count from 1 to 1024", arg);
             return -1;
         }
         return 1;
     case 'P':
-        if (parse_count(arg, 1, 1024, pool) < 0) {
+        if (parse_count(arg, 1, 1024, &o->pool) < 0) {
             cli_error("--pool: '%s' is not a count from 1 to 1024", arg);
             return -1;
         }
         return 1;
     case 'S':
-        if (parse_size(arg, part) < 0 || *part < 4096) {
+        if (parse_size(arg, &o->part) < 0 || o->part < 4096) {
             cli_error("--part-size: '%s' is not a size of at least 4K", arg);
+            return -1;
+        }
+        return 1;
+    case 'T':
+        if (parse_timeout(arg, &o->timeout_ms) < 0) {
+            cli_error("--timeout: '%s' is not a number of seconds from 0.001 to 86400", arg);
             return -1;
         }
         return 1;
     default:
         return 0;
     }
+}
+
+void cli_remote_note(cli_remote_note_state *n, lumio_remote *rm, const char *url, uint64_t bytes,
+                     uint64_t part) {
+    if (n->said || bytes <= part) return;
+    lumio_remote_stats st;
+    lumio_remote_get_stats(rm, &st);
+    if (!st.whole_gets) return;
+    n->said = true;
+    cli_error("note: %s: the server does not serve byte ranges (or gives no size): it is read "
+              "as one stream, not in parts",
+              url);
 }
 
 /* The default output name: the last part of the URL's path. */
@@ -78,47 +114,160 @@ static const char *default_name(const char *url, char *buf, size_t len) {
     return buf;
 }
 
+typedef struct get_state {
+    progress p;
+    lumio_remote *rm;
+    const char *url;
+    uint64_t part;
+    cli_remote_note_state note;
+} get_state;
+
 static void on_progress(void *arg, uint64_t done, uint64_t total) {
-    (void)total;
-    progress_update(arg, 0, done);
+    get_state *g = arg;
+    progress_update(&g->p, 0, done);
+    cli_remote_note(&g->note, g->rm, g->url, done > total ? done : total, g->part);
 }
 
-static int to_file(lumio_remote *rm, const char *url, const char *out) {
-    size_t n = strlen(out) + 6;
-    char *tmp = malloc(n);
-    if (!tmp) return EXIT_FILES;
-    snprintf(tmp, n, "%s.part", out);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        cli_path_error(tmp, -errno);
-        free(tmp);
-        return EXIT_FILES;
+/* The temporary file of a download under way, removed if the command is
+ * interrupted: nothing is left that looks like the object. */
+static char *volatile pending_tmp;
+
+static void on_signal(int sig) {
+    char *t = pending_tmp;
+    if (t) unlink(t);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+/* Where a regular output really is: a symlink is followed to its target,
+ * however deep, as curl's open() would (the target need not exist yet), so
+ * that the rename replaces the target and not the link. */
+static int resolve_target(const char *out, char **target) {
+    char *path = strdup(out);
+    int rc = -ELOOP;
+    for (int depth = 0; path && depth < 40; depth++) {
+        struct stat st;
+        int r = lstat(path, &st);
+        if (r < 0 && errno != ENOENT) {
+            rc = -errno;
+            break;
+        }
+        if (r < 0 || !S_ISLNK(st.st_mode)) {
+            *target = path;
+            return 0;
+        }
+        char link[PATH_MAX];
+        ssize_t n = readlink(path, link, sizeof link - 1);
+        if (n < 0) {
+            rc = -errno;
+            break;
+        }
+        link[n] = 0;
+        char *next;
+        const char *slash = strrchr(path, '/');
+        if (link[0] == '/' || !slash) {
+            next = strdup(link);
+        } else { /* relative to the link's directory */
+            size_t dl = (size_t)(slash - path) + 1;
+            next = malloc(dl + (size_t)n + 1);
+            if (next) memcpy(next, path, dl), memcpy(next + dl, link, (size_t)n + 1);
+        }
+        free(path);
+        path = next;
     }
-    progress p;
-    progress_init(&p, "fetched");
-    int64_t rc = lumio_remote_download(rm, url, fd, on_progress, &p);
-    progress_done(&p);
-    if (rc >= 0 && close(fd) < 0) rc = -errno, fd = -1;
-    if (rc < 0) {
+    if (!path) rc = -ENOMEM;
+    free(path);
+    return rc;
+}
+
+/* A new file next to target that nobody can have planted: O_EXCL (a link
+ * or a file already there fails), a random name, mode as the target's. */
+static int create_tmp(const char *target, char **tmp) {
+    const char *slash = strrchr(target, '/');
+    const char *base = slash ? slash + 1 : target;
+    int dl = slash ? (int)(slash - target) + 1 : 0;
+    size_t n = strlen(target) + 32;
+    *tmp = malloc(n);
+    if (!*tmp) return -ENOMEM;
+    snprintf(*tmp, n, "%.*s.%s.XXXXXX.part", dl, target, base);
+    int fd = mkostemps(*tmp, 5, O_CLOEXEC);
+    if (fd < 0) {
+        int e = -errno;
+        free(*tmp);
+        *tmp = NULL;
+        return e;
+    }
+    struct stat st;
+    mode_t um = umask(0);
+    umask(um);
+    mode_t mode = stat(target, &st) == 0 ? st.st_mode & 07777 : 0666 & ~um;
+    (void)!fchmod(fd, mode); /* failing leaves it private (0600): no reason to stop */
+    return fd;
+}
+
+static int download_to(lumio_remote *rm, const char *url, int fd, uint64_t part) {
+    get_state g = {.rm = rm, .url = url, .part = part};
+    progress_init(&g.p, "fetched");
+    int64_t rc = lumio_remote_download(rm, url, fd, on_progress, &g);
+    progress_done(&g.p);
+    if (rc >= 0) cli_remote_note(&g.note, rm, url, (uint64_t)rc, part);
+    if (rc < 0)
         cli_error("%s", *lumio_remote_last_error(rm) ? lumio_remote_last_error(rm)
                                                      : lumio_strerror((int)rc));
-        if (fd >= 0) close(fd);
-        unlink(tmp);
-        free(tmp);
+    return rc < 0 ? EXIT_FILES : 0;
+}
+
+/* A regular file (or a new one): through a temporary name, renamed over
+ * the target when complete, removed on failure. Errors name the path the
+ * user gave. */
+static int to_regular(lumio_remote *rm, const char *url, const char *out, uint64_t part) {
+    char *target = NULL, *tmp = NULL;
+    int rc = resolve_target(out, &target);
+    int fd = rc < 0 ? rc : create_tmp(target, &tmp);
+    if (fd < 0) {
+        cli_path_error(out, fd);
+        free(target);
         return EXIT_FILES;
     }
-    if (rename(tmp, out) < 0) {
+    pending_tmp = tmp;
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    signal(SIGHUP, on_signal);
+    int status = download_to(rm, url, fd, part);
+    if (close(fd) < 0 && status == 0) {
         cli_path_error(out, -errno);
-        unlink(tmp);
-        free(tmp);
+        status = EXIT_FILES;
+    }
+    if (status == 0 && rename(tmp, target) < 0) {
+        cli_path_error(out, -errno);
+        status = EXIT_FILES;
+    }
+    if (status != 0) unlink(tmp);
+    pending_tmp = NULL;
+    free(tmp);
+    free(target);
+    return status;
+}
+
+static int to_file(lumio_remote *rm, const char *url, const char *out, uint64_t part) {
+    struct stat st;
+    if (stat(out, &st) < 0 || S_ISREG(st.st_mode)) return to_regular(rm, url, out, part);
+    /* A device, a FIFO, a terminal, /dev/stdout: written in place, in order. */
+    int fd = open(out, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) {
+        cli_path_error(out, -errno);
         return EXIT_FILES;
     }
-    free(tmp);
-    return 0;
+    int status = cli_remote_to_fd(rm, url, fd, part);
+    if (close(fd) < 0 && status == 0) {
+        cli_path_error(out, -errno);
+        status = EXIT_FILES;
+    }
+    return status;
 }
 
 /* Stream a remote object to fd through the prefetching reader. */
-int cli_remote_to_fd(lumio_remote *rm, const char *url, int fd) {
+int cli_remote_to_fd(lumio_remote *rm, const char *url, int fd, uint64_t part) {
     lumio_rfile *f;
     int rc = lumio_rfile_open(rm, url, &f);
     if (rc < 0) {
@@ -128,6 +277,8 @@ int cli_remote_to_fd(lumio_remote *rm, const char *url, int fd) {
     size_t cap = 4u << 20;
     char *buf = malloc(cap);
     int status = buf ? 0 : EXIT_FILES;
+    cli_remote_note_state note = {0};
+    uint64_t total = 0;
     while (buf) {
         int64_t n = lumio_rfile_read(f, buf, cap);
         if (n < 0) {
@@ -136,9 +287,13 @@ int cli_remote_to_fd(lumio_remote *rm, const char *url, int fd) {
             break;
         }
         if (n == 0) break;
+        total += (uint64_t)n;
+        cli_remote_note(&note, rm, url, total, part ? part : 8u << 20);
         int w = write_all(fd, buf, (size_t)n);
         if (w < 0) {
-            if (w != -EPIPE) cli_error("standard output: %s", lumio_strerror(w));
+            if (w != -EPIPE)
+                cli_error("%s: %s", fd == STDOUT_FILENO ? "standard output" : "output",
+                          lumio_strerror(w));
             status = EXIT_FILES;
             break;
         }
@@ -149,16 +304,19 @@ int cli_remote_to_fd(lumio_remote *rm, const char *url, int fd) {
 }
 
 int cmd_get(int argc, char **argv) {
-    static const struct option opts[] = {
-        {"output", required_argument, NULL, 'o'}, {"concurrency", required_argument, NULL, 'C'},
-        {"pool", required_argument, NULL, 'P'},   {"part-size", required_argument, NULL, 'S'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"output", required_argument, NULL, 'o'},
+                                         {"concurrency", required_argument, NULL, 'C'},
+                                         {"pool", required_argument, NULL, 'P'},
+                                         {"part-size", required_argument, NULL, 'S'},
+                                         {"timeout", required_argument, NULL, 'T'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
     const char *out = NULL;
-    uint64_t conc = 0, pool = 0, part = 0;
+    cli_remote_opts ro = {0};
     opterr = 0;
     int c;
     while ((c = getopt_long(argc, argv, ":o:h", opts, NULL)) != -1) {
-        int r = cli_remote_option(c, optarg, &conc, &pool, &part);
+        int r = cli_remote_option(c, optarg, &ro);
         if (r < 0) return EXIT_USAGE;
         if (r > 0) continue;
         switch (c) {
@@ -189,9 +347,10 @@ int cmd_get(int argc, char **argv) {
     }
     signal(SIGPIPE, SIG_IGN); /* a closed pipe is an EPIPE, said once */
     lumio_remote *rm;
-    if (cli_remote_create(&rm, conc, pool, part) < 0) return EXIT_FILES;
-    int status =
-        !strcmp(out, "-") ? cli_remote_to_fd(rm, url, STDOUT_FILENO) : to_file(rm, url, out);
+    if (cli_remote_create(&rm, &ro) < 0) return EXIT_FILES;
+    uint64_t part = ro.part ? ro.part : 8u << 20;
+    int status = !strcmp(out, "-") ? cli_remote_to_fd(rm, url, STDOUT_FILENO, part)
+                                   : to_file(rm, url, out, part);
     lumio_remote_destroy(rm);
     return status;
 }

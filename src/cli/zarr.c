@@ -1019,7 +1019,8 @@ static int zarr_bench(int argc, char **argv) {
     }
     json j;
     json_begin(&j, stdout);
-    json_str(&j, "array", loc);
+    char shown[4096]; /* a URL's password or signature stays out of the output */
+    json_str(&j, "array", lumio_redact(loc, shown, sizeof shown));
     json_str(&j, "pattern", pattern);
     json_u64(&j, "bytes", bytes);
     json_num(&j, "seconds", secs);

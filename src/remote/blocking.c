@@ -90,6 +90,33 @@ int rc_run(lumio_remote *rm, rreq *q) {
     return first_error(rm, q, 1);
 }
 
+/* A HEAD's refusal that a GET may not share: a URL presigned for GET only
+ * (403 from S3 and GCS), a server without HEAD (405, 501), a HEAD that
+ * gives no size. */
+static bool try_get_instead(int status) {
+    return status == 400 || status == 401 || status == 403 || status == 405 || status == 501;
+}
+
+int rc_identify(lumio_remote *rm, robj *o) {
+    rreq head = {.kind = RREQ_HEAD, .obj = o, .fd = -1};
+    int rc = rc_run(rm, &head);
+    if (rc == 0 && o->have_size) return 0;
+    if (rc < 0 && !try_get_instead(head.h.status)) return rc;
+    /* The first byte, by GET: its Content-Range (or a 200's length) gives
+     * the size, and the query string's signature is the one for GET. */
+    uint8_t byte;
+    rreq get = {.kind = RREQ_GET, .obj = o, .off = 0, .len = 1, .dst = &byte, .fd = -1};
+    get.whole_ok = true;
+    return rc_run(rm, &get);
+}
+
+static int no_size(lumio_remote *rm, robj *o) {
+    char text[1200];
+    snprintf(text, sizeof text, "GET %s: the server gives no size (no Content-Length)", o->shown);
+    rc_set_error(rm, text);
+    return LUMIO_E_HTTP;
+}
+
 static int open_obj(lumio_remote *rm, const char *location, robj **o) {
     char err[512];
     int rc = robj_get(rm, location, o, err, sizeof err);
@@ -101,13 +128,8 @@ int lumio_remote_stat(lumio_remote *rm, const char *location, lumio_remote_info 
     robj *o;
     int rc = open_obj(rm, location, &o);
     if (rc < 0) return rc;
-    rreq q = {.kind = RREQ_HEAD, .obj = o};
-    rc = rc_run(rm, &q);
-    if (rc == 0 && !o->have_size) {
-        snprintf(q.err, sizeof q.err, "HEAD %s: the response has no Content-Length", o->url);
-        rc_set_error(rm, q.err);
-        rc = LUMIO_E_HTTP;
-    }
+    rc = rc_identify(rm, o);
+    if (rc == 0 && !o->have_size) rc = no_size(rm, o);
     if (rc == 0 && info) {
         memset(info, 0, sizeof *info);
         pthread_mutex_lock(&rm->mu);
@@ -115,14 +137,52 @@ int lumio_remote_stat(lumio_remote *rm, const char *location, lumio_remote_info 
         memcpy(info->etag, o->etag, sizeof info->etag);
         memcpy(info->last_modified, o->last_modified, sizeof info->last_modified);
         pthread_mutex_unlock(&rm->mu);
-        snprintf(info->url, sizeof info->url, "%s", o->url);
+        snprintf(info->url, sizeof info->url, "%s", o->shown);
     }
     robj_put(rm, o);
     return rc;
 }
 
+/* [off, off + len) as one GET that the server may answer with the whole
+ * body (the bytes before off are skipped): for a server that ignores Range
+ * or gives no size. len may be UINT64_MAX (to the end). */
+static int64_t fetch_stream(lumio_remote *rm, robj *o, uint64_t off, uint64_t len, uint8_t *dst,
+                            int fd, lumio_progress_fn progress, void *arg) {
+    rc_note_whole_get(rm);
+    rreq q = {.kind = RREQ_GET, .obj = o, .off = off, .len = len, .dst = dst, .fd = fd};
+    q.whole_ok = true;
+    waiter w;
+    waiter_init(&w, 1);
+    q.done = on_done;
+    q.arg = &w;
+    rc_submit(rm, &q);
+    pthread_mutex_lock(&rm->mu);
+    uint64_t total = o->have_size ? o->size - LUMIO_MIN(off, o->size) : 0;
+    pthread_mutex_unlock(&rm->mu);
+    wait_all(&w, &q, 1, rm, progress, arg, LUMIO_MIN(total, len));
+    waiter_fini(&w);
+    int64_t rc = first_error(rm, &q, 1);
+    return rc < 0 ? rc : (int64_t)q.got;
+}
+
+static int64_t fetch_parts(lumio_remote *rm, robj *o, uint64_t off, uint64_t len, uint8_t *dst,
+                           int fd, lumio_progress_fn progress, void *arg);
+
 /* Fetch [off, off + len) of an object in parts, into dst or into fd at the
- * object's offsets. Returns the bytes before the end of the object. */
+ * object's offsets; as one stream where the server ignores Range. Returns
+ * the bytes before the end of the object. */
+static int64_t fetch(lumio_remote *rm, robj *o, uint64_t off, uint64_t len, uint8_t *dst, int fd,
+                     lumio_progress_fn progress, void *arg) {
+    pthread_mutex_lock(&rm->mu);
+    bool no_ranges = o->no_ranges;
+    pthread_mutex_unlock(&rm->mu);
+    if (no_ranges) return fetch_stream(rm, o, off, len, dst, fd, progress, arg);
+    int64_t n = fetch_parts(rm, o, off, len, dst, fd, progress, arg);
+    if (n == -ENOTSUP) /* a part met a server that ignores Range: once, as a stream */
+        n = fetch_stream(rm, o, off, len, dst, fd, progress, arg);
+    return n;
+}
+
 static int64_t fetch_parts(lumio_remote *rm, robj *o, uint64_t off, uint64_t len, uint8_t *dst,
                            int fd, lumio_progress_fn progress, void *arg) {
     /* Where the size is pinned already, nothing is asked past the end. */
@@ -155,6 +215,9 @@ static int64_t fetch_parts(lumio_remote *rm, robj *o, uint64_t off, uint64_t len
     wait_all(&w, qs, n, rm, progress, arg, len);
     waiter_fini(&w);
     int64_t rc = first_error(rm, qs, n);
+    bool norange = false;
+    for (uint64_t i = 0; i < n; i++) norange |= qs[i].norange;
+    if (norange) rc = -ENOTSUP;
     if (rc == 0) {
         /* Whole parts, then at most one short one at the end of the object. */
         uint64_t total = 0;
@@ -162,7 +225,7 @@ static int64_t fetch_parts(lumio_remote *rm, robj *o, uint64_t off, uint64_t len
         for (uint64_t i = 0; i < n; i++) {
             if (ended && qs[i].got) {
                 snprintf(qs[i].err, sizeof qs[i].err,
-                         "GET %s: data past the end of the object (the object changed?)", o->url);
+                         "GET %s: data past the end of the object (the object changed?)", o->shown);
                 rc_set_error(rm, qs[i].err);
                 rc = LUMIO_E_CHANGED;
                 break;
@@ -181,7 +244,7 @@ int64_t lumio_remote_read(lumio_remote *rm, const char *location, uint64_t offse
     robj *o;
     int rc = open_obj(rm, location, &o);
     if (rc < 0) return rc;
-    int64_t n = fetch_parts(rm, o, offset, length, buf, -1, NULL, NULL);
+    int64_t n = fetch(rm, o, offset, length, buf, -1, NULL, NULL);
     robj_put(rm, o);
     return n;
 }
@@ -191,25 +254,24 @@ int64_t lumio_remote_download(lumio_remote *rm, const char *location, int fd,
     robj *o;
     int rc = open_obj(rm, location, &o);
     if (rc < 0) return rc;
-    rreq head = {.kind = RREQ_HEAD, .obj = o};
-    int64_t n = rc_run(rm, &head);
+    int64_t n = rc_identify(rm, o);
     struct stat st;
-    if (n == 0 && !o->have_size) {
-        snprintf(head.err, sizeof head.err, "HEAD %s: the response has no Content-Length", o->url);
-        rc_set_error(rm, head.err);
-        n = LUMIO_E_HTTP;
+    if (n == 0 && !o->have_size) { /* no size: to the end of the one stream */
+        n = fetch_stream(rm, o, 0, UINT64_MAX, NULL, fd, progress, arg);
+        robj_put(rm, o);
+        return n;
     }
     if (n == 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && ftruncate(fd, (off_t)o->size) < 0) {
         n = -errno;
         rc_set_error(rm, "download: cannot size the output file");
     }
     if (n == 0) {
-        n = fetch_parts(rm, o, 0, o->size, NULL, fd, progress, arg);
+        n = fetch(rm, o, 0, o->size, NULL, fd, progress, arg);
         if (n >= 0 && (uint64_t)n != o->size) {
-            snprintf(head.err, sizeof head.err,
-                     "GET %s: the object ended at byte %lld, its size was %llu", o->url,
-                     (long long)n, (unsigned long long)o->size);
-            rc_set_error(rm, head.err);
+            char text[1200];
+            snprintf(text, sizeof text, "GET %s: the object ended at byte %lld, its size was %llu",
+                     o->shown, (long long)n, (unsigned long long)o->size);
+            rc_set_error(rm, text);
             n = LUMIO_E_CHANGED;
         }
     }
@@ -221,8 +283,9 @@ int lumio_remote_put(lumio_remote *rm, const char *location, const void *data, u
     /* One request: S3 takes up to 5 GiB in a single PUT. */
     if (len > (5ull << 30)) {
         char text[1200];
+        char shown[1024];
         snprintf(text, sizeof text, "PUT %s: %llu bytes (more than 5 GiB needs a multipart upload)",
-                 location, (unsigned long long)len);
+                 lumio_redact(location, shown, sizeof shown), (unsigned long long)len);
         rc_set_error(rm, text);
         return -EFBIG;
     }

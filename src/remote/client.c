@@ -33,6 +33,7 @@ void lumio_remote_options_default(lumio_remote_options *o) {
     o->readahead_max = 256u << 20;
     o->connect_timeout_ms = 10000;
     o->stall_timeout_ms = 30000;
+    o->timeout_ms = 60000;
     o->retries = 8;
     o->backoff_ms = 100;
     o->backoff_max_ms = 5000;
@@ -79,6 +80,10 @@ int lumio_remote_create(lumio_remote **out, const lumio_remote_options *opts) {
     if (!o->backoff_max_ms) o->backoff_max_ms = 5000;
     if (!o->stall_timeout_ms) o->stall_timeout_ms = 30000;
     if (!o->connect_timeout_ms) o->connect_timeout_ms = 10000;
+    if (!o->timeout_ms) o->timeout_ms = 60000;
+    /* No attempt outlives the request's own limit. */
+    o->stall_timeout_ms = LUMIO_MIN(o->stall_timeout_ms, o->timeout_ms);
+    o->connect_timeout_ms = LUMIO_MIN(o->connect_timeout_ms, o->timeout_ms);
     rm->endpoint = dup_opt(o->s3_endpoint, "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL");
     rm->region = dup_opt(o->s3_region, "AWS_REGION", "AWS_DEFAULT_REGION");
     rm->access_key = dup_opt(o->access_key, "AWS_ACCESS_KEY_ID", NULL);
@@ -194,6 +199,10 @@ int rc_submit(lumio_remote *rm, rreq *q) {
     q->retry_at_ms = 0;
     q->canceled = false;
     q->eof = false;
+    q->norange = false;
+    q->timed_out = false;
+    q->paused = q->unpause = false;
+    q->progress_ms = 0;
     q->next = NULL;
     pthread_mutex_lock(&rm->mu);
     if (rm->pending_tail)
@@ -211,6 +220,17 @@ void rc_cancel(lumio_remote *rm, rreq *q) {
     curl_multi_wakeup(rm->multi);
 }
 
+void rc_unpause(lumio_remote *rm, rreq *q) {
+    __atomic_store_n(&q->unpause, true, __ATOMIC_RELEASE);
+    curl_multi_wakeup(rm->multi);
+}
+
+void rc_note_whole_get(lumio_remote *rm) {
+    pthread_mutex_lock(&rm->mu);
+    rm->stats.whole_gets++;
+    pthread_mutex_unlock(&rm->mu);
+}
+
 /* ---- one response --------------------------------------------------------- */
 
 static const char *method(const rreq *q) {
@@ -219,11 +239,15 @@ static const char *method(const rreq *q) {
 
 /* "GET URL bytes=A-B" (the whole range asked for, not the resumed part). */
 static int describe(const rreq *q, char *buf, size_t len) {
-    if (q->kind == RREQ_HEAD) return snprintf(buf, len, "HEAD %s", q->obj->url);
+    const char *url = q->obj->shown;
+    if (q->kind == RREQ_HEAD) return snprintf(buf, len, "HEAD %s", url);
     if (q->kind == RREQ_PUT)
-        return snprintf(buf, len, "PUT %s (%llu bytes)", q->obj->url, (unsigned long long)q->len);
-    if (q->len == 0) return snprintf(buf, len, "GET %s", q->obj->url);
-    return snprintf(buf, len, "GET %s bytes=%llu-%llu", q->obj->url, (unsigned long long)q->off,
+        return snprintf(buf, len, "PUT %s (%llu bytes)", url, (unsigned long long)q->len);
+    if (q->len == 0 || (q->len == UINT64_MAX && q->off == 0))
+        return snprintf(buf, len, "GET %s", url);
+    if (q->len == UINT64_MAX)
+        return snprintf(buf, len, "GET %s bytes=%llu-", url, (unsigned long long)q->off);
+    return snprintf(buf, len, "GET %s bytes=%llu-%llu", url, (unsigned long long)q->off,
                     (unsigned long long)(q->off + q->len - 1));
 }
 
@@ -234,20 +258,38 @@ static int fail(rreq *q, int code, const char *fmt, const char *detail) {
     return code;
 }
 
+/* A response head larger than this is refused (libcurl itself stops at a
+ * line of 100 KiB). */
+#define HEAD_MAX (256u << 10)
+
 static size_t on_header(char *p, size_t size, size_t nitems, void *arg) {
     rreq *q = arg;
     size_t len = size * nitems;
-    if (http_head_line(&q->h, p, len)) q->hdr_ok = false; /* a new response */
-    q->last_byte_ms = now_ms();
+    if (http_head_line(&q->h, p, len)) { /* a new response */
+        q->hdr_ok = false;
+        q->hdr_done = false;
+        q->hdr_lines = 0;
+        q->hdr_bytes = 0;
+    }
+    q->hdr_lines++;
+    q->hdr_bytes += len;
+    if (q->hdr_bytes > HEAD_MAX && q->res == 0) {
+        q->res = fail(q, LUMIO_E_HTTP, ": a response header larger than %s", "256 KiB");
+        return 0;
+    }
+    if (len <= 2 && (len == 0 || p[0] == '\r' || p[0] == '\n')) q->hdr_done = true;
+    q->last_byte_ms = q->progress_ms = now_ms();
     return len;
 }
 
 /* The head of a successful response: is it the range asked for, of the
  * object we pinned? Pins size and ETag on the first one. */
 static int check_head(lumio_remote *rm, rreq *q, bool locked) {
-    CURL *e = q->easy;
     uint64_t want = q->off + q->got;
     uint64_t total = UINT64_MAX;
+    bool ignored = false;
+    if (q->h.content_length_bad)
+        return fail(q, LUMIO_E_HTTP, ": the Content-Length is out of range or not a number%s", "");
     if (q->h.status == 206) {
         if (q->h.range_start == HTTP_NONE)
             return fail(q, LUMIO_E_HTTP, ": a 206 response without a valid Content-Range%s", "");
@@ -257,16 +299,27 @@ static int check_head(lumio_remote *rm, rreq *q, bool locked) {
             return fail(q, LUMIO_E_HTTP, ": the server answered a range starting at byte %s", d);
         }
         total = q->h.total;
+        q->body_at = q->h.range_start;
     } else if (q->h.status == 200 || q->h.status == 203) {
-        if (q->kind == RREQ_GET && want != 0)
+        total = q->h.content_length;
+        /* An answer to a range that is not that range: the server ignores
+         * Range. From byte 0 its first bytes are the range; elsewhere the
+         * caller reads the object as one stream instead (whole_ok). */
+        bool ranged = q->kind == RREQ_GET && (q->len != UINT64_MAX || want != 0);
+        ignored = ranged && (want != 0 || total == HTTP_NONE || total > q->len);
+        if (q->kind == RREQ_GET && want != 0 && !q->whole_ok) {
+            if (!locked) pthread_mutex_lock(&rm->mu);
+            q->obj->no_ranges = true;
+            if (!locked) pthread_mutex_unlock(&rm->mu);
+            q->norange = true;
             return fail(q, LUMIO_E_HTTP, ": the server ignored the Range header%s", "");
-        curl_off_t cl = -1;
-        curl_easy_getinfo(e, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
-        if (cl >= 0) total = (uint64_t)cl;
+        }
+        q->body_at = 0;
     }
     robj *o = q->obj;
     int rc = 0;
     if (!locked) pthread_mutex_lock(&rm->mu);
+    if (ignored) o->no_ranges = true;
     if (o->etag[0] && q->h.etag[0] && strcmp(o->etag, q->h.etag) != 0)
         rc = LUMIO_E_CHANGED;
     else if (o->have_size && total != UINT64_MAX && total != o->size)
@@ -287,7 +340,7 @@ static int check_head(lumio_remote *rm, rreq *q, bool locked) {
                  (unsigned long long)total, o->etag, (unsigned long long)o->size);
         return fail(q, rc, ": the object changed while it was read: ETag %s", d);
     }
-    if (total != UINT64_MAX && total < q->off + q->len) q->eof = true;
+    if (total != UINT64_MAX && (total < q->off || total - q->off < q->len)) q->eof = true;
     q->hdr_ok = true;
     return 0;
 }
@@ -298,7 +351,7 @@ static size_t on_send(char *p, size_t size, size_t nitems, void *arg) {
     size_t n = (size_t)LUMIO_MIN((uint64_t)size * nitems, q->len - q->sent);
     memcpy(p, q->src + q->sent, n);
     q->sent += n;
-    q->last_byte_ms = now_ms();
+    q->last_byte_ms = q->progress_ms = now_ms();
     return n;
 }
 
@@ -316,10 +369,20 @@ static size_t on_body(char *p, size_t size, size_t nitems, void *arg) {
     if (q->h.status < 200 || q->h.status >= 300) return len; /* an error page: drop it */
     if (q->kind == RREQ_PUT) return len;                     /* what the store says back */
     if (!q->hdr_ok) return CURL_WRITEFUNC_ERROR;             /* checked in on_progress first */
-    q->last_byte_ms = now_ms();
+    q->last_byte_ms = q->progress_ms = now_ms();
+    /* A whole body answering a range: the bytes before it are skipped. */
+    uint64_t want = q->off + q->got;
+    size_t skip = q->body_at < want ? (size_t)LUMIO_MIN((uint64_t)len, want - q->body_at) : 0;
     uint64_t room = q->len - q->got;
-    size_t take = len > room ? (size_t)room : len;
-    if (take) {
+    size_t take = len - skip > room ? (size_t)room : len - skip;
+    if (take && q->sink) {
+        if (q->sink(q, (const uint8_t *)p + skip, take) == 0) {
+            /* Nothing taken: libcurl hands the same bytes again on resume. */
+            __atomic_store_n(&q->paused, true, __ATOMIC_RELEASE);
+            return CURL_WRITEFUNC_PAUSE;
+        }
+    } else if (take) {
+        p += skip;
         if (q->dst) {
             memcpy(q->dst + q->got, p, take);
         } else {
@@ -335,10 +398,11 @@ static size_t on_body(char *p, size_t size, size_t nitems, void *arg) {
                 done += (size_t)w;
             }
         }
-        __atomic_store_n(&q->got, q->got + take, __ATOMIC_RELAXED); /* read by waiters */
     }
+    q->body_at += skip + take;
+    __atomic_store_n(&q->got, q->got + take, __ATOMIC_RELAXED); /* read by waiters */
     /* More than asked for (a 200 with the whole object): stop here. */
-    return take == len ? len : CURL_WRITEFUNC_ERROR;
+    return skip + take == len ? len : CURL_WRITEFUNC_ERROR;
 }
 
 /* ---- the loop -------------------------------------------------------------- */
@@ -354,11 +418,24 @@ static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off
      * starts once the request is on the wire. */
     curl_off_t sent = 0;
     curl_easy_getinfo(q->easy, CURLINFO_PRETRANSFER_TIME_T, &sent);
-    if (sent == 0) {
-        q->last_byte_ms = now_ms();
+    int64_t now = now_ms();
+    /* A reader that has not made room yet is not a silent server either. */
+    if (__atomic_load_n(&q->paused, __ATOMIC_ACQUIRE)) {
+        q->last_byte_ms = q->progress_ms = now;
         return 0;
     }
-    if (now_ms() - q->last_byte_ms > (int64_t)rm->o.stall_timeout_ms) {
+    /* The request's own limit runs across attempts; only the first
+     * attempt's wait for a connection of the pool is not counted. */
+    if (sent == 0 && q->attempt == 0) q->progress_ms = now;
+    if (now - q->progress_ms > (int64_t)rm->o.timeout_ms) {
+        q->timed_out = true;
+        return 1;
+    }
+    if (sent == 0) {
+        q->last_byte_ms = now;
+        return 0;
+    }
+    if (now - q->last_byte_ms > (int64_t)rm->o.stall_timeout_ms) {
         q->stalled = true;
         return 1;
     }
@@ -411,12 +488,25 @@ static int start(lumio_remote *rm, rreq *q) {
     q->got_mark = q->got;
     http_head_reset(&q->h);
     q->hdr_ok = false;
+    q->hdr_done = false;
+    q->hdr_lines = 0;
+    q->hdr_bytes = 0;
     q->stalled = false;
+    q->body_at = 0;
     q->last_byte_ms = now_ms();
+    /* A retry's wait for a free slot (behind the parts queued before it)
+     * is not the server's silence. */
+    if (q->attempt == 0)
+        q->progress_ms = q->last_byte_ms;
+    else if (q->last_byte_ms > q->queued_ms)
+        q->progress_ms += q->last_byte_ms - q->queued_ms;
     char range[64] = "";
+    uint64_t from = q->off + q->got;
     if (q->kind == RREQ_GET && q->len != UINT64_MAX)
-        snprintf(range, sizeof range, "bytes=%llu-%llu", (unsigned long long)(q->off + q->got),
+        snprintf(range, sizeof range, "bytes=%llu-%llu", (unsigned long long)from,
                  (unsigned long long)(q->off + q->len - 1));
+    else if (q->kind == RREQ_GET && from != 0) /* a stream resumed */
+        snprintf(range, sizeof range, "bytes=%llu-", (unsigned long long)from);
     bool put = q->kind == RREQ_PUT;
     q->sent = 0;
     q->hdrs = robj_headers(rm, q->obj, method(q), range[0] ? range : NULL,
@@ -447,8 +537,10 @@ static int start(lumio_remote *rm, rreq *q) {
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, rm->o.verify_tls ? 1L : 0L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, rm->o.verify_tls ? 2L : 0L);
     if (rm->ca_file) curl_easy_setopt(e, CURLOPT_CAINFO, rm->ca_file);
-    /* A write is not redirected: a 303 would turn it into a GET. */
-    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, put ? 0L : 1L);
+    /* A write is not redirected: a 303 would turn it into a GET. Nor is a
+     * signed request: libcurl would carry its x-amz-* headers (the session
+     * token) to the other host; classify() refuses the redirect instead. */
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, put || robj_signed(rm, q->obj) ? 0L : 1L);
     curl_easy_setopt(e, CURLOPT_MAXREDIRS, 5L);
     curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
     /* An S3 key is a name, not a path: "a/../b" is that key, not "b". */
@@ -549,6 +641,80 @@ static const char *status_text(int s) {
 
 enum outcome { DONE, RETRY };
 
+/* "60 s", "0.5 s". */
+static const char *seconds(unsigned ms, char *buf, size_t len) {
+    snprintf(buf, len, "%g s", ms / 1000.0);
+    return buf;
+}
+
+/* "redirect to a file:// URL refused": the scheme of a Location. */
+static void redirect_refused(const rreq *q, char *why, size_t whylen) {
+    const char *loc = q->h.location;
+    size_t n = strcspn(loc, ":/?#");
+    if (!strncmp(loc + n, "://", 3) && n < 16)
+        snprintf(why, whylen,
+                 "redirect to a %.*s:// URL refused (only http and https are followed)", (int)n,
+                 loc);
+    else
+        snprintf(why, whylen, "redirect refused (only http and https are followed)");
+}
+
+/* What libcurl's error met, in words a user can act on; whether it may
+ * pass on another attempt. */
+static bool curl_failure(lumio_remote *rm, const rreq *q, CURLcode cc, char *why, size_t whylen) {
+    int s = q->h.status;
+    if (q->stalled) {
+        char t[32];
+        snprintf(why, whylen, "no data for %s", seconds(rm->o.stall_timeout_ms, t, sizeof t));
+        return true;
+    }
+    if (q->h.content_length_bad) {
+        snprintf(why, whylen, "the Content-Length is out of range or not a number");
+        return false;
+    }
+    switch (cc) {
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_WEIRD_SERVER_REPLY:
+        if (s >= 300 && s < 400 && q->h.location[0])
+            redirect_refused(q, why, whylen);
+        else if (s == 0)
+            snprintf(why, whylen, "not an HTTP response (no status line)");
+        else
+            snprintf(why, whylen, "a malformed HTTP response (%s)", curl_easy_strerror(cc));
+        return false;
+    case CURLE_OUT_OF_MEMORY:
+        if (q->hdr_done) break;
+        /* libcurl's only limit on a response head: one line of 100 KiB. */
+        snprintf(why, whylen, "a response header line longer than 100 KiB");
+        return false;
+    case CURLE_TOO_MANY_REDIRECTS:
+        snprintf(why, whylen, "more than 5 redirects");
+        return false;
+    default:
+        break;
+    }
+    if (s != 0 && !q->hdr_done) {
+        snprintf(why, whylen, "the connection closed %s",
+                 q->hdr_lines <= 1 ? "after the status line" : "inside the response header");
+        return false;
+    }
+    snprintf(why, whylen, "%s", curl_easy_strerror(cc));
+    return retryable_curl(cc);
+}
+
+/* A signed request answered by a redirect: the signature and the session
+ * token are for this host alone, so the redirect is not followed. S3 says
+ * where the bucket is. */
+static void signed_redirect(const rreq *q, char *why, size_t whylen) {
+    char loc[600];
+    lumio_redact(q->h.location[0] ? q->h.location : "(no Location)", loc, sizeof loc);
+    int n = snprintf(why, whylen, "HTTP %d redirect to %s refused: a signed request is not sent on",
+                     q->h.status, loc);
+    if (q->h.bucket_region[0] && n > 0 && (size_t)n < whylen)
+        snprintf(why + n, whylen - (size_t)n, " (the bucket is in %s: set AWS_REGION=%s)",
+                 q->h.bucket_region, q->h.bucket_region);
+}
+
 /* Classify a finished transfer: done (success or a final error) or retry. */
 static enum outcome classify(lumio_remote *rm, rreq *q, CURLcode cc, char *why, size_t whylen) {
     why[0] = 0;
@@ -559,12 +725,15 @@ static enum outcome classify(lumio_remote *rm, rreq *q, CURLcode cc, char *why, 
     if (q->res < 0) return DONE; /* refused in a callback: wrong range, changed, file error */
     int s = q->h.status;
     if (cc == CURLE_WRITE_ERROR && q->kind == RREQ_GET && q->got == q->len) cc = CURLE_OK;
+    if (q->timed_out) {
+        char t[32];
+        snprintf(why, whylen, "no progress for %s", seconds(rm->o.timeout_ms, t, sizeof t));
+        q->res = fail(q, -ETIMEDOUT, ": %s", why);
+        return DONE;
+    }
+    if (cc == CURLE_OK && s != 0 && !q->hdr_done) cc = CURLE_PARTIAL_FILE; /* a cut head */
     if (cc != CURLE_OK) {
-        if (q->stalled)
-            snprintf(why, whylen, "no data for %u ms", rm->o.stall_timeout_ms);
-        else
-            snprintf(why, whylen, "%s", curl_easy_strerror(cc));
-        if (retryable_curl(cc)) return RETRY;
+        if (curl_failure(rm, q, cc, why, whylen)) return RETRY;
         q->res =
             fail(q, cc == CURLE_COULDNT_RESOLVE_HOST ? -EHOSTUNREACH : LUMIO_E_HTTP, ": %s", why);
         return DONE;
@@ -588,6 +757,9 @@ static enum outcome classify(lumio_remote *rm, rreq *q, CURLcode cc, char *why, 
                 return DONE;
             }
         }
+        /* A body without a length ends where the connection (or the
+         * chunked encoding) ends it, as curl reads it. */
+        if (s != 206 && q->h.content_length == HTTP_NONE) q->eof = true;
         if (q->kind == RREQ_GET && q->got < q->len && !q->eof) {
             /* The server sent less than the range and the object goes on:
              * ask for the rest. */
@@ -606,7 +778,20 @@ static enum outcome classify(lumio_remote *rm, rreq *q, CURLcode cc, char *why, 
             q->res = fail(q, LUMIO_E_CHANGED, ": %s", "the object changed size while it was read");
             return DONE;
         }
+        if (!o->have_size && t != HTTP_NONE && q->off + q->got == 0) {
+            q->obj->have_size = true; /* an empty object */
+            q->obj->size = t;
+        }
         q->eof = true;
+        return DONE;
+    }
+    if (s >= 300 && s < 400) {
+        if (robj_signed(rm, q->obj))
+            signed_redirect(q, why, whylen);
+        else
+            snprintf(why, whylen, "HTTP %d redirect not followed%s", s,
+                     q->h.location[0] ? "" : " (no Location)");
+        q->res = fail(q, LUMIO_E_HTTP, ": %s", why);
         return DONE;
     }
     snprintf(why, whylen, "HTTP %d %s", s, status_text(s));
@@ -672,10 +857,14 @@ static void finished(lumio_remote *rm, rreq *q, CURLcode cc, done_list *done) {
          * runs out of retries. */
         bool progressed = q->got - q->got_mark >= (1u << 20);
         if (progressed) q->attempt = 0;
-        if (q->attempt < rm->o.retries) {
-            q->attempt++;
+        q->attempt++;
+        int64_t now = now_ms(), wait = progressed ? 0 : backoff(rm, q);
+        /* No retry that would start past the request's time limit. */
+        bool in_time = now + wait - q->progress_ms <= (int64_t)rm->o.timeout_ms;
+        if (q->attempt <= rm->o.retries && in_time) {
             rm->stats.retries++;
-            q->retry_at_ms = progressed ? 0 : now_ms() + backoff(rm, q);
+            q->retry_at_ms = progressed ? 0 : now + wait;
+            q->queued_ms = now + wait;
             q->res = 0;
             q->next = NULL;
             if (rm->pending_tail)
@@ -685,10 +874,15 @@ static void finished(lumio_remote *rm, rreq *q, CURLcode cc, done_list *done) {
             rm->pending_tail = q;
             return;
         }
-        char d[320];
-        snprintf(d, sizeof d, "%s (gave up after %u attempts)", why, q->attempt + 1);
+        q->attempt--; /* not made */
+        char d[360], t[32];
+        if (!in_time)
+            snprintf(d, sizeof d, "%s (gave up after %u attempts: no progress for %s)", why,
+                     q->attempt + 1, seconds(rm->o.timeout_ms, t, sizeof t));
+        else
+            snprintf(d, sizeof d, "%s (gave up after %u attempts)", why, q->attempt + 1);
         q->res = fail(q, q->h.status >= 400 ? LUMIO_E_HTTP : -EIO, ": %s", d);
-        if (cc == CURLE_OPERATION_TIMEDOUT || q->stalled) q->res = -ETIMEDOUT;
+        if (cc == CURLE_OPERATION_TIMEDOUT || q->stalled || !in_time) q->res = -ETIMEDOUT;
         if (cc == CURLE_COULDNT_CONNECT) q->res = -ECONNREFUSED;
     }
     push(done, q);
@@ -743,6 +937,15 @@ static void *run(void *arg) {
             q->next = NULL;
             q->done(q);
         }
+        /* Transfers whose reader made room. Only this thread changes the
+         * active list, so it is walked without the lock (a resumed
+         * transfer's callbacks may take the reader's). */
+        for (rreq *q = rm->active; q; q = q->next)
+            if (__atomic_exchange_n(&q->unpause, false, __ATOMIC_ACQ_REL)) {
+                __atomic_store_n(&q->paused, false, __ATOMIC_RELEASE);
+                q->last_byte_ms = q->progress_ms = now_ms();
+                curl_easy_pause(q->easy, CURLPAUSE_CONT);
+            }
         int running = 0;
         curl_multi_perform(rm->multi, &running);
         pthread_mutex_lock(&rm->mu);

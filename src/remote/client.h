@@ -22,6 +22,7 @@ typedef struct rreq rreq;
 struct robj {
     char *location; /* as given: the cache key */
     char *url;      /* the HTTP(S) URL */
+    char *shown;    /* the URL as messages show it: no password, no signature */
     /* S3: signed requests. */
     bool s3;
     char *host; /* Host header value */
@@ -31,6 +32,7 @@ struct robj {
     uint64_t size;
     char etag[128];
     char last_modified[64];
+    bool no_ranges; /* the server answered a ranged GET with the whole body */
     unsigned refs;
     robj *next;
 };
@@ -49,13 +51,19 @@ struct rreq {
     const uint8_t *src; /* PUT: the body, len bytes (the whole object) */
     uint64_t sent;      /* PUT: body bytes handed to libcurl this attempt */
     char sha256[65];    /* PUT to S3: the body's hash, for the signature (by the caller) */
-    int fd;             /* with dst NULL: pwrite at the object's offsets */
-    rreq_done_fn done;  /* on the client's thread; quick, never blocking */
+    int fd;             /* with dst NULL and no sink: pwrite at the object's offsets */
+    /* With dst NULL: takes all of the bytes at the object's offset `at`
+     * (returns len) or none (returns 0: the transfer pauses until
+     * rc_unpause()). On the client's thread. */
+    size_t (*sink)(rreq *q, const uint8_t *p, size_t len);
+    bool whole_ok;     /* a 200 with the whole body is read, skipping to off + got */
+    rreq_done_fn done; /* on the client's thread; quick, never blocking */
     void *arg;
     /* Results. */
     int res;       /* 0 or a negative code */
     uint64_t got;  /* bytes landed, from off */
     char err[512]; /* with res < 0: URL, range, what happened */
+    bool norange;  /* failed because the server ignored Range (and !whole_ok) */
     /* The client's. */
     void *easy;
     unsigned attempt;
@@ -66,6 +74,15 @@ struct rreq {
     bool eof;    /* the object ends before off + len */
     bool canceled;
     bool stalled;
+    bool timed_out;       /* no progress for timeout_ms: final */
+    bool paused;          /* the sink is full (atomic) */
+    bool unpause;         /* rc_unpause() asked (atomic) */
+    bool hdr_done;        /* the final response's head ended (its blank line) */
+    unsigned hdr_lines;   /* lines of the current response's head */
+    uint64_t hdr_bytes;   /* bytes of the current response's head */
+    uint64_t body_at;     /* object offset of the next body byte */
+    int64_t progress_ms;  /* the last byte of any attempt, for timeout_ms */
+    int64_t queued_ms;    /* a retry: when it could start */
     int64_t last_byte_ms; /* for the stall timeout */
     http_head h;          /* the current response's head */
     void *hdrs;           /* struct curl_slist */
@@ -93,8 +110,9 @@ struct lumio_remote {
 };
 
 /* client.c */
-int rc_submit(lumio_remote *rm, rreq *q);  /* any thread; done() is always called */
-void rc_cancel(lumio_remote *rm, rreq *q); /* any thread; done() with LUMIO_E_CANCELED */
+int rc_submit(lumio_remote *rm, rreq *q);   /* any thread; done() is always called */
+void rc_cancel(lumio_remote *rm, rreq *q);  /* any thread; done() with LUMIO_E_CANCELED */
+void rc_unpause(lumio_remote *rm, rreq *q); /* any thread: the sink has room again */
 void rc_set_error(const lumio_remote *rm, const char *text);
 void rc_stats_add(lumio_remote *rm, uint64_t bytes_read);
 
@@ -102,6 +120,8 @@ void rc_stats_add(lumio_remote *rm, uint64_t bytes_read);
 /* Find or make the cached object for a location (a reference). */
 int robj_get(lumio_remote *rm, const char *location, robj **out, char *err, size_t errlen);
 void robj_put(lumio_remote *rm, robj *o);
+/* Whether requests for o carry a signature (and maybe a session token). */
+bool robj_signed(const lumio_remote *rm, const robj *o);
 /* The headers of one request (Range, If-Match, signing): a curl_slist. A
  * PUT passes its body's SHA-256 (hex) and sends no If-Match. */
 void *robj_headers(lumio_remote *rm, robj *o, const char *method, const char *range,
@@ -110,5 +130,10 @@ void *robj_headers(lumio_remote *rm, robj *o, const char *method, const char *ra
 /* blocking.c */
 /* Run a request to the end on the calling thread. */
 int rc_run(lumio_remote *rm, rreq *q);
+/* Learn an object's size and ETag: a HEAD, or where HEAD is refused or gives
+ * no size, a GET of byte 0 (o->have_size stays false if the server gives no
+ * size). 0 or a negative code, with the text set. */
+int rc_identify(lumio_remote *rm, robj *o);
+void rc_note_whole_get(lumio_remote *rm);
 
 #endif

@@ -10,6 +10,7 @@ void http_head_reset(http_head *h) {
     memset(h, 0, sizeof *h);
     h->range_start = h->range_end = h->total = HTTP_NONE;
     h->retry_after_ms = -1;
+    h->content_length = HTTP_NONE;
 }
 
 /* Digits at *p (advanced past them) as a number; false if none or it
@@ -81,6 +82,19 @@ int http_head_line(http_head *h, const char *line, size_t len) {
         copy_value(h->etag, sizeof h->etag, v, end);
     } else if (nlen == 13 && !strncasecmp(line, "last-modified", 13)) {
         copy_value(h->last_modified, sizeof h->last_modified, v, end);
+    } else if (nlen == 14 && !strncasecmp(line, "content-length", 14)) {
+        uint64_t n;
+        const char *p = v;
+        /* RFC 9110: a repeated length must repeat the same number. */
+        if (!number(&p, end, &n) || p != end ||
+            (h->content_length != HTTP_NONE && h->content_length != n))
+            h->content_length_bad = 1;
+        else
+            h->content_length = n;
+    } else if (nlen == 8 && !strncasecmp(line, "location", 8)) {
+        copy_value(h->location, sizeof h->location, v, end);
+    } else if (nlen == 19 && !strncasecmp(line, "x-amz-bucket-region", 19)) {
+        copy_value(h->bucket_region, sizeof h->bucket_region, v, end);
     } else if (nlen == 11 && !strncasecmp(line, "retry-after", 11)) {
         uint64_t s;
         const char *p = v;

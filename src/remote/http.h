@@ -16,7 +16,11 @@ typedef struct http_head {
     uint64_t total; /* T, also from "bytes STAR/T" (416); HTTP_NONE if absent or "*" */
     char etag[128]; /* as sent, quotes included; "" if absent */
     char last_modified[64];
-    int retry_after_ms; /* Retry-After in seconds (under an hour), as ms; -1 if absent */
+    int retry_after_ms;      /* Retry-After in seconds (under an hour), as ms; -1 if absent */
+    uint64_t content_length; /* HTTP_NONE if absent */
+    int content_length_bad;  /* present but not a number that fits (or two that differ) */
+    char location[512];      /* Location of a redirect, truncated; "" if absent */
+    char bucket_region[32];  /* S3's x-amz-bucket-region; "" if absent */
 } http_head;
 
 void http_head_reset(http_head *h);

@@ -16,6 +16,7 @@ static void robj_free(robj *o) {
     if (!o) return;
     free(o->location);
     free(o->url);
+    free(o->shown);
     free(o->host);
     free(o->path);
     free(o);
@@ -55,10 +56,12 @@ out:
 }
 
 static int make_s3(lumio_remote *rm, robj *o, const char *loc, char *err, size_t errlen) {
+    char shown[1024];
+    lumio_redact(loc, shown, sizeof shown);
     const char *b = loc + 5;
     const char *slash = strchr(b, '/');
     if (!slash || slash == b || !slash[1]) {
-        snprintf(err, errlen, "%s: an S3 location is s3://BUCKET/KEY", loc);
+        snprintf(err, errlen, "%s: an S3 location is s3://BUCKET/KEY", shown);
         return -EINVAL;
     }
     size_t blen = (size_t)(slash - b);
@@ -73,7 +76,9 @@ static int make_s3(lumio_remote *rm, robj *o, const char *loc, char *err, size_t
     if (rm->endpoint) {
         rc = split_endpoint(rm->endpoint, &scheme, &authority, &base);
         if (rc < 0) {
-            snprintf(err, errlen, "%s: the S3 endpoint '%s' is not a valid URL", loc, rm->endpoint);
+            char ep[1024];
+            snprintf(err, errlen, "%s: the S3 endpoint '%s' is not a valid URL", shown,
+                     lumio_redact(rm->endpoint, ep, sizeof ep));
             goto out;
         }
     } else {
@@ -103,7 +108,7 @@ static int make_s3(lumio_remote *rm, robj *o, const char *loc, char *err, size_t
     o->s3 = true;
     rc = 0;
 out:
-    if (rc == -ENOMEM) snprintf(err, errlen, "%s: out of memory", loc);
+    if (rc == -ENOMEM) snprintf(err, errlen, "%s: out of memory", shown);
     free(ekey);
     free(bucket);
     curl_free(scheme);
@@ -123,22 +128,34 @@ int robj_get(lumio_remote *rm, const char *location, robj **out, char *err, size
             return 0;
         }
     pthread_mutex_unlock(&rm->mu);
+    char shown[1024];
+    lumio_redact(location, shown, sizeof shown);
     if (!lumio_is_remote(location)) {
-        snprintf(err, errlen, "%s: not an http://, https:// or s3:// location", location);
+        snprintf(err, errlen, "%s: not an http://, https:// or s3:// location", shown);
         return -EINVAL;
     }
     robj *o = calloc(1, sizeof *o);
     if (!o || !(o->location = strdup(location))) {
         free(o);
-        snprintf(err, errlen, "%s: out of memory", location);
+        snprintf(err, errlen, "%s: out of memory", shown);
         return -ENOMEM;
     }
     int rc = 0;
     if (!strncmp(location, "s3://", 5)) {
         rc = make_s3(rm, o, location, err, errlen);
     } else if (!(o->url = strdup(location))) {
-        snprintf(err, errlen, "%s: out of memory", location);
+        snprintf(err, errlen, "%s: out of memory", shown);
         rc = -ENOMEM;
+    }
+    if (rc == 0) {
+        size_t n = strlen(o->url) + 1; /* redaction never makes it longer than this + stars */
+        n += n * 3;
+        if ((o->shown = malloc(n)))
+            lumio_redact(o->url, o->shown, n);
+        else {
+            snprintf(err, errlen, "%s: out of memory", shown);
+            rc = -ENOMEM;
+        }
     }
     if (rc < 0) {
         robj_free(o);
@@ -180,6 +197,10 @@ void robj_put(lumio_remote *rm, robj *o) {
     if (last) robj_free(o);
 }
 
+bool robj_signed(const lumio_remote *rm, const robj *o) {
+    return o->s3 && rm->access_key && rm->secret_key;
+}
+
 static struct curl_slist *add(struct curl_slist *l, const char *name, const char *value) {
     size_t len = strlen(name) + strlen(value) + 3; /* session tokens run to kilobytes */
     char *line = malloc(len);
@@ -206,7 +227,7 @@ void *robj_headers(lumio_remote *rm, robj *o, const char *method, const char *ra
     if (!strncmp(etag, "W/", 2)) etag[0] = 0;
     if (range && !(l = add(l, "Range", range))) return NULL;
     if (etag[0] && !(l = add(l, "If-Match", etag))) return NULL;
-    if (!o->s3 || !rm->access_key || !rm->secret_key) return l;
+    if (!robj_signed(rm, o)) return l;
     char date[17];
     sigv4_amz_date(time(NULL), date);
     static const char empty_sha256[] =

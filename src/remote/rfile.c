@@ -47,6 +47,19 @@ struct lumio_rfile {
     unsigned inflight; /* segments and direct reads not yet done (under mu) */
     lumio_remote_stats stats;
     char err[512];
+    /* Stream mode, for a server that ignores Range or gives no size: one GET
+     * lands in a ring the reads take from; when the ring is full the
+     * transfer pauses. */
+    bool streaming;
+    struct {
+        rreq q;
+        bool live;    /* submitted and not yet waited for */
+        bool done;    /* under mu, as everything below */
+        bool full;    /* the sink refused bytes: resume the transfer once room is made */
+        uint8_t *buf; /* the ring */
+        size_t cap, start, len;
+        uint64_t pos; /* the object offset of buf[start] */
+    } st;
 };
 
 /* ---- completion ------------------------------------------------------------ */
@@ -191,6 +204,125 @@ static int fill(lumio_rfile *f, uint64_t from, uint64_t need, uint64_t want, uin
     return 0;
 }
 
+/* ---- stream mode ------------------------------------------------------------ */
+
+enum { STREAM_RING = 8u << 20 };
+
+/* On the client's thread: all of p into the ring, or nothing (paused). */
+static size_t stream_sink(rreq *q, const uint8_t *p, size_t n) {
+    lumio_rfile *f = q->arg;
+    pthread_mutex_lock(&f->mu);
+    if (f->st.len == 0 && n > f->st.cap) { /* never refuse into an empty ring */
+        uint8_t *b = realloc(f->st.buf, n);
+        if (b) f->st.buf = b, f->st.cap = n, f->st.start = 0;
+    }
+    if (f->st.cap - f->st.len < n) {
+        f->st.full = true;
+        pthread_mutex_unlock(&f->mu);
+        return 0;
+    }
+    size_t end = (f->st.start + f->st.len) % f->st.cap;
+    size_t first = LUMIO_MIN(n, f->st.cap - end);
+    memcpy(f->st.buf + end, p, first);
+    memcpy(f->st.buf, p + first, n - first);
+    f->st.len += n;
+    pthread_cond_broadcast(&f->cv);
+    pthread_mutex_unlock(&f->mu);
+    return n;
+}
+
+static void stream_done(rreq *q) {
+    lumio_rfile *f = q->arg;
+    pthread_mutex_lock(&f->mu);
+    f->st.done = true;
+    pthread_cond_broadcast(&f->cv);
+    pthread_mutex_unlock(&f->mu);
+}
+
+static void stream_stop(lumio_rfile *f) {
+    if (!f->st.live) return;
+    rc_cancel(f->rm, &f->st.q);
+    pthread_mutex_lock(&f->mu);
+    while (!f->st.done) pthread_cond_wait(&f->cv, &f->mu);
+    pthread_mutex_unlock(&f->mu);
+    count(f, &f->st.q);
+    f->st.live = false;
+}
+
+static int stream_start(lumio_rfile *f, uint64_t off) {
+    if (!f->st.buf) {
+        f->st.buf = malloc(STREAM_RING);
+        if (!f->st.buf) return -ENOMEM;
+        f->st.cap = STREAM_RING;
+    }
+    rreq *q = &f->st.q;
+    memset(q, 0, sizeof *q);
+    q->kind = RREQ_GET;
+    q->obj = f->obj;
+    q->off = off;
+    q->len = f->size == UINT64_MAX ? UINT64_MAX : f->size - off;
+    q->fd = -1;
+    q->sink = stream_sink;
+    q->whole_ok = true;
+    q->done = stream_done;
+    q->arg = f;
+    f->st.start = f->st.len = 0;
+    f->st.pos = off;
+    f->st.done = f->st.full = false;
+    f->st.live = true;
+    rc_note_whole_get(f->rm);
+    rc_submit(f->rm, q);
+    return 0;
+}
+
+/* Under mu: drop n bytes from the front of the ring. */
+static void stream_consume(lumio_rfile *f, size_t n) {
+    f->st.start = (f->st.start + n) % f->st.cap;
+    f->st.len -= n;
+    f->st.pos += n;
+    if (f->st.full) {
+        f->st.full = false;
+        rc_unpause(f->rm, &f->st.q);
+    }
+}
+
+/* A read in stream mode: forward skips read through, backward ones start
+ * the stream again. */
+static int64_t stream_pread(lumio_rfile *f, uint8_t *buf, uint64_t off, uint64_t n) {
+    if (!f->st.live || off < f->st.pos) {
+        stream_stop(f);
+        int rc = stream_start(f, off);
+        if (rc < 0) return rc;
+    }
+    pthread_mutex_lock(&f->mu);
+    for (;;) {
+        if (off > f->st.pos && f->st.len) {
+            stream_consume(f, (size_t)LUMIO_MIN((uint64_t)f->st.len, off - f->st.pos));
+            continue;
+        }
+        if (off == f->st.pos && f->st.len) {
+            size_t take = (size_t)LUMIO_MIN(n, (uint64_t)f->st.len);
+            size_t first = LUMIO_MIN(take, f->st.cap - f->st.start);
+            memcpy(buf, f->st.buf + f->st.start, first);
+            memcpy(buf + first, f->st.buf, take - first);
+            stream_consume(f, take);
+            pthread_mutex_unlock(&f->mu);
+            return (int64_t)take;
+        }
+        if (f->st.done) break;
+        pthread_cond_wait(&f->cv, &f->mu);
+    }
+    pthread_mutex_unlock(&f->mu);
+    rreq *q = &f->st.q;
+    if (q->res < 0) {
+        snprintf(f->err, sizeof f->err, "%s", q->err);
+        stream_stop(f);
+        return q->res;
+    }
+    if (f->size == UINT64_MAX) f->size = q->off + q->got; /* now it is known */
+    return 0;
+}
+
 /* ---- access pattern -------------------------------------------------------- */
 
 static uint64_t io_size(const lumio_rfile *f) {
@@ -301,9 +433,31 @@ static int64_t from_window(lumio_rfile *f, uint8_t *buf, uint64_t off, uint64_t 
     return (int64_t)done;
 }
 
+static bool obj_no_ranges(lumio_rfile *f) {
+    pthread_mutex_lock(&f->rm->mu);
+    bool r = f->obj->no_ranges;
+    pthread_mutex_unlock(&f->rm->mu);
+    return r;
+}
+
+static int64_t done_read(lumio_rfile *f, int64_t rc) {
+    if (rc < 0) {
+        set_err(f, (int)rc, f->err);
+        return rc;
+    }
+    f->stats.bytes_read += (uint64_t)rc;
+    rc_stats_add(f->rm, (uint64_t)rc);
+    return rc;
+}
+
 int64_t lumio_rfile_pread(lumio_rfile *f, void *buf, size_t n, uint64_t off) {
     if (off >= f->size || n == 0) return 0;
     n = (size_t)LUMIO_MIN((uint64_t)n, f->size - off);
+    if (!f->streaming && obj_no_ranges(f)) { /* found out by an earlier read */
+        drop_all(f);
+        f->streaming = true;
+    }
+    if (f->streaming) return done_read(f, stream_pread(f, buf, off, n));
     classify(f, off, n);
     f->last_end = off + n;
     uint64_t w = window(f);
@@ -326,6 +480,10 @@ int64_t lumio_rfile_pread(lumio_rfile *f, void *buf, size_t n, uint64_t off) {
         drop_all(f);
         f->streak = 0;
         f->last_end = UINT64_MAX;
+        if (obj_no_ranges(f)) { /* the server ignores Range: one stream from here on */
+            f->streaming = true;
+            return done_read(f, stream_pread(f, buf, off, n));
+        }
         return rc;
     }
     f->stats.bytes_read += (uint64_t)rc;
@@ -360,6 +518,10 @@ void lumio_rfile_get_stats(const lumio_rfile *f, lumio_remote_stats *s) {
         s->requests += 1;
         s->bytes_fetched += __atomic_load_n(&x->q.got, __ATOMIC_RELAXED);
     }
+    if (f->st.live) {
+        s->requests += 1;
+        s->bytes_fetched += __atomic_load_n(&f->st.q.got, __ATOMIC_RELAXED);
+    }
 }
 
 const char *lumio_rfile_last_error(const lumio_rfile *f) {
@@ -380,22 +542,16 @@ int lumio_rfile_open(lumio_remote *rm, const char *location, lumio_rfile **out) 
     pthread_mutex_init(&f->mu, NULL);
     pthread_cond_init(&f->cv, NULL);
     f->last_end = UINT64_MAX;
-    rreq head = {.kind = RREQ_HEAD, .obj = f->obj};
-    rc = rc_run(rm, &head);
-    f->stats.requests += head.attempt + 1;
-    if (rc == 0 && !f->obj->have_size) {
-        snprintf(head.err, sizeof head.err, "HEAD %s: the response has no Content-Length",
-                 f->obj->url);
-        rc_set_error(rm, head.err);
-        rc = LUMIO_E_HTTP;
-    }
+    rc = rc_identify(rm, f->obj);
+    f->stats.requests += 1;
     if (rc < 0) {
         snprintf(f->err, sizeof f->err, "%s", lumio_remote_last_error(rm));
         lumio_rfile_close(f);
         return rc;
     }
     pthread_mutex_lock(&rm->mu);
-    f->size = f->obj->size;
+    f->size = f->obj->have_size ? f->obj->size : UINT64_MAX;
+    f->streaming = !f->obj->have_size || f->obj->no_ranges;
     pthread_mutex_unlock(&rm->mu);
     *out = f;
     return 0;
@@ -404,6 +560,8 @@ int lumio_rfile_open(lumio_remote *rm, const char *location, lumio_rfile **out) 
 void lumio_rfile_close(lumio_rfile *f) {
     if (!f) return;
     drop_all(f);
+    stream_stop(f);
+    free(f->st.buf);
     while (f->spare) {
         seg *s = f->spare;
         f->spare = s->next;

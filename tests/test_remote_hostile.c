@@ -1,0 +1,230 @@
+/* The remote reader's library calls against servers that misbehave on
+ * purpose (tests/hostile_http.py, started by tests/hostile_env.sh): servers
+ * that ignore Range, give no length, refuse HEAD, never answer or answer
+ * garbage. Every read is compared byte for byte with the served file; every
+ * failure must name the URL and say what happened. */
+#include "tests/testutil.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <lumio/remote.h>
+#include <sys/stat.h>
+
+static const char *base, *root;
+static uint8_t *data;
+enum { SIZE = 5000000 + 7 };
+
+static const char *url(const char *path) {
+    static char bufs[4][1024];
+    static int k;
+    char *b = bufs[k++ % 4];
+    snprintf(b, 1024, "%s/%s", base, path);
+    return b;
+}
+
+static lumio_remote *client(uint64_t part, unsigned timeout_ms) {
+    lumio_remote_options o;
+    lumio_remote_options_default(&o);
+    o.part_size = part;
+    o.backoff_ms = 10;
+    o.backoff_max_ms = 50;
+    if (timeout_ms) o.timeout_ms = timeout_ms;
+    lumio_remote *rm = NULL;
+    if (lumio_remote_create(&rm, &o) < 0) return NULL;
+    return rm;
+}
+
+static uint64_t whole_gets(lumio_remote *rm) {
+    lumio_remote_stats st;
+    lumio_remote_get_stats(rm, &st);
+    return st.whole_gets;
+}
+
+/* lumio_remote_read of a range far from byte 0, in parts of 256 KiB. */
+static void read_range(const char *mode, bool expect_stream) {
+    lumio_remote *rm = client(256 << 10, 0);
+    CHECK(rm);
+    if (!rm) return;
+    char path[64];
+    snprintf(path, sizeof path, "%s/obj.bin", mode);
+    uint64_t off = 3000001, len = 1500000;
+    uint8_t *buf = malloc(len);
+    int64_t n = lumio_remote_read(rm, url(path), off, len, buf);
+    if (n < 0) fprintf(stderr, "  %s\n", lumio_remote_last_error(rm));
+    CHECK_EQ(n, (int64_t)len);
+    CHECK(n == (int64_t)len && !memcmp(buf, data + off, len));
+    CHECK(expect_stream ? whole_gets(rm) > 0 : whole_gets(rm) == 0);
+    /* Past the end: what there is. */
+    n = lumio_remote_read(rm, url(path), SIZE - 10, 100, buf);
+    CHECK_EQ(n, 10);
+    CHECK(n == 10 && !memcmp(buf, data + SIZE - 10, 10));
+    free(buf);
+    lumio_remote_destroy(rm);
+}
+
+TEST(read_plain) {
+    read_range("plain", false);
+}
+TEST(read_ignoring_range) {
+    read_range("norange", true);
+}
+TEST(read_chunked_without_length) {
+    read_range("chunked", true);
+}
+TEST(read_close_delimited) {
+    read_range("close", true);
+}
+
+/* The whole object through the prefetching reader, in reads of an odd
+ * size, then a seek back and a seek forward. */
+static void rfile_all(const char *path, bool size_known) {
+    lumio_remote *rm = client(256 << 10, 0);
+    CHECK(rm);
+    if (!rm) return;
+    lumio_rfile *f = NULL;
+    int rc = lumio_rfile_open(rm, url(path), &f);
+    if (rc < 0) fprintf(stderr, "  %s: %s\n", path, lumio_remote_last_error(rm));
+    CHECK_EQ(rc, 0);
+    if (rc < 0) {
+        lumio_remote_destroy(rm);
+        return;
+    }
+    CHECK(size_known ? lumio_rfile_size(f) == SIZE : lumio_rfile_size(f) == UINT64_MAX);
+    uint8_t *out = malloc(SIZE + 1);
+    uint64_t got = 0;
+    int64_t n;
+    while ((n = lumio_rfile_read(f, out + got, 77777)) > 0) got += (uint64_t)n;
+    if (n < 0) fprintf(stderr, "  %s: %s\n", path, lumio_rfile_last_error(f));
+    CHECK_EQ(n, 0);
+    CHECK_EQ(got, SIZE);
+    CHECK(got == SIZE && !memcmp(out, data, SIZE));
+    CHECK_EQ(lumio_rfile_size(f), SIZE);        /* known once read to the end */
+    n = lumio_rfile_pread(f, out, 1000, 12345); /* back */
+    CHECK(n == 1000 && !memcmp(out, data + 12345, 1000));
+    n = lumio_rfile_pread(f, out, 1000, 4000000); /* forward */
+    CHECK(n == 1000 && !memcmp(out, data + 4000000, 1000));
+    lumio_rfile_close(f);
+    free(out);
+    lumio_remote_destroy(rm);
+}
+
+TEST(rfile_ignoring_range) {
+    rfile_all("norange/obj.bin", true);
+}
+TEST(rfile_chunked) {
+    rfile_all("chunked/obj.bin", false);
+}
+TEST(rfile_close_delimited) {
+    rfile_all("close/obj.bin", false);
+}
+TEST(rfile_head_forbidden) { /* a URL presigned for GET: HEAD is 403 */
+    rfile_all("nohead/obj.bin?X-Amz-Signature=good", true);
+}
+
+TEST(stat_head_forbidden) {
+    lumio_remote *rm = client(0, 0);
+    lumio_remote_info in;
+    int rc = lumio_remote_stat(rm, url("nohead/obj.bin?X-Amz-Signature=good"), &in);
+    CHECK_EQ(rc, 0);
+    CHECK_EQ(in.size, SIZE);
+    CHECK(!strcmp(in.etag, "\"hostile-1\""));
+    /* A wrong signature: the GET's own answer is the error. */
+    rc = lumio_remote_stat(rm, url("nohead/obj.bin?X-Amz-Signature=bad"), &in);
+    CHECK_EQ(rc, -EACCES);
+    CHECK(strstr(lumio_remote_last_error(rm), "GET ") != NULL);
+    CHECK(strstr(lumio_remote_last_error(rm), "403") != NULL);
+    lumio_remote_destroy(rm);
+}
+
+TEST(download_head_forbidden) {
+    lumio_remote *rm = client(1 << 20, 0);
+    const char *out = tmp_path("dl");
+    FILE *fp = fopen(out, "w+");
+    int64_t n = lumio_remote_download(rm, url("nohead/obj.bin?X-Amz-Signature=good"), fileno(fp),
+                                      NULL, NULL);
+    fclose(fp);
+    CHECK_EQ(n, SIZE);
+    size_t len = 0;
+    uint8_t *got = read_file(out, &len);
+    CHECK(got && len == SIZE && !memcmp(got, data, SIZE));
+    free(got);
+    lumio_remote_destroy(rm);
+}
+
+TEST(timeout_never_answers) {
+    CHECK(1);
+    lumio_remote_options o;
+    lumio_remote_options_default(&o);
+    CHECK(o.timeout_ms > 0 && o.timeout_ms <= 120000); /* the default gives up in time */
+    lumio_remote *rm = client(0, 300);
+    lumio_rfile *f = NULL;
+    int rc = lumio_rfile_open(rm, url("hang/x"), &f);
+    CHECK_EQ(rc, -ETIMEDOUT);
+    CHECK(strstr(lumio_remote_last_error(rm), "/hang/x") != NULL);
+    CHECK(strstr(lumio_remote_last_error(rm), "no progress") != NULL);
+    uint8_t b[16];
+    CHECK_EQ(lumio_remote_read(rm, url("hang/y"), 0, sizeof b, b), -ETIMEDOUT);
+    lumio_remote_destroy(rm);
+}
+
+/* One line naming the URL and what happened. */
+static void broken(const char *path, const char *says) {
+    lumio_remote *rm = client(0, 30000);
+    int rc = lumio_remote_stat(rm, url(path), NULL);
+    const char *e = lumio_remote_last_error(rm);
+    CHECK(rc < 0);
+    if (!strstr(e, says) || !strstr(e, path) || strchr(e, '\n'))
+        fprintf(stderr, "  %s: \"%s\" does not say \"%s\"\n", path, e, says);
+    CHECK(strstr(e, says) != NULL && strstr(e, path) != NULL && !strchr(e, '\n'));
+    lumio_remote_destroy(rm);
+}
+
+TEST(clear_errors) {
+    broken("garbage/x", "not an HTTP response");
+    broken("http09/x", "not an HTTP response");
+    broken("redirect-file/x", "redirect to a file:// URL refused");
+    broken("redirect-gopher/x", "redirect to a gopher:// URL refused");
+    broken("bighdr/x", "response header line longer than");
+    broken("hugelen/x", "Content-Length is out of range");
+    broken("statusonly/x?delay=0.2", "closed after the status line");
+}
+
+TEST(redact) {
+    char out[512];
+    static const char *const cases[][2] = {
+        {"GET http://user:pw@host/x: 404", "GET http://user:***@host/x: 404"},
+        {"https://a:b@c@h:8/p?q", "https://a:***@h:8/p?q"},
+        {"http://h/o?X-Amz-Signature=abc&x=1&X-Amz-Credential=AK%2F1",
+         "http://h/o?X-Amz-Signature=***&x=1&X-Amz-Credential=***"},
+        {"s3 x-amz-security-token: t http://h/o?x-amz-security-token=TOK#frag",
+         "s3 x-amz-security-token: t http://h/o?x-amz-security-token=***#frag"},
+        {"see http://u@h/ and 'http://u:p@h2/' end", "see http://u@h/ and 'http://u:***@h2/' end"},
+        {"no url here", "no url here"},
+        {"://x:y@", "://x:***@"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        lumio_redact(cases[i][0], out, sizeof out);
+        if (strcmp(out, cases[i][1]))
+            fprintf(stderr, "  redact: \"%s\" gave \"%s\"\n", cases[i][0], out);
+        CHECK(!strcmp(out, cases[i][1]));
+    }
+    char small[8];
+    lumio_redact("http://u:secret@host/", small, sizeof small);
+    CHECK(strlen(small) == 7 && !strstr(small, "secret"));
+}
+
+int main(void) {
+    base = getenv("LUMIO_HOSTILE_URL");
+    root = getenv("LUMIO_HOSTILE_ROOT");
+    if (!base || !root) {
+        printf("run under tests/hostile_env.sh\n");
+        return 77;
+    }
+    char path[1024];
+    snprintf(path, sizeof path, "%s/obj.bin", root);
+    data = make_file(path, SIZE, 11);
+    if (!data) return 1;
+    int rc = run_tests("remote_hostile");
+    free(data);
+    return rc;
+}
