@@ -318,6 +318,27 @@ TEST(hostile_groups) {
     CHECK(!strstr(e, "escape"));
 }
 
+/* Every error text the library hands out has the secrets of URLs in it
+ * redacted: a location's password never reaches a caller's log. (A local
+ * directory named like a URL gives a quick, offline failing open.) */
+TEST(no_secrets_in_errors) {
+    char d[600], loc[700];
+    snprintf(d, sizeof d, "%s", tmp_path("http:"));
+    CHECK(mkdir(d, 0700) == 0);
+    snprintf(loc, sizeof loc, "%s/user:hunter2@host", d);
+    CHECK(mkdir(loc, 0700) == 0);
+    snprintf(loc, sizeof loc, "%s//user:hunter2@host/a.zarr", d);
+    CHECK(mkdir(loc, 0700) == 0);
+    char p[800];
+    snprintf(p, sizeof p, "%s/.zarray", loc);
+    put_text(p, "[1,2,3]");
+    lumio_zarr *z;
+    CHECK(lumio_zarr_open(&z, loc, NULL) == LUMIO_E_FORMAT);
+    const char *e = lumio_zarr_last_error(NULL);
+    CHECK(strstr(e, "not a JSON object"));
+    CHECK(!strstr(e, "hunter2"));
+}
+
 int main(void) {
     return run_tests("zarr_hostile");
 }

@@ -194,8 +194,9 @@ LUMIO_API int64_t lumio_zarr_series_next(lumio_zarr_series *s, const void **data
 
 LUMIO_API void lumio_zarr_series_close(lumio_zarr_series *s);
 
-/* The last error's text (the chunk key, the store's message). With NULL: the
- * last failed open on this thread. */
+/* The last error's text (the chunk key, the store's message), secrets of
+ * URLs in it redacted (lumio_redact). With NULL: the last failed open on
+ * this thread. Valid until the next call of this function on the thread. */
 LUMIO_API const char *lumio_zarr_last_error(const lumio_zarr *z);
 
 LUMIO_API void lumio_zarr_close(lumio_zarr *z);

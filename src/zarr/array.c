@@ -23,7 +23,10 @@ void lumio_zarr_options_default(lumio_zarr_options *o) {
 }
 
 const char *lumio_zarr_last_error(const lumio_zarr *z) {
-    return z ? z->err : open_error;
+    /* Locations come as the caller gave them, passwords and presigned
+     * queries too: the text handed out never shows them. */
+    static __thread char shown[1024];
+    return lumio_redact(z ? z->err : open_error, shown, sizeof shown);
 }
 
 void lumio_zarr_get_info(const lumio_zarr *z, lumio_zarr_info *info) {
