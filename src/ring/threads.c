@@ -30,12 +30,14 @@ static void run_task(task *t) {
         break;
     case TASK_STATX:
         if (t->path)
-            r = statx(AT_FDCWD, t->path, 0, STATX_SIZE | STATX_DIOALIGN, t->stx);
+            r = statx(AT_FDCWD, t->path, 0, STATX_TYPE | STATX_SIZE | STATX_DIOALIGN, t->stx);
         else
-            r = statx(t->fd, "", AT_EMPTY_PATH, STATX_SIZE | STATX_DIOALIGN, t->stx);
+            r = statx(t->fd, "", AT_EMPTY_PATH, STATX_TYPE | STATX_SIZE | STATX_DIOALIGN, t->stx);
         break;
-    case TASK_READ:
-        do r = pread(t->fd, t->buf, t->len, (off_t)t->off);
+    case TASK_READ: /* UINT64_MAX: at the file position (a pipe cannot pread) */
+        do
+            r = t->off == UINT64_MAX ? read(t->fd, t->buf, t->len)
+                                     : pread(t->fd, t->buf, t->len, (off_t)t->off);
         while (r < 0 && errno == EINTR);
         break;
     case TASK_WRITE:
