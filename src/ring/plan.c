@@ -809,7 +809,9 @@ static bool open_later(lumio_ring *r, const op_state *op) {
     for (group *g = r->groups_head; g; g = g->next)
         for (uint32_t i = 0; i < g->nops; i++) {
             const op_state *o = &g->ops[i];
-            if (o == op || !o->owned || o->remote || o->phase < OP_ISSUING || o->phase > OP_CLOSING)
+            /* Open, or being opened (whose open may yet succeed). */
+            bool holds = o->owned || (o->phase == OP_OPENING && !o->open_retry && o->path);
+            if (o == op || !holds || o->remote || o->phase < OP_OPENING || o->phase > OP_CLOSING)
                 continue;
             if (g == op->g && g->in_order && o->index > op->index) continue;
             return true;
