@@ -1098,6 +1098,7 @@ static void *pipe_write_main(void *arg) {
 static int pipe_feed(pipe_writer *w, size_t size, uint64_t seed, uint8_t **data) {
     int fds[2];
     *data = NULL;
+    signal(SIGPIPE, SIG_IGN); /* a reader that gave up: EPIPE ends the writer */
     if (pipe(fds) < 0) return -1;
     uint8_t *d = malloc(size ? size : 1);
     uint64_t s = seed;
@@ -1150,8 +1151,8 @@ TEST(stream_pipe_in_blocks) {
     for (int i = 0; i < n; i++) CHECK(c[i].length <= 65536);
     release_all(c, n);
     lumio_ring_destroy(r);
-    pthread_join(w.tid, NULL);
     close(fd);
+    pthread_join(w.tid, NULL);
     free(d);
     free(want);
 }
@@ -1173,8 +1174,8 @@ TEST(stream_pipe_whole) {
     CHECK_EQ(c[0].length, size);
     CHECK(c[0].data && memcmp(c[0].data, want, size) == 0);
     release_all(c, n);
-    pthread_join(w.tid, NULL);
     close(fd);
+    pthread_join(w.tid, NULL);
     free(want);
     /* A FIFO by path, and an empty pipe: one completion, no bytes. */
     CHECK(mkfifo(tmp_path("fifo"), 0600) == 0);
@@ -1321,8 +1322,8 @@ TEST(stream_in_order_with_files) {
     }
     CHECK_EQ(off, total);
     lumio_ring_destroy(r);
-    pthread_join(w.tid, NULL);
     close(fd);
+    pthread_join(w.tid, NULL);
     free(all);
     free(a);
     free(b);
