@@ -126,7 +126,8 @@ typedef struct lumio_op {
      * seek, what one read returned; block i has range_index i, user_data +
      * i and its file offset; the group ends after the last. Other ranges of
      * such files are read where they are (past the end: LUMIO_E_RANGE), and
-     * fail with -ESPIPE if they need the size or the file cannot seek. */
+     * fail with -ESPIPE if they need the size or the file cannot seek (known
+     * only when the op is stat'ed: read pipes whole or in blocks). */
     uint64_t block_size;
     /* Returned with a completion that stands for the whole operation (for
      * example the error of a file that does not exist). */

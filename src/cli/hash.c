@@ -40,8 +40,8 @@ static const char hash_usage[] =
     "Directories are walked recursively, entries sorted by name; symbolic links\n"
     "inside them are not followed. Pipes, devices and files of /proc and /sys\n"
     "named on the command line are read to their end; - is standard input.\n"
-    "A file that cannot be read is reported on\n"
-    "standard error, the others are still hashed, and the exit status is 1.\n"
+    "A file that cannot be read is reported on standard error, the others are\n"
+    "still hashed, and the exit status is 1.\n"
     "\n"
     "  --algo NAME   xxh64, xxh3 or xxh128\n"
     "  --memory SIZE most memory held in buffers (default 256M, at least 8M)\n"
@@ -424,6 +424,9 @@ static int hasher_start(hasher *h, char **paths, int n) {
     h->nlanes = cores < 1 ? 1 : cores > MAX_LANES ? MAX_LANES : (unsigned)cores;
     /* --memory is shared by the lanes: fewer lanes rather than starved ones. */
     uint64_t fit = h->memory / LANE_MEMORY;
+    if (fit < h->nlanes) h->nlanes = fit ? (unsigned)fit : 1;
+    /* And the descriptor limit: a lane's ring and a few files each. */
+    fit = cli_fds_free(16) / 6;
     if (fit < h->nlanes) h->nlanes = fit ? (unsigned)fit : 1;
     h->nbatches = 2 * h->nlanes + 1; /* every lane busy, the next ones ready */
     if (!(h->b = calloc(h->nbatches, sizeof(hbatch *)))) return -ENOMEM;

@@ -116,7 +116,7 @@ struct op_state {
     op_state *next;                       /* open queue / issue list */
     /* Files without a trustworthy size (pipes, devices, /proc, /sys, empty
      * regular files): a whole-file GET, or one read in blocks, is read until
-     * end of file, one read at a time (see docs/ENGINE.md, "Streams"). */
+     * end of file, one read at a time (see docs/ENGINE.md, "Files without a size"). */
     bool nosize;           /* the size from statx is not to be trusted */
     bool stream;           /* this op reads until end of file */
     bool seq;              /* not seekable: read at the file position */
