@@ -523,15 +523,12 @@ static void stream_node_free(node *n) {
 /* Ops refused a descriptor wait at the head of the open queue, in
  * submission order, so that an in-order group opens its ops in turn. */
 void engine_requeue_open(lumio_ring *r, op_state *op) {
-    op_state **pp = &r->open_head, *prev = NULL;
-    while (*pp && ((*pp)->g->id < op->g->id || ((*pp)->g == op->g && (*pp)->index < op->index))) {
-        prev = *pp;
+    op_state **pp = &r->open_head;
+    while (*pp && ((*pp)->g->id < op->g->id || ((*pp)->g == op->g && (*pp)->index < op->index)))
         pp = &(*pp)->next;
-    }
     op->next = *pp;
     *pp = op;
     if (!op->next) r->open_tail = op;
-    (void)prev;
 }
 
 void engine_add_issue(lumio_ring *r, op_state *op) {
