@@ -220,7 +220,8 @@ LUMIO_API int lumio_ring_create(lumio_ring **out, const lumio_ring_options *o);
 
 /* Cancel what is in flight, wait for the kernel to let go of it, free
  * everything. Buffers the caller still holds stay valid until released.
- * Accepts NULL. */
+ * A read from a pipe or terminal already in flight waits for data or end of
+ * file (close the other end first). Accepts NULL. */
 LUMIO_API void lumio_ring_destroy(lumio_ring *r);
 
 /* The backend in use: LUMIO_BACKEND_URING or LUMIO_BACKEND_THREADS. */
