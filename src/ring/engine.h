@@ -68,6 +68,7 @@ typedef struct ioreq {
     node *bounce;         /* copy the read into this range's dst afterwards */
     uint64_t bounce_base; /* file offset of buf->mem[0] for a bounce */
     bool stream;          /* a read of a stream op (plan.c: stream_done) */
+    bool poll;            /* a stream's wait for data (a non-blocking pipe) */
     struct ioreq *next_free;
 } ioreq;
 

@@ -61,7 +61,7 @@ void plan_free_reqs(lumio_ring *r) {
 
 static void req_submit(lumio_ring *r, ioreq *q) {
     op_state *op = q->et.op;
-    q->et.t.kind = op->kind == LUMIO_OP_GET ? TASK_READ : TASK_WRITE;
+    q->et.t.kind = q->poll ? TASK_POLL : op->kind == LUMIO_OP_GET ? TASK_READ : TASK_WRITE;
     q->et.t.fd = op->fd;
     q->et.t.fixed = op->fixed;
     q->et.t.buf = q->mem;
@@ -69,7 +69,9 @@ static void req_submit(lumio_ring *r, ioreq *q) {
     /* A file that cannot seek (a pipe, a terminal) is read at its position. */
     q->et.t.off = q->stream && op->seq ? UINT64_MAX : q->start;
     op->inflight++;
-    if (op->kind == LUMIO_OP_GET)
+    if (q->poll)
+        ; /* not I/O */
+    else if (op->kind == LUMIO_OP_GET)
         r->stats.reads++;
     else
         r->stats.writes++;
@@ -670,11 +672,29 @@ static enum issue_result issue_stream(lumio_ring *r, op_state *op) {
     return BLOCKED_WAIT;
 }
 
+/* A non-blocking pipe or terminal with nothing to read: wait until it has
+ * something (or its end) rather than spin on EAGAIN. */
+static void stream_poll(lumio_ring *r, op_state *op) {
+    ioreq *q = req_new(r);
+    if (!q) return; /* the next pass reads again */
+    q->et.op = op;
+    q->stream = true;
+    q->poll = true;
+    op->s_reading = true;
+    req_submit(r, q);
+}
+
 static void stream_done(lumio_ring *r, ioreq *q, int res) {
     op_state *op = q->et.op;
+    bool poll = q->poll;
     op->inflight--;
     op->s_reading = false;
     req_free(r, q);
+    if (poll) return; /* readable (or failed: the read says why) */
+    if (res == -EAGAIN && op->seq) {
+        stream_poll(r, op);
+        return;
+    }
     if (res == -EAGAIN || res == -EINTR) return; /* the next pass reads again */
     if (res <= 0) {
         stream_end(r, op, res);

@@ -4,6 +4,7 @@
 #include "ring/backend.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -50,6 +51,12 @@ static void run_task(task *t) {
     case TASK_CLOSE:
         r = close(t->fd);
         break;
+    case TASK_POLL: {
+        struct pollfd p = {.fd = t->fd, .events = POLLIN};
+        do r = poll(&p, 1, -1);
+        while (r < 0 && errno == EINTR);
+        break;
+    }
     default:
         r = -1;
         errno = EINVAL;
