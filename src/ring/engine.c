@@ -632,9 +632,15 @@ static unsigned pop_ready(lumio_ring *r, group *target, lumio_completion *out, u
 static void pump(lumio_ring *r) {
     /* Opens take at most a quarter of the depth, so reads keep flowing. */
     unsigned open_cap = LUMIO_MAX(1u, r->o.queue_depth / 4);
-    while (r->open_head && r->files_open < r->fd_cap && r->opening < open_cap &&
+    while (r->open_head && r->opening < open_cap &&
            r->inflight + 2 <= LUMIO_MAX(r->o.queue_depth, 2u)) {
         op_state *op = r->open_head;
+        if (op->open_retry) break; /* refused a descriptor; its statx is not back yet */
+        /* The op an in-order group waits for may pass the cap lowered by
+         * EMFILE: later ops of its group hold files until it is read. */
+        group *g = op->g;
+        bool turn = g->in_order && op->index == g->issue_cursor;
+        if (r->files_open >= (turn ? r->o.max_open_files : r->fd_cap)) break;
         r->open_head = op->next;
         if (!r->open_head) r->open_tail = NULL;
         op->next = NULL;

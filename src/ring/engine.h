@@ -124,6 +124,7 @@ struct op_state {
     bool s_reading;        /* a read is in flight */
     bool s_done;           /* end of file (or an error): no more blocks */
     bool open_retry;       /* the open met EMFILE/ENFILE: open again later */
+    bool open_alone;       /* ... with no other file open: tried once more */
     uint64_t s_pos;        /* file offset of the next read */
     node *s_cur;           /* the range or block being filled */
     lumio_buffer *s_buf;   /* its buffer */

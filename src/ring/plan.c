@@ -839,15 +839,24 @@ static bool open_later(lumio_ring *r, const op_state *op) {
     return false;
 }
 
-/* Back to the open queue, and fewer files open at once from now on. */
-static void retry_open(lumio_ring *r, op_state *op) {
+/* Back to the open queue at once, in its turn, so that no later op takes
+ * the slot it waits for (the pump starts it again once its statx is back);
+ * and fewer files open at once from now on: half as many each time, down to
+ * what is open now (which the order of completions may understate), so that
+ * opens stop failing soon. */
+static void requeue_open(lumio_ring *r, op_state *op) {
+    op->open_retry = true;
+    r->files_open--;
+    r->fd_cap = LUMIO_MAX(1u, LUMIO_MIN(r->fd_cap, LUMIO_MAX(r->files_open, r->fd_cap / 2)));
+    engine_requeue_open(r, op);
+}
+
+/* Its open and statx are back: the op can be opened again. */
+static void retry_ready(lumio_ring *r, op_state *op) {
     op->open_retry = false;
     op->error = 0;
     op->phase = OP_IDLE;
     r->opening--;
-    r->files_open--;
-    r->fd_cap = LUMIO_MAX(1u, LUMIO_MIN(r->fd_cap, r->files_open));
-    engine_requeue_open(r, op);
 }
 
 void plan_task_done(lumio_ring *r, etask *et) {
@@ -869,9 +878,14 @@ void plan_task_done(lumio_ring *r, etask *et) {
             queue_open(r, op);
             return;
         }
-        if ((res == -EMFILE || res == -ENFILE) && !op->remote && open_later(r, op)) {
-            op->open_retry = true;
-            if (op->opening == 0) retry_open(r, op);
+        if ((res == -EMFILE || res == -ENFILE) && !op->remote && !op->g->canceled &&
+            (open_later(r, op) || !op->open_alone)) {
+            /* With nothing else open, once more: the files that held the
+             * descriptors may have closed since (their completions came
+             * first), but not twice. */
+            op->open_alone = !open_later(r, op);
+            requeue_open(r, op);
+            if (op->opening == 0) retry_ready(r, op);
             return;
         }
         if (res < 0) {
@@ -887,7 +901,7 @@ void plan_task_done(lumio_ring *r, etask *et) {
     case ROLE_STATX:
         op->opening--;
         if (op->open_retry) {
-            if (op->opening == 0) retry_open(r, op);
+            if (op->opening == 0) retry_ready(r, op);
             return;
         }
         if (res < 0 && !op->error) op->error = res;
