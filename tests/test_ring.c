@@ -1465,7 +1465,7 @@ TEST(stream_nonblocking_pipe) {
 }
 
 /* With few descriptors left, opens that meet EMFILE wait for a slot. */
-static void emfile_waits(int in_order) {
+static void emfile_waits(int in_order, int spare) {
     enum { N = 300 };
     static char paths[N][4096];
     static uint8_t *want[N];
@@ -1485,7 +1485,7 @@ static void emfile_waits(int in_order) {
     getrlimit(RLIMIT_NOFILE, &old);
     int probe = open("/dev/null", O_RDONLY);
     low = old;
-    low.rlim_cur = (rlim_t)probe + 12; /* a dozen descriptors to spare */
+    low.rlim_cur = (rlim_t)probe + (rlim_t)spare;
     close(probe);
     CHECK(setrlimit(RLIMIT_NOFILE, &low) == 0);
     lumio_op ops[N];
@@ -1511,8 +1511,10 @@ static void emfile_waits(int in_order) {
 }
 
 TEST(emfile_waits_for_a_slot) {
-    emfile_waits(0);
-    emfile_waits(1);
+    emfile_waits(0, 12);
+    emfile_waits(1, 12);
+    emfile_waits(0, 2);
+    emfile_waits(1, 2);
 }
 
 int main(void) {

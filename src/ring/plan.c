@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/statfs.h>
 #include <sys/sysmacros.h>
+#include <unistd.h>
 
 /* BLOCKED_WAIT: a stream op whose read is in flight; it stays on the list. */
 enum issue_result { ISSUED_ALL, BLOCKED_DEPTH, BLOCKED_POOL, BLOCKED_WAIT };
@@ -839,6 +840,95 @@ static bool open_later(lumio_ring *r, const op_state *op) {
     return false;
 }
 
+static bool my_turn(const op_state *op) {
+    return op->g->in_order && op->index == op->g->issue_cursor;
+}
+
+/* An op of an in-order group that waits for an earlier one (not yet read)
+ * can wait for its slot: that one will get one (below). */
+static bool earlier_pending(const op_state *op) {
+    if (!op->g->in_order) return false;
+    for (uint32_t i = op->g->issue_cursor; i < op->index; i++)
+        if (!op->g->ops[i].fully_issued) return true;
+    return false;
+}
+
+/* A later op of the group, opened but not yet started (it waits for this
+ * one), can give its descriptor back and be opened again later. */
+static bool stealable(const op_state *o) {
+    return o->kind == LUMIO_OP_GET && o->phase == OP_ISSUING && o->owned && !o->fixed &&
+           !o->remote && o->path && !o->error && o->inflight == 0 && o->cursor == 0 &&
+           o->part_off == 0 && !o->part_buf && !o->s_reading && !o->s_buf && o->s_count == 0;
+}
+
+static bool opening_later(const op_state *op) {
+    for (uint32_t i = op->index + 1; i < op->g->nops; i++) {
+        const op_state *o = &op->g->ops[i];
+        if (o->phase == OP_OPENING && !o->open_retry) return true;
+    }
+    return false;
+}
+
+/* Undo an op's open: off the issue list, its ranges as submitted, its file
+ * closed, back to the open queue. */
+static void unopen(lumio_ring *r, op_state *op) {
+    for (op_state *prev = NULL, *p = r->issue_head; p; prev = p, p = p->next) {
+        if (p != op) continue;
+        if (prev)
+            prev->next = p->next;
+        else
+            r->issue_head = p->next;
+        if (r->issue_tail == p) r->issue_tail = prev;
+        break;
+    }
+    group *g = op->g;
+    if (!(op->stream && op->nranges == 0)) { /* counted by engine_op_resolved */
+        g->unresolved++;
+        g->undelivered -= op->nranges;
+        g->total_nodes -= op->nranges;
+    }
+    if (op->own_ranges) {
+        free(op->ranges);
+        op->ranges = NULL;
+        op->nranges = 0;
+        op->own_ranges = false;
+    }
+    for (uint32_t i = 0; i < op->nranges; i++) {
+        node *n = &op->ranges[i], keep = *n;
+        memset(n, 0, sizeof(*n));
+        n->op = op;
+        n->index = keep.index;
+        n->req_off = keep.req_off;
+        n->req_len = keep.req_len;
+        n->user_data = keep.user_data;
+        n->dst = keep.dst;
+        n->flags = keep.flags;
+    }
+    free(op->order);
+    op->order = NULL;
+    op->resolved = op->have_size = op->nosize = op->stream = op->seq = false;
+    op->size = op->s_pos = 0;
+    op->s_done = false;
+    close(op->fd);
+    op->fd = -1;
+    op->owned = false;
+    op->phase = OP_IDLE;
+    r->files_open--;
+    engine_requeue_open(r, op);
+}
+
+/* The op its in-order group waits for was refused a descriptor, and the
+ * group's later ops hold them: take one back from the last of them. */
+static bool steal_slot(lumio_ring *r, const op_state *turn) {
+    for (uint32_t i = turn->g->nops; i-- > turn->index + 1;) {
+        op_state *o = &turn->g->ops[i];
+        if (!stealable(o)) continue;
+        unopen(r, o);
+        return true;
+    }
+    return false;
+}
+
 /* Back to the open queue at once, in its turn, so that no later op takes
  * the slot it waits for (the pump starts it again once its statx is back);
  * and fewer files open at once from now on: half as many each time, down to
@@ -878,15 +968,18 @@ void plan_task_done(lumio_ring *r, etask *et) {
             queue_open(r, op);
             return;
         }
-        if ((res == -EMFILE || res == -ENFILE) && !op->remote && !op->g->canceled &&
-            (open_later(r, op) || !op->open_alone)) {
+        if ((res == -EMFILE || res == -ENFILE) && !op->remote && !op->g->canceled) {
+            bool later = open_later(r, op) || earlier_pending(op) ||
+                         (my_turn(op) && (steal_slot(r, op) || opening_later(op)));
             /* With nothing else open, once more: the files that held the
              * descriptors may have closed since (their completions came
              * first), but not twice. */
-            op->open_alone = !open_later(r, op);
-            requeue_open(r, op);
-            if (op->opening == 0) retry_ready(r, op);
-            return;
+            if (later || !op->open_alone) {
+                op->open_alone = !later;
+                requeue_open(r, op);
+                if (op->opening == 0) retry_ready(r, op);
+                return;
+            }
         }
         if (res < 0) {
             if (!op->error) op->error = res;
