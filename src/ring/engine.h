@@ -203,8 +203,19 @@ struct lumio_ring {
     char last_error[512];
 };
 
+/* BLOCKED_WAIT: a stream op whose read is in flight; it stays on the list. */
+enum issue_result { ISSUED_ALL, BLOCKED_DEPTH, BLOCKED_POOL, BLOCKED_WAIT };
+
 /* plan.c */
 void plan_start_open(lumio_ring *r, op_state *op);
+ioreq *plan_req_new(lumio_ring *r); /* NULL when out of memory */
+void plan_req_free(lumio_ring *r, ioreq *q);
+void plan_req_submit(lumio_ring *r, ioreq *q);
+
+/* stream.c: files without a trustworthy size */
+void stream_classify(lumio_ring *r, op_state *op); /* after statx: nosize, stream, seq */
+enum issue_result stream_issue(lumio_ring *r, op_state *op);
+void stream_done(lumio_ring *r, ioreq *q, int res);
 void plan_issue(lumio_ring *r);
 void plan_task_done(lumio_ring *r, etask *et);
 void plan_free_reqs(lumio_ring *r);
