@@ -11,9 +11,14 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
+
+#define LUMIO_TEST_MIN(a, b) ((a) < (b) ? (a) : (b))
 
 static lumio_ring *ring_with(const lumio_ring_options *o) {
     lumio_ring *r = NULL;
@@ -1063,6 +1068,453 @@ TEST(split_part_fails) {
     lumio_ring_destroy(r);
     free(dst);
     free(want);
+}
+
+/* ---- files without a trustworthy size: read until end of file ------------- */
+
+typedef struct pipe_writer {
+    pthread_t tid;
+    int fd;
+    const uint8_t *data;
+    size_t size;
+} pipe_writer;
+
+/* Write in odd pieces, so reads see pieces of every size, then close. */
+static void *pipe_write_main(void *arg) {
+    pipe_writer *w = arg;
+    size_t off = 0, piece = 1;
+    while (off < w->size) {
+        size_t n = LUMIO_TEST_MIN(piece, w->size - off);
+        ssize_t k = write(w->fd, w->data + off, n);
+        if (k <= 0) break;
+        off += (size_t)k;
+        piece = piece * 7 % 100003 + 1;
+    }
+    close(w->fd);
+    return NULL;
+}
+
+/* A pipe fed by a thread with `size` bytes of seed's data; returns the read end. */
+static int pipe_feed(pipe_writer *w, size_t size, uint64_t seed, uint8_t **data) {
+    int fds[2];
+    *data = NULL;
+    signal(SIGPIPE, SIG_IGN); /* a reader that gave up: EPIPE ends the writer */
+    if (pipe(fds) < 0) return -1;
+    uint8_t *d = malloc(size ? size : 1);
+    uint64_t s = seed;
+    for (size_t i = 0; i < size; i++) d[i] = (uint8_t)rnd(&s);
+    *w = (pipe_writer){.fd = fds[1], .data = d, .size = size};
+    pthread_create(&w->tid, NULL, pipe_write_main, w);
+    *data = d;
+    return fds[0];
+}
+
+/* Concatenate a stream's blocks, checking that they come in order with
+ * consecutive offsets, range indexes and user_data. */
+static uint8_t *join_blocks(const lumio_completion *c, int n, uint64_t ud0, size_t *size) {
+    size_t total = 0;
+    for (int i = 0; i < n; i++) total += c[i].length;
+    uint8_t *d = malloc(total ? total : 1);
+    size_t off = 0;
+    uint32_t idx = 0;
+    for (int i = 0; i < n; i++) {
+        if (c[i].range_index == LUMIO_NO_RANGE) continue; /* a group's own end */
+        CHECK_EQ(c[i].result, 0);
+        CHECK_EQ(c[i].offset, off);
+        CHECK_EQ(c[i].range_index, idx);
+        CHECK_EQ(c[i].user_data, ud0 + idx);
+        CHECK(c[i].length > 0);
+        memcpy(d + off, c[i].data, c[i].length);
+        off += c[i].length;
+        idx++;
+    }
+    *size = off;
+    return d;
+}
+
+TEST(stream_pipe_in_blocks) {
+    pipe_writer w;
+    uint8_t *want = NULL;
+    size_t size = 3000000;
+    int fd = pipe_feed(&w, size, 21, &want);
+    CHECK(fd >= 0);
+    lumio_ring *r = ring_default();
+    lumio_op op = {.kind = LUMIO_OP_GET, .fd = fd, .block_size = 65536, .user_data = 50};
+    uint64_t g;
+    CHECK_RC(lumio_ring_submit(r, &op, 1, NULL, &g));
+    static lumio_completion c[20000];
+    int n = collect(r, g, c, 20000);
+    size_t got;
+    uint8_t *d = join_blocks(c, n, 50, &got);
+    CHECK_EQ(got, size);
+    CHECK(memcmp(d, want, size) == 0);
+    for (int i = 0; i < n; i++) CHECK(c[i].length <= 65536);
+    release_all(c, n);
+    lumio_ring_destroy(r);
+    close(fd);
+    pthread_join(w.tid, NULL);
+    free(d);
+    free(want);
+}
+
+TEST(stream_pipe_whole) {
+    pipe_writer w;
+    uint8_t *want = NULL;
+    size_t size = 1234567; /* the buffer grows from 64 KiB */
+    int fd = pipe_feed(&w, size, 22, &want);
+    lumio_ring *r = ring_default();
+    lumio_op op = {.kind = LUMIO_OP_GET, .fd = fd, .user_data = 9};
+    uint64_t g;
+    CHECK_RC(lumio_ring_submit(r, &op, 1, NULL, &g));
+    lumio_completion c[4];
+    int n = collect(r, g, c, 4);
+    CHECK_EQ(n, 1);
+    CHECK_EQ(c[0].result, 0);
+    CHECK_EQ(c[0].user_data, 9);
+    CHECK_EQ(c[0].length, size);
+    CHECK(c[0].data && memcmp(c[0].data, want, size) == 0);
+    release_all(c, n);
+    close(fd);
+    pthread_join(w.tid, NULL);
+    free(want);
+    /* A FIFO by path, and an empty pipe: one completion, no bytes. */
+    CHECK(mkfifo(tmp_path("fifo"), 0600) == 0);
+    char fifo[4096];
+    snprintf(fifo, sizeof fifo, "%s", tmp_path("fifo"));
+    fd = open(fifo, O_RDWR); /* keeps the engine's open from blocking */
+    CHECK(write(fd, "fifo!", 5) == 5);
+    lumio_op fop = {.kind = LUMIO_OP_GET, .path = fifo, .block_size = 4096};
+    CHECK_RC(lumio_ring_submit(r, &fop, 1, NULL, &g));
+    lumio_completion one;
+    CHECK_EQ(lumio_ring_wait(r, g, &one, 1, 1), 1);
+    CHECK(one.result == 0 && one.length == 5 && memcmp(one.data, "fifo!", 5) == 0);
+    lumio_buffer_release(one.buffer);
+    close(fd); /* the last writer: end of file for the engine */
+    n = collect(r, g, c, 4);
+    CHECK_EQ(n, 1);
+    CHECK(c[0].range_index == LUMIO_NO_RANGE && c[0].length == 0);
+    int fds[2];
+    CHECK(pipe(fds) == 0);
+    close(fds[1]);
+    op = (lumio_op){.kind = LUMIO_OP_GET, .fd = fds[0]};
+    CHECK_RC(lumio_ring_submit(r, &op, 1, NULL, &g));
+    n = collect(r, g, c, 4);
+    CHECK_EQ(n, 1);
+    CHECK(c[0].result == 0 && c[0].length == 0 && c[0].range_index == 0);
+    release_all(c, n);
+    close(fds[0]);
+    lumio_ring_destroy(r);
+}
+
+/* What read() returns for the whole file. */
+static uint8_t *slurp(const char *path, size_t *size) {
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return NULL;
+    size_t cap = 1 << 16, n = 0;
+    uint8_t *d = malloc(cap);
+    for (;;) {
+        if (n == cap) d = realloc(d, cap *= 2);
+        ssize_t k = read(fd, d + n, cap - n);
+        if (k <= 0) break;
+        n += (size_t)k;
+    }
+    close(fd);
+    *size = n;
+    return d;
+}
+
+/* /proc says 0 bytes, /sys 4096, whatever they hold. */
+static void check_pseudo_file(const char *path) {
+    size_t size;
+    uint8_t *want = slurp(path, &size);
+    if (!want) return;
+    lumio_ring *r = ring_default();
+    lumio_range whole = {.offset = 0, .length = LUMIO_WHOLE, .user_data = 1};
+    lumio_op ops[2] = {{.kind = LUMIO_OP_GET, .path = path, .ranges = &whole, .nranges = 1},
+                       {.kind = LUMIO_OP_GET, .path = path, .block_size = 7, .user_data = 10}};
+    uint64_t g;
+    CHECK_RC(lumio_ring_submit(r, ops, 2, NULL, &g));
+    lumio_completion c[4096];
+    int n = collect(r, g, c, 4096);
+    int whole_seen = 0;
+    size_t blocks = 0;
+    for (int i = 0; i < n; i++) {
+        CHECK_EQ(c[i].result, 0);
+        if (c[i].op_index == 0) {
+            whole_seen++;
+            CHECK_EQ(c[i].length, size);
+            CHECK(memcmp(c[i].data, want, size) == 0);
+        } else if (c[i].range_index != LUMIO_NO_RANGE) {
+            CHECK(c[i].offset == (c[i].user_data - 10) * 7 && c[i].length <= 7);
+            CHECK(memcmp(c[i].data, want + c[i].offset, c[i].length) == 0);
+            blocks += c[i].length;
+        }
+    }
+    CHECK_EQ(whole_seen, 1);
+    CHECK_EQ(blocks, size);
+    release_all(c, n);
+    /* Ranges that need the size cannot have it; ranges past the end are
+     * found by reading. */
+    lumio_range rg[3] = {
+        {.offset = -10, .length = 10, .user_data = 1},
+        {.offset = 1 << 20, .length = 10, .user_data = 2},
+        {.offset = 1 << 20, .length = 10, .user_data = 3, .flags = LUMIO_RANGE_ALLOW_SHORT}};
+    lumio_op op = {.kind = LUMIO_OP_GET, .path = path, .ranges = rg, .nranges = 3};
+    CHECK_RC(lumio_ring_submit(r, &op, 1, NULL, &g));
+    n = collect(r, g, c, 16);
+    CHECK_EQ(n, 3);
+    const lumio_completion *a = by_ud(c, n, 1), *b = by_ud(c, n, 2), *s = by_ud(c, n, 3);
+    CHECK(a && a->result == -ESPIPE);
+    CHECK(b && b->result == LUMIO_E_RANGE);
+    CHECK(s && s->result == 0 && s->length == 0 && (s->flags & LUMIO_CQE_SHORT));
+    release_all(c, n);
+    lumio_ring_destroy(r);
+    free(want);
+}
+
+TEST(stream_proc_and_sys) {
+    check_pseudo_file("/proc/version");
+    check_pseudo_file("/proc/self/mountinfo");
+    check_pseudo_file("/sys/kernel/mm/transparent_hugepage/enabled");
+    check_pseudo_file("/sys/devices/system/cpu/online");
+}
+
+TEST(stream_in_order_with_files) {
+    size_t sa = 200000, sb = 5000;
+    uint8_t *a = make_file(tmp_path("oa.bin"), sa, 31), *b = make_file(tmp_path("ob.bin"), sb, 32);
+    char pa[4096], pb[4096];
+    snprintf(pa, sizeof pa, "%s", tmp_path("oa.bin"));
+    snprintf(pb, sizeof pb, "%s", tmp_path("ob.bin"));
+    pipe_writer w;
+    uint8_t *want = NULL;
+    size_t sp = 500000;
+    int fd = pipe_feed(&w, sp, 33, &want);
+    lumio_ring_options o;
+    lumio_ring_options_default(&o);
+    o.in_order = 1;
+    o.max_buffers = 4; /* in order through a small pool: no deadlock */
+    lumio_ring *r = ring_with(&o);
+    lumio_op ops[3] = {{.kind = LUMIO_OP_GET, .path = pa, .block_size = 65536, .user_data = 0},
+                       {.kind = LUMIO_OP_GET, .fd = fd, .block_size = 65536, .user_data = 1000},
+                       {.kind = LUMIO_OP_GET, .path = pb, .user_data = 2000}};
+    uint64_t g;
+    CHECK_RC(lumio_ring_submit(r, ops, 3, NULL, &g));
+    size_t total = sa + sp + sb, off = 0;
+    uint8_t *all = malloc(total);
+    memcpy(all, a, sa);
+    memcpy(all + sa, want, sp);
+    memcpy(all + sa + sp, b, sb);
+    uint32_t last_op = 0;
+    for (bool ended = false; !ended;) {
+        lumio_completion c[8];
+        int n = lumio_ring_wait(r, g, c, 8, 1);
+        CHECK(n > 0);
+        if (n <= 0) break;
+        for (int i = 0; i < n; i++) {
+            ended |= (c[i].flags & LUMIO_CQE_GROUP_END) != 0;
+            CHECK_EQ(c[i].result, 0);
+            CHECK(c[i].op_index >= last_op);
+            last_op = c[i].op_index;
+            if (off + c[i].length <= total) CHECK(memcmp(c[i].data, all + off, c[i].length) == 0);
+            off += c[i].length;
+            lumio_buffer_release(c[i].buffer);
+        }
+    }
+    CHECK_EQ(off, total);
+    lumio_ring_destroy(r);
+    close(fd);
+    pthread_join(w.tid, NULL);
+    free(all);
+    free(a);
+    free(b);
+    free(want);
+}
+
+TEST(stream_larger_than_pool) {
+    signal(SIGPIPE, SIG_IGN);
+    pipe_writer w;
+    uint8_t *want = NULL;
+    int fd = pipe_feed(&w, 3 << 20, 41, &want);
+    lumio_ring_options o;
+    lumio_ring_options_default(&o);
+    o.max_bytes = 1 << 20;
+    lumio_ring *r = ring_with(&o);
+    lumio_op op = {.kind = LUMIO_OP_GET, .fd = fd};
+    uint64_t g;
+    CHECK_RC(lumio_ring_submit(r, &op, 1, NULL, &g));
+    lumio_completion c[4];
+    int n = collect(r, g, c, 4);
+    CHECK_EQ(n, 1);
+    CHECK_EQ(c[0].result, LUMIO_E_TOOBIG);
+    CHECK(!c[0].data && !c[0].buffer);
+    lumio_ring_destroy(r);
+    close(fd); /* the writer gets EPIPE and ends */
+    pthread_join(w.tid, NULL);
+    free(want);
+}
+
+TEST(stream_canceled) {
+    int fds[2];
+    CHECK(pipe(fds) == 0);
+    CHECK(write(fds[1], "abc", 3) == 3);
+    lumio_ring *r = ring_default();
+    lumio_op op = {.kind = LUMIO_OP_GET, .fd = fds[0], .block_size = 4096};
+    uint64_t g;
+    CHECK_RC(lumio_ring_submit(r, &op, 1, NULL, &g));
+    lumio_completion c[8];
+    CHECK_EQ(lumio_ring_wait(r, g, c, 1, 1), 1); /* "abc", the writer still open */
+    CHECK(c[0].result == 0 && c[0].length == 3);
+    lumio_buffer_release(c[0].buffer);
+    CHECK_RC(lumio_ring_cancel(r, g));
+    close(fds[1]); /* ends the read in flight */
+    int n = collect(r, g, c, 8);
+    CHECK(n >= 1);
+    CHECK(c[n - 1].flags & LUMIO_CQE_GROUP_END);
+    release_all(c, n);
+    lumio_ring_destroy(r);
+    close(fds[0]);
+}
+
+/* Blocks of a stream through the compute stage, in order and not; and a
+ * ring destroyed with a stream half read (ASan checks that nothing leaks). */
+TEST(stream_compute_and_destroy) {
+    for (int in_order = 0; in_order < 2; in_order++) {
+        pipe_writer w;
+        uint8_t *want = NULL;
+        size_t size = 1 << 20;
+        int fd = pipe_feed(&w, size, 60 + (uint64_t)in_order, &want);
+        lumio_ring_options o;
+        lumio_ring_options_default(&o);
+        o.compute = hash_fn;
+        o.in_order = in_order;
+        lumio_ring *r = ring_with(&o);
+        lumio_op op = {.kind = LUMIO_OP_GET, .fd = fd, .block_size = 32768, .user_data = 7};
+        uint64_t g;
+        CHECK_RC(lumio_ring_submit(r, &op, 1, NULL, &g));
+        static lumio_completion c[4096];
+        int n = collect(r, g, c, 4096);
+        uint64_t total = 0, next = 0;
+        for (int i = 0; i < n; i++) {
+            if (c[i].range_index == LUMIO_NO_RANGE) continue;
+            CHECK_EQ(c[i].result, 0);
+            CHECK(c[i].out && c[i].offset + c[i].length <= size);
+            if (in_order) CHECK_EQ(c[i].offset, next);
+            next = c[i].offset + c[i].length;
+            if (c[i].out && c[i].offset + c[i].length <= size)
+                CHECK(*(uint64_t *)c[i].out == XXH64(want + c[i].offset, c[i].length, 0));
+            total += c[i].length;
+            free(c[i].out);
+        }
+        CHECK_EQ(total, size);
+        release_all(c, n);
+        lumio_ring_destroy(r);
+        close(fd);
+        pthread_join(w.tid, NULL);
+        free(want);
+    }
+    int fds[2];
+    CHECK(pipe(fds) == 0);
+    CHECK(write(fds[1], "some bytes", 10) == 10);
+    lumio_ring *r = ring_default();
+    lumio_op ops[2] = {{.kind = LUMIO_OP_GET, .fd = fds[0], .block_size = 4},
+                       {.kind = LUMIO_OP_GET, .path = "/proc/self/mountinfo"}};
+    uint64_t g;
+    CHECK_RC(lumio_ring_submit(r, ops, 2, NULL, &g));
+    lumio_completion c[2];
+    CHECK(lumio_ring_wait(r, g, c, 1, 1) == 1);
+    lumio_buffer_release(c[0].buffer);
+    lumio_ring_destroy(r); /* blocks and a whole file not yet read, buffers held */
+    close(fds[1]);
+    close(fds[0]);
+}
+
+static void *slow_write_main(void *arg) {
+    int fd = *(int *)arg;
+    for (int i = 0; i < 3; i++) {
+        usleep(30000);
+        if (write(fd, "0123456789", 10) != 10) break;
+    }
+    close(fd);
+    return NULL;
+}
+
+/* A non-blocking pipe that is often empty: the engine waits for data
+ * (a poll) instead of spinning on EAGAIN; the count of reads shows it. */
+TEST(stream_nonblocking_pipe) {
+    int fds[2];
+    CHECK(pipe(fds) == 0);
+    fcntl(fds[0], F_SETFL, fcntl(fds[0], F_GETFL) | O_NONBLOCK);
+    pthread_t tid;
+    pthread_create(&tid, NULL, slow_write_main, &fds[1]);
+    lumio_ring *r = ring_default();
+    lumio_op op = {.kind = LUMIO_OP_GET, .fd = fds[0]};
+    uint64_t g;
+    CHECK_RC(lumio_ring_submit(r, &op, 1, NULL, &g));
+    lumio_completion c[2];
+    int n = collect(r, g, c, 2);
+    CHECK_EQ(n, 1);
+    CHECK(c[0].result == 0 && c[0].length == 30 &&
+          memcmp(c[0].data, "012345678901234567890123456789", 30) == 0);
+    lumio_ring_stats st;
+    lumio_ring_get_stats(r, &st);
+    CHECK(st.reads < 100);
+    release_all(c, n);
+    lumio_ring_destroy(r);
+    pthread_join(tid, NULL);
+    close(fds[0]);
+}
+
+/* With few descriptors left, opens that meet EMFILE wait for a slot. */
+static void emfile_waits(int in_order, int spare) {
+    enum { N = 300 };
+    static char paths[N][4096];
+    static uint8_t *want[N];
+    for (int i = 0; i < N; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "fd%03d", i);
+        snprintf(paths[i], sizeof paths[i], "%s", tmp_path(name));
+        want[i] = make_file(paths[i], 100 + (size_t)i, 50 + (uint64_t)i);
+    }
+    lumio_ring_options o;
+    lumio_ring_options_default(&o);
+    o.max_open_files = 256; /* more than the limit allows */
+    o.max_buffers = 1024;   /* the test holds every completion */
+    o.in_order = in_order;
+    lumio_ring *r = ring_with(&o);
+    struct rlimit old, low;
+    getrlimit(RLIMIT_NOFILE, &old);
+    int probe = open("/dev/null", O_RDONLY);
+    low = old;
+    low.rlim_cur = (rlim_t)probe + (rlim_t)spare;
+    close(probe);
+    CHECK(setrlimit(RLIMIT_NOFILE, &low) == 0);
+    lumio_op ops[N];
+    for (int i = 0; i < N; i++)
+        ops[i] = (lumio_op){.kind = LUMIO_OP_GET, .path = paths[i], .user_data = (uint64_t)i};
+    uint64_t g;
+    CHECK_RC(lumio_ring_submit(r, ops, N, NULL, &g));
+    static lumio_completion c[N + 1];
+    int n = collect(r, g, c, N + 1);
+    setrlimit(RLIMIT_NOFILE, &old);
+    CHECK_EQ(n, N);
+    for (int i = 0; i < n; i++) {
+        CHECK_EQ(c[i].result, 0);
+        if (c[i].result == 0) {
+            CHECK_EQ(c[i].length, 100 + c[i].user_data);
+            CHECK(memcmp(c[i].data, want[c[i].user_data], c[i].length) == 0);
+        }
+        if (in_order) CHECK_EQ(c[i].user_data, (uint64_t)i);
+    }
+    release_all(c, n);
+    lumio_ring_destroy(r);
+    for (int i = 0; i < N; i++) free(want[i]);
+}
+
+TEST(emfile_waits_for_a_slot) {
+    emfile_waits(0, 12);
+    emfile_waits(1, 12);
+    emfile_waits(0, 2);
+    emfile_waits(1, 2);
 }
 
 int main(void) {

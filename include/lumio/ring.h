@@ -79,7 +79,8 @@ typedef enum lumio_backend {
 
 typedef struct lumio_range {
     /* Offset in the file; a negative offset counts from the end of the file
-     * (-100 is the last 100 bytes). */
+     * (-100 is the last 100 bytes). A file without a trustworthy size (see
+     * lumio_op) has no end to count from: -ESPIPE. */
     int64_t offset;
     /* Bytes to read or write; LUMIO_WHOLE reads to the end of the file. */
     uint64_t length;
@@ -113,7 +114,20 @@ typedef struct lumio_op {
     size_t nranges;
     /* GET with nranges == 0: read the whole file in ranges of block_size
      * bytes (the last may be shorter); range i has user_data = user_data + i.
-     * An empty file yields no completion for that operation. */
+     * An empty file yields no completion for that operation.
+     *
+     * Files without a trustworthy size (pipes, FIFOs, sockets, terminals,
+     * devices, files of /proc, /sys and other pseudo file systems, empty
+     * regular files) are read until end of file. A whole-file GET (no
+     * ranges, block_size 0; or one range {offset >= 0, LUMIO_WHOLE}) grows
+     * one pool buffer and completes once, with LUMIO_E_TOOBIG past about a
+     * third of max_bytes. A GET in blocks yields a series of pool buffers in
+     * file order, each with block_size bytes or, from a file that cannot
+     * seek, what one read returned; block i has range_index i, user_data +
+     * i and its file offset; the group ends after the last. Other ranges of
+     * such files are read where they are (past the end: LUMIO_E_RANGE), and
+     * fail with -ESPIPE if they need the size or the file cannot seek (known
+     * only when the op is stat'ed: read pipes whole or in blocks). */
     uint64_t block_size;
     /* Returned with a completion that stands for the whole operation (for
      * example the error of a file that does not exist). */
@@ -162,14 +176,16 @@ typedef void (*lumio_discard_fn)(void *arg, lumio_completion *c);
 
 typedef struct lumio_ring_options {
     lumio_backend backend;
-    unsigned queue_depth;    /* I/O requests in flight (default 64) */
-    unsigned max_buffers;    /* pool cap on buffers handed out or in flight (default 256) */
-    uint64_t max_bytes;      /* pool cap on bytes handed out or in flight (default 256 MiB) */
-    unsigned max_open_files; /* files open at once (default 128) */
-    unsigned io_threads;     /* threads backend: I/O threads (default 2 x cores, at least 4) */
-    unsigned workers;        /* compute workers (default: the number of cores) */
-    int ordered_groups;      /* group n finishes loading before group n+1 starts */
-    int in_order;            /* deliver each group's completions in submission order */
+    unsigned queue_depth; /* I/O requests in flight (default 64) */
+    unsigned max_buffers; /* pool cap on buffers handed out or in flight (default 256) */
+    uint64_t max_bytes;   /* pool cap on bytes handed out or in flight (default 256 MiB) */
+    /* Files open at once (default 128). An open that meets EMFILE/ENFILE
+     * waits for another file of the ring to close, and lowers this cap. */
+    unsigned max_open_files;
+    unsigned io_threads;   /* threads backend: I/O threads (default 2 x cores, at least 4) */
+    unsigned workers;      /* compute workers (default: the number of cores) */
+    int ordered_groups;    /* group n finishes loading before group n+1 starts */
+    int in_order;          /* deliver each group's completions in submission order */
     int direct;            /* O_DIRECT reads, aligned as statx reports; falls back if unsupported */
     uint64_t coalesce_gap; /* merge ranges of one GET whose gap is below this (0: never; default 4
                               KiB) */
@@ -204,7 +220,8 @@ LUMIO_API int lumio_ring_create(lumio_ring **out, const lumio_ring_options *o);
 
 /* Cancel what is in flight, wait for the kernel to let go of it, free
  * everything. Buffers the caller still holds stay valid until released.
- * Accepts NULL. */
+ * A read from a pipe or terminal already in flight waits for data or end of
+ * file (close the other end first). Accepts NULL. */
 LUMIO_API void lumio_ring_destroy(lumio_ring *r);
 
 /* The backend in use: LUMIO_BACKEND_URING or LUMIO_BACKEND_THREADS. */

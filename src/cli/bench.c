@@ -16,13 +16,14 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #define GROUP_RANGES 4096
 #define GROUPS_AHEAD 4
 #define WAIT_MAX     1024
 #define SEED         0x6c756d696f626e63ull
+#define BENCH_MEMORY (1ull << 30) /* default --memory, shared by the rings */
+#define RING_FILES   128          /* files each ring may open by path */
 
 static const char bench_usage[] =
     "usage: lumio bench read [OPTION]... PATH...\n"
@@ -42,6 +43,8 @@ static const char bench_usage[] =
     "  --paths            let the engine open the files (timed; default: opened\n"
     "                     before timing and read by descriptor, as fio does)\n"
     "  --coalesce GAP     merge reads of one file whose gap is below GAP (default 0)\n"
+    "  --memory SIZE      most memory held in buffers, all rings together (default\n"
+    "                     1G); each ring needs two blocks\n"
     "  --sqpoll           io_uring: a kernel thread polls the submission queue\n"
     "  --no-fixed-files   io_uring: plain descriptors, not the registered table\n"
     "  -h, --help         show this help\n";
@@ -61,6 +64,8 @@ typedef struct bench_cfg {
     uint64_t unit;  /* bytes per read */
     uint64_t count; /* random reads; 0 for sequential */
     unsigned depth, threads;
+    uint64_t memory; /* --memory: the rings' pools together */
+    uint64_t fds;    /* descriptors left for files opened up front */
     lumio_backend backend;
     bfile *files;
     size_t nfiles;
@@ -223,17 +228,12 @@ static void *bench_thread(void *arg) {
 
 /* ---- files ---------------------------------------------------------------------- */
 
-static void raise_fd_limit(void) {
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
-    }
-}
-
 /* Open for reading; without O_DIRECT where the file system refuses it. When
- * descriptors run out the file is read by path instead (fd -1). */
-static int open_file(bfile *f, bool direct) {
+ * descriptors run out (those kept for the rings aside) the file is read by
+ * path instead (fd -1): the engine opens it, within its own cap. */
+static int open_file(bench_cfg *c, bfile *f, bool direct) {
+    if (c->fds == 0) return 0;
+    c->fds--;
     int flags = O_RDONLY | O_CLOEXEC;
     f->fd = open(f->path, flags | (direct ? O_DIRECT : 0));
     if (f->fd < 0 && direct && errno == EINVAL) f->fd = open(f->path, flags);
@@ -252,7 +252,7 @@ static int add_file(bench_cfg *c, size_t *cap, const walk_entry *e) {
     *f = (bfile){.path = strdup(e->path), .size = (uint64_t)e->st->st_size, .fd = -1};
     if (!f->path) goto nomem;
     c->nfiles++;
-    int rc = c->paths ? 0 : open_file(f, c->direct);
+    int rc = c->paths ? 0 : open_file(c, f, c->direct);
     if (rc < 0) cli_path_error(e->path, rc);
     return rc;
 nomem:
@@ -264,8 +264,9 @@ nomem:
  * so one left as a link is dangling. */
 static int bad_root(const walk_entry *e) {
     if (e->kind == WALK_SYMLINK) {
-        cli_path_error(e->path, -ENOENT);
-        return -ENOENT;
+        int err = cli_link_error(e->path);
+        cli_path_error(e->path, err);
+        return err;
     }
     cli_error("%s: not a regular file or directory", e->path);
     return -EINVAL;
@@ -322,11 +323,14 @@ static int ring_for(const bench_cfg *c, lumio_ring **r) {
     o.sqpoll = c->sqpoll;
     o.fixed_files = !c->no_fixed_files;
     o.coalesce_gap = c->coalesce; /* default 0: every read is one block, as asked */
-    /* Room for two depths of blocks, so the cap never throttles the queue. */
+    o.max_open_files = cli_ring_open_files(c->threads, RING_FILES);
+    /* Room for two depths of blocks, so the cap never throttles the queue,
+     * unless --memory says less: then it does. */
     uint64_t unit = c->unit < 4096 ? 4096 : c->unit;
     o.max_buffers = 2 * c->depth > 256 ? 2 * c->depth : 256;
     o.max_bytes = 2 * c->depth * (unit + 4096) > (256ull << 20) ? 2 * c->depth * (unit + 4096)
                                                                 : (256ull << 20);
+    if (o.max_bytes > c->memory / c->threads) o.max_bytes = c->memory / c->threads;
     return lumio_ring_create(r, &o);
 }
 
@@ -405,8 +409,31 @@ static int run_threads(const bench_cfg *c, bthread *t) {
     return rc;
 }
 
+/* The engine's pool buffer for n bytes: 4 KiB x {1, 1.5} x 2^k. */
+static uint64_t pool_class(uint64_t n) {
+    for (uint64_t b = 4096;; b *= 2) {
+        if (b >= n) return b;
+        if (b + b / 2 >= n) return b + b / 2;
+    }
+}
+
+/* Each ring reads two blocks at once at least (an O_DIRECT read may be
+ * widened by an alignment on each side). */
+static int check_memory(const bench_cfg *c) {
+    uint64_t need = 2 * pool_class(c->unit + (c->direct ? 8192 : 0)) * c->threads;
+    if (c->memory >= need) return 0;
+    char b[32], m[32], nd[32];
+    cli_error("--block %s needs --memory %s or more for %u ring(s) (it is %s)",
+              cli_size_text(c->unit, b, sizeof b), cli_size_text(need, nd, sizeof nd), c->threads,
+              cli_size_text(c->memory, m, sizeof m));
+    return -1;
+}
+
 static int bench_read(bench_cfg *c, char **paths, int n) {
-    raise_fd_limit();
+    if (check_memory(c) < 0) return EXIT_USAGE;
+    /* Files opened up front take what the rings (their own descriptors and
+     * the files they open by path) leave. */
+    c->fds = cli_fds_free(16 + c->threads * (4 + RING_FILES));
     int rc = collect(c, paths, n);
     if (rc == 0 && (rc = count_blocks(c)) < 0) cli_error("out of memory");
     if (rc == 0 && c->count && c->cum[c->nfiles] == 0) {
@@ -437,7 +464,8 @@ enum {
     OPT_PATHS,
     OPT_SQPOLL,
     OPT_NO_FIXED,
-    OPT_COALESCE
+    OPT_COALESCE,
+    OPT_MEMORY
 };
 
 static int bad_value(const char *opt, const char *val, const char *want) {
@@ -481,6 +509,8 @@ static int take_option(bench_cfg *c, int opt, const char *v, uint64_t *size) {
         if (parse_size(v, &c->coalesce) < 0 || c->coalesce > (1ull << 30))
             return bad_value("--coalesce", v, "a gap from 0 to 1G, e.g. 4K");
         return 0;
+    case OPT_MEMORY:
+        return cli_parse_memory(v, 1u << 20, &c->memory) < 0 ? EXIT_USAGE : 0;
     case OPT_PATHS:
         c->paths = true;
         return 0;
@@ -506,11 +536,12 @@ static int bench_read_main(int argc, char **argv) {
                                              {"direct", no_argument, NULL, OPT_DIRECT},
                                              {"paths", no_argument, NULL, OPT_PATHS},
                                              {"coalesce", required_argument, NULL, OPT_COALESCE},
+                                             {"memory", required_argument, NULL, OPT_MEMORY},
                                              {"sqpoll", no_argument, NULL, OPT_SQPOLL},
                                              {"no-fixed-files", no_argument, NULL, OPT_NO_FIXED},
                                              {"help", no_argument, NULL, 'h'},
                                              {0}};
-    bench_cfg c = {.unit = 256 << 10, .depth = 64, .threads = 1};
+    bench_cfg c = {.unit = 256 << 10, .depth = 64, .threads = 1, .memory = BENCH_MEMORY};
     uint64_t size = 0;
     int opt;
     opterr = 0;

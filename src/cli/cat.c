@@ -10,24 +10,30 @@
 #include <lumio/remote.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
-#define CAT_BLOCK (1u << 20)
+#define CAT_BLOCK  (1u << 20)
+#define CAT_MEMORY (64u << 20)
 
 static const char cat_usage[] =
-    "usage: lumio cat [--block SIZE] [--timeout SECONDS] PATH|URL...\n"
+    "usage: lumio cat [--block SIZE] [--memory SIZE] [--timeout SECONDS] PATH|URL|-...\n"
     "\n"
     "Write the bytes of each PATH to standard output, in order. A URL (http://,\n"
-    "https://, s3://) is streamed through the prefetching remote reader.\n"
+    "https://, s3://) is streamed through the prefetching remote reader; - is\n"
+    "standard input. Pipes, devices and files of /proc and /sys are read to\n"
+    "their end, whatever size they report.\n"
     "A file that cannot be read is reported on standard error and skipped;\n"
     "the exit status is then 1.\n"
     "\n"
     "  --block SIZE   read in blocks of SIZE bytes (default 1M; K, M, G suffixes)\n"
+    "  --memory SIZE  most memory held in buffers (default 64M; at least two blocks)\n"
     "  --timeout SECONDS  a URL: give up when no data came for SECONDS, retries\n"
     "                 included (default 60)\n"
     "  -h, --help     show this help\n";
 
 typedef struct cat_state {
+    char **paths; /* as given, for messages ("-" has no path in the engine) */
     int status;
     int64_t failed_op; /* the op whose error was reported last: one line per file */
     bool stop;         /* standard output is gone */
@@ -36,7 +42,7 @@ typedef struct cat_state {
 static void cat_one(cat_state *s, const lumio_completion *c) {
     if (c->result < 0) {
         if (c->op_index != LUMIO_NO_RANGE && (int64_t)c->op_index != s->failed_op)
-            cli_path_error(c->path, c->result);
+            cli_path_error(c->path ? c->path : s->paths[c->op_index], c->result);
         s->failed_op = c->op_index;
         s->status = EXIT_FILES;
         return;
@@ -53,8 +59,8 @@ static void cat_one(cat_state *s, const lumio_completion *c) {
 
 /* Deliver completions until the group ends (or the engine has nothing more,
  * or output failed). Returns the exit status. */
-static int cat_drain(lumio_ring *r, uint64_t g) {
-    cat_state s = {.failed_op = -1};
+static int cat_drain(lumio_ring *r, uint64_t g, char **paths) {
+    cat_state s = {.paths = paths, .failed_op = -1};
     lumio_completion c[64];
     bool ended = false;
     while (!ended && !s.stop) {
@@ -73,14 +79,16 @@ static int cat_drain(lumio_ring *r, uint64_t g) {
     return s.status;
 }
 
-static int cat_run(char **paths, int n, uint64_t block) {
+static int cat_run(char **paths, int n, uint64_t block, uint64_t memory) {
     lumio_ring_options o;
     lumio_ring_options_default(&o);
     /* Sequential streaming needs little read-ahead: a few MiB in flight keep
-     * the disk busy, and the pool cap keeps memory small for huge files. */
+     * the disk busy, and the pool cap (--memory) bounds what is held,
+     * whatever the block size. */
     o.queue_depth = 32;
     o.max_buffers = 64;
-    o.max_bytes = block * 64 > (64u << 20) ? block * 64 : (64u << 20);
+    o.max_bytes = memory;
+    o.max_open_files = cli_ring_open_files(1, 128);
     lumio_ring *r;
     int rc = lumio_ring_create(&r, &o);
     if (rc < 0) {
@@ -93,8 +101,13 @@ static int cat_run(char **paths, int n, uint64_t block) {
         cli_error("out of memory");
         return EXIT_FILES;
     }
-    for (int i = 0; i < n; i++)
-        ops[i] = (lumio_op){.kind = LUMIO_OP_GET, .path = paths[i], .block_size = block};
+    for (int i = 0; i < n; i++) {
+        bool in = !strcmp(paths[i], "-"); /* standard input, read to its end */
+        ops[i] = (lumio_op){.kind = LUMIO_OP_GET,
+                            .path = in ? NULL : paths[i],
+                            .fd = in ? STDIN_FILENO : -1,
+                            .block_size = block};
+    }
     lumio_group_options go;
     lumio_group_options_default(&go);
     go.in_order = 1;
@@ -105,17 +118,29 @@ static int cat_run(char **paths, int n, uint64_t block) {
     if (rc < 0)
         cli_error("%s", lumio_ring_last_error(r));
     else
-        status = cat_drain(r, g);
+        status = cat_drain(r, g, paths);
     lumio_ring_destroy(r);
     return status;
 }
 
+/* One block is written while the next is read: two must fit in memory. */
+static int cat_block_fits(uint64_t block, uint64_t memory) {
+    if (block <= memory / 2) return 0;
+    char b[32], m[32], need[32];
+    cli_error("--block %s does not fit twice in --memory %s (raise --memory to %s, or lower "
+              "--block)",
+              cli_size_text(block, b, sizeof b), cli_size_text(memory, m, sizeof m),
+              cli_size_text(2 * block, need, sizeof need));
+    return -1;
+}
+
 int cmd_cat(int argc, char **argv) {
     static const struct option longopts[] = {{"block", required_argument, NULL, 'b'},
+                                             {"memory", required_argument, NULL, 'm'},
                                              {"timeout", required_argument, NULL, 'T'},
                                              {"help", no_argument, NULL, 'h'},
                                              {0}};
-    uint64_t block = CAT_BLOCK;
+    uint64_t block = CAT_BLOCK, memory = CAT_MEMORY;
     cli_remote_opts ro = {0};
     int c;
     opterr = 0;
@@ -133,6 +158,9 @@ int cmd_cat(int argc, char **argv) {
                 return EXIT_USAGE;
             }
             break;
+        case 'm':
+            if (cli_parse_memory(optarg, 1u << 20, &memory) < 0) return EXIT_USAGE;
+            break;
         default:
             return cli_option_error(c, argv);
         }
@@ -141,6 +169,7 @@ int cmd_cat(int argc, char **argv) {
         cli_error("missing PATH (see 'lumio cat --help')");
         return EXIT_USAGE;
     }
+    if (cat_block_fits(block, memory) < 0) return EXIT_USAGE;
     signal(SIGPIPE, SIG_IGN); /* see EPIPE from write() instead of dying */
     /* Runs of files go through the engine; a URL through the prefetching
      * remote reader, in argument order. */
@@ -152,7 +181,7 @@ int cmd_cat(int argc, char **argv) {
         while (j < n && !lumio_is_remote(paths[j])) j++;
         int st = 0;
         if (j > i) {
-            st = cat_run(paths + i, j - i, block);
+            st = cat_run(paths + i, j - i, block, memory);
         } else {
             if (!rm && cli_remote_create(&rm, &ro) < 0) return EXIT_FILES;
             st = cli_remote_to_fd(rm, paths[i], STDOUT_FILENO, 8u << 20);

@@ -1,6 +1,7 @@
 /* Shared helpers of the command-line tool (see common.h). */
 #include "cli/common.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fts.h>
 #include <lumio/remote.h>
@@ -9,6 +10,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -327,4 +329,80 @@ uint64_t cli_splitmix(uint64_t *state) {
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
     return z ^ (z >> 31);
+}
+
+/* ---- resources ---------------------------------------------------------------- */
+
+void cli_raise_fd_limit(void) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        (void)setrlimit(RLIMIT_NOFILE, &rl); /* as before if refused */
+    }
+}
+
+/* Descriptors open now: /proc/self/fd lists them (less its own); without
+ * /proc, the highest one in use is a bound. */
+static uint64_t fds_in_use(void) {
+    DIR *d = opendir("/proc/self/fd");
+    if (!d) {
+        int fd = dup(0);
+        if (fd < 0) return 64;
+        close(fd);
+        return (uint64_t)fd + 1;
+    }
+    uint64_t n = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        if (e->d_name[0] != '.') n++;
+    closedir(d);
+    return n ? n - 1 : 0;
+}
+
+uint64_t cli_fds_free(unsigned reserve) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0) return 0;
+    uint64_t limit = rl.rlim_cur == RLIM_INFINITY ? (1u << 20) : (uint64_t)rl.rlim_cur;
+    uint64_t used = fds_in_use() + reserve;
+    return limit > used ? limit - used : 0;
+}
+
+unsigned cli_ring_open_files(unsigned rings, unsigned want) {
+    if (rings == 0) rings = 1;
+    /* Each ring: its io_uring and eventfd; beside them, sockets and the
+     * directories a walk holds open. */
+    uint64_t share = cli_fds_free(16 + 4 * rings) / rings;
+    if (share < 1) share = 1;
+    return share < want ? (unsigned)share : want;
+}
+
+const char *cli_size_text(uint64_t v, char *buf, size_t len) {
+    static const char units[] = "KMGTP";
+    int u = -1;
+    while (u < 4 && v && v % 1024 == 0) {
+        v /= 1024;
+        u++;
+    }
+    if (u < 0)
+        snprintf(buf, len, "%llu", (unsigned long long)v);
+    else
+        snprintf(buf, len, "%llu%c", (unsigned long long)v, units[u]);
+    return buf;
+}
+
+int cli_parse_memory(const char *arg, uint64_t min, uint64_t *out) {
+    uint64_t v;
+    if (parse_size(arg, &v) < 0 || v < min) {
+        char m[32];
+        snprintf(m, sizeof m, "%lluM", (unsigned long long)(min >> 20));
+        cli_error("invalid --memory '%s' (a size of at least %s, e.g. 256M)", arg, m);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int cli_link_error(const char *path) {
+    struct stat st;
+    if (stat(path, &st) < 0) return -errno;
+    return -ENOENT; /* followable now: it changed under the walk */
 }

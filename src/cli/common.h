@@ -133,6 +133,27 @@ int write_all(int fd, const void *buf, size_t len);
  * benchmarks' offsets, the synthetic profiles). */
 uint64_t cli_splitmix(uint64_t *state);
 
+/* ---- resources -------------------------------------------------------------
+ * Descriptors: main raises the soft limit on open files to the hard one, and
+ * each command keeps the files its rings open below what is left. */
+void cli_raise_fd_limit(void);
+/* Descriptors free now under the soft limit, less `reserve` (each ring's own,
+ * standard streams, sockets, directories being walked); 0 if none. */
+uint64_t cli_fds_free(unsigned reserve);
+/* The open-file cap of each of `rings` rings: a fair share of what is free
+ * (after a reserve for the rings themselves), at least 1, at most `want`. */
+unsigned cli_ring_open_files(unsigned rings, unsigned want);
+
+/* Memory: --memory SIZE caps what a command's buffers hold at once. */
+int cli_parse_memory(const char *arg, uint64_t min, uint64_t *out);
+/* A size as the options take it: "256M" when exact, else bytes. */
+const char *cli_size_text(uint64_t v, char *buf, size_t len);
+
+/* The real error behind a root symlink that the walk could not follow: a
+ * loop (ELOOP), a missing target (ENOENT), a directory without search
+ * permission (EACCES) on the way. */
+int cli_link_error(const char *path);
+
 /* CLOCK_MONOTONIC in seconds. */
 double now_seconds(void);
 

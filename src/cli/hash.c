@@ -15,6 +15,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -23,21 +24,27 @@
 #define BATCH_FILES    128
 #define MAX_LANES      64
 #define WAIT_MAX       256
+#define HASH_MEMORY    (256ull << 20) /* default --memory */
+#define LANE_MEMORY    (16ull << 20)  /* a lane's pool at least: whole files and blocks */
+#define MEMORY_MIN     (8ull << 20)   /* two small files of HASH_SMALL_MAX */
 
 /* An entry that is not a regular file (a fifo or device named on the command
  * line): kept apart from errno codes because it needs its own message. */
 #define ERR_NOT_REGULAR 1
 
 static const char hash_usage[] =
-    "usage: lumio hash [--algo xxh64|xxh3|xxh128] PATH...\n"
+    "usage: lumio hash [--algo xxh64|xxh3|xxh128] [--memory SIZE] PATH|-...\n"
     "\n"
     "Print the xxHash digest of each file, as xxhsum does: --algo xxh64 (the\n"
     "default) as 'xxhsum -H1', xxh128 as 'xxhsum -H2', xxh3 as 'xxhsum -H3'.\n"
     "Directories are walked recursively, entries sorted by name; symbolic links\n"
-    "inside them are not followed. A file that cannot be read is reported on\n"
-    "standard error, the others are still hashed, and the exit status is 1.\n"
+    "inside them are not followed. Pipes, devices and files of /proc and /sys\n"
+    "named on the command line are read to their end; - is standard input.\n"
+    "A file that cannot be read is reported on standard error, the others are\n"
+    "still hashed, and the exit status is 1.\n"
     "\n"
     "  --algo NAME   xxh64, xxh3 or xxh128\n"
+    "  --memory SIZE most memory held in buffers (default 256M, at least 8M)\n"
     "  -h, --help    show this help\n";
 
 typedef enum algo { ALGO_XXH64, ALGO_XXH3, ALGO_XXH128 } algo;
@@ -76,6 +83,7 @@ typedef struct lane {
 struct hasher {
     walker *w;
     algo algo;
+    uint64_t memory;
     bool walk_done;
     int status;
     unsigned nbatches;
@@ -223,15 +231,19 @@ static int add_entry(hbatch *b, const char *path, int err) {
     return 0;
 }
 
-/* Add a regular file: an entry and the op that reads it. */
-static int add_file(hbatch *b, const char *path, uint64_t size) {
-    int rc = add_entry(b, path, 0);
+/* Add a file: an entry and the op that reads it. A file whose size is not
+ * to be trusted (0 for an empty file and for a /proc file alike; a pipe, a
+ * device, standard input as "-", printed "stdin" as xxhsum does) is read in
+ * blocks until its end. */
+static int add_file(hbatch *b, const char *path, uint64_t size, bool sized) {
+    bool in = !strcmp(path, "-");
+    int rc = add_entry(b, in ? "stdin" : path, 0);
     if (rc < 0) return rc;
     static const lumio_range whole = {.offset = 0, .length = LUMIO_WHOLE};
     hentry *e = &b->e[b->n - 1];
     lumio_op *op = &b->ops[b->nops];
-    *op = (lumio_op){.kind = LUMIO_OP_GET, .path = e->path};
-    if (size > HASH_SMALL_MAX) {
+    *op = (lumio_op){.kind = LUMIO_OP_GET, .path = in ? NULL : e->path, .fd = in ? 0 : -1};
+    if (size > HASH_SMALL_MAX || size == 0 || !sized) {
         e->large = true;
         if (!(e->state = stream_new(b->algo))) return -ENOMEM;
         op->block_size = HASH_BLOCK;
@@ -246,15 +258,18 @@ static int add_file(hbatch *b, const char *path, uint64_t size) {
 /* What a walk entry adds: a file, an error, or nothing (directories, and
  * links or special files met inside a tree, as `find -type f` skips them). */
 static int take_entry(hbatch *b, const walk_entry *we) {
+    if (we->level == 0 && !strcmp(we->path, "-")) return add_file(b, "-", 0, false);
     switch (we->kind) {
     case WALK_FILE:
-        return add_file(b, we->path, (uint64_t)we->st->st_size);
+        return add_file(b, we->path, (uint64_t)we->st->st_size, true);
     case WALK_ERROR:
         return add_entry(b, we->path, we->err);
-    case WALK_SYMLINK: /* at the root only a dangling link is left unfollowed */
-        return we->level == 0 ? add_entry(b, we->path, -ENOENT) : 0;
-    case WALK_OTHER:
-        return we->level == 0 ? add_entry(b, we->path, ERR_NOT_REGULAR) : 0;
+    case WALK_SYMLINK: /* at the root, a link the walk could not follow: why */
+        return we->level == 0 ? add_entry(b, we->path, cli_link_error(we->path)) : 0;
+    case WALK_OTHER: /* a pipe or device named as a root is read to its end */
+        if (we->level != 0) return 0;
+        if (S_ISSOCK(we->st->st_mode)) return add_entry(b, we->path, ERR_NOT_REGULAR);
+        return add_file(b, we->path, 0, false);
     default:
         return 0;
     }
@@ -407,6 +422,12 @@ static int hasher_start(hasher *h, char **paths, int n) {
     pthread_cond_init(&h->main_cv, NULL);
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     h->nlanes = cores < 1 ? 1 : cores > MAX_LANES ? MAX_LANES : (unsigned)cores;
+    /* --memory is shared by the lanes: fewer lanes rather than starved ones. */
+    uint64_t fit = h->memory / LANE_MEMORY;
+    if (fit < h->nlanes) h->nlanes = fit ? (unsigned)fit : 1;
+    /* And the descriptor limit: a lane's ring and a few files each. */
+    fit = cli_fds_free(16) / 6;
+    if (fit < h->nlanes) h->nlanes = fit ? (unsigned)fit : 1;
     h->nbatches = 2 * h->nlanes + 1; /* every lane busy, the next ones ready */
     if (!(h->b = calloc(h->nbatches, sizeof(hbatch *)))) return -ENOMEM;
     for (unsigned i = 0; i < h->nbatches; i++)
@@ -414,7 +435,9 @@ static int hasher_start(hasher *h, char **paths, int n) {
     lumio_ring_options o;
     lumio_ring_options_default(&o);
     o.queue_depth = 32;
-    o.max_open_files = 64;
+    o.max_bytes = h->memory / h->nlanes;
+    o.max_buffers = 256;
+    o.max_open_files = cli_ring_open_files(h->nlanes, 64);
     for (unsigned i = 0; i < h->nlanes; i++) {
         lane *l = &h->lanes[i];
         l->h = h;
@@ -451,8 +474,8 @@ static void hasher_stop(hasher *h) {
     pthread_mutex_destroy(&h->mu);
 }
 
-static int hash_run(char **paths, int n, algo a) {
-    hasher h = {.algo = a};
+static int hash_run(char **paths, int n, algo a, uint64_t memory) {
+    hasher h = {.algo = a, .memory = memory};
     progress_init(&h.prog, "hashed");
     int rc = hasher_start(&h, paths, n);
     if (rc == 0) rc = hash_loop(&h);
@@ -469,9 +492,12 @@ static int hash_run(char **paths, int n, algo a) {
 }
 
 int cmd_hash(int argc, char **argv) {
-    static const struct option longopts[] = {
-        {"algo", required_argument, NULL, 'a'}, {"help", no_argument, NULL, 'h'}, {0}};
+    static const struct option longopts[] = {{"algo", required_argument, NULL, 'a'},
+                                             {"memory", required_argument, NULL, 'm'},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {0}};
     algo a = ALGO_XXH64;
+    uint64_t memory = HASH_MEMORY;
     int c;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
@@ -485,6 +511,9 @@ int cmd_hash(int argc, char **argv) {
                 return EXIT_USAGE;
             }
             break;
+        case 'm':
+            if (cli_parse_memory(optarg, MEMORY_MIN, &memory) < 0) return EXIT_USAGE;
+            break;
         default:
             return cli_option_error(c, argv);
         }
@@ -493,5 +522,5 @@ int cmd_hash(int argc, char **argv) {
         cli_error("missing PATH (see 'lumio hash --help')");
         return EXIT_USAGE;
     }
-    return hash_run(argv + optind, argc - optind, a);
+    return hash_run(argv + optind, argc - optind, a, memory);
 }

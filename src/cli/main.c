@@ -39,6 +39,9 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
+    /* Many files at once need many descriptors: take what the hard limit
+     * allows, as many tools do; each command keeps below it. */
+    cli_raise_fd_limit();
     if (argc < 2) {
         cli_error("missing command (see 'lumio --help')");
         return EXIT_USAGE;

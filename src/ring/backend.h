@@ -14,7 +14,8 @@ typedef enum task_kind {
     TASK_READ,  /* fd, buf, len, off -> res = bytes */
     TASK_WRITE, /* fd, buf, len, off -> res = bytes */
     TASK_FSYNC, /* fd */
-    TASK_CLOSE  /* fd */
+    TASK_CLOSE, /* fd */
+    TASK_POLL   /* fd: wait until it is readable (a non-blocking pipe) */
 } task_kind;
 
 typedef struct task {

@@ -81,6 +81,7 @@ int lumio_ring_create(lumio_ring **out, const lumio_ring_options *opts) {
     lumio_ring *r = calloc(1, sizeof(*r));
     if (!r) return -ENOMEM;
     r->o = o;
+    r->fd_cap = o.max_open_files;
     r->remote = o.remote; /* the caller's client, if any */
     pthread_mutex_init(&r->mu, NULL);
     backend_config cfg = {.depth = o.queue_depth,
@@ -323,10 +324,28 @@ static node *op_node(op_state *op, uint32_t i) {
     return &op->ranges[i];
 }
 
+/* An op read in blocks until end of file: its blocks, as they are done,
+ * until the last. Returns whether the op has nothing more to release. */
+static bool release_stream(lumio_ring *r, group *g, op_state *op) {
+    while (op->s_rel && op->s_rel->done) {
+        node *n = op->s_rel;
+        op->s_rel = n->rnext;
+        if (!op->s_rel) op->s_rtail = NULL;
+        push_ready(r, g, n);
+    }
+    return !op->s_rel && op->s_done;
+}
+
 static void release_in_order(lumio_ring *r, group *g) {
     while (g->dl_op < g->nops) {
         op_state *op = &g->ops[g->dl_op];
         if (!op->resolved) return;
+        if (op->stream && op->nranges == 0) {
+            if (!release_stream(r, g, op)) return;
+            g->dl_op++;
+            g->dl_node = 0;
+            continue;
+        }
         if (g->dl_node >= op_nnodes(op)) {
             g->dl_op++;
             g->dl_node = 0;
@@ -462,6 +481,56 @@ void engine_op_resolved(lumio_ring *r, op_state *op) {
     push_ready(r, g, &g->endnode);
 }
 
+void engine_stream_node(lumio_ring *r, op_state *op, node *n) {
+    (void)r;
+    group *g = op->g;
+    g->undelivered++;
+    g->total_nodes++;
+    n->lprev = NULL;
+    n->lnext = op->s_live;
+    if (op->s_live) op->s_live->lprev = n;
+    op->s_live = n;
+    if (!g->in_order) return;
+    n->rnext = NULL;
+    if (op->s_rtail)
+        op->s_rtail->rnext = n;
+    else
+        op->s_rel = n;
+    op->s_rtail = n;
+}
+
+void engine_stream_end(lumio_ring *r, op_state *op) {
+    group *g = op->g;
+    g->unresolved--;
+    if (g->in_order) release_in_order(r, g);
+    if (g->unresolved == 0 && g->undelivered == 0) {
+        g->undelivered++;
+        push_ready(r, g, &g->endnode);
+    }
+}
+
+/* Delivered: a stream's block is gone for good. */
+static void stream_node_free(node *n) {
+    op_state *op = n->op;
+    if (n->lprev)
+        n->lprev->lnext = n->lnext;
+    else if (op->s_live == n)
+        op->s_live = n->lnext;
+    if (n->lnext) n->lnext->lprev = n->lprev;
+    if (n->heap) free(n);
+}
+
+/* Ops refused a descriptor wait at the head of the open queue, in
+ * submission order, so that an in-order group opens its ops in turn. */
+void engine_requeue_open(lumio_ring *r, op_state *op) {
+    op_state **pp = &r->open_head;
+    while (*pp && ((*pp)->g->id < op->g->id || ((*pp)->g == op->g && (*pp)->index < op->index)))
+        pp = &(*pp)->next;
+    op->next = *pp;
+    *pp = op;
+    if (!op->next) r->open_tail = op;
+}
+
 void engine_add_issue(lumio_ring *r, op_state *op) {
     op->next = NULL;
     if (r->issue_tail)
@@ -554,6 +623,7 @@ static unsigned pop_ready(lumio_ring *r, group *target, lumio_completion *out, u
             r->open_groups--;
         }
         if (c->result < 0) describe_into(r, c, n->op);
+        if (n->op && n->op->stream && n->op->nranges == 0) stream_node_free(n);
         if (g->ended && target) break;
     }
     return got;
@@ -562,9 +632,15 @@ static unsigned pop_ready(lumio_ring *r, group *target, lumio_completion *out, u
 static void pump(lumio_ring *r) {
     /* Opens take at most a quarter of the depth, so reads keep flowing. */
     unsigned open_cap = LUMIO_MAX(1u, r->o.queue_depth / 4);
-    while (r->open_head && r->files_open < r->o.max_open_files && r->opening < open_cap &&
+    while (r->open_head && r->opening < open_cap &&
            r->inflight + 2 <= LUMIO_MAX(r->o.queue_depth, 2u)) {
         op_state *op = r->open_head;
+        if (op->open_retry) break; /* refused a descriptor; its statx is not back yet */
+        /* The op an in-order group waits for may pass the cap lowered by
+         * EMFILE: later ops of its group hold files until it is read. */
+        group *g = op->g;
+        bool turn = g->in_order && op->index == g->issue_cursor;
+        if (r->files_open >= (turn ? r->o.max_open_files : r->fd_cap)) break;
         r->open_head = op->next;
         if (!r->open_head) r->open_tail = NULL;
         op->next = NULL;
@@ -770,6 +846,12 @@ void lumio_ring_destroy(lumio_ring *r) {
             op_state *op = &g->ops[i];
             for (uint32_t j = 0; j <= op->nranges; j++)
                 discard_node(g, j < op->nranges ? &op->ranges[j] : &op->opnode);
+            while (op->s_live) {
+                node *n = op->s_live;
+                discard_node(g, n);
+                stream_node_free(n);
+            }
+            lumio_buffer_release(op->s_buf);
             /* Fixed slots go with the ring, remote handles with its backend. */
             if (op->owned && !op->fixed && !op->remote) close(op->fd);
         }

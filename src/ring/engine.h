@@ -40,6 +40,11 @@ typedef struct node {
     uint64_t out_length;
     lumio_job job; /* the compute stage */
     struct node *next;
+    /* A block of a stream (read until end of file) is made as the data
+     * comes, and freed once delivered: on its op's list of live blocks,
+     * and, in an in-order group, on the list of blocks not yet released. */
+    bool heap;
+    struct node *lprev, *lnext, *rnext;
 } node;
 
 enum role { ROLE_OPEN, ROLE_STATX, ROLE_IO, ROLE_FSYNC, ROLE_CLOSE };
@@ -62,6 +67,8 @@ typedef struct ioreq {
     lumio_buffer *buf;    /* pool buffer, if any */
     node *bounce;         /* copy the read into this range's dst afterwards */
     uint64_t bounce_base; /* file offset of buf->mem[0] for a bounce */
+    bool stream;          /* a read of a stream op (plan.c: stream_done) */
+    bool poll;            /* a stream's wait for data (a non-blocking pipe) */
     struct ioreq *next_free;
 } ioreq;
 
@@ -108,6 +115,23 @@ struct op_state {
     node opnode;                          /* the op-level completion */
     etask open_task, stat_task, end_task; /* end_task: fsync, then close */
     op_state *next;                       /* open queue / issue list */
+    /* Files without a trustworthy size (pipes, devices, /proc, /sys, empty
+     * regular files): a whole-file GET, or one read in blocks, is read until
+     * end of file, one read at a time (see docs/ENGINE.md, "Files without a size"). */
+    bool nosize;           /* the size from statx is not to be trusted */
+    bool stream;           /* this op reads until end of file */
+    bool seq;              /* not seekable: read at the file position */
+    bool s_reading;        /* a read is in flight */
+    bool s_done;           /* end of file (or an error): no more blocks */
+    bool open_retry;       /* the open met EMFILE/ENFILE: open again later */
+    bool open_alone;       /* ... with no other file open: tried once more */
+    uint64_t s_pos;        /* file offset of the next read */
+    node *s_cur;           /* the range or block being filled */
+    lumio_buffer *s_buf;   /* its buffer */
+    uint64_t s_fill;       /* bytes in s_buf */
+    uint32_t s_count;      /* blocks made */
+    node *s_live;          /* blocks made and not delivered */
+    node *s_rel, *s_rtail; /* in-order: blocks not yet released */
 };
 
 struct group {
@@ -157,7 +181,15 @@ struct lumio_ring {
     unsigned inflight;                 /* tasks in the backend */
     unsigned open_groups;              /* groups whose end is not delivered */
     unsigned files_open;               /* files open or opening */
-    unsigned opening;                  /* ops between open and resolved */
+    unsigned fd_cap;                   /* open-file cap, lowered when opens meet EMFILE */
+    /* Which file systems (by device) give sizes that are not the content's
+     * (procfs, sysfs, ...): asked once per device, with statfs. */
+    struct {
+        uint64_t dev;
+        bool pseudo;
+    } fs_memo[16];
+    unsigned fs_memo_n;
+    unsigned opening; /* ops between open and resolved */
     ioreq *free_reqs;
     void **slabs;
     size_t nslabs;
@@ -171,8 +203,19 @@ struct lumio_ring {
     char last_error[512];
 };
 
+/* BLOCKED_WAIT: a stream op whose read is in flight; it stays on the list. */
+enum issue_result { ISSUED_ALL, BLOCKED_DEPTH, BLOCKED_POOL, BLOCKED_WAIT };
+
 /* plan.c */
 void plan_start_open(lumio_ring *r, op_state *op);
+ioreq *plan_req_new(lumio_ring *r); /* NULL when out of memory */
+void plan_req_free(lumio_ring *r, ioreq *q);
+void plan_req_submit(lumio_ring *r, ioreq *q);
+
+/* stream.c: files without a trustworthy size */
+void stream_classify(lumio_ring *r, op_state *op); /* after statx: nosize, stream, seq */
+enum issue_result stream_issue(lumio_ring *r, op_state *op);
+void stream_done(lumio_ring *r, ioreq *q, int res);
 void plan_issue(lumio_ring *r);
 void plan_task_done(lumio_ring *r, etask *et);
 void plan_free_reqs(lumio_ring *r);
@@ -181,6 +224,11 @@ void plan_after_writes(lumio_ring *r, op_state *op);
 /* engine.c */
 void engine_node_finished(lumio_ring *r, node *n); /* I/O done: compute, then deliver */
 void engine_op_resolved(lumio_ring *r, op_state *op);
+/* A stream read in blocks made a block; and it made its last one. */
+void engine_stream_node(lumio_ring *r, op_state *op, node *n);
+void engine_stream_end(lumio_ring *r, op_state *op);
+/* The open queue: put an op back at its head (an open to try again). */
+void engine_requeue_open(lumio_ring *r, op_state *op);
 void engine_op_loaded(lumio_ring *r, op_state *op);
 void engine_op_closed(lumio_ring *r, op_state *op);
 void engine_queue(lumio_ring *r, etask *et);

@@ -8,15 +8,14 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-
-enum issue_result { ISSUED_ALL, BLOCKED_DEPTH, BLOCKED_POOL };
+#include <unistd.h>
 
 static void op_opened(lumio_ring *r, op_state *op);
 static void op_check_loaded(lumio_ring *r, op_state *op);
 
 /* ---- request allocation --------------------------------------------------- */
 
-static ioreq *req_new(lumio_ring *r) {
+ioreq *plan_req_new(lumio_ring *r) {
     if (!r->free_reqs) {
         enum { SLAB = 256 };
         ioreq *slab = calloc(SLAB, sizeof(ioreq));
@@ -39,7 +38,7 @@ static ioreq *req_new(lumio_ring *r) {
     return q;
 }
 
-static void req_free(lumio_ring *r, ioreq *q) {
+void plan_req_free(lumio_ring *r, ioreq *q) {
     q->next_free = r->free_reqs;
     r->free_reqs = q;
 }
@@ -52,16 +51,19 @@ void plan_free_reqs(lumio_ring *r) {
     r->free_reqs = NULL;
 }
 
-static void req_submit(lumio_ring *r, ioreq *q) {
+void plan_req_submit(lumio_ring *r, ioreq *q) {
     op_state *op = q->et.op;
-    q->et.t.kind = op->kind == LUMIO_OP_GET ? TASK_READ : TASK_WRITE;
+    q->et.t.kind = q->poll ? TASK_POLL : op->kind == LUMIO_OP_GET ? TASK_READ : TASK_WRITE;
     q->et.t.fd = op->fd;
     q->et.t.fixed = op->fixed;
     q->et.t.buf = q->mem;
     q->et.t.len = q->end - q->start;
-    q->et.t.off = q->start;
+    /* A file that cannot seek (a pipe, a terminal) is read at its position. */
+    q->et.t.off = q->stream && op->seq ? UINT64_MAX : q->start;
     op->inflight++;
-    if (op->kind == LUMIO_OP_GET)
+    if (q->poll)
+        ; /* not I/O */
+    else if (op->kind == LUMIO_OP_GET)
         r->stats.reads++;
     else
         r->stats.writes++;
@@ -162,11 +164,15 @@ static void resolve_range(op_state *op, node *n) {
         return;
     }
     uint64_t size = op->size;
+    /* Without a size there is no end to count from; a pipe has no offsets. */
+    if (op->seq || (!op->have_size && (n->req_off < 0 || n->req_len == LUMIO_WHOLE))) {
+        n->off = n->req_off < 0 ? 0 : (uint64_t)n->req_off;
+        n->len = 0;
+        n->result = -ESPIPE;
+        return;
+    }
     if (n->req_off >= 0) {
         n->off = (uint64_t)n->req_off;
-    } else if (!op->have_size) {
-        n->result = LUMIO_E_RANGE; /* cannot happen: negative offsets ask for the size */
-        return;
     } else if ((uint64_t)(-(n->req_off + 1)) + 1 <= size) {
         n->off = size - ((uint64_t)(-(n->req_off + 1)) + 1);
     } else if (allow_short) {
@@ -220,14 +226,24 @@ static void op_opened(lumio_ring *r, op_state *op) {
     if (!op->error && op->need_stat) {
         op->have_size = true;
         op->size = op->stx.stx_size;
+        if (op->kind == LUMIO_OP_GET && !op->remote) stream_classify(r, op);
         if (op->direct) {
             uint32_t a = 4096;
             if ((op->stx.stx_mask & STATX_DIOALIGN) && op->stx.stx_dio_offset_align)
                 a = LUMIO_MAX(op->stx.stx_dio_offset_align, op->stx.stx_dio_mem_align);
             op->align = a;
         }
-        if (op->kind == LUMIO_OP_GET && op->nranges == 0 && op->block_size)
+        if (op->kind == LUMIO_OP_GET && op->nranges == 0 && op->block_size && !op->stream)
             op->error = expand_blocks(op);
+    }
+    if (!op->error && op->stream) {
+        op->resolved = true;
+        op->phase = OP_ISSUING;
+        /* In blocks, the op stays unresolved for its group until the end of
+         * the file: the group cannot end before it. */
+        if (op->nranges) engine_op_resolved(r, op);
+        engine_add_issue(r, op);
+        return;
     }
     if (!op->error) {
         for (uint32_t i = 0; i < op->nranges; i++) resolve_range(op, &op->ranges[i]);
@@ -277,7 +293,7 @@ static bool issue_part(lumio_ring *r, op_state *op, node *n, uint64_t base, uint
     uint64_t pend = LUMIO_MIN(pstart + chunk, end);
     lumio_buffer *b = NULL;
     if (bounce && !(b = lumio_pool_get(r->pool, pend - pstart))) return false;
-    ioreq *q = req_new(r);
+    ioreq *q = plan_req_new(r);
     if (!q) { /* out of memory: the range fails, the loop finishes it */
         lumio_buffer_release(b);
         n->result = -ENOMEM;
@@ -305,7 +321,7 @@ static bool issue_part(lumio_ring *r, op_state *op, node *n, uint64_t base, uint
         op->part_off = 0;
         op->part_buf = NULL;
     }
-    req_submit(r, q);
+    plan_req_submit(r, q);
     return true;
 }
 
@@ -344,7 +360,7 @@ static enum issue_result issue_pooled(lumio_ring *r, op_state *op, node *n) {
             op->part_base = astart;
             op->part_end = aend;
         } else {
-            ioreq *q = req_new(r);
+            ioreq *q = plan_req_new(r);
             if (!q) { /* out of memory: the range fails */
                 lumio_buffer_release(b);
                 n->result = -ENOMEM;
@@ -369,7 +385,7 @@ static enum issue_result issue_pooled(lumio_ring *r, op_state *op, node *n) {
                 m->planned = true;
             }
             op->cursor += k;
-            req_submit(r, q);
+            plan_req_submit(r, q);
             return ISSUED_ALL;
         }
     }
@@ -379,6 +395,7 @@ static enum issue_result issue_pooled(lumio_ring *r, op_state *op, node *n) {
 }
 
 static enum issue_result issue_op(lumio_ring *r, op_state *op) {
+    if (op->stream) return stream_issue(r, op);
     while (op->cursor < op->nranges) {
         if (r->inflight >= r->o.queue_depth) return BLOCKED_DEPTH;
         node *n = op->order[op->cursor];
@@ -456,6 +473,11 @@ again:
             continue;
         }
         if (res == BLOCKED_DEPTH) return;
+        if (res == BLOCKED_WAIT) {
+            prev = op;
+            op = op->next;
+            continue;
+        }
         /* Fully issued: off the list. */
         op_state *next = op->next;
         if (prev)
@@ -519,11 +541,15 @@ static void fsync_done(lumio_ring *r, op_state *op, int res) {
 }
 
 static void io_done(lumio_ring *r, ioreq *q, int res) {
+    if (q->stream) {
+        stream_done(r, q, res);
+        return;
+    }
     op_state *op = q->et.op;
     op->inflight--;
     bool get = op->kind == LUMIO_OP_GET;
     if (res == -EAGAIN || res == -EINTR) {
-        req_submit(r, q); /* transient: try the same request again */
+        plan_req_submit(r, q); /* transient: try the same request again */
         return;
     }
     if (res > 0) {
@@ -535,7 +561,7 @@ static void io_done(lumio_ring *r, ioreq *q, int res) {
              * otherwise ask for the rest. */
             if (!(get && op->direct && (q->start & (op->align - 1)))) {
                 r->stats.short_retries++;
-                req_submit(r, q);
+                plan_req_submit(r, q);
                 return;
             }
             res = 0;
@@ -561,7 +587,7 @@ static void io_done(lumio_ring *r, ioreq *q, int res) {
         if (err && n->result == 0) n->result = err;
         if (--n->parts_left == 0 && n->planned) finish_range(r, n);
     }
-    req_free(r, q);
+    plan_req_free(r, q);
 }
 
 static void op_check_loaded(lumio_ring *r, op_state *op) {
@@ -575,6 +601,133 @@ static void op_check_loaded(lumio_ring *r, op_state *op) {
         return;
     }
     engine_queue(r, op_task(op, &op->end_task, ROLE_CLOSE, TASK_CLOSE));
+}
+
+/* Whether a file open in the ring will be closed without this op's help, so
+ * that an op refused a descriptor (EMFILE, ENFILE) can wait for its slot:
+ * not one of its own group's later ops when the group issues in order. */
+static bool open_later(lumio_ring *r, const op_state *op) {
+    if (op->g->canceled) return false;
+    for (group *g = r->groups_head; g; g = g->next)
+        for (uint32_t i = 0; i < g->nops; i++) {
+            const op_state *o = &g->ops[i];
+            /* Open, or being opened (whose open may yet succeed). */
+            bool holds = o->owned || (o->phase == OP_OPENING && !o->open_retry && o->path);
+            if (o == op || !holds || o->remote || o->phase < OP_OPENING || o->phase > OP_CLOSING)
+                continue;
+            if (g == op->g && g->in_order && o->index > op->index) continue;
+            return true;
+        }
+    return false;
+}
+
+static bool my_turn(const op_state *op) {
+    return op->g->in_order && op->index == op->g->issue_cursor;
+}
+
+/* An op of an in-order group that waits for an earlier one (not yet read)
+ * can wait for its slot: that one will get one (below). */
+static bool earlier_pending(const op_state *op) {
+    if (!op->g->in_order) return false;
+    for (uint32_t i = op->g->issue_cursor; i < op->index; i++)
+        if (!op->g->ops[i].fully_issued) return true;
+    return false;
+}
+
+/* A later op of the group, opened but not yet started (it waits for this
+ * one), can give its descriptor back and be opened again later. */
+static bool stealable(const op_state *o) {
+    return o->kind == LUMIO_OP_GET && o->phase == OP_ISSUING && o->owned && !o->fixed &&
+           !o->remote && o->path && !o->error && o->inflight == 0 && o->cursor == 0 &&
+           o->part_off == 0 && !o->part_buf && !o->s_reading && !o->s_buf && o->s_count == 0;
+}
+
+static bool opening_later(const op_state *op) {
+    for (uint32_t i = op->index + 1; i < op->g->nops; i++) {
+        const op_state *o = &op->g->ops[i];
+        if (o->phase == OP_OPENING && !o->open_retry) return true;
+    }
+    return false;
+}
+
+/* Undo an op's open: off the issue list, its ranges as submitted, its file
+ * closed, back to the open queue. */
+static void unopen(lumio_ring *r, op_state *op) {
+    for (op_state *prev = NULL, *p = r->issue_head; p; prev = p, p = p->next) {
+        if (p != op) continue;
+        if (prev)
+            prev->next = p->next;
+        else
+            r->issue_head = p->next;
+        if (r->issue_tail == p) r->issue_tail = prev;
+        break;
+    }
+    group *g = op->g;
+    if (!(op->stream && op->nranges == 0)) { /* counted by engine_op_resolved */
+        g->unresolved++;
+        g->undelivered -= op->nranges;
+        g->total_nodes -= op->nranges;
+    }
+    if (op->own_ranges) {
+        free(op->ranges);
+        op->ranges = NULL;
+        op->nranges = 0;
+        op->own_ranges = false;
+    }
+    for (uint32_t i = 0; i < op->nranges; i++) {
+        node *n = &op->ranges[i], keep = *n;
+        memset(n, 0, sizeof(*n));
+        n->op = op;
+        n->index = keep.index;
+        n->req_off = keep.req_off;
+        n->req_len = keep.req_len;
+        n->user_data = keep.user_data;
+        n->dst = keep.dst;
+        n->flags = keep.flags;
+    }
+    free(op->order);
+    op->order = NULL;
+    op->resolved = op->have_size = op->nosize = op->stream = op->seq = false;
+    op->size = op->s_pos = 0;
+    op->s_done = false;
+    close(op->fd);
+    op->fd = -1;
+    op->owned = false;
+    op->phase = OP_IDLE;
+    r->files_open--;
+    engine_requeue_open(r, op);
+}
+
+/* The op its in-order group waits for was refused a descriptor, and the
+ * group's later ops hold them: take one back from the last of them. */
+static bool steal_slot(lumio_ring *r, const op_state *turn) {
+    for (uint32_t i = turn->g->nops; i-- > turn->index + 1;) {
+        op_state *o = &turn->g->ops[i];
+        if (!stealable(o)) continue;
+        unopen(r, o);
+        return true;
+    }
+    return false;
+}
+
+/* Back to the open queue at once, in its turn, so that no later op takes
+ * the slot it waits for (the pump starts it again once its statx is back);
+ * and fewer files open at once from now on: half as many each time, down to
+ * what is open now (which the order of completions may understate), so that
+ * opens stop failing soon. */
+static void requeue_open(lumio_ring *r, op_state *op) {
+    op->open_retry = true;
+    r->files_open--;
+    r->fd_cap = LUMIO_MAX(1u, LUMIO_MIN(r->fd_cap, LUMIO_MAX(r->files_open, r->fd_cap / 2)));
+    engine_requeue_open(r, op);
+}
+
+/* Its open and statx are back: the op can be opened again. */
+static void retry_ready(lumio_ring *r, op_state *op) {
+    op->open_retry = false;
+    op->error = 0;
+    op->phase = OP_IDLE;
+    r->opening--;
 }
 
 void plan_task_done(lumio_ring *r, etask *et) {
@@ -596,6 +749,19 @@ void plan_task_done(lumio_ring *r, etask *et) {
             queue_open(r, op);
             return;
         }
+        if ((res == -EMFILE || res == -ENFILE) && !op->remote && !op->g->canceled) {
+            bool later = open_later(r, op) || earlier_pending(op) ||
+                         (my_turn(op) && (steal_slot(r, op) || opening_later(op)));
+            /* With nothing else open, once more: the files that held the
+             * descriptors may have closed since (their completions came
+             * first), but not twice. */
+            if (later || !op->open_alone) {
+                op->open_alone = !later;
+                requeue_open(r, op);
+                if (op->opening == 0) retry_ready(r, op);
+                return;
+            }
+        }
         if (res < 0) {
             if (!op->error) op->error = res;
         } else {
@@ -608,6 +774,10 @@ void plan_task_done(lumio_ring *r, etask *et) {
         break;
     case ROLE_STATX:
         op->opening--;
+        if (op->open_retry) {
+            if (op->opening == 0) retry_ready(r, op);
+            return;
+        }
         if (res < 0 && !op->error) op->error = res;
         if (op->opening == 0) op_opened(r, op);
         break;

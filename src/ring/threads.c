@@ -4,6 +4,7 @@
 #include "ring/backend.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -30,12 +31,14 @@ static void run_task(task *t) {
         break;
     case TASK_STATX:
         if (t->path)
-            r = statx(AT_FDCWD, t->path, 0, STATX_SIZE | STATX_DIOALIGN, t->stx);
+            r = statx(AT_FDCWD, t->path, 0, STATX_TYPE | STATX_SIZE | STATX_DIOALIGN, t->stx);
         else
-            r = statx(t->fd, "", AT_EMPTY_PATH, STATX_SIZE | STATX_DIOALIGN, t->stx);
+            r = statx(t->fd, "", AT_EMPTY_PATH, STATX_TYPE | STATX_SIZE | STATX_DIOALIGN, t->stx);
         break;
-    case TASK_READ:
-        do r = pread(t->fd, t->buf, t->len, (off_t)t->off);
+    case TASK_READ: /* UINT64_MAX: at the file position (a pipe cannot pread) */
+        do
+            r = t->off == UINT64_MAX ? read(t->fd, t->buf, t->len)
+                                     : pread(t->fd, t->buf, t->len, (off_t)t->off);
         while (r < 0 && errno == EINTR);
         break;
     case TASK_WRITE:
@@ -48,6 +51,12 @@ static void run_task(task *t) {
     case TASK_CLOSE:
         r = close(t->fd);
         break;
+    case TASK_POLL: {
+        struct pollfd p = {.fd = t->fd, .events = POLLIN};
+        do r = poll(&p, 1, -1);
+        while (r < 0 && errno == EINTR);
+        break;
+    }
     default:
         r = -1;
         errno = EINVAL;

@@ -55,9 +55,11 @@ static void uring_queue(backend *b, task *t) {
         break;
     case TASK_STATX:
         if (t->path)
-            io_uring_prep_statx(sqe, AT_FDCWD, t->path, 0, STATX_SIZE | STATX_DIOALIGN, t->stx);
+            io_uring_prep_statx(sqe, AT_FDCWD, t->path, 0, STATX_TYPE | STATX_SIZE | STATX_DIOALIGN,
+                                t->stx);
         else
-            io_uring_prep_statx(sqe, t->fd, "", AT_EMPTY_PATH, STATX_SIZE | STATX_DIOALIGN, t->stx);
+            io_uring_prep_statx(sqe, t->fd, "", AT_EMPTY_PATH,
+                                STATX_TYPE | STATX_SIZE | STATX_DIOALIGN, t->stx);
         break;
     case TASK_READ:
         io_uring_prep_read(sqe, t->fd, t->buf, (unsigned)t->len, t->off);
@@ -67,6 +69,9 @@ static void uring_queue(backend *b, task *t) {
         break;
     case TASK_FSYNC:
         io_uring_prep_fsync(sqe, t->fd, 0);
+        break;
+    case TASK_POLL:
+        io_uring_prep_poll_add(sqe, t->fd, POLLIN);
         break;
     case TASK_CLOSE:
         if (t->fixed)
