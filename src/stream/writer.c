@@ -5,6 +5,7 @@
 #include "stream/net.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -43,8 +44,8 @@ struct lumio_stream_writer {
     pthread_t timer;
     pthread_mutex_t mu;
     int timer_err;
-    bool have_put; /* receivers: the last chunk put as it came */
-    uint64_t last_put;
+    bool finished; /* lumio_stream_writer_finish ran */
+    uint64_t undelivered; /* TCP: chunks not delivered, once finished */
     uint64_t offset; /* where the next chunk goes (seekable sinks) */
     strtab strs;
     frametab frames;
@@ -55,7 +56,7 @@ struct lumio_stream_writer {
     uint64_t chunk_started_ms;
     lumio_stream_writer_stats stats;
     char sink[256];
-    char err[512];
+    char err[1024];
 };
 
 void lumio_stream_writer_options_default(lumio_stream_writer_options *o) {
@@ -239,17 +240,26 @@ static int flush_locked(lumio_stream_writer *w) {
     return 0;
 }
 
-int lumio_stream_writer_put_chunk(lumio_stream_writer *w, const uint8_t *chunk, size_t len,
-                                  uint64_t seq) {
-    if (w->have_put && seq <= w->last_put) return 1;
-    if (!w->have_put && seq < w->enc.seq) return 1; /* already in the file we append to */
+/* The chunk as the file's next one: its seq is the file's, so that chunks
+ * from several senders (each counting from 0) make one stream whose seq
+ * rises, and its checksum is computed again over the new header. */
+int lumio_stream_writer_put_chunk(lumio_stream_writer *w, const uint8_t *chunk, size_t len) {
+    if (len < CHUNK_HDR) return LUMIO_E_FORMAT;
     w->out.len = 0;
     bbuf_put(&w->out, chunk, len);
     if (w->out.oom) return -ENOMEM;
+    uint8_t *h = w->out.p;
+    put_le64(h + 16, w->enc.seq);
+    XXH3_state_t *st = XXH3_createState();
+    if (!st) return -ENOMEM;
+    XXH3_64bits_reset(st);
+    XXH3_64bits_update(st, h + 4, 36);
+    XXH3_64bits_update(st, h + CHUNK_HDR, len - CHUNK_HDR);
+    put_le64(h + 40, XXH3_64bits_digest(st));
+    XXH3_freeState(st);
     int rc = emit(w);
     if (rc < 0) return rc;
-    w->have_put = true;
-    w->last_put = seq;
+    w->enc.seq++;
     w->stats.chunks++;
     w->stats.samples += get_le32(chunk + 24);
     w->stats.records += get_le32(chunk + 28);
@@ -542,7 +552,8 @@ void lumio_stream_writer_get_stats(const lumio_stream_writer *cw, lumio_stream_w
     if (w->timer_on) pthread_mutex_lock(&w->mu);
     *s = w->stats;
     if (w->tcp) {
-        s->dropped_chunks = w->net.dropped_chunks;
+        s->dropped_chunks =
+            w->finished ? w->undelivered : w->net.dropped_chunks + w->net.lost_chunks;
         s->dropped_bytes = w->net.dropped_bytes;
         s->connections = w->net.connections;
     }
@@ -553,17 +564,46 @@ const char *lumio_stream_writer_error(const lumio_stream_writer *w) {
     return w ? w->err : "";
 }
 
-int lumio_stream_writer_close(lumio_stream_writer *w) {
-    if (!w) return 0;
+/* TCP: send the rest and wait for the consumer's TCP to acknowledge it;
+ * what it never acknowledged counts as not delivered. */
+static int finish_tcp(lumio_stream_writer *w) {
+    w->undelivered = net_finish(&w->net, w->o.close_timeout_ms);
+    if (!w->undelivered) return 0;
+    int why = w->net.last_err ? w->net.last_err : -ETIMEDOUT;
+    uint64_t total = w->stats.chunks;
+    char what[160];
+    if (w->net.connections == 0)
+        snprintf(what, sizeof what, "no consumer connected");
+    else
+        snprintf(what, sizeof what, "%s", lumio_strerror(why));
+    snprintf(w->err, sizeof w->err,
+             "%s: %" PRIu64 " of %" PRIu64 " chunks not delivered (%s; %" PRIu64
+             " dropped from a full buffer, %" PRIu64 " unacknowledged when a connection broke, %" PRIu64
+             " never sent)",
+             w->sink, w->undelivered, total, what, w->net.dropped_chunks,
+             w->net.lost_chunks + w->net.ninflight, (uint64_t)w->net.nqueued);
+    return w->net.connections == 0 ? -ETIMEDOUT : why;
+}
+
+int lumio_stream_writer_finish(lumio_stream_writer *w) {
+    if (!w) return -EINVAL;
+    if (w->finished) return 0;
     int rc = w->timer_on ? w->timer_err : 0;
     stop_timer(w);
     int frc = flush_locked(w);
     if (rc == 0) rc = frc;
     if (w->tcp) {
-        net_pump(&w->net, w->o.close_timeout_ms);
-        if (rc == 0 && (w->net.head || w->net.fd < 0)) rc = -ETIMEDOUT; /* some not delivered */
-        net_close(&w->net);
+        int trc = finish_tcp(w);
+        if (rc == 0) rc = trc;
     }
+    w->finished = true;
+    return rc;
+}
+
+int lumio_stream_writer_close(lumio_stream_writer *w) {
+    if (!w) return 0;
+    int rc = w->finished ? 0 : lumio_stream_writer_finish(w);
+    if (w->tcp) net_close(&w->net);
     if (w->own_fd && close(w->fd) < 0 && rc == 0) rc = -errno;
     for (size_t i = 0; i < w->strs.n; i++) free(w->strs.s[i]);
     free(w->strs.s);
