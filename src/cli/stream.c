@@ -655,7 +655,10 @@ static int stream_export(int argc, char **argv) {
     }
     lumio_stream_reader *r;
     if (open_reader(path, &r) < 0) return EXIT_FILES;
-    if (follow) lumio_stream_reader_follow(r, idle_ms);
+    if (follow) { /* a live view: each sample out as it comes, not when a buffer fills */
+        lumio_stream_reader_follow(r, idle_ms);
+        setvbuf(stdout, NULL, _IOLBF, 0);
+    }
     lumio_stream_reader_on_restart(r, on_restart, (void *)path);
     rstate st = {.to = to};
     int rc = lumio_stream_read(r, export_sample, export_meta, &st);

@@ -564,25 +564,34 @@ const char *lumio_stream_writer_error(const lumio_stream_writer *w) {
     return w ? w->err : "";
 }
 
+/* Append ", N what" to the message when N is not 0. */
+static void part(char *buf, size_t cap, uint64_t n, const char *what) {
+    size_t len = strlen(buf);
+    if (n && len < cap)
+        snprintf(buf + len, cap - len, "%s%" PRIu64 " %s", len ? ", " : "", n, what);
+}
+
 /* TCP: send the rest and wait for the consumer's TCP to acknowledge it;
  * what it never acknowledged counts as not delivered. */
 static int finish_tcp(lumio_stream_writer *w) {
     w->undelivered = net_finish(&w->net, w->o.close_timeout_ms);
     if (!w->undelivered) return 0;
-    int why = w->net.last_err ? w->net.last_err : -ETIMEDOUT;
-    uint64_t total = w->stats.chunks;
-    char what[160];
-    if (w->net.connections == 0)
-        snprintf(what, sizeof what, "no consumer connected");
+    netsink *ns = &w->net;
+    char why[400] = "", end[160];
+    if (ns->connections == 0)
+        snprintf(end, sizeof end, "never sent: no consumer connected");
+    else if (ns->fd < 0)
+        snprintf(end, sizeof end, "never sent: not connected at the end (%s)",
+                 lumio_strerror(ns->last_err ? ns->last_err : -ETIMEDOUT));
     else
-        snprintf(what, sizeof what, "%s", lumio_strerror(why));
-    snprintf(w->err, sizeof w->err,
-             "%s: %" PRIu64 " of %" PRIu64 " chunks not delivered (%s; %" PRIu64
-             " dropped from a full buffer, %" PRIu64 " unacknowledged when a connection broke, %" PRIu64
-             " never sent)",
-             w->sink, w->undelivered, total, what, w->net.dropped_chunks,
-             w->net.lost_chunks + w->net.ninflight, (uint64_t)w->net.nqueued);
-    return w->net.connections == 0 ? -ETIMEDOUT : why;
+        snprintf(end, sizeof end, "never sent within the close timeout");
+    part(why, sizeof why, ns->dropped_chunks, "dropped from a full buffer");
+    part(why, sizeof why, ns->lost_chunks, "sent but not acknowledged when a connection broke");
+    part(why, sizeof why, ns->ninflight, "sent but not acknowledged within the close timeout");
+    part(why, sizeof why, ns->nqueued, end);
+    snprintf(w->err, sizeof w->err, "%s: %" PRIu64 " of %" PRIu64 " chunks not delivered: %s",
+             w->sink, w->undelivered, w->stats.chunks, why);
+    return ns->last_err ? ns->last_err : -ETIMEDOUT;
 }
 
 int lumio_stream_writer_finish(lumio_stream_writer *w) {
