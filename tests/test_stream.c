@@ -472,8 +472,41 @@ TEST(tcp_without_consumer_is_bounded) {
     CHECK(st.dropped_chunks > 0);
     CHECK(st.chunks - st.dropped_chunks < 64); /* what is kept fits the buffer */
     CHECK_EQ(st.connections, 0);
+    /* At the end every chunk counts as not delivered, and the error says why. */
+    CHECK_EQ(lumio_stream_writer_finish(w), -ETIMEDOUT);
+    lumio_stream_writer_get_stats(w, &st);
+    CHECK(st.chunks > 0);
+    CHECK_EQ(st.dropped_chunks, st.chunks);
+    CHECK(strstr(lumio_stream_writer_error(w), "chunks not delivered") != NULL);
+    CHECK(strstr(lumio_stream_writer_error(w), "no consumer connected") != NULL);
     CHECK_EQ(lumio_stream_writer_close(w), -ETIMEDOUT);
     free_lines(&want);
+}
+
+/* TCP sinks: a port out of range or not a number is refused, not taken as
+ * "any port"; a closed port is refused at open, not after a timeout. */
+TEST(tcp_sink_ports_and_refusal) {
+    static const char *bad[] = {"tcp:127.0.0.1:0",      "tcp:127.0.0.1:99999", "tcp:127.0.0.1:abc",
+                                "tcp:127.0.0.1:",       "tcp:127.0.0.1",       "tcp-listen:0",
+                                "tcp-listen:99999",     "tcp-listen:65536",    "tcp-listen:-1",
+                                "tcp-listen:127.0.0.1:", "tcp-listen:[::1]"};
+    lumio_stream_writer *w = NULL;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int rc = lumio_stream_writer_open(&w, bad[i], NULL);
+        if (rc != -EINVAL) {
+            fprintf(stderr, "  %s: %d\n", bad[i], rc);
+            test_failed = 1;
+        }
+    }
+    int probe = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof a;
+    CHECK(bind(probe, (struct sockaddr *)&a, sizeof a) == 0);
+    CHECK(getsockname(probe, (struct sockaddr *)&a, &al) == 0);
+    char sink[64];
+    snprintf(sink, sizeof sink, "tcp:127.0.0.1:%u", ntohs(a.sin_port)); /* bound, not listening */
+    CHECK_EQ(lumio_stream_writer_open(&w, sink, NULL), -ECONNREFUSED);
+    close(probe);
 }
 
 /* flush by time: a chunk is sealed after flush_ms even if no sample comes,

@@ -181,7 +181,9 @@ static bool is_tcp(const char *s) {
 /* A sink or source that did not open: TCP ones say what the network said
  * (refused, unknown host, invalid port). */
 static void open_error(const char *what, int rc) {
-    if (is_tcp(what) && net_error()[0])
+    if (rc == LUMIO_E_FORMAT) /* only an append to something else gives this */
+        cli_error("%s: not a lumio stream (appending continues only a stream)", what);
+    else if (is_tcp(what) && net_error()[0])
         cli_error("%s: %s", what, net_error());
     else
         cli_path_error(what, rc);
@@ -423,7 +425,9 @@ static int stream_gen(int argc, char **argv) {
         synth_free(&s);
         free(ids);
         free(stk);
-        return fflush(stdout) ? EXIT_FILES : 0;
+        if (fflush(stdout) == 0) return 0;
+        cli_error("standard output: %s", strerror(errno));
+        return EXIT_FILES;
     }
     lumio_stream_writer *w;
     if ((rc = lumio_stream_writer_open(&w, out, &o)) < 0) {

@@ -212,7 +212,10 @@ int stream_recv(int argc, char **argv, const char *usage) {
     int rc = lumio_stream_writer_open(&rv.w, out, &o);
     if (rc < 0) {
         close(lfd);
-        cli_path_error(out, rc);
+        if (rc == LUMIO_E_FORMAT)
+            cli_error("%s: not a lumio stream (recv appends to a stream only)", out);
+        else
+            cli_path_error(out, rc);
         return EXIT_FILES;
     }
     chunk_dec_init(&rv.dec);

@@ -44,7 +44,8 @@ struct lumio_stream_writer {
     pthread_t timer;
     pthread_mutex_t mu;
     int timer_err;
-    bool finished; /* lumio_stream_writer_finish ran */
+    bool finished; /* lumio_stream_writer_finish ran, and returned finish_rc */
+    int finish_rc;
     uint64_t undelivered; /* TCP: chunks not delivered, once finished */
     uint64_t offset; /* where the next chunk goes (seekable sinks) */
     strtab strs;
@@ -596,7 +597,7 @@ static int finish_tcp(lumio_stream_writer *w) {
 
 int lumio_stream_writer_finish(lumio_stream_writer *w) {
     if (!w) return -EINVAL;
-    if (w->finished) return 0;
+    if (w->finished) return w->finish_rc;
     int rc = w->timer_on ? w->timer_err : 0;
     stop_timer(w);
     int frc = flush_locked(w);
@@ -606,12 +607,12 @@ int lumio_stream_writer_finish(lumio_stream_writer *w) {
         if (rc == 0) rc = trc;
     }
     w->finished = true;
-    return rc;
+    return w->finish_rc = rc;
 }
 
 int lumio_stream_writer_close(lumio_stream_writer *w) {
     if (!w) return 0;
-    int rc = w->finished ? 0 : lumio_stream_writer_finish(w);
+    int rc = lumio_stream_writer_finish(w);
     if (w->tcp) net_close(&w->net);
     if (w->own_fd && close(w->fd) < 0 && rc == 0) rc = -errno;
     for (size_t i = 0; i < w->strs.n; i++) free(w->strs.s[i]);
