@@ -64,11 +64,11 @@ grep -Eq '^lumio stream: peer 127\.0\.0\.1:[0-9]+: byte 16: .*connection dropped
 
 # ---- 2. Ports and hosts: strict, and errors that say what happened.
 for spec in tcp-listen:99999 tcp-listen:0 tcp-listen:abc tcp:127.0.0.1:0 tcp:127.0.0.1:99999 tcp:127.0.0.1:abc tcp:127.0.0.1; do
-    if "$lumio" stream gen --samples 10 -o "$spec" 2>"$tmp/p.err"; then bad "gen -o $spec accepted"; else ok; fi
+    if timeout 20 "$lumio" stream gen --samples 10 -o "$spec" 2>"$tmp/p.err"; then bad "gen -o $spec accepted"; else ok; fi
     one_line "$tmp/p.err" && grep -q "invalid port" "$tmp/p.err" && ok || bad "gen -o $spec: $(cat "$tmp/p.err")"
 done
 for spec in tcp-listen:99999 tcp-listen:127.0.0.1:0; do
-    if "$lumio" stream recv "$spec" -o "$tmp/x.lumio" 2>"$tmp/p.err"; then bad "recv $spec accepted"; else ok; fi
+    if timeout 10 "$lumio" stream recv "$spec" -o "$tmp/x.lumio" 2>"$tmp/p.err"; then bad "recv $spec accepted"; else ok; fi
     grep -q "invalid port" "$tmp/p.err" && ok || bad "recv $spec: $(cat "$tmp/p.err")"
 done
 if "$lumio" stream export --to collapsed tcp:127.0.0.1:99999 2>"$tmp/p.err"; then bad "export tcp port 99999"; else ok; fi
@@ -149,16 +149,23 @@ python3 -c 'print(";".join(["f"] * 5000) + " 1")' >"$tmp/deep.txt"
 if "$lumio" stream import --from collapsed "$tmp/deep.txt" -o "$tmp/deep.lumio" 2>"$tmp/deep.err"; then bad "a 5000-frame stack imported"; else ok; fi
 grep -q "line 1 (byte 0): a stack of 5000 frames exceeds the limit of 4096" "$tmp/deep.err" && ok || bad "deep stack: $(head -c 200 "$tmp/deep.err")"
 
-# ---- 5. A killed bench leaves nothing in TMPDIR.
+# ---- 5. A killed bench leaves nothing in TMPDIR (nor in /tmp, where it used
+# to write whatever TMPDIR said: files that appear there during the run and
+# are still there two seconds later were ours).
 mkdir "$tmp/bt"
-for sig in KILL TERM INT; do
+for sig in KILL TERM HUP; do
+    before=$(ls /tmp | grep '^lumio-stream-bench-' | sort)
     TMPDIR="$tmp/bt" "$lumio" stream bench --samples 50000000 >/dev/null 2>&1 &
     bpid=$!
     pids+=($bpid)
     sleep 0.5
     kill -"$sig" "$bpid"
     wait "$bpid" 2>/dev/null
-    [ -z "$(ls -A "$tmp/bt")" ] && ok || bad "bench killed by SIG$sig left $(ls -A "$tmp/bt")"
+    new=$(comm -13 <(echo "$before") <(ls /tmp | grep '^lumio-stream-bench-' | sort))
+    sleep 2
+    left=$(for f in $new; do [ -e "/tmp/$f" ] && echo "$f"; done)
+    [ -z "$(ls -A "$tmp/bt")" ] && [ -z "$left" ] && ok || bad "bench killed by SIG$sig left $(ls -A "$tmp/bt") $left"
+    for f in $left; do rm -f "/tmp/$f"; done
 done
 TMPDIR="$tmp/bt" "$lumio" stream bench --samples 20000 >/dev/null && [ -z "$(ls -A "$tmp/bt")" ] && ok || bad "bench in TMPDIR"
 
