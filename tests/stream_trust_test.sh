@@ -133,6 +133,10 @@ ls -a "$tmp" | grep -q '^\..*XXXXXX\|^\.out\.lumio\.\|^\.old\.lumio\.' && bad "t
 ln -s old.lumio "$tmp/link.lumio"
 "$lumio" stream recover "$tmp/a.lumio" -o "$tmp/link.lumio" 2>/dev/null && [ -L "$tmp/link.lumio" ] \
     && [ "$(samples "$tmp/old.lumio")" -eq 20000 ] && ok || bad "recover through a symlink replaced the link"
+ln -s sub/new.lumio "$tmp/dangling.lumio"
+mkdir "$tmp/sub"
+"$lumio" stream recover "$tmp/a.lumio" -o "$tmp/dangling.lumio" 2>/dev/null && [ -L "$tmp/dangling.lumio" ] \
+    && [ "$(samples "$tmp/sub/new.lumio")" -eq 20000 ] && ok || bad "recover through a dangling symlink"
 "$lumio" stream recover "$tmp/a.lumio" -o /dev/null 2>/dev/null && [ -c /dev/null ] && ok || bad "recover -o /dev/null"
 
 python3 -c 'import sys; sys.stdout.write("a;b 1\nmain;" + "x" * (2 << 20) + " 1\n")' >"$tmp/big.txt"

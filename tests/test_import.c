@@ -294,7 +294,8 @@ TEST(limits_are_refused_by_name) {
 
 /* Binary input: the message quotes it escaped and short, never raw. */
 TEST(binary_input_is_quoted_escaped) {
-    static const char bin[] = "\x7f" "ELF\x02\x01\x1b[31m\xff\xfe and more text that goes on and on\n";
+    static const char bin[] = "\x7f"
+                              "ELF\x02\x01\x1b[31m\xff\xfe and more text that goes on and on\n";
     collector c = {0};
     char err[256];
     CHECK_EQ(import_text(lumio_import_perf_script, bin, &c, err, sizeof err), LUMIO_E_FORMAT);

@@ -486,9 +486,9 @@ TEST(tcp_without_consumer_is_bounded) {
 /* TCP sinks: a port out of range or not a number is refused, not taken as
  * "any port"; a closed port is refused at open, not after a timeout. */
 TEST(tcp_sink_ports_and_refusal) {
-    static const char *bad[] = {"tcp:127.0.0.1:0",      "tcp:127.0.0.1:99999", "tcp:127.0.0.1:abc",
-                                "tcp:127.0.0.1:",       "tcp:127.0.0.1",       "tcp-listen:0",
-                                "tcp-listen:99999",     "tcp-listen:65536",    "tcp-listen:-1",
+    static const char *bad[] = {"tcp:127.0.0.1:0",       "tcp:127.0.0.1:99999", "tcp:127.0.0.1:abc",
+                                "tcp:127.0.0.1:",        "tcp:127.0.0.1",       "tcp-listen:0",
+                                "tcp-listen:99999",      "tcp-listen:65536",    "tcp-listen:-1",
                                 "tcp-listen:127.0.0.1:", "tcp-listen:[::1]"};
     lumio_stream_writer *w = NULL;
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {

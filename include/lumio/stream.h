@@ -82,7 +82,7 @@ typedef struct lumio_stream_writer_stats {
      * delivered (without acknowledgements from the application, lumio cannot
      * know more). dropped_bytes: those dropped from a full buffer. */
     uint64_t dropped_chunks, dropped_bytes;
-    uint64_t connections;                     /* TCP: consumers connected so far */
+    uint64_t connections; /* TCP: consumers connected so far */
 } lumio_stream_writer_stats;
 
 LUMIO_API void lumio_stream_writer_options_default(lumio_stream_writer_options *o);
@@ -93,9 +93,10 @@ LUMIO_API void lumio_stream_writer_options_default(lumio_stream_writer_options *
  * now, so an unknown host, a bad port or a refused connection fails the
  * open; on a later lost connection reconnect with backoff), or
  * "tcp-listen:[HOST:]PORT" (serve one consumer at a time; HOST defaults to
- * 127.0.0.1). A port is a decimal number from 1 to 65535. A TCP consumer that is slow or gone never blocks
- * the writer: sealed chunks wait in a buffer of `tcp_buffer` bytes, and the
- * oldest are dropped (and counted) when it is full. */
+ * 127.0.0.1). A port is a decimal number from 1 to 65535. A TCP consumer
+ * that is slow or gone never blocks the writer: sealed chunks wait in a
+ * buffer of `tcp_buffer` bytes, and the oldest are dropped (and counted)
+ * when it is full. */
 LUMIO_API int lumio_stream_writer_open(lumio_stream_writer **out, const char *sink,
                                        const lumio_stream_writer_options *o);
 /* Open a writer on a descriptor the caller keeps (pipe, socket, file):

@@ -223,10 +223,23 @@ static void damage_note(const char *path, const lumio_stream_read_stats *s) {
  * over the target at the end; standard output, devices, FIFOs, TCP sinks and
  * appends are written in place. A symlink is followed to its target. */
 typedef struct outfile {
-    const char *name; /* as given */
-    char *final, *tmp;  /* NULL when written in place */
+    const char *name;  /* as given */
+    char *final, *tmp; /* NULL when written in place */
     int fd;
 } outfile;
+
+/* Where the symlink at path points (a relative target is taken from the
+ * link's directory), or NULL. */
+static char *link_target(const char *path) {
+    char t[4096];
+    ssize_t n = readlink(path, t, sizeof t - 1);
+    if (n <= 0) return NULL;
+    t[n] = 0;
+    const char *slash = strrchr(path, '/');
+    char *r = NULL;
+    if (t[0] == '/' || !slash) return strdup(t);
+    return asprintf(&r, "%.*s%s", (int)(slash - path) + 1, path, t) < 0 ? NULL : r;
+}
 
 static int out_open(outfile *of, const char *out, const lumio_stream_writer_options *o,
                     lumio_stream_writer **w) {
@@ -235,11 +248,16 @@ static int out_open(outfile *of, const char *out, const lumio_stream_writer_opti
     bool exists = stat(out, &sb) == 0;
     if (!strcmp(out, "-") || is_tcp(out) || (o && o->append) || (exists && !S_ISREG(sb.st_mode)))
         return lumio_stream_writer_open(w, out, o);
-    of->final = exists ? realpath(out, NULL) : strdup(out);
+    struct stat lsb;
+    if (exists)
+        of->final = realpath(out, NULL);
+    else if (lstat(out, &lsb) == 0 && S_ISLNK(lsb.st_mode))
+        of->final = link_target(out); /* dangling: create its target, as curl does */
+    else
+        of->final = strdup(out);
     const char *slash = of->final ? strrchr(of->final, '/') : NULL;
     int dl = slash ? (int)(slash - of->final) + 1 : 0;
-    if (!of->final || asprintf(&of->tmp, "%.*s.%s.XXXXXX", dl, of->final,
-                               of->final + dl) < 0) {
+    if (!of->final || asprintf(&of->tmp, "%.*s.%s.XXXXXX", dl, of->final, of->final + dl) < 0) {
         of->tmp = NULL;
         return -ENOMEM;
     }
@@ -335,8 +353,8 @@ static int gen_finish(lumio_stream_writer *w, const char *out, int rc) {
             cli_path_error(out, frc);
         rc = frc;
     } else if (rc == 0 && is_tcp(out)) {
-        fprintf(stderr, "tcp: connections=%" PRIu64 " dropped_chunks=%" PRIu64 "\n",
-                st.connections, st.dropped_chunks);
+        fprintf(stderr, "tcp: connections=%" PRIu64 " dropped_chunks=%" PRIu64 "\n", st.connections,
+                st.dropped_chunks);
     }
     int crc = lumio_stream_writer_close(w);
     if (crc < 0 && rc == 0) {

@@ -159,7 +159,8 @@ static void serve(receiver *rv, int lfd) {
         size_t n = 0;
         if (rv->npeers < MAX_PEERS) pf[n++] = (struct pollfd){lfd, POLLIN, 0};
         size_t first = n;
-        for (size_t i = 0; i < rv->npeers; i++) pf[n++] = (struct pollfd){rv->peers[i].fd, POLLIN, 0};
+        for (size_t i = 0; i < rv->npeers; i++)
+            pf[n++] = (struct pollfd){rv->peers[i].fd, POLLIN, 0};
         if (poll(pf, (nfds_t)n, 200) <= 0) continue;
         /* Peers from the last one down: closing one moves the last into its slot. */
         for (size_t i = rv->npeers; i-- > 0 && !rv->err;) {

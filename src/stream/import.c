@@ -20,8 +20,8 @@ typedef struct line_reader {
     size_t cap;
     uint64_t lineno;
     uint64_t line_off, next_off; /* byte offsets of this line and the next */
-    const char *why; /* set with every failure of ours, NULL for fn's own */
-    char detail[96]; /* when why needs numbers: why points here */
+    const char *why;             /* set with every failure of ours, NULL for fn's own */
+    char detail[96];             /* when why needs numbers: why points here */
 } line_reader;
 
 /* Read the next line into r->buf without its "\n" or "\r\n". Returns 1 for a
@@ -367,8 +367,8 @@ static int64_t folded_split(folded_parser *p, char *stack) {
     const char *prev = stack;
     for (const char *c = stack; (c = strchr(c, ';')) != NULL; prev = ++c) {
         if ((size_t)(c - prev) > CHUNK_MAX_STRING)
-            return over_limit(&p->rd, "a function name", (uint64_t)(c - prev),
-                              CHUNK_MAX_STRING, "bytes");
+            return over_limit(&p->rd, "a function name", (uint64_t)(c - prev), CHUNK_MAX_STRING,
+                              "bytes");
         n++;
     }
     if (strlen(prev) > CHUNK_MAX_STRING)

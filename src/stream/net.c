@@ -82,9 +82,8 @@ int net_parse(const char *spec, const char *default_host, char *host, size_t hca
 }
 
 static int resolve(const char *host, const char *port, int flags, struct addrinfo **res) {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC,
-                             .ai_socktype = SOCK_STREAM,
-                             .ai_flags = flags | AI_NUMERICSERV};
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = flags | AI_NUMERICSERV};
     int g = getaddrinfo(host, port, &hints, res);
     if (g == 0) return 0;
     if (g == EAI_SYSTEM) return net_fail(-errno, "resolving '%s': %s", host, strerror(errno));

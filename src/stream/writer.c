@@ -47,7 +47,7 @@ struct lumio_stream_writer {
     bool finished; /* lumio_stream_writer_finish ran, and returned finish_rc */
     int finish_rc;
     uint64_t undelivered; /* TCP: chunks not delivered, once finished */
-    uint64_t offset; /* where the next chunk goes (seekable sinks) */
+    uint64_t offset;      /* where the next chunk goes (seekable sinks) */
     strtab strs;
     frametab frames;
     chunk_enc enc;
