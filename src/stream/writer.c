@@ -204,6 +204,13 @@ static int write_all_at(int fd, const uint8_t *p, size_t n, bool at, uint64_t of
     return 0;
 }
 
+/* A failed write, naming where in the output the chunk was going. */
+static int fail_at(lumio_stream_writer *w, int rc, const char *what, uint64_t off) {
+    snprintf(w->err, sizeof w->err, "%s: %s at byte %" PRIu64 ": %s", w->sink, what, off,
+             lumio_strerror(rc));
+    return rc;
+}
+
 /* Write the sealed chunk in w->out. On a file: everything but the magic,
  * (fsync), then the magic, so a torn chunk is never taken for a whole one. */
 static int emit(lumio_stream_writer *w) {
@@ -216,13 +223,14 @@ static int emit(lumio_stream_writer *w) {
         static const uint8_t zero[4] = {0};
         if ((rc = write_all_at(w->fd, zero, 4, true, w->offset)) < 0 ||
             (rc = write_all_at(w->fd, p + 4, n - 4, true, w->offset + 4)) < 0)
-            return fail(w, rc, "write");
+            return fail_at(w, rc, "writing a chunk", w->offset);
         if (w->o.fsync && fdatasync(w->fd) < 0) return fail(w, -errno, "fsync");
-        if ((rc = write_all_at(w->fd, p, 4, true, w->offset)) < 0) return fail(w, rc, "write");
+        if ((rc = write_all_at(w->fd, p, 4, true, w->offset)) < 0)
+            return fail_at(w, rc, "committing a chunk", w->offset);
         if (w->o.fsync && fdatasync(w->fd) < 0) return fail(w, -errno, "fsync");
         w->offset += n;
     } else if ((rc = write_all_at(w->fd, p, n, false, 0)) < 0) {
-        return fail(w, rc, "write");
+        return fail_at(w, rc, "writing a chunk", w->stats.bytes);
     }
     w->stats.bytes += n;
     return 0;
