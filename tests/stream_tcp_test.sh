@@ -17,7 +17,9 @@ wait_port() { for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev
 port=$(free_port)
 "$lumio" stream recv tcp-listen:"$port" -o "$tmp/r1.lumio" --once 2>"$tmp/r1.err" &
 pids+=($!)
-sleep 0.3
+# The writer connects when it opens (a refused connection is an error): wait
+# for the receiver. A probe that sends nothing does not end --once.
+wait_port "$port" || bad "receiver did not listen"
 "$lumio" stream gen --seed 4 --samples 30000 --threads 3 --flush samples=3000 -o tcp:127.0.0.1:"$port" 2>/dev/null && ok || bad "gen to tcp"
 wait "${pids[-1]}" && ok || bad "recv --once"
 "$lumio" stream gen --seed 4 --samples 30000 --threads 3 --to collapsed >"$tmp/want1"

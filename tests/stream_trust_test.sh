@@ -74,6 +74,10 @@ done
 if "$lumio" stream export --to collapsed tcp:127.0.0.1:99999 2>"$tmp/p.err"; then bad "export tcp port 99999"; else ok; fi
 grep -q "invalid port" "$tmp/p.err" && ok || bad "export invalid port: $(cat "$tmp/p.err")"
 closed=$(free_port)
+if "$lumio" stream export --to collapsed tcp:127.0.0.1:"$closed" 2>"$tmp/c.err"; then bad "export from a closed port"; else ok; fi
+one_line "$tmp/c.err" && grep -q "tcp:127.0.0.1:$closed: connection refused" "$tmp/c.err" && ok || bad "export closed port: $(cat "$tmp/c.err")"
+if "$lumio" stream export --to collapsed tcp:nonexistent.invalid:9 2>"$tmp/h.err"; then bad "export from an unknown host"; else ok; fi
+grep -q "unknown host 'nonexistent.invalid'" "$tmp/h.err" && ok || bad "export unknown host: $(cat "$tmp/h.err")"
 if "$lumio" stream gen --samples 10 -o tcp:127.0.0.1:"$closed" 2>"$tmp/c.err"; then bad "gen to a closed port"; else ok; fi
 one_line "$tmp/c.err" && grep -q "connection refused" "$tmp/c.err" && ok || bad "closed port: $(cat "$tmp/c.err")"
 if "$lumio" stream gen --samples 10 -o tcp:nonexistent.invalid:9 2>"$tmp/h.err"; then bad "gen to an unknown host"; else ok; fi
