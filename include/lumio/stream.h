@@ -124,7 +124,7 @@ LUMIO_API const char *lumio_stream_writer_error(const lumio_stream_writer *w);
  * of the seal, or for TCP a negative code when some chunk was not delivered
  * (lumio_stream_writer_error says how many and why). The writer still needs
  * lumio_stream_writer_close, which then does not wait again (and returns
- * the same code). */
+ * the same code) unless samples were written after it. */
 LUMIO_API int lumio_stream_writer_finish(lumio_stream_writer *w);
 /* Finish (unless done), close, free. Returns the first error. */
 LUMIO_API int lumio_stream_writer_close(lumio_stream_writer *w);

@@ -313,14 +313,11 @@ int net_pump(netsink *ns, uint32_t wait_ms) {
     }
 }
 
-/* A peer that closed or reset the connection: it will never read the rest. */
+/* A connection reset or closed both ways: the peer will never read the
+ * rest. (A peer that only shut its sending side may still read.) */
 static bool peer_gone(int fd) {
-    struct pollfd p = {fd, POLLIN, 0};
-    char b;
-    if (poll(&p, 1, 0) != 1) return false;
-    if (p.revents & (POLLERR | POLLHUP)) return true;
-    ssize_t k = recv(fd, &b, 1, MSG_DONTWAIT | MSG_PEEK);
-    return k == 0 || (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+    struct pollfd p = {fd, 0, 0};
+    return poll(&p, 1, 0) == 1 && (p.revents & (POLLERR | POLLHUP));
 }
 
 uint64_t net_finish(netsink *ns, uint32_t wait_ms) {

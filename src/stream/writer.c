@@ -605,7 +605,7 @@ static int finish_tcp(lumio_stream_writer *w) {
 
 int lumio_stream_writer_finish(lumio_stream_writer *w) {
     if (!w) return -EINVAL;
-    if (w->finished) return w->finish_rc;
+    if (w->finished && chunk_enc_empty(&w->enc)) return w->finish_rc; /* nothing new since */
     int rc = w->timer_on ? w->timer_err : 0;
     stop_timer(w);
     int frc = flush_locked(w);
