@@ -192,9 +192,11 @@ static void open_error(const char *what, int rc) {
 }
 
 /* A stream that could not be read at all. */
-static void read_error(const char *path, int rc) {
+static void read_error(const char *path, int rc, const lumio_stream_read_stats *s) {
     struct stat sb;
-    if (rc != LUMIO_E_FORMAT)
+    if (rc != LUMIO_E_FORMAT && s->valid_end)
+        cli_error("%s: reading after byte %" PRIu64 ": %s", path, s->valid_end, lumio_strerror(rc));
+    else if (rc != LUMIO_E_FORMAT)
         cli_path_error(path, rc);
     else if (strcmp(path, "-") && !is_tcp(path) && stat(path, &sb) == 0 && S_ISREG(sb.st_mode) &&
              sb.st_size < 16)
@@ -694,7 +696,7 @@ static int stream_export(int argc, char **argv) {
         return EXIT_FILES;
     }
     if (rc < 0) {
-        read_error(path, rc);
+        read_error(path, rc, &s);
         return EXIT_FILES;
     }
     damage_note(path, &s); /* every valid sample is out: now the verdict */
@@ -738,7 +740,7 @@ static int stream_info_verify(int argc, char **argv, bool verify) {
     lumio_stream_reader_get_stats(r, &s);
     lumio_stream_reader_close(r);
     if (rc < 0) {
-        read_error(path, rc);
+        read_error(path, rc, &s);
         return EXIT_FILES;
     }
     struct stat sb;
@@ -830,7 +832,7 @@ static int stream_recover(int argc, char **argv) {
     if (rc < 0 && c.rc < 0)
         writer_error(out, c.w);
     else if (rc < 0)
-        read_error(in, rc);
+        read_error(in, rc, &s);
     if (out_close(&of, c.w, rc == 0) < 0 || rc < 0) return EXIT_FILES;
     fprintf(stderr,
             "recovered %" PRIu64 " samples from %" PRIu64 " chunks; skipped %" PRIu64
