@@ -183,16 +183,16 @@ TEST(perf_errors_name_the_line) {
         const char *text;
         const char *line;
     } cases[] = {
-        {"a 1 1.0: x\n\tff f (d)\n\ngarbage here\n", "line 4:"},
-        {"\tff f (d)\n", "line 1:"},                          /* frame before any header */
-        {"a 1 1.0: x\n\tzz f (d)\n", "line 2:"},              /* not an address */
-        {"a 1 1.0: x\n\na 1 1.0x: y\n", "line 3:"},           /* bad time */
-        {"a 1 1: x\n", "line 1:"},                            /* time without fraction */
-        {"a b 1.0: x\n", "line 1:"},                          /* no TID */
-        {"1 1.0: x\n", "line 1:"},                            /* no COMM */
-        {"a 1 99999999999999.0: x\n", "line 1:"},             /* time overflows */
-        {"a 1 18446744073709.5516155: x\n", "line 1:"},       /* rounds past the top */
-        {"a 1 1.0: x\r\n\r\n\r\nb 1/ 1.0: x\r\n", "line 4:"}, /* bad PID/TID */
+        {"a 1 1.0: x\n\tff f (d)\n\ngarbage here\n", "line 4 ("},
+        {"\tff f (d)\n", "line 1 ("},                          /* frame before any header */
+        {"a 1 1.0: x\n\tzz f (d)\n", "line 2 ("},              /* not an address */
+        {"a 1 1.0: x\n\na 1 1.0x: y\n", "line 3 ("},           /* bad time */
+        {"a 1 1: x\n", "line 1 ("},                            /* time without fraction */
+        {"a b 1.0: x\n", "line 1 ("},                          /* no TID */
+        {"1 1.0: x\n", "line 1 ("},                            /* no COMM */
+        {"a 1 99999999999999.0: x\n", "line 1 ("},             /* time overflows */
+        {"a 1 18446744073709.5516155: x\n", "line 1 ("},       /* rounds past the top */
+        {"a 1 1.0: x\r\n\r\n\r\nb 1/ 1.0: x\r\n", "line 4 ("}, /* bad PID/TID */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         collector c = {0};
@@ -223,14 +223,16 @@ TEST(perf_callback_stops_import) {
     collector_free(&c);
 }
 
-/* 5000 frames keep the innermost LUMIO_STREAM_MAX_DEPTH; a 1 MB symbol is
- * read whole. */
+/* A stack at the limit and a 1 MB symbol are read whole; one frame more
+ * than the limit is refused, naming the line and the limit (it used to be
+ * cut silently). */
 TEST(perf_deep_stack_and_long_line) {
     size_t cap = 64 * 5000 + (1 << 20) + 256, n = 0;
     char *text = malloc(cap);
     n += (size_t)snprintf(text + n, cap - n, "deep 1 1.0: x\n");
-    for (int i = 0; i < 5000; i++)
+    for (int i = 0; i < LUMIO_STREAM_MAX_DEPTH; i++)
         n += (size_t)snprintf(text + n, cap - n, "\t%x f%d+0x1 (/lib/%d.so)\n", i, i, i);
+    size_t deep_end = n;
     n += (size_t)snprintf(text + n, cap - n, "\nlong 2 2.0: x\n\t1 ");
     memset(text + n, 'y', 1 << 20);
     n += 1 << 20;
@@ -248,7 +250,59 @@ TEST(perf_deep_stack_and_long_line) {
         CHECK_EQ(strcmp(c.s[1].frames[0].file, "/bin/long"), 0);
     }
     collector_free(&c);
+    snprintf(text + deep_end, cap - deep_end, "\tabc one_more (/lib/x.so)\n\n");
+    collector d = {0};
+    CHECK_EQ(import_text(lumio_import_perf_script, text, &d, err, sizeof err), LUMIO_E_FORMAT);
+    CHECK(strstr(err, "line 4098 (") == err);
+    CHECK(strstr(err, "deeper than the limit of 4096 frames") != NULL);
+    CHECK_EQ(d.n, 0);
+    collector_free(&d);
     free(text);
+}
+
+/* Over the format's limits in folded stacks: said, with the line, the size
+ * and the limit; a symbol over 1 MiB in perf script likewise. */
+TEST(limits_are_refused_by_name) {
+    size_t cap = (2u << 20) + 64;
+    char *text = malloc(cap);
+    collector c = {0};
+    char err[256];
+    int n = snprintf(text, cap, "a;b 1\nmain;");
+    memset(text + n, 'x', (1 << 20) + 1);
+    snprintf(text + n + (1 << 20) + 1, cap - (size_t)n - (1 << 20) - 1, " 1\n");
+    CHECK_EQ(import_text(lumio_import_collapsed, text, &c, err, sizeof err), LUMIO_E_FORMAT);
+    CHECK(strstr(err, "line 2 (byte 6): a function name of 1048577 bytes exceeds the limit of "
+                      "1048576") == err);
+    CHECK(strlen(err) < 200); /* the line is not quoted whole */
+    collector_free(&c);
+    size_t k = 0;
+    for (int i = 0; i < 4097; i++) k += (size_t)snprintf(text + k, cap - k, "f;");
+    snprintf(text + k - 1, cap - k + 1, " 2\n");
+    collector d = {0};
+    CHECK_EQ(import_text(lumio_import_collapsed, text, &d, err, sizeof err), LUMIO_E_FORMAT);
+    CHECK(strstr(err, "a stack of 4097 frames exceeds the limit of 4096") != NULL);
+    collector_free(&d);
+    n = snprintf(text, cap, "a 1 1.0: x\n\t1 ");
+    memset(text + n, 'y', (1 << 20) + 1);
+    snprintf(text + n + (1 << 20) + 1, cap - (size_t)n - (1 << 20) - 1, " (/bin/x)\n");
+    collector e = {0};
+    CHECK_EQ(import_text(lumio_import_perf_script, text, &e, err, sizeof err), LUMIO_E_FORMAT);
+    CHECK(strstr(err, "a symbol of 1048577 bytes exceeds the limit of 1048576") != NULL);
+    collector_free(&e);
+    free(text);
+}
+
+/* Binary input: the message quotes it escaped and short, never raw. */
+TEST(binary_input_is_quoted_escaped) {
+    static const char bin[] = "\x7f"
+                              "ELF\x02\x01\x1b[31m\xff\xfe and more text that goes on and on\n";
+    collector c = {0};
+    char err[256];
+    CHECK_EQ(import_text(lumio_import_perf_script, bin, &c, err, sizeof err), LUMIO_E_FORMAT);
+    for (const char *p = err; *p; p++) CHECK((unsigned char)*p >= 0x20 && (unsigned char)*p < 0x7f);
+    CHECK(strstr(err, "\\x7fELF\\x02\\x01\\x1b[31m\\xff\\xfe") != NULL);
+    CHECK(strstr(err, "...") != NULL);
+    collector_free(&c);
 }
 
 /* ---- folded stacks --------------------------------------------------------- */
@@ -338,12 +392,12 @@ TEST(collapsed_errors_name_the_line) {
         const char *text;
         const char *line;
     } cases[] = {
-        {"a;b 1\nmain;foo\n", "line 2:"},        /* no count */
-        {"a;b x\n", "line 1:"},                  /* not a number */
-        {"a;b 1\n\n 5\n", "line 3:"},            /* empty stack */
-        {"a 99999999999999999999\n", "line 1:"}, /* count overflows */
-        {"a 5 \n", "line 1:"},                   /* nothing after the last space */
-        {"a -1\n", "line 1:"},
+        {"a;b 1\nmain;foo\n", "line 2 ("},        /* no count */
+        {"a;b x\n", "line 1 ("},                  /* not a number */
+        {"a;b 1\n\n 5\n", "line 3 ("},            /* empty stack */
+        {"a 99999999999999999999\n", "line 1 ("}, /* count overflows */
+        {"a 5 \n", "line 1 ("},                   /* nothing after the last space */
+        {"a -1\n", "line 1 ("},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         collector c = {0};

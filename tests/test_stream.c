@@ -447,6 +447,85 @@ TEST(follow_a_growing_file) {
     free_lines(&f.got);
 }
 
+/* Following a file that another writer truncates and rewrites, then that
+ * is replaced by a rename: the reader starts again at the beginning of each
+ * new content, says so, and loses nothing. */
+typedef struct refollower {
+    char path[4096];
+    lines got;
+    _Atomic size_t n;
+    _Atomic int restarts;
+    int rc;
+} refollower;
+
+static int refollow_sample(void *arg, const lumio_sample *s) {
+    refollower *f = arg;
+    on_sample(&f->got, s);
+    f->n++;
+    return 0;
+}
+
+static void refollow_restart(void *arg, uint64_t old_offset) {
+    refollower *f = arg;
+    (void)old_offset;
+    f->restarts++;
+}
+
+static void *refollow_main(void *arg) {
+    refollower *f = arg;
+    lumio_stream_reader *r;
+    f->rc = lumio_stream_reader_open(&r, f->path);
+    if (f->rc == 0) {
+        lumio_stream_reader_follow(r, 2000);
+        lumio_stream_reader_on_restart(r, refollow_restart, f);
+        f->rc = lumio_stream_read(r, refollow_sample, NULL, f);
+        lumio_stream_reader_close(r);
+    }
+    return NULL;
+}
+
+static void write_whole(const char *path, lines *want, int n, uint64_t seed) {
+    lumio_stream_writer_options o;
+    lumio_stream_writer_options_default(&o);
+    o.flush_samples = 500;
+    lumio_stream_writer *w;
+    CHECK_EQ(lumio_stream_writer_open(&w, path, &o), 0);
+    gen(w, want, n, 2, seed);
+    CHECK_EQ(lumio_stream_writer_close(w), 0);
+}
+
+static void wait_for(_Atomic size_t *n, size_t want) {
+    for (int i = 0; i < 1000 && *n < want; i++) usleep(10 * 1000);
+}
+
+TEST(follow_survives_truncation_and_replacement) {
+    static refollower f; /* the reader thread writes into it */
+    memset(&f, 0, sizeof f);
+    snprintf(f.path, sizeof f.path, "%s", tmp_path("refollow.lumio"));
+    char other[4096];
+    snprintf(other, sizeof other, "%s", tmp_path("refollow2.lumio"));
+    lines want = {0}, meta = {0};
+    write_whole(f.path, &want, 1500, 21);
+    pthread_t t;
+    pthread_create(&t, NULL, refollow_main, &f);
+    wait_for(&f.n, 1500);
+    write_whole(f.path, &want, 1000, 22); /* truncated and rewritten in place */
+    wait_for(&f.n, 2500);
+    write_whole(other, &want, 700, 23);
+    CHECK_EQ(rename(other, f.path), 0); /* replaced */
+    pthread_join(t, NULL);
+    CHECK_EQ(f.rc, 0);
+    CHECK_EQ(f.restarts, 2);
+    /* want holds the meta records too: compare the samples only. */
+    for (size_t i = 0; i < want.n; i++)
+        if (want.v[i][0] == 'S') add_line(&meta, want.v[i]);
+    CHECK_EQ(f.got.n, meta.n);
+    check_same(&f.got, &meta, meta.n);
+    free_lines(&want);
+    free_lines(&meta);
+    free_lines(&f.got);
+}
+
 /* A consumer that never comes: the writer neither blocks nor grows past its
  * buffer; it drops the oldest chunks and counts them. */
 TEST(tcp_without_consumer_is_bounded) {
@@ -472,8 +551,41 @@ TEST(tcp_without_consumer_is_bounded) {
     CHECK(st.dropped_chunks > 0);
     CHECK(st.chunks - st.dropped_chunks < 64); /* what is kept fits the buffer */
     CHECK_EQ(st.connections, 0);
+    /* At the end every chunk counts as not delivered, and the error says why. */
+    CHECK_EQ(lumio_stream_writer_finish(w), -ETIMEDOUT);
+    lumio_stream_writer_get_stats(w, &st);
+    CHECK(st.chunks > 0);
+    CHECK_EQ(st.dropped_chunks, st.chunks);
+    CHECK(strstr(lumio_stream_writer_error(w), "chunks not delivered") != NULL);
+    CHECK(strstr(lumio_stream_writer_error(w), "no consumer connected") != NULL);
     CHECK_EQ(lumio_stream_writer_close(w), -ETIMEDOUT);
     free_lines(&want);
+}
+
+/* TCP sinks: a port out of range or not a number is refused, not taken as
+ * "any port"; a closed port is refused at open, not after a timeout. */
+TEST(tcp_sink_ports_and_refusal) {
+    static const char *bad[] = {"tcp:127.0.0.1:0",       "tcp:127.0.0.1:99999", "tcp:127.0.0.1:abc",
+                                "tcp:127.0.0.1:",        "tcp:127.0.0.1",       "tcp-listen:0",
+                                "tcp-listen:99999",      "tcp-listen:65536",    "tcp-listen:-1",
+                                "tcp-listen:127.0.0.1:", "tcp-listen:[::1]"};
+    lumio_stream_writer *w = NULL;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int rc = lumio_stream_writer_open(&w, bad[i], NULL);
+        if (rc != -EINVAL) {
+            fprintf(stderr, "  %s: %d\n", bad[i], rc);
+            test_failed = 1;
+        }
+    }
+    int probe = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof a;
+    CHECK(bind(probe, (struct sockaddr *)&a, sizeof a) == 0);
+    CHECK(getsockname(probe, (struct sockaddr *)&a, &al) == 0);
+    char sink[64];
+    snprintf(sink, sizeof sink, "tcp:127.0.0.1:%u", ntohs(a.sin_port)); /* bound, not listening */
+    CHECK_EQ(lumio_stream_writer_open(&w, sink, NULL), -ECONNREFUSED);
+    close(probe);
 }
 
 /* flush by time: a chunk is sealed after flush_ms even if no sample comes,

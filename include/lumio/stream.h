@@ -75,19 +75,28 @@ typedef struct lumio_stream_writer_options {
 
 typedef struct lumio_stream_writer_stats {
     uint64_t chunks, samples, records, bytes; /* sealed and written */
-    uint64_t dropped_chunks, dropped_bytes;   /* TCP: dropped when the buffer was full */
-    uint64_t connections;                     /* TCP: consumers connected so far */
+    /* TCP: chunks not delivered: dropped when the buffer was full, or sent
+     * and never acknowledged by the consumer's TCP when a connection broke;
+     * after lumio_stream_writer_finish, also those still unsent or
+     * unacknowledged then. A chunk the consumer's TCP acknowledged counts as
+     * delivered (without acknowledgements from the application, lumio cannot
+     * know more). dropped_bytes: those dropped from a full buffer. */
+    uint64_t dropped_chunks, dropped_bytes;
+    uint64_t connections; /* TCP: consumers connected so far */
 } lumio_stream_writer_stats;
 
 LUMIO_API void lumio_stream_writer_options_default(lumio_stream_writer_options *o);
 
 /* Open a writer on a sink: a file path (created or truncated, or with
  * `append` continued after its last valid chunk; each chunk is committed by
- * writing its magic last), "-" (standard output), "tcp:HOST:PORT" (connect;
- * on a lost connection reconnect with backoff), or "tcp-listen:PORT" (serve
- * one consumer at a time). A TCP consumer that is slow or gone never blocks
- * the writer: sealed chunks wait in a buffer of `tcp_buffer` bytes, and the
- * oldest are dropped (and counted) when it is full. */
+ * writing its magic last), "-" (standard output), "tcp:HOST:PORT" (connect
+ * now, so an unknown host, a bad port or a refused connection fails the
+ * open; on a later lost connection reconnect with backoff), or
+ * "tcp-listen:[HOST:]PORT" (serve one consumer at a time; HOST defaults to
+ * 127.0.0.1). A port is a decimal number from 1 to 65535. A TCP consumer
+ * that is slow or gone never blocks the writer: sealed chunks wait in a
+ * buffer of `tcp_buffer` bytes, and the oldest are dropped (and counted)
+ * when it is full. */
 LUMIO_API int lumio_stream_writer_open(lumio_stream_writer **out, const char *sink,
                                        const lumio_stream_writer_options *o);
 /* Open a writer on a descriptor the caller keeps (pipe, socket, file):
@@ -110,7 +119,14 @@ LUMIO_API void lumio_stream_writer_get_stats(const lumio_stream_writer *w,
                                              lumio_stream_writer_stats *s);
 /* What the last failure was, naming the sink. */
 LUMIO_API const char *lumio_stream_writer_error(const lumio_stream_writer *w);
-/* Seal what is left, close, free. Returns the first error of the seal. */
+/* Seal what is left and, on a TCP sink, wait (close_timeout_ms at most) for
+ * the consumer to take it; then the stats are final. Returns the first error
+ * of the seal, or for TCP a negative code when some chunk was not delivered
+ * (lumio_stream_writer_error says how many and why). The writer still needs
+ * lumio_stream_writer_close, which then does not wait again (and returns
+ * the same code) unless samples were written after it. */
+LUMIO_API int lumio_stream_writer_finish(lumio_stream_writer *w);
+/* Finish (unless done), close, free. Returns the first error. */
 LUMIO_API int lumio_stream_writer_close(lumio_stream_writer *w);
 
 /* ---- reading ------------------------------------------------------------ */
@@ -133,7 +149,7 @@ typedef struct lumio_stream_read_stats {
 typedef void (*lumio_damage_fn)(void *arg, uint64_t offset, uint64_t length, int torn_tail);
 
 /* Open a stream: a file path, "-" for standard input, or tcp:HOST:PORT to
- * read from a writer serving tcp-listen:PORT. */
+ * read from a writer serving tcp-listen:[HOST:]PORT. */
 LUMIO_API int lumio_stream_reader_open(lumio_stream_reader **out, const char *source);
 LUMIO_API int lumio_stream_reader_open_fd(lumio_stream_reader **out, int fd);
 /* Read to the end: every sample and record of every valid chunk, in order.
@@ -148,6 +164,13 @@ LUMIO_API int lumio_stream_read(lumio_stream_reader *r, lumio_sample_fn on_sampl
  * while following. */
 LUMIO_API void lumio_stream_reader_on_damage(lumio_stream_reader *r, lumio_damage_fn fn, void *arg);
 LUMIO_API void lumio_stream_reader_follow(lumio_stream_reader *r, uint32_t idle_ms);
+/* Following a file that is truncated or replaced (its size falls below what
+ * was read, its inode changes, or its first chunk is no longer the one read),
+ * the reader starts again at the beginning of the new content; fn is told
+ * where in the old content it was. Stats keep counting across restarts. */
+typedef void (*lumio_restart_fn)(void *arg, uint64_t old_offset);
+LUMIO_API void lumio_stream_reader_on_restart(lumio_stream_reader *r, lumio_restart_fn fn,
+                                              void *arg);
 LUMIO_API void lumio_stream_reader_get_stats(const lumio_stream_reader *r,
                                              lumio_stream_read_stats *s);
 LUMIO_API void lumio_stream_reader_close(lumio_stream_reader *r);

@@ -7,6 +7,7 @@
  *   recover  every valid chunk into a clean stream
  *   bench    write and read speed, bytes per sample */
 #include "cli/common.h"
+#include "cli/stream_recv.h"
 #include "stream/import.h"
 #include "stream/net.h"
 
@@ -15,6 +16,7 @@
 #include <sys/socket.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <lumio/stream.h>
@@ -36,22 +38,33 @@ static const char stream_usage[] =
     "                     folded stacks, or the text of 'perf script', into a stream\n"
     "  export --to collapsed|jsonl [--follow [--idle SECONDS]] FILE|-\n"
     "                     samples as folded stacks, or one JSON object per sample and\n"
-    "                     record; --follow reads a file as it grows (until SECONDS idle)\n"
+    "                     record; --follow reads a file as it grows (until SECONDS\n"
+    "                     idle), from its beginning again when it is truncated or\n"
+    "                     replaced\n"
     "  info FILE          chunks, samples, threads, time span, compression ratio\n"
     "  verify FILE        exit 1, saying where, on any damage\n"
     "  recover FILE -o OUT\n"
     "                     write every valid chunk's samples to a clean stream\n"
-    "  recv tcp-listen:PORT -o FILE [--once]\n"
+    "  recv tcp-listen:[HOST:]PORT -o FILE [--once]\n"
     "                     receive streams into FILE (appended, chunk by chunk as they\n"
-    "                     arrive); one sender at a time; stops on SIGINT or SIGTERM, or\n"
-    "                     with --once when the first sender is done\n"
+    "                     arrive; HOST defaults to 127.0.0.1); up to 16 senders at a\n"
+    "                     time, a sender that breaks the format is named and dropped;\n"
+    "                     stops on SIGINT or SIGTERM, or with --once when the first\n"
+    "                     sender is done\n"
     "  bench [--samples N] [--threads T] [--depth D] [--level L]\n"
     "                     one JSON object: write_samples_per_s, read_samples_per_s,\n"
     "                     bytes_per_sample\n"
     "\n"
     "POLICY: samples=N,bytes=SIZE,seconds=S (any of them; default samples=65536).\n"
-    "SINK: a file path, - (standard output), tcp:HOST:PORT or tcp-listen:PORT.\n"
-    "FILE: a file path, - (standard input), or tcp:HOST:PORT (a tcp-listen writer).\n";
+    "SINK: a file path, - (standard output), tcp:HOST:PORT or tcp-listen:[HOST:]PORT\n"
+    "(HOST defaults to 127.0.0.1; PORT from 1 to 65535).\n"
+    "FILE: a file path, - (standard input), or tcp:HOST:PORT (a tcp-listen writer).\n"
+    "\n"
+    "Exit status: 0; 1 when a file or connection failed, or (export, info, verify)\n"
+    "when damage was skipped in the middle of a stream (a torn tail alone, left by\n"
+    "a killed writer, is noted on stderr and exits 0, except for verify); 2 for a\n"
+    "wrong command line. import and recover write a regular file under a temporary\n"
+    "name and rename it at the end: a failed run leaves no output.\n";
 
 /* ---- the synthetic profile ---------------------------------------------------------- */
 
@@ -161,6 +174,141 @@ static const char *opt_name(const struct option *lo, int c) {
     return "?";
 }
 
+/* ---- messages and outputs --------------------------------------------------------- */
+
+static bool is_tcp(const char *s) {
+    return !strncmp(s, "tcp:", 4) || !strncmp(s, "tcp-listen:", 11);
+}
+
+/* A sink or source that did not open: TCP ones say what the network said
+ * (refused, unknown host, invalid port). */
+static void open_error(const char *what, int rc) {
+    if (rc == LUMIO_E_FORMAT) /* only an append to something else gives this */
+        cli_error("%s: not a lumio stream (appending continues only a stream)", what);
+    else if (is_tcp(what) && net_error()[0])
+        cli_error("%s: %s", what, net_error());
+    else
+        cli_path_error(what, rc);
+}
+
+/* A stream that could not be read at all. */
+static void read_error(const char *path, int rc, const lumio_stream_read_stats *s) {
+    struct stat sb;
+    if (rc != LUMIO_E_FORMAT && s->valid_end)
+        cli_error("%s: reading after byte %" PRIu64 ": %s", path, s->valid_end, lumio_strerror(rc));
+    else if (rc != LUMIO_E_FORMAT)
+        cli_path_error(path, rc);
+    else if (strcmp(path, "-") && !is_tcp(path) && stat(path, &sb) == 0 && S_ISREG(sb.st_mode) &&
+             sb.st_size < 16)
+        cli_error("%s: not a lumio stream (%s: %lld bytes, a stream starts with 16)", path,
+                  sb.st_size ? "too short" : "empty file", (long long)sb.st_size);
+    else
+        cli_error("%s: byte 0: not a lumio stream (no \\x89LUMIO\\r\\n signature)", path);
+}
+
+/* Where damage was skipped, as one line; nothing when there was none. */
+static void damage_note(const char *path, const lumio_stream_read_stats *s) {
+    char tail[96] = "";
+    if (s->torn_tail_bytes)
+        snprintf(tail, sizeof tail, "a torn tail of %" PRIu64 " bytes at byte %" PRIu64,
+                 s->torn_tail_bytes, s->valid_end);
+    if (s->damaged_ranges)
+        cli_error("%s: damaged: skipped %" PRIu64 " bytes in %" PRIu64
+                  " ranges, the first at byte %" PRIu64 "%s%s",
+                  path, s->damaged_bytes, s->damaged_ranges, s->first_damage_offset,
+                  tail[0] ? ", and " : "", tail);
+    else if (tail[0])
+        cli_error("%s: skipped %s (a writer killed mid-chunk; the chunks before it are whole)",
+                  path, tail);
+}
+
+/* An output that is whole or absent: a regular file is written under a
+ * temporary name in its directory (unique, created with O_EXCL) and renamed
+ * over the target at the end; standard output, devices, FIFOs, TCP sinks and
+ * appends are written in place. A symlink is followed to its target. */
+typedef struct outfile {
+    const char *name;  /* as given */
+    char *final, *tmp; /* NULL when written in place */
+    int fd;
+} outfile;
+
+/* Where the symlink at path points (a relative target is taken from the
+ * link's directory), or NULL. */
+static char *link_target(const char *path) {
+    char t[4096];
+    ssize_t n = readlink(path, t, sizeof t - 1);
+    if (n <= 0) return NULL;
+    t[n] = 0;
+    const char *slash = strrchr(path, '/');
+    char *r = NULL;
+    if (t[0] == '/' || !slash) return strdup(t);
+    return asprintf(&r, "%.*s%s", (int)(slash - path) + 1, path, t) < 0 ? NULL : r;
+}
+
+static int out_open(outfile *of, const char *out, const lumio_stream_writer_options *o,
+                    lumio_stream_writer **w) {
+    *of = (outfile){.name = out, .fd = -1};
+    struct stat sb;
+    bool exists = stat(out, &sb) == 0;
+    if (!strcmp(out, "-") || is_tcp(out) || (o && o->append) || (exists && !S_ISREG(sb.st_mode)))
+        return lumio_stream_writer_open(w, out, o);
+    struct stat lsb;
+    if (exists)
+        of->final = realpath(out, NULL);
+    else if (lstat(out, &lsb) == 0 && S_ISLNK(lsb.st_mode))
+        of->final = link_target(out); /* dangling: create its target, as curl does */
+    else
+        of->final = strdup(out);
+    const char *slash = of->final ? strrchr(of->final, '/') : NULL;
+    int dl = slash ? (int)(slash - of->final) + 1 : 0;
+    if (!of->final || asprintf(&of->tmp, "%.*s.%s.XXXXXX", dl, of->final, of->final + dl) < 0) {
+        of->tmp = NULL;
+        return -ENOMEM;
+    }
+    if ((of->fd = mkostemp(of->tmp, O_CLOEXEC)) < 0) {
+        int rc = -errno;
+        free(of->tmp);
+        of->tmp = NULL; /* nothing to remove */
+        return rc;
+    }
+    mode_t mask = umask(0);
+    umask(mask);
+    fchmod(of->fd, exists ? sb.st_mode & 07777 : 0666 & ~mask);
+    int rc = lumio_stream_writer_open_fd(w, of->fd, o);
+    if (rc < 0) unlink(of->tmp);
+    return rc;
+}
+
+/* Close the writer; on success put the file in place, on failure remove
+ * it. Returns the first error (a message names the path). */
+static int out_close(outfile *of, lumio_stream_writer *w, bool ok) {
+    int rc = w ? lumio_stream_writer_close(w) : 0;
+    if (of->tmp) {
+        if (rc == 0 && ok && fsync(of->fd) < 0) rc = -errno;
+        if (close(of->fd) < 0 && rc == 0) rc = -errno;
+        if (rc == 0 && ok && rename(of->tmp, of->final) < 0) rc = -errno;
+        if (rc < 0 || !ok) unlink(of->tmp);
+    }
+    if (rc < 0 && ok) cli_path_error(of->final ? of->final : of->name, rc);
+    free(of->tmp);
+    free(of->final);
+    of->tmp = of->final = NULL;
+    return rc;
+}
+
+/* The writer's last failure, naming OUT (a temporary file's writer knows
+ * only its descriptor). */
+static void writer_error(const char *out, const lumio_stream_writer *w) {
+    const char *e = lumio_stream_writer_error(w);
+    size_t n = strlen(out);
+    if (!strncmp(e, out, n) && !strncmp(e + n, ": ", 2))
+        cli_error("%s", e);
+    else if (!strncmp(e, "fd ", 3) && strstr(e, ": "))
+        cli_error("%s: %s", out, strstr(e, ": ") + 2);
+    else
+        cli_error("%s: %s", out, e[0] ? e : "write failed");
+}
+
 /* ---- options -------------------------------------------------------------------- */
 
 static int parse_policy(const char *p, lumio_stream_writer_options *o) {
@@ -192,6 +340,33 @@ static int parse_policy(const char *p, lumio_stream_writer_options *o) {
 }
 
 /* ---- gen ---------------------------------------------------------------------------- */
+
+/* Seal the last chunk and deliver it (TCP), then close: one line for the
+ * outcome, which for TCP counts the chunks that did not reach the consumer. */
+static int gen_finish(lumio_stream_writer *w, const char *out, int rc) {
+    lumio_stream_writer_stats before, st;
+    lumio_stream_writer_get_stats(w, &before);
+    int frc = lumio_stream_writer_finish(w);
+    lumio_stream_writer_get_stats(w, &st);
+    if (rc == 0 && st.chunks > before.chunks) /* the last chunk */
+        fprintf(stderr, "sealed chunks=%" PRIu64 " samples=%" PRIu64 "\n", st.chunks, st.samples);
+    if (frc < 0 && rc == 0) {
+        if (lumio_stream_writer_error(w)[0])
+            cli_error("%s", lumio_stream_writer_error(w));
+        else
+            cli_path_error(out, frc);
+        rc = frc;
+    } else if (rc == 0 && is_tcp(out)) {
+        fprintf(stderr, "tcp: connections=%" PRIu64 " dropped_chunks=%" PRIu64 "\n", st.connections,
+                st.dropped_chunks);
+    }
+    int crc = lumio_stream_writer_close(w);
+    if (crc < 0 && rc == 0) {
+        cli_path_error(out, crc);
+        rc = crc;
+    }
+    return rc;
+}
 
 static int stream_gen(int argc, char **argv) {
     static const struct option lo[] = {{"seed", 1, NULL, 's'},
@@ -272,11 +447,16 @@ static int stream_gen(int argc, char **argv) {
         synth_free(&s);
         free(ids);
         free(stk);
-        return fflush(stdout) ? EXIT_FILES : 0;
+        if (fflush(stdout) == 0) return 0;
+        cli_error("standard output: %s", strerror(errno));
+        return EXIT_FILES;
     }
     lumio_stream_writer *w;
     if ((rc = lumio_stream_writer_open(&w, out, &o)) < 0) {
-        cli_path_error(out, rc);
+        open_error(out, rc);
+        synth_free(&s);
+        free(ids);
+        free(stk);
         return EXIT_FILES;
     }
     rc = synth_frames(w, ids);
@@ -302,18 +482,7 @@ static int stream_gen(int argc, char **argv) {
         }
     }
     if (rc < 0) cli_error("%s", lumio_stream_writer_error(w));
-    lumio_stream_writer_stats st;
-    lumio_stream_writer_get_stats(w, &st);
-    int crc = lumio_stream_writer_close(w);
-    if (crc < 0 && rc == 0) {
-        cli_path_error(out, crc);
-        rc = crc;
-    }
-    if (rc == 0 && n > st.samples) /* close sealed the last chunk */
-        fprintf(stderr, "sealed chunks=%" PRIu64 " samples=%" PRIu64 "\n", st.chunks + 1, n);
-    if (!strncmp(out, "tcp", 3))
-        fprintf(stderr, "tcp: connections=%" PRIu64 " dropped_chunks=%" PRIu64 "\n", st.connections,
-                st.dropped_chunks);
+    rc = gen_finish(w, out, rc);
     synth_free(&s);
     free(ids);
     free(stk);
@@ -379,20 +548,23 @@ static int stream_import(int argc, char **argv) {
     }
     o.zstd_level = (int)level;
     lumio_stream_writer *w;
-    int rc = lumio_stream_writer_open(&w, out, &o);
+    outfile of;
+    int rc = out_open(&of, out, &o, &w);
     if (rc < 0) {
         if (in != stdin) fclose(in);
-        cli_path_error(out, rc);
+        open_error(out, rc);
+        out_close(&of, NULL, false);
         return EXIT_FILES;
     }
     char err[512] = "";
     rc = perf ? lumio_import_perf_script(in, import_sample, w, err, sizeof err)
               : lumio_import_collapsed(in, import_sample, w, err, sizeof err);
     if (in != stdin) fclose(in);
-    if (rc != 0)
-        cli_error("%s: %s", err[0] ? path : out, err[0] ? err : lumio_stream_writer_error(w));
-    int crc = lumio_stream_writer_close(w);
-    if (crc < 0 && rc == 0) cli_path_error(out, crc);
+    if (rc != 0 && err[0])
+        cli_error("%s: %s", path, err);
+    else if (rc != 0)
+        writer_error(out, w);
+    int crc = out_close(&of, w, rc == 0);
     return rc != 0 || crc < 0 ? EXIT_FILES : 0;
 }
 
@@ -459,13 +631,19 @@ static int export_meta(void *arg, uint64_t ts, const char *k, const char *v) {
 
 static int open_reader(const char *path, lumio_stream_reader **r) {
     int rc = lumio_stream_reader_open(r, path);
-    if (rc < 0) cli_path_error(path, rc);
+    if (rc < 0) open_error(path, rc);
     return rc;
+}
+
+static void on_restart(void *arg, uint64_t old_offset) {
+    cli_error("%s: truncated or replaced (was at byte %" PRIu64
+              "); reading again from its beginning",
+              (const char *)arg, old_offset);
 }
 
 static int stream_export(int argc, char **argv) {
     const char *to = NULL, *path = NULL;
-    bool follow = false;
+    bool follow = false, idle_set = false;
     uint32_t idle_ms = 0;
     for (int i = 1; i < argc; i++) {
         uint64_t v;
@@ -480,6 +658,7 @@ static int stream_export(int argc, char **argv) {
                 return EXIT_USAGE;
             }
             idle_ms = (uint32_t)(v * 1000);
+            idle_set = true;
         } else if (!strcmp(argv[i], "--to") && i + 1 < argc)
             to = argv[++i];
         else if (!strncmp(argv[i], "--to=", 5))
@@ -492,25 +671,36 @@ static int stream_export(int argc, char **argv) {
         }
     }
     if (!to || (strcmp(to, "collapsed") && strcmp(to, "jsonl")) || !path) {
-        cli_error("usage: lumio stream export --to collapsed|jsonl FILE|-");
+        cli_error("usage: lumio stream export --to collapsed|jsonl [--follow [--idle SECONDS]] "
+                  "FILE|-");
+        return EXIT_USAGE;
+    }
+    if (idle_set && !follow) {
+        cli_error("--idle needs --follow (it is how long --follow waits for more)");
         return EXIT_USAGE;
     }
     lumio_stream_reader *r;
     if (open_reader(path, &r) < 0) return EXIT_FILES;
-    if (follow) lumio_stream_reader_follow(r, idle_ms);
+    if (follow) { /* a live view: each sample out as it comes, not when a buffer fills */
+        lumio_stream_reader_follow(r, idle_ms);
+        setvbuf(stdout, NULL, _IOLBF, 0);
+    }
+    lumio_stream_reader_on_restart(r, on_restart, (void *)path);
     rstate st = {.to = to};
     int rc = lumio_stream_read(r, export_sample, export_meta, &st);
     lumio_stream_read_stats s;
     lumio_stream_reader_get_stats(r, &s);
     lumio_stream_reader_close(r);
-    if (rc < 0) {
-        cli_error("%s: %s", path, rc == LUMIO_E_FORMAT ? "not a lumio stream" : lumio_strerror(rc));
+    if (fflush(stdout) || ferror(stdout)) {
+        cli_error("standard output: %s", strerror(errno));
         return EXIT_FILES;
     }
-    if (s.damaged_ranges || s.torn_tail_bytes)
-        cli_error("%s: skipped %" PRIu64 " damaged bytes and a torn tail of %" PRIu64 " bytes",
-                  path, s.damaged_bytes, s.torn_tail_bytes);
-    return fflush(stdout) ? EXIT_FILES : 0;
+    if (rc < 0) {
+        read_error(path, rc, &s);
+        return EXIT_FILES;
+    }
+    damage_note(path, &s); /* every valid sample is out: now the verdict */
+    return s.damaged_ranges ? EXIT_FILES : 0;
 }
 
 static int count_sample(void *arg, const lumio_sample *s) {
@@ -550,7 +740,7 @@ static int stream_info_verify(int argc, char **argv, bool verify) {
     lumio_stream_reader_get_stats(r, &s);
     lumio_stream_reader_close(r);
     if (rc < 0) {
-        cli_error("%s: %s", path, rc == LUMIO_E_FORMAT ? "not a lumio stream" : lumio_strerror(rc));
+        read_error(path, rc, &s);
         return EXIT_FILES;
     }
     struct stat sb;
@@ -584,7 +774,9 @@ static int stream_info_verify(int argc, char **argv, bool verify) {
     printf("damaged bytes:   %" PRIu64 " (%" PRIu64 " ranges)\n", s.damaged_bytes,
            s.damaged_ranges);
     printf("torn tail bytes: %" PRIu64 "\n", s.torn_tail_bytes);
-    return 0;
+    if (fflush(stdout)) return EXIT_FILES;
+    damage_note(path, &s);
+    return s.damaged_ranges ? EXIT_FILES : 0;
 }
 
 /* recover: replay every valid chunk into a new writer. */
@@ -625,164 +817,27 @@ static int stream_recover(int argc, char **argv) {
     lumio_stream_reader *r;
     if (open_reader(in, &r) < 0) return EXIT_FILES;
     copier c = {0};
-    int rc = lumio_stream_writer_open(&c.w, out, NULL);
+    outfile of;
+    int rc = out_open(&of, out, NULL, &c.w);
     if (rc < 0) {
         lumio_stream_reader_close(r);
-        cli_path_error(out, rc);
+        open_error(out, rc);
+        out_close(&of, NULL, false);
         return EXIT_FILES;
     }
     rc = lumio_stream_read(r, copy_sample, copy_meta, &c);
     lumio_stream_read_stats s;
     lumio_stream_reader_get_stats(r, &s);
     lumio_stream_reader_close(r);
-    int crc = lumio_stream_writer_close(c.w);
-    if (rc < 0 || crc < 0) {
-        cli_error("%s", rc < 0 ? lumio_strerror(rc) : lumio_strerror(crc));
-        return EXIT_FILES;
-    }
+    if (rc < 0 && c.rc < 0)
+        writer_error(out, c.w);
+    else if (rc < 0)
+        read_error(in, rc, &s);
+    if (out_close(&of, c.w, rc == 0) < 0 || rc < 0) return EXIT_FILES;
     fprintf(stderr,
             "recovered %" PRIu64 " samples from %" PRIu64 " chunks; skipped %" PRIu64
             " damaged bytes and a torn tail of %" PRIu64 " bytes\n",
             s.samples, s.chunks, s.damaged_bytes, s.torn_tail_bytes);
-    return 0;
-}
-
-/* ---- recv ------------------------------------------------------------------------- */
-
-static volatile sig_atomic_t recv_stop;
-static void on_stop(int sig) {
-    (void)sig;
-    recv_stop = 1;
-}
-
-/* Take the chunks that arrived whole from one connection's bytes into the
- * file; returns the bytes consumed (a torn chunk waits for more). */
-static size_t take_chunks(lumio_stream_writer *w, chunk_dec *d, const uint8_t *p, size_t n,
-                          bool *sig_seen, int *err) {
-    size_t off = 0;
-    if (!*sig_seen) {
-        if (n < STREAM_SIG_LEN) return 0;
-        if (memcmp(p, lumio_stream_signature, 9)) {
-            *err = LUMIO_E_FORMAT;
-            return n;
-        }
-        *sig_seen = true;
-        off = STREAM_SIG_LEN;
-    }
-    while (off < n) {
-        chunk_view v;
-        int rc = chunk_verify(d, p + off, n - off, &v);
-        if (rc == -EAGAIN) break;
-        if (rc < 0) { /* damage on the wire: look for the next chunk */
-            off++;
-            continue;
-        }
-        if ((rc = lumio_stream_writer_put_chunk(w, p + off, v.total_len, v.seq)) < 0) {
-            *err = rc;
-            return off;
-        }
-        if (rc == 0) {
-            lumio_stream_writer_stats st;
-            lumio_stream_writer_get_stats(w, &st);
-            fprintf(stderr, "received chunks=%" PRIu64 " samples=%" PRIu64 "\n", st.chunks,
-                    st.samples);
-        }
-        off += v.total_len;
-    }
-    return off;
-}
-
-static int serve_one(lumio_stream_writer *w, int fd) {
-    chunk_dec d;
-    chunk_dec_init(&d);
-    uint8_t *buf = NULL;
-    size_t len = 0, cap = 0;
-    bool sig = false;
-    int err = 0;
-    while (!recv_stop && !err) {
-        if (len == cap) {
-            cap = cap ? cap * 2 : (1u << 20);
-            if (cap > CHUNK_MAX_LEN + (2u << 20)) {
-                err = -EFBIG;
-                break;
-            }
-            uint8_t *b = realloc(buf, cap);
-            if (!b) {
-                err = -ENOMEM;
-                break;
-            }
-            buf = b;
-        }
-        struct pollfd p = {fd, POLLIN, 0};
-        if (poll(&p, 1, 200) <= 0) continue;
-        ssize_t k = recv(fd, buf + len, cap - len, 0);
-        if (k < 0 && errno == EINTR) continue;
-        if (k <= 0) break; /* the sender is gone; a torn chunk is dropped */
-        len += (size_t)k;
-        size_t used = take_chunks(w, &d, buf, len, &sig, &err);
-        memmove(buf, buf + used, len - used);
-        len -= used;
-    }
-    free(buf);
-    chunk_dec_free(&d);
-    return err;
-}
-
-static int stream_recv(int argc, char **argv) {
-    const char *src = NULL, *out = NULL;
-    bool once = false;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            fputs(stream_usage, stdout);
-            return 0;
-        } else if (!strcmp(argv[i], "-o") && i + 1 < argc) {
-            out = argv[++i];
-        } else if (!strcmp(argv[i], "--once")) {
-            once = true;
-        } else if (!src) {
-            src = argv[i];
-        } else {
-            cli_error("unexpected argument '%s'", argv[i]);
-            return EXIT_USAGE;
-        }
-    }
-    if (!src || strncmp(src, "tcp-listen:", 11) || !out) {
-        cli_error("usage: lumio stream recv tcp-listen:PORT -o FILE");
-        return EXIT_USAGE;
-    }
-    int lfd = net_listen(src + 11);
-    if (lfd < 0) {
-        cli_error("%s: %s", src, lumio_strerror(lfd));
-        return EXIT_FILES;
-    }
-    lumio_stream_writer_options o;
-    lumio_stream_writer_options_default(&o);
-    o.append = 1; /* a restarted receiver keeps what it had */
-    lumio_stream_writer *w;
-    int rc = lumio_stream_writer_open(&w, out, &o);
-    if (rc < 0) {
-        close(lfd);
-        cli_path_error(out, rc);
-        return EXIT_FILES;
-    }
-    signal(SIGINT, on_stop);
-    signal(SIGTERM, on_stop);
-    fprintf(stderr, "listening on %s\n", src);
-    while (!recv_stop && rc == 0) {
-        struct pollfd p = {lfd, POLLIN, 0};
-        if (poll(&p, 1, 200) <= 0) continue;
-        int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-        if (fd < 0) continue;
-        rc = serve_one(w, fd);
-        close(fd);
-        if (once) break;
-    }
-    close(lfd);
-    int crc = lumio_stream_writer_close(w);
-    if (rc < 0 || crc < 0) {
-        cli_error("%s: %s", out, lumio_strerror(rc < 0 ? rc : crc));
-        return EXIT_FILES;
-    }
     return 0;
 }
 
@@ -814,13 +869,19 @@ static int stream_bench(int argc, char **argv) {
         }
     }
     uint64_t n = so.samples, threads = so.threads, depth = so.depth, level = so.level;
-    char path[] = "/tmp/lumio-stream-bench-XXXXXX";
-    int fd = mkstemp(path);
+    /* The file is unlinked as soon as it exists, so that a bench killed at
+     * any moment leaves nothing behind; the writer and reader reach it through
+     * /proc, as they would a path, to measure the same code. */
+    const char *dir = getenv("TMPDIR");
+    char tmpl[4096], path[64];
+    snprintf(tmpl, sizeof tmpl, "%s/lumio-stream-bench-XXXXXX", dir && *dir ? dir : "/tmp");
+    int fd = mkostemp(tmpl, O_CLOEXEC);
     if (fd < 0) {
-        cli_path_error(path, -errno);
+        cli_path_error(tmpl, -errno);
         return EXIT_FILES;
     }
-    close(fd);
+    unlink(tmpl);
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
     lumio_stream_writer_options o;
     lumio_stream_writer_options_default(&o);
     o.zstd_level = (int)level;
@@ -829,7 +890,8 @@ static int stream_bench(int argc, char **argv) {
              *stk = malloc(depth * 2 * sizeof(uint32_t) + 64);
     lumio_stream_writer *w = NULL;
     int rc = synth_init(&s, 42, (unsigned)threads, (unsigned)depth);
-    if (rc == 0 && ids && stk) rc = lumio_stream_writer_open(&w, path, &o);
+    if (rc == 0 && (!ids || !stk)) rc = -ENOMEM;
+    if (rc == 0) rc = lumio_stream_writer_open(&w, path, &o);
     if (rc == 0) rc = synth_frames(w, ids);
     /* The generator's own cost, measured alone and taken out of the write time. */
     double g0 = now_seconds();
@@ -859,12 +921,12 @@ static int stream_bench(int argc, char **argv) {
     free(ids);
     free(stk);
     if (rc < 0) {
-        unlink(path);
-        cli_error("writing %s: %s", path, lumio_strerror(rc));
+        close(fd);
+        cli_error("%s (unlinked): %s", tmpl, lumio_strerror(rc));
         return EXIT_FILES;
     }
     struct stat sb;
-    stat(path, &sb);
+    fstat(fd, &sb);
     lumio_stream_reader *r;
     uint64_t sum = 0;
     double r0 = now_seconds();
@@ -874,9 +936,9 @@ static int stream_bench(int argc, char **argv) {
         lumio_stream_reader_close(r);
     }
     double read_s = now_seconds() - r0;
-    unlink(path);
+    close(fd);
     if (rc < 0) {
-        cli_error("reading back: %s", lumio_strerror(rc));
+        cli_error("%s (unlinked): reading back: %s", tmpl, lumio_strerror(rc));
         return EXIT_FILES;
     }
     json j;
@@ -905,7 +967,7 @@ int cmd_stream(int argc, char **argv) {
     if (!strcmp(sub, "gen")) return stream_gen(argc - 1, argv + 1);
     if (!strcmp(sub, "export")) return stream_export(argc - 1, argv + 1);
     if (!strcmp(sub, "import")) return stream_import(argc - 1, argv + 1);
-    if (!strcmp(sub, "recv")) return stream_recv(argc - 1, argv + 1);
+    if (!strcmp(sub, "recv")) return stream_recv(argc - 1, argv + 1, stream_usage);
     if (!strcmp(sub, "info")) return stream_info_verify(argc - 1, argv + 1, false);
     if (!strcmp(sub, "verify")) return stream_info_verify(argc - 1, argv + 1, true);
     if (!strcmp(sub, "recover")) return stream_recover(argc - 1, argv + 1);

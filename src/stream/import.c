@@ -3,6 +3,7 @@
 #include "stream/import.h"
 
 #include "core/core.h"
+#include "stream/chunk.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -18,7 +19,9 @@ typedef struct line_reader {
     char *buf;
     size_t cap;
     uint64_t lineno;
-    const char *why; /* set with every failure of ours, NULL for fn's own */
+    uint64_t line_off, next_off; /* byte offsets of this line and the next */
+    const char *why;             /* set with every failure of ours, NULL for fn's own */
+    char detail[96];             /* when why needs numbers: why points here */
 } line_reader;
 
 /* Read the next line into r->buf without its "\n" or "\r\n". Returns 1 for a
@@ -33,6 +36,8 @@ static int next_line(line_reader *r) {
         return errno == ENOMEM ? -ENOMEM : -EIO;
     }
     r->lineno++;
+    r->line_off = r->next_off;
+    r->next_off += (uint64_t)n;
     if (n > 0 && r->buf[n - 1] == '\n') r->buf[--n] = '\0';
     if (n > 0 && r->buf[n - 1] == '\r') r->buf[--n] = '\0';
     return 1;
@@ -43,14 +48,47 @@ static int bad_line(line_reader *r, const char *why) {
     return LUMIO_E_FORMAT;
 }
 
+/* A limit broken by the input: the numbers go into the message. */
+static int over_limit(line_reader *r, const char *what, uint64_t n, uint64_t limit,
+                      const char *unit) {
+    if (n > limit)
+        snprintf(r->detail, sizeof r->detail, "%s of %" PRIu64 " %s exceeds the limit of %" PRIu64,
+                 what, n, unit, limit);
+    else /* the count is not known yet: only that it is over */
+        snprintf(r->detail, sizeof r->detail, "%s deeper than the limit of %" PRIu64 " %s", what,
+                 limit, unit);
+    r->why = r->detail;
+    return LUMIO_E_FORMAT;
+}
+
+/* The start of a line as printable text: bytes outside printable ASCII as
+ * \xHH, at most 40 bytes of input, so that binary input never reaches a
+ * terminal raw. */
+static void excerpt(const char *s, char *out, size_t cap) {
+    size_t o = 0, i = 0;
+    for (; s[i] && i < 40 && o + 5 < cap; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\')
+            out[o++] = (char)c;
+        else
+            o += (size_t)snprintf(out + o, cap - o, "\\x%02x", c);
+    }
+    if (s[i] && o + 4 < cap) o += (size_t)snprintf(out + o, cap - o, "...");
+    out[o] = '\0';
+}
+
 /* Describe a failure of ours in err (fn's own codes get no text), quoting
- * the line for a format error. */
+ * the start of the line, escaped, for a format error. */
 static void report(const line_reader *r, int rc, char *err, size_t errlen) {
     if (rc == 0 || !r->why || !err || errlen == 0) return;
+    char quote[200];
+    excerpt(r->buf ? r->buf : "", quote, sizeof quote);
     if (rc == LUMIO_E_FORMAT)
-        lumio_fmt(err, errlen, "line %" PRIu64 ": %s: \"%.60s\"", r->lineno, r->why, r->buf);
+        lumio_fmt(err, errlen, "line %" PRIu64 " (byte %" PRIu64 "): %s: \"%s\"", r->lineno,
+                  r->line_off, r->why, quote);
     else
-        lumio_fmt(err, errlen, "line %" PRIu64 ": %s", r->lineno, r->why);
+        lumio_fmt(err, errlen, "line %" PRIu64 " (byte %" PRIu64 "): %s", r->lineno, r->line_off,
+                  r->why);
 }
 
 static bool is_blank(const char *s) {
@@ -221,6 +259,10 @@ static const char *trim_end(const char *s, const char *end) {
 
 /* Append a frame: the symbol, and the dso or NULL for an inlined frame. */
 static int perf_store(perf_parser *p, const char *sym, size_t nsym, const char *dso, size_t ndso) {
+    if (nsym > CHUNK_MAX_STRING)
+        return over_limit(&p->rd, "a symbol", nsym, CHUNK_MAX_STRING, "bytes");
+    if (dso && ndso > CHUNK_MAX_STRING)
+        return over_limit(&p->rd, "a dso name", ndso, CHUNK_MAX_STRING, "bytes");
     int rc = frames_reserve(p);
     frame_ref *r = rc == 0 ? &p->refs[p->depth] : NULL;
     if (r)
@@ -243,7 +285,8 @@ static int perf_frame(perf_parser *p, const char *s) {
     while (is_hex(*s)) s++;
     if (s == addr || (*s != '\0' && *s != ' ' && *s != '\t'))
         return bad_line(&p->rd, "malformed frame line");
-    if (p->depth == LUMIO_STREAM_MAX_DEPTH) return 0; /* keep the innermost frames */
+    if (p->depth == LUMIO_STREAM_MAX_DEPTH)
+        return over_limit(&p->rd, "a stack", 0, LUMIO_STREAM_MAX_DEPTH, "frames");
     while (*s == ' ' || *s == '\t') s++;
     const char *end = trim_end(s, s + strlen(s));
     const char *paren = find_dso(s, end);
@@ -317,11 +360,22 @@ typedef struct folded_parser {
 } folded_parser;
 
 /* Split "outer;...;inner" in place into frames, innermost first; returns the
- * depth (at most LUMIO_STREAM_MAX_DEPTH, keeping the innermost) or -ENOMEM. */
+ * depth, or LUMIO_E_FORMAT for a stack or a name over the format's limits,
+ * or -ENOMEM. */
 static int64_t folded_split(folded_parser *p, char *stack) {
     size_t n = 1;
-    for (const char *c = stack; (c = strchr(c, ';')) != NULL; c++) n++;
-    size_t keep = LUMIO_MIN(n, (size_t)LUMIO_STREAM_MAX_DEPTH);
+    const char *prev = stack;
+    for (const char *c = stack; (c = strchr(c, ';')) != NULL; prev = ++c) {
+        if ((size_t)(c - prev) > CHUNK_MAX_STRING)
+            return over_limit(&p->rd, "a function name", (uint64_t)(c - prev), CHUNK_MAX_STRING,
+                              "bytes");
+        n++;
+    }
+    if (strlen(prev) > CHUNK_MAX_STRING)
+        return over_limit(&p->rd, "a function name", strlen(prev), CHUNK_MAX_STRING, "bytes");
+    if (n > LUMIO_STREAM_MAX_DEPTH)
+        return over_limit(&p->rd, "a stack", n, LUMIO_STREAM_MAX_DEPTH, "frames");
+    size_t keep = n;
     if (keep > p->frames_cap) {
         lumio_frame *f = realloc(p->frames, keep * sizeof *f);
         if (!f) {

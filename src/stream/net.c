@@ -4,16 +4,34 @@
  * reader drops the torn copy (and any duplicate, by its sequence number). */
 #include "stream/net.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/sockios.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+static __thread char net_err[512];
+
+const char *net_error(void) {
+    return net_err;
+}
+
+__attribute__((format(printf, 2, 3))) static int net_fail(int rc, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(net_err, sizeof net_err, fmt, ap);
+    va_end(ap);
+    return rc;
+}
 
 static uint64_t mono_ms(void) {
     struct timespec ts;
@@ -26,19 +44,82 @@ static int set_nonblock(int fd) {
     return fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 ? -errno : 0;
 }
 
-int net_listen(const char *port) {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC,
-                             .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE},
-                    *res;
-    if (getaddrinfo(NULL, port, &hints, &res) != 0) return -EINVAL;
-    int rc = -EADDRNOTAVAIL;
+/* getaddrinfo would take "99999" or "http" and bind a port nobody asked
+ * for: only 1..65535 in decimal. */
+static bool valid_port(const char *p) {
+    unsigned long v = 0;
+    if (!*p || strlen(p) > 5) return false;
+    for (const char *c = p; *c; c++) {
+        if (*c < '0' || *c > '9') return false;
+        v = v * 10 + (unsigned long)(*c - '0');
+    }
+    return v >= 1 && v <= 65535;
+}
+
+int net_parse(const char *spec, const char *default_host, char *host, size_t hcap, char *port,
+              size_t pcap) {
+    const char *colon = strrchr(spec, ':');
+    const char *p = colon ? colon + 1 : spec;
+    if (colon && spec[0] == '[' && colon > spec && colon[-1] != ']') /* [::1] without a port */
+        p = "";
+    if (!valid_port(p) || strlen(p) >= pcap)
+        return net_fail(-EINVAL, "invalid port '%s' (1 to 65535)", p);
+    snprintf(port, pcap, "%s", p);
+    if (!colon) {
+        if (!default_host) return net_fail(-EINVAL, "missing host in '%s' (HOST:PORT)", spec);
+        snprintf(host, hcap, "%s", default_host);
+        return 0;
+    }
+    size_t n = (size_t)(colon - spec);
+    if (n >= 2 && spec[0] == '[' && spec[n - 1] == ']') { /* [::1]:PORT */
+        spec++;
+        n -= 2;
+    }
+    if (n == 0 || n >= hcap) return net_fail(-EINVAL, "invalid host in '%s'", spec);
+    memcpy(host, spec, n);
+    host[n] = 0;
+    return 0;
+}
+
+static int resolve(const char *host, const char *port, int flags, struct addrinfo **res) {
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = flags | AI_NUMERICSERV};
+    int g = getaddrinfo(host, port, &hints, res);
+    if (g == 0) return 0;
+    if (g == EAI_SYSTEM) return net_fail(-errno, "resolving '%s': %s", host, strerror(errno));
+    return net_fail(-EHOSTUNREACH, "unknown host '%s' (%s)", host, gai_strerror(g));
+}
+
+void net_name(const void *sa, char *buf, size_t cap) {
+    const struct sockaddr *a = sa;
+    char ip[INET6_ADDRSTRLEN] = "?";
+    unsigned port = 0;
+    if (a->sa_family == AF_INET) {
+        const struct sockaddr_in *in = sa;
+        inet_ntop(AF_INET, &in->sin_addr, ip, sizeof ip);
+        port = ntohs(in->sin_port);
+        snprintf(buf, cap, "%s:%u", ip, port);
+    } else if (a->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = sa;
+        inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof ip);
+        port = ntohs(in6->sin6_port);
+        snprintf(buf, cap, "[%s]:%u", ip, port);
+    } else {
+        snprintf(buf, cap, "?");
+    }
+}
+
+int net_listen(const char *host, const char *port) {
+    struct addrinfo *res;
+    int rc = resolve(host, port, AI_PASSIVE, &res);
+    if (rc < 0) return rc;
+    rc = -EADDRNOTAVAIL;
     for (struct addrinfo *a = res; a; a = a->ai_next) {
         int fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, 0);
         if (fd < 0) continue;
         int one = 1;
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        if (bind(fd, a->ai_addr, a->ai_addrlen) == 0 && listen(fd, 4) == 0 &&
+        if (bind(fd, a->ai_addr, a->ai_addrlen) == 0 && listen(fd, 16) == 0 &&
             set_nonblock(fd) == 0) {
             rc = fd;
             break;
@@ -47,30 +128,15 @@ int net_listen(const char *port) {
         close(fd);
     }
     freeaddrinfo(res);
+    if (rc < 0) net_fail(rc, "cannot listen on %s: %s", host, strerror(-rc));
     return rc;
 }
 
-int net_split(const char *hp, char *host, size_t hcap, char *port, size_t pcap) {
-    const char *colon = strrchr(hp, ':');
-    if (!colon || colon == hp || !colon[1] || (size_t)(colon - hp) >= hcap ||
-        strlen(colon + 1) >= pcap)
-        return -EINVAL;
-    memcpy(host, hp, (size_t)(colon - hp));
-    host[colon - hp] = 0;
-    snprintf(port, pcap, "%s", colon + 1);
-    size_t n = strlen(host);
-    if (host[0] == '[') { /* [::1]:PORT */
-        if (n < 2 || host[n - 1] != ']') return -EINVAL;
-        memmove(host, host + 1, n - 2);
-        host[n - 2] = 0;
-    }
-    return 0;
-}
-
 int net_connect(const char *host, const char *port, int timeout_ms) {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res;
-    if (getaddrinfo(host, port, &hints, &res) != 0) return -EHOSTUNREACH;
-    int rc = -ECONNREFUSED;
+    struct addrinfo *res;
+    int rc = resolve(host, port, 0, &res);
+    if (rc < 0) return rc;
+    rc = -ECONNREFUSED;
     for (struct addrinfo *a = res; a && rc < 0; a = a->ai_next) {
         int fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (fd < 0) continue;
@@ -91,24 +157,45 @@ int net_connect(const char *host, const char *port, int timeout_ms) {
         rc = fd;
     }
     freeaddrinfo(res);
+    (void)port;
+    if (rc == -ECONNREFUSED) return net_fail(rc, "connection refused");
+    if (rc == -ETIMEDOUT) return net_fail(rc, "no answer from %s within %d ms", host, timeout_ms);
+    if (rc < 0) net_fail(rc, "%s", strerror(-rc));
     return rc;
+}
+
+static void connected(netsink *ns, int fd) {
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    ns->fd = fd;
+    ns->sig_sent = ns->head_sent = 0;
+    ns->conn_sent = 0;
+    ns->ninflight = 0;
+    ns->backoff_ms = 0;
+    ns->connections++;
 }
 
 int net_open(netsink *ns, const char *sink, size_t max_queued) {
     memset(ns, 0, sizeof(*ns));
+    net_err[0] = 0;
     ns->fd = ns->lfd = -1;
     ns->max_queued = max_queued;
-    if (!strncmp(sink, "tcp-listen:", 11)) {
-        ns->listen_mode = true;
-        snprintf(ns->port, sizeof ns->port, "%s", sink + 11);
-        int fd = net_listen(ns->port);
-        if (fd < 0) return fd;
-        ns->lfd = fd;
+    bool listen_mode = !strncmp(sink, "tcp-listen:", 11);
+    if (!listen_mode && strncmp(sink, "tcp:", 4)) return 0;
+    const char *spec = sink + (listen_mode ? 11 : 4);
+    int rc = net_parse(spec, listen_mode ? "127.0.0.1" : NULL, ns->host, sizeof ns->host, ns->port,
+                       sizeof ns->port);
+    if (rc < 0) return rc;
+    ns->listen_mode = listen_mode;
+    if (listen_mode) {
+        if ((rc = net_listen(ns->host, ns->port)) < 0) return rc;
+        ns->lfd = rc;
         return 1;
     }
-    if (strncmp(sink, "tcp:", 4)) return 0;
-    if (net_split(sink + 4, ns->host, sizeof ns->host, ns->port, sizeof ns->port) < 0)
-        return -EINVAL;
+    /* The first connection now: a wrong host or port, or nobody listening,
+     * is the caller's mistake and is said at once. Later losses reconnect. */
+    if ((rc = net_connect(ns->host, ns->port, 5000)) < 0) return rc;
+    connected(ns, rc);
     return 1;
 }
 
@@ -123,23 +210,61 @@ static void try_connect(netsink *ns) {
     } else {
         fd = net_connect(ns->host, ns->port, 200);
         if (fd < 0) { /* back off: 100 ms, doubling up to 5 s */
+            ns->last_err = fd;
             ns->backoff_ms = ns->backoff_ms ? LUMIO_MIN(ns->backoff_ms * 2, 5000u) : 100;
             ns->next_try_ms = now + ns->backoff_ms;
             return;
         }
     }
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    ns->fd = fd;
-    ns->sig_sent = ns->head_sent = 0;
-    ns->backoff_ms = 0;
-    ns->connections++;
+    connected(ns, fd);
 }
 
-static void lost(netsink *ns) {
+/* Bytes of this connection the peer's TCP has acknowledged. */
+static uint64_t acked(const netsink *ns) {
+    int outq = 0;
+    if (ioctl(ns->fd, SIOCOUTQ, &outq) < 0 || outq < 0) return 0;
+    return ns->conn_sent - LUMIO_MIN((uint64_t)outq, ns->conn_sent);
+}
+
+/* Forget the chunks the peer has acknowledged; the rest may be lost. */
+static void prune_inflight(netsink *ns) {
+    uint64_t a = acked(ns);
+    size_t k = 0;
+    while (k < ns->ninflight && ns->inflight[k] <= a) k++;
+    memmove(ns->inflight, ns->inflight + k, (ns->ninflight - k) * sizeof(uint64_t));
+    ns->ninflight -= k;
+}
+
+static void lost(netsink *ns, int err) {
+    prune_inflight(ns); /* the send queue's counters outlive a reset */
+    ns->lost_chunks += ns->ninflight;
+    ns->ninflight = 0;
+    ns->last_err = err;
     close(ns->fd);
     ns->fd = -1;
     ns->head_sent = 0; /* resent whole on the next connection */
+}
+
+static void chunk_sent(netsink *ns) {
+    qchunk *c = ns->head;
+    ns->head = c->next;
+    if (!ns->head) ns->tail = NULL;
+    ns->queued -= c->len;
+    ns->nqueued--;
+    free(c);
+    ns->head_sent = 0;
+    if (ns->ninflight == ns->inflight_cap) {
+        size_t cap = ns->inflight_cap ? ns->inflight_cap * 2 : 64;
+        uint64_t *p = realloc(ns->inflight, cap * sizeof(uint64_t));
+        if (!p) { /* cannot track it: count it as delivered, as before */
+            prune_inflight(ns);
+            return;
+        }
+        ns->inflight = p;
+        ns->inflight_cap = cap;
+    }
+    ns->inflight[ns->ninflight++] = ns->conn_sent;
+    if (ns->ninflight >= 64) prune_inflight(ns);
 }
 
 /* Send what the socket takes now. Returns false when it would block. */
@@ -157,22 +282,16 @@ static bool send_some(netsink *ns) {
     }
     ssize_t k = send(ns->fd, p, n, MSG_DONTWAIT | MSG_NOSIGNAL);
     if (k < 0) {
-        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) lost(ns);
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) lost(ns, -errno);
         return errno == EINTR;
     }
+    ns->conn_sent += (uint64_t)k;
     if (ns->sig_sent < STREAM_SIG_LEN) {
         ns->sig_sent += (size_t)k;
         return true;
     }
     ns->head_sent += (size_t)k;
-    if (ns->head_sent == ns->head->len) { /* sent: drop it from the queue */
-        qchunk *c = ns->head;
-        ns->head = c->next;
-        if (!ns->head) ns->tail = NULL;
-        ns->queued -= c->len;
-        free(c);
-        ns->head_sent = 0;
-    }
+    if (ns->head_sent == ns->head->len) chunk_sent(ns);
     return true;
 }
 
@@ -194,6 +313,29 @@ int net_pump(netsink *ns, uint32_t wait_ms) {
     }
 }
 
+/* A connection reset or closed both ways: the peer will never read the
+ * rest. (A peer that only shut its sending side may still read.) */
+static bool peer_gone(int fd) {
+    struct pollfd p = {fd, 0, 0};
+    return poll(&p, 1, 0) == 1 && (p.revents & (POLLERR | POLLHUP));
+}
+
+uint64_t net_finish(netsink *ns, uint32_t wait_ms) {
+    uint64_t deadline = mono_ms() + wait_ms;
+    net_pump(ns, wait_ms);
+    while (ns->fd >= 0 && !ns->head) {
+        prune_inflight(ns);
+        if (!ns->ninflight || mono_ms() >= deadline) break;
+        if (peer_gone(ns->fd)) {
+            lost(ns, -ECONNRESET);
+            break;
+        }
+        struct timespec nap = {0, 10 * 1000 * 1000};
+        nanosleep(&nap, NULL);
+    }
+    return ns->dropped_chunks + ns->lost_chunks + ns->nqueued + ns->ninflight;
+}
+
 int net_push(netsink *ns, const uint8_t *p, size_t len) {
     qchunk *c = malloc(sizeof(*c) + len);
     if (!c) return -ENOMEM;
@@ -206,6 +348,7 @@ int net_push(netsink *ns, const uint8_t *p, size_t len) {
         ns->head = c;
     ns->tail = c;
     ns->queued += len;
+    ns->nqueued++;
     /* Over the cap: drop the oldest whole chunks, but never one half sent. */
     qchunk **pp = ns->head_sent ? &ns->head->next : &ns->head;
     while (ns->queued > ns->max_queued && *pp && *pp != c) {
@@ -213,6 +356,7 @@ int net_push(netsink *ns, const uint8_t *p, size_t len) {
         *pp = d->next;
         if (ns->tail == d) ns->tail = NULL;
         ns->queued -= d->len;
+        ns->nqueued--;
         ns->dropped_chunks++;
         ns->dropped_bytes += d->len;
         free(d);
@@ -231,5 +375,7 @@ void net_close(netsink *ns) {
         ns->head = c->next;
         free(c);
     }
+    free(ns->inflight);
+    ns->inflight = NULL;
     ns->fd = ns->lfd = -1;
 }

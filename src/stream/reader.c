@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -23,6 +24,16 @@ struct lumio_stream_reader {
     uint32_t idle_ms;
     bool have_seq;
     uint64_t last_seq;
+    bool damaged; /* in a damaged range that started at damage_from */
+    uint64_t damage_from;
+    /* Following a file: how to notice it was truncated or replaced. */
+    char *path;
+    dev_t dev;
+    ino_t ino;
+    bool have_first;
+    uint8_t first[STREAM_SIG_LEN + CHUNK_HDR]; /* the signature and first chunk's header */
+    lumio_restart_fn on_restart;
+    void *restart_arg;
     lumio_stream_read_stats st;
 };
 
@@ -39,8 +50,9 @@ static int open_fd(lumio_stream_reader **out, int fd, bool own) {
 /* tcp:HOST:PORT: connect to a writer serving tcp-listen:PORT; then read
  * with blocking calls like any descriptor. */
 static int connect_to(const char *hp) {
-    char host[256], port[16];
-    if (net_split(hp, host, sizeof host, port, sizeof port) < 0) return -EINVAL;
+    char host[256], port[8];
+    int rc = net_parse(hp, NULL, host, sizeof host, port, sizeof port);
+    if (rc < 0) return rc;
     int fd = net_connect(host, port, 5000);
     if (fd >= 0) fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
     return fd;
@@ -59,8 +71,17 @@ int lumio_stream_reader_open(lumio_stream_reader **out, const char *source) {
     int fd = open(source, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return -errno;
     int rc = open_fd(out, fd, true);
-    if (rc < 0) close(fd);
-    return rc;
+    if (rc < 0) {
+        close(fd);
+        return rc;
+    }
+    struct stat sb;
+    if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode)) { /* kept to notice a replacement */
+        (*out)->path = strdup(source);
+        (*out)->dev = sb.st_dev;
+        (*out)->ino = sb.st_ino;
+    }
+    return 0;
 }
 
 int lumio_stream_reader_open_fd(lumio_stream_reader **out, int fd) {
@@ -80,6 +101,63 @@ void lumio_stream_reader_follow(lumio_stream_reader *r, uint32_t idle_ms) {
     r->idle_ms = idle_ms;
 }
 
+void lumio_stream_reader_on_restart(lumio_stream_reader *r, lumio_restart_fn fn, void *arg) {
+    r->on_restart = fn;
+    r->restart_arg = arg;
+}
+
+static void end_damage(lumio_stream_reader *r, bool torn) {
+    if (!r->damaged) return;
+    uint64_t len = r->pos - r->damage_from;
+    if (torn) {
+        r->st.torn_tail_bytes += len;
+    } else {
+        r->st.damaged_ranges++;
+        r->st.damaged_bytes += len;
+        if (r->st.damaged_ranges == 1) r->st.first_damage_offset = r->damage_from;
+    }
+    if (r->on_damage) r->on_damage(r->damage_arg, r->damage_from, len, torn);
+    r->damaged = false;
+}
+
+/* Following a file: was it truncated (smaller than what was read), replaced
+ * (another inode at its path), or rewritten (another first chunk)? Returns
+ * the descriptor to go on with (the same or the new file's), or -1. */
+static int replaced(lumio_stream_reader *r) {
+    struct stat sb, now;
+    if (!r->path || fstat(r->fd, &sb) < 0) return -1;
+    if (stat(r->path, &now) == 0 && (now.st_dev != r->dev || now.st_ino != r->ino)) {
+        int fd = open(r->path, O_RDONLY | O_CLOEXEC);
+        if (fd >= 0) {
+            r->dev = now.st_dev;
+            r->ino = now.st_ino;
+            return fd;
+        }
+    }
+    if ((uint64_t)sb.st_size < r->total_read) return r->fd;
+    uint8_t head[sizeof r->first];
+    if (r->have_first && pread(r->fd, head, sizeof head, 0) == (ssize_t)sizeof head &&
+        memcmp(head + 4, r->first + 4, sizeof head - 4) != 0)
+        return r->fd;
+    return -1;
+}
+
+/* Start again at the beginning of the new content. */
+static void restart(lumio_stream_reader *r, int fd) {
+    end_damage(r, true); /* the old content ended there */
+    if (r->on_restart) r->on_restart(r->restart_arg, r->pos);
+    if (fd != r->fd) {
+        close(r->fd);
+        r->fd = fd;
+    }
+    lseek(r->fd, 0, SEEK_SET);
+    r->start = r->end = 0;
+    r->pos = r->total_read = 0;
+    r->eof = false;
+    r->have_seq = r->have_first = false;
+    r->st.valid_end = 0;
+}
+
 static uint64_t mono_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -94,6 +172,11 @@ static bool wait_growth(lumio_stream_reader *r) {
     while (r->idle_ms == 0 || mono_ms() - start < r->idle_ms) {
         struct timespec nap = {0, 20 * 1000 * 1000};
         nanosleep(&nap, NULL);
+        int fd = replaced(r);
+        if (fd >= 0) {
+            restart(r, fd);
+            return true;
+        }
         r->eof = false;
         if (fill(r) < 0) return false;
         if (r->total_read > had) return true;
@@ -143,8 +226,9 @@ static int fill(lumio_stream_reader *r) {
 }
 
 static int read_signature(lumio_stream_reader *r) {
-    while (r->end - r->start < STREAM_SIG_LEN && !r->eof) {
-        int rc = fill(r);
+    while (r->end - r->start < STREAM_SIG_LEN) {
+        if (r->eof && !(r->follow && wait_growth(r))) break;
+        int rc = r->eof ? 0 : fill(r);
         if (rc < 0) return rc;
     }
     if (r->end - r->start < STREAM_SIG_LEN ||
@@ -171,16 +255,15 @@ static void skip_damage(lumio_stream_reader *r) {
 int lumio_stream_read(lumio_stream_reader *r, lumio_sample_fn on_sample, lumio_meta_fn on_meta,
                       void *arg) {
     if (!r) return -EINVAL;
-    int rc = r->pos ? 0 : read_signature(r);
-    if (rc < 0) return rc;
-    bool damaged = false;
-    uint64_t damage_from = 0;
     for (;;) {
+        int rc = r->pos ? 0 : read_signature(r); /* again after a restart */
+        if (rc < 0) return rc;
         size_t avail = r->end - r->start;
         if (avail == 0 && r->eof && !(r->follow && wait_growth(r))) break;
+        if (r->pos == 0) continue;
         avail = r->end - r->start;
         chunk_view v;
-        if (r->follow && avail >= 4 && !damaged) wait_commit(r);
+        if (r->follow && avail >= 4 && !r->damaged) wait_commit(r);
         rc = avail ? chunk_verify(&r->dec, r->buf + r->start, avail, &v) : -EAGAIN;
         if (rc == -EAGAIN && !r->eof) {
             if ((rc = fill(r)) < 0) return rc;
@@ -193,12 +276,11 @@ int lumio_stream_read(lumio_stream_reader *r, lumio_sample_fn on_sample, lumio_m
             if (rc < 0 && rc != LUMIO_E_FORMAT) return rc; /* a callback's stop, or memory */
         }
         if (rc == 0) {
-            if (damaged) {
-                r->st.damaged_ranges++;
-                r->st.damaged_bytes += r->pos - damage_from;
-                if (r->st.damaged_ranges == 1) r->st.first_damage_offset = damage_from;
-                if (r->on_damage) r->on_damage(r->damage_arg, damage_from, r->pos - damage_from, 0);
-                damaged = false;
+            end_damage(r, false);
+            if (r->pos == STREAM_SIG_LEN) { /* to recognise this content later */
+                memcpy(r->first, lumio_stream_signature, STREAM_SIG_LEN);
+                memcpy(r->first + STREAM_SIG_LEN, r->buf + r->start, CHUNK_HDR);
+                r->have_first = true;
             }
             r->st.stored_bytes += v.stored_len;
             r->st.raw_bytes += v.raw_len;
@@ -212,19 +294,16 @@ int lumio_stream_read(lumio_stream_reader *r, lumio_sample_fn on_sample, lumio_m
             continue;
         }
         if (rc == LUMIO_E_CHECKSUM || rc == LUMIO_E_FORMAT || rc == -EAGAIN || rc == -E2BIG) {
-            if (!damaged) {
-                damaged = true;
-                damage_from = r->pos;
+            if (!r->damaged) {
+                r->damaged = true;
+                r->damage_from = r->pos;
             }
             skip_damage(r);
             continue;
         }
         return rc;
     }
-    if (damaged) {
-        r->st.torn_tail_bytes += r->pos - damage_from;
-        if (r->on_damage) r->on_damage(r->damage_arg, damage_from, r->pos - damage_from, 1);
-    }
+    end_damage(r, true);
     return 0;
 }
 
@@ -237,5 +316,6 @@ void lumio_stream_reader_close(lumio_stream_reader *r) {
     if (r->own_fd) close(r->fd);
     chunk_dec_free(&r->dec);
     free(r->buf);
+    free(r->path);
     free(r);
 }

@@ -5,6 +5,7 @@
 #include "stream/net.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -43,9 +44,10 @@ struct lumio_stream_writer {
     pthread_t timer;
     pthread_mutex_t mu;
     int timer_err;
-    bool have_put; /* receivers: the last chunk put as it came */
-    uint64_t last_put;
-    uint64_t offset; /* where the next chunk goes (seekable sinks) */
+    bool finished; /* lumio_stream_writer_finish ran, and returned finish_rc */
+    int finish_rc;
+    uint64_t undelivered; /* TCP: chunks not delivered, once finished */
+    uint64_t offset;      /* where the next chunk goes (seekable sinks) */
     strtab strs;
     frametab frames;
     chunk_enc enc;
@@ -55,7 +57,7 @@ struct lumio_stream_writer {
     uint64_t chunk_started_ms;
     lumio_stream_writer_stats stats;
     char sink[256];
-    char err[512];
+    char err[1024];
 };
 
 void lumio_stream_writer_options_default(lumio_stream_writer_options *o) {
@@ -202,6 +204,13 @@ static int write_all_at(int fd, const uint8_t *p, size_t n, bool at, uint64_t of
     return 0;
 }
 
+/* A failed write, naming where in the output the chunk was going. */
+static int fail_at(lumio_stream_writer *w, int rc, const char *what, uint64_t off) {
+    snprintf(w->err, sizeof w->err, "%s: %s at byte %" PRIu64 ": %s", w->sink, what, off,
+             lumio_strerror(rc));
+    return rc;
+}
+
 /* Write the sealed chunk in w->out. On a file: everything but the magic,
  * (fsync), then the magic, so a torn chunk is never taken for a whole one. */
 static int emit(lumio_stream_writer *w) {
@@ -214,13 +223,14 @@ static int emit(lumio_stream_writer *w) {
         static const uint8_t zero[4] = {0};
         if ((rc = write_all_at(w->fd, zero, 4, true, w->offset)) < 0 ||
             (rc = write_all_at(w->fd, p + 4, n - 4, true, w->offset + 4)) < 0)
-            return fail(w, rc, "write");
+            return fail_at(w, rc, "writing a chunk", w->offset);
         if (w->o.fsync && fdatasync(w->fd) < 0) return fail(w, -errno, "fsync");
-        if ((rc = write_all_at(w->fd, p, 4, true, w->offset)) < 0) return fail(w, rc, "write");
+        if ((rc = write_all_at(w->fd, p, 4, true, w->offset)) < 0)
+            return fail_at(w, rc, "committing a chunk", w->offset);
         if (w->o.fsync && fdatasync(w->fd) < 0) return fail(w, -errno, "fsync");
         w->offset += n;
     } else if ((rc = write_all_at(w->fd, p, n, false, 0)) < 0) {
-        return fail(w, rc, "write");
+        return fail_at(w, rc, "writing a chunk", w->stats.bytes);
     }
     w->stats.bytes += n;
     return 0;
@@ -239,17 +249,26 @@ static int flush_locked(lumio_stream_writer *w) {
     return 0;
 }
 
-int lumio_stream_writer_put_chunk(lumio_stream_writer *w, const uint8_t *chunk, size_t len,
-                                  uint64_t seq) {
-    if (w->have_put && seq <= w->last_put) return 1;
-    if (!w->have_put && seq < w->enc.seq) return 1; /* already in the file we append to */
+/* The chunk as the file's next one: its seq is the file's, so that chunks
+ * from several senders (each counting from 0) make one stream whose seq
+ * rises, and its checksum is computed again over the new header. */
+int lumio_stream_writer_put_chunk(lumio_stream_writer *w, const uint8_t *chunk, size_t len) {
+    if (len < CHUNK_HDR) return LUMIO_E_FORMAT;
     w->out.len = 0;
     bbuf_put(&w->out, chunk, len);
     if (w->out.oom) return -ENOMEM;
+    uint8_t *h = w->out.p;
+    put_le64(h + 16, w->enc.seq);
+    XXH3_state_t *st = XXH3_createState();
+    if (!st) return -ENOMEM;
+    XXH3_64bits_reset(st);
+    XXH3_64bits_update(st, h + 4, 36);
+    XXH3_64bits_update(st, h + CHUNK_HDR, len - CHUNK_HDR);
+    put_le64(h + 40, XXH3_64bits_digest(st));
+    XXH3_freeState(st);
     int rc = emit(w);
     if (rc < 0) return rc;
-    w->have_put = true;
-    w->last_put = seq;
+    w->enc.seq++;
     w->stats.chunks++;
     w->stats.samples += get_le32(chunk + 24);
     w->stats.records += get_le32(chunk + 28);
@@ -542,7 +561,8 @@ void lumio_stream_writer_get_stats(const lumio_stream_writer *cw, lumio_stream_w
     if (w->timer_on) pthread_mutex_lock(&w->mu);
     *s = w->stats;
     if (w->tcp) {
-        s->dropped_chunks = w->net.dropped_chunks;
+        s->dropped_chunks =
+            w->finished ? w->undelivered : w->net.dropped_chunks + w->net.lost_chunks;
         s->dropped_bytes = w->net.dropped_bytes;
         s->connections = w->net.connections;
     }
@@ -553,17 +573,55 @@ const char *lumio_stream_writer_error(const lumio_stream_writer *w) {
     return w ? w->err : "";
 }
 
-int lumio_stream_writer_close(lumio_stream_writer *w) {
-    if (!w) return 0;
+/* Append ", N what" to the message when N is not 0. */
+static void part(char *buf, size_t cap, uint64_t n, const char *what) {
+    size_t len = strlen(buf);
+    if (n && len < cap)
+        snprintf(buf + len, cap - len, "%s%" PRIu64 " %s", len ? ", " : "", n, what);
+}
+
+/* TCP: send the rest and wait for the consumer's TCP to acknowledge it;
+ * what it never acknowledged counts as not delivered. */
+static int finish_tcp(lumio_stream_writer *w) {
+    w->undelivered = net_finish(&w->net, w->o.close_timeout_ms);
+    if (!w->undelivered) return 0;
+    netsink *ns = &w->net;
+    char why[400] = "", end[160];
+    if (ns->connections == 0)
+        snprintf(end, sizeof end, "never sent: no consumer connected");
+    else if (ns->fd < 0)
+        snprintf(end, sizeof end, "never sent: not connected at the end (%s)",
+                 lumio_strerror(ns->last_err ? ns->last_err : -ETIMEDOUT));
+    else
+        snprintf(end, sizeof end, "never sent within the close timeout");
+    part(why, sizeof why, ns->dropped_chunks, "dropped from a full buffer");
+    part(why, sizeof why, ns->lost_chunks, "sent but not acknowledged when a connection broke");
+    part(why, sizeof why, ns->ninflight, "sent but not acknowledged within the close timeout");
+    part(why, sizeof why, ns->nqueued, end);
+    snprintf(w->err, sizeof w->err, "%s: %" PRIu64 " of %" PRIu64 " chunks not delivered: %s",
+             w->sink, w->undelivered, w->stats.chunks, why);
+    return ns->last_err ? ns->last_err : -ETIMEDOUT;
+}
+
+int lumio_stream_writer_finish(lumio_stream_writer *w) {
+    if (!w) return -EINVAL;
+    if (w->finished && chunk_enc_empty(&w->enc)) return w->finish_rc; /* nothing new since */
     int rc = w->timer_on ? w->timer_err : 0;
     stop_timer(w);
     int frc = flush_locked(w);
     if (rc == 0) rc = frc;
     if (w->tcp) {
-        net_pump(&w->net, w->o.close_timeout_ms);
-        if (rc == 0 && (w->net.head || w->net.fd < 0)) rc = -ETIMEDOUT; /* some not delivered */
-        net_close(&w->net);
+        int trc = finish_tcp(w);
+        if (rc == 0) rc = trc;
     }
+    w->finished = true;
+    return w->finish_rc = rc;
+}
+
+int lumio_stream_writer_close(lumio_stream_writer *w) {
+    if (!w) return 0;
+    int rc = lumio_stream_writer_finish(w);
+    if (w->tcp) net_close(&w->net);
     if (w->own_fd && close(w->fd) < 0 && rc == 0) rc = -errno;
     for (size_t i = 0; i < w->strs.n; i++) free(w->strs.s[i]);
     free(w->strs.s);

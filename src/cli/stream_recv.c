@@ -1,0 +1,232 @@
+/* lumio stream recv: take streams from TCP senders into one file. Senders
+ * are served side by side; each chunk is verified (checksum and payload) as
+ * it arrives and appended whole, renumbered as the file's next chunk, so the
+ * file is one valid stream whatever the senders do. A sender that breaks the
+ * format is named and dropped; the others go on. */
+#include "cli/stream_recv.h"
+
+#include "cli/common.h"
+#include "stream/net.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <lumio/stream.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define MAX_PEERS 16
+
+typedef struct peer {
+    int fd;
+    char name[64]; /* address:port */
+    uint8_t *buf;
+    size_t len, cap;
+    uint64_t off; /* stream offset of buf[0], for messages */
+    bool sig;
+    bool have_seq;
+    uint64_t last_seq;
+    uint64_t chunks;
+} peer;
+
+typedef struct receiver {
+    lumio_stream_writer *w;
+    const char *out;
+    chunk_dec dec;
+    peer peers[MAX_PEERS];
+    size_t npeers;
+    int err; /* writing the file failed: the end */
+    bool once, served;
+} receiver;
+
+static volatile sig_atomic_t recv_stop;
+static void on_stop(int sig) {
+    (void)sig;
+    recv_stop = 1;
+}
+
+static void peer_close(receiver *rv, size_t i) {
+    close(rv->peers[i].fd);
+    free(rv->peers[i].buf);
+    rv->peers[i] = rv->peers[--rv->npeers];
+}
+
+/* A peer that broke the format: one line naming it and what it sent. */
+static int misbehaved(peer *p, uint64_t at, const char *why) {
+    cli_error("peer %s: byte %" PRIu64 ": %s; connection dropped", p->name, at, why);
+    return -1;
+}
+
+static const char *chunk_problem(int rc) {
+    if (rc == LUMIO_E_CHECKSUM) return "chunk checksum mismatch";
+    if (rc == -ENOMEM) return "out of memory verifying a chunk";
+    return "not a valid chunk (header out of limits, or a payload that does not decode)";
+}
+
+/* Append one chunk that verified; a duplicate of this peer's is skipped. */
+static int take_chunk(receiver *rv, peer *p, const chunk_view *v, const uint8_t *at) {
+    if (p->have_seq && v->seq <= p->last_seq) return 0; /* sent twice */
+    int rc = lumio_stream_writer_put_chunk(rv->w, at, v->total_len);
+    if (rc < 0) {
+        cli_error("%s: %s", rv->out, lumio_strerror(rc));
+        rv->err = rc;
+        return rc;
+    }
+    p->have_seq = true;
+    p->last_seq = v->seq;
+    p->chunks++;
+    lumio_stream_writer_stats st;
+    lumio_stream_writer_get_stats(rv->w, &st);
+    fprintf(stderr, "received chunks=%" PRIu64 " samples=%" PRIu64 "\n", st.chunks, st.samples);
+    return 0;
+}
+
+/* Consume what arrived whole: the signature, then chunks. Returns 0, or -1
+ * when the peer is to be dropped (or the file failed). */
+static int take(receiver *rv, peer *p) {
+    size_t off = 0;
+    int rc = 0;
+    if (!p->sig) {
+        if (p->len < STREAM_SIG_LEN) return 0;
+        if (memcmp(p->buf, lumio_stream_signature, STREAM_SIG_LEN))
+            return misbehaved(p, 0, "not a lumio stream (no signature)");
+        p->sig = true;
+        off = STREAM_SIG_LEN;
+    }
+    while (off < p->len && rc == 0) {
+        chunk_view v;
+        rc = chunk_verify(&rv->dec, p->buf + off, p->len - off, &v);
+        if (rc == -EAGAIN) {
+            rc = 0;
+            break;
+        }
+        if (rc == 0) rc = chunk_replay(&rv->dec, &v, NULL, NULL, NULL);
+        if (rc < 0) return misbehaved(p, p->off + off, chunk_problem(rc));
+        if ((rc = take_chunk(rv, p, &v, p->buf + off)) == 0) off += v.total_len;
+    }
+    memmove(p->buf, p->buf + off, p->len - off);
+    p->len -= off;
+    p->off += off;
+    return rc < 0 ? -1 : 0;
+}
+
+/* Read what the peer sent. Returns 1 to keep it, 0 when it hung up, -1 to
+ * drop it. */
+static int peer_read(receiver *rv, peer *p) {
+    if (p->len == p->cap) {
+        size_t cap = p->cap ? p->cap * 2 : (64u << 10);
+        if (cap > CHUNK_MAX_LEN + CHUNK_HDR) cap = CHUNK_MAX_LEN + CHUNK_HDR;
+        if (cap <= p->cap) /* cannot happen: the header's limits hold chunks smaller */
+            return misbehaved(p, p->off, "a chunk larger than the format's limit");
+        uint8_t *b = realloc(p->buf, cap);
+        if (!b) return misbehaved(p, p->off, "out of memory");
+        p->buf = b;
+        p->cap = cap;
+    }
+    ssize_t k = recv(p->fd, p->buf + p->len, p->cap - p->len, MSG_DONTWAIT);
+    if (k < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) return 1;
+    if (k < 0) {
+        cli_error("peer %s: %s; connection dropped", p->name, strerror(errno));
+        return -1;
+    }
+    if (k == 0) {
+        if (p->len) /* the sender was killed mid-chunk: expected, and said */
+            cli_error("peer %s: closed with %zu bytes of an unfinished chunk at byte %" PRIu64
+                      " (discarded)",
+                      p->name, p->len, p->off);
+        return 0;
+    }
+    p->len += (size_t)k;
+    return take(rv, p) < 0 ? -1 : 1;
+}
+
+static void accept_peer(receiver *rv, int lfd) {
+    struct sockaddr_storage a;
+    socklen_t al = sizeof a;
+    int fd = accept4(lfd, (struct sockaddr *)&a, &al, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (fd < 0) return;
+    peer *p = &rv->peers[rv->npeers++];
+    *p = (peer){.fd = fd};
+    net_name(&a, p->name, sizeof p->name);
+}
+
+static void serve(receiver *rv, int lfd) {
+    while (!recv_stop && !rv->err && !(rv->once && rv->served)) {
+        struct pollfd pf[MAX_PEERS + 1];
+        size_t n = 0;
+        if (rv->npeers < MAX_PEERS) pf[n++] = (struct pollfd){lfd, POLLIN, 0};
+        size_t first = n;
+        for (size_t i = 0; i < rv->npeers; i++)
+            pf[n++] = (struct pollfd){rv->peers[i].fd, POLLIN, 0};
+        if (poll(pf, (nfds_t)n, 200) <= 0) continue;
+        /* Peers from the last one down: closing one moves the last into its slot. */
+        for (size_t i = rv->npeers; i-- > 0 && !rv->err;) {
+            if (!pf[first + i].revents) continue;
+            int k = peer_read(rv, &rv->peers[i]);
+            if (k == 0 && rv->peers[i].sig) rv->served = true;
+            if (k <= 0) peer_close(rv, i);
+        }
+        if (first && (pf[0].revents & POLLIN)) accept_peer(rv, lfd);
+    }
+    while (rv->npeers) peer_close(rv, rv->npeers - 1);
+}
+
+int stream_recv(int argc, char **argv, const char *usage) {
+    const char *src = NULL, *out = NULL;
+    bool once = false;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(usage, stdout);
+            return 0;
+        } else if (!strcmp(argv[i], "-o") && i + 1 < argc) {
+            out = argv[++i];
+        } else if (!strcmp(argv[i], "--once")) {
+            once = true;
+        } else if (!src) {
+            src = argv[i];
+        } else {
+            cli_error("unexpected argument '%s'", argv[i]);
+            return EXIT_USAGE;
+        }
+    }
+    if (!src || strncmp(src, "tcp-listen:", 11) || !out) {
+        cli_error("usage: lumio stream recv tcp-listen:[HOST:]PORT -o FILE [--once]");
+        return EXIT_USAGE;
+    }
+    char host[256], port[8];
+    if (net_parse(src + 11, "127.0.0.1", host, sizeof host, port, sizeof port) < 0) {
+        cli_error("%s: %s", src, net_error());
+        return EXIT_USAGE;
+    }
+    int lfd = net_listen(host, port);
+    if (lfd < 0) {
+        cli_error("%s: %s", src, net_error());
+        return EXIT_FILES;
+    }
+    lumio_stream_writer_options o;
+    lumio_stream_writer_options_default(&o);
+    o.append = 1; /* a restarted receiver keeps what it had */
+    receiver rv = {.out = out, .once = once};
+    int rc = lumio_stream_writer_open(&rv.w, out, &o);
+    if (rc < 0) {
+        close(lfd);
+        if (rc == LUMIO_E_FORMAT)
+            cli_error("%s: not a lumio stream (recv appends to a stream only)", out);
+        else
+            cli_path_error(out, rc);
+        return EXIT_FILES;
+    }
+    chunk_dec_init(&rv.dec);
+    signal(SIGINT, on_stop);
+    signal(SIGTERM, on_stop);
+    fprintf(stderr, "listening on %s\n", src);
+    serve(&rv, lfd);
+    close(lfd);
+    chunk_dec_free(&rv.dec);
+    int crc = lumio_stream_writer_close(rv.w);
+    if (crc < 0 && !rv.err) cli_error("%s: %s", out, lumio_strerror(crc));
+    return rv.err || crc < 0 ? EXIT_FILES : 0;
+}
