@@ -1,0 +1,87 @@
+/* lumio cp, shared between cp.c (the walk, the ring and the command) and
+ * cp_file.c (one file copied with system calls: temporary names, reflinks,
+ * copy_file_range, holes, reads to end of file, the helper threads). */
+#ifndef LUMIO_CLI_CP_H
+#define LUMIO_CLI_CP_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct lumio_buffer;
+
+/* How a file is copied. */
+typedef enum cp_route {
+    CP_RING,   /* small, dense: read and written through the ring, no fd of ours */
+    CP_KERNEL, /* FICLONE, else copy_file_range over the data (holes kept), else read/write */
+    CP_STREAM  /* no size to trust (proc, sys, FIFO, device): read until end of file */
+} cp_route;
+
+/* Whether two file systems share extents (FICLONE), learnt on the first file. */
+typedef enum cp_clone { CLONE_UNKNOWN, CLONE_YES, CLONE_NO } cp_clone;
+
+typedef struct cp_job {
+    struct cp_job *next, *prev;
+    char *src;
+    char *dst; /* the final name (a symlink destination already resolved) */
+    char *tmp; /* the temporary name while it is written, else NULL */
+    mode_t mode;
+    cp_route route;
+    bool sparse;    /* fewer blocks than bytes: copy the data segments only */
+    bool in_place;  /* the destination is not a regular file: written as is */
+    int pair;       /* index of the (source, destination) file-system pair */
+    cp_clone clone; /* in: what is known of the pair; out: what was learnt */
+    /* Ring route. */
+    int tries;                /* temporary names tried */
+    struct lumio_buffer *buf; /* the data read, written by the PUT */
+    uint8_t *data;
+    uint64_t len;
+    bool in_put;
+    uint64_t bytes_done;
+    /* Result: 0, or a negative errno with the path it concerns. */
+    int err;
+    bool err_on_src;
+    bool removed; /* a partial copy was removed */
+} cp_job;
+
+/* Temporary names: ".lumio-cp.XXXXXXXXXXXX" beside the final name, random
+ * from a seed drawn at start, so that they cannot be foreseen. */
+void cp_names_init(void);
+/* A new temporary name in the directory of `dst`; NULL if out of memory. */
+char *cp_tmp_name(const char *dst);
+
+/* The mode a file is created with, and whether it needs a chmod after its
+ * data: set-id bits must come after the writes (a write clears them), and
+ * the ring takes mode 0 as 0644. */
+mode_t cp_create_mode(mode_t mode);
+bool cp_mode_after(mode_t mode);
+
+/* Copy one file by system calls (CP_KERNEL, CP_STREAM, or in place), from
+ * open to rename. Fills job->err, job->removed and job->clone. */
+void cp_copy_file(cp_job *job, char *buf, size_t bufsize);
+
+/* Rename a finished temporary file to its final name (then chmod it if
+ * asked); on failure, or if job->err is set already, remove it. */
+void cp_commit(cp_job *job, bool chmod_after);
+
+/* The helper threads that run cp_copy_file(). Jobs go in with
+ * cp_helpers_push() and come back, finished, from cp_helpers_take(). */
+typedef struct cp_helpers {
+    pthread_mutex_t mu;
+    pthread_cond_t work, done_cv;
+    cp_job *queue, *queue_tail, *done;
+    unsigned nthreads, outstanding; /* pushed and not yet taken back */
+    bool stop;
+    pthread_t th[8];
+} cp_helpers;
+
+int cp_helpers_start(cp_helpers *h, unsigned nthreads);
+void cp_helpers_stop(cp_helpers *h);
+/* Jobs given to the helpers and not yet taken back. */
+unsigned cp_helpers_pending(cp_helpers *h);
+void cp_helpers_push(cp_helpers *h, cp_job *job);
+/* The finished jobs (a list), waiting for one if `block` and any is pending. */
+cp_job *cp_helpers_take(cp_helpers *h, bool block);
+
+#endif
