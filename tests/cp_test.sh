@@ -241,6 +241,22 @@ fifo_in_tree() {
     "$LUMIO" cp t6 o6 && [ -p o6/pipe ] && cmp s1 o6/f
 }
 
+# Killed while it copies: nothing under the final name (the FIFO holds it
+# mid-file, with some bytes written).
+killed_leaves_nothing() ( # a subshell: it changes directory
+    mkdir -p k && cd k && mkfifo slow
+    timeout 20 bash -c 'exec 3>slow; head -c 100000 /dev/urandom >&3; sleep 5' &
+    local writer=$!
+    "$LUMIO" cp slow killed &
+    local pid=$!
+    sleep 1
+    kill -9 "$pid"
+    wait "$pid" 2>/dev/null || true
+    kill "$writer" 2>/dev/null || true
+    wait "$writer" 2>/dev/null || true
+    [ ! -e killed ] && cd .. && rm -rf k # with the temporary file the kill left
+)
+
 empty_file() {
     : >e0 && "$LUMIO" cp e0 e1 && [ -f e1 ] && [ ! -s e1 ]
 }
@@ -248,6 +264,7 @@ empty_file() {
 check "cp /proc/version: read to its end" proc_source
 check "cp of a sysfs file: read to its end" sys_source
 check "cp FIFO: read to its end" fifo_source
+check "killed mid-copy: nothing under the final name" killed_leaves_nothing
 check "tree: a FIFO is made anew (as cp -r)" fifo_in_tree
 check "cp of an empty file" empty_file
 
@@ -312,6 +329,14 @@ modes_kept() {
 }
 
 check "modes kept: 444, 000, 751, 4755, 400 on a large file" modes_kept
+
+root_mode_kept() {
+    mkdir -p t10/sub && cp s1 t10/sub/f && chmod 555 t10/sub t10
+    "$LUMIO" cp t10 o10 && [ "$(stat -c %a o10)" = 555 ] && [ "$(stat -c %a o10/sub)" = 555 ] &&
+        cmp s1 o10/sub/f && no_temps o10 && [ -z "$(find . -maxdepth 1 -name '.lumio-cp.*')" ]
+}
+
+check "a read-only tree: its root and directories keep their modes" root_mode_kept
 
 echo "cp: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -79,6 +79,7 @@ typedef struct copier {
     bool dst_is_dir;
     walker *w;
     char *dst_root; /* where the current source goes */
+    cp_root *root;  /* the same, while made under a temporary name */
     dev_t dst_dev;
     bool walk_done;
     int fresh_level; /* entries deeper than this are in a directory we made; -1: none */
@@ -98,6 +99,8 @@ typedef struct copier {
     size_t ndirs, cap_dirs;
     progress prog;
     uint64_t files, bytes;
+    uid_t euid;
+    bool no_ring;
 } copier;
 
 /* ---- small helpers -------------------------------------------------------------- */
@@ -106,6 +109,8 @@ static void fail_errno(copier *cp, const char *path, int err) {
     cli_path_error(path, -err);
     cp->status = EXIT_FILES;
 }
+
+static char *join(const char *a, const char *b);
 
 static char *join(const char *a, const char *b) {
     size_t la = strlen(a), lb = strlen(b);
@@ -116,12 +121,26 @@ static char *join(const char *a, const char *b) {
     return s;
 }
 
+/* A path under the tree being made, as the user will see it: under its
+ * final name. */
+static char *shown(const cp_root *root, const char *path) {
+    if (!root || strncmp(path, root->tmp, root->tmplen)) return strdup(path);
+    return join(root->final, path + root->tmplen);
+}
+
+static void path_error(copier *cp, const char *path, int code) {
+    char *p = shown(cp->root, path);
+    cli_path_error(p ? p : path, code);
+    free(p);
+    cp->status = EXIT_FILES;
+}
+
 /* The mode a copy gets: the source's permission bits, but set-id bits only
  * for files we own, since the copy belongs to us and not to the source's
  * owner (cp -p drops them in the same case). */
-static mode_t copy_mode(const struct stat *st) {
+static mode_t copy_mode(const copier *cp, const struct stat *st) {
     mode_t m = st->st_mode & 07777;
-    if (st->st_uid != geteuid()) m &= (mode_t) ~(S_ISUID | S_ISGID);
+    if (st->st_uid != cp->euid) m &= (mode_t) ~(S_ISUID | S_ISGID);
     return m;
 }
 
@@ -135,8 +154,11 @@ static void job_free(cp_job *j) {
     free(j);
 }
 
+static void root_commit(copier *cp, cp_root *root);
+
 /* A finished job: its one line if it failed, else counted. */
 static void job_done(copier *cp, cp_job *j) {
+    cp_root *root = j->root;
     if (j->pair >= 0 && j->clone != CLONE_UNKNOWN && cp->pairs[j->pair].clone == CLONE_UNKNOWN)
         cp->pairs[j->pair].clone = j->clone;
     if (!j->err) {
@@ -145,13 +167,34 @@ static void job_done(copier *cp, cp_job *j) {
         progress_update(&cp->prog, cp->files, cp->bytes);
     } else {
         cp->status = EXIT_FILES;
-        const char *p = j->err_on_src ? j->src : j->dst;
+        char *d = j->err_on_src ? NULL : shown(root, j->dst);
+        const char *p = j->err_on_src ? j->src : d ? d : j->dst;
         if (j->removed)
             cli_error("%s: %s (the partial copy was removed)", p, lumio_strerror(j->err));
         else
             cli_path_error(p, j->err);
+        free(d);
     }
     job_free(j);
+    if (root && --root->pending == 0 && root->walked) root_commit(cp, root);
+}
+
+/* A tree made under a temporary name is complete: give it its name, unless
+ * something took that name meanwhile. */
+static void root_commit(copier *cp, cp_root *root) {
+    int rc = renameat2(AT_FDCWD, root->tmp, AT_FDCWD, root->final, RENAME_NOREPLACE);
+    if (rc < 0 && (errno == EINVAL || errno == ENOSYS)) { /* a file system without the flag */
+        struct stat st;
+        rc = lstat(root->final, &st) == 0 ? (errno = EEXIST, -1) : rename(root->tmp, root->final);
+    }
+    if (rc < 0) {
+        cli_error("cannot rename '%s' to '%s': %s (the copy is left there)", root->tmp, root->final,
+                  strerror(errno));
+        cp->status = EXIT_FILES;
+    }
+    free(root->tmp);
+    free(root->final);
+    free(root);
 }
 
 /* ---- file systems ----------------------------------------------------------------- */
@@ -244,7 +287,8 @@ static int submit_gets(copier *cp) {
  * this round of completions). */
 static void queue_put(copier *cp, cp_job *j) {
     free(j->tmp);
-    if (!(j->tmp = cp_tmp_name(j->dst))) {
+    j->tmp = NULL;
+    if (!j->direct && !(j->tmp = cp_tmp_name(j->dst))) {
         j->err = -ENOMEM;
         ring_unlink(cp, j);
         job_done(cp, j);
@@ -254,7 +298,7 @@ static void queue_put(copier *cp, cp_job *j) {
     cp->ranges[k] =
         (lumio_range){.offset = 0, .length = j->len, .buf = j->data, .user_data = (uintptr_t)j};
     cp->ops[k] = (lumio_op){.kind = LUMIO_OP_PUT,
-                            .path = j->tmp,
+                            .path = j->direct ? j->dst : j->tmp,
                             .flags = LUMIO_OP_CREATE | LUMIO_OP_EXCL,
                             .mode = cp_create_mode(j->mode),
                             .ranges = j->len ? &cp->ranges[k] : NULL,
@@ -292,7 +336,7 @@ static void got_data(copier *cp, cp_job *j, const lumio_completion *c) {
 
 static void put_done(copier *cp, cp_job *j, const lumio_completion *c) {
     bool opened = c->range_index != LUMIO_NO_RANGE || c->result == 0;
-    if (!opened && c->result == -EEXIST && ++j->tries < 16) {
+    if (!opened && !j->direct && c->result == -EEXIST && ++j->tries < 16) {
         /* Someone made that name first: another name, the same data. */
         free(j->tmp);
         j->tmp = NULL;
@@ -309,6 +353,9 @@ static void put_done(copier *cp, cp_job *j, const lumio_completion *c) {
     j->err = c->result;
     j->bytes_done = j->len;
     if (j->tmp) cp_commit(j, cp_mode_after(j->mode));
+    if (opened) cp_remove_direct(j);
+    if (j->direct && !j->err && cp_mode_after(j->mode) && chmod(j->dst, j->mode) < 0)
+        j->err = -errno;
     job_done(cp, j);
 }
 
@@ -445,6 +492,35 @@ static void note_dst_dev(copier *cp) {
     free(d);
 }
 
+/* A directory copied to a name that does not exist yet is made under a
+ * temporary name (mkdir fails on anything already there, 0700 keeps others
+ * out) and renamed when complete; a killed copy leaves only that. */
+static void start_root(copier *cp, const char *src) {
+    struct stat ss, ds;
+    if (lstat(src, &ss) < 0 || !S_ISDIR(ss.st_mode) || lstat(cp->dst_root, &ds) == 0 ||
+        errno != ENOENT)
+        return;
+    cp_root *root = calloc(1, sizeof(*root));
+    if (!root || !(root->final = strdup(cp->dst_root))) {
+        free(root);
+        return;
+    }
+    for (int tries = 0; tries < 16 && !cp->root; tries++) {
+        if (!(root->tmp = cp_tmp_name(cp->dst_root))) break;
+        if (mkdir(root->tmp, 0700) == 0) {
+            root->tmplen = strlen(root->tmp);
+            cp->root = root;
+            cp->fresh_level = 0;
+            return;
+        }
+        free(root->tmp);
+        root->tmp = NULL;
+        if (errno != EEXIST) break;
+    }
+    free(root->final); /* made in place instead, which reports what fails */
+    free(root);
+}
+
 /* Move to the next source that passes its checks; false when none is left. */
 static bool next_source(copier *cp) {
     walker_close(cp->w);
@@ -452,11 +528,17 @@ static bool next_source(copier *cp) {
     free(cp->dst_root);
     cp->dst_root = NULL;
     cp->fresh_level = -1;
+    if (cp->root) {
+        cp->root->walked = true;
+        if (!cp->root->pending) root_commit(cp, cp->root);
+        cp->root = NULL;
+    }
     while (cp->next_src < cp->nsrcs) {
         char **src = &cp->srcs[cp->next_src++];
         if (!(cp->dst_root = dest_for(cp, *src))) return false;
         if (source_ok(cp, *src, cp->dst_root) && walker_open(&cp->w, src, 1, 0) == 0) {
             note_dst_dev(cp);
+            start_root(cp, *src);
             return true;
         }
         free(cp->dst_root);
@@ -466,8 +548,9 @@ static bool next_source(copier *cp) {
 }
 
 static void make_dir(copier *cp, const walk_entry *e, const char *dst) {
-    /* Owner-writable while we fill it; the real mode comes at the end. */
-    if (mkdir(dst, 0700) == 0) {
+    /* Owner-writable while we fill it; the real mode comes at the end.
+     * The root of a tree made under a temporary name is there already. */
+    if ((cp->root && e->level == 0) || mkdir(dst, 0700) == 0) {
         if (cp->fresh_level < 0) cp->fresh_level = e->level;
         if (cp->ndirs == cp->cap_dirs) {
             size_t n = cp->cap_dirs ? cp->cap_dirs * 2 : 64;
@@ -480,8 +563,8 @@ static void make_dir(copier *cp, const walk_entry *e, const char *dst) {
             cp->dirs = d;
             cp->cap_dirs = n;
         }
-        char *copy = strdup(dst);
-        if (copy) cp->dirs[cp->ndirs++] = (dir_mode){.path = copy, .mode = copy_mode(e->st)};
+        char *copy = shown(cp->root, dst); /* its mode is set after the rename */
+        if (copy) cp->dirs[cp->ndirs++] = (dir_mode){.path = copy, .mode = copy_mode(cp, e->st)};
         return;
     }
     struct stat st;
@@ -490,23 +573,25 @@ static void make_dir(copier *cp, const walk_entry *e, const char *dst) {
     if (err == EEXIST)
         cli_error("cannot overwrite non-directory '%s' with directory '%s'", dst, e->path);
     else
-        cli_path_error(dst, -err);
+        path_error(cp, dst, -err);
     cp->status = EXIT_FILES;
     walker_skip(cp->w);
 }
 
 /* Make `dst` with `mk`; an existing non-directory is replaced, as cp does. */
-static void make_replacing(copier *cp, const char *dst, int (*mk)(const walk_entry *, const char *),
-                           const walk_entry *e) {
-    if (mk(e, dst) == 0) return;
+typedef int (*make_fn)(const copier *cp, const walk_entry *e, const char *dst);
+
+static void make_replacing(copier *cp, const char *dst, make_fn mk, const walk_entry *e) {
+    if (mk(cp, e, dst) == 0) return;
     struct stat st;
     if (errno == EEXIST && lstat(dst, &st) == 0 && !S_ISDIR(st.st_mode) && unlink(dst) == 0 &&
-        mk(e, dst) == 0)
+        mk(cp, e, dst) == 0)
         return;
-    fail_errno(cp, dst, errno);
+    path_error(cp, dst, -errno);
 }
 
-static int mk_link(const walk_entry *e, const char *dst) {
+static int mk_link(const copier *cp, const walk_entry *e, const char *dst) {
+    (void)cp;
     char target[PATH_MAX];
     ssize_t n = readlink(e->path, target, sizeof target - 1);
     if (n < 0) return -1;
@@ -515,8 +600,8 @@ static int mk_link(const walk_entry *e, const char *dst) {
 }
 
 /* FIFOs, devices and sockets inside a tree are made anew, as cp -r does. */
-static int mk_special(const walk_entry *e, const char *dst) {
-    mode_t m = copy_mode(e->st);
+static int mk_special(const copier *cp, const walk_entry *e, const char *dst) {
+    mode_t m = copy_mode(cp, e->st);
     if (S_ISFIFO(e->st->st_mode)) return mkfifo(dst, m);
     return mknod(dst, (e->st->st_mode & S_IFMT) | m, e->st->st_rdev);
 }
@@ -540,8 +625,9 @@ static void route(copier *cp, cp_job *j, const walk_entry *e) {
     j->sparse = (uint64_t)st->st_blocks * 512 < (uint64_t)st->st_size;
     j->pair = pair_of(cp, st->st_dev);
     j->clone = j->pair >= 0 ? cp->pairs[j->pair].clone : CLONE_NO;
-    bool small = !j->sparse && (uint64_t)st->st_size <= CP_SMALL;
+    bool small = !j->sparse && (uint64_t)st->st_size <= CP_SMALL && !cp->no_ring;
     j->route = small && j->clone == CLONE_NO && !j->in_place ? CP_RING : CP_KERNEL;
+    j->len = (uint64_t)st->st_size;
 }
 
 static int add_file(copier *cp, const walk_entry *e, char *dst) {
@@ -552,7 +638,10 @@ static int add_file(copier *cp, const walk_entry *e, char *dst) {
         return -ENOMEM;
     }
     j->dst = dst;
-    j->mode = copy_mode(e->st);
+    j->mode = copy_mode(cp, e->st);
+    j->root = cp->root;
+    j->direct = cp->root != NULL;
+    if (j->root) j->root->pending++;
     j->pair = -1;
     j->clone = CLONE_NO;
     bool fresh = cp->fresh_level >= 0 && e->level > cp->fresh_level;
@@ -581,7 +670,7 @@ static int take_entry(copier *cp, const walk_entry *e) {
         cp->status = EXIT_FILES;
         return 0;
     }
-    char *dst = join(cp->dst_root, e->rel);
+    char *dst = join(cp->root ? cp->root->tmp : cp->dst_root, e->rel);
     if (!dst) return -ENOMEM;
     if (e->kind == WALK_FILE || (e->kind == WALK_OTHER && e->level == 0))
         return add_file(cp, e, dst);
@@ -726,7 +815,12 @@ static void copier_stop(copier *cp) {
 }
 
 static int cp_run(char **srcs, int nsrcs, const char *dst) {
-    copier cp = {.srcs = srcs, .nsrcs = nsrcs, .dst = dst, .fresh_level = -1};
+    copier cp = {.srcs = srcs,
+                 .nsrcs = nsrcs,
+                 .dst = dst,
+                 .fresh_level = -1,
+                 .euid = geteuid(),
+                 .no_ring = getenv("LUMIO_CP_NO_RING") != NULL};
     struct stat st;
     cp.dst_is_dir = stat(dst, &st) == 0 && S_ISDIR(st.st_mode);
     if (nsrcs > 1 && !cp.dst_is_dir) {

@@ -11,6 +11,16 @@
 
 struct lumio_buffer;
 
+/* A directory tree copied to a new name is made under a temporary name
+ * beside it, filled, and renamed when all its files are done: then the files
+ * inside need no temporary names of their own. */
+typedef struct cp_root {
+    char *tmp, *final;
+    size_t tmplen;
+    unsigned pending; /* its files not yet finished */
+    bool walked;      /* its walk is over */
+} cp_root;
+
 /* How a file is copied. */
 typedef enum cp_route {
     CP_RING,   /* small, dense: read and written through the ring, no fd of ours */
@@ -28,10 +38,13 @@ typedef struct cp_job {
     char *tmp; /* the temporary name while it is written, else NULL */
     mode_t mode;
     cp_route route;
-    bool sparse;    /* fewer blocks than bytes: copy the data segments only */
-    bool in_place;  /* the destination is not a regular file: written as is */
-    int pair;       /* index of the (source, destination) file-system pair */
-    cp_clone clone; /* in: what is known of the pair; out: what was learnt */
+    bool sparse;          /* fewer blocks than bytes: copy the data segments only */
+    bool in_place;        /* the destination is not a regular file: written as is */
+    bool direct;          /* inside a directory tree still under its temporary name:
+                             written under its own name, no rename */
+    struct cp_root *root; /* that tree, or NULL */
+    int pair;             /* index of the (source, destination) file-system pair */
+    cp_clone clone;       /* in: what is known of the pair; out: what was learnt */
     /* Ring route. */
     int tries;                /* temporary names tried */
     struct lumio_buffer *buf; /* the data read, written by the PUT */
@@ -60,6 +73,9 @@ bool cp_mode_after(mode_t mode);
 /* Copy one file by system calls (CP_KERNEL, CP_STREAM, or in place), from
  * open to rename. Fills job->err, job->removed and job->clone. */
 void cp_copy_file(cp_job *job, char *buf, size_t bufsize);
+
+/* A direct file that failed after it was created: remove it. */
+void cp_remove_direct(cp_job *job);
 
 /* Rename a finished temporary file to its final name (then chmod it if
  * asked); on failure, or if job->err is set already, remove it. */

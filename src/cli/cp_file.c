@@ -209,8 +209,9 @@ static int copy_data(copy_ctx *x, const struct stat *st) {
 /* ---- one file -------------------------------------------------------------------------- */
 
 static int open_out(cp_job *j) {
-    if (j->in_place) {
-        int fd = open(j->dst, O_WRONLY | O_CLOEXEC | O_NOCTTY);
+    if (j->in_place || j->direct) {
+        int flags = j->direct ? O_CREAT | O_EXCL | O_NOFOLLOW : O_NOCTTY;
+        int fd = open(j->dst, O_WRONLY | O_CLOEXEC | flags, cp_create_mode(j->mode));
         if (fd < 0) fail(j, errno, false);
         return fd;
     }
@@ -231,6 +232,13 @@ static int open_out(cp_job *j) {
     free(j->tmp);
     j->tmp = NULL;
     return -1;
+}
+
+void cp_remove_direct(cp_job *j) {
+    if (j->err && j->direct) {
+        unlink(j->dst);
+        j->removed = true;
+    }
 }
 
 void cp_commit(cp_job *j, bool chmod_after) {
@@ -260,7 +268,8 @@ void cp_copy_file(cp_job *j, char *buf, size_t bufsize) {
         return;
     }
     x.out = open_out(j);
-    if (x.out >= 0) {
+    bool made = x.out >= 0;
+    if (made) {
         if (!buf) fail(j, ENOMEM, false);
         if (!j->err) copy_data(&x, &st);
         if (!j->err && !j->in_place && cp_mode_after(j->mode) && fchmod(x.out, j->mode) < 0)
@@ -269,6 +278,7 @@ void cp_copy_file(cp_job *j, char *buf, size_t bufsize) {
     }
     close(x.in);
     if (j->tmp) cp_commit(j, false); /* any chmod after was done on the descriptor */
+    if (made) cp_remove_direct(j);
 }
 
 /* ---- helper threads ------------------------------------------------------------------ */
