@@ -100,7 +100,6 @@ typedef struct copier {
     progress prog;
     uint64_t files, bytes;
     uid_t euid;
-    bool no_ring;
 } copier;
 
 /* ---- small helpers -------------------------------------------------------------- */
@@ -625,7 +624,7 @@ static void route(copier *cp, cp_job *j, const walk_entry *e) {
     j->sparse = (uint64_t)st->st_blocks * 512 < (uint64_t)st->st_size;
     j->pair = pair_of(cp, st->st_dev);
     j->clone = j->pair >= 0 ? cp->pairs[j->pair].clone : CLONE_NO;
-    bool small = !j->sparse && (uint64_t)st->st_size <= CP_SMALL && !cp->no_ring;
+    bool small = !j->sparse && (uint64_t)st->st_size <= CP_SMALL;
     j->route = small && j->clone == CLONE_NO && !j->in_place ? CP_RING : CP_KERNEL;
     j->len = (uint64_t)st->st_size;
 }
@@ -815,12 +814,7 @@ static void copier_stop(copier *cp) {
 }
 
 static int cp_run(char **srcs, int nsrcs, const char *dst) {
-    copier cp = {.srcs = srcs,
-                 .nsrcs = nsrcs,
-                 .dst = dst,
-                 .fresh_level = -1,
-                 .euid = geteuid(),
-                 .no_ring = getenv("LUMIO_CP_NO_RING") != NULL};
+    copier cp = {.srcs = srcs, .nsrcs = nsrcs, .dst = dst, .fresh_level = -1, .euid = geteuid()};
     struct stat st;
     cp.dst_is_dir = stat(dst, &st) == 0 && S_ISDIR(st.st_mode);
     if (nsrcs > 1 && !cp.dst_is_dir) {
