@@ -1,18 +1,22 @@
 /* lumio cp: copy files and directory trees, like `cp -r`.
  *
- * The sources are walked once. Directories, links and special files are made
- * as the walk meets them (directories get their final modes at the end: a
- * read-only one must stay writable while it fills). Each regular file takes
- * one of two ways:
+ * The sources are walked once (cp_walk.c). Directories, links and special
+ * files are made as the walk meets them (directories get their final modes
+ * at the end: a read-only one must stay writable while it fills). Each
+ * regular file takes one of two ways:
  *
  *  - small dense files (most of a tree) go through the ring: a GET of the
- *    whole file into a pool buffer, then a PUT of that buffer to a new
- *    temporary name (O_CREAT | O_EXCL), then a rename. The ring opens,
- *    reads, writes and closes them, many at once, with no system call of
- *    ours per file but the rename;
+ *    file into a pool buffer, then a PUT of that buffer to a new file
+ *    (O_CREAT | O_EXCL). The ring opens, reads, writes and closes them, many
+ *    at once, with no system call of ours per file;
  *  - the rest go to helper threads (cp_file.c): large and sparse files are
  *    copied in the kernel (FICLONE, else copy_file_range over the data
  *    between holes), and files with no size to trust are read to their end.
+ *
+ * Nothing incomplete is ever under a final name. A directory copied to a
+ * new name is made under a temporary name beside it and renamed when all
+ * its files are done; any other file is written under a temporary name of
+ * its own and renamed. A file that fails is removed.
  *
  * Files in the ring are bounded so that their buffers always fit the pool,
  * and open files are bounded below the descriptor limit. */
@@ -23,20 +27,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <libgen.h>
-#include <limits.h>
-#include <linux/magic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/statfs.h>
-#include <sys/sysmacros.h>
 #include <unistd.h>
-
-#define CP_SMALL   (1u << 20) /* the largest file copied through the ring */
-#define CP_BATCH   32         /* files per GET group */
-#define CP_IN_RING 128        /* files in the ring: 128 x 1 MiB fits the pool */
-#define WAIT_MAX   256
 
 static const char cp_usage[] =
     "usage: lumio cp SRC... DST\n"
@@ -52,66 +46,14 @@ static const char cp_usage[] =
     "\n"
     "  -h, --help    show this help\n";
 
-typedef struct dir_mode {
-    char *path;
-    mode_t mode;
-} dir_mode;
-
-typedef struct fs_pair {
-    dev_t src, dst;
-    cp_clone clone;
-} fs_pair;
-
-typedef struct fs_kind {
-    dev_t dev;
-    bool pseudo; /* sizes mean nothing: proc, sys and the like */
-} fs_kind;
-
-typedef struct copier {
-    lumio_ring *r;
-    cp_helpers h;
-    bool helpers_on;
-    int status;
-    /* Sources, and the walk of the current one. */
-    char **srcs;
-    int nsrcs, next_src;
-    const char *dst;
-    bool dst_is_dir;
-    walker *w;
-    char *dst_root; /* where the current source goes */
-    cp_root *root;  /* the same, while made under a temporary name */
-    dev_t dst_dev;
-    bool walk_done;
-    int fresh_level; /* entries deeper than this are in a directory we made; -1: none */
-    /* The ring's files: those waiting for their GET, and all in it. */
-    cp_job *gets[CP_BATCH];
-    size_t ngets;
-    cp_job *ring_jobs; /* list of jobs the ring holds (for cleanup) */
-    unsigned in_ring, ring_max, helper_max;
-    lumio_op ops[WAIT_MAX];
-    lumio_range ranges[WAIT_MAX];
-    size_t nputs;
-    fs_pair *pairs;
-    size_t npairs;
-    fs_kind *kinds;
-    size_t nkinds;
-    dir_mode *dirs;
-    size_t ndirs, cap_dirs;
-    progress prog;
-    uint64_t files, bytes;
-    uid_t euid;
-} copier;
-
 /* ---- small helpers -------------------------------------------------------------- */
 
-static void fail_errno(copier *cp, const char *path, int err) {
+void cp_fail_errno(copier *cp, const char *path, int err) {
     cli_path_error(path, -err);
     cp->status = EXIT_FILES;
 }
 
-static char *join(const char *a, const char *b);
-
-static char *join(const char *a, const char *b) {
+char *cp_join(const char *a, const char *b) {
     size_t la = strlen(a), lb = strlen(b);
     char *s = malloc(la + lb + 1);
     if (!s) return NULL;
@@ -122,13 +64,13 @@ static char *join(const char *a, const char *b) {
 
 /* A path under the tree being made, as the user will see it: under its
  * final name. */
-static char *shown(const cp_root *root, const char *path) {
+char *cp_shown(const cp_root *root, const char *path) {
     if (!root || strncmp(path, root->tmp, root->tmplen)) return strdup(path);
-    return join(root->final, path + root->tmplen);
+    return cp_join(root->final, path + root->tmplen);
 }
 
-static void path_error(copier *cp, const char *path, int code) {
-    char *p = shown(cp->root, path);
+void cp_path_error(copier *cp, const char *path, int code) {
+    char *p = cp_shown(cp->root, path);
     cli_path_error(p ? p : path, code);
     free(p);
     cp->status = EXIT_FILES;
@@ -137,13 +79,13 @@ static void path_error(copier *cp, const char *path, int code) {
 /* The mode a copy gets: the source's permission bits, but set-id bits only
  * for files we own, since the copy belongs to us and not to the source's
  * owner (cp -p drops them in the same case). */
-static mode_t copy_mode(const copier *cp, const struct stat *st) {
+mode_t cp_copy_mode(const copier *cp, const struct stat *st) {
     mode_t m = st->st_mode & 07777;
     if (st->st_uid != cp->euid) m &= (mode_t) ~(S_ISUID | S_ISGID);
     return m;
 }
 
-static void job_free(cp_job *j) {
+void cp_job_free(cp_job *j) {
     if (!j) return;
     lumio_buffer_release(j->buf);
     if (j->tmp) unlink(j->tmp); /* never committed: nothing half-written stays */
@@ -152,8 +94,6 @@ static void job_free(cp_job *j) {
     free(j->dst);
     free(j);
 }
-
-static void root_commit(copier *cp, cp_root *root);
 
 /* A finished job: its one line if it failed, else counted. */
 static void job_done(copier *cp, cp_job *j) {
@@ -166,7 +106,7 @@ static void job_done(copier *cp, cp_job *j) {
         progress_update(&cp->prog, cp->files, cp->bytes);
     } else {
         cp->status = EXIT_FILES;
-        char *d = j->err_on_src ? NULL : shown(root, j->dst);
+        char *d = j->err_on_src ? NULL : cp_shown(root, j->dst);
         const char *p = j->err_on_src ? j->src : d ? d : j->dst;
         if (j->removed)
             cli_error("%s: %s (the partial copy was removed)", p, lumio_strerror(j->err));
@@ -174,13 +114,13 @@ static void job_done(copier *cp, cp_job *j) {
             cli_path_error(p, j->err);
         free(d);
     }
-    job_free(j);
-    if (root && --root->pending == 0 && root->walked) root_commit(cp, root);
+    cp_job_free(j);
+    if (root && --root->pending == 0 && root->walked) cp_root_commit(cp, root);
 }
 
 /* A tree made under a temporary name is complete: give it its name, unless
  * something took that name meanwhile. */
-static void root_commit(copier *cp, cp_root *root) {
+void cp_root_commit(copier *cp, cp_root *root) {
     int rc = renameat2(AT_FDCWD, root->tmp, AT_FDCWD, root->final, RENAME_NOREPLACE);
     if (rc < 0 && (errno == EINVAL || errno == ENOSYS)) { /* a file system without the flag */
         struct stat st;
@@ -194,50 +134,6 @@ static void root_commit(copier *cp, cp_root *root) {
     free(root->tmp);
     free(root->final);
     free(root);
-}
-
-/* ---- file systems ----------------------------------------------------------------- */
-
-/* Does a file system give sizes that mean nothing (/proc files say 0,
- * /sys files 4096)? Such files are read until end of file. */
-static bool pseudo_fs(copier *cp, const char *path, dev_t dev) {
-    for (size_t i = 0; i < cp->nkinds; i++)
-        if (cp->kinds[i].dev == dev) return cp->kinds[i].pseudo;
-    struct statfs sf;
-    bool pseudo = false;
-    if (statfs(path, &sf) == 0) {
-        switch ((unsigned long)sf.f_type) {
-        case PROC_SUPER_MAGIC:
-        case SYSFS_MAGIC:
-        case DEBUGFS_MAGIC:
-        case TRACEFS_MAGIC:
-        case SECURITYFS_MAGIC:
-        case CGROUP_SUPER_MAGIC:
-        case CGROUP2_SUPER_MAGIC:
-        case BPF_FS_MAGIC:
-        case EFIVARFS_MAGIC:
-        case PSTOREFS_MAGIC:
-        case 0x62656570: /* configfs */
-            pseudo = true;
-        }
-    }
-    fs_kind *k = realloc(cp->kinds, (cp->nkinds + 1) * sizeof(*k));
-    if (k) {
-        cp->kinds = k;
-        k[cp->nkinds++] = (fs_kind){dev, pseudo};
-    }
-    return pseudo;
-}
-
-/* The (source, destination) file-system pair, for what FICLONE can do. */
-static int pair_of(copier *cp, dev_t src) {
-    for (size_t i = 0; i < cp->npairs; i++)
-        if (cp->pairs[i].src == src && cp->pairs[i].dst == cp->dst_dev) return (int)i;
-    fs_pair *p = realloc(cp->pairs, (cp->npairs + 1) * sizeof(*p));
-    if (!p) return -1;
-    cp->pairs = p;
-    p[cp->npairs] = (fs_pair){src, cp->dst_dev, CLONE_UNKNOWN};
-    return (int)cp->npairs++;
 }
 
 /* ---- the ring's files --------------------------------------------------------------- */
@@ -259,7 +155,7 @@ static void ring_unlink(copier *cp, cp_job *j) {
     cp->in_ring--;
 }
 
-static int submit_gets(copier *cp) {
+int cp_submit_gets(copier *cp) {
     if (!cp->ngets) return 0;
     for (size_t i = 0; i < cp->ngets; i++) {
         cp_job *j = cp->gets[i];
@@ -367,337 +263,6 @@ static void ring_completion(copier *cp, const lumio_completion *c) {
         got_data(cp, j, c);
 }
 
-/* ---- destinations ----------------------------------------------------------------- */
-
-/* What is already at a file's destination decides how it is written: a
- * regular file is replaced by the rename, a symlink is followed (as cp
- * does), a device or FIFO is written in place, a directory is an error.
- * Returns false after a message. */
-static bool resolve_dst(copier *cp, cp_job *j) {
-    struct stat ls, ts;
-    if (lstat(j->dst, &ls) < 0) {
-        if (errno == ENOENT) return true;
-        fail_errno(cp, j->dst, errno);
-        return false;
-    }
-    if (S_ISLNK(ls.st_mode)) {
-        if (stat(j->dst, &ts) < 0) {
-            if (errno == ENOENT)
-                cli_error("not writing through dangling symlink '%s'", j->dst);
-            else
-                cli_path_error(j->dst, -errno);
-            cp->status = EXIT_FILES;
-            return false;
-        }
-        ls = ts;
-        if (S_ISREG(ts.st_mode)) {
-            char *real = realpath(j->dst, NULL);
-            if (!real) {
-                fail_errno(cp, j->dst, errno);
-                return false;
-            }
-            free(j->dst);
-            j->dst = real;
-        }
-    }
-    if (S_ISDIR(ls.st_mode)) {
-        cli_error("cannot overwrite directory '%s' with non-directory '%s'", j->dst, j->src);
-        cp->status = EXIT_FILES;
-        return false;
-    }
-    j->in_place = !S_ISREG(ls.st_mode);
-    return true;
-}
-
-/* ---- walking the sources ------------------------------------------------------------ */
-
-/* Is `dst` (which may not exist yet) `src` or inside it? */
-static bool inside(const char *src, const char *dst) {
-    char rs[PATH_MAX], rp[PATH_MAX];
-    char *d1 = strdup(dst), *d2 = strdup(dst);
-    bool in = false;
-    if (d1 && d2 && realpath(src, rs) && realpath(dirname(d1), rp)) {
-        const char *base = basename(d2);
-        size_t n = strlen(rs);
-        char full[2 * PATH_MAX + 2];
-        snprintf(full, sizeof full, "%s/%s", rp, base);
-        in = !strcmp(full, rs) || (!strncmp(full, rs, n) && (full[n] == '/' || n == 1));
-    }
-    free(d1);
-    free(d2);
-    return in;
-}
-
-/* Where SRC goes: DST itself, or DST/basename(SRC) when DST is a directory. */
-static char *dest_for(const copier *cp, const char *src) {
-    if (!cp->dst_is_dir) return strdup(cp->dst);
-    size_t n = strlen(src);
-    while (n > 1 && src[n - 1] == '/') n--;
-    size_t b = n;
-    while (b > 0 && src[b - 1] != '/') b--;
-    size_t ld = strlen(cp->dst);
-    char *s = malloc(ld + 1 + (n - b) + 1);
-    if (!s) return NULL;
-    snprintf(s, ld + 1 + (n - b) + 1, "%s/%.*s", cp->dst, (int)(n - b), src + b);
-    return s;
-}
-
-/* A DST ending in '/' names a directory: only a directory source may
- * create it. */
-static bool slash_dst_ok(copier *cp, const struct stat *ss) {
-    size_t n = strlen(cp->dst);
-    if (cp->dst_is_dir || !n || cp->dst[n - 1] != '/') return true;
-    struct stat ds;
-    int err = stat(cp->dst, &ds) < 0 ? errno : 0;
-    if (err == ENOENT && S_ISDIR(ss->st_mode)) return true;
-    if (err == ENOENT)
-        cli_error("destination directory '%s' does not exist", cp->dst);
-    else if (!err || err == ENOTDIR)
-        cli_error("destination '%s' is not a directory", cp->dst);
-    else
-        cli_path_error(cp->dst, -err);
-    cp->status = EXIT_FILES;
-    return false;
-}
-
-/* Checks before copying one source: it exists, it is not its own
- * destination, and a directory does not go inside itself or over a file. */
-static bool source_ok(copier *cp, const char *src, const char *dst) {
-    struct stat ss, ds;
-    if (lstat(src, &ss) < 0) {
-        fail_errno(cp, src, errno);
-        return false;
-    }
-    if (!slash_dst_ok(cp, &ss)) return false;
-    bool have_dst = stat(dst, &ds) == 0;
-    if (have_dst && ss.st_dev == ds.st_dev && ss.st_ino == ds.st_ino) {
-        cli_error("'%s' and '%s' are the same file", src, dst);
-    } else if (S_ISDIR(ss.st_mode) && inside(src, dst)) {
-        cli_error("cannot copy directory '%s' into itself, '%s'", src, dst);
-    } else if (S_ISDIR(ss.st_mode) && have_dst && !S_ISDIR(ds.st_mode)) {
-        cli_error("cannot overwrite non-directory '%s' with directory '%s'", dst, src);
-    } else {
-        return true;
-    }
-    cp->status = EXIT_FILES;
-    return false;
-}
-
-/* The device of the directory the current source goes into. */
-static void note_dst_dev(copier *cp) {
-    char *d = strdup(cp->dst_root);
-    struct stat st;
-    cp->dst_dev = d && stat(cp->dst_is_dir ? cp->dst : dirname(d), &st) == 0 ? st.st_dev : 0;
-    free(d);
-}
-
-/* A directory copied to a name that does not exist yet is made under a
- * temporary name (mkdir fails on anything already there, 0700 keeps others
- * out) and renamed when complete; a killed copy leaves only that. */
-static void start_root(copier *cp, const char *src) {
-    struct stat ss, ds;
-    if (lstat(src, &ss) < 0 || !S_ISDIR(ss.st_mode) || lstat(cp->dst_root, &ds) == 0 ||
-        errno != ENOENT)
-        return;
-    cp_root *root = calloc(1, sizeof(*root));
-    if (!root || !(root->final = strdup(cp->dst_root))) {
-        free(root);
-        return;
-    }
-    for (int tries = 0; tries < 16 && !cp->root; tries++) {
-        if (!(root->tmp = cp_tmp_name(cp->dst_root))) break;
-        if (mkdir(root->tmp, 0700) == 0) {
-            root->tmplen = strlen(root->tmp);
-            cp->root = root;
-            cp->fresh_level = 0;
-            return;
-        }
-        free(root->tmp);
-        root->tmp = NULL;
-        if (errno != EEXIST) break;
-    }
-    free(root->final); /* made in place instead, which reports what fails */
-    free(root);
-}
-
-/* Move to the next source that passes its checks; false when none is left. */
-static bool next_source(copier *cp) {
-    walker_close(cp->w);
-    cp->w = NULL;
-    free(cp->dst_root);
-    cp->dst_root = NULL;
-    cp->fresh_level = -1;
-    if (cp->root) {
-        cp->root->walked = true;
-        if (!cp->root->pending) root_commit(cp, cp->root);
-        cp->root = NULL;
-    }
-    while (cp->next_src < cp->nsrcs) {
-        char **src = &cp->srcs[cp->next_src++];
-        if (!(cp->dst_root = dest_for(cp, *src))) return false;
-        if (source_ok(cp, *src, cp->dst_root) && walker_open(&cp->w, src, 1, 0) == 0) {
-            note_dst_dev(cp);
-            start_root(cp, *src);
-            return true;
-        }
-        free(cp->dst_root);
-        cp->dst_root = NULL;
-    }
-    return false;
-}
-
-static void make_dir(copier *cp, const walk_entry *e, const char *dst) {
-    /* Owner-writable while we fill it; the real mode comes at the end.
-     * The root of a tree made under a temporary name is there already. */
-    if ((cp->root && e->level == 0) || mkdir(dst, 0700) == 0) {
-        if (cp->fresh_level < 0) cp->fresh_level = e->level;
-        if (cp->ndirs == cp->cap_dirs) {
-            size_t n = cp->cap_dirs ? cp->cap_dirs * 2 : 64;
-            dir_mode *d = realloc(cp->dirs, n * sizeof(*d));
-            if (!d) {
-                cli_error("out of memory");
-                cp->status = EXIT_FILES;
-                return;
-            }
-            cp->dirs = d;
-            cp->cap_dirs = n;
-        }
-        char *copy = shown(cp->root, dst); /* its mode is set after the rename */
-        if (copy) cp->dirs[cp->ndirs++] = (dir_mode){.path = copy, .mode = copy_mode(cp, e->st)};
-        return;
-    }
-    struct stat st;
-    int err = errno;
-    if (err == EEXIST && stat(dst, &st) == 0 && S_ISDIR(st.st_mode)) return; /* merge */
-    if (err == EEXIST)
-        cli_error("cannot overwrite non-directory '%s' with directory '%s'", dst, e->path);
-    else
-        path_error(cp, dst, -err);
-    cp->status = EXIT_FILES;
-    walker_skip(cp->w);
-}
-
-/* Make `dst` with `mk`; an existing non-directory is replaced, as cp does. */
-typedef int (*make_fn)(const copier *cp, const walk_entry *e, const char *dst);
-
-static void make_replacing(copier *cp, const char *dst, make_fn mk, const walk_entry *e) {
-    if (mk(cp, e, dst) == 0) return;
-    struct stat st;
-    if (errno == EEXIST && lstat(dst, &st) == 0 && !S_ISDIR(st.st_mode) && unlink(dst) == 0 &&
-        mk(cp, e, dst) == 0)
-        return;
-    path_error(cp, dst, -errno);
-}
-
-static int mk_link(const copier *cp, const walk_entry *e, const char *dst) {
-    (void)cp;
-    char target[PATH_MAX];
-    ssize_t n = readlink(e->path, target, sizeof target - 1);
-    if (n < 0) return -1;
-    target[n] = 0;
-    return symlink(target, dst);
-}
-
-/* FIFOs, devices and sockets inside a tree are made anew, as cp -r does. */
-static int mk_special(const copier *cp, const walk_entry *e, const char *dst) {
-    mode_t m = copy_mode(cp, e->st);
-    if (S_ISFIFO(e->st->st_mode)) return mkfifo(dst, m);
-    return mknod(dst, (e->st->st_mode & S_IFMT) | m, e->st->st_rdev);
-}
-
-static void make_link(copier *cp, const walk_entry *e, const char *dst) {
-    char target[PATH_MAX];
-    if (readlink(e->path, target, sizeof target) < 0) {
-        fail_errno(cp, e->path, errno);
-        return;
-    }
-    make_replacing(cp, dst, mk_link, e);
-}
-
-/* How a regular (or, at the top, special) file is copied. */
-static void route(copier *cp, cp_job *j, const walk_entry *e) {
-    const struct stat *st = e->st;
-    if (!S_ISREG(st->st_mode) || st->st_size == 0 || pseudo_fs(cp, e->path, st->st_dev)) {
-        j->route = CP_STREAM;
-        return;
-    }
-    j->sparse = (uint64_t)st->st_blocks * 512 < (uint64_t)st->st_size;
-    j->pair = pair_of(cp, st->st_dev);
-    j->clone = j->pair >= 0 ? cp->pairs[j->pair].clone : CLONE_NO;
-    bool small = !j->sparse && (uint64_t)st->st_size <= CP_SMALL;
-    j->route = small && j->clone == CLONE_NO && !j->in_place ? CP_RING : CP_KERNEL;
-    j->len = (uint64_t)st->st_size;
-}
-
-static int add_file(copier *cp, const walk_entry *e, char *dst) {
-    cp_job *j = calloc(1, sizeof(*j));
-    if (!j || !(j->src = strdup(e->path))) {
-        free(j);
-        free(dst);
-        return -ENOMEM;
-    }
-    j->dst = dst;
-    j->mode = copy_mode(cp, e->st);
-    j->root = cp->root;
-    j->direct = cp->root != NULL;
-    if (j->root) j->root->pending++;
-    j->pair = -1;
-    j->clone = CLONE_NO;
-    bool fresh = cp->fresh_level >= 0 && e->level > cp->fresh_level;
-    if (!fresh && !resolve_dst(cp, j)) {
-        job_free(j);
-        return 0;
-    }
-    route(cp, j, e);
-    if (j->route == CP_RING) {
-        cp->gets[cp->ngets++] = j;
-        return cp->ngets == CP_BATCH ? submit_gets(cp) : 0;
-    }
-    cp_helpers_push(&cp->h, j);
-    return 0;
-}
-
-/* Act on one walk entry: directories, links and special files right away,
- * regular files to the ring or the helpers. */
-static int take_entry(copier *cp, const walk_entry *e) {
-    if (e->kind == WALK_DIR_POST) {
-        if (e->level == cp->fresh_level) cp->fresh_level = -1;
-        return 0;
-    }
-    if (e->kind == WALK_ERROR) {
-        cli_path_error(e->path, e->err);
-        cp->status = EXIT_FILES;
-        return 0;
-    }
-    char *dst = join(cp->root ? cp->root->tmp : cp->dst_root, e->rel);
-    if (!dst) return -ENOMEM;
-    if (e->kind == WALK_FILE || (e->kind == WALK_OTHER && e->level == 0))
-        return add_file(cp, e, dst);
-    if (e->kind == WALK_DIR)
-        make_dir(cp, e, dst);
-    else if (e->kind == WALK_SYMLINK)
-        make_link(cp, e, dst);
-    else
-        make_replacing(cp, dst, mk_special, e);
-    free(dst);
-    return 0;
-}
-
-/* Walk on while the ring and the helpers have room. */
-static int walk_some(copier *cp) {
-    while (!cp->walk_done && cp->in_ring + cp->ngets < cp->ring_max &&
-           cp_helpers_pending(&cp->h) < cp->helper_max) {
-        walk_entry e;
-        if (!cp->w || walker_next(cp->w, &e) == 0) {
-            if (!next_source(cp)) cp->walk_done = true;
-            continue;
-        }
-        int rc = take_entry(cp, &e);
-        if (rc < 0) return rc;
-    }
-    return submit_gets(cp);
-}
-
 static void helpers_done(copier *cp, bool block) {
     cp_job *j = cp_helpers_take(&cp->h, block);
     while (j) {
@@ -710,7 +275,7 @@ static void helpers_done(copier *cp, bool block) {
 static int copy_loop(copier *cp) {
     lumio_completion c[WAIT_MAX];
     for (;;) {
-        int rc = walk_some(cp);
+        int rc = cp_walk_some(cp);
         if (rc < 0) return rc;
         helpers_done(cp, false);
         if (!cp->in_ring) {
@@ -736,7 +301,8 @@ static int copy_loop(copier *cp) {
  * was writable while it was filled and still searchable for its children. */
 static void set_dir_modes(copier *cp) {
     for (size_t i = cp->ndirs; i-- > 0;) {
-        if (chmod(cp->dirs[i].path, cp->dirs[i].mode) < 0) fail_errno(cp, cp->dirs[i].path, errno);
+        if (chmod(cp->dirs[i].path, cp->dirs[i].mode) < 0)
+            cp_fail_errno(cp, cp->dirs[i].path, errno);
         free(cp->dirs[i].path);
     }
     free(cp->dirs);
@@ -793,14 +359,14 @@ static void copier_stop(copier *cp) {
     while (cp->ring_jobs) {
         cp_job *j = cp->ring_jobs;
         ring_unlink(cp, j);
-        job_free(j);
+        cp_job_free(j);
     }
-    for (size_t i = 0; i < cp->ngets; i++) job_free(cp->gets[i]);
+    for (size_t i = 0; i < cp->ngets; i++) cp_job_free(cp->gets[i]);
     if (cp->helpers_on) {
         cp_helpers_stop(&cp->h);
         for (cp_job *j = cp->h.queue, *next; j; j = next) {
             next = j->next;
-            job_free(j);
+            cp_job_free(j);
         }
         for (cp_job *j = cp->h.done, *next; j; j = next) {
             next = j->next;

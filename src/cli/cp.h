@@ -4,12 +4,13 @@
 #ifndef LUMIO_CLI_CP_H
 #define LUMIO_CLI_CP_H
 
+#include "cli/common.h"
+
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
-
-struct lumio_buffer;
 
 /* A directory tree copied to a new name is made under a temporary name
  * beside it, filled, and renamed when all its files are done: then the files
@@ -46,8 +47,8 @@ typedef struct cp_job {
     int pair;             /* index of the (source, destination) file-system pair */
     cp_clone clone;       /* in: what is known of the pair; out: what was learnt */
     /* Ring route. */
-    int tries;                /* temporary names tried */
-    struct lumio_buffer *buf; /* the data read, written by the PUT */
+    int tries;         /* temporary names tried */
+    lumio_buffer *buf; /* the data read, written by the PUT */
     uint8_t *data;
     uint64_t len;
     bool in_put;
@@ -99,5 +100,79 @@ unsigned cp_helpers_pending(cp_helpers *h);
 void cp_helpers_push(cp_helpers *h, cp_job *job);
 /* The finished jobs (a list), waiting for one if `block` and any is pending. */
 cp_job *cp_helpers_take(cp_helpers *h, bool block);
+
+/* ---- the copy as a whole (cp.c, cp_walk.c) ---------------------------------------- */
+
+#define CP_SMALL   (1u << 20) /* the largest file copied through the ring */
+#define CP_BATCH   32         /* files per GET group */
+#define CP_IN_RING 128        /* files in the ring: 128 x 1 MiB fits the pool */
+#define WAIT_MAX   256
+
+typedef struct dir_mode {
+    char *path;
+    mode_t mode;
+} dir_mode;
+
+typedef struct fs_pair {
+    dev_t src, dst;
+    cp_clone clone;
+} fs_pair;
+
+typedef struct fs_kind {
+    dev_t dev;
+    bool pseudo; /* sizes mean nothing: proc, sys and the like */
+} fs_kind;
+
+typedef struct copier {
+    lumio_ring *r;
+    cp_helpers h;
+    bool helpers_on;
+    int status;
+    /* Sources, and the walk of the current one. */
+    char **srcs;
+    int nsrcs, next_src;
+    const char *dst;
+    bool dst_is_dir;
+    walker *w;
+    char *dst_root; /* where the current source goes */
+    cp_root *root;  /* the same, while made under a temporary name */
+    dev_t dst_dev;
+    bool walk_done;
+    int fresh_level; /* entries deeper than this are in a directory we made; -1: none */
+    /* The ring's files: those waiting for their GET, and all in it. */
+    cp_job *gets[CP_BATCH];
+    size_t ngets;
+    cp_job *ring_jobs; /* list of jobs the ring holds (for cleanup) */
+    unsigned in_ring, ring_max, helper_max;
+    lumio_op ops[WAIT_MAX];
+    lumio_range ranges[WAIT_MAX];
+    size_t nputs;
+    fs_pair *pairs;
+    size_t npairs;
+    fs_kind *kinds;
+    size_t nkinds;
+    dir_mode *dirs;
+    size_t ndirs, cap_dirs;
+    progress prog;
+    uint64_t files, bytes;
+    uid_t euid;
+} copier;
+
+/* One line naming a path (under its final name) and an error; exit 1. */
+void cp_fail_errno(copier *cp, const char *path, int err);
+void cp_path_error(copier *cp, const char *path, int code);
+char *cp_join(const char *a, const char *b);
+/* A path under a tree made under a temporary name, as the user will see it. */
+char *cp_shown(const cp_root *root, const char *path);
+mode_t cp_copy_mode(const copier *cp, const struct stat *st);
+void cp_job_free(cp_job *j);
+/* A tree made under a temporary name is complete: rename it. */
+void cp_root_commit(copier *cp, cp_root *root);
+/* Submit the files waiting for their GET as one group. */
+int cp_submit_gets(copier *cp);
+/* Walk on while the ring and the helpers have room (cp_walk.c). */
+int cp_walk_some(copier *cp);
+/* Move to the next source that passes its checks; false when none is left. */
+bool cp_next_source(copier *cp);
 
 #endif
