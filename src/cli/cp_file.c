@@ -202,6 +202,8 @@ static int copy_data(copy_ctx *x, const struct stat *st) {
         x->j->bytes_done = (uint64_t)st->st_size;
         return 0;
     }
+    /* As cp does: a larger read-ahead for a file read once from start to end. */
+    if (st->st_size > (off_t)CP_SMALL) posix_fadvise(x->in, 0, 0, POSIX_FADV_SEQUENTIAL);
     if (x->j->sparse) return copy_sparse(x, st->st_size);
     return copy_range(x, 0, st->st_size);
 }
