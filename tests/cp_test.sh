@@ -51,12 +51,12 @@ no_temps() { # DIR...
 
 # The one line of stderr is exactly this.
 says() { # FILE TEXT
-    [ "$(wc -l <"$1")" -eq 1 ] && [ "$(cat "$1")" = "lumio cp: $2" ] || {
+    if [ "$(wc -l <"$1")" -ne 1 ] || [ "$(cat "$1")" != "lumio cp: $2" ]; then
         echo "stderr was:"
         cat "$1"
         echo "wanted: lumio cp: $2"
         return 1
-    }
+    fi
 }
 
 mkfile s1 1000
