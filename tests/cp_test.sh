@@ -171,6 +171,14 @@ file_over_dir_in_tree() {
         says err "cannot overwrite directory 'o4/t4/f' with non-directory 't4/f'"
 }
 
+file_over_dir_slash() {
+    local rc=0
+    mkdir -p dirx/s1
+    "$LUMIO" cp s1 dirx/ 2>err || rc=$?
+    [ "$rc" -eq 1 ] && [ -d dirx/s1 ] &&
+        says err "cannot overwrite directory 'dirx/s1' with non-directory 's1'"
+}
+
 dst_symlink_followed() {
     echo old >target && ln -sf target lnk
     "$LUMIO" cp s1 lnk && [ -L lnk ] && cmp s1 target && no_temps .
@@ -211,6 +219,7 @@ check "cp MISSING DST: names the source" missing_source
 check "cp DIR FILE: cannot overwrite a non-directory" dir_over_file
 check "cp DIR DIR/sub: into itself" dir_into_itself
 check "tree: a file over a directory is named" file_over_dir_in_tree
+check "cp FILE DIR/ over a directory of its name: named once, no '//'" file_over_dir_slash
 check "cp FILE SYMLINK: writes through the link" dst_symlink_followed
 check "tree: an existing symlink is written through" dst_symlink_in_tree_followed
 check "cp FILE DANGLING: refused" dst_dangling_symlink

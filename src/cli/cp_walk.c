@@ -127,9 +127,11 @@ static char *dest_for(const copier *cp, const char *src) {
     size_t b = n;
     while (b > 0 && src[b - 1] != '/') b--;
     size_t ld = strlen(cp->dst);
+    while (ld > 1 && cp->dst[ld - 1] == '/') ld--; /* "dir/" + "f": "dir/f" */
+    if (ld == 1 && cp->dst[0] == '/') ld = 0;
     char *s = malloc(ld + 1 + (n - b) + 1);
     if (!s) return NULL;
-    snprintf(s, ld + 1 + (n - b) + 1, "%s/%.*s", cp->dst, (int)(n - b), src + b);
+    snprintf(s, ld + 1 + (n - b) + 1, "%.*s/%.*s", (int)ld, cp->dst, (int)(n - b), src + b);
     return s;
 }
 
