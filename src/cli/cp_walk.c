@@ -331,9 +331,6 @@ static int add_file(copier *cp, const walk_entry *e, char *dst) {
     }
     j->dst = dst;
     j->mode = cp_copy_mode(cp, e->st);
-    j->root = cp->root;
-    j->direct = cp->root != NULL;
-    if (j->root) j->root->pending++;
     j->pair = -1;
     j->clone = CLONE_NO;
     bool fresh = cp->fresh_level >= 0 && e->level > cp->fresh_level;
@@ -341,6 +338,9 @@ static int add_file(copier *cp, const walk_entry *e, char *dst) {
         cp_job_free(j);
         return 0;
     }
+    j->root = cp->root; /* its tree is renamed when its last file is done */
+    j->direct = cp->root != NULL;
+    if (j->root) j->root->pending++;
     route(cp, j, e);
     if (j->route == CP_RING) {
         cp->gets[cp->ngets++] = j;
