@@ -40,9 +40,10 @@ static const char cp_usage[] =
     "copied to DST. Contents and modes are kept; holes stay holes; symbolic\n"
     "links are copied as links, FIFOs and devices inside a tree are made\n"
     "anew; a SRC that is a FIFO, a device or a file of /proc or /sys is read\n"
-    "to its end. Each file is written under a temporary name and renamed when\n"
-    "complete. An error names the path and the copy goes on; the exit status\n"
-    "is then 1.\n"
+    "to its end. Nothing incomplete is left under a final name: a new tree,\n"
+    "or else each file, is written under a temporary name and renamed when\n"
+    "complete, and a file that fails is removed. An error names the path and\n"
+    "the copy goes on; the exit status is then 1.\n"
     "\n"
     "  -h, --help    show this help\n";
 
