@@ -7,6 +7,7 @@
 #include "ring/backend.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,6 +16,8 @@ typedef struct rtask {
     task *t;
     struct rbackend *rb;
     robj *stat_obj; /* STATX: a reference held for the HEAD */
+    bool by_get;    /* STATX: HEAD was refused, a GET of the first byte asked */
+    uint8_t byte;   /* and its landing place */
     struct rtask *next_free;
     struct rtask *live_prev, *live_next; /* in flight (under rb->mu), for cancel */
 } rtask;
@@ -52,22 +55,47 @@ static char *dup_text(const char *s) {
     return s && *s ? strdup(s) : NULL;
 }
 
+/* A STATX whose HEAD was refused or gave no size: asked again as a GET of
+ * the first byte, as lumio_remote_stat does (completions may submit). */
+static bool stat_by_get(rtask *rt, bool have_size) {
+    rreq *q = &rt->q;
+    if (q->kind != RREQ_HEAD || rt->by_get) return false;
+    if (q->res < 0 ? !rc_head_refused(q->h.status) : have_size) return false;
+    rt->by_get = true;
+    q->kind = RREQ_GET;
+    q->off = 0;
+    q->len = 1;
+    q->dst = &rt->byte;
+    q->whole_ok = true;
+    rc_submit(rt->rb->rm, q);
+    return true;
+}
+
 static void rtask_done(rreq *q) {
     rtask *rt = q->arg;
     rbackend *rb = rt->rb;
     task *t = rt->t;
+    if (q->kind == RREQ_HEAD) {
+        pthread_mutex_lock(&rb->rm->mu);
+        bool have_size = q->obj->have_size;
+        pthread_mutex_unlock(&rb->rm->mu);
+        if (stat_by_get(rt, have_size)) return;
+    }
     if (q->res < 0) {
         t->res = q->res;
         t->detail = dup_text(q->err);
-    } else if (q->kind == RREQ_HEAD) {
+    } else if (t->kind == TASK_STATX) {
         robj *o = q->obj;
         pthread_mutex_lock(&rb->rm->mu);
         bool have = o->have_size;
         uint64_t size = o->size;
         pthread_mutex_unlock(&rb->rm->mu);
         if (!have) {
+            char text[1200];
+            snprintf(text, sizeof text, "GET %s: the server gives no size (no Content-Length)",
+                     o->shown);
             t->res = LUMIO_E_HTTP;
-            t->detail = dup_text("HEAD: the response has no Content-Length");
+            t->detail = dup_text(text);
         } else {
             memset(t->stx, 0, sizeof *t->stx);
             t->stx->stx_mask = STATX_SIZE | STATX_TYPE;

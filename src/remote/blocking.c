@@ -90,10 +90,7 @@ int rc_run(lumio_remote *rm, rreq *q) {
     return first_error(rm, q, 1);
 }
 
-/* A HEAD's refusal that a GET may not share: a URL presigned for GET only
- * (403 from S3 and GCS), a server without HEAD (405, 501), a HEAD that
- * gives no size. */
-static bool try_get_instead(int status) {
+bool rc_head_refused(int status) {
     return status == 400 || status == 401 || status == 403 || status == 405 || status == 501;
 }
 
@@ -101,7 +98,7 @@ int rc_identify(lumio_remote *rm, robj *o) {
     rreq head = {.kind = RREQ_HEAD, .obj = o, .fd = -1};
     int rc = rc_run(rm, &head);
     if (rc == 0 && o->have_size) return 0;
-    if (rc < 0 && !try_get_instead(head.h.status)) return rc;
+    if (rc < 0 && !rc_head_refused(head.h.status)) return rc;
     /* The first byte, by GET: its Content-Range (or a 200's length) gives
      * the size, and the query string's signature is the one for GET. */
     uint8_t byte;

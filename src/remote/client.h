@@ -110,6 +110,11 @@ struct lumio_remote {
 };
 
 /* client.c */
+/* A HEAD's refusal that a GET may not share: a URL presigned for GET only
+ * (403 from S3 and GCS), a server without HEAD (405, 501). Where HEAD is
+ * refused, or gives no size, a GET of the first byte identifies the object
+ * (its Content-Range, or a 200's length). */
+bool rc_head_refused(int status);
 int rc_submit(lumio_remote *rm, rreq *q);   /* any thread; done() is always called */
 void rc_cancel(lumio_remote *rm, rreq *q);  /* any thread; done() with LUMIO_E_CANCELED */
 void rc_unpause(lumio_remote *rm, rreq *q); /* any thread: the sink has room again */
