@@ -62,6 +62,36 @@ grep -Eq '^lumio stream: peer 127\.0\.0\.1:[0-9]+: byte 16: .*connection dropped
   "$lumio" stream gen --seed 8 --samples 3000 --threads 2 --to collapsed; } >"$tmp/want_r"
 "$lumio" stream export --to collapsed "$tmp/r.lumio" | cmp -s - "$tmp/want_r" && ok || bad "received samples differ"
 
+# A sender whose chunk claims 100 MiB: the senders' unfinished chunks stay
+# within recv's --memory, the sender is named and dropped, others go on.
+"$lumio" stream gen --seed 3 --samples 10 -o "$tmp/sig.lumio" 2>/dev/null
+sig=$(head -c 16 "$tmp/sig.lumio" | od -An -tx1 | tr -d ' \n')
+port=$(free_port)
+"$lumio" stream recv tcp-listen:"$port" -o "$tmp/m.lumio" --memory 4M 2>"$tmp/m.err" &
+rpid=$!
+pids+=($rpid)
+wait_port "$port" || bad "receiver with --memory did not listen"
+python3 - "$port" "$sig" <<'PY' || true
+import socket, struct, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+n = 100 << 20
+hdr = b"LCHK" + bytes([1, 0, 0, 0]) + struct.pack("<II", n, n) + b"\0" * 32
+try:
+    s.sendall(bytes.fromhex(sys.argv[2]) + hdr)
+    for _ in range(64):
+        s.sendall(b"\0" * (256 << 10))
+except OSError:
+    pass
+s.close()
+PY
+"$lumio" stream gen --seed 9 --samples 2000 --threads 2 --flush samples=500 -o tcp:127.0.0.1:"$port" 2>"$tmp/g3.err" \
+    && ok || bad "a sender after one over the memory cap: $(cat "$tmp/g3.err")"
+kill -TERM "$rpid"
+wait "$rpid" && ok || bad "receiver with --memory stop: $(cat "$tmp/m.err")"
+grep -Eq '^lumio stream: peer 127\.0\.0\.1:[0-9]+: byte 16: .*past --memory 4M; connection dropped$' "$tmp/m.err" \
+    && ok || bad "sender over the memory cap not named: $(cat "$tmp/m.err")"
+[ "$(samples "$tmp/m.lumio")" -gt 0 ] && ok || bad "nothing received after a sender over the cap"
+
 # ---- 2. Ports and hosts: strict, and errors that say what happened.
 for spec in tcp-listen:99999 tcp-listen:0 tcp-listen:abc tcp:127.0.0.1:0 tcp:127.0.0.1:99999 tcp:127.0.0.1:abc tcp:127.0.0.1; do
     if timeout 20 "$lumio" stream gen --samples 10 -o "$spec" 2>"$tmp/p.err"; then bad "gen -o $spec accepted"; else ok; fi

@@ -19,6 +19,11 @@
 #include <unistd.h>
 
 #define MAX_PEERS 16
+/* What the senders' unfinished chunks may hold, all together: a chunk may
+ * be up to 256 MiB, but sixteen senders each claiming one must not take
+ * 4 GiB. */
+#define RECV_MEMORY ((uint64_t)512 << 20)
+#define PEER_BUF    ((size_t)64 << 10)
 
 typedef struct peer {
     int fd;
@@ -38,7 +43,8 @@ typedef struct receiver {
     chunk_dec dec;
     peer peers[MAX_PEERS];
     size_t npeers;
-    int err; /* writing the file failed: the end */
+    uint64_t held, memory; /* bytes of the peers' buffers, and their cap */
+    int err;               /* writing the file failed: the end */
     bool once, served;
 } receiver;
 
@@ -49,6 +55,7 @@ static void on_stop(int sig) {
 }
 
 static void peer_close(receiver *rv, size_t i) {
+    rv->held -= rv->peers[i].cap;
     close(rv->peers[i].fd);
     free(rv->peers[i].buf);
     rv->peers[i] = rv->peers[--rv->npeers];
@@ -117,12 +124,21 @@ static int take(receiver *rv, peer *p) {
  * drop it. */
 static int peer_read(receiver *rv, peer *p) {
     if (p->len == p->cap) {
-        size_t cap = p->cap ? p->cap * 2 : (64u << 10);
+        size_t cap = p->cap ? p->cap * 2 : PEER_BUF;
         if (cap > CHUNK_MAX_LEN + CHUNK_HDR) cap = CHUNK_MAX_LEN + CHUNK_HDR;
         if (cap <= p->cap) /* cannot happen: the header's limits hold chunks smaller */
             return misbehaved(p, p->off, "a chunk larger than the format's limit");
+        if (rv->held - p->cap + cap > rv->memory) {
+            char m[32], why[160];
+            snprintf(why, sizeof why,
+                     "a chunk of more than %zu bytes would take the senders' buffers past "
+                     "--memory %s",
+                     p->cap, cli_size_text(rv->memory, m, sizeof m));
+            return misbehaved(p, p->off, why);
+        }
         uint8_t *b = realloc(p->buf, cap);
         if (!b) return misbehaved(p, p->off, "out of memory");
+        rv->held += cap - p->cap;
         p->buf = b;
         p->cap = cap;
     }
@@ -140,7 +156,17 @@ static int peer_read(receiver *rv, peer *p) {
         return 0;
     }
     p->len += (size_t)k;
-    return take(rv, p) < 0 ? -1 : 1;
+    if (take(rv, p) < 0) return -1;
+    /* A large chunk went through: its room goes back to the others. */
+    if (p->cap > PEER_BUF && p->len <= PEER_BUF) {
+        uint8_t *b = realloc(p->buf, PEER_BUF);
+        if (b) {
+            rv->held -= p->cap - PEER_BUF;
+            p->buf = b;
+            p->cap = PEER_BUF;
+        }
+    }
+    return 1;
 }
 
 static void accept_peer(receiver *rv, int lfd) {
@@ -177,12 +203,15 @@ static void serve(receiver *rv, int lfd) {
 int stream_recv(int argc, char **argv, const char *usage) {
     const char *src = NULL, *out = NULL;
     bool once = false;
+    uint64_t memory = RECV_MEMORY;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             fputs(usage, stdout);
             return 0;
         } else if (!strcmp(argv[i], "-o") && i + 1 < argc) {
             out = argv[++i];
+        } else if (!strcmp(argv[i], "--memory") && i + 1 < argc) {
+            if (cli_parse_memory(argv[++i], 1u << 20, &memory) < 0) return EXIT_USAGE;
         } else if (!strcmp(argv[i], "--once")) {
             once = true;
         } else if (!src) {
@@ -193,7 +222,8 @@ int stream_recv(int argc, char **argv, const char *usage) {
         }
     }
     if (!src || strncmp(src, "tcp-listen:", 11) || !out) {
-        cli_error("usage: lumio stream recv tcp-listen:[HOST:]PORT -o FILE [--once]");
+        cli_error(
+            "usage: lumio stream recv tcp-listen:[HOST:]PORT -o FILE [--once] [--memory SIZE]");
         return EXIT_USAGE;
     }
     char host[256], port[8];
@@ -209,7 +239,7 @@ int stream_recv(int argc, char **argv, const char *usage) {
     lumio_stream_writer_options o;
     lumio_stream_writer_options_default(&o);
     o.append = 1; /* a restarted receiver keeps what it had */
-    receiver rv = {.out = out, .once = once};
+    receiver rv = {.out = out, .once = once, .memory = memory};
     int rc = lumio_stream_writer_open(&rv.w, out, &o);
     if (rc < 0) {
         close(lfd);
