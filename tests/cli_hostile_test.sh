@@ -19,20 +19,7 @@ trap 'chmod -R u+rwx "$T" 2>/dev/null; rm -rf "$T"' EXIT
 chmod 755 "$T"
 cd "$T"
 
-passed=0
-failed=0
-
-check() {
-    local name=$1
-    shift
-    if "$@" >"$T/check.log" 2>&1; then
-        passed=$((passed + 1))
-    else
-        failed=$((failed + 1))
-        echo "FAIL: $name" >&2
-        sed 's/^/    /' "$T/check.log" >&2
-    fi
-}
+. "$(dirname "$(realpath "${BASH_SOURCE[0]}")")/check.sh"
 
 # ---- files without a size ---------------------------------------------------------
 # /proc files say 0 bytes, /sys files 4096; pipes, FIFOs and devices say 0.

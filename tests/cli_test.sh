@@ -15,21 +15,7 @@ T=$(mktemp -d)
 trap 'chmod -R u+rwx "$T" 2>/dev/null; rm -rf "$T"' EXIT
 cd "$T"
 
-passed=0
-failed=0
-
-# Run one named check (a function); a failing check is reported, not fatal.
-check() {
-    local name=$1
-    shift
-    if "$@" >"$T/check.log" 2>&1; then
-        passed=$((passed + 1))
-    else
-        failed=$((failed + 1))
-        echo "FAIL: $name" >&2
-        sed 's/^/    /' "$T/check.log" >&2
-    fi
-}
+. "$(dirname "$(realpath "${BASH_SOURCE[0]}")")/check.sh"
 
 # ---- data ----------------------------------------------------------------------
 # Names use only letters and digits, so sorting by full path (as `sort` does)

@@ -23,19 +23,7 @@ trap cleanup EXIT
 cd "$T" || exit 1
 SANITIZED=${LUMIO_SANITIZED:-0}
 
-passed=0
-failed=0
-check() {
-    local name=$1
-    shift
-    if "$@" >"$T/check.log" 2>&1; then
-        passed=$((passed + 1))
-    else
-        failed=$((failed + 1))
-        echo "FAIL: $name" >&2
-        sed 's/^/    /' "$T/check.log" >&2
-    fi
-}
+. "$(dirname "$(realpath "${BASH_SOURCE[0]}")")/check.sh"
 
 # The command fails with status $1 and one line on stderr matching $2.
 fails_with() {

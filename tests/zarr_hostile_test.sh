@@ -25,19 +25,7 @@ else
     cd "$T"
 fi
 
-passed=0
-failed=0
-check() {
-    local name=$1
-    shift
-    if "$@" >"$T/check.log" 2>&1; then
-        passed=$((passed + 1))
-    else
-        failed=$((failed + 1))
-        echo "FAIL: $name" >&2
-        sed 's/^/    /' "$T/check.log" >&2
-    fi
-}
+. "$(dirname "$(realpath "${BASH_SOURCE[0]}")")/check.sh"
 
 # array DIR SHAPE CHUNKS DTYPE FILL: a v2 array with no chunks stored.
 array() {
