@@ -10,6 +10,8 @@ test can see what a client sent where. The first path component picks the
 behaviour; the rest names a file under the root:
 
     /plain/NAME      a good server: HEAD, ranges (206), ETag, keep-alive
+    /flip/NAME       as plain, but GETs after the first serve NAME.flip (a file
+                     rewritten between two reads)
     /norange/NAME    ignores Range: 200 with the whole body (Python's http.server)
     /chunked/NAME    no length: chunked transfer, ignores Range; HEAD has no length
     /close/NAME      no length: the body ends when the connection closes
@@ -40,6 +42,7 @@ from http.server import BaseHTTPRequestHandler
 
 ARGS = None
 LOG_LOCK = threading.Lock()
+FLIPS = {}  # /flip/NAME: GETs so far
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -125,6 +128,19 @@ class Handler(BaseHTTPRequestHandler):
 
     def mode_plain(self, rest, query):
         data = self.file(rest)
+        if data is None:
+            self.simple(404)
+            return
+        self.ranged(data)
+
+    def mode_flip(self, rest, query):
+        """A file whose GETs (not HEADs) after the first are served from
+        NAME.flip: metadata that changes between two opens of an array."""
+        key = rest
+        with LOG_LOCK:
+            n = FLIPS.get(key, 0) + (self.command == "GET")
+            FLIPS[key] = n
+        data = self.file(rest + ".flip" if n > 1 else rest)
         if data is None:
             self.simple(404)
             return

@@ -295,6 +295,18 @@ static void say_memory(const char *loc, const char *what, uint64_t bytes, uint64
               bytes, (need >> 20) + 1);
 }
 
+static bool same_layout(const lumio_zarr_info *a, const lumio_zarr_info *b) {
+    size_t dims = a->ndim * sizeof(uint64_t);
+    return a->format == b->format && a->ndim == b->ndim && a->type == b->type &&
+           a->itemsize == b->itemsize && a->big_endian == b->big_endian &&
+           a->fortran_order == b->fortran_order && !memcmp(a->shape, b->shape, dims) &&
+           !memcmp(a->chunks, b->chunks, dims) && !memcmp(a->inner_chunks, b->inner_chunks, dims) &&
+           !memcmp(a->fill, b->fill, sizeof a->fill) && !strcmp(a->dtype, b->dtype) &&
+           !strcmp(a->codecs, b->codecs);
+}
+
+static void close_capped(lumio_zarr *z, lumio_ring *ring);
+
 /* Open loc for reading within `memory`: its reads go through a ring whose
  * pool fits the cap. *spare is what the cap leaves for the caller's own
  * buffers; a cap that does not even hold the decoding is refused. */
@@ -329,6 +341,18 @@ static int open_capped(const char *loc, uint64_t memory, uint64_t cache, lumio_z
     if (lumio_zarr_open(z, loc, &zo) < 0) {
         cli_error("%s", lumio_zarr_last_error(NULL));
         lumio_ring_destroy(*ring);
+        *ring = NULL;
+        return EXIT_FILES;
+    }
+    /* The caller's buffers are sized from the first open's layout, the reads
+     * follow the second's: metadata rewritten in between (by a server that
+     * means harm, or a writer) must not make them disagree. */
+    lumio_zarr_info again;
+    lumio_zarr_get_info(*z, &again);
+    if (!same_layout(in, &again)) {
+        cli_error("%s: the array's metadata changed while it was being opened", loc);
+        close_capped(*z, *ring);
+        *z = NULL;
         *ring = NULL;
         return EXIT_FILES;
     }
