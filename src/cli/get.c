@@ -2,6 +2,7 @@
  * and each writes its bytes at their offset (into FILE.part, renamed when
  * complete); to standard output, the prefetching reader streams it in order. */
 #include "cli/common.h"
+#include "cli/output.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -128,83 +129,6 @@ static void on_progress(void *arg, uint64_t done, uint64_t total) {
     cli_remote_note(&g->note, g->rm, g->url, done > total ? done : total, g->part);
 }
 
-/* The temporary file of a download under way, removed if the command is
- * interrupted: nothing is left that looks like the object. */
-static char *volatile pending_tmp;
-
-static void on_signal(int sig) {
-    char *t = pending_tmp;
-    if (t) unlink(t);
-    signal(sig, SIG_DFL);
-    raise(sig);
-}
-
-/* Where a regular output really is: a symlink is followed to its target,
- * however deep, as curl's open() would (the target need not exist yet), so
- * that the rename replaces the target and not the link. */
-static int resolve_target(const char *out, char **target) {
-    char *path = strdup(out);
-    int rc = -ELOOP;
-    for (int depth = 0; path && depth < 40; depth++) {
-        struct stat st;
-        int r = lstat(path, &st);
-        if (r < 0 && errno != ENOENT) {
-            rc = -errno;
-            break;
-        }
-        if (r < 0 || !S_ISLNK(st.st_mode)) {
-            *target = path;
-            return 0;
-        }
-        char link[PATH_MAX];
-        ssize_t n = readlink(path, link, sizeof link - 1);
-        if (n < 0) {
-            rc = -errno;
-            break;
-        }
-        link[n] = 0;
-        char *next;
-        const char *slash = strrchr(path, '/');
-        if (link[0] == '/' || !slash) {
-            next = strdup(link);
-        } else { /* relative to the link's directory */
-            size_t dl = (size_t)(slash - path) + 1;
-            next = malloc(dl + (size_t)n + 1);
-            if (next) memcpy(next, path, dl), memcpy(next + dl, link, (size_t)n + 1);
-        }
-        free(path);
-        path = next;
-    }
-    if (!path) rc = -ENOMEM;
-    free(path);
-    return rc;
-}
-
-/* A new file next to target that nobody can have planted: O_EXCL (a link
- * or a file already there fails), a random name, mode as the target's. */
-static int create_tmp(const char *target, char **tmp) {
-    const char *slash = strrchr(target, '/');
-    const char *base = slash ? slash + 1 : target;
-    int dl = slash ? (int)(slash - target) + 1 : 0;
-    size_t n = strlen(target) + 32;
-    *tmp = malloc(n);
-    if (!*tmp) return -ENOMEM;
-    snprintf(*tmp, n, "%.*s.%s.XXXXXX.part", dl, target, base);
-    int fd = mkostemps(*tmp, 5, O_CLOEXEC);
-    if (fd < 0) {
-        int e = -errno;
-        free(*tmp);
-        *tmp = NULL;
-        return e;
-    }
-    struct stat st;
-    mode_t um = umask(0);
-    umask(um);
-    mode_t mode = stat(target, &st) == 0 ? st.st_mode & 07777 : 0666 & ~um;
-    (void)!fchmod(fd, mode); /* failing leaves it private (0600): no reason to stop */
-    return fd;
-}
-
 static int download_to(lumio_remote *rm, const char *url, int fd, uint64_t part) {
     get_state g = {.rm = rm, .url = url, .part = part};
     progress_init(&g.p, "fetched");
@@ -217,53 +141,19 @@ static int download_to(lumio_remote *rm, const char *url, int fd, uint64_t part)
     return rc < 0 ? EXIT_FILES : 0;
 }
 
-/* A regular file (or a new one): through a temporary name, renamed over
- * the target when complete, removed on failure. Errors name the path the
- * user gave. */
-static int to_regular(lumio_remote *rm, const char *url, const char *out, uint64_t part) {
-    char *target = NULL, *tmp = NULL;
-    int rc = resolve_target(out, &target);
-    int fd = rc < 0 ? rc : create_tmp(target, &tmp);
-    if (fd < 0) {
-        cli_path_error(out, fd);
-        free(target);
-        return EXIT_FILES;
-    }
-    pending_tmp = tmp;
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
-    signal(SIGHUP, on_signal);
-    int status = download_to(rm, url, fd, part);
-    if (close(fd) < 0 && status == 0) {
-        cli_path_error(out, -errno);
-        status = EXIT_FILES;
-    }
-    if (status == 0 && rename(tmp, target) < 0) {
-        cli_path_error(out, -errno);
-        status = EXIT_FILES;
-    }
-    if (status != 0) unlink(tmp);
-    pending_tmp = NULL;
-    free(tmp);
-    free(target);
-    return status;
-}
-
+/* -o PATH (output.h): a regular file through a temporary name, its parts
+ * written in place at their offsets; a device, a FIFO or a descriptor
+ * (/dev/stdout) in order. Errors name the path the user gave. */
 static int to_file(lumio_remote *rm, const char *url, const char *out, uint64_t part) {
-    struct stat st;
-    if (stat(out, &st) < 0 || S_ISREG(st.st_mode)) return to_regular(rm, url, out, part);
-    /* A device, a FIFO, a terminal, /dev/stdout: written in place, in order. */
-    int fd = open(out, O_WRONLY | O_CLOEXEC);
-    if (fd < 0) {
-        cli_path_error(out, -errno);
+    cli_output o;
+    int rc = cli_output_open(&o, out);
+    if (rc < 0) {
+        cli_path_error(out, rc);
         return EXIT_FILES;
     }
-    int status = cli_remote_to_fd(rm, url, fd, part);
-    if (close(fd) < 0 && status == 0) {
-        cli_path_error(out, -errno);
-        status = EXIT_FILES;
-    }
-    return status;
+    int status = cli_output_is_file(&o) ? download_to(rm, url, o.fd, part)
+                                        : cli_remote_to_fd(rm, url, o.fd, part);
+    return cli_output_close(&o, status);
 }
 
 /* Stream a remote object to fd through the prefetching reader. */

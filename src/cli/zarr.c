@@ -2,6 +2,7 @@
  *   info  shape, chunks, dtype, codecs, fill value, stored bytes
  *   cat   a region's raw bytes in C order and the array's byte order */
 #include "cli/common.h"
+#include "cli/output.h"
 #include "cli/zarr_slab.h"
 #include "core/core.h"
 
@@ -382,88 +383,27 @@ static bool is_under(const char *dir, dev_t dev, ino_t ino) {
     return under;
 }
 
-/* Where the symlink at path points: its target, made absolute if the link
- * resolves, else joined to the link's directory. */
-static char *link_target(const char *path) {
-    char *abs = realpath(path, NULL);
-    if (abs) return abs;
-    char to[4096];
-    ssize_t n = readlink(path, to, sizeof to - 1);
-    if (n < 0) return NULL;
-    to[n] = 0;
-    const char *slash = strrchr(path, '/');
-    int dir = to[0] == '/' || !slash ? 0 : (int)(slash - path) + 1;
-    size_t len = (size_t)dir + (size_t)n + 1;
-    char *t = malloc(len);
-    if (t) snprintf(t, len, "%.*s%s", dir, path, to);
-    return t;
-}
-
-/* Where cat writes: stdout, a device or FIFO in place, or a regular file
- * through a temporary name in its directory (made with O_EXCL, so it cannot
- * be planted) renamed over it at the end, so the output never truncates
- * what is still to be read. An output inside a local array is refused. */
-typedef struct output {
-    const char *name;
-    char *target, *tmp; /* regular files: the final name and the temporary one */
-    int fd;
-} output;
-
-static int output_open(output *o, const char *name, const char *array) {
-    memset(o, 0, sizeof *o);
-    o->name = name;
-    o->fd = STDOUT_FILENO;
-    if (!strcmp(name, "-")) return 0;
-    struct stat st;
-    if (stat(name, &st) == 0 && !S_ISREG(st.st_mode)) {
-        if ((o->fd = open(name, O_WRONLY | O_CLOEXEC)) < 0) goto fail;
-        return 0;
+/* Where cat writes (output.h): stdout, a device or FIFO in place, or a
+ * regular file through a temporary name renamed over it at the end, so the
+ * output never truncates what is still to be read. An output inside a local
+ * array is refused (-2, said). */
+static int output_open(cli_output *o, const char *name, const char *array) {
+    int rc = cli_output_open(o, name);
+    if (rc < 0) {
+        cli_path_error(name, rc);
+        return -1;
     }
-    /* A symlink is followed to its target, as curl does, even to a target
-     * not there yet. */
-    o->target = lstat(name, &st) == 0 && S_ISLNK(st.st_mode) ? link_target(name) : strdup(name);
-    if (!o->target) goto fail;
+    if (!cli_output_is_file(o) || lumio_is_remote(array)) return 0;
     char *slash = strrchr(o->target, '/');
     char *dir = slash ? strndup(o->target, (size_t)(slash - o->target) + 1) : strdup(".");
     struct stat ast;
-    bool inside = dir && !lumio_is_remote(array) && stat(array, &ast) == 0 &&
-                  S_ISDIR(ast.st_mode) && is_under(dir, ast.st_dev, ast.st_ino);
+    bool inside = dir && stat(array, &ast) == 0 && S_ISDIR(ast.st_mode) &&
+                  is_under(dir, ast.st_dev, ast.st_ino);
     free(dir);
-    if (inside) {
-        cli_error("%s: inside the array %s, which it would overwrite", name, array);
-        free(o->target);
-        return -2;
-    }
-    size_t n = strlen(o->target) + 32;
-    if (!(o->tmp = malloc(n))) goto fail;
-    snprintf(o->tmp, n, "%s.lumio-tmp.XXXXXX", o->target);
-    if ((o->fd = mkostemp(o->tmp, O_CLOEXEC)) < 0) goto fail;
-    mode_t mask = umask(0);
-    umask(mask);
-    fchmod(o->fd, 0666 & ~mask);
-    return 0;
-fail:
-    cli_path_error(name, -errno);
-    free(o->target);
-    free(o->tmp);
-    o->target = o->tmp = NULL;
-    return -1;
-}
-
-/* Finish the output: renamed into place on success, removed on failure. */
-static int output_close(output *o, int status) {
-    if (o->fd != STDOUT_FILENO && close(o->fd) < 0 && status == 0) {
-        cli_path_error(o->name, -errno);
-        status = EXIT_FILES;
-    }
-    if (o->tmp && status == 0 && rename(o->tmp, o->target) < 0) {
-        cli_path_error(o->name, -errno);
-        status = EXIT_FILES;
-    }
-    if (o->tmp && status != 0) unlink(o->tmp);
-    free(o->tmp);
-    free(o->target);
-    return status;
+    if (!inside) return 0;
+    cli_output_close(o, EXIT_USAGE);
+    cli_error("%s: inside the array %s, which it would overwrite", name, array);
+    return -2;
 }
 
 static int zarr_cat(int argc, char **argv) {
@@ -506,7 +446,7 @@ static int zarr_cat(int argc, char **argv) {
     int status = open_capped(loc, memory, 0, &z, &ring, &in, &spare);
     if (status) return status;
     uint64_t start[LUMIO_ZARR_MAX_DIMS], shape[LUMIO_ZARR_MAX_DIMS];
-    output o;
+    cli_output o;
     if (parse_region(region, &in, start, shape) < 0) status = EXIT_USAGE;
     int orc = status ? 0 : output_open(&o, out, loc);
     if (status || orc < 0) {
@@ -541,7 +481,7 @@ static int zarr_cat(int argc, char **argv) {
         }
     }
     lumio_large_free(buf, cap);
-    status = output_close(&o, status);
+    status = cli_output_close(&o, status);
     close_capped(z, ring);
     return status;
 }
