@@ -635,11 +635,15 @@ static bool earlier_pending(const op_state *op) {
 }
 
 /* A later op of the group, opened but not yet started (it waits for this
- * one), can give its descriptor back and be opened again later. */
+ * one), can give its descriptor back and be opened again later: only a
+ * regular file with a size, which opening again gives back as it was. A
+ * FIFO, a pipe or a device would lose what it held (and a FIFO whose writer
+ * is gone would never open again). */
 static bool stealable(const op_state *o) {
     return o->kind == LUMIO_OP_GET && o->phase == OP_ISSUING && o->owned && !o->fixed &&
            !o->remote && o->path && !o->error && o->inflight == 0 && o->cursor == 0 &&
-           o->part_off == 0 && !o->part_buf && !o->s_reading && !o->s_buf && o->s_count == 0;
+           o->have_size && !o->nosize && !o->stream && !o->seq && o->part_off == 0 &&
+           !o->part_buf && !o->s_reading && !o->s_buf && o->s_count == 0;
 }
 
 static bool opening_later(const op_state *op) {
@@ -769,6 +773,11 @@ void plan_task_done(lumio_ring *r, etask *et) {
             op->owned = true;
             op->fixed = !op->remote && r->be->fixed_files;
             r->stats.files_opened++;
+            /* Opens succeed again: the cap an EMFILE lowered grows back one
+             * file at a time (a passing shortage, someone else's, must not
+             * halve this ring's concurrency for good). */
+            if (!op->remote && r->fd_cap < r->o.max_open_files && r->files_open >= r->fd_cap)
+                r->fd_cap++;
         }
         if (op->opening == 0) op_opened(r, op);
         break;
