@@ -126,6 +126,7 @@ int zarr_open_meta(lumio_zarr **out, const char *location, const lumio_zarr_opti
     } else {
         lumio_ring_options ro;
         lumio_ring_options_default(&ro);
+        ro.remote = o.remote; /* (NULL: the ring makes its own on the first URL) */
         rc = lumio_ring_create(&z->ring, &ro);
         z->own_ring = rc == 0;
         if (rc < 0) snprintf(z->err, sizeof z->err, "%s: cannot start the I/O engine", location);
