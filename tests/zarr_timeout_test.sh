@@ -93,8 +93,11 @@ usage() {
             "create $work/u --shape 4 --chunks 2 --dtype u1" "rechunk $work/src $work/u --chunks 5,5"; do
             # shellcheck disable=SC2086 # the words of each command
             "$lumio" zarr $cmd --timeout "$t" >/dev/null 2>"$work/err"
-            [[ $? -eq 2 && $(wc -l <"$work/err") -eq 1 ]] && grep -q -- --timeout "$work/err" ||
-                { echo "  lumio zarr $cmd --timeout '$t':" >&2; cat "$work/err" >&2; return 1; }
+            if [[ $? -ne 2 || $(wc -l <"$work/err") -ne 1 ]] || ! grep -q -- --timeout "$work/err"; then
+                echo "  lumio zarr $cmd --timeout '$t':" >&2
+                cat "$work/err" >&2
+                return 1
+            fi
         done
     done
     [[ ! -e $work/u ]]
