@@ -18,6 +18,9 @@ behaviour; the rest names a file under the root:
     /nohead/NAME     HEAD is 403 (a URL presigned for GET); ranged GETs work, and
                      only with the query string's X-Amz-Signature=good
     /hang/...        reads the request and never answers
+    /hangdata/NAME   a Zarr store whose metadata documents (.zarray, zarr.json, ...)
+                     are served as by /plain/ (404 when absent) and whose chunks
+                     never come: any other GET or HEAD, and any PUT, is never answered
     /garbage/...     answers bytes that are not HTTP
     /http09/...      answers an HTTP/0.9 body (no status line)
     /redirect-file/...    302 to file:///etc/passwd
@@ -91,6 +94,14 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self):
         self.handle_any()
+
+    def do_PUT(self):  # only /hangdata/ takes a PUT (and never answers it)
+        if self.split()[0] == "hangdata":
+            self.handle_any()
+        else:
+            self.record()
+            self.simple(405)
+            self.close_connection = True
 
     def handle_any(self):
         self.record()
@@ -190,6 +201,14 @@ class Handler(BaseHTTPRequestHandler):
 
     def mode_hang(self, rest, query):
         time.sleep(ARGS.lifetime)
+
+    ZARR_META = {".zarray", ".zattrs", ".zgroup", ".zmetadata", "zarr.json"}
+
+    def mode_hangdata(self, rest, query):
+        if self.command != "PUT" and rest.rsplit("/", 1)[-1] in self.ZARR_META:
+            self.mode_plain(rest, query)
+        else:
+            self.mode_hang(rest, query)
 
     def mode_garbage(self, rest, query):
         self.raw(b"\x00\x01garbage \xff\xfe not http at all\r\n\r\n")

@@ -649,8 +649,8 @@ TEST(read_beside_series) {
     r.ndim = 2;
     r.chunks[0] = r.chunks[1] = 3;
     r.fill_value = NULL;
-    CHECK_RC(lumio_zarr_rechunk(tmp_path("empty.zarr"), tmp_path("empty2.zarr"), &r, 64 << 20, NULL,
-                                NULL));
+    CHECK_RC(lumio_zarr_rechunk(tmp_path("empty.zarr"), tmp_path("empty2.zarr"), &r, NULL, 64 << 20,
+                                NULL, NULL));
     free(ref);
     free(back);
     lumio_zarr_close(z);

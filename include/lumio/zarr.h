@@ -70,6 +70,11 @@ typedef struct lumio_zarr_options {
     /* Reads go through this ring (NULL: the array makes one, with a remote
      * client of its own for URLs). */
     lumio_ring *ring;
+    /* URLs go through this remote client (remote.h: its timeout, retries,
+     * concurrency) when the array makes its own ring (NULL: the ring's own
+     * client, with the defaults); the caller keeps it alive until the array
+     * is closed. */
+    lumio_remote *remote;
     /* Raw chunks in flight at once during a read (default 64). */
     unsigned max_chunks_in_flight;
     /* Keep up to this many bytes of decoded chunks, least recently used
@@ -170,10 +175,13 @@ LUMIO_API int lumio_zarr_write(lumio_zarr *z, const uint64_t *start, const uint6
  * is NULL, which lumio_zarr_create_options_default does not leave it). It works
  * in blocks of whole destination chunks that fit in `memory` bytes (at least
  * 32 MiB: the whole process, the program included), each read once and
- * written once. The error text is in
+ * written once. zo (NULL: the defaults): its remote client, if any, reads a
+ * URL source and writes a URL destination; its ring is not used (rechunk
+ * makes rings sized to the budget). The error text is in
  * lumio_zarr_last_error(NULL). */
 LUMIO_API int lumio_zarr_rechunk(const char *src, const char *dst,
-                                 const lumio_zarr_create_options *opts, uint64_t memory,
+                                 const lumio_zarr_create_options *opts,
+                                 const lumio_zarr_options *zo, uint64_t memory,
                                  lumio_progress_fn progress, void *arg);
 
 /* Ordered streaming along one axis (a time series): slabs of `step` indices

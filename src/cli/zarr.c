@@ -22,15 +22,17 @@
 #define MAX(a, b) ((a) > (b) ? (a) : (b))
 
 static const char zarr_usage[] =
-    "usage: lumio zarr info PATH|URL\n"
+    "usage: lumio zarr info PATH|URL [--timeout SECONDS]\n"
     "       lumio zarr cat PATH|URL [--region START:STOP,...] [-o FILE|-] [--memory SIZE]\n"
+    "                         [--timeout SECONDS]\n"
     "       lumio zarr create PATH --shape N,... --chunks N,... --dtype DTYPE [--codec C]\n"
     "                         [--format 2|3] [--order C|F] [--fill V] [--separator .|/]\n"
     "                         [--checksum] [--shard N,...] [--from RAWFILE|-] [--memory SIZE]\n"
+    "                         [--timeout SECONDS]\n"
     "       lumio zarr rechunk SRC DST --chunks N,... [--codec C] [--format 2|3] [--order C|F]\n"
-    "                         [--shard N,...] [--checksum] [--memory SIZE]\n"
+    "                         [--shard N,...] [--checksum] [--memory SIZE] [--timeout SECONDS]\n"
     "       lumio zarr bench PATH|URL --pattern all|crops|series [--crop N,...] [--count N]\n"
-    "                         [--batch N] [--cache SIZE] [--memory SIZE]\n"
+    "                         [--batch N] [--cache SIZE] [--memory SIZE] [--timeout SECONDS]\n"
     "\n"
     "Zarr v2 and v3 arrays in a directory, over http(s):// or in s3://BUCKET/PREFIX.\n"
     "\n"
@@ -60,7 +62,9 @@ static const char zarr_usage[] =
     "         mib_per_s, crops_per_s for crops, and the cache's hits and misses\n"
     "\n"
     "--memory caps what cat, create, rechunk and bench hold (default 512M, at\n"
-    "least 32M); work that cannot fit is refused, saying what it needs.\n";
+    "least 32M); work that cannot fit is refused, saying what it needs.\n"
+    "--timeout SECONDS: a URL gives up when no data came for SECONDS, retries\n"
+    "included (default 60; fractions allowed, up to 86400).\n";
 
 static const char *type_name(lumio_zarr_type t) {
     static const char *const names[] = {"bool",   "int8",   "int16",  "int32",   "int64",  "uint8",
@@ -120,9 +124,31 @@ static bool is_metadata(const char *name) {
            !strcmp(name, "zarr.json") || !strcmp(name, ".zmetadata");
 }
 
-static int zarr_info(const char *loc) {
+/* ---- remote locations ------------------------------------------------------------ */
+
+/* --timeout ('T'), the option every subcommand takes: 1 when c was it, 0 when
+ * not, -1 after a message for a bad value. */
+static int timeout_option(int c, const char *arg, cli_remote_opts *ro) {
+    return c == 'T' ? cli_remote_option(c, arg, ro) : 0;
+}
+
+/* The client URLs go through (with --timeout), made only when one of the n
+ * locations is a URL: *rm stays NULL for directories. 0, or an exit status
+ * after a message. */
+static int zarr_client(const char *const *locs, int n, const cli_remote_opts *ro,
+                       lumio_remote **rm) {
+    *rm = NULL;
+    bool any = false;
+    for (int i = 0; i < n; i++) any |= lumio_is_remote(locs[i]);
+    return any && cli_remote_create(rm, ro) < 0 ? EXIT_FILES : 0;
+}
+
+static int zarr_info(const char *loc, lumio_remote *rm) {
     lumio_zarr *z;
-    int rc = lumio_zarr_open(&z, loc, NULL);
+    lumio_zarr_options zo;
+    lumio_zarr_options_default(&zo);
+    zo.remote = rm;
+    int rc = lumio_zarr_open(&z, loc, &zo);
     if (rc < 0) {
         cli_error("%s", lumio_zarr_last_error(NULL));
         return EXIT_FILES;
@@ -311,11 +337,14 @@ static void close_capped(lumio_zarr *z, lumio_ring *ring);
 /* Open loc for reading within `memory`: its reads go through a ring whose
  * pool fits the cap. *spare is what the cap leaves for the caller's own
  * buffers; a cap that does not even hold the decoding is refused. */
-static int open_capped(const char *loc, uint64_t memory, uint64_t cache, lumio_zarr **z,
-                       lumio_ring **ring, lumio_zarr_info *in, uint64_t *spare) {
+static int open_capped(const char *loc, uint64_t memory, uint64_t cache, lumio_remote *rm,
+                       lumio_zarr **z, lumio_ring **ring, lumio_zarr_info *in, uint64_t *spare) {
     *z = NULL;
     *ring = NULL;
-    if (lumio_zarr_open(z, loc, NULL) < 0) {
+    lumio_zarr_options zo;
+    lumio_zarr_options_default(&zo);
+    zo.remote = rm;
+    if (lumio_zarr_open(z, loc, &zo) < 0) {
         cli_error("%s", lumio_zarr_last_error(NULL));
         return EXIT_FILES;
     }
@@ -324,6 +353,7 @@ static int open_capped(const char *loc, uint64_t memory, uint64_t cache, lumio_z
     *z = NULL;
     lumio_ring_options ro;
     lumio_ring_options_default(&ro);
+    ro.remote = rm;
     uint64_t need = sat_add(read_memory(memory, in, &ro.max_bytes), cache);
     if (need > memory) {
         say_memory(loc, cache ? "decoding chunks and the cache" : "decoding chunks",
@@ -331,8 +361,6 @@ static int open_capped(const char *loc, uint64_t memory, uint64_t cache, lumio_z
         return EXIT_USAGE;
     }
     *spare = memory - need;
-    lumio_zarr_options zo;
-    lumio_zarr_options_default(&zo);
     zo.cache_bytes = cache;
     if (lumio_ring_create(ring, &ro) < 0) {
         cli_error("%s: cannot start the I/O engine", loc);
@@ -406,17 +434,23 @@ static int output_open(cli_output *o, const char *name, const char *array) {
     return -2;
 }
 
+static int cat_run(const char *loc, const char *region, const char *out, uint64_t memory,
+                   lumio_remote *rm);
+
 static int zarr_cat(int argc, char **argv) {
-    static const struct option opts[] = {{"region", required_argument, NULL, 'r'},
-                                         {"output", required_argument, NULL, 'o'},
-                                         {"memory", required_argument, NULL, 'm'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"region", required_argument, NULL, 'r'}, {"output", required_argument, NULL, 'o'},
+        {"memory", required_argument, NULL, 'm'}, {"timeout", required_argument, NULL, 'T'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
     const char *region = NULL, *out = "-";
     uint64_t memory = DEFAULT_MEMORY;
+    cli_remote_opts ro = {0};
     opterr = 0;
     int c;
     while ((c = getopt_long(argc, argv, ":o:h", opts, NULL)) != -1) {
+        int r = timeout_option(c, optarg, &ro);
+        if (r < 0) return EXIT_USAGE;
+        if (r > 0) continue;
         switch (c) {
         case 'r':
             region = optarg;
@@ -438,12 +472,21 @@ static int zarr_cat(int argc, char **argv) {
         cli_error("one array (see 'lumio zarr --help')");
         return EXIT_USAGE;
     }
-    const char *loc = argv[optind];
+    lumio_remote *rm;
+    int status = zarr_client((const char *const *)argv + optind, 1, &ro, &rm);
+    if (status == 0) status = cat_run(argv[optind], region, out, memory, rm);
+    lumio_remote_destroy(rm);
+    return status;
+}
+
+/* The region of loc to out (see output_open), URLs through rm. */
+static int cat_run(const char *loc, const char *region, const char *out, uint64_t memory,
+                   lumio_remote *rm) {
     lumio_zarr *z;
     lumio_ring *ring;
     lumio_zarr_info in;
     uint64_t spare;
-    int status = open_capped(loc, memory, 0, &z, &ring, &in, &spare);
+    int status = open_capped(loc, memory, 0, rm, &z, &ring, &in, &spare);
     if (status) return status;
     uint64_t start[LUMIO_ZARR_MAX_DIMS], shape[LUMIO_ZARR_MAX_DIMS];
     cli_output o;
@@ -642,23 +685,32 @@ static int fill_from(lumio_zarr *z, const char *from, int in) {
 }
 
 static int zarr_create(int argc, char **argv) {
-    static const struct option opts[] = {
-        {"shape", required_argument, NULL, 's'},  {"chunks", required_argument, NULL, 'c'},
-        {"dtype", required_argument, NULL, 'd'},  {"codec", required_argument, NULL, 'k'},
-        {"format", required_argument, NULL, 'f'}, {"order", required_argument, NULL, 'O'},
-        {"fill", required_argument, NULL, 'F'},   {"separator", required_argument, NULL, 'S'},
-        {"checksum", no_argument, NULL, 'x'},     {"from", required_argument, NULL, 'r'},
-        {"shard", required_argument, NULL, 'H'},  {"memory", required_argument, NULL, 'm'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"shape", required_argument, NULL, 's'},
+                                         {"chunks", required_argument, NULL, 'c'},
+                                         {"dtype", required_argument, NULL, 'd'},
+                                         {"codec", required_argument, NULL, 'k'},
+                                         {"format", required_argument, NULL, 'f'},
+                                         {"order", required_argument, NULL, 'O'},
+                                         {"fill", required_argument, NULL, 'F'},
+                                         {"separator", required_argument, NULL, 'S'},
+                                         {"checksum", no_argument, NULL, 'x'},
+                                         {"from", required_argument, NULL, 'r'},
+                                         {"shard", required_argument, NULL, 'H'},
+                                         {"memory", required_argument, NULL, 'm'},
+                                         {"timeout", required_argument, NULL, 'T'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
     lumio_zarr_create_options o;
     lumio_zarr_create_options_default(&o);
     const char *shape = NULL, *chunks = NULL, *from = NULL, *shard = NULL;
     uint64_t memory = DEFAULT_MEMORY;
+    cli_remote_opts ro = {0};
     o.dtype = NULL;
     opterr = 0;
     int c;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         int r = layout_option(c, optarg, &o, &chunks, &shard);
+        if (r == 0) r = timeout_option(c, optarg, &ro);
         if (r < 0) return EXIT_USAGE;
         if (r > 0) continue;
         switch (c) {
@@ -719,9 +771,11 @@ static int zarr_create(int argc, char **argv) {
     /* With data, the metadata is written after it: a fill that fails or is
      * killed leaves nothing that opens as complete. */
     o.defer_metadata = in >= 0;
-    int status = 0;
+    lumio_zarr_options zo;
+    lumio_zarr_options_default(&zo);
+    int status = zarr_client(&path, 1, &ro, &zo.remote);
     lumio_zarr *z = NULL;
-    int rc = lumio_zarr_create(&z, path, &o, NULL);
+    int rc = status ? 0 : lumio_zarr_create(&z, path, &o, &zo);
     if (rc < 0) {
         cli_error("%s", lumio_zarr_last_error(NULL));
         status = rc == -EINVAL || rc == LUMIO_E_UNSUPPORTED || rc == LUMIO_E_FORMAT ? EXIT_USAGE
@@ -735,6 +789,7 @@ static int zarr_create(int argc, char **argv) {
     }
     if (in > STDIN_FILENO) close(in);
     lumio_zarr_close(z); /* (uncommitted: nothing of it is left to open) */
+    lumio_remote_destroy(zo.remote);
     return status;
 }
 
@@ -743,25 +798,27 @@ static void on_progress(void *arg, uint64_t done, uint64_t total) {
     progress_update(arg, 0, done);
 }
 
+static int rechunk_run(const char *src, const char *dst, const lumio_zarr_create_options *o,
+                       unsigned n, uint64_t memory, const lumio_zarr_options *zo);
+
 static int zarr_rechunk(int argc, char **argv) {
-    static const struct option opts[] = {{"chunks", required_argument, NULL, 'c'},
-                                         {"codec", required_argument, NULL, 'k'},
-                                         {"format", required_argument, NULL, 'f'},
-                                         {"order", required_argument, NULL, 'O'},
-                                         {"shard", required_argument, NULL, 'H'},
-                                         {"checksum", no_argument, NULL, 'x'},
-                                         {"memory", required_argument, NULL, 'm'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"chunks", required_argument, NULL, 'c'}, {"codec", required_argument, NULL, 'k'},
+        {"format", required_argument, NULL, 'f'}, {"order", required_argument, NULL, 'O'},
+        {"shard", required_argument, NULL, 'H'},  {"checksum", no_argument, NULL, 'x'},
+        {"memory", required_argument, NULL, 'm'}, {"timeout", required_argument, NULL, 'T'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
     lumio_zarr_create_options o;
     lumio_zarr_create_options_default(&o);
     o.fill_value = NULL; /* the source's */
     const char *chunks = NULL, *shard = NULL;
     uint64_t memory = 512u << 20;
+    cli_remote_opts ro = {0};
     opterr = 0;
     int c;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         int r = layout_option(c, optarg, &o, &chunks, &shard);
+        if (r == 0) r = timeout_option(c, optarg, &ro);
         if (r < 0) return EXIT_USAGE;
         if (r > 0) continue;
         switch (c) {
@@ -786,9 +843,20 @@ static int zarr_rechunk(int argc, char **argv) {
         cli_error("--shard has %u dimensions, --chunks %u", ns, n);
         return EXIT_USAGE;
     }
+    lumio_zarr_options zo;
+    lumio_zarr_options_default(&zo);
+    int status = zarr_client((const char *const *)argv + optind, 2, &ro, &zo.remote);
+    if (status == 0) status = rechunk_run(argv[optind], argv[optind + 1], &o, n, memory, &zo);
+    lumio_remote_destroy(zo.remote);
+    return status;
+}
+
+/* src to dst in chunks of o (of n dimensions), URLs through zo->remote. */
+static int rechunk_run(const char *src, const char *dst, const lumio_zarr_create_options *o,
+                       unsigned n, uint64_t memory, const lumio_zarr_options *zo) {
     /* The source's dimensions must match: checked by opening it first. */
     lumio_zarr *z;
-    if (lumio_zarr_open(&z, argv[optind], NULL) < 0) {
+    if (lumio_zarr_open(&z, src, zo) < 0) {
         cli_error("%s", lumio_zarr_last_error(NULL));
         return EXIT_FILES;
     }
@@ -805,7 +873,7 @@ static int zarr_rechunk(int argc, char **argv) {
     mallopt(M_MMAP_THRESHOLD, 256 * 1024);
     progress p;
     progress_init(&p, "rechunked");
-    int rc = lumio_zarr_rechunk(argv[optind], argv[optind + 1], &o, memory, on_progress, &p);
+    int rc = lumio_zarr_rechunk(src, dst, o, zo, memory, on_progress, &p);
     progress_done(&p);
     if (rc < 0) {
         cli_error("%s", lumio_zarr_last_error(NULL));
@@ -814,17 +882,32 @@ static int zarr_rechunk(int argc, char **argv) {
     return 0;
 }
 
+typedef struct bench_opts {
+    const char *pattern, *crop;
+    uint64_t count, batch, memory, cache;
+} bench_opts;
+
+static int bench_run(const char *loc, const bench_opts *b, lumio_remote *rm);
+
 static int zarr_bench(int argc, char **argv) {
-    static const struct option opts[] = {
-        {"pattern", required_argument, NULL, 'p'}, {"crop", required_argument, NULL, 'c'},
-        {"count", required_argument, NULL, 'n'},   {"batch", required_argument, NULL, 'b'},
-        {"cache", required_argument, NULL, 'C'},   {"memory", required_argument, NULL, 'm'},
-        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"pattern", required_argument, NULL, 'p'},
+                                         {"crop", required_argument, NULL, 'c'},
+                                         {"count", required_argument, NULL, 'n'},
+                                         {"batch", required_argument, NULL, 'b'},
+                                         {"cache", required_argument, NULL, 'C'},
+                                         {"memory", required_argument, NULL, 'm'},
+                                         {"timeout", required_argument, NULL, 'T'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
     const char *pattern = "all", *crop = NULL;
     uint64_t count = 1000, batch = 16, memory = DEFAULT_MEMORY, cache = 0;
+    cli_remote_opts ro = {0};
     opterr = 0;
     int c;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        int r = timeout_option(c, optarg, &ro);
+        if (r < 0) return EXIT_USAGE;
+        if (r > 0) continue;
         switch (c) {
         case 'p':
             if (strcmp(optarg, "all") && strcmp(optarg, "crops") && strcmp(optarg, "series")) {
@@ -868,13 +951,24 @@ static int zarr_bench(int argc, char **argv) {
         cli_error("one array (see 'lumio zarr --help')");
         return EXIT_USAGE;
     }
-    const char *loc = argv[optind];
+    bench_opts b = {pattern, crop, count, batch, memory, cache};
+    lumio_remote *rm;
+    int status = zarr_client((const char *const *)argv + optind, 1, &ro, &rm);
+    if (status == 0) status = bench_run(argv[optind], &b, rm);
+    lumio_remote_destroy(rm);
+    return status;
+}
+
+/* Read loc as b says, URLs through rm; one JSON object on success. */
+static int bench_run(const char *loc, const bench_opts *b, lumio_remote *rm) {
+    const char *pattern = b->pattern, *crop = b->crop;
+    uint64_t count = b->count, batch = b->batch, memory = b->memory, cache = b->cache;
     lumio_zarr *z;
     lumio_ring *ring;
     lumio_zarr_info in;
     uint64_t spare;
     double t0 = now_seconds();
-    int status = open_capped(loc, memory, cache, &z, &ring, &in, &spare);
+    int status = open_capped(loc, memory, cache, rm, &z, &ring, &in, &spare);
     if (status) return status;
     uint64_t cshape[LUMIO_ZARR_MAX_DIMS];
     for (unsigned d = 0; d < in.ndim; d++) cshape[d] = MIN(in.chunks[d], in.shape[d]);
@@ -1009,6 +1103,34 @@ usage:
     return EXIT_USAGE;
 }
 
+static int zarr_info_main(int argc, char **argv) {
+    static const struct option opts[] = {{"timeout", required_argument, NULL, 'T'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    cli_remote_opts ro = {0};
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        int r = timeout_option(c, optarg, &ro);
+        if (r < 0) return EXIT_USAGE;
+        if (r > 0) continue;
+        if (c == 'h') {
+            fputs(zarr_usage, stdout);
+            return 0;
+        }
+        return cli_option_error(c, argv);
+    }
+    if (optind + 1 != argc) {
+        cli_error("one array (see 'lumio zarr --help')");
+        return EXIT_USAGE;
+    }
+    lumio_remote *rm;
+    int status = zarr_client((const char *const *)argv + optind, 1, &ro, &rm);
+    if (status == 0) status = zarr_info(argv[optind], rm);
+    lumio_remote_destroy(rm);
+    return status;
+}
+
 int cmd_zarr(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
         if (argc < 2) {
@@ -1021,15 +1143,7 @@ int cmd_zarr(int argc, char **argv) {
     }
     if (!strcmp(argv[1], "info")) {
         cli_set_name("lumio zarr info");
-        if (argc != 3 || argv[2][0] == '-') {
-            if (argc == 3 && (!strcmp(argv[2], "-h") || !strcmp(argv[2], "--help"))) {
-                fputs(zarr_usage, stdout);
-                return 0;
-            }
-            cli_error("one array (see 'lumio zarr --help')");
-            return EXIT_USAGE;
-        }
-        return zarr_info(argv[2]);
+        return zarr_info_main(argc - 1, argv + 1);
     }
     if (!strcmp(argv[1], "cat")) {
         cli_set_name("lumio zarr cat");

@@ -126,6 +126,7 @@ int zarr_open_meta(lumio_zarr **out, const char *location, const lumio_zarr_opti
     } else {
         lumio_ring_options ro;
         lumio_ring_options_default(&ro);
+        ro.remote = o.remote; /* (NULL: the ring makes its own on the first URL) */
         rc = lumio_ring_create(&z->ring, &ro);
         z->own_ring = rc == 0;
         if (rc < 0) snprintf(z->err, sizeof z->err, "%s: cannot start the I/O engine", location);
@@ -256,6 +257,24 @@ int zarr_on_chunk(void *arg, lumio_completion *c) {
     return zarr_decode_landed(x, c, NULL);
 }
 
+/* Keep the first failure among n completions in x. For the last failure it
+ * delivered, the ring's text says more than the code: for a URL, the
+ * request, the server's answer or the time limit. */
+static void note_failures(lumio_zarr *z, region *x, const lumio_completion *c, int n) {
+    int last = -1;
+    for (int i = 0; i < n; i++)
+        if (c[i].result < 0) last = i;
+    for (int i = 0; i <= last; i++) {
+        if (c[i].result >= 0) continue;
+        char text[1024];
+        if (i == last)
+            snprintf(text, sizeof text, "%s", lumio_ring_last_error(z->ring));
+        else
+            lumio_completion_describe(&c[i], text, sizeof text);
+        region_error(x, c[i].result, text);
+    }
+}
+
 bool zarr_cached(const region *x, uint64_t i) {
     zarr_cache *cache = x->z ? x->z->cache : NULL;
     if (!cache) return false;
@@ -335,12 +354,8 @@ int zarr_fetch_chunks(lumio_zarr *z, region *x, uint64_t first, uint64_t n, lumi
         }
         if (got == 0) zarr_abandon(z, gids[0]); /* not ended: nothing can come */
         bool ended = got == 0;
+        note_failures(z, x, c, got);
         for (int i = 0; i < got; i++) {
-            if (c[i].result < 0) {
-                char text[1024];
-                lumio_completion_describe(&c[i], text, sizeof text);
-                region_error(x, c[i].result, text);
-            }
             lumio_buffer_release(c[i].buffer);
             ended |= (c[i].flags & LUMIO_CQE_GROUP_END) != 0;
         }
@@ -466,12 +481,8 @@ int lumio_zarr_read_batch(lumio_zarr *z, size_t n, const uint64_t *starts, const
                 if (busy[t]) lumio_ring_cancel(z->ring, gids[t]);
         if (got <= 0) zarr_abandon(z, gids[s]); /* a no-op for an ended group */
         bool ended = got <= 0;
+        note_failures(z, &xs[s], c, got);
         for (int i = 0; i < got; i++) {
-            if (c[i].result < 0) {
-                char text[1024];
-                lumio_completion_describe(&c[i], text, sizeof text);
-                region_error(&xs[s], c[i].result, text);
-            }
             lumio_buffer_release(c[i].buffer);
             ended |= (c[i].flags & LUMIO_CQE_GROUP_END) != 0;
         }

@@ -139,7 +139,10 @@ static void *write_blocks(void *arg) {
 }
 
 int lumio_zarr_rechunk(const char *src, const char *dst, const lumio_zarr_create_options *opts,
-                       uint64_t memory, lumio_progress_fn progress, void *arg) {
+                       const lumio_zarr_options *zopts, uint64_t memory, lumio_progress_fn progress,
+                       void *arg) {
+    /* The caller's client (its timeout) for the source and the destination. */
+    lumio_remote *remote = zopts ? zopts->remote : NULL;
     /* The budget: 3/8 for the block, 1/16 for the reads in flight, 1/16 for
      * the chunks being encoded (and as much for their encoded bytes), and the
      * rest for the program itself and the decoding on the workers. */
@@ -148,6 +151,7 @@ int lumio_zarr_rechunk(const char *src, const char *dst, const lumio_zarr_create
     lumio_ring_options_default(&ro);
     ro.max_bytes = memory / 16;
     ro.max_buffers = 64;
+    ro.remote = remote;
     lumio_ring *ring;
     int rc = lumio_ring_create(&ring, &ro);
     if (rc < 0) {
@@ -157,6 +161,7 @@ int lumio_zarr_rechunk(const char *src, const char *dst, const lumio_zarr_create
     lumio_zarr_options zo;
     lumio_zarr_options_default(&zo);
     zo.ring = ring;
+    zo.remote = remote; /* the destination's own ring reads and writes through it too */
     lumio_zarr *s = NULL, *d = NULL;
     uint8_t *block = NULL;
     size_t block_bytes = 0;

@@ -270,11 +270,12 @@ static int put_meta_local(const char *path, int format, const char *text, bool *
 /* The same in a store at a URL: neither document may be there (checked,
  * then written: a store has no atomic create). */
 static int put_meta_remote(const char *path, int format, const char *text, lumio_ring *ring,
-                           char *err, size_t errlen) {
+                           lumio_remote *remote, char *err, size_t errlen) {
     bool own = !ring;
     if (own) {
         lumio_ring_options ro;
         lumio_ring_options_default(&ro);
+        ro.remote = remote;
         if (lumio_ring_create(&ring, &ro) < 0) {
             snprintf(err, errlen, "%s: cannot start the I/O engine", path);
             return -ENOMEM;
@@ -306,17 +307,19 @@ static int put_meta_remote(const char *path, int format, const char *text, lumio
     return rc;
 }
 
-static int put_meta(const char *path, int format, const char *text, lumio_ring *ring, bool *made,
-                    char *err, size_t errlen) {
+/* ring: the array's, or NULL (then one of its own, reading through remote). */
+static int put_meta(const char *path, int format, const char *text, lumio_ring *ring,
+                    lumio_remote *remote, bool *made, char *err, size_t errlen) {
     if (made) *made = false;
-    return lumio_is_remote(path) ? put_meta_remote(path, format, text, ring, err, errlen)
+    return lumio_is_remote(path) ? put_meta_remote(path, format, text, ring, remote, err, errlen)
                                  : put_meta_local(path, format, text, made, err, errlen);
 }
 
 int lumio_zarr_commit(lumio_zarr *z) {
     if (!z->pending_meta) return 0;
     char err[512] = "";
-    int rc = put_meta(z->base, z->pending_format, z->pending_meta, z->ring, NULL, err, sizeof err);
+    int rc =
+        put_meta(z->base, z->pending_format, z->pending_meta, z->ring, NULL, NULL, err, sizeof err);
     if (rc < 0) {
         snprintf(z->err, sizeof z->err, "%s", err);
         return rc;
@@ -483,8 +486,8 @@ int lumio_zarr_create(lumio_zarr **out, const char *path, const lumio_zarr_creat
     bool made = false;
     bool defer = o->defer_metadata != 0;
     if (rc == 0)
-        rc = put_meta(path, o->format, defer ? NULL : text, zo ? zo->ring : NULL, &made, err,
-                      sizeof err);
+        rc = put_meta(path, o->format, defer ? NULL : text, zo ? zo->ring : NULL,
+                      zo ? zo->remote : NULL, &made, err, sizeof err);
     if (rc == 0 && defer) {
         rc = zarr_open_meta(out, path, zo, text, o->format);
         if (rc == 0) {
