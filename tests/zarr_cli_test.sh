@@ -88,6 +88,16 @@ into_dir() {
     [ $? -eq 1 ] && no_array s5
 }
 check "create --from into an existing directory, failed: nothing that opens" into_dir
+# What a failed or killed create left (chunks, no metadata) is never taken
+# over by the next create there: its chunks would read as the new array's.
+leftover_chunks() {
+    mkdir s6 && printf 'old' >s6/0.0 && printf '{}' >s6/.zattrs
+    fails_with 1 "s6: the directory is not empty ('0.0'" \
+        "$LUMIO" zarr create s6 --shape 100,60 --chunks 30,25 --dtype '<u2' || return 1
+    no_array s6 && rm s6/0.0 && "$LUMIO" zarr create s6 --shape 4 --chunks 2 --dtype u1 &&
+        "$LUMIO" zarr info s6 >/dev/null
+}
+check "create refuses a directory holding chunks of an earlier array" leftover_chunks
 
 killed_create() {
     mkfifo fifo

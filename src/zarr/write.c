@@ -5,6 +5,7 @@
  * every chunk whole. */
 #include "zarr/zarr.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -232,6 +233,38 @@ static int write_atomic(const char *path, const void *data, size_t len, bool exc
     return rc;
 }
 
+/* A directory a new array is made in holds nothing of an earlier one: the
+ * chunks of a create that was killed before its metadata (written last)
+ * would otherwise read as the new array's data. Its attributes may stay. */
+static int check_empty(const char *path, char *err, size_t errlen) {
+    DIR *d = opendir(path);
+    if (!d) {
+        int rc = -errno;
+        snprintf(err, errlen, "%s: %s", path, lumio_strerror(rc));
+        return rc;
+    }
+    int rc = 0;
+    struct dirent *e;
+    while (rc == 0 && (e = readdir(d))) {
+        const char *n = e->d_name;
+        if (!strcmp(n, ".") || !strcmp(n, "..") || !strcmp(n, ".zattrs") || !strcmp(n, ".zarray") ||
+            !strcmp(n, "zarr.json"))
+            continue; /* (metadata: said below, by name) */
+        char shown[65];
+        size_t k = 0;
+        for (; n[k] && k < sizeof shown - 1; k++) /* a name is one line, without escapes */
+            shown[k] = n[k] > 0x20 && n[k] < 0x7f ? n[k] : '?';
+        shown[k] = 0;
+        snprintf(err, errlen,
+                 "%s: the directory is not empty ('%s'; chunks of a failed create?): "
+                 "remove it or create elsewhere",
+                 path, shown);
+        rc = -EEXIST;
+    }
+    closedir(d);
+    return rc;
+}
+
 /* The metadata document of a new array in a directory (text NULL: only
  * check that it may be written): made if missing (*made says if here); an
  * array of either format already there is -EEXIST, this format's checked
@@ -244,6 +277,7 @@ static int put_meta_local(const char *path, int format, const char *text, bool *
     int rc = dir && meta ? mkdirs(dir) : -ENOMEM;
     if (made) *made = rc == 1;
     if (rc > 0) rc = 0;
+    if (rc == 0 && made && !*made) rc = check_empty(path, err, errlen);
     struct stat st;
     for (int k = 0; rc == 0 && k < 2; k++) { /* the other format's, then this one's */
         snprintf(meta, mlen, "%s/%s", path, (format == 2) == (k == 0) ? "zarr.json" : ".zarray");
