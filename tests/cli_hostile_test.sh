@@ -89,6 +89,17 @@ check "hash of /proc and /sys files equals xxhsum" hash_pseudo
 check "cat of pipes, standard input, a FIFO and devices" cat_pipes
 check "hash of pipes and standard input equals xxhsum" hash_pipes
 check "cat and hash of an empty file" empty_files
+# A file as standard input is read from its current offset, as cat and
+# xxhsum read it, and cat leaves it at its end.
+stdin_offset() {
+    head -c 70000 /dev/urandom >f70k
+    (dd bs=1000 count=3 of=/dev/null 2>/dev/null; "$LUMIO" cat - >got) <f70k &&
+        tail -c 67000 f70k | cmp - got || return 1
+    [ "$( (dd bs=1000 count=3 of=/dev/null 2>/dev/null; "$LUMIO" hash -) <f70k)" = \
+        "$( (dd bs=1000 count=3 of=/dev/null 2>/dev/null; xxhsum -H1 -) <f70k)" ] || return 1
+    [ "$({ "$LUMIO" cat - >/dev/null; wc -c; } <f70k)" = 0 ]
+}
+check "cat - and hash - of a file read from its offset" stdin_offset
 
 # ---- memory caps -------------------------------------------------------------------
 # Peak resident memory of the command, in KiB.

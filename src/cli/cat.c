@@ -96,17 +96,30 @@ static int cat_run(char **paths, int n, uint64_t block, uint64_t memory) {
         return EXIT_FILES;
     }
     lumio_op *ops = calloc((size_t)n, sizeof(*ops));
-    if (!ops) {
+    lumio_range *from = calloc((size_t)n, sizeof(*from));
+    if (!ops || !from) {
+        free(ops);
+        free(from);
         lumio_ring_destroy(r);
         cli_error("out of memory");
         return EXIT_FILES;
     }
+    bool seek_in = false;
     for (int i = 0; i < n; i++) {
         bool in = !strcmp(paths[i], "-"); /* standard input, read to its end */
         ops[i] = (lumio_op){.kind = LUMIO_OP_GET,
                             .path = in ? NULL : paths[i],
                             .fd = in ? STDIN_FILENO : -1,
                             .block_size = block};
+        /* A file as standard input is read from where the shell (or an
+         * earlier reader) left it, as cat does, and left at its end. */
+        off_t at = in ? cli_stdin_offset() : -1;
+        if (at > 0) {
+            from[i] = (lumio_range){.offset = (int64_t)at, .length = LUMIO_WHOLE};
+            ops[i].ranges = &from[i];
+            ops[i].nranges = 1;
+        }
+        seek_in |= at >= 0;
     }
     lumio_group_options go;
     lumio_group_options_default(&go);
@@ -114,11 +127,13 @@ static int cat_run(char **paths, int n, uint64_t block, uint64_t memory) {
     uint64_t g;
     rc = lumio_ring_submit(r, ops, (size_t)n, &go, &g);
     free(ops); /* the engine copied them */
+    free(from);
     int status = EXIT_FILES;
     if (rc < 0)
         cli_error("%s", lumio_ring_last_error(r));
     else
         status = cat_drain(r, g, paths);
+    if (status == 0 && seek_in) (void)!lseek(STDIN_FILENO, 0, SEEK_END);
     lumio_ring_destroy(r);
     return status;
 }

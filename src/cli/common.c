@@ -406,3 +406,10 @@ int cli_link_error(const char *path) {
     if (stat(path, &st) < 0) return -errno;
     return -ENOENT; /* followable now: it changed under the walk */
 }
+
+off_t cli_stdin_offset(void) {
+    struct stat st;
+    if (fstat(STDIN_FILENO, &st) < 0 || !S_ISREG(st.st_mode)) return -1;
+    off_t at = lseek(STDIN_FILENO, 0, SEEK_CUR);
+    return at < 0 ? -1 : at;
+}

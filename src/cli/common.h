@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <sys/stat.h>
+#include <sys/types.h>
 
 /* Exit statuses: 1 when some file failed, 2 for a wrong command line. */
 enum { EXIT_FILES = 1, EXIT_USAGE = 2 };
@@ -143,6 +144,11 @@ uint64_t cli_fds_free(unsigned reserve);
 /* The open-file cap of each of `rings` rings: a fair share of what is free
  * (after a reserve for the rings themselves), at least 1, at most `want`. */
 unsigned cli_ring_open_files(unsigned rings, unsigned want);
+
+/* Where a regular file given as standard input ("-") is to be read from:
+ * its current offset, as cat reads it; -1 when stdin is not a regular file
+ * (a pipe, a terminal: read from where it is anyway). */
+off_t cli_stdin_offset(void);
 
 /* Memory: --memory SIZE caps what a command's buffers hold at once. */
 int cli_parse_memory(const char *arg, uint64_t min, uint64_t *out);

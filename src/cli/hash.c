@@ -247,6 +247,14 @@ static int add_file(hbatch *b, const char *path, uint64_t size, bool sized) {
         e->large = true;
         if (!(e->state = stream_new(b->algo))) return -ENOMEM;
         op->block_size = HASH_BLOCK;
+        /* A file as standard input: from where it was left, as xxhsum. */
+        static lumio_range from_stdin = {.length = LUMIO_WHOLE};
+        off_t at = in ? cli_stdin_offset() : -1;
+        if (at > 0) {
+            from_stdin.offset = (int64_t)at;
+            op->ranges = &from_stdin;
+            op->nranges = 1;
+        }
     } else {
         op->ranges = &whole;
         op->nranges = 1;
