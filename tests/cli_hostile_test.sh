@@ -100,6 +100,23 @@ stdin_offset() {
     [ "$({ "$LUMIO" cat - >/dev/null; wc -c; } <f70k)" = 0 ]
 }
 check "cat - and hash - of a file read from its offset" stdin_offset
+# A file that shrinks after its size was read says so, by name.
+shrinks() {
+    head -c 64M /dev/zero >big && head -c 4M /dev/urandom >shrinking && mkfifo sp
+    "$LUMIO" cat --block 1M --memory 2M big shrinking >sp 2>err &
+    local pid=$! st=0
+    exec 3<sp
+    head -c 1M <&3 >/dev/null
+    truncate -s 1000 shrinking
+    cat <&3 >/dev/null
+    exec 3<&-
+    wait $pid || st=$?
+    echo "status $st: $(cat err)"
+    rm -f big sp
+    [ $st -eq 1 ] && grep -q '^lumio cat: shrinking: the file shrank while it was read' err &&
+        [ "$(wc -l <err)" -eq 1 ]
+}
+check "cat of a file that shrinks while read names it" shrinks
 
 # ---- memory caps -------------------------------------------------------------------
 # Peak resident memory of the command, in KiB.

@@ -41,8 +41,14 @@ typedef struct cat_state {
 
 static void cat_one(cat_state *s, const lumio_completion *c) {
     if (c->result < 0) {
-        if (c->op_index != LUMIO_NO_RANGE && (int64_t)c->op_index != s->failed_op)
-            cli_path_error(c->path ? c->path : s->paths[c->op_index], c->result);
+        if (c->op_index != LUMIO_NO_RANGE && (int64_t)c->op_index != s->failed_op) {
+            const char *path = c->path ? c->path : s->paths[c->op_index];
+            if (c->result == LUMIO_E_RANGE) /* cat reads whole files: this one shrank */
+                cli_error("%s: the file shrank while it was read (it ends before byte %llu)", path,
+                          (unsigned long long)(c->offset + c->length));
+            else
+                cli_path_error(path, c->result);
+        }
         s->failed_op = c->op_index;
         s->status = EXIT_FILES;
         return;

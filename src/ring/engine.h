@@ -84,7 +84,8 @@ struct op_state {
     bool fixed;          /* fd is a registered-file slot */
     bool direct;         /* opened with O_DIRECT */
     bool remote;         /* a URL: the remote backend's */
-    char *remote_err;    /* the first failure's text from the remote backend */
+    char *remote_err;    /* the first failure's text that says more than its code
+                            (the remote backend's, a file that shrank) */
     int remote_err_code; /* and its code: the text is used for completions with it */
     /* Planning sizes: the ring's for files, the remote client's for URLs. */
     uint64_t gap, cmax, max_io;

@@ -6,6 +6,7 @@
 #include "ring/engine.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -496,6 +497,19 @@ again:
 
 /* ---- finishing ------------------------------------------------------------ */
 
+/* A range checked against the file's size met its end sooner: the file
+ * shrank while it was read, which the bare code would not say. */
+static void note_shrank(op_state *op, uint64_t eof_at) {
+    if (op->remote || op->remote_err || !op->have_size) return;
+    char text[1200];
+    snprintf(text, sizeof text,
+             "%s: the file shrank while it was read (it ends at byte %llu, its size was %llu)",
+             op->path ? op->path : "(fd)", (unsigned long long)eof_at,
+             (unsigned long long)op->size);
+    op->remote_err = strdup(text);
+    op->remote_err_code = LUMIO_E_RANGE;
+}
+
 static void finish_range(lumio_ring *r, node *n) {
     op_state *op = n->op;
     if (op->kind == LUMIO_OP_GET) {
@@ -505,6 +519,7 @@ static void finish_range(lumio_ring *r, node *n) {
                 n->cflags |= LUMIO_CQE_SHORT;
             } else {
                 n->result = LUMIO_E_RANGE;
+                note_shrank(op, n->eof_at);
             }
         }
         if (n->result < 0) {
