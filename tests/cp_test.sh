@@ -314,20 +314,26 @@ check "files on both sides of the ring's size limit" sizes_both_ways
 
 # ---- modes --------------------------------------------------------------------------------
 
+# As cp without -p: the source's mode less the umask, set-id bits dropped.
 modes_kept() {
     mkdir -p t9 && cp s1 t9/ro && cp s1 t9/none && cp s1 t9/x && cp s1 t9/suid && mkfile t9/bigro 3000000
+    cp s1 t9/sgid && cp s1 t9/small_suid && mkdir -p t9/d && mkfile t9/bigsuid 3000000
     chmod 444 t9/ro && chmod 000 t9/none && chmod 751 t9/x && chmod 4755 t9/suid && chmod 400 t9/bigro
-    "$LUMIO" cp t9 o9 || return 1
-    local f
-    for f in ro none x suid bigro; do
-        [ "$(stat -c %a "t9/$f")" = "$(stat -c %a "o9/$f")" ] || {
-            echo "mode of $f: $(stat -c %a "o9/$f")"
+    chmod 2775 t9/sgid && chmod 6777 t9/small_suid && chmod 2777 t9/d && chmod 4700 t9/bigsuid
+    (umask 022 && "$LUMIO" cp t9 o9) && (umask 077 && "$LUMIO" cp t9 u9) || return 1
+    local f want
+    for f in ro:444:400 none:0:0 x:751:700 suid:755:700 bigro:400:400 sgid:755:700 \
+        small_suid:755:700 d:755:700 bigsuid:700:700; do
+        IFS=: read -r f want want77 <<<"$f"
+        [ "$(stat -c %a "o9/$f")" = "$want" ] && [ "$(stat -c %a "u9/$f")" = "$want77" ] || {
+            echo "mode of $f: $(stat -c %a "o9/$f") (umask 022), $(stat -c %a "u9/$f") (umask 077)"
             return 1
         }
     done
+    (umask 022 && "$LUMIO" cp t9/suid one_suid) && [ "$(stat -c %a one_suid)" = 755 ]
 }
 
-check "modes kept: 444, 000, 751, 4755, 400 on a large file" modes_kept
+check "modes as cp: the source's less the umask, set-id bits dropped" modes_kept
 
 root_mode_kept() {
     mkdir -p t10/sub && cp s1 t10/sub/f && chmod 555 t10/sub t10
@@ -335,7 +341,33 @@ root_mode_kept() {
         cmp s1 o10/sub/f && no_temps o10 && [ -z "$(find . -maxdepth 1 -name '.lumio-cp.*')" ]
 }
 
+# A name that appears while a new tree is made: the tree is not renamed
+# over it, and nothing is done through it (a symlink planted there to a
+# directory of someone else's left that directory 0777). The rename is
+# held back by strace for the time it takes to plant the link.
+root_name_taken() (
+    command -v strace >/dev/null && strace -o /dev/null true 2>/dev/null || return 0 # no ptrace here
+    mkdir -p rt && cd rt && mkdir -p rs/sub victim && chmod 700 victim && chmod 777 rs rs/sub &&
+        echo x >rs/sub/f || return 1
+    umask 000
+    strace -f -o /dev/null -e trace=renameat2 -e inject=renameat2:delay_enter=3000000 \
+        "$LUMIO" cp rs rdst 2>err &
+    local pid=$! rc=0 i
+    for i in $(seq 1 200); do # the temporary tree is made before its rename
+        [ -n "$(find . -maxdepth 1 -name '.lumio-cp.*')" ] && break
+        sleep 0.05
+    done
+    ln -s victim rdst
+    wait "$pid" || rc=$?
+    local tmp
+    tmp=$(find . -maxdepth 1 -name '.lumio-cp.*')
+    [ "$rc" -eq 1 ] && [ "$(stat -c %a victim)" = 700 ] && [ -L rdst ] && [ -n "$tmp" ] &&
+        [ "$(stat -c %a "$tmp")" = 777 ] && [ "$(stat -c %a "$tmp/sub")" = 777 ] &&
+        cmp rs/sub/f "$tmp/sub/f" && says err "cannot rename '${tmp#./}' to 'rdst': File exists (the complete copy is left at '${tmp#./}')"
+)
+
 check "a read-only tree: its root and directories keep their modes" root_mode_kept
+check "a tree's name taken meanwhile: nothing done through it, the copy named" root_name_taken
 
 echo "cp: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

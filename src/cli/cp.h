@@ -56,7 +56,8 @@ typedef struct cp_job {
     /* Result: 0, or a negative errno with the path it concerns. */
     int err;
     bool err_on_src;
-    bool removed; /* a partial copy was removed */
+    bool removed;  /* a partial copy was removed */
+    bool complete; /* its data was all written: only the rename failed */
 } cp_job;
 
 /* Temporary names: ".lumio-cp.XXXXXXXXXXXX" beside the final name, random
@@ -65,9 +66,10 @@ void cp_names_init(void);
 /* A new temporary name in the directory of `dst`; NULL if out of memory. */
 char *cp_tmp_name(const char *dst);
 
-/* The mode a file is created with, and whether it needs a chmod after its
- * data: set-id bits must come after the writes (a write clears them), and
- * the ring takes mode 0 as 0644. */
+/* The mode a file is created with, and whether it needs an fchmod after its
+ * data (then it does not go through the ring, which has no descriptor for
+ * it): the ring takes mode 0 as 0644, and the sticky bit is not given at
+ * creation. */
 mode_t cp_create_mode(mode_t mode);
 bool cp_mode_after(mode_t mode);
 
@@ -78,9 +80,10 @@ void cp_copy_file(cp_job *job, char *buf, size_t bufsize);
 /* A direct file that failed after it was created: remove it. */
 void cp_remove_direct(cp_job *job);
 
-/* Rename a finished temporary file to its final name (then chmod it if
- * asked); on failure, or if job->err is set already, remove it. */
-void cp_commit(cp_job *job, bool chmod_after);
+/* Rename a finished temporary file (its mode set already, on its
+ * descriptor) to its final name; on failure, or if job->err is set already,
+ * remove it. */
+void cp_commit(cp_job *job);
 
 /* The helper threads that run cp_copy_file(). Jobs go in with
  * cp_helpers_push() and come back, finished, from cp_helpers_take(). */
@@ -109,7 +112,8 @@ cp_job *cp_helpers_take(cp_helpers *h, bool block);
 #define WAIT_MAX   256
 
 typedef struct dir_mode {
-    char *path;
+    char *path;           /* where it was made (under the tree's temporary name) */
+    struct cp_root *root; /* that tree, or NULL */
     mode_t mode;
 } dir_mode;
 
@@ -156,6 +160,7 @@ typedef struct copier {
     progress prog;
     uint64_t files, bytes;
     uid_t euid;
+    mode_t umask; /* the caller's: copies get the source's mode less it, as cp */
 } copier;
 
 /* One line naming a path (under its final name) and an error; exit 1. */

@@ -243,13 +243,14 @@ void cp_remove_direct(cp_job *j) {
     }
 }
 
-void cp_commit(cp_job *j, bool chmod_after) {
-    if (!j->err && rename(j->tmp, j->dst) < 0) fail(j, errno, false);
+void cp_commit(cp_job *j) {
+    if (!j->err && rename(j->tmp, j->dst) < 0) {
+        fail(j, errno, false);
+        j->complete = true;
+    }
     if (j->err) {
         unlink(j->tmp);
         j->removed = true;
-    } else if (chmod_after && chmod(j->dst, j->mode) < 0) {
-        fail(j, errno, false);
     }
     free(j->tmp);
     j->tmp = NULL;
@@ -279,7 +280,7 @@ void cp_copy_file(cp_job *j, char *buf, size_t bufsize) {
         if (close(x.out) < 0) fail(j, errno, false); /* NFS reports write errors here */
     }
     close(x.in);
-    if (j->tmp) cp_commit(j, false); /* any chmod after was done on the descriptor */
+    if (j->tmp) cp_commit(j); /* any mode after was set on the descriptor */
     if (made) cp_remove_direct(j);
 }
 

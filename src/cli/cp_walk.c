@@ -255,8 +255,10 @@ static void make_dir(copier *cp, const walk_entry *e, const char *dst) {
             cp->dirs = d;
             cp->cap_dirs = n;
         }
-        char *copy = cp_shown(cp->root, dst); /* its mode is set after the rename */
-        if (copy) cp->dirs[cp->ndirs++] = (dir_mode){.path = copy, .mode = cp_copy_mode(cp, e->st)};
+        char *copy = strdup(dst); /* a tree's: its modes come before its rename */
+        if (copy)
+            cp->dirs[cp->ndirs++] =
+                (dir_mode){.path = copy, .root = cp->root, .mode = cp_copy_mode(cp, e->st)};
         return;
     }
     struct stat st;
@@ -317,7 +319,7 @@ static void route(copier *cp, cp_job *j, const walk_entry *e) {
     j->sparse = (uint64_t)st->st_blocks * 512 < (uint64_t)st->st_size;
     j->pair = pair_of(cp, st->st_dev);
     j->clone = j->pair >= 0 ? cp->pairs[j->pair].clone : CLONE_NO;
-    bool small = !j->sparse && (uint64_t)st->st_size <= CP_SMALL;
+    bool small = !j->sparse && (uint64_t)st->st_size <= CP_SMALL && !cp_mode_after(j->mode);
     j->route = small && j->clone == CLONE_NO && !j->in_place ? CP_RING : CP_KERNEL;
     j->len = (uint64_t)st->st_size;
 }
