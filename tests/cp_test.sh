@@ -202,6 +202,54 @@ dst_replaced_whole() {
     mkfile old 100000 && "$LUMIO" cp s1 old && cmp s1 old
 }
 
+# Replacing a regular file keeps what cp keeps: its mode, its owner (when
+# root), its hard links; a file the caller may not write is refused; a
+# directory the caller may not write still lets a writable file in it be
+# written (in place). Small files (the ring) and large ones (the helpers),
+# alone and in a tree.
+as_nobody() { setpriv --reuid=nobody --regid=nogroup --clear-groups "$@"; }
+
+replace_keeps_file() {
+    local f
+    mkfile big5 3000000 && mkdir -p t11 && cp s1 t11/a && cp big5 t11/b && mkdir -p o11/t11
+    for f in r1 r2 o11/t11/a o11/t11/b; do echo old >"$f" && chmod 640 "$f"; done
+    if [ "$(id -u)" = 0 ]; then chown nobody r1 r2 o11/t11/a o11/t11/b; fi
+    "$LUMIO" cp s1 r1 && "$LUMIO" cp big5 r2 && "$LUMIO" cp t11 o11 && cmp s1 r1 && cmp big5 r2 &&
+        cmp s1 o11/t11/a && cmp big5 o11/t11/b || return 1
+    for f in r1 r2 o11/t11/a o11/t11/b; do
+        [ "$(stat -c %a "$f")" = 640 ] && { [ "$(id -u)" != 0 ] || [ "$(stat -c %U "$f")" = nobody ]; } || {
+            echo "$f: $(stat -c '%U %a' "$f")"
+            return 1
+        }
+    done
+    no_temps . && no_temps o11
+}
+
+replace_keeps_links() {
+    echo old >h1 && ln h1 h2 && mkfile big6 3000000 && echo old >h3 && ln h3 h4
+    local ino
+    ino=$(stat -c %i h1)
+    "$LUMIO" cp s1 h1 && "$LUMIO" cp big6 h3 && cmp s1 h2 && cmp big6 h4 &&
+        [ "$(stat -c %i h1)" = "$ino" ] && no_temps .
+}
+
+replace_read_only() (
+    local rc=0 run=()
+    [ "$(id -u)" = 0 ] && { command -v setpriv >/dev/null || return 0; } && run=(as_nobody)
+    chmod 711 "$T" && mkdir -m 777 ro12 && mkfile ro12/big 3000000 && echo old >ro12/f && echo old >ro12/g &&
+        chmod 444 ro12/f ro12/g && cd ro12 || return 1
+    [ "$(id -u)" = 0 ] && chown nobody f g
+    "${run[@]}" "$LUMIO" cp big f 2>../err || rc=$?
+    [ "$rc" -eq 1 ] && [ "$(cat f)" = old ] && says ../err "f: Permission denied" || return 1
+    # In a directory the caller may not write: written in place.
+    mkdir -m 777 wd && echo old >wd/w && chmod 666 wd/w && chmod 555 wd
+    [ "$(id -u)" = 0 ] && chown nobody wd wd/w
+    "${run[@]}" "$LUMIO" cp big wd/w && cmp big wd/w && [ "$(stat -c %a wd/w)" = 666 ] && no_temps .
+)
+
+check "replacing a file keeps its mode and owner (ring, kernel, tree)" replace_keeps_file
+check "replacing a file with hard links: written in place, the links see it" replace_keeps_links
+check "replacing a read-only file: refused; in a read-only directory: in place" replace_read_only
 check "cp FILE REGULAR/: says the destination is not a directory" dst_file_with_slash
 check "cp FILE MISSING/: says the directory does not exist" dst_missing_dir_with_slash
 check "cp DIR NEW/: creates it" dir_slash_creates

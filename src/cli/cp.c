@@ -113,6 +113,10 @@ static void job_done(copier *cp, cp_job *j) {
                 lumio_strerror(j->err));
         else if (j->removed)
             cli_error("%s: %s (the partial copy was removed)", p, lumio_strerror(j->err));
+        else if (j->truncated) /* named by the file left so, whichever side failed */
+            cli_error("%s: %s%s%s (written in place: the file is left incomplete)", j->dst,
+                      j->err_on_src ? j->src : "", j->err_on_src ? ": " : "",
+                      lumio_strerror(j->err));
         else
             cli_path_error(p, j->err);
         free(d);

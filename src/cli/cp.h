@@ -39,8 +39,15 @@ typedef struct cp_job {
     char *tmp; /* the temporary name while it is written, else NULL */
     mode_t mode;
     cp_route route;
-    bool sparse;          /* fewer blocks than bytes: copy the data segments only */
-    bool in_place;        /* the destination is not a regular file: written as is */
+    bool sparse;     /* fewer blocks than bytes: copy the data segments only */
+    bool in_place;   /* the destination is not a regular file, or is one that
+                        a rename cannot replace (below): written as is */
+    bool truncate;   /* in place over a regular file: cut to 0 first */
+    bool truncated;  /* ... which was done: a failure leaves it incomplete */
+    mode_t dst_type; /* in place: the S_IFMT found, checked again once open */
+    bool chown;      /* the copy takes the replaced file's owner (root only) */
+    uid_t uid;
+    gid_t gid;
     bool direct;          /* inside a directory tree still under its temporary name:
                              written under its own name, no rename */
     struct cp_root *root; /* that tree, or NULL */

@@ -60,10 +60,40 @@ static int pair_of(copier *cp, dev_t src) {
 
 /* ---- destinations ----------------------------------------------------------------- */
 
+/* A regular file replaced keeps what cp keeps: cp refuses one the caller
+ * may not write, and writes in place, so keeps its mode, owner and links.
+ * Here the copy goes under a temporary name (nothing half-written under the
+ * final name) and takes the old file's mode, and its owner when we are
+ * root; only when a rename cannot do it (other hard links, or a directory
+ * we may not write) is the file written in place, as cp does. Returns false
+ * after a message. */
+static bool replacing(copier *cp, cp_job *j, const struct stat *ls) {
+    if (access(j->dst, W_OK) < 0) {
+        cp_fail_errno(cp, j->dst, errno);
+        return false;
+    }
+    char *d = strdup(j->dst);
+    if (!d) {
+        cp_fail_errno(cp, j->dst, ENOMEM);
+        return false;
+    }
+    bool dir_ok = access(dirname(d), W_OK | X_OK) == 0;
+    free(d);
+    j->mode = ls->st_mode & 07777;
+    if (!dir_ok || ls->st_nlink > 1) {
+        j->in_place = j->truncate = true;
+        return true;
+    }
+    j->chown = cp->euid == 0 && (ls->st_uid != 0 || ls->st_gid != getegid());
+    j->uid = ls->st_uid;
+    j->gid = ls->st_gid;
+    return true;
+}
+
 /* What is already at a file's destination decides how it is written: a
- * regular file is replaced by the rename, a symlink is followed (as cp
- * does), a device or FIFO is written in place, a directory is an error.
- * Returns false after a message. */
+ * regular file is replaced (above), a symlink is followed (as cp does), a
+ * device or FIFO is written in place, a directory is an error. Returns
+ * false after a message. */
 static bool resolve_dst(copier *cp, cp_job *j) {
     struct stat ls, ts;
     if (lstat(j->dst, &ls) < 0) {
@@ -96,7 +126,9 @@ static bool resolve_dst(copier *cp, cp_job *j) {
         cp->status = EXIT_FILES;
         return false;
     }
-    j->in_place = !S_ISREG(ls.st_mode);
+    j->dst_type = ls.st_mode & S_IFMT;
+    if (S_ISREG(ls.st_mode)) return replacing(cp, j, &ls);
+    j->in_place = true;
     return true;
 }
 
@@ -319,7 +351,8 @@ static void route(copier *cp, cp_job *j, const walk_entry *e) {
     j->sparse = (uint64_t)st->st_blocks * 512 < (uint64_t)st->st_size;
     j->pair = pair_of(cp, st->st_dev);
     j->clone = j->pair >= 0 ? cp->pairs[j->pair].clone : CLONE_NO;
-    bool small = !j->sparse && (uint64_t)st->st_size <= CP_SMALL && !cp_mode_after(j->mode);
+    bool small =
+        !j->sparse && (uint64_t)st->st_size <= CP_SMALL && !cp_mode_after(j->mode) && !j->chown;
     j->route = small && j->clone == CLONE_NO && !j->in_place ? CP_RING : CP_KERNEL;
     j->len = (uint64_t)st->st_size;
 }
