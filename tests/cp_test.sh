@@ -308,12 +308,23 @@ empty_file() {
     : >e0 && "$LUMIO" cp e0 e1 && [ -f e1 ] && [ ! -s e1 ]
 }
 
+# A source named as a symlink to a file (a pipe through /proc, or a plain
+# file) is read through, as cp does; one to a directory is copied as a link.
+named_link_followed() {
+    mkdir -p dl13 && ln -s s1 l13 && ln -s dl13 ld13
+    "$LUMIO" cp <(printf 'from a command\n') p13 && [ -f p13 ] && [ "$(cat p13)" = "from a command" ] &&
+        printf 'from stdin\n' | "$LUMIO" cp /dev/stdin i13 && [ -f i13 ] && [ "$(cat i13)" = "from stdin" ] &&
+        "$LUMIO" cp l13 f13 && [ -f f13 ] && [ ! -L f13 ] && cmp s1 f13 &&
+        "$LUMIO" cp ld13 d13 && [ -L d13 ] && [ "$(readlink d13)" = dl13 ]
+}
+
 check "cp /proc/version: read to its end" proc_source
 check "cp of a sysfs file: read to its end" sys_source
 check "cp FIFO: read to its end" fifo_source
 check "killed mid-copy: nothing under the final name" killed_leaves_nothing
 check "tree: a FIFO is made anew (as cp -r)" fifo_in_tree
 check "cp of an empty file" empty_file
+check "a source named as a symlink to a file or pipe: its data is copied" named_link_followed
 
 # ---- descriptors ------------------------------------------------------------------------
 

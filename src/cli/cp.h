@@ -45,6 +45,7 @@ typedef struct cp_job {
     bool truncate;   /* in place over a regular file: cut to 0 first */
     bool truncated;  /* ... which was done: a failure leaves it incomplete */
     mode_t dst_type; /* in place: the S_IFMT found, checked again once open */
+    bool follow;     /* a command-line symlink to a file: opened through it */
     bool chown;      /* the copy takes the replaced file's owner (root only) */
     uid_t uid;
     gid_t gid;
@@ -149,7 +150,8 @@ typedef struct copier {
     cp_root *root;  /* the same, while made under a temporary name */
     dev_t dst_dev;
     bool walk_done;
-    int fresh_level; /* entries deeper than this are in a directory we made; -1: none */
+    bool follow_root; /* the current source is a symlink to a file: its data is copied */
+    int fresh_level;  /* entries deeper than this are in a directory we made; -1: none */
     /* The ring's files: those waiting for their GET, and all in it. */
     cp_job *gets[CP_BATCH];
     size_t ngets;

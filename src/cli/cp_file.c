@@ -280,8 +280,9 @@ void cp_commit(cp_job *j) {
 
 void cp_copy_file(cp_job *j, char *buf, size_t bufsize) {
     copy_ctx x = {.j = j, .cfr = true, .buf = buf, .bufsize = bufsize};
-    /* The walk copies a symlink as a link: one here now was put there since. */
-    x.in = open(j->src, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
+    /* The walk copies a symlink as a link: one here now was put there since
+     * (but a command-line one to a file is read through). */
+    x.in = open(j->src, O_RDONLY | O_CLOEXEC | O_NOCTTY | (j->follow ? 0 : O_NOFOLLOW));
     if (x.in < 0) {
         fail(j, errno, true);
         return;

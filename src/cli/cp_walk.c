@@ -186,13 +186,18 @@ static bool slash_dst_ok(copier *cp, const struct stat *ss) {
 }
 
 /* Checks before copying one source: it exists, it is not its own
- * destination, and a directory does not go inside itself or over a file. */
+ * destination, and a directory does not go inside itself or over a file.
+ * A source named as a symlink to anything but a directory is followed, as
+ * cp does without -r (and cp -H): `cp <(cmd) f` or `cp /dev/stdin f` copy
+ * the data, not a link to "pipe:[N]". */
 static bool source_ok(copier *cp, const char *src, const char *dst) {
-    struct stat ss, ds;
+    struct stat ss, ds, ts;
     if (lstat(src, &ss) < 0) {
         cp_fail_errno(cp, src, errno);
         return false;
     }
+    cp->follow_root = S_ISLNK(ss.st_mode) && stat(src, &ts) == 0 && !S_ISDIR(ts.st_mode);
+    if (cp->follow_root) ss = ts;
     if (!slash_dst_ok(cp, &ss)) return false;
     bool have_dst = stat(dst, &ds) == 0;
     if (have_dst && ss.st_dev == ds.st_dev && ss.st_ino == ds.st_ino) {
@@ -260,7 +265,8 @@ bool cp_next_source(copier *cp) {
     while (cp->next_src < cp->nsrcs) {
         char **src = &cp->srcs[cp->next_src++];
         if (!(cp->dst_root = dest_for(cp, *src))) return false;
-        if (source_ok(cp, *src, cp->dst_root) && walker_open(&cp->w, src, 1, 0) == 0) {
+        if (source_ok(cp, *src, cp->dst_root) &&
+            walker_open(&cp->w, src, 1, cp->follow_root ? WALK_FOLLOW_ROOTS : 0) == 0) {
             note_dst_dev(cp);
             start_root(cp, *src);
             return true;
@@ -366,6 +372,7 @@ static int add_file(copier *cp, const walk_entry *e, char *dst) {
     }
     j->dst = dst;
     j->mode = cp_copy_mode(cp, e->st);
+    j->follow = cp->follow_root && e->level == 0;
     j->pair = -1;
     j->clone = CLONE_NO;
     bool fresh = cp->fresh_level >= 0 && e->level > cp->fresh_level;
