@@ -250,6 +250,20 @@ replace_read_only() (
 check "replacing a file keeps its mode and owner (ring, kernel, tree)" replace_keeps_file
 check "replacing a file with hard links: written in place, the links see it" replace_keeps_links
 check "replacing a read-only file: refused; in a read-only directory: in place" replace_read_only
+# Two sources of the same name into one directory, as cp: directories
+# merge (the second's files over the first's), a file is refused; nothing
+# temporary is left either way.
+same_name_twice() {
+    local rc=0
+    mkdir -p a15/x b15/x c15 dst15 && cp s1 a15/x/f && cp s2 a15/x/g && cp s2 b15/x/f &&
+        mkfile a15/x/big 3000000 && mkfile b15/x/big 2000000 && cp s1 a15/y && cp s2 c15/y || return 1
+    "$LUMIO" cp a15/x b15/x dst15/ && cmp s2 dst15/x/f && cmp s2 dst15/x/g && cmp b15/x/big dst15/x/big &&
+        no_temps dst15 || return 1
+    "$LUMIO" cp a15/y c15/y dst15/ 2>err || rc=$?
+    [ "$rc" -eq 1 ] && cmp s1 dst15/y && no_temps dst15 &&
+        says err "will not overwrite just-created 'dst15/y' with 'c15/y'"
+}
+
 check "cp FILE REGULAR/: says the destination is not a directory" dst_file_with_slash
 check "cp FILE MISSING/: says the directory does not exist" dst_missing_dir_with_slash
 check "cp DIR NEW/: creates it" dir_slash_creates
@@ -264,6 +278,7 @@ check "cp FILE DANGLING: refused" dst_dangling_symlink
 check "cp FILE DEVICE: written in place" dst_device
 check "cp FILE FIFO: written in place" dst_fifo
 check "cp FILE LARGER-FILE: replaced whole" dst_replaced_whole
+check "two sources of one name: directories merge, a file is refused" same_name_twice
 
 # ---- sources with no size to trust ---------------------------------------------------
 

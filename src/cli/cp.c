@@ -403,6 +403,8 @@ static void copier_stop(copier *cp) {
     }
     free(cp->pairs);
     free(cp->kinds);
+    for (size_t i = 0; i < cp->nmade; i++) free(cp->made[i].dst);
+    free(cp->made);
     walker_close(cp->w);
     free(cp->dst_root);
 }

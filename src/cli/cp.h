@@ -135,6 +135,14 @@ typedef struct fs_kind {
     bool pseudo; /* sizes mean nothing: proc, sys and the like */
 } fs_kind;
 
+/* Where an earlier source went: a later one of the same name waits until
+ * that one is complete, then merges into it (directories) or is refused
+ * (files), as cp does. */
+typedef struct made_name {
+    char *dst;
+    bool dir;
+} made_name;
+
 typedef struct copier {
     lumio_ring *r;
     cp_helpers h;
@@ -150,6 +158,9 @@ typedef struct copier {
     cp_root *root;  /* the same, while made under a temporary name */
     dev_t dst_dev;
     bool walk_done;
+    bool stalled; /* the next source waits for the earlier one of its name */
+    made_name *made;
+    size_t nmade;
     bool follow_root; /* the current source is a symlink to a file: its data is copied */
     int fresh_level;  /* entries deeper than this are in a directory we made; -1: none */
     /* The ring's files: those waiting for their GET, and all in it. */

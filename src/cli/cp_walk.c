@@ -250,23 +250,67 @@ static void start_root(copier *cp, const char *src) {
     free(root);
 }
 
-/* Move to the next source that passes its checks; false when none is left. */
+static bool is_dir(const char *path) {
+    struct stat st;
+    return lstat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static int made_index(const copier *cp, const char *dst) {
+    for (size_t i = 0; i < cp->nmade; i++)
+        if (!strcmp(cp->made[i].dst, dst)) return (int)i;
+    return -1;
+}
+
+static void remember(copier *cp, const char *dst, bool dir) {
+    made_name *m = realloc(cp->made, (cp->nmade + 1) * sizeof(*m));
+    if (!m) return;
+    cp->made = m;
+    if ((m[cp->nmade].dst = strdup(dst))) m[cp->nmade++].dir = dir;
+}
+
+/* Nothing of the earlier sources is still being written. */
+static bool drained(copier *cp) {
+    return !cp->in_ring && !cp->ngets && !cp_helpers_pending(&cp->h);
+}
+
+/* A source whose destination an earlier source took: a file is refused, as
+ * cp refuses it; otherwise it goes on once the earlier one is complete and
+ * under its name (a directory then merges into it). */
+static bool same_name_ok(copier *cp, const char *src, int prev) {
+    if (prev < 0 || cp->made[prev].dir || is_dir(src)) return true;
+    cli_error("will not overwrite just-created '%s' with '%s'", cp->dst_root, src);
+    cp->status = EXIT_FILES;
+    return false;
+}
+
+/* Move to the next source that passes its checks; false when none is left.
+ * True with cp->stalled when the next one must wait for the earlier ones. */
 bool cp_next_source(copier *cp) {
     walker_close(cp->w);
     cp->w = NULL;
     free(cp->dst_root);
     cp->dst_root = NULL;
     cp->fresh_level = -1;
+    cp->stalled = false;
     if (cp->root) {
         cp->root->walked = true;
         if (!cp->root->pending) cp_root_commit(cp, cp->root);
         cp->root = NULL;
     }
     while (cp->next_src < cp->nsrcs) {
-        char **src = &cp->srcs[cp->next_src++];
+        char **src = &cp->srcs[cp->next_src];
         if (!(cp->dst_root = dest_for(cp, *src))) return false;
-        if (source_ok(cp, *src, cp->dst_root) &&
+        int prev = made_index(cp, cp->dst_root);
+        if (prev >= 0 && !drained(cp)) {
+            free(cp->dst_root);
+            cp->dst_root = NULL;
+            cp->stalled = true;
+            return true;
+        }
+        cp->next_src++;
+        if (same_name_ok(cp, *src, prev) && source_ok(cp, *src, cp->dst_root) &&
             walker_open(&cp->w, src, 1, cp->follow_root ? WALK_FOLLOW_ROOTS : 0) == 0) {
+            if (prev < 0) remember(cp, cp->dst_root, is_dir(*src));
             note_dst_dev(cp);
             start_root(cp, *src);
             return true;
@@ -425,6 +469,7 @@ int cp_walk_some(copier *cp) {
         walk_entry e;
         if (!cp->w || walker_next(cp->w, &e) == 0) {
             if (!cp_next_source(cp)) cp->walk_done = true;
+            if (cp->stalled) break; /* the ring and the helpers finish first */
             continue;
         }
         int rc = take_entry(cp, &e);
