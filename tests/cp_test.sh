@@ -264,6 +264,26 @@ same_name_twice() {
         says err "will not overwrite just-created 'dst15/y' with 'c15/y'"
 }
 
+# A device destination swapped for a regular file between the walk and the
+# open: not written through (strace holds the open back, on x86_64, as root).
+dst_device_swapped() (
+    [ "$(id -u)" = 0 ] && [ "$(uname -m)" = x86_64 ] && command -v strace >/dev/null &&
+        strace -o /dev/null true 2>/dev/null || return 0
+    mkdir -p sw && cd sw && mknod nd c 1 3 && echo keep >reg || return 1
+    strace -f -o /dev/null -P nd -e trace=openat -e inject=openat:delay_enter=2000000 \
+        "$LUMIO" cp ../s2 nd 2>err &
+    local spid=$! rc=0 i lp
+    for i in $(seq 1 200); do # until lumio is held in its openat (257) of nd
+        lp=$(pgrep -P "$spid" || true)
+        [ -n "$lp" ] && cat /proc/"$lp"/task/*/syscall 2>/dev/null | grep -q '^257 ' && break
+        sleep 0.05
+    done
+    mv reg nd
+    wait "$spid" || rc=$?
+    grep -v '^strace:' err >err1 || true
+    [ "$rc" -eq 1 ] && [ "$(cat nd)" = keep ] && says err1 "nd: File exists"
+)
+
 check "cp FILE REGULAR/: says the destination is not a directory" dst_file_with_slash
 check "cp FILE MISSING/: says the directory does not exist" dst_missing_dir_with_slash
 check "cp DIR NEW/: creates it" dir_slash_creates
@@ -276,6 +296,7 @@ check "cp FILE SYMLINK: writes through the link" dst_symlink_followed
 check "tree: an existing symlink is written through" dst_symlink_in_tree_followed
 check "cp FILE DANGLING: refused" dst_dangling_symlink
 check "cp FILE DEVICE: written in place" dst_device
+check "a device destination swapped for a file before its open: not written" dst_device_swapped
 check "cp FILE FIFO: written in place" dst_fifo
 check "cp FILE LARGER-FILE: replaced whole" dst_replaced_whole
 check "two sources of one name: directories merge, a file is refused" same_name_twice
