@@ -285,6 +285,18 @@ dst_device_swapped() (
     [ "$rc" -eq 1 ] && [ "$(cat nd)" = keep ] && says err1 "nd: File exists"
 )
 
+# A complete copy whose rename fails (strace makes it fail): removed, and
+# the line says it was complete, not partial.
+rename_fails() {
+    command -v strace >/dev/null && strace -o /dev/null true 2>/dev/null || return 0
+    local rc=0
+    ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 strace -f -o /dev/null \
+        -e trace=rename,renameat,renameat2 -e inject=rename,renameat,renameat2:error=EIO \
+        "$LUMIO" cp s1 rn16 2>err || rc=$?
+    [ "$rc" -eq 1 ] && [ ! -e rn16 ] && no_temps . &&
+        says err "rn16: Input/output error (the copy, complete, could not be renamed into place and was removed)"
+}
+
 check "cp FILE REGULAR/: says the destination is not a directory" dst_file_with_slash
 check "cp FILE MISSING/: says the directory does not exist" dst_missing_dir_with_slash
 check "cp DIR NEW/: creates it" dir_slash_creates
@@ -300,6 +312,7 @@ check "cp FILE DEVICE: written in place" dst_device
 check "a device destination swapped for a file before its open: not written" dst_device_swapped
 check "cp FILE FIFO: written in place" dst_fifo
 check "cp FILE LARGER-FILE: replaced whole" dst_replaced_whole
+check "a complete copy whose rename fails: removed, said to be complete" rename_fails
 check "two sources of one name: directories merge, a file is refused" same_name_twice
 
 # ---- sources with no size to trust ---------------------------------------------------
