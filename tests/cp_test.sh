@@ -87,7 +87,13 @@ enospc_body() {
             n=$((n + 1))
         fi
     done < <(find tr -type f)
-    [ "$n" -ge 1 ] && [ "$(wc -l <err3)" -eq "$n" ]
+    [ "$n" -ge 1 ] && [ "$(wc -l <err3)" -eq "$n" ] || return 1
+    # A file with another hard link is written in place: left incomplete, and said so.
+    rm -rf small/tr small/big && echo old >small/hl && ln small/hl small/hl2
+    rc=0
+    "$LUMIO" cp big small/hl 2>err4 || rc=$?
+    [ "$rc" -eq 1 ] && no_temps small && [ "$(stat -c %s small/hl)" -lt 3000000 ] &&
+        says err4 "small/hl: No space left on device (written in place: the file is left incomplete)"
 }
 
 if [ "${ENOSPC_INNER:-}" = 1 ]; then
