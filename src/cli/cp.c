@@ -37,13 +37,15 @@ static const char cp_usage[] =
     "\n"
     "Copy files and directory trees, as 'cp -r': when DST is an existing\n"
     "directory each SRC is copied inside it; with one SRC and no DST, SRC is\n"
-    "copied to DST. Contents and modes are kept; holes stay holes; symbolic\n"
+    "copied to DST. Contents are kept; modes too, less the umask and the\n"
+    "set-ID bits (a replaced file keeps its own); holes stay holes; symbolic\n"
     "links are copied as links, FIFOs and devices inside a tree are made\n"
-    "anew; a SRC that is a FIFO, a device or a file of /proc or /sys is read\n"
-    "to its end. Nothing incomplete is left under a final name: a new tree,\n"
-    "or else each file, is written under a temporary name and renamed when\n"
-    "complete, and a file that fails is removed. An error names the path and\n"
-    "the copy goes on; the exit status is then 1.\n"
+    "anew; a SRC that is a FIFO, a device, a file of /proc or /sys, or a link\n"
+    "to a file (<(cmd), /dev/stdin) is read to its end. Nothing incomplete\n"
+    "is left under a final name: a new tree, or else each file, is written\n"
+    "under a temporary name and renamed when complete, and a file that fails\n"
+    "is removed. An error names the path and the copy goes on; the exit\n"
+    "status is then 1.\n"
     "\n"
     "  -h, --help    show this help\n";
 
@@ -77,13 +79,11 @@ void cp_path_error(copier *cp, const char *path, int code) {
     cp->status = EXIT_FILES;
 }
 
-/* The mode a copy gets: the source's permission bits, but set-id bits only
- * for files we own, since the copy belongs to us and not to the source's
- * owner (cp -p drops them in the same case). */
+/* The mode a new copy gets, as cp without -p gives it: the source's
+ * permission bits less the umask, and never the set-id bits (the copy
+ * belongs to the caller, not to the source's owner). */
 mode_t cp_copy_mode(const copier *cp, const struct stat *st) {
-    mode_t m = st->st_mode & 07777;
-    if (st->st_uid != cp->euid) m &= (mode_t) ~(S_ISUID | S_ISGID);
-    return m;
+    return st->st_mode & 01777 & ~cp->umask;
 }
 
 void cp_job_free(cp_job *j) {
@@ -109,8 +109,16 @@ static void job_done(copier *cp, cp_job *j) {
         cp->status = EXIT_FILES;
         char *d = j->err_on_src ? NULL : cp_shown(root, j->dst);
         const char *p = j->err_on_src ? j->src : d ? d : j->dst;
-        if (j->removed)
+        if (j->removed && j->complete)
+            cli_error(
+                "%s: %s (the copy, complete, could not be renamed into place and was removed)", p,
+                lumio_strerror(j->err));
+        else if (j->removed)
             cli_error("%s: %s (the partial copy was removed)", p, lumio_strerror(j->err));
+        else if (j->truncated) /* named by the file left so, whichever side failed */
+            cli_error("%s: %s%s%s (written in place: the file is left incomplete)", j->dst,
+                      j->err_on_src ? j->src : "", j->err_on_src ? ": " : "",
+                      lumio_strerror(j->err));
         else
             cli_path_error(p, j->err);
         free(d);
@@ -119,19 +127,51 @@ static void job_done(copier *cp, cp_job *j) {
     if (root && --root->pending == 0 && root->walked) cp_root_commit(cp, root);
 }
 
-/* A tree made under a temporary name is complete: give it its name, unless
- * something took that name meanwhile. */
+/* A directory's mode, on the directory itself: a symlink put in its place
+ * is not followed. */
+static int chmod_dir(const char *path, mode_t mode) {
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return -1;
+    int rc = fchmod(fd, mode), err = errno;
+    close(fd);
+    errno = err;
+    return rc;
+}
+
+/* Directories get their modes last, deepest first (the reverse of the
+ * walk's order), so that a read-only one was writable while it was filled
+ * and still searchable for its children. Those of `root` only: a tree under
+ * a temporary name gets them before its rename, never through its final
+ * name, where anything may have appeared. */
+static void set_dir_modes(copier *cp, const cp_root *root) {
+    for (size_t i = cp->ndirs; i-- > 0;) {
+        dir_mode *d = &cp->dirs[i];
+        if (!d->path || d->root != root) continue;
+        if (chmod_dir(d->path, d->mode) < 0) cp_path_error(cp, d->path, -errno);
+        free(d->path);
+        d->path = NULL;
+    }
+}
+
+/* A tree made under a temporary name is complete: give it its modes, then
+ * its name, unless something took that name meanwhile. */
 void cp_root_commit(copier *cp, cp_root *root) {
+    cp_root *shown = cp->root;
+    cp->root = root; /* errors name its paths as the user will see them */
+    set_dir_modes(cp, root);
+    cp->root = shown;
     int rc = renameat2(AT_FDCWD, root->tmp, AT_FDCWD, root->final, RENAME_NOREPLACE);
     if (rc < 0 && (errno == EINVAL || errno == ENOSYS)) { /* a file system without the flag */
         struct stat st;
         rc = lstat(root->final, &st) == 0 ? (errno = EEXIST, -1) : rename(root->tmp, root->final);
     }
     if (rc < 0) {
-        cli_error("cannot rename '%s' to '%s': %s (the copy is left there)", root->tmp, root->final,
-                  strerror(errno));
+        cli_error("cannot rename '%s' to '%s': %s (the complete copy is left at '%s')", root->tmp,
+                  root->final, strerror(errno), root->tmp);
         cp->status = EXIT_FILES;
     }
+    for (size_t i = 0; i < cp->ndirs; i++)
+        if (cp->dirs[i].root == root) cp->dirs[i].root = NULL; /* its paths are freed */
     free(root->tmp);
     free(root->final);
     free(root);
@@ -248,10 +288,8 @@ static void put_done(copier *cp, cp_job *j, const lumio_completion *c) {
     }
     j->err = c->result;
     j->bytes_done = j->len;
-    if (j->tmp) cp_commit(j, cp_mode_after(j->mode));
+    if (j->tmp) cp_commit(j);
     if (opened) cp_remove_direct(j);
-    if (j->direct && !j->err && cp_mode_after(j->mode) && chmod(j->dst, j->mode) < 0)
-        j->err = -errno;
     job_done(cp, j);
 }
 
@@ -296,17 +334,6 @@ static int copy_loop(copier *cp) {
         for (int i = 0; i < n; i++) ring_completion(cp, &c[i]);
         if ((rc = submit_puts(cp)) < 0) return rc;
     }
-}
-
-/* Directories get their modes last, deepest first, so that a read-only one
- * was writable while it was filled and still searchable for its children. */
-static void set_dir_modes(copier *cp) {
-    for (size_t i = cp->ndirs; i-- > 0;) {
-        if (chmod(cp->dirs[i].path, cp->dirs[i].mode) < 0)
-            cp_fail_errno(cp, cp->dirs[i].path, errno);
-        free(cp->dirs[i].path);
-    }
-    free(cp->dirs);
 }
 
 /* ---- setup ---------------------------------------------------------------------------- */
@@ -376,6 +403,8 @@ static void copier_stop(copier *cp) {
     }
     free(cp->pairs);
     free(cp->kinds);
+    for (size_t i = 0; i < cp->nmade; i++) free(cp->made[i].dst);
+    free(cp->made);
     walker_close(cp->w);
     free(cp->dst_root);
 }
@@ -388,8 +417,9 @@ static int cp_run(char **srcs, int nsrcs, const char *dst) {
         cli_error("target '%s' is not a directory", dst);
         return EXIT_FILES;
     }
-    /* Modes are given at creation and must come out as given. */
-    umask(0);
+    /* Modes are given at creation, less the caller's umask (cp_copy_mode),
+     * and must come out as given. */
+    cp.umask = umask(0);
     progress_init(&cp.prog, "copied");
     int rc = copier_start(&cp);
     if (rc < 0)
@@ -398,7 +428,9 @@ static int cp_run(char **srcs, int nsrcs, const char *dst) {
         rc = copy_loop(&cp);
     progress_done(&cp.prog);
     copier_stop(&cp);
-    set_dir_modes(&cp);
+    set_dir_modes(&cp, NULL);                                    /* those made in place */
+    for (size_t i = 0; i < cp.ndirs; i++) free(cp.dirs[i].path); /* trees never committed */
+    free(cp.dirs);
     return rc < 0 ? EXIT_FILES : cp.status;
 }
 

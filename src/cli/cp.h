@@ -39,8 +39,16 @@ typedef struct cp_job {
     char *tmp; /* the temporary name while it is written, else NULL */
     mode_t mode;
     cp_route route;
-    bool sparse;          /* fewer blocks than bytes: copy the data segments only */
-    bool in_place;        /* the destination is not a regular file: written as is */
+    bool sparse;     /* fewer blocks than bytes: copy the data segments only */
+    bool in_place;   /* the destination is not a regular file, or is one that
+                        a rename cannot replace (below): written as is */
+    bool truncate;   /* in place over a regular file: cut to 0 first */
+    bool truncated;  /* ... which was done: a failure leaves it incomplete */
+    mode_t dst_type; /* in place: the S_IFMT found, checked again once open */
+    bool follow;     /* a command-line symlink to a file: opened through it */
+    bool chown;      /* the copy takes the replaced file's owner (root only) */
+    uid_t uid;
+    gid_t gid;
     bool direct;          /* inside a directory tree still under its temporary name:
                              written under its own name, no rename */
     struct cp_root *root; /* that tree, or NULL */
@@ -56,7 +64,8 @@ typedef struct cp_job {
     /* Result: 0, or a negative errno with the path it concerns. */
     int err;
     bool err_on_src;
-    bool removed; /* a partial copy was removed */
+    bool removed;  /* a partial copy was removed */
+    bool complete; /* its data was all written: only the rename failed */
 } cp_job;
 
 /* Temporary names: ".lumio-cp.XXXXXXXXXXXX" beside the final name, random
@@ -65,9 +74,10 @@ void cp_names_init(void);
 /* A new temporary name in the directory of `dst`; NULL if out of memory. */
 char *cp_tmp_name(const char *dst);
 
-/* The mode a file is created with, and whether it needs a chmod after its
- * data: set-id bits must come after the writes (a write clears them), and
- * the ring takes mode 0 as 0644. */
+/* The mode a file is created with, and whether it needs an fchmod after its
+ * data (then it does not go through the ring, which has no descriptor for
+ * it): the ring takes mode 0 as 0644, and the sticky bit is not given at
+ * creation. */
 mode_t cp_create_mode(mode_t mode);
 bool cp_mode_after(mode_t mode);
 
@@ -78,9 +88,10 @@ void cp_copy_file(cp_job *job, char *buf, size_t bufsize);
 /* A direct file that failed after it was created: remove it. */
 void cp_remove_direct(cp_job *job);
 
-/* Rename a finished temporary file to its final name (then chmod it if
- * asked); on failure, or if job->err is set already, remove it. */
-void cp_commit(cp_job *job, bool chmod_after);
+/* Rename a finished temporary file (its mode set already, on its
+ * descriptor) to its final name; on failure, or if job->err is set already,
+ * remove it. */
+void cp_commit(cp_job *job);
 
 /* The helper threads that run cp_copy_file(). Jobs go in with
  * cp_helpers_push() and come back, finished, from cp_helpers_take(). */
@@ -109,7 +120,8 @@ cp_job *cp_helpers_take(cp_helpers *h, bool block);
 #define WAIT_MAX   256
 
 typedef struct dir_mode {
-    char *path;
+    char *path;           /* where it was made (under the tree's temporary name) */
+    struct cp_root *root; /* that tree, or NULL */
     mode_t mode;
 } dir_mode;
 
@@ -122,6 +134,14 @@ typedef struct fs_kind {
     dev_t dev;
     bool pseudo; /* sizes mean nothing: proc, sys and the like */
 } fs_kind;
+
+/* Where an earlier source went: a later one of the same name waits until
+ * that one is complete, then merges into it (directories) or is refused
+ * (files), as cp does. */
+typedef struct made_name {
+    char *dst;
+    bool dir;
+} made_name;
 
 typedef struct copier {
     lumio_ring *r;
@@ -138,7 +158,11 @@ typedef struct copier {
     cp_root *root;  /* the same, while made under a temporary name */
     dev_t dst_dev;
     bool walk_done;
-    int fresh_level; /* entries deeper than this are in a directory we made; -1: none */
+    bool stalled; /* the next source waits for the earlier one of its name */
+    made_name *made;
+    size_t nmade;
+    bool follow_root; /* the current source is a symlink to a file: its data is copied */
+    int fresh_level;  /* entries deeper than this are in a directory we made; -1: none */
     /* The ring's files: those waiting for their GET, and all in it. */
     cp_job *gets[CP_BATCH];
     size_t ngets;
@@ -156,6 +180,7 @@ typedef struct copier {
     progress prog;
     uint64_t files, bytes;
     uid_t euid;
+    mode_t umask; /* the caller's: copies get the source's mode less it, as cp */
 } copier;
 
 /* One line naming a path (under its final name) and an error; exit 1. */

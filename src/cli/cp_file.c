@@ -210,10 +210,32 @@ static int copy_data(copy_ctx *x, const struct stat *st) {
 
 /* ---- one file -------------------------------------------------------------------------- */
 
+/* In place: the file must still be of the type found by the walk (a
+ * regular file put where a device was is not written through), and a
+ * regular one is cut only once that is known. */
+static int open_in_place(cp_job *j) {
+    int nofollow = j->truncate ? O_NOFOLLOW : 0; /* its name was resolved */
+    int fd = open(j->dst, O_WRONLY | O_CLOEXEC | O_NOCTTY | nofollow);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0) {
+        fail(j, errno, false);
+    } else if ((st.st_mode & S_IFMT) != j->dst_type) {
+        fail(j, EEXIST, false); /* "File exists": not what was there */
+    } else if (j->truncate && ftruncate(fd, 0) < 0) {
+        fail(j, errno, false);
+    } else {
+        j->truncated = j->truncate;
+        return fd;
+    }
+    if (fd >= 0) close(fd);
+    return -1;
+}
+
 static int open_out(cp_job *j) {
-    if (j->in_place || j->direct) {
-        int flags = j->direct ? O_CREAT | O_EXCL | O_NOFOLLOW : O_NOCTTY;
-        int fd = open(j->dst, O_WRONLY | O_CLOEXEC | flags, cp_create_mode(j->mode));
+    if (j->in_place) return open_in_place(j);
+    if (j->direct) {
+        int fd = open(j->dst, O_WRONLY | O_CLOEXEC | O_CREAT | O_EXCL | O_NOFOLLOW,
+                      cp_create_mode(j->mode));
         if (fd < 0) fail(j, errno, false);
         return fd;
     }
@@ -243,13 +265,14 @@ void cp_remove_direct(cp_job *j) {
     }
 }
 
-void cp_commit(cp_job *j, bool chmod_after) {
-    if (!j->err && rename(j->tmp, j->dst) < 0) fail(j, errno, false);
+void cp_commit(cp_job *j) {
+    if (!j->err && rename(j->tmp, j->dst) < 0) {
+        fail(j, errno, false);
+        j->complete = true;
+    }
     if (j->err) {
         unlink(j->tmp);
         j->removed = true;
-    } else if (chmod_after && chmod(j->dst, j->mode) < 0) {
-        fail(j, errno, false);
     }
     free(j->tmp);
     j->tmp = NULL;
@@ -257,8 +280,9 @@ void cp_commit(cp_job *j, bool chmod_after) {
 
 void cp_copy_file(cp_job *j, char *buf, size_t bufsize) {
     copy_ctx x = {.j = j, .cfr = true, .buf = buf, .bufsize = bufsize};
-    /* The walk copies a symlink as a link: one here now was put there since. */
-    x.in = open(j->src, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
+    /* The walk copies a symlink as a link: one here now was put there since
+     * (but a command-line one to a file is read through). */
+    x.in = open(j->src, O_RDONLY | O_CLOEXEC | O_NOCTTY | (j->follow ? 0 : O_NOFOLLOW));
     if (x.in < 0) {
         fail(j, errno, true);
         return;
@@ -274,12 +298,15 @@ void cp_copy_file(cp_job *j, char *buf, size_t bufsize) {
     if (made) {
         if (!buf) fail(j, ENOMEM, false);
         if (!j->err) copy_data(&x, &st);
-        if (!j->err && !j->in_place && cp_mode_after(j->mode) && fchmod(x.out, j->mode) < 0)
+        /* The owner first: a chown clears the set-id bits. */
+        if (!j->err && j->chown && fchown(x.out, j->uid, j->gid) < 0) fail(j, errno, false);
+        bool mode_after = cp_mode_after(j->mode) || j->chown;
+        if (!j->err && !j->in_place && mode_after && fchmod(x.out, j->mode) < 0)
             fail(j, errno, false);
         if (close(x.out) < 0) fail(j, errno, false); /* NFS reports write errors here */
     }
     close(x.in);
-    if (j->tmp) cp_commit(j, false); /* any chmod after was done on the descriptor */
+    if (j->tmp) cp_commit(j); /* any mode after was set on the descriptor */
     if (made) cp_remove_direct(j);
 }
 

@@ -60,10 +60,40 @@ static int pair_of(copier *cp, dev_t src) {
 
 /* ---- destinations ----------------------------------------------------------------- */
 
+/* A regular file replaced keeps what cp keeps: cp refuses one the caller
+ * may not write, and writes in place, so keeps its mode, owner and links.
+ * Here the copy goes under a temporary name (nothing half-written under the
+ * final name) and takes the old file's mode, and its owner when we are
+ * root; only when a rename cannot do it (other hard links, or a directory
+ * we may not write) is the file written in place, as cp does. Returns false
+ * after a message. */
+static bool replacing(copier *cp, cp_job *j, const struct stat *ls) {
+    if (access(j->dst, W_OK) < 0) {
+        cp_fail_errno(cp, j->dst, errno);
+        return false;
+    }
+    char *d = strdup(j->dst);
+    if (!d) {
+        cp_fail_errno(cp, j->dst, ENOMEM);
+        return false;
+    }
+    bool dir_ok = access(dirname(d), W_OK | X_OK) == 0;
+    free(d);
+    j->mode = ls->st_mode & 07777;
+    if (!dir_ok || ls->st_nlink > 1) {
+        j->in_place = j->truncate = true;
+        return true;
+    }
+    j->chown = cp->euid == 0 && (ls->st_uid != 0 || ls->st_gid != getegid());
+    j->uid = ls->st_uid;
+    j->gid = ls->st_gid;
+    return true;
+}
+
 /* What is already at a file's destination decides how it is written: a
- * regular file is replaced by the rename, a symlink is followed (as cp
- * does), a device or FIFO is written in place, a directory is an error.
- * Returns false after a message. */
+ * regular file is replaced (above), a symlink is followed (as cp does), a
+ * device or FIFO is written in place, a directory is an error. Returns
+ * false after a message. */
 static bool resolve_dst(copier *cp, cp_job *j) {
     struct stat ls, ts;
     if (lstat(j->dst, &ls) < 0) {
@@ -96,7 +126,9 @@ static bool resolve_dst(copier *cp, cp_job *j) {
         cp->status = EXIT_FILES;
         return false;
     }
-    j->in_place = !S_ISREG(ls.st_mode);
+    j->dst_type = ls.st_mode & S_IFMT;
+    if (S_ISREG(ls.st_mode)) return replacing(cp, j, &ls);
+    j->in_place = true;
     return true;
 }
 
@@ -154,13 +186,18 @@ static bool slash_dst_ok(copier *cp, const struct stat *ss) {
 }
 
 /* Checks before copying one source: it exists, it is not its own
- * destination, and a directory does not go inside itself or over a file. */
+ * destination, and a directory does not go inside itself or over a file.
+ * A source named as a symlink to anything but a directory is followed, as
+ * cp does without -r (and cp -H): `cp <(cmd) f` or `cp /dev/stdin f` copy
+ * the data, not a link to "pipe:[N]". */
 static bool source_ok(copier *cp, const char *src, const char *dst) {
-    struct stat ss, ds;
+    struct stat ss, ds, ts;
     if (lstat(src, &ss) < 0) {
         cp_fail_errno(cp, src, errno);
         return false;
     }
+    cp->follow_root = S_ISLNK(ss.st_mode) && stat(src, &ts) == 0 && !S_ISDIR(ts.st_mode);
+    if (cp->follow_root) ss = ts;
     if (!slash_dst_ok(cp, &ss)) return false;
     bool have_dst = stat(dst, &ds) == 0;
     if (have_dst && ss.st_dev == ds.st_dev && ss.st_ino == ds.st_ino) {
@@ -213,22 +250,67 @@ static void start_root(copier *cp, const char *src) {
     free(root);
 }
 
-/* Move to the next source that passes its checks; false when none is left. */
+static bool is_dir(const char *path) {
+    struct stat st;
+    return lstat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static int made_index(const copier *cp, const char *dst) {
+    for (size_t i = 0; i < cp->nmade; i++)
+        if (!strcmp(cp->made[i].dst, dst)) return (int)i;
+    return -1;
+}
+
+static void remember(copier *cp, const char *dst, bool dir) {
+    made_name *m = realloc(cp->made, (cp->nmade + 1) * sizeof(*m));
+    if (!m) return;
+    cp->made = m;
+    if ((m[cp->nmade].dst = strdup(dst))) m[cp->nmade++].dir = dir;
+}
+
+/* Nothing of the earlier sources is still being written. */
+static bool drained(copier *cp) {
+    return !cp->in_ring && !cp->ngets && !cp_helpers_pending(&cp->h);
+}
+
+/* A source whose destination an earlier source took: a file is refused, as
+ * cp refuses it; otherwise it goes on once the earlier one is complete and
+ * under its name (a directory then merges into it). */
+static bool same_name_ok(copier *cp, const char *src, int prev) {
+    if (prev < 0 || cp->made[prev].dir || is_dir(src)) return true;
+    cli_error("will not overwrite just-created '%s' with '%s'", cp->dst_root, src);
+    cp->status = EXIT_FILES;
+    return false;
+}
+
+/* Move to the next source that passes its checks; false when none is left.
+ * True with cp->stalled when the next one must wait for the earlier ones. */
 bool cp_next_source(copier *cp) {
     walker_close(cp->w);
     cp->w = NULL;
     free(cp->dst_root);
     cp->dst_root = NULL;
     cp->fresh_level = -1;
+    cp->stalled = false;
     if (cp->root) {
         cp->root->walked = true;
         if (!cp->root->pending) cp_root_commit(cp, cp->root);
         cp->root = NULL;
     }
     while (cp->next_src < cp->nsrcs) {
-        char **src = &cp->srcs[cp->next_src++];
+        char **src = &cp->srcs[cp->next_src];
         if (!(cp->dst_root = dest_for(cp, *src))) return false;
-        if (source_ok(cp, *src, cp->dst_root) && walker_open(&cp->w, src, 1, 0) == 0) {
+        int prev = made_index(cp, cp->dst_root);
+        if (prev >= 0 && !drained(cp)) {
+            free(cp->dst_root);
+            cp->dst_root = NULL;
+            cp->stalled = true;
+            return true;
+        }
+        cp->next_src++;
+        if (same_name_ok(cp, *src, prev) && source_ok(cp, *src, cp->dst_root) &&
+            walker_open(&cp->w, src, 1, cp->follow_root ? WALK_FOLLOW_ROOTS : 0) == 0) {
+            if (prev < 0) remember(cp, cp->dst_root, is_dir(*src));
             note_dst_dev(cp);
             start_root(cp, *src);
             return true;
@@ -255,8 +337,10 @@ static void make_dir(copier *cp, const walk_entry *e, const char *dst) {
             cp->dirs = d;
             cp->cap_dirs = n;
         }
-        char *copy = cp_shown(cp->root, dst); /* its mode is set after the rename */
-        if (copy) cp->dirs[cp->ndirs++] = (dir_mode){.path = copy, .mode = cp_copy_mode(cp, e->st)};
+        char *copy = strdup(dst); /* a tree's: its modes come before its rename */
+        if (copy)
+            cp->dirs[cp->ndirs++] =
+                (dir_mode){.path = copy, .root = cp->root, .mode = cp_copy_mode(cp, e->st)};
         return;
     }
     struct stat st;
@@ -317,7 +401,8 @@ static void route(copier *cp, cp_job *j, const walk_entry *e) {
     j->sparse = (uint64_t)st->st_blocks * 512 < (uint64_t)st->st_size;
     j->pair = pair_of(cp, st->st_dev);
     j->clone = j->pair >= 0 ? cp->pairs[j->pair].clone : CLONE_NO;
-    bool small = !j->sparse && (uint64_t)st->st_size <= CP_SMALL;
+    bool small =
+        !j->sparse && (uint64_t)st->st_size <= CP_SMALL && !cp_mode_after(j->mode) && !j->chown;
     j->route = small && j->clone == CLONE_NO && !j->in_place ? CP_RING : CP_KERNEL;
     j->len = (uint64_t)st->st_size;
 }
@@ -331,6 +416,7 @@ static int add_file(copier *cp, const walk_entry *e, char *dst) {
     }
     j->dst = dst;
     j->mode = cp_copy_mode(cp, e->st);
+    j->follow = cp->follow_root && e->level == 0;
     j->pair = -1;
     j->clone = CLONE_NO;
     bool fresh = cp->fresh_level >= 0 && e->level > cp->fresh_level;
@@ -383,6 +469,7 @@ int cp_walk_some(copier *cp) {
         walk_entry e;
         if (!cp->w || walker_next(cp->w, &e) == 0) {
             if (!cp_next_source(cp)) cp->walk_done = true;
+            if (cp->stalled) break; /* the ring and the helpers finish first */
             continue;
         }
         int rc = take_entry(cp, &e);
