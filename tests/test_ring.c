@@ -804,6 +804,58 @@ TEST(fd_ops) {
     free(want);
 }
 
+/* LUMIO_OP_NOFOLLOW: a link is refused (-ELOOP), for GETs and PUTs; the
+ * file itself still reads. */
+TEST(nofollow) {
+    uint8_t *want = make_file(tmp_path("nf.bin"), 5000, 3);
+    unlink(tmp_path("nf.link"));
+    CHECK(symlink(tmp_path("nf.bin"), tmp_path("nf.link")) == 0);
+    lumio_ring *r = ring_default();
+    lumio_range whole = {.offset = 0, .length = LUMIO_WHOLE, .user_data = 1};
+    static uint8_t byte = 1;
+    lumio_range put = {.offset = 0, .length = 1, .buf = &byte, .user_data = 3};
+    lumio_op ops[3] = {{.kind = LUMIO_OP_GET,
+                        .path = tmp_path("nf.link"),
+                        .flags = LUMIO_OP_NOFOLLOW,
+                        .ranges = &whole,
+                        .nranges = 1,
+                        .user_data = 10},
+                       {.kind = LUMIO_OP_GET,
+                        .path = tmp_path("nf.bin"),
+                        .flags = LUMIO_OP_NOFOLLOW,
+                        .ranges = &whole,
+                        .nranges = 1,
+                        .user_data = 20},
+                       {.kind = LUMIO_OP_PUT,
+                        .path = tmp_path("nf.link"),
+                        .flags = LUMIO_OP_NOFOLLOW,
+                        .ranges = &put,
+                        .nranges = 1,
+                        .user_data = 30}};
+    uint64_t g;
+    CHECK_RC(lumio_ring_submit(r, ops, 3, NULL, &g));
+    lumio_completion c[8];
+    int n = collect(r, g, c, 8);
+    int seen = 0;
+    for (int i = 0; i < n; i++) {
+        if (c[i].user_data == 1 && c[i].op_index == 1) {
+            CHECK(c[i].result == 0 && c[i].length == 5000 && !memcmp(c[i].data, want, 5000));
+            seen |= 1;
+        } else if (c[i].op_index == 0 || c[i].op_index == 2) {
+            CHECK_EQ(c[i].result, -ELOOP);
+            seen |= c[i].op_index == 0 ? 2 : 4;
+        }
+    }
+    CHECK_EQ(seen, 7);
+    release_all(c, n);
+    lumio_ring_destroy(r);
+    size_t len = 0;
+    uint8_t *got = read_file(tmp_path("nf.bin"), &len);
+    CHECK(got && len == 5000 && !memcmp(got, want, 5000)); /* not written through the link */
+    free(got);
+    free(want);
+}
+
 TEST(submit_validation) {
     lumio_ring *r = ring_default();
     uint64_t g;

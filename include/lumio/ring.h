@@ -100,6 +100,11 @@ typedef enum lumio_op_kind { LUMIO_OP_GET = 0, LUMIO_OP_PUT = 1 } lumio_op_kind;
 #define LUMIO_OP_TRUNCATE 0x2u /* PUT: truncate the file first */
 #define LUMIO_OP_FSYNC    0x4u /* PUT: fsync after the last write, before completing */
 #define LUMIO_OP_EXCL     0x8u /* PUT: fail if the file exists */
+#define LUMIO_OP_NOFOLLOW                                                                          \
+    0x10u /* GET or PUT: a path whose last component is a                                          \
+             symbolic link fails (-ELOOP) instead of being                                         \
+             followed (a file walked earlier and replaced                                          \
+             by a link since is not read through it) */
 
 typedef struct lumio_op {
     lumio_op_kind kind;

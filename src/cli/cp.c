@@ -204,6 +204,8 @@ int cp_submit_gets(copier *cp) {
             (lumio_range){.offset = 0, .length = LUMIO_WHOLE, .user_data = (uintptr_t)j};
         cp->ops[i] = (lumio_op){.kind = LUMIO_OP_GET,
                                 .path = j->src,
+                                /* a file the walk saw, not a link put there since */
+                                .flags = j->follow ? 0 : LUMIO_OP_NOFOLLOW,
                                 .ranges = &cp->ranges[i],
                                 .nranges = 1,
                                 .user_data = (uintptr_t)j};

@@ -94,8 +94,9 @@ static bool needs_size(const op_state *op) {
 }
 
 static int open_flags(const op_state *op) {
-    if (op->kind == LUMIO_OP_GET) return O_RDONLY | (op->direct ? O_DIRECT : 0);
-    int f = O_WRONLY;
+    int nofollow = op->flags & LUMIO_OP_NOFOLLOW ? O_NOFOLLOW : 0;
+    if (op->kind == LUMIO_OP_GET) return O_RDONLY | nofollow | (op->direct ? O_DIRECT : 0);
+    int f = O_WRONLY | nofollow;
     if (op->flags & LUMIO_OP_CREATE) f |= O_CREAT;
     if (op->flags & LUMIO_OP_TRUNCATE) f |= O_TRUNC;
     if (op->flags & LUMIO_OP_EXCL) f |= O_EXCL | O_CREAT;
