@@ -234,6 +234,7 @@ static void prune_inflight(netsink *ns) {
     uint64_t a = acked(ns);
     size_t k = 0;
     while (k < ns->ninflight && ns->inflight[k] <= a) k++;
+    if (k == 0) return; /* also: no chunk sent yet, inflight may be NULL */
     memmove(ns->inflight, ns->inflight + k, (ns->ninflight - k) * sizeof(uint64_t));
     ns->ninflight -= k;
 }
