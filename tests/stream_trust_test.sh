@@ -333,6 +333,7 @@ mkdir "$tmp/sig"
 mkfifo "$tmp/fifo"
 for sig in INT TERM HUP; do
     for cmd in import recover; do
+        rm -f "$tmp/sig/"* "$tmp/sig/".??* # what a failed round left
         if [ $cmd = import ]; then
             "$lumio" stream import --from collapsed "$tmp/fifo" -o "$tmp/sig/out.lumio" 2>/dev/null &
         else
@@ -345,7 +346,9 @@ for sig in INT TERM HUP; do
         for _ in $(seq 1 200); do [ -n "$(ls -A "$tmp/sig")" ] && break; sleep 0.05; done
         [ -n "$(ls -A "$tmp/sig")" ] || bad "$cmd made no temporary file"
         kill -"$sig" "$lpid"
-        wait "$lpid"
+        for _ in $(seq 1 200); do kill -0 "$lpid" 2>/dev/null || break; sleep 0.05; done
+        kill -0 "$lpid" 2>/dev/null && { bad "$cmd ignored SIG$sig"; kill -KILL "$lpid"; }
+        wait "$lpid" 2>/dev/null
         st=$?
         want=$((128 + $(kill -l "$sig")))
         [ "$st" -eq "$want" ] && ok || bad "$cmd on SIG$sig exits $st, want $want"
