@@ -207,5 +207,155 @@ for sig in KILL TERM HUP; do
 done
 TMPDIR="$tmp/bt" "$lumio" stream bench --samples 20000 >/dev/null && [ -z "$(ls -A "$tmp/bt")" ] && ok || bad "bench in TMPDIR"
 
+# ---- 6. recv: slots and memory that senders cannot take for nothing.
+# 16 idle connections fill the receiver: the next sender is refused at once
+# and named, and it says its data was not delivered (it used to exit 0 with
+# its data acknowledged by the kernel and lost).
+"$lumio" stream gen --seed 21 --samples 4000 --threads 2 --flush samples=1000 -o "$tmp/two.lumio" 2>/dev/null
+port=$(free_port)
+LUMIO_RECV_HELLO_MS=600000 "$lumio" stream recv tcp-listen:"$port" -o "$tmp/full.lumio" 2>"$tmp/full.err" &
+rpid=$!
+pids+=($rpid)
+wait_port "$port" || bad "receiver (full) did not listen"
+python3 -c '
+import socket, sys, time
+s = [socket.create_connection(("127.0.0.1", int(sys.argv[1]))) for _ in range(16)]
+time.sleep(120)' "$port" &
+idle=$!
+pids+=($idle)
+for _ in $(seq 1 200); do [ "$(grep -c ESTAB <(ss -tn "dport = :$port" 2>/dev/null))" -ge 16 ] && break; sleep 0.05; done
+if "$lumio" stream gen --seed 22 --samples 1000 -o tcp:127.0.0.1:"$port" 2>"$tmp/gfull.err"; then
+    bad "a sender refused by a full receiver exits 0: $(cat "$tmp/gfull.err")"
+else ok; fi
+grep -q "1 of 1 chunks not delivered" "$tmp/gfull.err" && ok || bad "refused sender's message: $(cat "$tmp/gfull.err")"
+grep -Eq '^lumio stream: peer 127\.0\.0\.1:[0-9]+: refused: 16 senders connected$' "$tmp/full.err" \
+    && ok || bad "refusal not named: $(cat "$tmp/full.err")"
+kill "$idle"; wait "$idle" 2>/dev/null
+"$lumio" stream gen --seed 23 --samples 1000 -o tcp:127.0.0.1:"$port" 2>"$tmp/g23.err" \
+    && ok || bad "a sender once the idle peers left: $(cat "$tmp/g23.err")"
+kill -TERM "$rpid"
+wait "$rpid" && ok || bad "full receiver stop: $(cat "$tmp/full.err")"
+[ "$(samples "$tmp/full.lumio")" -eq 1000 ] && ok || bad "full receiver kept $(samples "$tmp/full.lumio") samples, want 1000"
+
+# A connection that never sends the signature and a sender stalled inside a
+# chunk are dropped by name; a sender idle between whole chunks is kept.
+port=$(free_port)
+LUMIO_RECV_HELLO_MS=300 LUMIO_RECV_STALL_MS=300 "$lumio" stream recv tcp-listen:"$port" -o "$tmp/idle.lumio" 2>"$tmp/idle.err" &
+rpid=$!
+pids+=($rpid)
+wait_port "$port" || bad "receiver (idle) did not listen"
+python3 - "$port" "$tmp/two.lumio" "$tmp/idle.err" <<'PY' || bad "idle peers script"
+import socket, struct, sys, time
+port, data, err = int(sys.argv[1]), open(sys.argv[2], "rb").read(), sys.argv[3]
+sig, chunks, o = data[:16], [], 16
+while o < len(data):
+    n = 48 + struct.unpack_from("<I", data, o + 8)[0]
+    chunks.append(data[o:o + n]); o += n
+def conn(): return socket.create_connection(("127.0.0.1", port))
+def said(what):
+    for _ in range(400):
+        if what in open(err).read(): return True
+        time.sleep(0.05)
+    return False
+a = conn(); a.sendall(sig + chunks[0])      # then idle, between chunks
+b = conn(); b.sendall(sig + chunks[1][:100])  # stalled inside a chunk
+c = conn()                                   # never says anything
+assert said("no stream signature"), "silent peer not dropped"
+assert said("stalled"), "stalled peer not dropped"
+time.sleep(0.5)
+a.sendall(chunks[1] + chunks[2] + chunks[3]); a.close()
+assert said("received chunks=4"), "the idle-between-chunks sender was not kept"
+PY
+kill -TERM "$rpid"
+wait "$rpid" && ok || bad "idle receiver stop: $(cat "$tmp/idle.err")"
+[ "$(samples "$tmp/idle.lumio")" -eq 4000 ] && ok || bad "idle sender's chunks: $(samples "$tmp/idle.lumio") samples, want 4000"
+grep -Eq '^lumio stream: peer 127\.0\.0\.1:[0-9]+: no stream signature within 300 ms; connection dropped$' "$tmp/idle.err" \
+    && ok || bad "silent peer message: $(cat "$tmp/idle.err")"
+grep -Eq '^lumio stream: peer 127\.0\.0\.1:[0-9]+: byte 16: stalled for 300 ms inside a chunk \(100 bytes of it received\); connection dropped$' "$tmp/idle.err" \
+    && ok || bad "stalled peer message: $(cat "$tmp/idle.err")"
+[ "$(grep -c 'connection dropped' "$tmp/idle.err")" -eq 2 ] && ok || bad "a peer idle between chunks was dropped: $(cat "$tmp/idle.err")"
+
+# A small zstd chunk declaring 64 MiB decompressed: charged against --memory
+# before it is decoded, so the receiver never allocates it.
+port=$(free_port)
+"$lumio" stream recv tcp-listen:"$port" -o "$tmp/bomb.lumio" --memory 4M 2>"$tmp/bomb.err" &
+rpid=$!
+pids+=($rpid)
+wait_port "$port" || bad "receiver (bomb) did not listen"
+python3 - "$port" "$tmp/two.lumio" "$rpid" <<'PY' || bad "bomb script"
+import ctypes, socket, struct, sys, time
+xx = ctypes.CDLL("libxxhash.so.0"); xx.XXH3_64bits.restype = ctypes.c_uint64
+xx.XXH3_64bits.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
+zs = ctypes.CDLL("libzstd.so.1"); zs.ZSTD_compress.restype = ctypes.c_size_t
+zs.ZSTD_compress.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_int]
+raw = 64 << 20
+src = ctypes.create_string_buffer(raw); dst = ctypes.create_string_buffer(1 << 20)
+n = zs.ZSTD_compress(dst, 1 << 20, src, raw, 1)
+payload = dst.raw[:n]
+hdr = b"LCHK" + bytes([1, 1, 0, 0]) + struct.pack("<IIQIIq", n, raw, 0, 1, 1, 0)
+chunk = hdr + struct.pack("<Q", xx.XXH3_64bits(hdr[4:40] + payload, 36 + n)) + payload
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+try:
+    s.sendall(open(sys.argv[2], "rb").read()[:16] + chunk)
+    s.recv(1)  # until the receiver drops it
+except OSError:
+    pass
+hwm = [int(l.split()[1]) for l in open("/proc/%s/status" % sys.argv[3]) if l.startswith("VmHWM")][0]
+assert hwm < 48 * 1024, "receiver peak memory %d kB" % hwm
+PY
+kill -TERM "$rpid"
+wait "$rpid" && ok || bad "bomb receiver stop: $(cat "$tmp/bomb.err")"
+grep -Eq '^lumio stream: peer 127\.0\.0\.1:[0-9]+: byte 16: a chunk declaring 67108864 bytes decompressed would take .* past --memory 4M; connection dropped$' "$tmp/bomb.err" \
+    && ok || bad "bomb sender not named: $(cat "$tmp/bomb.err")"
+
+# ---- 7. A whole last chunk that fails its checksum is damage (exit 1), not
+# a torn tail; recover copies the rest (exit 0) and says it was damage.
+"$lumio" stream gen --seed 3 --samples 4000 --threads 2 --flush samples=1000 -o "$tmp/l.lumio" 2>/dev/null
+size=$(stat -c %s "$tmp/l.lumio")
+cp "$tmp/l.lumio" "$tmp/lc.lumio"
+printf '\x5a' | dd of="$tmp/lc.lumio" bs=1 seek=$((size - 1)) conv=notrunc status=none
+"$lumio" stream export --to collapsed "$tmp/lc.lumio" >"$tmp/lc.txt" 2>"$tmp/lc.err"
+[ $? -eq 1 ] && ok || bad "export of a corrupt last chunk exits 0: $(cat "$tmp/lc.err")"
+[ "$(wc -l <"$tmp/lc.txt")" -eq 3000 ] && ok || bad "export of a corrupt last chunk wrote $(wc -l <"$tmp/lc.txt") samples"
+one_line "$tmp/lc.err" && grep -q "$tmp/lc.lumio: damaged: skipped [0-9]* bytes in 1 ranges" "$tmp/lc.err" \
+    && ok || bad "corrupt last chunk message: $(cat "$tmp/lc.err")"
+"$lumio" stream info "$tmp/lc.lumio" >/dev/null 2>&1
+[ $? -eq 1 ] && ok || bad "info of a corrupt last chunk exits 0"
+"$lumio" stream recover "$tmp/lc.lumio" -o "$tmp/lc.out" 2>"$tmp/lcr.err" && ok || bad "recover of a corrupt last chunk: $(cat "$tmp/lcr.err")"
+grep -Eq "skipped damage: [0-9]+ corrupt bytes in 1 ranges, the first at byte [0-9]+, and a torn tail of 0 bytes" "$tmp/lcr.err" \
+    && ok || bad "recover does not tell damage: $(cat "$tmp/lcr.err")"
+"$lumio" stream recover "$tmp/t.lumio" -o "$tmp/t.out" 2>"$tmp/tr.err" && grep -Eq "skipped no damage, and a torn tail of [0-9]+ bytes" "$tmp/tr.err" \
+    && ok || bad "recover of a torn tail: $(cat "$tmp/tr.err")"
+
+# ---- 8. import and recover interrupted: the temporary output is removed and
+# the exit status says the signal.
+mkdir "$tmp/sig"
+mkfifo "$tmp/fifo"
+for sig in INT TERM HUP; do
+    for cmd in import recover; do
+        rm -f "$tmp/sig/"* "$tmp/sig/".??* # what a failed round left
+        if [ $cmd = import ]; then
+            "$lumio" stream import --from collapsed "$tmp/fifo" -o "$tmp/sig/out.lumio" 2>/dev/null &
+        else
+            "$lumio" stream recover "$tmp/fifo" -o "$tmp/sig/out.lumio" 2>/dev/null &
+        fi
+        lpid=$!
+        pids+=($lpid)
+        exec 4>"$tmp/fifo" # held open: the command waits for more input
+        if [ $cmd = import ]; then printf 'main;a 1\n' >&4; else cat "$tmp/l.lumio" >&4; fi
+        for _ in $(seq 1 200); do [ -n "$(ls -A "$tmp/sig")" ] && break; sleep 0.05; done
+        [ -n "$(ls -A "$tmp/sig")" ] || bad "$cmd made no temporary file"
+        kill -"$sig" "$lpid"
+        for _ in $(seq 1 200); do kill -0 "$lpid" 2>/dev/null || break; sleep 0.05; done
+        kill -0 "$lpid" 2>/dev/null && { bad "$cmd ignored SIG$sig"; kill -KILL "$lpid"; }
+        wait "$lpid" 2>/dev/null
+        st=$?
+        want=$((128 + $(kill -l "$sig")))
+        [ "$st" -eq "$want" ] && ok || bad "$cmd on SIG$sig exits $st, want $want"
+        exec 4>&-
+        [ -z "$(ls -A "$tmp/sig")" ] && ok || bad "$cmd on SIG$sig left $(ls -A "$tmp/sig")"
+    done
+done
+
 echo "stream trust: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

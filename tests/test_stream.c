@@ -238,6 +238,55 @@ TEST(torn_tail_recovers_whole_chunks) {
     free_lines(&want);
 }
 
+/* A whole last chunk that fails its checksum is damage, not a torn tail: a
+ * killed writer leaves a chunk without its magic or cut short, never a
+ * whole one with wrong bytes. */
+static void rewrite(const char *path, const uint8_t *b, size_t n) {
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    CHECK(write(fd, b, n) == (ssize_t)n);
+    close(fd);
+}
+
+TEST(corrupt_last_chunk_is_damage_not_torn) {
+    char p[4096], q[4096];
+    snprintf(p, sizeof p, "%s", tmp_path("last.lumio"));
+    snprintf(q, sizeof q, "%s", tmp_path("last_bad.lumio"));
+    lines want = write_profile(p, 5000, 500);
+    size_t size;
+    uint8_t *all = read_file(p, &size);
+    size_t last = size - 4;
+    while (last > 16 && memcmp(all + last, "LCHK", 4)) last--;
+    CHECK(last > 16);
+    lumio_stream_read_stats st;
+    /* A flipped payload byte: whole chunk, bad checksum. */
+    all[size - 1] ^= 0x55;
+    rewrite(q, all, size);
+    lines got = read_back(q, &st);
+    CHECK_EQ(st.samples, 4500);
+    CHECK_EQ(st.damaged_ranges, 1);
+    CHECK_EQ(st.first_damage_offset, last);
+    CHECK_EQ(st.torn_tail_bytes, 0);
+    free_lines(&got);
+    all[size - 1] ^= 0x55;
+    /* Its magic still zero (the writer killed before committing it): torn. */
+    memset(all + last, 0, 4);
+    rewrite(q, all, size);
+    got = read_back(q, &st);
+    CHECK_EQ(st.samples, 4500);
+    CHECK_EQ(st.damaged_ranges, 0);
+    CHECK_EQ(st.torn_tail_bytes, size - last);
+    free_lines(&got);
+    /* Cut short (a pipe or socket): torn. */
+    memcpy(all + last, "LCHK", 4);
+    rewrite(q, all, size - 3);
+    got = read_back(q, &st);
+    CHECK_EQ(st.damaged_ranges, 0);
+    CHECK_EQ(st.torn_tail_bytes, size - 3 - last);
+    free_lines(&got);
+    free(all);
+    free_lines(&want);
+}
+
 TEST(corrupt_chunk_costs_that_chunk_only) {
     char p[4096];
     snprintf(p, sizeof p, "%s", tmp_path("bad.lumio"));

@@ -234,6 +234,25 @@ typedef struct outfile {
     int fd;
 } outfile;
 
+/* The temporary output under way (import, recover), removed if the command
+ * is interrupted: nothing is left that looks like a stream. The signal is
+ * raised again so the exit status says it (130, 143, 129). */
+static char *volatile pending_tmp;
+
+static void on_signal(int sig) {
+    char *t = pending_tmp;
+    if (t) unlink(t);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void remove_on_signal(char *tmp) {
+    pending_tmp = tmp;
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    signal(SIGHUP, on_signal);
+}
+
 /* Where the symlink at path points (a relative target is taken from the
  * link's directory), or NULL. */
 static char *link_target(const char *path) {
@@ -273,6 +292,7 @@ static int out_open(outfile *of, const char *out, const lumio_stream_writer_opti
         of->tmp = NULL; /* nothing to remove */
         return rc;
     }
+    remove_on_signal(of->tmp);
     mode_t mask = umask(0);
     umask(mask);
     fchmod(of->fd, exists ? sb.st_mode & 07777 : 0666 & ~mask);
@@ -290,6 +310,7 @@ static int out_close(outfile *of, lumio_stream_writer *w, bool ok) {
         if (close(of->fd) < 0 && rc == 0) rc = -errno;
         if (rc == 0 && ok && rename(of->tmp, of->final) < 0) rc = -errno;
         if (rc < 0 || !ok) unlink(of->tmp);
+        pending_tmp = NULL;
     }
     if (rc < 0 && ok) cli_path_error(of->final ? of->final : of->name, rc);
     free(of->tmp);
@@ -797,6 +818,21 @@ static int copy_meta(void *arg, uint64_t ts, const char *k, const char *v) {
     return c->rc = lumio_stream_write_meta(c->w, ts, k, v);
 }
 
+/* What recover skipped: damage (a chunk that was whole but corrupt, which a
+ * killed writer does not leave) is told apart from a torn tail. */
+static void recover_note(const lumio_stream_read_stats *s) {
+    char dmg[128] = "no damage";
+    if (s->damaged_ranges)
+        snprintf(dmg, sizeof dmg,
+                 "damage: %" PRIu64 " corrupt bytes in %" PRIu64
+                 " ranges, the first at byte %" PRIu64,
+                 s->damaged_bytes, s->damaged_ranges, s->first_damage_offset);
+    fprintf(stderr,
+            "recovered %" PRIu64 " samples from %" PRIu64 " chunks; skipped %s, and a torn tail "
+            "of %" PRIu64 " bytes\n",
+            s->samples, s->chunks, dmg, s->torn_tail_bytes);
+}
+
 static int stream_recover(int argc, char **argv) {
     const char *in = NULL, *out = NULL;
     for (int i = 1; i < argc; i++) {
@@ -836,10 +872,7 @@ static int stream_recover(int argc, char **argv) {
     else if (rc < 0)
         read_error(in, rc, &s);
     if (out_close(&of, c.w, rc == 0) < 0 || rc < 0) return EXIT_FILES;
-    fprintf(stderr,
-            "recovered %" PRIu64 " samples from %" PRIu64 " chunks; skipped %" PRIu64
-            " damaged bytes and a torn tail of %" PRIu64 " bytes\n",
-            s.samples, s.chunks, s.damaged_bytes, s.torn_tail_bytes);
+    recover_note(&s);
     return 0;
 }
 

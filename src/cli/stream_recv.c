@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAX_PEERS 16
@@ -24,6 +25,11 @@
  * 4 GiB. */
 #define RECV_MEMORY ((uint64_t)512 << 20)
 #define PEER_BUF    ((size_t)64 << 10)
+/* A connection that has not sent the signature by then is not a sender; a
+ * sender stalled inside a chunk (never between chunks: a profiler may flush
+ * every few minutes) holds a slot and its buffer for nothing. */
+#define HELLO_MS 10000
+#define STALL_MS 60000
 
 typedef struct peer {
     int fd;
@@ -35,6 +41,7 @@ typedef struct peer {
     bool have_seq;
     uint64_t last_seq;
     uint64_t chunks;
+    uint64_t since_ms, last_ms; /* when it connected, and last sent a byte */
 } peer;
 
 typedef struct receiver {
@@ -44,7 +51,8 @@ typedef struct receiver {
     peer peers[MAX_PEERS];
     size_t npeers;
     uint64_t held, memory; /* bytes of the peers' buffers, and their cap */
-    int err;               /* writing the file failed: the end */
+    uint64_t hello_ms, stall_ms;
+    int err; /* writing the file failed: the end */
     bool once, served;
 } receiver;
 
@@ -52,6 +60,21 @@ static volatile sig_atomic_t recv_stop;
 static void on_stop(int sig) {
     (void)sig;
     recv_stop = 1;
+}
+
+static uint64_t mono_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* A timeout from the environment (for tests only: they cannot wait a
+ * minute), else the default. */
+static uint64_t env_ms(const char *name, uint64_t dflt) {
+    const char *v = getenv(name);
+    char *end;
+    unsigned long long ms = v && *v ? strtoull(v, &end, 10) : 0;
+    return v && *v && !*end && ms > 0 ? (uint64_t)ms : dflt;
 }
 
 static void peer_close(receiver *rv, size_t i) {
@@ -91,6 +114,22 @@ static int take_chunk(receiver *rv, peer *p, const chunk_view *v, const uint8_t 
     return 0;
 }
 
+/* A compressed chunk is decoded into a buffer of the raw size its header
+ * declares: that counts against --memory with the buffers held, before the
+ * decoder allocates it (8 KiB of zstd may declare 256 MiB). */
+static bool decode_fits(receiver *rv, peer *p, const uint8_t *c, size_t avail, uint64_t at) {
+    if (avail < CHUNK_HDR || memcmp(c, lumio_chunk_magic, 4) || c[5] != 1) return true;
+    uint64_t raw = get_le32(c + 12), need;
+    if (!__builtin_add_overflow(rv->held, raw, &need) && need <= rv->memory) return true;
+    char m[32], why[192];
+    snprintf(why, sizeof why,
+             "a chunk declaring %" PRIu64 " bytes decompressed would take the senders' buffers "
+             "past --memory %s",
+             raw, cli_size_text(rv->memory, m, sizeof m));
+    misbehaved(p, at, why);
+    return false;
+}
+
 /* Consume what arrived whole: the signature, then chunks. Returns 0, or -1
  * when the peer is to be dropped (or the file failed). */
 static int take(receiver *rv, peer *p) {
@@ -105,6 +144,7 @@ static int take(receiver *rv, peer *p) {
     }
     while (off < p->len && rc == 0) {
         chunk_view v;
+        if (!decode_fits(rv, p, p->buf + off, p->len - off, p->off + off)) return -1;
         rc = chunk_verify(&rv->dec, p->buf + off, p->len - off, &v);
         if (rc == -EAGAIN) {
             rc = 0;
@@ -114,6 +154,7 @@ static int take(receiver *rv, peer *p) {
         if (rc < 0) return misbehaved(p, p->off + off, chunk_problem(rc));
         if ((rc = take_chunk(rv, p, &v, p->buf + off)) == 0) off += v.total_len;
     }
+    chunk_dec_trim(&rv->dec, PEER_BUF); /* a big chunk's room goes back */
     memmove(p->buf, p->buf + off, p->len - off);
     p->len -= off;
     p->off += off;
@@ -156,6 +197,7 @@ static int peer_read(receiver *rv, peer *p) {
         return 0;
     }
     p->len += (size_t)k;
+    p->last_ms = mono_ms();
     if (take(rv, p) < 0) return -1;
     /* A large chunk went through: its room goes back to the others. */
     if (p->cap > PEER_BUF && p->len <= PEER_BUF) {
@@ -169,33 +211,62 @@ static int peer_read(receiver *rv, peer *p) {
     return 1;
 }
 
+/* A connection beyond MAX_PEERS is closed at once, not left in the backlog:
+ * the kernel would ack what the sender writes and the data would be lost
+ * without a word. Closed, the sender sees the failure (and retries). */
 static void accept_peer(receiver *rv, int lfd) {
     struct sockaddr_storage a;
     socklen_t al = sizeof a;
     int fd = accept4(lfd, (struct sockaddr *)&a, &al, SOCK_CLOEXEC | SOCK_NONBLOCK);
     if (fd < 0) return;
+    char name[64];
+    net_name(&a, name, sizeof name);
+    if (rv->npeers == MAX_PEERS) {
+        cli_error("peer %s: refused: %d senders connected", name, MAX_PEERS);
+        close(fd);
+        return;
+    }
     peer *p = &rv->peers[rv->npeers++];
-    *p = (peer){.fd = fd};
-    net_name(&a, p->name, sizeof p->name);
+    *p = (peer){.fd = fd, .since_ms = mono_ms()};
+    p->last_ms = p->since_ms;
+    memcpy(p->name, name, sizeof p->name);
+}
+
+/* Whether peer p is to be dropped for silence, said by name. */
+static bool peer_stalled(const receiver *rv, peer *p, uint64_t now) {
+    uint64_t quiet = now > p->last_ms ? now - p->last_ms : 0;
+    if (!p->sig && now > p->since_ms && now - p->since_ms >= rv->hello_ms) {
+        cli_error("peer %s: no stream signature within %" PRIu64 " ms; connection dropped", p->name,
+                  rv->hello_ms);
+        return true;
+    }
+    if (p->sig && p->len && quiet >= rv->stall_ms) {
+        cli_error("peer %s: byte %" PRIu64 ": stalled for %" PRIu64
+                  " ms inside a chunk (%zu bytes of it received); connection dropped",
+                  p->name, p->off, rv->stall_ms, p->len);
+        return true;
+    }
+    return false;
 }
 
 static void serve(receiver *rv, int lfd) {
     while (!recv_stop && !rv->err && !(rv->once && rv->served)) {
         struct pollfd pf[MAX_PEERS + 1];
         size_t n = 0;
-        if (rv->npeers < MAX_PEERS) pf[n++] = (struct pollfd){lfd, POLLIN, 0};
-        size_t first = n;
+        pf[n++] = (struct pollfd){lfd, POLLIN, 0};
         for (size_t i = 0; i < rv->npeers; i++)
             pf[n++] = (struct pollfd){rv->peers[i].fd, POLLIN, 0};
-        if (poll(pf, (nfds_t)n, 200) <= 0) continue;
+        int ready = poll(pf, (nfds_t)n, 200);
+        uint64_t now = mono_ms();
         /* Peers from the last one down: closing one moves the last into its slot. */
         for (size_t i = rv->npeers; i-- > 0 && !rv->err;) {
-            if (!pf[first + i].revents) continue;
-            int k = peer_read(rv, &rv->peers[i]);
+            int k = 1;
+            if (ready > 0 && pf[1 + i].revents) k = peer_read(rv, &rv->peers[i]);
             if (k == 0 && rv->peers[i].sig) rv->served = true;
+            if (k > 0 && peer_stalled(rv, &rv->peers[i], now)) k = -1;
             if (k <= 0) peer_close(rv, i);
         }
-        if (first && (pf[0].revents & POLLIN)) accept_peer(rv, lfd);
+        if (ready > 0 && (pf[0].revents & POLLIN)) accept_peer(rv, lfd);
     }
     while (rv->npeers) peer_close(rv, rv->npeers - 1);
 }
@@ -239,7 +310,11 @@ int stream_recv(int argc, char **argv, const char *usage) {
     lumio_stream_writer_options o;
     lumio_stream_writer_options_default(&o);
     o.append = 1; /* a restarted receiver keeps what it had */
-    receiver rv = {.out = out, .once = once, .memory = memory};
+    receiver rv = {.out = out,
+                   .once = once,
+                   .memory = memory,
+                   .hello_ms = env_ms("LUMIO_RECV_HELLO_MS", HELLO_MS),
+                   .stall_ms = env_ms("LUMIO_RECV_STALL_MS", STALL_MS)};
     int rc = lumio_stream_writer_open(&rv.w, out, &o);
     if (rc < 0) {
         close(lfd);

@@ -106,6 +106,9 @@ typedef int (*chunk_meta_fn)(void *arg, uint64_t ts, const char *key, const char
 
 void chunk_dec_init(chunk_dec *d);
 void chunk_dec_free(chunk_dec *d);
+/* Give back the decode buffer if it holds more than keep bytes (a large
+ * chunk went through). */
+void chunk_dec_trim(chunk_dec *d, size_t keep);
 /* Check a chunk starting at p (avail bytes): 0 and the view when it is whole
  * and valid; -EAGAIN when more bytes could complete it; LUMIO_E_FORMAT or
  * LUMIO_E_CHECKSUM when it is not a valid chunk. */

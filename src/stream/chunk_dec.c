@@ -22,6 +22,22 @@ void chunk_dec_free(chunk_dec *d) {
     free(d->strbuf);
 }
 
+void chunk_dec_trim(chunk_dec *d, size_t keep) {
+    if (d->raw.cap <= keep) return;
+    bbuf_free(&d->raw);
+}
+
+/* The decode buffer is reused from chunk to chunk and grown to the exact
+ * need, not doubled: a 129 MiB chunk takes 129 MiB, not 256. */
+static bool raw_room(chunk_dec *d, size_t need) {
+    if (need <= d->raw.cap) return true;
+    uint8_t *p = realloc(d->raw.p, need);
+    if (!p) return false;
+    d->raw.p = p;
+    d->raw.cap = need;
+    return true;
+}
+
 int chunk_verify(chunk_dec *d, const uint8_t *p, size_t avail, chunk_view *v) {
     if (avail < 4) return memcmp(p, lumio_chunk_magic, avail) ? LUMIO_E_FORMAT : -EAGAIN;
     if (memcmp(p, lumio_chunk_magic, 4) != 0) return LUMIO_E_FORMAT;
@@ -53,7 +69,7 @@ int chunk_verify(chunk_dec *d, const uint8_t *p, size_t avail, chunk_view *v) {
     }
     if (!d->dctx && !(d->dctx = ZSTD_createDCtx())) return -ENOMEM;
     d->raw.len = 0;
-    if (!bbuf_reserve(&d->raw, raw ? raw : 1)) return -ENOMEM;
+    if (!raw_room(d, raw ? raw : 1)) return -ENOMEM;
     size_t n = ZSTD_decompressDCtx(d->dctx, d->raw.p, raw, p + CHUNK_HDR, stored);
     if (ZSTD_isError(n) || n != raw) return LUMIO_E_FORMAT;
     v->payload = d->raw.p;

@@ -164,6 +164,8 @@ int net_connect(const char *host, const char *port, int timeout_ms) {
     return rc;
 }
 
+#define NET_SETTLE_MS 100
+
 static void connected(netsink *ns, int fd) {
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -171,7 +173,8 @@ static void connected(netsink *ns, int fd) {
     ns->sig_sent = ns->head_sent = 0;
     ns->conn_sent = 0;
     ns->ninflight = 0;
-    ns->backoff_ms = 0;
+    ns->conn_ms = mono_ms();
+    ns->settled = false;
     ns->connections++;
 }
 
@@ -231,6 +234,7 @@ static void prune_inflight(netsink *ns) {
     uint64_t a = acked(ns);
     size_t k = 0;
     while (k < ns->ninflight && ns->inflight[k] <= a) k++;
+    if (k == 0) return; /* also: no chunk sent yet, inflight may be NULL */
     memmove(ns->inflight, ns->inflight + k, (ns->ninflight - k) * sizeof(uint64_t));
     ns->ninflight -= k;
 }
@@ -243,6 +247,23 @@ static void lost(netsink *ns, int err) {
     close(ns->fd);
     ns->fd = -1;
     ns->head_sent = 0; /* resent whole on the next connection */
+    /* A receiver that refuses connections (full) is retried as one that is
+     * down: 100 ms, doubling up to 5 s, until a chunk gets through. */
+    ns->backoff_ms = ns->backoff_ms ? LUMIO_MIN(ns->backoff_ms * 2, 5000u) : 100;
+    ns->next_try_ms = mono_ms() + ns->backoff_ms;
+}
+
+/* Whether chunks may go on this connection yet (see conn_ms). The receiver
+ * never sends: readable or hung up means it closed the connection. */
+static bool settled(netsink *ns) {
+    if (ns->settled) return true;
+    struct pollfd p = {ns->fd, POLLIN | POLLRDHUP, 0};
+    if (poll(&p, 1, 0) == 1 && p.revents) {
+        lost(ns, -ECONNRESET);
+        return false;
+    }
+    if (mono_ms() - ns->conn_ms < NET_SETTLE_MS) return false;
+    return ns->settled = true;
 }
 
 static void chunk_sent(netsink *ns) {
@@ -253,6 +274,7 @@ static void chunk_sent(netsink *ns) {
     ns->nqueued--;
     free(c);
     ns->head_sent = 0;
+    ns->backoff_ms = 0; /* this connection works */
     if (ns->ninflight == ns->inflight_cap) {
         size_t cap = ns->inflight_cap ? ns->inflight_cap * 2 : 64;
         uint64_t *p = realloc(ns->inflight, cap * sizeof(uint64_t));
@@ -275,6 +297,7 @@ static bool send_some(netsink *ns) {
         p = lumio_stream_signature + ns->sig_sent;
         n = STREAM_SIG_LEN - ns->sig_sent;
     } else if (ns->head) {
+        if (!settled(ns)) return false;
         p = ns->head->data + ns->head_sent;
         n = ns->head->len - ns->head_sent;
     } else {

@@ -32,6 +32,12 @@ typedef struct netsink {
     size_t ninflight, inflight_cap;
     uint64_t next_try_ms;
     uint32_t backoff_ms;
+    /* A new connection carries the signature only until it has stood for
+     * NET_SETTLE_MS: a receiver that refuses it (full) closes it at once,
+     * and chunks sent before that would be acknowledged by its kernel and
+     * counted delivered, then thrown away unread. */
+    uint64_t conn_ms;
+    bool settled;
     int last_err; /* why the last connection attempt or connection failed */
     uint64_t dropped_chunks, dropped_bytes; /* the queue was full */
     uint64_t lost_chunks; /* sent, never acknowledged, then the connection broke */

@@ -26,6 +26,11 @@ struct lumio_stream_reader {
     uint64_t last_seq;
     bool damaged; /* in a damaged range that started at damage_from */
     uint64_t damage_from;
+    /* The chunk there looked like a killed writer's (no magic, or cut short
+     * by the end of the data): only then may the range be a torn tail. A
+     * whole chunk that fails its checksum or does not decode is damage even
+     * at the end: a writer never leaves one. */
+    bool damage_torn;
     /* Following a file: how to notice it was truncated or replaced. */
     char *path;
     dev_t dev;
@@ -297,13 +302,15 @@ int lumio_stream_read(lumio_stream_reader *r, lumio_sample_fn on_sample, lumio_m
             if (!r->damaged) {
                 r->damaged = true;
                 r->damage_from = r->pos;
+                r->damage_torn = rc == -EAGAIN || avail < 4 ||
+                                 memcmp(r->buf + r->start, lumio_chunk_magic, 4) != 0;
             }
             skip_damage(r);
             continue;
         }
         return rc;
     }
-    end_damage(r, true);
+    end_damage(r, r->damage_torn);
     return 0;
 }
 
