@@ -26,6 +26,12 @@ cp "$LUMIO_HOSTILE_ROOT/obj.bin" want
 check "get -o /dev/stdout >> log appends" appended "$LUMIO" get "$URL"
 cp raw want
 check "zarr cat -o /dev/stdout >> log appends" appended "$LUMIO" zarr cat arr
+stream_appended() {
+    printf 'a;b 3\n' >folded && printf 'OLD\n' >slog
+    "$LUMIO" stream import --from collapsed folded -o /dev/stdout >>slog || return 1
+    [ "$(head -c 4 slog)" = OLD ] && [ "$("$LUMIO" stream export --to collapsed <(tail -c +5 slog) | wc -l)" = 3 ]
+}
+check "stream import -o /dev/stdout >> log appends" stream_appended
 fd_n() { # -o /dev/fd/3 and a link to it
     "$LUMIO" zarr cat arr -o /dev/fd/3 3>>log3 && ln -sf /dev/fd/3 l3 &&
         "$LUMIO" zarr cat arr -o l3 3>>log3 && { cat raw raw | cmp - log3; } && [ -L l3 ]
@@ -46,7 +52,7 @@ failure_keeps() {
     printf 'old\n' >keep
     if "$LUMIO" get "$LUMIO_HOSTILE_URL/plain/missing.bin" -o keep 2>err; then return 1; fi
     [ "$(cat keep)" = old ] && [ -z "$(ls -A | grep -v -e '^keep$' -e '^err$' -e '^want$' -e '^raw$' \
-        -e '^arr$' -e '^log' -e '^l3$' -e '^priv$' -e '^check.log$')" ]
+        -e '^arr$' -e '^log' -e '^l3$' -e '^priv$' -e '^check.log$' -e '^folded$' -e '^slog$')" ]
 }
 check "a failed get leaves the old file and no temporary one" failure_keeps
 

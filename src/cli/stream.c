@@ -7,6 +7,7 @@
  *   recover  every valid chunk into a clean stream
  *   bench    write and read speed, bytes per sample */
 #include "cli/common.h"
+#include "cli/output.h"
 #include "cli/stream_recv.h"
 #include "stream/import.h"
 #include "stream/net.h"
@@ -224,98 +225,41 @@ static void damage_note(const char *path, const lumio_stream_read_stats *s) {
                   path, tail);
 }
 
-/* An output that is whole or absent: a regular file is written under a
- * temporary name in its directory (unique, created with O_EXCL) and renamed
- * over the target at the end; standard output, devices, FIFOs, TCP sinks and
- * appends are written in place. A symlink is followed to its target. */
+/* An output that is whole or absent (cli/output.h): a regular file is
+ * written under a temporary name beside it and renamed over it at the end,
+ * removed on failure or SIGINT, SIGTERM, SIGHUP; devices, FIFOs and
+ * descriptors (/dev/stdout) are written in place, as are standard output,
+ * TCP sinks and appends, which the writer opens itself. */
 typedef struct outfile {
-    const char *name;  /* as given */
-    char *final, *tmp; /* NULL when written in place */
-    int fd;
+    cli_output co;
+    bool used; /* co is open */
 } outfile;
-
-/* The temporary output under way (import, recover), removed if the command
- * is interrupted: nothing is left that looks like a stream. The signal is
- * raised again so the exit status says it (130, 143, 129). */
-static char *volatile pending_tmp;
-
-static void on_signal(int sig) {
-    char *t = pending_tmp;
-    if (t) unlink(t);
-    signal(sig, SIG_DFL);
-    raise(sig);
-}
-
-static void remove_on_signal(char *tmp) {
-    pending_tmp = tmp;
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
-    signal(SIGHUP, on_signal);
-}
-
-/* Where the symlink at path points (a relative target is taken from the
- * link's directory), or NULL. */
-static char *link_target(const char *path) {
-    char t[4096];
-    ssize_t n = readlink(path, t, sizeof t - 1);
-    if (n <= 0) return NULL;
-    t[n] = 0;
-    const char *slash = strrchr(path, '/');
-    char *r = NULL;
-    if (t[0] == '/' || !slash) return strdup(t);
-    return asprintf(&r, "%.*s%s", (int)(slash - path) + 1, path, t) < 0 ? NULL : r;
-}
 
 static int out_open(outfile *of, const char *out, const lumio_stream_writer_options *o,
                     lumio_stream_writer **w) {
-    *of = (outfile){.name = out, .fd = -1};
-    struct stat sb;
-    bool exists = stat(out, &sb) == 0;
-    if (!strcmp(out, "-") || is_tcp(out) || (o && o->append) || (exists && !S_ISREG(sb.st_mode)))
+    memset(of, 0, sizeof *of);
+    if (!strcmp(out, "-") || is_tcp(out) || (o && o->append))
         return lumio_stream_writer_open(w, out, o);
-    struct stat lsb;
-    if (exists)
-        of->final = realpath(out, NULL);
-    else if (lstat(out, &lsb) == 0 && S_ISLNK(lsb.st_mode))
-        of->final = link_target(out); /* dangling: create its target, as curl does */
-    else
-        of->final = strdup(out);
-    const char *slash = of->final ? strrchr(of->final, '/') : NULL;
-    int dl = slash ? (int)(slash - of->final) + 1 : 0;
-    if (!of->final || asprintf(&of->tmp, "%.*s.%s.XXXXXX", dl, of->final, of->final + dl) < 0) {
-        of->tmp = NULL;
-        return -ENOMEM;
+    int rc = cli_output_open(&of->co, out);
+    if (rc < 0) return rc;
+    of->used = true;
+    if ((rc = lumio_stream_writer_open_fd(w, of->co.fd, o)) < 0) {
+        cli_output_close(&of->co, EXIT_FILES);
+        of->used = false;
     }
-    if ((of->fd = mkostemp(of->tmp, O_CLOEXEC)) < 0) {
-        int rc = -errno;
-        free(of->tmp);
-        of->tmp = NULL; /* nothing to remove */
-        return rc;
-    }
-    remove_on_signal(of->tmp);
-    mode_t mask = umask(0);
-    umask(mask);
-    fchmod(of->fd, exists ? sb.st_mode & 07777 : 0666 & ~mask);
-    int rc = lumio_stream_writer_open_fd(w, of->fd, o);
-    if (rc < 0) unlink(of->tmp);
     return rc;
 }
 
-/* Close the writer; on success put the file in place, on failure remove
- * it. Returns the first error (a message names the path). */
+/* Close the writer; on success put the file in place (synced first), on
+ * failure remove it. Returns the first error (a message names the path). */
 static int out_close(outfile *of, lumio_stream_writer *w, bool ok) {
     int rc = w ? lumio_stream_writer_close(w) : 0;
-    if (of->tmp) {
-        if (rc == 0 && ok && fsync(of->fd) < 0) rc = -errno;
-        if (close(of->fd) < 0 && rc == 0) rc = -errno;
-        if (rc == 0 && ok && rename(of->tmp, of->final) < 0) rc = -errno;
-        if (rc < 0 || !ok) unlink(of->tmp);
-        pending_tmp = NULL;
-    }
-    if (rc < 0 && ok) cli_path_error(of->final ? of->final : of->name, rc);
-    free(of->tmp);
-    free(of->final);
-    of->tmp = of->final = NULL;
+    if (!of->used) return rc;
+    of->used = false;
+    if (rc == 0 && ok && cli_output_is_file(&of->co) && fsync(of->co.fd) < 0) rc = -errno;
+    if (rc < 0 && ok) cli_path_error(of->co.name, rc);
+    if (cli_output_close(&of->co, rc == 0 && ok ? 0 : EXIT_FILES) != 0 && rc == 0 && ok)
+        rc = -EIO; /* (said, naming the path) */
     return rc;
 }
 
