@@ -29,6 +29,12 @@ behaviour; the rest names a file under the root:
     /bighdr/...      a 1 MiB response header
     /hugelen/...     Content-Length: 99999999999999999999999
     /statusonly/...  a status line, then the connection is closed (after ?delay=S)
+    /shortbody/NAME  HEAD gives NAME's size; GET ignores Range and sends 200 with no
+                     length and only the first 1000 bytes, then closes
+    /spam100/...     "100 Continue" heads every 0.2 s for up to 30 s, never a response
+    /many100/...     100 "100 Continue" heads, then a 200
+    /big100/...      five 103 heads of 60 KiB each (300 KiB of head), then a 200
+    /early/NAME      one 103 Early Hints head, then what /plain/NAME answers
     anything else    404
 
 An S3 path-style request (/BUCKET/KEY) is the same with the bucket as the mode.
@@ -241,6 +247,43 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
         time.sleep(float(query.get("delay", ["0"])[0]))
         self.close_connection = True
+
+    def mode_shortbody(self, rest, query):
+        data = self.file(rest)
+        if data is None:
+            self.simple(404)
+            return
+        if self.command == "HEAD":
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            return
+        self.raw(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + data[:1000])
+
+    def mode_spam100(self, rest, query):
+        # Bounded whatever the client does; a client that gave up ends it
+        # sooner (the write fails).
+        stop = time.time() + min(30.0, ARGS.lifetime)
+        try:
+            while time.time() < stop:
+                self.wfile.write(b"HTTP/1.1 100 Continue\r\nX-a: b\r\n\r\n")
+                self.wfile.flush()
+                time.sleep(0.2)
+        except OSError:
+            pass
+        self.close_connection = True
+
+    def mode_many100(self, rest, query):
+        self.raw(b"HTTP/1.1 100 Continue\r\n\r\n" * 100 +
+                 b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+    def mode_big100(self, rest, query):
+        hint = b"HTTP/1.1 103 Early Hints\r\nX-Big: " + b"a" * (60 << 10) + b"\r\n\r\n"
+        self.raw(hint * 5 + b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+    def mode_early(self, rest, query):
+        self.wfile.write(b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n")
+        self.mode_plain(rest, query)
 
 
 class Server(socketserver.ThreadingMixIn, socketserver.TCPServer):

@@ -259,8 +259,11 @@ static int fail(rreq *q, int code, const char *fmt, const char *detail) {
 }
 
 /* A response head larger than this is refused (libcurl itself stops at a
- * line of 100 KiB). */
-#define HEAD_MAX (256u << 10)
+ * line of 100 KiB). The bytes count over the interim (1xx) heads of an
+ * attempt too, and their number is capped, so that a server cannot hold a
+ * request forever with heads that never end in a response. */
+#define HEAD_MAX    (256u << 10)
+#define INTERIM_MAX 16
 
 static size_t on_header(char *p, size_t size, size_t nitems, void *arg) {
     rreq *q = arg;
@@ -269,7 +272,6 @@ static size_t on_header(char *p, size_t size, size_t nitems, void *arg) {
         q->hdr_ok = false;
         q->hdr_done = false;
         q->hdr_lines = 0;
-        q->hdr_bytes = 0;
     }
     q->hdr_lines++;
     q->hdr_bytes += len;
@@ -277,8 +279,19 @@ static size_t on_header(char *p, size_t size, size_t nitems, void *arg) {
         q->res = fail(q, LUMIO_E_HTTP, ": a response header larger than %s", "256 KiB");
         return 0;
     }
-    if (len <= 2 && (len == 0 || p[0] == '\r' || p[0] == '\n')) q->hdr_done = true;
-    q->last_byte_ms = q->progress_ms = now_ms();
+    /* Bytes keep the stall timer quiet; only a whole final head (or body
+     * bytes) is progress for timeout_ms. */
+    q->last_byte_ms = now_ms();
+    if (len > 2 || (len && p[0] != '\r' && p[0] != '\n')) return len;
+    if (q->h.status >= 100 && q->h.status < 200) {
+        if (++q->hdr_interim > INTERIM_MAX && q->res == 0) {
+            q->res = fail(q, LUMIO_E_HTTP, ": more than %s interim (1xx) responses", "16");
+            return 0;
+        }
+        return len;
+    }
+    q->hdr_done = true;
+    q->progress_ms = q->last_byte_ms;
     return len;
 }
 
@@ -491,6 +504,7 @@ static int start(lumio_remote *rm, rreq *q) {
     q->hdr_done = false;
     q->hdr_lines = 0;
     q->hdr_bytes = 0;
+    q->hdr_interim = 0;
     q->stalled = false;
     q->body_at = 0;
     q->last_byte_ms = now_ms();

@@ -79,7 +79,8 @@ struct rreq {
     bool unpause;         /* rc_unpause() asked (atomic) */
     bool hdr_done;        /* the final response's head ended (its blank line) */
     unsigned hdr_lines;   /* lines of the current response's head */
-    uint64_t hdr_bytes;   /* bytes of the current response's head */
+    uint64_t hdr_bytes;   /* bytes of this attempt's heads, 1xx ones included */
+    unsigned hdr_interim; /* interim (1xx) heads of this attempt */
     uint64_t body_at;     /* object offset of the next body byte */
     int64_t progress_ms;  /* the last byte of any attempt, for timeout_ms */
     int64_t queued_ms;    /* a retry: when it could start */

@@ -19,6 +19,15 @@ static const char *const secret_params[] = {
     "sig",
     "token",
     "access_token",
+    "key",
+    "api_key",
+    "apikey",
+    "password",
+    "passwd",
+    "pwd",
+    "secret",
+    "client_secret",
+    "access_key",
 };
 
 static bool secret_param(const char *name, size_t len) {
@@ -44,21 +53,6 @@ static size_t url_len(const char *p) {
     return n;
 }
 
-/* The authority: "user:password@" keeps the user. */
-static void put_authority(sink *s, const char *p, size_t len) {
-    const char *at = NULL;
-    for (size_t i = 0; i < len; i++)
-        if (p[i] == '@') at = p + i; /* the last '@': a password may hold one */
-    const char *colon = at ? memchr(p, ':', (size_t)(at - p)) : NULL;
-    if (!colon) {
-        put(s, p, len);
-        return;
-    }
-    put(s, p, (size_t)(colon - p) + 1);
-    put(s, "***", 3);
-    put(s, at, len - (size_t)(at - p));
-}
-
 static void put_query(sink *s, const char *p, size_t len) {
     size_t i = 0;
     while (i < len) {
@@ -80,21 +74,78 @@ static void put_query(sink *s, const char *p, size_t len) {
     }
 }
 
-static void put_url(sink *s, const char *p, size_t len) {
-    const char *sep = strstr(p, "://");
-    size_t start = (size_t)(sep - p) + 3;
-    put(s, p, start);
-    size_t auth = start;
+static bool is_space(char c) {
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/* The first of ':', '/', '?', '#' from p (past an IPv6 "[...]"), before
+ * white space or stop; NULL if none. */
+static const char *first_sep(const char *p, const char *stop) {
+    if (*p == '[') {
+        const char *close = p;
+        while (close < stop && *close && *close != ']' && !is_space(*close)) close++;
+        if (close < stop && *close == ']') p = close + 1;
+    }
+    for (; p < stop && *p && !is_space(*p); p++)
+        if (strchr(":/?#", *p)) return p;
+    return NULL;
+}
+
+/* A ':' followed by something that is not a port number: a password cut
+ * by white space (or quotes), since a host's port is digits only. */
+static bool not_a_port(const char *colon) {
+    const char *p = colon + 1;
+    while (*p >= '0' && *p <= '9') p++;
+    return !(*p == 0 || is_space(*p) || strchr("/?#\"'<>", *p));
+}
+
+/* Where the password of the URL whose authority starts at p begins and the
+ * host (its '@') begins; false if it has no password. The password may hold
+ * '/', '?', '#' or '@', so the userinfo ends at the last '@' before white
+ * space; one with white space in it ends at the next '@' anywhere. */
+static bool find_password(const char *p, const char **pw, const char **host) {
+    const char *end = p, *at = NULL;
+    for (; *end && !is_space(*end); end++)
+        if (*end == '@') at = end;
+    const char *colon = first_sep(p, at ? at : end);
+    if (!colon || *colon != ':') return false;
+    if (at) {
+        *pw = colon + 1;
+        *host = at;
+        return true;
+    }
+    if (!not_a_port(colon)) return false;
+    *pw = colon + 1;
+    const char *next_at = strchr(*pw, '@');
+    *host = next_at ? next_at : *pw + url_len(*pw);
+    return true;
+}
+
+/* Host, path, query and fragment: the query's secrets go. */
+static void put_rest(sink *s, const char *p, size_t len) {
+    size_t auth = 0;
     while (auth < len && !strchr("/?#", p[auth])) auth++;
-    put_authority(s, p + start, auth - start);
     const char *q = memchr(p + auth, '?', len - auth);
     const char *hash = memchr(p + auth, '#', len - auth);
     if (!q || (hash && hash < q)) {
-        put(s, p + auth, len - auth);
+        put(s, p, len);
         return;
     }
-    put(s, p + auth, (size_t)(q - (p + auth)) + 1);
+    put(s, p, (size_t)(q - p) + 1);
     put_query(s, q + 1, len - (size_t)(q + 1 - p));
+}
+
+/* The URL whose scheme starts at b; returns where it ends. */
+static const char *put_url(sink *s, const char *b, const char *sep) {
+    const char *start = sep + 3, *pw, *host = start;
+    put(s, b, (size_t)(start - b));
+    if (find_password(start, &pw, &host)) {
+        put(s, start, (size_t)(pw - start));
+        put(s, "***", 3);
+    }
+    size_t n = url_len(host);
+    put_rest(s, host, n);
+    return host + n;
 }
 
 char *lumio_redact(const char *text, char *out, size_t outlen) {
@@ -113,9 +164,7 @@ char *lumio_redact(const char *text, char *out, size_t outlen) {
                          (b[-1] >= '0' && b[-1] <= '9') || strchr("+-.", b[-1])))
             b--;
         put(&s, p, (size_t)(b - p));
-        size_t n = url_len(b);
-        put_url(&s, b, n);
-        p = b + n;
+        p = put_url(&s, b, sep);
     }
     out[s.n] = 0;
     return out;

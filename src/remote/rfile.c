@@ -319,7 +319,17 @@ static int64_t stream_pread(lumio_rfile *f, uint8_t *buf, uint64_t off, uint64_t
         stream_stop(f);
         return q->res;
     }
-    if (f->size == UINT64_MAX) f->size = q->off + q->got; /* now it is known */
+    uint64_t end = q->off + q->got;
+    if (f->size == UINT64_MAX) {
+        f->size = end; /* now it is known */
+        return 0;
+    }
+    if (end < f->size) { /* a body cut short is not the end of the object */
+        snprintf(f->err, sizeof f->err, "GET %s: the object ended at byte %llu, its size was %llu",
+                 f->obj->shown, (unsigned long long)end, (unsigned long long)f->size);
+        stream_stop(f);
+        return LUMIO_E_CHANGED;
+    }
     return 0;
 }
 
@@ -405,8 +415,8 @@ static int64_t direct(lumio_rfile *f, uint8_t *buf, uint64_t off, uint64_t n) {
     }
     free(segs);
     if (rc == 0 && total < n) {
-        snprintf(f->err, sizeof f->err, "GET %s: the object ended at byte %llu, before its size",
-                 f->obj->url, (unsigned long long)(off + total));
+        snprintf(f->err, sizeof f->err, "GET %s: the object ended at byte %llu, its size was %llu",
+                 f->obj->shown, (unsigned long long)(off + total), (unsigned long long)f->size);
         rc = set_err(f, LUMIO_E_CHANGED, f->err);
     }
     return rc < 0 ? rc : (int64_t)total;
@@ -422,8 +432,9 @@ static int64_t from_window(lumio_rfile *f, uint8_t *buf, uint64_t off, uint64_t 
         if (s->q.res < 0) return set_err(f, s->q.res, s->q.err);
         if (s->q.got < s->q.len) {
             char t[512];
-            snprintf(t, sizeof t, "GET %s: the object ended at byte %llu, before its size",
-                     f->obj->url, (unsigned long long)(s->q.off + s->q.got));
+            snprintf(t, sizeof t, "GET %s: the object ended at byte %llu, its size was %llu",
+                     f->obj->shown, (unsigned long long)(s->q.off + s->q.got),
+                     (unsigned long long)f->size);
             return set_err(f, LUMIO_E_CHANGED, t);
         }
         uint64_t take = LUMIO_MIN(n - done, s->q.off + s->q.len - at);

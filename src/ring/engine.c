@@ -787,13 +787,16 @@ const char *lumio_ring_last_error(const lumio_ring *r) {
 }
 
 int lumio_completion_describe(const lumio_completion *c, char *buf, size_t len) {
-    const char *path = c->path ? c->path : "(fd)";
+    if (!len) return 0;
+    /* A path may be a URL with a password or a signature in it. */
+    lumio_redact(c->path ? c->path : "(fd)", buf, len);
+    size_t at = strlen(buf);
     int n;
     if (c->range_index == LUMIO_NO_RANGE)
-        n = snprintf(buf, len, "%s: %s", path, lumio_strerror(c->result));
+        n = snprintf(buf + at, len - at, ": %s", lumio_strerror(c->result));
     else
-        n = snprintf(buf, len, "%s: range %u (offset %llu, length %llu): %s", path, c->range_index,
-                     (unsigned long long)c->offset, (unsigned long long)c->length,
+        n = snprintf(buf + at, len - at, ": range %u (offset %llu, length %llu): %s",
+                     c->range_index, (unsigned long long)c->offset, (unsigned long long)c->length,
                      lumio_strerror(c->result));
     return n < 0 ? -EINVAL : 0;
 }
