@@ -274,7 +274,9 @@ LUMIO_API const char *lumio_ring_last_error(const lumio_ring *r);
  * made here if no URL was read yet); NULL if it cannot be made. */
 LUMIO_API struct lumio_remote *lumio_ring_remote(lumio_ring *r);
 
-/* Describe a completion's error into buf: "PATH: range OFFSET+LENGTH: text". */
+/* Describe a completion's error into buf: "PATH: range I (offset O, length
+ * L): text", or "PATH: text" for the whole op. A URL's password and signing
+ * parameters are redacted (lumio_redact in remote.h). */
 LUMIO_API int lumio_completion_describe(const lumio_completion *c, char *buf, size_t len);
 
 /* Give a pool buffer back (any thread). Accepts NULL. */
