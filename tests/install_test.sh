@@ -10,8 +10,36 @@ cmake --install "$build" --prefix "$tmp/prefix" >/dev/null
 pc=$(dirname "$(find "$tmp/prefix" -name lumio.pc | head -1)")
 export PKG_CONFIG_PATH=$pc
 test -x "$tmp/prefix/bin/lumio"
-test -f "$tmp/prefix/include/lumio/ring.h"
+for h in "$src"/include/lumio/*.h; do # every public header
+    cmp -s "$h" "$tmp/prefix/include/lumio/$(basename "$h")" ||
+        { echo "install: $(basename "$h") not installed"; echo "install: 0 passed, 1 failed"; exit 1; }
+done
 cc=${CC:-cc}
+# A program of all four pillars builds and links against the installed copy.
+cat >"$tmp/all.c" <<'EOF_C'
+#include <lumio/lumio.h>
+#include <lumio/remote.h>
+#include <lumio/ring.h>
+#include <lumio/stream.h>
+#include <lumio/zarr.h>
+#include <stdio.h>
+int main(void) {
+    lumio_ring_options ro;
+    lumio_ring_options_default(&ro);
+    lumio_remote_options mo;
+    lumio_remote_options_default(&mo);
+    lumio_stream_writer_options so;
+    lumio_stream_writer_options_default(&so);
+    lumio_zarr_options zo;
+    lumio_zarr_options_default(&zo);
+    char shown[64];
+    puts(lumio_redact("http://u:secret@h/x", shown, sizeof shown));
+    return 0;
+}
+EOF_C
+$cc -std=c11 -Wall -Wextra -Werror -o "$tmp/all" "$tmp/all.c" $(pkg-config --cflags --libs lumio)
+[ "$(LD_LIBRARY_PATH=$(dirname "$(find "$tmp/prefix" -name 'liblumio.so' | head -1)") "$tmp/all")" = "http://u:***@h/x" ] ||
+    { echo "install: the four-pillar program failed"; echo "install: 0 passed, 1 failed"; exit 1; }
 $cc -std=c11 -Wall -Wextra -Werror -o "$tmp/shared" "$src/examples/read_ranges.c" $(pkg-config --cflags --libs lumio)
 $cc -std=c11 -Wall -Wextra -Werror -o "$tmp/static" "$src/examples/read_ranges.c" \
     $(pkg-config --cflags lumio) -Wl,-Bstatic $(pkg-config --libs-only-L lumio) -llumio -Wl,-Bdynamic \
@@ -41,4 +69,4 @@ if LD_LIBRARY_PATH=$(dirname "$(find "$tmp/prefix" -name 'liblumio.so' | head -1
     echo "install: missing file did not fail"; exit 1
 fi
 grep -q "missing: No such file" "$tmp/err"
-echo "install: 2 passed, 0 failed"
+echo "install: 4 passed, 0 failed"

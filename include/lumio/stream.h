@@ -23,7 +23,7 @@
  *
  * Reading:
  *     lumio_stream_reader *r;
- *     lumio_stream_reader_open(&r, "profile.lumio", NULL);
+ *     lumio_stream_reader_open(&r, "profile.lumio");
  *     lumio_stream_read(r, on_sample, on_meta, arg); // every valid chunk, in order
  *     lumio_stream_reader_close(r);
  *

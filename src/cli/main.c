@@ -19,7 +19,7 @@ static const command commands[] = {
     {"bench", "lumio bench", cmd_bench, "measure read throughput"},
     {"stream", "lumio stream", cmd_stream, "write, read, check and measure lumio streams"},
     {"get", "lumio get", cmd_get, "download an object from HTTP(S) or S3"},
-    {"zarr", "lumio zarr", cmd_zarr, "Zarr v2 and v3 arrays (info, cat, create)"},
+    {"zarr", "lumio zarr", cmd_zarr, "Zarr v2 and v3 arrays (info, cat, create, rechunk, bench)"},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])

@@ -3,6 +3,7 @@
 #include "ring/engine.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -148,33 +149,35 @@ static void activate_next(lumio_ring *r) {
     }
 }
 
-static int submit_error(lumio_ring *r, int code, const char *fmt, size_t i, size_t j) {
+__attribute__((format(printf, 3, 4))) static int submit_error(lumio_ring *r, int code,
+                                                              const char *fmt, ...) {
     char what[200];
-    snprintf(what, sizeof what, fmt, i, j);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
     snprintf(r->last_error, sizeof r->last_error, "submit: %s", what);
     return code;
 }
 
 static int validate(lumio_ring *r, const lumio_op *ops, size_t nops) {
-    if (nops > UINT32_MAX - 1)
-        return submit_error(r, -EINVAL, "too many operations (%zu)%zu", nops, 0);
+    if (nops > UINT32_MAX - 1) return submit_error(r, -EINVAL, "too many operations (%zu)", nops);
     for (size_t i = 0; i < nops; i++) {
         const lumio_op *op = &ops[i];
         if (op->kind != LUMIO_OP_GET && op->kind != LUMIO_OP_PUT)
-            return submit_error(r, -EINVAL, "op %zu: unknown kind%zu", i, 0);
+            return submit_error(r, -EINVAL, "op %zu: unknown kind", i);
         if (!op->path && op->fd < 0)
-            return submit_error(r, -EBADF, "op %zu: neither a path nor a file descriptor%zu", i, 0);
+            return submit_error(r, -EBADF, "op %zu: neither a path nor a file descriptor", i);
         if (op->nranges && !op->ranges)
-            return submit_error(r, -EINVAL, "op %zu: nranges is set but ranges is NULL%zu", i, 0);
+            return submit_error(r, -EINVAL, "op %zu: nranges is set but ranges is NULL", i);
         if (op->nranges > UINT32_MAX - 1)
-            return submit_error(r, -EINVAL, "op %zu: too many ranges%zu", i, 0);
+            return submit_error(r, -EINVAL, "op %zu: too many ranges", i);
         if (op->path && lumio_is_remote(op->path)) {
             if (op->kind == LUMIO_OP_PUT)
                 return submit_error(r, LUMIO_E_UNSUPPORTED,
-                                    "op %zu: writing to a remote object is not supported%zu", i, 0);
+                                    "op %zu: writing to a remote object is not supported", i);
             int rc = ensure_remote(r);
-            if (rc < 0)
-                return submit_error(r, rc, "op %zu: cannot start the remote client%zu", i, 0);
+            if (rc < 0) return submit_error(r, rc, "op %zu: cannot start the remote client", i);
         }
         for (size_t j = 0; j < op->nranges; j++) {
             const lumio_range *rg = &op->ranges[j];
