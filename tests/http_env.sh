@@ -12,14 +12,14 @@
 #   LUMIO_HTTPS_URL   https://127.0.0.1:PORT2, the same files over TLS and HTTP/2 (when openssl
 #                     is installed), with LUMIO_HTTPS_CA the self-signed certificate to trust
 # nginx is stopped and the directory removed however the command ends; the script exits with
-# the command's status. Without nginx it prints SKIP and exits 0.
+# the command's status. Without nginx it prints SKIP and exits 77 (ctest: skipped).
 # shellcheck disable=SC2317 # cleanup and on_signal run from traps
 set -uo pipefail
 
 nginx=${LUMIO_NGINX:-/usr/sbin/nginx}
 if [[ ! -x $nginx ]]; then
     echo "SKIP: nginx is not installed (scripts/setup.sh installs nginx-light)"
-    exit 0
+    exit 77
 fi
 if [[ $# -eq 0 ]]; then
     echo "usage: $0 COMMAND [ARGS...]" >&2

@@ -9,7 +9,7 @@ lumio=$1
 s3rver=$2/node_modules/.bin/s3rver
 if [[ ! -x $s3rver ]]; then
     echo "SKIP: s3rver is not installed (scripts/setup-node.sh installs it)"
-    exit 0
+    exit 77
 fi
 dir=$(mktemp -d /var/tmp/lumio-s3.XXXXXX) || exit 1
 pid=
