@@ -279,12 +279,21 @@ dst_device_swapped() (
     # LeakSanitizer cannot run under ptrace: leaks are checked by the other tests.
     ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 strace -f -o /dev/null -P nd -e trace=openat -e inject=openat:delay_enter=2000000 \
         "$LUMIO" cp ../s2 nd 2>err &
-    local spid=$! rc=0 i lp
-    for i in $(seq 1 200); do # until lumio is held in its openat (257) of nd
+    local spid=$! rc=0 i lp held=0
+    # Until lumio is held in its openat (257) of nd: seen in four samples in
+    # a row, so not one of the instant opens of its start (libraries, under
+    # ASan many), which would let the swap come before the walk.
+    for i in $(seq 1 400); do
         lp=$(pgrep -P "$spid" || true)
-        [ -n "$lp" ] && cat /proc/"$lp"/task/*/syscall 2>/dev/null | grep -q '^257 ' && break
+        if [ -n "$lp" ] && cat /proc/"$lp"/task/*/syscall 2>/dev/null | grep -q '^257 '; then
+            held=$((held + 1))
+            [ $held -ge 4 ] && break
+        else
+            held=0
+        fi
         sleep 0.05
     done
+    [ $held -ge 4 ] || { echo "lumio was never seen held in its open"; kill "$spid"; return 1; }
     mv reg nd
     wait "$spid" || rc=$?
     grep -v '^strace:' err >err1 || true
