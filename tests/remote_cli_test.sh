@@ -5,7 +5,7 @@ set -uo pipefail
 lumio=$1
 if [[ -z ${LUMIO_HTTP_URL:-} ]]; then
     echo "SKIP: run under tests/http_env.sh"
-    exit 0
+    exit 77
 fi
 work=$(mktemp -d /var/tmp/lumio-rcli.XXXXXX) || exit 1
 trap 'rm -rf "$work"' EXIT
