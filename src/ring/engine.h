@@ -6,6 +6,7 @@
 
 #include "core/core.h"
 #include "ring/backend.h"
+#include "ring/pool.h"
 
 #include <lumio/remote.h>
 #include <lumio/ring.h>

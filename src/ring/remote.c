@@ -1,5 +1,6 @@
 /* The ring engine's remote backend: the engine's tasks on objects named by
- * URL. OPEN makes an object handle (no request), STATX is a HEAD, READ a
+ * URL, run by the remote client (the ring depends on the remote layer, never
+ * the other way). OPEN makes an object handle (no request), STATX is a HEAD, READ a
  * ranged GET straight into the engine's memory, CLOSE drops the handle.
  * Tasks finish on the client's thread, which queues them for reap() and
  * wakes the engine. */

@@ -1,5 +1,5 @@
 /* The buffer pool: bounded, recycled, 4 KiB aligned buffers. */
-#include "core/core.h"
+#include "ring/pool.h"
 
 #include <lumio/ring.h>
 #include <errno.h>
