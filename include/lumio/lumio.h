@@ -40,7 +40,7 @@ enum {
     LUMIO_E_RANGE = -5001,       /* a byte range lies (partly) past the end of the file */
     LUMIO_E_TOOBIG = -5002,      /* a range is larger than the buffer pool's byte cap */
     LUMIO_E_STALLED = -5003,     /* nothing can progress: every pool buffer is held by the caller */
-    LUMIO_E_CANCELED = -5004,    /* the operation was canceled before it completed */
+    /* -5004 is retired (it was a second code for -ECANCELED) */
     LUMIO_E_BACKEND = -5005,     /* the requested backend is not available here */
     LUMIO_E_COMPUTE = -5006,     /* the caller's compute function failed without a code */
     LUMIO_E_FORMAT = -5007,      /* malformed input data */
@@ -52,11 +52,25 @@ enum {
     LUMIO_E_LAST = -5012
 };
 
-/* The library's version as "MAJOR.MINOR.PATCH". */
+/* Enough bytes for any last-error text (docs/API.md): pass a buffer of this
+ * size to the lumio_*_last_error functions. */
+#define LUMIO_ERROR_MAX 1024
+
+/* The library's version as "MAJOR.MINOR.PATCH". Any thread. */
 LUMIO_API const char *lumio_version(void);
 
-/* A static, human-readable text for any code returned by lumio (never NULL). */
+/* A static, human-readable text for any code returned by lumio (never NULL;
+ * it lives as long as the program). Any thread. */
 LUMIO_API const char *lumio_strerror(int code);
+
+/* Copy `text` into out (outlen bytes, NUL-terminated, truncated if need
+ * be) with the secrets of every URL in it replaced by "***": the password
+ * of user:password@, and the values of the query parameters that sign or
+ * authorize a request (X-Amz-Signature, X-Amz-Credential,
+ * X-Amz-Security-Token, X-Goog-Signature, X-Goog-Credential, Signature,
+ * AWSAccessKeyId, sig, token, access_token). Every text lumio makes that
+ * names a URL goes through it. Returns out. Any thread. */
+LUMIO_API char *lumio_redact(const char *text, char *out, size_t outlen);
 
 #ifdef __cplusplus
 }

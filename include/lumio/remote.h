@@ -29,16 +29,21 @@
  *     lumio_remote *rm;
  *     lumio_remote_create(&rm, NULL);
  *     lumio_rfile *f;
- *     if (lumio_rfile_open(rm, "s3://bucket/data.bin", &f) < 0)
- *         fprintf(stderr, "%s\n", lumio_remote_last_error(rm));
+ *     char err[LUMIO_ERROR_MAX];
+ *     if (lumio_rfile_open(&f, rm, "s3://bucket/data.bin") < 0)
+ *         fprintf(stderr, "%s\n", lumio_rfile_last_error(NULL, err, sizeof err));
  *     char buf[65536];
  *     int64_t n;
  *     while ((n = lumio_rfile_read(f, buf, sizeof buf)) > 0) use(buf, n);
  *     lumio_rfile_close(f);
- *     lumio_remote_destroy(rm);
+ *     lumio_remote_close(rm);
  *
- * Threads: a client may be used from many threads at once. An rfile is used
- * by one thread at a time.
+ * The whole program: examples/remote_read.c (built with lumio).
+ *
+ * Threads: a client may be used from many threads at once (every function
+ * taking a lumio_remote), and closed once nothing else uses it. An rfile is
+ * used by one thread at a time. Conventions shared by every pillar (names,
+ * errors, options): docs/API.md.
  */
 #ifndef LUMIO_REMOTE_H
 #define LUMIO_REMOTE_H
@@ -55,20 +60,30 @@ extern "C" {
 typedef struct lumio_remote lumio_remote;
 typedef struct lumio_rfile lumio_rfile;
 
+/* S3 addressing: the bucket in the path or in the host name. */
+typedef enum lumio_s3_style {
+    LUMIO_S3_AUTO = 0,   /* path style with a custom endpoint, virtual host on AWS
+                            (LUMIO_S3_ADDRESSING=path or virtual overrides it) */
+    LUMIO_S3_PATH = 1,   /* always path style */
+    LUMIO_S3_VIRTUAL = 2 /* always virtual host */
+} lumio_s3_style;
+
+/* Options: zero is the default in every field (docs/API.md), so
+ * `lumio_remote_options o = {0}` is a complete configuration. */
 typedef struct lumio_remote_options {
     unsigned concurrency;        /* requests in flight (default 16) */
-    unsigned pool_size;          /* connections kept alive per host (default 16) */
+    unsigned pool_size;          /* connections kept alive per host (default: concurrency) */
     uint64_t part_size;          /* large reads are split into parts of this size (8 MiB) */
-    uint64_t coalesce_gap;       /* ring ops: merge ranges closer than this (1 MiB; 0: never) */
+    int64_t coalesce_gap;        /* ring ops: merge ranges closer than this (1 MiB; -1: never) */
     uint64_t coalesce_max;       /* ring ops: largest merged request (16 MiB) */
     uint64_t readahead_max;      /* rfile: cap of the read-ahead window (256 MiB) */
     unsigned connect_timeout_ms; /* (default 10 s) */
     unsigned stall_timeout_ms;   /* no byte for this long: abort and retry (default 30 s) */
-    unsigned retries;            /* retries after the first attempt (default 8) */
+    int retries;                 /* retries after the first attempt (default 8; -1: none) */
     unsigned backoff_ms;         /* first retry delay, doubled each time (default 100 ms) */
     unsigned backoff_max_ms;     /* cap of the retry delay (default 5 s) */
-    int http2;                   /* offer HTTP/2 over TLS and multiplex on it (default 1) */
-    int verify_tls;              /* verify the server's certificate (default 1) */
+    int http2;                   /* 0: offer HTTP/2 over TLS and multiplex on it; -1: HTTP/1.1 */
+    int insecure_tls;            /* 1: do NOT verify the server's certificate (default 0) */
     const char *ca_file;         /* CA certificates (PEM) to verify with; NULL: AWS_CA_BUNDLE, or
                                     the system's */
     /* S3. NULL takes AWS_ENDPOINT_URL (or AWS_ENDPOINT_URL_S3), AWS_REGION
@@ -79,35 +94,37 @@ typedef struct lumio_remote_options {
     const char *access_key;
     const char *secret_key;
     const char *session_token;
-    /* -1: path-style URLs with a custom endpoint, virtual-host style on AWS
-     * (the default; LUMIO_S3_ADDRESSING=path or virtual overrides it); 0:
-     * always virtual host; 1: always path style. */
-    int s3_path_style;
+    lumio_s3_style s3_style;
     /* No progress (no byte of a response) for this long ends a request,
      * retries included, with -ETIMEDOUT (default 60 s; each attempt also
      * stops after stall_timeout_ms without a byte, and is retried while
      * this allows). */
     unsigned timeout_ms;
+    uint64_t reserved[8]; /* must be 0 */
 } lumio_remote_options;
 
-LUMIO_API void lumio_remote_options_default(lumio_remote_options *o);
-
-/* Create a client (options NULL: the defaults). Fill options with
- * lumio_remote_options_default() and change what you need: a zeroed struct
- * means, among others, no TLS verification and no retries. */
+/* Create a client (options NULL: the defaults): its thread starts now,
+ * connections are made on demand. The strings of the options are copied.
+ * The text of a failure is in lumio_remote_last_error(NULL, ...). Any
+ * thread. */
 LUMIO_API int lumio_remote_create(lumio_remote **out, const lumio_remote_options *o);
 
 /* Cancel what is in flight and free the client. Every rfile must be closed
- * and every ring using it destroyed first. Accepts NULL. */
-LUMIO_API void lumio_remote_destroy(lumio_remote *rm);
+ * and every ring using it closed first; no other thread may be using it.
+ * Accepts NULL. */
+LUMIO_API void lumio_remote_close(lumio_remote *rm);
 
 /* Whether a path is a location of the remote reader (http://, https://,
- * s3://). */
-LUMIO_API int lumio_is_remote(const char *path);
+ * s3://). Any thread. */
+LUMIO_API int lumio_remote_is_url(const char *path);
 
-/* The text of the last error of a blocking call made by this thread on the
- * client (with the URL and the range). */
-LUMIO_API const char *lumio_remote_last_error(const lumio_remote *rm);
+/* The text of the client's last failure (the URL, the range, the server's
+ * status), copied into buf (LUMIO_ERROR_MAX bytes suffice), which is
+ * returned; "" if none. On the thread that made the failing call it is that
+ * call's text even while other threads fail on the same client; elsewhere
+ * the client's latest. With NULL: this thread's last failed
+ * lumio_remote_create or lumio_rfile_open. Any thread. */
+LUMIO_API char *lumio_remote_last_error(const lumio_remote *rm, char *buf, size_t len);
 
 typedef struct lumio_remote_info {
     uint64_t size;
@@ -115,35 +132,28 @@ typedef struct lumio_remote_info {
     char last_modified[64]; /* "" if none */
     char url[2048];         /* the HTTP URL requested (an s3:// location resolved), as
                                messages show it: secrets redacted (lumio_redact) */
+    uint64_t reserved[4];   /* zero */
 } lumio_remote_info;
-
-/* Copy `text` into out (outlen bytes, NUL-terminated, truncated if need
- * be) with the secrets of every URL in it replaced by "***": the password
- * of user:password@, and the values of the query parameters that sign or
- * authorize a request (X-Amz-Signature, X-Amz-Credential,
- * X-Amz-Security-Token, X-Goog-Signature, X-Goog-Credential, Signature,
- * AWSAccessKeyId, sig, token, access_token). Every message lumio makes
- * that names a URL goes through it. Returns out. */
-LUMIO_API char *lumio_redact(const char *text, char *out, size_t outlen);
 
 /* Size and identity of an object (a HEAD request; where HEAD is refused, as
  * for a URL presigned for GET only, a ranged GET of the first byte). 0, or -ENOENT, -EACCES,
- * LUMIO_E_HTTP, ... */
+ * LUMIO_E_HTTP, ... Any thread. */
 LUMIO_API int lumio_remote_stat(lumio_remote *rm, const char *location, lumio_remote_info *info);
 
 /* Read `length` bytes at `offset` into buf, in parts fetched at once.
  * Returns the bytes read (fewer only where the object ends), or a negative
- * code. */
+ * code. Any thread. */
 LUMIO_API int64_t lumio_remote_read(lumio_remote *rm, const char *location, uint64_t offset,
                                     uint64_t length, void *buf);
 
-/* Progress of a download: bytes landed so far of total. Called from the
- * calling thread, at most about ten times a second. */
+/* Progress of long work: bytes (or units) done so far of total (0: not
+ * known). Called on the thread that made the call, at most about ten times
+ * a second. */
 typedef void (*lumio_progress_fn)(void *arg, uint64_t done, uint64_t total);
 
 /* Download a whole object into the open file fd: the file is sized first,
  * then every part writes its bytes at their offset as they arrive. Returns
- * the object's size or a negative code. */
+ * the object's size or a negative code. Any thread. */
 LUMIO_API int64_t lumio_remote_download(lumio_remote *rm, const char *location, int fd,
                                         lumio_progress_fn progress, void *arg);
 
@@ -155,8 +165,10 @@ typedef struct lumio_remote_stats {
     uint64_t bytes_read;    /* rfile: bytes handed to the caller */
     uint64_t whole_gets;    /* reads made as one streaming GET because the server
                                ignored Range (or gave no size) */
+    uint64_t reserved[4];   /* zero */
 } lumio_remote_stats;
 
+/* The client's counters so far (every thread's requests). Any thread. */
 LUMIO_API void lumio_remote_get_stats(const lumio_remote *rm, lumio_remote_stats *s);
 
 /* Write a whole object (an HTTP PUT; S3 signed with the body's SHA-256):
@@ -164,7 +176,8 @@ LUMIO_API void lumio_remote_get_stats(const lumio_remote *rm, lumio_remote_stats
  * multipart upload: -EFBIG). Retried like reads (from the start of the
  * body). 0 or a negative code: -EACCES (401/403), -ENOENT (404: no such
  * bucket or directory), LUMIO_E_HTTP (others, such as 405 from a server
- * that does not take writes); the text in lumio_remote_last_error(). */
+ * that does not take writes); the text in lumio_remote_last_error(). Any
+ * thread. */
 LUMIO_API int lumio_remote_put(lumio_remote *rm, const char *location, const void *data,
                                uint64_t len);
 
@@ -182,8 +195,10 @@ LUMIO_API int lumio_remote_put(lumio_remote *rm, const char *location, const voi
  * or gives no size (chunked or connection-close bodies), is read as one
  * stream in order: a backward seek starts it again from the beginning, a
  * forward one skips the bytes in between; lumio_rfile_size() is then
- * UINT64_MAX until the end has been read. */
-LUMIO_API int lumio_rfile_open(lumio_remote *rm, const char *location, lumio_rfile **out);
+ * UINT64_MAX until the end has been read. The client must outlive the
+ * rfile. A failure's text is in lumio_rfile_last_error(NULL, ...). Any
+ * thread; the rfile is then used by one thread at a time. */
+LUMIO_API int lumio_rfile_open(lumio_rfile **out, lumio_remote *rm, const char *location);
 
 /* Read up to n bytes at the position and advance it. Returns the bytes read
  * (0 at the end of the object) or a negative code. After an error the next
@@ -197,13 +212,16 @@ LUMIO_API int64_t lumio_rfile_pread(lumio_rfile *f, void *buf, size_t n, uint64_
 /* Move the position (SEEK_SET, SEEK_CUR, SEEK_END); returns it, or -EINVAL. */
 LUMIO_API int64_t lumio_rfile_seek(lumio_rfile *f, int64_t offset, int whence);
 
+/* The object's size (UINT64_MAX while not known, see lumio_rfile_open). */
 LUMIO_API uint64_t lumio_rfile_size(const lumio_rfile *f);
 
 /* Requests and bytes of this file alone. */
 LUMIO_API void lumio_rfile_get_stats(const lumio_rfile *f, lumio_remote_stats *s);
 
-/* The text of the rfile's last error (URL and range). */
-LUMIO_API const char *lumio_rfile_last_error(const lumio_rfile *f);
+/* The text of the rfile's last failure (URL and range), copied into buf
+ * (LUMIO_ERROR_MAX bytes suffice), which is returned; "" if none. With
+ * NULL: this thread's last failed open. Any thread. */
+LUMIO_API char *lumio_rfile_last_error(const lumio_rfile *f, char *buf, size_t len);
 
 /* Cancel the read-ahead and free. Accepts NULL. */
 LUMIO_API void lumio_rfile_close(lumio_rfile *f);

@@ -20,8 +20,7 @@
  * Example: read two ranges of a file and the whole of another.
  *
  *     lumio_ring *r;
- *     lumio_ring_options o;
- *     lumio_ring_options_default(&o);
+ *     lumio_ring_options o = {.queue_depth = 128}; // zero fields: defaults
  *     if (lumio_ring_create(&r, &o) < 0) ...
  *     lumio_range ra[2] = {{.offset = 0, .length = 4096, .user_data = 1},
  *                          {.offset = -100, .length = 100, .user_data = 2}};
@@ -38,11 +37,15 @@
  *             else use(c[i].data, c[i].length, c[i].user_data);
  *             lumio_buffer_release(c[i].buffer);
  *         }
- *     lumio_ring_destroy(r);
+ *     lumio_ring_close(r);
  *
- * Threads: a ring is driven by one thread at a time (submit, wait, destroy).
- * lumio_buffer_release() may be called from any thread, including from a
- * compute function.
+ * The whole program: examples/ring_read_ranges.c (built with lumio).
+ *
+ * Threads: a ring is driven by one thread at a time (the "driving thread"
+ * below: submit, wait, cancel, close), which may change over its life.
+ * lumio_buffer_release(), lumio_ring_last_error() and
+ * lumio_completion_describe() may be called from any thread.
+ * Conventions shared by every pillar (names, errors, options): docs/API.md.
  */
 #ifndef LUMIO_RING_H
 #define LUMIO_RING_H
@@ -90,7 +93,8 @@ typedef struct lumio_range {
      * bytes; LUMIO_WHOLE needs the pool). PUT: the bytes to write (required).
      * The memory must stay valid until the range completes. */
     void *buf;
-    uint32_t flags; /* LUMIO_RANGE_* */
+    uint32_t flags;    /* LUMIO_RANGE_* */
+    uint32_t reserved; /* must be 0 */
 } lumio_range;
 
 typedef enum lumio_op_kind { LUMIO_OP_GET = 0, LUMIO_OP_PUT = 1 } lumio_op_kind;
@@ -137,6 +141,7 @@ typedef struct lumio_op {
     /* Returned with a completion that stands for the whole operation (for
      * example the error of a file that does not exist). */
     uint64_t user_data;
+    uint64_t reserved[4]; /* must be 0 (docs/API.md) */
 } lumio_op;
 
 /* Flags of a completion. */
@@ -166,6 +171,7 @@ typedef struct lumio_completion {
     /* Free for the compute function to fill (its output). */
     void *out;
     uint64_t out_length;
+    uint64_t reserved[2]; /* zero */
 } lumio_completion;
 
 /* A compute function: runs on a worker thread on each completion before it is
@@ -179,6 +185,8 @@ typedef int (*lumio_compute_fn)(void *arg, lumio_completion *c);
  * The engine releases the buffer itself afterwards if it is still set. */
 typedef void (*lumio_discard_fn)(void *arg, lumio_completion *c);
 
+/* Options: zero is the default in every field (docs/API.md), so
+ * `lumio_ring_options o = {0}` is a complete configuration. */
 typedef struct lumio_ring_options {
     lumio_backend backend;
     unsigned queue_depth; /* I/O requests in flight (default 64) */
@@ -192,8 +200,8 @@ typedef struct lumio_ring_options {
     int ordered_groups;    /* group n finishes loading before group n+1 starts */
     int in_order;          /* deliver each group's completions in submission order */
     int direct;            /* O_DIRECT reads, aligned as statx reports; falls back if unsupported */
-    uint64_t coalesce_gap; /* merge ranges of one GET whose gap is below this (0: never; default 4
-                              KiB) */
+    int64_t coalesce_gap;  /* merge ranges of one GET whose gap is below this (default 4 KiB;
+                              -1: never) */
     uint64_t coalesce_max; /* largest merged read (default 1 MiB) */
     uint64_t max_io_size;  /* split reads and writes larger than this (default 1 GiB) */
     int sqpoll;            /* io_uring: a kernel thread polls the submission queue */
@@ -206,37 +214,41 @@ typedef struct lumio_ring_options {
     lumio_compute_fn compute; /* default compute function for every group (or NULL) */
     lumio_discard_fn discard; /* frees what compute made, for undelivered completions */
     void *compute_arg;
+    uint64_t reserved[8]; /* must be 0 */
 } lumio_ring_options;
 
 /* Per-group options; pass NULL to submit for the ring's defaults. */
 typedef struct lumio_group_options {
-    int in_order;             /* -1: ring default; 0/1 */
-    lumio_compute_fn compute; /* NULL: ring default */
+    int in_order;             /* 0: the ring's default; 1: in submission order; -1: as they land */
+    lumio_compute_fn compute; /* NULL: the ring's */
     lumio_discard_fn discard;
     void *compute_arg;
+    uint64_t reserved[4]; /* must be 0 */
 } lumio_group_options;
 
-LUMIO_API void lumio_ring_options_default(lumio_ring_options *o);
-LUMIO_API void lumio_group_options_default(lumio_group_options *o);
-
-/* Create a ring. Fails with LUMIO_E_BACKEND if LUMIO_BACKEND_URING is asked
- * for and io_uring is not usable. */
+/* Create a ring (options NULL: the defaults). Fails with LUMIO_E_BACKEND if
+ * LUMIO_BACKEND_URING is asked for and io_uring is not usable; the text is
+ * in lumio_ring_last_error(NULL, ...). Any thread; the ring may then be
+ * driven from any one thread at a time. */
 LUMIO_API int lumio_ring_create(lumio_ring **out, const lumio_ring_options *o);
 
 /* Cancel what is in flight, wait for the kernel to let go of it, free
  * everything. Buffers the caller still holds stay valid until released.
  * A read from a pipe or terminal already in flight waits for data or end of
- * file (close the other end first). Accepts NULL. */
-LUMIO_API void lumio_ring_destroy(lumio_ring *r);
+ * file (close the other end first). Accepts NULL. The driving thread. */
+LUMIO_API void lumio_ring_close(lumio_ring *r);
 
-/* The backend in use: LUMIO_BACKEND_URING or LUMIO_BACKEND_THREADS. */
+/* The backend in use: LUMIO_BACKEND_URING or LUMIO_BACKEND_THREADS. Any
+ * thread. */
 LUMIO_API lumio_backend lumio_ring_backend(const lumio_ring *r);
 
 /* Submit a group of operations. Everything the arrays point to (ops, paths,
- * ranges) is copied except the ranges' buffers. Returns 0 and the group id,
- * or a negative code if the request itself is malformed (then nothing was
- * submitted; lumio_ring_last_error() says which field). Errors of files and
- * ranges come back as completions. */
+ * ranges) is copied before it returns, except the ranges' buffers. Returns 0
+ * and the group id, or a negative code if the request itself is malformed
+ * (then nothing was submitted; lumio_ring_last_error() names the op, the
+ * range and the field: "submit: op 2 range 0: a put needs a buffer").
+ * Errors of files and ranges come back as completions. The driving
+ * thread. */
 LUMIO_API int lumio_ring_submit(lumio_ring *r, const lumio_op *ops, size_t nops,
                                 const lumio_group_options *go, uint64_t *group_out);
 
@@ -245,11 +257,12 @@ LUMIO_API int lumio_ring_submit(lumio_ring *r, const lumio_op *ops, size_t nops,
  * ready (fewer if the group, or the ring, runs out of work). Returns the
  * number stored in `out` (0 when there is nothing left to wait for), or a
  * negative code: LUMIO_E_STALLED when the engine cannot progress because the
- * caller holds every pool buffer. */
+ * caller holds every pool buffer. A failed completion's text (path, range)
+ * is kept for lumio_ring_last_error(). The driving thread. */
 LUMIO_API int lumio_ring_wait(lumio_ring *r, uint64_t group, lumio_completion *out, unsigned max,
                               unsigned min_complete);
 
-/* Give up on a group. Its ops not yet opened end at once with -ECANCELED
+/* Give up on a group (the driving thread). Its ops not yet opened end at once with -ECANCELED
  * (one completion per op, no file opened, whatever holds the open-file cap
  * or, with ordered groups, the groups before it), and its ranges not yet
  * issued end with -ECANCELED without I/O, needing no pool buffer. Ranges
@@ -262,24 +275,29 @@ LUMIO_API int lumio_ring_wait(lumio_ring *r, uint64_t group, lumio_completion *o
  * Returns 0, or -ENOENT if the group has ended or never was. */
 LUMIO_API int lumio_ring_cancel(lumio_ring *r, uint64_t group);
 
-/* Operations and groups not yet fully delivered. */
+/* Groups submitted and not yet delivered to their LUMIO_CQE_GROUP_END. The
+ * driving thread. */
 LUMIO_API size_t lumio_ring_pending_groups(const lumio_ring *r);
 
-/* A text describing the last error of a submit or of a failed completion
- * collected by lumio_ring_wait() (with the path and range). Valid until the
- * next call on the ring. */
-LUMIO_API const char *lumio_ring_last_error(const lumio_ring *r);
+/* The text of the ring's last failure (a submit, a failed completion
+ * collected by lumio_ring_wait, a cancel of no group), copied into buf
+ * (LUMIO_ERROR_MAX bytes suffice), which is returned; "" if none. With NULL:
+ * this thread's last failed lumio_ring_create. Any thread (docs/API.md). */
+LUMIO_API char *lumio_ring_last_error(const lumio_ring *r, char *buf, size_t len);
 
 /* The remote client the ring reads URLs with (options.remote, or its own,
- * made here if no URL was read yet); NULL if it cannot be made. */
+ * made here if no URL was read yet); NULL if it cannot be made. It lives as
+ * long as the ring (or as the caller keeps its own). The driving thread. */
 LUMIO_API struct lumio_remote *lumio_ring_remote(lumio_ring *r);
 
 /* Describe a completion's error into buf: "PATH: range I (offset O, length
  * L): text", or "PATH: text" for the whole op. A URL's password and signing
- * parameters are redacted (lumio_redact in remote.h). */
+ * parameters are redacted (lumio_redact). Returns what snprintf would.
+ * Any thread. */
 LUMIO_API int lumio_completion_describe(const lumio_completion *c, char *buf, size_t len);
 
-/* Give a pool buffer back (any thread). Accepts NULL. */
+/* Give a pool buffer back. Any thread, including a compute function.
+ * Accepts NULL. */
 LUMIO_API void lumio_buffer_release(lumio_buffer *b);
 
 typedef struct lumio_ring_stats {
@@ -291,8 +309,10 @@ typedef struct lumio_ring_stats {
     uint64_t pool_waits;        /* times reading ahead stopped at the pool cap */
     uint64_t pool_buffers_peak; /* most buffers out at once */
     uint64_t pool_bytes_peak;   /* most bytes out at once */
+    uint64_t reserved[8];       /* zero */
 } lumio_ring_stats;
 
+/* The counters so far. The driving thread. */
 LUMIO_API void lumio_ring_get_stats(const lumio_ring *r, lumio_ring_stats *s);
 
 #ifdef __cplusplus

@@ -36,6 +36,31 @@ unsigned lumio_ncores(void);
 void *lumio_large_alloc(size_t n);
 void lumio_large_free(void *p, size_t n);
 
+/* ---- error texts ----------------------------------------------------------
+ * The text of a handle's last failure (docs/API.md, "The last error's text"):
+ * one fixed buffer per handle, behind a lock, plus one per thread tagged with
+ * the handle it belongs to, so that a thread reads its own failure even when
+ * others fail on the same handle at once. Nothing is allocated: nothing can
+ * leak when a thread or a handle goes. Texts are redacted when set. */
+typedef struct lumio__err {
+    pthread_mutex_t mu;
+    uint64_t id; /* unique for the process's life: a freed handle's tag never matches a new one */
+    char text[LUMIO_ERROR_MAX];
+} lumio__err;
+
+void lumio__err_init(lumio__err *e);
+void lumio__err_fini(lumio__err *e);
+/* Record a failure on e (NULL: a call with no handle, such as a failed
+ * open); the text is formatted, then redacted. */
+void lumio__err_set(lumio__err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Clear this thread's and the handle's text (a call that succeeded need not). */
+void lumio__err_clear(lumio__err *e);
+/* Copy the text for this thread (docs/API.md) into buf; returns buf. */
+char *lumio__err_get(const lumio__err *e, char *buf, size_t len);
+
+/* Whether n bytes at p are all zero (reserved space of a public struct). */
+bool lumio__zero(const void *p, size_t n);
+
 /* ---- worker pool ----------------------------------------------------------
  * Threads that run jobs in FIFO order. */
 typedef struct lumio_job {

@@ -19,8 +19,6 @@ const char *lumio_strerror(int code) {
         return "range is larger than the buffer pool's byte cap";
     case LUMIO_E_STALLED:
         return "engine stalled: every pool buffer is held by the caller";
-    case LUMIO_E_CANCELED:
-        return "operation canceled";
     case LUMIO_E_BACKEND:
         return "requested I/O backend is not available";
     case LUMIO_E_COMPUTE:
@@ -59,4 +57,72 @@ char *lumio_fmt(char *buf, size_t len, const char *fmt, ...) {
 unsigned lumio_ncores(void) {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n > 0 ? (unsigned)n : 1;
+}
+
+/* ---- last-error texts (docs/API.md) ---------------------------------------- */
+
+static atomic_uint_fast64_t err_ids = 1;
+
+/* This thread's last failure: which handle it was on (0: none), and its text. */
+static __thread struct {
+    uint64_t id;
+    bool set;
+    char text[LUMIO_ERROR_MAX];
+} tls_err;
+
+void lumio__err_init(lumio__err *e) {
+    pthread_mutex_init(&e->mu, NULL);
+    e->id = atomic_fetch_add(&err_ids, 1);
+    e->text[0] = '\0';
+}
+
+void lumio__err_fini(lumio__err *e) {
+    if (tls_err.id == e->id) tls_err.set = false;
+    pthread_mutex_destroy(&e->mu);
+}
+
+void lumio__err_set(lumio__err *e, const char *fmt, ...) {
+    char raw[LUMIO_ERROR_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(raw, sizeof raw, fmt, ap);
+    va_end(ap);
+    lumio_redact(raw, tls_err.text, sizeof tls_err.text);
+    tls_err.id = e ? e->id : 0;
+    tls_err.set = true;
+    if (!e) return;
+    pthread_mutex_lock(&e->mu);
+    memcpy(e->text, tls_err.text, sizeof e->text);
+    pthread_mutex_unlock(&e->mu);
+}
+
+void lumio__err_clear(lumio__err *e) {
+    if (tls_err.id == (e ? e->id : 0)) tls_err.set = false;
+    if (!e) return;
+    pthread_mutex_lock(&e->mu);
+    e->text[0] = '\0';
+    pthread_mutex_unlock(&e->mu);
+}
+
+char *lumio__err_get(const lumio__err *e, char *buf, size_t len) {
+    if (!buf || len == 0) return buf;
+    uint64_t id = e ? e->id : 0;
+    if (tls_err.set && tls_err.id == id) {
+        snprintf(buf, len, "%s", tls_err.text);
+    } else if (e) {
+        pthread_mutex_t *mu = (pthread_mutex_t *)&e->mu; /* the text, not the handle, changes */
+        pthread_mutex_lock(mu);
+        snprintf(buf, len, "%s", e->text);
+        pthread_mutex_unlock(mu);
+    } else {
+        buf[0] = '\0';
+    }
+    return buf;
+}
+
+bool lumio__zero(const void *p, size_t n) {
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++)
+        if (b[i]) return false;
+    return true;
 }

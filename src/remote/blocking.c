@@ -71,7 +71,7 @@ static int first_error(lumio_remote *rm, rreq *qs, size_t n) {
     int rc = 0;
     const char *text = NULL;
     for (size_t i = 0; i < n; i++)
-        if (qs[i].res < 0 && (rc == 0 || rc == LUMIO_E_CANCELED)) {
+        if (qs[i].res < 0 && (rc == 0 || rc == -ECANCELED)) {
             rc = qs[i].res;
             text = qs[i].err;
         }

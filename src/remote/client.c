@@ -23,25 +23,6 @@ static int64_t now_ms(void) {
 
 /* ---- options and lifetime ------------------------------------------------- */
 
-void lumio_remote_options_default(lumio_remote_options *o) {
-    memset(o, 0, sizeof *o);
-    o->concurrency = 16;
-    o->pool_size = 16;
-    o->part_size = 8u << 20;
-    o->coalesce_gap = 1u << 20;
-    o->coalesce_max = 16u << 20;
-    o->readahead_max = 256u << 20;
-    o->connect_timeout_ms = 10000;
-    o->stall_timeout_ms = 30000;
-    o->timeout_ms = 60000;
-    o->retries = 8;
-    o->backoff_ms = 100;
-    o->backoff_max_ms = 5000;
-    o->http2 = 1;
-    o->verify_tls = 1;
-    o->s3_path_style = -1;
-}
-
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static CURLcode curl_init_rc;
 static void curl_init(void) {
@@ -55,23 +36,29 @@ static char *dup_opt(const char *given, const char *env1, const char *env2) {
     return v && *v ? strdup(v) : NULL;
 }
 
-static void free_tls(void *p) {
-    free(p);
-}
-
 static void *run(void *arg);
 
-int lumio_remote_create(lumio_remote **out, const lumio_remote_options *opts) {
-    *out = NULL;
-    pthread_once(&curl_once, curl_init);
-    if (curl_init_rc != CURLE_OK) return LUMIO_E_HTTP;
-    lumio_remote *rm = calloc(1, sizeof *rm);
-    if (!rm) return -ENOMEM;
-    if (opts)
-        rm->o = *opts;
-    else
-        lumio_remote_options_default(&rm->o);
-    lumio_remote_options *o = &rm->o;
+/* Zero is the default (docs/API.md); -1 turns retries, merging or HTTP/2
+ * off. */
+static int remote_defaults(lumio_remote_options *o) {
+    const char *bad = NULL;
+    if (!lumio__zero(o->reserved, sizeof o->reserved))
+        bad = "reserved fields are not zero";
+    else if (o->retries < -1)
+        bad = "retries is out of range";
+    else if (o->coalesce_gap < -1)
+        bad = "coalesce_gap is out of range";
+    else if (o->s3_style > LUMIO_S3_VIRTUAL)
+        bad = "s3_style is out of range";
+    if (bad) {
+        lumio__err_set(NULL, "lumio_remote_options: %s", bad);
+        return -EINVAL;
+    }
+    if (!o->retries) o->retries = 8;
+    if (o->retries < 0) o->retries = 0;
+    if (!o->coalesce_gap) o->coalesce_gap = 1u << 20;
+    if (o->coalesce_gap < 0) o->coalesce_gap = 0;
+    if (!o->backoff_ms) o->backoff_ms = 100;
     if (!o->concurrency) o->concurrency = 16;
     if (!o->pool_size) o->pool_size = o->concurrency;
     if (!o->part_size) o->part_size = 8u << 20;
@@ -84,6 +71,28 @@ int lumio_remote_create(lumio_remote **out, const lumio_remote_options *opts) {
     /* No attempt outlives the request's own limit. */
     o->stall_timeout_ms = LUMIO_MIN(o->stall_timeout_ms, o->timeout_ms);
     o->connect_timeout_ms = LUMIO_MIN(o->connect_timeout_ms, o->timeout_ms);
+    const char *style = getenv("LUMIO_S3_ADDRESSING");
+    if (o->s3_style == LUMIO_S3_AUTO && style && !strcmp(style, "path")) o->s3_style = LUMIO_S3_PATH;
+    if (o->s3_style == LUMIO_S3_AUTO && style && !strcmp(style, "virtual"))
+        o->s3_style = LUMIO_S3_VIRTUAL;
+    return 0;
+}
+
+int lumio_remote_create(lumio_remote **out, const lumio_remote_options *opts) {
+    *out = NULL;
+    pthread_once(&curl_once, curl_init);
+    if (curl_init_rc != CURLE_OK) {
+        lumio__err_set(NULL, "lumio_remote_create: libcurl failed to initialise");
+        return LUMIO_E_HTTP;
+    }
+    lumio_remote_options o0 = {0};
+    if (opts) o0 = *opts;
+    int rc = remote_defaults(&o0);
+    if (rc < 0) return rc;
+    lumio_remote *rm = calloc(1, sizeof *rm);
+    if (!rm) return -ENOMEM;
+    rm->o = o0;
+    lumio_remote_options *o = &rm->o;
     rm->endpoint = dup_opt(o->s3_endpoint, "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL");
     rm->region = dup_opt(o->s3_region, "AWS_REGION", "AWS_DEFAULT_REGION");
     rm->access_key = dup_opt(o->access_key, "AWS_ACCESS_KEY_ID", NULL);
@@ -91,16 +100,13 @@ int lumio_remote_create(lumio_remote **out, const lumio_remote_options *opts) {
     rm->session_token = dup_opt(o->session_token, "AWS_SESSION_TOKEN", NULL);
     rm->ca_file = dup_opt(o->ca_file, "AWS_CA_BUNDLE", NULL);
     if (!rm->region) rm->region = strdup("us-east-1");
-    const char *style = getenv("LUMIO_S3_ADDRESSING");
-    if (o->s3_path_style < 0 && style && !strcmp(style, "path")) o->s3_path_style = 1;
-    if (o->s3_path_style < 0 && style && !strcmp(style, "virtual")) o->s3_path_style = 0;
     /* The copied options must not point at the caller's strings. */
     o->s3_endpoint = o->s3_region = o->access_key = o->secret_key = o->session_token = NULL;
     o->ca_file = NULL;
     rm->rng = (uint64_t)now_ms() ^ (uint64_t)(uintptr_t)rm;
     pthread_mutex_init(&rm->mu, NULL);
-    int rc = -ENOMEM;
-    if (pthread_key_create(&rm->err_key, free_tls) != 0) goto fail_key;
+    lumio__err_init(&rm->err);
+    rc = -ENOMEM;
     rm->multi = curl_multi_init();
     rm->share = curl_share_init();
     rm->free_easy = calloc(o->concurrency, sizeof(void *));
@@ -109,7 +115,7 @@ int lumio_remote_create(lumio_remote **out, const lumio_remote_options *opts) {
     curl_multi_setopt(rm->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)o->pool_size);
     curl_multi_setopt(rm->multi, CURLMOPT_MAXCONNECTS, (long)o->pool_size * 4);
     curl_multi_setopt(rm->multi, CURLMOPT_PIPELINING,
-                      o->http2 ? (long)CURLPIPE_MULTIPLEX : (long)CURLPIPE_NOTHING);
+                      o->http2 >= 0 ? (long)CURLPIPE_MULTIPLEX : (long)CURLPIPE_NOTHING);
     if (pthread_create(&rm->thread, NULL, run, rm) != 0) {
         rc = -EAGAIN;
         goto fail;
@@ -118,13 +124,12 @@ int lumio_remote_create(lumio_remote **out, const lumio_remote_options *opts) {
     *out = rm;
     return 0;
 fail:
-    pthread_key_delete(rm->err_key);
-fail_key:
-    lumio_remote_destroy(rm);
+    lumio__err_set(NULL, "lumio_remote_create: %s", lumio_strerror(rc));
+    lumio_remote_close(rm);
     return rc;
 }
 
-void lumio_remote_destroy(lumio_remote *rm) {
+void lumio_remote_close(lumio_remote *rm) {
     if (!rm) return;
     if (rm->started) {
         pthread_mutex_lock(&rm->mu);
@@ -132,10 +137,6 @@ void lumio_remote_destroy(lumio_remote *rm) {
         pthread_mutex_unlock(&rm->mu);
         curl_multi_wakeup(rm->multi);
         pthread_join(rm->thread, NULL);
-        /* The caller's own error text; other threads' go when they exit. */
-        free(pthread_getspecific(rm->err_key));
-        pthread_setspecific(rm->err_key, NULL);
-        pthread_key_delete(rm->err_key);
     }
     for (unsigned i = 0; i < rm->nfree_easy; i++) curl_easy_cleanup(rm->free_easy[i]);
     free(rm->free_easy);
@@ -154,27 +155,21 @@ void lumio_remote_destroy(lumio_remote *rm) {
     free(rm->session_token);
     free(rm->ca_file);
     pthread_mutex_destroy(&rm->mu);
+    lumio__err_fini(&rm->err);
     free(rm);
 }
 
-int lumio_is_remote(const char *p) {
+int lumio_remote_is_url(const char *p) {
     return p &&
            (!strncmp(p, "http://", 7) || !strncmp(p, "https://", 8) || !strncmp(p, "s3://", 5));
 }
 
 void rc_set_error(const lumio_remote *rm, const char *text) {
-    char *b = pthread_getspecific(rm->err_key);
-    if (!b) {
-        b = malloc(1024);
-        if (!b) return;
-        pthread_setspecific(rm->err_key, b);
-    }
-    snprintf(b, 1024, "%s", text);
+    lumio__err_set((lumio__err *)&rm->err, "%s", text);
 }
 
-const char *lumio_remote_last_error(const lumio_remote *rm) {
-    const char *b = rm ? pthread_getspecific(rm->err_key) : NULL;
-    return b ? b : "";
+char *lumio_remote_last_error(const lumio_remote *rm, char *buf, size_t len) {
+    return lumio__err_get(rm ? &rm->err : NULL, buf, len);
 }
 
 void lumio_remote_get_stats(const lumio_remote *rm, lumio_remote_stats *s) {
@@ -547,9 +542,9 @@ static int start(lumio_remote *rm, rreq *q) {
     curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 256L * 1024);
     curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION,
-                     rm->o.http2 ? (long)CURL_HTTP_VERSION_2TLS : (long)CURL_HTTP_VERSION_1_1);
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, rm->o.verify_tls ? 1L : 0L);
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, rm->o.verify_tls ? 2L : 0L);
+                     rm->o.http2 >= 0 ? (long)CURL_HTTP_VERSION_2TLS : (long)CURL_HTTP_VERSION_1_1);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, rm->o.insecure_tls ? 0L : 1L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, rm->o.insecure_tls ? 0L : 2L);
     if (rm->ca_file) curl_easy_setopt(e, CURLOPT_CAINFO, rm->ca_file);
     /* A write is not redirected: a 303 would turn it into a GET. Nor is a
      * signed request: libcurl would carry its x-amz-* headers (the session
@@ -733,7 +728,7 @@ static void signed_redirect(const rreq *q, char *why, size_t whylen) {
 static enum outcome classify(lumio_remote *rm, rreq *q, CURLcode cc, char *why, size_t whylen) {
     why[0] = 0;
     if (__atomic_load_n(&q->canceled, __ATOMIC_RELAXED)) {
-        q->res = fail(q, LUMIO_E_CANCELED, ": %s", "canceled");
+        q->res = fail(q, -ECANCELED, ": %s", "canceled");
         return DONE;
     }
     if (q->res < 0) return DONE; /* refused in a callback: wrong range, changed, file error */
@@ -875,7 +870,7 @@ static void finished(lumio_remote *rm, rreq *q, CURLcode cc, done_list *done) {
         int64_t now = now_ms(), wait = progressed ? 0 : backoff(rm, q);
         /* No retry that would start past the request's time limit. */
         bool in_time = now + wait - q->progress_ms <= (int64_t)rm->o.timeout_ms;
-        if (q->attempt <= rm->o.retries && in_time) {
+        if (q->attempt <= (unsigned)rm->o.retries && in_time) {
             rm->stats.retries++;
             q->retry_at_ms = progressed ? 0 : now + wait;
             q->queued_ms = now + wait;
@@ -928,7 +923,7 @@ static void *run(void *arg) {
                 rm->pending_head = next;
             if (rm->pending_tail == q) rm->pending_tail = prev;
             if (cancel) {
-                q->res = fail(q, LUMIO_E_CANCELED, ": %s", "canceled");
+                q->res = fail(q, -ECANCELED, ": %s", "canceled");
                 push(&done, q);
                 continue;
             }
@@ -986,7 +981,7 @@ static void *run(void *arg) {
     while (rm->pending_head) {
         rreq *q = rm->pending_head;
         rm->pending_head = q->next;
-        q->res = fail(q, LUMIO_E_CANCELED, ": %s", "canceled");
+        q->res = fail(q, -ECANCELED, ": %s", "canceled");
         push(&done, q);
     }
     rm->pending_tail = NULL;

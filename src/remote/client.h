@@ -107,7 +107,7 @@ struct lumio_remote {
     robj *objects;
     uint64_t rng;
     lumio_remote_stats stats; /* under mu */
-    pthread_key_t err_key;    /* per-thread last error text */
+    lumio__err err;           /* the last error's text (docs/API.md) */
 };
 
 /* client.c */
@@ -117,7 +117,7 @@ struct lumio_remote {
  * (its Content-Range, or a 200's length). */
 bool rc_head_refused(int status);
 int rc_submit(lumio_remote *rm, rreq *q);   /* any thread; done() is always called */
-void rc_cancel(lumio_remote *rm, rreq *q);  /* any thread; done() with LUMIO_E_CANCELED */
+void rc_cancel(lumio_remote *rm, rreq *q);  /* any thread; done() with -ECANCELED */
 void rc_unpause(lumio_remote *rm, rreq *q); /* any thread: the sink has room again */
 void rc_set_error(const lumio_remote *rm, const char *text);
 void rc_stats_add(lumio_remote *rm, uint64_t bytes_read);

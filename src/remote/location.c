@@ -89,7 +89,8 @@ static int make_s3(lumio_remote *rm, robj *o, const char *loc, char *err, size_t
         if (!scheme || !base || !authority) goto out;
         snprintf(authority, n, "s3.%s.amazonaws.com", rm->region);
     }
-    bool path_style = rm->o.s3_path_style == 1 || (rm->o.s3_path_style < 0 && rm->endpoint);
+    bool path_style =
+        rm->o.s3_style == LUMIO_S3_PATH || (rm->o.s3_style == LUMIO_S3_AUTO && rm->endpoint);
     size_t n = strlen(authority) + strlen(base) + blen + strlen(ekey) + 8;
     o->host = malloc(n);
     o->path = malloc(n);
@@ -130,7 +131,7 @@ int robj_get(lumio_remote *rm, const char *location, robj **out, char *err, size
     pthread_mutex_unlock(&rm->mu);
     char shown[1024];
     lumio_redact(location, shown, sizeof shown);
-    if (!lumio_is_remote(location)) {
+    if (!lumio_remote_is_url(location)) {
         snprintf(err, errlen, "%s: not an http://, https:// or s3:// location", shown);
         return -EINVAL;
     }

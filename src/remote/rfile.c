@@ -46,7 +46,8 @@ struct lumio_rfile {
     pthread_cond_t cv;
     unsigned inflight; /* segments and direct reads not yet done (under mu) */
     lumio_remote_stats stats;
-    char err[512];
+    char err[512]; /* scratch for a text being made */
+    lumio__err e;  /* the last error's text (docs/API.md) */
     /* Stream mode, for a server that ignores Range or gives no size: one GET
      * lands in a ring the reads take from; when the ring is full the
      * transfer pauses. */
@@ -375,7 +376,7 @@ static void classify(lumio_rfile *f, uint64_t off, uint64_t n) {
 
 static int set_err(lumio_rfile *f, int rc, const char *text) {
     if (text != f->err) snprintf(f->err, sizeof f->err, "%s", text);
-    rc_set_error(f->rm, text);
+    lumio__err_set(&f->e, "%s", f->err);
     return rc;
 }
 
@@ -535,28 +536,29 @@ void lumio_rfile_get_stats(const lumio_rfile *f, lumio_remote_stats *s) {
     }
 }
 
-const char *lumio_rfile_last_error(const lumio_rfile *f) {
-    return f ? f->err : "";
+char *lumio_rfile_last_error(const lumio_rfile *f, char *buf, size_t len) {
+    return lumio__err_get(f ? &f->e : NULL, buf, len);
 }
 
-int lumio_rfile_open(lumio_remote *rm, const char *location, lumio_rfile **out) {
+int lumio_rfile_open(lumio_rfile **out, lumio_remote *rm, const char *location) {
     *out = NULL;
     lumio_rfile *f = calloc(1, sizeof *f);
     if (!f) return -ENOMEM;
     int rc = robj_get(rm, location, &f->obj, f->err, sizeof f->err);
     if (rc < 0) {
-        rc_set_error(rm, f->err);
+        lumio__err_set(NULL, "%s", f->err);
         free(f);
         return rc;
     }
     f->rm = rm;
+    lumio__err_init(&f->e);
     pthread_mutex_init(&f->mu, NULL);
     pthread_cond_init(&f->cv, NULL);
     f->last_end = UINT64_MAX;
     rc = rc_identify(rm, f->obj);
     f->stats.requests += 1;
     if (rc < 0) {
-        snprintf(f->err, sizeof f->err, "%s", lumio_remote_last_error(rm));
+        lumio__err_set(NULL, "%s", lumio_remote_last_error(rm, f->err, sizeof f->err));
         lumio_rfile_close(f);
         return rc;
     }
@@ -582,5 +584,6 @@ void lumio_rfile_close(lumio_rfile *f) {
     robj_put(f->rm, f->obj);
     pthread_mutex_destroy(&f->mu);
     pthread_cond_destroy(&f->cv);
+    lumio__err_fini(&f->e);
     free(f);
 }

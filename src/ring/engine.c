@@ -9,25 +9,6 @@
 #include <string.h>
 #include <unistd.h>
 
-void lumio_ring_options_default(lumio_ring_options *o) {
-    memset(o, 0, sizeof(*o));
-    o->backend = LUMIO_BACKEND_AUTO;
-    o->queue_depth = 64;
-    o->max_buffers = 256;
-    o->max_bytes = 256ull << 20;
-    o->max_open_files = 128;
-    o->workers = 0; /* the number of cores */
-    o->coalesce_gap = 4096;
-    o->coalesce_max = 1u << 20;
-    o->max_io_size = 1ull << 30;
-    o->fixed_files = 0; /* measured: no gain here (docs/ENGINE.md) */
-}
-
-void lumio_group_options_default(lumio_group_options *o) {
-    memset(o, 0, sizeof(*o));
-    o->in_order = -1;
-}
-
 static void ring_wake(void *arg) {
     lumio_ring *r = arg;
     r->be->wake(r->be);
@@ -59,30 +40,47 @@ static int choose_backend(lumio_backend want, const backend_config *cfg, backend
     return backend_threads_create(out, cfg);
 }
 
+/* Zero is the default (docs/API.md); -1 turns merging off. */
+static int ring_defaults(lumio_ring_options *o) {
+    if (!lumio__zero(o->reserved, sizeof o->reserved)) {
+        lumio__err_set(NULL, "lumio_ring_options: reserved fields are not zero");
+        return -EINVAL;
+    }
+    if (o->backend > LUMIO_BACKEND_THREADS || o->coalesce_gap < -1) {
+        lumio__err_set(NULL, "lumio_ring_options: %s is out of range",
+                       o->coalesce_gap < -1 ? "coalesce_gap" : "backend");
+        return -EINVAL;
+    }
+    if (o->coalesce_gap == 0) o->coalesce_gap = 4096;
+    if (o->coalesce_gap < 0) o->coalesce_gap = 0;
+    if (o->coalesce_max == 0) o->coalesce_max = 1u << 20;
+    if (o->queue_depth == 0) o->queue_depth = 64;
+    if (o->queue_depth > 4096) o->queue_depth = 4096;
+    if (o->max_buffers == 0) o->max_buffers = 256;
+    if (o->max_bytes == 0) o->max_bytes = 256ull << 20;
+    if (o->max_open_files == 0) o->max_open_files = 128;
+    if (o->max_open_files > 4096) o->max_open_files = 4096;
+    if (o->workers == 0) o->workers = lumio_ncores();
+    /* The kernel moves at most 2 GiB - 4 KiB in one read or write. */
+    if (o->max_io_size == 0) o->max_io_size = 1ull << 30;
+    if (o->max_io_size > 0x7ffff000u) o->max_io_size = 0x7ffff000u;
+    if (o->max_io_size < 4096) o->max_io_size = 4096;
+    return 0;
+}
+
 int lumio_ring_create(lumio_ring **out, const lumio_ring_options *opts) {
     if (!out) return -EINVAL;
     *out = NULL;
-    lumio_ring_options o;
-    if (opts)
-        o = *opts;
-    else
-        lumio_ring_options_default(&o);
-    if (o.backend > LUMIO_BACKEND_THREADS) return -EINVAL;
-    if (o.queue_depth == 0) o.queue_depth = 64;
-    if (o.queue_depth > 4096) o.queue_depth = 4096;
-    if (o.max_buffers == 0) o.max_buffers = 256;
-    if (o.max_bytes == 0) o.max_bytes = 256ull << 20;
-    if (o.max_open_files == 0) o.max_open_files = 128;
-    if (o.max_open_files > 4096) o.max_open_files = 4096;
-    if (o.workers == 0) o.workers = lumio_ncores();
-    /* The kernel moves at most 2 GiB - 4 KiB in one read or write. */
-    if (o.max_io_size == 0 || o.max_io_size > 0x7ffff000u) o.max_io_size = 0x7ffff000u;
-    if (o.max_io_size < 4096) o.max_io_size = 4096;
+    lumio_ring_options o = {0};
+    if (opts) o = *opts;
+    int rc = ring_defaults(&o);
+    if (rc < 0) return rc;
 
     lumio_ring *r = calloc(1, sizeof(*r));
     if (!r) return -ENOMEM;
     r->o = o;
     r->fd_cap = o.max_open_files;
+    lumio__err_init(&r->err);
     r->remote = o.remote; /* the caller's client, if any */
     pthread_mutex_init(&r->mu, NULL);
     backend_config cfg = {.depth = o.queue_depth,
@@ -90,14 +88,15 @@ int lumio_ring_create(lumio_ring **out, const lumio_ring_options *opts) {
                           .max_open_files = o.max_open_files,
                           .sqpoll = o.sqpoll != 0,
                           .fixed_files = o.fixed_files != 0};
-    int rc = choose_backend(o.backend, &cfg, &r->be);
+    rc = choose_backend(o.backend, &cfg, &r->be);
     if (rc < 0) goto fail;
     rc = lumio_pool_create(&r->pool, o.max_buffers, o.max_bytes, ring_wake, r);
     if (rc < 0) goto fail;
     *out = r;
     return 0;
 fail:
-    lumio_ring_destroy(r);
+    lumio__err_set(NULL, "lumio_ring_create: %s", rc == LUMIO_E_BACKEND ? "io_uring is not usable here" : lumio_strerror(rc));
+    lumio_ring_close(r);
     return rc;
 }
 
@@ -156,7 +155,7 @@ __attribute__((format(printf, 3, 4))) static int submit_error(lumio_ring *r, int
     va_start(ap, fmt);
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
-    snprintf(r->last_error, sizeof r->last_error, "submit: %s", what);
+    lumio__err_set(&r->err, "submit: %s", what);
     return code;
 }
 
@@ -166,13 +165,15 @@ static int validate(lumio_ring *r, const lumio_op *ops, size_t nops) {
         const lumio_op *op = &ops[i];
         if (op->kind != LUMIO_OP_GET && op->kind != LUMIO_OP_PUT)
             return submit_error(r, -EINVAL, "op %zu: unknown kind", i);
+        if (!lumio__zero(op->reserved, sizeof op->reserved))
+            return submit_error(r, -EINVAL, "op %zu: reserved fields are not zero", i);
         if (!op->path && op->fd < 0)
             return submit_error(r, -EBADF, "op %zu: neither a path nor a file descriptor", i);
         if (op->nranges && !op->ranges)
             return submit_error(r, -EINVAL, "op %zu: nranges is set but ranges is NULL", i);
         if (op->nranges > UINT32_MAX - 1)
             return submit_error(r, -EINVAL, "op %zu: too many ranges", i);
-        if (op->path && lumio_is_remote(op->path)) {
+        if (op->path && lumio_remote_is_url(op->path)) {
             if (op->kind == LUMIO_OP_PUT)
                 return submit_error(r, LUMIO_E_UNSUPPORTED,
                                     "op %zu: writing to a remote object is not supported", i);
@@ -181,6 +182,9 @@ static int validate(lumio_ring *r, const lumio_op *ops, size_t nops) {
         }
         for (size_t j = 0; j < op->nranges; j++) {
             const lumio_range *rg = &op->ranges[j];
+            if (rg->reserved)
+                return submit_error(r, -EINVAL, "op %zu range %zu: reserved field is not zero", i,
+                                    j);
             if (op->kind == LUMIO_OP_PUT) {
                 if (!rg->buf && rg->length)
                     return submit_error(r, -EINVAL, "op %zu range %zu: a put needs a buffer", i, j);
@@ -204,6 +208,8 @@ static int validate(lumio_ring *r, const lumio_op *ops, size_t nops) {
 int lumio_ring_submit(lumio_ring *r, const lumio_op *ops, size_t nops,
                       const lumio_group_options *go, uint64_t *group_out) {
     if (!r || (nops && !ops)) return -EINVAL;
+    if (go && !lumio__zero(go->reserved, sizeof go->reserved))
+        return submit_error(r, -EINVAL, "lumio_group_options: reserved fields are not zero");
     int rc = validate(r, ops, nops);
     if (rc < 0) return rc;
     group *g = calloc(1, sizeof(*g));
@@ -211,7 +217,7 @@ int lumio_ring_submit(lumio_ring *r, const lumio_op *ops, size_t nops,
     g->r = r;
     g->id = r->next_group_id++;
     g->nops = (uint32_t)nops;
-    g->in_order = go && go->in_order >= 0 ? go->in_order != 0 : r->o.in_order != 0;
+    g->in_order = go && go->in_order ? go->in_order > 0 : r->o.in_order != 0;
     g->compute = go && go->compute ? go->compute : r->o.compute;
     g->compute_arg = go && go->compute ? go->compute_arg : r->o.compute_arg;
     g->discard = go && go->compute ? go->discard : r->o.discard;
@@ -598,10 +604,14 @@ static void unlink_ready_group(lumio_ring *r, group *g) {
 }
 
 static void describe_into(lumio_ring *r, const lumio_completion *c, const op_state *op) {
-    lumio_completion_describe(c, r->last_error, sizeof r->last_error);
     /* A remote object's error says more: the URL, the range, the server. */
-    if (op && op->remote_err && c->result == op->remote_err_code)
-        snprintf(r->last_error, sizeof r->last_error, "%s", op->remote_err);
+    if (op && op->remote_err && c->result == op->remote_err_code) {
+        lumio__err_set(&r->err, "%s", op->remote_err);
+        return;
+    }
+    char text[LUMIO_ERROR_MAX];
+    lumio_completion_describe(c, text, sizeof text);
+    lumio__err_set(&r->err, "%s", text);
 }
 
 /* Hand ready completions of `g` (or of any group) to the caller. */
@@ -717,12 +727,12 @@ int lumio_ring_wait(lumio_ring *r, uint64_t gid, lumio_completion *out, unsigned
                  * completions of another group not yet collected. */
                 group *other = r->ready_head && r->ready_head != target ? r->ready_head : NULL;
                 if (other)
-                    snprintf(r->last_error, sizeof r->last_error,
+                    lumio__err_set(&r->err,
                              "stalled: the pool is full and group %llu has completions not yet "
                              "collected; wait on it (or on any group) and release them",
                              (unsigned long long)other->id);
                 else
-                    snprintf(r->last_error, sizeof r->last_error,
+                    lumio__err_set(&r->err,
                              "stalled: all pool buffers (cap %u) are held by the caller; release "
                              "some",
                              r->o.max_buffers);
@@ -744,7 +754,7 @@ int lumio_ring_cancel(lumio_ring *r, uint64_t gid) {
     if (!r) return -EINVAL;
     group *g = find_group(r, gid);
     if (!g) {
-        snprintf(r->last_error, sizeof r->last_error, "cancel: no group %llu in flight",
+        lumio__err_set(&r->err, "cancel: no group %llu in flight",
                  (unsigned long long)gid);
         return -ENOENT;
     }
@@ -785,8 +795,8 @@ struct lumio_remote *lumio_ring_remote(lumio_ring *r) {
     return ensure_remote(r) == 0 ? r->remote : NULL;
 }
 
-const char *lumio_ring_last_error(const lumio_ring *r) {
-    return r ? r->last_error : "";
+char *lumio_ring_last_error(const lumio_ring *r, char *buf, size_t len) {
+    return lumio__err_get(r ? &r->err : NULL, buf, len);
 }
 
 int lumio_completion_describe(const lumio_completion *c, char *buf, size_t len) {
@@ -825,7 +835,7 @@ static void discard_node(group *g, node *n) {
 
 /* Cancel by draining: everything in flight completes (the kernel owns those
  * buffers until it does), and nothing new is issued. */
-void lumio_ring_destroy(lumio_ring *r) {
+void lumio_ring_close(lumio_ring *r) {
     if (!r) return;
     if (r->be) {
         /* Stop issuing new work, then close what is open. The remote
@@ -868,7 +878,8 @@ void lumio_ring_destroy(lumio_ring *r) {
     plan_free_reqs(r);
     if (r->rbe) r->rbe->destroy(r->rbe);
     if (r->be) r->be->destroy(r->be);
-    if (r->own_remote) lumio_remote_destroy(r->remote);
+    if (r->own_remote) lumio_remote_close(r->remote);
     pthread_mutex_destroy(&r->mu);
+    lumio__err_fini(&r->err);
     free(r);
 }

@@ -202,7 +202,7 @@ struct lumio_ring {
     unsigned computing; /* nodes in the compute stage */
     bool sleeping;      /* blocked in the backend: compute results must wake it (under mu) */
     lumio_ring_stats stats;
-    char last_error[512];
+    lumio__err err;
 };
 
 /* BLOCKED_WAIT: a stream op whose read is in flight; it stays on the list. */

@@ -120,7 +120,7 @@ void plan_start_open(lumio_ring *r, op_state *op) {
         op_check_loaded(r, op);
         return;
     }
-    op->remote = op->path && lumio_is_remote(op->path);
+    op->remote = op->path && lumio_remote_is_url(op->path);
     op->direct = op->kind == LUMIO_OP_GET && r->o.direct && !op->remote;
     op->gap = r->o.coalesce_gap;
     op->cmax = r->o.coalesce_max;

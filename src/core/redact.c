@@ -2,7 +2,7 @@
  * the values of the query parameters that sign a request (a presigned S3 or
  * GCS URL, an Azure SAS), so that an error line, a log or a progress line
  * can name the URL without handing out what grants access to it. */
-#include <lumio/remote.h>
+#include <lumio/lumio.h>
 
 #include <stdbool.h>
 #include <string.h>
