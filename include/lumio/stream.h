@@ -10,24 +10,27 @@
  *
  * Writing:
  *     lumio_stream_writer *w;
- *     lumio_stream_writer_options o;
- *     lumio_stream_writer_options_default(&o);
- *     o.flush_samples = 100000;                      // seal every 100k samples
+ *     lumio_stream_writer_options o = {.flush_samples = 100000}; // zero: defaults
  *     if (lumio_stream_writer_open(&w, "profile.lumio", &o) < 0) ...
  *     lumio_frame stack[2] = {{"inner", "a.c", 10}, {"main", "a.c", 3}};
  *     lumio_sample s = {.timestamp_us = t, .thread_id = tid, .status = 0,
  *                       .frames = stack, .depth = 2};
  *     lumio_stream_write_sample(w, &s);
  *     lumio_stream_write_meta(w, t, "command", "./a.out");
- *     lumio_stream_writer_close(w);                  // seals the last chunk
+ *     int rc = lumio_stream_writer_finish(w);        // seals the last chunk
+ *     lumio_stream_writer_close(w);
  *
  * Reading:
  *     lumio_stream_reader *r;
- *     lumio_stream_reader_open(&r, "profile.lumio");
+ *     lumio_stream_reader_open(&r, "profile.lumio", NULL);
  *     lumio_stream_read(r, on_sample, on_meta, arg); // every valid chunk, in order
  *     lumio_stream_reader_close(r);
  *
- * Threads: a writer or reader is used by one thread at a time.
+ * The whole program: examples/stream_profile.c (built with lumio).
+ *
+ * Threads: a writer or reader is used by one thread at a time; its
+ * last_error may be read from any thread. Conventions shared by every pillar
+ * (names, errors, options): docs/API.md.
  */
 #ifndef LUMIO_STREAM_H
 #define LUMIO_STREAM_H
@@ -62,15 +65,17 @@ typedef struct lumio_stream_reader lumio_stream_reader;
 
 /* ---- writing ------------------------------------------------------------ */
 
+/* Options: zero is the default in every field (docs/API.md). */
 typedef struct lumio_stream_writer_options {
-    uint64_t flush_samples; /* seal after this many samples (0: never; default 65536) */
-    uint64_t flush_bytes;   /* seal when the chunk's records reach this size (default 4 MiB) */
-    uint64_t flush_ms;      /* seal a chunk this old at the next write (0: never) */
-    int zstd_level;         /* 0: no compression (default 3) */
-    int fsync;              /* fsync every sealed chunk (files): durable when the call returns */
-    int append;             /* files: keep the valid chunks already there, trim a torn tail */
-    uint64_t tcp_buffer;    /* TCP sinks: bytes of sealed chunks kept for the consumer (64 MiB) */
-    uint32_t close_timeout_ms; /* TCP sinks: how long close waits to send the rest (5000) */
+    int64_t flush_samples;     /* seal after this many samples (default 65536; -1: never) */
+    uint64_t flush_bytes;      /* seal when the chunk's records reach this size (default 4 MiB) */
+    uint32_t flush_ms;         /* seal a chunk this old, even with no write (default 0: never) */
+    int zstd_level;            /* 1 to 22 (default 3); -1: no compression */
+    int fsync;                 /* fsync every sealed chunk (files): durable when the call returns */
+    int append;                /* files: keep the valid chunks already there, trim a torn tail */
+    uint64_t tcp_buffer;       /* TCP sinks: bytes of sealed chunks kept for the consumer (64 MiB) */
+    uint32_t close_timeout_ms; /* TCP sinks: how long finish waits to send the rest (5000) */
+    uint64_t reserved[8];      /* must be 0 */
 } lumio_stream_writer_options;
 
 typedef struct lumio_stream_writer_stats {
@@ -83,9 +88,8 @@ typedef struct lumio_stream_writer_stats {
      * know more). dropped_bytes: those dropped from a full buffer. */
     uint64_t dropped_chunks, dropped_bytes;
     uint64_t connections; /* TCP: consumers connected so far */
+    uint64_t reserved[4]; /* zero */
 } lumio_stream_writer_stats;
-
-LUMIO_API void lumio_stream_writer_options_default(lumio_stream_writer_options *o);
 
 /* Open a writer on a sink: a file path (created or truncated, or with
  * `append` continued after its last valid chunk; each chunk is committed by
@@ -96,11 +100,13 @@ LUMIO_API void lumio_stream_writer_options_default(lumio_stream_writer_options *
  * 127.0.0.1). A port is a decimal number from 1 to 65535. A TCP consumer
  * that is slow or gone never blocks the writer: sealed chunks wait in a
  * buffer of `tcp_buffer` bytes, and the oldest are dropped (and counted)
- * when it is full. */
+ * when it is full. Options NULL: the defaults. A failure's text is in
+ * lumio_stream_writer_last_error(NULL, ...). */
 LUMIO_API int lumio_stream_writer_open(lumio_stream_writer **out, const char *sink,
                                        const lumio_stream_writer_options *o);
-/* Open a writer on a descriptor the caller keeps (pipe, socket, file):
- * every chunk is written whole, with one write call where it can be. */
+/* Open a writer on a descriptor the caller keeps open (pipe, socket, file;
+ * close does not close it): every chunk is written whole, with one write
+ * call where it can be. */
 LUMIO_API int lumio_stream_writer_open_fd(lumio_stream_writer **out, int fd,
                                           const lumio_stream_writer_options *o);
 
@@ -117,17 +123,22 @@ LUMIO_API int lumio_stream_write_meta(lumio_stream_writer *w, uint64_t timestamp
 LUMIO_API int lumio_stream_flush(lumio_stream_writer *w);
 LUMIO_API void lumio_stream_writer_get_stats(const lumio_stream_writer *w,
                                              lumio_stream_writer_stats *s);
-/* What the last failure was, naming the sink. */
-LUMIO_API const char *lumio_stream_writer_error(const lumio_stream_writer *w);
+/* The text of the writer's last failure, naming the sink and the byte
+ * offset, copied into buf (LUMIO_ERROR_MAX bytes suffice), which is
+ * returned; "" if none. With NULL: this thread's last failed open. Any
+ * thread. */
+LUMIO_API char *lumio_stream_writer_last_error(const lumio_stream_writer *w, char *buf,
+                                               size_t len);
 /* Seal what is left and, on a TCP sink, wait (close_timeout_ms at most) for
  * the consumer to take it; then the stats are final. Returns the first error
  * of the seal, or for TCP a negative code when some chunk was not delivered
- * (lumio_stream_writer_error says how many and why). The writer still needs
- * lumio_stream_writer_close, which then does not wait again (and returns
- * the same code) unless samples were written after it. */
+ * (lumio_stream_writer_last_error says how many and why). The writer still
+ * needs lumio_stream_writer_close, which then does not wait again unless
+ * samples were written after it. */
 LUMIO_API int lumio_stream_writer_finish(lumio_stream_writer *w);
-/* Finish (unless done), close, free. Returns the first error. */
-LUMIO_API int lumio_stream_writer_close(lumio_stream_writer *w);
+/* Finish (unless done; call finish first to know whether everything was
+ * written), close the sink, free. Accepts NULL. */
+LUMIO_API void lumio_stream_writer_close(lumio_stream_writer *w);
 
 /* ---- reading ------------------------------------------------------------ */
 
@@ -142,37 +153,60 @@ typedef struct lumio_stream_read_stats {
     uint64_t valid_end;                     /* offset just past the last valid chunk */
     uint64_t last_seq;                      /* seq of the last valid chunk */
     uint64_t stored_bytes, raw_bytes;       /* payloads of valid chunks, as stored and decoded */
+    uint64_t reserved[4];                   /* zero */
 } lumio_stream_read_stats;
 
 /* Called for each damaged byte range when the reader is past it: where it
  * starts in the stream, how long it is, and whether it is the torn tail. */
 typedef void (*lumio_damage_fn)(void *arg, uint64_t offset, uint64_t length, int torn_tail);
 
-/* Open a stream: a file path, "-" for standard input, or tcp:HOST:PORT to
- * read from a writer serving tcp-listen:[HOST:]PORT. */
-LUMIO_API int lumio_stream_reader_open(lumio_stream_reader **out, const char *source);
-LUMIO_API int lumio_stream_reader_open_fd(lumio_stream_reader **out, int fd);
-/* Read to the end: every sample and record of every valid chunk, in order.
- * Damaged bytes are skipped (the next valid chunk is found by scanning) and
- * counted. A callback's non-zero return stops reading and is returned.
- * Returns 0, LUMIO_E_FORMAT when there is no stream signature, or -errno. */
-LUMIO_API int lumio_stream_read(lumio_stream_reader *r, lumio_sample_fn on_sample,
-                                lumio_meta_fn on_meta, void *arg);
-/* Follow a growing file (like tail -f): at the end of the data, wait for
- * more instead of ending, until nothing new has come for idle_ms (0: wait
- * forever). An unfinished chunk at the end is awaited, not taken as damage,
- * while following. */
-LUMIO_API void lumio_stream_reader_on_damage(lumio_stream_reader *r, lumio_damage_fn fn, void *arg);
-LUMIO_API void lumio_stream_reader_follow(lumio_stream_reader *r, uint32_t idle_ms);
 /* Following a file that is truncated or replaced (its size falls below what
  * was read, its inode changes, or its first chunk is no longer the one read),
- * the reader starts again at the beginning of the new content; fn is told
- * where in the old content it was. Stats keep counting across restarts. */
+ * the reader starts again at the beginning of the new content; the callback
+ * is told where in the old content it was. Stats keep counting across
+ * restarts. */
 typedef void (*lumio_restart_fn)(void *arg, uint64_t old_offset);
-LUMIO_API void lumio_stream_reader_on_restart(lumio_stream_reader *r, lumio_restart_fn fn,
-                                              void *arg);
+
+/* Options: zero is the default in every field (docs/API.md). */
+typedef struct lumio_stream_reader_options {
+    /* Follow a growing file (like tail -f): at the end of the data, wait
+     * for more instead of ending, until nothing new has come for
+     * follow_idle_ms (0: wait forever). An unfinished chunk at the end is
+     * awaited, not taken as damage, while following. */
+    int follow;
+    uint32_t follow_idle_ms;
+    lumio_damage_fn on_damage;   /* NULL: damage is only counted */
+    lumio_restart_fn on_restart; /* NULL: restarts are only followed */
+    void *arg;                   /* passed to on_damage and on_restart */
+    uint64_t reserved[4];        /* must be 0 */
+} lumio_stream_reader_options;
+
+/* Open a stream: a file path, "-" for standard input, or tcp:HOST:PORT to
+ * read from a writer serving tcp-listen:[HOST:]PORT. Options NULL: the
+ * defaults. A failure's text is in lumio_stream_reader_last_error(NULL,
+ * ...). */
+LUMIO_API int lumio_stream_reader_open(lumio_stream_reader **out, const char *source,
+                                       const lumio_stream_reader_options *o);
+/* Read from a descriptor the caller keeps open (close does not close it). */
+LUMIO_API int lumio_stream_reader_open_fd(lumio_stream_reader **out, int fd,
+                                          const lumio_stream_reader_options *o);
+/* Read to the end: every sample and record of every valid chunk, in order.
+ * Damaged bytes are skipped (the next valid chunk is found by scanning) and
+ * counted. The pointers a callback gets live until it returns. A callback
+ * returns 0 to go on; a negative code stops reading and is returned as it
+ * is, a positive value stops it with -ECANCELED. Returns 0, LUMIO_E_FORMAT
+ * when there is no stream signature, or -errno; the text (source, byte
+ * offset) in lumio_stream_reader_last_error. */
+LUMIO_API int lumio_stream_read(lumio_stream_reader *r, lumio_sample_fn on_sample,
+                                lumio_meta_fn on_meta, void *arg);
 LUMIO_API void lumio_stream_reader_get_stats(const lumio_stream_reader *r,
                                              lumio_stream_read_stats *s);
+/* The text of the reader's last failure, copied into buf (LUMIO_ERROR_MAX
+ * bytes suffice), which is returned; "" if none. With NULL: this thread's
+ * last failed open. Any thread. */
+LUMIO_API char *lumio_stream_reader_last_error(const lumio_stream_reader *r, char *buf,
+                                               size_t len);
+/* Free the reader (and close the source it opened). Accepts NULL. */
 LUMIO_API void lumio_stream_reader_close(lumio_stream_reader *r);
 
 #ifdef __cplusplus

@@ -21,6 +21,10 @@
 
 static __thread char net_err[512];
 
+void net_error_clear(void) {
+    net_err[0] = 0;
+}
+
 const char *net_error(void) {
     return net_err;
 }

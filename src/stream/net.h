@@ -73,6 +73,7 @@ void net_name(const void *sockaddr, char *buf, size_t cap);
 /* What the last failure of a net_ call in this thread was, naming the
  * address: "unknown host 'x' (Name or service not known)". */
 const char *net_error(void);
+void net_error_clear(void);
 
 /* For receivers: write a chunk that arrived whole and verified to a file
  * writer as the file's next chunk (its seq rewritten and its checksum with

@@ -4,6 +4,7 @@
 #include "stream/net.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -40,16 +41,34 @@ struct lumio_stream_reader {
     lumio_restart_fn on_restart;
     void *restart_arg;
     lumio_stream_read_stats st;
+    char name[256]; /* the source, for messages */
+    lumio__err err; /* the last error's text (docs/API.md) */
 };
 
-static int open_fd(lumio_stream_reader **out, int fd, bool own) {
+static int open_fd(lumio_stream_reader **out, int fd, bool own, const char *name,
+                   const lumio_stream_reader_options *o) {
     lumio_stream_reader *r = calloc(1, sizeof(*r));
     if (!r) return -ENOMEM;
     r->fd = fd;
     r->own_fd = own;
+    snprintf(r->name, sizeof r->name, "%s", name);
+    lumio__err_init(&r->err);
     chunk_dec_init(&r->dec);
+    if (o) {
+        r->on_damage = o->on_damage;
+        r->damage_arg = o->arg;
+        r->on_restart = o->on_restart;
+        r->restart_arg = o->arg;
+        r->follow = o->follow != 0;
+        r->idle_ms = o->follow_idle_ms;
+    }
     *out = r;
     return 0;
+}
+
+static int open_failed(const char *source, int rc) {
+    lumio__err_set(NULL, "%s: %s", source, net_error()[0] ? net_error() : lumio_strerror(rc));
+    return rc;
 }
 
 /* tcp:HOST:PORT: connect to a writer serving tcp-listen:PORT; then read
@@ -63,19 +82,30 @@ static int connect_to(const char *hp) {
     return fd;
 }
 
-int lumio_stream_reader_open(lumio_stream_reader **out, const char *source) {
-    if (!out || !source) return -EINVAL;
-    if (!strcmp(source, "-")) return open_fd(out, STDIN_FILENO, false);
+int lumio_stream_reader_open(lumio_stream_reader **out, const char *source,
+                             const lumio_stream_reader_options *o) {
+    if (!out) return -EINVAL;
+    *out = NULL;
+    if (!source) return -EINVAL;
+    if (o && !lumio__zero(o->reserved, sizeof o->reserved)) {
+        lumio__err_set(NULL, "lumio_stream_reader_options: reserved fields are not zero");
+        return -EINVAL;
+    }
+    if (!strcmp(source, "-")) return open_fd(out, STDIN_FILENO, false, "standard input", o);
     if (!strncmp(source, "tcp:", 4)) {
+        net_error_clear();
         int fd = connect_to(source + 4);
-        if (fd < 0) return fd;
-        int rc = open_fd(out, fd, true);
+        if (fd < 0) return open_failed(source, fd);
+        int rc = open_fd(out, fd, true, source, o);
         if (rc < 0) close(fd);
         return rc;
     }
     int fd = open(source, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return -errno;
-    int rc = open_fd(out, fd, true);
+    if (fd < 0) {
+        net_error_clear();
+        return open_failed(source, -errno);
+    }
+    int rc = open_fd(out, fd, true, source, o);
     if (rc < 0) {
         close(fd);
         return rc;
@@ -89,27 +119,25 @@ int lumio_stream_reader_open(lumio_stream_reader **out, const char *source) {
     return 0;
 }
 
-int lumio_stream_reader_open_fd(lumio_stream_reader **out, int fd) {
-    if (!out || fd < 0) return -EBADF;
-    return open_fd(out, fd, false);
+int lumio_stream_reader_open_fd(lumio_stream_reader **out, int fd,
+                                const lumio_stream_reader_options *o) {
+    if (!out) return -EINVAL;
+    *out = NULL;
+    if (fd < 0) return -EBADF;
+    if (o && !lumio__zero(o->reserved, sizeof o->reserved)) {
+        lumio__err_set(NULL, "lumio_stream_reader_options: reserved fields are not zero");
+        return -EINVAL;
+    }
+    char name[32];
+    snprintf(name, sizeof name, "fd %d", fd);
+    return open_fd(out, fd, false, name, o);
+}
+
+char *lumio_stream_reader_last_error(const lumio_stream_reader *r, char *buf, size_t len) {
+    return lumio__err_get(r ? &r->err : NULL, buf, len);
 }
 
 static int fill(lumio_stream_reader *r);
-
-void lumio_stream_reader_on_damage(lumio_stream_reader *r, lumio_damage_fn fn, void *arg) {
-    r->on_damage = fn;
-    r->damage_arg = arg;
-}
-
-void lumio_stream_reader_follow(lumio_stream_reader *r, uint32_t idle_ms) {
-    r->follow = true;
-    r->idle_ms = idle_ms;
-}
-
-void lumio_stream_reader_on_restart(lumio_stream_reader *r, lumio_restart_fn fn, void *arg) {
-    r->on_restart = fn;
-    r->restart_arg = arg;
-}
 
 static void end_damage(lumio_stream_reader *r, bool torn) {
     if (!r->damaged) return;
@@ -257,9 +285,27 @@ static void skip_damage(lumio_stream_reader *r) {
     advance(r, p ? (size_t)(p - (r->buf + r->start)) : r->end - r->start);
 }
 
+static int read_all(lumio_stream_reader *r, lumio_sample_fn on_sample, lumio_meta_fn on_meta,
+                    void *arg);
+
+/* A callback's positive return stops reading with -ECANCELED (docs/API.md). */
 int lumio_stream_read(lumio_stream_reader *r, lumio_sample_fn on_sample, lumio_meta_fn on_meta,
                       void *arg) {
     if (!r) return -EINVAL;
+    int rc = read_all(r, on_sample, on_meta, arg);
+    if (rc == LUMIO_E_FORMAT && r->st.chunks == 0 && r->pos == 0)
+        lumio__err_set(&r->err, "%s: not a lumio stream (no signature)", r->name);
+    else if (rc == -ECANCELED)
+        lumio__err_set(&r->err, "%s: stopped by a callback at byte %llu", r->name,
+                       (unsigned long long)r->pos);
+    else if (rc < 0)
+        lumio__err_set(&r->err, "%s: at byte %llu: %s", r->name, (unsigned long long)r->pos,
+                       lumio_strerror(rc));
+    return rc;
+}
+
+static int read_all(lumio_stream_reader *r, lumio_sample_fn on_sample, lumio_meta_fn on_meta,
+                    void *arg) {
     for (;;) {
         int rc = r->pos ? 0 : read_signature(r); /* again after a restart */
         if (rc < 0) return rc;
@@ -324,5 +370,6 @@ void lumio_stream_reader_close(lumio_stream_reader *r) {
     chunk_dec_free(&r->dec);
     free(r->buf);
     free(r->path);
+    lumio__err_fini(&r->err);
     free(r);
 }

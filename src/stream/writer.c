@@ -57,16 +57,31 @@ struct lumio_stream_writer {
     uint64_t chunk_started_ms;
     lumio_stream_writer_stats stats;
     char sink[256];
-    char err[1024];
+    lumio__err err; /* the last error's text (docs/API.md) */
 };
 
-void lumio_stream_writer_options_default(lumio_stream_writer_options *o) {
-    memset(o, 0, sizeof(*o));
-    o->flush_samples = 65536;
-    o->flush_bytes = 4u << 20;
-    o->zstd_level = 3;
-    o->tcp_buffer = 64u << 20;
-    o->close_timeout_ms = 5000;
+/* Zero is the default (docs/API.md). Inside, after this, 0 means off:
+ * flush_samples 0 never seals by count, zstd_level 0 stores uncompressed. */
+static int writer_defaults(lumio_stream_writer_options *o) {
+    const char *bad = NULL;
+    if (!lumio__zero(o->reserved, sizeof o->reserved))
+        bad = "reserved fields are not zero";
+    else if (o->flush_samples < -1)
+        bad = "flush_samples is out of range";
+    else if (o->zstd_level < -1 || o->zstd_level > 22)
+        bad = "zstd_level must be -1 (none), 0 (default) or 1 to 22";
+    if (bad) {
+        lumio__err_set(NULL, "lumio_stream_writer_options: %s", bad);
+        return -EINVAL;
+    }
+    if (o->flush_samples == 0) o->flush_samples = 65536;
+    if (o->flush_samples < 0) o->flush_samples = 0;
+    if (o->zstd_level == 0) o->zstd_level = 3;
+    if (o->zstd_level < 0) o->zstd_level = 0;
+    if (o->flush_bytes == 0) o->flush_bytes = 4u << 20;
+    if (o->tcp_buffer == 0) o->tcp_buffer = 64u << 20;
+    if (o->close_timeout_ms == 0) o->close_timeout_ms = 5000;
+    return 0;
 }
 
 static uint64_t now_ms(void) {
@@ -76,7 +91,7 @@ static uint64_t now_ms(void) {
 }
 
 static int fail(lumio_stream_writer *w, int rc, const char *what) {
-    snprintf(w->err, sizeof w->err, "%s: %s: %s", w->sink, what, lumio_strerror(rc));
+    lumio__err_set(&w->err, "%s: %s: %s", w->sink, what, lumio_strerror(rc));
     return rc;
 }
 
@@ -206,8 +221,8 @@ static int write_all_at(int fd, const uint8_t *p, size_t n, bool at, uint64_t of
 
 /* A failed write, naming where in the output the chunk was going. */
 static int fail_at(lumio_stream_writer *w, int rc, const char *what, uint64_t off) {
-    snprintf(w->err, sizeof w->err, "%s: %s at byte %" PRIu64 ": %s", w->sink, what, off,
-             lumio_strerror(rc));
+    lumio__err_set(&w->err, "%s: %s at byte %" PRIu64 ": %s", w->sink, what, off,
+                   lumio_strerror(rc));
     return rc;
 }
 
@@ -290,14 +305,8 @@ static int open_common(lumio_stream_writer **out, int fd, bool own, const char *
                        const lumio_stream_writer_options *o) {
     lumio_stream_writer *w = calloc(1, sizeof(*w));
     if (!w) return -ENOMEM;
-    if (o)
-        w->o = *o;
-    else
-        lumio_stream_writer_options_default(&w->o);
-    if (w->o.zstd_level < 0 || w->o.zstd_level > 22) {
-        free(w);
-        return -EINVAL;
-    }
+    w->o = *o;
+    lumio__err_init(&w->err);
     w->fd = fd;
     w->own_fd = own;
     snprintf(w->sink, sizeof w->sink, "%s", name);
@@ -307,9 +316,10 @@ static int open_common(lumio_stream_writer **out, int fd, bool own, const char *
     w->chunk_started_ms = now_ms();
     int rc = write_all_at(fd, lumio_stream_signature, STREAM_SIG_LEN, w->seekable, 0);
     if (rc < 0) {
-        fail(w, rc, "writing the signature");
+        lumio__err_set(NULL, "%s: writing the signature: %s", w->sink, lumio_strerror(rc));
         if (own) close(fd);
         chunk_enc_free(&w->enc);
+        lumio__err_fini(&w->err);
         free(w);
         return rc;
     }
@@ -324,12 +334,15 @@ static int open_tcp(lumio_stream_writer **out, const char *sink,
     lumio_stream_writer *w = calloc(1, sizeof(*w));
     if (!w) return -ENOMEM;
     w->o = *o;
-    int rc = net_open(&w->net, sink, o->tcp_buffer ? o->tcp_buffer : (64u << 20));
+    net_error_clear();
+    int rc = net_open(&w->net, sink, o->tcp_buffer);
     if (rc <= 0) {
+        lumio__err_set(NULL, "%s: %s", sink, net_error()[0] ? net_error() : lumio_strerror(rc));
         net_close(&w->net);
         free(w);
         return rc < 0 ? rc : -EINVAL;
     }
+    lumio__err_init(&w->err);
     w->tcp = true;
     w->fd = -1;
     snprintf(w->sink, sizeof w->sink, "%s", sink);
@@ -345,7 +358,7 @@ static int open_tcp(lumio_stream_writer **out, const char *sink,
 static int open_append(lumio_stream_writer **out, const char *sink,
                        const lumio_stream_writer_options *o) {
     lumio_stream_reader *r;
-    int rc = lumio_stream_reader_open(&r, sink);
+    int rc = lumio_stream_reader_open(&r, sink, NULL);
     if (rc == -ENOENT) return -ENOENT;
     if (rc < 0) return rc;
     rc = lumio_stream_read(r, NULL, NULL, NULL);
@@ -366,6 +379,7 @@ static int open_append(lumio_stream_writer **out, const char *sink,
         return -ENOMEM;
     }
     w->o = *o;
+    lumio__err_init(&w->err);
     w->fd = fd;
     w->own_fd = true;
     w->seekable = true;
@@ -383,19 +397,21 @@ static int start_timer(lumio_stream_writer *w);
 static int open_sink(lumio_stream_writer **out, const char *sink,
                      const lumio_stream_writer_options *o) {
     if (!strcmp(sink, "-")) return open_common(out, STDOUT_FILENO, false, "standard output", o);
-    lumio_stream_writer_options def;
-    if (!o) {
-        lumio_stream_writer_options_default(&def);
-        o = &def;
-    }
     if (!strncmp(sink, "tcp:", 4) || !strncmp(sink, "tcp-listen:", 11))
         return open_tcp(out, sink, o);
     if (o->append) {
         int rc = open_append(out, sink, o);
-        if (rc != -ENOENT) return rc;
+        if (rc != -ENOENT) {
+            if (rc < 0) lumio__err_set(NULL, "%s: appending: %s", sink, lumio_strerror(rc));
+            return rc;
+        }
     }
     int fd = open(sink, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) return -errno;
+    if (fd < 0) {
+        int rc = -errno;
+        lumio__err_set(NULL, "%s: %s", sink, lumio_strerror(rc));
+        return rc;
+    }
     return open_common(out, fd, true, sink, o);
 }
 
@@ -403,6 +419,7 @@ static int open_sink(lumio_stream_writer **out, const char *sink,
 static int with_timer(int rc, lumio_stream_writer **out) {
     if (rc < 0) return rc;
     if ((rc = start_timer(*out)) < 0) {
+        lumio__err_set(NULL, "starting the flush timer: %s", lumio_strerror(rc));
         lumio_stream_writer_close(*out);
         *out = NULL;
     }
@@ -410,17 +427,29 @@ static int with_timer(int rc, lumio_stream_writer **out) {
 }
 
 int lumio_stream_writer_open(lumio_stream_writer **out, const char *sink,
-                             const lumio_stream_writer_options *o) {
-    if (!out || !sink) return -EINVAL;
-    return with_timer(open_sink(out, sink, o), out);
+                             const lumio_stream_writer_options *opts) {
+    if (!out) return -EINVAL;
+    *out = NULL;
+    if (!sink) return -EINVAL;
+    lumio_stream_writer_options o = {0};
+    if (opts) o = *opts;
+    int rc = writer_defaults(&o);
+    if (rc < 0) return rc;
+    return with_timer(open_sink(out, sink, &o), out);
 }
 
 int lumio_stream_writer_open_fd(lumio_stream_writer **out, int fd,
-                                const lumio_stream_writer_options *o) {
-    if (!out || fd < 0) return -EBADF;
+                                const lumio_stream_writer_options *opts) {
+    if (!out) return -EINVAL;
+    *out = NULL;
+    if (fd < 0) return -EBADF;
+    lumio_stream_writer_options o = {0};
+    if (opts) o = *opts;
+    int rc = writer_defaults(&o);
+    if (rc < 0) return rc;
     char name[32];
     snprintf(name, sizeof name, "fd %d", fd);
-    return with_timer(open_common(out, fd, false, name, o), out);
+    return with_timer(open_common(out, fd, false, name, &o), out);
 }
 
 /* ---- writing ------------------------------------------------------------------------ */
@@ -569,8 +598,8 @@ void lumio_stream_writer_get_stats(const lumio_stream_writer *cw, lumio_stream_w
     if (w->timer_on) pthread_mutex_unlock(&w->mu);
 }
 
-const char *lumio_stream_writer_error(const lumio_stream_writer *w) {
-    return w ? w->err : "";
+char *lumio_stream_writer_last_error(const lumio_stream_writer *w, char *buf, size_t len) {
+    return lumio__err_get(w ? &w->err : NULL, buf, len);
 }
 
 /* Append ", N what" to the message when N is not 0. */
@@ -598,8 +627,8 @@ static int finish_tcp(lumio_stream_writer *w) {
     part(why, sizeof why, ns->lost_chunks, "sent but not acknowledged when a connection broke");
     part(why, sizeof why, ns->ninflight, "sent but not acknowledged within the close timeout");
     part(why, sizeof why, ns->nqueued, end);
-    snprintf(w->err, sizeof w->err, "%s: %" PRIu64 " of %" PRIu64 " chunks not delivered: %s",
-             w->sink, w->undelivered, w->stats.chunks, why);
+    lumio__err_set(&w->err, "%s: %" PRIu64 " of %" PRIu64 " chunks not delivered: %s", w->sink,
+                   w->undelivered, w->stats.chunks, why);
     return ns->last_err ? ns->last_err : -ETIMEDOUT;
 }
 
@@ -618,11 +647,11 @@ int lumio_stream_writer_finish(lumio_stream_writer *w) {
     return w->finish_rc = rc;
 }
 
-int lumio_stream_writer_close(lumio_stream_writer *w) {
-    if (!w) return 0;
-    int rc = lumio_stream_writer_finish(w);
+void lumio_stream_writer_close(lumio_stream_writer *w) {
+    if (!w) return;
+    lumio_stream_writer_finish(w);
     if (w->tcp) net_close(&w->net);
-    if (w->own_fd && close(w->fd) < 0 && rc == 0) rc = -errno;
+    if (w->own_fd) close(w->fd);
     for (size_t i = 0; i < w->strs.n; i++) free(w->strs.s[i]);
     free(w->strs.s);
     free(w->strs.len);
@@ -635,6 +664,6 @@ int lumio_stream_writer_close(lumio_stream_writer *w) {
     chunk_enc_free(&w->enc);
     bbuf_free(&w->out);
     free(w->ids);
+    lumio__err_fini(&w->err);
     free(w);
-    return rc;
 }
