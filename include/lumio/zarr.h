@@ -5,17 +5,23 @@
  * Example: read a region of a 3-d array.
  *
  *     lumio_zarr *z;
- *     if (lumio_zarr_open(&z, "data/temperature.zarr", NULL) < 0) ...
+ *     char err[LUMIO_ERROR_MAX];
+ *     if (lumio_zarr_open(&z, "data/temperature.zarr", NULL) < 0)
+ *         fprintf(stderr, "%s\n", lumio_zarr_last_error(NULL, err, sizeof err));
  *     lumio_zarr_info info;
  *     lumio_zarr_get_info(z, &info);
  *     uint64_t start[3] = {0, 100, 100}, shape[3] = {10, 64, 64};
  *     void *buf = malloc(10 * 64 * 64 * info.itemsize);
  *     if (lumio_zarr_read(z, start, shape, buf) < 0)
- *         fprintf(stderr, "%s\n", lumio_zarr_last_error(z));
+ *         fprintf(stderr, "%s\n", lumio_zarr_last_error(z, err, sizeof err));
  *     lumio_zarr_close(z);
  *
- * Threads: an array is used by one thread at a time; its reads decode on the
- * ring's worker pool.
+ * The whole program: examples/zarr_region.c (built with lumio).
+ *
+ * Threads: an array (and its series) is used by one thread at a time; its
+ * reads decode on the ring's worker pool. lumio_zarr_last_error may be
+ * called from any thread. Conventions shared by every pillar (names,
+ * errors, options): docs/API.md.
  */
 #ifndef LUMIO_ZARR_H
 #define LUMIO_ZARR_H
@@ -64,8 +70,10 @@ typedef struct lumio_zarr_info {
     /* A sharded array (v3 sharding_indexed): chunks is the shard shape and
      * this the shape of the chunks inside a shard; all 0 otherwise. */
     uint64_t inner_chunks[LUMIO_ZARR_MAX_DIMS];
+    uint64_t reserved[8]; /* zero */
 } lumio_zarr_info;
 
+/* Options: zero is the default in every field (docs/API.md). */
 typedef struct lumio_zarr_options {
     /* Reads go through this ring (NULL: the array makes one, with a remote
      * client of its own for URLs). */
@@ -83,18 +91,19 @@ typedef struct lumio_zarr_options {
      * this handle update it; changes made by others are not seen while a
      * chunk stays cached. */
     uint64_t cache_bytes;
+    uint64_t reserved[8]; /* must be 0 */
 } lumio_zarr_options;
-
-LUMIO_API void lumio_zarr_options_default(lumio_zarr_options *o);
 
 /* Open an array: a directory, an http(s):// URL or s3://BUCKET/PREFIX. Reads
  * the metadata and checks that every data type, codec and layout in it is
  * supported (else LUMIO_E_UNSUPPORTED, naming it; malformed metadata is
  * LUMIO_E_FORMAT). A location holding no array is -ENOENT; if it is a
- * group, the text says so and names the group's arrays. The error text is
- * in lumio_zarr_last_error(NULL) when opening fails. */
+ * group, the text says so and names the group's arrays. Options NULL: the
+ * defaults. The error text is in lumio_zarr_last_error(NULL, ...) when
+ * opening fails. */
 LUMIO_API int lumio_zarr_open(lumio_zarr **out, const char *location, const lumio_zarr_options *o);
 
+/* What the array is (shape, type, codecs). Any thread. */
 LUMIO_API void lumio_zarr_get_info(const lumio_zarr *z, lumio_zarr_info *info);
 
 /* Read the region [start, start + shape) into buf, in C order and the
@@ -115,12 +124,14 @@ typedef struct lumio_zarr_stats {
     uint64_t cache_hits;   /* chunks placed from the cache */
     uint64_t cache_misses; /* chunks looked up and read from the store */
     uint64_t cache_bytes;  /* decoded bytes held now */
+    uint64_t reserved[4];  /* zero */
 } lumio_zarr_stats;
 
 LUMIO_API void lumio_zarr_get_stats(const lumio_zarr *z, lumio_zarr_stats *s);
 
 /* Creating arrays: in a directory, or at an http(s):// URL that takes PUT
- * (WebDAV) or in s3://BUCKET/PREFIX. */
+ * (WebDAV) or in s3://BUCKET/PREFIX. Zero is the default in every field
+ * but ndim, shape, chunks and dtype, which are required. */
 typedef struct lumio_zarr_create_options {
     int format; /* 2 (default) or 3 */
     unsigned ndim;
@@ -130,7 +141,8 @@ typedef struct lumio_zarr_create_options {
     const char *codec;      /* "zstd[:LEVEL]" (default zstd:3), "gzip[:L]", "zlib[:L]" (v2),
                                "blosc[:CNAME[:LEVEL[:noshuffle|shuffle|bitshuffle]]]", "none" */
     int fortran_order;      /* chunks stored in F order (v3: a transpose codec) */
-    const char *fill_value; /* "0" (default), "7", "-1.5", "nan", "inf", "-inf", "true" */
+    const char *fill_value; /* "7", "-1.5", "nan", "inf", "-inf", "true"; NULL: "0" (rechunk:
+                               the source's) */
     char separator;         /* chunk key separator: 0 for the default ('.' in v2, '/' in v3) */
     int checksum;           /* v3: a crc32c codec after the compressor */
     /* v3: store the chunks in shards of this shape (a multiple of chunks in
@@ -142,13 +154,13 @@ typedef struct lumio_zarr_create_options {
      * opens the array (a failed or killed fill leaves nothing that looks
      * complete), though this handle reads and writes it as usual. */
     int defer_metadata;
+    uint64_t reserved[8]; /* must be 0 */
 } lumio_zarr_create_options;
-
-LUMIO_API void lumio_zarr_create_options_default(lumio_zarr_create_options *o);
 
 /* Create an array (a directory is made if missing; an existing array there
  * is an error, -EEXIST: checked atomically in a directory, checked then
- * written in a store) and open it. */
+ * written in a store) and open it. zo NULL: the defaults. A failure's text
+ * is in lumio_zarr_last_error(NULL, ...). */
 LUMIO_API int lumio_zarr_create(lumio_zarr **out, const char *path,
                                 const lumio_zarr_create_options *o, const lumio_zarr_options *zo);
 
@@ -170,15 +182,16 @@ LUMIO_API int lumio_zarr_write(lumio_zarr *z, const uint64_t *start, const uint6
                                const void *buf);
 
 /* Copy the array at src (any location) into a new array at dst (any
- * location that takes writes) with the chunks, codec, format, order and sharding of opts (its
- * shape and dtype are the source's; its fill value too when opts->fill_value
- * is NULL, which lumio_zarr_create_options_default does not leave it). It works
+ * location that takes writes) with the chunks, codec, format, order and
+ * sharding of opts (its shape and dtype are the source's, and its fill value
+ * too when opts->fill_value is NULL). It works
  * in blocks of whole destination chunks that fit in `memory` bytes (at least
  * 32 MiB: the whole process, the program included), each read once and
  * written once. zo (NULL: the defaults): its remote client, if any, reads a
  * URL source and writes a URL destination; its ring is not used (rechunk
- * makes rings sized to the budget). The error text is in
- * lumio_zarr_last_error(NULL). */
+ * makes rings sized to the budget). progress (NULL: none) is told the bytes
+ * written of the total. The error text is in lumio_zarr_last_error(NULL,
+ * ...). */
 LUMIO_API int lumio_zarr_rechunk(const char *src, const char *dst,
                                  const lumio_zarr_create_options *opts,
                                  const lumio_zarr_options *zo, uint64_t memory,
@@ -188,25 +201,32 @@ LUMIO_API int lumio_zarr_rechunk(const char *src, const char *dst,
  * of `axis` (0: the chunk size along it; for a sharded array, the inner
  * chunks') over the region start/shape (NULL: the whole array), delivered in
  * order, while the next `ahead` slabs (0: 4) are already being read and
- * decoded, out of order, on the workers. */
+ * decoded, out of order, on the workers. The array must outlive the series;
+ * the array is not used otherwise while the series is open. */
 typedef struct lumio_zarr_series lumio_zarr_series;
 
-LUMIO_API int lumio_zarr_series_open(lumio_zarr *z, unsigned axis, uint64_t step,
-                                     const uint64_t *start, const uint64_t *shape, unsigned ahead,
-                                     lumio_zarr_series **out);
+LUMIO_API int lumio_zarr_series_open(lumio_zarr_series **out, lumio_zarr *z, unsigned axis,
+                                     uint64_t step, const uint64_t *start, const uint64_t *shape,
+                                     unsigned ahead);
 
 /* The next slab: its bytes (C order over the slab's region, the array's byte
- * order; valid until the next call) and its number. Returns its size, 0 at
- * the end, or a negative code (the text in lumio_zarr_last_error). */
+ * order; valid until the next call on the series or its close) and its
+ * number. Returns its size, 0 at the end, or a negative code (the text in
+ * lumio_zarr_last_error of the array). */
 LUMIO_API int64_t lumio_zarr_series_next(lumio_zarr_series *s, const void **data, uint64_t *index);
 
+/* Stop reading ahead and free the series. Accepts NULL. */
 LUMIO_API void lumio_zarr_series_close(lumio_zarr_series *s);
 
-/* The last error's text (the chunk key, the store's message), secrets of
- * URLs in it redacted (lumio_redact). With NULL: the last failed open on
- * this thread. Valid until the next call of this function on the thread. */
-LUMIO_API const char *lumio_zarr_last_error(const lumio_zarr *z);
+/* The text of the array's last failure (the chunk key, the store's
+ * message), URL secrets redacted, copied into buf (LUMIO_ERROR_MAX bytes
+ * suffice), which is returned; "" if none. With NULL: this thread's last
+ * failed open, create or rechunk. Any thread. */
+LUMIO_API char *lumio_zarr_last_error(const lumio_zarr *z, char *buf, size_t len);
 
+/* Free the handle (and the ring it made); the stored array stays. An array
+ * created with defer_metadata and never committed is removed (see
+ * lumio_zarr_commit). Accepts NULL. */
 LUMIO_API void lumio_zarr_close(lumio_zarr *z);
 
 #ifdef __cplusplus
