@@ -215,10 +215,10 @@ int main(int argc, char **argv) {
     int fd = mkstemp(path);
     close(fd);
     lumio_stream_writer_options o;
-    lumio_stream_writer_options_default(&o);
+    o = (lumio_stream_writer_options){0};
     o.zstd_level = level;
     o.flush_samples = chunk;
-    o.flush_bytes = 0;
+    o.flush_bytes = -1;
     lumio_stream_writer *w;
     if (lumio_stream_writer_open(&w, path, &o) < 0) return 1;
     in = open_text(argv[1]);
@@ -226,7 +226,9 @@ int main(int argc, char **argv) {
     pclose(in);
     lumio_stream_writer_stats st;
     lumio_stream_writer_get_stats(w, &st);
-    if (rc != 0 || lumio_stream_writer_close(w) < 0) {
+    if (rc == 0) rc = lumio_stream_writer_finish(w);
+    lumio_stream_writer_close(w);
+    if (rc != 0) {
         fprintf(stderr, "stream_size: %s\n", err);
         return 1;
     }

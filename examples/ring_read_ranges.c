@@ -22,7 +22,7 @@ int main(int argc, char **argv) {
     lumio_op op = {.kind = LUMIO_OP_GET, .path = argv[1], .ranges = ranges, .nranges = 3};
     uint64_t g;
     if ((rc = lumio_ring_submit(r, &op, 1, NULL, &g)) < 0) {
-        fprintf(stderr, "submit: %s\n", lumio_ring_last_error(r));
+        fprintf(stderr, "submit: %s\n", lumio_ring_last_error(r, ERRBUF));
         return 1;
     }
     int status = 0, ended = 0;
@@ -47,7 +47,7 @@ int main(int argc, char **argv) {
             lumio_buffer_release(c[i].buffer);
         }
     }
-    lumio_ring_destroy(r);
+    lumio_ring_close(r);
     printf("lumio %s\n", lumio_version());
     return status;
 }

@@ -40,7 +40,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         return 0;
     }
     lumio_stream_reader *r;
-    if (lumio_stream_reader_open_fd(&r, fd) == 0) {
+    if (lumio_stream_reader_open_fd(&r, fd, NULL) == 0) {
         seen n = {0};
         if (lumio_stream_read(r, on_sample, on_meta, &n) == 0) {
             lumio_stream_read_stats st;

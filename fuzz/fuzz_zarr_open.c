@@ -44,7 +44,7 @@ static void rm_tree(const char *p) {
 
 static void cleanup(void) {
     if (root[0]) rm_tree(root);
-    lumio_ring_destroy(ring);
+    lumio_ring_close(ring);
 }
 
 static int setup(void) {
@@ -55,7 +55,7 @@ static int setup(void) {
         if (!mkdtemp(root)) root[0] = 0;
     }
     lumio_ring_options ro;
-    lumio_ring_options_default(&ro);
+    ro = (lumio_ring_options){0};
     ro.workers = 2;
     if (!root[0] || lumio_ring_create(&ring, &ro) < 0) abort(); /* the harness, not the input */
     atexit(cleanup);
@@ -202,7 +202,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         put(dir, v3 ? "zarr.json" : ".zarray", (const uint8_t *)text, tlen);
     }
     lumio_zarr_options o;
-    lumio_zarr_options_default(&o);
+    o = (lumio_zarr_options){0};
     o.ring = ring;
     o.max_chunks_in_flight = 8;
     if (flags & 4) o.cache_bytes = 1 << 20;

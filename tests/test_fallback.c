@@ -29,7 +29,7 @@ static int block_io_uring(void) {
 TEST(auto_falls_back_to_threads) {
     uint8_t *want = make_file(tmp_path("fb.bin"), 100000, 3);
     lumio_ring_options o;
-    lumio_ring_options_default(&o);
+    o = (lumio_ring_options){0};
     o.backend = LUMIO_BACKEND_URING;
     lumio_ring *r = NULL;
     CHECK_EQ(lumio_ring_create(&r, &o), LUMIO_E_BACKEND);
@@ -47,7 +47,7 @@ TEST(auto_falls_back_to_threads) {
     CHECK(c[0].length == 1000 && memcmp(c[0].data, want + 99000, 1000) == 0);
     CHECK(c[0].flags & LUMIO_CQE_GROUP_END);
     lumio_buffer_release(c[0].buffer);
-    lumio_ring_destroy(r);
+    lumio_ring_close(r);
     free(want);
 }
 

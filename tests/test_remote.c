@@ -37,7 +37,7 @@ static char *url_of(const char *base, const char *name) {
 
 static lumio_remote *client(unsigned concurrency, unsigned pool, uint64_t part) {
     lumio_remote_options o;
-    lumio_remote_options_default(&o);
+    o = (lumio_remote_options){0};
     o.concurrency = concurrency;
     o.pool_size = pool;
     o.part_size = part;
@@ -125,10 +125,10 @@ TEST(stat_and_missing) {
     CHECK(info.etag[0] == '"');
     int rc = lumio_remote_stat(rm, url_of(http_url, "missing.bin"), &info);
     CHECK_EQ(rc, -ENOENT);
-    CHECK(strstr(lumio_remote_last_error(rm), "missing.bin") != NULL);
-    CHECK(strstr(lumio_remote_last_error(rm), "404") != NULL);
+    CHECK(strstr(lumio_remote_last_error(rm, ERRBUF), "missing.bin") != NULL);
+    CHECK(strstr(lumio_remote_last_error(rm, ERRBUF), "404") != NULL);
     CHECK_EQ(lumio_remote_stat(rm, "ftp://x/y", &info), -EINVAL);
-    lumio_remote_destroy(rm);
+    lumio_remote_close(rm);
     free(d);
 }
 
@@ -152,7 +152,7 @@ TEST(read_in_parts) {
     CHECK(st.connections <= 8);
     free(buf);
     free(d);
-    lumio_remote_destroy(rm);
+    lumio_remote_close(rm);
 }
 
 TEST(download_to_file) {
@@ -173,7 +173,7 @@ TEST(download_to_file) {
     CHECK(st.connections >= 1 && st.connections <= 3);
     free(back);
     free(d);
-    lumio_remote_destroy(rm);
+    lumio_remote_close(rm);
 }
 
 TEST(connections_reused) {
@@ -189,7 +189,7 @@ TEST(connections_reused) {
     CHECK(st.connections <= 4); /* kept alive across 320 requests */
     free(buf);
     free(d);
-    lumio_remote_destroy(rm);
+    lumio_remote_close(rm);
 }
 
 /* HTTPS with nginx's self-signed certificate, over HTTP/2: with a pool of
@@ -203,7 +203,7 @@ TEST(https_http2_multiplexed) {
     size_t size = 3 << 20;
     uint8_t *d = serve("tls.bin", size, 40);
     lumio_remote_options o;
-    lumio_remote_options_default(&o);
+    o = (lumio_remote_options){0};
     o.concurrency = 8;
     o.pool_size = 1;
     o.part_size = 128 << 10;
@@ -212,22 +212,22 @@ TEST(https_http2_multiplexed) {
     CHECK_RC(lumio_remote_create(&rm, &o));
     uint8_t *buf = malloc(size);
     int64_t n = lumio_remote_read(rm, url_of(https, "tls.bin"), 0, size, buf);
-    if (n < 0) fprintf(stderr, "  %s\n", lumio_remote_last_error(rm));
+    if (n < 0) fprintf(stderr, "  %s\n", lumio_remote_last_error(rm, ERRBUF));
     CHECK_EQ(n, (int64_t)size);
     CHECK(memcmp(buf, d, size) == 0);
     lumio_remote_stats st;
     lumio_remote_get_stats(rm, &st);
     CHECK_EQ(st.requests, 24);
     CHECK_EQ(st.connections, 1);
-    lumio_remote_destroy(rm);
+    lumio_remote_close(rm);
     /* Without the CA the certificate is refused: a final error, no retries. */
     o.ca_file = "/dev/null";
     CHECK_RC(lumio_remote_create(&rm, &o));
     CHECK(lumio_remote_read(rm, url_of(https, "tls.bin"), 0, 100, buf) < 0);
-    CHECK(strstr(lumio_remote_last_error(rm), "tls.bin") != NULL);
+    CHECK(strstr(lumio_remote_last_error(rm, ERRBUF), "tls.bin") != NULL);
     lumio_remote_get_stats(rm, &st);
     CHECK_EQ(st.retries, 0);
-    lumio_remote_destroy(rm);
+    lumio_remote_close(rm);
     free(buf);
     free(d);
 }
@@ -241,7 +241,7 @@ TEST(ring_mixed_local_and_remote) {
     uint8_t *ld = make_file(local, 100000, 6);
     lumio_remote *rm = client(8, 8, 256 << 10);
     lumio_ring_options o;
-    lumio_ring_options_default(&o);
+    o = (lumio_ring_options){0};
     o.remote = rm;
     lumio_ring *r;
     CHECK_RC(lumio_ring_create(&r, &o));
@@ -279,7 +279,7 @@ TEST(ring_mixed_local_and_remote) {
             seen++;
             if (c[i].op_index == 2) {
                 CHECK_EQ(c[i].result, -ENOENT);
-                CHECK(strstr(lumio_ring_last_error(r), "nothere.bin") != NULL);
+                CHECK(strstr(lumio_ring_last_error(r, ERRBUF), "nothere.bin") != NULL);
                 errors++;
             } else if (c[i].op_index == 1) {
                 CHECK_EQ(c[i].result, 0);
@@ -310,8 +310,8 @@ TEST(ring_mixed_local_and_remote) {
     lumio_ring_stats rs;
     lumio_ring_get_stats(r, &rs);
     CHECK(rs.ranges_coalesced >= N);
-    lumio_ring_destroy(r);
-    lumio_remote_destroy(rm);
+    lumio_ring_close(r);
+    lumio_remote_close(rm);
     free(d);
     free(ld);
 }
@@ -326,7 +326,7 @@ TEST(ring_blocks_in_order) {
     lumio_op op = {
         .kind = LUMIO_OP_GET, .path = url_of(http_url, "blocks.bin"), .block_size = 65536};
     lumio_group_options go;
-    lumio_group_options_default(&go);
+    go = (lumio_group_options){0};
     go.in_order = 1;
     uint64_t g;
     CHECK_RC(lumio_ring_submit(r, &op, 1, &go, &g));
@@ -347,7 +347,7 @@ TEST(ring_blocks_in_order) {
     lumio_op put = {
         .kind = LUMIO_OP_PUT, .path = url_of(http_url, "x"), .ranges = &pr, .nranges = 1};
     CHECK_EQ(lumio_ring_submit(r, &put, 1, NULL, &g), LUMIO_E_UNSUPPORTED);
-    lumio_ring_destroy(r);
+    lumio_ring_close(r);
     free(d);
 }
 
@@ -358,7 +358,7 @@ TEST(rfile_sequential_prefetches) {
     uint8_t *d = serve("seq.bin", size, 9);
     lumio_remote *rm = client(8, 8, 1 << 20);
     lumio_rfile *f;
-    CHECK_RC(lumio_rfile_open(rm, url_of(http_url, "seq.bin"), &f));
+    CHECK_RC(lumio_rfile_open(&f, rm, url_of(http_url, "seq.bin")));
     CHECK_EQ(lumio_rfile_size(f), size);
     uint8_t *buf = malloc(size);
     size_t got = 0;
@@ -386,7 +386,7 @@ TEST(rfile_sequential_prefetches) {
     lumio_rfile_close(f);
     free(buf);
     free(d);
-    lumio_remote_destroy(rm);
+    lumio_remote_close(rm);
 }
 
 TEST(rfile_random_fetches_what_it_asks) {
@@ -394,7 +394,7 @@ TEST(rfile_random_fetches_what_it_asks) {
     uint8_t *d = serve("rnd.bin", size, 10);
     lumio_remote *rm = client(8, 8, 8 << 20);
     lumio_rfile *f;
-    CHECK_RC(lumio_rfile_open(rm, url_of(http_url, "rnd.bin"), &f));
+    CHECK_RC(lumio_rfile_open(&f, rm, url_of(http_url, "rnd.bin")));
     uint8_t buf[4096];
     uint64_t seed = 11;
     for (int i = 0; i < 300; i++) {
@@ -412,7 +412,7 @@ TEST(rfile_random_fetches_what_it_asks) {
     CHECK(memcmp(buf, d + (12 << 20), 4096) == 0);
     lumio_rfile_close(f);
     free(d);
-    lumio_remote_destroy(rm);
+    lumio_remote_close(rm);
 }
 
 /* The object is replaced while it is read: an error, never mixed bytes. */
@@ -421,7 +421,7 @@ TEST(overwrite_is_detected) {
     uint8_t *d = serve("ow.bin", size, 12);
     lumio_remote *rm = client(2, 2, 256 << 10);
     lumio_rfile *f;
-    CHECK_RC(lumio_rfile_open(rm, url_of(http_url, "ow.bin"), &f));
+    CHECK_RC(lumio_rfile_open(&f, rm, url_of(http_url, "ow.bin")));
     uint8_t buf[4096];
     CHECK_EQ(lumio_rfile_pread(f, buf, 4096, 0), 4096);
     free(serve("ow.bin", size, 13)); /* same size, new bytes, new mtime */
@@ -431,10 +431,10 @@ TEST(overwrite_is_detected) {
     utimensat(AT_FDCWD, path, ts, 0);
     int64_t rc = lumio_rfile_pread(f, buf, 4096, 1 << 20);
     CHECK_EQ(rc, LUMIO_E_CHANGED);
-    CHECK(strstr(lumio_rfile_last_error(f), "ow.bin") != NULL);
+    CHECK(strstr(lumio_rfile_last_error(f, ERRBUF), "ow.bin") != NULL);
     lumio_rfile_close(f);
     free(d);
-    lumio_remote_destroy(rm);
+    lumio_remote_close(rm);
 }
 
 /* ---- writes ------------------------------------------------------------------- */
@@ -469,10 +469,10 @@ TEST(put_whole_objects) {
     CHECK_EQ(info.size, 0);
     int rc = lumio_remote_put(rm, url_of(http_url, "w/refused.bin"), d, 10);
     CHECK_EQ(rc, LUMIO_E_HTTP);
-    CHECK(strstr(lumio_remote_last_error(rm), "PUT") != NULL);
-    CHECK(strstr(lumio_remote_last_error(rm), "405") != NULL);
-    CHECK(strstr(lumio_remote_last_error(rm), "refused.bin") != NULL);
-    lumio_remote_destroy(rm);
+    CHECK(strstr(lumio_remote_last_error(rm, ERRBUF), "PUT") != NULL);
+    CHECK(strstr(lumio_remote_last_error(rm, ERRBUF), "405") != NULL);
+    CHECK(strstr(lumio_remote_last_error(rm, ERRBUF), "refused.bin") != NULL);
+    lumio_remote_close(rm);
     free(d);
     free(back);
 }
@@ -490,7 +490,7 @@ static void through_faults(const char *name, size_t size, uint64_t seed, const c
         return;
     }
     lumio_remote_options o;
-    lumio_remote_options_default(&o);
+    o = (lumio_remote_options){0};
     o.concurrency = 4;
     o.pool_size = 4;
     o.part_size = 512 << 10;
@@ -502,23 +502,23 @@ static void through_faults(const char *name, size_t size, uint64_t seed, const c
     CHECK_RC(lumio_remote_create(&rm, &o));
     uint8_t *buf = malloc(size);
     int64_t n = lumio_remote_read(rm, url_of(p.url, name), 0, size, buf);
-    if (n < 0) fprintf(stderr, "  %s\n", lumio_remote_last_error(rm));
+    if (n < 0) fprintf(stderr, "  %s\n", lumio_remote_last_error(rm, ERRBUF));
     CHECK_EQ(n, (int64_t)size);
     CHECK(memcmp(buf, d, size) == 0);
     /* And through the prefetching reader. */
     lumio_rfile *f;
-    CHECK_RC(lumio_rfile_open(rm, url_of(p.url, name), &f));
+    CHECK_RC(lumio_rfile_open(&f, rm, url_of(p.url, name)));
     memset(buf, 0, size);
     size_t got = 0;
     while ((n = lumio_rfile_read(f, buf + got, 100000)) > 0) got += (size_t)n;
-    if (n < 0) fprintf(stderr, "  %s\n", lumio_rfile_last_error(f));
+    if (n < 0) fprintf(stderr, "  %s\n", lumio_rfile_last_error(f, ERRBUF));
     CHECK_EQ(got, size);
     CHECK(memcmp(buf, d, size) == 0);
     lumio_rfile_close(f);
     lumio_remote_stats st;
     lumio_remote_get_stats(rm, &st);
     if (retries_out) *retries_out = (int)st.retries;
-    lumio_remote_destroy(rm);
+    lumio_remote_close(rm);
     proxy_stop(&p);
     free(buf);
     free(d);
@@ -563,7 +563,7 @@ TEST(put_through_faults) {
         return;
     }
     lumio_remote_options o;
-    lumio_remote_options_default(&o);
+    o = (lumio_remote_options){0};
     o.backoff_ms = 5;
     o.backoff_max_ms = 20;
     o.retries = 10;
@@ -579,7 +579,7 @@ TEST(put_through_faults) {
         char name[64];
         snprintf(name, sizeof name, "pf/%d.bin", i);
         int rc = lumio_remote_put(rm, url_of(dav, name), d, size - (size_t)i);
-        if (rc < 0) fprintf(stderr, "  %s\n", lumio_remote_last_error(rm));
+        if (rc < 0) fprintf(stderr, "  %s\n", lumio_remote_last_error(rm, ERRBUF));
         CHECK_RC(rc);
         snprintf(path, sizeof path, "%s/%s", http_root, name);
         size_t got;
@@ -590,7 +590,7 @@ TEST(put_through_faults) {
     lumio_remote_stats st;
     lumio_remote_get_stats(rm, &st);
     CHECK(st.retries > 0);
-    lumio_remote_destroy(rm);
+    lumio_remote_close(rm);
     proxy_stop(&p);
     free(d);
 }
@@ -601,16 +601,16 @@ static int64_t read_through(const char *name, const char *const *args, unsigned 
     proxy p;
     if (proxy_start(&p, args) < 0) return -9999;
     lumio_remote_options o;
-    lumio_remote_options_default(&o);
-    o.retries = retries;
+    o = (lumio_remote_options){0};
+    o.retries = retries ? (int)retries : -1;
     o.backoff_ms = 5;
     o.backoff_max_ms = 20;
     lumio_remote *rm;
     if (lumio_remote_create(&rm, &o) < 0) return -9998;
     uint8_t buf[1000];
     int64_t n = lumio_remote_read(rm, url_of(p.url, name), 100, sizeof buf, buf);
-    snprintf(err, errlen, "%s", lumio_remote_last_error(rm));
-    lumio_remote_destroy(rm);
+    snprintf(err, errlen, "%s", lumio_remote_last_error(rm, ERRBUF));
+    lumio_remote_close(rm);
     proxy_stop(&p);
     *requests = proxy_requests(&p);
     return n;
@@ -660,7 +660,7 @@ TEST(ring_destroy_cancels_remote) {
     CHECK_RC(proxy_start(&p, (const char *const[]){"--fault", "stall:1:20000", NULL}));
     lumio_remote *rm = client(2, 2, 4 << 20);
     lumio_ring_options o;
-    lumio_ring_options_default(&o);
+    o = (lumio_ring_options){0};
     o.remote = rm;
     lumio_ring *r;
     CHECK_RC(lumio_ring_create(&r, &o));
@@ -672,12 +672,12 @@ TEST(ring_destroy_cancels_remote) {
     lumio_completion c[4];
     CHECK_EQ(lumio_ring_wait(r, g, c, 4, 0), 0); /* starts the I/O, collects nothing */
     usleep(300 * 1000);                          /* the stall has begun */
-    lumio_ring_destroy(r);
+    lumio_ring_close(r);
     lumio_remote_stats st;
     lumio_remote_get_stats(rm, &st);
     CHECK(st.bytes_fetched > 0);    /* it had started */
     CHECK(st.bytes_fetched < size); /* and did not wait for the rest */
-    lumio_remote_destroy(rm);
+    lumio_remote_close(rm);
     proxy_stop(&p);
     free(d);
 }
@@ -691,8 +691,8 @@ TEST(fault_etag_changes) {
     lumio_remote *rm = client(1, 1, 256 << 10);
     uint8_t *buf = malloc(size);
     CHECK_EQ(lumio_remote_read(rm, url_of(p.url, "etag.bin"), 0, size, buf), LUMIO_E_CHANGED);
-    CHECK(strstr(lumio_remote_last_error(rm), "changed") != NULL);
-    lumio_remote_destroy(rm);
+    CHECK(strstr(lumio_remote_last_error(rm, ERRBUF), "changed") != NULL);
+    lumio_remote_close(rm);
     proxy_stop(&p);
     free(buf);
     free(d);

@@ -25,7 +25,7 @@ static const char *url(const char *path) {
 
 static lumio_remote *client(uint64_t part, unsigned timeout_ms) {
     lumio_remote_options o;
-    lumio_remote_options_default(&o);
+    o = (lumio_remote_options){0};
     o.part_size = part;
     o.backoff_ms = 10;
     o.backoff_max_ms = 50;
@@ -51,7 +51,7 @@ static void read_range(const char *mode, bool expect_stream) {
     uint64_t off = 3000001, len = 1500000;
     uint8_t *buf = malloc(len);
     int64_t n = lumio_remote_read(rm, url(path), off, len, buf);
-    if (n < 0) fprintf(stderr, "  %s\n", lumio_remote_last_error(rm));
+    if (n < 0) fprintf(stderr, "  %s\n", lumio_remote_last_error(rm, ERRBUF));
     CHECK_EQ(n, (int64_t)len);
     CHECK(n == (int64_t)len && !memcmp(buf, data + off, len));
     CHECK(expect_stream ? whole_gets(rm) > 0 : whole_gets(rm) == 0);
@@ -60,7 +60,7 @@ static void read_range(const char *mode, bool expect_stream) {
     CHECK_EQ(n, 10);
     CHECK(n == 10 && !memcmp(buf, data + SIZE - 10, 10));
     free(buf);
-    lumio_remote_destroy(rm);
+    lumio_remote_close(rm);
 }
 
 TEST(read_plain) {
@@ -83,11 +83,11 @@ static void rfile_all(const char *path, bool size_known) {
     CHECK(rm);
     if (!rm) return;
     lumio_rfile *f = NULL;
-    int rc = lumio_rfile_open(rm, url(path), &f);
-    if (rc < 0) fprintf(stderr, "  %s: %s\n", path, lumio_remote_last_error(rm));
+    int rc = lumio_rfile_open(&f, rm, url(path));
+    if (rc < 0) fprintf(stderr, "  %s: %s\n", path, lumio_remote_last_error(rm, ERRBUF));
     CHECK_EQ(rc, 0);
     if (rc < 0) {
-        lumio_remote_destroy(rm);
+        lumio_remote_close(rm);
         return;
     }
     CHECK(size_known ? lumio_rfile_size(f) == SIZE : lumio_rfile_size(f) == UINT64_MAX);
@@ -95,7 +95,7 @@ static void rfile_all(const char *path, bool size_known) {
     uint64_t got = 0;
     int64_t n;
     while ((n = lumio_rfile_read(f, out + got, 77777)) > 0) got += (uint64_t)n;
-    if (n < 0) fprintf(stderr, "  %s: %s\n", path, lumio_rfile_last_error(f));
+    if (n < 0) fprintf(stderr, "  %s: %s\n", path, lumio_rfile_last_error(f, ERRBUF));
     CHECK_EQ(n, 0);
     CHECK_EQ(got, SIZE);
     CHECK(got == SIZE && !memcmp(out, data, SIZE));
@@ -106,7 +106,7 @@ static void rfile_all(const char *path, bool size_known) {
     CHECK(n == 1000 && !memcmp(out, data + 4000000, 1000));
     lumio_rfile_close(f);
     free(out);
-    lumio_remote_destroy(rm);
+    lumio_remote_close(rm);
 }
 
 /* "http://u:hunter2@127.0.0.1:PORT/PATH": a password the messages must hide. */
@@ -125,7 +125,7 @@ static int64_t read_to_end(lumio_rfile *f, uint8_t *out) {
 }
 
 static void says_cut_short(lumio_rfile *f, int64_t n) {
-    const char *e = lumio_rfile_last_error(f);
+    const char *e = lumio_rfile_last_error(f, ERRBUF);
     CHECK_EQ(n, LUMIO_E_CHANGED);
     if (!strstr(e, "its size was 5000007") || strstr(e, "hunter2"))
         fprintf(stderr, "  shortbody: \"%s\"\n", e);
@@ -141,14 +141,14 @@ TEST(rfile_body_shorter_than_size) {
     CHECK(rm);
     if (!rm) return;
     lumio_rfile *f = NULL, *g = NULL;
-    int rc = lumio_rfile_open(rm, url_with_password("shortbody/obj.bin"), &f);
+    int rc = lumio_rfile_open(&f, rm, url_with_password("shortbody/obj.bin"));
     CHECK_EQ(rc, 0);
     uint8_t *out = malloc(SIZE);
     if (rc == 0) {
         CHECK_EQ(lumio_rfile_size(f), SIZE);
         says_cut_short(f, read_to_end(f, out)); /* found out by a ranged read */
         /* The object is known to ignore Range now: g reads one stream. */
-        rc = lumio_rfile_open(rm, url_with_password("shortbody/obj.bin"), &g);
+        rc = lumio_rfile_open(&g, rm, url_with_password("shortbody/obj.bin"));
         CHECK_EQ(rc, 0);
     }
     if (g) {
@@ -158,7 +158,7 @@ TEST(rfile_body_shorter_than_size) {
     }
     if (f) lumio_rfile_close(f);
     free(out);
-    lumio_remote_destroy(rm);
+    lumio_remote_close(rm);
 }
 
 TEST(rfile_ignoring_range) {
@@ -184,9 +184,9 @@ TEST(stat_head_forbidden) {
     /* A wrong signature: the GET's own answer is the error. */
     rc = lumio_remote_stat(rm, url("nohead/obj.bin?X-Amz-Signature=bad"), &in);
     CHECK_EQ(rc, -EACCES);
-    CHECK(strstr(lumio_remote_last_error(rm), "GET ") != NULL);
-    CHECK(strstr(lumio_remote_last_error(rm), "403") != NULL);
-    lumio_remote_destroy(rm);
+    CHECK(strstr(lumio_remote_last_error(rm, ERRBUF), "GET ") != NULL);
+    CHECK(strstr(lumio_remote_last_error(rm, ERRBUF), "403") != NULL);
+    lumio_remote_close(rm);
 }
 
 TEST(download_head_forbidden) {
@@ -201,7 +201,7 @@ TEST(download_head_forbidden) {
     uint8_t *got = read_file(out, &len);
     CHECK(got && len == SIZE && !memcmp(got, data, SIZE));
     free(got);
-    lumio_remote_destroy(rm);
+    lumio_remote_close(rm);
 }
 
 /* The ring's whole-object GET of a URL learns the size by HEAD: where HEAD
@@ -210,7 +210,7 @@ TEST(download_head_forbidden) {
 static int ring_whole(lumio_remote *rm, const char *path, uint8_t **got, uint64_t *len, char *err,
                       size_t errlen) {
     lumio_ring_options o;
-    lumio_ring_options_default(&o);
+    o = (lumio_ring_options){0};
     o.remote = rm;
     lumio_ring *r;
     if (lumio_ring_create(&r, &o) < 0) return -1;
@@ -226,14 +226,14 @@ static int ring_whole(lumio_remote *rm, const char *path, uint8_t **got, uint64_
         for (int i = 0; i < n; i++) {
             if (c[i].result < 0) {
                 rc = c[i].result;
-                snprintf(err, errlen, "%s", lumio_ring_last_error(r));
+                snprintf(err, errlen, "%s", lumio_ring_last_error(r, ERRBUF));
             } else if ((*got = realloc(*got, *len + c[i].length))) {
                 memcpy(*got + *len, c[i].data, c[i].length);
                 *len += c[i].length;
             }
             lumio_buffer_release(c[i].buffer);
         }
-    lumio_ring_destroy(r);
+    lumio_ring_close(r);
     return rc;
 }
 
@@ -257,35 +257,35 @@ TEST(ring_head_forbidden) {
     CHECK(rc < 0);
     CHECK(strstr(err, "gives no size") != NULL);
     free(got);
-    lumio_remote_destroy(rm);
+    lumio_remote_close(rm);
 }
 
 TEST(timeout_never_answers) {
     CHECK(1);
     lumio_remote_options o;
-    lumio_remote_options_default(&o);
+    o = (lumio_remote_options){0};
     CHECK(o.timeout_ms > 0 && o.timeout_ms <= 120000); /* the default gives up in time */
     lumio_remote *rm = client(0, 300);
     lumio_rfile *f = NULL;
-    int rc = lumio_rfile_open(rm, url("hang/x"), &f);
+    int rc = lumio_rfile_open(&f, rm, url("hang/x"));
     CHECK_EQ(rc, -ETIMEDOUT);
-    CHECK(strstr(lumio_remote_last_error(rm), "/hang/x") != NULL);
-    CHECK(strstr(lumio_remote_last_error(rm), "no progress") != NULL);
+    CHECK(strstr(lumio_remote_last_error(rm, ERRBUF), "/hang/x") != NULL);
+    CHECK(strstr(lumio_remote_last_error(rm, ERRBUF), "no progress") != NULL);
     uint8_t b[16];
     CHECK_EQ(lumio_remote_read(rm, url("hang/y"), 0, sizeof b, b), -ETIMEDOUT);
-    lumio_remote_destroy(rm);
+    lumio_remote_close(rm);
 }
 
 /* One line naming the URL and what happened. */
 static void broken(const char *path, const char *says) {
     lumio_remote *rm = client(0, 30000);
     int rc = lumio_remote_stat(rm, url(path), NULL);
-    const char *e = lumio_remote_last_error(rm);
+    const char *e = lumio_remote_last_error(rm, ERRBUF);
     CHECK(rc < 0);
     if (!strstr(e, says) || !strstr(e, path) || strchr(e, '\n'))
         fprintf(stderr, "  %s: \"%s\" does not say \"%s\"\n", path, e, says);
     CHECK(strstr(e, says) != NULL && strstr(e, path) != NULL && !strchr(e, '\n'));
-    lumio_remote_destroy(rm);
+    lumio_remote_close(rm);
 }
 
 TEST(clear_errors) {
@@ -307,11 +307,11 @@ TEST(endless_interim_heads_time_out) {
     CHECK(rm);
     if (!rm) return;
     int rc = lumio_remote_stat(rm, url("spam100/x"), NULL);
-    const char *e = lumio_remote_last_error(rm);
+    const char *e = lumio_remote_last_error(rm, ERRBUF);
     if (rc != -ETIMEDOUT || !strstr(e, "no progress for")) fprintf(stderr, "  spam100: %s\n", e);
     CHECK_EQ(rc, -ETIMEDOUT);
     CHECK(strstr(e, "spam100/x") && strstr(e, "no progress for"));
-    lumio_remote_destroy(rm);
+    lumio_remote_close(rm);
 }
 
 /* One interim head before the response is fine. */

@@ -42,7 +42,7 @@ static int collect(lumio_ring *r, uint64_t g, lumio_completion *out, int max) {
         lumio_completion c[16];
         int k = lumio_ring_wait(r, g, c, 16, 1);
         if (k < 0) {
-            fprintf(stderr, "wait: %s (%s)\n", lumio_strerror(k), lumio_ring_last_error(r));
+            fprintf(stderr, "wait: %s (%s)\n", lumio_strerror(k), lumio_ring_last_error(r, ERRBUF));
             return k;
         }
         if (k == 0) break;
@@ -104,7 +104,7 @@ TEST(ranges_of_one_file) {
         CHECK(st.short_retries > 0);
     }
     release_all(c, n);
-    lumio_ring_destroy(r);
+    lumio_ring_close(r);
     free(want);
 }
 
@@ -121,7 +121,7 @@ static void many_files(unsigned coalesce_gap, uint64_t max_io, int direct) {
         want[f] = make_file(tmp_path(paths[f]), sizes[f], 100 + f);
     }
     lumio_ring_options o;
-    lumio_ring_options_default(&o);
+    o = (lumio_ring_options){0};
     o.coalesce_gap = coalesce_gap;
     o.max_io_size = max_io;
     o.direct = direct;
@@ -161,7 +161,7 @@ static void many_files(unsigned coalesce_gap, uint64_t max_io, int direct) {
     if (coalesce_gap == 0) CHECK_EQ(st.ranges_coalesced, 0);
     if (max_io < 9000) CHECK(st.reads > (uint64_t)FILES * RANGES);
     release_all(c, n);
-    lumio_ring_destroy(r);
+    lumio_ring_close(r);
     for (int f = 0; f < FILES; f++) free(want[f]);
 }
 
@@ -186,7 +186,7 @@ TEST(caller_buffers) {
     uint8_t *want = make_file(tmp_path("dst.bin"), size, 7);
     for (int direct = 0; direct < 2; direct++) {
         lumio_ring_options o;
-        lumio_ring_options_default(&o);
+        o = (lumio_ring_options){0};
         o.direct = direct;
         o.max_io_size = 65536; /* split too */
         lumio_ring *r = ring_with(&o);
@@ -217,7 +217,7 @@ TEST(caller_buffers) {
         free(big);
         free(odd);
         free(aligned);
-        lumio_ring_destroy(r);
+        lumio_ring_close(r);
     }
     free(want);
 }
@@ -257,9 +257,9 @@ TEST(missing_file_is_one_error) {
         }
     }
     CHECK_EQ(errors, 1);
-    CHECK(strstr(lumio_ring_last_error(r), "missing.bin") != NULL);
+    CHECK(strstr(lumio_ring_last_error(r, ERRBUF), "missing.bin") != NULL);
     release_all(c, n);
-    lumio_ring_destroy(r);
+    lumio_ring_close(r);
     free(want);
 }
 
@@ -291,7 +291,7 @@ TEST(past_end_of_file) {
         CHECK_EQ(by_ud(c, n, 4)->result, 0);
         CHECK_EQ(by_ud(c, n, 5)->result, with_size ? LUMIO_E_RANGE : 0);
         release_all(c, n);
-        lumio_ring_destroy(r);
+        lumio_ring_close(r);
     }
 }
 
@@ -344,7 +344,7 @@ TEST(put_then_get) {
     n = collect(r, g, c, 4);
     CHECK_EQ(n, 1);
     CHECK_EQ(c[0].result, -ENOENT);
-    CHECK(strstr(lumio_ring_last_error(r), "no/such/dir/x") != NULL);
+    CHECK(strstr(lumio_ring_last_error(r, ERRBUF), "no/such/dir/x") != NULL);
     /* Truncate and create with no ranges: one op completion. */
     lumio_op tr = {.kind = LUMIO_OP_PUT, .path = path, .flags = LUMIO_OP_TRUNCATE, .user_data = 5};
     CHECK_RC(lumio_ring_submit(r, &tr, 1, NULL, &g));
@@ -353,7 +353,7 @@ TEST(put_then_get) {
     CHECK_EQ(c[0].result, 0);
     CHECK_EQ(c[0].user_data, 5);
     CHECK(stat(path, &st) == 0 && st.st_size == 0);
-    lumio_ring_destroy(r);
+    lumio_ring_close(r);
     free(data);
 }
 
@@ -399,7 +399,7 @@ TEST(blocks_and_empty_files) {
     CHECK_RC(lumio_ring_submit(r, NULL, 0, NULL, &g));
     n = collect(r, g, c, 32);
     CHECK_EQ(n, 1);
-    lumio_ring_destroy(r);
+    lumio_ring_close(r);
     free(want);
 }
 
@@ -413,7 +413,7 @@ TEST(in_order_delivery) {
         free(make_file(paths[f], (size_t)(f % 5) * 70000 + 1, f));
     }
     lumio_ring_options o;
-    lumio_ring_options_default(&o);
+    o = (lumio_ring_options){0};
     o.in_order = 1;
     o.max_buffers = 6; /* small pool: ordering must not deadlock it */
     o.queue_depth = 8;
@@ -451,14 +451,14 @@ TEST(in_order_delivery) {
     lumio_ring_stats st;
     lumio_ring_get_stats(r, &st);
     CHECK(st.pool_buffers_peak <= 6);
-    lumio_ring_destroy(r);
+    lumio_ring_close(r);
 }
 
 TEST(ordered_groups) {
     enum { GROUPS = 5, FILES = 4 };
     char paths[GROUPS * FILES][4096];
     lumio_ring_options o;
-    lumio_ring_options_default(&o);
+    o = (lumio_ring_options){0};
     o.ordered_groups = 1;
     lumio_ring *r = ring_with(&o);
     uint64_t gid[GROUPS];
@@ -495,7 +495,7 @@ TEST(ordered_groups) {
     }
     CHECK_EQ(ends, GROUPS);
     CHECK_EQ(lumio_ring_pending_groups(r), 0);
-    lumio_ring_destroy(r);
+    lumio_ring_close(r);
 }
 
 TEST(wait_on_one_group) {
@@ -520,15 +520,15 @@ TEST(wait_on_one_group) {
     for (int i = 0; i < n; i++) CHECK_EQ(c[i].group, ga);
     release_all(c, n);
     CHECK_EQ(lumio_ring_wait(r, ga, c, 10, 1), 0); /* finished: nothing to wait for */
-    lumio_ring_destroy(r);
+    lumio_ring_close(r);
 }
 
 TEST(pool_cap_and_stall) {
     free(make_file(tmp_path("pool.bin"), 1 << 20, 5));
     lumio_ring_options o;
-    lumio_ring_options_default(&o);
+    o = (lumio_ring_options){0};
     o.max_buffers = 4;
-    o.coalesce_gap = 0;
+    o.coalesce_gap = -1;
     lumio_ring *r = ring_with(&o);
     char p[4096];
     snprintf(p, sizeof p, "%s", tmp_path("pool.bin"));
@@ -542,7 +542,7 @@ TEST(pool_cap_and_stall) {
     lumio_completion more[4];
     int rc = lumio_ring_wait(r, g, more, 4, 1);
     CHECK_EQ(rc, LUMIO_E_STALLED);
-    CHECK(strstr(lumio_ring_last_error(r), "held by the caller") != NULL);
+    CHECK(strstr(lumio_ring_last_error(r, ERRBUF), "held by the caller") != NULL);
     release_all(held, have);
     int total = have;
     for (;;) {
@@ -557,13 +557,13 @@ TEST(pool_cap_and_stall) {
     lumio_ring_get_stats(r, &st);
     CHECK(st.pool_buffers_peak <= 4);
     CHECK(st.pool_waits > 0);
-    lumio_ring_destroy(r);
+    lumio_ring_close(r);
 }
 
 TEST(too_big_for_pool) {
     free(make_file(tmp_path("big.bin"), 300000, 5));
     lumio_ring_options o;
-    lumio_ring_options_default(&o);
+    o = (lumio_ring_options){0};
     o.max_bytes = 65536;
     lumio_ring *r = ring_with(&o);
     lumio_range rg[2] = {{.offset = 0, .length = LUMIO_WHOLE, .user_data = 1},
@@ -577,7 +577,7 @@ TEST(too_big_for_pool) {
     CHECK_EQ(by_ud(c, n, 1)->result, LUMIO_E_TOOBIG);
     CHECK_EQ(by_ud(c, n, 2)->result, 0);
     release_all(c, n);
-    lumio_ring_destroy(r);
+    lumio_ring_close(r);
 }
 
 static int hash_fn(void *arg, lumio_completion *c) {
@@ -599,7 +599,7 @@ TEST(compute_stage) {
     uint8_t *want = make_file(tmp_path("cmp.bin"), size, 8);
     for (int ordered = 0; ordered < 2; ordered++) {
         lumio_ring_options o;
-        lumio_ring_options_default(&o);
+        o = (lumio_ring_options){0};
         o.compute = hash_fn;
         o.in_order = ordered;
         o.max_buffers = 8;
@@ -629,7 +629,7 @@ TEST(compute_stage) {
             }
         }
         CHECK_EQ(count, (int)(size / 32768));
-        lumio_ring_destroy(r);
+        lumio_ring_close(r);
     }
     free(want);
 }
@@ -658,9 +658,9 @@ TEST(cancel_a_group) {
     snprintf(p, sizeof p, "%s", tmp_path("cancel.bin"));
     /* Stalled: every pool buffer held by the caller. */
     lumio_ring_options o;
-    lumio_ring_options_default(&o);
+    o = (lumio_ring_options){0};
     o.max_buffers = 4;
-    o.coalesce_gap = 0;
+    o.coalesce_gap = -1;
     lumio_ring *r = ring_with(&o);
     lumio_op op = {.kind = LUMIO_OP_GET, .path = p, .block_size = 4096};
     uint64_t g;
@@ -683,7 +683,7 @@ TEST(cancel_a_group) {
     CHECK_EQ(have + rest, 256);
     release_all(held, have);
     CHECK_EQ(lumio_ring_cancel(r, g), -ENOENT);
-    CHECK(strstr(lumio_ring_last_error(r), "no group") != NULL);
+    CHECK(strstr(lumio_ring_last_error(r, ERRBUF), "no group") != NULL);
     /* The ring goes on: a new group reads as before. */
     lumio_range one = {.offset = 4096, .length = 4096};
     lumio_op op2 = {.kind = LUMIO_OP_GET, .path = p, .ranges = &one, .nranges = 1};
@@ -692,12 +692,12 @@ TEST(cancel_a_group) {
     CHECK_EQ(c[0].result, 0);
     CHECK_EQ(c[0].length, 4096);
     release_all(c, 1);
-    lumio_ring_destroy(r);
+    lumio_ring_close(r);
 
     /* With a compute stage, canceled as soon as submitted: 40 ops of 32
      * ranges. Every range ends either computed or canceled, never both,
      * and the group ends. */
-    lumio_ring_options_default(&o);
+    o = (lumio_ring_options){0};
     o.compute = count_fn;
     o.max_buffers = 8;
     r = ring_with(&o);
@@ -727,11 +727,11 @@ TEST(cancel_a_group) {
     /* An op canceled before it opened ends as one completion. */
     CHECK(ok + canceled <= OPS * RANGES);
     CHECK_EQ(atomic_load(&computed), ok);
-    lumio_ring_destroy(r);
+    lumio_ring_close(r);
 
     /* Jobs already queued for the workers are not computed after the
      * cancel: one worker, a slow compute, 32 ranges. */
-    lumio_ring_options_default(&o);
+    o = (lumio_ring_options){0};
     o.compute = slow_count_fn;
     o.workers = 1;
     r = ring_with(&o);
@@ -744,15 +744,15 @@ TEST(cancel_a_group) {
     }
     CHECK_EQ(n, 0);
     CHECK(atomic_load(&computed) <= before + 1); /* at most the one running */
-    lumio_ring_destroy(r);
+    lumio_ring_close(r);
 
     /* Ordered groups: a group not started yet (the one before it is held
      * up by the caller's buffers) ends when canceled, without a stall; so
      * does one whose ops wait for the only open file. */
     for (int files = 0; files < 2; files++) {
-        lumio_ring_options_default(&o);
+        o = (lumio_ring_options){0};
         o.max_buffers = 2;
-        o.coalesce_gap = 0;
+        o.coalesce_gap = -1;
         o.ordered_groups = !files;
         if (files) o.max_open_files = 1;
         r = ring_with(&o);
@@ -778,7 +778,7 @@ TEST(cancel_a_group) {
         while ((n = lumio_ring_wait(r, ga, c, 64, 1)) > 0) release_all(c, n);
         CHECK_EQ(n, 0);
         CHECK_EQ(lumio_ring_pending_groups(r), 0);
-        lumio_ring_destroy(r);
+        lumio_ring_close(r);
     }
 }
 
@@ -798,7 +798,7 @@ TEST(fd_ops) {
     CHECK(memcmp(by_ud(c, n, 1)->data, want + 100, 50) == 0);
     CHECK(memcmp(by_ud(c, n, 2)->data, want + 19990, 10) == 0);
     release_all(c, n);
-    lumio_ring_destroy(r);
+    lumio_ring_close(r);
     CHECK(fcntl(fd, F_GETFD) >= 0); /* still the caller's */
     close(fd);
     free(want);
@@ -848,7 +848,7 @@ TEST(nofollow) {
     }
     CHECK_EQ(seen, 7);
     release_all(c, n);
-    lumio_ring_destroy(r);
+    lumio_ring_close(r);
     size_t len = 0;
     uint8_t *got = read_file(tmp_path("nf.bin"), &len);
     CHECK(got && len == 5000 && !memcmp(got, want, 5000)); /* not written through the link */
@@ -863,23 +863,23 @@ TEST(submit_validation) {
     lumio_op put = {.kind = LUMIO_OP_PUT, .path = "x", .ranges = &w, .nranges = 1};
     CHECK_EQ(lumio_ring_submit(r, &put, 1, NULL, &g), -EINVAL);
     /* The texts are part of the contract: checked whole. */
-    CHECK(!strcmp(lumio_ring_last_error(r), "submit: op 0 range 0: a put needs a buffer"));
+    CHECK(!strcmp(lumio_ring_last_error(r, ERRBUF), "submit: op 0 range 0: a put needs a buffer"));
     lumio_range neg = {.offset = -5, .length = 1, .buf = &w};
     put.ranges = &neg;
     CHECK_EQ(lumio_ring_submit(r, &put, 1, NULL, &g), -EINVAL);
-    CHECK(!strcmp(lumio_ring_last_error(r),
+    CHECK(!strcmp(lumio_ring_last_error(r, ERRBUF),
                   "submit: op 0 range 0: a put needs a non-negative offset and a length"));
     lumio_op nofile = {.kind = LUMIO_OP_GET, .path = NULL, .fd = -1};
     CHECK_EQ(lumio_ring_submit(r, &nofile, 1, NULL, &g), -EBADF);
-    CHECK(!strcmp(lumio_ring_last_error(r), "submit: op 0: neither a path nor a file descriptor"));
+    CHECK(!strcmp(lumio_ring_last_error(r, ERRBUF), "submit: op 0: neither a path nor a file descriptor"));
     lumio_op badkind = {.kind = (lumio_op_kind)7, .path = "x"};
     CHECK_EQ(lumio_ring_submit(r, &badkind, 1, NULL, &g), -EINVAL);
-    CHECK(!strcmp(lumio_ring_last_error(r), "submit: op 0: unknown kind"));
+    CHECK(!strcmp(lumio_ring_last_error(r, ERRBUF), "submit: op 0: unknown kind"));
     lumio_completion c[1];
     CHECK_EQ(lumio_ring_wait(r, LUMIO_ANY_GROUP, c, 0, 0), -EINVAL);
     CHECK_EQ(lumio_ring_wait(r, LUMIO_ANY_GROUP, c, 1, 1), 0); /* nothing submitted */
-    lumio_ring_destroy(r);
-    lumio_ring_destroy(NULL);
+    lumio_ring_close(r);
+    lumio_ring_close(NULL);
     lumio_buffer_release(NULL);
 }
 
@@ -888,13 +888,13 @@ TEST(backend_selection) {
     const char *env = getenv("LUMIO_BACKEND");
     if (env && !strcmp(env, "threads")) CHECK_EQ(lumio_ring_backend(r), LUMIO_BACKEND_THREADS);
     if (env && !strcmp(env, "uring")) CHECK_EQ(lumio_ring_backend(r), LUMIO_BACKEND_URING);
-    lumio_ring_destroy(r);
+    lumio_ring_close(r);
     lumio_ring_options o;
-    lumio_ring_options_default(&o);
+    o = (lumio_ring_options){0};
     o.backend = LUMIO_BACKEND_THREADS;
     r = ring_with(&o);
     CHECK_EQ(lumio_ring_backend(r), LUMIO_BACKEND_THREADS);
-    lumio_ring_destroy(r);
+    lumio_ring_close(r);
 }
 
 static int discarded;
@@ -907,7 +907,7 @@ static void discard_fn(void *arg, lumio_completion *c) {
 TEST(destroy_with_work_in_flight) {
     free(make_file(tmp_path("inflight.bin"), 2 << 20, 5));
     lumio_ring_options o;
-    lumio_ring_options_default(&o);
+    o = (lumio_ring_options){0};
     o.compute = hash_fn;
     o.discard = discard_fn;
     lumio_ring *r = ring_with(&o);
@@ -920,7 +920,7 @@ TEST(destroy_with_work_in_flight) {
     int n = lumio_ring_wait(r, LUMIO_ANY_GROUP, c, 4, 1);
     CHECK(n > 0);
     for (int i = 0; i < n; i++) free(c[i].out);
-    lumio_ring_destroy(r); /* leaks or crashes show under ASan */
+    lumio_ring_close(r); /* leaks or crashes show under ASan */
     CHECK(discarded > 0);
 }
 
@@ -942,7 +942,7 @@ static void *thread_main(void *arg) {
             lumio_buffer_release(c[i].buffer);
         }
     }
-    lumio_ring_destroy(r);
+    lumio_ring_close(r);
     return total == 500000 ? NULL : (void *)1;
 }
 
@@ -972,7 +972,7 @@ TEST(end_after_late_empty_op) {
     free(make_file(tmp_path("late_a.bin"), 5, 1));
     free(make_file(tmp_path("late_empty.bin"), 0, 0));
     lumio_ring_options o;
-    lumio_ring_options_default(&o);
+    o = (lumio_ring_options){0};
     o.max_open_files = 1; /* the empty file opens after a.bin's data is out */
     o.in_order = 1;
     lumio_ring *r = ring_with(&o);
@@ -990,7 +990,7 @@ TEST(end_after_late_empty_op) {
     CHECK_EQ(c[0].length, 5);
     CHECK_EQ(lumio_ring_pending_groups(r), 0);
     release_all(c, n);
-    lumio_ring_destroy(r);
+    lumio_ring_close(r);
 }
 
 /* Regression: with the pool full of read data that the caller gives back only
@@ -999,9 +999,9 @@ TEST(writes_pass_reads_blocked_on_pool) {
     size_t size = 4 << 20;
     uint8_t *want = make_file(tmp_path("cp_src.bin"), size, 21);
     lumio_ring_options o;
-    lumio_ring_options_default(&o);
+    o = (lumio_ring_options){0};
     o.max_buffers = 4;
-    o.coalesce_gap = 0; /* one buffer per block */
+    o.coalesce_gap = -1; /* one buffer per block */
     lumio_ring *r = ring_with(&o);
     char src[4096], dst[4096];
     snprintf(src, sizeof src, "%s", tmp_path("cp_src.bin"));
@@ -1041,7 +1041,7 @@ TEST(writes_pass_reads_blocked_on_pool) {
     CHECK(back && memcmp(back, want, size) == 0);
     free(back);
     free(want);
-    lumio_ring_destroy(r);
+    lumio_ring_close(r);
 }
 
 /* The io_uring extras that are off by default still read the right bytes. */
@@ -1057,7 +1057,7 @@ TEST(fixed_files_and_sqpoll) {
     }
     for (int mode = 0; mode < 2; mode++) {
         lumio_ring_options o;
-        lumio_ring_options_default(&o);
+        o = (lumio_ring_options){0};
         o.fixed_files = 1;
         o.sqpoll = mode;
         o.max_open_files = 2; /* slots are reused */
@@ -1080,7 +1080,7 @@ TEST(fixed_files_and_sqpoll) {
         }
         CHECK_EQ(total, FILES * 100000ull + 4099ull * (FILES * (FILES - 1) / 2));
         release_all(c, n);
-        lumio_ring_destroy(r);
+        lumio_ring_close(r);
     }
     for (int f = 0; f < FILES; f++) free(want[f]);
 }
@@ -1093,7 +1093,7 @@ TEST(fixed_files_and_sqpoll) {
 TEST(split_part_fails) {
     uint8_t *want = make_file(tmp_path("part.bin"), 1 << 20, 31);
     lumio_ring_options o;
-    lumio_ring_options_default(&o);
+    o = (lumio_ring_options){0};
     o.max_io_size = 65536;
     o.queue_depth = 4;
     lumio_ring *r = ring_with(&o);
@@ -1103,7 +1103,7 @@ TEST(split_part_fails) {
     char p[4096];
     snprintf(p, sizeof p, "%s", tmp_path("part.bin"));
     lumio_group_options go;
-    lumio_group_options_default(&go);
+    go = (lumio_group_options){0};
     go.in_order = 1; /* keep the ranges in submission order */
     lumio_op op = {.kind = LUMIO_OP_GET, .path = p, .ranges = rg, .nranges = 2};
     uint64_t g;
@@ -1122,7 +1122,7 @@ TEST(split_part_fails) {
         CHECK(b->length == (1 << 19) && memcmp(b->data, want + (1 << 19), 1 << 19) == 0);
     }
     release_all(c, n);
-    lumio_ring_destroy(r);
+    lumio_ring_close(r);
     free(dst);
     free(want);
 }
@@ -1207,7 +1207,7 @@ TEST(stream_pipe_in_blocks) {
     CHECK(memcmp(d, want, size) == 0);
     for (int i = 0; i < n; i++) CHECK(c[i].length <= 65536);
     release_all(c, n);
-    lumio_ring_destroy(r);
+    lumio_ring_close(r);
     close(fd);
     pthread_join(w.tid, NULL);
     free(d);
@@ -1260,7 +1260,7 @@ TEST(stream_pipe_whole) {
     CHECK(c[0].result == 0 && c[0].length == 0 && c[0].range_index == 0);
     release_all(c, n);
     close(fds[0]);
-    lumio_ring_destroy(r);
+    lumio_ring_close(r);
 }
 
 /* What read() returns for the whole file. */
@@ -1325,7 +1325,7 @@ static void check_pseudo_file(const char *path) {
     CHECK(b && b->result == LUMIO_E_RANGE);
     CHECK(s && s->result == 0 && s->length == 0 && (s->flags & LUMIO_CQE_SHORT));
     release_all(c, n);
-    lumio_ring_destroy(r);
+    lumio_ring_close(r);
     free(want);
 }
 
@@ -1347,7 +1347,7 @@ TEST(stream_in_order_with_files) {
     size_t sp = 500000;
     int fd = pipe_feed(&w, sp, 33, &want);
     lumio_ring_options o;
-    lumio_ring_options_default(&o);
+    o = (lumio_ring_options){0};
     o.in_order = 1;
     o.max_buffers = 4; /* in order through a small pool: no deadlock */
     lumio_ring *r = ring_with(&o);
@@ -1378,7 +1378,7 @@ TEST(stream_in_order_with_files) {
         }
     }
     CHECK_EQ(off, total);
-    lumio_ring_destroy(r);
+    lumio_ring_close(r);
     close(fd);
     pthread_join(w.tid, NULL);
     free(all);
@@ -1393,7 +1393,7 @@ TEST(stream_larger_than_pool) {
     uint8_t *want = NULL;
     int fd = pipe_feed(&w, 3 << 20, 41, &want);
     lumio_ring_options o;
-    lumio_ring_options_default(&o);
+    o = (lumio_ring_options){0};
     o.max_bytes = 1 << 20;
     lumio_ring *r = ring_with(&o);
     lumio_op op = {.kind = LUMIO_OP_GET, .fd = fd};
@@ -1404,7 +1404,7 @@ TEST(stream_larger_than_pool) {
     CHECK_EQ(n, 1);
     CHECK_EQ(c[0].result, LUMIO_E_TOOBIG);
     CHECK(!c[0].data && !c[0].buffer);
-    lumio_ring_destroy(r);
+    lumio_ring_close(r);
     close(fd); /* the writer gets EPIPE and ends */
     pthread_join(w.tid, NULL);
     free(want);
@@ -1428,7 +1428,7 @@ TEST(stream_canceled) {
     CHECK(n >= 1);
     CHECK(c[n - 1].flags & LUMIO_CQE_GROUP_END);
     release_all(c, n);
-    lumio_ring_destroy(r);
+    lumio_ring_close(r);
     close(fds[0]);
 }
 
@@ -1441,7 +1441,7 @@ TEST(stream_compute_and_destroy) {
         size_t size = 1 << 20;
         int fd = pipe_feed(&w, size, 60 + (uint64_t)in_order, &want);
         lumio_ring_options o;
-        lumio_ring_options_default(&o);
+        o = (lumio_ring_options){0};
         o.compute = hash_fn;
         o.in_order = in_order;
         lumio_ring *r = ring_with(&o);
@@ -1464,7 +1464,7 @@ TEST(stream_compute_and_destroy) {
         }
         CHECK_EQ(total, size);
         release_all(c, n);
-        lumio_ring_destroy(r);
+        lumio_ring_close(r);
         close(fd);
         pthread_join(w.tid, NULL);
         free(want);
@@ -1480,7 +1480,7 @@ TEST(stream_compute_and_destroy) {
     lumio_completion c[2];
     CHECK(lumio_ring_wait(r, g, c, 1, 1) == 1);
     lumio_buffer_release(c[0].buffer);
-    lumio_ring_destroy(r); /* blocks and a whole file not yet read, buffers held */
+    lumio_ring_close(r); /* blocks and a whole file not yet read, buffers held */
     close(fds[1]);
     close(fds[0]);
 }
@@ -1516,7 +1516,7 @@ TEST(stream_nonblocking_pipe) {
     lumio_ring_get_stats(r, &st);
     CHECK(st.reads < 100);
     release_all(c, n);
-    lumio_ring_destroy(r);
+    lumio_ring_close(r);
     pthread_join(tid, NULL);
     close(fds[0]);
 }
@@ -1533,7 +1533,7 @@ static void emfile_waits(int in_order, int spare) {
         want[i] = make_file(paths[i], 100 + (size_t)i, 50 + (uint64_t)i);
     }
     lumio_ring_options o;
-    lumio_ring_options_default(&o);
+    o = (lumio_ring_options){0};
     o.max_open_files = 256; /* more than the limit allows */
     o.max_buffers = 1024;   /* the test holds every completion */
     o.in_order = in_order;
@@ -1563,7 +1563,7 @@ static void emfile_waits(int in_order, int spare) {
         if (in_order) CHECK_EQ(c[i].user_data, (uint64_t)i);
     }
     release_all(c, n);
-    lumio_ring_destroy(r);
+    lumio_ring_close(r);
     for (int i = 0; i < N; i++) free(want[i]);
 }
 

@@ -96,7 +96,7 @@ static void gen(lumio_stream_writer *w, lines *want, int nsamples, int nthreads,
 static lines read_back(const char *path, lumio_stream_read_stats *st) {
     lines got = {0};
     lumio_stream_reader *r;
-    CHECK_EQ(lumio_stream_reader_open(&r, path), 0);
+    CHECK_EQ(lumio_stream_reader_open(&r, path, NULL), 0);
     CHECK_EQ(lumio_stream_read(r, on_sample, on_meta, &got), 0);
     lumio_stream_reader_get_stats(r, st);
     lumio_stream_reader_close(r);
@@ -115,10 +115,10 @@ static void check_same(const lines *a, const lines *b, size_t n) {
 
 static void round_trip(int level, uint64_t flush, int nsamples) {
     lumio_stream_writer_options o;
-    lumio_stream_writer_options_default(&o);
-    o.zstd_level = level;
-    o.flush_samples = flush;
-    if (!flush) o.flush_bytes = 0; /* everything in one chunk */
+    o = (lumio_stream_writer_options){0};
+    o.zstd_level = level ? level : -1; /* 0: stored uncompressed */
+    o.flush_samples = flush ? (int64_t)flush : -1;
+    if (!flush) o.flush_bytes = -1; /* everything in one chunk */
     lumio_stream_writer *w;
     const char *path = tmp_path("rt.lumio");
     char p[4096];
@@ -126,7 +126,8 @@ static void round_trip(int level, uint64_t flush, int nsamples) {
     CHECK_EQ(lumio_stream_writer_open(&w, p, &o), 0);
     lines want = {0};
     gen(w, &want, nsamples, 5, 7);
-    CHECK_EQ(lumio_stream_writer_close(w), 0);
+    CHECK_EQ(lumio_stream_writer_finish(w), 0);
+    lumio_stream_writer_close(w);
     lumio_stream_read_stats st;
     lines got = read_back(p, &st);
     CHECK_EQ(got.n, want.n);
@@ -165,7 +166,7 @@ typedef struct pipe_reader {
 static void *pipe_main(void *arg) {
     pipe_reader *pr = arg;
     lumio_stream_reader *r;
-    pr->rc = lumio_stream_reader_open_fd(&r, pr->fd);
+    pr->rc = lumio_stream_reader_open_fd(&r, pr->fd, NULL);
     if (pr->rc == 0) {
         pr->rc = lumio_stream_read(r, on_sample, on_meta, &pr->got);
         lumio_stream_reader_get_stats(r, &pr->st);
@@ -181,13 +182,14 @@ TEST(round_trip_pipe) {
     pthread_t t;
     pthread_create(&t, NULL, pipe_main, &pr);
     lumio_stream_writer_options o;
-    lumio_stream_writer_options_default(&o);
+    o = (lumio_stream_writer_options){0};
     o.flush_samples = 500;
     lumio_stream_writer *w;
     CHECK_EQ(lumio_stream_writer_open_fd(&w, fds[1], &o), 0);
     lines want = {0};
     gen(w, &want, 10000, 3, 11);
-    CHECK_EQ(lumio_stream_writer_close(w), 0);
+    CHECK_EQ(lumio_stream_writer_finish(w), 0);
+    lumio_stream_writer_close(w);
     close(fds[1]);
     pthread_join(t, NULL);
     close(fds[0]);
@@ -201,13 +203,14 @@ TEST(round_trip_pipe) {
 /* Write a stream and return the offsets where its chunks end (read back). */
 static lines write_profile(const char *p, int n, uint64_t flush) {
     lumio_stream_writer_options o;
-    lumio_stream_writer_options_default(&o);
+    o = (lumio_stream_writer_options){0};
     o.flush_samples = flush;
     lumio_stream_writer *w;
     CHECK_EQ(lumio_stream_writer_open(&w, p, &o), 0);
     lines want = {0};
     gen(w, &want, n, 4, 3);
-    CHECK_EQ(lumio_stream_writer_close(w), 0);
+    CHECK_EQ(lumio_stream_writer_finish(w), 0);
+    lumio_stream_writer_close(w);
     return want;
 }
 
@@ -325,11 +328,11 @@ TEST(not_a_stream) {
     CHECK(write(fd, "hello world, not a stream\n", 26) == 26);
     close(fd);
     lumio_stream_reader *r;
-    CHECK_EQ(lumio_stream_reader_open(&r, p), 0);
+    CHECK_EQ(lumio_stream_reader_open(&r, p, NULL), 0);
     lines got = {0};
     CHECK_EQ(lumio_stream_read(r, on_sample, on_meta, &got), LUMIO_E_FORMAT);
     lumio_stream_reader_close(r);
-    CHECK_EQ(lumio_stream_reader_open(&r, tmp_path("missing")), -ENOENT);
+    CHECK_EQ(lumio_stream_reader_open(&r, tmp_path("missing"), NULL), -ENOENT);
 }
 
 TEST(append_trims_torn_tail) {
@@ -345,14 +348,15 @@ TEST(append_trims_torn_tail) {
     CHECK_EQ(st.samples, 2500);
     CHECK(st.torn_tail_bytes > 0);
     lumio_stream_writer_options o;
-    lumio_stream_writer_options_default(&o);
+    o = (lumio_stream_writer_options){0};
     o.append = 1;
     lumio_stream_writer *w;
     CHECK_EQ(lumio_stream_writer_open(&w, p, &o), 0);
     lumio_frame f = {"appended", "x.c", 1};
     lumio_sample s = {99, 7, 0, &f, 1};
     CHECK_EQ(lumio_stream_write_sample(w, &s), 0);
-    CHECK_EQ(lumio_stream_writer_close(w), 0);
+    CHECK_EQ(lumio_stream_writer_finish(w), 0);
+    lumio_stream_writer_close(w);
     lines after = read_back(p, &st);
     CHECK_EQ(st.samples, 2501);
     CHECK_EQ(st.torn_tail_bytes, 0);
@@ -458,9 +462,9 @@ typedef struct follower {
 static void *follow_main(void *arg) {
     follower *f = arg;
     lumio_stream_reader *r;
-    f->rc = lumio_stream_reader_open(&r, f->path);
+    lumio_stream_reader_options ro = {.follow = 1, .follow_idle_ms = 1500};
+    f->rc = lumio_stream_reader_open(&r, f->path, &ro);
     if (f->rc == 0) {
-        lumio_stream_reader_follow(r, 1500);
         f->rc = lumio_stream_read(r, on_sample, on_meta, &f->got);
         lumio_stream_reader_close(r);
     }
@@ -473,8 +477,8 @@ TEST(follow_a_growing_file) {
     follower f = {0};
     snprintf(f.path, sizeof f.path, "%s", tmp_path("follow.lumio"));
     lumio_stream_writer_options o;
-    lumio_stream_writer_options_default(&o);
-    o.flush_samples = 0;
+    o = (lumio_stream_writer_options){0};
+    o.flush_samples = -1;
     lumio_stream_writer *w;
     CHECK_EQ(lumio_stream_writer_open(&w, f.path, &o), 0);
     lines want = {0};
@@ -487,7 +491,8 @@ TEST(follow_a_growing_file) {
         gen(w, &want, 1000, 2, 100 + (uint64_t)round);
         CHECK_EQ(lumio_stream_flush(w), 0);
     }
-    CHECK_EQ(lumio_stream_writer_close(w), 0);
+    CHECK_EQ(lumio_stream_writer_finish(w), 0);
+    lumio_stream_writer_close(w);
     pthread_join(t, NULL);
     CHECK_EQ(f.rc, 0);
     CHECK_EQ(f.got.n, want.n);
@@ -523,10 +528,10 @@ static void refollow_restart(void *arg, uint64_t old_offset) {
 static void *refollow_main(void *arg) {
     refollower *f = arg;
     lumio_stream_reader *r;
-    f->rc = lumio_stream_reader_open(&r, f->path);
+    lumio_stream_reader_options ro = {
+        .follow = 1, .follow_idle_ms = 2000, .on_restart = refollow_restart, .arg = f};
+    f->rc = lumio_stream_reader_open(&r, f->path, &ro);
     if (f->rc == 0) {
-        lumio_stream_reader_follow(r, 2000);
-        lumio_stream_reader_on_restart(r, refollow_restart, f);
         f->rc = lumio_stream_read(r, refollow_sample, NULL, f);
         lumio_stream_reader_close(r);
     }
@@ -535,12 +540,13 @@ static void *refollow_main(void *arg) {
 
 static void write_whole(const char *path, lines *want, int n, uint64_t seed) {
     lumio_stream_writer_options o;
-    lumio_stream_writer_options_default(&o);
+    o = (lumio_stream_writer_options){0};
     o.flush_samples = 500;
     lumio_stream_writer *w;
     CHECK_EQ(lumio_stream_writer_open(&w, path, &o), 0);
     gen(w, want, n, 2, seed);
-    CHECK_EQ(lumio_stream_writer_close(w), 0);
+    CHECK_EQ(lumio_stream_writer_finish(w), 0);
+    lumio_stream_writer_close(w);
 }
 
 static void wait_for(_Atomic size_t *n, size_t want) {
@@ -587,7 +593,7 @@ TEST(tcp_without_consumer_is_bounded) {
     char sink[64];
     snprintf(sink, sizeof sink, "tcp-listen:%u", ntohs(a.sin_port));
     lumio_stream_writer_options o;
-    lumio_stream_writer_options_default(&o);
+    o = (lumio_stream_writer_options){0};
     o.flush_samples = 1000;
     o.tcp_buffer = 64 << 10;
     o.close_timeout_ms = 100;
@@ -605,9 +611,10 @@ TEST(tcp_without_consumer_is_bounded) {
     lumio_stream_writer_get_stats(w, &st);
     CHECK(st.chunks > 0);
     CHECK_EQ(st.dropped_chunks, st.chunks);
-    CHECK(strstr(lumio_stream_writer_error(w), "chunks not delivered") != NULL);
-    CHECK(strstr(lumio_stream_writer_error(w), "no consumer connected") != NULL);
-    CHECK_EQ(lumio_stream_writer_close(w), -ETIMEDOUT);
+    CHECK(strstr(lumio_stream_writer_last_error(w, ERRBUF), "chunks not delivered") != NULL);
+    CHECK(strstr(lumio_stream_writer_last_error(w, ERRBUF), "no consumer connected") != NULL);
+    CHECK_EQ(lumio_stream_writer_finish(w), -ETIMEDOUT);
+    lumio_stream_writer_close(w);
     free_lines(&want);
 }
 
@@ -643,8 +650,8 @@ TEST(time_flush_seals_an_idle_chunk) {
     char p[4096];
     snprintf(p, sizeof p, "%s", tmp_path("timer.lumio"));
     lumio_stream_writer_options o;
-    lumio_stream_writer_options_default(&o);
-    o.flush_samples = 0;
+    o = (lumio_stream_writer_options){0};
+    o.flush_samples = -1;
     o.flush_ms = 100;
     lumio_stream_writer *w;
     CHECK_EQ(lumio_stream_writer_open(&w, p, &o), 0);
@@ -658,7 +665,8 @@ TEST(time_flush_seals_an_idle_chunk) {
     lumio_stream_writer_stats ws;
     lumio_stream_writer_get_stats(w, &ws);
     CHECK_EQ(ws.chunks, 1);
-    CHECK_EQ(lumio_stream_writer_close(w), 0);
+    CHECK_EQ(lumio_stream_writer_finish(w), 0);
+    lumio_stream_writer_close(w);
     free_lines(&want);
     free_lines(&got);
 }

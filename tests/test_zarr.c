@@ -74,7 +74,7 @@ static void exercise(int format, const char *dtype, unsigned isz, const char *co
         char name[64];
         snprintf(name, sizeof name, "z%d.zarr", n++);
         lumio_zarr_create_options o;
-        lumio_zarr_create_options_default(&o);
+        o = (lumio_zarr_create_options){0};
         o.format = format;
         o.ndim = s->ndim;
         memcpy(o.shape, s->shape, sizeof s->shape);
@@ -86,10 +86,10 @@ static void exercise(int format, const char *dtype, unsigned isz, const char *co
         o.checksum = checksum;
         lumio_zarr *z;
         lumio_zarr_options zo;
-        lumio_zarr_options_default(&zo);
+        zo = (lumio_zarr_options){0};
         zo.cache_bytes = exercise_cache;
         int rc = lumio_zarr_create(&z, tmp_path(name), &o, &zo);
-        if (rc < 0) fprintf(stderr, "  create: %s\n", lumio_zarr_last_error(NULL));
+        if (rc < 0) fprintf(stderr, "  create: %s\n", lumio_zarr_last_error(NULL, ERRBUF));
         CHECK_RC(rc);
         uint64_t total = elems(s->shape, s->ndim);
         uint8_t *ref = malloc(total * isz);
@@ -107,7 +107,7 @@ static void exercise(int format, const char *dtype, unsigned isz, const char *co
             if (isz == 1 && !strcmp(dtype, "|b1"))
                 for (uint64_t i = 0; i < m; i++) buf[i] &= 1;
             rc = lumio_zarr_write(z, start, shape, buf);
-            if (rc < 0) fprintf(stderr, "  write: %s\n", lumio_zarr_last_error(z));
+            if (rc < 0) fprintf(stderr, "  write: %s\n", lumio_zarr_last_error(z, ERRBUF));
             CHECK_RC(rc);
             region_copy(ref, s->shape, s->ndim, start, shape, buf, isz, true);
             random_region(&seed, s, start, shape);
@@ -172,7 +172,7 @@ TEST(cache_sees_writes) {
  * the chunk. */
 TEST(partial_decodes) {
     lumio_zarr_create_options o;
-    lumio_zarr_create_options_default(&o);
+    o = (lumio_zarr_create_options){0};
     o.ndim = 2;
     uint64_t shp[2] = {700, 1000}, chk[2] = {256, 1000};
     memcpy(o.shape, shp, sizeof shp);
@@ -212,7 +212,7 @@ TEST(partial_decodes) {
     CHECK(memcmp(back, want, 4 * 1000 * 2) == 0);
     uint64_t n2[2] = {256, 1000};
     CHECK_EQ(lumio_zarr_read(z, s1, n2, back), LUMIO_E_CODEC);
-    CHECK(strstr(lumio_zarr_last_error(z), "1.0") != NULL);
+    CHECK(strstr(lumio_zarr_last_error(z, ERRBUF), "1.0") != NULL);
     lumio_zarr_close(z);
     free(ref);
     free(back);
@@ -261,12 +261,12 @@ TEST(v3_hex_fills_and_transformers) {
     snprintf(text, sizeof text, meta, "float64", "\"0x7fc00000\"", "");
     CHECK(write_text(dir2, text) == 0);
     CHECK(lumio_zarr_open(&z, dir2, NULL) < 0);
-    CHECK(strstr(lumio_zarr_last_error(NULL), "fill_value") != NULL);
+    CHECK(strstr(lumio_zarr_last_error(NULL, ERRBUF), "fill_value") != NULL);
     snprintf(text, sizeof text, meta, "float32", "0",
              ",\"storage_transformers\":[{\"name\":\"chunk-manifest-json\"}]");
     CHECK(write_text(dir, text) == 0);
     CHECK_EQ(lumio_zarr_open(&z, dir, NULL), LUMIO_E_UNSUPPORTED);
-    CHECK(strstr(lumio_zarr_last_error(NULL), "chunk-manifest-json") != NULL);
+    CHECK(strstr(lumio_zarr_last_error(NULL, ERRBUF), "chunk-manifest-json") != NULL);
     snprintf(text, sizeof text, meta, "float32", "0", ",\"storage_transformers\":[]");
     CHECK(write_text(dir, text) == 0);
     CHECK_RC(lumio_zarr_open(&z, dir, NULL));
@@ -275,7 +275,7 @@ TEST(v3_hex_fills_and_transformers) {
 
 TEST(fill_value_bytes) {
     lumio_zarr_create_options o;
-    lumio_zarr_create_options_default(&o);
+    o = (lumio_zarr_create_options){0};
     o.ndim = 1;
     o.shape[0] = 10;
     o.chunks[0] = 4;
@@ -292,29 +292,29 @@ TEST(fill_value_bytes) {
 
 TEST(bad_options_named) {
     lumio_zarr_create_options o;
-    lumio_zarr_create_options_default(&o);
+    o = (lumio_zarr_create_options){0};
     o.ndim = 1;
     o.shape[0] = 10;
     o.chunks[0] = 4;
     lumio_zarr *z;
     o.dtype = "<c8";
     CHECK(lumio_zarr_create(&z, tmp_path("b1.zarr"), &o, NULL) < 0);
-    CHECK(strstr(lumio_zarr_last_error(NULL), "<c8") != NULL);
+    CHECK(strstr(lumio_zarr_last_error(NULL, ERRBUF), "<c8") != NULL);
     o.dtype = "uint8";
     o.codec = "lzma";
     CHECK(lumio_zarr_create(&z, tmp_path("b2.zarr"), &o, NULL) < 0);
-    CHECK(strstr(lumio_zarr_last_error(NULL), "lzma") != NULL);
+    CHECK(strstr(lumio_zarr_last_error(NULL, ERRBUF), "lzma") != NULL);
     o.codec = "zlib";
     o.format = 3;
     CHECK_EQ(lumio_zarr_create(&z, tmp_path("b3.zarr"), &o, NULL), LUMIO_E_UNSUPPORTED);
     o.codec = "delta,zstd";
     CHECK_EQ(lumio_zarr_create(&z, tmp_path("b3.zarr"), &o, NULL), LUMIO_E_UNSUPPORTED);
-    CHECK(strstr(lumio_zarr_last_error(NULL), "delta is a Zarr v2 filter") != NULL);
+    CHECK(strstr(lumio_zarr_last_error(NULL, ERRBUF), "delta is a Zarr v2 filter") != NULL);
     o.format = 2;
     o.codec = "zstd";
     o.fill_value = "300";
     CHECK(lumio_zarr_create(&z, tmp_path("b4.zarr"), &o, NULL) < 0);
-    CHECK(strstr(lumio_zarr_last_error(NULL), "300") != NULL);
+    CHECK(strstr(lumio_zarr_last_error(NULL, ERRBUF), "300") != NULL);
     o.fill_value = "0";
     CHECK_RC(lumio_zarr_create(&z, tmp_path("b5.zarr"), &o, NULL));
     lumio_zarr_close(z);
@@ -327,19 +327,19 @@ TEST(bad_options_named) {
           f);
     fclose(f);
     CHECK_EQ(lumio_zarr_open(&z, tmp_path("m1.zarr"), NULL), LUMIO_E_FORMAT);
-    CHECK(strstr(lumio_zarr_last_error(NULL), "chunks[0]") != NULL);
+    CHECK(strstr(lumio_zarr_last_error(NULL, ERRBUF), "chunks[0]") != NULL);
     f = fopen(tmp_path("m1.zarr/.zarray"), "w");
     fputs("{\"zarr_format\": 2, \"shape\": [10", f);
     fclose(f);
     CHECK_EQ(lumio_zarr_open(&z, tmp_path("m1.zarr"), NULL), LUMIO_E_FORMAT);
-    CHECK(strstr(lumio_zarr_last_error(NULL), ".zarray") != NULL);
+    CHECK(strstr(lumio_zarr_last_error(NULL, ERRBUF), ".zarray") != NULL);
 }
 
 /* A writer SIGKILLed at random instants: every chunk on disk decodes, and
  * holds either the old value or the new one, never a mix. */
 TEST(killed_writer_leaves_whole_chunks) {
     lumio_zarr_create_options o;
-    lumio_zarr_create_options_default(&o);
+    o = (lumio_zarr_create_options){0};
     o.ndim = 2;
     o.shape[0] = 256;
     o.shape[1] = 256;
@@ -370,7 +370,7 @@ TEST(killed_writer_leaves_whole_chunks) {
         uint32_t *v = malloc(256 * 256 * 4);
         uint64_t s[2] = {0, 0}, n[2] = {256, 256};
         int rc = lumio_zarr_read(z, s, n, v);
-        if (rc < 0) fprintf(stderr, "  round %d: %s\n", round, lumio_zarr_last_error(z));
+        if (rc < 0) fprintf(stderr, "  round %d: %s\n", round, lumio_zarr_last_error(z, ERRBUF));
         CHECK_EQ(rc, 0);
         /* Each 32x32 chunk holds one generation throughout. */
         for (int cy = 0; rc == 0 && cy < 8; cy++)
@@ -392,7 +392,7 @@ TEST(killed_writer_leaves_whole_chunks) {
  * of the reference, with read-ahead of several slabs. */
 TEST(series_in_order) {
     lumio_zarr_create_options o;
-    lumio_zarr_create_options_default(&o);
+    o = (lumio_zarr_create_options){0};
     o.ndim = 3;
     uint64_t shp[3] = {50, 30, 20}, chk[3] = {8, 7, 6};
     memcpy(o.shape, shp, sizeof shp);
@@ -417,7 +417,7 @@ TEST(series_in_order) {
             uint64_t step = axis == 1 ? 4 : 0; /* 0: the chunk size along it */
             uint64_t rs[3] = {2, 3, 1}, rn[3] = {45, 25, 17};
             lumio_zarr_series *s;
-            CHECK_RC(lumio_zarr_series_open(z, axis, step, rs, rn, 3, &s));
+            CHECK_RC(lumio_zarr_series_open(&s, z, axis, step, rs, rn, 3));
             lumio_zarr_info zi;
             lumio_zarr_get_info(z, &zi); /* a sharded array: slabs of inner chunks */
             uint64_t eff = step                    ? step
@@ -446,7 +446,7 @@ TEST(series_in_order) {
             lumio_zarr_series_close(s);
         }
         lumio_zarr_series *s;
-        CHECK_EQ(lumio_zarr_series_open(z, 3, 0, NULL, NULL, 0, &s), -EINVAL);
+        CHECK_EQ(lumio_zarr_series_open(&s, z, 3, 0, NULL, NULL, 0), -EINVAL);
         free(ref);
         lumio_zarr_close(z);
     }
@@ -459,7 +459,7 @@ TEST(read_batch_crops) {
         /* no cache; about four chunks' worth (evicting); all of it */
         uint64_t cache = (uint64_t[]){0, 1000, 1 << 20}[pass / 2];
         lumio_zarr_create_options o;
-        lumio_zarr_create_options_default(&o);
+        o = (lumio_zarr_create_options){0};
         o.format = sharded ? 3 : 2;
         o.ndim = 3;
         uint64_t shp[3] = {40, 33, 27}, chk[3] = {8, 6, 5}, shard[3] = {16, 12, 10};
@@ -469,7 +469,7 @@ TEST(read_batch_crops) {
         o.dtype = "<u2";
         lumio_zarr *z;
         lumio_zarr_options zo;
-        lumio_zarr_options_default(&zo);
+        zo = (lumio_zarr_options){0};
         zo.cache_bytes = cache;
         char name[64];
         snprintf(name, sizeof name, "batch%d.zarr", pass);
@@ -522,7 +522,7 @@ TEST(read_batch_crops) {
 TEST(write_beside_a_series) {
     for (int round = 0; round < 8; round++) {
         lumio_zarr_create_options o;
-        lumio_zarr_create_options_default(&o);
+        o = (lumio_zarr_create_options){0};
         o.ndim = 2;
         uint64_t shp[2] = {512, 512}, chk[2] = {64, 512};
         memcpy(o.shape, shp, sizeof shp);
@@ -530,7 +530,7 @@ TEST(write_beside_a_series) {
         o.dtype = "<u4";
         o.codec = round % 2 ? "gzip:9" : "zstd:3";
         lumio_zarr_options zo;
-        lumio_zarr_options_default(&zo);
+        zo = (lumio_zarr_options){0};
         zo.cache_bytes = 64 << 20;
         char name[64];
         snprintf(name, sizeof name, "ws%d.zarr", round);
@@ -542,7 +542,7 @@ TEST(write_beside_a_series) {
         uint64_t zero[2] = {0};
         CHECK_RC(lumio_zarr_write(z, zero, shp, a));
         lumio_zarr_series *s;
-        CHECK_RC(lumio_zarr_series_open(z, 0, 0, NULL, NULL, 4, &s));
+        CHECK_RC(lumio_zarr_series_open(&s, z, 0, 0, NULL, NULL, 4));
         const void *d;
         CHECK(lumio_zarr_series_next(s, &d, NULL) > 0); /* slabs 1..4 in flight */
         CHECK_RC(lumio_zarr_write(z, zero, shp, b));
@@ -557,7 +557,7 @@ TEST(write_beside_a_series) {
     /* Sharded: the first inner chunk becomes all fill, so every offset in
      * the shard's index moves. */
     lumio_zarr_create_options o;
-    lumio_zarr_create_options_default(&o);
+    o = (lumio_zarr_create_options){0};
     o.format = 3;
     o.ndim = 2;
     uint64_t shp[2] = {64, 8}, chk[2] = {8, 8}, shd[2] = {64, 8};
@@ -574,7 +574,7 @@ TEST(write_beside_a_series) {
     uint64_t zero[2] = {0};
     CHECK_RC(lumio_zarr_write(z, zero, shp, a));
     lumio_zarr_series *s;
-    CHECK_RC(lumio_zarr_series_open(z, 0, 0, NULL, NULL, 1, &s));
+    CHECK_RC(lumio_zarr_series_open(&s, z, 0, 0, NULL, NULL, 1));
     const void *d;
     uint64_t idx;
     int64_t n = lumio_zarr_series_next(s, &d, &idx);
@@ -592,7 +592,7 @@ TEST(write_beside_a_series) {
     }
     if (n < 0) {
         CHECK_EQ(n, LUMIO_E_CHANGED);
-        CHECK(strstr(lumio_zarr_last_error(z), "replaced") != NULL);
+        CHECK(strstr(lumio_zarr_last_error(z, ERRBUF), "replaced") != NULL);
     }
     CHECK(n <= 0);
     lumio_zarr_series_close(s);
@@ -603,14 +603,14 @@ TEST(write_beside_a_series) {
  * its own completions. */
 TEST(read_beside_series) {
     lumio_zarr_create_options o;
-    lumio_zarr_create_options_default(&o);
+    o = (lumio_zarr_create_options){0};
     o.ndim = 2;
     uint64_t shp[2] = {256, 256}, chk[2] = {32, 32};
     memcpy(o.shape, shp, sizeof shp);
     memcpy(o.chunks, chk, sizeof chk);
     o.dtype = "<u4";
     lumio_zarr_options zo;
-    lumio_zarr_options_default(&zo);
+    zo = (lumio_zarr_options){0};
     zo.max_chunks_in_flight = 4;
     lumio_zarr *z;
     CHECK_RC(lumio_zarr_create(&z, tmp_path("beside.zarr"), &o, &zo));
@@ -619,7 +619,7 @@ TEST(read_beside_series) {
     uint64_t zero[2] = {0};
     CHECK_RC(lumio_zarr_write(z, zero, shp, ref));
     lumio_zarr_series *s;
-    CHECK_RC(lumio_zarr_series_open(z, 0, 0, NULL, NULL, 4, &s));
+    CHECK_RC(lumio_zarr_series_open(&s, z, 0, 0, NULL, NULL, 4));
     const void *data;
     CHECK(lumio_zarr_series_next(s, &data, NULL) > 0);
     for (int k = 0; k < 5; k++) {
@@ -645,7 +645,7 @@ TEST(read_beside_series) {
     CHECK_RC(lumio_zarr_create(&z2, tmp_path("empty.zarr"), &o, NULL));
     lumio_zarr_close(z2);
     lumio_zarr_create_options r;
-    lumio_zarr_create_options_default(&r);
+    r = (lumio_zarr_create_options){0};
     r.ndim = 2;
     r.chunks[0] = r.chunks[1] = 3;
     r.fill_value = NULL;
@@ -661,7 +661,7 @@ TEST(read_beside_series) {
  * bytes must be the same either way, aligned or not, whole or cut. */
 TEST(large_regions_stream) {
     lumio_zarr_create_options o;
-    lumio_zarr_create_options_default(&o);
+    o = (lumio_zarr_create_options){0};
     o.ndim = 2;
     uint64_t shp[2] = {4100, 4100}, chk[2] = {256, 256};
     memcpy(o.shape, shp, sizeof shp);
@@ -703,20 +703,20 @@ TEST(stalled_shared_ring) {
      * op (the read's ops then wait to be opened). */
     for (int files = 0; files < 2; files++) {
         lumio_ring_options ro;
-        lumio_ring_options_default(&ro);
+        ro = (lumio_ring_options){0};
         ro.max_buffers = 2;
-        ro.coalesce_gap = 0; /* one buffer per range the caller holds */
+        ro.coalesce_gap = -1; /* one buffer per range the caller holds */
         if (files) ro.max_open_files = 1;
         lumio_ring *ring;
         CHECK_RC(lumio_ring_create(&ring, &ro));
         lumio_zarr_create_options o;
-        lumio_zarr_create_options_default(&o);
+        o = (lumio_zarr_create_options){0};
         o.ndim = 1;
         o.shape[0] = 4096;
         o.chunks[0] = 256;
         o.dtype = "<u4";
         lumio_zarr_options zo;
-        lumio_zarr_options_default(&zo);
+        zo = (lumio_zarr_options){0};
         zo.ring = ring;
         lumio_zarr *z;
         char name[32];
@@ -735,7 +735,7 @@ TEST(stalled_shared_ring) {
         int have = hold_completions(ring, g, held, 2);
         CHECK_EQ(have, 2);
         CHECK_EQ(lumio_zarr_read(z, zero, all, back), LUMIO_E_STALLED);
-        CHECK(strstr(lumio_zarr_last_error(z), "stalled") != NULL);
+        CHECK(strstr(lumio_zarr_last_error(z, ERRBUF), "stalled") != NULL);
         CHECK_EQ(lumio_ring_pending_groups(ring), 1); /* the caller's alone */
         for (int i = 0; i < have; i++) lumio_buffer_release(held[i].buffer);
         int n;
@@ -749,7 +749,7 @@ TEST(stalled_shared_ring) {
         CHECK_RC(lumio_zarr_read(z, zero, all, back));
         CHECK(memcmp(back, ref, 4096 * 4) == 0);
         lumio_zarr_close(z);
-        lumio_ring_destroy(ring);
+        lumio_ring_close(ring);
         free(ref);
         free(back);
     }

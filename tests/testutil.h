@@ -12,6 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A scratch buffer for a lumio_*_last_error call inside one expression:
+ * lumio_ring_last_error(r, ERRBUF). */
+#define ERRBUF (char[LUMIO_ERROR_MAX]){0}, LUMIO_ERROR_MAX
+
 typedef void (*test_fn)(void);
 void register_test(const char *name, test_fn fn);
 int run_tests(const char *suite);

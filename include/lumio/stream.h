@@ -68,7 +68,8 @@ typedef struct lumio_stream_reader lumio_stream_reader;
 /* Options: zero is the default in every field (docs/API.md). */
 typedef struct lumio_stream_writer_options {
     int64_t flush_samples;     /* seal after this many samples (default 65536; -1: never) */
-    uint64_t flush_bytes;      /* seal when the chunk's records reach this size (default 4 MiB) */
+    int64_t flush_bytes;       /* seal when the chunk's records reach this size (default 4 MiB;
+                                  -1: never) */
     uint32_t flush_ms;         /* seal a chunk this old, even with no write (default 0: never) */
     int zstd_level;            /* 1 to 22 (default 3); -1: no compression */
     int fsync;                 /* fsync every sealed chunk (files): durable when the call returns */

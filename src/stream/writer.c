@@ -66,8 +66,8 @@ static int writer_defaults(lumio_stream_writer_options *o) {
     const char *bad = NULL;
     if (!lumio__zero(o->reserved, sizeof o->reserved))
         bad = "reserved fields are not zero";
-    else if (o->flush_samples < -1)
-        bad = "flush_samples is out of range";
+    else if (o->flush_samples < -1 || o->flush_bytes < -1)
+        bad = o->flush_samples < -1 ? "flush_samples is out of range" : "flush_bytes is out of range";
     else if (o->zstd_level < -1 || o->zstd_level > 22)
         bad = "zstd_level must be -1 (none), 0 (default) or 1 to 22";
     if (bad) {
@@ -79,6 +79,7 @@ static int writer_defaults(lumio_stream_writer_options *o) {
     if (o->zstd_level == 0) o->zstd_level = 3;
     if (o->zstd_level < 0) o->zstd_level = 0;
     if (o->flush_bytes == 0) o->flush_bytes = 4u << 20;
+    if (o->flush_bytes < 0) o->flush_bytes = 0;
     if (o->tcp_buffer == 0) o->tcp_buffer = 64u << 20;
     if (o->close_timeout_ms == 0) o->close_timeout_ms = 5000;
     return 0;
@@ -292,7 +293,7 @@ int lumio_stream_writer_put_chunk(lumio_stream_writer *w, const uint8_t *chunk, 
 
 static int maybe_flush(lumio_stream_writer *w) {
     bool due = (w->o.flush_samples && w->enc.samples >= w->o.flush_samples) ||
-               (w->o.flush_bytes && w->enc.rec.len >= w->o.flush_bytes);
+               (w->o.flush_bytes && w->enc.rec.len >= (uint64_t)w->o.flush_bytes);
     if (!due && w->o.flush_ms && !w->timer_on && !chunk_enc_empty(&w->enc))
         due = now_ms() - w->chunk_started_ms >= w->o.flush_ms;
     if (!due) return 0;
