@@ -1,7 +1,7 @@
-/* Read a few ranges of a file through the ring engine and print, for each,
- * its offset, length and XOR of its bytes. Built by tests/install_test.sh
- * against the installed library:
- *     cc read_ranges.c $(pkg-config --cflags --libs lumio) */
+/* The ring engine: read a few ranges of a file in one group and print, for
+ * each, its offset, length and the XOR of its bytes. Built with lumio, and
+ * by tests/install_test.sh against the installed library:
+ *     cc ring_read_ranges.c $(pkg-config --cflags --libs lumio) */
 #include <lumio/ring.h>
 #include <stdio.h>
 
@@ -22,7 +22,9 @@ int main(int argc, char **argv) {
     lumio_op op = {.kind = LUMIO_OP_GET, .path = argv[1], .ranges = ranges, .nranges = 3};
     uint64_t g;
     if ((rc = lumio_ring_submit(r, &op, 1, NULL, &g)) < 0) {
-        fprintf(stderr, "submit: %s\n", lumio_ring_last_error(r, ERRBUF));
+        char err[LUMIO_ERROR_MAX];
+        fprintf(stderr, "%s\n", lumio_ring_last_error(r, err, sizeof err));
+        lumio_ring_close(r);
         return 1;
     }
     int status = 0, ended = 0;
@@ -33,7 +35,7 @@ int main(int argc, char **argv) {
         for (int i = 0; i < n; i++) {
             ended |= (c[i].flags & LUMIO_CQE_GROUP_END) != 0;
             if (c[i].result < 0) {
-                char msg[512];
+                char msg[LUMIO_ERROR_MAX];
                 lumio_completion_describe(&c[i], msg, sizeof msg);
                 fprintf(stderr, "%s\n", msg);
                 status = 1;
