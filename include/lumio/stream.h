@@ -37,6 +37,8 @@
 
 #include "lumio.h"
 
+#include <stdio.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -59,6 +61,11 @@ typedef struct lumio_sample {
 } lumio_sample;
 
 #define LUMIO_STREAM_MAX_DEPTH 4096
+
+/* Callbacks of reading and importing: 0 goes on; a negative code stops and
+ * is returned as it is; a positive value stops with -ECANCELED. */
+typedef int (*lumio_sample_fn)(void *arg, const lumio_sample *s);
+typedef int (*lumio_meta_fn)(void *arg, uint64_t timestamp_us, const char *key, const char *value);
 
 typedef struct lumio_stream_writer lumio_stream_writer;
 typedef struct lumio_stream_reader lumio_stream_reader;
@@ -141,10 +148,63 @@ LUMIO_API int lumio_stream_writer_finish(lumio_stream_writer *w);
  * written), close the sink, free. Accepts NULL. */
 LUMIO_API void lumio_stream_writer_close(lumio_stream_writer *w);
 
+/* ---- other profilers' formats --------------------------------------------- */
+
+/* Read a profile in another tool's text format and call on_sample for each
+ * sample, in order, holding one sample in memory at a time (the sample and
+ * its strings live until the callback returns). format: "perf" (the text of
+ * `perf script` with call chains: thread_id the TID, timestamps in
+ * microseconds, file the DSO) or "folded" (flamegraph.pl's collapsed
+ * stacks, "outer;inner COUNT": COUNT samples each). Returns 0 at the end of
+ * the input, -ECANCELED or the callback's negative code when it stopped the
+ * import, LUMIO_E_FORMAT naming the line, -ENOMEM, -EIO; the text in
+ * lumio_stream_reader_last_error(NULL, ...). */
+LUMIO_API int lumio_stream_import(FILE *in, const char *format, lumio_sample_fn on_sample,
+                                  void *arg);
+
+/* Write one sample as a folded-stacks line, "outer;...;inner COUNT\n" (';'
+ * inside a name becomes ':', line breaks spaces). Returns 0, -EINVAL for a
+ * sample without frames, -EIO. */
+LUMIO_API int lumio_stream_print_folded(FILE *out, const lumio_sample *s, uint64_t count);
+
+/* ---- chunks as they travel ------------------------------------------------
+ * A receiver or relay (lumio stream recv) takes another writer's bytes as
+ * they arrive: the signature, then whole chunks, each appended to its own
+ * stream verified and renumbered, never decoded into samples and encoded
+ * again. */
+
+#define LUMIO_STREAM_SIGNATURE_LEN 16
+#define LUMIO_STREAM_CHUNK_MAX     ((256u << 20) + 48) /* the largest chunk, header included */
+
+/* Whether data (n bytes) starts with a stream's signature: 0 yes,
+ * LUMIO_E_FORMAT no, -EAGAIN too short to say. Any thread. */
+LUMIO_API int lumio_stream_check_signature(const void *data, size_t n);
+
+typedef struct lumio_stream_chunk_info {
+    uint64_t length;    /* the whole chunk, its header included */
+    uint64_t raw_bytes; /* its records decoded: what verifying it decompresses into */
+    uint64_t seq;       /* its number in the stream it came from */
+    uint64_t samples, records;
+    int compressed;
+    uint64_t reserved[4]; /* zero */
+} lumio_stream_chunk_info;
+
+/* Read the header of the chunk at the start of data (n bytes), checking its
+ * limits but not its checksum: 0 when the whole chunk is there, -EAGAIN when
+ * more bytes are needed (info->length says how many in all once the header
+ * is there, else 0), LUMIO_E_FORMAT when it is not a chunk. Any thread. */
+LUMIO_API int lumio_stream_chunk_peek(const void *data, size_t n, lumio_stream_chunk_info *info);
+
+/* Append one whole chunk taken from another stream (len bytes, exactly one
+ * chunk): its checksum is verified and its records decoded (nothing is
+ * appended otherwise: LUMIO_E_CHECKSUM or LUMIO_E_FORMAT), then it is
+ * renumbered and written as the writer writes its own. Samples written
+ * with the other calls must be flushed first, or they seal after it. */
+LUMIO_API int lumio_stream_writer_write_chunk(lumio_stream_writer *w, const void *chunk,
+                                              size_t len);
+
 /* ---- reading ------------------------------------------------------------ */
 
-typedef int (*lumio_sample_fn)(void *arg, const lumio_sample *s);
-typedef int (*lumio_meta_fn)(void *arg, uint64_t timestamp_us, const char *key, const char *value);
 
 typedef struct lumio_stream_read_stats {
     uint64_t chunks, samples, records;

@@ -448,3 +448,27 @@ int lumio_export_collapsed_line(FILE *out, const lumio_sample *s, uint64_t count
     fprintf(out, " %" PRIu64 "\n", count);
     return ferror(out) ? -EIO : 0;
 }
+
+/* ---- the public entry points (stream.h) ---------------------------------- */
+
+int lumio_stream_import(FILE *in, const char *format, lumio_sample_fn on_sample, void *arg) {
+    if (!in || !format || !on_sample) return -EINVAL;
+    char err[512] = "";
+    int rc;
+    if (!strcmp(format, "perf"))
+        rc = lumio_import_perf_script(in, on_sample, arg, err, sizeof err);
+    else if (!strcmp(format, "folded") || !strcmp(format, "collapsed"))
+        rc = lumio_import_collapsed(in, on_sample, arg, err, sizeof err);
+    else {
+        lumio__err_set(NULL, "import: unknown format '%s' (perf, folded)", format);
+        return -EINVAL;
+    }
+    if (rc > 0) rc = -ECANCELED; /* a callback asked to stop (docs/API.md) */
+    if (rc < 0 && err[0]) lumio__err_set(NULL, "%s", err);
+    return rc;
+}
+
+int lumio_stream_print_folded(FILE *out, const lumio_sample *s, uint64_t count) {
+    if (!out || !s) return -EINVAL;
+    return lumio_export_collapsed_line(out, s, count);
+}

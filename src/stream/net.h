@@ -78,6 +78,5 @@ void net_error_clear(void);
 /* For receivers: write a chunk that arrived whole and verified to a file
  * writer as the file's next chunk (its seq rewritten and its checksum with
  * it, so chunks from several senders make one valid stream). */
-int lumio_stream_writer_put_chunk(lumio_stream_writer *w, const uint8_t *chunk, size_t len);
 
 #endif

@@ -57,7 +57,8 @@ struct lumio_stream_writer {
     uint64_t chunk_started_ms;
     lumio_stream_writer_stats stats;
     char sink[256];
-    lumio__err err; /* the last error's text (docs/API.md) */
+    lumio__err err;  /* the last error's text (docs/API.md) */
+    chunk_dec check; /* verifies chunks appended whole (write_chunk) */
 };
 
 /* Zero is the default (docs/API.md). Inside, after this, 0 means off:
@@ -268,8 +269,22 @@ static int flush_locked(lumio_stream_writer *w) {
 /* The chunk as the file's next one: its seq is the file's, so that chunks
  * from several senders (each counting from 0) make one stream whose seq
  * rises, and its checksum is computed again over the new header. */
-int lumio_stream_writer_put_chunk(lumio_stream_writer *w, const uint8_t *chunk, size_t len) {
-    if (len < CHUNK_HDR) return LUMIO_E_FORMAT;
+int lumio_stream_writer_write_chunk(lumio_stream_writer *w, const void *data, size_t len) {
+    if (!w || !data) return -EINVAL;
+    const uint8_t *chunk = data;
+    chunk_view v;
+    int rc = chunk_verify(&w->check, chunk, len, &v);
+    if (rc == 0 && v.total_len != len) rc = LUMIO_E_FORMAT; /* bytes after it */
+    if (rc == -EAGAIN) rc = LUMIO_E_FORMAT;                 /* cut short */
+    if (rc == 0) rc = chunk_replay(&w->check, &v, NULL, NULL, NULL);
+    chunk_dec_trim(&w->check, 1u << 20); /* a big chunk's room goes back */
+    if (rc < 0) {
+        lumio__err_set(&w->err, "%s: a chunk to append %s", w->sink,
+                       rc == LUMIO_E_CHECKSUM ? "fails its checksum"
+                       : rc == -ENOMEM        ? "could not be verified: out of memory"
+                                              : "is not a valid chunk");
+        return rc;
+    }
     w->out.len = 0;
     bbuf_put(&w->out, chunk, len);
     if (w->out.oom) return -ENOMEM;
@@ -282,7 +297,7 @@ int lumio_stream_writer_put_chunk(lumio_stream_writer *w, const uint8_t *chunk, 
     XXH3_64bits_update(st, h + CHUNK_HDR, len - CHUNK_HDR);
     put_le64(h + 40, XXH3_64bits_digest(st));
     XXH3_freeState(st);
-    int rc = emit(w);
+    rc = emit(w);
     if (rc < 0) return rc;
     w->enc.seq++;
     w->stats.chunks++;
@@ -314,6 +329,7 @@ static int open_common(lumio_stream_writer **out, int fd, bool own, const char *
     struct stat st;
     w->seekable = own && fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
     chunk_enc_init(&w->enc);
+    chunk_dec_init(&w->check);
     w->chunk_started_ms = now_ms();
     int rc = write_all_at(fd, lumio_stream_signature, STREAM_SIG_LEN, w->seekable, 0);
     if (rc < 0) {
@@ -348,6 +364,7 @@ static int open_tcp(lumio_stream_writer **out, const char *sink,
     w->fd = -1;
     snprintf(w->sink, sizeof w->sink, "%s", sink);
     chunk_enc_init(&w->enc);
+    chunk_dec_init(&w->check);
     w->chunk_started_ms = now_ms();
     net_pump(&w->net, 0); /* connect now if the consumer is there */
     *out = w;
@@ -386,6 +403,7 @@ static int open_append(lumio_stream_writer **out, const char *sink,
     w->seekable = true;
     snprintf(w->sink, sizeof w->sink, "%s", sink);
     chunk_enc_init(&w->enc);
+    chunk_dec_init(&w->check);
     w->enc.seq = st.chunks ? st.last_seq + 1 : 0;
     w->chunk_started_ms = now_ms();
     w->offset = st.valid_end;
@@ -663,6 +681,7 @@ void lumio_stream_writer_close(lumio_stream_writer *w) {
     free(w->frames.line);
     free(w->frames.slots);
     chunk_enc_free(&w->enc);
+    chunk_dec_free(&w->check);
     bbuf_free(&w->out);
     free(w->ids);
     lumio__err_fini(&w->err);
