@@ -90,15 +90,11 @@ int rc_run(lumio_remote *rm, rreq *q) {
     return first_error(rm, q, 1);
 }
 
-bool rc_head_refused(int status) {
-    return status == 400 || status == 401 || status == 403 || status == 405 || status == 501;
-}
-
 int rc_identify(lumio_remote *rm, robj *o) {
     rreq head = {.kind = RREQ_HEAD, .obj = o, .fd = -1};
     int rc = rc_run(rm, &head);
     if (rc == 0 && o->have_size) return 0;
-    if (rc < 0 && !rc_head_refused(head.h.status)) return rc;
+    if (rc < 0 && !lumio__head_refused(head.h.status)) return rc;
     /* The first byte, by GET: its Content-Range (or a 200's length) gives
      * the size, and the query string's signature is the one for GET. */
     uint8_t byte;

@@ -21,6 +21,20 @@ static int64_t now_ms(void) {
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* What the policy reads of the options. */
+static lumio__limits limits(const lumio_remote *rm) {
+    const lumio_remote_options *o = &rm->o;
+    return (lumio__limits){.retries = (unsigned)o->retries,
+                           .backoff_ms = o->backoff_ms,
+                           .backoff_max_ms = o->backoff_max_ms,
+                           .timeout_ms = o->timeout_ms,
+                           .stall_timeout_ms = o->stall_timeout_ms};
+}
+
+static lumio__span span(const rreq *q) {
+    return (lumio__span){.kind = q->kind, .off = q->off, .len = q->len, .got = q->got};
+}
+
 /* ---- options and lifetime ------------------------------------------------- */
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -186,6 +200,16 @@ void rc_stats_add(lumio_remote *rm, uint64_t bytes_read) {
 
 /* ---- submitting ----------------------------------------------------------- */
 
+/* Under mu: queued to start (or to start again). */
+static void pend(lumio_remote *rm, rreq *q) {
+    q->next = NULL;
+    if (rm->pending_tail)
+        rm->pending_tail->next = q;
+    else
+        rm->pending_head = q;
+    rm->pending_tail = q;
+}
+
 int rc_submit(lumio_remote *rm, rreq *q) {
     q->res = 0;
     q->got = 0;
@@ -197,14 +221,9 @@ int rc_submit(lumio_remote *rm, rreq *q) {
     q->norange = false;
     q->timed_out = false;
     q->paused = q->unpause = false;
-    q->progress_ms = 0;
-    q->next = NULL;
+    q->clk.progress_ms = 0;
     pthread_mutex_lock(&rm->mu);
-    if (rm->pending_tail)
-        rm->pending_tail->next = q;
-    else
-        rm->pending_head = q;
-    rm->pending_tail = q;
+    pend(rm, q);
     pthread_mutex_unlock(&rm->mu);
     curl_multi_wakeup(rm->multi);
     return 0;
@@ -276,7 +295,7 @@ static size_t on_header(char *p, size_t size, size_t nitems, void *arg) {
     }
     /* Bytes keep the stall timer quiet; only a whole final head (or body
      * bytes) is progress for timeout_ms. */
-    q->last_byte_ms = now_ms();
+    q->clk.last_byte_ms = now_ms();
     if (len > 2 || (len && p[0] != '\r' && p[0] != '\n')) return len;
     if (q->h.status >= 100 && q->h.status < 200) {
         if (++q->hdr_interim > INTERIM_MAX && q->res == 0) {
@@ -286,69 +305,53 @@ static size_t on_header(char *p, size_t size, size_t nitems, void *arg) {
         return len;
     }
     q->hdr_done = true;
-    q->progress_ms = q->last_byte_ms;
+    q->clk.progress_ms = q->clk.last_byte_ms;
     return len;
+}
+
+/* Under mu: pins the object's size and ETag on its first response, or
+ * finds that a later one is of another object. */
+static int pin_identity(robj *o, const http_head *h, const lumio__range_check *r) {
+    if (r->ignored) o->no_ranges = true;
+    if (o->etag[0] && h->etag[0] && strcmp(o->etag, h->etag) != 0) return LUMIO_E_CHANGED;
+    if (o->have_size && r->total != UINT64_MAX && r->total != o->size) return LUMIO_E_CHANGED;
+    if (!o->etag[0] && h->etag[0]) memcpy(o->etag, h->etag, sizeof o->etag);
+    if (!o->last_modified[0] && h->last_modified[0])
+        memcpy(o->last_modified, h->last_modified, sizeof o->last_modified);
+    if (!o->have_size && r->total != UINT64_MAX) {
+        o->have_size = true;
+        o->size = r->total;
+    }
+    return 0;
 }
 
 /* The head of a successful response: is it the range asked for, of the
  * object we pinned? Pins size and ETag on the first one. */
 static int check_head(lumio_remote *rm, rreq *q, bool locked) {
-    uint64_t want = q->off + q->got;
-    uint64_t total = UINT64_MAX;
-    bool ignored = false;
-    if (q->h.content_length_bad)
-        return fail(q, LUMIO_E_HTTP, ": the Content-Length is out of range or not a number%s", "");
-    if (q->h.status == 206) {
-        if (q->h.range_start == HTTP_NONE)
-            return fail(q, LUMIO_E_HTTP, ": a 206 response without a valid Content-Range%s", "");
-        if (q->h.range_start != want) {
-            char d[96];
-            snprintf(d, sizeof d, "%llu", (unsigned long long)q->h.range_start);
-            return fail(q, LUMIO_E_HTTP, ": the server answered a range starting at byte %s", d);
-        }
-        total = q->h.total;
-        q->body_at = q->h.range_start;
-    } else if (q->h.status == 200 || q->h.status == 203) {
-        total = q->h.content_length;
-        /* An answer to a range that is not that range: the server ignores
-         * Range. From byte 0 its first bytes are the range; elsewhere the
-         * caller reads the object as one stream instead (whole_ok). */
-        bool ranged = q->kind == RREQ_GET && (q->len != UINT64_MAX || want != 0);
-        ignored = ranged && (want != 0 || total == HTTP_NONE || total > q->len);
-        if (q->kind == RREQ_GET && want != 0 && !q->whole_ok) {
-            if (!locked) pthread_mutex_lock(&rm->mu);
-            q->obj->no_ranges = true;
-            if (!locked) pthread_mutex_unlock(&rm->mu);
-            q->norange = true;
-            return fail(q, LUMIO_E_HTTP, ": the server ignored the Range header%s", "");
-        }
-        q->body_at = 0;
-    }
+    lumio__span s = span(q);
+    lumio__range_check r;
+    char why[128];
+    int rc = lumio__check_range(&s, &q->h, q->whole_ok, &r, why, sizeof why);
+    if (rc < 0 && !r.norange) return fail(q, rc, ": %s", why);
     robj *o = q->obj;
-    int rc = 0;
     if (!locked) pthread_mutex_lock(&rm->mu);
-    if (ignored) o->no_ranges = true;
-    if (o->etag[0] && q->h.etag[0] && strcmp(o->etag, q->h.etag) != 0)
-        rc = LUMIO_E_CHANGED;
-    else if (o->have_size && total != UINT64_MAX && total != o->size)
-        rc = LUMIO_E_CHANGED;
-    else {
-        if (!o->etag[0] && q->h.etag[0]) memcpy(o->etag, q->h.etag, sizeof o->etag);
-        if (!o->last_modified[0] && q->h.last_modified[0])
-            memcpy(o->last_modified, q->h.last_modified, sizeof o->last_modified);
-        if (!o->have_size && total != UINT64_MAX) {
-            o->have_size = true;
-            o->size = total;
-        }
-    }
+    if (rc < 0)
+        o->no_ranges = true;
+    else
+        rc = pin_identity(o, &q->h, &r);
     if (!locked) pthread_mutex_unlock(&rm->mu);
+    if (r.norange) {
+        q->norange = true;
+        return fail(q, rc, ": %s", why);
+    }
     if (rc) {
         char d[300];
         snprintf(d, sizeof d, "%s (size %llu), was %s (size %llu)", q->h.etag,
-                 (unsigned long long)total, o->etag, (unsigned long long)o->size);
+                 (unsigned long long)r.total, o->etag, (unsigned long long)o->size);
         return fail(q, rc, ": the object changed while it was read: ETag %s", d);
     }
-    if (total != UINT64_MAX && (total < q->off || total - q->off < q->len)) q->eof = true;
+    q->body_at = r.body_at;
+    q->eof = q->eof || r.eof;
     q->hdr_ok = true;
     return 0;
 }
@@ -359,7 +362,7 @@ static size_t on_send(char *p, size_t size, size_t nitems, void *arg) {
     size_t n = (size_t)LUMIO_MIN((uint64_t)size * nitems, q->len - q->sent);
     memcpy(p, q->src + q->sent, n);
     q->sent += n;
-    q->last_byte_ms = q->progress_ms = now_ms();
+    q->clk.last_byte_ms = q->clk.progress_ms = now_ms();
     return n;
 }
 
@@ -377,7 +380,7 @@ static size_t on_body(char *p, size_t size, size_t nitems, void *arg) {
     if (q->h.status < 200 || q->h.status >= 300) return len; /* an error page: drop it */
     if (q->kind == RREQ_PUT) return len;                     /* what the store says back */
     if (!q->hdr_ok) return CURL_WRITEFUNC_ERROR;             /* checked in on_progress first */
-    q->last_byte_ms = q->progress_ms = now_ms();
+    q->clk.last_byte_ms = q->clk.progress_ms = now_ms();
     /* A whole body answering a range: the bytes before it are skipped. */
     uint64_t want = q->off + q->got;
     size_t skip = q->body_at < want ? (size_t)LUMIO_MIN((uint64_t)len, want - q->body_at) : 0;
@@ -426,28 +429,18 @@ static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off
      * starts once the request is on the wire. */
     curl_off_t sent = 0;
     curl_easy_getinfo(q->easy, CURLINFO_PRETRANSFER_TIME_T, &sent);
-    int64_t now = now_ms();
-    /* A reader that has not made room yet is not a silent server either. */
-    if (__atomic_load_n(&q->paused, __ATOMIC_ACQUIRE)) {
-        q->last_byte_ms = q->progress_ms = now;
-        return 0;
-    }
-    /* The request's own limit runs across attempts; only the first
-     * attempt's wait for a connection of the pool is not counted. */
-    if (sent == 0 && q->attempt == 0) q->progress_ms = now;
-    if (now - q->progress_ms > (int64_t)rm->o.timeout_ms) {
+    lumio__limits lim = limits(rm);
+    bool paused = __atomic_load_n(&q->paused, __ATOMIC_ACQUIRE);
+    switch (lumio__clocks_tick(&q->clk, &lim, now_ms(), q->attempt, sent != 0, paused)) {
+    case LUMIO__TIMED_OUT:
         q->timed_out = true;
         return 1;
-    }
-    if (sent == 0) {
-        q->last_byte_ms = now;
-        return 0;
-    }
-    if (now - q->last_byte_ms > (int64_t)rm->o.stall_timeout_ms) {
+    case LUMIO__STALLED:
         q->stalled = true;
         return 1;
+    default:
+        return 0;
     }
-    return 0;
 }
 
 static CURL *easy_get(lumio_remote *rm) {
@@ -489,43 +482,9 @@ static size_t on_header_checked(char *p, size_t size, size_t nitems, void *arg) 
     return len;
 }
 
-static int start(lumio_remote *rm, rreq *q) {
-    CURL *e = easy_get(rm);
-    if (!e) return fail(q, -ENOMEM, ": %s", "out of memory");
-    q->easy = e;
-    q->got_mark = q->got;
-    http_head_reset(&q->h);
-    q->hdr_ok = false;
-    q->hdr_done = false;
-    q->hdr_lines = 0;
-    q->hdr_bytes = 0;
-    q->hdr_interim = 0;
-    q->stalled = false;
-    q->body_at = 0;
-    q->last_byte_ms = now_ms();
-    /* A retry's wait for a free slot (behind the parts queued before it)
-     * is not the server's silence. */
-    if (q->attempt == 0)
-        q->progress_ms = q->last_byte_ms;
-    else if (q->last_byte_ms > q->queued_ms)
-        q->progress_ms += q->last_byte_ms - q->queued_ms;
-    char range[64] = "";
-    uint64_t from = q->off + q->got;
-    if (q->kind == RREQ_GET && q->len != UINT64_MAX)
-        snprintf(range, sizeof range, "bytes=%llu-%llu", (unsigned long long)from,
-                 (unsigned long long)(q->off + q->len - 1));
-    else if (q->kind == RREQ_GET && from != 0) /* a stream resumed */
-        snprintf(range, sizeof range, "bytes=%llu-", (unsigned long long)from);
+/* The options of one attempt's transfer. */
+static void easy_setup(lumio_remote *rm, rreq *q, CURL *e) {
     bool put = q->kind == RREQ_PUT;
-    q->sent = 0;
-    q->hdrs = robj_headers(rm, q->obj, method(q), range[0] ? range : NULL,
-                           put ? (q->sha256[0] ? q->sha256 : "UNSIGNED-PAYLOAD") : NULL);
-    /* No "Expect: 100-continue" round (libcurl would wait for it on bodies
-     * from 1 MiB). */
-    if (put && q->hdrs)
-        q->hdrs = curl_slist_append(q->hdrs, "Expect:");
-    else if (put)
-        q->hdrs = curl_slist_append(NULL, "Expect:");
     curl_easy_setopt(e, CURLOPT_URL, q->obj->url);
     curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)rm);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, (struct curl_slist *)q->hdrs);
@@ -546,11 +505,10 @@ static int start(lumio_remote *rm, rreq *q) {
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, rm->o.insecure_tls ? 0L : 1L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, rm->o.insecure_tls ? 0L : 2L);
     if (rm->ca_file) curl_easy_setopt(e, CURLOPT_CAINFO, rm->ca_file);
-    /* A write is not redirected: a 303 would turn it into a GET. Nor is a
-     * signed request: libcurl would carry its x-amz-* headers (the session
-     * token) to the other host; classify() refuses the redirect instead. */
-    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, put || robj_signed(rm, q->obj) ? 0L : 1L);
-    curl_easy_setopt(e, CURLOPT_MAXREDIRS, 5L);
+    /* A redirect not followed is refused by classify(). */
+    bool follow = lumio__follow_redirects(q->kind, robj_signed(rm, q->obj));
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, follow ? 1L : 0L);
+    curl_easy_setopt(e, CURLOPT_MAXREDIRS, (long)LUMIO__MAX_REDIRECTS);
     curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
     /* An S3 key is a name, not a path: "a/../b" is that key, not "b". */
     if (q->obj->s3) curl_easy_setopt(e, CURLOPT_PATH_AS_IS, 1L);
@@ -564,6 +522,39 @@ static int start(lumio_remote *rm, rreq *q) {
         curl_easy_setopt(e, CURLOPT_SEEKFUNCTION, on_seek);
         curl_easy_setopt(e, CURLOPT_SEEKDATA, q);
     }
+}
+
+/* The headers of one attempt: Range from the first byte not yet landed. */
+static void *attempt_headers(lumio_remote *rm, rreq *q) {
+    lumio__span s = span(q);
+    char range[64];
+    lumio__range_header(&s, range, sizeof range);
+    bool put = q->kind == RREQ_PUT;
+    void *h = robj_headers(rm, q->obj, method(q), range[0] ? range : NULL,
+                           put ? (q->sha256[0] ? q->sha256 : "UNSIGNED-PAYLOAD") : NULL);
+    /* No "Expect: 100-continue" round (libcurl would wait for it on bodies
+     * from 1 MiB). */
+    if (put) h = curl_slist_append(h, "Expect:");
+    return h;
+}
+
+static int start(lumio_remote *rm, rreq *q) {
+    CURL *e = easy_get(rm);
+    if (!e) return fail(q, -ENOMEM, ": %s", "out of memory");
+    q->easy = e;
+    q->got_mark = q->got;
+    http_head_reset(&q->h);
+    q->hdr_ok = false;
+    q->hdr_done = false;
+    q->hdr_lines = 0;
+    q->hdr_bytes = 0;
+    q->hdr_interim = 0;
+    q->stalled = false;
+    q->body_at = 0;
+    lumio__clocks_start(&q->clk, q->attempt, now_ms());
+    q->sent = 0;
+    q->hdrs = attempt_headers(rm, q);
+    easy_setup(rm, q, e);
     if (curl_multi_add_handle(rm->multi, e) != CURLM_OK) {
         curl_slist_free_all(q->hdrs);
         q->hdrs = NULL;
@@ -575,24 +566,6 @@ static int start(lumio_remote *rm, rreq *q) {
     return 0;
 }
 
-static bool retryable_curl(CURLcode c) {
-    switch (c) {
-    case CURLE_COULDNT_CONNECT:
-    case CURLE_RECV_ERROR:
-    case CURLE_SEND_ERROR:
-    case CURLE_PARTIAL_FILE:
-    case CURLE_OPERATION_TIMEDOUT:
-    case CURLE_GOT_NOTHING:
-    case CURLE_HTTP2:
-    case CURLE_HTTP2_STREAM:
-    case CURLE_SSL_CONNECT_ERROR:
-    case CURLE_ABORTED_BY_CALLBACK: /* a stall */
-        return true;
-    default:
-        return false;
-    }
-}
-
 static uint64_t next_rand(lumio_remote *rm) {
     uint64_t x = rm->rng += 0x9e3779b97f4a7c15ull;
     x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
@@ -600,154 +573,28 @@ static uint64_t next_rand(lumio_remote *rm) {
     return x ^ (x >> 31);
 }
 
-/* Exponential backoff with jitter: half the delay fixed, half random. */
-static int64_t backoff(lumio_remote *rm, rreq *q) {
-    uint64_t d = rm->o.backoff_ms;
-    for (unsigned i = 1; i < q->attempt && d < rm->o.backoff_max_ms; i++) d *= 2;
-    if (d > rm->o.backoff_max_ms) d = rm->o.backoff_max_ms;
-    d = d / 2 + (d ? next_rand(rm) % (d / 2 + 1) : 0);
-    if (q->h.retry_after_ms >= 0 && (uint64_t)q->h.retry_after_ms > d)
-        d = LUMIO_MIN((uint64_t)q->h.retry_after_ms, rm->o.backoff_max_ms);
-    return (int64_t)d;
-}
-
-static const char *status_text(int s) {
-    switch (s) {
-    case 401:
-        return "Unauthorized";
-    case 403:
-        return "Forbidden";
-    case 404:
-        return "Not Found";
-    case 405:
-        return "Method Not Allowed";
-    case 409:
-        return "Conflict";
-    case 411:
-        return "Length Required";
-    case 413:
-        return "Content Too Large";
-    case 408:
-        return "Request Timeout";
-    case 412:
-        return "Precondition Failed (the object changed)";
-    case 416:
-        return "Range Not Satisfiable";
-    case 429:
-        return "Too Many Requests";
-    case 500:
-        return "Internal Server Error";
-    case 502:
-        return "Bad Gateway";
-    case 503:
-        return "Service Unavailable";
-    case 504:
-        return "Gateway Timeout";
-    default:
-        return "";
-    }
-}
-
 enum outcome { DONE, RETRY };
 
-/* "60 s", "0.5 s". */
-static const char *seconds(unsigned ms, char *buf, size_t len) {
-    snprintf(buf, len, "%g s", ms / 1000.0);
-    return buf;
+/* Under mu: what the loop saw of the attempt that just ended. */
+static lumio__attempt attempt_seen(lumio_remote *rm, const rreq *q, CURLcode cc) {
+    return (lumio__attempt){.span = span(q),
+                            .moved = q->got - q->got_mark,
+                            .attempt = q->attempt,
+                            .curl = (int)cc,
+                            .h = &q->h,
+                            .hdr_done = q->hdr_done,
+                            .hdr_lines = q->hdr_lines,
+                            .timed_out = q->timed_out,
+                            .stalled = q->stalled,
+                            .signed_req = robj_signed(rm, q->obj),
+                            .have_size = q->obj->have_size,
+                            .size = q->obj->size};
 }
 
-/* "redirect to a file:// URL refused": the scheme of a Location. */
-static void redirect_refused(const rreq *q, char *why, size_t whylen) {
-    const char *loc = q->h.location;
-    size_t n = strcspn(loc, ":/?#");
-    if (!strncmp(loc + n, "://", 3) && n < 16)
-        snprintf(why, whylen,
-                 "redirect to a %.*s:// URL refused (only http and https are followed)", (int)n,
-                 loc);
-    else
-        snprintf(why, whylen, "redirect refused (only http and https are followed)");
-}
-
-/* What libcurl's error met, in words a user can act on; whether it may
- * pass on another attempt. */
-static bool curl_failure(lumio_remote *rm, const rreq *q, CURLcode cc, char *why, size_t whylen) {
-    int s = q->h.status;
-    if (q->stalled) {
-        char t[32];
-        snprintf(why, whylen, "no data for %s", seconds(rm->o.stall_timeout_ms, t, sizeof t));
-        return true;
-    }
-    if (q->h.content_length_bad) {
-        snprintf(why, whylen, "the Content-Length is out of range or not a number");
-        return false;
-    }
-    switch (cc) {
-    case CURLE_UNSUPPORTED_PROTOCOL:
-    case CURLE_WEIRD_SERVER_REPLY:
-        if (s >= 300 && s < 400 && q->h.location[0])
-            redirect_refused(q, why, whylen);
-        else if (s == 0)
-            snprintf(why, whylen, "not an HTTP response (no status line)");
-        else
-            snprintf(why, whylen, "a malformed HTTP response (%s)", curl_easy_strerror(cc));
-        return false;
-    case CURLE_OUT_OF_MEMORY:
-        if (q->hdr_done) break;
-        /* libcurl's only limit on a response head: one line of 100 KiB. */
-        snprintf(why, whylen, "a response header line longer than 100 KiB");
-        return false;
-    case CURLE_TOO_MANY_REDIRECTS:
-        snprintf(why, whylen, "more than 5 redirects");
-        return false;
-    default:
-        break;
-    }
-    if (s != 0 && !q->hdr_done) {
-        snprintf(why, whylen, "the connection closed %s",
-                 q->hdr_lines <= 1 ? "after the status line" : "inside the response header");
-        return false;
-    }
-    snprintf(why, whylen, "%s", curl_easy_strerror(cc));
-    return retryable_curl(cc);
-}
-
-/* A signed request answered by a redirect: the signature and the session
- * token are for this host alone, so the redirect is not followed. S3 says
- * where the bucket is. */
-static void signed_redirect(const rreq *q, char *why, size_t whylen) {
-    char loc[600];
-    lumio_redact(q->h.location[0] ? q->h.location : "(no Location)", loc, sizeof loc);
-    int n = snprintf(why, whylen, "HTTP %d redirect to %s refused: a signed request is not sent on",
-                     q->h.status, loc);
-    if (q->h.bucket_region[0] && n > 0 && (size_t)n < whylen)
-        snprintf(why + n, whylen - (size_t)n, " (the bucket is in %s: set AWS_REGION=%s)",
-                 q->h.bucket_region, q->h.bucket_region);
-}
-
-/* Classify a finished transfer: done (success or a final error) or retry. */
-static enum outcome classify(lumio_remote *rm, rreq *q, CURLcode cc, char *why, size_t whylen) {
-    why[0] = 0;
-    if (__atomic_load_n(&q->canceled, __ATOMIC_RELAXED)) {
-        q->res = fail(q, -ECANCELED, ": %s", "canceled");
-        return DONE;
-    }
-    if (q->res < 0) return DONE; /* refused in a callback: wrong range, changed, file error */
-    int s = q->h.status;
-    if (cc == CURLE_WRITE_ERROR && q->kind == RREQ_GET && q->got == q->len) cc = CURLE_OK;
-    if (q->timed_out) {
-        char t[32];
-        snprintf(why, whylen, "no progress for %s", seconds(rm->o.timeout_ms, t, sizeof t));
-        q->res = fail(q, -ETIMEDOUT, ": %s", why);
-        return DONE;
-    }
-    if (cc == CURLE_OK && s != 0 && !q->hdr_done) cc = CURLE_PARTIAL_FILE; /* a cut head */
-    if (cc != CURLE_OK) {
-        if (curl_failure(rm, q, cc, why, whylen)) return RETRY;
-        q->res =
-            fail(q, cc == CURLE_COULDNT_RESOLVE_HOST ? -EHOSTUNREACH : LUMIO_E_HTTP, ": %s", why);
-        return DONE;
-    }
-    if (s >= 200 && s < 300 && q->kind == RREQ_PUT) {
+/* Under mu, a 2xx: a GET's head is checked (where the header callback did
+ * not) and a body that ended short is resumed. */
+static enum outcome succeeded(lumio_remote *rm, rreq *q, char *why, size_t whylen) {
+    if (q->kind == RREQ_PUT) {
         /* Readers holding this object now see the new one: its size is
          * what was sent; its ETag is pinned by the next read (a store's
          * answer to a PUT need not be the tag its GETs give). */
@@ -758,59 +605,45 @@ static enum outcome classify(lumio_remote *rm, rreq *q, CURLcode cc, char *why, 
         o->last_modified[0] = 0;
         return DONE;
     }
-    if (s >= 200 && s < 300) {
-        if (!q->hdr_ok && s != 204) {
-            int rc = check_head(rm, q, true);
-            if (rc < 0) {
-                q->res = rc;
-                return DONE;
-            }
-        }
-        /* A body without a length ends where the connection (or the
-         * chunked encoding) ends it, as curl reads it. */
-        if (s != 206 && q->h.content_length == HTTP_NONE) q->eof = true;
-        if (q->kind == RREQ_GET && q->got < q->len && !q->eof) {
-            /* The server sent less than the range and the object goes on:
-             * ask for the rest. */
-            snprintf(why, whylen, "the body ended at byte %llu",
-                     (unsigned long long)(q->off + q->got));
-            return RETRY;
-        }
-        return DONE;
-    }
-    if (s == 416 && q->kind == RREQ_GET) { /* the range starts at or past the end */
-        /* Only where the object we pinned ends: else it has shrunk. */
-        const robj *o = q->obj;
-        uint64_t t = q->h.total;
-        if ((o->have_size && t != HTTP_NONE && t != o->size) ||
-            (o->have_size && q->off + q->got < o->size)) {
-            q->res = fail(q, LUMIO_E_CHANGED, ": %s", "the object changed size while it was read");
+    if (!q->hdr_ok && q->h.status != 204) {
+        int rc = check_head(rm, q, true);
+        if (rc < 0) {
+            q->res = rc;
             return DONE;
         }
-        if (!o->have_size && t != HTTP_NONE && q->off + q->got == 0) {
-            q->obj->have_size = true; /* an empty object */
-            q->obj->size = t;
+    }
+    lumio__span s = span(q);
+    return lumio__success(&s, &q->h, &q->eof, why, whylen) == LUMIO__RETRY ? RETRY : DONE;
+}
+
+/* Under mu: a finished transfer is done (a success or a final error) or
+ * to be retried. */
+static enum outcome classify(lumio_remote *rm, rreq *q, const lumio__attempt *a, char *why,
+                             size_t whylen) {
+    why[0] = 0;
+    if (__atomic_load_n(&q->canceled, __ATOMIC_RELAXED)) {
+        q->res = fail(q, -ECANCELED, ": %s", "canceled");
+        return DONE;
+    }
+    if (q->res < 0) return DONE; /* refused in a callback: wrong range, changed, file error */
+    lumio__limits lim = limits(rm);
+    lumio__verdict v = lumio__classify(a, &lim, why, whylen);
+    switch (v.action) {
+    case LUMIO__RETRY:
+        return RETRY;
+    case LUMIO__SUCCESS:
+        return succeeded(rm, q, why, whylen);
+    case LUMIO__AT_END:
+        if (v.pin_size) { /* an empty object */
+            q->obj->have_size = true;
+            q->obj->size = q->h.total;
         }
         q->eof = true;
         return DONE;
-    }
-    if (s >= 300 && s < 400) {
-        if (robj_signed(rm, q->obj))
-            signed_redirect(q, why, whylen);
-        else
-            snprintf(why, whylen, "HTTP %d redirect not followed%s", s,
-                     q->h.location[0] ? "" : " (no Location)");
-        q->res = fail(q, LUMIO_E_HTTP, ": %s", why);
+    default:
+        q->res = fail(q, v.code, ": %s", why);
         return DONE;
     }
-    snprintf(why, whylen, "HTTP %d %s", s, status_text(s));
-    if (s == 408 || s == 429 || s == 500 || s == 502 || s == 503 || s == 504) return RETRY;
-    int code = LUMIO_E_HTTP;
-    if (s == 404 || s == 410) code = -ENOENT;
-    if (s == 401 || s == 403) code = -EACCES;
-    if (s == 412) code = LUMIO_E_CHANGED;
-    q->res = fail(q, code, ": %s", why);
-    return DONE;
 }
 
 static void release_easy(lumio_remote *rm, rreq *q, bool add_stats) {
@@ -853,48 +686,123 @@ static void remove_active(lumio_remote *rm, rreq *q) {
         }
 }
 
+/* Under mu, after an attempt that may pass on another: queues the request
+ * again (true), or gives up with its final code. */
+static bool retry(lumio_remote *rm, rreq *q, const lumio__attempt *a, const char *why) {
+    lumio__limits lim = limits(rm);
+    char text[360];
+    int64_t now = now_ms();
+    lumio__retry r = lumio__retry_decide(a, &lim, q->clk.progress_ms, now, next_rand(rm), why, text,
+                                         sizeof text);
+    q->attempt = r.attempt;
+    if (!r.retry) {
+        q->res = fail(q, r.code, ": %s", text);
+        return false;
+    }
+    rm->stats.retries++;
+    q->retry_at_ms = r.retry_at_ms;
+    q->clk.queued_ms = now + r.wait_ms;
+    q->res = 0;
+    pend(rm, q);
+    return true;
+}
+
 /* Under mu: a finished transfer, done or queued again. */
 static void finished(lumio_remote *rm, rreq *q, CURLcode cc, done_list *done) {
     remove_active(rm, q);
+    lumio__attempt a = attempt_seen(rm, q, cc);
     char why[256];
-    enum outcome oc = classify(rm, q, cc, why, sizeof why);
+    enum outcome oc = classify(rm, q, &a, why, sizeof why);
     release_easy(rm, q, true);
-    if (oc == RETRY) {
-        /* An attempt that moved at least 1 MiB earns a fresh count and no
-         * wait: a long transfer on a flaky link (or a server that caps its
-         * responses) resumes until done, while one that stops moving still
-         * runs out of retries. */
-        bool progressed = q->got - q->got_mark >= (1u << 20);
-        if (progressed) q->attempt = 0;
-        q->attempt++;
-        int64_t now = now_ms(), wait = progressed ? 0 : backoff(rm, q);
-        /* No retry that would start past the request's time limit. */
-        bool in_time = now + wait - q->progress_ms <= (int64_t)rm->o.timeout_ms;
-        if (q->attempt <= (unsigned)rm->o.retries && in_time) {
-            rm->stats.retries++;
-            q->retry_at_ms = progressed ? 0 : now + wait;
-            q->queued_ms = now + wait;
-            q->res = 0;
-            q->next = NULL;
-            if (rm->pending_tail)
-                rm->pending_tail->next = q;
-            else
-                rm->pending_head = q;
-            rm->pending_tail = q;
-            return;
-        }
-        q->attempt--; /* not made */
-        char d[360], t[32];
-        if (!in_time)
-            snprintf(d, sizeof d, "%s (gave up after %u attempts: no progress for %s)", why,
-                     q->attempt + 1, seconds(rm->o.timeout_ms, t, sizeof t));
-        else
-            snprintf(d, sizeof d, "%s (gave up after %u attempts)", why, q->attempt + 1);
-        q->res = fail(q, q->h.status >= 400 ? LUMIO_E_HTTP : -EIO, ": %s", d);
-        if (cc == CURLE_OPERATION_TIMEDOUT || q->stalled || !in_time) q->res = -ETIMEDOUT;
-        if (cc == CURLE_COULDNT_CONNECT) q->res = -ECONNREFUSED;
-    }
+    if (oc == RETRY && retry(rm, q, &a, why)) return;
     push(done, q);
+}
+
+/* Under mu: starts what may start. Returns how long the loop may sleep: up
+ * to the earliest retry that is due, at most 250 ms. */
+static int64_t start_pending(lumio_remote *rm, done_list *done) {
+    int64_t now = now_ms(), wait_ms = 250;
+    for (rreq *prev = NULL, *q = rm->pending_head, *next; q; q = next) {
+        next = q->next;
+        bool cancel = __atomic_load_n(&q->canceled, __ATOMIC_RELAXED);
+        if (!cancel && (rm->nactive >= rm->o.concurrency || q->retry_at_ms > now)) {
+            if (q->retry_at_ms > now) wait_ms = LUMIO_MIN(wait_ms, q->retry_at_ms - now);
+            prev = q;
+            continue;
+        }
+        if (prev)
+            prev->next = next;
+        else
+            rm->pending_head = next;
+        if (rm->pending_tail == q) rm->pending_tail = prev;
+        if (cancel) {
+            q->res = fail(q, -ECANCELED, ": %s", "canceled");
+            push(done, q);
+            continue;
+        }
+        int rc = start(rm, q);
+        if (rc < 0) {
+            q->res = rc;
+            push(done, q);
+            continue;
+        }
+        q->next = rm->active;
+        rm->active = q;
+        rm->nactive++;
+    }
+    return wait_ms;
+}
+
+/* Without the lock: a completion may submit more. */
+static void complete(done_list *done) {
+    while (done->head) {
+        rreq *q = done->head;
+        done->head = q->next;
+        if (!done->head) done->tail = NULL;
+        q->next = NULL;
+        q->done(q);
+    }
+}
+
+/* Transfers whose reader made room. Only this thread changes the active
+ * list, so it is walked without the lock (a resumed transfer's callbacks may
+ * take the reader's). */
+static void unpause_ready(lumio_remote *rm) {
+    for (rreq *q = rm->active; q; q = q->next)
+        if (__atomic_exchange_n(&q->unpause, false, __ATOMIC_ACQ_REL)) {
+            __atomic_store_n(&q->paused, false, __ATOMIC_RELEASE);
+            q->clk.last_byte_ms = q->clk.progress_ms = now_ms();
+            curl_easy_pause(q->easy, CURLPAUSE_CONT);
+        }
+}
+
+/* Under mu: the transfers libcurl finished, and those canceled in flight. */
+static void reap(lumio_remote *rm, done_list *done) {
+    CURLMsg *m;
+    int left;
+    while ((m = curl_multi_info_read(rm->multi, &left)))
+        if (m->msg == CURLMSG_DONE) {
+            rreq *q = NULL;
+            for (rreq *a = rm->active; a; a = a->next)
+                if (a->easy == m->easy_handle) q = a;
+            if (q) finished(rm, q, m->data.result, done);
+        }
+}
+
+/* Under mu, stopping: everything still here is canceled. */
+static void cancel_all(lumio_remote *rm, done_list *done) {
+    while (rm->active) {
+        rreq *q = rm->active;
+        q->canceled = true;
+        finished(rm, q, CURLE_OK, done);
+    }
+    while (rm->pending_head) {
+        rreq *q = rm->pending_head;
+        rm->pending_head = q->next;
+        q->res = fail(q, -ECANCELED, ": %s", "canceled");
+        push(done, q);
+    }
+    rm->pending_tail = NULL;
 }
 
 static void *run(void *arg) {
@@ -907,90 +815,21 @@ static void *run(void *arg) {
             next = q->next;
             if (__atomic_load_n(&q->canceled, __ATOMIC_RELAXED)) finished(rm, q, CURLE_OK, &done);
         }
-        /* Start what may start; note the earliest retry. */
-        int64_t now = now_ms(), wait_ms = 250;
-        for (rreq *prev = NULL, *q = rm->pending_head, *next; q; q = next) {
-            next = q->next;
-            bool cancel = __atomic_load_n(&q->canceled, __ATOMIC_RELAXED);
-            if (!cancel && (rm->nactive >= rm->o.concurrency || q->retry_at_ms > now)) {
-                if (q->retry_at_ms > now) wait_ms = LUMIO_MIN(wait_ms, q->retry_at_ms - now);
-                prev = q;
-                continue;
-            }
-            if (prev)
-                prev->next = next;
-            else
-                rm->pending_head = next;
-            if (rm->pending_tail == q) rm->pending_tail = prev;
-            if (cancel) {
-                q->res = fail(q, -ECANCELED, ": %s", "canceled");
-                push(&done, q);
-                continue;
-            }
-            int rc = start(rm, q);
-            if (rc < 0) {
-                q->res = rc;
-                push(&done, q);
-                continue;
-            }
-            q->next = rm->active;
-            rm->active = q;
-            rm->nactive++;
-        }
+        int64_t wait_ms = start_pending(rm, &done);
         pthread_mutex_unlock(&rm->mu);
-        /* Completions run without the lock: they may submit more. */
-        while (done.head) {
-            rreq *q = done.head;
-            done.head = q->next;
-            if (!done.head) done.tail = NULL;
-            q->next = NULL;
-            q->done(q);
-        }
-        /* Transfers whose reader made room. Only this thread changes the
-         * active list, so it is walked without the lock (a resumed
-         * transfer's callbacks may take the reader's). */
-        for (rreq *q = rm->active; q; q = q->next)
-            if (__atomic_exchange_n(&q->unpause, false, __ATOMIC_ACQ_REL)) {
-                __atomic_store_n(&q->paused, false, __ATOMIC_RELEASE);
-                q->last_byte_ms = q->progress_ms = now_ms();
-                curl_easy_pause(q->easy, CURLPAUSE_CONT);
-            }
+        complete(&done);
+        unpause_ready(rm);
         int running = 0;
         curl_multi_perform(rm->multi, &running);
         pthread_mutex_lock(&rm->mu);
-        CURLMsg *m;
-        int left;
-        while ((m = curl_multi_info_read(rm->multi, &left)))
-            if (m->msg == CURLMSG_DONE) {
-                rreq *q = NULL;
-                for (rreq *a = rm->active; a; a = a->next)
-                    if (a->easy == m->easy_handle) q = a;
-                if (q) finished(rm, q, m->data.result, &done);
-            }
+        reap(rm, &done);
         if (done.head || rm->stop) continue;
         pthread_mutex_unlock(&rm->mu);
         curl_multi_poll(rm->multi, NULL, 0, (int)wait_ms, NULL);
         pthread_mutex_lock(&rm->mu);
     }
-    /* Stopping: everything still here is canceled. */
-    while (rm->active) {
-        rreq *q = rm->active;
-        q->canceled = true;
-        finished(rm, q, CURLE_OK, &done);
-    }
-    while (rm->pending_head) {
-        rreq *q = rm->pending_head;
-        rm->pending_head = q->next;
-        q->res = fail(q, -ECANCELED, ": %s", "canceled");
-        push(&done, q);
-    }
-    rm->pending_tail = NULL;
+    cancel_all(rm, &done);
     pthread_mutex_unlock(&rm->mu);
-    while (done.head) {
-        rreq *q = done.head;
-        done.head = q->next;
-        q->next = NULL;
-        q->done(q);
-    }
+    complete(&done);
     return NULL;
 }

@@ -1,12 +1,14 @@
 /* The remote client's internals, shared by its parts: the request loop on a
- * libcurl multi handle (client.c), locations and signing (location.c), the
- * blocking calls (blocking.c), the prefetching file reader (rfile.c) and the
- * ring engine's remote backend (backend.c). */
+ * libcurl multi handle (client.c) and its retry and status policy
+ * (policy.c), locations and signing (location.c), the blocking calls
+ * (blocking.c), the prefetching file reader (rfile.c), and for the ring
+ * engine's remote backend (src/ring/remote.c). */
 #ifndef LUMIO_REMOTE_CLIENT_H
 #define LUMIO_REMOTE_CLIENT_H
 
 #include "core/core.h"
 #include "remote/http.h"
+#include "remote/policy.h"
 
 #include <lumio/remote.h>
 #include <pthread.h>
@@ -36,8 +38,6 @@ struct robj {
     unsigned refs;
     robj *next;
 };
-
-enum rreq_kind { RREQ_GET, RREQ_HEAD, RREQ_PUT };
 
 typedef void (*rreq_done_fn)(rreq *q);
 
@@ -82,9 +82,7 @@ struct rreq {
     uint64_t hdr_bytes;   /* bytes of this attempt's heads, 1xx ones included */
     unsigned hdr_interim; /* interim (1xx) heads of this attempt */
     uint64_t body_at;     /* object offset of the next body byte */
-    int64_t progress_ms;  /* the last byte of any attempt, for timeout_ms */
-    int64_t queued_ms;    /* a retry: when it could start */
-    int64_t last_byte_ms; /* for the stall timeout */
+    lumio__clocks clk;    /* for timeout_ms and the stall timeout */
     http_head h;          /* the current response's head */
     void *hdrs;           /* struct curl_slist */
     rreq *next;
@@ -111,11 +109,6 @@ struct lumio_remote {
 };
 
 /* client.c */
-/* A HEAD's refusal that a GET may not share: a URL presigned for GET only
- * (403 from S3 and GCS), a server without HEAD (405, 501). Where HEAD is
- * refused, or gives no size, a GET of the first byte identifies the object
- * (its Content-Range, or a 200's length). */
-bool rc_head_refused(int status);
 int rc_submit(lumio_remote *rm, rreq *q);   /* any thread; done() is always called */
 void rc_cancel(lumio_remote *rm, rreq *q);  /* any thread; done() with -ECANCELED */
 void rc_unpause(lumio_remote *rm, rreq *q); /* any thread: the sink has room again */

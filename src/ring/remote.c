@@ -61,7 +61,7 @@ static char *dup_text(const char *s) {
 static bool stat_by_get(rtask *rt, bool have_size) {
     rreq *q = &rt->q;
     if (q->kind != RREQ_HEAD || rt->by_get) return false;
-    if (q->res < 0 ? !rc_head_refused(q->h.status) : have_size) return false;
+    if (q->res < 0 ? !lumio__head_refused(q->h.status) : have_size) return false;
     rt->by_get = true;
     q->kind = RREQ_GET;
     q->off = 0;
