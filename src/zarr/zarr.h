@@ -1,5 +1,20 @@
-/* The Zarr layer's internals: metadata (meta.c), codecs (codec.c), the store
- * and region reads (array.c). */
+/* The Zarr layer's internals. Calls run one way, down this list:
+ *
+ *   array.c series.c write.c rechunk.c   the public API: open, read, batches,
+ *                                        series, create, write, rechunk
+ *   shard.c group.c                      sharded reads and writes; a group
+ *                                        opened where an array was expected
+ *   fetch.c                              chunks of a region through the ring,
+ *                                        decoded on the workers
+ *   store.c                              an array's keys: read, written,
+ *                                        checked for (local, URL, S3)
+ *
+ * and any of them into the helpers, which call none of the above: metadata
+ * parsed (meta.c, meta_json.c), emitted (meta_dump.c) and its codecs
+ * described (meta_describe.c); fill values converted (fill.c); codecs
+ * (codec.c); regions and chunk keys (box.c); the chunk cache (cache.c) and
+ * the shard index caches (index_cache.c). write.c and rechunk.c open what
+ * they make through array.c. */
 #ifndef LUMIO_ZARR_INTERNAL_H
 #define LUMIO_ZARR_INTERNAL_H
 
@@ -167,24 +182,47 @@ void zarr_fill_chunk(const zarr_meta *m, uint8_t *chunk);
 /* The key of the chunk at cc ("1.0.3", "1/0/3", "c/1/0/3"). */
 void zarr_chunk_key(const lumio_zarr *z, const uint64_t *cc, char *buf, size_t cap);
 
-/* array.c: the compute stage of region reads: decode a chunk that landed
+/* store.c: a whole key of the store, NUL-terminated (malloc'd). -ENOENT
+ * when it does not exist. */
+int zarr_fetch_key(lumio_zarr *z, const char *key, char **data, size_t *len);
+/* store.c: write a key whole (a temporary name renamed over it, or a PUT);
+ * on failure the text, naming the key, in err. */
+int zarr_put_key(const lumio_zarr *z, const char *key, const void *data, size_t len, char *err,
+                 size_t errlen);
+/* store.c: a new array's metadata document of format at path (text NULL:
+ * only check that it may go there): -EEXIST where an array of either format
+ * is, or a local directory holding anything else. A local directory is made
+ * if missing (*made says whether here). ring: the array's, or NULL (then
+ * one of its own, reading through remote). */
+int zarr_put_meta(const char *path, int format, const char *text, lumio_ring *ring,
+                  lumio_remote *remote, bool *made, char *err, size_t errlen);
+/* store.c: remove a local directory and all in it, unless it holds an
+ * array's metadata (another creator committed one meanwhile). */
+void zarr_remove_unless_array(const char *dir);
+/* store.c: give up on group g: nothing more of it is read or decoded
+ * (lumio_ring_cancel), and what is in flight is collected and dropped. */
+void zarr_abandon(lumio_zarr *z, uint64_t g);
+
+/* fetch.c: the compute stage of region reads: decode a chunk that landed
  * into `into` (its stored order), or, with NULL, into place in the region;
  * a failure is recorded in x with the key and the range. Releases the
  * buffer. zarr_on_chunk also reads a missing chunk as the fill value. */
 int zarr_decode_landed(region *x, lumio_completion *c, uint8_t *into);
 int zarr_on_chunk(void *arg, lumio_completion *c);
-
-/* array.c: submit every chunk of the region as one group of the ring, each
- * decoded into place on the workers; its id in *g (errors also in x). */
-int zarr_submit_region(lumio_zarr *z, region *x, uint64_t *g);
-
-/* array.c: read chunks of the region (indices first..first+n, or the n in
+/* fetch.c: the region's chunk i placed from the cache (on the caller's
+ * thread) instead of being read: true if it was there. */
+bool zarr_cached(const region *x, uint64_t i);
+/* fetch.c: read chunks of the region (indices first..first+n, or the n in
  * `which`) through the ring, running fn on each on the workers. */
-/* Give up on group g: nothing more of it is read or decoded
- * (lumio_ring_cancel), and what is in flight is collected and dropped. */
-void zarr_abandon(lumio_zarr *z, uint64_t g);
 int zarr_fetch_chunks(lumio_zarr *z, region *x, uint64_t first, uint64_t n, lumio_compute_fn fn,
                       const uint64_t *which);
+/* fetch.c: submit every chunk of the region as one group of the ring, each
+ * decoded into place on the workers; its id in *g (errors also in x). */
+int zarr_submit_region(lumio_zarr *z, region *x, uint64_t *g);
+/* fetch.c: n completions of a region's group taken: their buffers
+ * released, the first failure kept in x (the ring's text for the last).
+ * True when the group ended. */
+bool zarr_take_completions(lumio_zarr *z, region *x, lumio_completion *c, int n);
 
 /* shard.c: sharding_indexed. */
 void zarr_inner_meta(const zarr_meta *m, zarr_meta *im);
@@ -198,16 +236,6 @@ int zarr_read_sharded(lumio_zarr *z, const uint64_t *start, const uint64_t *shap
  * indexes of its shards that ic (may be NULL) does not hold (and keeping
  * them there). Errors are also in x. */
 int zarr_submit_sharded(lumio_zarr *z, region *x, zarr_cache *ic, uint64_t *g);
-/* array.c: the region (over zarr_grid(z)) as one group, sharded or not. */
-int zarr_submit_any(lumio_zarr *z, region *x, zarr_cache *ic, uint64_t *g);
-/* array.c: the shard index cache for a batch of reads: the array's own,
- * or (*own) a new one to free after it; NULL for unsharded arrays (or out
- * of memory). */
-zarr_cache *zarr_index_cache(lumio_zarr *z, bool *own);
-
-/* array.c: a whole key of the store, NUL-terminated (malloc'd). -ENOENT
- * when it does not exist. */
-int zarr_fetch_key(lumio_zarr *z, const char *key, char **data, size_t *len);
 /* group.c: if the location is a group (v2 `.zgroup`; v3 the zarr.json text
  * given), say so in z->err, naming its arrays, and return true. */
 bool zarr_group_error(lumio_zarr *z, const char *v3json, size_t len);
@@ -243,9 +271,14 @@ void zarr_cache_stats(zarr_cache *c, uint64_t *hits, uint64_t *misses, uint64_t 
 /* Forget one key. */
 void zarr_cache_drop(zarr_cache *c, uint64_t key);
 
-/* array.c: the region's chunk i placed from the cache (on the caller's
- * thread) instead of being read: true if it was there. */
-bool zarr_cached(const region *x, uint64_t i);
+/* index_cache.c: the share of cache_bytes an array keeps for shard
+ * indexes (0 for unsharded arrays), and a shard index cache of budget. */
+uint64_t zarr_index_budget(const zarr_meta *m, uint64_t cache_bytes);
+zarr_cache *zarr_index_cache_new(const zarr_meta *m, uint64_t budget);
+/* index_cache.c: the shard index cache for a batch of reads: the array's
+ * own, or (*own) a new one to free after it; NULL for unsharded arrays (or
+ * out of memory). */
+zarr_cache *zarr_index_cache(lumio_zarr *z, bool *own);
 
 /* array.c: this thread's text of the last failed open or create. */
 char *zarr_open_error(void);
@@ -271,15 +304,23 @@ struct lumio_zarr {
     bool made_dir;
 };
 
+/* array.c: open the array at location; with meta (a document of that
+ * format), the array it describes, which the store need not hold yet (a
+ * create whose metadata is written last: pending_meta, closed without
+ * commit, removes what create made). */
 int zarr_open_meta(lumio_zarr **out, const char *location, const lumio_zarr_options *opts,
                    const char *meta, int format);
-/* Close without commit: remove the directory create made for it. */
-void zarr_discard_pending(lumio_zarr *z);
 
 /* The grid regions are read over: the chunks, or a sharded array's inner
  * chunks. */
 static inline const zarr_meta *zarr_grid(const lumio_zarr *z) {
     return z->m.sharded ? &z->im : &z->m;
+}
+
+/* The region (over zarr_grid(z)) as one group, sharded or not: here, not in
+ * a file, so that neither fetch.c nor shard.c calls the other's way. */
+static inline int zarr_submit_any(lumio_zarr *z, region *x, zarr_cache *ic, uint64_t *g) {
+    return z->m.sharded ? zarr_submit_sharded(z, x, ic, g) : zarr_submit_region(z, x, g);
 }
 
 #endif
