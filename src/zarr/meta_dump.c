@@ -4,50 +4,11 @@
 #include "zarr/zarr.h"
 
 #include <jansson.h>
-#include <math.h>
-#include <string.h>
 
 static json_t *dims_json(const uint64_t *v, unsigned n) {
     json_t *a = json_array();
     for (unsigned i = 0; i < n; i++) json_array_append_new(a, json_integer((json_int_t)v[i]));
     return a;
-}
-
-static json_t *fill_json(const lumio_zarr_info *in) {
-    uint64_t v = 0;
-    for (unsigned i = 0; i < in->itemsize; i++)
-        v |= (uint64_t)in->fill[in->big_endian ? in->itemsize - 1 - i : i] << (8 * i);
-    double d;
-    switch (in->type) {
-    case LUMIO_ZARR_BOOL:
-        return json_boolean(v != 0);
-    case LUMIO_ZARR_FLOAT32: {
-        uint32_t b = (uint32_t)v;
-        float f;
-        memcpy(&f, &b, 4);
-        d = f;
-        break;
-    }
-    case LUMIO_ZARR_FLOAT64:
-        memcpy(&d, &v, 8);
-        break;
-    case LUMIO_ZARR_INT8:
-        return json_integer((int8_t)v);
-    case LUMIO_ZARR_INT16:
-        return json_integer((int16_t)v);
-    case LUMIO_ZARR_INT32:
-        return json_integer((int32_t)v);
-    case LUMIO_ZARR_INT64:
-        return json_integer((json_int_t)(int64_t)v);
-    case LUMIO_ZARR_UINT64:
-        if (v > (uint64_t)INT64_MAX) return json_real((double)v); /* jansson is signed */
-        return json_integer((json_int_t)v);
-    default:
-        return json_integer((json_int_t)v);
-    }
-    if (isnan(d)) return json_string("NaN");
-    if (isinf(d)) return json_string(d > 0 ? "Infinity" : "-Infinity");
-    return json_real(d);
 }
 
 static json_t *blosc_json(const codec *k, bool v3) {
@@ -141,7 +102,7 @@ char *zarr_dump_meta(const zarr_meta *m) {
             json_object_set_new(c, "level", json_integer(k->level));
         }
         json_object_set_new(root, "compressor", c);
-        json_object_set_new(root, "fill_value", fill_json(in));
+        json_object_set_new(root, "fill_value", zarr_fill_to_json(in));
         json_object_set_new(root, "order", json_string(in->fortran_order ? "F" : "C"));
         json_t *filters = m->nfilters ? json_array() : json_null();
         for (unsigned i = 0; i < m->nfilters; i++) { /* delta, in the array's dtype */
@@ -164,7 +125,7 @@ char *zarr_dump_meta(const zarr_meta *m) {
         json_t *kc = json_object();
         json_object_set_new(kc, "separator", json_string(m->sep == '.' ? "." : "/"));
         json_object_set_new(root, "chunk_key_encoding", named(m->v3_c ? "default" : "v2", kc));
-        json_object_set_new(root, "fill_value", fill_json(in));
+        json_object_set_new(root, "fill_value", zarr_fill_to_json(in));
         json_t *codecs = dump_chain(m->sharded ? m->ichain : m->chain,
                                     m->sharded ? m->nichain : m->nchain, in->ndim);
         if (m->sharded) {

@@ -189,24 +189,7 @@ int lumio_zarr_rechunk(const char *src, const char *dst, const lumio_zarr_create
     o.defer_metadata = 1; /* written last: a failed rechunk leaves nothing that opens */
     char fill[64];
     if (!opts->fill_value) { /* the source's fill value, as text */
-        uint64_t v = 0;
-        for (unsigned i = 0; i < si.itemsize; i++)
-            v |= (uint64_t)si.fill[si.big_endian ? si.itemsize - 1 - i : i] << (8 * i);
-        if (si.type == LUMIO_ZARR_FLOAT32) {
-            uint32_t b = (uint32_t)v;
-            float f;
-            memcpy(&f, &b, 4);
-            snprintf(fill, sizeof fill, "%.9g", f);
-        } else if (si.type == LUMIO_ZARR_FLOAT64) {
-            double f;
-            memcpy(&f, &v, 8);
-            snprintf(fill, sizeof fill, "%.17g", f);
-        } else if (si.type <= LUMIO_ZARR_INT64 && si.type != LUMIO_ZARR_BOOL) {
-            int shift = 64 - 8 * (int)si.itemsize;
-            snprintf(fill, sizeof fill, "%lld", (long long)((int64_t)(v << shift) >> shift));
-        } else {
-            snprintf(fill, sizeof fill, "%llu", (unsigned long long)v);
-        }
+        zarr_fill_to_text(&si, fill, sizeof fill);
         o.fill_value = fill;
     }
     /* Chunks encoded at once by the writer: within a sixteenth of the budget. */

@@ -111,63 +111,6 @@ bad:
     return LUMIO_E_UNSUPPORTED;
 }
 
-static int parse_fill_text(const char *s, lumio_zarr_info *in, char *err, size_t errlen) {
-    memset(in->fill, 0, sizeof in->fill);
-    unsigned size = in->itemsize;
-    int big = in->big_endian;
-    uint64_t bits;
-    char *end;
-    if (in->type == LUMIO_ZARR_BOOL) {
-        if (!strcmp(s, "true") || !strcmp(s, "1"))
-            in->fill[0] = 1;
-        else if (strcmp(s, "false") && strcmp(s, "0"))
-            goto bad;
-        return 0;
-    }
-    if (in->type == LUMIO_ZARR_FLOAT32 || in->type == LUMIO_ZARR_FLOAT64) {
-        errno = 0;
-        double d = strtod(s, &end); /* also "nan", "inf", "-inf" */
-        if (end == s || *end) goto bad;
-        if (size == 4) {
-            float f = (float)d;
-            uint32_t b32;
-            memcpy(&b32, &f, 4);
-            bits = b32;
-        } else {
-            memcpy(&bits, &d, 8);
-        }
-    } else {
-        errno = 0;
-        bool neg = s[0] == '-';
-        if (neg) {
-            long long v = strtoll(s, &end, 10);
-            bits = (uint64_t)v;
-        } else {
-            bits = strtoull(s, &end, 10);
-        }
-        if (end == s || *end || errno) goto bad;
-        bool is_signed = in->type <= LUMIO_ZARR_INT64;
-        if (neg && !is_signed) goto bad;
-        if (!neg && bits > (uint64_t)INT64_MAX) { /* jansson writes no larger integer */
-            snprintf(err, errlen, "fill value '%s': values above 2^63-1 are not supported", s);
-            return LUMIO_E_UNSUPPORTED;
-        }
-        if (size < 8) {
-            int64_t lo = is_signed ? -(1ll << (8 * size - 1)) : 0;
-            int64_t hi =
-                is_signed ? (1ll << (8 * size - 1)) - 1 : (int64_t)((1ull << (8 * size)) - 1);
-            int64_t v = (int64_t)bits;
-            if ((neg || is_signed) ? (v < lo || v > hi) : bits > (uint64_t)hi) goto bad;
-        }
-    }
-    for (unsigned i = 0; i < size; i++)
-        in->fill[big ? size - 1 - i : i] = (uint8_t)(bits >> (8 * i));
-    return 0;
-bad:
-    snprintf(err, errlen, "fill value '%s' is not a %s", s, in->dtype);
-    return LUMIO_E_FORMAT;
-}
-
 int lumio_zarr_commit(lumio_zarr *z) {
     if (!z->pending_meta) return 0;
     char err[512] = "";
@@ -232,7 +175,8 @@ int lumio_zarr_create(lumio_zarr **out, const char *path, const lumio_zarr_creat
         snprintf(in->dtype, sizeof in->dtype, "%s", t.info.dtype);
     }
     in->fortran_order = o->fortran_order != 0; /* (1-d: the same bytes either way) */
-    if ((rc = parse_fill_text(o->fill_value ? o->fill_value : "0", in, err, sizeof err))) goto out;
+    if ((rc = zarr_fill_from_text(o->fill_value ? o->fill_value : "0", in, err, sizeof err)))
+        goto out;
     codec k;
     const char *cs = o->codec ? o->codec : "zstd:3";
     bool delta = !strncmp(cs, "delta,", 6); /* numcodecs' Delta filter, then the codec */

@@ -137,6 +137,18 @@ char *zarr_dump_meta(const zarr_meta *m);
 const char *zarr_v3_type_name(lumio_zarr_type t);
 const char *zarr_shuffle_name(int s);
 
+/* fill.c: the fill value (info->fill: itemsize bytes in the array's byte
+ * order, info->type, ->itemsize, ->big_endian and ->dtype set) from the
+ * metadata's JSON (absent or null: zero) or from text ("0", "-1.5", "nan",
+ * "inf", "true"), errors in err naming the dtype; and back, as JSON ("NaN",
+ * "Infinity" for floats), or as text that converts back to the same bytes
+ * (NaN payloads aside). */
+struct json_t;
+int zarr_fill_from_json(const struct json_t *j, lumio_zarr_info *in, char *err, size_t errlen);
+int zarr_fill_from_text(const char *s, lumio_zarr_info *in, char *err, size_t errlen);
+struct json_t *zarr_fill_to_json(const lumio_zarr_info *in);
+void zarr_fill_to_text(const lumio_zarr_info *in, char *buf, size_t cap);
+
 /* A region of the array being read or written, and the chunk grid span it
  * touches (box.c). */
 typedef struct region {
