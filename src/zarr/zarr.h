@@ -10,11 +10,11 @@
  *                                        checked for (local, URL, S3)
  *
  * and any of them into the helpers, which call none of the above: metadata
- * parsed (meta.c, meta_json.c), emitted (meta_dump.c) and its codecs
- * described (meta_describe.c); fill values converted (fill.c); codecs
- * (codec.c); regions and chunk keys (box.c); the chunk cache (cache.c) and
- * the shard index caches (index_cache.c). write.c and rechunk.c open what
- * they make through array.c. */
+ * parsed (meta.c, with meta_json.c's field readers), emitted (meta_dump.c)
+ * and its codecs described (meta_describe.c); fill values converted
+ * (fill.c); codecs (codec.c); regions and chunk keys (box.c); the chunk
+ * cache (cache.c) and the shard index caches (index_cache.c). write.c and
+ * rechunk.c open what they make through array.c. */
 #ifndef LUMIO_ZARR_INTERNAL_H
 #define LUMIO_ZARR_INTERNAL_H
 
@@ -82,6 +82,7 @@ typedef struct zarr_meta {
 /* meta.c: parse .zarray (format 2) or zarr.json (format 3). */
 int zarr_parse_v2(const char *text, size_t len, zarr_meta *m, char *err, size_t errlen);
 int zarr_parse_v3(const char *text, size_t len, zarr_meta *m, char *err, size_t errlen);
+/* meta_describe.c: m->info.codecs from m's codecs. */
 void zarr_describe_codecs(zarr_meta *m);
 
 /* codec.c: decode one stored chunk into out (m->chunk_bytes, in the stored
@@ -133,8 +134,10 @@ typedef struct zarr_enc_kit {
 
 /* meta_dump.c: the metadata document of m (malloc'd JSON text). */
 char *zarr_dump_meta(const zarr_meta *m);
-/* meta.c: the v3 data_type of t ("uint16"); blosc's shuffle by name. */
+/* meta.c: the v3 data_type of t ("uint16"). */
 const char *zarr_v3_type_name(lumio_zarr_type t);
+/* meta_describe.c: blosc's shuffle by name ("noshuffle", "shuffle",
+ * "bitshuffle"). */
 const char *zarr_shuffle_name(int s);
 
 /* fill.c: the fill value (info->fill: itemsize bytes in the array's byte
