@@ -1,20 +1,23 @@
 /* The Zarr layer's internals. Calls run one way, down this list:
  *
- *   array.c series.c write.c rechunk.c   the public API: open, read, batches,
- *                                        series, create, write, rechunk
- *   shard.c group.c                      sharded reads and writes; a group
- *                                        opened where an array was expected
- *   fetch.c                              chunks of a region through the ring,
- *                                        decoded on the workers
- *   store.c                              an array's keys: read, written,
- *                                        checked for (local, URL, S3)
+ *   array.c series.c             the public API: open, read, read_batch,
+ *   create.c write.c rechunk.c   series; create, commit, write, rechunk
+ *   shard.c group.c              sharded region reads; a group opened
+ *                                where an array was expected
+ *   fetch.c                      chunks of a region through the ring,
+ *                                decoded on the workers
+ *   store.c                      an array's keys: read, written, checked
+ *                                for (local directory, URL, S3)
  *
- * and any of them into the helpers, which call none of the above: metadata
- * parsed (meta.c, with meta_json.c's field readers), emitted (meta_dump.c)
- * and its codecs described (meta_describe.c); fill values converted
- * (fill.c); codecs (codec.c); regions and chunk keys (box.c); the chunk
- * cache (cache.c) and the shard index caches (index_cache.c). write.c and
- * rechunk.c open what they make through array.c. */
+ * and from any of them into the helpers, which call none of the above:
+ * metadata parsed (meta.c, with meta_json.c's field readers), emitted
+ * (meta_dump.c) and its codecs described (meta_describe.c); fill values
+ * converted (fill.c); codecs (codec.c); regions and chunk keys (box.c); the
+ * chunk cache (cache.c) and the shard index caches (index_cache.c).
+ * Within the public API, create.c opens what it makes through array.c, and
+ * rechunk.c is built on the public functions. One loop is by design: a
+ * shard is a codec of codecs, so codec.c hands a whole shard to shard.c,
+ * which hands each inner chunk back to codec.c. */
 #ifndef LUMIO_ZARR_INTERNAL_H
 #define LUMIO_ZARR_INTERNAL_H
 
