@@ -92,6 +92,49 @@ static void *encoder(void *arg) {
     return NULL;
 }
 
+/* One kit per encoder, kept in the array from write to write. */
+static int grow_kits(lumio_zarr *z, unsigned n) {
+    if (z->nkits >= n) return 0;
+    zarr_enc_kit *k = realloc(z->kits, n * sizeof *k);
+    if (!k) return -ENOMEM;
+    memset(k + z->nkits, 0, (n - z->nkits) * sizeof *k);
+    z->kits = k;
+    z->nkits = n;
+    return 0;
+}
+
+/* The chunks of the batch that the region only partly covers, read (into
+ * buffers kept from batch to batch) to be merged; those it covers are left
+ * to the encoders. old: room for the batch's chunk indices. */
+static int read_partial(lumio_zarr *z, write_job *j, uint64_t *old) {
+    uint64_t nold = 0;
+    for (uint64_t i = 0; i < j->n; i++) {
+        uint64_t cc[LUMIO_ZARR_MAX_DIMS];
+        region_chunk(&j->x, j->first + i, cc);
+        if (region_covers(&j->x, cc)) { /* assembled by the encoder itself */
+            free(j->bufs[i]);
+            j->bufs[i] = NULL;
+            continue;
+        }
+        if (!j->bufs[i] && !(j->bufs[i] = malloc(LUMIO_MAX(z->m.chunk_bytes, 1)))) return -ENOMEM;
+        old[nold++] = j->first + i;
+    }
+    return nold ? zarr_fetch_chunks(z, &j->x, 0, nold, on_old, old) : 0;
+}
+
+/* The batch encoded and written by up to nthreads encoders (on this thread
+ * if none starts). */
+static void encode_batch(lumio_zarr *z, write_job *j, pthread_t *threads, encoder_arg *args,
+                         unsigned nthreads) {
+    unsigned started = 0;
+    for (unsigned t = 0; t < nthreads && t < j->n; t++) {
+        args[t] = (encoder_arg){.j = j, .kit = &z->kits[started]};
+        if (pthread_create(&threads[started], NULL, encoder, &args[t]) == 0) started++;
+    }
+    if (started == 0) encoder(&(encoder_arg){.j = j, .kit = &z->kits[0]});
+    for (unsigned t = 0; t < started; t++) pthread_join(threads[t], NULL);
+}
+
 int lumio_zarr_write(lumio_zarr *z, const uint64_t *start, const uint64_t *shape, const void *buf) {
     if (z->remote && !z->rm && !(z->rm = lumio_ring_remote(z->ring))) {
         snprintf(z->err, sizeof z->err, "%s: cannot start the remote client", z->base);
@@ -104,7 +147,6 @@ int lumio_zarr_write(lumio_zarr *z, const uint64_t *start, const uint64_t *shape
     /* What the region touches is read again from the store. */
     if (z->cache) zarr_cache_forget(z->cache, zarr_grid(z), start, shape);
     if (z->index_cache) zarr_cache_forget(z->index_cache, &z->m, start, shape);
-    const zarr_meta *m = &z->m;
     uint64_t batch = LUMIO_MAX(z->max_inflight, 1);
     /* Encoders: one per core; over the network more, each mostly waiting
      * for its PUT. */
@@ -113,44 +155,13 @@ int lumio_zarr_write(lumio_zarr *z, const uint64_t *start, const uint64_t *shape
     uint64_t *old = calloc(batch, sizeof *old);
     pthread_t *threads = calloc(nthreads, sizeof *threads);
     encoder_arg *args = calloc(nthreads, sizeof *args);
-    if (z->nkits < nthreads) { /* kept in the array from write to write */
-        zarr_enc_kit *k = realloc(z->kits, nthreads * sizeof *k);
-        if (k) {
-            memset(k + z->nkits, 0, (nthreads - z->nkits) * sizeof *k);
-            z->kits = k;
-            z->nkits = nthreads;
-        }
-    }
-    if (!j.bufs || !old || !threads || !args || z->nkits < nthreads) rc = -ENOMEM;
+    if (grow_kits(z, nthreads) < 0 || !j.bufs || !old || !threads || !args) rc = -ENOMEM;
     for (uint64_t first = 0; rc == 0 && first < j.x.nchunks; first += batch) {
         j.first = first;
         j.n = LUMIO_MIN(batch, j.x.nchunks - first);
         j.next = 0;
-        uint64_t nold = 0;
-        for (uint64_t i = 0; i < j.n && rc == 0; i++) {
-            uint64_t cc[LUMIO_ZARR_MAX_DIMS];
-            region_chunk(&j.x, first + i, cc);
-            if (region_covers(&j.x, cc)) { /* assembled by the encoder itself */
-                free(j.bufs[i]);
-                j.bufs[i] = NULL;
-                continue;
-            }
-            /* Partly covered: read, then merged. Buffers are kept from batch
-             * to batch. */
-            if (!j.bufs[i] && !(j.bufs[i] = malloc(m->chunk_bytes ? m->chunk_bytes : 1))) {
-                rc = -ENOMEM;
-                break;
-            }
-            old[nold++] = first + i;
-        }
-        if (rc == 0 && nold) rc = zarr_fetch_chunks(z, &j.x, 0, nold, on_old, old);
-        unsigned started = 0;
-        for (unsigned t = 0; rc == 0 && t < nthreads && t < j.n; t++) {
-            args[t] = (encoder_arg){.j = &j, .kit = &z->kits[started]};
-            if (pthread_create(&threads[started], NULL, encoder, &args[t]) == 0) started++;
-        }
-        if (rc == 0 && started == 0) encoder(&(encoder_arg){.j = &j, .kit = &z->kits[0]});
-        for (unsigned t = 0; t < started; t++) pthread_join(threads[t], NULL);
+        rc = read_partial(z, &j, old);
+        if (rc == 0) encode_batch(z, &j, threads, args, nthreads);
         if (rc == 0 && j.x.error) rc = j.x.error;
     }
     for (uint64_t i = 0; j.bufs && i < batch; i++) free(j.bufs[i]);
