@@ -4,9 +4,7 @@
 #include "zarr/meta_json.h"
 #include "zarr/zarr.h"
 
-#include <errno.h>
 #include <jansson.h>
-#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -45,98 +43,6 @@ static int parse_numpy_dtype(const char *s, lumio_zarr_type *t, unsigned *size, 
             return 0;
         }
     return -1;
-}
-
-static bool is_float(lumio_zarr_type t) {
-    return t == LUMIO_ZARR_FLOAT32 || t == LUMIO_ZARR_FLOAT64;
-}
-
-static void store_le_or_be(uint8_t *out, uint64_t v, unsigned size, int big) {
-    for (unsigned i = 0; i < size; i++) out[big ? size - 1 - i : i] = (uint8_t)(v >> (8 * i));
-}
-
-/* The fill value as itemsize bytes in the array's byte order. */
-static int parse_fill(json_t *j, lumio_zarr_info *info, char *err, size_t errlen) {
-    memset(info->fill, 0, sizeof info->fill);
-    if (!j || json_is_null(j)) return 0;
-    lumio_zarr_type t = info->type;
-    unsigned size = info->itemsize;
-    int big = info->big_endian;
-    if (t == LUMIO_ZARR_BOOL) {
-        if (json_is_boolean(j))
-            info->fill[0] = json_is_true(j);
-        else if (json_is_integer(j))
-            info->fill[0] = json_integer_value(j) != 0;
-        else
-            goto bad;
-        return 0;
-    }
-    if (is_float(t)) {
-        double d;
-        if (json_is_number(j)) {
-            d = json_number_value(j);
-        } else if (json_is_string(j)) {
-            const char *s = json_string_value(j);
-            if (!strcmp(s, "NaN"))
-                d = NAN;
-            else if (!strcmp(s, "Infinity"))
-                d = INFINITY;
-            else if (!strcmp(s, "-Infinity"))
-                d = -INFINITY;
-            else if (!strncmp(s, "0x", 2) && strlen(s) == 2 + 2 * size &&
-                     strspn(s + 2, "0123456789abcdefABCDEF") == 2 * size) {
-                /* v3: the value's IEEE 754 bits, as a hex number ("0x7fc00000") */
-                store_le_or_be(info->fill, strtoull(s + 2, NULL, 16), size, big);
-                return 0;
-            } else
-                goto bad;
-        } else {
-            goto bad;
-        }
-        uint64_t bits;
-        if (size == 4) {
-            float f = (float)d;
-            uint32_t b32;
-            memcpy(&b32, &f, 4);
-            bits = b32;
-        } else {
-            memcpy(&bits, &d, 8);
-        }
-        store_le_or_be(info->fill, bits, size, big);
-        return 0;
-    }
-    bool is_signed = t <= LUMIO_ZARR_INT64;
-    if (!json_is_integer(j)) {
-        /* A whole number as a real: what jansson gives for integers beyond
-         * int64 (a uint64 fill value) when parsed as reals. */
-        double d = json_is_real(j) ? json_real_value(j) : NAN;
-        if (!(d == d) || d < -9.3e18 || d > 1.85e19 || d != floor(d)) goto bad;
-        if (d >= 9.2233720368547758e18) {
-            if (is_signed || size < 8) goto bad;
-            store_le_or_be(info->fill, d >= 1.8446744073709552e19 ? UINT64_MAX : (uint64_t)d, size,
-                           big);
-            return 0;
-        }
-        if (d != (double)(int64_t)d) goto bad;
-        json_int_t v = (json_int_t)(int64_t)d;
-        j = json_integer(v);
-        int rc = parse_fill(j, info, err, errlen);
-        json_decref(j);
-        return rc;
-    }
-    json_int_t v = json_integer_value(j);
-    if (size < 8) { /* in the type's range */
-        int64_t lo = is_signed ? -(1ll << (8 * size - 1)) : 0;
-        int64_t hi = is_signed ? (1ll << (8 * size - 1)) - 1 : (int64_t)((1ull << (8 * size)) - 1);
-        if (v < lo || v > hi) goto bad;
-    } else if (!is_signed && v < 0) {
-        goto bad;
-    }
-    store_le_or_be(info->fill, (uint64_t)v, size, big);
-    return 0;
-bad:
-    snprintf(err, errlen, "fill_value: not a value of type %s", info->dtype);
-    return LUMIO_E_FORMAT;
 }
 
 /* "2^64" for a power of two, the number otherwise (for messages). */
@@ -190,10 +96,6 @@ static int finish_shape(zarr_meta *m, char *err, size_t errlen) {
     m->grid_big = grid_big;
     info->nchunks = n;
     return 0;
-}
-
-static const char *shuffle_name(int s) {
-    return s == 0 ? "noshuffle" : s == 2 ? "bitshuffle" : "shuffle";
 }
 
 static int parse_blosc(json_t *c, codec *k, unsigned itemsize, bool v3, char *err, size_t errlen) {
@@ -335,7 +237,8 @@ int zarr_parse_v2(const char *text, size_t len, zarr_meta *m, char *err, size_t 
         FAIL(LUMIO_E_UNSUPPORTED, "dimension_separator: %s is not \".\" or \"/\"",
              zarr_show(sep).s);
     m->sep = sep ? sep[0] : '.';
-    if ((rc = parse_fill(json_object_get(root, "fill_value"), info, err, errlen))) goto out;
+    if ((rc = zarr_fill_from_json(json_object_get(root, "fill_value"), info, err, errlen)))
+        goto out;
     if ((rc = v2_compressor(root, m, err, errlen))) goto out;
     if ((rc = v2_filters(root, m, err, errlen))) goto out;
     rc = finish_shape(m, err, errlen);
@@ -694,7 +597,8 @@ int zarr_parse_v3(const char *text, size_t len, zarr_meta *m, char *err, size_t 
              : info->big_endian  ? '>'
                                  : '<',
              kind, info->itemsize);
-    if ((rc = parse_fill(json_object_get(root, "fill_value"), info, err, errlen))) goto out;
+    if ((rc = zarr_fill_from_json(json_object_get(root, "fill_value"), info, err, errlen)))
+        goto out;
     /* Storage transformers change where the bytes are: one we do not know
      * cannot be read right. */
     json_t *st = json_object_get(root, "storage_transformers");
@@ -711,79 +615,8 @@ out:
     return rc;
 }
 
-static void append(char *buf, size_t cap, const char *s) {
-    size_t n = strlen(buf);
-    snprintf(buf + n, cap - n, "%s%s", n ? "," : "", s);
-}
-
-static void describe(const codec *k, char *s, size_t cap) {
-    switch (k->id) {
-    case CODEC_ZSTD:
-        snprintf(s, cap, "zstd:%d", k->level);
-        break;
-    case CODEC_ZLIB:
-        snprintf(s, cap, "zlib:%d", k->level);
-        break;
-    case CODEC_GZIP:
-        snprintf(s, cap, "gzip:%d", k->level);
-        break;
-    case CODEC_BLOSC:
-        snprintf(s, cap, "blosc:%s:%d:%s", k->cname, k->level, shuffle_name(k->shuffle));
-        break;
-    case CODEC_DELTA:
-        snprintf(s, cap, "delta");
-        break;
-    case CODEC_BYTES:
-        snprintf(s, cap, "bytes:%s", k->big_endian ? "big" : "little");
-        break;
-    case CODEC_TRANSPOSE:
-        snprintf(s, cap, "transpose");
-        break;
-    case CODEC_CRC32C:
-        snprintf(s, cap, "crc32c");
-        break;
-    case CODEC_NONE:
-        snprintf(s, cap, "none");
-        break;
-    }
-}
-
-void zarr_describe_codecs(zarr_meta *m) {
-    char *buf = m->info.codecs;
-    size_t cap = sizeof m->info.codecs;
-    buf[0] = 0;
-    char s[64];
-    if (m->info.format == 2) {
-        for (unsigned i = 0; i < m->nfilters; i++)
-            describe(&m->filters[i], s, sizeof s), append(buf, cap, s);
-        if (m->compressor.id == CODEC_NONE)
-            append(buf, cap, "none");
-        else
-            describe(&m->compressor, s, sizeof s), append(buf, cap, s);
-        return;
-    }
-    if (m->sharded) { /* "sharding(8x8x8:bytes:little,zstd:3)" */
-        size_t n = (size_t)snprintf(buf, cap, "sharding(");
-        for (unsigned d = 0; d < m->info.ndim && n < cap; d++)
-            n += (size_t)snprintf(buf + n, cap - n, "%s%llu", d ? "x" : "",
-                                  (unsigned long long)m->inner[d]);
-        for (unsigned i = 0; i < m->nichain && n < cap; i++) {
-            describe(&m->ichain[i], s, sizeof s);
-            n += (size_t)snprintf(buf + n, cap - n, "%s%s", i ? "," : ":", s);
-        }
-        if (n < cap) snprintf(buf + n, cap - n, ")%s", m->index_crc ? ",index:crc32c" : "");
-        return;
-    }
-    for (unsigned i = 0; i < m->nchain; i++)
-        describe(&m->chain[i], s, sizeof s), append(buf, cap, s);
-}
-
 const char *zarr_v3_type_name(lumio_zarr_type t) {
     for (size_t i = 0; i < NTYPES; i++)
         if (types[i].type == t) return types[i].v3;
     return "?";
-}
-
-const char *zarr_shuffle_name(int s) {
-    return shuffle_name(s);
 }

@@ -4,50 +4,11 @@
 #include "zarr/zarr.h"
 
 #include <jansson.h>
-#include <math.h>
-#include <string.h>
 
 static json_t *dims_json(const uint64_t *v, unsigned n) {
     json_t *a = json_array();
     for (unsigned i = 0; i < n; i++) json_array_append_new(a, json_integer((json_int_t)v[i]));
     return a;
-}
-
-static json_t *fill_json(const lumio_zarr_info *in) {
-    uint64_t v = 0;
-    for (unsigned i = 0; i < in->itemsize; i++)
-        v |= (uint64_t)in->fill[in->big_endian ? in->itemsize - 1 - i : i] << (8 * i);
-    double d;
-    switch (in->type) {
-    case LUMIO_ZARR_BOOL:
-        return json_boolean(v != 0);
-    case LUMIO_ZARR_FLOAT32: {
-        uint32_t b = (uint32_t)v;
-        float f;
-        memcpy(&f, &b, 4);
-        d = f;
-        break;
-    }
-    case LUMIO_ZARR_FLOAT64:
-        memcpy(&d, &v, 8);
-        break;
-    case LUMIO_ZARR_INT8:
-        return json_integer((int8_t)v);
-    case LUMIO_ZARR_INT16:
-        return json_integer((int16_t)v);
-    case LUMIO_ZARR_INT32:
-        return json_integer((int32_t)v);
-    case LUMIO_ZARR_INT64:
-        return json_integer((json_int_t)(int64_t)v);
-    case LUMIO_ZARR_UINT64:
-        if (v > (uint64_t)INT64_MAX) return json_real((double)v); /* jansson is signed */
-        return json_integer((json_int_t)v);
-    default:
-        return json_integer((json_int_t)v);
-    }
-    if (isnan(d)) return json_string("NaN");
-    if (isinf(d)) return json_string(d > 0 ? "Infinity" : "-Infinity");
-    return json_real(d);
 }
 
 static json_t *blosc_json(const codec *k, bool v3) {
@@ -120,71 +81,85 @@ static json_t *dump_chain(const codec *chain, unsigned n, unsigned ndim) {
     return codecs;
 }
 
-char *zarr_dump_meta(const zarr_meta *m) {
+/* v2 "compressor": null or {"id": ..., ...}. */
+static json_t *compressor_json(const codec *k) {
+    if (k->id == CODEC_BLOSC) return blosc_json(k, false);
+    if (k->id == CODEC_NONE) return json_null();
+    json_t *c = json_object();
+    json_object_set_new(c, "id",
+                        json_string(k->id == CODEC_ZSTD   ? "zstd"
+                                    : k->id == CODEC_ZLIB ? "zlib"
+                                                          : "gzip"));
+    json_object_set_new(c, "level", json_integer(k->level));
+    return c;
+}
+
+/* The document of a v2 array (.zarray). */
+static void dump_v2(json_t *root, const zarr_meta *m) {
     const lumio_zarr_info *in = &m->info;
-    json_t *root = json_object();
-    if (in->format == 2) {
-        json_object_set_new(root, "zarr_format", json_integer(2));
-        json_object_set_new(root, "shape", dims_json(in->shape, in->ndim));
-        json_object_set_new(root, "chunks", dims_json(in->chunks, in->ndim));
-        json_object_set_new(root, "dtype", json_string(in->dtype));
-        const codec *k = &m->compressor;
-        json_t *c = json_null();
-        if (k->id == CODEC_BLOSC) {
-            c = blosc_json(k, false);
-        } else if (k->id != CODEC_NONE) {
-            c = json_object();
-            json_object_set_new(c, "id",
-                                json_string(k->id == CODEC_ZSTD   ? "zstd"
-                                            : k->id == CODEC_ZLIB ? "zlib"
-                                                                  : "gzip"));
-            json_object_set_new(c, "level", json_integer(k->level));
-        }
-        json_object_set_new(root, "compressor", c);
-        json_object_set_new(root, "fill_value", fill_json(in));
-        json_object_set_new(root, "order", json_string(in->fortran_order ? "F" : "C"));
-        json_t *filters = m->nfilters ? json_array() : json_null();
-        for (unsigned i = 0; i < m->nfilters; i++) { /* delta, in the array's dtype */
-            json_t *f = json_object();
-            json_object_set_new(f, "id", json_string("delta"));
-            json_object_set_new(f, "dtype", json_string(in->dtype));
-            json_object_set_new(f, "astype", json_string(in->dtype));
-            json_array_append_new(filters, f);
-        }
-        json_object_set_new(root, "filters", filters);
-        json_object_set_new(root, "dimension_separator", json_string(m->sep == '/' ? "/" : "."));
-    } else {
-        json_object_set_new(root, "zarr_format", json_integer(3));
-        json_object_set_new(root, "node_type", json_string("array"));
-        json_object_set_new(root, "shape", dims_json(in->shape, in->ndim));
-        json_object_set_new(root, "data_type", json_string(zarr_v3_type_name(in->type)));
-        json_t *gc = json_object();
-        json_object_set_new(gc, "chunk_shape", dims_json(in->chunks, in->ndim));
-        json_object_set_new(root, "chunk_grid", named("regular", gc));
-        json_t *kc = json_object();
-        json_object_set_new(kc, "separator", json_string(m->sep == '.' ? "." : "/"));
-        json_object_set_new(root, "chunk_key_encoding", named(m->v3_c ? "default" : "v2", kc));
-        json_object_set_new(root, "fill_value", fill_json(in));
-        json_t *codecs = dump_chain(m->sharded ? m->ichain : m->chain,
-                                    m->sharded ? m->nichain : m->nchain, in->ndim);
-        if (m->sharded) {
-            json_t *conf = json_object();
-            json_object_set_new(conf, "chunk_shape", dims_json(m->inner, in->ndim));
-            json_object_set_new(conf, "codecs", codecs);
-            json_t *ic = json_array();
-            json_t *le = json_object();
-            json_object_set_new(le, "endian", json_string("little"));
-            json_array_append_new(ic, named("bytes", le));
-            if (m->index_crc) json_array_append_new(ic, named("crc32c", NULL));
-            json_object_set_new(conf, "index_codecs", ic);
-            json_object_set_new(conf, "index_location",
-                                json_string(m->index_at_start ? "start" : "end"));
-            codecs = json_array();
-            json_array_append_new(codecs, named("sharding_indexed", conf));
-        }
-        json_object_set_new(root, "codecs", codecs);
-        json_object_set_new(root, "attributes", json_object());
+    json_object_set_new(root, "zarr_format", json_integer(2));
+    json_object_set_new(root, "shape", dims_json(in->shape, in->ndim));
+    json_object_set_new(root, "chunks", dims_json(in->chunks, in->ndim));
+    json_object_set_new(root, "dtype", json_string(in->dtype));
+    json_object_set_new(root, "compressor", compressor_json(&m->compressor));
+    json_object_set_new(root, "fill_value", zarr_fill_to_json(in));
+    json_object_set_new(root, "order", json_string(in->fortran_order ? "F" : "C"));
+    json_t *filters = m->nfilters ? json_array() : json_null();
+    for (unsigned i = 0; i < m->nfilters; i++) { /* delta, in the array's dtype */
+        json_t *f = json_object();
+        json_object_set_new(f, "id", json_string("delta"));
+        json_object_set_new(f, "dtype", json_string(in->dtype));
+        json_object_set_new(f, "astype", json_string(in->dtype));
+        json_array_append_new(filters, f);
     }
+    json_object_set_new(root, "filters", filters);
+    json_object_set_new(root, "dimension_separator", json_string(m->sep == '/' ? "/" : "."));
+}
+
+/* The one codec of a sharded array: sharding_indexed around the inner
+ * chain (codecs), its index little endian with an optional crc32c. */
+static json_t *sharding_json(const zarr_meta *m, json_t *codecs) {
+    json_t *conf = json_object();
+    json_object_set_new(conf, "chunk_shape", dims_json(m->inner, m->info.ndim));
+    json_object_set_new(conf, "codecs", codecs);
+    json_t *ic = json_array();
+    json_t *le = json_object();
+    json_object_set_new(le, "endian", json_string("little"));
+    json_array_append_new(ic, named("bytes", le));
+    if (m->index_crc) json_array_append_new(ic, named("crc32c", NULL));
+    json_object_set_new(conf, "index_codecs", ic);
+    json_object_set_new(conf, "index_location", json_string(m->index_at_start ? "start" : "end"));
+    json_t *outer = json_array();
+    json_array_append_new(outer, named("sharding_indexed", conf));
+    return outer;
+}
+
+static void dump_v3(json_t *root, const zarr_meta *m) {
+    const lumio_zarr_info *in = &m->info;
+    json_object_set_new(root, "zarr_format", json_integer(3));
+    json_object_set_new(root, "node_type", json_string("array"));
+    json_object_set_new(root, "shape", dims_json(in->shape, in->ndim));
+    json_object_set_new(root, "data_type", json_string(zarr_v3_type_name(in->type)));
+    json_t *gc = json_object();
+    json_object_set_new(gc, "chunk_shape", dims_json(in->chunks, in->ndim));
+    json_object_set_new(root, "chunk_grid", named("regular", gc));
+    json_t *kc = json_object();
+    json_object_set_new(kc, "separator", json_string(m->sep == '.' ? "." : "/"));
+    json_object_set_new(root, "chunk_key_encoding", named(m->v3_c ? "default" : "v2", kc));
+    json_object_set_new(root, "fill_value", zarr_fill_to_json(in));
+    json_t *codecs = dump_chain(m->sharded ? m->ichain : m->chain,
+                                m->sharded ? m->nichain : m->nchain, in->ndim);
+    if (m->sharded) codecs = sharding_json(m, codecs);
+    json_object_set_new(root, "codecs", codecs);
+    json_object_set_new(root, "attributes", json_object());
+}
+
+char *zarr_dump_meta(const zarr_meta *m) {
+    json_t *root = json_object();
+    if (m->info.format == 2)
+        dump_v2(root, m);
+    else
+        dump_v3(root, m);
     char *text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     json_decref(root);
     return text;

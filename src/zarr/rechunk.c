@@ -138,6 +138,183 @@ static void *write_blocks(void *arg) {
     return NULL;
 }
 
+/* Block k of the plan: its region in pb, and its element count. */
+static uint64_t block_region(const lumio_zarr_info *si, const uint64_t *b, const uint64_t *count,
+                             uint64_t k, pipe_block *pb) {
+    uint64_t rem = k, n = 1;
+    for (unsigned i = si->ndim; i-- > 0;) {
+        pb->start[i] = rem % count[i] * b[i];
+        rem /= count[i];
+        pb->shape[i] = LUMIO_MIN(b[i], si->shape[i] - pb->start[i]);
+        n *= pb->shape[i];
+    }
+    return n;
+}
+
+/* What the reader (the caller's thread) works from: the source, the block
+ * shape and the grid of blocks, the two block buffers. */
+typedef struct reader {
+    lumio_zarr *s;
+    lumio_zarr_info si;
+    uint64_t b[LUMIO_ZARR_MAX_DIMS], count[LUMIO_ZARR_MAX_DIMS];
+    uint64_t bytes; /* of a block buffer */
+    uint8_t *block; /* two of them */
+    uint64_t total; /* bytes, for progress */
+    lumio_progress_fn progress;
+    void *arg;
+} reader;
+
+/* The reader: blocks in order, each into the buffer the writer is done with. */
+static int read_blocks(pipe_state *p, const reader *r) {
+    uint64_t done = 0;
+    for (uint64_t k = 0; k < p->nblocks; k++) {
+        pipe_block *pb = &p->slot[k % 2];
+        /* Wait until the writer is done with this buffer. */
+        pthread_mutex_lock(&p->mu);
+        while (pb->full && !p->error) pthread_cond_wait(&p->cv, &p->mu);
+        int werr = p->error;
+        pthread_mutex_unlock(&p->mu);
+        if (werr) break; /* (its error is the rechunk's) */
+        uint64_t n = block_region(&r->si, r->b, r->count, k, pb);
+        pb->buf = r->block + (k % 2) * r->bytes;
+        int rc = lumio_zarr_read(r->s, pb->start, pb->shape, pb->buf);
+        if (rc < 0) {
+            snprintf(zarr_open_error(), 1024, "%s", lumio_zarr_last_error(r->s));
+            return rc;
+        }
+        pthread_mutex_lock(&p->mu);
+        pb->full = true;
+        pb->index = k;
+        pthread_cond_broadcast(&p->cv);
+        pthread_mutex_unlock(&p->mu);
+        done += n * r->si.itemsize;
+        if (r->progress) r->progress(r->arg, done, r->total);
+    }
+    return 0;
+}
+
+/* Two blocks: one is read while the writer thread encodes and writes the
+ * other. */
+static int copy_blocks(pipe_state *p, reader *r) {
+    int rc = 0;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv, NULL);
+    pthread_t writer;
+    bool started = pthread_create(&writer, NULL, write_blocks, p) == 0;
+    if (started) rc = read_blocks(p, r);
+    /* Stop the writer once it has written what was handed to it. */
+    pthread_mutex_lock(&p->mu);
+    p->reading_done = true;
+    if (rc < 0) p->stop = true;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    if (started)
+        pthread_join(writer, NULL);
+    else
+        rc = -EAGAIN;
+    if (rc == 0 && p->error) {
+        rc = p->error;
+        snprintf(zarr_open_error(), 1024, "%s", p->err);
+    }
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->cv);
+    return rc;
+}
+
+/* Copy s into d (both open, s of shape si, not empty) in blocks of
+ * destination chunks that fit 3/8 of memory. */
+static int copy_array(lumio_zarr *s, lumio_zarr *d, const lumio_zarr_info *si, uint64_t memory,
+                      uint64_t total, lumio_progress_fn progress, void *arg) {
+    reader r = {.s = s, .si = *si, .total = total, .progress = progress, .arg = arg};
+    lumio_zarr_info di;
+    lumio_zarr_get_info(d, &di);
+    block_shape(si, &di, memory / 16 * 3, r.b);
+    uint64_t bytes = si->itemsize;
+    pipe_state p = {.d = d, .nblocks = 1};
+    for (unsigned i = 0; i < si->ndim; i++) {
+        bytes *= r.b[i];
+        r.count[i] = si->shape[i] / r.b[i] + (si->shape[i] % r.b[i] != 0);
+        p.nblocks *= r.count[i];
+    }
+    r.bytes = LUMIO_MAX(bytes, 1);
+    if (!(r.block = lumio_large_alloc(2 * r.bytes))) return -ENOMEM;
+    int rc = copy_blocks(&p, &r);
+    lumio_large_free(r.block, 2 * r.bytes);
+    return rc;
+}
+
+/* The source opened through a ring of its own whose pool holds a whole
+ * stored source chunk (incompressible data stores a little larger than it
+ * is), and at least a sixteenth of memory. */
+static int open_source(const char *src, uint64_t memory, lumio_ring_options *ro,
+                       lumio_zarr_options *zo, lumio_ring **ring, lumio_zarr **s) {
+    int rc = lumio_ring_create(ring, ro);
+    if (rc < 0) {
+        snprintf(zarr_open_error(), 1024, "rechunk: cannot start the I/O engine");
+        return rc;
+    }
+    zo->ring = *ring;
+    if ((rc = lumio_zarr_open(s, src, zo)) < 0) return rc;
+    lumio_zarr_info si;
+    lumio_zarr_get_info(*s, &si);
+    uint64_t cb = si.itemsize;
+    for (unsigned i = 0; i < si.ndim; i++) cb *= si.chunks[i];
+    lumio_zarr_close(*s);
+    *s = NULL;
+    lumio_ring_destroy(*ring);
+    ro->max_bytes = LUMIO_MAX(memory / 16, cb + cb / 128 + (64u << 10));
+    if ((rc = lumio_ring_create(ring, ro)) < 0) return rc;
+    zo->ring = *ring;
+    return lumio_zarr_open(s, src, zo);
+}
+
+/* The destination made (metadata deferred: written last, a failed rechunk
+ * leaves nothing that opens) with the source's shape, dtype and, unless
+ * opts has one, fill value; refused before anything is made when even the
+ * least of the rechunk does not fit memory. *total: the source's bytes. */
+static int create_dest(const char *src, const char *dst, const lumio_zarr_info *si,
+                       const lumio_zarr_create_options *opts, const lumio_zarr_options *zo,
+                       uint64_t memory, uint64_t pool, lumio_zarr **d, uint64_t *total) {
+    lumio_zarr_create_options o = *opts;
+    o.ndim = si->ndim;
+    memcpy(o.shape, si->shape, sizeof o.shape);
+    o.dtype = si->dtype;
+    o.defer_metadata = 1;
+    char fill[64];
+    if (!opts->fill_value) { /* the source's fill value, as text */
+        zarr_fill_to_text(si, fill, sizeof fill);
+        o.fill_value = fill;
+    }
+    /* Chunks encoded at once by the writer: within a sixteenth of the budget. */
+    uint64_t dchunk = si->itemsize;
+    bool wraps = false;
+    *total = si->itemsize;
+    for (unsigned i = 0; i < si->ndim; i++) {
+        wraps |= __builtin_mul_overflow(dchunk, o.shard[0] ? o.shard[i] : o.chunks[i], &dchunk);
+        wraps |= __builtin_mul_overflow(*total, si->shape[i], total);
+    }
+    /* A virtual array past 2^64 bytes (its chunks mostly missing) opens, but
+     * copying it whole cannot be counted, let alone done. */
+    if (wraps) {
+        snprintf(zarr_open_error(), 1024,
+                 "%s: rechunk: the array or a destination chunk holds more than 2^64 bytes", src);
+        return -EFBIG;
+    }
+    lumio_zarr_options dzo = *zo;
+    dzo.ring = NULL; /* its own: the writer runs on a thread of its own */
+    dzo.max_chunks_in_flight =
+        (unsigned)LUMIO_MAX(1, LUMIO_MIN(64, memory / 16 / LUMIO_MAX(dchunk, 1)));
+    uint64_t need = rechunk_need(si, &o, pool, dzo.max_chunks_in_flight, lumio_is_remote(dst));
+    if (need > memory) {
+        snprintf(zarr_open_error(), 1024,
+                 "rechunk: destination chunks of %" PRIu64 " bytes (source chunks of %" PRIu64
+                 ") need a memory budget of at least %" PRIu64 " MiB, not %" PRIu64 " MiB",
+                 dchunk, chunk_size(si), (need >> 20) + 1, memory >> 20);
+        return -EINVAL;
+    }
+    return lumio_zarr_create(d, dst, &o, &dzo);
+}
+
 int lumio_zarr_rechunk(const char *src, const char *dst, const lumio_zarr_create_options *opts,
                        const lumio_zarr_options *zopts, uint64_t memory, lumio_progress_fn progress,
                        void *arg) {
@@ -152,168 +329,23 @@ int lumio_zarr_rechunk(const char *src, const char *dst, const lumio_zarr_create
     ro.max_bytes = memory / 16;
     ro.max_buffers = 64;
     ro.remote = remote;
-    lumio_ring *ring;
-    int rc = lumio_ring_create(&ring, &ro);
-    if (rc < 0) {
-        snprintf(zarr_open_error(), 1024, "rechunk: cannot start the I/O engine");
-        return rc;
-    }
     lumio_zarr_options zo;
     lumio_zarr_options_default(&zo);
-    zo.ring = ring;
     zo.remote = remote; /* the destination's own ring reads and writes through it too */
+    lumio_ring *ring = NULL;
     lumio_zarr *s = NULL, *d = NULL;
-    uint8_t *block = NULL;
-    size_t block_bytes = 0;
-    if ((rc = lumio_zarr_open(&s, src, &zo)) < 0) goto out;
-    lumio_zarr_info si;
-    lumio_zarr_get_info(s, &si);
-    /* A whole stored source chunk must fit the pool (incompressible data
-     * stores a little larger than it is). */
-    {
-        uint64_t cb = si.itemsize;
-        for (unsigned i = 0; i < si.ndim; i++) cb *= si.chunks[i];
-        lumio_ring_destroy(ring);
-        ring = NULL;
-        ro.max_bytes = LUMIO_MAX(memory / 16, cb + cb / 128 + (64u << 10));
-        lumio_zarr_close(s);
-        s = NULL;
-        if ((rc = lumio_ring_create(&ring, &ro)) < 0) goto out;
-        zo.ring = ring;
-        if ((rc = lumio_zarr_open(&s, src, &zo)) < 0) goto out;
+    lumio_zarr_info si = {0};
+    uint64_t total = 0;
+    int rc = open_source(src, memory, &ro, &zo, &ring, &s);
+    if (rc == 0) {
+        lumio_zarr_get_info(s, &si);
+        rc = create_dest(src, dst, &si, opts, &zo, memory, ro.max_bytes, &d, &total);
     }
-    lumio_zarr_create_options o = *opts;
-    o.ndim = si.ndim;
-    memcpy(o.shape, si.shape, sizeof o.shape);
-    o.dtype = si.dtype;
-    o.defer_metadata = 1; /* written last: a failed rechunk leaves nothing that opens */
-    char fill[64];
-    if (!opts->fill_value) { /* the source's fill value, as text */
-        uint64_t v = 0;
-        for (unsigned i = 0; i < si.itemsize; i++)
-            v |= (uint64_t)si.fill[si.big_endian ? si.itemsize - 1 - i : i] << (8 * i);
-        if (si.type == LUMIO_ZARR_FLOAT32) {
-            uint32_t b = (uint32_t)v;
-            float f;
-            memcpy(&f, &b, 4);
-            snprintf(fill, sizeof fill, "%.9g", f);
-        } else if (si.type == LUMIO_ZARR_FLOAT64) {
-            double f;
-            memcpy(&f, &v, 8);
-            snprintf(fill, sizeof fill, "%.17g", f);
-        } else if (si.type <= LUMIO_ZARR_INT64 && si.type != LUMIO_ZARR_BOOL) {
-            int shift = 64 - 8 * (int)si.itemsize;
-            snprintf(fill, sizeof fill, "%lld", (long long)((int64_t)(v << shift) >> shift));
-        } else {
-            snprintf(fill, sizeof fill, "%llu", (unsigned long long)v);
-        }
-        o.fill_value = fill;
-    }
-    /* Chunks encoded at once by the writer: within a sixteenth of the budget. */
-    uint64_t dchunk = si.itemsize, total = si.itemsize;
-    bool wraps = false;
-    for (unsigned i = 0; i < si.ndim; i++) {
-        wraps |= __builtin_mul_overflow(dchunk, o.shard[0] ? o.shard[i] : o.chunks[i], &dchunk);
-        wraps |= __builtin_mul_overflow(total, si.shape[i], &total);
-    }
-    /* A virtual array past 2^64 bytes (its chunks mostly missing) opens, but
-     * copying it whole cannot be counted, let alone done. */
-    if (wraps) {
-        snprintf(zarr_open_error(), 1024,
-                 "%s: rechunk: the array or a destination chunk holds more than 2^64 bytes", src);
-        rc = -EFBIG;
-        goto out;
-    }
-    lumio_zarr_options dzo = zo;
-    dzo.ring = NULL; /* its own: the writer runs on a thread of its own */
-    dzo.max_chunks_in_flight =
-        (unsigned)LUMIO_MAX(1, LUMIO_MIN(64, memory / 16 / LUMIO_MAX(dchunk, 1)));
-    /* Refused before anything is made when even the least of it does not fit. */
-    uint64_t need =
-        rechunk_need(&si, &o, ro.max_bytes, dzo.max_chunks_in_flight, lumio_is_remote(dst));
-    if (need > memory) {
-        snprintf(zarr_open_error(), 1024,
-                 "rechunk: destination chunks of %" PRIu64 " bytes (source chunks of %" PRIu64
-                 ") need a memory budget of at least %" PRIu64 " MiB, not %" PRIu64 " MiB",
-                 dchunk, chunk_size(&si), (need >> 20) + 1, memory >> 20);
-        rc = -EINVAL;
-        goto out;
-    }
-    if ((rc = lumio_zarr_create(&d, dst, &o, &dzo)) < 0) goto out;
-    lumio_zarr_info di;
-    lumio_zarr_get_info(d, &di);
-    for (unsigned i = 0; i < si.ndim; i++)
-        if (si.shape[i] == 0) goto out; /* an empty array: the metadata is all */
-    /* Two blocks: one is read while the other is encoded and written. */
-    uint64_t b[LUMIO_ZARR_MAX_DIMS];
-    block_shape(&si, &di, memory / 16 * 3, b);
-    uint64_t bytes = si.itemsize, count[LUMIO_ZARR_MAX_DIMS];
-    pipe_state p = {.d = d, .nblocks = 1};
-    for (unsigned i = 0; i < si.ndim; i++) {
-        bytes *= b[i];
-        count[i] = si.shape[i] / b[i] + (si.shape[i] % b[i] != 0);
-        p.nblocks *= count[i];
-        if (si.shape[i] == 0) p.nblocks = 0;
-    }
-    block_bytes = 2 * LUMIO_MAX(bytes, 1);
-    block = lumio_large_alloc(block_bytes);
-    if (!block) {
-        rc = -ENOMEM;
-        goto out;
-    }
-    pthread_mutex_init(&p.mu, NULL);
-    pthread_cond_init(&p.cv, NULL);
-    pthread_t writer;
-    bool started = pthread_create(&writer, NULL, write_blocks, &p) == 0;
-    uint64_t done = 0;
-    for (uint64_t k = 0; started && k < p.nblocks; k++) {
-        pipe_block *pb = &p.slot[k % 2];
-        /* Wait until the writer is done with this buffer. */
-        pthread_mutex_lock(&p.mu);
-        while (pb->full && !p.error) pthread_cond_wait(&p.cv, &p.mu);
-        int werr = p.error;
-        pthread_mutex_unlock(&p.mu);
-        if (werr) break;
-        uint64_t rem = k, n = si.itemsize;
-        for (unsigned i = si.ndim; i-- > 0;) {
-            pb->start[i] = rem % count[i] * b[i];
-            rem /= count[i];
-            pb->shape[i] = LUMIO_MIN(b[i], si.shape[i] - pb->start[i]);
-            n *= pb->shape[i];
-        }
-        pb->buf = block + (k % 2) * LUMIO_MAX(bytes, 1);
-        if ((rc = lumio_zarr_read(s, pb->start, pb->shape, pb->buf)) < 0) {
-            snprintf(zarr_open_error(), 1024, "%s", lumio_zarr_last_error(s));
-            break;
-        }
-        pthread_mutex_lock(&p.mu);
-        pb->full = true;
-        pb->index = k;
-        pthread_cond_broadcast(&p.cv);
-        pthread_mutex_unlock(&p.mu);
-        done += n;
-        if (progress) progress(arg, done, total);
-    }
-    /* Stop the writer once it has written what was handed to it. */
-    pthread_mutex_lock(&p.mu);
-    p.reading_done = true;
-    if (rc < 0) p.stop = true;
-    pthread_cond_broadcast(&p.cv);
-    pthread_mutex_unlock(&p.mu);
-    if (started)
-        pthread_join(writer, NULL);
-    else
-        rc = -EAGAIN;
-    if (rc == 0 && p.error) {
-        rc = p.error;
-        snprintf(zarr_open_error(), 1024, "%s", p.err);
-    }
-    pthread_mutex_destroy(&p.mu);
-    pthread_cond_destroy(&p.cv);
-out:
-    if (rc == 0 && d && (rc = lumio_zarr_commit(d)) < 0)
+    bool empty = false; /* then the metadata is all */
+    for (unsigned i = 0; rc == 0 && i < si.ndim; i++) empty |= si.shape[i] == 0;
+    if (rc == 0 && !empty) rc = copy_array(s, d, &si, memory, total, progress, arg);
+    if (rc == 0 && (rc = lumio_zarr_commit(d)) < 0)
         snprintf(zarr_open_error(), 1024, "%s", lumio_zarr_last_error(d));
-    lumio_large_free(block, block_bytes);
     lumio_zarr_close(s);
     lumio_zarr_close(d);
     lumio_ring_destroy(ring);

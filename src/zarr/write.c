@@ -1,546 +1,14 @@
-/* Creating arrays and writing regions. A write reads the chunks it only
- * partly covers (through the ring, decoded on the workers), then encodes
- * every chunk it touches on a set of threads, each chunk written to a
- * temporary name and renamed over the old one, so a killed writer leaves
- * every chunk whole. */
+/* Writing regions. A write reads the chunks it only partly covers (through
+ * the ring, decoded on the workers), then encodes every chunk it touches on
+ * a set of threads, each chunk written whole to the store (store.c: a
+ * temporary name renamed over the old one, so a killed writer leaves every
+ * chunk whole). */
 #include "zarr/zarr.h"
 
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <ftw.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-void lumio_zarr_create_options_default(lumio_zarr_create_options *o) {
-    memset(o, 0, sizeof *o);
-    o->format = 2;
-    o->dtype = "<f8";
-    o->codec = "zstd:3";
-    o->fill_value = "0";
-}
-
-/* ---- options into metadata --------------------------------------------------- */
-
-/* numpy's other spellings of a type string, as numpy itself takes them:
- * "u1", "i2", "f8" (native order), "=u2", and "|" or "<"/">" whatever the
- * size ("<u1" is "|u1"; "|u2" is native). Into np, as Zarr writes them. */
-static const char *numpy_short_dtype(const char *s, char np[4]) {
-    size_t n = strlen(s);
-    const char *t = n == 2 ? s : n == 3 && strchr("<>=|", s[0]) ? s + 1 : NULL;
-    if (!t || !strchr("biuf", t[0]) || t[1] < '1' || t[1] > '8') return s;
-    const uint16_t one = 1;
-    char native = *(const uint8_t *)&one ? '<' : '>';
-    char order = n == 2 || s[0] == '=' || s[0] == '|' ? native : s[0];
-    np[0] = t[1] == '1' ? '|' : order;
-    np[1] = t[0];
-    np[2] = t[1];
-    np[3] = 0;
-    return np;
-}
-
-static const struct {
-    const char *name, *np;
-} dtype_names[] = {
-    {"bool", "|b1"},   {"int8", "|i1"},    {"int16", "<i2"},   {"int32", "<i4"},
-    {"int64", "<i8"},  {"uint8", "|u1"},   {"uint16", "<u2"},  {"uint32", "<u4"},
-    {"uint64", "<u8"}, {"float32", "<f4"}, {"float64", "<f8"},
-};
-
-static int parse_codec(const char *s, int format, unsigned itemsize, codec *k, char *err,
-                       size_t errlen) {
-    memset(k, 0, sizeof *k);
-    char name[16] = "", a[16] = "", b[16] = "", c[16] = "";
-    int n = sscanf(s, "%15[^:]:%15[^:]:%15[^:]:%15s", name, a, b, c);
-    if (n < 1) goto bad;
-    char *end;
-    if (!strcmp(name, "none")) {
-        if (n > 1) goto bad;
-        k->id = CODEC_NONE;
-        return 0;
-    }
-    if (!strcmp(name, "zstd") || !strcmp(name, "gzip") || !strcmp(name, "zlib")) {
-        k->id = name[0] == 'z' && name[1] == 's' ? CODEC_ZSTD
-                : name[1] == 'z'                 ? CODEC_GZIP
-                                                 : CODEC_ZLIB;
-        if (k->id == CODEC_ZLIB && format == 3) {
-            snprintf(err, errlen, "codec zlib: not a Zarr v3 codec (use gzip)");
-            return LUMIO_E_UNSUPPORTED;
-        }
-        k->level = k->id == CODEC_ZSTD ? 3 : k->id == CODEC_GZIP ? 6 : 1;
-        if (n >= 2) {
-            long l = strtol(a, &end, 10);
-            if (*end || n > 2) goto bad;
-            if (l < (k->id == CODEC_ZSTD ? -7 : 0) || l > (k->id == CODEC_ZSTD ? 22 : 9)) goto bad;
-            k->level = (int)l;
-        }
-        return 0;
-    }
-    if (!strcmp(name, "blosc")) {
-        k->id = CODEC_BLOSC;
-        snprintf(k->cname, sizeof k->cname, "%s", n >= 2 ? a : "lz4");
-        k->level = 5;
-        k->shuffle = 1;
-        k->typesize = itemsize;
-        static const char *const cnames[] = {"blosclz", "lz4", "lz4hc", "zlib", "zstd"};
-        bool ok = false;
-        for (size_t i = 0; i < sizeof cnames / sizeof *cnames; i++)
-            ok |= !strcmp(k->cname, cnames[i]);
-        if (!ok) goto bad;
-        if (n >= 3) {
-            long l = strtol(b, &end, 10);
-            if (*end || l < 0 || l > 9) goto bad;
-            k->level = (int)l;
-        }
-        if (n >= 4) {
-            if (!strcmp(c, "noshuffle"))
-                k->shuffle = 0;
-            else if (!strcmp(c, "shuffle"))
-                k->shuffle = 1;
-            else if (!strcmp(c, "bitshuffle"))
-                k->shuffle = 2;
-            else
-                goto bad;
-        }
-        return 0;
-    }
-bad:
-    snprintf(err, errlen,
-             "codec '%s': expected none, zstd[:LEVEL], gzip[:LEVEL], zlib[:LEVEL] or "
-             "blosc[:CNAME[:LEVEL[:noshuffle|shuffle|bitshuffle]]], after 'delta,' in v2",
-             s);
-    return LUMIO_E_UNSUPPORTED;
-}
-
-static int parse_fill_text(const char *s, lumio_zarr_info *in, char *err, size_t errlen) {
-    memset(in->fill, 0, sizeof in->fill);
-    unsigned size = in->itemsize;
-    int big = in->big_endian;
-    uint64_t bits;
-    char *end;
-    if (in->type == LUMIO_ZARR_BOOL) {
-        if (!strcmp(s, "true") || !strcmp(s, "1"))
-            in->fill[0] = 1;
-        else if (strcmp(s, "false") && strcmp(s, "0"))
-            goto bad;
-        return 0;
-    }
-    if (in->type == LUMIO_ZARR_FLOAT32 || in->type == LUMIO_ZARR_FLOAT64) {
-        errno = 0;
-        double d = strtod(s, &end); /* also "nan", "inf", "-inf" */
-        if (end == s || *end) goto bad;
-        if (size == 4) {
-            float f = (float)d;
-            uint32_t b32;
-            memcpy(&b32, &f, 4);
-            bits = b32;
-        } else {
-            memcpy(&bits, &d, 8);
-        }
-    } else {
-        errno = 0;
-        bool neg = s[0] == '-';
-        if (neg) {
-            long long v = strtoll(s, &end, 10);
-            bits = (uint64_t)v;
-        } else {
-            bits = strtoull(s, &end, 10);
-        }
-        if (end == s || *end || errno) goto bad;
-        bool is_signed = in->type <= LUMIO_ZARR_INT64;
-        if (neg && !is_signed) goto bad;
-        if (!neg && bits > (uint64_t)INT64_MAX) { /* jansson writes no larger integer */
-            snprintf(err, errlen, "fill value '%s': values above 2^63-1 are not supported", s);
-            return LUMIO_E_UNSUPPORTED;
-        }
-        if (size < 8) {
-            int64_t lo = is_signed ? -(1ll << (8 * size - 1)) : 0;
-            int64_t hi =
-                is_signed ? (1ll << (8 * size - 1)) - 1 : (int64_t)((1ull << (8 * size)) - 1);
-            int64_t v = (int64_t)bits;
-            if ((neg || is_signed) ? (v < lo || v > hi) : bits > (uint64_t)hi) goto bad;
-        }
-    }
-    for (unsigned i = 0; i < size; i++)
-        in->fill[big ? size - 1 - i : i] = (uint8_t)(bits >> (8 * i));
-    return 0;
-bad:
-    snprintf(err, errlen, "fill value '%s' is not a %s", s, in->dtype);
-    return LUMIO_E_FORMAT;
-}
-
-/* 1 when the last directory of path was made here, 0 when it was there. */
-static int mkdirs(char *path) {
-    for (char *p = path + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = 0;
-        int rc = mkdir(path, 0755);
-        *p = '/';
-        if (rc < 0 && errno != EEXIST) return -errno;
-    }
-    if (mkdir(path, 0755) == 0) return 1;
-    return errno == EEXIST ? 0 : -errno;
-}
-
-/* Write data to path through a temporary name and a rename (or, with
- * exclusive, a link, which fails if path exists). */
-static int write_atomic(const char *path, const void *data, size_t len, bool exclusive) {
-    static unsigned long counter;
-    size_t n = strlen(path) + 64;
-    char *tmp = malloc(n);
-    if (!tmp) return -ENOMEM;
-    snprintf(tmp, n, "%s.lumio-tmp.%d.%lu", path, (int)getpid(),
-             __atomic_fetch_add(&counter, 1, __ATOMIC_RELAXED));
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (fd < 0 && errno == ENOENT) { /* a key with '/': make its directory */
-        char *dir = strdup(path);
-        char *slash = dir ? strrchr(dir, '/') : NULL;
-        if (slash) {
-            *slash = 0;
-            mkdirs(dir);
-        }
-        free(dir);
-        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    }
-    int rc = fd < 0 ? -errno : 0;
-    const uint8_t *p = data;
-    while (rc == 0 && len) {
-        ssize_t w = write(fd, p, len);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0)
-            rc = w < 0 ? -errno : -EIO;
-        else
-            p += w, len -= (size_t)w;
-    }
-    if (fd >= 0 && close(fd) < 0 && rc == 0) rc = -errno;
-    if (rc == 0 && exclusive) {
-        if (link(tmp, path) < 0) {
-            rc = -errno;
-            struct stat st;
-            if (rc == -EPERM || rc == -EOPNOTSUPP || rc == -ENOSYS) /* no hard links here */
-                rc = stat(path, &st) == 0 ? -EEXIST : rename(tmp, path) < 0 ? -errno : 0;
-        }
-        unlink(tmp); /* (gone already if renamed) */
-    } else if (rc == 0 && rename(tmp, path) < 0) {
-        rc = -errno;
-    }
-    if (rc < 0 && fd >= 0) unlink(tmp);
-    free(tmp);
-    return rc;
-}
-
-/* A directory a new array is made in holds nothing of an earlier one: the
- * chunks of a create that was killed before its metadata (written last)
- * would otherwise read as the new array's data. Its attributes may stay. */
-static int check_empty(const char *path, char *err, size_t errlen) {
-    DIR *d = opendir(path);
-    if (!d) {
-        int rc = -errno;
-        snprintf(err, errlen, "%s: %s", path, lumio_strerror(rc));
-        return rc;
-    }
-    int rc = 0;
-    struct dirent *e;
-    while (rc == 0 && (e = readdir(d))) {
-        const char *n = e->d_name;
-        if (!strcmp(n, ".") || !strcmp(n, "..") || !strcmp(n, ".zattrs") || !strcmp(n, ".zarray") ||
-            !strcmp(n, "zarr.json"))
-            continue; /* (metadata: said below, by name) */
-        char shown[65];
-        size_t k = 0;
-        for (; n[k] && k < sizeof shown - 1; k++) /* a name is one line, without escapes */
-            shown[k] = n[k] > 0x20 && n[k] < 0x7f ? n[k] : '?';
-        shown[k] = 0;
-        snprintf(err, errlen,
-                 "%s: the directory is not empty ('%s'; chunks of a failed create?): "
-                 "remove it or create elsewhere",
-                 path, shown);
-        rc = -EEXIST;
-    }
-    closedir(d);
-    return rc;
-}
-
-/* The metadata document of a new array in a directory (text NULL: only
- * check that it may be written): made if missing (*made says if here); an
- * array of either format already there is -EEXIST, this format's checked
- * atomically as the document is linked into place. */
-static int put_meta_local(const char *path, int format, const char *text, bool *made, char *err,
-                          size_t errlen) {
-    char *dir = strdup(path);
-    size_t mlen = strlen(path) + 16;
-    char *meta = malloc(mlen);
-    int rc = dir && meta ? mkdirs(dir) : -ENOMEM;
-    if (made) *made = rc == 1;
-    if (rc > 0) rc = 0;
-    if (rc == 0 && made && !*made) rc = check_empty(path, err, errlen);
-    struct stat st;
-    for (int k = 0; rc == 0 && k < 2; k++) { /* the other format's, then this one's */
-        snprintf(meta, mlen, "%s/%s", path, (format == 2) == (k == 0) ? "zarr.json" : ".zarray");
-        if (lstat(meta, &st) == 0) {
-            snprintf(err, errlen, "%s: already an array%s", meta,
-                     k ? "" : " (of the other format)");
-            rc = -EEXIST;
-        }
-    }
-    if (rc < 0 && rc != -EEXIST) {
-        snprintf(err, errlen, "%s: %s", path, lumio_strerror(rc));
-    } else if (rc == 0 && text) {
-        rc = write_atomic(meta, text, strlen(text), true);
-        if (rc == -EEXIST)
-            snprintf(err, errlen, "%s: already an array", meta);
-        else if (rc < 0)
-            snprintf(err, errlen, "%s: %s", meta, lumio_strerror(rc));
-    }
-    free(dir);
-    free(meta);
-    return rc;
-}
-
-/* The same in a store at a URL: neither document may be there (checked,
- * then written: a store has no atomic create). */
-static int put_meta_remote(const char *path, int format, const char *text, lumio_ring *ring,
-                           lumio_remote *remote, char *err, size_t errlen) {
-    bool own = !ring;
-    if (own) {
-        lumio_ring_options ro;
-        lumio_ring_options_default(&ro);
-        ro.remote = remote;
-        if (lumio_ring_create(&ring, &ro) < 0) {
-            snprintf(err, errlen, "%s: cannot start the I/O engine", path);
-            return -ENOMEM;
-        }
-    }
-    lumio_remote *rm = lumio_ring_remote(ring);
-    int rc = rm ? 0 : -ENOMEM;
-    char url[1100];
-    for (int k = 0; rc == 0 && k < 2; k++) {
-        snprintf(url, sizeof url, "%s/%s", path,
-                 (format == 2) == (k == 0) ? ".zarray" : "zarr.json");
-        rc = lumio_remote_stat(rm, url, NULL);
-        if (rc == 0) {
-            snprintf(err, errlen, "%.400s: already an array%s", url,
-                     k ? " (of the other format)" : "");
-            rc = -EEXIST;
-        } else if (rc == -ENOENT) {
-            rc = 0;
-        } else {
-            snprintf(err, errlen, "%s", lumio_remote_last_error(rm));
-        }
-    }
-    if (rc == 0 && text) {
-        snprintf(url, sizeof url, "%s/%s", path, format == 2 ? ".zarray" : "zarr.json");
-        if ((rc = lumio_remote_put(rm, url, text, strlen(text))) < 0)
-            snprintf(err, errlen, "%s", lumio_remote_last_error(rm));
-    }
-    if (own) lumio_ring_destroy(ring);
-    return rc;
-}
-
-/* ring: the array's, or NULL (then one of its own, reading through remote). */
-static int put_meta(const char *path, int format, const char *text, lumio_ring *ring,
-                    lumio_remote *remote, bool *made, char *err, size_t errlen) {
-    if (made) *made = false;
-    return lumio_is_remote(path) ? put_meta_remote(path, format, text, ring, remote, err, errlen)
-                                 : put_meta_local(path, format, text, made, err, errlen);
-}
-
-int lumio_zarr_commit(lumio_zarr *z) {
-    if (!z->pending_meta) return 0;
-    char err[512] = "";
-    int rc =
-        put_meta(z->base, z->pending_format, z->pending_meta, z->ring, NULL, NULL, err, sizeof err);
-    if (rc < 0) {
-        snprintf(z->err, sizeof z->err, "%s", err);
-        return rc;
-    }
-    free(z->pending_meta);
-    z->pending_meta = NULL;
-    return 0;
-}
-
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *f) {
-    (void)st, (void)f;
-    if (flag == FTW_DP)
-        rmdir(path);
-    else
-        unlink(path);
-    return 0;
-}
-
-void zarr_discard_pending(lumio_zarr *z) {
-    if (!z->pending_meta) return;
-    free(z->pending_meta);
-    z->pending_meta = NULL;
-    /* Nothing can open what was written; a directory that create made holds
-     * nothing else, and goes, so that no later array inherits its chunks. */
-    if (!z->made_dir || z->remote) return;
-    /* (unless another creator committed an array there meanwhile) */
-    char p[1100];
-    struct stat st;
-    for (int k = 0; k < 2; k++) {
-        snprintf(p, sizeof p, "%s/%s", z->base, k ? "zarr.json" : ".zarray");
-        if (lstat(p, &st) == 0) return;
-    }
-    nftw(z->base, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-int lumio_zarr_create(lumio_zarr **out, const char *path, const lumio_zarr_create_options *o,
-                      const lumio_zarr_options *zo) {
-    *out = NULL;
-    char err[512] = "";
-    int rc = 0;
-    zarr_meta m;
-    memset(&m, 0, sizeof m);
-    lumio_zarr_info *in = &m.info;
-    const char *dtype = o->dtype ? o->dtype : "<f8";
-    for (size_t i = 0; i < sizeof dtype_names / sizeof *dtype_names; i++)
-        if (!strcmp(dtype, dtype_names[i].name)) dtype = dtype_names[i].np;
-    char np[4];
-    dtype = numpy_short_dtype(dtype, np);
-    if (o->format != 2 && o->format != 3) {
-        snprintf(err, sizeof err, "format %d: 2 or 3", o->format);
-        rc = -EINVAL;
-        goto out;
-    }
-    if (o->checksum && o->format != 3) {
-        snprintf(err, sizeof err, "checksum: crc32c is a Zarr v3 codec (format 3, not %d)",
-                 o->format);
-        rc = -EINVAL;
-        goto out;
-    }
-    if (o->ndim > LUMIO_ZARR_MAX_DIMS) {
-        snprintf(err, sizeof err, "%u dimensions: at most %d", o->ndim, LUMIO_ZARR_MAX_DIMS);
-        rc = -EINVAL;
-        goto out;
-    }
-    /* Describe the array as v2 metadata text, and parse it back: one path
-     * checks everything, for created and opened arrays alike. */
-    in->format = o->format;
-    in->ndim = o->ndim;
-    memcpy(in->shape, o->shape, sizeof in->shape);
-    memcpy(in->chunks, o->chunks, sizeof in->chunks);
-    {
-        char probe[256];
-        snprintf(probe, sizeof probe,
-                 "{\"zarr_format\":2,\"shape\":[],\"chunks\":[],\"dtype\":\"%s\",\"order\":\"C\","
-                 "\"compressor\":null,\"fill_value\":0,\"filters\":null}",
-                 dtype);
-        zarr_meta t;
-        rc = zarr_parse_v2(probe, strlen(probe), &t, err, sizeof err);
-        if (rc < 0) goto out;
-        in->type = t.info.type;
-        in->itemsize = t.info.itemsize;
-        in->big_endian = t.info.big_endian;
-        snprintf(in->dtype, sizeof in->dtype, "%s", t.info.dtype);
-    }
-    in->fortran_order = o->fortran_order != 0; /* (1-d: the same bytes either way) */
-    if ((rc = parse_fill_text(o->fill_value ? o->fill_value : "0", in, err, sizeof err))) goto out;
-    codec k;
-    const char *cs = o->codec ? o->codec : "zstd:3";
-    bool delta = !strncmp(cs, "delta,", 6); /* numcodecs' Delta filter, then the codec */
-    if (delta && o->format != 2) {
-        snprintf(err, sizeof err, "codec '%s': delta is a Zarr v2 filter", cs);
-        rc = LUMIO_E_UNSUPPORTED;
-        goto out;
-    }
-    if (delta && in->type == LUMIO_ZARR_BOOL) { /* numpy cannot subtract booleans */
-        snprintf(err, sizeof err, "codec '%s': no delta filter for bool arrays", cs);
-        rc = LUMIO_E_UNSUPPORTED;
-        goto out;
-    }
-    if ((rc = parse_codec(cs + (delta ? 6 : 0), o->format, in->itemsize, &k, err, sizeof err)))
-        goto out;
-    if (o->format == 2) {
-        m.sep = o->separator ? o->separator : '.';
-        m.compressor = k;
-        if (delta)
-            m.filters[m.nfilters++] =
-                (codec){.id = CODEC_DELTA, .delta_type = in->type, .delta_big = in->big_endian};
-    } else {
-        m.sep = o->separator ? o->separator : '/';
-        m.v3_c = true;
-        if (in->fortran_order && in->ndim > 1) {
-            codec *t = &m.chain[m.nchain++];
-            t->id = CODEC_TRANSPOSE;
-            for (unsigned d = 0; d < in->ndim; d++) t->order[d] = in->ndim - 1 - d;
-        }
-        m.chain[m.nchain++] = (codec){.id = CODEC_BYTES, .big_endian = in->big_endian};
-        if (k.id != CODEC_NONE) m.chain[m.nchain++] = k;
-        if (o->checksum) m.chain[m.nchain++] = (codec){.id = CODEC_CRC32C};
-    }
-    if (o->shard[0]) { /* the chain so far becomes the inner one */
-        if (o->format != 3) {
-            snprintf(err, sizeof err, "sharding needs format 3");
-            rc = -EINVAL;
-            goto out;
-        }
-        m.ninner = 1;
-        for (unsigned d = 0; d < in->ndim; d++) {
-            if (!o->chunks[d] || !o->shard[d] || o->shard[d] % o->chunks[d]) {
-                snprintf(err, sizeof err, "shard[%u]: %llu is not a multiple of the chunk's %llu",
-                         d, (unsigned long long)o->shard[d], (unsigned long long)o->chunks[d]);
-                rc = -EINVAL;
-                goto out;
-            }
-            m.inner[d] = o->chunks[d];
-            in->chunks[d] = o->shard[d];
-            m.ninner *= o->shard[d] / o->chunks[d];
-        }
-        memcpy(m.ichain, m.chain, sizeof m.ichain);
-        m.nichain = m.nchain;
-        m.nchain = 0;
-        m.sharded = true;
-        m.index_crc = true;
-    }
-    if (m.sep != '.' && m.sep != '/') {
-        snprintf(err, sizeof err, "separator '%c': '.' or '/'", m.sep);
-        rc = -EINVAL;
-        goto out;
-    }
-    for (unsigned d = 0; d < in->ndim; d++)
-        if (!in->chunks[d]) {
-            snprintf(err, sizeof err, "chunks[%u]: zero", d);
-            rc = -EINVAL;
-            goto out;
-        }
-    /* Round trip through the parser: the document must open as written. */
-    char *text = zarr_dump_meta(&m);
-    if (!text) {
-        rc = -ENOMEM;
-        goto out;
-    }
-    zarr_meta back;
-    rc = (o->format == 2 ? zarr_parse_v2 : zarr_parse_v3)(text, strlen(text), &back, err,
-                                                          sizeof err);
-    bool made = false;
-    bool defer = o->defer_metadata != 0;
-    if (rc == 0)
-        rc = put_meta(path, o->format, defer ? NULL : text, zo ? zo->ring : NULL,
-                      zo ? zo->remote : NULL, &made, err, sizeof err);
-    if (rc == 0 && defer) {
-        rc = zarr_open_meta(out, path, zo, text, o->format);
-        if (rc == 0) {
-            (*out)->pending_meta = text;
-            (*out)->pending_format = o->format;
-            (*out)->made_dir = made;
-            return 0;
-        }
-        if (made) rmdir(path);
-        free(text);
-        return rc; /* (the open's text is the error) */
-    }
-    free(text);
-    if (rc < 0) goto out;
-    return lumio_zarr_open(out, path, zo);
-out:
-    snprintf(zarr_open_error(), 1024, "%s", err);
-    return rc;
-}
 
 /* ---- writing a region ---------------------------------------------------------- */
 
@@ -609,21 +77,11 @@ static void *encoder(void *arg) {
             region_to_chunk(x, cc, chunk);
             rc = zarr_encode_into(m, chunk, &enc, &cap, &len, why, sizeof why);
         }
-        bool said = false; /* the store's text names the URL itself */
-        if (rc == 0) {
-            char path[1100];
-            snprintf(path, sizeof path, "%s/%s", z->base, key);
-            if (z->remote) { /* an object is replaced whole by a PUT */
-                rc = lumio_remote_put(z->rm, path, enc, len);
-                if (rc < 0) snprintf(text, sizeof text, "%s", lumio_remote_last_error(z->rm));
-                said = rc < 0;
-            } else {
-                rc = write_atomic(path, enc, len, false);
-                if (rc < 0) snprintf(why, sizeof why, "%s", lumio_strerror(rc));
-            }
-        }
-        if (rc < 0) {
-            if (!said) snprintf(text, sizeof text, "%s/%s: %s", z->base, key, why);
+        if (rc == 0) { /* the store's text names the key itself */
+            if ((rc = zarr_put_key(z, key, enc, len, text, sizeof text)) < 0)
+                region_error(x, rc, text);
+        } else {
+            snprintf(text, sizeof text, "%s/%s: %s", z->base, key, why);
             region_error(x, rc, text);
         }
     }
@@ -632,6 +90,49 @@ static void *encoder(void *arg) {
     kit->enc = enc;
     kit->cap = cap;
     return NULL;
+}
+
+/* One kit per encoder, kept in the array from write to write. */
+static int grow_kits(lumio_zarr *z, unsigned n) {
+    if (z->nkits >= n) return 0;
+    zarr_enc_kit *k = realloc(z->kits, n * sizeof *k);
+    if (!k) return -ENOMEM;
+    memset(k + z->nkits, 0, (n - z->nkits) * sizeof *k);
+    z->kits = k;
+    z->nkits = n;
+    return 0;
+}
+
+/* The chunks of the batch that the region only partly covers, read (into
+ * buffers kept from batch to batch) to be merged; those it covers are left
+ * to the encoders. old: room for the batch's chunk indices. */
+static int read_partial(lumio_zarr *z, write_job *j, uint64_t *old) {
+    uint64_t nold = 0;
+    for (uint64_t i = 0; i < j->n; i++) {
+        uint64_t cc[LUMIO_ZARR_MAX_DIMS];
+        region_chunk(&j->x, j->first + i, cc);
+        if (region_covers(&j->x, cc)) { /* assembled by the encoder itself */
+            free(j->bufs[i]);
+            j->bufs[i] = NULL;
+            continue;
+        }
+        if (!j->bufs[i] && !(j->bufs[i] = malloc(LUMIO_MAX(z->m.chunk_bytes, 1)))) return -ENOMEM;
+        old[nold++] = j->first + i;
+    }
+    return nold ? zarr_fetch_chunks(z, &j->x, 0, nold, on_old, old) : 0;
+}
+
+/* The batch encoded and written by up to nthreads encoders (on this thread
+ * if none starts). */
+static void encode_batch(lumio_zarr *z, write_job *j, pthread_t *threads, encoder_arg *args,
+                         unsigned nthreads) {
+    unsigned started = 0;
+    for (unsigned t = 0; t < nthreads && t < j->n; t++) {
+        args[t] = (encoder_arg){.j = j, .kit = &z->kits[started]};
+        if (pthread_create(&threads[started], NULL, encoder, &args[t]) == 0) started++;
+    }
+    if (started == 0) encoder(&(encoder_arg){.j = j, .kit = &z->kits[0]});
+    for (unsigned t = 0; t < started; t++) pthread_join(threads[t], NULL);
 }
 
 int lumio_zarr_write(lumio_zarr *z, const uint64_t *start, const uint64_t *shape, const void *buf) {
@@ -646,7 +147,6 @@ int lumio_zarr_write(lumio_zarr *z, const uint64_t *start, const uint64_t *shape
     /* What the region touches is read again from the store. */
     if (z->cache) zarr_cache_forget(z->cache, zarr_grid(z), start, shape);
     if (z->index_cache) zarr_cache_forget(z->index_cache, &z->m, start, shape);
-    const zarr_meta *m = &z->m;
     uint64_t batch = LUMIO_MAX(z->max_inflight, 1);
     /* Encoders: one per core; over the network more, each mostly waiting
      * for its PUT. */
@@ -655,44 +155,13 @@ int lumio_zarr_write(lumio_zarr *z, const uint64_t *start, const uint64_t *shape
     uint64_t *old = calloc(batch, sizeof *old);
     pthread_t *threads = calloc(nthreads, sizeof *threads);
     encoder_arg *args = calloc(nthreads, sizeof *args);
-    if (z->nkits < nthreads) { /* kept in the array from write to write */
-        zarr_enc_kit *k = realloc(z->kits, nthreads * sizeof *k);
-        if (k) {
-            memset(k + z->nkits, 0, (nthreads - z->nkits) * sizeof *k);
-            z->kits = k;
-            z->nkits = nthreads;
-        }
-    }
-    if (!j.bufs || !old || !threads || !args || z->nkits < nthreads) rc = -ENOMEM;
+    if (grow_kits(z, nthreads) < 0 || !j.bufs || !old || !threads || !args) rc = -ENOMEM;
     for (uint64_t first = 0; rc == 0 && first < j.x.nchunks; first += batch) {
         j.first = first;
         j.n = LUMIO_MIN(batch, j.x.nchunks - first);
         j.next = 0;
-        uint64_t nold = 0;
-        for (uint64_t i = 0; i < j.n && rc == 0; i++) {
-            uint64_t cc[LUMIO_ZARR_MAX_DIMS];
-            region_chunk(&j.x, first + i, cc);
-            if (region_covers(&j.x, cc)) { /* assembled by the encoder itself */
-                free(j.bufs[i]);
-                j.bufs[i] = NULL;
-                continue;
-            }
-            /* Partly covered: read, then merged. Buffers are kept from batch
-             * to batch. */
-            if (!j.bufs[i] && !(j.bufs[i] = malloc(m->chunk_bytes ? m->chunk_bytes : 1))) {
-                rc = -ENOMEM;
-                break;
-            }
-            old[nold++] = first + i;
-        }
-        if (rc == 0 && nold) rc = zarr_fetch_chunks(z, &j.x, 0, nold, on_old, old);
-        unsigned started = 0;
-        for (unsigned t = 0; rc == 0 && t < nthreads && t < j.n; t++) {
-            args[t] = (encoder_arg){.j = &j, .kit = &z->kits[started]};
-            if (pthread_create(&threads[started], NULL, encoder, &args[t]) == 0) started++;
-        }
-        if (rc == 0 && started == 0) encoder(&(encoder_arg){.j = &j, .kit = &z->kits[0]});
-        for (unsigned t = 0; t < started; t++) pthread_join(threads[t], NULL);
+        rc = read_partial(z, &j, old);
+        if (rc == 0) encode_batch(z, &j, threads, args, nthreads);
         if (rc == 0 && j.x.error) rc = j.x.error;
     }
     for (uint64_t i = 0; j.bufs && i < batch; i++) free(j.bufs[i]);

@@ -1,5 +1,23 @@
-/* The Zarr layer's internals: metadata (meta.c), codecs (codec.c), the store
- * and region reads (array.c). */
+/* The Zarr layer's internals. Calls run one way, down this list:
+ *
+ *   array.c series.c             the public API: open, read, read_batch,
+ *   create.c write.c rechunk.c   series; create, commit, write, rechunk
+ *   shard.c group.c              sharded region reads; a group opened
+ *                                where an array was expected
+ *   fetch.c                      chunks of a region through the ring,
+ *                                decoded on the workers
+ *   store.c                      an array's keys: read, written, checked
+ *                                for (local directory, URL, S3)
+ *
+ * and from any of them into the helpers, which call none of the above:
+ * metadata parsed (meta.c, with meta_json.c's field readers), emitted
+ * (meta_dump.c) and its codecs described (meta_describe.c); fill values
+ * converted (fill.c); codecs (codec.c); regions and chunk keys (box.c); the
+ * chunk cache (cache.c) and the shard index caches (index_cache.c).
+ * Within the public API, create.c opens what it makes through array.c, and
+ * rechunk.c is built on the public functions. One loop is by design: a
+ * shard is a codec of codecs, so codec.c hands a whole shard to shard.c,
+ * which hands each inner chunk back to codec.c. */
 #ifndef LUMIO_ZARR_INTERNAL_H
 #define LUMIO_ZARR_INTERNAL_H
 
@@ -67,6 +85,7 @@ typedef struct zarr_meta {
 /* meta.c: parse .zarray (format 2) or zarr.json (format 3). */
 int zarr_parse_v2(const char *text, size_t len, zarr_meta *m, char *err, size_t errlen);
 int zarr_parse_v3(const char *text, size_t len, zarr_meta *m, char *err, size_t errlen);
+/* meta_describe.c: m->info.codecs from m's codecs. */
 void zarr_describe_codecs(zarr_meta *m);
 
 /* codec.c: decode one stored chunk into out (m->chunk_bytes, in the stored
@@ -118,9 +137,23 @@ typedef struct zarr_enc_kit {
 
 /* meta_dump.c: the metadata document of m (malloc'd JSON text). */
 char *zarr_dump_meta(const zarr_meta *m);
-/* meta.c: the v3 data_type of t ("uint16"); blosc's shuffle by name. */
+/* meta.c: the v3 data_type of t ("uint16"). */
 const char *zarr_v3_type_name(lumio_zarr_type t);
+/* meta_describe.c: blosc's shuffle by name ("noshuffle", "shuffle",
+ * "bitshuffle"). */
 const char *zarr_shuffle_name(int s);
+
+/* fill.c: the fill value (info->fill: itemsize bytes in the array's byte
+ * order, info->type, ->itemsize, ->big_endian and ->dtype set) from the
+ * metadata's JSON (absent or null: zero) or from text ("0", "-1.5", "nan",
+ * "inf", "true"), errors in err naming the dtype; and back, as JSON ("NaN",
+ * "Infinity" for floats), or as text that converts back to the same bytes
+ * (NaN payloads aside). */
+struct json_t;
+int zarr_fill_from_json(const struct json_t *j, lumio_zarr_info *in, char *err, size_t errlen);
+int zarr_fill_from_text(const char *s, lumio_zarr_info *in, char *err, size_t errlen);
+struct json_t *zarr_fill_to_json(const lumio_zarr_info *in);
+void zarr_fill_to_text(const lumio_zarr_info *in, char *buf, size_t cap);
 
 /* A region of the array being read or written, and the chunk grid span it
  * touches (box.c). */
@@ -167,24 +200,47 @@ void zarr_fill_chunk(const zarr_meta *m, uint8_t *chunk);
 /* The key of the chunk at cc ("1.0.3", "1/0/3", "c/1/0/3"). */
 void zarr_chunk_key(const lumio_zarr *z, const uint64_t *cc, char *buf, size_t cap);
 
-/* array.c: the compute stage of region reads: decode a chunk that landed
+/* store.c: a whole key of the store, NUL-terminated (malloc'd). -ENOENT
+ * when it does not exist. */
+int zarr_fetch_key(lumio_zarr *z, const char *key, char **data, size_t *len);
+/* store.c: write a key whole (a temporary name renamed over it, or a PUT);
+ * on failure the text, naming the key, in err. */
+int zarr_put_key(const lumio_zarr *z, const char *key, const void *data, size_t len, char *err,
+                 size_t errlen);
+/* store.c: a new array's metadata document of format at path (text NULL:
+ * only check that it may go there): -EEXIST where an array of either format
+ * is, or a local directory holding anything else. A local directory is made
+ * if missing (*made says whether here). ring: the array's, or NULL (then
+ * one of its own, reading through remote). */
+int zarr_put_meta(const char *path, int format, const char *text, lumio_ring *ring,
+                  lumio_remote *remote, bool *made, char *err, size_t errlen);
+/* store.c: remove a local directory and all in it, unless it holds an
+ * array's metadata (another creator committed one meanwhile). */
+void zarr_remove_unless_array(const char *dir);
+/* store.c: give up on group g: nothing more of it is read or decoded
+ * (lumio_ring_cancel), and what is in flight is collected and dropped. */
+void zarr_abandon(lumio_zarr *z, uint64_t g);
+
+/* fetch.c: the compute stage of region reads: decode a chunk that landed
  * into `into` (its stored order), or, with NULL, into place in the region;
  * a failure is recorded in x with the key and the range. Releases the
  * buffer. zarr_on_chunk also reads a missing chunk as the fill value. */
 int zarr_decode_landed(region *x, lumio_completion *c, uint8_t *into);
 int zarr_on_chunk(void *arg, lumio_completion *c);
-
-/* array.c: submit every chunk of the region as one group of the ring, each
- * decoded into place on the workers; its id in *g (errors also in x). */
-int zarr_submit_region(lumio_zarr *z, region *x, uint64_t *g);
-
-/* array.c: read chunks of the region (indices first..first+n, or the n in
+/* fetch.c: the region's chunk i placed from the cache (on the caller's
+ * thread) instead of being read: true if it was there. */
+bool zarr_cached(const region *x, uint64_t i);
+/* fetch.c: read chunks of the region (indices first..first+n, or the n in
  * `which`) through the ring, running fn on each on the workers. */
-/* Give up on group g: nothing more of it is read or decoded
- * (lumio_ring_cancel), and what is in flight is collected and dropped. */
-void zarr_abandon(lumio_zarr *z, uint64_t g);
 int zarr_fetch_chunks(lumio_zarr *z, region *x, uint64_t first, uint64_t n, lumio_compute_fn fn,
                       const uint64_t *which);
+/* fetch.c: submit every chunk of the region as one group of the ring, each
+ * decoded into place on the workers; its id in *g (errors also in x). */
+int zarr_submit_region(lumio_zarr *z, region *x, uint64_t *g);
+/* fetch.c: n completions of a region's group taken: their buffers
+ * released, the first failure kept in x (the ring's text for the last).
+ * True when the group ended. */
+bool zarr_take_completions(lumio_zarr *z, region *x, lumio_completion *c, int n);
 
 /* shard.c: sharding_indexed. */
 void zarr_inner_meta(const zarr_meta *m, zarr_meta *im);
@@ -198,16 +254,6 @@ int zarr_read_sharded(lumio_zarr *z, const uint64_t *start, const uint64_t *shap
  * indexes of its shards that ic (may be NULL) does not hold (and keeping
  * them there). Errors are also in x. */
 int zarr_submit_sharded(lumio_zarr *z, region *x, zarr_cache *ic, uint64_t *g);
-/* array.c: the region (over zarr_grid(z)) as one group, sharded or not. */
-int zarr_submit_any(lumio_zarr *z, region *x, zarr_cache *ic, uint64_t *g);
-/* array.c: the shard index cache for a batch of reads: the array's own,
- * or (*own) a new one to free after it; NULL for unsharded arrays (or out
- * of memory). */
-zarr_cache *zarr_index_cache(lumio_zarr *z, bool *own);
-
-/* array.c: a whole key of the store, NUL-terminated (malloc'd). -ENOENT
- * when it does not exist. */
-int zarr_fetch_key(lumio_zarr *z, const char *key, char **data, size_t *len);
 /* group.c: if the location is a group (v2 `.zgroup`; v3 the zarr.json text
  * given), say so in z->err, naming its arrays, and return true. */
 bool zarr_group_error(lumio_zarr *z, const char *v3json, size_t len);
@@ -243,9 +289,14 @@ void zarr_cache_stats(zarr_cache *c, uint64_t *hits, uint64_t *misses, uint64_t 
 /* Forget one key. */
 void zarr_cache_drop(zarr_cache *c, uint64_t key);
 
-/* array.c: the region's chunk i placed from the cache (on the caller's
- * thread) instead of being read: true if it was there. */
-bool zarr_cached(const region *x, uint64_t i);
+/* index_cache.c: the share of cache_bytes an array keeps for shard
+ * indexes (0 for unsharded arrays), and a shard index cache of budget. */
+uint64_t zarr_index_budget(const zarr_meta *m, uint64_t cache_bytes);
+zarr_cache *zarr_index_cache_new(const zarr_meta *m, uint64_t budget);
+/* index_cache.c: the shard index cache for a batch of reads: the array's
+ * own, or (*own) a new one to free after it; NULL for unsharded arrays (or
+ * out of memory). */
+zarr_cache *zarr_index_cache(lumio_zarr *z, bool *own);
 
 /* array.c: this thread's text of the last failed open or create. */
 char *zarr_open_error(void);
@@ -271,15 +322,23 @@ struct lumio_zarr {
     bool made_dir;
 };
 
+/* array.c: open the array at location; with meta (a document of that
+ * format), the array it describes, which the store need not hold yet (a
+ * create whose metadata is written last: pending_meta, closed without
+ * commit, removes what create made). */
 int zarr_open_meta(lumio_zarr **out, const char *location, const lumio_zarr_options *opts,
                    const char *meta, int format);
-/* Close without commit: remove the directory create made for it. */
-void zarr_discard_pending(lumio_zarr *z);
 
 /* The grid regions are read over: the chunks, or a sharded array's inner
  * chunks. */
 static inline const zarr_meta *zarr_grid(const lumio_zarr *z) {
     return z->m.sharded ? &z->im : &z->m;
+}
+
+/* The region (over zarr_grid(z)) as one group, sharded or not: here, not in
+ * a file, so that neither fetch.c nor shard.c calls the other's way. */
+static inline int zarr_submit_any(lumio_zarr *z, region *x, zarr_cache *ic, uint64_t *g) {
+    return z->m.sharded ? zarr_submit_sharded(z, x, ic, g) : zarr_submit_region(z, x, g);
 }
 
 #endif
