@@ -131,13 +131,14 @@ LUMIO_API void lumio_zarr_get_stats(const lumio_zarr *z, lumio_zarr_stats *s);
 
 /* Creating arrays: in a directory, or at an http(s):// URL that takes PUT
  * (WebDAV) or in s3://BUCKET/PREFIX. Zero is the default in every field
- * but ndim, shape, chunks and dtype, which are required. */
+ * but ndim, shape and chunks, which are required. */
 typedef struct lumio_zarr_create_options {
     int format; /* 2 (default) or 3 */
     unsigned ndim;
     uint64_t shape[LUMIO_ZARR_MAX_DIMS];
     uint64_t chunks[LUMIO_ZARR_MAX_DIMS];
-    const char *dtype;      /* as numpy writes it ("<u2", ">i8", "|b1") or by name ("uint16") */
+    const char *dtype;      /* as numpy writes it ("<u2", ">i8", "|b1") or by name ("uint16");
+                               NULL: "<f8", numpy's default */
     const char *codec;      /* "zstd[:LEVEL]" (default zstd:3), "gzip[:L]", "zlib[:L]" (v2),
                                "blosc[:CNAME[:LEVEL[:noshuffle|shuffle|bitshuffle]]]", "none" */
     int fortran_order;      /* chunks stored in F order (v3: a transpose codec) */

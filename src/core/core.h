@@ -58,6 +58,9 @@ void lumio__err_clear(lumio__err *e);
 /* Copy the text for this thread (docs/API.md) into buf; returns buf. */
 char *lumio__err_get(const lumio__err *e, char *buf, size_t len);
 
+/* A scratch buffer for a last_error call inside one expression. */
+#define LUMIO__ERRBUF (char[LUMIO_ERROR_MAX]){0}, LUMIO_ERROR_MAX
+
 /* Whether n bytes at p are all zero (reserved space of a public struct). */
 bool lumio__zero(const void *p, size_t n);
 

@@ -16,16 +16,16 @@ char *zarr_open_error(void) {
     return open_error;
 }
 
-void lumio_zarr_options_default(lumio_zarr_options *o) {
-    memset(o, 0, sizeof *o);
-    o->max_chunks_in_flight = 64;
+/* The text of a failure is made in z->err (or the thread's open_error) by
+ * the thread using the array, then published at the public call's return,
+ * redacted, where any thread may read it (docs/API.md). */
+int zarr_published(lumio_zarr *z, int rc) {
+    if (rc < 0) lumio__err_set(z ? &z->e : NULL, "%s", z ? z->err : open_error);
+    return rc;
 }
 
-const char *lumio_zarr_last_error(const lumio_zarr *z) {
-    /* Locations come as the caller gave them, passwords and presigned
-     * queries too: the text handed out never shows them. */
-    static __thread char shown[1024];
-    return lumio_redact(z ? z->err : open_error, shown, sizeof shown);
+char *lumio_zarr_last_error(const lumio_zarr *z, char *buf, size_t len) {
+    return lumio__err_get(z ? &z->e : NULL, buf, len);
 }
 
 void lumio_zarr_get_info(const lumio_zarr *z, lumio_zarr_info *info) {
@@ -40,13 +40,15 @@ void lumio_zarr_get_stats(const lumio_zarr *z, lumio_zarr_stats *s) {
 /* ---- opening -------------------------------------------------------------------- */
 
 int lumio_zarr_open(lumio_zarr **out, const char *location, const lumio_zarr_options *opts) {
-    return zarr_open_meta(out, location, opts, NULL, 0);
+    if (!out) return -EINVAL;
+    return zarr_published(NULL, zarr_open_meta(out, location, opts, NULL, 0));
 }
 
 /* A new handle for the array at location (its base without trailing '/'). */
 static int new_array(lumio_zarr **out, const char *location) {
     lumio_zarr *z = calloc(1, sizeof *z);
     if (!z || !(z->base = strdup(location))) {
+        snprintf(open_error, sizeof open_error, "%s: out of memory", location);
         free(z);
         return -ENOMEM;
     }
@@ -59,7 +61,8 @@ static int new_array(lumio_zarr **out, const char *location) {
         free(z);
         return -ENAMETOOLONG;
     }
-    z->remote = lumio_is_remote(location);
+    z->remote = lumio_remote_is_url(location);
+    lumio__err_init(&z->e);
     *out = z;
     return 0;
 }
@@ -70,8 +73,7 @@ static int start_ring(lumio_zarr *z, const lumio_zarr_options *o, const char *lo
         z->ring = o->ring;
         return 0;
     }
-    lumio_ring_options ro;
-    lumio_ring_options_default(&ro);
+    lumio_ring_options ro = {0};
     ro.remote = o->remote; /* (NULL: the ring makes its own on the first URL) */
     int rc = lumio_ring_create(&z->ring, &ro);
     z->own_ring = rc == 0;
@@ -135,11 +137,13 @@ static int open_caches(lumio_zarr *z, uint64_t cache_bytes) {
 int zarr_open_meta(lumio_zarr **out, const char *location, const lumio_zarr_options *opts,
                    const char *meta, int format) {
     *out = NULL;
-    lumio_zarr_options o;
-    if (opts)
-        o = *opts;
-    else
-        lumio_zarr_options_default(&o);
+    lumio_zarr_options o = {0};
+    if (opts) o = *opts;
+    if (!location || !lumio__zero(o.reserved, sizeof o.reserved)) {
+        snprintf(open_error, sizeof open_error, "%s",
+                 location ? "lumio_zarr_options: reserved fields are not zero" : "no location");
+        return -EINVAL;
+    }
     lumio_zarr *z;
     int rc = new_array(&z, location);
     if (rc < 0) return rc;
@@ -172,7 +176,7 @@ static void discard_pending(lumio_zarr *z) {
 void lumio_zarr_close(lumio_zarr *z) {
     if (!z) return;
     discard_pending(z);
-    if (z->own_ring) lumio_ring_destroy(z->ring);
+    if (z->own_ring) lumio_ring_close(z->ring);
     zarr_cache_free(z->cache);
     zarr_cache_free(z->index_cache);
     for (unsigned i = 0; i < z->nkits; i++) {
@@ -182,12 +186,13 @@ void lumio_zarr_close(lumio_zarr *z) {
     }
     free(z->kits);
     free(z->base);
+    lumio__err_fini(&z->e);
     free(z);
 }
 
 /* ---- reading -------------------------------------------------------------------- */
 
-int lumio_zarr_read(lumio_zarr *z, const uint64_t *start, const uint64_t *shape, void *buf) {
+static int zarr_read(lumio_zarr *z, const uint64_t *start, const uint64_t *shape, void *buf) {
     region x;
     if (z->m.sharded) return zarr_read_sharded(z, start, shape, buf);
     int rc = region_init(&x, z, &z->m, start, shape, buf);
@@ -249,7 +254,7 @@ static int batch_collect(batch *b, int rc) {
     int got = rc < 0 ? 0 : lumio_ring_wait(z->ring, b->gids[s], c, 64, 1);
     if (got < 0) {
         rc = got;
-        snprintf(z->err, sizeof z->err, "%s", lumio_ring_last_error(z->ring));
+        lumio_ring_last_error(z->ring, z->err, sizeof z->err);
     }
     if (rc < 0)
         for (unsigned t = 0; t < INFLIGHT; t++)
@@ -268,8 +273,8 @@ static int batch_collect(batch *b, int rc) {
     return rc;
 }
 
-int lumio_zarr_read_batch(lumio_zarr *z, size_t n, const uint64_t *starts, const uint64_t *shape,
-                          void *const *bufs) {
+static int zarr_read_batch(lumio_zarr *z, size_t n, const uint64_t *starts,
+                           const uint64_t *shape, void *const *bufs) {
     batch b = {.z = z};
     bool own_ic;
     /* A sharded array: each region's shard indexes are read first (those
@@ -286,4 +291,15 @@ int lumio_zarr_read_batch(lumio_zarr *z, size_t n, const uint64_t *starts, const
     free(b.xs);
     if (own_ic) zarr_cache_free(b.ic);
     return rc;
+}
+
+int lumio_zarr_read(lumio_zarr *z, const uint64_t *start, const uint64_t *shape, void *buf) {
+    if (!z) return -EINVAL;
+    return zarr_published(z, zarr_read(z, start, shape, buf));
+}
+
+int lumio_zarr_read_batch(lumio_zarr *z, size_t n, const uint64_t *starts, const uint64_t *shape,
+                          void *const *bufs) {
+    if (!z) return -EINVAL;
+    return zarr_published(z, zarr_read_batch(z, n, starts, shape, bufs));
 }

@@ -11,14 +11,6 @@
 #include <string.h>
 #include <unistd.h>
 
-void lumio_zarr_create_options_default(lumio_zarr_create_options *o) {
-    memset(o, 0, sizeof *o);
-    o->format = 2;
-    o->dtype = "<f8";
-    o->codec = "zstd:3";
-    o->fill_value = "0";
-}
-
 /* ---- the data type -------------------------------------------------------------- */
 
 /* numpy's other spellings of a type string, as numpy itself takes them:
@@ -269,9 +261,8 @@ static int open_pending(lumio_zarr **out, const char *path, int format,
     return 0;
 }
 
-int lumio_zarr_create(lumio_zarr **out, const char *path, const lumio_zarr_create_options *o,
-                      const lumio_zarr_options *zo) {
-    *out = NULL;
+static int zarr_create(lumio_zarr **out, const char *path, const lumio_zarr_create_options *o,
+                       const lumio_zarr_options *zo) {
     char err[512] = "";
     zarr_meta m, back;
     int rc = meta_of(&m, o, err, sizeof err);
@@ -295,7 +286,7 @@ int lumio_zarr_create(lumio_zarr **out, const char *path, const lumio_zarr_creat
     return lumio_zarr_open(out, path, zo);
 }
 
-int lumio_zarr_commit(lumio_zarr *z) {
+static int zarr_commit(lumio_zarr *z) {
     if (!z->pending_meta) return 0;
     char err[512] = "";
     int rc = zarr_put_meta(z->base, z->pending_format, z->pending_meta, z->ring, NULL, NULL, err,
@@ -307,4 +298,30 @@ int lumio_zarr_commit(lumio_zarr *z) {
     free(z->pending_meta);
     z->pending_meta = NULL;
     return 0;
+}
+
+int lumio_zarr_create(lumio_zarr **out, const char *path, const lumio_zarr_create_options *opts,
+                      const lumio_zarr_options *zo) {
+    if (!out) return -EINVAL;
+    *out = NULL;
+    if (!path || !opts) {
+        snprintf(zarr_open_error(), 1024, "create: %s", path ? "no options" : "no location");
+        return zarr_published(NULL, -EINVAL);
+    }
+    lumio_zarr_create_options o = *opts;
+    if (!lumio__zero(o.reserved, sizeof o.reserved)) {
+        snprintf(zarr_open_error(), 1024, "lumio_zarr_create_options: reserved fields are not zero");
+        return zarr_published(NULL, -EINVAL);
+    }
+    /* Zero is the default (docs/API.md): v2, numpy's float64, zstd:3, 0. */
+    if (o.format == 0) o.format = 2;
+    if (!o.dtype) o.dtype = "<f8";
+    if (!o.codec) o.codec = "zstd:3";
+    if (!o.fill_value) o.fill_value = "0";
+    return zarr_published(NULL, zarr_create(out, path, &o, zo));
+}
+
+int lumio_zarr_commit(lumio_zarr *z) {
+    if (!z) return -EINVAL;
+    return zarr_published(z, zarr_commit(z));
 }

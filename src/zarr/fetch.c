@@ -78,7 +78,7 @@ static void note_failures(lumio_zarr *z, region *x, const lumio_completion *c, i
         if (c[i].result >= 0) continue;
         char text[1024];
         if (i == last)
-            snprintf(text, sizeof text, "%s", lumio_ring_last_error(z->ring));
+            lumio_ring_last_error(z->ring, text, sizeof text);
         else
             lumio_completion_describe(&c[i], text, sizeof text);
         region_error(x, c[i].result, text);
@@ -156,14 +156,14 @@ static int submit_batch(lumio_zarr *z, region *x, op_batch *b, uint64_t batch, u
         k++;
     }
     int rc = lumio_ring_submit(z->ring, b->ops, k, go, g);
-    if (rc < 0) snprintf(z->err, sizeof z->err, "%s", lumio_ring_last_error(z->ring));
+    if (rc < 0) lumio_ring_last_error(z->ring, z->err, sizeof z->err);
     return rc;
 }
 
 int zarr_fetch_chunks(lumio_zarr *z, region *x, uint64_t first, uint64_t n, lumio_compute_fn fn,
                       const uint64_t *which) {
     lumio_group_options go;
-    lumio_group_options_default(&go);
+    go = (lumio_group_options){0};
     go.compute = fn;
     go.compute_arg = x;
     /* Batches of ops, two groups in flight: the ring reads one while the
@@ -186,7 +186,7 @@ int zarr_fetch_chunks(lumio_zarr *z, region *x, uint64_t first, uint64_t n, lumi
         int got = lumio_ring_wait(z->ring, gids[0], c, 64, 1);
         if (got < 0) {
             rc = got;
-            snprintf(z->err, sizeof z->err, "%s", lumio_ring_last_error(z->ring));
+            lumio_ring_last_error(z->ring, z->err, sizeof z->err);
             break;
         }
         if (got == 0) zarr_abandon(z, gids[0]); /* not ended: nothing can come */
@@ -215,13 +215,13 @@ int zarr_submit_region(lumio_zarr *z, region *x, uint64_t *g) {
         if (!zarr_cached(x, i)) chunk_op(z, x, i, &b.ops[k], &b.rgs[k], &b.paths[k]), k++;
     if (rc == 0) { /* all cached: an empty group, which ends at once */
         lumio_group_options go;
-        lumio_group_options_default(&go);
+        go = (lumio_group_options){0};
         go.compute = zarr_on_chunk;
         go.compute_arg = x;
         rc = lumio_ring_submit(z->ring, b.ops, k, &go, g);
     }
     if (rc < 0)
-        region_error(x, rc, rc == -ENOMEM ? "out of memory" : lumio_ring_last_error(z->ring));
+        region_error(x, rc, rc == -ENOMEM ? "out of memory" : lumio_ring_last_error(z->ring, LUMIO__ERRBUF));
     batch_free(&b);
     return rc;
 }

@@ -128,7 +128,7 @@ static void *write_blocks(void *arg) {
         pthread_mutex_lock(&p->mu);
         if (rc < 0) {
             p->error = rc;
-            snprintf(p->err, sizeof p->err, "%s", lumio_zarr_last_error(p->d));
+            lumio_zarr_last_error(p->d, p->err, sizeof p->err);
         }
         pb->full = false;
         pthread_cond_broadcast(&p->cv);
@@ -179,7 +179,7 @@ static int read_blocks(pipe_state *p, const reader *r) {
         pb->buf = r->block + (k % 2) * r->bytes;
         int rc = lumio_zarr_read(r->s, pb->start, pb->shape, pb->buf);
         if (rc < 0) {
-            snprintf(zarr_open_error(), 1024, "%s", lumio_zarr_last_error(r->s));
+            lumio_zarr_last_error(r->s, zarr_open_error(), 1024);
             return rc;
         }
         pthread_mutex_lock(&p->mu);
@@ -261,7 +261,7 @@ static int open_source(const char *src, uint64_t memory, lumio_ring_options *ro,
     for (unsigned i = 0; i < si.ndim; i++) cb *= si.chunks[i];
     lumio_zarr_close(*s);
     *s = NULL;
-    lumio_ring_destroy(*ring);
+    lumio_ring_close(*ring);
     ro->max_bytes = LUMIO_MAX(memory / 16, cb + cb / 128 + (64u << 10));
     if ((rc = lumio_ring_create(ring, ro)) < 0) return rc;
     zo->ring = *ring;
@@ -304,7 +304,7 @@ static int create_dest(const char *src, const char *dst, const lumio_zarr_info *
     dzo.ring = NULL; /* its own: the writer runs on a thread of its own */
     dzo.max_chunks_in_flight =
         (unsigned)LUMIO_MAX(1, LUMIO_MIN(64, memory / 16 / LUMIO_MAX(dchunk, 1)));
-    uint64_t need = rechunk_need(si, &o, pool, dzo.max_chunks_in_flight, lumio_is_remote(dst));
+    uint64_t need = rechunk_need(si, &o, pool, dzo.max_chunks_in_flight, lumio_remote_is_url(dst));
     if (need > memory) {
         snprintf(zarr_open_error(), 1024,
                  "rechunk: destination chunks of %" PRIu64 " bytes (source chunks of %" PRIu64
@@ -315,22 +315,21 @@ static int create_dest(const char *src, const char *dst, const lumio_zarr_info *
     return lumio_zarr_create(d, dst, &o, &dzo);
 }
 
-int lumio_zarr_rechunk(const char *src, const char *dst, const lumio_zarr_create_options *opts,
-                       const lumio_zarr_options *zopts, uint64_t memory, lumio_progress_fn progress,
-                       void *arg) {
+static int zarr_rechunk(const char *src, const char *dst, const lumio_zarr_create_options *opts,
+                        const lumio_zarr_options *zopts, uint64_t memory,
+                        lumio_progress_fn progress, void *arg) {
     /* The caller's client (its timeout) for the source and the destination. */
     lumio_remote *remote = zopts ? zopts->remote : NULL;
     /* The budget: 3/8 for the block, 1/16 for the reads in flight, 1/16 for
      * the chunks being encoded (and as much for their encoded bytes), and the
      * rest for the program itself and the decoding on the workers. */
     if (memory < (32u << 20)) memory = 32u << 20; /* the program itself takes ~10 MiB */
-    lumio_ring_options ro;
-    lumio_ring_options_default(&ro);
+    lumio_ring_options ro = {0};
     ro.max_bytes = memory / 16;
     ro.max_buffers = 64;
     ro.remote = remote;
     lumio_zarr_options zo;
-    lumio_zarr_options_default(&zo);
+    zo = (lumio_zarr_options){0};
     zo.remote = remote; /* the destination's own ring reads and writes through it too */
     lumio_ring *ring = NULL;
     lumio_zarr *s = NULL, *d = NULL;
@@ -345,9 +344,25 @@ int lumio_zarr_rechunk(const char *src, const char *dst, const lumio_zarr_create
     for (unsigned i = 0; rc == 0 && i < si.ndim; i++) empty |= si.shape[i] == 0;
     if (rc == 0 && !empty) rc = copy_array(s, d, &si, memory, total, progress, arg);
     if (rc == 0 && (rc = lumio_zarr_commit(d)) < 0)
-        snprintf(zarr_open_error(), 1024, "%s", lumio_zarr_last_error(d));
+        lumio_zarr_last_error(d, zarr_open_error(), 1024);
     lumio_zarr_close(s);
     lumio_zarr_close(d);
-    lumio_ring_destroy(ring);
+    lumio_ring_close(ring);
     return rc;
+}
+
+int lumio_zarr_rechunk(const char *src, const char *dst, const lumio_zarr_create_options *opts,
+                       const lumio_zarr_options *zo, uint64_t memory, lumio_progress_fn progress,
+                       void *arg) {
+    if (!src || !dst || !opts) {
+        snprintf(zarr_open_error(), 1024, "rechunk: no %s", !src ? "source" : !dst ? "destination" : "options");
+        return zarr_published(NULL, -EINVAL);
+    }
+    lumio_zarr_create_options o = *opts;
+    if (!lumio__zero(o.reserved, sizeof o.reserved)) {
+        snprintf(zarr_open_error(), 1024, "lumio_zarr_create_options: reserved fields are not zero");
+        return zarr_published(NULL, -EINVAL);
+    }
+    if (o.format == 0) o.format = 2; /* (dtype and shape are the source's) */
+    return zarr_published(NULL, zarr_rechunk(src, dst, &o, zo, memory, progress, arg));
 }

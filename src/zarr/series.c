@@ -51,9 +51,8 @@ static int submit_slab(lumio_zarr_series *s, uint64_t k) {
     return rc;
 }
 
-int lumio_zarr_series_open(lumio_zarr *z, unsigned axis, uint64_t step, const uint64_t *start,
-                           const uint64_t *shape, unsigned ahead, lumio_zarr_series **out) {
-    *out = NULL;
+static int series_open(lumio_zarr_series **out, lumio_zarr *z, unsigned axis, uint64_t step,
+                       const uint64_t *start, const uint64_t *shape, unsigned ahead) {
     const lumio_zarr_info *in = &z->m.info;
     if (axis >= in->ndim) {
         snprintf(z->err, sizeof z->err, "%s: axis %u of a %u-d array", z->base, axis, in->ndim);
@@ -100,7 +99,7 @@ int lumio_zarr_series_open(lumio_zarr *z, unsigned axis, uint64_t step, const ui
     return 0;
 }
 
-int64_t lumio_zarr_series_next(lumio_zarr_series *s, const void **data, uint64_t *index) {
+static int64_t series_next(lumio_zarr_series *s, const void **data, uint64_t *index) {
     lumio_zarr *z = s->z;
     if (s->error) return s->error;
     if (s->next_deliver == s->nslabs) return 0;
@@ -118,11 +117,11 @@ int64_t lumio_zarr_series_next(lumio_zarr_series *s, const void **data, uint64_t
         while ((n = lumio_ring_wait(z->ring, b->group, c, 64, 1)) > 0)
             for (int i = 0; i < n; i++) {
                 if (c[i].result < 0)
-                    region_error(&b->x, c[i].result, lumio_ring_last_error(z->ring));
+                    region_error(&b->x, c[i].result, lumio_ring_last_error(z->ring, LUMIO__ERRBUF));
                 lumio_buffer_release(c[i].buffer);
             }
         if (n < 0) {
-            region_error(&b->x, n, lumio_ring_last_error(z->ring));
+            region_error(&b->x, n, lumio_ring_last_error(z->ring, LUMIO__ERRBUF));
             zarr_abandon(z, b->group);
         }
         rc = b->x.error;
@@ -152,4 +151,19 @@ void lumio_zarr_series_close(lumio_zarr_series *s) {
     }
     free(s->ring);
     free(s);
+}
+
+int lumio_zarr_series_open(lumio_zarr_series **out, lumio_zarr *z, unsigned axis, uint64_t step,
+                           const uint64_t *start, const uint64_t *shape, unsigned ahead) {
+    if (!out) return -EINVAL;
+    *out = NULL;
+    if (!z) return -EINVAL;
+    return zarr_published(z, series_open(out, z, axis, step, start, shape, ahead));
+}
+
+int64_t lumio_zarr_series_next(lumio_zarr_series *s, const void **data, uint64_t *index) {
+    if (!s) return -EINVAL;
+    int64_t n = series_next(s, data, index);
+    if (n < 0) zarr_published(s->z, (int)n);
+    return n;
 }

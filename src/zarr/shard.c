@@ -239,7 +239,7 @@ static int on_inner(void *arg, lumio_completion *c) {
 static int submit(lumio_zarr *z, region *x, lumio_op *ops, size_t n, lumio_group_options *go,
                   uint64_t *g) {
     int rc = lumio_ring_submit(z->ring, ops, n, go, g);
-    if (rc < 0) region_error(x, rc, lumio_ring_last_error(z->ring));
+    if (rc < 0) region_error(x, rc, lumio_ring_last_error(z->ring, LUMIO__ERRBUF));
     return rc;
 }
 
@@ -253,11 +253,11 @@ static int drain(lumio_zarr *z, region *x, uint64_t g, void (*each)(void *, lumi
             if (each)
                 each(arg, &c[i]);
             else if (c[i].result < 0)
-                region_error(x, c[i].result, lumio_ring_last_error(z->ring));
+                region_error(x, c[i].result, lumio_ring_last_error(z->ring, LUMIO__ERRBUF));
             lumio_buffer_release(c[i].buffer);
         }
     if (got < 0) {
-        region_error(x, got, lumio_ring_last_error(z->ring));
+        region_error(x, got, lumio_ring_last_error(z->ring, LUMIO__ERRBUF));
         zarr_abandon(z, g);
     }
     return x->error;
@@ -306,7 +306,7 @@ static void on_index(void *arg, lumio_completion *c) {
         return;
     }
     if (c->result < 0) {
-        region_error(b->x, c->result, lumio_ring_last_error(b->z->ring));
+        region_error(b->x, c->result, lumio_ring_last_error(b->z->ring, LUMIO__ERRBUF));
         return;
     }
     char why[256], text[1024];
@@ -367,7 +367,7 @@ static int submit_indexes(lumio_zarr *z, region *x, const shard_span *sp, uint64
     }
     if (!nops) return 0;
     lumio_group_options go;
-    lumio_group_options_default(&go);
+    go = (lumio_group_options){0};
     int rc = submit(z, x, ops, nops, &go, g);
     *pending = rc == 0;
     return rc;
@@ -524,7 +524,7 @@ int zarr_submit_sharded(lumio_zarr *z, region *x, zarr_cache *ic, uint64_t *g) {
     if (rc == 0) rc = plan_inner(z, x, &sp, 0, sp.n, &b, p.paths, p.ranges, p.dops, &nops);
     if (rc == 0) {
         lumio_group_options go;
-        lumio_group_options_default(&go);
+        go = (lumio_group_options){0};
         go.compute = on_inner;
         go.compute_arg = x;
         rc = submit(z, x, p.dops, nops, &go, g);
@@ -580,7 +580,7 @@ static int read_sharded_once(lumio_zarr *z, const uint64_t *start, const uint64_
             if (rc) break;
         }
         lumio_group_options go;
-        lumio_group_options_default(&go);
+        go = (lumio_group_options){0};
         go.compute = on_inner;
         go.compute_arg = x;
         if ((rc = submit(z, x, p.dops, nops, &go, &data_group[pending])) < 0) break;

@@ -47,7 +47,7 @@ int zarr_fetch_key(lumio_zarr *z, const char *key, char **data, size_t *len) {
         for (int i = 0; i < n; i++) {
             if (c[i].result < 0) {
                 rc = c[i].result;
-                snprintf(z->err, sizeof z->err, "%s", lumio_ring_last_error(z->ring));
+                lumio_ring_last_error(z->ring, z->err, sizeof z->err);
             } else if (!*data) {
                 *data = malloc(c[i].length + 1);
                 if (!*data)
@@ -62,7 +62,7 @@ int zarr_fetch_key(lumio_zarr *z, const char *key, char **data, size_t *len) {
         }
     if (n < 0) { /* the ring itself failed (stalled on a shared ring) */
         rc = n;
-        snprintf(z->err, sizeof z->err, "%s", lumio_ring_last_error(z->ring));
+        lumio_ring_last_error(z->ring, z->err, sizeof z->err);
         zarr_abandon(z, g);
     } else if (rc == 0 && !*data) {
         rc = -EIO;
@@ -152,7 +152,7 @@ int zarr_put_key(const lumio_zarr *z, const char *key, const void *data, size_t 
     int rc;
     if (z->remote) { /* an object is replaced whole by a PUT */
         rc = lumio_remote_put(z->rm, path, data, len);
-        if (rc < 0) snprintf(err, errlen, "%s", lumio_remote_last_error(z->rm));
+        if (rc < 0) lumio_remote_last_error(z->rm, err, errlen);
     } else {
         rc = write_atomic(path, data, len, false);
         if (rc < 0) snprintf(err, errlen, "%s/%s: %s", z->base, key, lumio_strerror(rc));
@@ -237,7 +237,7 @@ static int put_meta_remote(const char *path, int format, const char *text, lumio
     bool own = !ring;
     if (own) {
         lumio_ring_options ro;
-        lumio_ring_options_default(&ro);
+        ro = (lumio_ring_options){0};
         ro.remote = remote;
         if (lumio_ring_create(&ring, &ro) < 0) {
             snprintf(err, errlen, "%s: cannot start the I/O engine", path);
@@ -258,22 +258,22 @@ static int put_meta_remote(const char *path, int format, const char *text, lumio
         } else if (rc == -ENOENT) {
             rc = 0;
         } else {
-            snprintf(err, errlen, "%s", lumio_remote_last_error(rm));
+            lumio_remote_last_error(rm, err, errlen);
         }
     }
     if (rc == 0 && text) {
         snprintf(url, sizeof url, "%s/%s", path, format == 2 ? ".zarray" : "zarr.json");
         if ((rc = lumio_remote_put(rm, url, text, strlen(text))) < 0)
-            snprintf(err, errlen, "%s", lumio_remote_last_error(rm));
+            lumio_remote_last_error(rm, err, errlen);
     }
-    if (own) lumio_ring_destroy(ring);
+    if (own) lumio_ring_close(ring);
     return rc;
 }
 
 int zarr_put_meta(const char *path, int format, const char *text, lumio_ring *ring,
                   lumio_remote *remote, bool *made, char *err, size_t errlen) {
     if (made) *made = false;
-    return lumio_is_remote(path) ? put_meta_remote(path, format, text, ring, remote, err, errlen)
+    return lumio_remote_is_url(path) ? put_meta_remote(path, format, text, ring, remote, err, errlen)
                                  : put_meta_local(path, format, text, made, err, errlen);
 }
 

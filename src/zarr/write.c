@@ -135,7 +135,8 @@ static void encode_batch(lumio_zarr *z, write_job *j, pthread_t *threads, encode
     for (unsigned t = 0; t < started; t++) pthread_join(threads[t], NULL);
 }
 
-int lumio_zarr_write(lumio_zarr *z, const uint64_t *start, const uint64_t *shape, const void *buf) {
+static int zarr_write(lumio_zarr *z, const uint64_t *start, const uint64_t *shape,
+                      const void *buf) {
     if (z->remote && !z->rm && !(z->rm = lumio_ring_remote(z->ring))) {
         snprintf(z->err, sizeof z->err, "%s: cannot start the remote client", z->base);
         return -ENOMEM;
@@ -172,4 +173,9 @@ int lumio_zarr_write(lumio_zarr *z, const uint64_t *start, const uint64_t *shape
     free(threads);
     free(args);
     return rc;
+}
+
+int lumio_zarr_write(lumio_zarr *z, const uint64_t *start, const uint64_t *shape, const void *buf) {
+    if (!z) return -EINVAL;
+    return zarr_published(z, zarr_write(z, start, shape, buf));
 }

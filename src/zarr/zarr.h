@@ -300,6 +300,9 @@ zarr_cache *zarr_index_cache(lumio_zarr *z, bool *own);
 
 /* array.c: this thread's text of the last failed open or create. */
 char *zarr_open_error(void);
+/* At a public call's return: a failure's text (z->err, or with NULL the
+ * thread's open_error) is published for lumio_zarr_last_error. Returns rc. */
+int zarr_published(lumio_zarr *z, int rc);
 
 struct lumio_zarr {
     char *base; /* the store's location, without a trailing '/' */
@@ -314,7 +317,8 @@ struct lumio_zarr {
     unsigned max_inflight;
     zarr_cache *cache;       /* decoded chunks; NULL: no cache */
     zarr_cache *index_cache; /* sharded: shard indexes, beside the chunk cache */
-    char err[1024];
+    char err[1024]; /* the text of a failure being made (published by zarr_published) */
+    lumio__err e;   /* the published text (docs/API.md) */
     /* A create whose metadata waits for lumio_zarr_commit: its document,
      * and whether create made the directory (removed if never committed). */
     char *pending_meta;
