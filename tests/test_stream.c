@@ -106,11 +106,7 @@ static lines read_back(const char *path, lumio_stream_read_stats *st) {
 static void check_same(const lines *a, const lines *b, size_t n) {
     CHECK(a->n >= n && b->n >= n);
     for (size_t i = 0; i < n && i < a->n && i < b->n; i++)
-        if (strcmp(a->v[i], b->v[i])) {
-            fprintf(stderr, "  line %zu differs:\n   %s\n   %s\n", i, a->v[i], b->v[i]);
-            test_failed = 1;
-            return;
-        }
+        if (strcmp(a->v[i], b->v[i])) FAIL("line %zu differs:\n   %s\n   %s", i, a->v[i], b->v[i]);
 }
 
 static void round_trip(int level, uint64_t flush, int nsamples) {
@@ -436,12 +432,9 @@ TEST(random_damage) {
         size_t touched = 0, end = kind == 0 || kind == 1 ? pos + len : pos + 1;
         for (size_t c = 0; c < nch; c++)
             if (starts[c] < end && starts[c + 1] > pos) touched++;
-        if (st.chunks + touched < nch) {
-            fprintf(stderr,
-                    "  trial %d kind %d at %zu len %zu: %llu chunks back, %zu touched of %zu\n",
-                    trial, kind, pos, len, (unsigned long long)st.chunks, touched, nch);
-            test_failed = 1;
-        }
+        if (st.chunks + touched < nch)
+            FAIL("trial %d kind %d at %zu len %zu: %llu chunks back, %zu touched of %zu", trial,
+                 kind, pos, len, (unsigned long long)st.chunks, touched, nch);
         free_lines(&got);
     }
     free(mut);
@@ -621,10 +614,7 @@ TEST(tcp_sink_ports_and_refusal) {
     lumio_stream_writer *w = NULL;
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int rc = lumio_stream_writer_open(&w, bad[i], NULL);
-        if (rc != -EINVAL) {
-            fprintf(stderr, "  %s: %d\n", bad[i], rc);
-            test_failed = 1;
-        }
+        if (rc != -EINVAL) FAIL("%s: %d, expected -EINVAL", bad[i], rc);
     }
     int probe = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};

@@ -37,10 +37,8 @@ static void refused(const char *name, const char *text, const char *want) {
     lumio_zarr *z = NULL;
     int rc = lumio_zarr_open(&z, d, NULL);
     const char *e = lumio_zarr_last_error(NULL);
-    if (rc >= 0 || !strstr(e, want) || strchr(e, '\n')) {
-        fprintf(stderr, "  %s: rc %d, error '%s', expected '%s'\n", text, rc, e, want);
-        test_failed = 1;
-    }
+    if (rc >= 0 || !strstr(e, want) || strchr(e, '\n'))
+        FAIL("%s: rc %d, error '%s', expected '%s'", text, rc, e, want);
     lumio_zarr_close(z);
 }
 
