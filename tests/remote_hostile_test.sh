@@ -11,12 +11,8 @@ fi
 work=$(mktemp -d /var/tmp/lumio-rhostile.XXXXXX) || exit 1
 chmod 755 "$work"
 trap 'rm -rf "$work"' EXIT
-fails=0
-check() { # NAME COMMAND...
-    local name=$1
-    shift
-    if "$@"; then echo "ok   $name"; else echo "FAIL $name"; fails=$((fails + 1)); fi
-}
+T=$work
+. "$(dirname "$(realpath "${BASH_SOURCE[0]}")")/check.sh"
 u=$LUMIO_HOSTILE_URL root=$LUMIO_HOSTILE_ROOT log=$LUMIO_HOSTILE_LOG
 port=${u##*:}
 head -c 20000007 /dev/urandom >"$root/big.bin"
@@ -340,5 +336,5 @@ mode_kept() { # a replaced file keeps its mode; a new one follows the umask
 }
 check get_mode mode_kept
 
-echo "remote_hostile_cli: $fails failed"
-[[ $fails -eq 0 ]]
+echo "remote_hostile_cli: $passed passed, $failed failed"
+[[ $failed -eq 0 ]]
