@@ -2,17 +2,40 @@
 # counting it. A failing check prints its name and its output (indented) on
 # stderr and stops the test: the processes the test started (servers, writers,
 # commands in the background, and theirs) get SIGTERM, then SIGKILL, and the
-# test exits 1 through its EXIT trap. The caller sets T (its temporary
-# directory) and ends with:
-#   echo "NAME: $passed passed, $failed failed"; [ "$failed" -eq 0 ]
+# test exits 1 through its EXIT trap. A check that cannot run here (a tool
+# missing, not root) ends with `cannot_run WHY`: it counts as skipped.
+#
+# LUMIO_CHECK_ONLY=FUNCTION,... runs only those checks, LUMIO_CHECK_EXCLUDE
+# leaves them out, so that the checks that may be skipped can be a ctest test
+# of their own. The caller sets T (its temporary directory) and ends with
+# `check_done NAME`: the summary, and status 0, 1, or 77 if a check was
+# skipped (ctest: skipped, never passed).
 passed=0
 failed=0
+skipped=0
+check_seen=,
+
+cannot_run() { # WHY
+    echo "cannot run here: $*"
+    return 77
+}
+
+check_listed() { # LIST FUNCTION
+    [[ ,$1, == *,$2,* ]]
+}
 
 check() {
-    local name=$1
+    local name=$1 rc=0
     shift
-    if "$@" >"$T/check.log" 2>&1; then
+    check_seen+=$1,
+    if [[ -n ${LUMIO_CHECK_ONLY:-} ]] && ! check_listed "$LUMIO_CHECK_ONLY" "$1"; then return 0; fi
+    check_listed "${LUMIO_CHECK_EXCLUDE:-}" "$1" && return 0
+    "$@" >"$T/check.log" 2>&1 || rc=$?
+    if [[ $rc -eq 0 ]]; then
         passed=$((passed + 1))
+    elif [[ $rc -eq 77 ]]; then
+        skipped=$((skipped + 1))
+        echo "SKIP: $name: $(tail -n 1 "$T/check.log")"
     else
         failed=$((failed + 1))
         echo "FAIL: $name" >&2
@@ -21,6 +44,17 @@ check() {
         check_stop_children
         exit 1
     fi
+}
+
+check_done() { # NAME
+    echo "$1: $passed passed, $failed failed, $skipped skipped"
+    local f list=${LUMIO_CHECK_ONLY:-},${LUMIO_CHECK_EXCLUDE:-}
+    for f in ${list//,/ }; do
+        check_listed "$check_seen" "$f" || { echo "$1: no check runs $f" >&2 && return 1; }
+    done
+    [[ $failed -eq 0 ]] || return 1
+    [[ $((passed + skipped)) -gt 0 ]] || { echo "$1: no check ran" >&2 && return 1; }
+    [[ $skipped -eq 0 ]] || return 77
 }
 
 # The processes descending from this shell, read from /proc (no command is

@@ -188,5 +188,4 @@ for sub in cat hash cp "bench read"; do
     check "lumio $sub with an unknown option" bad_option $sub
 done
 
-echo "cli: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+check_done "cli"

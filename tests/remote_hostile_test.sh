@@ -336,5 +336,4 @@ mode_kept() { # a replaced file keeps its mode; a new one follows the umask
 }
 check get_mode mode_kept
 
-echo "remote_hostile_cli: $passed passed, $failed failed"
-[[ $failed -eq 0 ]]
+check_done remote_hostile_cli

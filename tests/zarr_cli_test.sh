@@ -280,5 +280,4 @@ short_dtypes() {
 }
 check "--dtype in numpy's short forms" short_dtypes
 
-echo "zarr cli: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+check_done "zarr cli"
