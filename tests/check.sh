@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by the shell tests: check NAME FUNCTION [ARGS...] runs one check,
 # counting it. A failing check prints its name and its output (indented) on
 # stderr and stops the test: the processes the test started (servers, writers,

@@ -72,6 +72,17 @@ __attribute__((noreturn)) void test_skip(const char *why);
             FAIL("%s is \"%s\", expected \"%s\"", #got, g_ ? g_ : "(null)", w_);                   \
     } while (0)
 
+/* A whole string made of lumio's prefix, a part that is not lumio's (a
+ * system's or libcurl's text: any one line) and lumio's suffix. */
+#define CHECK_STR_AROUND(got, prefix, suffix)                                                      \
+    do {                                                                                           \
+        const char *g_ = (got), *p_ = (prefix), *s_ = (suffix);                                    \
+        size_t gl_ = g_ ? strlen(g_) : 0, pl_ = strlen(p_), sl_ = strlen(s_);                      \
+        if (!g_ || gl_ < pl_ + sl_ || strncmp(g_, p_, pl_) != 0 ||                                 \
+            strcmp(g_ + gl_ - sl_, s_) != 0 || strchr(g_, '\n'))                                   \
+            FAIL("%s is \"%s\", expected \"%s...%s\"", #got, g_ ? g_ : "(null)", p_, s_);          \
+    } while (0)
+
 /* The test's temporary directory joined with name (one of 8 rotating buffers). */
 const char *tmp_path(const char *name);
 /* Write a file of `size` pseudo-random bytes from `seed`; returns a copy. */
