@@ -192,8 +192,9 @@ check "hash, cat and bench read of 300 files with 16-32 descriptors" few_fds
 
 # ---- messages that name what is wrong ------------------------------------------------
 
-one_line() { # FILE TEXT: exactly one line, containing TEXT
-    [ "$(wc -l <"$1")" -eq 1 ] && grep -qF -- "$2" "$1" || {
+one_line() { # FILE LINE: exactly this one line (a CLI error message, checked whole)
+    [ "$(wc -l <"$1")" -eq 1 ] && [ "$(cat "$1")" = "$2" ] || {
+        echo "wanted: $2"
         cat "$1"
         return 1
     }
@@ -216,20 +217,19 @@ bad_paths() {
     for cmd in "cat" "hash" "bench read"; do
         # shellcheck disable=SC2086 # word splitting of "bench read" is meant
         ! "$LUMIO" $cmd loop1 >/dev/null 2>err &&
-            one_line err "loop1: Too many levels of symbolic links" || return 1
+            one_line err "lumio $cmd: loop1: Too many levels of symbolic links" || return 1
         # shellcheck disable=SC2086
         ! "$LUMIO" $cmd dangling >/dev/null 2>err &&
-            one_line err "dangling: No such file or directory" || return 1
+            one_line err "lumio $cmd: dangling: No such file or directory" || return 1
         # shellcheck disable=SC2086
         ! as_user "$LUMIO" $cmd secret >/dev/null 2>err &&
-            one_line err "secret: Permission denied" || return 1
+            one_line err "lumio $cmd: secret: Permission denied" || return 1
     done
-    ! "$LUMIO" cat adir >/dev/null 2>err && one_line err "adir: Is a directory" &&
+    ! "$LUMIO" cat adir >/dev/null 2>err && one_line err "lumio cat: adir: Is a directory" &&
         # the others are still read
         ! "$LUMIO" cat ok loop1 ok >out.cat 2>err && cat ok ok | cmp - out.cat
 }
 
 check "symlink loops, dangling links, no permission, a directory: named" bad_paths
 
-echo "cli_hostile: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+check_done "cli_hostile"

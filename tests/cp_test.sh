@@ -113,8 +113,7 @@ if [ "$ONLY_ENOSPC" = 1 ]; then
         exit 77
     fi
     check "ENOSPC: partial copies removed and named, an old file kept" enospc
-    echo "cp ENOSPC: $passed passed, $failed failed"
-    [ "$failed" -eq 0 ]
+    check_done "cp ENOSPC"
     exit
 fi
 
@@ -194,7 +193,7 @@ dst_dangling_symlink() {
 
 # Never the real /dev/null: a bug here would replace it for the machine.
 dst_device() {
-    mknod nulldev c 1 3 2>/dev/null || return 0 # not root
+    mknod nulldev c 1 3 2>/dev/null || { cannot_run "mknod needs root"; return; }
     "$LUMIO" cp s2 nulldev && [ -c nulldev ] && no_temps .
 }
 
@@ -241,7 +240,7 @@ replace_keeps_links() {
 
 replace_read_only() (
     local rc=0 run=()
-    [ "$(id -u)" = 0 ] && { command -v setpriv >/dev/null || return 0; } && run=(as_nobody)
+    [ "$(id -u)" = 0 ] && { command -v setpriv >/dev/null || { cannot_run "as root, without setpriv"; return; }; } && run=(as_nobody)
     chmod 711 "$T" && mkdir -m 777 ro12 && mkfile ro12/big 3000000 && echo old >ro12/f && echo old >ro12/g &&
         chmod 444 ro12/f ro12/g && cd ro12 || return 1
     [ "$(id -u)" = 0 ] && chown nobody f g
@@ -274,7 +273,7 @@ same_name_twice() {
 # open: not written through (strace holds the open back, on x86_64, as root).
 dst_device_swapped() (
     [ "$(id -u)" = 0 ] && [ "$(uname -m)" = x86_64 ] && command -v strace >/dev/null &&
-        strace -o /dev/null true 2>/dev/null || return 0
+        strace -o /dev/null true 2>/dev/null || { cannot_run "needs root, x86_64 and strace (ptrace)"; return; }
     mkdir -p sw && cd sw && mknod nd c 1 3 && echo keep >reg || return 1
     # LeakSanitizer cannot run under ptrace: leaks are checked by the other tests.
     ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 strace -f -o /dev/null -P nd -e trace=openat -e inject=openat:delay_enter=2000000 \
@@ -303,7 +302,7 @@ dst_device_swapped() (
 # A complete copy whose rename fails (strace makes it fail): removed, and
 # the line says it was complete, not partial.
 rename_fails() {
-    command -v strace >/dev/null && strace -o /dev/null true 2>/dev/null || return 0
+    command -v strace >/dev/null && strace -o /dev/null true 2>/dev/null || { cannot_run "needs strace (ptrace)"; return; }
     local rc=0
     ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 strace -f -o /dev/null \
         -e trace=rename,renameat,renameat2 -e inject=rename,renameat,renameat2:error=EIO \
@@ -338,7 +337,7 @@ proc_source() {
 
 sys_source() {
     local f=/sys/devices/system/cpu/online
-    [ -r "$f" ] || return 0
+    [ -r "$f" ] || { cannot_run "no $f"; return; }
     "$LUMIO" cp "$f" so && cmp "$f" so && [ -s so ]
 }
 
@@ -470,7 +469,7 @@ root_mode_kept() {
 # directory of someone else's left that directory 0777). The rename is
 # held back by strace for the time it takes to plant the link.
 root_name_taken() (
-    command -v strace >/dev/null && strace -o /dev/null true 2>/dev/null || return 0 # no ptrace here
+    command -v strace >/dev/null && strace -o /dev/null true 2>/dev/null || { cannot_run "needs strace (ptrace)"; return; }
     mkdir -p rt && cd rt && mkdir -p rs/sub victim && chmod 700 victim && chmod 777 rs rs/sub &&
         echo x >rs/sub/f || return 1
     umask 000
@@ -494,5 +493,4 @@ root_name_taken() (
 check "a read-only tree: its root and directories keep their modes" root_mode_kept
 check "a tree's name taken meanwhile: nothing done through it, the copy named" root_name_taken
 
-echo "cp: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+check_done cp

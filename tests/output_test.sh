@@ -56,5 +56,4 @@ failure_keeps() {
 }
 check "a failed get leaves the old file and no temporary one" failure_keeps
 
-echo "output: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+check_done "output"

@@ -11,12 +11,9 @@ fi
 work=$(mktemp -d /var/tmp/lumio-rhostile.XXXXXX) || exit 1
 chmod 755 "$work"
 trap 'rm -rf "$work"' EXIT
-fails=0
-check() { # NAME COMMAND...
-    local name=$1
-    shift
-    if "$@"; then echo "ok   $name"; else echo "FAIL $name"; fails=$((fails + 1)); fi
-}
+# shellcheck disable=SC2034 # check.sh keeps its log in $T
+T=$work
+. "$(dirname "$(realpath "${BASH_SOURCE[0]}")")/check.sh"
 u=$LUMIO_HOSTILE_URL root=$LUMIO_HOSTILE_ROOT log=$LUMIO_HOSTILE_LOG
 port=${u##*:}
 head -c 20000007 /dev/urandom >"$root/big.bin"
@@ -30,6 +27,15 @@ one_line() { # ERRFILE STATUS PATH SAYS
     n=$(wc -l <"$1")
     if [[ $2 -ne 1 || $n -ne 1 ]] || ! grep -qF -- "$3" "$1" || ! grep -qF -- "$4" "$1"; then
         echo "  status $2, $n lines, wanted '$3' and '$4':" >&2
+        cat "$1" >&2
+        return 1
+    fi
+}
+
+# Exit status 1 and exactly this one line on stderr (a message of the contract, checked whole).
+whole_line() { # ERRFILE STATUS LINE
+    if [[ $2 -ne 1 || $(wc -l <"$1") -ne 1 || $(cat "$1") != "$3" ]]; then
+        echo "  status $2, wanted 1 and the line '$3':" >&2
         cat "$1" >&2
         return 1
     fi
@@ -75,14 +81,14 @@ check bench_remote_no_length bench_no_length
 never_answers() {
     local rc
     "$lumio" get "$u/hang/x" -o "$work/h" --timeout 1 2>"$work/err"
-    one_line "$work/err" $? /hang/x "no progress" || return 1
+    whole_line "$work/err" $? "lumio get: HEAD $u/hang/x: no progress for 1 s" || return 1
     [[ -z $(find "$work" -name '*h*part' -o -name h) ]] || return 1
     "$lumio" cat --timeout 0.5 "$u/hang/y" 2>"$work/err" >/dev/null
-    one_line "$work/err" $? /hang/y "no progress" || return 1
+    whole_line "$work/err" $? "lumio cat: HEAD $u/hang/y: no progress for 0.5 s" || return 1
     "$lumio" get "$u/hang/z" -o - --timeout 0.5 2>"$work/err" >/dev/null
-    one_line "$work/err" $? /hang/z "no progress" || return 1
+    whole_line "$work/err" $? "lumio get: HEAD $u/hang/z: no progress for 0.5 s" || return 1
     "$lumio" bench remote "$u/hang/w" --timeout 0.5 2>"$work/err" >/dev/null
-    one_line "$work/err" $? /hang/w "no progress"
+    whole_line "$work/err" $? "lumio bench remote: HEAD $u/hang/w: no progress for 0.5 s"
 }
 check timeout_never_answers never_answers
 
@@ -90,14 +96,16 @@ check timeout_never_answers never_answers
 # send "100 Continue" for 30 s), and a response after too many of them is refused.
 interim_heads() {
     "$lumio" get "$u/spam100/x" -o "$work/i" --timeout 1 2>"$work/err"
-    one_line "$work/err" $? /spam100/x "no progress" || return 1
+    whole_line "$work/err" $? "lumio get: HEAD $u/spam100/x: no progress for 1 s" || return 1
     [[ ! -e $work/i ]] || return 1
     "$lumio" cat --timeout 1 "$u/spam100/y" 2>"$work/err" >/dev/null
-    one_line "$work/err" $? /spam100/y "no progress" || return 1
+    whole_line "$work/err" $? "lumio cat: HEAD $u/spam100/y: no progress for 1 s" || return 1
     "$lumio" get "$u/many100/x" -o - 2>"$work/err" >/dev/null
-    one_line "$work/err" $? /many100/x "more than 16 interim (1xx) responses" || return 1
+    whole_line "$work/err" $? "lumio get: HEAD $u/many100/x: more than 16 interim (1xx) responses" ||
+        return 1
     "$lumio" cat "$u/big100/x" 2>"$work/err" >/dev/null
-    one_line "$work/err" $? /big100/x "larger than 256 KiB" || return 1
+    whole_line "$work/err" $? "lumio cat: HEAD $u/big100/x: a response header larger than 256 KiB" ||
+        return 1
     "$lumio" cat "$u/early/small.bin" | cmp -s - "$root/small.bin"
 }
 check interim_heads_are_not_progress interim_heads
@@ -106,14 +114,14 @@ check interim_heads_are_not_progress interim_heads
 # as get -o FILE does, naming where the object ended and its size (after the note on reading
 # one stream, which is not an error).
 short_body() {
-    local says="the object ended at byte 1000, its size was 20000007" rc c
+    local says="GET $u/shortbody/big.bin: the object ended at byte 1000, its size was 20000007" rc c
     for c in "cat" "get -o -" "get -o $work/o"; do
         rm -f "$work/o"
         # shellcheck disable=SC2086 # the words of each command
         "$lumio" $c "$u/shortbody/big.bin" 2>"$work/all" >"$work/out"
         rc=$?
         grep -v ': note: ' "$work/all" >"$work/err"
-        one_line "$work/err" $rc /shortbody/big.bin "$says" || return 1
+        whole_line "$work/err" $rc "lumio ${c%% *}: $says" || return 1
     done
     [[ ! -e $work/o ]]
 }
@@ -340,5 +348,4 @@ mode_kept() { # a replaced file keeps its mode; a new one follows the umask
 }
 check get_mode mode_kept
 
-echo "remote_hostile_cli: $fails failed"
-[[ $fails -eq 0 ]]
+check_done remote_hostile_cli

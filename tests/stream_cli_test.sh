@@ -1,14 +1,32 @@
 #!/usr/bin/env bash
 # lumio stream from the command line: gen, info, verify (on damage too),
 # recover, export (collapsed, jsonl), import (collapsed, perf script).
+#
+#   tests/stream_cli_test.sh LUMIO_CLI
+#   tests/stream_cli_test.sh LUMIO_CLI --profiles DIR   (only: import of real
+#       perf script profiles from DIR; exits 77 when they are not there)
 set -uo pipefail
 lumio=$1
-profiles=${2:-}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 passed=0 failed=0
 ok() { passed=$((passed + 1)); }
 bad() { echo "FAIL: $*"; failed=$((failed + 1)); }
+
+# perf script of a real program.
+if [ "${2:-}" = --profiles ]; then
+    profile=${3:-}/gcc-O2.perf.txt.zst
+    if [ ! -f "$profile" ]; then
+        echo "SKIP: $profile not found"
+        exit 77
+    fi
+    zstd -dc "$profile" | "$lumio" stream import --from perf-script - -o "$tmp/p.lumio" && ok || bad "import perf script"
+    want=$(zstd -dc "$profile" | grep -c -v -e '^[[:space:]]' -e '^$')
+    info=$("$lumio" stream info "$tmp/p.lumio") && grep -q "^samples: *$want\$" <<<"$info" && ok || bad "perf script samples ($want)"
+    echo "stream cli (profiles): $passed passed, $failed failed"
+    [ "$failed" -eq 0 ]
+    exit
+fi
 
 "$lumio" stream gen --seed 3 --samples 20000 --threads 4 --flush samples=1000 -o "$tmp/a.lumio" 2>"$tmp/gen.err" && ok || bad "gen"
 [ "$(grep -c '^sealed chunks=' "$tmp/gen.err")" -eq 20 ] && ok || bad "gen announces each sealed chunk"
@@ -51,15 +69,6 @@ printf 'main;run;parse 3\nmain;run 2\nmain;io;read 1\n' >"$tmp/f.txt"
 "$lumio" stream import --from collapsed "$tmp/f.txt" -o "$tmp/f.lumio" && ok || bad "import collapsed"
 "$lumio" stream export --to collapsed "$tmp/f.lumio" | sort | uniq -c | awk '{print $2" "$1}' | sort >"$tmp/f2.txt"
 sort "$tmp/f.txt" | cmp -s - "$tmp/f2.txt" && ok || bad "collapsed round trip"
-
-# perf script of a real program.
-if [ -n "$profiles" ] && [ -f "$profiles/gcc-O2.perf.txt.zst" ]; then
-    zstd -dc "$profiles/gcc-O2.perf.txt.zst" | "$lumio" stream import --from perf-script - -o "$tmp/p.lumio" && ok || bad "import perf script"
-    want=$(zstd -dc "$profiles/gcc-O2.perf.txt.zst" | grep -c -v -e '^[[:space:]]' -e '^$')
-    info=$("$lumio" stream info "$tmp/p.lumio") && grep -q "^samples: *$want\$" <<<"$info" && ok || bad "perf script samples ($want)"
-else
-    echo "SKIP: perf script profiles not found"
-fi
 
 # Bad input: one clear line, non-zero exit.
 echo "garbage" >"$tmp/g.txt"

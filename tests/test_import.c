@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <zstd.h>
+#include <unistd.h>
 
 /* ---- a deep copy of every sample the importer hands over ---------------- */
 
@@ -199,10 +200,8 @@ TEST(perf_errors_name_the_line) {
         char err[256];
         int rc = import_text(lumio_import_perf_script, cases[i].text, &c, err, sizeof err);
         CHECK_EQ(rc, LUMIO_E_FORMAT);
-        if (strncmp(err, cases[i].line, strlen(cases[i].line)) != 0) {
-            fprintf(stderr, "  case %zu: err \"%s\", expected %s\n", i, err, cases[i].line);
-            test_failed = 1;
-        }
+        if (strncmp(err, cases[i].line, strlen(cases[i].line)) != 0)
+            FAIL("case %zu: err \"%s\", expected %s", i, err, cases[i].line);
         collector_free(&c);
     }
     /* The samples before the error were delivered; a NULL err is fine. */
@@ -362,10 +361,7 @@ TEST(collapsed_round_trip) {
     fclose(in);
     CHECK_EQ(f.rc, 0);
     fclose(f.out);
-    if (strcmp(got, text) != 0) {
-        fprintf(stderr, "  round trip:\n%s  expected:\n%s", got, text);
-        test_failed = 1;
-    }
+    if (strcmp(got, text) != 0) FAIL("round trip:\n%s  expected:\n%s", got, text);
     free(got);
 }
 
@@ -404,10 +400,8 @@ TEST(collapsed_errors_name_the_line) {
         char err[256];
         int rc = import_text(lumio_import_collapsed, cases[i].text, &c, err, sizeof err);
         CHECK_EQ(rc, LUMIO_E_FORMAT);
-        if (strncmp(err, cases[i].line, strlen(cases[i].line)) != 0) {
-            fprintf(stderr, "  case %zu: err \"%s\", expected %s\n", i, err, cases[i].line);
-            test_failed = 1;
-        }
+        if (strncmp(err, cases[i].line, strlen(cases[i].line)) != 0)
+            FAIL("case %zu: err \"%s\", expected %s", i, err, cases[i].line);
         collector_free(&c);
     }
 }
@@ -511,14 +505,18 @@ static int total(void *arg, const lumio_sample *s) {
 
 TEST(real_profiles) {
     static const char *names[] = {"python-json", "gcc-O2", "xz-2threads"};
+    char path[3][256];
     for (size_t i = 0; i < 3; i++) {
-        char path[256];
-        snprintf(path, sizeof path, "%s/%s.perf.txt.zst", LUMIO_PROFILES_DIR, names[i]);
-        FILE *f = zopen(path);
-        if (!f) {
-            printf("SKIP: %s absent\n", path);
-            continue;
+        snprintf(path[i], sizeof path[i], "%s/%s.perf.txt.zst", LUMIO_PROFILES_DIR, names[i]);
+        if (access(path[i], R_OK) != 0) {
+            char why[1024];
+            snprintf(why, sizeof why, "%s absent", path[i]);
+            SKIP(why);
         }
+    }
+    for (size_t i = 0; i < 3; i++) {
+        FILE *f = zopen(path[i]);
+        CHECK(f != NULL);
         totals t = {0};
         char err[256] = "";
         int rc = lumio_import_perf_script(f, total, &t, err, sizeof err);
@@ -526,7 +524,7 @@ TEST(real_profiles) {
         if (rc) fprintf(stderr, "  %s: %s (%s)\n", names[i], lumio_strerror(rc), err);
         CHECK_EQ(rc, 0);
         uint64_t headers, frames;
-        count_lines(path, &headers, &frames);
+        count_lines(path[i], &headers, &frames);
         printf("  %s: %" PRIu64 " samples, %" PRIu64 " frames\n", names[i], t.samples, t.frames);
         CHECK(headers > 0);
         CHECK_EQ(t.samples, headers);

@@ -33,9 +33,8 @@ typedef struct creds {
 static void check_str(const char *what, const char *vec_name, const char *got, const char *want,
                       int line) {
     if (got && !strcmp(got, want)) return;
-    fprintf(stderr, "  %s:%d: %s of %s differs\n    got:  \"%s\"\n    want: \"%s\"\n", __FILE__,
-            line, what, vec_name, got ? got : "(null)", want);
-    test_failed = 1;
+    test_fail(__FILE__, line, "%s of %s differs\n    got:  \"%s\"\n    want: \"%s\"", what,
+              vec_name, got ? got : "(null)", want);
 }
 #define CHECK_STR(what, name, got, want) check_str(what, name, got, want, __LINE__)
 

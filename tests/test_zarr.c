@@ -114,13 +114,9 @@ static void exercise(int format, const char *dtype, unsigned isz, const char *co
             CHECK_RC(lumio_zarr_read(z, start, shape, back));
             uint64_t k = elems(shape, s->ndim);
             region_copy(ref, s->shape, s->ndim, start, shape, buf, isz, false);
-            if (memcmp(back, buf, k * isz) != 0) {
-                fprintf(stderr,
-                        "  %s: format %d %s %s order %c: region read after write %d differs\n",
-                        name, format, dtype, codec, forder ? 'F' : 'C', w);
-                test_failed = 1;
-                break;
-            }
+            if (memcmp(back, buf, k * isz) != 0)
+                FAIL("%s: format %d %s %s order %c: region read after write %d differs", name,
+                     format, dtype, codec, forder ? 'F' : 'C', w);
         }
         /* Reopened from disk, the whole array. */
         lumio_zarr_close(z);

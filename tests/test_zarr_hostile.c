@@ -31,16 +31,16 @@ static const char *array_dir(const char *dir, const char *name, const char *text
     return d;
 }
 
-/* Opening fails with an error holding `want` (and on one line). */
+/* Opening fails with the error "DIR/NAME: want", whole (docs/ZARR.md:
+ * "PATH/.zarray: FIELD: what is wrong"). */
 static void refused(const char *name, const char *text, const char *want) {
     const char *d = array_dir("h", name, text);
     lumio_zarr *z = NULL;
     int rc = lumio_zarr_open(&z, d, NULL);
-    const char *e = lumio_zarr_last_error(NULL, ERRBUF);
-    if (rc >= 0 || !strstr(e, want) || strchr(e, '\n')) {
-        fprintf(stderr, "  %s: rc %d, error '%s', expected '%s'\n", text, rc, e, want);
-        test_failed = 1;
-    }
+    if (rc >= 0) FAIL("%s: opened", text);
+    char whole[1200];
+    snprintf(whole, sizeof whole, "%s/%s: %s", d, name, want);
+    CHECK_STREQ(lumio_zarr_last_error(NULL, ERRBUF), whole);
     lumio_zarr_close(z);
 }
 
@@ -54,36 +54,39 @@ static void refused(const char *name, const char *text, const char *want) {
 
 TEST(errors_name_the_field) {
     refused(".zarray", "[1,2,3]", "not a JSON object (the document is a list)");
-    refused(".zarray", "", "empty");
-    refused(".zarray", "{\"zarr_format\":2,", "not JSON (line 1");
+    refused(".zarray", "", "empty (no JSON object)");
+    refused(".zarray", "{\"zarr_format\":2,",
+            "not JSON (line 1, column 17: 'string or '}' expected near end of file')");
     refused(".zarray", "{\"zarr_format\":\"2\",\"shape\":[4]}",
             "zarr_format: must be the number 2, not a string");
     refused(".zarray", V2(",\"dimension_separator\":1"),
             "dimension_separator: must be a string, not an integer");
     refused(".zarray", V2(",\"compressor\":{\"id\":\"zstd\",\"level\":\"x\"}"),
-            "compressor.level: must be an integer");
+            "compressor.level: must be an integer from -131072 to 22, not a string");
     refused(".zarray", V2(",\"compressor\":{\"id\":\"zstd\",\"level\":4294967299}"),
-            "compressor.level: must be an integer");
-    refused(".zarray", V2(",\"compressor\":\"zstd\""), "compressor: must be an object");
+            "compressor.level: must be an integer from -131072 to 22, not that");
+    refused(".zarray", V2(",\"compressor\":\"zstd\""),
+            "compressor: must be an object, not a string");
     refused(".zarray", V2(",\"compressor\":{\"id\":\"blosc\",\"cname\":\"lz4\",\"shuffle\":\"1\"}"),
-            "blosc.shuffle: must be an integer");
+            "blosc.shuffle: must be an integer from -1 to 2, not a string");
     refused(".zarray",
             V2(",\"compressor\":{\"id\":\"blosc\",\"cname\":\"lz4\",\"shuffle\":8589934593}"),
-            "blosc.shuffle: must be an integer");
-    refused(".zarray", V2(",\"filters\":[7]"), "filters[0]: must be an object");
-    refused(".zarray", V2(",\"filters\":{}"), "filters: must be a list or null");
+            "blosc.shuffle: must be an integer from -1 to 2, not that");
+    refused(".zarray", V2(",\"filters\":[7]"), "filters[0]: must be an object, not an integer");
+    refused(".zarray", V2(",\"filters\":{}"), "filters: must be a list or null, not an object");
     refused(".zarray",
             "{\"zarr_format\":2,\"shape\":[4],\"chunks\":[2],\"dtype\":7,\"order\":\"C\"}",
             "dtype: must be a string, not an integer");
     refused(".zarray",
             "{\"zarr_format\":2,\"shape\":[4],\"chunks\":[2],\"dtype\":\"|u1\",\"order\":1}",
-            "order: must be a string");
+            "order: must be a string, not an integer");
     refused(".zarray", "{\"zarr_format\":2,\"shape\":4,\"chunks\":[2],\"dtype\":\"|u1\"}",
-            "shape: must be a list");
-    refused("zarr.json", V3("", "[]"), "codecs: empty");
+            "shape: must be a list of at most 32 integers, not an integer");
+    refused("zarr.json", V3("", "[]"), "codecs: empty (an array needs at least the bytes codec)");
     refused("zarr.json", V3("", "{}"), "codecs: must be a list of codecs, not an object");
-    refused("zarr.json", V3("", "[7]"), "codecs[0]: must be an object");
-    refused("zarr.json", V3("", "[{\"name\":3}]"), "codecs[0].name: must be a string");
+    refused("zarr.json", V3("", "[7]"), "codecs[0]: must be an object, not an integer");
+    refused("zarr.json", V3("", "[{\"name\":3}]"),
+            "codecs[0].name: must be a string, not an integer");
     refused("zarr.json",
             "{\"zarr_format\":3,\"node_type\":\"array\",\"shape\":[4],\"data_type\":7,"
             "\"chunk_grid\":{\"name\":\"regular\",\"configuration\":{\"chunk_shape\":[2]}},"
@@ -92,43 +95,50 @@ TEST(errors_name_the_field) {
     refused(
         "zarr.json",
         V3("", "[{\"name\":\"bytes\"},{\"name\":\"zstd\",\"configuration\":{\"level\":\"x\"}}]"),
-        "zstd.level: must be an integer");
+        "zstd.level: must be an integer from -131072 to 22, not a string");
     refused("zarr.json", V3("", "[{\"name\":\"bytes\",\"configuration\":[]}]"),
-            "codecs[0].configuration: must be an object");
-    refused("zarr.json", "{\"zarr_format\":3,\"node_type\":7}", "node_type: must be a string");
-    refused("zarr.json", "{\"zarr_format\":\"3\"}", "zarr_format: must be the number 3");
+            "codecs[0].configuration: must be an object, not a list");
+    refused("zarr.json", "{\"zarr_format\":3,\"node_type\":7}",
+            "node_type: must be a string, not an integer");
+    refused("zarr.json", "{\"zarr_format\":\"3\"}",
+            "zarr_format: must be the number 3, not a string");
     /* What reaches the message from the document is quoted and escaped. */
     refused(".zarray", V2(",\"dimension_separator\":\"\\u001b[2J\\n\""),
-            "dimension_separator: '\\x1b[2J\\x0a' is not");
+            "dimension_separator: '\\x1b[2J\\x0a' is not \".\" or \"/\"");
 }
 
 /* A separator or key encoding from metadata never makes a key that leaves
  * the array: anything but "." and "/" is refused at open. */
 TEST(keys_stay_inside_the_array) {
     const char *seps[] = {"/..", "..", "../", "\\\\", "", "//", "/./", "%2F", ".."};
+    /* As the message shows them: quoted, escaped. */
+    const char *shown[] = {"/..", "..", "../", "\\x5c", "", "//", "/./", "%2F", ".."};
     for (size_t i = 0; i < sizeof seps / sizeof *seps; i++) {
-        char text[600];
+        char text[600], want[200];
         snprintf(text, sizeof text, V2(",\"dimension_separator\":\"%s\""), seps[i]);
-        refused(".zarray", text, "dimension_separator:");
+        snprintf(want, sizeof want, "dimension_separator: '%s' is not \".\" or \"/\"", shown[i]);
+        refused(".zarray", text, want);
+        snprintf(want, sizeof want, "chunk_key_encoding: separator '%s' is not \".\" or \"/\"",
+                 shown[i]);
         snprintf(text, sizeof text,
                  V3("\"chunk_key_encoding\":{\"name\":\"default\",\"configuration\":{"
                     "\"separator\":\"%s\"}},",
                     BYTES),
                  seps[i]);
-        refused("zarr.json", text, "chunk_key_encoding: separator");
+        refused("zarr.json", text, want);
         snprintf(text, sizeof text,
                  V3("\"chunk_key_encoding\":{\"name\":\"v2\",\"configuration\":{"
                     "\"separator\":\"%s\"}},",
                     BYTES),
                  seps[i]);
-        refused("zarr.json", text, "chunk_key_encoding: separator");
+        refused("zarr.json", text, want);
     }
     refused("zarr.json", V3("\"chunk_key_encoding\":{\"name\":\"../../x\"},", BYTES),
             "chunk_key_encoding: unsupported '../../x'");
     refused("zarr.json",
             V3("\"chunk_key_encoding\":{\"name\":\"default\",\"configuration\":{\"separator\":7}},",
                BYTES),
-            "separator: must be a string");
+            "chunk_key_encoding.configuration.separator: must be a string, not an integer");
     /* Every key an accepted array makes: digits, its separator and "c". */
     const char *ok[] = {V2(""), V2(",\"dimension_separator\":\"/\""),
                         V2(",\"dimension_separator\":null")};
@@ -149,20 +159,24 @@ TEST(keys_stay_inside_the_array) {
  * missing: the fill value), and a region too large for memory is refused at
  * the read. */
 TEST(sizes_are_checked) {
-    refused(".zarray",
-            "{\"zarr_format\":2,\"shape\":[4294967296,4294967296],\"chunks\":[4294967296,"
-            "4294967296],\"dtype\":\"|u1\",\"order\":\"C\"}",
-            "chunks: a chunk of 2^64 bytes");
+    refused(
+        ".zarray",
+        "{\"zarr_format\":2,\"shape\":[4294967296,4294967296],\"chunks\":[4294967296,"
+        "4294967296],\"dtype\":\"|u1\",\"order\":\"C\"}",
+        "chunks: a chunk of 2^64 bytes (1-byte elements) is more than the 1 TiB a chunk may take");
     refused(".zarray",
             "{\"zarr_format\":2,\"shape\":[1],\"chunks\":[2199023255553],\"dtype\":\"<f8\","
             "\"order\":\"C\"}",
-            "is more than the 1 TiB a chunk may take");
-    refused("zarr.json",
-            "{\"zarr_format\":3,\"node_type\":\"array\",\"shape\":[65536,65536],\"data_type\":"
-            "\"uint8\",\"chunk_grid\":{\"name\":\"regular\",\"configuration\":{\"chunk_shape\":"
-            "[65536,65536]}},\"codecs\":[{\"name\":\"sharding_indexed\",\"configuration\":{"
-            "\"chunk_shape\":[1,1],\"codecs\":" BYTES "}}]}",
-            "sharding_indexed.chunk_shape: more than 2^22 inner chunks");
+            "chunks: a chunk of 17592186044424 bytes (8-byte elements) is more than the 1 TiB a "
+            "chunk may take");
+    refused(
+        "zarr.json",
+        "{\"zarr_format\":3,\"node_type\":\"array\",\"shape\":[65536,65536],\"data_type\":"
+        "\"uint8\",\"chunk_grid\":{\"name\":\"regular\",\"configuration\":{\"chunk_shape\":"
+        "[65536,65536]}},\"codecs\":[{\"name\":\"sharding_indexed\",\"configuration\":{"
+        "\"chunk_shape\":[1,1],\"codecs\":" BYTES "}}]}",
+        "sharding_indexed.chunk_shape: more than 2^22 inner chunks in a shard (an index of more "
+        "than 64 MiB)");
 
     /* Issue 11's array: 2^64 one-byte elements. */
     const char *d = array_dir("big", ".zarray",
@@ -181,7 +195,12 @@ TEST(sizes_are_checked) {
     /* The whole array as one region: its size does not fit in 64 bits. */
     uint64_t zero[3] = {0}, all[3] = {1, 4294967296ull, 4294967296ull};
     CHECK_EQ(lumio_zarr_read(z, zero, all, buf), LUMIO_E_RANGE);
-    CHECK(strstr(lumio_zarr_last_error(z, ERRBUF), "a region of more than 2^63 bytes"));
+    char want[1200];
+    snprintf(want, sizeof want,
+             "%s: a region of more than 2^63 bytes (3 dimensions of 1-byte elements) cannot be "
+             "read into memory; read it in parts",
+             d);
+    CHECK_STREQ(lumio_zarr_last_error(z, ERRBUF), want);
     lumio_zarr_close(z);
 
     /* 2^128 elements of 2^124 chunks, none stored: a region anywhere is the
@@ -203,7 +222,9 @@ TEST(sizes_are_checked) {
     o = (lumio_zarr_options){0};
     o.cache_bytes = 1 << 20;
     CHECK(lumio_zarr_open(&z, d, &o) == LUMIO_E_UNSUPPORTED);
-    CHECK(strstr(lumio_zarr_last_error(NULL, ERRBUF), "more than 2^64 chunks cannot be cached"));
+    snprintf(want, sizeof want,
+             "%s: a grid of more than 2^64 chunks cannot be cached (open it without a cache)", d);
+    CHECK_STREQ(lumio_zarr_last_error(NULL, ERRBUF), want);
 
     /* The same as a sharded v3 array: the indexes of missing shards too. */
     d = array_dir("hugeshard", "zarr.json",
@@ -268,9 +289,9 @@ TEST(large_shards) {
 /* Review of the open path under UBSan: an empty metadata file is an error,
  * not a NULL passed to memcpy. */
 TEST(empty_metadata) {
-    refused(".zarray", "", "empty");
-    refused("zarr.json", "", "empty");
-    refused(".zarray", "  \n", "empty");
+    refused(".zarray", "", "empty (no JSON object)");
+    refused("zarr.json", "", "empty (no JSON object)");
+    refused(".zarray", "  \n", "empty (no JSON object)");
 }
 
 /* A group whose consolidated metadata names paths outside it, or with
@@ -285,10 +306,13 @@ TEST(hostile_groups) {
                 "\"./x/.zarray\":{},\"big\":18446744073709551615}}");
     lumio_zarr *z;
     CHECK(lumio_zarr_open(&z, d, NULL) == -ENOENT);
-    const char *e = lumio_zarr_last_error(NULL, ERRBUF);
-    CHECK(strstr(e, "its arrays: ok"));
-    CHECK(strstr(e, "5 names in its consolidated metadata are not paths inside the group"));
-    CHECK(!strstr(e, "etc") && !strstr(e, "abs") && !strchr(e, 0x1b));
+    /* As docs/ZARR.md shows a group's error, with the names left out counted. */
+    char want[1200];
+    snprintf(want, sizeof want,
+             "%s: a Zarr v2 group, not an array; its arrays: ok (5 names in its consolidated "
+             "metadata are not paths inside the group)",
+             d);
+    CHECK_STREQ(lumio_zarr_last_error(NULL, ERRBUF), want);
 
     /* v3, inline consolidated metadata. */
     d = array_dir("g3", "zarr.json",
@@ -296,10 +320,11 @@ TEST(hostile_groups) {
                   "\"metadata\":{\"a\":{\"node_type\":\"array\"},\"../b\":{\"node_type\":"
                   "\"array\"},\"c\":{\"node_type\":7},\"d\":[]}}}");
     CHECK(lumio_zarr_open(&z, d, NULL) == -ENOENT);
-    e = lumio_zarr_last_error(NULL, ERRBUF);
-    CHECK(strstr(e, "its arrays: a"));
-    CHECK(strstr(e, "1 names in its consolidated metadata"));
-    CHECK(!strstr(e, "../b"));
+    snprintf(want, sizeof want,
+             "%s: a Zarr v3 group, not an array; its arrays: a (1 names in its consolidated "
+             "metadata are not paths inside the group)",
+             d);
+    CHECK_STREQ(lumio_zarr_last_error(NULL, ERRBUF), want);
 
     /* No consolidated metadata: the walk lists the array inside, not the one
      * a link points to outside. */
@@ -313,9 +338,8 @@ TEST(hostile_groups) {
     snprintf(link, sizeof link, "%s/escape", d);
     CHECK(symlink(out, link) == 0);
     CHECK(lumio_zarr_open(&z, d, NULL) == -ENOENT);
-    e = lumio_zarr_last_error(NULL, ERRBUF);
-    CHECK(strstr(e, "its arrays: inner"));
-    CHECK(!strstr(e, "escape"));
+    snprintf(want, sizeof want, "%s: a Zarr v2 group, not an array; its arrays: inner", d);
+    CHECK_STREQ(lumio_zarr_last_error(NULL, ERRBUF), want);
 }
 
 /* Every error text the library hands out has the secrets of URLs in it
@@ -334,9 +358,10 @@ TEST(no_secrets_in_errors) {
     put_text(p, "[1,2,3]");
     lumio_zarr *z;
     CHECK(lumio_zarr_open(&z, loc, NULL) == LUMIO_E_FORMAT);
-    const char *e = lumio_zarr_last_error(NULL, ERRBUF);
-    CHECK(strstr(e, "not a JSON object"));
-    CHECK(!strstr(e, "hunter2"));
+    char want[1200];
+    snprintf(want, sizeof want,
+             "%s//user:***@host/a.zarr/.zarray: not a JSON object (the document is a list)", d);
+    CHECK_STREQ(lumio_zarr_last_error(NULL, ERRBUF), want);
 }
 
 int main(void) {

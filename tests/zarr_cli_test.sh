@@ -35,6 +35,16 @@ fails_with() {
     [ "$rc" -eq "$want" ] && [ "$(wc -l <err.txt)" -eq 1 ] && grep -q -- "$pattern" err.txt
 }
 
+# The command fails with status $1 and exactly the line $2 on stderr (checked whole).
+fails_saying() {
+    local want=$1 line=$2
+    shift 2
+    "$@" >out.txt 2>err.txt
+    local rc=$?
+    echo "status $rc (want $want); stderr: $(cat err.txt); wanted: $line"
+    [ "$rc" -eq "$want" ] && [ "$(cat err.txt)" = "$line" ]
+}
+
 # Nothing at $1 opens as an array.
 no_array() {
     ! "$LUMIO" zarr info "$1" >/dev/null 2>&1 && ! "$LUMIO" zarr cat "$1" >/dev/null 2>&1 &&
@@ -231,36 +241,42 @@ check "bench --pattern crops beyond the cap: said" crops_cap
 # ---- 5. one-line errors ---------------------------------------------------------------
 "$LUMIO" zarr create ten --shape 10,10 --chunks 5,5 --dtype u1 >/dev/null
 region_errors() {
-    fails_with 2 "stop 3 is before start 5 in dimension 0" "$LUMIO" zarr cat ten --region 5:3 &&
-        fails_with 2 "start 11 is outside dimension 0 (size 10)" \
+    local r="lumio zarr cat: --region:" form="START:STOP[,START:STOP...]"
+    fails_saying 2 "$r stop 3 is before start 5 in dimension 0" \
+        "$LUMIO" zarr cat ten --region 5:3 &&
+        fails_saying 2 "$r start 11 is outside dimension 0 (size 10)" \
             "$LUMIO" zarr cat ten --region 11: &&
-        fails_with 2 "stop 12 is outside dimension 1 (size 10)" \
+        fails_saying 2 "$r stop 12 is outside dimension 1 (size 10)" \
             "$LUMIO" zarr cat ten --region 0:1,2:12 &&
-        fails_with 2 "':,' is not START:STOP" "$LUMIO" zarr cat ten --region :, &&
-        fails_with 2 "' 1:2' is not START:STOP" "$LUMIO" zarr cat ten --region " 1:2" &&
-        fails_with 2 "'+1:2' is not START:STOP" "$LUMIO" zarr cat ten --region "+1:2" &&
-        fails_with 2 "'1:2,' is not START:STOP" "$LUMIO" zarr cat ten --region "1:2," &&
-        fails_with 2 "more dimensions than the array's 2" "$LUMIO" zarr cat ten --region 0:1,:,: &&
+        fails_saying 2 "$r ':,' is not $form" "$LUMIO" zarr cat ten --region :, &&
+        fails_saying 2 "$r ' 1:2' is not $form" "$LUMIO" zarr cat ten --region " 1:2" &&
+        fails_saying 2 "$r '+1:2' is not $form" "$LUMIO" zarr cat ten --region "+1:2" &&
+        fails_saying 2 "$r '1:2,' is not $form" "$LUMIO" zarr cat ten --region "1:2," &&
+        fails_saying 2 "$r '0:1,:,:' has more dimensions than the array's 2" \
+            "$LUMIO" zarr cat ten --region 0:1,:,: &&
         [ "$("$LUMIO" zarr cat ten --region 10: | wc -c)" -eq 0 ] &&
         [ "$("$LUMIO" zarr cat ten --region 2:4,:3 | wc -c)" -eq 6 ]
 }
 check "--region errors say what is wrong" region_errors
 
 shape_errors() {
-    fails_with 2 "too many dimensions (at most 32)" "$LUMIO" zarr create d33 \
-        --shape "$(seq -s, 33)" --chunks "$(seq -s, 33)" --dtype u1 &&
-        fails_with 2 "' 5' is not a list of sizes" "$LUMIO" zarr create d1 --shape " 5" \
-            --chunks 5 --dtype u1 &&
-        fails_with 2 "'5,' is not a list of sizes" "$LUMIO" zarr create d1 --shape 5, \
-            --chunks 5 --dtype u1 && [ ! -e d33 ] && [ ! -e d1 ]
+    local s="lumio zarr create: --shape:"
+    # A long value is quoted cut short.
+    fails_saying 2 "$s '$(seq -s, 23),...' has too many dimensions (at most 32)" \
+        "$LUMIO" zarr create d33 --shape "$(seq -s, 33)" --chunks "$(seq -s, 33)" --dtype u1 &&
+        fails_saying 2 "$s ' 5' is not a list of sizes like 100,200" \
+            "$LUMIO" zarr create d1 --shape " 5" --chunks 5 --dtype u1 &&
+        fails_saying 2 "$s '5,' is not a list of sizes like 100,200" \
+            "$LUMIO" zarr create d1 --shape 5, --chunks 5 --dtype u1 && [ ! -e d33 ] && [ ! -e d1 ]
 }
 check "--shape errors say what is wrong" shape_errors
 
 checksum_v2() {
-    fails_with 2 "crc32c is a Zarr v3 codec" "$LUMIO" zarr create cs --shape 4 --chunks 2 \
-        --dtype u1 --checksum --format 2 &&
-        fails_with 2 "crc32c is a Zarr v3 codec" "$LUMIO" zarr rechunk ten cs2 --chunks 2,2 \
-            --checksum && [ ! -e cs ] && [ ! -e cs2 ] &&
+    local c="checksum: crc32c is a Zarr v3 codec (format 3, not 2)"
+    fails_saying 2 "lumio zarr create: $c" \
+        "$LUMIO" zarr create cs --shape 4 --chunks 2 --dtype u1 --checksum --format 2 &&
+        fails_saying 2 "lumio zarr rechunk: $c" \
+            "$LUMIO" zarr rechunk ten cs2 --chunks 2,2 --checksum && [ ! -e cs ] && [ ! -e cs2 ] &&
         "$LUMIO" zarr create cs3 --shape 4 --chunks 2 --dtype u1 --checksum --format 3
 }
 check "--checksum with --format 2 refused" checksum_v2
@@ -276,9 +292,8 @@ short_dtypes() {
             return 1
         }
     done
-    fails_with 2 "u3" "$LUMIO" zarr create dt2 --shape 4 --chunks 2 --dtype u3
+    fails_saying 2 "lumio zarr create: dtype: unsupported data type '<u3'" "$LUMIO" zarr create dt2 --shape 4 --chunks 2 --dtype u3
 }
 check "--dtype in numpy's short forms" short_dtypes
 
-echo "zarr cli: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+check_done "zarr cli"
