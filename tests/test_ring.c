@@ -287,6 +287,13 @@ TEST(past_end_of_file) {
         CHECK_EQ(n, 5);
         CHECK_EQ(by_ud(c, n, 1)->result, LUMIO_E_RANGE);
         CHECK(by_ud(c, n, 1)->data == NULL);
+        /* A failed range is described as it was asked for (ring.h). */
+        char text[LUMIO_ERROR_MAX], want[LUMIO_ERROR_MAX];
+        lumio_completion_describe(by_ud(c, n, 3), text, sizeof text);
+        snprintf(want, sizeof want,
+                 "%s: range 2 (offset 5000, length 10): range lies past the end of the file",
+                 tmp_path("short.bin"));
+        CHECK_STREQ(text, want);
         CHECK_EQ(by_ud(c, n, 2)->result, 0);
         CHECK_EQ(by_ud(c, n, 2)->length, 100);
         CHECK(by_ud(c, n, 2)->flags & LUMIO_CQE_SHORT);

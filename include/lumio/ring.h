@@ -157,7 +157,9 @@ typedef struct lumio_completion {
     uint32_t flags;       /* LUMIO_CQE_* */
     uint32_t op_index;    /* the operation's position in its submit call */
     uint32_t range_index; /* the range's position in the op, or LUMIO_NO_RANGE */
-    /* The resolved absolute offset in the file, and the bytes read or written. */
+    /* The resolved absolute offset in the file, and the bytes read or
+     * written; for a failed range, the length asked for (LUMIO_WHOLE: to
+     * the end of the file); 0 for a completion that stands for an op. */
     uint64_t offset;
     uint64_t length;
     /* GET: the data (in the pool buffer or the caller's buf); NULL on error. */

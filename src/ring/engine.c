@@ -384,7 +384,8 @@ static void fill_completion(const node *n, const group *g, lumio_completion *c) 
     c->op_index = n->op ? n->op->index : LUMIO_NO_RANGE;
     c->range_index = n->index;
     c->offset = n->off;
-    c->length = n->result < 0 ? 0 : n->len;
+    /* A failed range says what was asked for: its messages name it whole. */
+    c->length = n->result < 0 && n->index == LUMIO_NO_RANGE ? 0 : n->len;
     c->data = n->result < 0 ? NULL : n->data;
     c->buffer = n->buf;
     c->path = n->op ? n->op->path : NULL;
@@ -807,6 +808,9 @@ int lumio_completion_describe(const lumio_completion *c, char *buf, size_t len) 
     int n;
     if (c->range_index == LUMIO_NO_RANGE)
         n = snprintf(buf + at, len - at, ": %s", lumio_strerror(c->result));
+    else if (c->length == LUMIO_WHOLE)
+        n = snprintf(buf + at, len - at, ": range %u (offset %llu, to the end): %s",
+                     c->range_index, (unsigned long long)c->offset, lumio_strerror(c->result));
     else
         n = snprintf(buf + at, len - at, ": range %u (offset %llu, length %llu): %s",
                      c->range_index, (unsigned long long)c->offset, (unsigned long long)c->length,
