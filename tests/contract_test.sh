@@ -13,14 +13,11 @@ tmp=$(mktemp -d)
 T=$tmp
 trap 'rm -rf "$tmp"' EXIT
 . "$src/tests/check.sh"
-# check_text NAME WANT GOT: the whole text, not a substring.
-check_text() {
-    if [ "$2" = "$3" ]; then
-        passed=$((passed + 1))
-    else
-        failed=$((failed + 1))
-        printf 'FAIL: %s\n    want: %s\n    got:  %s\n' "$1" "$2" "$3" >&2
-    fi
+# same WANT GOT: the whole text, not a substring.
+same() {
+    [ "$1" = "$2" ] && return 0
+    printf 'want: %s\ngot:  %s\n' "$1" "$2"
+    return 1
 }
 
 # The public functions, from the headers.
@@ -30,12 +27,12 @@ check "headers declare public functions" test -s "$tmp/public"
 # Static library: every global defined symbol is lumio_ (public) or lumio__.
 nm -g --defined-only "$build/liblumio.a" 2>/dev/null | awk 'NF==3{print $3}' | sort -u >"$tmp/static"
 grep -v '^lumio__' "$tmp/static" | comm -23 - "$tmp/public" >"$tmp/stray"
-check_text "liblumio.a: global symbols outside lumio_ (public) and lumio__ (internal)" "" "$(tr '\n' ' ' <"$tmp/stray" | sed 's/ $//')"
+check "liblumio.a: global symbols outside lumio_ (public) and lumio__ (internal)" same "" "$(tr '\n' ' ' <"$tmp/stray" | sed 's/ $//')"
 
 # Shared library: exports the public functions, nothing else.
 nm -D --defined-only "$build/liblumio.so" | awk '$2 ~ /[TDBRVW]/{print $3}' | grep -v '^_' | sort -u >"$tmp/dyn"
-check_text "liblumio.so exports only the public API" "" "$(comm -23 "$tmp/dyn" "$tmp/public" | tr '\n' ' ' | sed 's/ $//')"
-check_text "liblumio.so exports every public function" "" "$(comm -13 "$tmp/dyn" "$tmp/public" | tr '\n' ' ' | sed 's/ $//')"
+check "liblumio.so exports only the public API" same "" "$(comm -23 "$tmp/dyn" "$tmp/public" | tr '\n' ' ' | sed 's/ $//')"
+check "liblumio.so exports every public function" same "" "$(comm -13 "$tmp/dyn" "$tmp/public" | tr '\n' ' ' | sed 's/ $//')"
 
 # Layers, by includes: which folder may include which.
 declare -A allowed=([core]="core" [remote]="core remote" [ring]="core ring remote"
@@ -55,7 +52,7 @@ for dir in core remote ring stream zarr cli; do
         done < <(grep -ho '^#include [<"][^>"]*[>"]' "$f" | cut -d' ' -f2)
     done
 done
-check_text "src/ folders include one way" "" "$bad"
+check "src/ folders include one way" same "" "$bad"
 
 # Layers, by symbols: what each folder's objects take from another's.
 objdir="$build/CMakeFiles/lumio_obj.dir/src"
@@ -72,11 +69,10 @@ for dir in core remote ring stream zarr; do
         [ -n "$hits" ] && bad+="$dir uses $other's $hits; "
     done
 done
-check_text "src/ folders depend one way by symbols" "" "$bad"
+check "src/ folders depend one way by symbols" same "" "$bad"
 
 # The CLI: built like an application, on the public API alone.
 nm -D --undefined-only "$build/lumio" | awk '{print $2}' | grep '^lumio' | sort -u >"$tmp/cli"
 check "the CLI links liblumio dynamically" test -s "$tmp/cli"
-check_text "the CLI uses only public functions" "" "$(comm -23 "$tmp/cli" "$tmp/public" | tr '\n' ' ' | sed 's/ $//')"
-echo "contract: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+check "the CLI uses only public functions" same "" "$(comm -23 "$tmp/cli" "$tmp/public" | tr '\n' ' ' | sed 's/ $//')"
+check_done contract
