@@ -10,6 +10,8 @@ test can see what a client sent where. The first path component picks the
 behaviour; the rest names a file under the root:
 
     /plain/NAME      a good server: HEAD, ranges (206), ETag, keep-alive
+    /slow/NAME       as plain, but every body at ?bps=N bytes a second (default
+                     1 MiB/s): long enough transfers for a progress line
     /flip/NAME       as plain, but GETs after the first serve NAME.flip (a file
                      rewritten between two reads)
     /norange/NAME    ignores Range: 200 with the whole body (Python's http.server)
@@ -120,7 +122,7 @@ class Handler(BaseHTTPRequestHandler):
 
     # ---- well-behaved and range-less bodies --------------------------------
 
-    def ranged(self, data, etag='"hostile-1"'):
+    def ranged(self, data, etag='"hostile-1"', bps=0):
         rng = self.headers.get("Range")
         if rng and rng.startswith("bytes="):
             a, _, b = rng[6:].partition("-")
@@ -140,8 +142,16 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Accept-Ranges", "bytes")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        if self.command != "HEAD":
+        if self.command == "HEAD":
+            return
+        if not bps:
             self.wfile.write(body)
+            return
+        step = max(1, bps // 20)  # twenty pieces a second
+        for at in range(0, len(body), step):
+            self.wfile.write(body[at:at + step])
+            self.wfile.flush()
+            time.sleep(0.05)
 
     def mode_plain(self, rest, query):
         data = self.file(rest)
@@ -149,6 +159,13 @@ class Handler(BaseHTTPRequestHandler):
             self.simple(404)
             return
         self.ranged(data)
+
+    def mode_slow(self, rest, query):
+        data = self.file(rest)
+        if data is None:
+            self.simple(404)
+            return
+        self.ranged(data, bps=int(query.get("bps", ["1048576"])[0]))
 
     def mode_flip(self, rest, query):
         """A file whose GETs (not HEADs) after the first are served from

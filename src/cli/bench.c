@@ -12,10 +12,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define GROUP_RANGES 4096
@@ -89,6 +89,9 @@ typedef struct bthread {
     unsigned groups;
     /* Results. */
     uint64_t bytes, ops, sum;
+    uint64_t shown; /* bytes, for the progress line (atomic) */
+    double done_at; /* when it finished */
+    bool finished;  /* (atomic) */
     char err[512];
     /* Scratch for building groups and collecting completions. */
     rpos pos[GROUP_RANGES];
@@ -204,26 +207,36 @@ static int consume(bthread *t, int n) {
         lumio_buffer_release(c->buffer);
         if (c->flags & LUMIO_CQE_GROUP_END) t->groups--;
     }
+    __atomic_store_n(&t->shown, t->bytes, __ATOMIC_RELAXED);
     return rc;
+}
+
+static void bench_work(bthread *t) {
+    for (;;) {
+        while (t->groups < GROUPS_AHEAD && more_work(t))
+            if (submit_group(t) < 0) return;
+        if (!t->groups) return;
+        int n = lumio_ring_wait(t->r, LUMIO_ANY_GROUP, t->comp, WAIT_MAX, 1);
+        if (n < 0) {
+            snprintf(t->err, sizeof t->err, "%s", lumio_ring_last_error(t->r));
+            return;
+        }
+        if (n == 0) {
+            snprintf(t->err, sizeof t->err, "engine finished with a group not ended (a bug)");
+            return;
+        }
+        if (consume(t, n) < 0) return;
+    }
 }
 
 static void *bench_thread(void *arg) {
     bthread *t = arg;
-    for (;;) {
-        while (t->groups < GROUPS_AHEAD && more_work(t))
-            if (submit_group(t) < 0) return NULL;
-        if (!t->groups) return NULL;
-        int n = lumio_ring_wait(t->r, LUMIO_ANY_GROUP, t->comp, WAIT_MAX, 1);
-        if (n < 0) {
-            snprintf(t->err, sizeof t->err, "%s", lumio_ring_last_error(t->r));
-            return NULL;
-        }
-        if (n == 0) {
-            snprintf(t->err, sizeof t->err, "engine finished with a group not ended (a bug)");
-            return NULL;
-        }
-        if (consume(t, n) < 0) return NULL;
-    }
+    bench_work(t);
+    /* The time is each thread's own end: the main thread may be drawing
+     * the progress line when the last one ends. */
+    t->done_at = now_seconds();
+    __atomic_store_n(&t->finished, true, __ATOMIC_RELEASE);
+    return NULL;
 }
 
 /* ---- files ---------------------------------------------------------------------- */
@@ -378,6 +391,52 @@ static void print_result(const bench_cfg *c, lumio_backend be, const bthread *t,
     json_end(&j);
 }
 
+/* The progress line while the threads run (nothing to do without one). */
+static void watch(bthread *t, unsigned n, progress *p) {
+    while (p->on) {
+        bool all = true;
+        uint64_t bytes = 0;
+        for (unsigned i = 0; i < n; i++) {
+            all &= __atomic_load_n(&t[i].finished, __ATOMIC_ACQUIRE);
+            bytes += __atomic_load_n(&t[i].shown, __ATOMIC_RELAXED);
+        }
+        progress_update(p, 0, bytes);
+        if (all) return;
+        nanosleep(&(struct timespec){.tv_nsec = 50000000}, NULL);
+    }
+}
+
+/* The bytes the reads will bring, for the progress line (random reads of
+ * the last block of a file may bring less). */
+static uint64_t expected_bytes(const bench_cfg *c) {
+    uint64_t n = 0;
+    if (c->count) return __builtin_mul_overflow(c->count, c->unit, &n) ? 0 : n;
+    for (size_t i = 0; i < c->nfiles; i++) n += c->files[i].size;
+    return n;
+}
+
+/* Start the threads and wait for them: the seconds from the first start to
+ * the last end; *rc is 0, or pthread_create's error as a negative errno. */
+static double time_threads(const bench_cfg *c, bthread *t, int *rc) {
+    progress p;
+    progress_start(&p, "read", 0);
+    progress_total(&p, expected_bytes(c));
+    double t0 = now_seconds(), end = t0;
+    unsigned started = 0;
+    *rc = 0;
+    for (; started < c->threads; started++)
+        if ((*rc = -pthread_create(&t[started].tid, NULL, bench_thread, &t[started])) < 0) break;
+    watch(t, started, &p);
+    bool ok = *rc == 0;
+    for (unsigned i = 0; i < started; i++) {
+        pthread_join(t[i].tid, NULL);
+        if (t[i].done_at > end) end = t[i].done_at;
+        ok &= !t[i].err[0];
+    }
+    progress_end(&p, ok);
+    return end - t0;
+}
+
 static int run_threads(const bench_cfg *c, bthread *t) {
     for (unsigned i = 0; i < c->threads; i++) {
         int rc = ring_for(c, &t[i].r);
@@ -387,13 +446,8 @@ static int run_threads(const bench_cfg *c, bthread *t) {
         }
         share(c, &t[i], i);
     }
-    double t0 = now_seconds();
-    unsigned started = 0;
-    int rc = 0;
-    for (; started < c->threads; started++)
-        if ((rc = -pthread_create(&t[started].tid, NULL, bench_thread, &t[started])) < 0) break;
-    for (unsigned i = 0; i < started; i++) pthread_join(t[i].tid, NULL);
-    double secs = now_seconds() - t0;
+    int rc;
+    double secs = time_threads(c, t, &rc);
     if (rc < 0) {
         cli_error("cannot start a thread: %s", strerror(-rc));
         return rc;
@@ -468,47 +522,33 @@ enum {
     OPT_MEMORY
 };
 
-static int bad_value(const char *opt, const char *val, const char *want) {
-    cli_error("invalid %s '%s' (%s)", opt, val, want);
-    return EXIT_USAGE;
-}
-
 /* One option's value into the config; returns 0 or an exit status. */
 static int take_option(bench_cfg *c, int opt, const char *v, uint64_t *size) {
+    static const char *const backends[] = {"uring", "io_uring", "threads", NULL};
     uint64_t x;
     switch (opt) {
     case OPT_BLOCK:
-        if (parse_size(v, &c->unit) < 0 || c->unit == 0 || c->unit > (1ull << 30))
-            return bad_value("--block", v, "a size from 1 to 1G, e.g. 256K");
-        return 0;
+        return cli_opt_size("--block", v, 1, 1ull << 30, &c->unit) < 0 ? EXIT_USAGE : 0;
     case OPT_SIZE:
-        if (parse_size(v, size) < 0 || *size == 0 || *size > (1ull << 30))
-            return bad_value("--size", v, "a size from 1 to 1G, e.g. 4K");
-        return 0;
+        return cli_opt_size("--size", v, 1, 1ull << 30, size) < 0 ? EXIT_USAGE : 0;
     case OPT_RANDOM:
-        if (parse_count(v, 1, UINT64_MAX, &c->count) < 0)
-            return bad_value("--random", v, "a count of at least 1");
-        return 0;
+        return cli_opt_count("--random", v, 1, UINT64_MAX, &c->count) < 0 ? EXIT_USAGE : 0;
     case OPT_DEPTH:
-        if (parse_count(v, 1, 4096, &x) < 0) return bad_value("--depth", v, "1 to 4096");
+        if (cli_opt_count("--depth", v, 1, 4096, &x) < 0) return EXIT_USAGE;
         c->depth = (unsigned)x;
         return 0;
     case OPT_THREADS:
-        if (parse_count(v, 1, 256, &x) < 0) return bad_value("--threads", v, "1 to 256");
+        if (cli_opt_count("--threads", v, 1, 256, &x) < 0) return EXIT_USAGE;
         c->threads = (unsigned)x;
         return 0;
-    case OPT_BACKEND:
-        if (!strcmp(v, "uring") || !strcmp(v, "io_uring"))
-            c->backend = LUMIO_BACKEND_URING;
-        else if (!strcmp(v, "threads"))
-            c->backend = LUMIO_BACKEND_THREADS;
-        else
-            return bad_value("--backend", v, "uring or threads");
+    case OPT_BACKEND: {
+        int i = cli_opt_choice("--backend", v, backends);
+        if (i < 0) return EXIT_USAGE;
+        c->backend = i == 2 ? LUMIO_BACKEND_THREADS : LUMIO_BACKEND_URING;
         return 0;
+    }
     case OPT_COALESCE:
-        if (parse_size(v, &c->coalesce) < 0 || c->coalesce > (1ull << 30))
-            return bad_value("--coalesce", v, "a gap from 0 to 1G, e.g. 4K");
-        return 0;
+        return cli_opt_size("--coalesce", v, 0, 1ull << 30, &c->coalesce) < 0 ? EXIT_USAGE : 0;
     case OPT_MEMORY:
         return cli_parse_memory(v, 1u << 20, &c->memory) < 0 ? EXIT_USAGE : 0;
     case OPT_PATHS:
@@ -539,18 +579,13 @@ static int bench_read_main(int argc, char **argv) {
                                              {"memory", required_argument, NULL, OPT_MEMORY},
                                              {"sqpoll", no_argument, NULL, OPT_SQPOLL},
                                              {"no-fixed-files", no_argument, NULL, OPT_NO_FIXED},
-                                             {"help", no_argument, NULL, 'h'},
-                                             {0}};
+                                             CLI_OPT_END};
     bench_cfg c = {.unit = 256 << 10, .depth = 64, .threads = 1, .memory = BENCH_MEMORY};
     uint64_t size = 0;
     int opt;
-    opterr = 0;
-    while ((opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-        if (opt == 'h') {
-            fputs(bench_usage, stdout);
-            return 0;
-        }
-        if (opt == '?' || opt == ':') return cli_option_error(opt, argv);
+    while ((opt = cli_getopt(argc, argv, ":h", longopts)) != -1) {
+        if (opt == 'h' || opt == '?' || opt == ':')
+            return cli_option_default(opt, argv, bench_usage);
         int st = take_option(&c, opt, optarg, &size);
         if (st) return st;
     }
@@ -559,18 +594,12 @@ static int bench_read_main(int argc, char **argv) {
         return EXIT_USAGE;
     }
     if (size) c.unit = size;
-    if (optind >= argc) {
-        cli_error("missing PATH (see 'lumio bench --help')");
-        return EXIT_USAGE;
-    }
+    if (optind >= argc) return cli_usage_error("lumio bench", "missing PATH");
     return bench_read(&c, argv + optind, argc - optind);
 }
 
 int cmd_bench(int argc, char **argv) {
-    if (argc < 2) {
-        cli_error("missing benchmark: read or remote (see 'lumio bench --help')");
-        return EXIT_USAGE;
-    }
+    if (argc < 2) return cli_usage_error("lumio bench", "missing benchmark: read or remote");
     if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
         fputs(bench_usage, stdout);
         return 0;

@@ -3,7 +3,6 @@
  * JSON object: bytes, seconds, mib_per_s, requests, bytes_fetched. */
 #include "cli/common.h"
 
-#include <getopt.h>
 #include <lumio/remote.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,119 +23,135 @@ static const char remote_usage[] =
     "                     as for 'lumio get'\n"
     "  -h, --help         show this help\n";
 
-int bench_remote_main(int argc, char **argv) {
+typedef struct rbench {
+    const char *url;
+    bool random;
+    uint64_t size, count; /* count 0: seq, the whole object */
+    cli_remote_opts ro;
+    /* Results. */
+    uint64_t bytes, reads;
+    double secs;
+} rbench;
+
+enum { RUN = -1 };
+
+/* The command line into b: RUN, or the exit status (of --help too). */
+static int parse(int argc, char **argv, rbench *b) {
     static const struct option opts[] = {{"pattern", required_argument, NULL, 'p'},
                                          {"read-size", required_argument, NULL, 'r'},
                                          {"count", required_argument, NULL, 'n'},
-                                         {"concurrency", required_argument, NULL, 'C'},
-                                         {"pool", required_argument, NULL, 'P'},
-                                         {"part-size", required_argument, NULL, 'S'},
-                                         {"timeout", required_argument, NULL, 'T'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
-    bool random = false;
-    uint64_t size = 64 << 10, count = 0;
-    cli_remote_opts ro = {0};
-    opterr = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        int r = cli_remote_option(c, optarg, &ro);
+                                         CLI_OPT_REMOTE,
+                                         CLI_OPT_END};
+    static const char *const patterns[] = {"seq", "random", NULL};
+    int c, i;
+    while ((c = cli_getopt(argc, argv, ":h", opts)) != -1) {
+        int r = cli_remote_option(c, optarg, &b->ro);
         if (r < 0) return EXIT_USAGE;
         if (r > 0) continue;
-        switch (c) {
-        case 'p':
-            if (strcmp(optarg, "seq") && strcmp(optarg, "random")) {
-                cli_error("--pattern: '%s' is not seq or random", optarg);
-                return EXIT_USAGE;
-            }
-            random = !strcmp(optarg, "random");
-            break;
-        case 'r':
-            if (parse_size(optarg, &size) < 0 || size == 0 || size > (1ull << 30)) {
-                cli_error("--read-size: '%s' is not a size from 1 to 1G", optarg);
-                return EXIT_USAGE;
-            }
-            break;
-        case 'n':
-            if (parse_count(optarg, 1, UINT32_MAX, &count) < 0) {
-                cli_error("--count: '%s' is not a count from 1", optarg);
-                return EXIT_USAGE;
-            }
-            break;
-        case 'h':
-            fputs(remote_usage, stdout);
-            return 0;
-        default:
-            return cli_option_error(c, argv);
-        }
+        if (c == 'p' && (i = cli_opt_choice("--pattern", optarg, patterns)) < 0) return EXIT_USAGE;
+        if (c == 'p') b->random = i == 1;
+        if (c == 'r' && cli_opt_size("--read-size", optarg, 1, 1u << 30, &b->size) < 0)
+            return EXIT_USAGE;
+        if (c == 'n' && cli_opt_count("--count", optarg, 1, UINT32_MAX, &b->count) < 0)
+            return EXIT_USAGE;
+        if (c != 'p' && c != 'r' && c != 'n') return cli_option_default(c, argv, remote_usage);
     }
-    if (optind + 1 != argc) {
-        cli_error("one URL (see 'lumio bench remote --help')");
+    if (optind + 1 != argc) return cli_usage_error("lumio bench remote", "one URL");
+    b->url = argv[optind];
+    if (!lumio_is_remote(b->url)) {
+        cli_error("%s: not an http://, https:// or s3:// URL", b->url); /* redacted by cli_error */
         return EXIT_USAGE;
     }
-    const char *url = argv[optind];
-    if (!lumio_is_remote(url)) {
-        cli_error("%s: not an http://, https:// or s3:// URL", url); /* redacted by cli_error */
-        return EXIT_USAGE;
-    }
-    lumio_remote *rm;
-    if (cli_remote_create(&rm, &ro) < 0) return EXIT_FILES;
-    char *buf = malloc(size);
-    lumio_rfile *f = NULL;
-    int status = EXIT_FILES;
-    if (!buf) {
-        cli_error("out of memory");
-        goto out;
-    }
-    double t0 = now_seconds();
-    if (lumio_rfile_open(rm, url, &f) < 0) {
-        cli_error("%s", lumio_remote_last_error(rm));
-        goto out;
-    }
-    uint64_t objsize = lumio_rfile_size(f), bytes = 0, reads = 0, seed = 42;
-    uint64_t slots = objsize / size;
-    if (random && objsize == UINT64_MAX) {
-        cli_error("%s: the server gives no size: random reads need one", url);
-        goto out;
-    }
-    if (random && slots == 0) {
-        cli_error("%s: the object (%llu bytes) is smaller than one read", url,
-                  (unsigned long long)objsize);
-        goto out;
-    }
-    if (!count && random) count = 1000;
-    for (;;) {
-        if (count && reads == count) break;
-        int64_t n = random ? lumio_rfile_pread(f, buf, size, cli_splitmix(&seed) % slots * size)
-                           : lumio_rfile_read(f, buf, size);
+    return RUN;
+}
+
+/* The reads b asks for of f (of objsize bytes), through buf. 0, or -1
+ * after a message. */
+static int read_all(rbench *b, lumio_rfile *f, uint64_t objsize, char *buf) {
+    uint64_t slots = objsize / b->size, seed = 42;
+    uint64_t asked = b->count * b->size; /* (at most 2^32 reads of 1 GiB) */
+    progress p;
+    progress_start(&p, "read", 0);
+    if (!b->count || (!b->random && objsize < asked))
+        progress_total(&p, objsize == UINT64_MAX ? 0 : objsize);
+    else
+        progress_total(&p, asked);
+    int rc = 0;
+    while (!b->count || b->reads < b->count) {
+        int64_t n = b->random
+                        ? lumio_rfile_pread(f, buf, b->size, cli_splitmix(&seed) % slots * b->size)
+                        : lumio_rfile_read(f, buf, b->size);
         if (n < 0) {
             cli_error("%s", lumio_rfile_last_error(f));
-            goto out;
+            rc = -1;
+            break;
         }
         if (n == 0) break;
-        bytes += (uint64_t)n;
-        reads++;
+        b->bytes += (uint64_t)n;
+        b->reads++;
+        progress_update(&p, 0, b->bytes);
     }
-    double secs = now_seconds() - t0;
+    progress_end(&p, rc == 0);
+    return rc;
+}
+
+/* Open the URL, read it as b says and time it: 0, or -1 after a message. */
+static int run(rbench *b, lumio_remote *rm, lumio_rfile **f, char *buf) {
+    double t0 = now_seconds();
+    if (lumio_rfile_open(rm, b->url, f) < 0) {
+        cli_error("%s", lumio_remote_last_error(rm));
+        return -1;
+    }
+    uint64_t objsize = lumio_rfile_size(*f);
+    if (b->random && objsize == UINT64_MAX) {
+        cli_error("%s: the server gives no size: random reads need one", b->url);
+        return -1;
+    }
+    if (b->random && objsize / b->size == 0) {
+        cli_error("%s: the object (%llu bytes) is smaller than one read", b->url,
+                  (unsigned long long)objsize);
+        return -1;
+    }
+    if (!b->count && b->random) b->count = 1000;
+    if (read_all(b, *f, objsize, buf) < 0) return -1;
+    b->secs = now_seconds() - t0;
+    return 0;
+}
+
+static void print_result(const rbench *b, lumio_rfile *f) {
     lumio_remote_stats st;
     lumio_rfile_get_stats(f, &st);
     json j;
     json_begin(&j, stdout);
     char shown[4096];
-    json_str(&j, "url", lumio_redact(url, shown, sizeof shown));
-    json_str(&j, "pattern", random ? "random" : "seq");
-    json_u64(&j, "read_size", size);
-    json_u64(&j, "reads", reads);
-    json_u64(&j, "bytes", bytes);
-    json_num(&j, "seconds", secs);
-    json_num(&j, "mib_per_s", secs > 0 ? bytes / secs / (1 << 20) : 0);
+    json_str(&j, "url", lumio_redact(b->url, shown, sizeof shown));
+    json_str(&j, "pattern", b->random ? "random" : "seq");
+    json_u64(&j, "read_size", b->size);
+    json_u64(&j, "reads", b->reads);
+    json_u64(&j, "bytes", b->bytes);
+    json_num(&j, "seconds", b->secs);
+    json_num(&j, "mib_per_s", b->secs > 0 ? b->bytes / b->secs / (1 << 20) : 0);
     json_u64(&j, "requests", st.requests);
     json_u64(&j, "bytes_fetched", st.bytes_fetched);
-    json_num(&j, "fetched_ratio", bytes ? (double)st.bytes_fetched / (double)bytes : 0);
+    json_num(&j, "fetched_ratio", b->bytes ? (double)st.bytes_fetched / (double)b->bytes : 0);
     json_u64(&j, "retries", st.retries);
     json_end(&j);
-    status = 0;
-out:
+}
+
+int bench_remote_main(int argc, char **argv) {
+    rbench b = {.size = 64 << 10};
+    int status = parse(argc, argv, &b);
+    if (status != RUN) return status;
+    lumio_remote *rm;
+    if (cli_remote_create(&rm, &b.ro) < 0) return EXIT_FILES;
+    char *buf = malloc(b.size);
+    lumio_rfile *f = NULL;
+    status = EXIT_FILES;
+    if (!buf)
+        cli_error("out of memory");
+    else if (run(&b, rm, &f, buf) == 0)
+        status = 0;
+    if (status == 0) print_result(&b, f);
     lumio_rfile_close(f);
     free(buf);
     lumio_remote_destroy(rm);

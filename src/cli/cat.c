@@ -6,7 +6,6 @@
 #include "cli/common.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <lumio/remote.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -158,38 +157,27 @@ static int cat_block_fits(uint64_t block, uint64_t memory) {
 int cmd_cat(int argc, char **argv) {
     static const struct option longopts[] = {{"block", required_argument, NULL, 'b'},
                                              {"memory", required_argument, NULL, 'm'},
-                                             {"timeout", required_argument, NULL, 'T'},
-                                             {"help", no_argument, NULL, 'h'},
-                                             {0}};
+                                             CLI_OPT_TIMEOUT,
+                                             CLI_OPT_END};
     uint64_t block = CAT_BLOCK, memory = CAT_MEMORY;
     cli_remote_opts ro = {0};
     int c;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+    while ((c = cli_getopt(argc, argv, ":h", longopts)) != -1) {
         int r = c == 'T' ? cli_remote_option(c, optarg, &ro) : 0;
         if (r < 0) return EXIT_USAGE;
         if (r > 0) continue;
         switch (c) {
-        case 'h':
-            fputs(cat_usage, stdout);
-            return 0;
         case 'b':
-            if (parse_size(optarg, &block) < 0 || block == 0 || block > (1ull << 30)) {
-                cli_error("invalid --block '%s' (a size from 1 to 1G, e.g. 1M)", optarg);
-                return EXIT_USAGE;
-            }
+            if (cli_opt_size("--block", optarg, 1, 1u << 30, &block) < 0) return EXIT_USAGE;
             break;
         case 'm':
             if (cli_parse_memory(optarg, 1u << 20, &memory) < 0) return EXIT_USAGE;
             break;
         default:
-            return cli_option_error(c, argv);
+            return cli_option_default(c, argv, cat_usage);
         }
     }
-    if (optind >= argc) {
-        cli_error("missing PATH (see 'lumio cat --help')");
-        return EXIT_USAGE;
-    }
+    if (optind >= argc) return cli_usage_error("lumio cat", "missing PATH");
     if (cat_block_fits(block, memory) < 0) return EXIT_USAGE;
     signal(SIGPIPE, SIG_IGN); /* see EPIPE from write() instead of dying */
     /* Runs of files go through the engine; a URL through the prefetching

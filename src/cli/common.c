@@ -26,6 +26,7 @@ void cli_set_name(const char *name) {
  * command or by the library, never shows a password or a signature. */
 void cli_error(const char *fmt, ...) {
     fflush(stdout);
+    progress_hide_active();
     va_list ap;
     va_start(ap, fmt);
     char stack[2048];
@@ -48,25 +49,6 @@ void cli_error(const char *fmt, ...) {
 
 void cli_path_error(const char *path, int code) {
     cli_error("%s: %s", path ? path : "(fd)", lumio_strerror(code));
-}
-
-int cli_option_error(int c, char **argv) {
-    const char *arg = optind > 0 ? argv[optind - 1] : "";
-    /* A long option is named by what was typed (without "=value"); a short
-     * one by its letter, which may sit inside a cluster like "-xv". */
-    int len = (int)strcspn(arg, "=");
-    bool is_long = strncmp(arg, "--", 2) == 0;
-    if (c == ':') {
-        if (is_long)
-            cli_error("option '%.*s' needs a value", len, arg);
-        else
-            cli_error("option '-%c' needs a value", optopt);
-    } else if (is_long || !optopt) {
-        cli_error("unknown option '%.*s' (see --help)", len, arg);
-    } else {
-        cli_error("unknown option '-%c' (see --help)", optopt);
-    }
-    return EXIT_USAGE;
 }
 
 /* ---- parsing ---------------------------------------------------------------- */
@@ -224,29 +206,6 @@ void walker_close(walker *w) {
     free(w);
 }
 
-/* ---- progress ---------------------------------------------------------------- */
-
-void progress_init(progress *p, const char *verb) {
-    *p = (progress){.on = isatty(STDERR_FILENO) == 1, .verb = verb};
-    p->start = p->last = now_seconds();
-}
-
-void progress_update(progress *p, uint64_t files, uint64_t bytes) {
-    if (!p->on) return;
-    double t = now_seconds();
-    if (t - p->last < 0.25) return; /* redrawing costs more than it tells */
-    p->last = t;
-    double mib = (double)bytes / (1 << 20);
-    fprintf(stderr, "\r%s %llu files, %.1f MiB (%.1f MiB/s)\033[K", p->verb,
-            (unsigned long long)files, mib, mib / (t - p->start));
-    p->drawn = true;
-}
-
-void progress_done(progress *p) {
-    if (p->drawn) fputs("\r\033[K", stderr);
-    p->drawn = false;
-}
-
 /* ---- JSON ------------------------------------------------------------------ */
 
 void json_begin(json *j, FILE *f) {
@@ -255,7 +214,7 @@ void json_begin(json *j, FILE *f) {
     fputc('{', f);
 }
 
-static void json_string(FILE *f, const char *s) {
+void json_write_string(FILE *f, const char *s) {
     fputc('"', f);
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         if (*p == '"' || *p == '\\')
@@ -270,13 +229,13 @@ static void json_string(FILE *f, const char *s) {
 
 static void json_key(json *j, const char *key) {
     if (j->fields++) fputs(", ", j->f);
-    json_string(j->f, key);
+    json_write_string(j->f, key);
     fputs(": ", j->f);
 }
 
 void json_str(json *j, const char *key, const char *val) {
     json_key(j, key);
-    json_string(j->f, val);
+    json_write_string(j->f, val);
 }
 
 void json_u64(json *j, const char *key, uint64_t val) {
@@ -387,18 +346,6 @@ const char *cli_size_text(uint64_t v, char *buf, size_t len) {
     else
         snprintf(buf, len, "%llu%c", (unsigned long long)v, units[u]);
     return buf;
-}
-
-int cli_parse_memory(const char *arg, uint64_t min, uint64_t *out) {
-    uint64_t v;
-    if (parse_size(arg, &v) < 0 || v < min) {
-        char m[32];
-        snprintf(m, sizeof m, "%lluM", (unsigned long long)(min >> 20));
-        cli_error("invalid --memory '%s' (a size of at least %s, e.g. 256M)", arg, m);
-        return -1;
-    }
-    *out = v;
-    return 0;
 }
 
 int cli_link_error(const char *path) {

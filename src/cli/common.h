@@ -1,8 +1,11 @@
-/* Helpers shared by the lumio subcommands: messages, option and size
- * parsing, a sorted directory walker, a progress line, JSON output, and
- * writing that survives short writes. */
+/* Helpers shared by the lumio subcommands: messages, size parsing, a sorted
+ * directory walker, JSON output, and writing that survives short writes.
+ * Options are in opts.h, the progress line in progress.h. */
 #ifndef LUMIO_CLI_COMMON_H
 #define LUMIO_CLI_COMMON_H
+
+#include "cli/opts.h"
+#include "cli/progress.h"
 
 #include <lumio/ring.h>
 
@@ -58,10 +61,6 @@ void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* One line naming a path and an error code (negative errno or lumio code). */
 void cli_path_error(const char *path, int code);
 
-/* Report what getopt_long() returned as '?' or ':' (with opterr = 0 and an
- * optstring starting with ':'), as one line. Returns EXIT_USAGE. */
-int cli_option_error(int c, char **argv);
-
 /* "256K", "1M", "1G", "4096", "1MiB": a size in bytes (powers of 1024).
  * Returns 0, or -1 if `s` is not a size or is out of range. */
 int parse_size(const char *s, uint64_t *out);
@@ -101,19 +100,6 @@ int walker_next(walker *w, walk_entry *e);
 void walker_skip(walker *w);
 void walker_close(walker *w);
 
-/* A progress line on stderr, drawn only when stderr is a terminal and at
- * most a few times a second. */
-typedef struct progress {
-    bool on;
-    bool drawn;
-    double start, last;
-    const char *verb;
-} progress;
-
-void progress_init(progress *p, const char *verb);
-void progress_update(progress *p, uint64_t files, uint64_t bytes);
-void progress_done(progress *p);
-
 /* A flat JSON object, written field by field. */
 typedef struct json {
     FILE *f;
@@ -126,6 +112,8 @@ void json_u64(json *j, const char *key, uint64_t val);
 void json_num(json *j, const char *key, double val);
 void json_bool(json *j, const char *key, bool val);
 void json_end(json *j);
+/* A JSON string, quoted and escaped. */
+void json_write_string(FILE *f, const char *s);
 
 /* Write all of buf to fd, across short writes and EINTR. 0 or -errno. */
 int write_all(int fd, const void *buf, size_t len);
@@ -150,8 +138,6 @@ unsigned cli_ring_open_files(unsigned rings, unsigned want);
  * (a pipe, a terminal: read from where it is anyway). */
 off_t cli_stdin_offset(void);
 
-/* Memory: --memory SIZE caps what a command's buffers hold at once. */
-int cli_parse_memory(const char *arg, uint64_t min, uint64_t *out);
 /* A size as the options take it: "256M" when exact, else bytes. */
 const char *cli_size_text(uint64_t v, char *buf, size_t len);
 

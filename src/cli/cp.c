@@ -26,7 +26,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -96,6 +95,14 @@ void cp_job_free(cp_job *j) {
     free(j);
 }
 
+/* The progress line: the ring's files as they finish, the helpers' bytes as
+ * they are copied (a large file takes long). */
+static void cp_progress(copier *cp) {
+    if (cp->walk_done) progress_total(&cp->prog, cp->unsized ? 0 : cp->expect);
+    progress_update(&cp->prog, cp->files,
+                    cp->bytes + __atomic_load_n(&cp->h.moved, __ATOMIC_RELAXED));
+}
+
 /* A finished job: its one line if it failed, else counted. */
 static void job_done(copier *cp, cp_job *j) {
     cp_root *root = j->root;
@@ -103,8 +110,8 @@ static void job_done(copier *cp, cp_job *j) {
         cp->pairs[j->pair].clone = j->clone;
     if (!j->err) {
         cp->files++;
-        cp->bytes += j->bytes_done;
-        progress_update(&cp->prog, cp->files, cp->bytes);
+        if (!j->moved) cp->bytes += j->bytes_done; /* the helpers' are counted as they go */
+        cp_progress(cp);
     } else {
         cp->status = EXIT_FILES;
         char *d = j->err_on_src ? NULL : cp_shown(root, j->dst);
@@ -304,8 +311,8 @@ static void ring_completion(copier *cp, const lumio_completion *c) {
         got_data(cp, j, c);
 }
 
-static void helpers_done(copier *cp, bool block) {
-    cp_job *j = cp_helpers_take(&cp->h, block);
+static void helpers_done(copier *cp, int wait_ms) {
+    cp_job *j = cp_helpers_take(&cp->h, wait_ms);
     while (j) {
         cp_job *next = j->next;
         job_done(cp, j);
@@ -318,10 +325,12 @@ static int copy_loop(copier *cp) {
     for (;;) {
         int rc = cp_walk_some(cp);
         if (rc < 0) return rc;
-        helpers_done(cp, false);
+        helpers_done(cp, 0);
         if (!cp->in_ring) {
             if (!cp_helpers_pending(&cp->h) && cp->walk_done) return 0;
-            helpers_done(cp, true);
+            /* With a progress line, waking to draw it. */
+            helpers_done(cp, cp->prog.on ? 100 : -1);
+            cp_progress(cp);
             continue;
         }
         int n = lumio_ring_wait(cp->r, LUMIO_ANY_GROUP, c, WAIT_MAX, 1);
@@ -422,13 +431,13 @@ static int cp_run(char **srcs, int nsrcs, const char *dst) {
     /* Modes are given at creation, less the caller's umask (cp_copy_mode),
      * and must come out as given. */
     cp.umask = umask(0);
-    progress_init(&cp.prog, "copied");
+    progress_start(&cp.prog, "copied", PROGRESS_FILES);
     int rc = copier_start(&cp);
     if (rc < 0)
         cli_error("cannot start the I/O engine: %s", lumio_strerror(rc));
     else
         rc = copy_loop(&cp);
-    progress_done(&cp.prog);
+    progress_end(&cp.prog, rc >= 0);
     copier_stop(&cp);
     set_dir_modes(&cp, NULL);                                    /* those made in place */
     for (size_t i = 0; i < cp.ndirs; i++) free(cp.dirs[i].path); /* trees never committed */
@@ -437,20 +446,11 @@ static int cp_run(char **srcs, int nsrcs, const char *dst) {
 }
 
 int cmd_cp(int argc, char **argv) {
-    static const struct option longopts[] = {{"help", no_argument, NULL, 'h'}, {0}};
+    static const struct option longopts[] = {CLI_OPT_END};
     int c;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-        if (c == 'h') {
-            fputs(cp_usage, stdout);
-            return 0;
-        }
-        return cli_option_error(c, argv);
-    }
-    if (argc - optind < 2) {
-        cli_error("%s (see 'lumio cp --help')",
-                  argc == optind ? "missing SRC and DST" : "missing DST");
-        return EXIT_USAGE;
-    }
+    while ((c = cli_getopt(argc, argv, ":h", longopts)) != -1)
+        return cli_option_default(c, argv, cp_usage);
+    if (argc - optind < 2)
+        return cli_usage_error("lumio cp", argc == optind ? "missing SRC and DST" : "missing DST");
     return cp_run(argv + optind, argc - optind - 1, argv[argc - 1]);
 }

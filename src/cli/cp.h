@@ -61,6 +61,8 @@ typedef struct cp_job {
     uint64_t len;
     bool in_put;
     uint64_t bytes_done;
+    uint64_t *moved; /* helpers: the bytes they copied, all jobs together, as
+                        they go (atomic; for the progress line) */
     /* Result: 0, or a negative errno with the path it concerns. */
     int err;
     bool err_on_src;
@@ -102,6 +104,7 @@ typedef struct cp_helpers {
     unsigned nthreads, outstanding; /* pushed and not yet taken back */
     bool stop;
     pthread_t th[8];
+    uint64_t moved; /* bytes copied (atomic): see cp_job.moved */
 } cp_helpers;
 
 int cp_helpers_start(cp_helpers *h, unsigned nthreads);
@@ -109,8 +112,9 @@ void cp_helpers_stop(cp_helpers *h);
 /* Jobs given to the helpers and not yet taken back. */
 unsigned cp_helpers_pending(cp_helpers *h);
 void cp_helpers_push(cp_helpers *h, cp_job *job);
-/* The finished jobs (a list), waiting for one if `block` and any is pending. */
-cp_job *cp_helpers_take(cp_helpers *h, bool block);
+/* The finished jobs (a list), waiting for one if any is pending: at most
+ * wait_ms milliseconds (0: not at all; -1: as long as it takes). */
+cp_job *cp_helpers_take(cp_helpers *h, int wait_ms);
 
 /* ---- the copy as a whole (cp.c, cp_walk.c) ---------------------------------------- */
 
@@ -178,7 +182,9 @@ typedef struct copier {
     dir_mode *dirs;
     size_t ndirs, cap_dirs;
     progress prog;
-    uint64_t files, bytes;
+    uint64_t files, bytes; /* done, bytes of the ring's files only (cp_helpers.moved) */
+    uint64_t expect;       /* the sizes of the files walked */
+    bool unsized;          /* and some (a FIFO, a device) have none */
     uid_t euid;
     mode_t umask; /* the caller's: copies get the source's mode less it, as cp */
 } copier;

@@ -21,6 +21,7 @@
 #include <sys/ioctl.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define CFR_MAX (1u << 30) /* bytes per copy_file_range call */
@@ -76,6 +77,12 @@ static bool is_write_error(int e) {
 
 /* ---- moving the bytes ---------------------------------------------------------------- */
 
+/* n more bytes of the job copied. */
+static void moved(cp_job *j, uint64_t n) {
+    j->bytes_done += n;
+    if (j->moved) __atomic_fetch_add(j->moved, n, __ATOMIC_RELAXED);
+}
+
 static int pwrite_all(int fd, const char *p, size_t len, off_t off) {
     while (len) {
         ssize_t n = pwrite(fd, p, len, off);
@@ -114,7 +121,7 @@ static int rw_range(copy_ctx *x, off_t pos, off_t end) {
             return -1;
         }
         pos += n;
-        x->j->bytes_done += (uint64_t)n;
+        moved(x->j, (uint64_t)n);
     }
     return 0;
 }
@@ -127,7 +134,7 @@ static int copy_range(copy_ctx *x, off_t pos, off_t end) {
         ssize_t n = copy_file_range(x->in, &io, x->out, &oo, want, 0);
         if (n > 0) {
             pos += n;
-            x->j->bytes_done += (uint64_t)n;
+            moved(x->j, (uint64_t)n);
             continue;
         }
         if (n < 0 && errno == EINTR) continue;
@@ -177,7 +184,7 @@ static int copy_stream(copy_ctx *x) {
             fail(x->j, -rc, false);
             return -1;
         }
-        x->j->bytes_done += (uint64_t)n;
+        moved(x->j, (uint64_t)n);
     }
 }
 
@@ -199,7 +206,7 @@ static int copy_data(copy_ctx *x, const struct stat *st) {
     /* A FIFO or device has no offsets: plain reads and writes. */
     if (x->j->route == CP_STREAM || x->j->in_place || !S_ISREG(st->st_mode)) return copy_stream(x);
     if (try_clone(x)) {
-        x->j->bytes_done = (uint64_t)st->st_size;
+        moved(x->j, (uint64_t)st->st_size);
         return 0;
     }
     /* As cp does: a larger read-ahead for a file read once from start to end. */
@@ -380,9 +387,19 @@ void cp_helpers_push(cp_helpers *h, cp_job *j) {
     pthread_mutex_unlock(&h->mu);
 }
 
-cp_job *cp_helpers_take(cp_helpers *h, bool block) {
+cp_job *cp_helpers_take(cp_helpers *h, int wait_ms) {
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += wait_ms / 1000;
+    until.tv_nsec += (long)(wait_ms % 1000) * 1000000;
+    if (until.tv_nsec >= 1000000000) until.tv_sec++, until.tv_nsec -= 1000000000;
     pthread_mutex_lock(&h->mu);
-    while (block && !h->done && h->outstanding) pthread_cond_wait(&h->done_cv, &h->mu);
+    while (wait_ms != 0 && !h->done && h->outstanding) {
+        if (wait_ms < 0)
+            pthread_cond_wait(&h->done_cv, &h->mu);
+        else if (pthread_cond_timedwait(&h->done_cv, &h->mu, &until) == ETIMEDOUT)
+            break;
+    }
     cp_job *list = h->done;
     h->done = NULL;
     for (cp_job *j = list; j; j = j->next) h->outstanding--;

@@ -428,10 +428,15 @@ static int add_file(copier *cp, const walk_entry *e, char *dst) {
     j->direct = cp->root != NULL;
     if (j->root) j->root->pending++;
     route(cp, j, e);
+    if (S_ISREG(e->st->st_mode))
+        cp->expect += (uint64_t)e->st->st_size;
+    else
+        cp->unsized = true;
     if (j->route == CP_RING) {
         cp->gets[cp->ngets++] = j;
         return cp->ngets == CP_BATCH ? cp_submit_gets(cp) : 0;
     }
+    j->moved = &cp->h.moved;
     cp_helpers_push(&cp->h, j);
     return 0;
 }

@@ -11,11 +11,11 @@
 #include "cli/common.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -98,6 +98,8 @@ struct hasher {
     bool stop;
     progress prog;
     uint64_t files, bytes;
+    uint64_t expect; /* the sizes of the files walked */
+    bool unsized;    /* and some (a pipe, a device) have none */
 };
 
 /* ---- digests ---------------------------------------------------------------- */
@@ -199,6 +201,7 @@ static void print_entry(algo a, const hentry *e) {
 
 /* Print and empty the batch. */
 static void batch_flush(hasher *h, hbatch *b) {
+    progress_before_output(&h->prog);
     for (size_t i = 0; i < b->n; i++) {
         hentry *e = &b->e[i];
         if (e->state) stream_finish(b->algo, e->state, e->digest);
@@ -218,7 +221,7 @@ static void print_ready(hasher *h) {
         h->head = (h->head + 1) % h->nbatches;
         h->count--;
     }
-    progress_update(&h->prog, h->files, h->bytes);
+    progress_update(&h->prog, h->files, __atomic_load_n(&h->bytes, __ATOMIC_RELAXED));
 }
 
 /* ---- building batches ------------------------------------------------------------ */
@@ -283,6 +286,15 @@ static int take_entry(hbatch *b, const walk_entry *we) {
     }
 }
 
+/* What the walk adds to the bytes to read, for the progress line's total. */
+static void expect(hasher *h, const walk_entry *we) {
+    bool root_special = we->level == 0 && (!strcmp(we->path, "-") || we->kind == WALK_OTHER);
+    if (root_special)
+        h->unsized = true;
+    else if (we->kind == WALK_FILE)
+        h->expect += (uint64_t)we->st->st_size;
+}
+
 /* Fill the batch from the walk and queue it for a lane. */
 static int batch_build(hasher *h, hbatch *b) {
     b->algo = h->algo;
@@ -290,8 +302,10 @@ static int batch_build(hasher *h, hbatch *b) {
     while (b->n < BATCH_FILES) {
         if (walker_next(h->w, &we) == 0) {
             h->walk_done = true;
+            progress_total(&h->prog, h->unsized ? 0 : h->expect);
             break;
         }
+        expect(h, &we);
         int rc = take_entry(b, &we);
         if (rc < 0) return rc;
     }
@@ -326,7 +340,7 @@ static int fill(hasher *h) {
 /* ---- lanes --------------------------------------------------------------------- */
 
 /* A completion, in the lane that read it: hash it now, while it is hot. */
-static void take_completion(hbatch *b, const lumio_completion *c, uint64_t *bytes) {
+static void take_completion(hbatch *b, const lumio_completion *c) {
     if (c->op_index < b->nops) {
         hentry *e = &b->e[b->op_entry[c->op_index]];
         if (c->result < 0 && !e->err)
@@ -336,12 +350,11 @@ static void take_completion(hbatch *b, const lumio_completion *c, uint64_t *byte
         else if (c->result == 0 && !e->err)
             digest_buffer(b->algo, c->data, c->length, e->digest);
     }
-    *bytes += c->length;
     lumio_buffer_release(c->buffer);
 }
 
 /* Read and hash one batch. Returns 0 or an engine error. */
-static int lane_batch(lane *l, hbatch *b, uint64_t *bytes) {
+static int lane_batch(lane *l, hbatch *b) {
     lumio_group_options go;
     lumio_group_options_default(&go);
     go.in_order = 1; /* blocks of a large file must come in order */
@@ -353,10 +366,14 @@ static int lane_batch(lane *l, hbatch *b, uint64_t *bytes) {
         int n = lumio_ring_wait(l->r, g, c, WAIT_MAX, 1);
         if (n < 0) return n;
         if (n == 0) return LUMIO_E_BASE; /* a group that never ends: a bug */
+        uint64_t bytes = 0;
         for (int i = 0; i < n; i++) {
-            take_completion(b, &c[i], bytes);
+            bytes += c[i].length;
+            take_completion(b, &c[i]);
             ended |= (c[i].flags & LUMIO_CQE_GROUP_END) != 0;
         }
+        /* Seen by the progress line while a large file is still read. */
+        __atomic_fetch_add(&l->h->bytes, bytes, __ATOMIC_RELAXED);
     }
     return 0;
 }
@@ -372,11 +389,9 @@ static void *lane_main(void *arg) {
         h->queue_head = b->next;
         if (!h->queue_head) h->queue_tail = NULL;
         pthread_mutex_unlock(&h->mu);
-        uint64_t bytes = 0;
-        int rc = l->err ? l->err : lane_batch(l, b, &bytes);
+        int rc = l->err ? l->err : lane_batch(l, b);
         pthread_mutex_lock(&h->mu);
         if (rc < 0 && !l->err) l->err = rc;
-        h->bytes += bytes;
         b->busy = false;
         b->done = true;
         pthread_cond_signal(&h->main_cv);
@@ -391,6 +406,21 @@ static int lanes_error(hasher *h) {
     return 0;
 }
 
+/* Wait for a lane to finish a batch (under mu); with a progress line, wake
+ * ten times a second to draw it, a large file taking long. */
+static void wait_lanes(hasher *h) {
+    if (!h->prog.on) {
+        pthread_cond_wait(&h->main_cv, &h->mu);
+        return;
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += 100000000;
+    if (ts.tv_nsec >= 1000000000) ts.tv_sec++, ts.tv_nsec -= 1000000000;
+    pthread_cond_timedwait(&h->main_cv, &h->mu, &ts);
+    progress_update(&h->prog, h->files, __atomic_load_n(&h->bytes, __ATOMIC_RELAXED));
+}
+
 static int hash_loop(hasher *h) {
     for (;;) {
         int rc = fill(h);
@@ -399,7 +429,7 @@ static int hash_loop(hasher *h) {
         print_ready(h);
         while (h->count == h->nbatches || (h->walk_done && h->count > 0)) {
             if (h->b[h->head]->done) break;
-            pthread_cond_wait(&h->main_cv, &h->mu);
+            wait_lanes(h);
         }
         print_ready(h);
         rc = lanes_error(h);
@@ -411,18 +441,6 @@ static int hash_loop(hasher *h) {
 }
 
 /* ---- setup --------------------------------------------------------------------------- */
-
-static int parse_algo(const char *s, algo *out) {
-    if (!strcmp(s, "xxh64"))
-        *out = ALGO_XXH64;
-    else if (!strcmp(s, "xxh3"))
-        *out = ALGO_XXH3;
-    else if (!strcmp(s, "xxh128"))
-        *out = ALGO_XXH128;
-    else
-        return -1;
-    return 0;
-}
 
 static int hasher_start(hasher *h, char **paths, int n) {
     pthread_mutex_init(&h->mu, NULL);
@@ -484,10 +502,10 @@ static void hasher_stop(hasher *h) {
 
 static int hash_run(char **paths, int n, algo a, uint64_t memory) {
     hasher h = {.algo = a, .memory = memory};
-    progress_init(&h.prog, "hashed");
+    progress_start(&h.prog, "hashed", PROGRESS_FILES);
     int rc = hasher_start(&h, paths, n);
     if (rc == 0) rc = hash_loop(&h);
-    progress_done(&h.prog);
+    progress_end(&h.prog, rc == 0);
     if (rc < 0 && rc != LUMIO_E_BASE) {
         cli_error("%s", rc == -ENOMEM ? "out of memory" : lumio_strerror(rc));
     }
@@ -502,33 +520,25 @@ static int hash_run(char **paths, int n, algo a, uint64_t memory) {
 int cmd_hash(int argc, char **argv) {
     static const struct option longopts[] = {{"algo", required_argument, NULL, 'a'},
                                              {"memory", required_argument, NULL, 'm'},
-                                             {"help", no_argument, NULL, 'h'},
-                                             {0}};
+                                             CLI_OPT_END};
+    static const char *const algos[] = {"xxh64", "xxh3", "xxh128", NULL};
     algo a = ALGO_XXH64;
     uint64_t memory = HASH_MEMORY;
     int c;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+    while ((c = cli_getopt(argc, argv, ":h", longopts)) != -1) {
+        int i;
         switch (c) {
-        case 'h':
-            fputs(hash_usage, stdout);
-            return 0;
         case 'a':
-            if (parse_algo(optarg, &a) < 0) {
-                cli_error("invalid --algo '%s' (xxh64, xxh3 or xxh128)", optarg);
-                return EXIT_USAGE;
-            }
+            if ((i = cli_opt_choice("--algo", optarg, algos)) < 0) return EXIT_USAGE;
+            a = i == 0 ? ALGO_XXH64 : i == 1 ? ALGO_XXH3 : ALGO_XXH128;
             break;
         case 'm':
             if (cli_parse_memory(optarg, MEMORY_MIN, &memory) < 0) return EXIT_USAGE;
             break;
         default:
-            return cli_option_error(c, argv);
+            return cli_option_default(c, argv, hash_usage);
         }
     }
-    if (optind >= argc) {
-        cli_error("missing PATH (see 'lumio hash --help')");
-        return EXIT_USAGE;
-    }
+    if (optind >= argc) return cli_usage_error("lumio hash", "missing PATH");
     return hash_run(argv + optind, argc - optind, a, memory);
 }

@@ -3,9 +3,8 @@
  * it arrives and appended whole, renumbered as the file's next chunk, so the
  * file is one valid stream whatever the senders do. A sender that breaks the
  * format is named and dropped; the others go on. */
-#include "cli/stream_recv.h"
-
 #include "cli/common.h"
+#include "cli/stream_cli.h"
 #include "stream/net.h"
 
 #include <errno.h>
@@ -271,32 +270,34 @@ static void serve(receiver *rv, int lfd) {
     while (rv->npeers) peer_close(rv, rv->npeers - 1);
 }
 
-int stream_recv(int argc, char **argv, const char *usage) {
-    const char *src = NULL, *out = NULL;
-    bool once = false;
-    uint64_t memory = RECV_MEMORY;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            fputs(usage, stdout);
-            return 0;
-        } else if (!strcmp(argv[i], "-o") && i + 1 < argc) {
-            out = argv[++i];
-        } else if (!strcmp(argv[i], "--memory") && i + 1 < argc) {
-            if (cli_parse_memory(argv[++i], 1u << 20, &memory) < 0) return EXIT_USAGE;
-        } else if (!strcmp(argv[i], "--once")) {
-            once = true;
-        } else if (!src) {
-            src = argv[i];
-        } else {
-            cli_error("unexpected argument '%s'", argv[i]);
-            return EXIT_USAGE;
-        }
+typedef struct recv_opts {
+    const char *src, *out;
+    bool once;
+    uint64_t memory;
+} recv_opts;
+
+/* The command line into r: STREAM_RUN, or the exit status. */
+static int recv_parse(int argc, char **argv, recv_opts *r) {
+    static const struct option lo[] = {
+        {"memory", 1, NULL, 'm'}, {"once", 0, NULL, '1'}, CLI_OPT_END};
+    int c;
+    while ((c = cli_getopt(argc, argv, ":ho:", lo)) != -1) {
+        if (c == 'm' && cli_parse_memory(optarg, 1u << 20, &r->memory) < 0) return EXIT_USAGE;
+        if (c == 'o') r->out = optarg;
+        if (c == '1') r->once = true;
+        if (!strchr("mo1", c)) return cli_option_default(c, argv, stream_usage);
     }
-    if (!src || strncmp(src, "tcp-listen:", 11) || !out) {
-        cli_error(
-            "usage: lumio stream recv tcp-listen:[HOST:]PORT -o FILE [--once] [--memory SIZE]");
-        return EXIT_USAGE;
-    }
+    r->src = optind == argc - 1 ? argv[optind] : NULL;
+    if (!r->src || strncmp(r->src, "tcp-listen:", 11) || !r->out)
+        return cli_usage_error("lumio stream", "recv needs tcp-listen:[HOST:]PORT and -o FILE");
+    return STREAM_RUN;
+}
+
+int stream_recv(int argc, char **argv) {
+    recv_opts ro = {.memory = RECV_MEMORY};
+    int status = recv_parse(argc, argv, &ro);
+    if (status != STREAM_RUN) return status;
+    const char *src = ro.src, *out = ro.out;
     char host[256], port[8];
     if (net_parse(src + 11, "127.0.0.1", host, sizeof host, port, sizeof port) < 0) {
         cli_error("%s: %s", src, net_error());
@@ -311,8 +312,8 @@ int stream_recv(int argc, char **argv, const char *usage) {
     lumio_stream_writer_options_default(&o);
     o.append = 1; /* a restarted receiver keeps what it had */
     receiver rv = {.out = out,
-                   .once = once,
-                   .memory = memory,
+                   .once = ro.once,
+                   .memory = ro.memory,
                    .hello_ms = env_ms("LUMIO_RECV_HELLO_MS", HELLO_MS),
                    .stall_ms = env_ms("LUMIO_RECV_STALL_MS", STALL_MS)};
     int rc = lumio_stream_writer_open(&rv.w, out, &o);

@@ -1,6 +1,9 @@
 /* Slabs of a Zarr region and exact sizes past 2^64: see zarr_slab.h. */
 #include "cli/zarr_slab.h"
 
+#include "core/core.h"
+
+#include <errno.h>
 #include <string.h>
 
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
@@ -78,6 +81,26 @@ bool zarr_slabs_next(zarr_slabs *s, uint64_t *start, uint64_t *shape, uint64_t *
         if (d == (unsigned)-1) s->done = true;
     }
     return true;
+}
+
+int zarr_slabs_each(zarr_slabs *s, zarr_slab_fn fn, void *arg) {
+    uint64_t cap = zarr_slabs_max_bytes(s), bytes;
+    void *buf = cap ? zarr_buf_alloc(cap) : NULL;
+    if (cap && !buf) return -ENOMEM;
+    uint64_t start[LUMIO_ZARR_MAX_DIMS], shape[LUMIO_ZARR_MAX_DIMS];
+    int rc = 0;
+    while (rc == 0 && zarr_slabs_next(s, start, shape, &bytes))
+        rc = fn(arg, start, shape, buf, bytes);
+    zarr_buf_free(buf, cap);
+    return rc;
+}
+
+void *zarr_buf_alloc(uint64_t n) {
+    return lumio_large_alloc((size_t)n);
+}
+
+void zarr_buf_free(void *p, uint64_t n) {
+    lumio_large_free(p, (size_t)n);
 }
 
 /* Little-endian 32-bit limbs: 32 dimensions of 64 bits and a multiplier. */

@@ -1,6 +1,6 @@
-/* Slabs of a Zarr region, for streaming it out in C order with bounded
- * memory (zarr cat, zarr bench --pattern all), and exact sizes of arrays
- * too large for 64 bits (zarr info). */
+/* Slabs of a Zarr region, for moving it in C order with bounded memory
+ * (zarr cat, zarr create --from, zarr bench --pattern all), and exact sizes
+ * of arrays too large for 64 bits (zarr info). */
 #ifndef LUMIO_CLI_ZARR_SLAB_H
 #define LUMIO_CLI_ZARR_SLAB_H
 
@@ -40,6 +40,18 @@ void zarr_slabs_init(zarr_slabs *s, unsigned nd, unsigned itemsize, const uint64
 uint64_t zarr_slabs_max_bytes(const zarr_slabs *s);
 /* The next slab's start and shape and its bytes; false when none is left. */
 bool zarr_slabs_next(zarr_slabs *s, uint64_t *start, uint64_t *shape, uint64_t *bytes);
+
+/* Each slab in turn, in one buffer of the largest slab's bytes:
+ * fn(arg, start, shape, buf, bytes) until it returns non-zero (an exit
+ * status, say), which is returned; -ENOMEM, without a call, when the buffer
+ * cannot be had. */
+typedef int (*zarr_slab_fn)(void *arg, const uint64_t *start, const uint64_t *shape, void *buf,
+                            uint64_t bytes);
+int zarr_slabs_each(zarr_slabs *s, zarr_slab_fn fn, void *arg);
+
+/* Buffers of slabs and batches: mapped, and given back whole when freed. */
+void *zarr_buf_alloc(uint64_t n);
+void zarr_buf_free(void *p, uint64_t n);
 
 /* The exact product of n factors and a multiplier, in decimal (for sizes
  * past 2^64); returns out. */

@@ -1,0 +1,98 @@
+/* lumio stream import: folded stacks, or the text of 'perf script', into a
+ * stream. */
+#include "cli/common.h"
+#include "cli/stream_cli.h"
+#include "stream/import.h"
+
+#include <errno.h>
+#include <string.h>
+
+typedef struct import_opts {
+    bool perf; /* --from perf-script, else collapsed */
+    const char *out, *path;
+    lumio_stream_writer_options o;
+} import_opts;
+
+/* An option of import's: 1 taken, 0 not one, -1 a bad value (said). */
+static int import_option(int c, const char *arg, import_opts *m, int *from, uint64_t *level) {
+    static const char *const formats[] = {"collapsed", "perf-script", NULL};
+    switch (c) {
+    case 'F':
+        return (*from = cli_opt_choice("--from", arg, formats)) < 0 ? -1 : 1;
+    case 'l':
+        return cli_opt_count("--level", arg, 0, 22, level) < 0 ? -1 : 1;
+    case 'f':
+        return stream_flush_option(arg, &m->o) < 0 ? -1 : 1;
+    case 'o':
+        m->out = arg;
+        return 1;
+    case 'a':
+        m->o.append = 1;
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* The command line into m: STREAM_RUN, or the exit status (of --help too). */
+static int import_parse(int argc, char **argv, import_opts *m) {
+    static const struct option lo[] = {{"from", 1, NULL, 'F'},
+                                       {"flush", 1, NULL, 'f'},
+                                       {"level", 1, NULL, 'l'},
+                                       {"append", 0, NULL, 'a'},
+                                       CLI_OPT_END};
+    int c, from = -1;
+    uint64_t level = 3;
+    while ((c = cli_getopt(argc, argv, ":ho:", lo)) != -1) {
+        int r = import_option(c, optarg, m, &from, &level);
+        if (r < 0) return EXIT_USAGE;
+        if (r == 0) return cli_option_default(c, argv, stream_usage);
+    }
+    if (from < 0 || !m->out || optind != argc - 1)
+        return cli_usage_error("lumio stream",
+                               "import needs --from collapsed|perf-script, FILE|- and -o SINK");
+    m->perf = from == 1;
+    m->path = argv[optind];
+    m->o.zstd_level = (int)level;
+    return STREAM_RUN;
+}
+
+static int import_sample(void *arg, const lumio_sample *s) {
+    return lumio_stream_write_sample(arg, s);
+}
+
+/* in into a writer of m->out; an exit status, after a message on failure. */
+static int import_run(const import_opts *m, FILE *in) {
+    lumio_stream_writer *w;
+    outfile of;
+    int rc = stream_out_open(&of, m->out, &m->o, &w);
+    if (rc < 0) {
+        stream_open_error(m->out, rc);
+        stream_out_close(&of, NULL, false);
+        return EXIT_FILES;
+    }
+    char err[512] = "";
+    rc = m->perf ? lumio_import_perf_script(in, import_sample, w, err, sizeof err)
+                 : lumio_import_collapsed(in, import_sample, w, err, sizeof err);
+    if (rc != 0 && err[0])
+        cli_error("%s: %s", m->path, err);
+    else if (rc != 0)
+        stream_writer_error(m->out, w);
+    int crc = stream_out_close(&of, w, rc == 0);
+    return rc != 0 || crc < 0 ? EXIT_FILES : 0;
+}
+
+int stream_import(int argc, char **argv) {
+    import_opts m = {0};
+    lumio_stream_writer_options_default(&m.o);
+    int status = import_parse(argc, argv, &m);
+    if (status != STREAM_RUN) return status;
+    FILE *in = strcmp(m.path, "-") ? fopen(m.path, "r") : stdin;
+    if (!in) {
+        cli_path_error(m.path, -errno);
+        return EXIT_FILES;
+    }
+    status = import_run(&m, in);
+    if (in != stdin) fclose(in);
+    return status;
+}
