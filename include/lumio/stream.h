@@ -195,6 +195,14 @@ typedef struct lumio_stream_chunk_info {
  * is there, else 0), LUMIO_E_FORMAT when it is not a chunk. Any thread. */
 LUMIO_API int lumio_stream_chunk_peek(const void *data, size_t n, lumio_stream_chunk_info *info);
 
+/* Listen for writers on "tcp-listen:[HOST:]PORT" (HOST 127.0.0.1 unless
+ * given; a port from 1 to 65535), as a receiver of many writers does (lumio
+ * stream recv): a non-blocking, close-on-exec listening socket, the
+ * caller's to accept on and close. Returns it, -EINVAL for a spec that is
+ * not one, or another negative code (-EADDRINUSE, ...); the text in
+ * lumio_stream_reader_last_error(NULL, ...). Any thread. */
+LUMIO_API int lumio_stream_listen(const char *spec);
+
 /* Append one whole chunk taken from another stream (len bytes, exactly one
  * chunk): its checksum is verified and its records decoded (nothing is
  * appended otherwise: LUMIO_E_CHECKSUM or LUMIO_E_FORMAT), then it is

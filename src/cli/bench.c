@@ -180,7 +180,7 @@ static int submit_group(bthread *t) {
     uint64_t g;
     int rc = lumio_ring_submit(t->r, t->ops_buf, nops, NULL, &g);
     if (rc < 0) {
-        snprintf(t->err, sizeof t->err, "%s", lumio_ring_last_error(t->r));
+        snprintf(t->err, sizeof t->err, "%s", lumio_ring_last_error(t->r, ERRBUF));
         return rc;
     }
     t->groups++;
@@ -218,7 +218,7 @@ static void bench_work(bthread *t) {
         if (!t->groups) return;
         int n = lumio_ring_wait(t->r, LUMIO_ANY_GROUP, t->comp, WAIT_MAX, 1);
         if (n < 0) {
-            snprintf(t->err, sizeof t->err, "%s", lumio_ring_last_error(t->r));
+            snprintf(t->err, sizeof t->err, "%s", lumio_ring_last_error(t->r, ERRBUF));
             return;
         }
         if (n == 0) {
@@ -328,7 +328,7 @@ static void free_files(bench_cfg *c) {
 
 static int ring_for(const bench_cfg *c, lumio_ring **r) {
     lumio_ring_options o;
-    lumio_ring_options_default(&o);
+    o = (lumio_ring_options){0};
     o.backend = c->backend;
     o.queue_depth = c->depth;
     o.io_threads = c->depth < 128 ? c->depth : 128; /* the threads backend's depth */
@@ -498,7 +498,7 @@ static int bench_read(bench_cfg *c, char **paths, int n) {
     if (rc == 0 && !t) cli_error("out of memory");
     if (t) {
         rc = run_threads(c, t);
-        for (unsigned i = 0; i < c->threads; i++) lumio_ring_destroy(t[i].r);
+        for (unsigned i = 0; i < c->threads; i++) lumio_ring_close(t[i].r);
         free(t);
     }
     free_files(c);

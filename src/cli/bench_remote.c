@@ -58,7 +58,7 @@ static int parse(int argc, char **argv, rbench *b) {
     }
     if (optind + 1 != argc) return cli_usage_error("lumio bench remote", "one URL");
     b->url = argv[optind];
-    if (!lumio_is_remote(b->url)) {
+    if (!lumio_remote_is_url(b->url)) {
         cli_error("%s: not an http://, https:// or s3:// URL", b->url); /* redacted by cli_error */
         return EXIT_USAGE;
     }
@@ -82,7 +82,7 @@ static int read_all(rbench *b, lumio_rfile *f, uint64_t objsize, char *buf) {
                         ? lumio_rfile_pread(f, buf, b->size, cli_splitmix(&seed) % slots * b->size)
                         : lumio_rfile_read(f, buf, b->size);
         if (n < 0) {
-            cli_error("%s", lumio_rfile_last_error(f));
+            cli_error("%s", lumio_rfile_last_error(f, ERRBUF));
             rc = -1;
             break;
         }
@@ -98,8 +98,8 @@ static int read_all(rbench *b, lumio_rfile *f, uint64_t objsize, char *buf) {
 /* Open the URL, read it as b says and time it: 0, or -1 after a message. */
 static int run(rbench *b, lumio_remote *rm, lumio_rfile **f, char *buf) {
     double t0 = now_seconds();
-    if (lumio_rfile_open(rm, b->url, f) < 0) {
-        cli_error("%s", lumio_remote_last_error(rm));
+    if (lumio_rfile_open(f, rm, b->url) < 0) {
+        cli_error("%s", lumio_remote_last_error(rm, ERRBUF));
         return -1;
     }
     uint64_t objsize = lumio_rfile_size(*f);
@@ -154,6 +154,6 @@ int bench_remote_main(int argc, char **argv) {
     if (status == 0) print_result(&b, f);
     lumio_rfile_close(f);
     free(buf);
-    lumio_remote_destroy(rm);
+    lumio_remote_close(rm);
     return status;
 }

@@ -71,7 +71,7 @@ static int cat_drain(lumio_ring *r, uint64_t g, char **paths) {
     while (!ended && !s.stop) {
         int n = lumio_ring_wait(r, g, c, 64, 1);
         if (n < 0) {
-            cli_error("%s", lumio_ring_last_error(r));
+            cli_error("%s", lumio_ring_last_error(r, ERRBUF));
             return EXIT_FILES;
         }
         if (n == 0) break;
@@ -86,7 +86,7 @@ static int cat_drain(lumio_ring *r, uint64_t g, char **paths) {
 
 static int cat_run(char **paths, int n, uint64_t block, uint64_t memory) {
     lumio_ring_options o;
-    lumio_ring_options_default(&o);
+    o = (lumio_ring_options){0};
     /* Sequential streaming needs little read-ahead: a few MiB in flight keep
      * the disk busy, and the pool cap (--memory) bounds what is held,
      * whatever the block size. */
@@ -105,7 +105,7 @@ static int cat_run(char **paths, int n, uint64_t block, uint64_t memory) {
     if (!ops || !from) {
         free(ops);
         free(from);
-        lumio_ring_destroy(r);
+        lumio_ring_close(r);
         cli_error("out of memory");
         return EXIT_FILES;
     }
@@ -127,7 +127,7 @@ static int cat_run(char **paths, int n, uint64_t block, uint64_t memory) {
         seek_in |= at >= 0;
     }
     lumio_group_options go;
-    lumio_group_options_default(&go);
+    go = (lumio_group_options){0};
     go.in_order = 1;
     uint64_t g;
     rc = lumio_ring_submit(r, ops, (size_t)n, &go, &g);
@@ -135,11 +135,11 @@ static int cat_run(char **paths, int n, uint64_t block, uint64_t memory) {
     free(from);
     int status = EXIT_FILES;
     if (rc < 0)
-        cli_error("%s", lumio_ring_last_error(r));
+        cli_error("%s", lumio_ring_last_error(r, ERRBUF));
     else
         status = cat_drain(r, g, paths);
     if (status == 0 && seek_in) (void)!lseek(STDIN_FILENO, 0, SEEK_END);
-    lumio_ring_destroy(r);
+    lumio_ring_close(r);
     return status;
 }
 
@@ -187,7 +187,7 @@ int cmd_cat(int argc, char **argv) {
     lumio_remote *rm = NULL;
     for (int i = 0; i < n;) {
         int j = i;
-        while (j < n && !lumio_is_remote(paths[j])) j++;
+        while (j < n && !lumio_remote_is_url(paths[j])) j++;
         int st = 0;
         if (j > i) {
             st = cat_run(paths + i, j - i, block, memory);
@@ -199,6 +199,6 @@ int cmd_cat(int argc, char **argv) {
         if (st) status = st;
         i = j;
     }
-    lumio_remote_destroy(rm);
+    lumio_remote_close(rm);
     return status;
 }

@@ -9,6 +9,10 @@
 
 #include <lumio/ring.h>
 
+/* A scratch buffer for a lumio_*_last_error call inside one expression:
+ * cli_error("%s", lumio_ring_last_error(r, ERRBUF)). */
+#define ERRBUF (char[LUMIO_ERROR_MAX]){0}, LUMIO_ERROR_MAX
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>

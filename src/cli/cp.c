@@ -220,7 +220,7 @@ int cp_submit_gets(copier *cp) {
     uint64_t g;
     int rc = lumio_ring_submit(cp->r, cp->ops, cp->ngets, NULL, &g);
     if (rc < 0) {
-        cli_error("%s", lumio_ring_last_error(cp->r));
+        cli_error("%s", lumio_ring_last_error(cp->r, ERRBUF));
         return rc;
     }
     for (size_t i = 0; i < cp->ngets; i++) ring_link(cp, cp->gets[i]);
@@ -257,7 +257,7 @@ static int submit_puts(copier *cp) {
     uint64_t g;
     int rc = lumio_ring_submit(cp->r, cp->ops, cp->nputs, NULL, &g);
     if (rc < 0) { /* the jobs keep their buffers: cleanup releases them */
-        cli_error("%s", lumio_ring_last_error(cp->r));
+        cli_error("%s", lumio_ring_last_error(cp->r, ERRBUF));
         return rc;
     }
     cp->nputs = 0;
@@ -335,7 +335,7 @@ static int copy_loop(copier *cp) {
         }
         int n = lumio_ring_wait(cp->r, LUMIO_ANY_GROUP, c, WAIT_MAX, 1);
         if (n < 0) {
-            cli_error("%s", lumio_ring_last_error(cp->r));
+            cli_error("%s", lumio_ring_last_error(cp->r, ERRBUF));
             return n;
         }
         if (n == 0) {
@@ -382,7 +382,7 @@ static void fd_budget(copier *cp, lumio_ring_options *o, unsigned *helpers) {
 
 static int copier_start(copier *cp) {
     lumio_ring_options o;
-    lumio_ring_options_default(&o);
+    o = (lumio_ring_options){0};
     o.coalesce_gap = 0; /* one range per file */
     unsigned helpers;
     fd_budget(cp, &o, &helpers);
@@ -394,7 +394,7 @@ static int copier_start(copier *cp) {
 }
 
 static void copier_stop(copier *cp) {
-    lumio_ring_destroy(cp->r); /* drains writes still in flight */
+    lumio_ring_close(cp->r); /* drains writes still in flight */
     while (cp->ring_jobs) {
         cp_job *j = cp->ring_jobs;
         ring_unlink(cp, j);

@@ -68,7 +68,7 @@ static int download_to(lumio_remote *rm, const char *url, int fd, uint64_t part)
     progress_end(&g.p, rc >= 0);
     if (rc >= 0) cli_remote_note(&g.note, rm, url, (uint64_t)rc, part);
     if (rc < 0)
-        cli_error("%s", *lumio_remote_last_error(rm) ? lumio_remote_last_error(rm)
+        cli_error("%s", *lumio_remote_last_error(rm, ERRBUF) ? lumio_remote_last_error(rm, ERRBUF)
                                                      : lumio_strerror((int)rc));
     return rc < 0 ? EXIT_FILES : 0;
 }
@@ -104,7 +104,7 @@ int cmd_get(int argc, char **argv) {
     if (optind + 1 != argc)
         return cli_usage_error("lumio get", optind == argc ? "missing URL" : "one URL at a time");
     const char *url = argv[optind];
-    if (!lumio_is_remote(url)) {
+    if (!lumio_remote_is_url(url)) {
         cli_error("%s: not an http://, https:// or s3:// URL", url);
         return EXIT_USAGE;
     }
@@ -119,6 +119,6 @@ int cmd_get(int argc, char **argv) {
     uint64_t part = ro.part ? ro.part : 8u << 20;
     int status = !strcmp(out, "-") ? cli_remote_to_fd(rm, url, STDOUT_FILENO, part)
                                    : to_file(rm, url, out, part);
-    lumio_remote_destroy(rm);
+    lumio_remote_close(rm);
     return status;
 }

@@ -356,7 +356,7 @@ static void take_completion(hbatch *b, const lumio_completion *c) {
 /* Read and hash one batch. Returns 0 or an engine error. */
 static int lane_batch(lane *l, hbatch *b) {
     lumio_group_options go;
-    lumio_group_options_default(&go);
+    go = (lumio_group_options){0};
     go.in_order = 1; /* blocks of a large file must come in order */
     uint64_t g;
     int rc = lumio_ring_submit(l->r, b->ops, b->nops, &go, &g);
@@ -459,7 +459,7 @@ static int hasher_start(hasher *h, char **paths, int n) {
     for (unsigned i = 0; i < h->nbatches; i++)
         if (!(h->b[i] = calloc(1, sizeof(hbatch)))) return -ENOMEM;
     lumio_ring_options o;
-    lumio_ring_options_default(&o);
+    o = (lumio_ring_options){0};
     o.queue_depth = 32;
     o.max_bytes = h->memory / h->nlanes;
     o.max_buffers = 256;
@@ -483,7 +483,7 @@ static void hasher_stop(hasher *h) {
     pthread_mutex_unlock(&h->mu);
     for (unsigned i = 0; i < h->nlanes; i++) {
         if (h->lanes[i].started) pthread_join(h->lanes[i].thread, NULL);
-        lumio_ring_destroy(h->lanes[i].r);
+        lumio_ring_close(h->lanes[i].r);
     }
     walker_close(h->w);
     for (unsigned i = 0; h->b && i < h->nbatches; i++) {

@@ -10,7 +10,7 @@
 
 int cli_remote_create(lumio_remote **rm, const cli_remote_opts *c) {
     lumio_remote_options o;
-    lumio_remote_options_default(&o);
+    o = (lumio_remote_options){0};
     if (c->concurrency) o.concurrency = (unsigned)c->concurrency;
     o.pool_size = c->pool ? (unsigned)c->pool : o.concurrency;
     if (c->part) o.part_size = c->part;
@@ -75,7 +75,7 @@ static int pump(lumio_remote *rm, lumio_rfile *f, const char *url, int fd, uint6
     for (;;) {
         int64_t n = lumio_rfile_read(f, buf, cap);
         if (n < 0) {
-            cli_error("%s", lumio_rfile_last_error(f));
+            cli_error("%s", lumio_rfile_last_error(f, ERRBUF));
             status = EXIT_FILES;
             break;
         }
@@ -98,9 +98,9 @@ static int pump(lumio_remote *rm, lumio_rfile *f, const char *url, int fd, uint6
 
 int cli_remote_to_fd(lumio_remote *rm, const char *url, int fd, uint64_t part) {
     lumio_rfile *f;
-    int rc = lumio_rfile_open(rm, url, &f);
+    int rc = lumio_rfile_open(&f, rm, url);
     if (rc < 0) {
-        cli_error("%s", lumio_remote_last_error(rm));
+        cli_error("%s", lumio_remote_last_error(rm, ERRBUF));
         return EXIT_FILES;
     }
     progress p;

@@ -42,8 +42,8 @@ static double time_generator(const synth_opts *so) {
 /* The profile into path, timed less the generator's own time gen_s. */
 static int write_profile(const char *path, const synth_opts *so, double gen_s, double *write_s) {
     lumio_stream_writer_options o;
-    lumio_stream_writer_options_default(&o);
-    o.zstd_level = (int)so->level;
+    o = (lumio_stream_writer_options){0};
+    o.zstd_level = so->level ? (int)so->level : -1; /* --level 0: uncompressed */
     synth s;
     lumio_stream_writer *w = NULL;
     int rc = synth_init(&s, so->seed, (unsigned)so->threads, (unsigned)so->depth);
@@ -52,8 +52,9 @@ static int write_profile(const char *path, const synth_opts *so, double gen_s, d
     double t0 = now_seconds();
     for (uint64_t i = 0; i < so->samples && rc == 0; i++) rc = synth_write(&s, w);
     if (w) {
-        int crc = lumio_stream_writer_close(w);
-        if (rc == 0) rc = crc;
+        int frc = lumio_stream_writer_finish(w);
+        if (rc == 0) rc = frc;
+        lumio_stream_writer_close(w);
     }
     /* The generator was timed on its own: on a loaded machine that time can
      * exceed the whole loop's, and then the loop's time is what we have. */
@@ -73,7 +74,7 @@ static int sum_sample(void *arg, const lumio_sample *s) {
 static int read_back(const char *path, double *read_s, uint64_t *sum) {
     lumio_stream_reader *r;
     double t0 = now_seconds();
-    int rc = lumio_stream_reader_open(&r, path);
+    int rc = lumio_stream_reader_open(&r, path, NULL);
     if (rc == 0) {
         rc = lumio_stream_read(r, sum_sample, NULL, sum);
         lumio_stream_reader_close(r);

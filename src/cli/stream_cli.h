@@ -32,7 +32,8 @@ bool stream_is_tcp(const char *s);
  * (refused, unknown host, invalid port). */
 void stream_open_error(const char *what, int rc);
 /* lumio_stream_reader_open, and the message when it fails. */
-int stream_open_reader(const char *path, lumio_stream_reader **r);
+int stream_open_reader(const char *path, lumio_stream_reader **r,
+                       const lumio_stream_reader_options *o);
 /* A stream that could not be read at all. */
 void stream_read_error(const char *path, int rc, const lumio_stream_read_stats *s);
 /* Where damage was skipped, as one line; nothing when there was none. */

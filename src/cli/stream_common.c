@@ -2,7 +2,6 @@
 #include "cli/stream_cli.h"
 
 #include "cli/common.h"
-#include "stream/net.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -18,8 +17,8 @@ bool stream_is_tcp(const char *s) {
 void stream_open_error(const char *what, int rc) {
     if (rc == LUMIO_E_FORMAT) /* only an append to something else gives this */
         cli_error("%s: not a lumio stream (appending continues only a stream)", what);
-    else if (stream_is_tcp(what) && net_error()[0])
-        cli_error("%s: %s", what, net_error());
+    else if (stream_is_tcp(what)) /* the text names the host, the port, and why */
+        cli_error("%s", lumio_stream_reader_last_error(NULL, ERRBUF));
     else
         cli_path_error(what, rc);
 }
@@ -69,7 +68,8 @@ int stream_out_open(outfile *of, const char *out, const lumio_stream_writer_opti
 }
 
 int stream_out_close(outfile *of, lumio_stream_writer *w, bool ok) {
-    int rc = w ? lumio_stream_writer_close(w) : 0;
+    int rc = w ? lumio_stream_writer_finish(w) : 0;
+    lumio_stream_writer_close(w);
     if (!of->used) return rc;
     of->used = false;
     if (rc == 0 && ok && cli_output_is_file(&of->co) && fsync(of->co.fd) < 0) rc = -errno;
@@ -80,7 +80,7 @@ int stream_out_close(outfile *of, lumio_stream_writer *w, bool ok) {
 }
 
 void stream_writer_error(const char *out, const lumio_stream_writer *w) {
-    const char *e = lumio_stream_writer_error(w);
+    const char *e = lumio_stream_writer_last_error(w, ERRBUF);
     size_t n = strlen(out);
     if (!strncmp(e, out, n) && !strncmp(e + n, ": ", 2))
         cli_error("%s", e);
@@ -94,7 +94,8 @@ static int parse_policy(const char *p, lumio_stream_writer_options *o) {
     char *copy = strdup(p), *save = NULL;
     if (!copy) return -ENOMEM;
     int rc = 0;
-    o->flush_samples = o->flush_bytes = o->flush_ms = 0;
+    /* Only the triggers named seal: the others are off (-1, or 0 for time). */
+    uint64_t samples = 0, bytes = 0, ms = 0, v;
     for (char *tok = strtok_r(copy, ",", &save); tok && !rc; tok = strtok_r(NULL, ",", &save)) {
         char *eq = strchr(tok, '=');
         if (!eq) {
@@ -102,24 +103,28 @@ static int parse_policy(const char *p, lumio_stream_writer_options *o) {
             break;
         }
         *eq++ = 0;
-        uint64_t v;
         if (!strcmp(tok, "samples"))
-            rc = parse_count(eq, 1, UINT64_MAX, &o->flush_samples);
+            rc = parse_count(eq, 1, INT64_MAX, &samples);
         else if (!strcmp(tok, "bytes"))
-            rc = parse_size(eq, &o->flush_bytes);
-        else if (!strcmp(tok, "seconds") && !(rc = parse_count(eq, 0, 86400 * 365, &v)))
-            o->flush_ms = v * 1000;
+            rc = parse_size(eq, &bytes);
+        else if (!strcmp(tok, "seconds") && !(rc = parse_count(eq, 0, 86400 * 30, &v)))
+            ms = v * 1000;
         else if (!strcmp(tok, "ms"))
-            rc = parse_count(eq, 1, UINT64_MAX, &o->flush_ms);
+            rc = parse_count(eq, 1, UINT32_MAX, &ms);
         else
             rc = -EINVAL;
     }
     free(copy);
-    return rc < 0 ? rc : 0;
+    if (rc < 0 || bytes > INT64_MAX) return rc < 0 ? rc : -EINVAL;
+    o->flush_samples = samples ? (int64_t)samples : -1;
+    o->flush_bytes = bytes ? (int64_t)bytes : -1;
+    o->flush_ms = (uint32_t)ms;
+    return 0;
 }
 
-int stream_open_reader(const char *path, lumio_stream_reader **r) {
-    int rc = lumio_stream_reader_open(r, path);
+int stream_open_reader(const char *path, lumio_stream_reader **r,
+                       const lumio_stream_reader_options *o) {
+    int rc = lumio_stream_reader_open(r, path, o);
     if (rc < 0) stream_open_error(path, rc);
     return rc;
 }
@@ -143,8 +148,8 @@ int stream_one_file(int argc, char **argv, const char *what, const char **path) 
 int stream_read_all(const char *path, lumio_sample_fn fn, void *arg, lumio_damage_fn on_damage,
                     lumio_stream_read_stats *s) {
     lumio_stream_reader *r;
-    if (stream_open_reader(path, &r) < 0) return -1;
-    if (on_damage) lumio_stream_reader_on_damage(r, on_damage, (void *)path);
+    lumio_stream_reader_options o = {.on_damage = on_damage, .arg = (void *)path};
+    if (stream_open_reader(path, &r, &o) < 0) return -1;
     int rc = lumio_stream_read(r, fn, NULL, arg);
     lumio_stream_reader_get_stats(r, s);
     lumio_stream_reader_close(r);

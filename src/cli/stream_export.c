@@ -108,12 +108,11 @@ int stream_export(int argc, char **argv) {
     int status = export_parse(argc, argv, &e);
     if (status != STREAM_RUN) return status;
     lumio_stream_reader *r;
-    if (stream_open_reader(e.path, &r) < 0) return EXIT_FILES;
-    if (e.follow) { /* a live view: each sample out as it comes, not when a buffer fills */
-        lumio_stream_reader_follow(r, e.idle_ms);
-        setvbuf(stdout, NULL, _IOLBF, 0);
-    }
-    lumio_stream_reader_on_restart(r, on_restart, (void *)e.path);
+    lumio_stream_reader_options o = {.follow = e.follow, .follow_idle_ms = e.idle_ms,
+                                     .on_restart = on_restart, .arg = (void *)e.path};
+    if (stream_open_reader(e.path, &r, &o) < 0) return EXIT_FILES;
+    /* A live view: each sample out as it comes, not when a buffer fills. */
+    if (e.follow) setvbuf(stdout, NULL, _IOLBF, 0);
     int rc = lumio_stream_read(r, export_sample, export_meta, &e);
     lumio_stream_read_stats s;
     lumio_stream_reader_get_stats(r, &s);

@@ -52,7 +52,7 @@ static int gen_parse(int argc, char **argv, gen_opts *g) {
         if (r == 0) return cli_option_default(c, argv, stream_usage);
     }
     if (!g->out && !g->to) return cli_usage_error("lumio stream", "missing -o SINK");
-    g->o.zstd_level = (int)g->so.level;
+    g->o.zstd_level = g->so.level ? (int)g->so.level : -1; /* --level 0: uncompressed */
     return STREAM_RUN;
 }
 
@@ -90,7 +90,7 @@ static int gen_write(synth *s, lumio_stream_writer *w, const gen_opts *g) {
         }
         announce_seals(w, &sealed);
     }
-    if (rc < 0) cli_error("%s", lumio_stream_writer_error(w));
+    if (rc < 0) cli_error("%s", lumio_stream_writer_last_error(w, ERRBUF));
     return rc;
 }
 
@@ -104,8 +104,8 @@ static int gen_finish(lumio_stream_writer *w, const char *out, int rc) {
     if (rc == 0 && st.chunks > before.chunks) /* the last chunk */
         fprintf(stderr, "sealed chunks=%" PRIu64 " samples=%" PRIu64 "\n", st.chunks, st.samples);
     if (frc < 0 && rc == 0) {
-        if (lumio_stream_writer_error(w)[0])
-            cli_error("%s", lumio_stream_writer_error(w));
+        if (lumio_stream_writer_last_error(w, ERRBUF)[0])
+            cli_error("%s", lumio_stream_writer_last_error(w, ERRBUF));
         else
             cli_path_error(out, frc);
         rc = frc;
@@ -113,17 +113,13 @@ static int gen_finish(lumio_stream_writer *w, const char *out, int rc) {
         fprintf(stderr, "tcp: connections=%" PRIu64 " dropped_chunks=%" PRIu64 "\n", st.connections,
                 st.dropped_chunks);
     }
-    int crc = lumio_stream_writer_close(w);
-    if (crc < 0 && rc == 0) {
-        cli_path_error(out, crc);
-        rc = crc;
-    }
+    lumio_stream_writer_close(w);
     return rc;
 }
 
 int stream_gen(int argc, char **argv) {
     gen_opts g = {.so = {.seed = 1, .samples = 100000, .threads = 4, .depth = 40, .level = 3}};
-    lumio_stream_writer_options_default(&g.o);
+    g.o = (lumio_stream_writer_options){0};
     int status = gen_parse(argc, argv, &g);
     if (status != STREAM_RUN) return status;
     synth s;

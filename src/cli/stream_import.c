@@ -2,7 +2,6 @@
  * stream. */
 #include "cli/common.h"
 #include "cli/stream_cli.h"
-#include "stream/import.h"
 
 #include <errno.h>
 #include <string.h>
@@ -53,7 +52,7 @@ static int import_parse(int argc, char **argv, import_opts *m) {
                                "import needs --from collapsed|perf-script, FILE|- and -o SINK");
     m->perf = from == 1;
     m->path = argv[optind];
-    m->o.zstd_level = (int)level;
+    m->o.zstd_level = level ? (int)level : -1; /* --level 0: uncompressed */
     return STREAM_RUN;
 }
 
@@ -71,9 +70,8 @@ static int import_run(const import_opts *m, FILE *in) {
         stream_out_close(&of, NULL, false);
         return EXIT_FILES;
     }
-    char err[512] = "";
-    rc = m->perf ? lumio_import_perf_script(in, import_sample, w, err, sizeof err)
-                 : lumio_import_collapsed(in, import_sample, w, err, sizeof err);
+    rc = lumio_stream_import(in, m->perf ? "perf" : "folded", import_sample, w);
+    const char *err = lumio_stream_reader_last_error(NULL, ERRBUF);
     if (rc != 0 && err[0])
         cli_error("%s: %s", m->path, err);
     else if (rc != 0)
@@ -84,7 +82,7 @@ static int import_run(const import_opts *m, FILE *in) {
 
 int stream_import(int argc, char **argv) {
     import_opts m = {0};
-    lumio_stream_writer_options_default(&m.o);
+    m.o = (lumio_stream_writer_options){0};
     int status = import_parse(argc, argv, &m);
     if (status != STREAM_RUN) return status;
     FILE *in = strcmp(m.path, "-") ? fopen(m.path, "r") : stdin;

@@ -55,7 +55,7 @@ int stream_recover(int argc, char **argv) {
     int status = recover_parse(argc, argv, &in, &out);
     if (status != STREAM_RUN) return status;
     lumio_stream_reader *r;
-    if (stream_open_reader(in, &r) < 0) return EXIT_FILES;
+    if (stream_open_reader(in, &r, NULL) < 0) return EXIT_FILES;
     copier c = {0};
     outfile of;
     int rc = stream_out_open(&of, out, NULL, &c.w);

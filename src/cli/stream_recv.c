@@ -5,9 +5,9 @@
  * format is named and dropped; the others go on. */
 #include "cli/common.h"
 #include "cli/stream_cli.h"
-#include "stream/net.h"
 
 #include <errno.h>
+#include <netdb.h>
 #include <inttypes.h>
 #include <lumio/stream.h>
 #include <poll.h>
@@ -46,7 +46,6 @@ typedef struct peer {
 typedef struct receiver {
     lumio_stream_writer *w;
     const char *out;
-    chunk_dec dec;
     peer peers[MAX_PEERS];
     size_t npeers;
     uint64_t held, memory; /* bytes of the peers' buffers, and their cap */
@@ -95,17 +94,21 @@ static const char *chunk_problem(int rc) {
     return "not a valid chunk (header out of limits, or a payload that does not decode)";
 }
 
-/* Append one chunk that verified; a duplicate of this peer's is skipped. */
-static int take_chunk(receiver *rv, peer *p, const chunk_view *v, const uint8_t *at) {
-    if (p->have_seq && v->seq <= p->last_seq) return 0; /* sent twice */
-    int rc = lumio_stream_writer_put_chunk(rv->w, at, v->total_len);
+/* Append one whole chunk (verified on the way in); a duplicate of this
+ * peer's is skipped. Returns 0, -1 when the peer is to be dropped, or the
+ * file's failure. */
+static int take_chunk(receiver *rv, peer *p, const lumio_stream_chunk_info *ci,
+                      const uint8_t *at, uint64_t offset) {
+    if (p->have_seq && ci->seq <= p->last_seq) return 0; /* sent twice */
+    int rc = lumio_stream_writer_write_chunk(rv->w, at, ci->length);
+    if (rc == LUMIO_E_CHECKSUM || rc == LUMIO_E_FORMAT) return misbehaved(p, offset, chunk_problem(rc));
     if (rc < 0) {
         cli_error("%s: %s", rv->out, lumio_strerror(rc));
         rv->err = rc;
         return rc;
     }
     p->have_seq = true;
-    p->last_seq = v->seq;
+    p->last_seq = ci->seq;
     p->chunks++;
     lumio_stream_writer_stats st;
     lumio_stream_writer_get_stats(rv->w, &st);
@@ -116,15 +119,15 @@ static int take_chunk(receiver *rv, peer *p, const chunk_view *v, const uint8_t 
 /* A compressed chunk is decoded into a buffer of the raw size its header
  * declares: that counts against --memory with the buffers held, before the
  * decoder allocates it (8 KiB of zstd may declare 256 MiB). */
-static bool decode_fits(receiver *rv, peer *p, const uint8_t *c, size_t avail, uint64_t at) {
-    if (avail < CHUNK_HDR || memcmp(c, lumio_chunk_magic, 4) || c[5] != 1) return true;
-    uint64_t raw = get_le32(c + 12), need;
-    if (!__builtin_add_overflow(rv->held, raw, &need) && need <= rv->memory) return true;
+static bool decode_fits(receiver *rv, peer *p, const lumio_stream_chunk_info *ci, uint64_t at) {
+    uint64_t need;
+    if (!ci->compressed) return true;
+    if (!__builtin_add_overflow(rv->held, ci->raw_bytes, &need) && need <= rv->memory) return true;
     char m[32], why[192];
     snprintf(why, sizeof why,
              "a chunk declaring %" PRIu64 " bytes decompressed would take the senders' buffers "
              "past --memory %s",
-             raw, cli_size_text(rv->memory, m, sizeof m));
+             ci->raw_bytes, cli_size_text(rv->memory, m, sizeof m));
     misbehaved(p, at, why);
     return false;
 }
@@ -135,25 +138,23 @@ static int take(receiver *rv, peer *p) {
     size_t off = 0;
     int rc = 0;
     if (!p->sig) {
-        if (p->len < STREAM_SIG_LEN) return 0;
-        if (memcmp(p->buf, lumio_stream_signature, STREAM_SIG_LEN))
-            return misbehaved(p, 0, "not a lumio stream (no signature)");
+        rc = lumio_stream_check_signature(p->buf, p->len);
+        if (rc == -EAGAIN) return 0;
+        if (rc < 0) return misbehaved(p, 0, "not a lumio stream (no signature)");
         p->sig = true;
-        off = STREAM_SIG_LEN;
+        off = LUMIO_STREAM_SIGNATURE_LEN;
     }
     while (off < p->len && rc == 0) {
-        chunk_view v;
-        if (!decode_fits(rv, p, p->buf + off, p->len - off, p->off + off)) return -1;
-        rc = chunk_verify(&rv->dec, p->buf + off, p->len - off, &v);
+        lumio_stream_chunk_info ci;
+        rc = lumio_stream_chunk_peek(p->buf + off, p->len - off, &ci);
+        if (rc == LUMIO_E_FORMAT) return misbehaved(p, p->off + off, chunk_problem(rc));
+        if (ci.length && !decode_fits(rv, p, &ci, p->off + off)) return -1;
         if (rc == -EAGAIN) {
             rc = 0;
             break;
         }
-        if (rc == 0) rc = chunk_replay(&rv->dec, &v, NULL, NULL, NULL);
-        if (rc < 0) return misbehaved(p, p->off + off, chunk_problem(rc));
-        if ((rc = take_chunk(rv, p, &v, p->buf + off)) == 0) off += v.total_len;
+        if ((rc = take_chunk(rv, p, &ci, p->buf + off, p->off + off)) == 0) off += ci.length;
     }
-    chunk_dec_trim(&rv->dec, PEER_BUF); /* a big chunk's room goes back */
     memmove(p->buf, p->buf + off, p->len - off);
     p->len -= off;
     p->off += off;
@@ -165,7 +166,7 @@ static int take(receiver *rv, peer *p) {
 static int peer_read(receiver *rv, peer *p) {
     if (p->len == p->cap) {
         size_t cap = p->cap ? p->cap * 2 : PEER_BUF;
-        if (cap > CHUNK_MAX_LEN + CHUNK_HDR) cap = CHUNK_MAX_LEN + CHUNK_HDR;
+        if (cap > LUMIO_STREAM_CHUNK_MAX) cap = LUMIO_STREAM_CHUNK_MAX;
         if (cap <= p->cap) /* cannot happen: the header's limits hold chunks smaller */
             return misbehaved(p, p->off, "a chunk larger than the format's limit");
         if (rv->held - p->cap + cap > rv->memory) {
@@ -218,8 +219,10 @@ static void accept_peer(receiver *rv, int lfd) {
     socklen_t al = sizeof a;
     int fd = accept4(lfd, (struct sockaddr *)&a, &al, SOCK_CLOEXEC | SOCK_NONBLOCK);
     if (fd < 0) return;
-    char name[64];
-    net_name(&a, name, sizeof name);
+    char host[NI_MAXHOST] = "?", serv[NI_MAXSERV] = "?", name[64];
+    getnameinfo((struct sockaddr *)&a, al, host, sizeof host, serv, sizeof serv,
+                NI_NUMERICHOST | NI_NUMERICSERV);
+    snprintf(name, sizeof name, strchr(host, ':') ? "[%s]:%s" : "%s:%s", host, serv);
     if (rv->npeers == MAX_PEERS) {
         cli_error("peer %s: refused: %d senders connected", name, MAX_PEERS);
         close(fd);
@@ -298,18 +301,12 @@ int stream_recv(int argc, char **argv) {
     int status = recv_parse(argc, argv, &ro);
     if (status != STREAM_RUN) return status;
     const char *src = ro.src, *out = ro.out;
-    char host[256], port[8];
-    if (net_parse(src + 11, "127.0.0.1", host, sizeof host, port, sizeof port) < 0) {
-        cli_error("%s: %s", src, net_error());
-        return EXIT_USAGE;
-    }
-    int lfd = net_listen(host, port);
+    int lfd = lumio_stream_listen(src);
     if (lfd < 0) {
-        cli_error("%s: %s", src, net_error());
-        return EXIT_FILES;
+        cli_error("%s", lumio_stream_reader_last_error(NULL, ERRBUF));
+        return lfd == -EINVAL ? EXIT_USAGE : EXIT_FILES;
     }
-    lumio_stream_writer_options o;
-    lumio_stream_writer_options_default(&o);
+    lumio_stream_writer_options o = {0};
     o.append = 1; /* a restarted receiver keeps what it had */
     receiver rv = {.out = out,
                    .once = ro.once,
@@ -325,14 +322,13 @@ int stream_recv(int argc, char **argv) {
             cli_path_error(out, rc);
         return EXIT_FILES;
     }
-    chunk_dec_init(&rv.dec);
     signal(SIGINT, on_stop);
     signal(SIGTERM, on_stop);
     fprintf(stderr, "listening on %s\n", src);
     serve(&rv, lfd);
     close(lfd);
-    chunk_dec_free(&rv.dec);
-    int crc = lumio_stream_writer_close(rv.w);
-    if (crc < 0 && !rv.err) cli_error("%s: %s", out, lumio_strerror(crc));
-    return rv.err || crc < 0 ? EXIT_FILES : 0;
+    int frc = lumio_stream_writer_finish(rv.w);
+    if (frc < 0 && !rv.err) cli_error("%s", lumio_stream_writer_last_error(rv.w, ERRBUF));
+    lumio_stream_writer_close(rv.w);
+    return rv.err || frc < 0 ? EXIT_FILES : 0;
 }

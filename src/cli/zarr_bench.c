@@ -120,14 +120,14 @@ static int check_fits(const bench_run *x) {
 
 /* A read that failed, in one line. */
 static int read_failed(const bench_run *x, int rc) {
-    const char *e = lumio_zarr_last_error(x->r.z);
+    const char *e = lumio_zarr_last_error(x->r.z, ERRBUF);
     cli_error("%s", *e ? e : lumio_strerror(rc));
     return EXIT_FILES;
 }
 
 static int run_series(bench_run *x) {
     lumio_zarr_series *s;
-    int rc = lumio_zarr_series_open(x->r.z, 0, 0, NULL, NULL, 4, &s);
+    int rc = lumio_zarr_series_open(&s, x->r.z, 0, 0, NULL, NULL, 4);
     int64_t n = 0;
     const void *data;
     while (rc == 0 && (n = lumio_zarr_series_next(s, &data, NULL)) > 0) {
@@ -262,6 +262,6 @@ int zarr_bench(int argc, char **argv) {
     lumio_remote *rm;
     status = zarr_client((const char *const *)argv + optind, 1, &b.ro, &rm);
     if (status == 0) status = bench_array(argv[optind], &b, rm);
-    lumio_remote_destroy(rm);
+    lumio_remote_close(rm);
     return status;
 }

@@ -91,7 +91,7 @@ static int output_open(cli_output *o, const char *name, const char *array) {
         cli_path_error(name, rc);
         return -1;
     }
-    if (!cli_output_is_file(o) || lumio_is_remote(array)) return 0;
+    if (!cli_output_is_file(o) || lumio_remote_is_url(array)) return 0;
     char *slash = strrchr(o->target, '/');
     char *dir = slash ? strndup(o->target, (size_t)(slash - o->target) + 1) : strdup(".");
     struct stat ast;
@@ -114,7 +114,7 @@ static int cat_slab(void *arg, const uint64_t *start, const uint64_t *shape, voi
                     uint64_t bytes) {
     cat_state *c = arg;
     if (lumio_zarr_read(c->z, start, shape, buf) < 0) {
-        cli_error("%s", lumio_zarr_last_error(c->z));
+        cli_error("%s", lumio_zarr_last_error(c->z, ERRBUF));
         return EXIT_FILES;
     }
     int w = write_all(c->fd, buf, bytes);
@@ -181,6 +181,6 @@ int zarr_cat(int argc, char **argv) {
     lumio_remote *rm;
     int status = zarr_client((const char *const *)argv + optind, 1, &ro, &rm);
     if (status == 0) status = cat_run(argv[optind], region, out, memory, rm);
-    lumio_remote_destroy(rm);
+    lumio_remote_close(rm);
     return status;
 }

@@ -19,6 +19,7 @@ int zarr_create(int argc, char **argv);
 int zarr_rechunk(int argc, char **argv);
 int zarr_bench(int argc, char **argv);
 
+#define ZARR_MAX(a, b)   ((a) > (b) ? (a) : (b))
 #define ZARR_MEMORY      (512ull << 20) /* default --memory */
 #define ZARR_MEMORY_MIN  (32ull << 20)
 #define ZARR_BASE_MEMORY (16ull << 20) /* the program, its libraries, stacks and arenas */

@@ -1,7 +1,7 @@
 /* What the lumio zarr subcommands share: see zarr_cli.h. */
 #include "cli/zarr_cli.h"
 
-#include "core/core.h"
+#include <unistd.h>
 
 #include <errno.h>
 #include <inttypes.h>
@@ -17,7 +17,7 @@ int zarr_timeout_option(int c, const char *arg, cli_remote_opts *ro) {
 int zarr_client(const char *const *locs, int n, const cli_remote_opts *ro, lumio_remote **rm) {
     *rm = NULL;
     bool any = false;
-    for (int i = 0; i < n; i++) any |= lumio_is_remote(locs[i]);
+    for (int i = 0; i < n; i++) any |= lumio_remote_is_url(locs[i]);
     return any && cli_remote_create(rm, ro) < 0 ? EXIT_FILES : 0;
 }
 
@@ -41,6 +41,12 @@ const uint64_t *zarr_read_grid(const lumio_zarr_info *in) {
     return in->ndim && in->inner_chunks[0] ? in->inner_chunks : in->chunks;
 }
 
+/* The library decodes on one worker per core. */
+static uint64_t ncores(void) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (uint64_t)n : 1;
+}
+
 uint64_t zarr_chunk_bytes(const lumio_zarr_info *in) {
     return zarr_region_bytes(in, zarr_read_grid(in));
 }
@@ -56,13 +62,13 @@ uint64_t zarr_region_bytes(const lumio_zarr_info *in, const uint64_t *shape) {
  * chunk on each worker. */
 static uint64_t read_memory(uint64_t memory, const lumio_zarr_info *in, uint64_t *pool) {
     uint64_t chunk = zarr_chunk_bytes(in);
-    *pool = LUMIO_MAX(memory / 4, zarr_sat_add(zarr_sat_add(chunk, chunk / 128), 64u << 10));
-    return zarr_sat_add(zarr_sat_add(*pool, zarr_sat_mul(lumio_ncores(), chunk)), ZARR_BASE_MEMORY);
+    *pool = ZARR_MAX(memory / 4, zarr_sat_add(zarr_sat_add(chunk, chunk / 128), 64u << 10));
+    return zarr_sat_add(zarr_sat_add(*pool, zarr_sat_mul(ncores(), chunk)), ZARR_BASE_MEMORY);
 }
 
 uint64_t zarr_write_memory(const lumio_zarr_info *in, uint64_t slab_bytes) {
     uint64_t chunk = zarr_region_bytes(in, in->chunks);
-    return zarr_sat_add(zarr_sat_add(slab_bytes, zarr_sat_mul(2 * lumio_ncores(), chunk)),
+    return zarr_sat_add(zarr_sat_add(slab_bytes, zarr_sat_mul(2 * ncores(), chunk)),
                         ZARR_BASE_MEMORY);
 }
 
@@ -87,7 +93,7 @@ static bool same_layout(const lumio_zarr_info *a, const lumio_zarr_info *b) {
 static int probe(const char *loc, const lumio_zarr_options *zo, lumio_zarr_info *in) {
     lumio_zarr *z;
     if (lumio_zarr_open(&z, loc, zo) < 0) {
-        cli_error("%s", lumio_zarr_last_error(NULL));
+        cli_error("%s", lumio_zarr_last_error(NULL, ERRBUF));
         return EXIT_FILES;
     }
     lumio_zarr_get_info(z, in);
@@ -99,11 +105,11 @@ int zarr_reader_open(zarr_reader *r, const char *loc, uint64_t memory, uint64_t 
                      lumio_remote *rm) {
     *r = (zarr_reader){0};
     lumio_zarr_options zo;
-    lumio_zarr_options_default(&zo);
+    zo = (lumio_zarr_options){0};
     zo.remote = rm;
     if (probe(loc, &zo, &r->in)) return EXIT_FILES;
     lumio_ring_options ro;
-    lumio_ring_options_default(&ro);
+    ro = (lumio_ring_options){0};
     ro.remote = rm;
     uint64_t need = zarr_sat_add(read_memory(memory, &r->in, &ro.max_bytes), cache);
     if (need > memory) {
@@ -120,7 +126,7 @@ int zarr_reader_open(zarr_reader *r, const char *loc, uint64_t memory, uint64_t 
     zo.ring = r->ring;
     lumio_zarr_info again;
     if (lumio_zarr_open(&r->z, loc, &zo) < 0) {
-        cli_error("%s", lumio_zarr_last_error(NULL));
+        cli_error("%s", lumio_zarr_last_error(NULL, ERRBUF));
     } else {
         /* The caller's buffers are sized from the first open's layout, the
          * reads follow the second's: metadata rewritten in between (by a
@@ -135,7 +141,7 @@ int zarr_reader_open(zarr_reader *r, const char *loc, uint64_t memory, uint64_t 
 
 void zarr_reader_close(zarr_reader *r) {
     lumio_zarr_close(r->z);
-    lumio_ring_destroy(r->ring);
+    lumio_ring_close(r->ring);
     r->z = NULL;
     r->ring = NULL;
 }

@@ -159,7 +159,7 @@ static int fill_slab(void *arg, const uint64_t *start, const uint64_t *shape, vo
     int status = read_slab(f, buf, bytes);
     if (status) return status;
     if (lumio_zarr_write(f->z, start, shape, buf) < 0) {
-        cli_error("%s", lumio_zarr_last_error(f->z));
+        cli_error("%s", lumio_zarr_last_error(f->z, ERRBUF));
         return EXIT_FILES;
     }
     f->done += bytes;
@@ -205,12 +205,12 @@ static int create_run(create_opts *k, int in) {
      * killed leaves nothing that opens as complete. */
     k->o.defer_metadata = in >= 0;
     lumio_zarr_options zo;
-    lumio_zarr_options_default(&zo);
+    zo = (lumio_zarr_options){0};
     int status = zarr_client(&k->path, 1, &k->ro, &zo.remote);
     lumio_zarr *z = NULL;
     int rc = status ? 0 : lumio_zarr_create(&z, k->path, &k->o, &zo);
     if (rc < 0) {
-        cli_error("%s", lumio_zarr_last_error(NULL));
+        cli_error("%s", lumio_zarr_last_error(NULL, ERRBUF));
         status = rc == -EINVAL || rc == LUMIO_E_UNSUPPORTED || rc == LUMIO_E_FORMAT ? EXIT_USAGE
                                                                                     : EXIT_FILES;
     }
@@ -219,17 +219,17 @@ static int create_run(create_opts *k, int in) {
     if (z && in >= 0) status = check_from(&info, k->from, in, k->memory);
     if (z && in >= 0 && status == 0) status = fill_from(z, k->from, in);
     if (z && status == 0 && lumio_zarr_commit(z) < 0) {
-        cli_error("%s", lumio_zarr_last_error(z));
+        cli_error("%s", lumio_zarr_last_error(z, ERRBUF));
         status = EXIT_FILES;
     }
     lumio_zarr_close(z); /* (uncommitted: nothing of it is left to open) */
-    lumio_remote_destroy(zo.remote);
+    lumio_remote_close(zo.remote);
     return status;
 }
 
 int zarr_create(int argc, char **argv) {
     create_opts k = {.memory = ZARR_MEMORY};
-    lumio_zarr_create_options_default(&k.o);
+    k.o = (lumio_zarr_create_options){0};
     k.o.dtype = NULL;
     int status = create_parse(argc, argv, &k);
     if (status != RUN) return status;

@@ -113,16 +113,16 @@ static void print_stored(const char *loc, const lumio_zarr_info *in) {
 static int info_run(const char *loc, lumio_remote *rm) {
     lumio_zarr *z;
     lumio_zarr_options zo;
-    lumio_zarr_options_default(&zo);
+    zo = (lumio_zarr_options){0};
     zo.remote = rm;
     if (lumio_zarr_open(&z, loc, &zo) < 0) {
-        cli_error("%s", lumio_zarr_last_error(NULL));
+        cli_error("%s", lumio_zarr_last_error(NULL, ERRBUF));
         return EXIT_FILES;
     }
     lumio_zarr_info in;
     lumio_zarr_get_info(z, &in);
     print_layout(&in);
-    if (!lumio_is_remote(loc)) print_stored(loc, &in);
+    if (!lumio_remote_is_url(loc)) print_stored(loc, &in);
     lumio_zarr_close(z);
     return 0;
 }
@@ -140,6 +140,6 @@ int zarr_info(int argc, char **argv) {
     lumio_remote *rm;
     int status = zarr_client((const char *const *)argv + optind, 1, &ro, &rm);
     if (status == 0) status = info_run(argv[optind], rm);
-    lumio_remote_destroy(rm);
+    lumio_remote_close(rm);
     return status;
 }

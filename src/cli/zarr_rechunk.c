@@ -16,7 +16,7 @@ static int rechunk_run(const char *src, const char *dst, const lumio_zarr_create
     /* The source's dimensions must match: checked by opening it first. */
     lumio_zarr *z;
     if (lumio_zarr_open(&z, src, zo) < 0) {
-        cli_error("%s", lumio_zarr_last_error(NULL));
+        cli_error("%s", lumio_zarr_last_error(NULL, ERRBUF));
         return EXIT_FILES;
     }
     lumio_zarr_info in;
@@ -35,7 +35,7 @@ static int rechunk_run(const char *src, const char *dst, const lumio_zarr_create
     int rc = lumio_zarr_rechunk(src, dst, o, zo, memory, on_progress, &p);
     progress_end(&p, rc == 0);
     if (rc < 0) {
-        cli_error("%s", lumio_zarr_last_error(NULL));
+        cli_error("%s", lumio_zarr_last_error(NULL, ERRBUF));
         return rc == -EINVAL || rc == LUMIO_E_UNSUPPORTED ? EXIT_USAGE : EXIT_FILES;
     }
     return 0;
@@ -52,7 +52,7 @@ int zarr_rechunk(int argc, char **argv) {
                                          CLI_OPT_TIMEOUT,
                                          CLI_OPT_END};
     lumio_zarr_create_options o;
-    lumio_zarr_create_options_default(&o);
+    o = (lumio_zarr_create_options){0};
     o.fill_value = NULL; /* the source's */
     const char *chunks = NULL, *shard = NULL;
     uint64_t memory = ZARR_MEMORY;
@@ -75,9 +75,9 @@ int zarr_rechunk(int argc, char **argv) {
         return EXIT_USAGE;
     }
     lumio_zarr_options zo;
-    lumio_zarr_options_default(&zo);
+    zo = (lumio_zarr_options){0};
     int status = zarr_client((const char *const *)argv + optind, 2, &ro, &zo.remote);
     if (status == 0) status = rechunk_run(argv[optind], argv[optind + 1], &o, n, memory, &zo);
-    lumio_remote_destroy(zo.remote);
+    lumio_remote_close(zo.remote);
     return status;
 }

@@ -406,3 +406,14 @@ void net_close(netsink *ns) {
     ns->inflight = NULL;
     ns->fd = ns->lfd = -1;
 }
+
+int lumio_stream_listen(const char *spec) {
+    char host[256], port[8];
+    net_error_clear();
+    int rc = spec && !strncmp(spec, "tcp-listen:", 11)
+                 ? net_parse(spec + 11, "127.0.0.1", host, sizeof host, port, sizeof port)
+                 : net_fail(-EINVAL, "expected tcp-listen:[HOST:]PORT");
+    if (rc == 0) rc = net_listen(host, port);
+    if (rc < 0) lumio__err_set(NULL, "%s: %s", spec ? spec : "(null)", net_error());
+    return rc;
+}
