@@ -204,7 +204,7 @@ int main(int argc, char **argv) {
     char err[512] = "";
     static v1 e;
     FILE *in = open_text(argv[1]);
-    if (!in || lumio_import_perf_script(in, v1_sample, &e, err, sizeof err) != 0) {
+    if (!in || lumio__import_perf_script(in, v1_sample, &e, err, sizeof err) != 0) {
         fprintf(stderr, "stream_size: %s: %s\n", argv[1], err[0] ? err : strerror(errno));
         return 1;
     }
@@ -222,7 +222,7 @@ int main(int argc, char **argv) {
     lumio_stream_writer *w;
     if (lumio_stream_writer_open(&w, path, &o) < 0) return 1;
     in = open_text(argv[1]);
-    int rc = lumio_import_perf_script(in, lumio_sample_cb, w, err, sizeof err);
+    int rc = lumio__import_perf_script(in, lumio_sample_cb, w, err, sizeof err);
     pclose(in);
     lumio_stream_writer_stats st;
     lumio_stream_writer_get_stats(w, &st);

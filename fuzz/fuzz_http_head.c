@@ -7,12 +7,12 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     http_head h;
-    http_head_reset(&h);
+    lumio__http_head_reset(&h);
     const char *p = (const char *)data, *end = p + size;
     while (p < end) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         const char *e = nl ? nl + 1 : end;
-        http_head_line(&h, p, (size_t)(e - p));
+        lumio__http_head_line(&h, p, (size_t)(e - p));
         if (h.range_start != HTTP_NONE &&
             (h.range_start > h.range_end || (h.total != HTTP_NONE && h.range_end >= h.total)))
             abort();

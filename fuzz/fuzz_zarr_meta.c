@@ -15,14 +15,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     size_t tlen = nul ? (size_t)(nul - text) : rest;
     zarr_meta m;
     char err[512];
-    int rc = (data[0] & 1) ? zarr_parse_v3(text, tlen, &m, err, sizeof err)
-                           : zarr_parse_v2(text, tlen, &m, err, sizeof err);
+    int rc = (data[0] & 1) ? lumio__zarr_parse_v3(text, tlen, &m, err, sizeof err)
+                           : lumio__zarr_parse_v2(text, tlen, &m, err, sizeof err);
     if (rc != 0 || !nul || m.chunk_bytes == 0 || m.chunk_bytes > (1u << 20)) return 0;
     uint8_t *out = malloc(m.chunk_bytes);
     if (!out) return 0;
     const uint8_t *chunk = (const uint8_t *)nul + 1;
     size_t clen = size - (size_t)(chunk - data);
-    zarr_decode(&m, chunk, clen, out, err, sizeof err);
+    lumio__zarr_decode(&m, chunk, clen, out, err, sizeof err);
     free(out);
     return 0;
 }

@@ -129,7 +129,7 @@ static void store_blobs(lumio_zarr *z, const char *dir, const uint64_t *start,
             k /= cnt[d];
         }
         char key[256];
-        zarr_chunk_key(z, cc, key, sizeof key);
+        lumio__zarr_chunk_key(z, cc, key, sizeof key);
         put(dir, key, p, len);
         p += len, n -= len;
     }

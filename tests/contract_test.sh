@@ -21,7 +21,8 @@ same() {
 }
 
 # The public functions, from the headers.
-grep -ho 'LUMIO_API[^;(]*(' "$src"/include/lumio/*.h | grep -o 'lumio_[a-z0-9_]*' | sort -u >"$tmp/public"
+grep -ho "^LUMIO_API[^;(]*(" "$src"/include/lumio/*.h | sed -E 's/.*[^a-z0-9_](lumio_[a-z0-9_]+) *\($/\1/' |
+    sort -u >"$tmp/public"
 check "headers declare public functions" test -s "$tmp/public"
 
 # Static library: every global defined symbol is lumio_ (public) or lumio__.
@@ -56,12 +57,16 @@ check "src/ folders include one way" same "" "$bad"
 
 # Layers, by symbols: what each folder's objects take from another's.
 objdir="$build/CMakeFiles/lumio_obj.dir/src"
+# The objects of the sources there now (a build tree may keep stale ones).
+objects() { for f in "$src"/src/$1/*.c; do echo "$objdir/$1/$(basename "$f").o"; done; }
 for dir in core remote ring stream zarr; do
-    nm -g --defined-only "$objdir"/$dir/*.o 2>/dev/null | awk 'NF==3{print $3}' | sort -u >"$tmp/def.$dir"
+    # shellcheck disable=SC2046
+    nm -g --defined-only $(objects $dir) 2>/dev/null | awk 'NF==3{print $3}' | sort -u >"$tmp/def.$dir"
 done
 bad=""
 for dir in core remote ring stream zarr; do
-    nm -u "$objdir"/$dir/*.o 2>/dev/null | awk '{print $2}' | sort -u >"$tmp/und.$dir"
+    # shellcheck disable=SC2046
+    nm -u $(objects $dir) 2>/dev/null | awk '{print $2}' | sort -u >"$tmp/und.$dir"
     for other in core remote ring stream zarr; do
         [ "$other" = "$dir" ] && continue
         case " ${allowed[$dir]} " in *" $other "*) continue ;; esac

@@ -4,12 +4,12 @@
 
 static http_head parse(const char *text) {
     http_head h;
-    http_head_reset(&h);
+    lumio__http_head_reset(&h);
     const char *p = text;
     while (*p) {
         const char *nl = strchr(p, '\n');
         size_t len = nl ? (size_t)(nl - p + 1) : strlen(p);
-        http_head_line(&h, p, len);
+        lumio__http_head_line(&h, p, len);
         p += len;
     }
     return h;

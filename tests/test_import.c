@@ -122,7 +122,7 @@ static void check_perf_text(const collector *c) {
 TEST(perf_samples_exact) {
     collector c = {0};
     char err[256];
-    CHECK_EQ(import_text(lumio_import_perf_script, perf_text, &c, err, sizeof err), 0);
+    CHECK_EQ(import_text(lumio__import_perf_script, perf_text, &c, err, sizeof err), 0);
     CHECK_EQ(err[0], '\0');
     check_perf_text(&c);
     collector_free(&c);
@@ -141,12 +141,12 @@ TEST(perf_crlf_and_no_blank_lines) {
     *o = '\0';
     collector c = {0};
     char err[256];
-    CHECK_EQ(import_text(lumio_import_perf_script, text, &c, err, sizeof err), 0);
+    CHECK_EQ(import_text(lumio__import_perf_script, text, &c, err, sizeof err), 0);
     check_perf_text(&c);
     collector_free(&c);
     /* and the last line without its line end */
     text[strlen(text) - 2] = '\0';
-    CHECK_EQ(import_text(lumio_import_perf_script, text, &c, err, sizeof err), 0);
+    CHECK_EQ(import_text(lumio__import_perf_script, text, &c, err, sizeof err), 0);
     check_perf_text(&c);
     collector_free(&c);
 }
@@ -162,7 +162,7 @@ TEST(perf_time_and_frame_variants) {
                        "d 5 18446744073709.5516154: x\n"; /* rounds down to it */
     collector c = {0};
     char err[256];
-    CHECK_EQ(import_text(lumio_import_perf_script, text, &c, err, sizeof err), 0);
+    CHECK_EQ(import_text(lumio__import_perf_script, text, &c, err, sizeof err), 0);
     CHECK_EQ(c.n, 4);
     if (c.n != 4) return;
     CHECK_EQ(c.s[0].ts, 5123456);
@@ -198,7 +198,7 @@ TEST(perf_errors_name_the_line) {
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         collector c = {0};
         char err[256];
-        int rc = import_text(lumio_import_perf_script, cases[i].text, &c, err, sizeof err);
+        int rc = import_text(lumio__import_perf_script, cases[i].text, &c, err, sizeof err);
         CHECK_EQ(rc, LUMIO_E_FORMAT);
         if (strncmp(err, cases[i].line, strlen(cases[i].line)) != 0)
             FAIL("case %zu: err \"%s\", expected %s", i, err, cases[i].line);
@@ -207,7 +207,7 @@ TEST(perf_errors_name_the_line) {
     /* The samples before the error were delivered; a NULL err is fine. */
     collector c = {0};
     FILE *f = fmemopen((void *)cases[0].text, strlen(cases[0].text), "r");
-    CHECK_EQ(lumio_import_perf_script(f, collect, &c, NULL, 0), LUMIO_E_FORMAT);
+    CHECK_EQ(lumio__import_perf_script(f, collect, &c, NULL, 0), LUMIO_E_FORMAT);
     CHECK_EQ(c.n, 1);
     fclose(f);
     collector_free(&c);
@@ -216,7 +216,7 @@ TEST(perf_errors_name_the_line) {
 TEST(perf_callback_stops_import) {
     collector c = {.stop_at = 2};
     char err[256];
-    CHECK_EQ(import_text(lumio_import_perf_script, perf_text, &c, err, sizeof err), 7);
+    CHECK_EQ(import_text(lumio__import_perf_script, perf_text, &c, err, sizeof err), 7);
     CHECK_EQ(c.n, 2);
     CHECK_EQ(err[0], '\0');
     collector_free(&c);
@@ -238,7 +238,7 @@ TEST(perf_deep_stack_and_long_line) {
     snprintf(text + n, cap - n, " (/bin/long)\n");
     collector c = {0};
     char err[256];
-    CHECK_EQ(import_text(lumio_import_perf_script, text, &c, err, sizeof err), 0);
+    CHECK_EQ(import_text(lumio__import_perf_script, text, &c, err, sizeof err), 0);
     CHECK_EQ(c.n, 2);
     if (c.n == 2) {
         CHECK_EQ(c.s[0].depth, LUMIO_STREAM_MAX_DEPTH);
@@ -251,7 +251,7 @@ TEST(perf_deep_stack_and_long_line) {
     collector_free(&c);
     snprintf(text + deep_end, cap - deep_end, "\tabc one_more (/lib/x.so)\n\n");
     collector d = {0};
-    CHECK_EQ(import_text(lumio_import_perf_script, text, &d, err, sizeof err), LUMIO_E_FORMAT);
+    CHECK_EQ(import_text(lumio__import_perf_script, text, &d, err, sizeof err), LUMIO_E_FORMAT);
     CHECK(strstr(err, "line 4098 (") == err);
     CHECK(strstr(err, "deeper than the limit of 4096 frames") != NULL);
     CHECK_EQ(d.n, 0);
@@ -269,7 +269,7 @@ TEST(limits_are_refused_by_name) {
     int n = snprintf(text, cap, "a;b 1\nmain;");
     memset(text + n, 'x', (1 << 20) + 1);
     snprintf(text + n + (1 << 20) + 1, cap - (size_t)n - (1 << 20) - 1, " 1\n");
-    CHECK_EQ(import_text(lumio_import_collapsed, text, &c, err, sizeof err), LUMIO_E_FORMAT);
+    CHECK_EQ(import_text(lumio__import_collapsed, text, &c, err, sizeof err), LUMIO_E_FORMAT);
     CHECK(strstr(err, "line 2 (byte 6): a function name of 1048577 bytes exceeds the limit of "
                       "1048576") == err);
     CHECK(strlen(err) < 200); /* the line is not quoted whole */
@@ -278,14 +278,14 @@ TEST(limits_are_refused_by_name) {
     for (int i = 0; i < 4097; i++) k += (size_t)snprintf(text + k, cap - k, "f;");
     snprintf(text + k - 1, cap - k + 1, " 2\n");
     collector d = {0};
-    CHECK_EQ(import_text(lumio_import_collapsed, text, &d, err, sizeof err), LUMIO_E_FORMAT);
+    CHECK_EQ(import_text(lumio__import_collapsed, text, &d, err, sizeof err), LUMIO_E_FORMAT);
     CHECK(strstr(err, "a stack of 4097 frames exceeds the limit of 4096") != NULL);
     collector_free(&d);
     n = snprintf(text, cap, "a 1 1.0: x\n\t1 ");
     memset(text + n, 'y', (1 << 20) + 1);
     snprintf(text + n + (1 << 20) + 1, cap - (size_t)n - (1 << 20) - 1, " (/bin/x)\n");
     collector e = {0};
-    CHECK_EQ(import_text(lumio_import_perf_script, text, &e, err, sizeof err), LUMIO_E_FORMAT);
+    CHECK_EQ(import_text(lumio__import_perf_script, text, &e, err, sizeof err), LUMIO_E_FORMAT);
     CHECK(strstr(err, "a symbol of 1048577 bytes exceeds the limit of 1048576") != NULL);
     collector_free(&e);
     free(text);
@@ -297,7 +297,7 @@ TEST(binary_input_is_quoted_escaped) {
                               "ELF\x02\x01\x1b[31m\xff\xfe and more text that goes on and on\n";
     collector c = {0};
     char err[256];
-    CHECK_EQ(import_text(lumio_import_perf_script, bin, &c, err, sizeof err), LUMIO_E_FORMAT);
+    CHECK_EQ(import_text(lumio__import_perf_script, bin, &c, err, sizeof err), LUMIO_E_FORMAT);
     for (const char *p = err; *p; p++) CHECK((unsigned char)*p >= 0x20 && (unsigned char)*p < 0x7f);
     CHECK(strstr(err, "\\x7fELF\\x02\\x01\\x1b[31m\\xff\\xfe") != NULL);
     CHECK(strstr(err, "...") != NULL);
@@ -325,7 +325,7 @@ static void fold_flush(folder *f) {
     if (f->run == 0) return;
     const got_sample *g = &f->prev.s[0];
     lumio_sample s = {.frames = g->frames, .depth = g->depth};
-    if (f->rc == 0) f->rc = lumio_export_collapsed_line(f->out, &s, f->run);
+    if (f->rc == 0) f->rc = lumio__export_collapsed_line(f->out, &s, f->run);
     collector_free(&f->prev);
     f->run = 0;
 }
@@ -356,7 +356,7 @@ TEST(collapsed_round_trip) {
     folder f = {.out = open_memstream(&got, &len)};
     FILE *in = fmemopen((void *)text, strlen(text), "r");
     char err[256];
-    CHECK_EQ(lumio_import_collapsed(in, fold, &f, err, sizeof err), 0);
+    CHECK_EQ(lumio__import_collapsed(in, fold, &f, err, sizeof err), 0);
     fold_flush(&f);
     fclose(in);
     CHECK_EQ(f.rc, 0);
@@ -369,7 +369,7 @@ TEST(collapsed_samples_exact) {
     const char *text = "main;parse;read 2\r\n\r\n  \nmain 1"; /* CRLF, blanks, no last \n */
     collector c = {0};
     char err[256];
-    CHECK_EQ(import_text(lumio_import_collapsed, text, &c, err, sizeof err), 0);
+    CHECK_EQ(import_text(lumio__import_collapsed, text, &c, err, sizeof err), 0);
     CHECK_EQ(c.n, 3);
     if (c.n != 3) return;
     for (int i = 0; i < 3; i++) CHECK_EQ(c.s[i].ts, i); /* one running clock */
@@ -398,7 +398,7 @@ TEST(collapsed_errors_name_the_line) {
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         collector c = {0};
         char err[256];
-        int rc = import_text(lumio_import_collapsed, cases[i].text, &c, err, sizeof err);
+        int rc = import_text(lumio__import_collapsed, cases[i].text, &c, err, sizeof err);
         CHECK_EQ(rc, LUMIO_E_FORMAT);
         if (strncmp(err, cases[i].line, strlen(cases[i].line)) != 0)
             FAIL("case %zu: err \"%s\", expected %s", i, err, cases[i].line);
@@ -412,9 +412,9 @@ TEST(collapsed_export_escapes) {
     char *got = NULL;
     size_t len = 0;
     FILE *out = open_memstream(&got, &len);
-    CHECK_EQ(lumio_export_collapsed_line(out, &s, 42), 0);
+    CHECK_EQ(lumio__export_collapsed_line(out, &s, 42), 0);
     s.depth = 0;
-    CHECK_EQ(lumio_export_collapsed_line(out, &s, 1), -EINVAL);
+    CHECK_EQ(lumio__export_collapsed_line(out, &s, 1), -EINVAL);
     fclose(out);
     CHECK_EQ(strcmp(got, "out;mid dle ;in:ner 42\n"), 0);
     free(got);
@@ -519,7 +519,7 @@ TEST(real_profiles) {
         CHECK(f != NULL);
         totals t = {0};
         char err[256] = "";
-        int rc = lumio_import_perf_script(f, total, &t, err, sizeof err);
+        int rc = lumio__import_perf_script(f, total, &t, err, sizeof err);
         fclose(f);
         if (rc) fprintf(stderr, "  %s: %s (%s)\n", names[i], lumio_strerror(rc), err);
         CHECK_EQ(rc, 0);

@@ -20,7 +20,7 @@ static const lumio__limits lim = {
 
 static http_head head(int status) {
     http_head h;
-    http_head_reset(&h);
+    lumio__http_head_reset(&h);
     h.status = status;
     return h;
 }

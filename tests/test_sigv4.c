@@ -46,7 +46,7 @@ static size_t count_headers(const vec *v) {
 
 static void run_vec(const vec *v, const creds *c) {
     char payload[65];
-    sigv4_sha256_hex(v->body, strlen(v->body), payload);
+    lumio__sigv4_sha256_hex(v->body, strlen(v->body), payload);
     sigv4_request rq = {
         .method = v->method,
         .path = v->path,
@@ -62,7 +62,7 @@ static void run_vec(const vec *v, const creds *c) {
     };
     char out[1024];
     char *creq = NULL, *sts = NULL;
-    int rc = sigv4_authorization_debug(&rq, out, sizeof out, &creq, &sts);
+    int rc = lumio__sigv4_authorization_debug(&rq, out, sizeof out, &creq, &sts);
     CHECK_EQ(rc, 0);
     if (rc == 0) {
         CHECK_STR("canonical request", v->name, creq, v->creq);
@@ -73,7 +73,7 @@ static void run_vec(const vec *v, const creds *c) {
     free(sts);
     /* The plain entry point gives the same header. */
     char out2[1024];
-    CHECK_EQ(sigv4_authorization(&rq, out2, sizeof out2), 0);
+    CHECK_EQ(lumio__sigv4_authorization(&rq, out2, sizeof out2), 0);
     CHECK_STR("authorization (plain)", v->name, out2, v->authz);
 }
 
@@ -387,7 +387,7 @@ static const vec s3[] = {
 TEST(s3_examples) {
     /* The page's payload hash of "Welcome to Amazon S3." */
     char h[65];
-    sigv4_sha256_hex("Welcome to Amazon S3.", 21, h);
+    lumio__sigv4_sha256_hex("Welcome to Amazon S3.", 21, h);
     CHECK_STR("payload hash", "S3 PUT Object", h, S3_PUT_SHA);
     for (size_t i = 0; i < sizeof s3 / sizeof s3[0]; i++) run_vec(&s3[i], &s3_creds);
 }
@@ -397,45 +397,45 @@ TEST(s3_examples) {
 TEST(uri_encode) {
     char out[128];
     /* The S3 page's key "test$file.text" and its canonical path. */
-    CHECK_EQ(sigv4_uri_encode("/test$file.text", 15, true, out, sizeof out), 17);
+    CHECK_EQ(lumio__sigv4_uri_encode("/test$file.text", 15, true, out, sizeof out), 17);
     CHECK_STR("encoded", "key", out, "/test%24file.text");
-    CHECK_EQ(sigv4_uri_encode(UNRESERVED, strlen(UNRESERVED), false, out, sizeof out),
+    CHECK_EQ(lumio__sigv4_uri_encode(UNRESERVED, strlen(UNRESERVED), false, out, sizeof out),
              (int)strlen(UNRESERVED));
     CHECK_STR("encoded", "unreserved", out, UNRESERVED);
-    CHECK_EQ(sigv4_uri_encode("a b/\xc3\xbc+=", 8, false, out, sizeof out), 20);
+    CHECK_EQ(lumio__sigv4_uri_encode("a b/\xc3\xbc+=", 8, false, out, sizeof out), 20);
     CHECK_STR("encoded", "reserved", out, "a%20b%2F%C3%BC%2B%3D");
-    CHECK_EQ(sigv4_uri_encode("a b/c", 5, true, out, sizeof out), 7);
+    CHECK_EQ(lumio__sigv4_uri_encode("a b/c", 5, true, out, sizeof out), 7);
     CHECK_STR("encoded", "keep_slash", out, "a%20b/c");
     /* len, not the NUL, ends the input. */
-    CHECK_EQ(sigv4_uri_encode("a\0b", 3, false, out, sizeof out), 5);
+    CHECK_EQ(lumio__sigv4_uri_encode("a\0b", 3, false, out, sizeof out), 5);
     CHECK_STR("encoded", "nul", out, "a%00b");
-    CHECK_EQ(sigv4_uri_encode("", 0, false, out, sizeof out), 0);
+    CHECK_EQ(lumio__sigv4_uri_encode("", 0, false, out, sizeof out), 0);
     CHECK_STR("encoded", "empty", out, "");
 
     /* "a b" needs 5 bytes plus the NUL. */
-    CHECK_EQ(sigv4_uri_encode("a b", 3, false, out, 6), 5);
-    CHECK_EQ(sigv4_uri_encode("a b", 3, false, out, 5), -ENOSPC);
+    CHECK_EQ(lumio__sigv4_uri_encode("a b", 3, false, out, 6), 5);
+    CHECK_EQ(lumio__sigv4_uri_encode("a b", 3, false, out, 5), -ENOSPC);
     CHECK_EQ(out[0], 0);
-    CHECK_EQ(sigv4_uri_encode("a b", 3, false, out, 3), -ENOSPC);
-    CHECK_EQ(sigv4_uri_encode("", 0, false, out, 0), -ENOSPC);
-    CHECK_EQ(sigv4_uri_encode(NULL, 1, false, out, sizeof out), -EINVAL);
+    CHECK_EQ(lumio__sigv4_uri_encode("a b", 3, false, out, 3), -ENOSPC);
+    CHECK_EQ(lumio__sigv4_uri_encode("", 0, false, out, 0), -ENOSPC);
+    CHECK_EQ(lumio__sigv4_uri_encode(NULL, 1, false, out, sizeof out), -EINVAL);
 }
 
 TEST(sha256_and_date) {
     char h[65];
-    sigv4_sha256_hex("", 0, h);
+    lumio__sigv4_sha256_hex("", 0, h);
     CHECK_STR("sha256", "empty", h, EMPTY_SHA);
     /* The suite's post-x-www-form-urlencoded body hash. */
-    sigv4_sha256_hex("Param1=value1", 13, h);
+    lumio__sigv4_sha256_hex("Param1=value1", 13, h);
     CHECK_STR("sha256", "form body", h,
               "9095672bbd1f56dfc5b65f3e153adc8731a4a654192329106275f4c7b24d0b6e");
 
     char d[17];
-    sigv4_amz_date(1440938160, d); /* 2015-08-30 12:36:00 UTC */
+    lumio__sigv4_amz_date(1440938160, d); /* 2015-08-30 12:36:00 UTC */
     CHECK_STR("amz_date", "suite", d, "20150830T123600Z");
-    sigv4_amz_date(1369353600, d); /* 2013-05-24 00:00:00 UTC */
+    lumio__sigv4_amz_date(1369353600, d); /* 2013-05-24 00:00:00 UTC */
     CHECK_STR("amz_date", "s3", d, "20130524T000000Z");
-    sigv4_amz_date(0, d);
+    lumio__sigv4_amz_date(0, d);
     CHECK_STR("amz_date", "epoch", d, "19700101T000000Z");
 }
 
@@ -453,7 +453,7 @@ static int sign_simple(const char *query, const sigv4_header *h, size_t nh, char
                         .service = "service",
                         .access_key = "AKIDEXAMPLE",
                         .secret_key = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"};
-    return sigv4_authorization(&rq, out, 512);
+    return lumio__sigv4_authorization(&rq, out, 512);
 }
 
 TEST(canonical_equivalence) {
@@ -493,26 +493,26 @@ TEST(errors) {
                         .service = "service",
                         .access_key = "AKIDEXAMPLE",
                         .secret_key = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"};
-    CHECK_EQ(sigv4_authorization(&rq, out, sizeof out), 0);
+    CHECK_EQ(lumio__sigv4_authorization(&rq, out, sizeof out), 0);
     CHECK_STR("authorization", "get-vanilla", out, suite[0].authz);
 
     /* Too small by one byte, then exact. */
     size_t need = strlen(suite[0].authz) + 1;
     char *c = (char *)1, *s = (char *)1;
-    CHECK_EQ(sigv4_authorization_debug(&rq, out, need - 1, &c, &s), -ENOSPC);
+    CHECK_EQ(lumio__sigv4_authorization_debug(&rq, out, need - 1, &c, &s), -ENOSPC);
     CHECK(c == NULL && s == NULL);
     CHECK_EQ(out[0], 0);
-    CHECK_EQ(sigv4_authorization(&rq, out, 0), -ENOSPC);
-    CHECK_EQ(sigv4_authorization(&rq, out, need), 0);
+    CHECK_EQ(lumio__sigv4_authorization(&rq, out, 0), -ENOSPC);
+    CHECK_EQ(lumio__sigv4_authorization(&rq, out, need), 0);
     CHECK_STR("authorization", "exact fit", out, suite[0].authz);
-    CHECK_EQ(sigv4_authorization(NULL, out, sizeof out), -EINVAL);
-    CHECK_EQ(sigv4_authorization(&rq, NULL, 10), -EINVAL);
+    CHECK_EQ(lumio__sigv4_authorization(NULL, out, sizeof out), -EINVAL);
+    CHECK_EQ(lumio__sigv4_authorization(&rq, NULL, 10), -EINVAL);
 
 #define EXPECT_EINVAL(field, value)                                                                \
     do {                                                                                           \
         sigv4_request bad = rq;                                                                    \
         bad.field = value;                                                                         \
-        CHECK_EQ(sigv4_authorization(&bad, out, sizeof out), -EINVAL);                             \
+        CHECK_EQ(lumio__sigv4_authorization(&bad, out, sizeof out), -EINVAL);                             \
     } while (0)
     EXPECT_EINVAL(method, NULL);
     EXPECT_EINVAL(method, "GE T");
@@ -554,14 +554,14 @@ TEST(errors) {
         sigv4_request r = rq;
         r.headers = bad[i].h;
         r.nheaders = bad[i].n;
-        CHECK_EQ(sigv4_authorization(&r, out, sizeof out), -EINVAL);
+        CHECK_EQ(lumio__sigv4_authorization(&r, out, sizeof out), -EINVAL);
     }
 
     /* No x-amz-date header at all is allowed (a Date header may carry it). */
     const sigv4_header host_only[] = {HOST};
     rq.headers = host_only;
     rq.nheaders = 1;
-    CHECK_EQ(sigv4_authorization(&rq, out, sizeof out), 0);
+    CHECK_EQ(lumio__sigv4_authorization(&rq, out, sizeof out), 0);
 }
 
 int main(void) {

@@ -24,24 +24,21 @@ static lumio_zarr_info info_of(lumio_zarr_type t, unsigned size, int big, const 
  * bytes; bytes -> JSON -> the same bytes. */
 static void round_trip(lumio_zarr_info in, const char *text, const char *want, const char *shown) {
     char err[256] = "", back[64];
-    int rc = zarr_fill_from_text(text, &in, err, sizeof err);
+    int rc = lumio__zarr_fill_from_text(text, &in, err, sizeof err);
     if (rc || memcmp(in.fill, want, in.itemsize)) {
-        fprintf(stderr, "  %s as %s: rc %d (%s), bytes differ\n", text, in.dtype, rc, err);
-        test_failed = 1;
-        return;
+        FAIL("%s as %s: rc %d (%s), bytes differ", text, in.dtype, rc, err);
     }
-    zarr_fill_to_text(&in, back, sizeof back);
+    lumio__zarr_fill_to_text(&in, back, sizeof back);
     if (strcmp(back, shown)) {
-        fprintf(stderr, "  %s as %s: shown as '%s', expected '%s'\n", text, in.dtype, back, shown);
-        test_failed = 1;
+        FAIL("%s as %s: shown as '%s', expected '%s'", text, in.dtype, back, shown);
     }
     lumio_zarr_info again = in;
-    CHECK_EQ(zarr_fill_from_text(back, &again, err, sizeof err), 0);
+    CHECK_EQ(lumio__zarr_fill_from_text(back, &again, err, sizeof err), 0);
     CHECK(memcmp(again.fill, in.fill, sizeof in.fill) == 0);
-    json_t *j = (json_t *)zarr_fill_to_json(&in);
+    json_t *j = (json_t *)lumio__zarr_fill_to_json(&in);
     lumio_zarr_info parsed = in;
     CHECK(j != NULL);
-    CHECK_EQ(zarr_fill_from_json(j, &parsed, err, sizeof err), 0);
+    CHECK_EQ(lumio__zarr_fill_from_json(j, &parsed, err, sizeof err), 0);
     CHECK(memcmp(parsed.fill, in.fill, sizeof in.fill) == 0);
     json_decref(j);
 }
@@ -69,11 +66,9 @@ TEST(text_round_trips) {
 /* The text that is not a value of the type, named whole. */
 static void text_refused(lumio_zarr_info in, const char *text, int code, const char *want) {
     char err[256] = "";
-    int rc = zarr_fill_from_text(text, &in, err, sizeof err);
+    int rc = lumio__zarr_fill_from_text(text, &in, err, sizeof err);
     if (rc != code || strcmp(err, want)) {
-        fprintf(stderr, "  %s as %s: rc %d '%s', expected %d '%s'\n", text, in.dtype, rc, err, code,
-                want);
-        test_failed = 1;
+        FAIL("%s as %s: rc %d '%s', expected %d '%s'", text, in.dtype, rc, err, code, want);
     }
 }
 
@@ -99,12 +94,11 @@ TEST(text_refused) {
  * refused (want NULL) with the message naming the dtype. */
 static void from_json(lumio_zarr_info in, json_t *j, const char *want) {
     char err[256] = "", expect[80], *shown = json_dumps(j, JSON_ENCODE_ANY);
-    int rc = zarr_fill_from_json(j, &in, err, sizeof err);
+    int rc = lumio__zarr_fill_from_json(j, &in, err, sizeof err);
     snprintf(expect, sizeof expect, "fill_value: not a value of type %s", in.dtype);
     if (want ? rc != 0 || memcmp(in.fill, want, in.itemsize)
              : rc != LUMIO_E_FORMAT || strcmp(err, expect)) {
-        fprintf(stderr, "  JSON %s as %s: rc %d '%s'\n", shown, in.dtype, rc, err);
-        test_failed = 1;
+        FAIL("JSON %s as %s: rc %d '%s'", shown, in.dtype, rc, err);
     }
     free(shown);
     json_decref(j);
@@ -137,13 +131,13 @@ TEST(json_values) {
 TEST(json_written) {
     lumio_zarr_info in = info_of(LUMIO_ZARR_FLOAT64, 8, 0, "<f8");
     char err[256];
-    CHECK_EQ(zarr_fill_from_text("nan", &in, err, sizeof err), 0);
-    json_t *j = (json_t *)zarr_fill_to_json(&in);
+    CHECK_EQ(lumio__zarr_fill_from_text("nan", &in, err, sizeof err), 0);
+    json_t *j = (json_t *)lumio__zarr_fill_to_json(&in);
     CHECK(json_is_string(j) && !strcmp(json_string_value(j), "NaN"));
     json_decref(j);
     in = info_of(LUMIO_ZARR_INT8, 1, 0, "|i1");
-    CHECK_EQ(zarr_fill_from_text("-7", &in, err, sizeof err), 0);
-    j = (json_t *)zarr_fill_to_json(&in);
+    CHECK_EQ(lumio__zarr_fill_from_text("-7", &in, err, sizeof err), 0);
+    j = (json_t *)lumio__zarr_fill_to_json(&in);
     CHECK(json_is_integer(j) && json_integer_value(j) == -7);
     json_decref(j);
 }

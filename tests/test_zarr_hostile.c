@@ -148,7 +148,7 @@ TEST(keys_stay_inside_the_array) {
         CHECK_RC(lumio_zarr_open(&z, d, NULL));
         uint64_t cc[1] = {1};
         char key[64];
-        zarr_chunk_key(z, cc, key, sizeof key);
+        lumio__zarr_chunk_key(z, cc, key, sizeof key);
         CHECK(!strcmp(key, "1"));
         lumio_zarr_close(z);
     }

@@ -28,13 +28,13 @@ static inline uint64_t lumio_align_up(uint64_t x, uint64_t a) {
 }
 
 /* Number of online cores (at least 1). */
-unsigned lumio_ncores(void);
+unsigned lumio__ncores(void);
 
 /* mem.c: a buffer of n bytes for large regions: from 4 MiB up a mapping of
  * its own with huge pages asked for (as numpy does), else malloc'd. Free it
- * with lumio_large_free and the same n. NULL when out of memory. */
-void *lumio_large_alloc(size_t n);
-void lumio_large_free(void *p, size_t n);
+ * with lumio__large_free and the same n. NULL when out of memory. */
+void *lumio__large_alloc(size_t n);
+void lumio__large_free(void *p, size_t n);
 
 /* ---- error texts ----------------------------------------------------------
  * The text of a handle's last failure (docs/API.md, "The last error's text"):
@@ -72,15 +72,15 @@ typedef struct lumio_job {
 } lumio_job;
 
 typedef struct lumio_workers lumio_workers;
-int lumio_workers_create(lumio_workers **out, unsigned n);
-void lumio_workers_push(lumio_workers *w, lumio_job *j);
+int lumio__workers_create(lumio_workers **out, unsigned n);
+void lumio__workers_push(lumio_workers *w, lumio_job *j);
 /* Run one queued job in the calling thread, if there is one. A thread that
  * would otherwise sleep waiting for the jobs' results helps instead. */
-bool lumio_workers_run_one(lumio_workers *w);
+bool lumio__workers_run_one(lumio_workers *w);
 /* Runs every queued job, then joins the threads. Accepts NULL. */
-void lumio_workers_destroy(lumio_workers *w);
+void lumio__workers_destroy(lumio_workers *w);
 
 /* Format into a fixed buffer, never overflowing; returns buf. */
-char *lumio_fmt(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+char *lumio__fmt(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #endif

@@ -46,7 +46,7 @@ const char *lumio_strerror(int code) {
     return "unknown error";
 }
 
-char *lumio_fmt(char *buf, size_t len, const char *fmt, ...) {
+char *lumio__fmt(char *buf, size_t len, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(buf, len, fmt, ap);
@@ -54,7 +54,7 @@ char *lumio_fmt(char *buf, size_t len, const char *fmt, ...) {
     return buf;
 }
 
-unsigned lumio_ncores(void) {
+unsigned lumio__ncores(void) {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n > 0 ? (unsigned)n : 1;
 }

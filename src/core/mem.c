@@ -24,7 +24,7 @@ static const size_t LARGE = SIZE_MAX;
 static const size_t LARGE = 4u << 20;
 #endif
 
-void *lumio_large_alloc(size_t n) {
+void *lumio__large_alloc(size_t n) {
     if (n < LARGE) return malloc(n ? n : 1);
     void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) return NULL;
@@ -32,7 +32,7 @@ void *lumio_large_alloc(size_t n) {
     return p;
 }
 
-void lumio_large_free(void *p, size_t n) {
+void lumio__large_free(void *p, size_t n) {
     if (!p) return;
     if (n < LARGE)
         free(p);

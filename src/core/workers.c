@@ -30,7 +30,7 @@ static void *worker_main(void *arg) {
     return NULL;
 }
 
-int lumio_workers_create(lumio_workers **out, unsigned n) {
+int lumio__workers_create(lumio_workers **out, unsigned n) {
     if (n == 0) n = 1;
     lumio_workers *w = calloc(1, sizeof(*w) + n * sizeof(pthread_t));
     if (!w) return -ENOMEM;
@@ -40,7 +40,7 @@ int lumio_workers_create(lumio_workers **out, unsigned n) {
         int rc = pthread_create(&w->threads[i], NULL, worker_main, w);
         if (rc != 0) {
             w->n = i;
-            lumio_workers_destroy(w);
+            lumio__workers_destroy(w);
             return -rc;
         }
     }
@@ -49,7 +49,7 @@ int lumio_workers_create(lumio_workers **out, unsigned n) {
     return 0;
 }
 
-void lumio_workers_push(lumio_workers *w, lumio_job *j) {
+void lumio__workers_push(lumio_workers *w, lumio_job *j) {
     j->next = NULL;
     pthread_mutex_lock(&w->mu);
     if (w->tail)
@@ -61,7 +61,7 @@ void lumio_workers_push(lumio_workers *w, lumio_job *j) {
     pthread_mutex_unlock(&w->mu);
 }
 
-bool lumio_workers_run_one(lumio_workers *w) {
+bool lumio__workers_run_one(lumio_workers *w) {
     pthread_mutex_lock(&w->mu);
     lumio_job *j = w->head;
     if (j) {
@@ -73,7 +73,7 @@ bool lumio_workers_run_one(lumio_workers *w) {
     return j != NULL;
 }
 
-void lumio_workers_destroy(lumio_workers *w) {
+void lumio__workers_destroy(lumio_workers *w) {
     if (!w) return;
     pthread_mutex_lock(&w->mu);
     w->stop = true;

@@ -57,7 +57,7 @@ static void wait_all(waiter *w, rreq *qs, size_t n, lumio_remote *rm, lumio_prog
         /* The first error stops the siblings. */
         if (failed && !canceled) {
             canceled = true;
-            for (size_t i = 0; i < n; i++) rc_cancel(rm, &qs[i]);
+            for (size_t i = 0; i < n; i++) lumio__rc_cancel(rm, &qs[i]);
         }
         if (progress) progress(arg, got, total);
         pthread_mutex_lock(&w->mu);
@@ -75,24 +75,24 @@ static int first_error(lumio_remote *rm, rreq *qs, size_t n) {
             rc = qs[i].res;
             text = qs[i].err;
         }
-    if (rc < 0) rc_set_error(rm, text);
+    if (rc < 0) lumio__rc_set_error(rm, text);
     return rc;
 }
 
-int rc_run(lumio_remote *rm, rreq *q) {
+int lumio__rc_run(lumio_remote *rm, rreq *q) {
     waiter w;
     waiter_init(&w, 1);
     q->done = on_done;
     q->arg = &w;
-    rc_submit(rm, q);
+    lumio__rc_submit(rm, q);
     wait_all(&w, q, 1, rm, NULL, NULL, 0);
     waiter_fini(&w);
     return first_error(rm, q, 1);
 }
 
-int rc_identify(lumio_remote *rm, robj *o) {
+int lumio__rc_identify(lumio_remote *rm, robj *o) {
     rreq head = {.kind = RREQ_HEAD, .obj = o, .fd = -1};
-    int rc = rc_run(rm, &head);
+    int rc = lumio__rc_run(rm, &head);
     if (rc == 0 && o->have_size) return 0;
     if (rc < 0 && !lumio__head_refused(head.h.status)) return rc;
     /* The first byte, by GET: its Content-Range (or a 200's length) gives
@@ -100,20 +100,20 @@ int rc_identify(lumio_remote *rm, robj *o) {
     uint8_t byte;
     rreq get = {.kind = RREQ_GET, .obj = o, .off = 0, .len = 1, .dst = &byte, .fd = -1};
     get.whole_ok = true;
-    return rc_run(rm, &get);
+    return lumio__rc_run(rm, &get);
 }
 
 static int no_size(lumio_remote *rm, robj *o) {
     char text[1200];
     snprintf(text, sizeof text, "GET %s: the server gives no size (no Content-Length)", o->shown);
-    rc_set_error(rm, text);
+    lumio__rc_set_error(rm, text);
     return LUMIO_E_HTTP;
 }
 
 static int open_obj(lumio_remote *rm, const char *location, robj **o) {
     char err[512];
-    int rc = robj_get(rm, location, o, err, sizeof err);
-    if (rc < 0) rc_set_error(rm, err);
+    int rc = lumio__robj_get(rm, location, o, err, sizeof err);
+    if (rc < 0) lumio__rc_set_error(rm, err);
     return rc;
 }
 
@@ -121,7 +121,7 @@ int lumio_remote_stat(lumio_remote *rm, const char *location, lumio_remote_info 
     robj *o;
     int rc = open_obj(rm, location, &o);
     if (rc < 0) return rc;
-    rc = rc_identify(rm, o);
+    rc = lumio__rc_identify(rm, o);
     if (rc == 0 && !o->have_size) rc = no_size(rm, o);
     if (rc == 0 && info) {
         memset(info, 0, sizeof *info);
@@ -132,7 +132,7 @@ int lumio_remote_stat(lumio_remote *rm, const char *location, lumio_remote_info 
         pthread_mutex_unlock(&rm->mu);
         snprintf(info->url, sizeof info->url, "%s", o->shown);
     }
-    robj_put(rm, o);
+    lumio__robj_put(rm, o);
     return rc;
 }
 
@@ -141,14 +141,14 @@ int lumio_remote_stat(lumio_remote *rm, const char *location, lumio_remote_info 
  * or gives no size. len may be UINT64_MAX (to the end). */
 static int64_t fetch_stream(lumio_remote *rm, robj *o, uint64_t off, uint64_t len, uint8_t *dst,
                             int fd, lumio_progress_fn progress, void *arg) {
-    rc_note_whole_get(rm);
+    lumio__rc_note_whole_get(rm);
     rreq q = {.kind = RREQ_GET, .obj = o, .off = off, .len = len, .dst = dst, .fd = fd};
     q.whole_ok = true;
     waiter w;
     waiter_init(&w, 1);
     q.done = on_done;
     q.arg = &w;
-    rc_submit(rm, &q);
+    lumio__rc_submit(rm, &q);
     pthread_mutex_lock(&rm->mu);
     uint64_t total = o->have_size ? o->size - LUMIO_MIN(off, o->size) : 0;
     pthread_mutex_unlock(&rm->mu);
@@ -186,7 +186,7 @@ static int64_t fetch_parts(lumio_remote *rm, robj *o, uint64_t off, uint64_t len
     uint64_t part = rm->o.part_size;
     uint64_t n = len / part + (len % part != 0);
     if (n > UINT32_MAX) {
-        rc_set_error(rm, "read: too many parts (raise part_size)");
+        lumio__rc_set_error(rm, "read: too many parts (raise part_size)");
         return -EINVAL;
     }
     rreq *qs = calloc(n, sizeof *qs);
@@ -203,7 +203,7 @@ static int64_t fetch_parts(lumio_remote *rm, robj *o, uint64_t off, uint64_t len
         q->fd = fd;
         q->done = on_done;
         q->arg = &w;
-        rc_submit(rm, q);
+        lumio__rc_submit(rm, q);
     }
     wait_all(&w, qs, n, rm, progress, arg, len);
     waiter_fini(&w);
@@ -219,7 +219,7 @@ static int64_t fetch_parts(lumio_remote *rm, robj *o, uint64_t off, uint64_t len
             if (ended && qs[i].got) {
                 snprintf(qs[i].err, sizeof qs[i].err,
                          "GET %s: data past the end of the object (the object changed?)", o->shown);
-                rc_set_error(rm, qs[i].err);
+                lumio__rc_set_error(rm, qs[i].err);
                 rc = LUMIO_E_CHANGED;
                 break;
             }
@@ -238,7 +238,7 @@ int64_t lumio_remote_read(lumio_remote *rm, const char *location, uint64_t offse
     int rc = open_obj(rm, location, &o);
     if (rc < 0) return rc;
     int64_t n = fetch(rm, o, offset, length, buf, -1, NULL, NULL);
-    robj_put(rm, o);
+    lumio__robj_put(rm, o);
     return n;
 }
 
@@ -247,16 +247,16 @@ int64_t lumio_remote_download(lumio_remote *rm, const char *location, int fd,
     robj *o;
     int rc = open_obj(rm, location, &o);
     if (rc < 0) return rc;
-    int64_t n = rc_identify(rm, o);
+    int64_t n = lumio__rc_identify(rm, o);
     struct stat st;
     if (n == 0 && !o->have_size) { /* no size: to the end of the one stream */
         n = fetch_stream(rm, o, 0, UINT64_MAX, NULL, fd, progress, arg);
-        robj_put(rm, o);
+        lumio__robj_put(rm, o);
         return n;
     }
     if (n == 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && ftruncate(fd, (off_t)o->size) < 0) {
         n = -errno;
-        rc_set_error(rm, "download: cannot size the output file");
+        lumio__rc_set_error(rm, "download: cannot size the output file");
     }
     if (n == 0) {
         n = fetch(rm, o, 0, o->size, NULL, fd, progress, arg);
@@ -264,11 +264,11 @@ int64_t lumio_remote_download(lumio_remote *rm, const char *location, int fd,
             char text[1200];
             snprintf(text, sizeof text, "GET %s: the object ended at byte %lld, its size was %llu",
                      o->shown, (long long)n, (unsigned long long)o->size);
-            rc_set_error(rm, text);
+            lumio__rc_set_error(rm, text);
             n = LUMIO_E_CHANGED;
         }
     }
-    robj_put(rm, o);
+    lumio__robj_put(rm, o);
     return n;
 }
 
@@ -279,7 +279,7 @@ int lumio_remote_put(lumio_remote *rm, const char *location, const void *data, u
         char shown[1024];
         snprintf(text, sizeof text, "PUT %s: %llu bytes (more than 5 GiB needs a multipart upload)",
                  lumio_redact(location, shown, sizeof shown), (unsigned long long)len);
-        rc_set_error(rm, text);
+        lumio__rc_set_error(rm, text);
         return -EFBIG;
     }
     robj *o;
@@ -288,8 +288,8 @@ int lumio_remote_put(lumio_remote *rm, const char *location, const void *data, u
     rreq q = {.kind = RREQ_PUT, .obj = o, .src = data, .len = len, .fd = -1};
     /* Hashed here, on the caller's thread: not on the client's, where it
      * would hold up every other request. */
-    if (o->s3) sigv4_sha256_hex(data, len, q.sha256);
-    rc = rc_run(rm, &q);
-    robj_put(rm, o);
+    if (o->s3) lumio__sigv4_sha256_hex(data, len, q.sha256);
+    rc = lumio__rc_run(rm, &q);
+    lumio__robj_put(rm, o);
     return rc;
 }

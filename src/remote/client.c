@@ -160,7 +160,7 @@ void lumio_remote_close(lumio_remote *rm) {
         robj *o = rm->objects;
         rm->objects = o->next;
         o->refs = 0;
-        robj_put(rm, o);
+        lumio__robj_put(rm, o);
     }
     free(rm->endpoint);
     free(rm->region);
@@ -178,7 +178,7 @@ int lumio_remote_is_url(const char *p) {
            (!strncmp(p, "http://", 7) || !strncmp(p, "https://", 8) || !strncmp(p, "s3://", 5));
 }
 
-void rc_set_error(const lumio_remote *rm, const char *text) {
+void lumio__rc_set_error(const lumio_remote *rm, const char *text) {
     lumio__err_set((lumio__err *)&rm->err, "%s", text);
 }
 
@@ -192,7 +192,7 @@ void lumio_remote_get_stats(const lumio_remote *rm, lumio_remote_stats *s) {
     pthread_mutex_unlock((pthread_mutex_t *)&rm->mu);
 }
 
-void rc_stats_add(lumio_remote *rm, uint64_t bytes_read) {
+void lumio__rc_stats_add(lumio_remote *rm, uint64_t bytes_read) {
     pthread_mutex_lock(&rm->mu);
     rm->stats.bytes_read += bytes_read;
     pthread_mutex_unlock(&rm->mu);
@@ -210,7 +210,7 @@ static void pend(lumio_remote *rm, rreq *q) {
     rm->pending_tail = q;
 }
 
-int rc_submit(lumio_remote *rm, rreq *q) {
+int lumio__rc_submit(lumio_remote *rm, rreq *q) {
     q->res = 0;
     q->got = 0;
     q->err[0] = 0;
@@ -229,17 +229,17 @@ int rc_submit(lumio_remote *rm, rreq *q) {
     return 0;
 }
 
-void rc_cancel(lumio_remote *rm, rreq *q) {
+void lumio__rc_cancel(lumio_remote *rm, rreq *q) {
     __atomic_store_n(&q->canceled, true, __ATOMIC_RELAXED);
     curl_multi_wakeup(rm->multi);
 }
 
-void rc_unpause(lumio_remote *rm, rreq *q) {
+void lumio__rc_unpause(lumio_remote *rm, rreq *q) {
     __atomic_store_n(&q->unpause, true, __ATOMIC_RELEASE);
     curl_multi_wakeup(rm->multi);
 }
 
-void rc_note_whole_get(lumio_remote *rm) {
+void lumio__rc_note_whole_get(lumio_remote *rm) {
     pthread_mutex_lock(&rm->mu);
     rm->stats.whole_gets++;
     pthread_mutex_unlock(&rm->mu);
@@ -282,7 +282,7 @@ static int fail(rreq *q, int code, const char *fmt, const char *detail) {
 static size_t on_header(char *p, size_t size, size_t nitems, void *arg) {
     rreq *q = arg;
     size_t len = size * nitems;
-    if (http_head_line(&q->h, p, len)) { /* a new response */
+    if (lumio__http_head_line(&q->h, p, len)) { /* a new response */
         q->hdr_ok = false;
         q->hdr_done = false;
         q->hdr_lines = 0;
@@ -506,7 +506,7 @@ static void easy_setup(lumio_remote *rm, rreq *q, CURL *e) {
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, rm->o.insecure_tls ? 0L : 2L);
     if (rm->ca_file) curl_easy_setopt(e, CURLOPT_CAINFO, rm->ca_file);
     /* A redirect not followed is refused by classify(). */
-    bool follow = lumio__follow_redirects(q->kind, robj_signed(rm, q->obj));
+    bool follow = lumio__follow_redirects(q->kind, lumio__robj_signed(rm, q->obj));
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, follow ? 1L : 0L);
     curl_easy_setopt(e, CURLOPT_MAXREDIRS, (long)LUMIO__MAX_REDIRECTS);
     curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
@@ -530,7 +530,7 @@ static void *attempt_headers(lumio_remote *rm, rreq *q) {
     char range[64];
     lumio__range_header(&s, range, sizeof range);
     bool put = q->kind == RREQ_PUT;
-    void *h = robj_headers(rm, q->obj, method(q), range[0] ? range : NULL,
+    void *h = lumio__robj_headers(rm, q->obj, method(q), range[0] ? range : NULL,
                            put ? (q->sha256[0] ? q->sha256 : "UNSIGNED-PAYLOAD") : NULL);
     /* No "Expect: 100-continue" round (libcurl would wait for it on bodies
      * from 1 MiB). */
@@ -543,7 +543,7 @@ static int start(lumio_remote *rm, rreq *q) {
     if (!e) return fail(q, -ENOMEM, ": %s", "out of memory");
     q->easy = e;
     q->got_mark = q->got;
-    http_head_reset(&q->h);
+    lumio__http_head_reset(&q->h);
     q->hdr_ok = false;
     q->hdr_done = false;
     q->hdr_lines = 0;
@@ -586,7 +586,7 @@ static lumio__attempt attempt_seen(lumio_remote *rm, const rreq *q, CURLcode cc)
                             .hdr_lines = q->hdr_lines,
                             .timed_out = q->timed_out,
                             .stalled = q->stalled,
-                            .signed_req = robj_signed(rm, q->obj),
+                            .signed_req = lumio__robj_signed(rm, q->obj),
                             .have_size = q->obj->have_size,
                             .size = q->obj->size};
 }

@@ -54,7 +54,7 @@ struct rreq {
     int fd;             /* with dst NULL and no sink: pwrite at the object's offsets */
     /* With dst NULL: takes all of the bytes at the object's offset `at`
      * (returns len) or none (returns 0: the transfer pauses until
-     * rc_unpause()). On the client's thread. */
+     * lumio__rc_unpause()). On the client's thread. */
     size_t (*sink)(rreq *q, const uint8_t *p, size_t len);
     bool whole_ok;     /* a 200 with the whole body is read, skipping to off + got */
     rreq_done_fn done; /* on the client's thread; quick, never blocking */
@@ -76,7 +76,7 @@ struct rreq {
     bool stalled;
     bool timed_out;       /* no progress for timeout_ms: final */
     bool paused;          /* the sink is full (atomic) */
-    bool unpause;         /* rc_unpause() asked (atomic) */
+    bool unpause;         /* lumio__rc_unpause() asked (atomic) */
     bool hdr_done;        /* the final response's head ended (its blank line) */
     unsigned hdr_lines;   /* lines of the current response's head */
     uint64_t hdr_bytes;   /* bytes of this attempt's heads, 1xx ones included */
@@ -109,30 +109,30 @@ struct lumio_remote {
 };
 
 /* client.c */
-int rc_submit(lumio_remote *rm, rreq *q);   /* any thread; done() is always called */
-void rc_cancel(lumio_remote *rm, rreq *q);  /* any thread; done() with -ECANCELED */
-void rc_unpause(lumio_remote *rm, rreq *q); /* any thread: the sink has room again */
-void rc_set_error(const lumio_remote *rm, const char *text);
-void rc_stats_add(lumio_remote *rm, uint64_t bytes_read);
+int lumio__rc_submit(lumio_remote *rm, rreq *q);   /* any thread; done() is always called */
+void lumio__rc_cancel(lumio_remote *rm, rreq *q);  /* any thread; done() with -ECANCELED */
+void lumio__rc_unpause(lumio_remote *rm, rreq *q); /* any thread: the sink has room again */
+void lumio__rc_set_error(const lumio_remote *rm, const char *text);
+void lumio__rc_stats_add(lumio_remote *rm, uint64_t bytes_read);
 
 /* location.c */
 /* Find or make the cached object for a location (a reference). */
-int robj_get(lumio_remote *rm, const char *location, robj **out, char *err, size_t errlen);
-void robj_put(lumio_remote *rm, robj *o);
+int lumio__robj_get(lumio_remote *rm, const char *location, robj **out, char *err, size_t errlen);
+void lumio__robj_put(lumio_remote *rm, robj *o);
 /* Whether requests for o carry a signature (and maybe a session token). */
-bool robj_signed(const lumio_remote *rm, const robj *o);
+bool lumio__robj_signed(const lumio_remote *rm, const robj *o);
 /* The headers of one request (Range, If-Match, signing): a curl_slist. A
  * PUT passes its body's SHA-256 (hex) and sends no If-Match. */
-void *robj_headers(lumio_remote *rm, robj *o, const char *method, const char *range,
+void *lumio__robj_headers(lumio_remote *rm, robj *o, const char *method, const char *range,
                    const char *put_sha256);
 
 /* blocking.c */
 /* Run a request to the end on the calling thread. */
-int rc_run(lumio_remote *rm, rreq *q);
+int lumio__rc_run(lumio_remote *rm, rreq *q);
 /* Learn an object's size and ETag: a HEAD, or where HEAD is refused or gives
  * no size, a GET of byte 0 (o->have_size stays false if the server gives no
  * size). 0 or a negative code, with the text set. */
-int rc_identify(lumio_remote *rm, robj *o);
-void rc_note_whole_get(lumio_remote *rm);
+int lumio__rc_identify(lumio_remote *rm, robj *o);
+void lumio__rc_note_whole_get(lumio_remote *rm);
 
 #endif

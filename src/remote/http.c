@@ -6,7 +6,7 @@
 #include <string.h>
 #include <strings.h>
 
-void http_head_reset(http_head *h) {
+void lumio__http_head_reset(http_head *h) {
     memset(h, 0, sizeof *h);
     h->range_start = h->range_end = h->total = HTTP_NONE;
     h->retry_after_ms = -1;
@@ -60,11 +60,11 @@ static void copy_value(char *out, size_t cap, const char *p, const char *end) {
     out[n] = 0;
 }
 
-int http_head_line(http_head *h, const char *line, size_t len) {
+int lumio__http_head_line(http_head *h, const char *line, size_t len) {
     const char *end = line + len;
     while (end > line && (end[-1] == '\r' || end[-1] == '\n')) end--;
     if (end - line >= 5 && !strncmp(line, "HTTP/", 5)) {
-        http_head_reset(h);
+        lumio__http_head_reset(h);
         const char *sp = memchr(line, ' ', (size_t)(end - line));
         uint64_t s;
         if (sp && (sp++, number(&sp, end, &s)) && s < 1000) h->status = (int)s;

@@ -23,12 +23,12 @@ typedef struct http_head {
     char bucket_region[32];  /* S3's x-amz-bucket-region; "" if absent */
 } http_head;
 
-void http_head_reset(http_head *h);
+void lumio__http_head_reset(http_head *h);
 
 /* Feed one header line (with or without its CRLF). A status line ("HTTP/...")
  * starts a new response (after a redirect or a 100 Continue) and resets the
  * fields; returns 1 for it, 0 for any other line. Malformed values are
  * ignored (the field stays absent). */
-int http_head_line(http_head *h, const char *line, size_t len);
+int lumio__http_head_line(http_head *h, const char *line, size_t len);
 
 #endif

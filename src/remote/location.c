@@ -72,7 +72,7 @@ static int make_s3(lumio_remote *rm, robj *o, const char *loc, char *err, size_t
     char *scheme = NULL, *authority = NULL, *base = NULL;
     int rc = -ENOMEM;
     if (!ekey || !bucket) goto out;
-    sigv4_uri_encode(key, strlen(key), true, ekey, cap);
+    lumio__sigv4_uri_encode(key, strlen(key), true, ekey, cap);
     if (rm->endpoint) {
         rc = split_endpoint(rm->endpoint, &scheme, &authority, &base);
         if (rc < 0) {
@@ -118,7 +118,7 @@ out:
     return rc;
 }
 
-int robj_get(lumio_remote *rm, const char *location, robj **out, char *err, size_t errlen) {
+int lumio__robj_get(lumio_remote *rm, const char *location, robj **out, char *err, size_t errlen) {
     *out = NULL;
     pthread_mutex_lock(&rm->mu);
     for (robj *o = rm->objects; o; o = o->next)
@@ -180,7 +180,7 @@ int robj_get(lumio_remote *rm, const char *location, robj **out, char *err, size
     return 0;
 }
 
-void robj_put(lumio_remote *rm, robj *o) {
+void lumio__robj_put(lumio_remote *rm, robj *o) {
     if (!o) return;
     if (o->refs == 0) { /* the client is going away */
         robj_free(o);
@@ -198,7 +198,7 @@ void robj_put(lumio_remote *rm, robj *o) {
     if (last) robj_free(o);
 }
 
-bool robj_signed(const lumio_remote *rm, const robj *o) {
+bool lumio__robj_signed(const lumio_remote *rm, const robj *o) {
     return o->s3 && rm->access_key && rm->secret_key;
 }
 
@@ -217,7 +217,7 @@ static struct curl_slist *add(struct curl_slist *l, const char *name, const char
 
 /* Called on the client's thread (the ETag is read under no lock: only this
  * thread writes it, in check_head, under the lock). */
-void *robj_headers(lumio_remote *rm, robj *o, const char *method, const char *range,
+void *lumio__robj_headers(lumio_remote *rm, robj *o, const char *method, const char *range,
                    const char *put_sha256) {
     struct curl_slist *l = NULL;
     char etag[128];
@@ -228,9 +228,9 @@ void *robj_headers(lumio_remote *rm, robj *o, const char *method, const char *ra
     if (!strncmp(etag, "W/", 2)) etag[0] = 0;
     if (range && !(l = add(l, "Range", range))) return NULL;
     if (etag[0] && !(l = add(l, "If-Match", etag))) return NULL;
-    if (!robj_signed(rm, o)) return l;
+    if (!lumio__robj_signed(rm, o)) return l;
     char date[17];
-    sigv4_amz_date(time(NULL), date);
+    lumio__sigv4_amz_date(time(NULL), date);
     static const char empty_sha256[] =
         "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
     sigv4_header h[6];
@@ -255,7 +255,7 @@ void *robj_headers(lumio_remote *rm, robj *o, const char *method, const char *ra
                         .access_key = rm->access_key,
                         .secret_key = rm->secret_key};
     char auth[512];
-    if (sigv4_authorization(&rq, auth, sizeof auth) < 0) return l; /* the server will refuse */
+    if (lumio__sigv4_authorization(&rq, auth, sizeof auth) < 0) return l; /* the server will refuse */
     for (size_t i = amz; i < nh; i++)
         if (!(l = add(l, h[i].name, h[i].value))) return NULL;
     return add(l, "Authorization", auth);

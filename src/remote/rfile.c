@@ -136,7 +136,7 @@ static void drop_before(lumio_rfile *f, uint64_t off) {
         pthread_mutex_lock(&f->mu);
         bool done = s->done;
         pthread_mutex_unlock(&f->mu);
-        if (!done) rc_cancel(f->rm, &s->q);
+        if (!done) lumio__rc_cancel(f->rm, &s->q);
     }
     while (f->head && f->head->q.off + f->head->q.len <= off) {
         seg *s = f->head;
@@ -154,7 +154,7 @@ static void drop_all(lumio_rfile *f) {
         pthread_mutex_lock(&f->mu);
         bool done = s->done;
         pthread_mutex_unlock(&f->mu);
-        if (!done) rc_cancel(f->rm, &s->q);
+        if (!done) lumio__rc_cancel(f->rm, &s->q);
     }
     while (f->head) {
         seg *s = f->head;
@@ -200,7 +200,7 @@ static int fill(lumio_rfile *f, uint64_t from, uint64_t need, uint64_t want, uin
         pthread_mutex_lock(&f->mu);
         f->inflight++;
         pthread_mutex_unlock(&f->mu);
-        rc_submit(f->rm, &s->q);
+        lumio__rc_submit(f->rm, &s->q);
     }
     return 0;
 }
@@ -232,7 +232,7 @@ static size_t stream_sink(rreq *q, const uint8_t *p, size_t n) {
     return n;
 }
 
-static void stream_done(rreq *q) {
+static void lumio__stream_done(rreq *q) {
     lumio_rfile *f = q->arg;
     pthread_mutex_lock(&f->mu);
     f->st.done = true;
@@ -242,7 +242,7 @@ static void stream_done(rreq *q) {
 
 static void stream_stop(lumio_rfile *f) {
     if (!f->st.live) return;
-    rc_cancel(f->rm, &f->st.q);
+    lumio__rc_cancel(f->rm, &f->st.q);
     pthread_mutex_lock(&f->mu);
     while (!f->st.done) pthread_cond_wait(&f->cv, &f->mu);
     pthread_mutex_unlock(&f->mu);
@@ -265,14 +265,14 @@ static int stream_start(lumio_rfile *f, uint64_t off) {
     q->fd = -1;
     q->sink = stream_sink;
     q->whole_ok = true;
-    q->done = stream_done;
+    q->done = lumio__stream_done;
     q->arg = f;
     f->st.start = f->st.len = 0;
     f->st.pos = off;
     f->st.done = f->st.full = false;
     f->st.live = true;
-    rc_note_whole_get(f->rm);
-    rc_submit(f->rm, q);
+    lumio__rc_note_whole_get(f->rm);
+    lumio__rc_submit(f->rm, q);
     return 0;
 }
 
@@ -283,7 +283,7 @@ static void stream_consume(lumio_rfile *f, size_t n) {
     f->st.pos += n;
     if (f->st.full) {
         f->st.full = false;
-        rc_unpause(f->rm, &f->st.q);
+        lumio__rc_unpause(f->rm, &f->st.q);
     }
 }
 
@@ -401,7 +401,7 @@ static int64_t direct(lumio_rfile *f, uint8_t *buf, uint64_t off, uint64_t n) {
         pthread_mutex_lock(&f->mu);
         f->inflight++;
         pthread_mutex_unlock(&f->mu);
-        rc_submit(f->rm, &s->q);
+        lumio__rc_submit(f->rm, &s->q);
     }
     int64_t rc = 0;
     uint64_t total = 0;
@@ -410,7 +410,7 @@ static int64_t direct(lumio_rfile *f, uint8_t *buf, uint64_t off, uint64_t n) {
         count(f, &segs[i].q);
         if (segs[i].q.res < 0 && rc == 0) {
             rc = set_err(f, segs[i].q.res, segs[i].q.err);
-            for (uint64_t j = i + 1; j < count_parts; j++) rc_cancel(f->rm, &segs[j].q);
+            for (uint64_t j = i + 1; j < count_parts; j++) lumio__rc_cancel(f->rm, &segs[j].q);
         }
         total += segs[i].q.got;
     }
@@ -458,7 +458,7 @@ static int64_t done_read(lumio_rfile *f, int64_t rc) {
         return rc;
     }
     f->stats.bytes_read += (uint64_t)rc;
-    rc_stats_add(f->rm, (uint64_t)rc);
+    lumio__rc_stats_add(f->rm, (uint64_t)rc);
     return rc;
 }
 
@@ -499,7 +499,7 @@ int64_t lumio_rfile_pread(lumio_rfile *f, void *buf, size_t n, uint64_t off) {
         return rc;
     }
     f->stats.bytes_read += (uint64_t)rc;
-    rc_stats_add(f->rm, (uint64_t)rc);
+    lumio__rc_stats_add(f->rm, (uint64_t)rc);
     return rc;
 }
 
@@ -544,7 +544,7 @@ int lumio_rfile_open(lumio_rfile **out, lumio_remote *rm, const char *location) 
     *out = NULL;
     lumio_rfile *f = calloc(1, sizeof *f);
     if (!f) return -ENOMEM;
-    int rc = robj_get(rm, location, &f->obj, f->err, sizeof f->err);
+    int rc = lumio__robj_get(rm, location, &f->obj, f->err, sizeof f->err);
     if (rc < 0) {
         lumio__err_set(NULL, "%s", f->err);
         free(f);
@@ -555,7 +555,7 @@ int lumio_rfile_open(lumio_rfile **out, lumio_remote *rm, const char *location) 
     pthread_mutex_init(&f->mu, NULL);
     pthread_cond_init(&f->cv, NULL);
     f->last_end = UINT64_MAX;
-    rc = rc_identify(rm, f->obj);
+    rc = lumio__rc_identify(rm, f->obj);
     f->stats.requests += 1;
     if (rc < 0) {
         lumio__err_set(NULL, "%s", lumio_remote_last_error(rm, f->err, sizeof f->err));
@@ -581,7 +581,7 @@ void lumio_rfile_close(lumio_rfile *f) {
         free(s->buf);
         free(s);
     }
-    robj_put(f->rm, f->obj);
+    lumio__robj_put(f->rm, f->obj);
     pthread_mutex_destroy(&f->mu);
     pthread_cond_destroy(&f->cv);
     lumio__err_fini(&f->e);

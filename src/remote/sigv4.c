@@ -94,7 +94,7 @@ static void sb_uri_encode(sbuf *b, const char *in, size_t len, bool keep_slash) 
     }
 }
 
-int sigv4_uri_encode(const char *in, size_t len, bool keep_slash, char *out, size_t cap) {
+int lumio__sigv4_uri_encode(const char *in, size_t len, bool keep_slash, char *out, size_t cap) {
     if ((!in && len) || (!out && cap)) return -EINVAL;
     if (cap == 0) return -ENOSPC;
     /* The count is returned as an int: never write more than INT_MAX bytes. */
@@ -362,7 +362,7 @@ static int sha256(const void *data, size_t len, unsigned char md[SHA256_LEN]) {
     return 0;
 }
 
-void sigv4_sha256_hex(const void *data, size_t len, char out[65]) {
+void lumio__sigv4_sha256_hex(const void *data, size_t len, char out[65]) {
     unsigned char md[SHA256_LEN];
     if (sha256(data, len, md) < 0) {
         out[0] = '\0';
@@ -403,7 +403,7 @@ static int sign(const sigv4_request *rq, const char *date, const char *sts, char
 
 /* ---- the signer --------------------------------------------------------- */
 
-int sigv4_authorization_debug(const sigv4_request *rq, char *out, size_t out_cap, char **canonical,
+int lumio__sigv4_authorization_debug(const sigv4_request *rq, char *out, size_t out_cap, char **canonical,
                               char **string_to_sign) {
     if (canonical) *canonical = NULL;
     if (string_to_sign) *string_to_sign = NULL;
@@ -490,13 +490,13 @@ out:
     return rc;
 }
 
-int sigv4_authorization(const sigv4_request *rq, char *out, size_t out_cap) {
-    return sigv4_authorization_debug(rq, out, out_cap, NULL, NULL);
+int lumio__sigv4_authorization(const sigv4_request *rq, char *out, size_t out_cap) {
+    return lumio__sigv4_authorization_debug(rq, out, out_cap, NULL, NULL);
 }
 
 /* ---- time --------------------------------------------------------------- */
 
-void sigv4_amz_date(time_t t, char out[17]) {
+void lumio__sigv4_amz_date(time_t t, char out[17]) {
     struct tm tm;
     out[0] = '\0';
     /* Four-digit years only: anything else is not a valid amz_date. */

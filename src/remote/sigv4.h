@@ -45,24 +45,24 @@ typedef struct sigv4_request {
  * SignedHeaders=..., Signature=...") into out. Returns 0, -EINVAL (a missing or
  * malformed field), -ENOSPC (out too small; out is then ""), -ENOMEM, or -EIO
  * if libcrypto fails. */
-int sigv4_authorization(const sigv4_request *rq, char *out, size_t out_cap);
+int lumio__sigv4_authorization(const sigv4_request *rq, char *out, size_t out_cap);
 
 /* Same, also returning the malloc'd canonical request and string to sign
  * (caller frees); either pointer may be NULL. On error both are set to NULL. */
-int sigv4_authorization_debug(const sigv4_request *rq, char *out, size_t out_cap, char **canonical,
+int lumio__sigv4_authorization_debug(const sigv4_request *rq, char *out, size_t out_cap, char **canonical,
                               char **string_to_sign);
 
 /* Lowercase hex SHA-256 of data (65 bytes incl. NUL); "" if libcrypto fails. */
-void sigv4_sha256_hex(const void *data, size_t len, char out[65]);
+void lumio__sigv4_sha256_hex(const void *data, size_t len, char out[65]);
 
 /* URI-encodes per the AWS rules: the unreserved A-Z a-z 0-9 - . _ ~ are kept,
  * every other byte becomes %XX (uppercase hex); keep_slash keeps '/' too (for
  * object keys). Returns the bytes written excluding the NUL, -ENOSPC if out
  * (cap bytes) cannot hold them and the NUL, or -EINVAL. */
-int sigv4_uri_encode(const char *in, size_t len, bool keep_slash, char *out, size_t cap);
+int lumio__sigv4_uri_encode(const char *in, size_t len, bool keep_slash, char *out, size_t cap);
 
 /* Formats t (UTC) as an amz_date "YYYYMMDDTHHMMSSZ" (17 bytes incl. NUL); ""
  * if the year does not fit in four digits. */
-void sigv4_amz_date(time_t t, char out[17]);
+void lumio__sigv4_amz_date(time_t t, char out[17]);
 
 #endif

@@ -64,18 +64,18 @@ typedef struct backend_config {
 
 /* Each returns 0 or a negative code (the uring one: -ENOSYS, -EPERM, ... when
  * io_uring is not usable here). */
-int backend_uring_create(backend **out, const backend_config *cfg);
-int backend_threads_create(backend **out, const backend_config *cfg);
+int lumio__backend_uring_create(backend **out, const backend_config *cfg);
+int lumio__backend_threads_create(backend **out, const backend_config *cfg);
 
 /* Objects on HTTP servers and S3, through a remote client (src/remote):
  * OPEN parses a location into an object handle, STATX is a HEAD, READ a
  * ranged GET. Finished tasks are handed back by reap(); notify(arg) is called
  * from the client's thread when one finishes, to wake the engine. */
 struct lumio_remote;
-int backend_remote_create(backend **out, struct lumio_remote *rm, void (*notify)(void *),
+int lumio__backend_remote_create(backend **out, struct lumio_remote *rm, void (*notify)(void *),
                           void *arg);
 /* The remote client's planning sizes: merge gap, largest merged read, part. */
-void backend_remote_sizes(const struct lumio_remote *rm, uint64_t *gap, uint64_t *cmax,
+void lumio__backend_remote_sizes(const struct lumio_remote *rm, uint64_t *gap, uint64_t *cmax,
                           uint64_t *part);
 
 #endif

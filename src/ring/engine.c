@@ -22,7 +22,7 @@ static int ensure_remote(lumio_ring *r) {
         if (rc < 0) return rc;
         r->own_remote = true;
     }
-    return backend_remote_create(&r->rbe, r->remote, ring_wake, r);
+    return lumio__backend_remote_create(&r->rbe, r->remote, ring_wake, r);
 }
 
 static int choose_backend(lumio_backend want, const backend_config *cfg, backend **out) {
@@ -33,11 +33,11 @@ static int choose_backend(lumio_backend want, const backend_config *cfg, backend
         else if (!strcmp(env, "uring") || !strcmp(env, "io_uring"))
             want = LUMIO_BACKEND_URING;
     }
-    if (want == LUMIO_BACKEND_THREADS) return backend_threads_create(out, cfg);
-    int rc = backend_uring_create(out, cfg);
+    if (want == LUMIO_BACKEND_THREADS) return lumio__backend_threads_create(out, cfg);
+    int rc = lumio__backend_uring_create(out, cfg);
     if (rc == 0) return 0;
     if (want == LUMIO_BACKEND_URING) return rc == -ENOMEM ? rc : LUMIO_E_BACKEND;
-    return backend_threads_create(out, cfg);
+    return lumio__backend_threads_create(out, cfg);
 }
 
 /* Zero is the default (docs/API.md); -1 turns merging off. */
@@ -60,7 +60,7 @@ static int ring_defaults(lumio_ring_options *o) {
     if (o->max_bytes == 0) o->max_bytes = 256ull << 20;
     if (o->max_open_files == 0) o->max_open_files = 128;
     if (o->max_open_files > 4096) o->max_open_files = 4096;
-    if (o->workers == 0) o->workers = lumio_ncores();
+    if (o->workers == 0) o->workers = lumio__ncores();
     /* The kernel moves at most 2 GiB - 4 KiB in one read or write. */
     if (o->max_io_size == 0) o->max_io_size = 1ull << 30;
     if (o->max_io_size > 0x7ffff000u) o->max_io_size = 0x7ffff000u;
@@ -90,7 +90,7 @@ int lumio_ring_create(lumio_ring **out, const lumio_ring_options *opts) {
                           .fixed_files = o.fixed_files != 0};
     rc = choose_backend(o.backend, &cfg, &r->be);
     if (rc < 0) goto fail;
-    rc = lumio_pool_create(&r->pool, o.max_buffers, o.max_bytes, ring_wake, r);
+    rc = lumio__pool_create(&r->pool, o.max_buffers, o.max_bytes, ring_wake, r);
     if (rc < 0) goto fail;
     *out = r;
     return 0;
@@ -294,7 +294,7 @@ int lumio_ring_submit(lumio_ring *r, const lumio_op *ops, size_t nops,
         activate_next(r);
     else
         activate(r, g);
-    if (nops == 0) engine_op_resolved(r, NULL), (void)0;
+    if (nops == 0) lumio__engine_op_resolved(r, NULL), (void)0;
     if (group_out) *group_out = g->id;
     return 0;
 }
@@ -425,7 +425,7 @@ static void compute_run(lumio_job *j) {
     if (wake) r->be->wake(r->be);
 }
 
-void engine_node_finished(lumio_ring *r, node *n) {
+void lumio__engine_node_finished(lumio_ring *r, node *n) {
     group *g = n->op->g;
     if (!g->compute) {
         node_done(r, n);
@@ -439,7 +439,7 @@ void engine_node_finished(lumio_ring *r, node *n) {
         node_done(r, n);
         return;
     }
-    if (!r->workers && lumio_workers_create(&r->workers, r->o.workers) < 0) {
+    if (!r->workers && lumio__workers_create(&r->workers, r->o.workers) < 0) {
         node_done(r, n); /* no threads to be had: deliver uncomputed would be wrong */
         if (n->result == 0) {
             lumio_buffer_release(n->buf);
@@ -451,7 +451,7 @@ void engine_node_finished(lumio_ring *r, node *n) {
     }
     r->computing++;
     n->job.run = compute_run;
-    lumio_workers_push(r->workers, &n->job);
+    lumio__workers_push(r->workers, &n->job);
 }
 
 static void drain_computed(lumio_ring *r) {
@@ -468,7 +468,7 @@ static void drain_computed(lumio_ring *r) {
     }
 }
 
-void engine_op_resolved(lumio_ring *r, op_state *op) {
+void lumio__engine_op_resolved(lumio_ring *r, op_state *op) {
     if (op) {
         group *g = op->g;
         uint32_t k = op_nnodes(op);
@@ -491,7 +491,7 @@ void engine_op_resolved(lumio_ring *r, op_state *op) {
     push_ready(r, g, &g->endnode);
 }
 
-void engine_stream_node(lumio_ring *r, op_state *op, node *n) {
+void lumio__engine_stream_node(lumio_ring *r, op_state *op, node *n) {
     (void)r;
     group *g = op->g;
     g->undelivered++;
@@ -509,7 +509,7 @@ void engine_stream_node(lumio_ring *r, op_state *op, node *n) {
     op->s_rtail = n;
 }
 
-void engine_stream_end(lumio_ring *r, op_state *op) {
+void lumio__engine_stream_end(lumio_ring *r, op_state *op) {
     group *g = op->g;
     g->unresolved--;
     if (g->in_order) release_in_order(r, g);
@@ -532,7 +532,7 @@ static void stream_node_free(node *n) {
 
 /* Ops refused a descriptor wait at the head of the open queue, in
  * submission order, so that an in-order group opens its ops in turn. */
-void engine_requeue_open(lumio_ring *r, op_state *op) {
+void lumio__engine_requeue_open(lumio_ring *r, op_state *op) {
     op_state **pp = &r->open_head;
     while (*pp && ((*pp)->g->id < op->g->id || ((*pp)->g == op->g && (*pp)->index < op->index)))
         pp = &(*pp)->next;
@@ -541,7 +541,7 @@ void engine_requeue_open(lumio_ring *r, op_state *op) {
     if (!op->next) r->open_tail = op;
 }
 
-void engine_add_issue(lumio_ring *r, op_state *op) {
+void lumio__engine_add_issue(lumio_ring *r, op_state *op) {
     op->next = NULL;
     if (r->issue_tail)
         r->issue_tail->next = op;
@@ -550,7 +550,7 @@ void engine_add_issue(lumio_ring *r, op_state *op) {
     r->issue_tail = op;
 }
 
-bool engine_op_fully_issued(lumio_ring *r, op_state *op) {
+bool lumio__engine_op_fully_issued(lumio_ring *r, op_state *op) {
     (void)r;
     group *g = op->g;
     op->fully_issued = true;
@@ -559,17 +559,17 @@ bool engine_op_fully_issued(lumio_ring *r, op_state *op) {
     return true;
 }
 
-void engine_op_loaded(lumio_ring *r, op_state *op) {
+void lumio__engine_op_loaded(lumio_ring *r, op_state *op) {
     group *g = op->g;
     if (--g->ops_loading == 0 && r->o.ordered_groups) activate_next(r);
 }
 
-void engine_op_closed(lumio_ring *r, op_state *op) {
+void lumio__engine_op_closed(lumio_ring *r, op_state *op) {
     if (op->path) r->files_open--;
     op->g->ops_open--;
 }
 
-void engine_queue(lumio_ring *r, etask *et) {
+void lumio__engine_queue(lumio_ring *r, etask *et) {
     r->inflight++;
     backend *b = et->op && et->op->remote ? r->rbe : r->be;
     b->queue(b, &et->t);
@@ -658,9 +658,9 @@ static void pump(lumio_ring *r) {
         r->open_head = op->next;
         if (!r->open_head) r->open_tail = NULL;
         op->next = NULL;
-        plan_start_open(r, op);
+        lumio__plan_start_open(r, op);
     }
-    plan_issue(r);
+    lumio__plan_issue(r);
     /* No flush: the reap that follows submits and waits in one system call. */
 }
 
@@ -671,7 +671,7 @@ static int reap_now(lumio_ring *r, task **done, bool block) {
     n += r->be->reap(r->be, done + n, 256 - n, block && n == 0);
     for (int i = 0; i < n; i++) {
         r->inflight--;
-        plan_task_done(r, (etask *)done[i]);
+        lumio__plan_task_done(r, (etask *)done[i]);
     }
     return n;
 }
@@ -684,7 +684,7 @@ static int reap(lumio_ring *r, task **done, bool block) {
     if (r->computing && r->workers) {
         int n = reap_now(r, done, false);
         if (n) return n;
-        if (lumio_workers_run_one(r->workers)) return 0;
+        if (lumio__workers_run_one(r->workers)) return 0;
     }
     pthread_mutex_lock(&r->mu);
     bool results = r->computed_head != NULL;
@@ -760,7 +760,7 @@ int lumio_ring_cancel(lumio_ring *r, uint64_t gid) {
         return -ENOENT;
     }
     /* Applied as the group moves on: ranges not yet issued end without I/O
-     * (plan.c), and nothing more is computed (engine_node_finished, and
+     * (plan.c), and nothing more is computed (lumio__engine_node_finished, and
      * compute_run for jobs already queued). */
     atomic_store(&g->canceled, true);
     /* Ops waiting to be opened (behind the open-file cap, or, with ordered
@@ -781,7 +781,7 @@ int lumio_ring_cancel(lumio_ring *r, uint64_t gid) {
         op_state *op = &g->ops[i];
         if (op->phase != OP_IDLE) continue;
         op->next = NULL;
-        plan_start_open(r, op);
+        lumio__plan_start_open(r, op);
     }
     return 0;
 }
@@ -822,7 +822,7 @@ void lumio_ring_get_stats(const lumio_ring *r, lumio_ring_stats *s) {
     *s = r->stats;
     unsigned ob;
     uint64_t oby;
-    lumio_pool_counts(r->pool, &ob, &oby, &s->pool_buffers_peak, &s->pool_bytes_peak);
+    lumio__pool_counts(r->pool, &ob, &oby, &s->pool_buffers_peak, &s->pool_bytes_peak);
 }
 
 static void discard_node(group *g, node *n) {
@@ -857,7 +857,7 @@ void lumio_ring_close(lumio_ring *r) {
             r->be->flush(r->be);
         }
     }
-    lumio_workers_destroy(r->workers);
+    lumio__workers_destroy(r->workers);
     drain_computed(r);
     /* Give back the buffers of completions never handed to the caller. */
     for (group *g = r->groups_head; g;) {
@@ -878,8 +878,8 @@ void lumio_ring_close(lumio_ring *r) {
         group_free(g);
         g = next;
     }
-    lumio_pool_destroy(r->pool);
-    plan_free_reqs(r);
+    lumio__pool_destroy(r->pool);
+    lumio__plan_free_reqs(r);
     if (r->rbe) r->rbe->destroy(r->rbe);
     if (r->be) r->be->destroy(r->be);
     if (r->own_remote) lumio_remote_close(r->remote);

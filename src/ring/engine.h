@@ -68,7 +68,7 @@ typedef struct ioreq {
     lumio_buffer *buf;    /* pool buffer, if any */
     node *bounce;         /* copy the read into this range's dst afterwards */
     uint64_t bounce_base; /* file offset of buf->mem[0] for a bounce */
-    bool stream;          /* a read of a stream op (plan.c: stream_done) */
+    bool stream;          /* a read of a stream op (plan.c: lumio__stream_done) */
     bool poll;            /* a stream's wait for data (a non-blocking pipe) */
     struct ioreq *next_free;
 } ioreq;
@@ -209,34 +209,34 @@ struct lumio_ring {
 enum issue_result { ISSUED_ALL, BLOCKED_DEPTH, BLOCKED_POOL, BLOCKED_WAIT };
 
 /* plan.c */
-void plan_start_open(lumio_ring *r, op_state *op);
-ioreq *plan_req_new(lumio_ring *r); /* NULL when out of memory */
-void plan_req_free(lumio_ring *r, ioreq *q);
-void plan_req_submit(lumio_ring *r, ioreq *q);
+void lumio__plan_start_open(lumio_ring *r, op_state *op);
+ioreq *lumio__plan_req_new(lumio_ring *r); /* NULL when out of memory */
+void lumio__plan_req_free(lumio_ring *r, ioreq *q);
+void lumio__plan_req_submit(lumio_ring *r, ioreq *q);
 
 /* stream.c: files without a trustworthy size */
-void stream_classify(lumio_ring *r, op_state *op); /* after statx: nosize, stream, seq */
-enum issue_result stream_issue(lumio_ring *r, op_state *op);
-void stream_done(lumio_ring *r, ioreq *q, int res);
-void plan_issue(lumio_ring *r);
-void plan_task_done(lumio_ring *r, etask *et);
-void plan_free_reqs(lumio_ring *r);
-void plan_after_writes(lumio_ring *r, op_state *op);
+void lumio__stream_classify(lumio_ring *r, op_state *op); /* after statx: nosize, stream, seq */
+enum issue_result lumio__stream_issue(lumio_ring *r, op_state *op);
+void lumio__stream_done(lumio_ring *r, ioreq *q, int res);
+void lumio__plan_issue(lumio_ring *r);
+void lumio__plan_task_done(lumio_ring *r, etask *et);
+void lumio__plan_free_reqs(lumio_ring *r);
+void lumio__plan_after_writes(lumio_ring *r, op_state *op);
 
 /* engine.c */
-void engine_node_finished(lumio_ring *r, node *n); /* I/O done: compute, then deliver */
-void engine_op_resolved(lumio_ring *r, op_state *op);
+void lumio__engine_node_finished(lumio_ring *r, node *n); /* I/O done: compute, then deliver */
+void lumio__engine_op_resolved(lumio_ring *r, op_state *op);
 /* A stream read in blocks made a block; and it made its last one. */
-void engine_stream_node(lumio_ring *r, op_state *op, node *n);
-void engine_stream_end(lumio_ring *r, op_state *op);
+void lumio__engine_stream_node(lumio_ring *r, op_state *op, node *n);
+void lumio__engine_stream_end(lumio_ring *r, op_state *op);
 /* The open queue: put an op back at its head (an open to try again). */
-void engine_requeue_open(lumio_ring *r, op_state *op);
-void engine_op_loaded(lumio_ring *r, op_state *op);
-void engine_op_closed(lumio_ring *r, op_state *op);
-void engine_queue(lumio_ring *r, etask *et);
-void engine_add_issue(lumio_ring *r, op_state *op);
+void lumio__engine_requeue_open(lumio_ring *r, op_state *op);
+void lumio__engine_op_loaded(lumio_ring *r, op_state *op);
+void lumio__engine_op_closed(lumio_ring *r, op_state *op);
+void lumio__engine_queue(lumio_ring *r, etask *et);
+void lumio__engine_add_issue(lumio_ring *r, op_state *op);
 /* The op has issued all its I/O; returns whether an in-order group can now
  * issue a later op. */
-bool engine_op_fully_issued(lumio_ring *r, op_state *op);
+bool lumio__engine_op_fully_issued(lumio_ring *r, op_state *op);
 
 #endif

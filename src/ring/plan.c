@@ -16,7 +16,7 @@ static void op_check_loaded(lumio_ring *r, op_state *op);
 
 /* ---- request allocation --------------------------------------------------- */
 
-ioreq *plan_req_new(lumio_ring *r) {
+ioreq *lumio__plan_req_new(lumio_ring *r) {
     if (!r->free_reqs) {
         enum { SLAB = 256 };
         ioreq *slab = calloc(SLAB, sizeof(ioreq));
@@ -39,12 +39,12 @@ ioreq *plan_req_new(lumio_ring *r) {
     return q;
 }
 
-void plan_req_free(lumio_ring *r, ioreq *q) {
+void lumio__plan_req_free(lumio_ring *r, ioreq *q) {
     q->next_free = r->free_reqs;
     r->free_reqs = q;
 }
 
-void plan_free_reqs(lumio_ring *r) {
+void lumio__plan_free_reqs(lumio_ring *r) {
     for (size_t i = 0; i < r->nslabs; i++) free(r->slabs[i]);
     free(r->slabs);
     r->slabs = NULL;
@@ -52,7 +52,7 @@ void plan_free_reqs(lumio_ring *r) {
     r->free_reqs = NULL;
 }
 
-void plan_req_submit(lumio_ring *r, ioreq *q) {
+void lumio__plan_req_submit(lumio_ring *r, ioreq *q) {
     op_state *op = q->et.op;
     q->et.t.kind = q->poll ? TASK_POLL : op->kind == LUMIO_OP_GET ? TASK_READ : TASK_WRITE;
     q->et.t.fd = op->fd;
@@ -68,7 +68,7 @@ void plan_req_submit(lumio_ring *r, ioreq *q) {
         r->stats.reads++;
     else
         r->stats.writes++;
-    engine_queue(r, &q->et);
+    lumio__engine_queue(r, &q->et);
 }
 
 /* ---- opening and resolving ------------------------------------------------ */
@@ -108,14 +108,14 @@ static void queue_open(lumio_ring *r, op_state *op) {
     et->t.open_flags = open_flags(op);
     et->t.mode = op->mode ? op->mode : 0644;
     op->opening++;
-    engine_queue(r, et);
+    lumio__engine_queue(r, et);
 }
 
-void plan_start_open(lumio_ring *r, op_state *op) {
+void lumio__plan_start_open(lumio_ring *r, op_state *op) {
     op->phase = OP_OPENING;
     r->opening++;
     if (op->g->canceled) {             /* no file opened: the op ends at once */
-        if (op->path) r->files_open++; /* as engine_op_closed will count it */
+        if (op->path) r->files_open++; /* as lumio__engine_op_closed will count it */
         op_opened(r, op);
         op_check_loaded(r, op);
         return;
@@ -125,7 +125,7 @@ void plan_start_open(lumio_ring *r, op_state *op) {
     op->gap = r->o.coalesce_gap;
     op->cmax = r->o.coalesce_max;
     op->max_io = r->o.max_io_size;
-    if (op->remote) backend_remote_sizes(r->remote, &op->gap, &op->cmax, &op->max_io);
+    if (op->remote) lumio__backend_remote_sizes(r->remote, &op->gap, &op->cmax, &op->max_io);
     op->need_stat = needs_size(op);
     if (op->path) {
         r->files_open++;
@@ -135,7 +135,7 @@ void plan_start_open(lumio_ring *r, op_state *op) {
         etask *et = op_task(op, &op->stat_task, ROLE_STATX, TASK_STATX);
         et->t.stx = &op->stx;
         op->opening++;
-        engine_queue(r, et);
+        lumio__engine_queue(r, et);
     }
     if (op->opening == 0) { /* a caller's fd whose size is not needed */
         op_opened(r, op);
@@ -228,7 +228,7 @@ static void op_opened(lumio_ring *r, op_state *op) {
     if (!op->error && op->need_stat) {
         op->have_size = true;
         op->size = op->stx.stx_size;
-        if (op->kind == LUMIO_OP_GET && !op->remote) stream_classify(r, op);
+        if (op->kind == LUMIO_OP_GET && !op->remote) lumio__stream_classify(r, op);
         if (op->direct) {
             uint32_t a = 4096;
             if ((op->stx.stx_mask & STATX_DIOALIGN) && op->stx.stx_dio_offset_align)
@@ -243,8 +243,8 @@ static void op_opened(lumio_ring *r, op_state *op) {
         op->phase = OP_ISSUING;
         /* In blocks, the op stays unresolved for its group until the end of
          * the file: the group cannot end before it. */
-        if (op->nranges) engine_op_resolved(r, op);
-        engine_add_issue(r, op);
+        if (op->nranges) lumio__engine_op_resolved(r, op);
+        lumio__engine_add_issue(r, op);
         return;
     }
     if (!op->error) {
@@ -265,14 +265,14 @@ static void op_opened(lumio_ring *r, op_state *op) {
     if (op->error || (op->kind == LUMIO_OP_PUT && op->nranges == 0)) {
         op->opnode.result = op->error;
         op->phase = OP_DRAINING;
-        engine_op_resolved(r, op);
-        engine_node_finished(r, &op->opnode);
-        engine_op_fully_issued(r, op);
+        lumio__engine_op_resolved(r, op);
+        lumio__engine_node_finished(r, &op->opnode);
+        lumio__engine_op_fully_issued(r, op);
         return;
     }
     op->phase = OP_ISSUING;
-    engine_op_resolved(r, op);
-    engine_add_issue(r, op);
+    lumio__engine_op_resolved(r, op);
+    lumio__engine_add_issue(r, op);
 }
 
 /* ---- issuing -------------------------------------------------------------- */
@@ -294,8 +294,8 @@ static bool issue_part(lumio_ring *r, op_state *op, node *n, uint64_t base, uint
     uint64_t pstart = base + op->part_off;
     uint64_t pend = LUMIO_MIN(pstart + chunk, end);
     lumio_buffer *b = NULL;
-    if (bounce && !(b = lumio_pool_get(r->pool, pend - pstart))) return false;
-    ioreq *q = plan_req_new(r);
+    if (bounce && !(b = lumio__pool_get(r->pool, pend - pstart))) return false;
+    ioreq *q = lumio__plan_req_new(r);
     if (!q) { /* out of memory: the range fails, the loop finishes it */
         lumio_buffer_release(b);
         n->result = -ENOMEM;
@@ -323,7 +323,7 @@ static bool issue_part(lumio_ring *r, op_state *op, node *n, uint64_t base, uint
         op->part_off = 0;
         op->part_buf = NULL;
     }
-    plan_req_submit(r, q);
+    lumio__plan_req_submit(r, q);
     return true;
 }
 
@@ -347,13 +347,13 @@ static enum issue_result issue_pooled(lumio_ring *r, op_state *op, node *n) {
             }
         }
         uint64_t astart = lumio_align_down(span_start, a), aend = lumio_align_up(span_end, a);
-        if (!lumio_pool_fits(r->pool, aend - astart)) {
+        if (!lumio__pool_fits(r->pool, aend - astart)) {
             n->result = LUMIO_E_TOOBIG;
             finish_now(r, n);
             op->cursor++;
             return ISSUED_ALL;
         }
-        lumio_buffer *b = lumio_pool_get(r->pool, aend - astart);
+        lumio_buffer *b = lumio__pool_get(r->pool, aend - astart);
         if (!b) return BLOCKED_POOL;
         if (aend - astart > op->max_io) { /* one range, split into parts */
             n->buf = b;
@@ -362,14 +362,14 @@ static enum issue_result issue_pooled(lumio_ring *r, op_state *op, node *n) {
             op->part_base = astart;
             op->part_end = aend;
         } else {
-            ioreq *q = plan_req_new(r);
+            ioreq *q = lumio__plan_req_new(r);
             if (!q) { /* out of memory: the range fails */
                 lumio_buffer_release(b);
                 n->result = -ENOMEM;
                 return ISSUED_ALL;
             }
             if (k > 1) {
-                lumio_buffer_ref(b, k - 1);
+                lumio__buffer_ref(b, k - 1);
                 r->stats.ranges_coalesced += k;
             }
             q->et.op = op;
@@ -387,7 +387,7 @@ static enum issue_result issue_pooled(lumio_ring *r, op_state *op, node *n) {
                 m->planned = true;
             }
             op->cursor += k;
-            plan_req_submit(r, q);
+            lumio__plan_req_submit(r, q);
             return ISSUED_ALL;
         }
     }
@@ -397,7 +397,7 @@ static enum issue_result issue_pooled(lumio_ring *r, op_state *op, node *n) {
 }
 
 static enum issue_result issue_op(lumio_ring *r, op_state *op) {
-    if (op->stream) return stream_issue(r, op);
+    if (op->stream) return lumio__stream_issue(r, op);
     while (op->cursor < op->nranges) {
         if (r->inflight >= r->o.queue_depth) return BLOCKED_DEPTH;
         node *n = op->order[op->cursor];
@@ -451,7 +451,7 @@ static enum issue_result issue_op(lumio_ring *r, op_state *op) {
  * every op before it has issued everything: then the range the consumer
  * waits for is always in flight, and held-back data can never starve it of
  * buffers. */
-void plan_issue(lumio_ring *r) {
+void lumio__plan_issue(lumio_ring *r) {
     r->pool_blocked = false;
 again:
     for (op_state *prev = NULL, *op = r->issue_head; op;) {
@@ -489,7 +489,7 @@ again:
         if (r->issue_tail == op) r->issue_tail = prev;
         op->next = NULL;
         op->phase = OP_DRAINING;
-        bool advanced = engine_op_fully_issued(r, op);
+        bool advanced = lumio__engine_op_fully_issued(r, op);
         op_check_loaded(r, op);
         if (advanced && !r->pool_blocked) goto again;
         op = next;
@@ -530,21 +530,21 @@ static void finish_range(lumio_ring *r, node *n) {
         } else {
             r->stats.bytes_read += n->len;
         }
-        engine_node_finished(r, n);
+        lumio__engine_node_finished(r, n);
         return;
     }
     if (n->result == 0) n->data = n->dst, r->stats.bytes_written += n->len;
     if (!(op->flags & LUMIO_OP_FSYNC)) {
-        engine_node_finished(r, n);
+        lumio__engine_node_finished(r, n);
         return;
     }
     /* With FSYNC, ranges complete together once the fsync is done. */
-    if (--op->writes_pending == 0) plan_after_writes(r, op);
+    if (--op->writes_pending == 0) lumio__plan_after_writes(r, op);
 }
 
-void plan_after_writes(lumio_ring *r, op_state *op) {
+void lumio__plan_after_writes(lumio_ring *r, op_state *op) {
     op->inflight++;
-    engine_queue(r, op_task(op, &op->end_task, ROLE_FSYNC, TASK_FSYNC));
+    lumio__engine_queue(r, op_task(op, &op->end_task, ROLE_FSYNC, TASK_FSYNC));
 }
 
 static void fsync_done(lumio_ring *r, op_state *op, int res) {
@@ -552,20 +552,20 @@ static void fsync_done(lumio_ring *r, op_state *op, int res) {
     for (uint32_t i = 0; i < op->nranges; i++) {
         node *n = &op->ranges[i];
         if (n->result == 0 && res < 0) n->result = res;
-        engine_node_finished(r, n);
+        lumio__engine_node_finished(r, n);
     }
 }
 
 static void io_done(lumio_ring *r, ioreq *q, int res) {
     if (q->stream) {
-        stream_done(r, q, res);
+        lumio__stream_done(r, q, res);
         return;
     }
     op_state *op = q->et.op;
     op->inflight--;
     bool get = op->kind == LUMIO_OP_GET;
     if (res == -EAGAIN || res == -EINTR) {
-        plan_req_submit(r, q); /* transient: try the same request again */
+        lumio__plan_req_submit(r, q); /* transient: try the same request again */
         return;
     }
     if (res > 0) {
@@ -577,7 +577,7 @@ static void io_done(lumio_ring *r, ioreq *q, int res) {
              * otherwise ask for the rest. */
             if (!(get && op->direct && (q->start & (op->align - 1)))) {
                 r->stats.short_retries++;
-                plan_req_submit(r, q);
+                lumio__plan_req_submit(r, q);
                 return;
             }
             res = 0;
@@ -603,20 +603,20 @@ static void io_done(lumio_ring *r, ioreq *q, int res) {
         if (err && n->result == 0) n->result = err;
         if (--n->parts_left == 0 && n->planned) finish_range(r, n);
     }
-    plan_req_free(r, q);
+    lumio__plan_req_free(r, q);
 }
 
 static void op_check_loaded(lumio_ring *r, op_state *op) {
     if (op->phase != OP_DRAINING || op->inflight) return;
     if (op->kind == LUMIO_OP_PUT && (op->flags & LUMIO_OP_FSYNC) && op->writes_pending) return;
     op->phase = OP_CLOSING;
-    engine_op_loaded(r, op);
+    lumio__engine_op_loaded(r, op);
     if (!op->owned) {
         op->phase = OP_CLOSED;
-        engine_op_closed(r, op);
+        lumio__engine_op_closed(r, op);
         return;
     }
-    engine_queue(r, op_task(op, &op->end_task, ROLE_CLOSE, TASK_CLOSE));
+    lumio__engine_queue(r, op_task(op, &op->end_task, ROLE_CLOSE, TASK_CLOSE));
 }
 
 /* Whether a file open in the ring will be closed without this op's help, so
@@ -683,7 +683,7 @@ static void unopen(lumio_ring *r, op_state *op) {
         break;
     }
     group *g = op->g;
-    if (!(op->stream && op->nranges == 0)) { /* counted by engine_op_resolved */
+    if (!(op->stream && op->nranges == 0)) { /* counted by lumio__engine_op_resolved */
         g->unresolved++;
         g->undelivered -= op->nranges;
         g->total_nodes -= op->nranges;
@@ -715,7 +715,7 @@ static void unopen(lumio_ring *r, op_state *op) {
     op->owned = false;
     op->phase = OP_IDLE;
     r->files_open--;
-    engine_requeue_open(r, op);
+    lumio__engine_requeue_open(r, op);
 }
 
 /* The op its in-order group waits for was refused a descriptor, and the
@@ -739,7 +739,7 @@ static void requeue_open(lumio_ring *r, op_state *op) {
     op->open_retry = true;
     r->files_open--;
     r->fd_cap = LUMIO_MAX(1u, LUMIO_MIN(r->fd_cap, LUMIO_MAX(r->files_open, r->fd_cap / 2)));
-    engine_requeue_open(r, op);
+    lumio__engine_requeue_open(r, op);
 }
 
 /* Its open and statx are back: the op can be opened again. */
@@ -750,7 +750,7 @@ static void retry_ready(lumio_ring *r, op_state *op) {
     r->opening--;
 }
 
-void plan_task_done(lumio_ring *r, etask *et) {
+void lumio__plan_task_done(lumio_ring *r, etask *et) {
     op_state *op = et->op;
     int res = et->t.res;
     if (et->t.detail) { /* keep the first failure's text for the op */
@@ -815,7 +815,7 @@ void plan_task_done(lumio_ring *r, etask *et) {
     case ROLE_CLOSE:
         op->phase = OP_CLOSED;
         op->owned = false;
-        engine_op_closed(r, op);
+        lumio__engine_op_closed(r, op);
         return;
     }
     if (op->resolved) op_check_loaded(r, op);

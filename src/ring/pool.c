@@ -37,7 +37,7 @@ static unsigned size_class(uint64_t size) {
     return cls;
 }
 
-int lumio_pool_create(lumio_pool **out, unsigned max_buffers, uint64_t max_bytes,
+int lumio__pool_create(lumio_pool **out, unsigned max_buffers, uint64_t max_bytes,
                       void (*wake)(void *), void *wake_arg) {
     lumio_pool *p = calloc(1, sizeof(*p));
     if (!p) return -ENOMEM;
@@ -69,11 +69,11 @@ static void make_room(lumio_pool *p, uint64_t need, unsigned keep_cls) {
         drop_kept(p, keep_cls);
 }
 
-bool lumio_pool_fits(const lumio_pool *p, uint64_t size) {
+bool lumio__pool_fits(const lumio_pool *p, uint64_t size) {
     return class_size(size_class(size)) <= p->max_bytes && size <= class_size(NCLASSES - 1);
 }
 
-lumio_buffer *lumio_pool_get(lumio_pool *p, uint64_t size) {
+lumio_buffer *lumio__pool_get(lumio_pool *p, uint64_t size) {
     unsigned cls = size_class(size);
     uint64_t cap = class_size(cls);
     lumio_buffer *b = NULL;
@@ -113,7 +113,7 @@ full:
     return NULL;
 }
 
-void lumio_buffer_ref(lumio_buffer *b, unsigned n) {
+void lumio__buffer_ref(lumio_buffer *b, unsigned n) {
     atomic_fetch_add(&b->refs, n);
 }
 
@@ -143,14 +143,14 @@ void lumio_buffer_release(lumio_buffer *b) {
     p->free_list[b->cls] = b;
     p->kept_buffers++;
     p->kept_bytes += b->cap;
-    /* Wake under the lock: lumio_pool_destroy() takes it, so the owner
+    /* Wake under the lock: lumio__pool_destroy() takes it, so the owner
      * cannot be gone while its wake function runs. */
     if (p->waiting && p->wake) p->wake(p->wake_arg);
     p->waiting = false;
     pthread_mutex_unlock(&p->mu);
 }
 
-void lumio_pool_destroy(lumio_pool *p) {
+void lumio__pool_destroy(lumio_pool *p) {
     if (!p) return;
     pthread_mutex_lock(&p->mu);
     for (unsigned c = 0; c < NCLASSES; c++)
@@ -165,7 +165,7 @@ void lumio_pool_destroy(lumio_pool *p) {
     pool_free(p);
 }
 
-void lumio_pool_counts(lumio_pool *p, unsigned *out_buffers, uint64_t *out_bytes,
+void lumio__pool_counts(lumio_pool *p, unsigned *out_buffers, uint64_t *out_bytes,
                        uint64_t *peak_buffers, uint64_t *peak_bytes) {
     pthread_mutex_lock(&p->mu);
     if (out_buffers) *out_buffers = p->out_buffers;

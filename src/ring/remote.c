@@ -68,7 +68,7 @@ static bool stat_by_get(rtask *rt, bool have_size) {
     q->len = 1;
     q->dst = &rt->byte;
     q->whole_ok = true;
-    rc_submit(rt->rb->rm, q);
+    lumio__rc_submit(rt->rb->rm, q);
     return true;
 }
 
@@ -107,7 +107,7 @@ static void rtask_done(rreq *q) {
     } else {
         t->res = (int)q->got; /* fewer than asked only where the object ends */
     }
-    if (rt->stat_obj) robj_put(rb->rm, rt->stat_obj);
+    if (rt->stat_obj) lumio__robj_put(rb->rm, rt->stat_obj);
     /* Queue and wake under the lock: once the engine can reap this task it
      * may destroy the ring, so nothing of it is touched after the unlock. */
     pthread_mutex_lock(&rb->mu);
@@ -163,20 +163,20 @@ static void rb_queue(backend *b, task *t) {
     switch (t->kind) {
     case TASK_OPEN: {
         robj *o;
-        int rc = robj_get(rb->rm, t->path, &o, err, sizeof err);
+        int rc = lumio__robj_get(rb->rm, t->path, &o, err, sizeof err);
         if (rc < 0) {
             fail_now(rb, t, rc, err);
             return;
         }
         int slot = slot_new(rb, o);
-        if (slot < 0) robj_put(rb->rm, o);
+        if (slot < 0) lumio__robj_put(rb->rm, o);
         t->res = slot;
         finish(rb, t);
         return;
     }
     case TASK_CLOSE:
         if (t->fd >= 0 && (unsigned)t->fd < rb->nslots && rb->slots[t->fd]) {
-            robj_put(rb->rm, rb->slots[t->fd]);
+            lumio__robj_put(rb->rm, rb->slots[t->fd]);
             rb->slots[t->fd] = NULL;
         }
         t->res = 0;
@@ -186,7 +186,7 @@ static void rb_queue(backend *b, task *t) {
     case TASK_READ: {
         robj *o = NULL, *stat_obj = NULL;
         if (t->kind == TASK_STATX) {
-            int rc = robj_get(rb->rm, t->path, &stat_obj, err, sizeof err);
+            int rc = lumio__robj_get(rb->rm, t->path, &stat_obj, err, sizeof err);
             if (rc < 0) {
                 fail_now(rb, t, rc, err);
                 return;
@@ -197,7 +197,7 @@ static void rb_queue(backend *b, task *t) {
         }
         rtask *rt = o ? rtask_new(rb) : NULL;
         if (!rt) {
-            if (stat_obj) robj_put(rb->rm, stat_obj);
+            if (stat_obj) lumio__robj_put(rb->rm, stat_obj);
             fail_now(rb, t, o ? -ENOMEM : -EBADF, NULL);
             return;
         }
@@ -217,7 +217,7 @@ static void rb_queue(backend *b, task *t) {
         if (rb->live) rb->live->live_prev = rt;
         rb->live = rt;
         pthread_mutex_unlock(&rb->mu);
-        rc_submit(rb->rm, &rt->q);
+        lumio__rc_submit(rb->rm, &rt->q);
         return;
     }
     default: /* writes never get here: the engine refuses them at submit */
@@ -253,7 +253,7 @@ static void rb_wake(backend *b) {
 static void rb_cancel(backend *b) {
     rbackend *rb = (rbackend *)b;
     pthread_mutex_lock(&rb->mu);
-    for (rtask *rt = rb->live; rt; rt = rt->live_next) rc_cancel(rb->rm, &rt->q);
+    for (rtask *rt = rb->live; rt; rt = rt->live_next) lumio__rc_cancel(rb->rm, &rt->q);
     pthread_mutex_unlock(&rb->mu);
 }
 
@@ -264,7 +264,7 @@ static void rb_destroy(backend *b) {
     pthread_mutex_lock(&rb->mu);
     pthread_mutex_unlock(&rb->mu);
     for (unsigned i = 0; i < rb->nslots; i++)
-        if (rb->slots[i]) robj_put(rb->rm, rb->slots[i]);
+        if (rb->slots[i]) lumio__robj_put(rb->rm, rb->slots[i]);
     free(rb->slots);
     while (rb->free_tasks) {
         rtask *rt = rb->free_tasks;
@@ -276,7 +276,7 @@ static void rb_destroy(backend *b) {
     free(rb);
 }
 
-int backend_remote_create(backend **out, lumio_remote *rm, void (*notify)(void *), void *arg) {
+int lumio__backend_remote_create(backend **out, lumio_remote *rm, void (*notify)(void *), void *arg) {
     rbackend *rb = calloc(1, sizeof *rb);
     if (!rb) return -ENOMEM;
     rb->rm = rm;
@@ -294,7 +294,7 @@ int backend_remote_create(backend **out, lumio_remote *rm, void (*notify)(void *
     return 0;
 }
 
-void backend_remote_sizes(const lumio_remote *rm, uint64_t *gap, uint64_t *cmax, uint64_t *part) {
+void lumio__backend_remote_sizes(const lumio_remote *rm, uint64_t *gap, uint64_t *cmax, uint64_t *part) {
     /* One request's result is an int: stay under 2 GiB. */
     *gap = rm->o.coalesce_gap;
     *cmax = LUMIO_MIN(rm->o.coalesce_max, 0x7ffff000u);

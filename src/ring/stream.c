@@ -48,7 +48,7 @@ static bool pseudo_fs(lumio_ring *r, const op_state *op) {
  * regular file, a file of /proc or /sys) is read until end of file. A whole
  * file, or a file in blocks, becomes a stream; other ranges are read where
  * they are, and need no size. */
-void stream_classify(lumio_ring *r, op_state *op) {
+void lumio__stream_classify(lumio_ring *r, op_state *op) {
     uint32_t mode = (op->stx.stx_mask & STATX_TYPE) ? op->stx.stx_mode : S_IFREG;
     bool reg = S_ISREG(mode);
     op->nosize =
@@ -99,8 +99,8 @@ static bool stream_block(lumio_ring *r, op_state *op, int err) {
     }
     op->s_buf = NULL;
     op->s_fill = 0;
-    engine_stream_node(r, op, n);
-    engine_node_finished(r, n);
+    lumio__engine_stream_node(r, op, n);
+    lumio__engine_node_finished(r, n);
     return ok;
 }
 
@@ -114,7 +114,7 @@ static void stream_end(lumio_ring *r, op_state *op, int err) {
         lumio_buffer_release(op->s_buf);
         op->s_buf = NULL;
         op->s_done = true;
-        engine_stream_end(r, op);
+        lumio__engine_stream_end(r, op);
         return;
     }
     node *n = &op->ranges[0];
@@ -130,7 +130,7 @@ static void stream_end(lumio_ring *r, op_state *op, int err) {
     }
     op->s_buf = NULL;
     op->s_done = true;
-    engine_node_finished(r, n);
+    lumio__engine_node_finished(r, n);
 }
 
 /* Room for the next read: a block's buffer, or for a whole file a buffer
@@ -140,11 +140,11 @@ static enum issue_result stream_room(lumio_ring *r, op_state *op, uint64_t limit
     if (op->s_buf && op->s_fill < limit) return ISSUED_ALL;
     uint64_t have = op->s_buf ? op->s_buf->cap : 0;
     uint64_t want = op->nranges == 0 ? op->block_size : have ? 2 * have : STREAM_FIRST;
-    if (!lumio_pool_fits(r->pool, want) || !lumio_pool_fits(r->pool, want + have)) {
+    if (!lumio__pool_fits(r->pool, want) || !lumio__pool_fits(r->pool, want + have)) {
         stream_end(r, op, LUMIO_E_TOOBIG);
         return ISSUED_ALL;
     }
-    lumio_buffer *b = lumio_pool_get(r->pool, want);
+    lumio_buffer *b = lumio__pool_get(r->pool, want);
     if (!b) return BLOCKED_POOL;
     if (op->s_buf) {
         memcpy(b->mem, op->s_buf->mem, op->s_fill);
@@ -155,7 +155,7 @@ static enum issue_result stream_room(lumio_ring *r, op_state *op, uint64_t limit
 }
 
 /* One read at a time, at the end of what was read so far. */
-enum issue_result stream_issue(lumio_ring *r, op_state *op) {
+enum issue_result lumio__stream_issue(lumio_ring *r, op_state *op) {
     if (op->s_reading) return BLOCKED_WAIT;
     if (op->s_done) return ISSUED_ALL;
     if (op->g->canceled) {
@@ -167,7 +167,7 @@ enum issue_result stream_issue(lumio_ring *r, op_state *op) {
     enum issue_result res = stream_room(r, op, limit);
     if (res != ISSUED_ALL || op->s_done) return res;
     if (op->nranges != 0) limit = op->s_buf->cap;
-    ioreq *q = plan_req_new(r);
+    ioreq *q = lumio__plan_req_new(r);
     if (!q) {
         stream_end(r, op, -ENOMEM);
         return ISSUED_ALL;
@@ -179,28 +179,28 @@ enum issue_result stream_issue(lumio_ring *r, op_state *op) {
     q->end = op->s_pos + LUMIO_MIN(limit - op->s_fill, op->max_io);
     q->need_end = q->end;
     op->s_reading = true;
-    plan_req_submit(r, q);
+    lumio__plan_req_submit(r, q);
     return BLOCKED_WAIT;
 }
 
 /* A non-blocking pipe or terminal with nothing to read: wait until it has
  * something (or its end) rather than spin on EAGAIN. */
 static void stream_poll(lumio_ring *r, op_state *op) {
-    ioreq *q = plan_req_new(r);
+    ioreq *q = lumio__plan_req_new(r);
     if (!q) return; /* the next pass reads again */
     q->et.op = op;
     q->stream = true;
     q->poll = true;
     op->s_reading = true;
-    plan_req_submit(r, q);
+    lumio__plan_req_submit(r, q);
 }
 
-void stream_done(lumio_ring *r, ioreq *q, int res) {
+void lumio__stream_done(lumio_ring *r, ioreq *q, int res) {
     op_state *op = q->et.op;
     bool poll = q->poll;
     op->inflight--;
     op->s_reading = false;
-    plan_req_free(r, q);
+    lumio__plan_req_free(r, q);
     if (poll) return; /* readable (or failed: the read says why) */
     if (res == -EAGAIN && op->seq) {
         stream_poll(r, op);
@@ -217,6 +217,6 @@ void stream_done(lumio_ring *r, ioreq *q, int res) {
      * as cat writes what each read returns. */
     if (op->nranges == 0 && (op->s_fill >= op->block_size || op->seq) && !stream_block(r, op, 0)) {
         op->s_done = true;
-        engine_stream_end(r, op);
+        lumio__engine_stream_end(r, op);
     }
 }

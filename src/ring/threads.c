@@ -149,8 +149,8 @@ static void threads_destroy(backend *b) {
     free(tb);
 }
 
-int backend_threads_create(backend **out, const backend_config *cfg) {
-    unsigned n = cfg->io_threads ? cfg->io_threads : LUMIO_MAX(4u, 2 * lumio_ncores());
+int lumio__backend_threads_create(backend **out, const backend_config *cfg) {
+    unsigned n = cfg->io_threads ? cfg->io_threads : LUMIO_MAX(4u, 2 * lumio__ncores());
     threads_backend *tb = calloc(1, sizeof(*tb) + n * sizeof(pthread_t));
     if (!tb) return -ENOMEM;
     pthread_mutex_init(&tb->mu, NULL);

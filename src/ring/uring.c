@@ -169,7 +169,7 @@ static int probe_ops(struct io_uring *ring) {
     return rc;
 }
 
-int backend_uring_create(backend **out, const backend_config *cfg) {
+int lumio__backend_uring_create(backend **out, const backend_config *cfg) {
     uring_backend *u = calloc(1, sizeof(*u));
     if (!u) return -ENOMEM;
     u->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);

@@ -13,8 +13,8 @@
 #define STREAM_SIG_LEN   16
 #define CHUNK_MAX_STRING (1u << 20)
 
-extern const uint8_t lumio_stream_signature[STREAM_SIG_LEN];
-extern const uint8_t lumio_chunk_magic[4];
+extern const uint8_t lumio__stream_signature[STREAM_SIG_LEN];
+extern const uint8_t lumio__chunk_magic[4];
 
 enum { TAG_REPEAT = 0, TAG_FULL = 1, TAG_PUSH = 2, TAG_POP_PUSH = 3, TAG_META = 4 };
 
@@ -57,15 +57,15 @@ typedef struct chunk_enc {
     bool oom;
 } chunk_enc;
 
-void chunk_enc_init(chunk_enc *e);
-void chunk_enc_free(chunk_enc *e);
-bool chunk_enc_empty(const chunk_enc *e);
-int chunk_enc_sample(chunk_enc *e, const gtables *g, uint64_t ts, uint64_t tid, uint8_t status,
+void lumio__chunk_enc_init(chunk_enc *e);
+void lumio__chunk_enc_free(chunk_enc *e);
+bool lumio__chunk_enc_empty(const chunk_enc *e);
+int lumio__chunk_enc_sample(chunk_enc *e, const gtables *g, uint64_t ts, uint64_t tid, uint8_t status,
                      const uint32_t *ids, uint32_t depth);
-int chunk_enc_meta(chunk_enc *e, uint64_t ts, uint32_t key_sid, uint32_t value_sid);
+int lumio__chunk_enc_meta(chunk_enc *e, uint64_t ts, uint32_t key_sid, uint32_t value_sid);
 /* Seal: the chunk's bytes (header with the magic, and payload) into out,
  * which is cleared first; then the encoder starts the next chunk. */
-int chunk_enc_seal(chunk_enc *e, const gtables *g, int zstd_level, bbuf *out);
+int lumio__chunk_enc_seal(chunk_enc *e, const gtables *g, int zstd_level, bbuf *out);
 
 /* A verified, decompressed chunk ready to replay. */
 typedef struct chunk_view {
@@ -104,18 +104,18 @@ typedef struct chunk_dec {
 typedef int (*chunk_sample_fn)(void *arg, const lumio_sample *s);
 typedef int (*chunk_meta_fn)(void *arg, uint64_t ts, const char *key, const char *value);
 
-void chunk_dec_init(chunk_dec *d);
-void chunk_dec_free(chunk_dec *d);
+void lumio__chunk_dec_init(chunk_dec *d);
+void lumio__chunk_dec_free(chunk_dec *d);
 /* Give back the decode buffer if it holds more than keep bytes (a large
  * chunk went through). */
-void chunk_dec_trim(chunk_dec *d, size_t keep);
+void lumio__chunk_dec_trim(chunk_dec *d, size_t keep);
 /* Check a chunk starting at p (avail bytes): 0 and the view when it is whole
  * and valid; -EAGAIN when more bytes could complete it; LUMIO_E_FORMAT or
  * LUMIO_E_CHECKSUM when it is not a valid chunk. */
-int chunk_verify(chunk_dec *d, const uint8_t *p, size_t avail, chunk_view *v);
+int lumio__chunk_verify(chunk_dec *d, const uint8_t *p, size_t avail, chunk_view *v);
 /* Replay a verified chunk: parses every record once to check it (nothing
  * is delivered from a payload that does not decode), then delivers. */
-int chunk_replay(chunk_dec *d, const chunk_view *v, chunk_sample_fn on_sample,
+int lumio__chunk_replay(chunk_dec *d, const chunk_view *v, chunk_sample_fn on_sample,
                  chunk_meta_fn on_meta, void *arg);
 
 #endif

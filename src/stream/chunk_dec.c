@@ -8,11 +8,11 @@
 #include <xxhash.h>
 #include <zstd.h>
 
-void chunk_dec_init(chunk_dec *d) {
+void lumio__chunk_dec_init(chunk_dec *d) {
     memset(d, 0, sizeof(*d));
 }
 
-void chunk_dec_free(chunk_dec *d) {
+void lumio__chunk_dec_free(chunk_dec *d) {
     ZSTD_freeDCtx(d->dctx);
     bbuf_free(&d->raw);
     free(d->strings);
@@ -22,7 +22,7 @@ void chunk_dec_free(chunk_dec *d) {
     free(d->strbuf);
 }
 
-void chunk_dec_trim(chunk_dec *d, size_t keep) {
+void lumio__chunk_dec_trim(chunk_dec *d, size_t keep) {
     if (d->raw.cap <= keep) return;
     bbuf_free(&d->raw);
 }
@@ -38,9 +38,9 @@ static bool raw_room(chunk_dec *d, size_t need) {
     return true;
 }
 
-int chunk_verify(chunk_dec *d, const uint8_t *p, size_t avail, chunk_view *v) {
-    if (avail < 4) return memcmp(p, lumio_chunk_magic, avail) ? LUMIO_E_FORMAT : -EAGAIN;
-    if (memcmp(p, lumio_chunk_magic, 4) != 0) return LUMIO_E_FORMAT;
+int lumio__chunk_verify(chunk_dec *d, const uint8_t *p, size_t avail, chunk_view *v) {
+    if (avail < 4) return memcmp(p, lumio__chunk_magic, avail) ? LUMIO_E_FORMAT : -EAGAIN;
+    if (memcmp(p, lumio__chunk_magic, 4) != 0) return LUMIO_E_FORMAT;
     if (avail < CHUNK_HDR) return -EAGAIN;
     uint32_t stored = get_le32(p + 8), raw = get_le32(p + 12);
     if (p[4] != 1 || p[5] > 1 || p[6] || p[7] || stored > CHUNK_MAX_LEN || raw > CHUNK_MAX_LEN ||
@@ -208,7 +208,7 @@ static int all_records(chunk_dec *d, const chunk_view *v, rcur c, bool deliver,
     return 0;
 }
 
-int chunk_replay(chunk_dec *d, const chunk_view *v, chunk_sample_fn on_sample,
+int lumio__chunk_replay(chunk_dec *d, const chunk_view *v, chunk_sample_fn on_sample,
                  chunk_meta_fn on_meta, void *arg) {
     rcur c = {v->payload, v->payload + v->payload_len, false};
     int rc = read_tables(d, &c, v->t_first);

@@ -7,17 +7,17 @@
 #include <xxhash.h>
 #include <zstd.h>
 
-const uint8_t lumio_stream_signature[STREAM_SIG_LEN] = {0x89, 'L', 'U', 'M', 'I', 'O', '\r', '\n',
+const uint8_t lumio__stream_signature[STREAM_SIG_LEN] = {0x89, 'L', 'U', 'M', 'I', 'O', '\r', '\n',
                                                         1,    0,   0,   0,   0,   0,   0,    0};
-const uint8_t lumio_chunk_magic[4] = {'L', 'C', 'H', 'K'};
+const uint8_t lumio__chunk_magic[4] = {'L', 'C', 'H', 'K'};
 
-void chunk_enc_init(chunk_enc *e) {
+void lumio__chunk_enc_init(chunk_enc *e) {
     memset(e, 0, sizeof(*e));
     e->gen = 1;
     e->run_thread = -1;
 }
 
-void chunk_enc_free(chunk_enc *e) {
+void lumio__chunk_enc_free(chunk_enc *e) {
     free(e->str_gen);
     free(e->str_local);
     free(e->frm_gen);
@@ -31,7 +31,7 @@ void chunk_enc_free(chunk_enc *e) {
     bbuf_free(&e->run);
 }
 
-bool chunk_enc_empty(const chunk_enc *e) {
+bool lumio__chunk_enc_empty(const chunk_enc *e) {
     return e->samples == 0 && e->records == 0;
 }
 
@@ -160,7 +160,7 @@ static uint32_t shared_suffix(const uint32_t *a, uint32_t da, const uint32_t *b,
     return c;
 }
 
-int chunk_enc_sample(chunk_enc *e, const gtables *g, uint64_t ts, uint64_t tid, uint8_t status,
+int lumio__chunk_enc_sample(chunk_enc *e, const gtables *g, uint64_t ts, uint64_t tid, uint8_t status,
                      const uint32_t *ids, uint32_t depth) {
     if (depth > LUMIO_STREAM_MAX_DEPTH) return -EINVAL;
     first_record(e, (int64_t)ts);
@@ -216,7 +216,7 @@ int chunk_enc_sample(chunk_enc *e, const gtables *g, uint64_t ts, uint64_t tid, 
     return r->oom ? -ENOMEM : 0;
 }
 
-int chunk_enc_meta(chunk_enc *e, uint64_t ts, uint32_t key_sid, uint32_t value_sid) {
+int lumio__chunk_enc_meta(chunk_enc *e, uint64_t ts, uint32_t key_sid, uint32_t value_sid) {
     first_record(e, (int64_t)ts);
     flush_run(e);
     uint32_t k, v;
@@ -280,7 +280,7 @@ static void reset(chunk_enc *e) {
     e->seq++;
 }
 
-int chunk_enc_seal(chunk_enc *e, const gtables *g, int zstd_level, bbuf *out) {
+int lumio__chunk_enc_seal(chunk_enc *e, const gtables *g, int zstd_level, bbuf *out) {
     flush_run(e);
     bbuf raw = {0};
     int rc = build_payload(e, g, &raw);
@@ -307,7 +307,7 @@ int chunk_enc_seal(chunk_enc *e, const gtables *g, int zstd_level, bbuf *out) {
     } else {
         memcpy(h + CHUNK_HDR, raw.p, raw.len);
     }
-    memcpy(h, lumio_chunk_magic, 4);
+    memcpy(h, lumio__chunk_magic, 4);
     h[4] = 1;
     h[5] = zstd_level ? 1 : 0;
     h[6] = h[7] = 0;

@@ -84,10 +84,10 @@ static void report(const line_reader *r, int rc, char *err, size_t errlen) {
     char quote[200];
     excerpt(r->buf ? r->buf : "", quote, sizeof quote);
     if (rc == LUMIO_E_FORMAT)
-        lumio_fmt(err, errlen, "line %" PRIu64 " (byte %" PRIu64 "): %s: \"%s\"", r->lineno,
+        lumio__fmt(err, errlen, "line %" PRIu64 " (byte %" PRIu64 "): %s: \"%s\"", r->lineno,
                   r->line_off, r->why, quote);
     else
-        lumio_fmt(err, errlen, "line %" PRIu64 " (byte %" PRIu64 "): %s", r->lineno, r->line_off,
+        lumio__fmt(err, errlen, "line %" PRIu64 " (byte %" PRIu64 "): %s", r->lineno, r->line_off,
                   r->why);
 }
 
@@ -336,7 +336,7 @@ static int perf_line(perf_parser *p, lumio_import_fn fn, void *arg) {
     return 0;
 }
 
-int lumio_import_perf_script(FILE *in, lumio_import_fn fn, void *arg, char *err, size_t errlen) {
+int lumio__import_perf_script(FILE *in, lumio_import_fn fn, void *arg, char *err, size_t errlen) {
     perf_parser p = {.rd = {.in = in}};
     int rc;
     while ((rc = next_line(&p.rd)) > 0)
@@ -415,7 +415,7 @@ static int folded_line(folded_parser *p, lumio_import_fn fn, void *arg) {
     return 0;
 }
 
-int lumio_import_collapsed(FILE *in, lumio_import_fn fn, void *arg, char *err, size_t errlen) {
+int lumio__import_collapsed(FILE *in, lumio_import_fn fn, void *arg, char *err, size_t errlen) {
     folded_parser p = {.rd = {.in = in}};
     int rc;
     while ((rc = next_line(&p.rd)) > 0)
@@ -439,7 +439,7 @@ static void put_function(FILE *out, const char *name) {
     }
 }
 
-int lumio_export_collapsed_line(FILE *out, const lumio_sample *s, uint64_t count) {
+int lumio__export_collapsed_line(FILE *out, const lumio_sample *s, uint64_t count) {
     if (!s || s->depth == 0 || !s->frames) return -EINVAL;
     for (uint32_t i = s->depth; i-- > 0;) {
         put_function(out, s->frames[i].function);
@@ -456,9 +456,9 @@ int lumio_stream_import(FILE *in, const char *format, lumio_sample_fn on_sample,
     char err[512] = "";
     int rc;
     if (!strcmp(format, "perf"))
-        rc = lumio_import_perf_script(in, on_sample, arg, err, sizeof err);
+        rc = lumio__import_perf_script(in, on_sample, arg, err, sizeof err);
     else if (!strcmp(format, "folded") || !strcmp(format, "collapsed"))
-        rc = lumio_import_collapsed(in, on_sample, arg, err, sizeof err);
+        rc = lumio__import_collapsed(in, on_sample, arg, err, sizeof err);
     else {
         lumio__err_set(NULL, "import: unknown format '%s' (perf, folded)", format);
         return -EINVAL;
@@ -470,5 +470,5 @@ int lumio_stream_import(FILE *in, const char *format, lumio_sample_fn on_sample,
 
 int lumio_stream_print_folded(FILE *out, const lumio_sample *s, uint64_t count) {
     if (!out || !s) return -EINVAL;
-    return lumio_export_collapsed_line(out, s, count);
+    return lumio__export_collapsed_line(out, s, count);
 }

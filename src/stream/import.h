@@ -32,7 +32,7 @@ typedef int (*lumio_import_fn)(void *arg, const lumio_sample *s);
  * or "[inlined]" when there is none. Stacks deeper than LUMIO_STREAM_MAX_DEPTH
  * keep their innermost frames. Lines that start with a tab are frames; any
  * other non-blank line is a header. */
-int lumio_import_perf_script(FILE *in, lumio_import_fn fn, void *arg, char *err, size_t errlen);
+int lumio__import_perf_script(FILE *in, lumio_import_fn fn, void *arg, char *err, size_t errlen);
 
 /* Folded stacks (flamegraph.pl's "collapsed" format): each line is
  *     outer;middle;inner COUNT
@@ -40,13 +40,13 @@ int lumio_import_perf_script(FILE *in, lumio_import_fn fn, void *arg, char *err,
  * status 0, file "" and line 0, and timestamps 0, 1, 2, ... microseconds
  * counted across the whole file. The count is the text after the line's last
  * space; the stack is everything before it. Blank lines are skipped. */
-int lumio_import_collapsed(FILE *in, lumio_import_fn fn, void *arg, char *err, size_t errlen);
+int lumio__import_collapsed(FILE *in, lumio_import_fn fn, void *arg, char *err, size_t errlen);
 
 /* Write s as one folded line with the given count, outermost frame first.
  * The format has no escapes, so ';' inside a function name is written as ':'
  * and '\n' or '\r' as ' ' (otherwise the line would split into frames or
  * lines on import). Returns 0, -EINVAL for a sample without frames (the
  * format cannot express one) or -EIO when writing fails. */
-int lumio_export_collapsed_line(FILE *out, const lumio_sample *s, uint64_t count);
+int lumio__export_collapsed_line(FILE *out, const lumio_sample *s, uint64_t count);
 
 #endif

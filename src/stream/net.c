@@ -21,11 +21,11 @@
 
 static __thread char net_err[512];
 
-void net_error_clear(void) {
+void lumio__net_error_clear(void) {
     net_err[0] = 0;
 }
 
-const char *net_error(void) {
+const char *lumio__net_error(void) {
     return net_err;
 }
 
@@ -60,7 +60,7 @@ static bool valid_port(const char *p) {
     return v >= 1 && v <= 65535;
 }
 
-int net_parse(const char *spec, const char *default_host, char *host, size_t hcap, char *port,
+int lumio__net_parse(const char *spec, const char *default_host, char *host, size_t hcap, char *port,
               size_t pcap) {
     const char *colon = strrchr(spec, ':');
     const char *p = colon ? colon + 1 : spec;
@@ -94,7 +94,7 @@ static int resolve(const char *host, const char *port, int flags, struct addrinf
     return net_fail(-EHOSTUNREACH, "unknown host '%s' (%s)", host, gai_strerror(g));
 }
 
-void net_name(const void *sa, char *buf, size_t cap) {
+void lumio__net_name(const void *sa, char *buf, size_t cap) {
     const struct sockaddr *a = sa;
     char ip[INET6_ADDRSTRLEN] = "?";
     unsigned port = 0;
@@ -113,7 +113,7 @@ void net_name(const void *sa, char *buf, size_t cap) {
     }
 }
 
-int net_listen(const char *host, const char *port) {
+int lumio__net_listen(const char *host, const char *port) {
     struct addrinfo *res;
     int rc = resolve(host, port, AI_PASSIVE, &res);
     if (rc < 0) return rc;
@@ -136,7 +136,7 @@ int net_listen(const char *host, const char *port) {
     return rc;
 }
 
-int net_connect(const char *host, const char *port, int timeout_ms) {
+int lumio__net_connect(const char *host, const char *port, int timeout_ms) {
     struct addrinfo *res;
     int rc = resolve(host, port, 0, &res);
     if (rc < 0) return rc;
@@ -182,7 +182,7 @@ static void connected(netsink *ns, int fd) {
     ns->connections++;
 }
 
-int net_open(netsink *ns, const char *sink, size_t max_queued) {
+int lumio__net_open(netsink *ns, const char *sink, size_t max_queued) {
     memset(ns, 0, sizeof(*ns));
     net_err[0] = 0;
     ns->fd = ns->lfd = -1;
@@ -190,18 +190,18 @@ int net_open(netsink *ns, const char *sink, size_t max_queued) {
     bool listen_mode = !strncmp(sink, "tcp-listen:", 11);
     if (!listen_mode && strncmp(sink, "tcp:", 4)) return 0;
     const char *spec = sink + (listen_mode ? 11 : 4);
-    int rc = net_parse(spec, listen_mode ? "127.0.0.1" : NULL, ns->host, sizeof ns->host, ns->port,
+    int rc = lumio__net_parse(spec, listen_mode ? "127.0.0.1" : NULL, ns->host, sizeof ns->host, ns->port,
                        sizeof ns->port);
     if (rc < 0) return rc;
     ns->listen_mode = listen_mode;
     if (listen_mode) {
-        if ((rc = net_listen(ns->host, ns->port)) < 0) return rc;
+        if ((rc = lumio__net_listen(ns->host, ns->port)) < 0) return rc;
         ns->lfd = rc;
         return 1;
     }
     /* The first connection now: a wrong host or port, or nobody listening,
      * is the caller's mistake and is said at once. Later losses reconnect. */
-    if ((rc = net_connect(ns->host, ns->port, 5000)) < 0) return rc;
+    if ((rc = lumio__net_connect(ns->host, ns->port, 5000)) < 0) return rc;
     connected(ns, rc);
     return 1;
 }
@@ -215,7 +215,7 @@ static void try_connect(netsink *ns) {
         fd = accept4(ns->lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
         if (fd < 0) return; /* nobody yet */
     } else {
-        fd = net_connect(ns->host, ns->port, 200);
+        fd = lumio__net_connect(ns->host, ns->port, 200);
         if (fd < 0) { /* back off: 100 ms, doubling up to 5 s */
             ns->last_err = fd;
             ns->backoff_ms = ns->backoff_ms ? LUMIO_MIN(ns->backoff_ms * 2, 5000u) : 100;
@@ -298,7 +298,7 @@ static bool send_some(netsink *ns) {
     const uint8_t *p;
     size_t n;
     if (ns->sig_sent < STREAM_SIG_LEN) {
-        p = lumio_stream_signature + ns->sig_sent;
+        p = lumio__stream_signature + ns->sig_sent;
         n = STREAM_SIG_LEN - ns->sig_sent;
     } else if (ns->head) {
         if (!settled(ns)) return false;
@@ -322,7 +322,7 @@ static bool send_some(netsink *ns) {
     return true;
 }
 
-int net_pump(netsink *ns, uint32_t wait_ms) {
+int lumio__net_pump(netsink *ns, uint32_t wait_ms) {
     uint64_t deadline = mono_ms() + wait_ms;
     for (;;) {
         if (ns->fd < 0) try_connect(ns);
@@ -347,9 +347,9 @@ static bool peer_gone(int fd) {
     return poll(&p, 1, 0) == 1 && (p.revents & (POLLERR | POLLHUP));
 }
 
-uint64_t net_finish(netsink *ns, uint32_t wait_ms) {
+uint64_t lumio__net_finish(netsink *ns, uint32_t wait_ms) {
     uint64_t deadline = mono_ms() + wait_ms;
-    net_pump(ns, wait_ms);
+    lumio__net_pump(ns, wait_ms);
     while (ns->fd >= 0 && !ns->head) {
         prune_inflight(ns);
         if (!ns->ninflight || mono_ms() >= deadline) break;
@@ -363,7 +363,7 @@ uint64_t net_finish(netsink *ns, uint32_t wait_ms) {
     return ns->dropped_chunks + ns->lost_chunks + ns->nqueued + ns->ninflight;
 }
 
-int net_push(netsink *ns, const uint8_t *p, size_t len) {
+int lumio__net_push(netsink *ns, const uint8_t *p, size_t len) {
     qchunk *c = malloc(sizeof(*c) + len);
     if (!c) return -ENOMEM;
     c->next = NULL;
@@ -391,10 +391,10 @@ int net_push(netsink *ns, const uint8_t *p, size_t len) {
     if (!ns->tail) { /* find it again after drops */
         for (qchunk *q = ns->head; q; q = q->next) ns->tail = q;
     }
-    return net_pump(ns, 0);
+    return lumio__net_pump(ns, 0);
 }
 
-void net_close(netsink *ns) {
+void lumio__net_close(netsink *ns) {
     if (ns->fd >= 0) close(ns->fd);
     if (ns->lfd >= 0) close(ns->lfd);
     while (ns->head) {
@@ -409,11 +409,11 @@ void net_close(netsink *ns) {
 
 int lumio_stream_listen(const char *spec) {
     char host[256], port[8];
-    net_error_clear();
+    lumio__net_error_clear();
     int rc = spec && !strncmp(spec, "tcp-listen:", 11)
-                 ? net_parse(spec + 11, "127.0.0.1", host, sizeof host, port, sizeof port)
+                 ? lumio__net_parse(spec + 11, "127.0.0.1", host, sizeof host, port, sizeof port)
                  : net_fail(-EINVAL, "expected tcp-listen:[HOST:]PORT");
-    if (rc == 0) rc = net_listen(host, port);
-    if (rc < 0) lumio__err_set(NULL, "%s: %s", spec ? spec : "(null)", net_error());
+    if (rc == 0) rc = lumio__net_listen(host, port);
+    if (rc < 0) lumio__err_set(NULL, "%s: %s", spec ? spec : "(null)", lumio__net_error());
     return rc;
 }

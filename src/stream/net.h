@@ -46,34 +46,34 @@ typedef struct netsink {
 
 /* Parse a sink string; 1 if it names a TCP sink (then *ns is set up: in
  * listen mode listening, in connect mode connected), 0 if not, < 0 on error
- * (net_error() says what). */
-int net_open(netsink *ns, const char *sink, size_t max_queued);
+ * (lumio__net_error() says what). */
+int lumio__net_open(netsink *ns, const char *sink, size_t max_queued);
 /* Queue a sealed chunk, then send what can be sent without blocking. */
-int net_push(netsink *ns, const uint8_t *p, size_t len);
+int lumio__net_push(netsink *ns, const uint8_t *p, size_t len);
 /* Send without blocking for more than wait_ms (0: not at all). Returns 0 or
  * a negative code for a failure that is not the consumer's going away. */
-int net_pump(netsink *ns, uint32_t wait_ms);
+int lumio__net_pump(netsink *ns, uint32_t wait_ms);
 /* Send the rest and wait (at most wait_ms in all) until the consumer's TCP
  * has acknowledged every byte. Returns the chunks not delivered: still
  * queued, or sent and never acknowledged (this connection's or lost ones). */
-uint64_t net_finish(netsink *ns, uint32_t wait_ms);
-void net_close(netsink *ns);
+uint64_t lumio__net_finish(netsink *ns, uint32_t wait_ms);
+void lumio__net_close(netsink *ns);
 
 /* "[HOST:]PORT", "[V6]:PORT": HOST (default_host when absent; NULL: it must
- * be there) and a decimal PORT from 1 to 65535. -EINVAL, with net_error(). */
-int net_parse(const char *spec, const char *default_host, char *host, size_t hcap, char *port,
+ * be there) and a decimal PORT from 1 to 65535. -EINVAL, with lumio__net_error(). */
+int lumio__net_parse(const char *spec, const char *default_host, char *host, size_t hcap, char *port,
               size_t pcap);
 /* A connected, non-blocking socket, waiting at most timeout_ms, or < 0
- * (-EHOSTUNREACH for a name that does not resolve) with net_error(). */
-int net_connect(const char *host, const char *port, int timeout_ms);
-/* A non-blocking listening socket on HOST:PORT, or < 0 with net_error(). */
-int net_listen(const char *host, const char *port);
+ * (-EHOSTUNREACH for a name that does not resolve) with lumio__net_error(). */
+int lumio__net_connect(const char *host, const char *port, int timeout_ms);
+/* A non-blocking listening socket on HOST:PORT, or < 0 with lumio__net_error(). */
+int lumio__net_listen(const char *host, const char *port);
 /* "HOST:PORT" (IPv6 in brackets) of a socket address, for messages. */
-void net_name(const void *sockaddr, char *buf, size_t cap);
+void lumio__net_name(const void *sockaddr, char *buf, size_t cap);
 /* What the last failure of a net_ call in this thread was, naming the
  * address: "unknown host 'x' (Name or service not known)". */
-const char *net_error(void);
-void net_error_clear(void);
+const char *lumio__net_error(void);
+void lumio__net_error_clear(void);
 
 /* For receivers: write a chunk that arrived whole and verified to a file
  * writer as the file's next chunk (its seq rewritten and its checksum with

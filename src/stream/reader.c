@@ -53,7 +53,7 @@ static int open_fd(lumio_stream_reader **out, int fd, bool own, const char *name
     r->own_fd = own;
     snprintf(r->name, sizeof r->name, "%s", name);
     lumio__err_init(&r->err);
-    chunk_dec_init(&r->dec);
+    lumio__chunk_dec_init(&r->dec);
     if (o) {
         r->on_damage = o->on_damage;
         r->damage_arg = o->arg;
@@ -67,7 +67,7 @@ static int open_fd(lumio_stream_reader **out, int fd, bool own, const char *name
 }
 
 static int open_failed(const char *source, int rc) {
-    lumio__err_set(NULL, "%s: %s", source, net_error()[0] ? net_error() : lumio_strerror(rc));
+    lumio__err_set(NULL, "%s: %s", source, lumio__net_error()[0] ? lumio__net_error() : lumio_strerror(rc));
     return rc;
 }
 
@@ -75,9 +75,9 @@ static int open_failed(const char *source, int rc) {
  * with blocking calls like any descriptor. */
 static int connect_to(const char *hp) {
     char host[256], port[8];
-    int rc = net_parse(hp, NULL, host, sizeof host, port, sizeof port);
+    int rc = lumio__net_parse(hp, NULL, host, sizeof host, port, sizeof port);
     if (rc < 0) return rc;
-    int fd = net_connect(host, port, 5000);
+    int fd = lumio__net_connect(host, port, 5000);
     if (fd >= 0) fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
     return fd;
 }
@@ -93,7 +93,7 @@ int lumio_stream_reader_open(lumio_stream_reader **out, const char *source,
     }
     if (!strcmp(source, "-")) return open_fd(out, STDIN_FILENO, false, "standard input", o);
     if (!strncmp(source, "tcp:", 4)) {
-        net_error_clear();
+        lumio__net_error_clear();
         int fd = connect_to(source + 4);
         if (fd < 0) return open_failed(source, fd);
         int rc = open_fd(out, fd, true, source, o);
@@ -102,7 +102,7 @@ int lumio_stream_reader_open(lumio_stream_reader **out, const char *source,
     }
     int fd = open(source, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        net_error_clear();
+        lumio__net_error_clear();
         return open_failed(source, -errno);
     }
     int rc = open_fd(out, fd, true, source, o);
@@ -265,7 +265,7 @@ static int read_signature(lumio_stream_reader *r) {
         if (rc < 0) return rc;
     }
     if (r->end - r->start < STREAM_SIG_LEN ||
-        memcmp(r->buf + r->start, lumio_stream_signature, 9) != 0)
+        memcmp(r->buf + r->start, lumio__stream_signature, 9) != 0)
         return LUMIO_E_FORMAT;
     r->start += STREAM_SIG_LEN;
     r->pos = STREAM_SIG_LEN;
@@ -315,7 +315,7 @@ static int read_all(lumio_stream_reader *r, lumio_sample_fn on_sample, lumio_met
         avail = r->end - r->start;
         chunk_view v;
         if (r->follow && avail >= 4 && !r->damaged) wait_commit(r);
-        rc = avail ? chunk_verify(&r->dec, r->buf + r->start, avail, &v) : -EAGAIN;
+        rc = avail ? lumio__chunk_verify(&r->dec, r->buf + r->start, avail, &v) : -EAGAIN;
         if (rc == -EAGAIN && !r->eof) {
             if ((rc = fill(r)) < 0) return rc;
             continue;
@@ -323,13 +323,13 @@ static int read_all(lumio_stream_reader *r, lumio_sample_fn on_sample, lumio_met
         if (r->follow && r->eof && (rc == -EAGAIN || avail == 0) && wait_growth(r)) continue;
         if (rc == 0 && r->have_seq && v.seq <= r->last_seq) rc = LUMIO_E_FORMAT; /* a replay */
         if (rc == 0) {
-            rc = chunk_replay(&r->dec, &v, on_sample, on_meta, arg);
+            rc = lumio__chunk_replay(&r->dec, &v, on_sample, on_meta, arg);
             if (rc < 0 && rc != LUMIO_E_FORMAT) return rc; /* a callback's stop, or memory */
         }
         if (rc == 0) {
             end_damage(r, false);
             if (r->pos == STREAM_SIG_LEN) { /* to recognise this content later */
-                memcpy(r->first, lumio_stream_signature, STREAM_SIG_LEN);
+                memcpy(r->first, lumio__stream_signature, STREAM_SIG_LEN);
                 memcpy(r->first + STREAM_SIG_LEN, r->buf + r->start, CHUNK_HDR);
                 r->have_first = true;
             }
@@ -349,7 +349,7 @@ static int read_all(lumio_stream_reader *r, lumio_sample_fn on_sample, lumio_met
                 r->damaged = true;
                 r->damage_from = r->pos;
                 r->damage_torn = rc == -EAGAIN || avail < 4 ||
-                                 memcmp(r->buf + r->start, lumio_chunk_magic, 4) != 0;
+                                 memcmp(r->buf + r->start, lumio__chunk_magic, 4) != 0;
             }
             skip_damage(r);
             continue;
@@ -367,7 +367,7 @@ void lumio_stream_reader_get_stats(const lumio_stream_reader *r, lumio_stream_re
 void lumio_stream_reader_close(lumio_stream_reader *r) {
     if (!r) return;
     if (r->own_fd) close(r->fd);
-    chunk_dec_free(&r->dec);
+    lumio__chunk_dec_free(&r->dec);
     free(r->buf);
     free(r->path);
     lumio__err_fini(&r->err);

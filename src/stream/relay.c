@@ -8,7 +8,7 @@
 
 int lumio_stream_check_signature(const void *data, size_t n) {
     size_t k = n < STREAM_SIG_LEN ? n : STREAM_SIG_LEN;
-    if (memcmp(data, lumio_stream_signature, k)) return LUMIO_E_FORMAT;
+    if (memcmp(data, lumio__stream_signature, k)) return LUMIO_E_FORMAT;
     return n < STREAM_SIG_LEN ? -EAGAIN : 0;
 }
 
@@ -16,7 +16,7 @@ int lumio_stream_chunk_peek(const void *data, size_t n, lumio_stream_chunk_info 
     const uint8_t *p = data;
     memset(info, 0, sizeof *info);
     size_t k = n < 4 ? n : 4;
-    if (memcmp(p, lumio_chunk_magic, k)) return LUMIO_E_FORMAT;
+    if (memcmp(p, lumio__chunk_magic, k)) return LUMIO_E_FORMAT;
     if (n < CHUNK_HDR) return -EAGAIN;
     uint32_t stored = get_le32(p + 8), raw = get_le32(p + 12);
     if (p[4] != 1 || p[5] > 1 || p[6] || p[7] || stored > CHUNK_MAX_LEN || raw > CHUNK_MAX_LEN ||

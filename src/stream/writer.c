@@ -235,7 +235,7 @@ static int emit(lumio_stream_writer *w) {
     size_t n = w->out.len;
     int rc;
     if (w->tcp) {
-        if ((rc = net_push(&w->net, p, n)) < 0) return fail(w, rc, "queueing a chunk");
+        if ((rc = lumio__net_push(&w->net, p, n)) < 0) return fail(w, rc, "queueing a chunk");
     } else if (w->seekable) {
         static const uint8_t zero[4] = {0};
         if ((rc = write_all_at(w->fd, zero, 4, true, w->offset)) < 0 ||
@@ -254,10 +254,10 @@ static int emit(lumio_stream_writer *w) {
 }
 
 static int flush_locked(lumio_stream_writer *w) {
-    if (chunk_enc_empty(&w->enc)) return 0;
+    if (lumio__chunk_enc_empty(&w->enc)) return 0;
     uint32_t samples = w->enc.samples, records = w->enc.records;
     gtables g = tables_of(w);
-    int rc = chunk_enc_seal(&w->enc, &g, w->o.zstd_level, &w->out);
+    int rc = lumio__chunk_enc_seal(&w->enc, &g, w->o.zstd_level, &w->out);
     if (rc < 0) return fail(w, rc, "sealing a chunk");
     if ((rc = emit(w)) < 0) return rc;
     w->stats.chunks++;
@@ -273,11 +273,11 @@ int lumio_stream_writer_write_chunk(lumio_stream_writer *w, const void *data, si
     if (!w || !data) return -EINVAL;
     const uint8_t *chunk = data;
     chunk_view v;
-    int rc = chunk_verify(&w->check, chunk, len, &v);
+    int rc = lumio__chunk_verify(&w->check, chunk, len, &v);
     if (rc == 0 && v.total_len != len) rc = LUMIO_E_FORMAT; /* bytes after it */
     if (rc == -EAGAIN) rc = LUMIO_E_FORMAT;                 /* cut short */
-    if (rc == 0) rc = chunk_replay(&w->check, &v, NULL, NULL, NULL);
-    chunk_dec_trim(&w->check, 1u << 20); /* a big chunk's room goes back */
+    if (rc == 0) rc = lumio__chunk_replay(&w->check, &v, NULL, NULL, NULL);
+    lumio__chunk_dec_trim(&w->check, 1u << 20); /* a big chunk's room goes back */
     if (rc < 0) {
         lumio__err_set(&w->err, "%s: a chunk to append %s", w->sink,
                        rc == LUMIO_E_CHECKSUM ? "fails its checksum"
@@ -309,7 +309,7 @@ int lumio_stream_writer_write_chunk(lumio_stream_writer *w, const void *data, si
 static int maybe_flush(lumio_stream_writer *w) {
     bool due = (w->o.flush_samples && w->enc.samples >= w->o.flush_samples) ||
                (w->o.flush_bytes && w->enc.rec.len >= (uint64_t)w->o.flush_bytes);
-    if (!due && w->o.flush_ms && !w->timer_on && !chunk_enc_empty(&w->enc))
+    if (!due && w->o.flush_ms && !w->timer_on && !lumio__chunk_enc_empty(&w->enc))
         due = now_ms() - w->chunk_started_ms >= w->o.flush_ms;
     if (!due) return 0;
     int rc = flush_locked(w);
@@ -328,14 +328,14 @@ static int open_common(lumio_stream_writer **out, int fd, bool own, const char *
     snprintf(w->sink, sizeof w->sink, "%s", name);
     struct stat st;
     w->seekable = own && fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
-    chunk_enc_init(&w->enc);
-    chunk_dec_init(&w->check);
+    lumio__chunk_enc_init(&w->enc);
+    lumio__chunk_dec_init(&w->check);
     w->chunk_started_ms = now_ms();
-    int rc = write_all_at(fd, lumio_stream_signature, STREAM_SIG_LEN, w->seekable, 0);
+    int rc = write_all_at(fd, lumio__stream_signature, STREAM_SIG_LEN, w->seekable, 0);
     if (rc < 0) {
         lumio__err_set(NULL, "%s: writing the signature: %s", w->sink, lumio_strerror(rc));
         if (own) close(fd);
-        chunk_enc_free(&w->enc);
+        lumio__chunk_enc_free(&w->enc);
         lumio__err_fini(&w->err);
         free(w);
         return rc;
@@ -351,11 +351,11 @@ static int open_tcp(lumio_stream_writer **out, const char *sink,
     lumio_stream_writer *w = calloc(1, sizeof(*w));
     if (!w) return -ENOMEM;
     w->o = *o;
-    net_error_clear();
-    int rc = net_open(&w->net, sink, o->tcp_buffer);
+    lumio__net_error_clear();
+    int rc = lumio__net_open(&w->net, sink, o->tcp_buffer);
     if (rc <= 0) {
-        lumio__err_set(NULL, "%s: %s", sink, net_error()[0] ? net_error() : lumio_strerror(rc));
-        net_close(&w->net);
+        lumio__err_set(NULL, "%s: %s", sink, lumio__net_error()[0] ? lumio__net_error() : lumio_strerror(rc));
+        lumio__net_close(&w->net);
         free(w);
         return rc < 0 ? rc : -EINVAL;
     }
@@ -363,10 +363,10 @@ static int open_tcp(lumio_stream_writer **out, const char *sink,
     w->tcp = true;
     w->fd = -1;
     snprintf(w->sink, sizeof w->sink, "%s", sink);
-    chunk_enc_init(&w->enc);
-    chunk_dec_init(&w->check);
+    lumio__chunk_enc_init(&w->enc);
+    lumio__chunk_dec_init(&w->check);
     w->chunk_started_ms = now_ms();
-    net_pump(&w->net, 0); /* connect now if the consumer is there */
+    lumio__net_pump(&w->net, 0); /* connect now if the consumer is there */
     *out = w;
     return 0;
 }
@@ -402,8 +402,8 @@ static int open_append(lumio_stream_writer **out, const char *sink,
     w->own_fd = true;
     w->seekable = true;
     snprintf(w->sink, sizeof w->sink, "%s", sink);
-    chunk_enc_init(&w->enc);
-    chunk_dec_init(&w->check);
+    lumio__chunk_enc_init(&w->enc);
+    lumio__chunk_dec_init(&w->check);
     w->enc.seq = st.chunks ? st.last_seq + 1 : 0;
     w->chunk_started_ms = now_ms();
     w->offset = st.valid_end;
@@ -486,7 +486,7 @@ static int write_ids_locked(lumio_stream_writer *w, uint64_t ts, uint64_t tid, u
                             const uint32_t *ids, uint32_t depth) {
     if ((depth && !ids) || depth > LUMIO_STREAM_MAX_DEPTH) return -EINVAL;
     gtables g = tables_of(w); /* the encoder checks the ids it has not seen */
-    int rc = chunk_enc_sample(&w->enc, &g, ts, tid, status, ids, depth);
+    int rc = lumio__chunk_enc_sample(&w->enc, &g, ts, tid, status, ids, depth);
     if (rc < 0) return fail(w, rc, "encoding a sample");
     return maybe_flush(w);
 }
@@ -512,7 +512,7 @@ static int write_meta_locked(lumio_stream_writer *w, uint64_t ts, const char *ke
     uint32_t k, v;
     int rc = str_intern(&w->strs, key, &k);
     if (rc == 0) rc = str_intern(&w->strs, value, &v);
-    if (rc == 0) rc = chunk_enc_meta(&w->enc, ts, k, v);
+    if (rc == 0) rc = lumio__chunk_enc_meta(&w->enc, ts, k, v);
     if (rc < 0) return fail(w, rc, "writing a record");
     return maybe_flush(w);
 }
@@ -570,7 +570,7 @@ static void *timer_main(void *arg) {
         nanosleep(&nap, NULL);
         pthread_mutex_lock(&w->mu);
         if (w->timer_stop) break;
-        if (!chunk_enc_empty(&w->enc) && now_ms() - w->chunk_started_ms >= w->o.flush_ms) {
+        if (!lumio__chunk_enc_empty(&w->enc) && now_ms() - w->chunk_started_ms >= w->o.flush_ms) {
             int rc = flush_locked(w);
             w->chunk_started_ms = now_ms();
             if (rc < 0 && !w->timer_err) w->timer_err = rc;
@@ -631,7 +631,7 @@ static void part(char *buf, size_t cap, uint64_t n, const char *what) {
 /* TCP: send the rest and wait for the consumer's TCP to acknowledge it;
  * what it never acknowledged counts as not delivered. */
 static int finish_tcp(lumio_stream_writer *w) {
-    w->undelivered = net_finish(&w->net, w->o.close_timeout_ms);
+    w->undelivered = lumio__net_finish(&w->net, w->o.close_timeout_ms);
     if (!w->undelivered) return 0;
     netsink *ns = &w->net;
     char why[400] = "", end[160];
@@ -653,7 +653,7 @@ static int finish_tcp(lumio_stream_writer *w) {
 
 int lumio_stream_writer_finish(lumio_stream_writer *w) {
     if (!w) return -EINVAL;
-    if (w->finished && chunk_enc_empty(&w->enc)) return w->finish_rc; /* nothing new since */
+    if (w->finished && lumio__chunk_enc_empty(&w->enc)) return w->finish_rc; /* nothing new since */
     int rc = w->timer_on ? w->timer_err : 0;
     stop_timer(w);
     int frc = flush_locked(w);
@@ -669,7 +669,7 @@ int lumio_stream_writer_finish(lumio_stream_writer *w) {
 void lumio_stream_writer_close(lumio_stream_writer *w) {
     if (!w) return;
     lumio_stream_writer_finish(w);
-    if (w->tcp) net_close(&w->net);
+    if (w->tcp) lumio__net_close(&w->net);
     if (w->own_fd) close(w->fd);
     for (size_t i = 0; i < w->strs.n; i++) free(w->strs.s[i]);
     free(w->strs.s);
@@ -680,8 +680,8 @@ void lumio_stream_writer_close(lumio_stream_writer *w) {
     free(w->frames.file);
     free(w->frames.line);
     free(w->frames.slots);
-    chunk_enc_free(&w->enc);
-    chunk_dec_free(&w->check);
+    lumio__chunk_enc_free(&w->enc);
+    lumio__chunk_dec_free(&w->check);
     bbuf_free(&w->out);
     free(w->ids);
     lumio__err_fini(&w->err);

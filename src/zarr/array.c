@@ -12,14 +12,14 @@
 
 static __thread char open_error[1024];
 
-char *zarr_open_error(void) {
+char *lumio__zarr_open_error(void) {
     return open_error;
 }
 
 /* The text of a failure is made in z->err (or the thread's open_error) by
  * the thread using the array, then published at the public call's return,
  * redacted, where any thread may read it (docs/API.md). */
-int zarr_published(lumio_zarr *z, int rc) {
+int lumio__zarr_published(lumio_zarr *z, int rc) {
     if (rc < 0) lumio__err_set(z ? &z->e : NULL, "%s", z ? z->err : open_error);
     return rc;
 }
@@ -34,14 +34,14 @@ void lumio_zarr_get_info(const lumio_zarr *z, lumio_zarr_info *info) {
 
 void lumio_zarr_get_stats(const lumio_zarr *z, lumio_zarr_stats *s) {
     memset(s, 0, sizeof *s);
-    if (z->cache) zarr_cache_stats(z->cache, &s->cache_hits, &s->cache_misses, &s->cache_bytes);
+    if (z->cache) lumio__zarr_cache_stats(z->cache, &s->cache_hits, &s->cache_misses, &s->cache_bytes);
 }
 
 /* ---- opening -------------------------------------------------------------------- */
 
 int lumio_zarr_open(lumio_zarr **out, const char *location, const lumio_zarr_options *opts) {
     if (!out) return -EINVAL;
-    return zarr_published(NULL, zarr_open_meta(out, location, opts, NULL, 0));
+    return lumio__zarr_published(NULL, lumio__zarr_open_meta(out, location, opts, NULL, 0));
 }
 
 /* A new handle for the array at location (its base without trailing '/'). */
@@ -87,18 +87,18 @@ static int fetch_meta(lumio_zarr *z) {
     char *text = NULL;
     size_t len = 0;
     char why[512] = "";
-    int rc = zarr_fetch_key(z, ".zarray", &text, &len);
+    int rc = lumio__zarr_fetch_key(z, ".zarray", &text, &len);
     if (rc == 0) {
-        rc = zarr_parse_v2(text, len, &z->m, why, sizeof why);
+        rc = lumio__zarr_parse_v2(text, len, &z->m, why, sizeof why);
         if (rc < 0) snprintf(z->err, sizeof z->err, "%s/.zarray: %s", z->base, why);
     } else if (rc == -ENOENT) {
-        rc = zarr_fetch_key(z, "zarr.json", &text, &len);
-        if (rc == 0 && zarr_group_error(z, text, len)) {
+        rc = lumio__zarr_fetch_key(z, "zarr.json", &text, &len);
+        if (rc == 0 && lumio__zarr_group_error(z, text, len)) {
             rc = -ENOENT;
         } else if (rc == 0) {
-            rc = zarr_parse_v3(text, len, &z->m, why, sizeof why);
+            rc = lumio__zarr_parse_v3(text, len, &z->m, why, sizeof why);
             if (rc < 0) snprintf(z->err, sizeof z->err, "%s/zarr.json: %s", z->base, why);
-        } else if (rc == -ENOENT && !zarr_group_error(z, NULL, 0)) {
+        } else if (rc == -ENOENT && !lumio__zarr_group_error(z, NULL, 0)) {
             snprintf(z->err, sizeof z->err, "%s: not a Zarr array (no .zarray or zarr.json)",
                      z->base);
         }
@@ -112,7 +112,7 @@ static int read_meta(lumio_zarr *z, const char *meta, int format) {
     if (!meta) return fetch_meta(z);
     char why[512] = "";
     int rc =
-        (format == 2 ? zarr_parse_v2 : zarr_parse_v3)(meta, strlen(meta), &z->m, why, sizeof why);
+        (format == 2 ? lumio__zarr_parse_v2 : lumio__zarr_parse_v3)(meta, strlen(meta), &z->m, why, sizeof why);
     if (rc < 0) snprintf(z->err, sizeof z->err, "%s: %s", z->base, why);
     return rc;
 }
@@ -127,14 +127,14 @@ static int open_caches(lumio_zarr *z, uint64_t cache_bytes) {
                  z->base);
         return LUMIO_E_UNSUPPORTED;
     }
-    uint64_t ib = zarr_index_budget(&z->m, cache_bytes);
-    if (!(z->cache = zarr_cache_new(cache_bytes - ib, zarr_grid(z)->chunk_bytes, true)) ||
-        (ib && !(z->index_cache = zarr_index_cache_new(&z->m, ib))))
+    uint64_t ib = lumio__zarr_index_budget(&z->m, cache_bytes);
+    if (!(z->cache = lumio__zarr_cache_new(cache_bytes - ib, zarr_grid(z)->chunk_bytes, true)) ||
+        (ib && !(z->index_cache = lumio__zarr_index_cache_new(&z->m, ib))))
         return -ENOMEM;
     return 0;
 }
 
-int zarr_open_meta(lumio_zarr **out, const char *location, const lumio_zarr_options *opts,
+int lumio__zarr_open_meta(lumio_zarr **out, const char *location, const lumio_zarr_options *opts,
                    const char *meta, int format) {
     *out = NULL;
     lumio_zarr_options o = {0};
@@ -150,7 +150,7 @@ int zarr_open_meta(lumio_zarr **out, const char *location, const lumio_zarr_opti
     z->max_inflight = o.max_chunks_in_flight ? o.max_chunks_in_flight : 64;
     rc = start_ring(z, &o, location);
     if (rc == 0) rc = read_meta(z, meta, format);
-    if (rc == 0 && z->m.sharded) zarr_inner_meta(&z->m, &z->im);
+    if (rc == 0 && z->m.sharded) lumio__zarr_inner_meta(&z->m, &z->im);
     if (rc == 0 && o.cache_bytes) rc = open_caches(z, o.cache_bytes);
     if (rc < 0) {
         snprintf(open_error, sizeof open_error, "%s", z->err);
@@ -170,17 +170,17 @@ static void discard_pending(lumio_zarr *z) {
     z->pending_meta = NULL;
     if (!z->made_dir || z->remote) return;
     /* (unless another creator committed an array there meanwhile) */
-    zarr_remove_unless_array(z->base);
+    lumio__zarr_remove_unless_array(z->base);
 }
 
 void lumio_zarr_close(lumio_zarr *z) {
     if (!z) return;
     discard_pending(z);
     if (z->own_ring) lumio_ring_close(z->ring);
-    zarr_cache_free(z->cache);
-    zarr_cache_free(z->index_cache);
+    lumio__zarr_cache_free(z->cache);
+    lumio__zarr_cache_free(z->index_cache);
     for (unsigned i = 0; i < z->nkits; i++) {
-        zarr_cctx_free(z->kits[i].cctx);
+        lumio__zarr_cctx_free(z->kits[i].cctx);
         free(z->kits[i].own);
         free(z->kits[i].enc);
     }
@@ -194,11 +194,11 @@ void lumio_zarr_close(lumio_zarr *z) {
 
 static int zarr_read(lumio_zarr *z, const uint64_t *start, const uint64_t *shape, void *buf) {
     region x;
-    if (z->m.sharded) return zarr_read_sharded(z, start, shape, buf);
-    int rc = region_init(&x, z, &z->m, start, shape, buf);
+    if (z->m.sharded) return lumio__zarr_read_sharded(z, start, shape, buf);
+    int rc = lumio__region_init(&x, z, &z->m, start, shape, buf);
     if (rc) return rc < 0 ? rc : 0;
-    rc = zarr_fetch_chunks(z, &x, 0, x.nchunks, zarr_on_chunk, NULL);
-    region_fini(&x);
+    rc = lumio__zarr_fetch_chunks(z, &x, 0, x.nchunks, lumio__zarr_on_chunk, NULL);
+    lumio__region_fini(&x);
     return rc;
 }
 
@@ -226,13 +226,13 @@ static int batch_fill(batch *b, size_t n, const uint64_t *starts, const uint64_t
         unsigned s = 0;
         while (b->busy[s]) s++;
         region *x = &b->xs[s];
-        int r = region_init(x, z, zarr_grid(z), starts + *next * nd, shape, bufs[*next]);
+        int r = lumio__region_init(x, z, zarr_grid(z), starts + *next * nd, shape, bufs[*next]);
         ++*next;
         if (r == 1) continue; /* empty */
         if (r < 0) return r;
         if ((r = zarr_submit_any(z, x, b->ic, &b->gids[s])) < 0) {
             snprintf(z->err, sizeof z->err, "%s", x->err);
-            region_fini(x);
+            lumio__region_fini(x);
             return r;
         }
         b->busy[s] = true;
@@ -259,15 +259,15 @@ static int batch_collect(batch *b, int rc) {
     if (rc < 0)
         for (unsigned t = 0; t < INFLIGHT; t++)
             if (b->busy[t]) lumio_ring_cancel(z->ring, b->gids[t]);
-    if (got <= 0) zarr_abandon(z, b->gids[s]); /* a no-op for an ended group */
+    if (got <= 0) lumio__zarr_abandon(z, b->gids[s]); /* a no-op for an ended group */
     region *x = &b->xs[s];
-    bool ended = zarr_take_completions(z, x, c, got) || got <= 0;
+    bool ended = lumio__zarr_take_completions(z, x, c, got) || got <= 0;
     if (!ended) return rc;
     if (x->error && rc == 0) {
         rc = x->error;
         snprintf(z->err, sizeof z->err, "%s", x->err);
     }
-    region_fini(x);
+    lumio__region_fini(x);
     b->busy[s] = false;
     b->pending--;
     return rc;
@@ -279,7 +279,7 @@ static int zarr_read_batch(lumio_zarr *z, size_t n, const uint64_t *starts,
     bool own_ic;
     /* A sharded array: each region's shard indexes are read first (those
      * of earlier regions are kept), while earlier regions decode. */
-    b.ic = zarr_index_cache(z, &own_ic);
+    b.ic = lumio__zarr_index_cache(z, &own_ic);
     b.xs = calloc(INFLIGHT, sizeof *b.xs);
     int rc = b.xs && (!z->m.sharded || b.ic) ? 0 : -ENOMEM;
     size_t next = 0;
@@ -289,17 +289,17 @@ static int zarr_read_batch(lumio_zarr *z, size_t n, const uint64_t *starts,
         rc = batch_collect(&b, rc);
     }
     free(b.xs);
-    if (own_ic) zarr_cache_free(b.ic);
+    if (own_ic) lumio__zarr_cache_free(b.ic);
     return rc;
 }
 
 int lumio_zarr_read(lumio_zarr *z, const uint64_t *start, const uint64_t *shape, void *buf) {
     if (!z) return -EINVAL;
-    return zarr_published(z, zarr_read(z, start, shape, buf));
+    return lumio__zarr_published(z, zarr_read(z, start, shape, buf));
 }
 
 int lumio_zarr_read_batch(lumio_zarr *z, size_t n, const uint64_t *starts, const uint64_t *shape,
                           void *const *bufs) {
     if (!z) return -EINVAL;
-    return zarr_published(z, zarr_read_batch(z, n, starts, shape, bufs));
+    return lumio__zarr_published(z, zarr_read_batch(z, n, starts, shape, bufs));
 }

@@ -16,7 +16,7 @@
  * not fit the caches, so reading each line before writing it is waste. */
 enum { STREAM_BYTES = 32u << 20 };
 
-int region_init(region *x, lumio_zarr *z, const zarr_meta *m, const uint64_t *start,
+int lumio__region_init(region *x, lumio_zarr *z, const zarr_meta *m, const uint64_t *start,
                 const uint64_t *shape, void *buf) {
     memset(x, 0, sizeof *x);
     const lumio_zarr_info *info = &m->info;
@@ -59,7 +59,7 @@ int region_init(region *x, lumio_zarr *z, const zarr_meta *m, const uint64_t *st
                          z->base, nd, info->itemsize);
             return LUMIO_E_RANGE;
         }
-    if (z && z->cache) x->cache_gen = zarr_cache_gen(z->cache);
+    if (z && z->cache) x->cache_gen = lumio__zarr_cache_gen(z->cache);
     for (unsigned d = nd; d-- > 0;)
         x->rstride[d] = d == nd - 1 ? 1 : x->rstride[d + 1] * shape[d + 1];
     x->stream = nd && x->rstride[0] * shape[0] * info->itemsize >= STREAM_BYTES;
@@ -75,13 +75,13 @@ int region_init(region *x, lumio_zarr *z, const zarr_meta *m, const uint64_t *st
     return 0;
 }
 
-void region_fini(region *x) {
+void lumio__region_fini(region *x) {
     pthread_mutex_destroy(&x->mu);
     free(x->shard_check);
     x->shard_check = NULL;
 }
 
-void region_error(region *x, int code, const char *text) {
+void lumio__region_error(region *x, int code, const char *text) {
     pthread_mutex_lock(&x->mu);
     if (!x->error) {
         x->error = code;
@@ -90,20 +90,20 @@ void region_error(region *x, int code, const char *text) {
     pthread_mutex_unlock(&x->mu);
 }
 
-void region_chunk(const region *x, uint64_t i, uint64_t *cc) {
+void lumio__region_chunk(const region *x, uint64_t i, uint64_t *cc) {
     for (unsigned d = x->m->info.ndim; d-- > 0;) {
         cc[d] = x->lo[d] + i % x->count[d];
         i /= x->count[d];
     }
 }
 
-uint64_t region_index(const region *x, const uint64_t *cc) {
+uint64_t lumio__region_index(const region *x, const uint64_t *cc) {
     uint64_t i = 0;
     for (unsigned d = 0; d < x->m->info.ndim; d++) i = i * x->count[d] + (cc[d] - x->lo[d]);
     return i;
 }
 
-bool region_covers(const region *x, const uint64_t *cc) {
+bool lumio__region_covers(const region *x, const uint64_t *cc) {
     const lumio_zarr_info *info = &x->m->info;
     for (unsigned d = 0; d < info->ndim; d++) {
         uint64_t co = cc[d] * info->chunks[d];
@@ -113,7 +113,7 @@ bool region_covers(const region *x, const uint64_t *cc) {
     return true;
 }
 
-void zarr_fill_chunk(const zarr_meta *m, uint8_t *chunk) {
+void lumio__zarr_fill_chunk(const zarr_meta *m, uint8_t *chunk) {
     unsigned isz = m->info.itemsize;
     bool zero = true;
     for (unsigned i = 0; i < isz; i++) zero &= m->info.fill[i] == 0;
@@ -201,7 +201,7 @@ static void copy(const region *x, const uint64_t *cc, uint8_t *chunk, bool to_bu
 #endif
 }
 
-uint64_t region_chunk_need(const region *x, const uint64_t *cc) {
+uint64_t lumio__region_chunk_need(const region *x, const uint64_t *cc) {
     const lumio_zarr_info *info = &x->m->info;
     uint64_t last = 0;
     for (unsigned d = 0; d < info->ndim; d++) {
@@ -212,15 +212,15 @@ uint64_t region_chunk_need(const region *x, const uint64_t *cc) {
     return (last + 1) * info->itemsize;
 }
 
-void region_to_buf(const region *x, const uint64_t *cc, const uint8_t *chunk) {
+void lumio__region_to_buf(const region *x, const uint64_t *cc, const uint8_t *chunk) {
     copy(x, cc, (uint8_t *)chunk, true);
 }
 
-void region_to_chunk(const region *x, const uint64_t *cc, uint8_t *chunk) {
+void lumio__region_to_chunk(const region *x, const uint64_t *cc, uint8_t *chunk) {
     copy(x, cc, chunk, false);
 }
 
-void zarr_chunk_key(const lumio_zarr *z, const uint64_t *cc, char *buf, size_t cap) {
+void lumio__zarr_chunk_key(const lumio_zarr *z, const uint64_t *cc, char *buf, size_t cap) {
     const zarr_meta *m = &z->m;
     size_t n = 0;
     if (m->v3_c)

@@ -36,7 +36,7 @@ struct zarr_cache {
     centry *head, *tail;
     uint64_t hits, misses;
     uint64_t gen; /* bumped by every forget: older decodes are not added */
-    /* Slots (zarr_cache_new with slots): nslots of `entry` bytes at slab;
+    /* Slots (lumio__zarr_cache_new with slots): nslots of `entry` bytes at slab;
      * those from `fresh` on were never handed out. */
     uint64_t entry;
     bool none; /* slots asked for, but the budget holds not one */
@@ -53,7 +53,7 @@ static size_t slot(const zarr_cache *c, uint64_t key) {
     return (size_t)key & c->mask;
 }
 
-zarr_cache *zarr_cache_new(uint64_t budget, uint64_t chunk_bytes, bool slots) {
+zarr_cache *lumio__zarr_cache_new(uint64_t budget, uint64_t chunk_bytes, bool slots) {
     zarr_cache *c = calloc(1, sizeof *c);
     if (!c) return NULL;
     uint64_t entries = budget / (chunk_bytes + sizeof(centry)) + 1;
@@ -124,7 +124,7 @@ static void drop(zarr_cache *c, centry *e) {
     }
 }
 
-void zarr_cache_free(zarr_cache *c) {
+void lumio__zarr_cache_free(zarr_cache *c) {
     if (!c) return;
     while (c->head) drop(c, c->head);
     pthread_mutex_destroy(&c->mu);
@@ -134,7 +134,7 @@ void zarr_cache_free(zarr_cache *c) {
     free(c);
 }
 
-uint8_t *zarr_cache_buffer(zarr_cache *c) {
+uint8_t *lumio__zarr_cache_buffer(zarr_cache *c) {
     if (c->none) return NULL; /* nothing would be kept: decode only what is needed */
     if (!c->slab) return malloc(LUMIO_MAX(c->entry, 1));
     uint8_t *p = NULL;
@@ -158,7 +158,7 @@ uint8_t *zarr_cache_buffer(zarr_cache *c) {
     return p;
 }
 
-void zarr_cache_release(zarr_cache *c, uint8_t *data) {
+void lumio__zarr_cache_release(zarr_cache *c, uint8_t *data) {
     pthread_mutex_lock(&c->mu);
     release(c, data);
     pthread_mutex_unlock(&c->mu);
@@ -183,7 +183,7 @@ static void to_front(zarr_cache *c, centry *e) {
     c->head = e;
 }
 
-const uint8_t *zarr_cache_pin(zarr_cache *c, uint64_t key, uint64_t *bytes, centry **pin) {
+const uint8_t *lumio__zarr_cache_pin(zarr_cache *c, uint64_t key, uint64_t *bytes, centry **pin) {
     pthread_mutex_lock(&c->mu);
     centry *e = find(c, key);
     if (!e) {
@@ -200,7 +200,7 @@ const uint8_t *zarr_cache_pin(zarr_cache *c, uint64_t key, uint64_t *bytes, cent
     return e->data ? e->data : (const uint8_t *)"";
 }
 
-void zarr_cache_unpin(zarr_cache *c, centry *e) {
+void lumio__zarr_cache_unpin(zarr_cache *c, centry *e) {
     pthread_mutex_lock(&c->mu);
     bool gone = --e->refs == 0 && !e->linked;
     if (gone) release(c, e->data);
@@ -208,17 +208,17 @@ void zarr_cache_unpin(zarr_cache *c, centry *e) {
     if (gone) free(e);
 }
 
-uint64_t zarr_cache_gen(zarr_cache *c) {
+uint64_t lumio__zarr_cache_gen(zarr_cache *c) {
     pthread_mutex_lock(&c->mu);
     uint64_t g = c->gen;
     pthread_mutex_unlock(&c->mu);
     return g;
 }
 
-void zarr_cache_add(zarr_cache *c, uint64_t key, uint8_t *data, uint64_t bytes, uint64_t gen) {
+void lumio__zarr_cache_add(zarr_cache *c, uint64_t key, uint8_t *data, uint64_t bytes, uint64_t gen) {
     centry *e = bytes + sizeof *e <= c->budget ? malloc(sizeof *e) : NULL;
     if (!e) {
-        zarr_cache_release(c, data);
+        lumio__zarr_cache_release(c, data);
         return;
     }
     bytes += sizeof *e; /* what it takes, so empty entries count too */
@@ -244,7 +244,7 @@ void zarr_cache_add(zarr_cache *c, uint64_t key, uint8_t *data, uint64_t bytes, 
     pthread_mutex_unlock(&c->mu);
 }
 
-void zarr_cache_forget(zarr_cache *c, const zarr_meta *grid, const uint64_t *start,
+void lumio__zarr_cache_forget(zarr_cache *c, const zarr_meta *grid, const uint64_t *start,
                        const uint64_t *shape) {
     const lumio_zarr_info *in = &grid->info;
     uint64_t lo[LUMIO_ZARR_MAX_DIMS], hi[LUMIO_ZARR_MAX_DIMS], dims[LUMIO_ZARR_MAX_DIMS];
@@ -270,7 +270,7 @@ void zarr_cache_forget(zarr_cache *c, const zarr_meta *grid, const uint64_t *sta
     pthread_mutex_unlock(&c->mu);
 }
 
-void zarr_cache_drop(zarr_cache *c, uint64_t key) {
+void lumio__zarr_cache_drop(zarr_cache *c, uint64_t key) {
     pthread_mutex_lock(&c->mu);
     c->gen++;
     centry *e = find(c, key);
@@ -278,7 +278,7 @@ void zarr_cache_drop(zarr_cache *c, uint64_t key) {
     pthread_mutex_unlock(&c->mu);
 }
 
-void zarr_cache_stats(zarr_cache *c, uint64_t *hits, uint64_t *misses, uint64_t *bytes) {
+void lumio__zarr_cache_stats(zarr_cache *c, uint64_t *hits, uint64_t *misses, uint64_t *bytes) {
     pthread_mutex_lock(&c->mu);
     *hits = c->hits;
     *misses = c->misses;
@@ -286,7 +286,7 @@ void zarr_cache_stats(zarr_cache *c, uint64_t *hits, uint64_t *misses, uint64_t 
     pthread_mutex_unlock(&c->mu);
 }
 
-uint64_t zarr_chunk_linear(const zarr_meta *grid, const uint64_t *cc) {
+uint64_t lumio__zarr_chunk_linear(const zarr_meta *grid, const uint64_t *cc) {
     const lumio_zarr_info *in = &grid->info;
     uint64_t k = 0;
     for (unsigned d = 0; d < in->ndim; d++)

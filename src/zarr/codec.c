@@ -55,7 +55,7 @@ static ZSTD_CCtx *thread_cctx(void) {
     return k ? k->cctx : NULL;
 }
 
-void zarr_thread_cctx_swap(void **slot) {
+void lumio__zarr_thread_cctx_swap(void **slot) {
     thread_kit *k = thread_kit_get();
     if (!k) return; /* out of memory: the slot keeps its own */
     void *mine = k->cctx;
@@ -63,11 +63,11 @@ void zarr_thread_cctx_swap(void **slot) {
     *slot = mine;
 }
 
-void zarr_cctx_free(void *cctx) {
+void lumio__zarr_cctx_free(void *cctx) {
     ZSTD_freeCCtx(cctx);
 }
 
-uint8_t *zarr_scratch_get(size_t bytes) {
+uint8_t *lumio__zarr_scratch_get(size_t bytes) {
     thread_kit *k = bytes <= SCRATCH_KEEP ? thread_kit_get() : NULL;
     if (!k) return malloc(LUMIO_MAX(bytes, 1));
     if (k->cap < bytes) {
@@ -77,12 +77,12 @@ uint8_t *zarr_scratch_get(size_t bytes) {
         k->cap = bytes;
     }
     uint8_t *m = k->mem;
-    k->mem = NULL; /* lent out until zarr_scratch_put */
+    k->mem = NULL; /* lent out until lumio__zarr_scratch_put */
     k->cap = 0;
     return m;
 }
 
-void zarr_scratch_put(uint8_t *mem, size_t bytes) {
+void lumio__zarr_scratch_put(uint8_t *mem, size_t bytes) {
     thread_kit *k = bytes <= SCRATCH_KEEP ? thread_kit_get() : NULL;
     if (!k || k->mem) {
         free(mem);
@@ -244,7 +244,7 @@ static int decompress(const codec *k, const uint8_t *src, size_t len, uint8_t *o
     return LUMIO_E_CODEC;
 }
 
-uint32_t zarr_crc32c(const uint8_t *p, size_t n) {
+uint32_t lumio__zarr_crc32c(const uint8_t *p, size_t n) {
     uint32_t c = 0xffffffffu;
     while (n) { /* ISA-L takes an int length: pieces of 1 GiB */
         size_t k = LUMIO_MIN(n, (size_t)1 << 30);
@@ -327,16 +327,16 @@ static void undelta(const codec *k, uint8_t *p, size_t bytes, unsigned size) {
     }
 }
 
-int zarr_decode(const zarr_meta *m, const uint8_t *src, size_t len, uint8_t *out, char *err,
+int lumio__zarr_decode(const zarr_meta *m, const uint8_t *src, size_t len, uint8_t *out, char *err,
                 size_t errlen) {
-    return zarr_decode_prefix(m, src, len, out, m->chunk_bytes, err, errlen);
+    return lumio__zarr_decode_prefix(m, src, len, out, m->chunk_bytes, err, errlen);
 }
 
-int zarr_decode_prefix(const zarr_meta *m, const uint8_t *src, size_t len, uint8_t *out,
+int lumio__zarr_decode_prefix(const zarr_meta *m, const uint8_t *src, size_t len, uint8_t *out,
                        size_t need, char *err, size_t errlen) {
     size_t cap = m->chunk_bytes;
     need = LUMIO_MIN(need, cap);
-    if (m->sharded) return zarr_decode_shard(m, src, len, out, err, errlen);
+    if (m->sharded) return lumio__zarr_decode_shard(m, src, len, out, err, errlen);
     if (m->info.format == 2) {
         int rc = decompress(&m->compressor, src, len, out, cap, need, err, errlen);
         if (rc) return rc;
@@ -356,7 +356,7 @@ int zarr_decode_prefix(const zarr_meta *m, const uint8_t *src, size_t len, uint8
                 return LUMIO_E_CHECKSUM;
             }
             uint32_t want = (uint32_t)load(src + len - 4, 4, 0);
-            uint32_t got = zarr_crc32c(src, len - 4);
+            uint32_t got = lumio__zarr_crc32c(src, len - 4);
             if (want != got) {
                 snprintf(err, errlen, "crc32c: checksum %08x, stored %08x", got, want);
                 return LUMIO_E_CHECKSUM;
@@ -450,11 +450,11 @@ static int compress_chunk(const codec *k, const uint8_t *src, size_t len, uint8_
     }
 }
 
-int zarr_encode(const zarr_meta *m, uint8_t *chunk, uint8_t **out, size_t *outlen, char *err,
+int lumio__zarr_encode(const zarr_meta *m, uint8_t *chunk, uint8_t **out, size_t *outlen, char *err,
                 size_t errlen) {
     size_t cap = 0;
     *out = NULL;
-    int rc = zarr_encode_into(m, chunk, out, &cap, outlen, err, errlen);
+    int rc = lumio__zarr_encode_into(m, chunk, out, &cap, outlen, err, errlen);
     if (rc) {
         free(*out);
         *out = NULL;
@@ -462,12 +462,12 @@ int zarr_encode(const zarr_meta *m, uint8_t *chunk, uint8_t **out, size_t *outle
     return rc;
 }
 
-int zarr_encode_into(const zarr_meta *m, uint8_t *chunk, uint8_t **out, size_t *cap, size_t *outlen,
+int lumio__zarr_encode_into(const zarr_meta *m, uint8_t *chunk, uint8_t **out, size_t *cap, size_t *outlen,
                      char *err, size_t errlen) {
     size_t len = m->chunk_bytes;
     if (m->sharded) {
         uint8_t *shard;
-        int rc = zarr_encode_shard(m, chunk, &shard, outlen, err, errlen);
+        int rc = lumio__zarr_encode_shard(m, chunk, &shard, outlen, err, errlen);
         if (rc) return rc;
         free(*out);
         *out = shard;
@@ -492,7 +492,7 @@ int zarr_encode_into(const zarr_meta *m, uint8_t *chunk, uint8_t **out, size_t *
     int rc = compress_chunk(comp ? comp : &none, chunk, len, out, cap, outlen, err, errlen);
     if (rc || !crc) return rc;
     if (room(out, cap, *outlen + 4)) return -ENOMEM;
-    uint32_t c = zarr_crc32c(*out, *outlen);
+    uint32_t c = lumio__zarr_crc32c(*out, *outlen);
     save(*out + *outlen, c, 4, 0);
     *outlen += 4;
     return 0;

@@ -51,7 +51,7 @@ static int set_dtype(lumio_zarr_info *in, const char *dtype, char *err, size_t e
              "\"compressor\":null,\"fill_value\":0,\"filters\":null}",
              dtype);
     zarr_meta t;
-    int rc = zarr_parse_v2(probe, strlen(probe), &t, err, errlen);
+    int rc = lumio__zarr_parse_v2(probe, strlen(probe), &t, err, errlen);
     if (rc < 0) return rc;
     in->type = t.info.type;
     in->itemsize = t.info.itemsize;
@@ -236,7 +236,7 @@ static int meta_of(zarr_meta *m, const lumio_zarr_create_options *o, char *err, 
     memcpy(in->chunks, o->chunks, sizeof in->chunks);
     if ((rc = set_dtype(in, o->dtype ? o->dtype : "<f8", err, errlen))) return rc;
     in->fortran_order = o->fortran_order != 0; /* (1-d: the same bytes either way) */
-    if ((rc = zarr_fill_from_text(o->fill_value ? o->fill_value : "0", in, err, errlen))) return rc;
+    if ((rc = lumio__zarr_fill_from_text(o->fill_value ? o->fill_value : "0", in, err, errlen))) return rc;
     m->sep = o->separator ? o->separator : o->format == 2 ? '.' : '/';
     m->v3_c = o->format == 3;
     if ((rc = set_codecs(m, o, err, errlen)) || (rc = set_shards(m, o, err, errlen))) return rc;
@@ -249,7 +249,7 @@ static int meta_of(zarr_meta *m, const lumio_zarr_create_options *o, char *err, 
  * lumio_zarr_commit places; a directory made for it goes if that fails. */
 static int open_pending(lumio_zarr **out, const char *path, int format,
                         const lumio_zarr_options *zo, char *text, bool made) {
-    int rc = zarr_open_meta(out, path, zo, text, format);
+    int rc = lumio__zarr_open_meta(out, path, zo, text, format);
     if (rc < 0) {
         if (made) rmdir(path);
         free(text);
@@ -266,19 +266,19 @@ static int zarr_create(lumio_zarr **out, const char *path, const lumio_zarr_crea
     char err[512] = "";
     zarr_meta m, back;
     int rc = meta_of(&m, o, err, sizeof err);
-    char *text = rc ? NULL : zarr_dump_meta(&m);
+    char *text = rc ? NULL : lumio__zarr_dump_meta(&m);
     if (rc == 0 && !text) rc = -ENOMEM;
     /* Round trip through the parser: the document must open as written. */
     if (rc == 0)
-        rc = (o->format == 2 ? zarr_parse_v2 : zarr_parse_v3)(text, strlen(text), &back, err,
+        rc = (o->format == 2 ? lumio__zarr_parse_v2 : lumio__zarr_parse_v3)(text, strlen(text), &back, err,
                                                               sizeof err);
     bool made = false, defer = o->defer_metadata != 0;
     if (rc == 0)
-        rc = zarr_put_meta(path, o->format, defer ? NULL : text, zo ? zo->ring : NULL,
+        rc = lumio__zarr_put_meta(path, o->format, defer ? NULL : text, zo ? zo->ring : NULL,
                            zo ? zo->remote : NULL, &made, err, sizeof err);
     if (rc) {
         free(text);
-        snprintf(zarr_open_error(), 1024, "%s", err);
+        snprintf(lumio__zarr_open_error(), 1024, "%s", err);
         return rc;
     }
     if (defer) return open_pending(out, path, o->format, zo, text, made);
@@ -289,7 +289,7 @@ static int zarr_create(lumio_zarr **out, const char *path, const lumio_zarr_crea
 static int zarr_commit(lumio_zarr *z) {
     if (!z->pending_meta) return 0;
     char err[512] = "";
-    int rc = zarr_put_meta(z->base, z->pending_format, z->pending_meta, z->ring, NULL, NULL, err,
+    int rc = lumio__zarr_put_meta(z->base, z->pending_format, z->pending_meta, z->ring, NULL, NULL, err,
                            sizeof err);
     if (rc < 0) {
         snprintf(z->err, sizeof z->err, "%s", err);
@@ -305,23 +305,23 @@ int lumio_zarr_create(lumio_zarr **out, const char *path, const lumio_zarr_creat
     if (!out) return -EINVAL;
     *out = NULL;
     if (!path || !opts) {
-        snprintf(zarr_open_error(), 1024, "create: %s", path ? "no options" : "no location");
-        return zarr_published(NULL, -EINVAL);
+        snprintf(lumio__zarr_open_error(), 1024, "create: %s", path ? "no options" : "no location");
+        return lumio__zarr_published(NULL, -EINVAL);
     }
     lumio_zarr_create_options o = *opts;
     if (!lumio__zero(o.reserved, sizeof o.reserved)) {
-        snprintf(zarr_open_error(), 1024, "lumio_zarr_create_options: reserved fields are not zero");
-        return zarr_published(NULL, -EINVAL);
+        snprintf(lumio__zarr_open_error(), 1024, "lumio_zarr_create_options: reserved fields are not zero");
+        return lumio__zarr_published(NULL, -EINVAL);
     }
     /* Zero is the default (docs/API.md): v2, numpy's float64, zstd:3, 0. */
     if (o.format == 0) o.format = 2;
     if (!o.dtype) o.dtype = "<f8";
     if (!o.codec) o.codec = "zstd:3";
     if (!o.fill_value) o.fill_value = "0";
-    return zarr_published(NULL, zarr_create(out, path, &o, zo));
+    return lumio__zarr_published(NULL, zarr_create(out, path, &o, zo));
 }
 
 int lumio_zarr_commit(lumio_zarr *z) {
     if (!z) return -EINVAL;
-    return zarr_published(z, zarr_commit(z));
+    return lumio__zarr_published(z, zarr_commit(z));
 }

@@ -12,25 +12,25 @@
 
 /* ---- on the workers ------------------------------------------------------------- */
 
-int zarr_decode_landed(region *x, lumio_completion *c, uint8_t *into) {
+int lumio__zarr_decode_landed(region *x, lumio_completion *c, uint8_t *into) {
     const zarr_meta *m = x->m;
     zarr_cache *cache = into || !x->z ? NULL : x->z->cache;
     /* A slot of the cache, which keeps the whole chunk; otherwise (or when
      * every slot is being read from) the thread's scratch. */
-    uint8_t *kept = cache ? zarr_cache_buffer(cache) : NULL;
-    uint8_t *chunk = into ? into : kept ? kept : zarr_scratch_get(m->chunk_bytes);
+    uint8_t *kept = cache ? lumio__zarr_cache_buffer(cache) : NULL;
+    uint8_t *chunk = into ? into : kept ? kept : lumio__zarr_scratch_get(m->chunk_bytes);
     char why[256];
     uint64_t cc[LUMIO_ZARR_MAX_DIMS];
-    region_chunk(x, c->user_data, cc);
+    lumio__region_chunk(x, c->user_data, cc);
     /* Into place: only as far as the region reaches into the chunk, unless
      * the cache keeps it. */
-    uint64_t need = into || kept ? m->chunk_bytes : region_chunk_need(x, cc);
+    uint64_t need = into || kept ? m->chunk_bytes : lumio__region_chunk_need(x, cc);
     int rc =
-        chunk ? zarr_decode_prefix(m, c->data, c->length, chunk, need, why, sizeof why) : -ENOMEM;
+        chunk ? lumio__zarr_decode_prefix(m, c->data, c->length, chunk, need, why, sizeof why) : -ENOMEM;
     if (rc == 0 && !into) {
-        region_to_buf(x, cc, chunk);
+        lumio__region_to_buf(x, cc, chunk);
         if (kept) {
-            zarr_cache_add(cache, zarr_chunk_linear(m, cc), kept, m->chunk_bytes, x->cache_gen);
+            lumio__zarr_cache_add(cache, lumio__zarr_chunk_linear(m, cc), kept, m->chunk_bytes, x->cache_gen);
             kept = chunk = NULL;
         }
     } else if (rc < 0) {
@@ -39,12 +39,12 @@ int zarr_decode_landed(region *x, lumio_completion *c, uint8_t *into) {
         char *colon = strrchr(where, ':'); /* drop the code's own text: why says more */
         if (colon) *colon = 0;
         snprintf(text, sizeof text, "%s: %s", where, chunk ? why : "out of memory");
-        region_error(x, rc, text);
+        lumio__region_error(x, rc, text);
     }
     if (kept)
-        zarr_cache_release(cache, kept);
+        lumio__zarr_cache_release(cache, kept);
     else if (!into && chunk)
-        zarr_scratch_put(chunk, m->chunk_bytes);
+        lumio__zarr_scratch_put(chunk, m->chunk_bytes);
     lumio_buffer_release(c->buffer);
     c->buffer = NULL;
     c->data = NULL;
@@ -53,16 +53,16 @@ int zarr_decode_landed(region *x, lumio_completion *c, uint8_t *into) {
 
 /* On a worker: decode the chunk that landed and place it; a chunk never
  * written is the fill value. */
-int zarr_on_chunk(void *arg, lumio_completion *c) {
+int lumio__zarr_on_chunk(void *arg, lumio_completion *c) {
     region *x = arg;
     if (c->result == -ENOENT) {
         uint64_t cc[LUMIO_ZARR_MAX_DIMS];
-        region_chunk(x, c->user_data, cc);
-        region_to_buf(x, cc, NULL);
+        lumio__region_chunk(x, c->user_data, cc);
+        lumio__region_to_buf(x, cc, NULL);
         return 0;
     }
     if (c->result < 0) return c->result; /* the ring names the key and why */
-    return zarr_decode_landed(x, c, NULL);
+    return lumio__zarr_decode_landed(x, c, NULL);
 }
 
 /* ---- on the caller's thread ----------------------------------------------------- */
@@ -81,11 +81,11 @@ static void note_failures(lumio_zarr *z, region *x, const lumio_completion *c, i
             lumio_ring_last_error(z->ring, text, sizeof text);
         else
             lumio_completion_describe(&c[i], text, sizeof text);
-        region_error(x, c[i].result, text);
+        lumio__region_error(x, c[i].result, text);
     }
 }
 
-bool zarr_take_completions(lumio_zarr *z, region *x, lumio_completion *c, int n) {
+bool lumio__zarr_take_completions(lumio_zarr *z, region *x, lumio_completion *c, int n) {
     bool ended = false;
     note_failures(z, x, c, n);
     for (int i = 0; i < n; i++) {
@@ -95,17 +95,17 @@ bool zarr_take_completions(lumio_zarr *z, region *x, lumio_completion *c, int n)
     return ended;
 }
 
-bool zarr_cached(const region *x, uint64_t i) {
+bool lumio__zarr_cached(const region *x, uint64_t i) {
     zarr_cache *cache = x->z ? x->z->cache : NULL;
     if (!cache) return false;
     uint64_t cc[LUMIO_ZARR_MAX_DIMS];
-    region_chunk(x, i, cc);
+    lumio__region_chunk(x, i, cc);
     centry *pin;
     uint64_t bytes;
-    const uint8_t *chunk = zarr_cache_pin(cache, zarr_chunk_linear(x->m, cc), &bytes, &pin);
+    const uint8_t *chunk = lumio__zarr_cache_pin(cache, lumio__zarr_chunk_linear(x->m, cc), &bytes, &pin);
     if (!chunk) return false;
-    region_to_buf(x, cc, chunk); /* outside the cache's lock: the workers go on adding */
-    zarr_cache_unpin(cache, pin);
+    lumio__region_to_buf(x, cc, chunk); /* outside the cache's lock: the workers go on adding */
+    lumio__zarr_cache_unpin(cache, pin);
     return true;
 }
 
@@ -113,9 +113,9 @@ bool zarr_cached(const region *x, uint64_t i) {
 static void chunk_op(const lumio_zarr *z, const region *x, uint64_t idx, lumio_op *op,
                      lumio_range *rg, char (*path)[1024]) {
     uint64_t cc[LUMIO_ZARR_MAX_DIMS];
-    region_chunk(x, idx, cc);
+    lumio__region_chunk(x, idx, cc);
     char key[256];
-    zarr_chunk_key(z, cc, key, sizeof key);
+    lumio__zarr_chunk_key(z, cc, key, sizeof key);
     snprintf(*path, sizeof *path, "%s/%s", z->base, key);
     *rg = (lumio_range){.offset = 0, .length = LUMIO_WHOLE, .user_data = idx};
     *op = (lumio_op){
@@ -151,7 +151,7 @@ static int submit_batch(lumio_zarr *z, region *x, op_batch *b, uint64_t batch, u
     uint64_t k = 0;
     for (; k < batch && *next < n; ++*next) {
         uint64_t idx = which ? which[*next] : first + *next;
-        if (go->compute == zarr_on_chunk && zarr_cached(x, idx)) continue;
+        if (go->compute == lumio__zarr_on_chunk && lumio__zarr_cached(x, idx)) continue;
         chunk_op(z, x, idx, &b->ops[k], &b->rgs[k], &b->paths[k]);
         k++;
     }
@@ -160,7 +160,7 @@ static int submit_batch(lumio_zarr *z, region *x, op_batch *b, uint64_t batch, u
     return rc;
 }
 
-int zarr_fetch_chunks(lumio_zarr *z, region *x, uint64_t first, uint64_t n, lumio_compute_fn fn,
+int lumio__zarr_fetch_chunks(lumio_zarr *z, region *x, uint64_t first, uint64_t n, lumio_compute_fn fn,
                       const uint64_t *which) {
     lumio_group_options go;
     go = (lumio_group_options){0};
@@ -189,8 +189,8 @@ int zarr_fetch_chunks(lumio_zarr *z, region *x, uint64_t first, uint64_t n, lumi
             lumio_ring_last_error(z->ring, z->err, sizeof z->err);
             break;
         }
-        if (got == 0) zarr_abandon(z, gids[0]); /* not ended: nothing can come */
-        if (zarr_take_completions(z, x, c, got) || got == 0) {
+        if (got == 0) lumio__zarr_abandon(z, gids[0]); /* not ended: nothing can come */
+        if (lumio__zarr_take_completions(z, x, c, got) || got == 0) {
             gids[0] = gids[1];
             groups--;
         }
@@ -199,29 +199,29 @@ int zarr_fetch_chunks(lumio_zarr *z, region *x, uint64_t first, uint64_t n, lumi
     /* After an error, what is still in flight is given up on: all of it
      * canceled first, so that none waits for another's files or buffers. */
     for (unsigned gi = 0; gi < groups; gi++) lumio_ring_cancel(z->ring, gids[gi]);
-    for (unsigned gi = 0; gi < groups; gi++) zarr_abandon(z, gids[gi]);
+    for (unsigned gi = 0; gi < groups; gi++) lumio__zarr_abandon(z, gids[gi]);
     if (rc < 0 && x->error) snprintf(z->err, sizeof z->err, "%s", x->err);
     batch_free(&b);
     return rc;
 }
 
 /* All chunks of one region as one group; its id in *g. */
-int zarr_submit_region(lumio_zarr *z, region *x, uint64_t *g) {
+int lumio__zarr_submit_region(lumio_zarr *z, region *x, uint64_t *g) {
     uint64_t n = x->nchunks;
     op_batch b;
     int rc = batch_alloc(&b, n);
     uint64_t k = 0;
     for (uint64_t i = 0; rc == 0 && i < n; i++)
-        if (!zarr_cached(x, i)) chunk_op(z, x, i, &b.ops[k], &b.rgs[k], &b.paths[k]), k++;
+        if (!lumio__zarr_cached(x, i)) chunk_op(z, x, i, &b.ops[k], &b.rgs[k], &b.paths[k]), k++;
     if (rc == 0) { /* all cached: an empty group, which ends at once */
         lumio_group_options go;
         go = (lumio_group_options){0};
-        go.compute = zarr_on_chunk;
+        go.compute = lumio__zarr_on_chunk;
         go.compute_arg = x;
         rc = lumio_ring_submit(z->ring, b.ops, k, &go, g);
     }
     if (rc < 0)
-        region_error(x, rc, rc == -ENOMEM ? "out of memory" : lumio_ring_last_error(z->ring, LUMIO__ERRBUF));
+        lumio__region_error(x, rc, rc == -ENOMEM ? "out of memory" : lumio_ring_last_error(z->ring, LUMIO__ERRBUF));
     batch_free(&b);
     return rc;
 }

@@ -124,7 +124,7 @@ static bool int_from_json(const json_t *j, lumio_zarr_info *in) {
     return true;
 }
 
-int zarr_fill_from_json(const json_t *j, lumio_zarr_info *in, char *err, size_t errlen) {
+int lumio__zarr_fill_from_json(const json_t *j, lumio_zarr_info *in, char *err, size_t errlen) {
     memset(in->fill, 0, sizeof in->fill);
     if (!j || json_is_null(j)) return 0;
     bool ok;
@@ -142,7 +142,7 @@ int zarr_fill_from_json(const json_t *j, lumio_zarr_info *in, char *err, size_t 
 
 /* ---- into the metadata's JSON --------------------------------------------------- */
 
-json_t *zarr_fill_to_json(const lumio_zarr_info *in) {
+json_t *lumio__zarr_fill_to_json(const lumio_zarr_info *in) {
     uint64_t v = load_bits(in);
     switch (in->type) {
     case LUMIO_ZARR_BOOL:
@@ -187,7 +187,7 @@ static int int_from_text(const char *s, lumio_zarr_info *in) {
     return 0;
 }
 
-int zarr_fill_from_text(const char *s, lumio_zarr_info *in, char *err, size_t errlen) {
+int lumio__zarr_fill_from_text(const char *s, lumio_zarr_info *in, char *err, size_t errlen) {
     memset(in->fill, 0, sizeof in->fill);
     int rc = 0;
     if (in->type == LUMIO_ZARR_BOOL) {
@@ -212,7 +212,7 @@ int zarr_fill_from_text(const char *s, lumio_zarr_info *in, char *err, size_t er
     return rc;
 }
 
-void zarr_fill_to_text(const lumio_zarr_info *in, char *buf, size_t cap) {
+void lumio__zarr_fill_to_text(const lumio_zarr_info *in, char *buf, size_t cap) {
     uint64_t v = load_bits(in);
     switch (in->type) {
     case LUMIO_ZARR_BOOL:

@@ -138,7 +138,7 @@ static void walk(char *p, size_t root, size_t len, unsigned depth, names *ns) {
 static bool v2_consolidated(lumio_zarr *z, names *ns) {
     char *text = NULL;
     size_t len = 0;
-    if (zarr_fetch_key(z, ".zmetadata", &text, &len) < 0) return false;
+    if (lumio__zarr_fetch_key(z, ".zmetadata", &text, &len) < 0) return false;
     json_t *root = json_loadb(text, len, JSON_DECODE_INT_AS_REAL, NULL);
     free(text);
     json_t *md = json_object_get(root, "metadata");
@@ -165,7 +165,7 @@ static bool v3_consolidated(json_t *root, names *ns) {
     return json_is_object(md);
 }
 
-bool zarr_group_error(lumio_zarr *z, const char *v3json, size_t len) {
+bool lumio__zarr_group_error(lumio_zarr *z, const char *v3json, size_t len) {
     names ns = {0};
     bool listed;
     int version;
@@ -182,7 +182,7 @@ bool zarr_group_error(lumio_zarr *z, const char *v3json, size_t len) {
     } else {
         char *text = NULL;
         size_t tl = 0;
-        if (zarr_fetch_key(z, ".zgroup", &text, &tl) < 0) return false;
+        if (lumio__zarr_fetch_key(z, ".zgroup", &text, &tl) < 0) return false;
         free(text);
         version = 2;
         listed = v2_consolidated(z, &ns);

@@ -10,7 +10,7 @@ static uint64_t entry_bytes(const zarr_meta *m) {
     return 16 * m->ninner;
 }
 
-uint64_t zarr_index_budget(const zarr_meta *m, uint64_t cache_bytes) {
+uint64_t lumio__zarr_index_budget(const zarr_meta *m, uint64_t cache_bytes) {
     if (!m->sharded) return 0;
     /* Room for every shard's index, up to an eighth. */
     uint64_t each = entry_bytes(m) + 128, cap = cache_bytes / 8;
@@ -18,13 +18,13 @@ uint64_t zarr_index_budget(const zarr_meta *m, uint64_t cache_bytes) {
     return shards > cap / each ? cap : each * shards;
 }
 
-zarr_cache *zarr_index_cache_new(const zarr_meta *m, uint64_t budget) {
-    return zarr_cache_new(budget, entry_bytes(m), false);
+zarr_cache *lumio__zarr_index_cache_new(const zarr_meta *m, uint64_t budget) {
+    return lumio__zarr_cache_new(budget, entry_bytes(m), false);
 }
 
-zarr_cache *zarr_index_cache(lumio_zarr *z, bool *own) {
+zarr_cache *lumio__zarr_index_cache(lumio_zarr *z, bool *own) {
     *own = false;
     if (!z->m.sharded || z->index_cache) return z->index_cache;
     *own = true; /* for one call: what it reads is as fresh as a read's */
-    return zarr_index_cache_new(&z->m, 16u << 20);
+    return lumio__zarr_index_cache_new(&z->m, 16u << 20);
 }

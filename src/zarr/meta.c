@@ -100,21 +100,21 @@ static int finish_shape(zarr_meta *m, char *err, size_t errlen) {
 
 static int parse_blosc(json_t *c, codec *k, unsigned itemsize, bool v3, char *err, size_t errlen) {
     const char *cname;
-    int rc = zarr_get_str(c, "cname", "blosc.cname", true, &cname, err, errlen);
+    int rc = lumio__zarr_get_str(c, "cname", "blosc.cname", true, &cname, err, errlen);
     if (rc) return rc;
     static const char *const known[] = {"blosclz", "lz4", "lz4hc", "zlib", "zstd", "snappy"};
     bool ok = false;
     for (size_t i = 0; i < sizeof known / sizeof *known; i++) ok |= !strcmp(cname, known[i]);
     if (!ok) {
-        snprintf(err, errlen, "blosc: unsupported cname %s", zarr_show(cname).s);
+        snprintf(err, errlen, "blosc: unsupported cname %s", lumio__zarr_show(cname).s);
         return LUMIO_E_UNSUPPORTED;
     }
     snprintf(k->cname, sizeof k->cname, "%s", cname);
     k->id = CODEC_BLOSC;
     int ts, bs;
-    if ((rc = zarr_get_int(c, "clevel", "blosc.clevel", 0, 9, 5, &k->level, err, errlen)) ||
-        (rc = zarr_get_int(c, "typesize", "blosc.typesize", 1, 255, itemsize, &ts, err, errlen)) ||
-        (rc = zarr_get_int(c, "blocksize", "blosc.blocksize", 0, INT32_MAX, 0, &bs, err, errlen)))
+    if ((rc = lumio__zarr_get_int(c, "clevel", "blosc.clevel", 0, 9, 5, &k->level, err, errlen)) ||
+        (rc = lumio__zarr_get_int(c, "typesize", "blosc.typesize", 1, 255, itemsize, &ts, err, errlen)) ||
+        (rc = lumio__zarr_get_int(c, "blocksize", "blosc.blocksize", 0, INT32_MAX, 0, &bs, err, errlen)))
         return rc;
     k->typesize = (unsigned)ts;
     json_t *shuffle = json_object_get(c, "shuffle");
@@ -126,10 +126,10 @@ static int parse_blosc(json_t *c, codec *k, unsigned itemsize, bool v3, char *er
                                                 : -2;
         if (k->shuffle == -2) {
             snprintf(err, errlen, "blosc.shuffle: %s is not noshuffle, shuffle or bitshuffle",
-                     zarr_show(s).s);
+                     lumio__zarr_show(s).s);
             return LUMIO_E_FORMAT;
         }
-    } else if ((rc = zarr_get_int(c, "shuffle", "blosc.shuffle", -1, 2, 1, &k->shuffle, err,
+    } else if ((rc = lumio__zarr_get_int(c, "shuffle", "blosc.shuffle", -1, 2, 1, &k->shuffle, err,
                                   errlen))) {
         return rc;
     }
@@ -141,21 +141,21 @@ static int parse_blosc(json_t *c, codec *k, unsigned itemsize, bool v3, char *er
 static int v2_compressor(json_t *root, zarr_meta *m, char *err, size_t errlen) {
     json_t *comp;
     const char *id;
-    int rc = zarr_get_obj(root, "compressor", "compressor", false, &comp, err, errlen);
+    int rc = lumio__zarr_get_obj(root, "compressor", "compressor", false, &comp, err, errlen);
     if (rc || !comp) return rc;
-    if ((rc = zarr_get_str(comp, "id", "compressor.id", true, &id, err, errlen))) return rc;
+    if ((rc = lumio__zarr_get_str(comp, "id", "compressor.id", true, &id, err, errlen))) return rc;
     codec *k = &m->compressor;
     if (!strcmp(id, "blosc")) return parse_blosc(comp, k, m->info.itemsize, false, err, errlen);
     if (!strcmp(id, "zstd")) {
         k->id = CODEC_ZSTD;
-        return zarr_get_int(comp, "level", "compressor.level", -131072, 22, 1, &k->level, err,
+        return lumio__zarr_get_int(comp, "level", "compressor.level", -131072, 22, 1, &k->level, err,
                             errlen);
     }
     if (!strcmp(id, "zlib") || !strcmp(id, "gzip")) {
         k->id = id[0] == 'z' ? CODEC_ZLIB : CODEC_GZIP;
-        return zarr_get_int(comp, "level", "compressor.level", -1, 9, 1, &k->level, err, errlen);
+        return lumio__zarr_get_int(comp, "level", "compressor.level", -1, 9, 1, &k->level, err, errlen);
     }
-    snprintf(err, errlen, "compressor: unsupported codec %s", zarr_show(id).s);
+    snprintf(err, errlen, "compressor: unsupported codec %s", lumio__zarr_show(id).s);
     return LUMIO_E_UNSUPPORTED;
 }
 
@@ -164,7 +164,7 @@ static int v2_filters(json_t *root, zarr_meta *m, char *err, size_t errlen) {
     json_t *filters = json_object_get(root, "filters");
     if (!filters || json_is_null(filters)) return 0;
     if (!json_is_array(filters))
-        return zarr_bad_type("filters", "a list or null", filters, err, errlen);
+        return lumio__zarr_bad_type("filters", "a list or null", filters, err, errlen);
     if (json_array_size(filters) > MAX_CODECS) {
         snprintf(err, errlen, "filters: more than %d", MAX_CODECS);
         return LUMIO_E_UNSUPPORTED;
@@ -173,19 +173,19 @@ static int v2_filters(json_t *root, zarr_meta *m, char *err, size_t errlen) {
         json_t *f = json_array_get(filters, i);
         char field[64];
         snprintf(field, sizeof field, "filters[%zu]", i);
-        if (!json_is_object(f)) return zarr_bad_type(field, "an object", f, err, errlen);
+        if (!json_is_object(f)) return lumio__zarr_bad_type(field, "an object", f, err, errlen);
         const char *id, *fdt, *ast;
         int rc;
         snprintf(field, sizeof field, "filters[%zu].id", i);
-        if ((rc = zarr_get_str(f, "id", field, true, &id, err, errlen))) return rc;
+        if ((rc = lumio__zarr_get_str(f, "id", field, true, &id, err, errlen))) return rc;
         if (strcmp(id, "delta")) {
-            snprintf(err, errlen, "filters[%zu]: unsupported filter %s", i, zarr_show(id).s);
+            snprintf(err, errlen, "filters[%zu]: unsupported filter %s", i, lumio__zarr_show(id).s);
             return LUMIO_E_UNSUPPORTED;
         }
         snprintf(field, sizeof field, "filters[%zu].dtype", i);
-        if ((rc = zarr_get_str(f, "dtype", field, true, &fdt, err, errlen))) return rc;
+        if ((rc = lumio__zarr_get_str(f, "dtype", field, true, &fdt, err, errlen))) return rc;
         snprintf(field, sizeof field, "filters[%zu].astype", i);
-        if ((rc = zarr_get_str(f, "astype", field, false, &ast, err, errlen))) return rc;
+        if ((rc = lumio__zarr_get_str(f, "astype", field, false, &ast, err, errlen))) return rc;
         codec *k = &m->filters[m->nfilters++];
         k->id = CODEC_DELTA;
         unsigned sz;
@@ -193,26 +193,26 @@ static int v2_filters(json_t *root, zarr_meta *m, char *err, size_t errlen) {
             (ast && strcmp(ast, fdt))) {
             snprintf(err, errlen,
                      "filters[%zu]: delta with dtype %s astype %s (only the array's own)", i,
-                     zarr_show(fdt).s, zarr_show(ast ? ast : "").s);
+                     lumio__zarr_show(fdt).s, lumio__zarr_show(ast ? ast : "").s);
             return LUMIO_E_UNSUPPORTED;
         }
     }
     return 0;
 }
 
-int zarr_parse_v2(const char *text, size_t len, zarr_meta *m, char *err, size_t errlen) {
+int lumio__zarr_parse_v2(const char *text, size_t len, zarr_meta *m, char *err, size_t errlen) {
     memset(m, 0, sizeof *m);
     json_t *root;
-    int rc = zarr_load_root(text, len, &root, err, errlen);
+    int rc = lumio__zarr_load_root(text, len, &root, err, errlen);
     if (rc) return rc;
     lumio_zarr_info *info = &m->info;
     info->format = 2;
-    if ((rc = zarr_check_format(root, 2, err, errlen))) goto out;
+    if ((rc = lumio__zarr_check_format(root, 2, err, errlen))) goto out;
     unsigned nd, nc;
-    if ((rc = zarr_parse_dims(json_object_get(root, "shape"), info->shape, &nd, "shape", err,
+    if ((rc = lumio__zarr_parse_dims(json_object_get(root, "shape"), info->shape, &nd, "shape", err,
                               errlen)))
         goto out;
-    if ((rc = zarr_parse_dims(json_object_get(root, "chunks"), info->chunks, &nc, "chunks", err,
+    if ((rc = lumio__zarr_parse_dims(json_object_get(root, "chunks"), info->chunks, &nc, "chunks", err,
                               errlen)))
         goto out;
     if (nd != nc) FAIL(LUMIO_E_FORMAT, "chunks: %u dimensions for a shape of %u", nc, nd);
@@ -220,31 +220,31 @@ int zarr_parse_v2(const char *text, size_t len, zarr_meta *m, char *err, size_t 
     json_t *dt = json_object_get(root, "dtype");
     if (json_is_array(dt)) FAIL(LUMIO_E_UNSUPPORTED, "dtype: a structured type is not supported");
     const char *dts, *order, *sep;
-    if ((rc = zarr_get_str(root, "dtype", "dtype", true, &dts, err, errlen))) goto out;
+    if ((rc = lumio__zarr_get_str(root, "dtype", "dtype", true, &dts, err, errlen))) goto out;
     if (parse_numpy_dtype(dts, &info->type, &info->itemsize, &info->big_endian))
-        FAIL(LUMIO_E_UNSUPPORTED, "dtype: unsupported data type %s", zarr_show(dts).s);
+        FAIL(LUMIO_E_UNSUPPORTED, "dtype: unsupported data type %s", lumio__zarr_show(dts).s);
     snprintf(info->dtype, sizeof info->dtype, "%s", dts);
-    if ((rc = zarr_get_str(root, "order", "order", true, &order, err, errlen))) goto out;
+    if ((rc = lumio__zarr_get_str(root, "order", "order", true, &order, err, errlen))) goto out;
     if (strcmp(order, "C") && strcmp(order, "F"))
-        FAIL(LUMIO_E_UNSUPPORTED, "order: %s is not C or F", zarr_show(order).s);
+        FAIL(LUMIO_E_UNSUPPORTED, "order: %s is not C or F", lumio__zarr_show(order).s);
     info->fortran_order = order[0] == 'F';
     /* The separator goes into every key: only the two the spec names, so
      * no key can climb out of the array ("..", "/", "\"). */
-    if ((rc = zarr_get_str(root, "dimension_separator", "dimension_separator", false, &sep, err,
+    if ((rc = lumio__zarr_get_str(root, "dimension_separator", "dimension_separator", false, &sep, err,
                            errlen)))
         goto out;
     if (sep && strcmp(sep, ".") && strcmp(sep, "/"))
         FAIL(LUMIO_E_UNSUPPORTED, "dimension_separator: %s is not \".\" or \"/\"",
-             zarr_show(sep).s);
+             lumio__zarr_show(sep).s);
     m->sep = sep ? sep[0] : '.';
-    if ((rc = zarr_fill_from_json(json_object_get(root, "fill_value"), info, err, errlen)))
+    if ((rc = lumio__zarr_fill_from_json(json_object_get(root, "fill_value"), info, err, errlen)))
         goto out;
     if ((rc = v2_compressor(root, m, err, errlen))) goto out;
     if ((rc = v2_filters(root, m, err, errlen))) goto out;
     rc = finish_shape(m, err, errlen);
 out:
     json_decref(root);
-    if (rc == 0) zarr_describe_codecs(m);
+    if (rc == 0) lumio__zarr_describe_codecs(m);
     return rc;
 }
 
@@ -262,7 +262,7 @@ static int v3_transpose(json_t *conf, codec *k, lumio_zarr_info *info, const cha
     for (unsigned i = 0; i < info->ndim; i++) {
         json_t *v = json_array_get(o, i);
         long long d;
-        if (!zarr_json_whole(v, &d) || d < 0 || d >= (long long)info->ndim || (seen >> d) & 1) {
+        if (!lumio__zarr_json_whole(v, &d) || d < 0 || d >= (long long)info->ndim || (seen >> d) & 1) {
             snprintf(err, errlen, "%s: transpose order is not a permutation", field);
             return LUMIO_E_FORMAT;
         }
@@ -289,25 +289,25 @@ static int v3_codec(json_t *c, zarr_meta *m, char *err, size_t errlen) {
         snprintf(err, errlen, "codecs: more than %d", MAX_CODECS);
         return LUMIO_E_UNSUPPORTED;
     }
-    if (!json_is_object(c)) return zarr_bad_type(field, "an object", c, err, errlen);
+    if (!json_is_object(c)) return lumio__zarr_bad_type(field, "an object", c, err, errlen);
     const char *name;
     json_t *conf;
     int rc;
     char sub[96];
     snprintf(sub, sizeof sub, "%s.name", field);
-    if ((rc = zarr_get_str(c, "name", sub, true, &name, err, errlen))) return rc;
+    if ((rc = lumio__zarr_get_str(c, "name", sub, true, &name, err, errlen))) return rc;
     snprintf(sub, sizeof sub, "%s.configuration", field);
-    if ((rc = zarr_get_obj(c, "configuration", sub, false, &conf, err, errlen))) return rc;
+    if ((rc = lumio__zarr_get_obj(c, "configuration", sub, false, &conf, err, errlen))) return rc;
     codec *k = &m->chain[m->nchain];
     memset(k, 0, sizeof *k);
     lumio_zarr_info *info = &m->info;
     if (!strcmp(name, "bytes")) {
         const char *e;
         snprintf(sub, sizeof sub, "%s.configuration.endian", field);
-        if ((rc = zarr_get_str(conf, "endian", sub, false, &e, err, errlen))) return rc;
+        if ((rc = lumio__zarr_get_str(conf, "endian", sub, false, &e, err, errlen))) return rc;
         k->id = CODEC_BYTES;
         if (e && strcmp(e, "big") && strcmp(e, "little")) {
-            snprintf(err, errlen, "%s: endian %s is not big or little", field, zarr_show(e).s);
+            snprintf(err, errlen, "%s: endian %s is not big or little", field, lumio__zarr_show(e).s);
             return LUMIO_E_FORMAT;
         }
         k->big_endian = e && !strcmp(e, "big");
@@ -319,20 +319,20 @@ static int v3_codec(json_t *c, zarr_meta *m, char *err, size_t errlen) {
         k->id = CODEC_ZSTD;
         json_t *ck = json_object_get(conf, "checksum");
         if (ck && !json_is_boolean(ck))
-            return zarr_bad_type("zstd.checksum", "a boolean", ck, err, errlen);
+            return lumio__zarr_bad_type("zstd.checksum", "a boolean", ck, err, errlen);
         if ((rc =
-                 zarr_get_int(conf, "level", "zstd.level", -131072, 22, 0, &k->level, err, errlen)))
+                 lumio__zarr_get_int(conf, "level", "zstd.level", -131072, 22, 0, &k->level, err, errlen)))
             return rc;
     } else if (!strcmp(name, "gzip")) {
         k->id = CODEC_GZIP;
-        if ((rc = zarr_get_int(conf, "level", "gzip.level", 0, 9, 6, &k->level, err, errlen)))
+        if ((rc = lumio__zarr_get_int(conf, "level", "gzip.level", 0, 9, 6, &k->level, err, errlen)))
             return rc;
     } else if (!strcmp(name, "blosc")) {
         if ((rc = parse_blosc(conf, k, info->itemsize, true, err, errlen))) return rc;
     } else if (!strcmp(name, "crc32c")) {
         k->id = CODEC_CRC32C;
     } else {
-        snprintf(err, errlen, "%s: unsupported codec %s", field, zarr_show(name).s);
+        snprintf(err, errlen, "%s: unsupported codec %s", field, lumio__zarr_show(name).s);
         return LUMIO_E_UNSUPPORTED;
     }
     m->nchain++;
@@ -370,7 +370,7 @@ static int check_chain(const codec *chain, unsigned n, unsigned itemsize, const 
 
 /* A list of codecs: a JSON list, not empty. */
 static int codec_list(json_t *v, const char *field, char *err, size_t errlen) {
-    if (!json_is_array(v)) return zarr_bad_type(field, "a list of codecs", v, err, errlen);
+    if (!json_is_array(v)) return lumio__zarr_bad_type(field, "a list of codecs", v, err, errlen);
     if (json_array_size(v) == 0) {
         snprintf(err, errlen, "%s: empty (an array needs at least the bytes codec)", field);
         return LUMIO_E_FORMAT;
@@ -383,23 +383,23 @@ static int index_codecs(json_t *conf, zarr_meta *m, char *err, size_t errlen) {
     json_t *ic = json_object_get(conf, "index_codecs");
     if (!ic || json_is_null(ic)) return 0;
     if (!json_is_array(ic))
-        return zarr_bad_type("sharding_indexed.index_codecs", "a list", ic, err, errlen);
+        return lumio__zarr_bad_type("sharding_indexed.index_codecs", "a list", ic, err, errlen);
     for (size_t i = 0; i < json_array_size(ic); i++) {
         json_t *c = json_array_get(ic, i), *cc;
         char field[64];
         snprintf(field, sizeof field, "sharding_indexed.index_codecs[%zu]", i);
-        if (!json_is_object(c)) return zarr_bad_type(field, "an object", c, err, errlen);
+        if (!json_is_object(c)) return lumio__zarr_bad_type(field, "an object", c, err, errlen);
         const char *nm, *e = NULL;
-        int rc = zarr_get_str(c, "name", field, true, &nm, err, errlen);
-        if (!rc) rc = zarr_get_obj(c, "configuration", field, false, &cc, err, errlen);
-        if (!rc) rc = zarr_get_str(cc, "endian", field, false, &e, err, errlen);
+        int rc = lumio__zarr_get_str(c, "name", field, true, &nm, err, errlen);
+        if (!rc) rc = lumio__zarr_get_obj(c, "configuration", field, false, &cc, err, errlen);
+        if (!rc) rc = lumio__zarr_get_str(cc, "endian", field, false, &e, err, errlen);
         if (rc) return rc;
         if (!strcmp(nm, "bytes") && (!e || !strcmp(e, "little"))) continue;
         if (!strcmp(nm, "crc32c") && i + 1 == json_array_size(ic)) {
             m->index_crc = true;
             continue;
         }
-        snprintf(err, errlen, "%s: unsupported %s", field, zarr_show(nm).s);
+        snprintf(err, errlen, "%s: unsupported %s", field, lumio__zarr_show(nm).s);
         return LUMIO_E_UNSUPPORTED;
     }
     return 0;
@@ -411,8 +411,8 @@ static int parse_sharding(json_t *conf, zarr_meta *m, char *err, size_t errlen) 
     lumio_zarr_info *info = &m->info;
     unsigned n;
     if (!json_is_object(conf))
-        return zarr_bad_type("sharding_indexed.configuration", "an object", conf, err, errlen);
-    int rc = zarr_parse_dims(json_object_get(conf, "chunk_shape"), m->inner, &n,
+        return lumio__zarr_bad_type("sharding_indexed.configuration", "an object", conf, err, errlen);
+    int rc = lumio__zarr_parse_dims(json_object_get(conf, "chunk_shape"), m->inner, &n,
                              "sharding_indexed.chunk_shape", err, errlen);
     if (rc) return rc;
     if (n != info->ndim) {
@@ -466,12 +466,12 @@ static int parse_sharding(json_t *conf, zarr_meta *m, char *err, size_t errlen) 
     info->fortran_order = t.info.fortran_order; /* of the inner chunks */
     if ((rc = index_codecs(conf, m, err, errlen))) return rc;
     const char *loc;
-    if ((rc = zarr_get_str(conf, "index_location", "sharding_indexed.index_location", false, &loc,
+    if ((rc = lumio__zarr_get_str(conf, "index_location", "sharding_indexed.index_location", false, &loc,
                            err, errlen)))
         return rc;
     if (loc && strcmp(loc, "start") && strcmp(loc, "end")) {
         snprintf(err, errlen, "sharding_indexed.index_location: %s is not start or end",
-                 zarr_show(loc).s);
+                 lumio__zarr_show(loc).s);
         return LUMIO_E_FORMAT;
     }
     m->index_at_start = loc && !strcmp(loc, "start");
@@ -486,14 +486,14 @@ static int key_encoding(json_t *root, zarr_meta *m, char *err, size_t errlen) {
     json_t *kenc, *kconf;
     const char *kname = NULL, *ksep = NULL;
     int rc =
-        zarr_get_obj(root, "chunk_key_encoding", "chunk_key_encoding", false, &kenc, err, errlen);
+        lumio__zarr_get_obj(root, "chunk_key_encoding", "chunk_key_encoding", false, &kenc, err, errlen);
     if (!rc && kenc)
-        rc = zarr_get_str(kenc, "name", "chunk_key_encoding.name", true, &kname, err, errlen);
+        rc = lumio__zarr_get_str(kenc, "name", "chunk_key_encoding.name", true, &kname, err, errlen);
     if (!rc)
-        rc = zarr_get_obj(kenc, "configuration", "chunk_key_encoding.configuration", false, &kconf,
+        rc = lumio__zarr_get_obj(kenc, "configuration", "chunk_key_encoding.configuration", false, &kconf,
                           err, errlen);
     if (!rc)
-        rc = zarr_get_str(kconf, "separator", "chunk_key_encoding.configuration.separator", false,
+        rc = lumio__zarr_get_str(kconf, "separator", "chunk_key_encoding.configuration.separator", false,
                           &ksep, err, errlen);
     if (rc) return rc;
     if (kname && !strcmp(kname, "v2")) {
@@ -502,12 +502,12 @@ static int key_encoding(json_t *root, zarr_meta *m, char *err, size_t errlen) {
         m->sep = '/';
         m->v3_c = true;
     } else {
-        snprintf(err, errlen, "chunk_key_encoding: unsupported %s", zarr_show(kname).s);
+        snprintf(err, errlen, "chunk_key_encoding: unsupported %s", lumio__zarr_show(kname).s);
         return LUMIO_E_UNSUPPORTED;
     }
     if (ksep && strcmp(ksep, ".") && strcmp(ksep, "/")) {
         snprintf(err, errlen, "chunk_key_encoding: separator %s is not \".\" or \"/\"",
-                 zarr_show(ksep).s);
+                 lumio__zarr_show(ksep).s);
         return LUMIO_E_UNSUPPORTED;
     }
     if (ksep) m->sep = ksep[0];
@@ -520,15 +520,15 @@ static int v3_data_type(json_t *root, size_t *ti, char *err, size_t errlen) {
     if (json_is_object(v)) {
         const char *nm = json_string_value(json_object_get(v, "name"));
         snprintf(err, errlen, "data_type: unsupported extension type %s",
-                 zarr_show(nm ? nm : "").s);
+                 lumio__zarr_show(nm ? nm : "").s);
         return LUMIO_E_UNSUPPORTED;
     }
     const char *dt;
-    int rc = zarr_get_str(root, "data_type", "data_type", true, &dt, err, errlen);
+    int rc = lumio__zarr_get_str(root, "data_type", "data_type", true, &dt, err, errlen);
     if (rc) return rc;
     for (*ti = 0; *ti < NTYPES && strcmp(types[*ti].v3, dt);) ++*ti;
     if (*ti == NTYPES) {
-        snprintf(err, errlen, "data_type: unsupported %s", zarr_show(dt).s);
+        snprintf(err, errlen, "data_type: unsupported %s", lumio__zarr_show(dt).s);
         return LUMIO_E_UNSUPPORTED;
     }
     return 0;
@@ -537,34 +537,34 @@ static int v3_data_type(json_t *root, size_t *ti, char *err, size_t errlen) {
 static int v3_grid(json_t *root, zarr_meta *m, unsigned *nc, char *err, size_t errlen) {
     json_t *grid, *gconf;
     const char *gname;
-    int rc = zarr_get_obj(root, "chunk_grid", "chunk_grid", true, &grid, err, errlen);
-    if (!rc) rc = zarr_get_str(grid, "name", "chunk_grid.name", true, &gname, err, errlen);
+    int rc = lumio__zarr_get_obj(root, "chunk_grid", "chunk_grid", true, &grid, err, errlen);
+    if (!rc) rc = lumio__zarr_get_str(grid, "name", "chunk_grid.name", true, &gname, err, errlen);
     if (rc) return rc;
     if (strcmp(gname, "regular")) {
-        snprintf(err, errlen, "chunk_grid: %s is not regular", zarr_show(gname).s);
+        snprintf(err, errlen, "chunk_grid: %s is not regular", lumio__zarr_show(gname).s);
         return LUMIO_E_UNSUPPORTED;
     }
-    if ((rc = zarr_get_obj(grid, "configuration", "chunk_grid.configuration", true, &gconf, err,
+    if ((rc = lumio__zarr_get_obj(grid, "configuration", "chunk_grid.configuration", true, &gconf, err,
                            errlen)))
         return rc;
-    return zarr_parse_dims(json_object_get(gconf, "chunk_shape"), m->info.chunks, nc,
+    return lumio__zarr_parse_dims(json_object_get(gconf, "chunk_shape"), m->info.chunks, nc,
                            "chunk_grid.configuration.chunk_shape", err, errlen);
 }
 
-int zarr_parse_v3(const char *text, size_t len, zarr_meta *m, char *err, size_t errlen) {
+int lumio__zarr_parse_v3(const char *text, size_t len, zarr_meta *m, char *err, size_t errlen) {
     memset(m, 0, sizeof *m);
     json_t *root;
-    int rc = zarr_load_root(text, len, &root, err, errlen);
+    int rc = lumio__zarr_load_root(text, len, &root, err, errlen);
     if (rc) return rc;
     lumio_zarr_info *info = &m->info;
     info->format = 3;
-    if ((rc = zarr_check_format(root, 3, err, errlen))) goto out;
+    if ((rc = lumio__zarr_check_format(root, 3, err, errlen))) goto out;
     const char *nt;
-    if ((rc = zarr_get_str(root, "node_type", "node_type", true, &nt, err, errlen))) goto out;
+    if ((rc = lumio__zarr_get_str(root, "node_type", "node_type", true, &nt, err, errlen))) goto out;
     if (strcmp(nt, "array"))
-        FAIL(LUMIO_E_UNSUPPORTED, "node_type: %s is not array", zarr_show(nt).s);
+        FAIL(LUMIO_E_UNSUPPORTED, "node_type: %s is not array", lumio__zarr_show(nt).s);
     unsigned nd, nc;
-    if ((rc = zarr_parse_dims(json_object_get(root, "shape"), info->shape, &nd, "shape", err,
+    if ((rc = lumio__zarr_parse_dims(json_object_get(root, "shape"), info->shape, &nd, "shape", err,
                               errlen)))
         goto out;
     if ((rc = v3_grid(root, m, &nc, err, errlen))) goto out;
@@ -597,7 +597,7 @@ int zarr_parse_v3(const char *text, size_t len, zarr_meta *m, char *err, size_t 
              : info->big_endian  ? '>'
                                  : '<',
              kind, info->itemsize);
-    if ((rc = zarr_fill_from_json(json_object_get(root, "fill_value"), info, err, errlen)))
+    if ((rc = lumio__zarr_fill_from_json(json_object_get(root, "fill_value"), info, err, errlen)))
         goto out;
     /* Storage transformers change where the bytes are: one we do not know
      * cannot be read right. */
@@ -606,16 +606,16 @@ int zarr_parse_v3(const char *text, size_t len, zarr_meta *m, char *err, size_t 
         json_t *t0 = json_is_array(st) ? json_array_get(st, 0) : NULL;
         const char *name = json_string_value(json_object_get(t0, "name"));
         FAIL(LUMIO_E_UNSUPPORTED, "storage_transformers: %s is not supported",
-             zarr_show(name ? name : "?").s);
+             lumio__zarr_show(name ? name : "?").s);
     }
     rc = finish_shape(m, err, errlen);
 out:
     json_decref(root);
-    if (rc == 0) zarr_describe_codecs(m);
+    if (rc == 0) lumio__zarr_describe_codecs(m);
     return rc;
 }
 
-const char *zarr_v3_type_name(lumio_zarr_type t) {
+const char *lumio__zarr_v3_type_name(lumio_zarr_type t) {
     for (size_t i = 0; i < NTYPES; i++)
         if (types[i].type == t) return types[i].v3;
     return "?";

@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-const char *zarr_shuffle_name(int s) {
+const char *lumio__zarr_shuffle_name(int s) {
     return s == 0 ? "noshuffle" : s == 2 ? "bitshuffle" : "shuffle";
 }
 
@@ -28,7 +28,7 @@ static void describe(const codec *k, char *s, size_t cap) {
         snprintf(s, cap, "gzip:%d", k->level);
         break;
     case CODEC_BLOSC:
-        snprintf(s, cap, "blosc:%s:%d:%s", k->cname, k->level, zarr_shuffle_name(k->shuffle));
+        snprintf(s, cap, "blosc:%s:%d:%s", k->cname, k->level, lumio__zarr_shuffle_name(k->shuffle));
         break;
     case CODEC_DELTA:
         snprintf(s, cap, "delta");
@@ -48,7 +48,7 @@ static void describe(const codec *k, char *s, size_t cap) {
     }
 }
 
-void zarr_describe_codecs(zarr_meta *m) {
+void lumio__zarr_describe_codecs(zarr_meta *m) {
     char *buf = m->info.codecs;
     size_t cap = sizeof m->info.codecs;
     buf[0] = 0;

@@ -17,7 +17,7 @@ static json_t *blosc_json(const codec *k, bool v3) {
     json_object_set_new(o, "cname", json_string(k->cname));
     json_object_set_new(o, "clevel", json_integer(k->level));
     if (v3) {
-        json_object_set_new(o, "shuffle", json_string(zarr_shuffle_name(k->shuffle)));
+        json_object_set_new(o, "shuffle", json_string(lumio__zarr_shuffle_name(k->shuffle)));
         json_object_set_new(o, "typesize", json_integer(k->typesize));
     } else {
         json_object_set_new(o, "shuffle", json_integer(k->shuffle));
@@ -102,7 +102,7 @@ static void dump_v2(json_t *root, const zarr_meta *m) {
     json_object_set_new(root, "chunks", dims_json(in->chunks, in->ndim));
     json_object_set_new(root, "dtype", json_string(in->dtype));
     json_object_set_new(root, "compressor", compressor_json(&m->compressor));
-    json_object_set_new(root, "fill_value", zarr_fill_to_json(in));
+    json_object_set_new(root, "fill_value", lumio__zarr_fill_to_json(in));
     json_object_set_new(root, "order", json_string(in->fortran_order ? "F" : "C"));
     json_t *filters = m->nfilters ? json_array() : json_null();
     for (unsigned i = 0; i < m->nfilters; i++) { /* delta, in the array's dtype */
@@ -139,14 +139,14 @@ static void dump_v3(json_t *root, const zarr_meta *m) {
     json_object_set_new(root, "zarr_format", json_integer(3));
     json_object_set_new(root, "node_type", json_string("array"));
     json_object_set_new(root, "shape", dims_json(in->shape, in->ndim));
-    json_object_set_new(root, "data_type", json_string(zarr_v3_type_name(in->type)));
+    json_object_set_new(root, "data_type", json_string(lumio__zarr_v3_type_name(in->type)));
     json_t *gc = json_object();
     json_object_set_new(gc, "chunk_shape", dims_json(in->chunks, in->ndim));
     json_object_set_new(root, "chunk_grid", named("regular", gc));
     json_t *kc = json_object();
     json_object_set_new(kc, "separator", json_string(m->sep == '.' ? "." : "/"));
     json_object_set_new(root, "chunk_key_encoding", named(m->v3_c ? "default" : "v2", kc));
-    json_object_set_new(root, "fill_value", zarr_fill_to_json(in));
+    json_object_set_new(root, "fill_value", lumio__zarr_fill_to_json(in));
     json_t *codecs = dump_chain(m->sharded ? m->ichain : m->chain,
                                 m->sharded ? m->nichain : m->nchain, in->ndim);
     if (m->sharded) codecs = sharding_json(m, codecs);
@@ -154,7 +154,7 @@ static void dump_v3(json_t *root, const zarr_meta *m) {
     json_object_set_new(root, "attributes", json_object());
 }
 
-char *zarr_dump_meta(const zarr_meta *m) {
+char *lumio__zarr_dump_meta(const zarr_meta *m) {
     json_t *root = json_object();
     if (m->info.format == 2)
         dump_v2(root, m);

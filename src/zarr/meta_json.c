@@ -10,7 +10,7 @@
 
 /* jansson has no uint64: a document with an integer beyond int64 (a uint64
  * fill value) is read again with integers as reals. */
-json_t *zarr_load_json(const char *text, size_t len, json_error_t *je) {
+json_t *lumio__zarr_load_json(const char *text, size_t len, json_error_t *je) {
     json_t *root = json_loadb(text, len, 0, je);
     if (!root && strstr(je->text, "too big"))
         root = json_loadb(text, len, JSON_DECODE_INT_AS_REAL, je);
@@ -18,7 +18,7 @@ json_t *zarr_load_json(const char *text, size_t len, json_error_t *je) {
 }
 
 /* A non-negative integer, as an integer or a whole real below 2^53. */
-bool zarr_json_uint(json_t *v, uint64_t *out) {
+bool lumio__zarr_json_uint(json_t *v, uint64_t *out) {
     if (json_is_integer(v) && json_integer_value(v) >= 0) {
         *out = (uint64_t)json_integer_value(v);
         return true;
@@ -34,7 +34,7 @@ bool zarr_json_uint(json_t *v, uint64_t *out) {
 /* A string from the document, fit for a one-line message: quoted, cut at 48
  * bytes, anything but printable ASCII as \xHH (no newline or terminal escape
  * reaches the user's screen). */
-zarr_shown zarr_show(const char *s) {
+zarr_shown lumio__zarr_show(const char *s) {
     zarr_shown out;
     size_t n = 0;
     out.s[n++] = '\'';
@@ -55,7 +55,7 @@ zarr_shown zarr_show(const char *s) {
 }
 
 /* What a JSON value is, as a message names it. */
-const char *zarr_jtype(const json_t *v) {
+const char *lumio__zarr_jtype(const json_t *v) {
     if (!v) return "missing";
     switch (json_typeof(v)) {
     case JSON_OBJECT:
@@ -76,25 +76,25 @@ const char *zarr_jtype(const json_t *v) {
     }
 }
 
-int zarr_bad_type(const char *field, const char *want, const json_t *v, char *err, size_t errlen) {
-    snprintf(err, errlen, "%s: must be %s, not %s", field, want, zarr_jtype(v));
+int lumio__zarr_bad_type(const char *field, const char *want, const json_t *v, char *err, size_t errlen) {
+    snprintf(err, errlen, "%s: must be %s, not %s", field, want, lumio__zarr_jtype(v));
     return LUMIO_E_FORMAT;
 }
 
 /* obj[key] as a string; NULL when absent or null unless required. */
-int zarr_get_str(json_t *obj, const char *key, const char *field, bool required, const char **out,
+int lumio__zarr_get_str(json_t *obj, const char *key, const char *field, bool required, const char **out,
                  char *err, size_t errlen) {
     json_t *v = json_object_get(obj, key);
     *out = NULL;
     if ((!v || json_is_null(v)) && !required) return 0;
-    if (!json_is_string(v)) return zarr_bad_type(field, "a string", v, err, errlen);
+    if (!json_is_string(v)) return lumio__zarr_bad_type(field, "a string", v, err, errlen);
     *out = json_string_value(v);
     return 0;
 }
 
 /* An integer, or a whole real within 2^53 (a document with a uint64 fill
  * value is read with every integer as a real: load_json). */
-bool zarr_json_whole(json_t *v, long long *out) {
+bool lumio__zarr_json_whole(json_t *v, long long *out) {
     if (json_is_integer(v)) {
         *out = json_integer_value(v);
         return true;
@@ -106,7 +106,7 @@ bool zarr_json_whole(json_t *v, long long *out) {
 }
 
 /* obj[key] as an integer in [lo, hi]; dflt when absent (or null). */
-int zarr_get_int(json_t *obj, const char *key, const char *field, long lo, long hi, long dflt,
+int lumio__zarr_get_int(json_t *obj, const char *key, const char *field, long lo, long hi, long dflt,
                  int *out, char *err, size_t errlen) {
     json_t *v = json_object_get(obj, key);
     if (!v || json_is_null(v)) {
@@ -114,9 +114,9 @@ int zarr_get_int(json_t *obj, const char *key, const char *field, long lo, long 
         return 0;
     }
     long long x;
-    if (!zarr_json_whole(v, &x) || x < lo || x > hi) {
+    if (!lumio__zarr_json_whole(v, &x) || x < lo || x > hi) {
         snprintf(err, errlen, "%s: must be an integer from %ld to %ld, not %s", field, lo, hi,
-                 json_is_number(v) ? "that" : zarr_jtype(v));
+                 json_is_number(v) ? "that" : lumio__zarr_jtype(v));
         return LUMIO_E_FORMAT;
     }
     *out = (int)x;
@@ -124,18 +124,18 @@ int zarr_get_int(json_t *obj, const char *key, const char *field, long lo, long 
 }
 
 /* obj[key] as an object (or NULL when absent or null and not required). */
-int zarr_get_obj(json_t *obj, const char *key, const char *field, bool required, json_t **out,
+int lumio__zarr_get_obj(json_t *obj, const char *key, const char *field, bool required, json_t **out,
                  char *err, size_t errlen) {
     json_t *v = json_object_get(obj, key);
     *out = NULL;
     if ((!v || json_is_null(v)) && !required) return 0;
-    if (!json_is_object(v)) return zarr_bad_type(field, "an object", v, err, errlen);
+    if (!json_is_object(v)) return lumio__zarr_bad_type(field, "an object", v, err, errlen);
     *out = v;
     return 0;
 }
 
 /* The document's root: a JSON object. */
-int zarr_load_root(const char *text, size_t len, json_t **root, char *err, size_t errlen) {
+int lumio__zarr_load_root(const char *text, size_t len, json_t **root, char *err, size_t errlen) {
     json_error_t je;
     *root = NULL;
     size_t blank = 0;
@@ -144,14 +144,14 @@ int zarr_load_root(const char *text, size_t len, json_t **root, char *err, size_
         snprintf(err, errlen, "empty (no JSON object)");
         return LUMIO_E_FORMAT;
     }
-    json_t *r = zarr_load_json(text, len, &je);
+    json_t *r = lumio__zarr_load_json(text, len, &je);
     if (!r) {
         snprintf(err, errlen, "not JSON (line %d, column %d: %s)", je.line, je.column,
-                 zarr_show(je.text).s);
+                 lumio__zarr_show(je.text).s);
         return LUMIO_E_FORMAT;
     }
     if (!json_is_object(r)) {
-        snprintf(err, errlen, "not a JSON object (the document is %s)", zarr_jtype(r));
+        snprintf(err, errlen, "not a JSON object (the document is %s)", lumio__zarr_jtype(r));
         json_decref(r);
         return LUMIO_E_FORMAT;
     }
@@ -159,27 +159,27 @@ int zarr_load_root(const char *text, size_t len, json_t **root, char *err, size_
     return 0;
 }
 
-int zarr_check_format(json_t *root, uint64_t want, char *err, size_t errlen) {
+int lumio__zarr_check_format(json_t *root, uint64_t want, char *err, size_t errlen) {
     json_t *v = json_object_get(root, "zarr_format");
     uint64_t got = 0;
-    if (!json_is_number(v) || !zarr_json_uint(v, &got) || got != want) {
+    if (!json_is_number(v) || !lumio__zarr_json_uint(v, &got) || got != want) {
         snprintf(err, errlen, "zarr_format: must be the number %llu, not %s",
-                 (unsigned long long)want, json_is_number(v) ? "that" : zarr_jtype(v));
+                 (unsigned long long)want, json_is_number(v) ? "that" : lumio__zarr_jtype(v));
         return json_is_number(v) ? LUMIO_E_UNSUPPORTED : LUMIO_E_FORMAT;
     }
     return 0;
 }
 
-int zarr_parse_dims(json_t *a, uint64_t *out, unsigned *n, const char *field, char *err,
+int lumio__zarr_parse_dims(json_t *a, uint64_t *out, unsigned *n, const char *field, char *err,
                     size_t errlen) {
     if (!json_is_array(a) || json_array_size(a) > LUMIO_ZARR_MAX_DIMS) {
         snprintf(err, errlen, "%s: must be a list of at most %d integers, not %s", field,
-                 LUMIO_ZARR_MAX_DIMS, json_is_array(a) ? "a longer list" : zarr_jtype(a));
+                 LUMIO_ZARR_MAX_DIMS, json_is_array(a) ? "a longer list" : lumio__zarr_jtype(a));
         return LUMIO_E_FORMAT;
     }
     *n = (unsigned)json_array_size(a);
     for (unsigned i = 0; i < *n; i++) {
-        if (!zarr_json_uint(json_array_get(a, i), &out[i])) {
+        if (!lumio__zarr_json_uint(json_array_get(a, i), &out[i])) {
             snprintf(err, errlen, "%s[%u]: not a non-negative integer", field, i);
             return LUMIO_E_FORMAT;
         }

@@ -88,9 +88,9 @@ static uint64_t rechunk_need(const lumio_zarr_info *s, const lumio_zarr_create_o
         block = sat_mul(block, LUMIO_MAX(1, LUMIO_MIN(c, s->shape[i])));
     }
     unsigned encoders =
-        LUMIO_MIN(in_flight, remote ? LUMIO_MAX(lumio_ncores(), 8u) : lumio_ncores());
+        LUMIO_MIN(in_flight, remote ? LUMIO_MAX(lumio__ncores(), 8u) : lumio__ncores());
     uint64_t need = sat_add(sat_mul(2, block), pool);
-    need = sat_add(need, sat_mul(lumio_ncores(), chunk_size(s)));
+    need = sat_add(need, sat_mul(lumio__ncores(), chunk_size(s)));
     need = sat_add(need, sat_mul(2 * (uint64_t)encoders, dchunk));
     return sat_add(need, 16u << 20);
 }
@@ -179,7 +179,7 @@ static int read_blocks(pipe_state *p, const reader *r) {
         pb->buf = r->block + (k % 2) * r->bytes;
         int rc = lumio_zarr_read(r->s, pb->start, pb->shape, pb->buf);
         if (rc < 0) {
-            lumio_zarr_last_error(r->s, zarr_open_error(), 1024);
+            lumio_zarr_last_error(r->s, lumio__zarr_open_error(), 1024);
             return rc;
         }
         pthread_mutex_lock(&p->mu);
@@ -214,7 +214,7 @@ static int copy_blocks(pipe_state *p, reader *r) {
         rc = -EAGAIN;
     if (rc == 0 && p->error) {
         rc = p->error;
-        snprintf(zarr_open_error(), 1024, "%s", p->err);
+        snprintf(lumio__zarr_open_error(), 1024, "%s", p->err);
     }
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->cv);
@@ -237,9 +237,9 @@ static int copy_array(lumio_zarr *s, lumio_zarr *d, const lumio_zarr_info *si, u
         p.nblocks *= r.count[i];
     }
     r.bytes = LUMIO_MAX(bytes, 1);
-    if (!(r.block = lumio_large_alloc(2 * r.bytes))) return -ENOMEM;
+    if (!(r.block = lumio__large_alloc(2 * r.bytes))) return -ENOMEM;
     int rc = copy_blocks(&p, &r);
-    lumio_large_free(r.block, 2 * r.bytes);
+    lumio__large_free(r.block, 2 * r.bytes);
     return rc;
 }
 
@@ -250,7 +250,7 @@ static int open_source(const char *src, uint64_t memory, lumio_ring_options *ro,
                        lumio_zarr_options *zo, lumio_ring **ring, lumio_zarr **s) {
     int rc = lumio_ring_create(ring, ro);
     if (rc < 0) {
-        snprintf(zarr_open_error(), 1024, "rechunk: cannot start the I/O engine");
+        snprintf(lumio__zarr_open_error(), 1024, "rechunk: cannot start the I/O engine");
         return rc;
     }
     zo->ring = *ring;
@@ -282,7 +282,7 @@ static int create_dest(const char *src, const char *dst, const lumio_zarr_info *
     o.defer_metadata = 1;
     char fill[64];
     if (!opts->fill_value) { /* the source's fill value, as text */
-        zarr_fill_to_text(si, fill, sizeof fill);
+        lumio__zarr_fill_to_text(si, fill, sizeof fill);
         o.fill_value = fill;
     }
     /* Chunks encoded at once by the writer: within a sixteenth of the budget. */
@@ -296,7 +296,7 @@ static int create_dest(const char *src, const char *dst, const lumio_zarr_info *
     /* A virtual array past 2^64 bytes (its chunks mostly missing) opens, but
      * copying it whole cannot be counted, let alone done. */
     if (wraps) {
-        snprintf(zarr_open_error(), 1024,
+        snprintf(lumio__zarr_open_error(), 1024,
                  "%s: rechunk: the array or a destination chunk holds more than 2^64 bytes", src);
         return -EFBIG;
     }
@@ -306,7 +306,7 @@ static int create_dest(const char *src, const char *dst, const lumio_zarr_info *
         (unsigned)LUMIO_MAX(1, LUMIO_MIN(64, memory / 16 / LUMIO_MAX(dchunk, 1)));
     uint64_t need = rechunk_need(si, &o, pool, dzo.max_chunks_in_flight, lumio_remote_is_url(dst));
     if (need > memory) {
-        snprintf(zarr_open_error(), 1024,
+        snprintf(lumio__zarr_open_error(), 1024,
                  "rechunk: destination chunks of %" PRIu64 " bytes (source chunks of %" PRIu64
                  ") need a memory budget of at least %" PRIu64 " MiB, not %" PRIu64 " MiB",
                  dchunk, chunk_size(si), (need >> 20) + 1, memory >> 20);
@@ -344,7 +344,7 @@ static int zarr_rechunk(const char *src, const char *dst, const lumio_zarr_creat
     for (unsigned i = 0; rc == 0 && i < si.ndim; i++) empty |= si.shape[i] == 0;
     if (rc == 0 && !empty) rc = copy_array(s, d, &si, memory, total, progress, arg);
     if (rc == 0 && (rc = lumio_zarr_commit(d)) < 0)
-        lumio_zarr_last_error(d, zarr_open_error(), 1024);
+        lumio_zarr_last_error(d, lumio__zarr_open_error(), 1024);
     lumio_zarr_close(s);
     lumio_zarr_close(d);
     lumio_ring_close(ring);
@@ -355,14 +355,14 @@ int lumio_zarr_rechunk(const char *src, const char *dst, const lumio_zarr_create
                        const lumio_zarr_options *zo, uint64_t memory, lumio_progress_fn progress,
                        void *arg) {
     if (!src || !dst || !opts) {
-        snprintf(zarr_open_error(), 1024, "rechunk: no %s", !src ? "source" : !dst ? "destination" : "options");
-        return zarr_published(NULL, -EINVAL);
+        snprintf(lumio__zarr_open_error(), 1024, "rechunk: no %s", !src ? "source" : !dst ? "destination" : "options");
+        return lumio__zarr_published(NULL, -EINVAL);
     }
     lumio_zarr_create_options o = *opts;
     if (!lumio__zero(o.reserved, sizeof o.reserved)) {
-        snprintf(zarr_open_error(), 1024, "lumio_zarr_create_options: reserved fields are not zero");
-        return zarr_published(NULL, -EINVAL);
+        snprintf(lumio__zarr_open_error(), 1024, "lumio_zarr_create_options: reserved fields are not zero");
+        return lumio__zarr_published(NULL, -EINVAL);
     }
     if (o.format == 0) o.format = 2; /* (dtype and shape are the source's) */
-    return zarr_published(NULL, zarr_rechunk(src, dst, &o, zo, memory, progress, arg));
+    return lumio__zarr_published(NULL, zarr_rechunk(src, dst, &o, zo, memory, progress, arg));
 }

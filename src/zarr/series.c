@@ -37,7 +37,7 @@ static int submit_slab(lumio_zarr_series *s, uint64_t k) {
     b->start[s->axis] = s->start[s->axis] + k * s->step;
     b->shape[s->axis] =
         LUMIO_MIN(s->step, s->start[s->axis] + s->shape[s->axis] - b->start[s->axis]);
-    int rc = region_init(&b->x, z, zarr_grid(z), b->start, b->shape, b->buf);
+    int rc = lumio__region_init(&b->x, z, zarr_grid(z), b->start, b->shape, b->buf);
     if (rc) return rc < 0 ? rc : 0;
     /* Each slab reads its shards' indexes afresh (as a read does), unless
      * the array keeps them (cache_bytes), where writes update them. */
@@ -46,7 +46,7 @@ static int submit_slab(lumio_zarr_series *s, uint64_t k) {
         b->submitted = true;
     } else {
         snprintf(z->err, sizeof z->err, "%s", b->x.err);
-        region_fini(&b->x);
+        lumio__region_fini(&b->x);
     }
     return rc;
 }
@@ -90,7 +90,7 @@ static int series_open(lumio_zarr_series **out, lumio_zarr *z, unsigned axis, ui
     s->ring = calloc(s->ahead + 1, sizeof *s->ring);
     int rc = s->ring ? 0 : -ENOMEM;
     for (unsigned i = 0; rc == 0 && i <= s->ahead; i++)
-        if (!(s->ring[i].buf = lumio_large_alloc(s->bytes_per_step))) rc = -ENOMEM;
+        if (!(s->ring[i].buf = lumio__large_alloc(s->bytes_per_step))) rc = -ENOMEM;
     if (rc < 0) {
         lumio_zarr_series_close(s);
         return rc;
@@ -117,16 +117,16 @@ static int64_t series_next(lumio_zarr_series *s, const void **data, uint64_t *in
         while ((n = lumio_ring_wait(z->ring, b->group, c, 64, 1)) > 0)
             for (int i = 0; i < n; i++) {
                 if (c[i].result < 0)
-                    region_error(&b->x, c[i].result, lumio_ring_last_error(z->ring, LUMIO__ERRBUF));
+                    lumio__region_error(&b->x, c[i].result, lumio_ring_last_error(z->ring, LUMIO__ERRBUF));
                 lumio_buffer_release(c[i].buffer);
             }
         if (n < 0) {
-            region_error(&b->x, n, lumio_ring_last_error(z->ring, LUMIO__ERRBUF));
-            zarr_abandon(z, b->group);
+            lumio__region_error(&b->x, n, lumio_ring_last_error(z->ring, LUMIO__ERRBUF));
+            lumio__zarr_abandon(z, b->group);
         }
         rc = b->x.error;
         if (rc < 0) snprintf(z->err, sizeof z->err, "%s", b->x.err);
-        region_fini(&b->x);
+        lumio__region_fini(&b->x);
         b->submitted = false;
     }
     if (rc < 0) return s->error = rc;
@@ -144,10 +144,10 @@ void lumio_zarr_series_close(lumio_zarr_series *s) {
     for (unsigned i = 0; s->ring && i <= s->ahead; i++) {
         slab *b = &s->ring[i];
         if (b->submitted) {
-            zarr_abandon(s->z, b->group);
-            region_fini(&b->x);
+            lumio__zarr_abandon(s->z, b->group);
+            lumio__region_fini(&b->x);
         }
-        lumio_large_free(b->buf, s->bytes_per_step);
+        lumio__large_free(b->buf, s->bytes_per_step);
     }
     free(s->ring);
     free(s);
@@ -158,12 +158,12 @@ int lumio_zarr_series_open(lumio_zarr_series **out, lumio_zarr *z, unsigned axis
     if (!out) return -EINVAL;
     *out = NULL;
     if (!z) return -EINVAL;
-    return zarr_published(z, series_open(out, z, axis, step, start, shape, ahead));
+    return lumio__zarr_published(z, series_open(out, z, axis, step, start, shape, ahead));
 }
 
 int64_t lumio_zarr_series_next(lumio_zarr_series *s, const void **data, uint64_t *index) {
     if (!s) return -EINVAL;
     int64_t n = series_next(s, data, index);
-    if (n < 0) zarr_published(s->z, (int)n);
+    if (n < 0) lumio__zarr_published(s->z, (int)n);
     return n;
 }

@@ -13,7 +13,7 @@
 
 #define MISSING UINT64_MAX
 
-void zarr_inner_meta(const zarr_meta *m, zarr_meta *im) {
+void lumio__zarr_inner_meta(const zarr_meta *m, zarr_meta *im) {
     *im = *m;
     im->sharded = false;
     memcpy(im->chain, m->ichain, sizeof im->chain);
@@ -61,7 +61,7 @@ static int parse_index(const zarr_meta *m, const uint8_t *p, size_t len, uint64_
     if (m->index_crc) {
         uint32_t want = (uint32_t)p[n - 4] | (uint32_t)p[n - 3] << 8 | (uint32_t)p[n - 2] << 16 |
                         (uint32_t)p[n - 1] << 24;
-        uint32_t got = zarr_crc32c(p, n - 4);
+        uint32_t got = lumio__zarr_crc32c(p, n - 4);
         if (want != got) {
             snprintf(err, errlen, "shard index: crc32c %08x, stored %08x", got, want);
             return LUMIO_E_CHECKSUM;
@@ -74,13 +74,13 @@ static int parse_index(const zarr_meta *m, const uint8_t *p, size_t len, uint64_
 /* A region covering one whole shard buffer (C order), over the inner grid. */
 static int shard_region(region *x, zarr_meta *sm, const zarr_meta *m, uint64_t *zero,
                         uint8_t *buf) {
-    zarr_inner_meta(m, sm);
+    lumio__zarr_inner_meta(m, sm);
     memcpy(sm->info.shape, m->info.chunks, sizeof sm->info.shape);
     memset(zero, 0, LUMIO_ZARR_MAX_DIMS * sizeof *zero);
-    return region_init(x, NULL, sm, zero, m->info.chunks, buf);
+    return lumio__region_init(x, NULL, sm, zero, m->info.chunks, buf);
 }
 
-int zarr_decode_shard(const zarr_meta *m, const uint8_t *src, size_t len, uint8_t *out, char *err,
+int lumio__zarr_decode_shard(const zarr_meta *m, const uint8_t *src, size_t len, uint8_t *out, char *err,
                       size_t errlen) {
     uint64_t ib = index_bytes(m);
     if (len < ib) {
@@ -101,9 +101,9 @@ int zarr_decode_shard(const zarr_meta *m, const uint8_t *src, size_t len, uint8_
     for (uint64_t i = 0; rc == 0 && i < m->ninner; i++) {
         uint64_t off = entries[2 * i], nb = entries[2 * i + 1];
         uint64_t cc[LUMIO_ZARR_MAX_DIMS];
-        region_chunk(&x, i, cc);
+        lumio__region_chunk(&x, i, cc);
         if (off == MISSING && nb == MISSING) {
-            region_to_buf(&x, cc, NULL);
+            lumio__region_to_buf(&x, cc, NULL);
             continue;
         }
         if (off > len || nb > len - off) {
@@ -113,10 +113,10 @@ int zarr_decode_shard(const zarr_meta *m, const uint8_t *src, size_t len, uint8_
             rc = LUMIO_E_FORMAT;
             break;
         }
-        rc = zarr_decode(&sm, src + off, nb, tmp, err, errlen);
-        if (rc == 0) region_to_buf(&x, cc, tmp);
+        rc = lumio__zarr_decode(&sm, src + off, nb, tmp, err, errlen);
+        if (rc == 0) lumio__region_to_buf(&x, cc, tmp);
     }
-    if (have_region) region_fini(&x);
+    if (have_region) lumio__region_fini(&x);
     free(tmp);
     free(entries);
     return rc;
@@ -129,7 +129,7 @@ static bool all_fill(const zarr_meta *m, const uint8_t *p, uint64_t n) {
     return true;
 }
 
-int zarr_encode_shard(const zarr_meta *m, uint8_t *shard, uint8_t **out, size_t *outlen, char *err,
+int lumio__zarr_encode_shard(const zarr_meta *m, uint8_t *shard, uint8_t **out, size_t *outlen, char *err,
                       size_t errlen) {
     uint64_t ib = index_bytes(m);
     uint64_t *entries = malloc(2 * m->ninner * sizeof *entries);
@@ -145,15 +145,15 @@ int zarr_encode_shard(const zarr_meta *m, uint8_t *shard, uint8_t **out, size_t 
     uint64_t total = ib;
     for (uint64_t i = 0; rc == 0 && i < m->ninner; i++) {
         uint64_t cc[LUMIO_ZARR_MAX_DIMS];
-        region_chunk(&x, i, cc);
-        zarr_fill_chunk(&sm, tmp);
-        region_to_chunk(&x, cc, tmp);
+        lumio__region_chunk(&x, i, cc);
+        lumio__zarr_fill_chunk(&sm, tmp);
+        lumio__region_to_chunk(&x, cc, tmp);
         if (all_fill(&sm, tmp, sm.chunk_bytes)) { /* not stored: reads as the fill value */
             entries[2 * i] = entries[2 * i + 1] = MISSING;
             continue;
         }
         size_t n;
-        rc = zarr_encode(&sm, tmp, &parts[i], &n, err, errlen);
+        rc = lumio__zarr_encode(&sm, tmp, &parts[i], &n, err, errlen);
         entries[2 * i] = total - (m->index_at_start ? 0 : ib); /* fixed up below */
         entries[2 * i + 1] = n;
         total += n;
@@ -171,14 +171,14 @@ int zarr_encode_shard(const zarr_meta *m, uint8_t *shard, uint8_t **out, size_t 
         uint8_t *idx = m->index_at_start ? buf : buf + total - ib;
         for (uint64_t i = 0; i < 2 * m->ninner; i++) put_le64(idx + 8 * i, entries[i]);
         if (m->index_crc) {
-            uint32_t c = zarr_crc32c(idx, ib - 4);
+            uint32_t c = lumio__zarr_crc32c(idx, ib - 4);
             for (int k = 0; k < 4; k++) idx[ib - 4 + k] = (uint8_t)(c >> (8 * k));
         }
         *out = buf;
         *outlen = total;
     }
     for (uint64_t i = 0; parts && i < m->ninner; i++) free(parts[i]);
-    if (have_region) region_fini(&x);
+    if (have_region) lumio__region_fini(&x);
     free(parts);
     free(entries);
     free(tmp);
@@ -212,14 +212,14 @@ static int check_index(region *x, lumio_completion *c) {
                  "%s: the shard was replaced while it was read (its index is not the one the "
                  "read was planned with); read again",
                  c->path ? c->path : "shard");
-        if (z->index_cache) zarr_cache_drop(z->index_cache, x->shard_check[2 * s]);
+        if (z->index_cache) lumio__zarr_cache_drop(z->index_cache, x->shard_check[2 * s]);
         /* The cause, over whatever its inner chunks' bytes made the decoder say. */
         pthread_mutex_lock(&x->mu);
         x->error = rc;
         snprintf(x->err, sizeof x->err, "%.1000s", text);
         pthread_mutex_unlock(&x->mu);
     } else if (rc) {
-        region_error(x, rc, "out of memory");
+        lumio__region_error(x, rc, "out of memory");
     }
     free(e);
     lumio_buffer_release(c->buffer);
@@ -232,14 +232,14 @@ static int on_inner(void *arg, lumio_completion *c) {
     region *x = arg;
     if (c->result < 0) return c->result;
     if (c->user_data >= x->nchunks) return check_index(x, c);
-    return zarr_decode_landed(x, c, NULL);
+    return lumio__zarr_decode_landed(x, c, NULL);
 }
 
 /* Submit a group of ops; failures go to the region's error. */
 static int submit(lumio_zarr *z, region *x, lumio_op *ops, size_t n, lumio_group_options *go,
                   uint64_t *g) {
     int rc = lumio_ring_submit(z->ring, ops, n, go, g);
-    if (rc < 0) region_error(x, rc, lumio_ring_last_error(z->ring, LUMIO__ERRBUF));
+    if (rc < 0) lumio__region_error(x, rc, lumio_ring_last_error(z->ring, LUMIO__ERRBUF));
     return rc;
 }
 
@@ -253,12 +253,12 @@ static int drain(lumio_zarr *z, region *x, uint64_t g, void (*each)(void *, lumi
             if (each)
                 each(arg, &c[i]);
             else if (c[i].result < 0)
-                region_error(x, c[i].result, lumio_ring_last_error(z->ring, LUMIO__ERRBUF));
+                lumio__region_error(x, c[i].result, lumio_ring_last_error(z->ring, LUMIO__ERRBUF));
             lumio_buffer_release(c[i].buffer);
         }
     if (got < 0) {
-        region_error(x, got, lumio_ring_last_error(z->ring, LUMIO__ERRBUF));
-        zarr_abandon(z, g);
+        lumio__region_error(x, got, lumio_ring_last_error(z->ring, LUMIO__ERRBUF));
+        lumio__zarr_abandon(z, g);
     }
     return x->error;
 }
@@ -302,25 +302,25 @@ static void on_index(void *arg, lumio_completion *c) {
     uint64_t s = c->user_data, *e = b->entries + s * 2 * m->ninner;
     if (c->result == -ENOENT) {
         b->missing[s] = true;
-        if (b->ic) zarr_cache_add(b->ic, b->keys[s], NULL, 0, b->ic_gen);
+        if (b->ic) lumio__zarr_cache_add(b->ic, b->keys[s], NULL, 0, b->ic_gen);
         return;
     }
     if (c->result < 0) {
-        region_error(b->x, c->result, lumio_ring_last_error(b->z->ring, LUMIO__ERRBUF));
+        lumio__region_error(b->x, c->result, lumio_ring_last_error(b->z->ring, LUMIO__ERRBUF));
         return;
     }
     char why[256], text[1024];
     int rc = parse_index(m, c->data, c->length, e, why, sizeof why);
     if (rc) {
         snprintf(text, sizeof text, "%s: %s", c->path, why);
-        region_error(b->x, rc, text);
+        lumio__region_error(b->x, rc, text);
         return;
     }
     size_t bytes = 2 * m->ninner * sizeof *e;
     uint8_t *copy = b->ic ? malloc(bytes) : NULL;
     if (copy) {
         memcpy(copy, e, bytes);
-        zarr_cache_add(b->ic, b->keys[s], copy, bytes, b->ic_gen);
+        lumio__zarr_cache_add(b->ic, b->keys[s], copy, bytes, b->ic_gen);
     }
 }
 
@@ -329,11 +329,11 @@ static bool index_cached(zarr_cache *ic, const zarr_meta *m, uint64_t key, uint6
                          bool *missing) {
     centry *pin;
     uint64_t bytes;
-    const uint8_t *d = ic ? zarr_cache_pin(ic, key, &bytes, &pin) : NULL;
+    const uint8_t *d = ic ? lumio__zarr_cache_pin(ic, key, &bytes, &pin) : NULL;
     if (!d) return false;
     *missing = bytes == 0;
     if (bytes) memcpy(entries, d, 2 * m->ninner * sizeof *entries);
-    zarr_cache_unpin(ic, pin);
+    lumio__zarr_cache_unpin(ic, pin);
     return true;
 }
 
@@ -350,9 +350,9 @@ static int submit_indexes(lumio_zarr *z, region *x, const shard_span *sp, uint64
         uint64_t sc[LUMIO_ZARR_MAX_DIMS];
         span_shard(sp, m->info.ndim, first + s, sc);
         char key[256];
-        zarr_chunk_key(z, sc, key, sizeof key);
+        lumio__zarr_chunk_key(z, sc, key, sizeof key);
         snprintf(paths[s], sizeof paths[s], "%s/%s", z->base, key);
-        keys[s] = zarr_chunk_linear(m, sc);
+        keys[s] = lumio__zarr_chunk_linear(m, sc);
         b->missing[s] = false;
         if (index_cached(b->ic, m, keys[s], b->entries + s * 2 * m->ninner, &b->missing[s]))
             continue;
@@ -393,23 +393,23 @@ static bool shard_part(const zarr_meta *m, const region *x, const uint64_t *sc, 
 static int plan_one(region *x, const zarr_meta *m, const index_batch *b, uint64_t s,
                     const uint64_t *cc, uint64_t q, const char *path, lumio_range *ranges,
                     size_t *nr) {
-    if (zarr_cached(x, region_index(x, cc))) return 0;
+    if (lumio__zarr_cached(x, lumio__region_index(x, cc))) return 0;
     const uint64_t *e = b->entries + s * 2 * m->ninner;
     uint64_t off = b->missing[s] ? MISSING : e[2 * q];
     uint64_t nb = b->missing[s] ? MISSING : e[2 * q + 1];
     if (off == MISSING && nb == MISSING) {
-        region_to_buf(x, cc, NULL);
+        lumio__region_to_buf(x, cc, NULL);
         return 0;
     }
     if (off > INT64_MAX || nb > INT64_MAX - off) {
         char text[1200];
         snprintf(text, sizeof text, "%s: shard index entry %llu is out of range", path,
                  (unsigned long long)q);
-        region_error(x, LUMIO_E_FORMAT, text);
+        lumio__region_error(x, LUMIO_E_FORMAT, text);
         return LUMIO_E_FORMAT;
     }
     ranges[(*nr)++] =
-        (lumio_range){.offset = (int64_t)off, .length = nb, .user_data = region_index(x, cc)};
+        (lumio_range){.offset = (int64_t)off, .length = nb, .user_data = lumio__region_index(x, cc)};
     return 0;
 }
 
@@ -504,7 +504,7 @@ static void plan_free(shard_plan *p) {
     free(p->paths);
 }
 
-int zarr_submit_sharded(lumio_zarr *z, region *x, zarr_cache *ic, uint64_t *g) {
+int lumio__zarr_submit_sharded(lumio_zarr *z, region *x, zarr_cache *ic, uint64_t *g) {
     shard_span sp;
     span_init(&sp, &z->m, x->start, x->shape);
     shard_plan p;
@@ -513,7 +513,7 @@ int zarr_submit_sharded(lumio_zarr *z, region *x, zarr_cache *ic, uint64_t *g) {
         rc = -ENOMEM;
     index_batch b = {
         .z = z, .x = x, .ic = ic, .keys = p.keys, .entries = p.entries, .missing = p.missing};
-    if (ic) b.ic_gen = zarr_cache_gen(ic);
+    if (ic) b.ic_gen = lumio__zarr_cache_gen(ic);
     uint64_t ig;
     bool pending = false;
     if (rc == 0)
@@ -529,7 +529,7 @@ int zarr_submit_sharded(lumio_zarr *z, region *x, zarr_cache *ic, uint64_t *g) {
         go.compute_arg = x;
         rc = submit(z, x, p.dops, nops, &go, g);
     }
-    if (rc == -ENOMEM && !x->error) region_error(x, rc, "out of memory");
+    if (rc == -ENOMEM && !x->error) lumio__region_error(x, rc, "out of memory");
     plan_free(&p);
     return rc;
 }
@@ -538,7 +538,7 @@ static int read_sharded_once(lumio_zarr *z, const uint64_t *start, const uint64_
                              void *buf) {
     const zarr_meta *m = &z->m;
     region xr, *x = &xr;
-    int rc = region_init(x, z, &z->im, start, shape, buf);
+    int rc = lumio__region_init(x, z, &z->im, start, shape, buf);
     if (rc) return rc < 0 ? rc : 0;
     shard_span sp;
     span_init(&sp, m, start, shape);
@@ -553,7 +553,7 @@ static int read_sharded_once(lumio_zarr *z, const uint64_t *start, const uint64_
     index_batch b = {.z = z,
                      .x = x,
                      .ic = z->index_cache,
-                     .ic_gen = z->index_cache ? zarr_cache_gen(z->index_cache) : 0,
+                     .ic_gen = z->index_cache ? lumio__zarr_cache_gen(z->index_cache) : 0,
                      .keys = p.keys,
                      .entries = p.entries,
                      .missing = p.missing};
@@ -589,19 +589,19 @@ static int read_sharded_once(lumio_zarr *z, const uint64_t *start, const uint64_
     /* The rest collected; after an error, what is in flight given up on. */
     for (unsigned i = 0; i < pending; i++) {
         if (rc) {
-            zarr_abandon(z, data_group[i]);
+            lumio__zarr_abandon(z, data_group[i]);
             continue;
         }
         rc = drain(z, x, data_group[i], NULL, NULL);
     }
-    if (rc == -ENOMEM && !x->error) region_error(x, rc, "out of memory");
+    if (rc == -ENOMEM && !x->error) lumio__region_error(x, rc, "out of memory");
     if (rc < 0 && x->error) snprintf(z->err, sizeof z->err, "%.1000s", x->err);
-    region_fini(x);
+    lumio__region_fini(x);
     plan_free(&p);
     return rc;
 }
 
-int zarr_read_sharded(lumio_zarr *z, const uint64_t *start, const uint64_t *shape, void *buf) {
+int lumio__zarr_read_sharded(lumio_zarr *z, const uint64_t *start, const uint64_t *shape, void *buf) {
     /* A shard replaced between its index read and its inner reads: once
      * more, from a fresh index. */
     int rc = read_sharded_once(z, start, shape, buf);

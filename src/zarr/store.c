@@ -16,7 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-void zarr_abandon(lumio_zarr *z, uint64_t g) {
+void lumio__zarr_abandon(lumio_zarr *z, uint64_t g) {
     lumio_ring_cancel(z->ring, g);
     lumio_completion c[64];
     int got;
@@ -33,7 +33,7 @@ static char *join(const char *base, const char *key) {
     return p;
 }
 
-int zarr_fetch_key(lumio_zarr *z, const char *key, char **data, size_t *len) {
+int lumio__zarr_fetch_key(lumio_zarr *z, const char *key, char **data, size_t *len) {
     char *path = join(z->base, key);
     if (!path) return -ENOMEM;
     lumio_range rg = {.offset = 0, .length = LUMIO_WHOLE};
@@ -63,7 +63,7 @@ int zarr_fetch_key(lumio_zarr *z, const char *key, char **data, size_t *len) {
     if (n < 0) { /* the ring itself failed (stalled on a shared ring) */
         rc = n;
         lumio_ring_last_error(z->ring, z->err, sizeof z->err);
-        zarr_abandon(z, g);
+        lumio__zarr_abandon(z, g);
     } else if (rc == 0 && !*data) {
         rc = -EIO;
         snprintf(z->err, sizeof z->err, "%s: no data came back", path);
@@ -145,7 +145,7 @@ static int write_atomic(const char *path, const void *data, size_t len, bool exc
     return rc;
 }
 
-int zarr_put_key(const lumio_zarr *z, const char *key, const void *data, size_t len, char *err,
+int lumio__zarr_put_key(const lumio_zarr *z, const char *key, const void *data, size_t len, char *err,
                  size_t errlen) {
     char path[1100];
     snprintf(path, sizeof path, "%s/%s", z->base, key);
@@ -270,7 +270,7 @@ static int put_meta_remote(const char *path, int format, const char *text, lumio
     return rc;
 }
 
-int zarr_put_meta(const char *path, int format, const char *text, lumio_ring *ring,
+int lumio__zarr_put_meta(const char *path, int format, const char *text, lumio_ring *ring,
                   lumio_remote *remote, bool *made, char *err, size_t errlen) {
     if (made) *made = false;
     return lumio_remote_is_url(path) ? put_meta_remote(path, format, text, ring, remote, err, errlen)
@@ -286,7 +286,7 @@ static int remove_entry(const char *path, const struct stat *st, int flag, struc
     return 0;
 }
 
-void zarr_remove_unless_array(const char *dir) {
+void lumio__zarr_remove_unless_array(const char *dir) {
     char p[1100];
     struct stat st;
     for (int k = 0; k < 2; k++) {

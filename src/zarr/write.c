@@ -24,13 +24,13 @@ static int on_old(void *arg, lumio_completion *c) {
     write_job *j = arg;
     uint8_t *buf = j->bufs[c->user_data - j->first];
     if (c->result == -ENOENT) {
-        zarr_fill_chunk(j->x.m, buf);
+        lumio__zarr_fill_chunk(j->x.m, buf);
         lumio_buffer_release(c->buffer);
         c->buffer = NULL;
         return 0;
     }
     if (c->result < 0) return c->result;
-    return zarr_decode_landed(&j->x, c, buf);
+    return lumio__zarr_decode_landed(&j->x, c, buf);
 }
 
 typedef struct encoder_arg {
@@ -50,14 +50,14 @@ static void *encoder(void *arg) {
     const zarr_meta *m = &z->m;
     uint8_t *own = kit->own, *enc = kit->enc;
     size_t cap = kit->cap;
-    zarr_thread_cctx_swap(&kit->cctx);
+    lumio__zarr_thread_cctx_swap(&kit->cctx);
     for (;;) {
         uint64_t i = __atomic_fetch_add(&j->next, 1, __ATOMIC_RELAXED);
         if (i >= j->n || x->error) break;
         uint64_t cc[LUMIO_ZARR_MAX_DIMS];
-        region_chunk(x, j->first + i, cc);
+        lumio__region_chunk(x, j->first + i, cc);
         char why[256], text[1200], key[256];
-        zarr_chunk_key(z, cc, key, sizeof key);
+        lumio__zarr_chunk_key(z, cc, key, sizeof key);
         uint8_t *chunk = j->bufs[i];
         int rc = 0;
         if (!chunk && !own && !(own = malloc(LUMIO_MAX(m->chunk_bytes, 1)))) {
@@ -70,22 +70,22 @@ static void *encoder(void *arg) {
             bool edge = false;
             for (unsigned d = 0; d < m->info.ndim; d++)
                 edge |= (cc[d] + 1) * m->info.chunks[d] > m->info.shape[d];
-            if (edge) zarr_fill_chunk(m, chunk);
+            if (edge) lumio__zarr_fill_chunk(m, chunk);
         }
         size_t len = 0;
         if (rc == 0) {
-            region_to_chunk(x, cc, chunk);
-            rc = zarr_encode_into(m, chunk, &enc, &cap, &len, why, sizeof why);
+            lumio__region_to_chunk(x, cc, chunk);
+            rc = lumio__zarr_encode_into(m, chunk, &enc, &cap, &len, why, sizeof why);
         }
         if (rc == 0) { /* the store's text names the key itself */
-            if ((rc = zarr_put_key(z, key, enc, len, text, sizeof text)) < 0)
-                region_error(x, rc, text);
+            if ((rc = lumio__zarr_put_key(z, key, enc, len, text, sizeof text)) < 0)
+                lumio__region_error(x, rc, text);
         } else {
             snprintf(text, sizeof text, "%s/%s: %s", z->base, key, why);
-            region_error(x, rc, text);
+            lumio__region_error(x, rc, text);
         }
     }
-    zarr_thread_cctx_swap(&kit->cctx);
+    lumio__zarr_thread_cctx_swap(&kit->cctx);
     kit->own = own;
     kit->enc = enc;
     kit->cap = cap;
@@ -110,8 +110,8 @@ static int read_partial(lumio_zarr *z, write_job *j, uint64_t *old) {
     uint64_t nold = 0;
     for (uint64_t i = 0; i < j->n; i++) {
         uint64_t cc[LUMIO_ZARR_MAX_DIMS];
-        region_chunk(&j->x, j->first + i, cc);
-        if (region_covers(&j->x, cc)) { /* assembled by the encoder itself */
+        lumio__region_chunk(&j->x, j->first + i, cc);
+        if (lumio__region_covers(&j->x, cc)) { /* assembled by the encoder itself */
             free(j->bufs[i]);
             j->bufs[i] = NULL;
             continue;
@@ -119,7 +119,7 @@ static int read_partial(lumio_zarr *z, write_job *j, uint64_t *old) {
         if (!j->bufs[i] && !(j->bufs[i] = malloc(LUMIO_MAX(z->m.chunk_bytes, 1)))) return -ENOMEM;
         old[nold++] = j->first + i;
     }
-    return nold ? zarr_fetch_chunks(z, &j->x, 0, nold, on_old, old) : 0;
+    return nold ? lumio__zarr_fetch_chunks(z, &j->x, 0, nold, on_old, old) : 0;
 }
 
 /* The batch encoded and written by up to nthreads encoders (on this thread
@@ -143,15 +143,15 @@ static int zarr_write(lumio_zarr *z, const uint64_t *start, const uint64_t *shap
     }
     write_job j;
     memset(&j, 0, sizeof j);
-    int rc = region_init(&j.x, z, &z->m, start, shape, (void *)buf);
+    int rc = lumio__region_init(&j.x, z, &z->m, start, shape, (void *)buf);
     if (rc) return rc < 0 ? rc : 0;
     /* What the region touches is read again from the store. */
-    if (z->cache) zarr_cache_forget(z->cache, zarr_grid(z), start, shape);
-    if (z->index_cache) zarr_cache_forget(z->index_cache, &z->m, start, shape);
+    if (z->cache) lumio__zarr_cache_forget(z->cache, zarr_grid(z), start, shape);
+    if (z->index_cache) lumio__zarr_cache_forget(z->index_cache, &z->m, start, shape);
     uint64_t batch = LUMIO_MAX(z->max_inflight, 1);
     /* Encoders: one per core; over the network more, each mostly waiting
      * for its PUT. */
-    unsigned nthreads = z->remote ? LUMIO_MAX(lumio_ncores(), 8u) : lumio_ncores();
+    unsigned nthreads = z->remote ? LUMIO_MAX(lumio__ncores(), 8u) : lumio__ncores();
     j.bufs = calloc(batch, sizeof *j.bufs);
     uint64_t *old = calloc(batch, sizeof *old);
     pthread_t *threads = calloc(nthreads, sizeof *threads);
@@ -167,7 +167,7 @@ static int zarr_write(lumio_zarr *z, const uint64_t *start, const uint64_t *shap
     }
     for (uint64_t i = 0; j.bufs && i < batch; i++) free(j.bufs[i]);
     if (rc < 0 && j.x.error) snprintf(z->err, sizeof z->err, "%s", j.x.err);
-    region_fini(&j.x);
+    lumio__region_fini(&j.x);
     free(j.bufs);
     free(old);
     free(threads);
@@ -177,5 +177,5 @@ static int zarr_write(lumio_zarr *z, const uint64_t *start, const uint64_t *shap
 
 int lumio_zarr_write(lumio_zarr *z, const uint64_t *start, const uint64_t *shape, const void *buf) {
     if (!z) return -EINVAL;
-    return zarr_published(z, zarr_write(z, start, shape, buf));
+    return lumio__zarr_published(z, zarr_write(z, start, shape, buf));
 }
