@@ -196,7 +196,8 @@ LUMIO_API int lumio_remote_put(lumio_remote *rm, const char *location, const voi
  * stream in order: a backward seek starts it again from the beginning, a
  * forward one skips the bytes in between; lumio_rfile_size() is then
  * UINT64_MAX until the end has been read. The client must outlive the
- * rfile. A failure's text is in lumio_rfile_last_error(NULL, ...). Any
+ * rfile. A failure's text is in lumio_rfile_last_error(NULL, ...) (and the
+ * client's lumio_remote_last_error). Any
  * thread; the rfile is then used by one thread at a time. */
 LUMIO_API int lumio_rfile_open(lumio_rfile **out, lumio_remote *rm, const char *location);
 

@@ -99,7 +99,7 @@ static int read_all(rbench *b, lumio_rfile *f, uint64_t objsize, char *buf) {
 static int run(rbench *b, lumio_remote *rm, lumio_rfile **f, char *buf) {
     double t0 = now_seconds();
     if (lumio_rfile_open(f, rm, b->url) < 0) {
-        cli_error("%s", lumio_remote_last_error(rm, ERRBUF));
+        cli_error("%s", lumio_rfile_last_error(NULL, ERRBUF));
         return -1;
     }
     uint64_t objsize = lumio_rfile_size(*f);

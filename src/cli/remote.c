@@ -100,7 +100,7 @@ int cli_remote_to_fd(lumio_remote *rm, const char *url, int fd, uint64_t part) {
     lumio_rfile *f;
     int rc = lumio_rfile_open(&f, rm, url);
     if (rc < 0) {
-        cli_error("%s", lumio_remote_last_error(rm, ERRBUF));
+        cli_error("%s", lumio_rfile_last_error(NULL, ERRBUF));
         return EXIT_FILES;
     }
     progress p;

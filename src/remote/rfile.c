@@ -545,7 +545,8 @@ int lumio_rfile_open(lumio_rfile **out, lumio_remote *rm, const char *location) 
     lumio_rfile *f = calloc(1, sizeof *f);
     if (!f) return -ENOMEM;
     int rc = lumio__robj_get(rm, location, &f->obj, f->err, sizeof f->err);
-    if (rc < 0) {
+    if (rc < 0) { /* the client keeps the text too: the call was made on it */
+        lumio__rc_set_error(rm, f->err);
         lumio__err_set(NULL, "%s", f->err);
         free(f);
         return rc;
@@ -557,7 +558,7 @@ int lumio_rfile_open(lumio_rfile **out, lumio_remote *rm, const char *location) 
     f->last_end = UINT64_MAX;
     rc = lumio__rc_identify(rm, f->obj);
     f->stats.requests += 1;
-    if (rc < 0) {
+    if (rc < 0) { /* (the client has the text already) */
         lumio__err_set(NULL, "%s", lumio_remote_last_error(rm, f->err, sizeof f->err));
         lumio_rfile_close(f);
         return rc;
