@@ -181,7 +181,7 @@ static size_t v1_size(v1 *e) {
 /* ---- lumio ---------------------------------------------------------------------------- */
 
 static int lumio_sample_cb(void *arg, const lumio_sample *s) {
-    return lumio_stream_write_sample(arg, s);
+    return lumio_stream_writer_write_sample(arg, s);
 }
 
 static FILE *open_text(const char *path) {

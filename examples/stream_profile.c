@@ -36,14 +36,14 @@ int main(int argc, char **argv) {
         return 1;
     }
     lumio_frame stack[3] = {{"work", "app.c", 42}, {"loop", "app.c", 17}, {"main", "app.c", 5}};
-    int rc = lumio_stream_write_meta(w, 0, "command", "example");
+    int rc = lumio_stream_writer_write_meta(w, 0, "command", "example");
     for (unsigned i = 0; i < 1000 && rc == 0; i++) {
         lumio_sample s = {0};
         s.timestamp_us = 1000ull * i;
         s.thread_id = 1 + i % 2;
         s.frames = stack + (i % 3 == 0); /* every third sample is in "loop" */
         s.depth = i % 3 == 0 ? 2 : 3;
-        rc = lumio_stream_write_sample(w, &s);
+        rc = lumio_stream_writer_write_sample(w, &s);
     }
     if (rc == 0) rc = lumio_stream_writer_finish(w); /* seals the last chunk */
     if (rc < 0) fprintf(stderr, "%s\n", lumio_stream_writer_last_error(w, err, sizeof err));
@@ -56,8 +56,8 @@ int main(int argc, char **argv) {
         return 1;
     }
     counts c = {{0, 0}, {0, 0}};
-    rc = lumio_stream_read(r, on_sample, NULL, &c);
-    lumio_stream_read_stats st;
+    rc = lumio_stream_reader_read(r, on_sample, NULL, &c);
+    lumio_stream_reader_stats st;
     lumio_stream_reader_get_stats(r, &st);
     if (rc < 0) fprintf(stderr, "%s\n", lumio_stream_reader_last_error(r, err, sizeof err));
     lumio_stream_reader_close(r);

@@ -42,8 +42,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     lumio_stream_reader *r;
     if (lumio_stream_reader_open_fd(&r, fd, NULL) == 0) {
         seen n = {0};
-        if (lumio_stream_read(r, on_sample, on_meta, &n) == 0) {
-            lumio_stream_read_stats st;
+        if (lumio_stream_reader_read(r, on_sample, on_meta, &n) == 0) {
+            lumio_stream_reader_stats st;
             lumio_stream_reader_get_stats(r, &st);
             if (st.samples != n.samples || st.records != n.records) abort();
         }

@@ -32,7 +32,7 @@ TEST(zeroed_options_are_the_defaults) {
     CHECK_RC(lumio_stream_writer_open(&w, tmp_path("zero.lumio"), &wo));
     lumio_frame f = {"main", "a.c", 1};
     lumio_sample s = {.timestamp_us = 1, .thread_id = 1, .frames = &f, .depth = 1};
-    CHECK_RC(lumio_stream_write_sample(w, &s));
+    CHECK_RC(lumio_stream_writer_write_sample(w, &s));
     CHECK_EQ(lumio_stream_writer_finish(w), 0);
     lumio_stream_writer_close(w);
 
@@ -90,12 +90,12 @@ TEST(reserved_space_must_be_zero) {
     /* In a submit: the op, the range, the group options, each named. */
     CHECK_RC(lumio_ring_create(&r, NULL));
     uint64_t g;
-    lumio_range rg = {.offset = 0, .length = 1, .reserved = 1};
+    lumio_range rg = {.offset = 0, .length = 1, .reserved = {1}};
     lumio_op op = {.kind = LUMIO_OP_GET, .path = "/dev/null", .ranges = &rg, .nranges = 1};
     CHECK_EQ(lumio_ring_submit(r, &op, 1, NULL, &g), -EINVAL);
     CHECK(strcmp(lumio_ring_last_error(r, err, sizeof err),
-                 "submit: op 0 range 0: reserved field is not zero") == 0);
-    rg.reserved = 0;
+                 "submit: op 0 range 0: reserved fields are not zero") == 0);
+    rg.reserved[0] = 0;
     op.reserved[2] = 5;
     CHECK_EQ(lumio_ring_submit(r, &op, 1, NULL, &g), -EINVAL);
     CHECK(strcmp(lumio_ring_last_error(r, err, sizeof err),
@@ -229,14 +229,14 @@ TEST(positive_callback_return_is_canceled) {
     lumio_frame f = {"main", "a.c", 1};
     for (int i = 0; i < 5; i++) {
         lumio_sample s = {.timestamp_us = (uint64_t)i, .thread_id = 1, .frames = &f, .depth = 1};
-        CHECK_RC(lumio_stream_write_sample(w, &s));
+        CHECK_RC(lumio_stream_writer_write_sample(w, &s));
     }
     CHECK_EQ(lumio_stream_writer_finish(w), 0);
     lumio_stream_writer_close(w);
     lumio_stream_reader *r;
     CHECK_RC(lumio_stream_reader_open(&r, path, NULL));
     int n = 0;
-    CHECK_EQ(lumio_stream_read(r, stop_at_two, NULL, &n), -ECANCELED);
+    CHECK_EQ(lumio_stream_reader_read(r, stop_at_two, NULL, &n), -ECANCELED);
     CHECK_EQ(n, 2);
     char err[LUMIO_ERROR_MAX];
     CHECK(strstr(lumio_stream_reader_last_error(r, err, sizeof err), "stopped by a callback") !=

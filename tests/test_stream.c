@@ -80,24 +80,24 @@ static void gen(lumio_stream_writer *w, lines *want, int nsamples, int nthreads,
         } /* else: the same stack again */
         ts[t] += 100 + rnd(&seed) % 50;
         lumio_sample s = {ts[t], 1000 + (uint64_t)t, (uint8_t)(r == 9), stack[t], depth[t]};
-        CHECK_EQ(lumio_stream_write_sample(w, &s), 0);
+        CHECK_EQ(lumio_stream_writer_write_sample(w, &s), 0);
         sample_line(buf, sizeof buf, &s);
         add_line(want, buf);
         if (i % 997 == 0) {
             char v[32];
             snprintf(v, sizeof v, "v%d", i);
-            CHECK_EQ(lumio_stream_write_meta(w, ts[t], "note", v), 0);
+            CHECK_EQ(lumio_stream_writer_write_meta(w, ts[t], "note", v), 0);
             snprintf(buf, sizeof buf, "M %llu note=%s", (unsigned long long)ts[t], v);
             add_line(want, buf);
         }
     }
 }
 
-static lines read_back(const char *path, lumio_stream_read_stats *st) {
+static lines read_back(const char *path, lumio_stream_reader_stats *st) {
     lines got = {0};
     lumio_stream_reader *r;
     CHECK_EQ(lumio_stream_reader_open(&r, path, NULL), 0);
-    CHECK_EQ(lumio_stream_read(r, on_sample, on_meta, &got), 0);
+    CHECK_EQ(lumio_stream_reader_read(r, on_sample, on_meta, &got), 0);
     lumio_stream_reader_get_stats(r, st);
     lumio_stream_reader_close(r);
     return got;
@@ -124,7 +124,7 @@ static void round_trip(int level, uint64_t flush, int nsamples) {
     gen(w, &want, nsamples, 5, 7);
     CHECK_EQ(lumio_stream_writer_finish(w), 0);
     lumio_stream_writer_close(w);
-    lumio_stream_read_stats st;
+    lumio_stream_reader_stats st;
     lines got = read_back(p, &st);
     CHECK_EQ(got.n, want.n);
     check_same(&got, &want, want.n);
@@ -155,7 +155,7 @@ TEST(empty_stream) {
 typedef struct pipe_reader {
     int fd;
     lines got;
-    lumio_stream_read_stats st;
+    lumio_stream_reader_stats st;
     int rc;
 } pipe_reader;
 
@@ -164,7 +164,7 @@ static void *pipe_main(void *arg) {
     lumio_stream_reader *r;
     pr->rc = lumio_stream_reader_open_fd(&r, pr->fd, NULL);
     if (pr->rc == 0) {
-        pr->rc = lumio_stream_read(r, on_sample, on_meta, &pr->got);
+        pr->rc = lumio_stream_reader_read(r, on_sample, on_meta, &pr->got);
         lumio_stream_reader_get_stats(r, &pr->st);
         lumio_stream_reader_close(r);
     }
@@ -223,7 +223,7 @@ TEST(torn_tail_recovers_whole_chunks) {
         int fd = open(q, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         CHECK(write(fd, all, cut) == (ssize_t)cut);
         close(fd);
-        lumio_stream_read_stats st;
+        lumio_stream_reader_stats st;
         lines got = read_back(q, &st);
         /* Whatever came back is a prefix of what was written, whole chunks
          * only (chunks hold 500 samples; metadata may ride along). */
@@ -256,7 +256,7 @@ TEST(corrupt_last_chunk_is_damage_not_torn) {
     size_t last = size - 4;
     while (last > 16 && memcmp(all + last, "LCHK", 4)) last--;
     CHECK(last > 16);
-    lumio_stream_read_stats st;
+    lumio_stream_reader_stats st;
     /* A flipped payload byte: whole chunk, bad checksum. */
     all[size - 1] ^= 0x55;
     rewrite(q, all, size);
@@ -292,7 +292,7 @@ TEST(corrupt_chunk_costs_that_chunk_only) {
     lines want = write_profile(p, 5000, 500);
     size_t size;
     uint8_t *all = read_file(p, &size);
-    lumio_stream_read_stats st0;
+    lumio_stream_reader_stats st0;
     lines clean = read_back(p, &st0);
     CHECK_EQ(st0.chunks, 10);
     /* Flip one byte in the middle of the file. */
@@ -300,7 +300,7 @@ TEST(corrupt_chunk_costs_that_chunk_only) {
     int fd = open(p, O_WRONLY | O_TRUNC);
     CHECK(write(fd, all, size) == (ssize_t)size);
     close(fd);
-    lumio_stream_read_stats st;
+    lumio_stream_reader_stats st;
     lines got = read_back(p, &st);
     CHECK_EQ(st.chunks, 9);
     CHECK_EQ(st.damaged_ranges, 1);
@@ -326,7 +326,7 @@ TEST(not_a_stream) {
     lumio_stream_reader *r;
     CHECK_EQ(lumio_stream_reader_open(&r, p, NULL), 0);
     lines got = {0};
-    CHECK_EQ(lumio_stream_read(r, on_sample, on_meta, &got), LUMIO_E_FORMAT);
+    CHECK_EQ(lumio_stream_reader_read(r, on_sample, on_meta, &got), LUMIO_E_FORMAT);
     lumio_stream_reader_close(r);
     CHECK_EQ(lumio_stream_reader_open(&r, tmp_path("missing"), NULL), -ENOENT);
 }
@@ -339,7 +339,7 @@ TEST(append_trims_torn_tail) {
     uint8_t *all = read_file(p, &size);
     /* Tear the last chunk: cut 100 bytes off the end. */
     CHECK(truncate(p, (off_t)(size - 100)) == 0);
-    lumio_stream_read_stats st;
+    lumio_stream_reader_stats st;
     lines before = read_back(p, &st);
     CHECK_EQ(st.samples, 2500);
     CHECK(st.torn_tail_bytes > 0);
@@ -350,7 +350,7 @@ TEST(append_trims_torn_tail) {
     CHECK_EQ(lumio_stream_writer_open(&w, p, &o), 0);
     lumio_frame f = {"appended", "x.c", 1};
     lumio_sample s = {99, 7, 0, &f, 1};
-    CHECK_EQ(lumio_stream_write_sample(w, &s), 0);
+    CHECK_EQ(lumio_stream_writer_write_sample(w, &s), 0);
     CHECK_EQ(lumio_stream_writer_finish(w), 0);
     lumio_stream_writer_close(w);
     lines after = read_back(p, &st);
@@ -429,7 +429,7 @@ TEST(random_damage) {
         int fd = open(q, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         CHECK(write(fd, mut, n) == (ssize_t)n);
         close(fd);
-        lumio_stream_read_stats st;
+        lumio_stream_reader_stats st;
         lines got = read_back(q, &st);
         CHECK(subsequence(&got, &want));
         /* Chunks the damage did not touch all come back. */
@@ -458,7 +458,7 @@ static void *follow_main(void *arg) {
     lumio_stream_reader_options ro = {.follow = 1, .follow_idle_ms = 1500};
     f->rc = lumio_stream_reader_open(&r, f->path, &ro);
     if (f->rc == 0) {
-        f->rc = lumio_stream_read(r, on_sample, on_meta, &f->got);
+        f->rc = lumio_stream_reader_read(r, on_sample, on_meta, &f->got);
         lumio_stream_reader_close(r);
     }
     return NULL;
@@ -476,13 +476,13 @@ TEST(follow_a_growing_file) {
     CHECK_EQ(lumio_stream_writer_open(&w, f.path, &o), 0);
     lines want = {0};
     gen(w, &want, 1000, 2, 5);
-    CHECK_EQ(lumio_stream_flush(w), 0);
+    CHECK_EQ(lumio_stream_writer_flush(w), 0);
     pthread_t t;
     pthread_create(&t, NULL, follow_main, &f);
     for (int round = 0; round < 3; round++) {
         usleep(200 * 1000);
         gen(w, &want, 1000, 2, 100 + (uint64_t)round);
-        CHECK_EQ(lumio_stream_flush(w), 0);
+        CHECK_EQ(lumio_stream_writer_flush(w), 0);
     }
     CHECK_EQ(lumio_stream_writer_finish(w), 0);
     lumio_stream_writer_close(w);
@@ -525,7 +525,7 @@ static void *refollow_main(void *arg) {
         .follow = 1, .follow_idle_ms = 2000, .on_restart = refollow_restart, .arg = f};
     f->rc = lumio_stream_reader_open(&r, f->path, &ro);
     if (f->rc == 0) {
-        f->rc = lumio_stream_read(r, refollow_sample, NULL, f);
+        f->rc = lumio_stream_reader_read(r, refollow_sample, NULL, f);
         lumio_stream_reader_close(r);
     }
     return NULL;
@@ -662,7 +662,7 @@ TEST(time_flush_seals_an_idle_chunk) {
     lines want = {0};
     gen(w, &want, 50, 2, 1);
     usleep(400 * 1000); /* idle: the timer seals */
-    lumio_stream_read_stats st;
+    lumio_stream_reader_stats st;
     lines got = read_back(p, &st);
     CHECK_EQ(st.samples, 50);
     check_same(&got, &want, want.n);

@@ -93,8 +93,8 @@ typedef struct lumio_range {
      * bytes; LUMIO_WHOLE needs the pool). PUT: the bytes to write (required).
      * The memory must stay valid until the range completes. */
     void *buf;
-    uint32_t flags;    /* LUMIO_RANGE_* */
-    uint32_t reserved; /* must be 0 */
+    uint32_t flags;       /* LUMIO_RANGE_* */
+    uint32_t reserved[3]; /* must be 0 */
 } lumio_range;
 
 typedef enum lumio_op_kind { LUMIO_OP_GET = 0, LUMIO_OP_PUT = 1 } lumio_op_kind;
@@ -170,21 +170,27 @@ typedef struct lumio_completion {
     /* The file's path as submitted (NULL for fd operations). Valid until the
      * next lumio_ring_wait() after this group's LUMIO_CQE_GROUP_END. */
     const char *path;
-    /* Free for the compute function to fill (its output). */
+    /* Free for the compute function to fill (its output). Once delivered,
+     * what it points to is the caller's to free; undelivered, the discard
+     * function's. */
     void *out;
     uint64_t out_length;
     uint64_t reserved[2]; /* zero */
 } lumio_completion;
 
-/* A compute function: runs on a worker thread on each completion before it is
- * delivered (including failed ones, which it should pass through). It may
- * replace data, release the buffer (set `buffer` to NULL), and fill
- * out/out_length. Its return value becomes the completion's result. */
+/* A compute function: runs on each completion before it is delivered
+ * (including failed ones, which it should pass through), on a worker
+ * thread or on the thread in lumio_ring_wait (which lends a hand when the
+ * workers are busy): it must be thread-safe. It may replace data, release
+ * the buffer (set `buffer` to NULL), and fill out/out_length. Its return
+ * value becomes the completion's result: 0, a negative code, or for a
+ * positive value -ECANCELED (docs/API.md). */
 typedef int (*lumio_compute_fn)(void *arg, lumio_completion *c);
 
-/* Called by lumio_ring_destroy() for each completion that went through the
- * compute function but was never delivered, so that its `out` can be freed.
- * The engine releases the buffer itself afterwards if it is still set. */
+/* Called by lumio_ring_close(), on its thread, for each completion that went
+ * through the compute function but was never delivered, so that its `out`
+ * can be freed. The engine releases the buffer itself afterwards if it is
+ * still set. */
 typedef void (*lumio_discard_fn)(void *arg, lumio_completion *c);
 
 /* Options: zero is the default in every field (docs/API.md), so
@@ -294,7 +300,8 @@ LUMIO_API struct lumio_remote *lumio_ring_remote(lumio_ring *r);
 
 /* Describe a completion's error into buf: "PATH: range I (offset O, length
  * L): text", or "PATH: text" for the whole op. A URL's password and signing
- * parameters are redacted (lumio_redact). Returns what snprintf would.
+ * parameters are redacted (lumio_redact). Returns the length of the whole
+ * text, as snprintf does (len or more: it was truncated).
  * Any thread. */
 LUMIO_API int lumio_completion_describe(const lumio_completion *c, char *buf, size_t len);
 

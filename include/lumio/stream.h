@@ -15,15 +15,15 @@
  *     lumio_frame stack[2] = {{"inner", "a.c", 10}, {"main", "a.c", 3}};
  *     lumio_sample s = {.timestamp_us = t, .thread_id = tid, .status = 0,
  *                       .frames = stack, .depth = 2};
- *     lumio_stream_write_sample(w, &s);
- *     lumio_stream_write_meta(w, t, "command", "./a.out");
+ *     lumio_stream_writer_write_sample(w, &s);
+ *     lumio_stream_writer_write_meta(w, t, "command", "./a.out");
  *     int rc = lumio_stream_writer_finish(w);        // seals the last chunk
  *     lumio_stream_writer_close(w);
  *
  * Reading:
  *     lumio_stream_reader *r;
  *     lumio_stream_reader_open(&r, "profile.lumio", NULL);
- *     lumio_stream_read(r, on_sample, on_meta, arg); // every valid chunk, in order
+ *     lumio_stream_reader_read(r, on_sample, on_meta, arg); // every valid chunk, in order
  *     lumio_stream_reader_close(r);
  *
  * The whole program: examples/stream_profile.c (built with lumio).
@@ -49,6 +49,7 @@ typedef struct lumio_frame {
     const char *function;
     const char *file;
     uint32_t line;
+    uint32_t reserved[3]; /* must be 0 (zero in frames lumio hands out) */
 } lumio_frame;
 
 /* A stack sample. frames[0] is the innermost frame (the one running). */
@@ -58,6 +59,7 @@ typedef struct lumio_sample {
     uint8_t status; /* caller-defined: running, waiting, GIL held, ... */
     const lumio_frame *frames;
     uint32_t depth;
+    uint64_t reserved[2]; /* must be 0 (zero in samples lumio hands out) */
 } lumio_sample;
 
 #define LUMIO_STREAM_MAX_DEPTH 4096
@@ -119,16 +121,16 @@ LUMIO_API int lumio_stream_writer_open_fd(lumio_stream_writer **out, int fd,
                                           const lumio_stream_writer_options *o);
 
 /* Samples by value: each frame is interned (hashed) on every call. */
-LUMIO_API int lumio_stream_write_sample(lumio_stream_writer *w, const lumio_sample *s);
+LUMIO_API int lumio_stream_writer_write_sample(lumio_stream_writer *w, const lumio_sample *s);
 /* The fast path: intern a frame once, then write stacks of frame ids. */
-LUMIO_API int lumio_stream_intern_frame(lumio_stream_writer *w, const lumio_frame *f, uint32_t *id);
-LUMIO_API int lumio_stream_write_ids(lumio_stream_writer *w, uint64_t timestamp_us,
+LUMIO_API int lumio_stream_writer_intern_frame(lumio_stream_writer *w, const lumio_frame *f, uint32_t *id);
+LUMIO_API int lumio_stream_writer_write_ids(lumio_stream_writer *w, uint64_t timestamp_us,
                                      uint64_t thread_id, uint8_t status, const uint32_t *ids,
                                      uint32_t depth);
-LUMIO_API int lumio_stream_write_meta(lumio_stream_writer *w, uint64_t timestamp_us,
+LUMIO_API int lumio_stream_writer_write_meta(lumio_stream_writer *w, uint64_t timestamp_us,
                                       const char *key, const char *value);
 /* Seal the current chunk now (nothing happens if it is empty). */
-LUMIO_API int lumio_stream_flush(lumio_stream_writer *w);
+LUMIO_API int lumio_stream_writer_flush(lumio_stream_writer *w);
 LUMIO_API void lumio_stream_writer_get_stats(const lumio_stream_writer *w,
                                              lumio_stream_writer_stats *s);
 /* The text of the writer's last failure, naming the sink and the byte
@@ -214,7 +216,7 @@ LUMIO_API int lumio_stream_writer_write_chunk(lumio_stream_writer *w, const void
 /* ---- reading ------------------------------------------------------------ */
 
 
-typedef struct lumio_stream_read_stats {
+typedef struct lumio_stream_reader_stats {
     uint64_t chunks, samples, records;
     uint64_t damaged_ranges, damaged_bytes; /* skipped in the middle */
     uint64_t first_damage_offset;           /* valid when damaged_ranges > 0 */
@@ -223,7 +225,7 @@ typedef struct lumio_stream_read_stats {
     uint64_t last_seq;                      /* seq of the last valid chunk */
     uint64_t stored_bytes, raw_bytes;       /* payloads of valid chunks, as stored and decoded */
     uint64_t reserved[4];                   /* zero */
-} lumio_stream_read_stats;
+} lumio_stream_reader_stats;
 
 /* Called for each damaged byte range when the reader is past it: where it
  * starts in the stream, how long it is, and whether it is the torn tail. */
@@ -266,10 +268,10 @@ LUMIO_API int lumio_stream_reader_open_fd(lumio_stream_reader **out, int fd,
  * is, a positive value stops it with -ECANCELED. Returns 0, LUMIO_E_FORMAT
  * when there is no stream signature, or -errno; the text (source, byte
  * offset) in lumio_stream_reader_last_error. */
-LUMIO_API int lumio_stream_read(lumio_stream_reader *r, lumio_sample_fn on_sample,
+LUMIO_API int lumio_stream_reader_read(lumio_stream_reader *r, lumio_sample_fn on_sample,
                                 lumio_meta_fn on_meta, void *arg);
 LUMIO_API void lumio_stream_reader_get_stats(const lumio_stream_reader *r,
-                                             lumio_stream_read_stats *s);
+                                             lumio_stream_reader_stats *s);
 /* The text of the reader's last failure, copied into buf (LUMIO_ERROR_MAX
  * bytes suffice), which is returned; "" if none. With NULL: this thread's
  * last failed open. Any thread. */

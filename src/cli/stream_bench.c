@@ -76,7 +76,7 @@ static int read_back(const char *path, double *read_s, uint64_t *sum) {
     double t0 = now_seconds();
     int rc = lumio_stream_reader_open(&r, path, NULL);
     if (rc == 0) {
-        rc = lumio_stream_read(r, sum_sample, NULL, sum);
+        rc = lumio_stream_reader_read(r, sum_sample, NULL, sum);
         lumio_stream_reader_close(r);
     }
     *read_s = now_seconds() - t0;

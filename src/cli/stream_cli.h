@@ -35,9 +35,9 @@ void stream_open_error(const char *what, int rc);
 int stream_open_reader(const char *path, lumio_stream_reader **r,
                        const lumio_stream_reader_options *o);
 /* A stream that could not be read at all. */
-void stream_read_error(const char *path, int rc, const lumio_stream_read_stats *s);
+void stream_read_error(const char *path, int rc, const lumio_stream_reader_stats *s);
 /* Where damage was skipped, as one line; nothing when there was none. */
-void stream_damage_note(const char *path, const lumio_stream_read_stats *s);
+void stream_damage_note(const char *path, const lumio_stream_reader_stats *s);
 /* The writer's last failure, naming OUT (a temporary file's writer knows
  * only its descriptor). */
 void stream_writer_error(const char *out, const lumio_stream_writer *w);
@@ -64,7 +64,7 @@ int stream_one_file(int argc, char **argv, const char *what, const char **path);
 /* Every valid sample of the stream at path through fn (damage, if on_damage,
  * through it): 0 and the reader's stats, or -1 after a message. */
 int stream_read_all(const char *path, lumio_sample_fn fn, void *arg, lumio_damage_fn on_damage,
-                    lumio_stream_read_stats *s);
+                    lumio_stream_reader_stats *s);
 
 /* --flush samples=N,bytes=SIZE,seconds=S into o: 0, or -1 after a message. */
 int stream_flush_option(const char *arg, lumio_stream_writer_options *o);

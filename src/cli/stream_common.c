@@ -23,7 +23,7 @@ void stream_open_error(const char *what, int rc) {
         cli_path_error(what, rc);
 }
 
-void stream_read_error(const char *path, int rc, const lumio_stream_read_stats *s) {
+void stream_read_error(const char *path, int rc, const lumio_stream_reader_stats *s) {
     struct stat sb;
     if (rc != LUMIO_E_FORMAT && s->valid_end)
         cli_error("%s: reading after byte %" PRIu64 ": %s", path, s->valid_end, lumio_strerror(rc));
@@ -37,7 +37,7 @@ void stream_read_error(const char *path, int rc, const lumio_stream_read_stats *
         cli_error("%s: byte 0: not a lumio stream (no \\x89LUMIO\\r\\n signature)", path);
 }
 
-void stream_damage_note(const char *path, const lumio_stream_read_stats *s) {
+void stream_damage_note(const char *path, const lumio_stream_reader_stats *s) {
     char tail[96] = "";
     if (s->torn_tail_bytes)
         snprintf(tail, sizeof tail, "a torn tail of %" PRIu64 " bytes at byte %" PRIu64,
@@ -146,11 +146,11 @@ int stream_one_file(int argc, char **argv, const char *what, const char **path) 
 }
 
 int stream_read_all(const char *path, lumio_sample_fn fn, void *arg, lumio_damage_fn on_damage,
-                    lumio_stream_read_stats *s) {
+                    lumio_stream_reader_stats *s) {
     lumio_stream_reader *r;
     lumio_stream_reader_options o = {.on_damage = on_damage, .arg = (void *)path};
     if (stream_open_reader(path, &r, &o) < 0) return -1;
-    int rc = lumio_stream_read(r, fn, NULL, arg);
+    int rc = lumio_stream_reader_read(r, fn, NULL, arg);
     lumio_stream_reader_get_stats(r, s);
     lumio_stream_reader_close(r);
     if (rc == 0) return 0;

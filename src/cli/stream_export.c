@@ -113,8 +113,8 @@ int stream_export(int argc, char **argv) {
     if (stream_open_reader(e.path, &r, &o) < 0) return EXIT_FILES;
     /* A live view: each sample out as it comes, not when a buffer fills. */
     if (e.follow) setvbuf(stdout, NULL, _IOLBF, 0);
-    int rc = lumio_stream_read(r, export_sample, export_meta, &e);
-    lumio_stream_read_stats s;
+    int rc = lumio_stream_reader_read(r, export_sample, export_meta, &e);
+    lumio_stream_reader_stats s;
     lumio_stream_reader_get_stats(r, &s);
     lumio_stream_reader_close(r);
     if (fflush(stdout) || ferror(stdout)) {

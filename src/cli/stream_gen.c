@@ -79,7 +79,7 @@ static int gen_write(synth *s, lumio_stream_writer *w, const gen_opts *g) {
     int rc = synth_intern(s, w);
     char meta[64];
     snprintf(meta, sizeof meta, "seed=%" PRIu64 " threads=%" PRIu64, g->so.seed, g->so.threads);
-    if (rc == 0) rc = lumio_stream_write_meta(w, s->ts[0], "generator", meta);
+    if (rc == 0) rc = lumio_stream_writer_write_meta(w, s->ts[0], "generator", meta);
     uint64_t sealed = 0;
     double start = now_seconds();
     for (uint64_t i = 0; i < g->so.samples && rc == 0; i++) {

@@ -57,7 +57,7 @@ static int import_parse(int argc, char **argv, import_opts *m) {
 }
 
 static int import_sample(void *arg, const lumio_sample *s) {
-    return lumio_stream_write_sample(arg, s);
+    return lumio_stream_writer_write_sample(arg, s);
 }
 
 /* in into a writer of m->out; an exit status, after a message on failure. */

@@ -25,7 +25,7 @@ static int count_sample(void *arg, const lumio_sample *s) {
     return 0;
 }
 
-static void print_info(const counts *st, const lumio_stream_read_stats *s, uint64_t size) {
+static void print_info(const counts *st, const lumio_stream_reader_stats *s, uint64_t size) {
     printf("chunks:          %" PRIu64 "\n", s->chunks);
     printf("samples:         %" PRIu64 "\n", s->samples);
     printf("records:         %" PRIu64 "\n", s->records);
@@ -46,7 +46,7 @@ int stream_info(int argc, char **argv) {
     int status = stream_one_file(argc, argv, "info", &path);
     if (status != STREAM_RUN) return status;
     counts st = {0};
-    lumio_stream_read_stats s;
+    lumio_stream_reader_stats s;
     if (stream_read_all(path, count_sample, &st, NULL, &s) < 0) return EXIT_FILES;
     struct stat sb;
     print_info(&st, &s, stat(path, &sb) == 0 ? (uint64_t)sb.st_size : 0);

@@ -13,17 +13,17 @@ typedef struct copier {
 
 static int copy_sample(void *arg, const lumio_sample *s) {
     copier *c = arg;
-    return c->rc = lumio_stream_write_sample(c->w, s);
+    return c->rc = lumio_stream_writer_write_sample(c->w, s);
 }
 
 static int copy_meta(void *arg, uint64_t ts, const char *k, const char *v) {
     copier *c = arg;
-    return c->rc = lumio_stream_write_meta(c->w, ts, k, v);
+    return c->rc = lumio_stream_writer_write_meta(c->w, ts, k, v);
 }
 
 /* What recover skipped: damage (a chunk that was whole but corrupt, which a
  * killed writer does not leave) is told apart from a torn tail. */
-static void recover_note(const lumio_stream_read_stats *s) {
+static void recover_note(const lumio_stream_reader_stats *s) {
     char dmg[128] = "no damage";
     if (s->damaged_ranges)
         snprintf(dmg, sizeof dmg,
@@ -65,8 +65,8 @@ int stream_recover(int argc, char **argv) {
         stream_out_close(&of, NULL, false);
         return EXIT_FILES;
     }
-    rc = lumio_stream_read(r, copy_sample, copy_meta, &c);
-    lumio_stream_read_stats s;
+    rc = lumio_stream_reader_read(r, copy_sample, copy_meta, &c);
+    lumio_stream_reader_stats s;
     lumio_stream_reader_get_stats(r, &s);
     lumio_stream_reader_close(r);
     if (rc < 0 && c.rc < 0)

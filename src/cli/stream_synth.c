@@ -69,7 +69,7 @@ int synth_intern(synth *s, lumio_stream_writer *w) {
         snprintf(fn, sizeof fn, "func_%u", f);
         snprintf(file, sizeof file, "module_%u.c", f / 50);
         lumio_frame fr = {fn, file, 10 + f % 400};
-        int rc = lumio_stream_intern_frame(w, &fr, &s->ids[f]);
+        int rc = lumio_stream_writer_intern_frame(w, &fr, &s->ids[f]);
         if (rc < 0) return rc;
     }
     return 0;
@@ -78,7 +78,7 @@ int synth_intern(synth *s, lumio_stream_writer *w) {
 /* The writer's fast path: frame ids, not names. */
 int synth_write(synth *s, lumio_stream_writer *w) {
     unsigned t = synth_step(s);
-    return lumio_stream_write_ids(w, s->ts[t], 1000 + t, 0, s->out, s->d[t]);
+    return lumio_stream_writer_write_ids(w, s->ts[t], 1000 + t, 0, s->out, s->d[t]);
 }
 
 void synth_folded(synth *s, FILE *f) {

@@ -20,7 +20,7 @@ int stream_verify(int argc, char **argv) {
     const char *path;
     int status = stream_one_file(argc, argv, "verify", &path);
     if (status != STREAM_RUN) return status;
-    lumio_stream_read_stats s;
+    lumio_stream_reader_stats s;
     if (stream_read_all(path, skip_sample, NULL, report_damage, &s) < 0) return EXIT_FILES;
     if (s.damaged_ranges) {
         cli_error("%s: damaged: %" PRIu64 " bytes in %" PRIu64

@@ -53,8 +53,6 @@ void lumio__err_fini(lumio__err *e);
 /* Record a failure on e (NULL: a call with no handle, such as a failed
  * open); the text is formatted, then redacted. */
 void lumio__err_set(lumio__err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Clear this thread's and the handle's text (a call that succeeded need not). */
-void lumio__err_clear(lumio__err *e);
 /* Copy the text for this thread (docs/API.md) into buf; returns buf. */
 char *lumio__err_get(const lumio__err *e, char *buf, size_t len);
 

@@ -63,10 +63,12 @@ unsigned lumio__ncores(void) {
 
 static atomic_uint_fast64_t err_ids = 1;
 
-/* This thread's last failure: which handle it was on (0: none), and its text. */
+/* This thread's last failures: one with no handle (a failed open), and the
+ * last one on a handle (which handle, by its id, and the text). Two slots,
+ * so that neither kind of failure hides the other. */
+static __thread char tls_open_text[LUMIO_ERROR_MAX];
 static __thread struct {
-    uint64_t id;
-    bool set;
+    uint64_t id; /* 0: none */
     char text[LUMIO_ERROR_MAX];
 } tls_err;
 
@@ -77,7 +79,7 @@ void lumio__err_init(lumio__err *e) {
 }
 
 void lumio__err_fini(lumio__err *e) {
-    if (tls_err.id == e->id) tls_err.set = false;
+    if (tls_err.id == e->id) tls_err.id = 0;
     pthread_mutex_destroy(&e->mu);
 }
 
@@ -87,35 +89,28 @@ void lumio__err_set(lumio__err *e, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(raw, sizeof raw, fmt, ap);
     va_end(ap);
+    if (!e) {
+        lumio_redact(raw, tls_open_text, sizeof tls_open_text);
+        return;
+    }
     lumio_redact(raw, tls_err.text, sizeof tls_err.text);
-    tls_err.id = e ? e->id : 0;
-    tls_err.set = true;
-    if (!e) return;
+    tls_err.id = e->id;
     pthread_mutex_lock(&e->mu);
     memcpy(e->text, tls_err.text, sizeof e->text);
     pthread_mutex_unlock(&e->mu);
 }
 
-void lumio__err_clear(lumio__err *e) {
-    if (tls_err.id == (e ? e->id : 0)) tls_err.set = false;
-    if (!e) return;
-    pthread_mutex_lock(&e->mu);
-    e->text[0] = '\0';
-    pthread_mutex_unlock(&e->mu);
-}
-
 char *lumio__err_get(const lumio__err *e, char *buf, size_t len) {
     if (!buf || len == 0) return buf;
-    uint64_t id = e ? e->id : 0;
-    if (tls_err.set && tls_err.id == id) {
+    if (!e) {
+        snprintf(buf, len, "%s", tls_open_text);
+    } else if (tls_err.id == e->id) {
         snprintf(buf, len, "%s", tls_err.text);
-    } else if (e) {
+    } else {
         pthread_mutex_t *mu = (pthread_mutex_t *)&e->mu; /* the text, not the handle, changes */
         pthread_mutex_lock(mu);
         snprintf(buf, len, "%s", e->text);
         pthread_mutex_unlock(mu);
-    } else {
-        buf[0] = '\0';
     }
     return buf;
 }

@@ -182,9 +182,9 @@ static int validate(lumio_ring *r, const lumio_op *ops, size_t nops) {
         }
         for (size_t j = 0; j < op->nranges; j++) {
             const lumio_range *rg = &op->ranges[j];
-            if (rg->reserved)
-                return submit_error(r, -EINVAL, "op %zu range %zu: reserved field is not zero", i,
-                                    j);
+            if (!lumio__zero(rg->reserved, sizeof rg->reserved))
+                return submit_error(r, -EINVAL, "op %zu range %zu: reserved fields are not zero",
+                                    i, j);
             if (op->kind == LUMIO_OP_PUT) {
                 if (!rg->buf && rg->length)
                     return submit_error(r, -EINVAL, "op %zu range %zu: a put needs a buffer", i, j);
@@ -377,6 +377,7 @@ static void node_done(lumio_ring *r, node *n) {
 }
 
 static void fill_completion(const node *n, const group *g, lumio_completion *c) {
+    memset(c, 0, sizeof *c); /* the reserved words too */
     c->group = g->id;
     c->user_data = n->user_data;
     c->result = n->result;
@@ -403,7 +404,7 @@ static void compute_run(lumio_job *j) {
     bool run = !atomic_load_explicit(&g->canceled, memory_order_relaxed);
     int rc = run ? g->compute(g->compute_arg, &c) : c.result < 0 ? c.result : -ECANCELED;
     n->computed = run;
-    n->result = rc > 0 ? 0 : rc;
+    n->result = rc > 0 ? -ECANCELED : rc; /* the callbacks' convention (docs/API.md) */
     n->data = c.data;
     n->len = c.length;
     n->buf = c.buffer;
@@ -815,7 +816,7 @@ int lumio_completion_describe(const lumio_completion *c, char *buf, size_t len) 
         n = snprintf(buf + at, len - at, ": range %u (offset %llu, length %llu): %s",
                      c->range_index, (unsigned long long)c->offset, (unsigned long long)c->length,
                      lumio_strerror(c->result));
-    return n < 0 ? -EINVAL : 0;
+    return n < 0 ? -EINVAL : (int)at + n; /* as snprintf: the whole length */
 }
 
 void lumio_ring_get_stats(const lumio_ring *r, lumio_ring_stats *s) {

@@ -99,6 +99,7 @@ typedef struct chunk_dec {
     size_t nthreads, thr_cap;
     char *strbuf; /* NUL-terminated copies of the strings */
     size_t strbuf_cap;
+    bool stopped; /* the last replay ended because a callback said so */
 } chunk_dec;
 
 typedef int (*chunk_sample_fn)(void *arg, const lumio_sample *s);

@@ -132,6 +132,13 @@ static int read_tables(chunk_dec *d, rcur *c, int64_t t_first) {
     return c->bad ? LUMIO_E_FORMAT : 0;
 }
 
+/* A callback asked to stop: its code as it is, or -ECANCELED for a positive
+ * one; marked, so that the reader never takes it for damage. */
+static int callback_stop(chunk_dec *d, int rc) {
+    d->stopped = true;
+    return rc < 0 ? rc : -ECANCELED;
+}
+
 /* One record, checked (deliver == false: depths only, to find each thread's
  * deepest stack) or delivered. Returns the samples it holds, or < 0. */
 static int64_t one_record(chunk_dec *d, rcur *c, const chunk_view *v, bool deliver,
@@ -143,7 +150,7 @@ static int64_t one_record(chunk_dec *d, rcur *c, const chunk_view *v, bool deliv
         if (c->bad || k >= d->nstrings || val >= d->nstrings) return LUMIO_E_FORMAT;
         if (deliver && on_meta) {
             int rc = on_meta(arg, (uint64_t)(v->t_first + dt), d->strings[k], d->strings[val]);
-            if (rc) return rc < 0 ? rc : -ECANCELED;
+            if (rc) return callback_stop(d, rc);
         }
         return 0;
     }
@@ -162,7 +169,7 @@ static int64_t one_record(chunk_dec *d, rcur *c, const chunk_view *v, bool deliv
                 lumio_sample s = {(uint64_t)t->last, t->tid, status,
                                   t->stack ? t->stack + (t->max - t->depth) : NULL, t->depth};
                 int rc = on_sample(arg, &s);
-                if (rc) return rc < 0 ? rc : -ECANCELED;
+                if (rc) return callback_stop(d, rc);
             }
         }
         return (int64_t)count;
@@ -189,7 +196,7 @@ static int64_t one_record(chunk_dec *d, rcur *c, const chunk_view *v, bool deliv
     if (on_sample) {
         lumio_sample s = {(uint64_t)t->last, t->tid, status, top, depth};
         int rc = on_sample(arg, &s);
-        if (rc) return rc < 0 ? rc : -ECANCELED;
+        if (rc) return callback_stop(d, rc);
     }
     return 1;
 }

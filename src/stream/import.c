@@ -303,12 +303,11 @@ static int perf_emit(perf_parser *p, lumio_import_fn fn, void *arg) {
     const char *outer = NULL;
     for (uint32_t i = p->depth; i-- > 0;) {
         lumio_frame *f = &p->frames[i];
-        f->function = p->arena + p->refs[i].function;
+        *f = (lumio_frame){.function = p->arena + p->refs[i].function};
         if (p->refs[i].file == FILE_INLINED)
             f->file = outer ? outer : "[inlined]";
         else
             f->file = outer = p->arena + p->refs[i].file;
-        f->line = 0;
     }
     p->s.frames = p->frames;
     p->s.depth = p->depth;

@@ -40,7 +40,7 @@ struct lumio_stream_reader {
     uint8_t first[STREAM_SIG_LEN + CHUNK_HDR]; /* the signature and first chunk's header */
     lumio_restart_fn on_restart;
     void *restart_arg;
-    lumio_stream_read_stats st;
+    lumio_stream_reader_stats st;
     char name[256]; /* the source, for messages */
     lumio__err err; /* the last error's text (docs/API.md) */
 };
@@ -289,7 +289,7 @@ static int read_all(lumio_stream_reader *r, lumio_sample_fn on_sample, lumio_met
                     void *arg);
 
 /* A callback's positive return stops reading with -ECANCELED (docs/API.md). */
-int lumio_stream_read(lumio_stream_reader *r, lumio_sample_fn on_sample, lumio_meta_fn on_meta,
+int lumio_stream_reader_read(lumio_stream_reader *r, lumio_sample_fn on_sample, lumio_meta_fn on_meta,
                       void *arg) {
     if (!r) return -EINVAL;
     int rc = read_all(r, on_sample, on_meta, arg);
@@ -323,8 +323,10 @@ static int read_all(lumio_stream_reader *r, lumio_sample_fn on_sample, lumio_met
         if (r->follow && r->eof && (rc == -EAGAIN || avail == 0) && wait_growth(r)) continue;
         if (rc == 0 && r->have_seq && v.seq <= r->last_seq) rc = LUMIO_E_FORMAT; /* a replay */
         if (rc == 0) {
+            r->dec.stopped = false;
             rc = lumio__chunk_replay(&r->dec, &v, on_sample, on_meta, arg);
-            if (rc < 0 && rc != LUMIO_E_FORMAT) return rc; /* a callback's stop, or memory */
+            if (r->dec.stopped || (rc < 0 && rc != LUMIO_E_FORMAT))
+                return rc; /* a callback's stop, or memory */
         }
         if (rc == 0) {
             end_damage(r, false);
@@ -360,7 +362,7 @@ static int read_all(lumio_stream_reader *r, lumio_sample_fn on_sample, lumio_met
     return 0;
 }
 
-void lumio_stream_reader_get_stats(const lumio_stream_reader *r, lumio_stream_read_stats *s) {
+void lumio_stream_reader_get_stats(const lumio_stream_reader *r, lumio_stream_reader_stats *s) {
     *s = r->st;
 }
 

@@ -269,8 +269,8 @@ static int flush_locked(lumio_stream_writer *w) {
 /* The chunk as the file's next one: its seq is the file's, so that chunks
  * from several senders (each counting from 0) make one stream whose seq
  * rises, and its checksum is computed again over the new header. */
-int lumio_stream_writer_write_chunk(lumio_stream_writer *w, const void *data, size_t len) {
-    if (!w || !data) return -EINVAL;
+static int write_chunk_locked(lumio_stream_writer *w, const void *data, size_t len) {
+    if (!data) return -EINVAL;
     const uint8_t *chunk = data;
     chunk_view v;
     int rc = lumio__chunk_verify(&w->check, chunk, len, &v);
@@ -320,7 +320,11 @@ static int maybe_flush(lumio_stream_writer *w) {
 static int open_common(lumio_stream_writer **out, int fd, bool own, const char *name,
                        const lumio_stream_writer_options *o) {
     lumio_stream_writer *w = calloc(1, sizeof(*w));
-    if (!w) return -ENOMEM;
+    if (!w) {
+        lumio__err_set(NULL, "%s: out of memory", name);
+        if (own) close(fd);
+        return -ENOMEM;
+    }
     w->o = *o;
     lumio__err_init(&w->err);
     w->fd = fd;
@@ -379,8 +383,8 @@ static int open_append(lumio_stream_writer **out, const char *sink,
     int rc = lumio_stream_reader_open(&r, sink, NULL);
     if (rc == -ENOENT) return -ENOENT;
     if (rc < 0) return rc;
-    rc = lumio_stream_read(r, NULL, NULL, NULL);
-    lumio_stream_read_stats st;
+    rc = lumio_stream_reader_read(r, NULL, NULL, NULL);
+    lumio_stream_reader_stats st;
     lumio_stream_reader_get_stats(r, &st);
     lumio_stream_reader_close(r);
     if (rc < 0) return rc; /* not a stream: never cut into someone else's file */
@@ -475,6 +479,8 @@ int lumio_stream_writer_open_fd(lumio_stream_writer **out, int fd,
 
 static int intern_locked(lumio_stream_writer *w, const lumio_frame *f, uint32_t *id) {
     if (!f || !f->function || !id) return -EINVAL;
+    if (!lumio__zero(f->reserved, sizeof f->reserved))
+        return fail(w, -EINVAL, "a frame's reserved fields are not zero");
     uint32_t fn, file;
     int rc = str_intern(&w->strs, f->function, &fn);
     if (rc == 0) rc = str_intern(&w->strs, f->file ? f->file : "", &file);
@@ -493,6 +499,8 @@ static int write_ids_locked(lumio_stream_writer *w, uint64_t ts, uint64_t tid, u
 
 static int write_sample_locked(lumio_stream_writer *w, const lumio_sample *s) {
     if (!s || (s->depth && !s->frames) || s->depth > LUMIO_STREAM_MAX_DEPTH) return -EINVAL;
+    if (!lumio__zero(s->reserved, sizeof s->reserved))
+        return fail(w, -EINVAL, "a sample's reserved fields are not zero");
     if (s->depth > w->ids_cap) {
         uint32_t *ids = realloc(w->ids, s->depth * sizeof(uint32_t));
         if (!ids) return -ENOMEM;
@@ -540,24 +548,28 @@ static void unlock(lumio_stream_writer *w) {
         return rc_;                                                                                \
     } while (0)
 
-int lumio_stream_flush(lumio_stream_writer *w) {
+int lumio_stream_writer_flush(lumio_stream_writer *w) {
     LOCKED(w, flush_locked(w));
 }
 
-int lumio_stream_intern_frame(lumio_stream_writer *w, const lumio_frame *f, uint32_t *id) {
+int lumio_stream_writer_write_chunk(lumio_stream_writer *w, const void *chunk, size_t len) {
+    LOCKED(w, write_chunk_locked(w, chunk, len));
+}
+
+int lumio_stream_writer_intern_frame(lumio_stream_writer *w, const lumio_frame *f, uint32_t *id) {
     LOCKED(w, intern_locked(w, f, id));
 }
 
-int lumio_stream_write_ids(lumio_stream_writer *w, uint64_t ts, uint64_t tid, uint8_t status,
+int lumio_stream_writer_write_ids(lumio_stream_writer *w, uint64_t ts, uint64_t tid, uint8_t status,
                            const uint32_t *ids, uint32_t depth) {
     LOCKED(w, write_ids_locked(w, ts, tid, status, ids, depth));
 }
 
-int lumio_stream_write_sample(lumio_stream_writer *w, const lumio_sample *s) {
+int lumio_stream_writer_write_sample(lumio_stream_writer *w, const lumio_sample *s) {
     LOCKED(w, write_sample_locked(w, s));
 }
 
-int lumio_stream_write_meta(lumio_stream_writer *w, uint64_t ts, const char *key,
+int lumio_stream_writer_write_meta(lumio_stream_writer *w, uint64_t ts, const char *key,
                             const char *value) {
     LOCKED(w, write_meta_locked(w, ts, key, value));
 }
@@ -654,8 +666,9 @@ static int finish_tcp(lumio_stream_writer *w) {
 int lumio_stream_writer_finish(lumio_stream_writer *w) {
     if (!w) return -EINVAL;
     if (w->finished && lumio__chunk_enc_empty(&w->enc)) return w->finish_rc; /* nothing new since */
-    int rc = w->timer_on ? w->timer_err : 0;
-    stop_timer(w);
+    stop_timer(w); /* then the timer's failure, if any, can be read */
+    int rc = w->timer_err;
+    w->timer_err = 0;
     int frc = flush_locked(w);
     if (rc == 0) rc = frc;
     if (w->tcp) {
