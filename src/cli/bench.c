@@ -335,7 +335,8 @@ static int ring_for(const bench_cfg *c, lumio_ring **r) {
     o.direct = c->direct;
     o.sqpoll = c->sqpoll;
     o.fixed_files = !c->no_fixed_files;
-    o.coalesce_gap = c->coalesce; /* default 0: every read is one block, as asked */
+    /* --coalesce 0 (the default): every read is one block, as asked */
+    o.coalesce_gap = c->coalesce ? (int64_t)c->coalesce : -1;
     o.max_open_files = cli_ring_open_files(c->threads, RING_FILES);
     /* Room for two depths of blocks, so the cap never throttles the queue,
      * unless --memory says less: then it does. */

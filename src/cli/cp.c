@@ -383,7 +383,7 @@ static void fd_budget(copier *cp, lumio_ring_options *o, unsigned *helpers) {
 static int copier_start(copier *cp) {
     lumio_ring_options o;
     o = (lumio_ring_options){0};
-    o.coalesce_gap = 0; /* one range per file */
+    o.coalesce_gap = -1; /* one range per file: nothing to merge */
     unsigned helpers;
     fd_budget(cp, &o, &helpers);
     cp->ring_max = CP_IN_RING;

@@ -53,6 +53,11 @@ void lumio__err_fini(lumio__err *e);
 /* Record a failure on e (NULL: a call with no handle, such as a failed
  * open); the text is formatted, then redacted. */
 void lumio__err_set(lumio__err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A call that fails with no handle always leaves a text: take a mark when
+ * it starts, and at its end lumio__err_ensure sets "WHAT: strerror(rc)" if
+ * the failure set none. Returns rc. */
+uint64_t lumio__err_mark(void);
+int lumio__err_ensure(uint64_t mark, int rc, const char *what);
 /* Copy the text for this thread (docs/API.md) into buf; returns buf. */
 char *lumio__err_get(const lumio__err *e, char *buf, size_t len);
 

@@ -67,6 +67,7 @@ static atomic_uint_fast64_t err_ids = 1;
  * last one on a handle (which handle, by its id, and the text). Two slots,
  * so that neither kind of failure hides the other. */
 static __thread char tls_open_text[LUMIO_ERROR_MAX];
+static __thread uint64_t tls_open_sets; /* texts set with no handle, so far */
 static __thread struct {
     uint64_t id; /* 0: none */
     char text[LUMIO_ERROR_MAX];
@@ -91,6 +92,7 @@ void lumio__err_set(lumio__err *e, const char *fmt, ...) {
     va_end(ap);
     if (!e) {
         lumio_redact(raw, tls_open_text, sizeof tls_open_text);
+        tls_open_sets++;
         return;
     }
     lumio_redact(raw, tls_err.text, sizeof tls_err.text);
@@ -113,6 +115,15 @@ char *lumio__err_get(const lumio__err *e, char *buf, size_t len) {
         pthread_mutex_unlock(mu);
     }
     return buf;
+}
+
+uint64_t lumio__err_mark(void) {
+    return tls_open_sets;
+}
+
+int lumio__err_ensure(uint64_t mark, int rc, const char *what) {
+    if (rc < 0 && tls_open_sets == mark) lumio__err_set(NULL, "%s: %s", what, lumio_strerror(rc));
+    return rc;
 }
 
 bool lumio__zero(const void *p, size_t n) {

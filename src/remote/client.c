@@ -92,7 +92,8 @@ static int remote_defaults(lumio_remote_options *o) {
     return 0;
 }
 
-int lumio_remote_create(lumio_remote **out, const lumio_remote_options *opts) {
+static int remote_create_impl(lumio_remote **out, const lumio_remote_options *opts) {
+    if (!out) return -EINVAL;
     *out = NULL;
     pthread_once(&curl_once, curl_init);
     if (curl_init_rc != CURLE_OK) {
@@ -832,4 +833,10 @@ static void *run(void *arg) {
     pthread_mutex_unlock(&rm->mu);
     complete(&done);
     return NULL;
+}
+
+/* A failure always leaves a text for last_error(NULL) (docs/API.md). */
+int lumio_remote_create(lumio_remote **out, const lumio_remote_options *opts) {
+    uint64_t mark = lumio__err_mark();
+    return lumio__err_ensure(mark, remote_create_impl(out, opts), "lumio_remote_create");
 }

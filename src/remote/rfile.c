@@ -540,8 +540,10 @@ char *lumio_rfile_last_error(const lumio_rfile *f, char *buf, size_t len) {
     return lumio__err_get(f ? &f->e : NULL, buf, len);
 }
 
-int lumio_rfile_open(lumio_rfile **out, lumio_remote *rm, const char *location) {
+static int rfile_open_impl(lumio_rfile **out, lumio_remote *rm, const char *location) {
+    if (!out) return -EINVAL;
     *out = NULL;
+    if (!rm || !location) return -EINVAL;
     lumio_rfile *f = calloc(1, sizeof *f);
     if (!f) return -ENOMEM;
     int rc = lumio__robj_get(rm, location, &f->obj, f->err, sizeof f->err);
@@ -587,4 +589,10 @@ void lumio_rfile_close(lumio_rfile *f) {
     pthread_cond_destroy(&f->cv);
     lumio__err_fini(&f->e);
     free(f);
+}
+
+/* A failure always leaves a text for last_error(NULL) (docs/API.md). */
+int lumio_rfile_open(lumio_rfile **out, lumio_remote *rm, const char *location) {
+    uint64_t mark = lumio__err_mark();
+    return lumio__err_ensure(mark, rfile_open_impl(out, rm, location), (location ? location : "(null)"));
 }

@@ -68,7 +68,7 @@ static int ring_defaults(lumio_ring_options *o) {
     return 0;
 }
 
-int lumio_ring_create(lumio_ring **out, const lumio_ring_options *opts) {
+static int ring_create_impl(lumio_ring **out, const lumio_ring_options *opts) {
     if (!out) return -EINVAL;
     *out = NULL;
     lumio_ring_options o = {0};
@@ -887,4 +887,10 @@ void lumio_ring_close(lumio_ring *r) {
     pthread_mutex_destroy(&r->mu);
     lumio__err_fini(&r->err);
     free(r);
+}
+
+/* A failure always leaves a text for last_error(NULL) (docs/API.md). */
+int lumio_ring_create(lumio_ring **out, const lumio_ring_options *opts) {
+    uint64_t mark = lumio__err_mark();
+    return lumio__err_ensure(mark, ring_create_impl(out, opts), "lumio_ring_create");
 }

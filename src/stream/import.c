@@ -450,7 +450,7 @@ int lumio__export_collapsed_line(FILE *out, const lumio_sample *s, uint64_t coun
 
 /* ---- the public entry points (stream.h) ---------------------------------- */
 
-int lumio_stream_import(FILE *in, const char *format, lumio_sample_fn on_sample, void *arg) {
+static int stream_import_impl(FILE *in, const char *format, lumio_sample_fn on_sample, void *arg) {
     if (!in || !format || !on_sample) return -EINVAL;
     char err[512] = "";
     int rc;
@@ -470,4 +470,10 @@ int lumio_stream_import(FILE *in, const char *format, lumio_sample_fn on_sample,
 int lumio_stream_print_folded(FILE *out, const lumio_sample *s, uint64_t count) {
     if (!out || !s) return -EINVAL;
     return lumio__export_collapsed_line(out, s, count);
+}
+
+/* A failure always leaves a text for last_error(NULL) (docs/API.md). */
+int lumio_stream_import(FILE *in, const char *format, lumio_sample_fn on_sample, void *arg) {
+    uint64_t mark = lumio__err_mark();
+    return lumio__err_ensure(mark, stream_import_impl(in, format, on_sample, arg), "import");
 }

@@ -82,7 +82,7 @@ static int connect_to(const char *hp) {
     return fd;
 }
 
-int lumio_stream_reader_open(lumio_stream_reader **out, const char *source,
+static int stream_reader_open_impl(lumio_stream_reader **out, const char *source,
                              const lumio_stream_reader_options *o) {
     if (!out) return -EINVAL;
     *out = NULL;
@@ -119,7 +119,7 @@ int lumio_stream_reader_open(lumio_stream_reader **out, const char *source,
     return 0;
 }
 
-int lumio_stream_reader_open_fd(lumio_stream_reader **out, int fd,
+static int stream_reader_open_fd_impl(lumio_stream_reader **out, int fd,
                                 const lumio_stream_reader_options *o) {
     if (!out) return -EINVAL;
     *out = NULL;
@@ -374,4 +374,18 @@ void lumio_stream_reader_close(lumio_stream_reader *r) {
     free(r->path);
     lumio__err_fini(&r->err);
     free(r);
+}
+
+/* A failure always leaves a text for last_error(NULL) (docs/API.md). */
+int lumio_stream_reader_open(lumio_stream_reader **out, const char *source,
+                             const lumio_stream_reader_options *o) {
+    uint64_t mark = lumio__err_mark();
+    return lumio__err_ensure(mark, stream_reader_open_impl(out, source, o), (source ? source : "(null)"));
+}
+
+/* A failure always leaves a text for last_error(NULL) (docs/API.md). */
+int lumio_stream_reader_open_fd(lumio_stream_reader **out, int fd,
+                                const lumio_stream_reader_options *o) {
+    uint64_t mark = lumio__err_mark();
+    return lumio__err_ensure(mark, stream_reader_open_fd_impl(out, fd, o), "lumio_stream_reader_open_fd");
 }

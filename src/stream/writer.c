@@ -449,7 +449,7 @@ static int with_timer(int rc, lumio_stream_writer **out) {
     return rc;
 }
 
-int lumio_stream_writer_open(lumio_stream_writer **out, const char *sink,
+static int stream_writer_open_impl(lumio_stream_writer **out, const char *sink,
                              const lumio_stream_writer_options *opts) {
     if (!out) return -EINVAL;
     *out = NULL;
@@ -461,7 +461,7 @@ int lumio_stream_writer_open(lumio_stream_writer **out, const char *sink,
     return with_timer(open_sink(out, sink, &o), out);
 }
 
-int lumio_stream_writer_open_fd(lumio_stream_writer **out, int fd,
+static int stream_writer_open_fd_impl(lumio_stream_writer **out, int fd,
                                 const lumio_stream_writer_options *opts) {
     if (!out) return -EINVAL;
     *out = NULL;
@@ -699,4 +699,18 @@ void lumio_stream_writer_close(lumio_stream_writer *w) {
     free(w->ids);
     lumio__err_fini(&w->err);
     free(w);
+}
+
+/* A failure always leaves a text for last_error(NULL) (docs/API.md). */
+int lumio_stream_writer_open(lumio_stream_writer **out, const char *sink,
+                             const lumio_stream_writer_options *opts) {
+    uint64_t mark = lumio__err_mark();
+    return lumio__err_ensure(mark, stream_writer_open_impl(out, sink, opts), (sink ? sink : "(null)"));
+}
+
+/* A failure always leaves a text for last_error(NULL) (docs/API.md). */
+int lumio_stream_writer_open_fd(lumio_stream_writer **out, int fd,
+                                const lumio_stream_writer_options *opts) {
+    uint64_t mark = lumio__err_mark();
+    return lumio__err_ensure(mark, stream_writer_open_fd_impl(out, fd, opts), "lumio_stream_writer_open_fd");
 }

@@ -19,8 +19,21 @@ char *lumio__zarr_open_error(void) {
 /* The text of a failure is made in z->err (or the thread's open_error) by
  * the thread using the array, then published at the public call's return,
  * redacted, where any thread may read it (docs/API.md). */
+int lumio__zarr_begin(lumio_zarr *z) {
+    if (z)
+        z->err[0] = 0;
+    else
+        open_error[0] = 0;
+    return 0;
+}
+
 int lumio__zarr_published(lumio_zarr *z, int rc) {
-    if (rc < 0) lumio__err_set(z ? &z->e : NULL, "%s", z ? z->err : open_error);
+    if (rc >= 0) return rc;
+    const char *text = z ? z->err : open_error;
+    if (text[0])
+        lumio__err_set(z ? &z->e : NULL, "%s", text);
+    else /* a failure that said nothing more (out of memory) */
+        lumio__err_set(z ? &z->e : NULL, "%s: %s", z ? z->base : "zarr", lumio_strerror(rc));
     return rc;
 }
 
@@ -41,7 +54,7 @@ void lumio_zarr_get_stats(const lumio_zarr *z, lumio_zarr_stats *s) {
 
 int lumio_zarr_open(lumio_zarr **out, const char *location, const lumio_zarr_options *opts) {
     if (!out) return -EINVAL;
-    return lumio__zarr_published(NULL, lumio__zarr_open_meta(out, location, opts, NULL, 0));
+    return lumio__zarr_published(NULL, lumio__zarr_begin(NULL) ? 0 : lumio__zarr_open_meta(out, location, opts, NULL, 0));
 }
 
 /* A new handle for the array at location (its base without trailing '/'). */
@@ -295,11 +308,11 @@ static int zarr_read_batch(lumio_zarr *z, size_t n, const uint64_t *starts,
 
 int lumio_zarr_read(lumio_zarr *z, const uint64_t *start, const uint64_t *shape, void *buf) {
     if (!z) return -EINVAL;
-    return lumio__zarr_published(z, zarr_read(z, start, shape, buf));
+    return lumio__zarr_published(z, lumio__zarr_begin(z) ? 0 : zarr_read(z, start, shape, buf));
 }
 
 int lumio_zarr_read_batch(lumio_zarr *z, size_t n, const uint64_t *starts, const uint64_t *shape,
                           void *const *bufs) {
     if (!z) return -EINVAL;
-    return lumio__zarr_published(z, zarr_read_batch(z, n, starts, shape, bufs));
+    return lumio__zarr_published(z, lumio__zarr_begin(z) ? 0 : zarr_read_batch(z, n, starts, shape, bufs));
 }

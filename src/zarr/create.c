@@ -309,8 +309,11 @@ int lumio_zarr_create(lumio_zarr **out, const char *path, const lumio_zarr_creat
         return lumio__zarr_published(NULL, -EINVAL);
     }
     lumio_zarr_create_options o = *opts;
-    if (!lumio__zero(o.reserved, sizeof o.reserved)) {
-        snprintf(lumio__zarr_open_error(), 1024, "lumio_zarr_create_options: reserved fields are not zero");
+    const char *bad = !lumio__zero(o.reserved, sizeof o.reserved) ? "lumio_zarr_create_options"
+                      : zo && !lumio__zero(zo->reserved, sizeof zo->reserved) ? "lumio_zarr_options"
+                                                                                  : NULL;
+    if (bad) { /* before anything is written */
+        snprintf(lumio__zarr_open_error(), 1024, "%s: reserved fields are not zero", bad);
         return lumio__zarr_published(NULL, -EINVAL);
     }
     /* Zero is the default (docs/API.md): v2, numpy's float64, zstd:3, 0. */
@@ -318,10 +321,10 @@ int lumio_zarr_create(lumio_zarr **out, const char *path, const lumio_zarr_creat
     if (!o.dtype) o.dtype = "<f8";
     if (!o.codec) o.codec = "zstd:3";
     if (!o.fill_value) o.fill_value = "0";
-    return lumio__zarr_published(NULL, zarr_create(out, path, &o, zo));
+    return lumio__zarr_published(NULL, lumio__zarr_begin(NULL) ? 0 : zarr_create(out, path, &o, zo));
 }
 
 int lumio_zarr_commit(lumio_zarr *z) {
     if (!z) return -EINVAL;
-    return lumio__zarr_published(z, zarr_commit(z));
+    return lumio__zarr_published(z, lumio__zarr_begin(z) ? 0 : zarr_commit(z));
 }

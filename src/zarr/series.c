@@ -158,7 +158,7 @@ int lumio_zarr_series_open(lumio_zarr_series **out, lumio_zarr *z, unsigned axis
     if (!out) return -EINVAL;
     *out = NULL;
     if (!z) return -EINVAL;
-    return lumio__zarr_published(z, series_open(out, z, axis, step, start, shape, ahead));
+    return lumio__zarr_published(z, lumio__zarr_begin(z) ? 0 : series_open(out, z, axis, step, start, shape, ahead));
 }
 
 int64_t lumio_zarr_series_next(lumio_zarr_series *s, const void **data, uint64_t *index) {

@@ -303,6 +303,9 @@ char *lumio__zarr_open_error(void);
 /* At a public call's return: a failure's text (z->err, or with NULL the
  * thread's open_error) is published for lumio_zarr_last_error. Returns rc. */
 int lumio__zarr_published(lumio_zarr *z, int rc);
+/* At a public call's start: no text from an earlier failure is taken for
+ * this one's. */
+int lumio__zarr_begin(lumio_zarr *z);
 
 struct lumio_zarr {
     char *base; /* the store's location, without a trailing '/' */
