@@ -77,11 +77,11 @@ typedef struct lumio_remote_options {
     int64_t coalesce_gap;        /* ring ops: merge ranges closer than this (1 MiB; -1: never) */
     uint64_t coalesce_max;       /* ring ops: largest merged request (16 MiB) */
     uint64_t readahead_max;      /* rfile: cap of the read-ahead window (256 MiB) */
-    unsigned connect_timeout_ms; /* (default 10 s) */
-    unsigned stall_timeout_ms;   /* no byte for this long: abort and retry (default 30 s) */
+    uint32_t connect_timeout_ms; /* (default 10 s) */
+    uint32_t stall_timeout_ms;   /* no byte for this long: abort and retry (default 30 s) */
     int retries;                 /* retries after the first attempt (default 8; -1: none) */
-    unsigned backoff_ms;         /* first retry delay, doubled each time (default 100 ms) */
-    unsigned backoff_max_ms;     /* cap of the retry delay (default 5 s) */
+    uint32_t backoff_ms;         /* first retry delay, doubled each time (default 100 ms) */
+    uint32_t backoff_max_ms;     /* cap of the retry delay (default 5 s) */
     int http2;                   /* 0: offer HTTP/2 over TLS and multiplex on it; -1: HTTP/1.1 */
     int insecure_tls;            /* 1: do NOT verify the server's certificate (default 0) */
     const char *ca_file;         /* CA certificates (PEM) to verify with; NULL: AWS_CA_BUNDLE, or
@@ -99,7 +99,7 @@ typedef struct lumio_remote_options {
      * retries included, with -ETIMEDOUT (default 60 s; each attempt also
      * stops after stall_timeout_ms without a byte, and is retried while
      * this allows). */
-    unsigned timeout_ms;
+    uint32_t timeout_ms;
     uint64_t reserved[8]; /* must be 0 */
 } lumio_remote_options;
 
@@ -203,20 +203,23 @@ LUMIO_API int lumio_rfile_open(lumio_rfile **out, lumio_remote *rm, const char *
 
 /* Read up to n bytes at the position and advance it. Returns the bytes read
  * (0 at the end of the object) or a negative code. After an error the next
- * read starts afresh. */
+ * read starts afresh. The rfile's thread (one at a time; the read-ahead runs
+ * on the client's thread). */
 LUMIO_API int64_t lumio_rfile_read(lumio_rfile *f, void *buf, size_t n);
 
 /* Read up to n bytes at offset without moving the position (it feeds the
- * same access-pattern detection). */
+ * same access-pattern detection). The rfile's thread. */
 LUMIO_API int64_t lumio_rfile_pread(lumio_rfile *f, void *buf, size_t n, uint64_t offset);
 
-/* Move the position (SEEK_SET, SEEK_CUR, SEEK_END); returns it, or -EINVAL. */
+/* Move the position (SEEK_SET, SEEK_CUR, SEEK_END); returns it, or -EINVAL.
+ * The rfile's thread. */
 LUMIO_API int64_t lumio_rfile_seek(lumio_rfile *f, int64_t offset, int whence);
 
-/* The object's size (UINT64_MAX while not known, see lumio_rfile_open). */
+/* The object's size (UINT64_MAX while not known, see lumio_rfile_open).
+ * The rfile's thread. */
 LUMIO_API uint64_t lumio_rfile_size(const lumio_rfile *f);
 
-/* Requests and bytes of this file alone. */
+/* Requests and bytes of this file alone. The rfile's thread. */
 LUMIO_API void lumio_rfile_get_stats(const lumio_rfile *f, lumio_remote_stats *s);
 
 /* The text of the rfile's last failure (URL and range), copied into buf
@@ -224,7 +227,7 @@ LUMIO_API void lumio_rfile_get_stats(const lumio_rfile *f, lumio_remote_stats *s
  * NULL: this thread's last failed open. Any thread. */
 LUMIO_API char *lumio_rfile_last_error(const lumio_rfile *f, char *buf, size_t len);
 
-/* Cancel the read-ahead and free. Accepts NULL. */
+/* Cancel the read-ahead and free. Accepts NULL. The rfile's thread. */
 LUMIO_API void lumio_rfile_close(lumio_rfile *f);
 
 #ifdef __cplusplus

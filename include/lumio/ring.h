@@ -197,10 +197,10 @@ typedef void (*lumio_discard_fn)(void *arg, lumio_completion *c);
  * `lumio_ring_options o = {0}` is a complete configuration. */
 typedef struct lumio_ring_options {
     lumio_backend backend;
-    unsigned queue_depth; /* I/O requests in flight (default 64) */
+    unsigned queue_depth; /* I/O requests in flight (default 64; at most 4096) */
     unsigned max_buffers; /* pool cap on buffers handed out or in flight (default 256) */
     uint64_t max_bytes;   /* pool cap on bytes handed out or in flight (default 256 MiB) */
-    /* Files open at once (default 128). An open that meets EMFILE/ENFILE
+    /* Files open at once (default 128; at most 4096). An open that meets EMFILE/ENFILE
      * waits for another file of the ring to close, and lowers this cap. */
     unsigned max_open_files;
     unsigned io_threads;   /* threads backend: I/O threads (default 2 x cores, at least 4) */

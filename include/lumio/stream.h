@@ -110,27 +110,41 @@ typedef struct lumio_stream_writer_stats {
  * 127.0.0.1). A port is a decimal number from 1 to 65535. A TCP consumer
  * that is slow or gone never blocks the writer: sealed chunks wait in a
  * buffer of `tcp_buffer` bytes, and the oldest are dropped (and counted)
- * when it is full. Options NULL: the defaults. A failure's text is in
- * lumio_stream_writer_last_error(NULL, ...). */
+ * when it is full. Options NULL: the defaults; the sink's name is copied.
+ * A failure's text is in lumio_stream_writer_last_error(NULL, ...). Any
+ * thread; the writer is then used by one thread at a time (the "writer's
+ * thread" below; it may change), which the flush_ms timer's own thread
+ * never disturbs. */
 LUMIO_API int lumio_stream_writer_open(lumio_stream_writer **out, const char *sink,
                                        const lumio_stream_writer_options *o);
 /* Open a writer on a descriptor the caller keeps open (pipe, socket, file;
  * close does not close it): every chunk is written whole, with one write
- * call where it can be. */
+ * call where it can be. As lumio_stream_writer_open otherwise. */
 LUMIO_API int lumio_stream_writer_open_fd(lumio_stream_writer **out, int fd,
                                           const lumio_stream_writer_options *o);
 
-/* Samples by value: each frame is interned (hashed) on every call. */
+/* Write a sample by value: each frame is interned (hashed) on every call;
+ * the strings are copied before it returns. A sample that fills the chunk
+ * (flush_samples, flush_bytes) seals it, and its error (the sink's) is
+ * returned here. The writer's thread. */
 LUMIO_API int lumio_stream_writer_write_sample(lumio_stream_writer *w, const lumio_sample *s);
-/* The fast path: intern a frame once, then write stacks of frame ids. */
-LUMIO_API int lumio_stream_writer_intern_frame(lumio_stream_writer *w, const lumio_frame *f, uint32_t *id);
+/* The fast path: intern a frame once (its strings copied) and keep its id,
+ * valid for the writer's life; then write stacks of ids (innermost first).
+ * The writer's thread. */
+LUMIO_API int lumio_stream_writer_intern_frame(lumio_stream_writer *w, const lumio_frame *f,
+                                               uint32_t *id);
 LUMIO_API int lumio_stream_writer_write_ids(lumio_stream_writer *w, uint64_t timestamp_us,
-                                     uint64_t thread_id, uint8_t status, const uint32_t *ids,
-                                     uint32_t depth);
+                                            uint64_t thread_id, uint8_t status,
+                                            const uint32_t *ids, uint32_t depth);
+/* A key and a value (copied) for readers: the command, a marker, ... The
+ * writer's thread. */
 LUMIO_API int lumio_stream_writer_write_meta(lumio_stream_writer *w, uint64_t timestamp_us,
-                                      const char *key, const char *value);
-/* Seal the current chunk now (nothing happens if it is empty). */
+                                             const char *key, const char *value);
+/* Seal the current chunk now (nothing happens if it is empty). The writer's
+ * thread. */
 LUMIO_API int lumio_stream_writer_flush(lumio_stream_writer *w);
+/* The counters so far (chunks sealed, samples, bytes; TCP deliveries). The
+ * writer's thread. */
 LUMIO_API void lumio_stream_writer_get_stats(const lumio_stream_writer *w,
                                              lumio_stream_writer_stats *s);
 /* The text of the writer's last failure, naming the sink and the byte
@@ -144,10 +158,10 @@ LUMIO_API char *lumio_stream_writer_last_error(const lumio_stream_writer *w, cha
  * of the seal, or for TCP a negative code when some chunk was not delivered
  * (lumio_stream_writer_last_error says how many and why). The writer still
  * needs lumio_stream_writer_close, which then does not wait again unless
- * samples were written after it. */
+ * samples were written after it. The writer's thread. */
 LUMIO_API int lumio_stream_writer_finish(lumio_stream_writer *w);
 /* Finish (unless done; call finish first to know whether everything was
- * written), close the sink, free. Accepts NULL. */
+ * written), close the sink, free. Accepts NULL. The writer's thread. */
 LUMIO_API void lumio_stream_writer_close(lumio_stream_writer *w);
 
 /* ---- other profilers' formats --------------------------------------------- */
@@ -160,13 +174,13 @@ LUMIO_API void lumio_stream_writer_close(lumio_stream_writer *w);
  * stacks, "outer;inner COUNT": COUNT samples each). Returns 0 at the end of
  * the input, -ECANCELED or the callback's negative code when it stopped the
  * import, LUMIO_E_FORMAT naming the line, -ENOMEM, -EIO; the text in
- * lumio_stream_reader_last_error(NULL, ...). */
+ * lumio_stream_reader_last_error(NULL, ...). Any thread (one per `in`). */
 LUMIO_API int lumio_stream_import(FILE *in, const char *format, lumio_sample_fn on_sample,
                                   void *arg);
 
 /* Write one sample as a folded-stacks line, "outer;...;inner COUNT\n" (';'
  * inside a name becomes ':', line breaks spaces). Returns 0, -EINVAL for a
- * sample without frames, -EIO. */
+ * sample without frames, -EIO. Any thread (one per `out`). */
 LUMIO_API int lumio_stream_print_folded(FILE *out, const lumio_sample *s, uint64_t count);
 
 /* ---- chunks as they travel ------------------------------------------------
@@ -209,7 +223,8 @@ LUMIO_API int lumio_stream_listen(const char *spec);
  * chunk): its checksum is verified and its records decoded (nothing is
  * appended otherwise: LUMIO_E_CHECKSUM or LUMIO_E_FORMAT), then it is
  * renumbered and written as the writer writes its own. Samples written
- * with the other calls must be flushed first, or they seal after it. */
+ * with the other calls must be flushed first, or they seal after it. The
+ * writer's thread. */
 LUMIO_API int lumio_stream_writer_write_chunk(lumio_stream_writer *w, const void *chunk,
                                               size_t len);
 
@@ -255,7 +270,7 @@ typedef struct lumio_stream_reader_options {
 /* Open a stream: a file path, "-" for standard input, or tcp:HOST:PORT to
  * read from a writer serving tcp-listen:[HOST:]PORT. Options NULL: the
  * defaults. A failure's text is in lumio_stream_reader_last_error(NULL,
- * ...). */
+ * ...). Any thread; the reader is then used by one thread at a time. */
 LUMIO_API int lumio_stream_reader_open(lumio_stream_reader **out, const char *source,
                                        const lumio_stream_reader_options *o);
 /* Read from a descriptor the caller keeps open (close does not close it). */
@@ -267,9 +282,11 @@ LUMIO_API int lumio_stream_reader_open_fd(lumio_stream_reader **out, int fd,
  * returns 0 to go on; a negative code stops reading and is returned as it
  * is, a positive value stops it with -ECANCELED. Returns 0, LUMIO_E_FORMAT
  * when there is no stream signature, or -errno; the text (source, byte
- * offset) in lumio_stream_reader_last_error. */
+ * offset) in lumio_stream_reader_last_error. The reader's thread; the
+ * callbacks run on it. */
 LUMIO_API int lumio_stream_reader_read(lumio_stream_reader *r, lumio_sample_fn on_sample,
                                 lumio_meta_fn on_meta, void *arg);
+/* What was read so far (chunks, samples, damage). The reader's thread. */
 LUMIO_API void lumio_stream_reader_get_stats(const lumio_stream_reader *r,
                                              lumio_stream_reader_stats *s);
 /* The text of the reader's last failure, copied into buf (LUMIO_ERROR_MAX
@@ -277,7 +294,8 @@ LUMIO_API void lumio_stream_reader_get_stats(const lumio_stream_reader *r,
  * last failed open. Any thread. */
 LUMIO_API char *lumio_stream_reader_last_error(const lumio_stream_reader *r, char *buf,
                                                size_t len);
-/* Free the reader (and close the source it opened). Accepts NULL. */
+/* Free the reader (and close the source it opened). Accepts NULL. The
+ * reader's thread. */
 LUMIO_API void lumio_stream_reader_close(lumio_stream_reader *r);
 
 #ifdef __cplusplus

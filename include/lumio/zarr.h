@@ -99,8 +99,10 @@ typedef struct lumio_zarr_options {
  * supported (else LUMIO_E_UNSUPPORTED, naming it; malformed metadata is
  * LUMIO_E_FORMAT). A location holding no array is -ENOENT; if it is a
  * group, the text says so and names the group's arrays. Options NULL: the
- * defaults. The error text is in lumio_zarr_last_error(NULL, ...) when
- * opening fails. */
+ * defaults; the location is copied. The error text is in
+ * lumio_zarr_last_error(NULL, ...) when opening fails. Any thread; the
+ * array is then used by one thread at a time (the "array's thread" below;
+ * it may change). */
 LUMIO_API int lumio_zarr_open(lumio_zarr **out, const char *location, const lumio_zarr_options *o);
 
 /* What the array is (shape, type, codecs). Any thread. */
@@ -108,14 +110,15 @@ LUMIO_API void lumio_zarr_get_info(const lumio_zarr *z, lumio_zarr_info *info);
 
 /* Read the region [start, start + shape) into buf, in C order and the
  * array's byte order (itemsize x the region's element count). Missing
- * chunks read as the fill value. 0 or a negative code. */
+ * chunks read as the fill value. 0 or a negative code. The array's
+ * thread. */
 LUMIO_API int lumio_zarr_read(lumio_zarr *z, const uint64_t *start, const uint64_t *shape,
                               void *buf);
 
 /* Read n regions of the same shape at once (random crops for training, for
  * example): starts holds n x ndim start indices, bufs n buffers. Up to 16
  * regions are in the ring together, so their chunks are read and decoded
- * side by side. 0 or the first error. */
+ * side by side. 0 or the first error. The array's thread. */
 LUMIO_API int lumio_zarr_read_batch(lumio_zarr *z, size_t n, const uint64_t *starts,
                                     const uint64_t *shape, void *const *bufs);
 
@@ -127,6 +130,7 @@ typedef struct lumio_zarr_stats {
     uint64_t reserved[4];  /* zero */
 } lumio_zarr_stats;
 
+/* The counters so far. The array's thread. */
 LUMIO_API void lumio_zarr_get_stats(const lumio_zarr *z, lumio_zarr_stats *s);
 
 /* Creating arrays: in a directory, or at an http(s):// URL that takes PUT
@@ -160,8 +164,9 @@ typedef struct lumio_zarr_create_options {
 
 /* Create an array (a directory is made if missing; an existing array there
  * is an error, -EEXIST: checked atomically in a directory, checked then
- * written in a store) and open it. zo NULL: the defaults. A failure's text
- * is in lumio_zarr_last_error(NULL, ...). */
+ * written in a store) and open it. The create options are required (their
+ * ndim, shape and chunks); zo NULL: the defaults. Strings are copied. A
+ * failure's text is in lumio_zarr_last_error(NULL, ...). Any thread. */
 LUMIO_API int lumio_zarr_create(lumio_zarr **out, const char *path,
                                 const lumio_zarr_create_options *o, const lumio_zarr_options *zo);
 
@@ -171,14 +176,15 @@ LUMIO_API int lumio_zarr_create(lumio_zarr **out, const char *path,
  * was created there meanwhile; in a store both documents are checked absent,
  * then it is PUT. 0 at once for an array whose metadata is written. An array
  * closed without a commit stays unopenable, and the directory create made
- * for it (a local one) is removed with everything written into it. */
+ * for it (a local one) is removed with everything written into it. The
+ * array's thread. */
 LUMIO_API int lumio_zarr_commit(lumio_zarr *z);
 
 /* Write the region [start, start + shape) from buf (C order, the array's
  * byte order). Chunks only partly covered are read, merged and rewritten.
  * Each chunk is written to a temporary name and renamed over the old one
  * (in a store: one PUT, which replaces the object whole): a writer killed
- * midway leaves every chunk whole, old or new. */
+ * midway leaves every chunk whole, old or new. The array's thread. */
 LUMIO_API int lumio_zarr_write(lumio_zarr *z, const uint64_t *start, const uint64_t *shape,
                                const void *buf);
 
@@ -188,11 +194,12 @@ LUMIO_API int lumio_zarr_write(lumio_zarr *z, const uint64_t *start, const uint6
  * too when opts->fill_value is NULL). It works
  * in blocks of whole destination chunks that fit in `memory` bytes (at least
  * 32 MiB: the whole process, the program included), each read once and
- * written once. zo (NULL: the defaults): its remote client, if any, reads a
- * URL source and writes a URL destination; its ring is not used (rechunk
- * makes rings sized to the budget). progress (NULL: none) is told the bytes
+ * written once. opts is required. zo (NULL: the defaults): its remote
+ * client, if any, reads a URL source and writes a URL destination; its
+ * other fields are not used (rechunk makes rings and buffers sized to the
+ * budget, and caches nothing). progress (NULL: none) is told the bytes
  * written of the total. The error text is in lumio_zarr_last_error(NULL,
- * ...). */
+ * ...). Any thread; progress is called on it. */
 LUMIO_API int lumio_zarr_rechunk(const char *src, const char *dst,
                                  const lumio_zarr_create_options *opts,
                                  const lumio_zarr_options *zo, uint64_t memory,
@@ -202,8 +209,9 @@ LUMIO_API int lumio_zarr_rechunk(const char *src, const char *dst,
  * of `axis` (0: the chunk size along it; for a sharded array, the inner
  * chunks') over the region start/shape (NULL: the whole array), delivered in
  * order, while the next `ahead` slabs (0: 4) are already being read and
- * decoded, out of order, on the workers. The array must outlive the series;
- * the array is not used otherwise while the series is open. */
+ * decoded, out of order, on the workers (ahead is capped at 64). The array
+ * must outlive the series, and is not used otherwise while the series is
+ * open. The array's thread, for every series call. */
 typedef struct lumio_zarr_series lumio_zarr_series;
 
 LUMIO_API int lumio_zarr_series_open(lumio_zarr_series **out, lumio_zarr *z, unsigned axis,
@@ -216,7 +224,8 @@ LUMIO_API int lumio_zarr_series_open(lumio_zarr_series **out, lumio_zarr *z, uns
  * lumio_zarr_last_error of the array). */
 LUMIO_API int64_t lumio_zarr_series_next(lumio_zarr_series *s, const void **data, uint64_t *index);
 
-/* Stop reading ahead and free the series. Accepts NULL. */
+/* Stop reading ahead and free the series (its last slab's data with it).
+ * Accepts NULL. */
 LUMIO_API void lumio_zarr_series_close(lumio_zarr_series *s);
 
 /* The text of the array's last failure (the chunk key, the store's
@@ -227,7 +236,7 @@ LUMIO_API char *lumio_zarr_last_error(const lumio_zarr *z, char *buf, size_t len
 
 /* Free the handle (and the ring it made); the stored array stays. An array
  * created with defer_metadata and never committed is removed (see
- * lumio_zarr_commit). Accepts NULL. */
+ * lumio_zarr_commit). Accepts NULL. The array's thread. */
 LUMIO_API void lumio_zarr_close(lumio_zarr *z);
 
 #ifdef __cplusplus
