@@ -244,6 +244,84 @@ TEST(positive_callback_return_is_canceled) {
     lumio_stream_reader_close(r);
 }
 
+static int fail_format(void *arg, const lumio_sample *s) {
+    (void)arg;
+    (void)s;
+    return LUMIO_E_FORMAT; /* a callback's own code, not damage in the stream */
+}
+
+TEST(callback_codes_pass_through) {
+    const char *path = tmp_path("cb2.lumio");
+    lumio_stream_writer *w;
+    CHECK_RC(lumio_stream_writer_open(&w, path, NULL));
+    lumio_frame f = {"main", "a.c", 1};
+    lumio_sample s = {.timestamp_us = 1, .thread_id = 1, .frames = &f, .depth = 1};
+    CHECK_RC(lumio_stream_writer_write_sample(w, &s));
+    CHECK_EQ(lumio_stream_writer_finish(w), 0);
+    lumio_stream_writer_close(w);
+    lumio_stream_reader *r;
+    CHECK_RC(lumio_stream_reader_open(&r, path, NULL));
+    CHECK_EQ(lumio_stream_reader_read(r, fail_format, NULL, NULL), LUMIO_E_FORMAT);
+    lumio_stream_reader_stats st;
+    lumio_stream_reader_get_stats(r, &st);
+    CHECK_EQ(st.damaged_ranges, 0);
+    lumio_stream_reader_close(r);
+}
+
+/* Whole chunks relayed into a writer whose timer seals its own chunks at the
+ * same time: every sample of both arrives, nothing is damaged. */
+TEST(relay_beside_the_timer) {
+    const char *src = tmp_path("relay-src.lumio");
+    lumio_stream_writer_options so = {0};
+    so.flush_samples = 5;
+    lumio_stream_writer *w;
+    CHECK_RC(lumio_stream_writer_open(&w, src, &so));
+    lumio_frame f[2] = {{"leaf", "a.c", 2}, {"main", "a.c", 1}};
+    for (int i = 0; i < 2000; i++) {
+        lumio_sample s = {.timestamp_us = (uint64_t)i, .thread_id = 7, .frames = f, .depth = 2};
+        CHECK_RC(lumio_stream_writer_write_sample(w, &s));
+    }
+    CHECK_EQ(lumio_stream_writer_finish(w), 0);
+    lumio_stream_writer_close(w);
+    FILE *in = fopen(src, "rb");
+    CHECK(in != NULL);
+    static uint8_t bytes[1 << 20];
+    size_t n = fread(bytes, 1, sizeof bytes, in);
+    fclose(in);
+    CHECK_EQ(lumio_stream_check_signature(bytes, n), 0);
+
+    const char *dst = tmp_path("relay-dst.lumio");
+    lumio_stream_writer_options o = {0};
+    o.flush_ms = 1; /* a timer thread seals alongside */
+    CHECK_RC(lumio_stream_writer_open(&w, dst, &o));
+    size_t off = LUMIO_STREAM_SIGNATURE_LEN;
+    uint64_t relayed = 0, own = 0;
+    while (off < n) {
+        lumio_stream_chunk_info ci;
+        CHECK_EQ(lumio_stream_chunk_peek(bytes + off, n - off, &ci), 0);
+        /* (own samples not flushed: the timer may seal them meanwhile) */
+        CHECK_RC(lumio_stream_writer_write_chunk(w, bytes + off, ci.length));
+        relayed += ci.samples;
+        off += ci.length;
+        for (int i = 0; i < 20; i++, own++) {
+            lumio_sample s = {.timestamp_us = own, .thread_id = 8, .frames = f, .depth = 1};
+            CHECK_RC(lumio_stream_writer_write_sample(w, &s));
+        }
+    }
+    CHECK_EQ(lumio_stream_writer_finish(w), 0);
+    lumio_stream_writer_close(w);
+    CHECK_EQ(relayed, 2000);
+    lumio_stream_reader *r;
+    CHECK_RC(lumio_stream_reader_open(&r, dst, NULL));
+    CHECK_EQ(lumio_stream_reader_read(r, NULL, NULL, NULL), 0);
+    lumio_stream_reader_stats st;
+    lumio_stream_reader_get_stats(r, &st);
+    lumio_stream_reader_close(r);
+    CHECK_EQ(st.damaged_ranges, 0);
+    CHECK_EQ(st.torn_tail_bytes, 0);
+    CHECK_EQ(st.samples, relayed + own);
+}
+
 int main(void) {
     return run_tests("api");
 }
