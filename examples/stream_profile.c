@@ -35,7 +35,9 @@ int main(int argc, char **argv) {
         fprintf(stderr, "%s\n", lumio_stream_writer_last_error(NULL, err, sizeof err));
         return 1;
     }
-    lumio_frame stack[3] = {{"work", "app.c", 42}, {"loop", "app.c", 17}, {"main", "app.c", 5}};
+    lumio_frame stack[3] = {{.function = "work", .file = "app.c", .line = 42},
+                            {.function = "loop", .file = "app.c", .line = 17},
+                            {.function = "main", .file = "app.c", .line = 5}};
     int rc = lumio_stream_writer_write_meta(w, 0, "command", "example");
     for (unsigned i = 0; i < 1000 && rc == 0; i++) {
         lumio_sample s = {0};

@@ -249,7 +249,10 @@ TEST(missing_file_is_one_error) {
             CHECK(strcmp(c[i].path, missing) == 0);
             CHECK(c[i].data == NULL && c[i].buffer == NULL);
             char text[4200], want_text[4200];
-            CHECK_EQ(lumio_completion_describe(&c[i], text, sizeof text), 0);
+            {
+                int whole = lumio_completion_describe(&c[i], text, sizeof text);
+                CHECK_EQ(whole, (int)strlen(text)); /* not truncated: its whole length */
+            }
             snprintf(want_text, sizeof want_text, "%s: No such file or directory", missing);
             CHECK_STREQ(text, want_text);
         } else {

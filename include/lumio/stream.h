@@ -12,7 +12,8 @@
  *     lumio_stream_writer *w;
  *     lumio_stream_writer_options o = {.flush_samples = 100000}; // zero: defaults
  *     if (lumio_stream_writer_open(&w, "profile.lumio", &o) < 0) ...
- *     lumio_frame stack[2] = {{"inner", "a.c", 10}, {"main", "a.c", 3}};
+ *     lumio_frame stack[2] = {{.function = "inner", .file = "a.c", .line = 10},
+ *                             {.function = "main", .file = "a.c", .line = 3}};
  *     lumio_sample s = {.timestamp_us = t, .thread_id = tid, .status = 0,
  *                       .frames = stack, .depth = 2};
  *     lumio_stream_writer_write_sample(w, &s);

@@ -56,8 +56,16 @@ static int import_parse(int argc, char **argv, import_opts *m) {
     return STREAM_RUN;
 }
 
+typedef struct import_sink {
+    lumio_stream_writer *w;
+    bool failed; /* the output failed: its own message, not the input's */
+} import_sink;
+
 static int import_sample(void *arg, const lumio_sample *s) {
-    return lumio_stream_writer_write_sample(arg, s);
+    import_sink *k = arg;
+    int rc = lumio_stream_writer_write_sample(k->w, s);
+    k->failed = rc < 0;
+    return rc;
 }
 
 /* in into a writer of m->out; an exit status, after a message on failure. */
@@ -70,12 +78,12 @@ static int import_run(const import_opts *m, FILE *in) {
         stream_out_close(&of, NULL, false);
         return EXIT_FILES;
     }
-    rc = lumio_stream_import(in, m->perf ? "perf" : "folded", import_sample, w);
-    const char *err = lumio_stream_reader_last_error(NULL, ERRBUF);
-    if (rc != 0 && err[0])
-        cli_error("%s: %s", m->path, err);
-    else if (rc != 0)
+    import_sink k = {.w = w};
+    rc = lumio_stream_import(in, m->perf ? "perf" : "folded", import_sample, &k);
+    if (rc != 0 && k.failed)
         stream_writer_error(m->out, w);
+    else if (rc != 0)
+        cli_error("%s: %s", m->path, lumio_stream_reader_last_error(NULL, ERRBUF));
     int crc = stream_out_close(&of, w, rc == 0);
     return rc != 0 || crc < 0 ? EXIT_FILES : 0;
 }

@@ -802,21 +802,17 @@ char *lumio_ring_last_error(const lumio_ring *r, char *buf, size_t len) {
 }
 
 int lumio_completion_describe(const lumio_completion *c, char *buf, size_t len) {
-    if (!len) return 0;
     /* A path may be a URL with a password or a signature in it. */
-    lumio_redact(c->path ? c->path : "(fd)", buf, len);
-    size_t at = strlen(buf);
-    int n;
-    if (c->range_index == LUMIO_NO_RANGE)
-        n = snprintf(buf + at, len - at, ": %s", lumio_strerror(c->result));
-    else if (c->length == LUMIO_WHOLE)
-        n = snprintf(buf + at, len - at, ": range %u (offset %llu, to the end): %s",
-                     c->range_index, (unsigned long long)c->offset, lumio_strerror(c->result));
-    else
-        n = snprintf(buf + at, len - at, ": range %u (offset %llu, length %llu): %s",
-                     c->range_index, (unsigned long long)c->offset, (unsigned long long)c->length,
-                     lumio_strerror(c->result));
-    return n < 0 ? -EINVAL : (int)at + n; /* as snprintf: the whole length */
+    char path[8192], where[96] = "";
+    lumio_redact(c->path ? c->path : "(fd)", path, sizeof path);
+    if (c->range_index != LUMIO_NO_RANGE && c->length == LUMIO_WHOLE)
+        snprintf(where, sizeof where, ": range %u (offset %llu, to the end)", c->range_index,
+                 (unsigned long long)c->offset);
+    else if (c->range_index != LUMIO_NO_RANGE)
+        snprintf(where, sizeof where, ": range %u (offset %llu, length %llu)", c->range_index,
+                 (unsigned long long)c->offset, (unsigned long long)c->length);
+    int n = snprintf(buf, len, "%s%s: %s", path, where, lumio_strerror(c->result));
+    return n < 0 ? -EINVAL : n; /* as snprintf: the whole length */
 }
 
 void lumio_ring_get_stats(const lumio_ring *r, lumio_ring_stats *s) {
