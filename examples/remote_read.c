@@ -41,8 +41,10 @@ int main(int argc, char **argv) {
         for (int64_t i = 0; i < n; i++) x ^= buf[i];
         total += (unsigned long long)n;
     }
-    if (n < 0) fprintf(stderr, "%s\n", lumio_rfile_last_error(f, err, sizeof err));
-    else printf("read %llu bytes xor %02x\n", total, x);
+    if (n < 0)
+        fprintf(stderr, "%s\n", lumio_rfile_last_error(f, err, sizeof err));
+    else
+        printf("read %llu bytes xor %02x\n", total, x);
     lumio_rfile_close(f);
     lumio_remote_close(rm);
     return n < 0;

@@ -890,7 +890,8 @@ TEST(submit_validation) {
                   "submit: op 0 range 0: a put needs a non-negative offset and a length"));
     lumio_op nofile = {.kind = LUMIO_OP_GET, .path = NULL, .fd = -1};
     CHECK_EQ(lumio_ring_submit(r, &nofile, 1, NULL, &g), -EBADF);
-    CHECK(!strcmp(lumio_ring_last_error(r, ERRBUF), "submit: op 0: neither a path nor a file descriptor"));
+    CHECK(!strcmp(lumio_ring_last_error(r, ERRBUF),
+                  "submit: op 0: neither a path nor a file descriptor"));
     lumio_op badkind = {.kind = (lumio_op_kind)7, .path = "x"};
     CHECK_EQ(lumio_ring_submit(r, &badkind, 1, NULL, &g), -EINVAL);
     CHECK(!strcmp(lumio_ring_last_error(r, ERRBUF), "submit: op 0: unknown kind"));

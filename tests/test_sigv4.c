@@ -512,7 +512,7 @@ TEST(errors) {
     do {                                                                                           \
         sigv4_request bad = rq;                                                                    \
         bad.field = value;                                                                         \
-        CHECK_EQ(lumio__sigv4_authorization(&bad, out, sizeof out), -EINVAL);                             \
+        CHECK_EQ(lumio__sigv4_authorization(&bad, out, sizeof out), -EINVAL);                      \
     } while (0)
     EXPECT_EINVAL(method, NULL);
     EXPECT_EINVAL(method, "GE T");

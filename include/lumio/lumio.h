@@ -37,9 +37,9 @@ extern "C" {
 /* lumio's own error codes. Values are fixed forever; new ones are appended. */
 enum {
     LUMIO_E_BASE = -5000,
-    LUMIO_E_RANGE = -5001,       /* a byte range lies (partly) past the end of the file */
-    LUMIO_E_TOOBIG = -5002,      /* a range is larger than the buffer pool's byte cap */
-    LUMIO_E_STALLED = -5003,     /* nothing can progress: every pool buffer is held by the caller */
+    LUMIO_E_RANGE = -5001,   /* a byte range lies (partly) past the end of the file */
+    LUMIO_E_TOOBIG = -5002,  /* a range is larger than the buffer pool's byte cap */
+    LUMIO_E_STALLED = -5003, /* nothing can progress: every pool buffer is held by the caller */
     /* -5004 is retired (it was a second code for -ECANCELED) */
     LUMIO_E_BACKEND = -5005,     /* the requested backend is not available here */
     LUMIO_E_COMPUTE = -5006,     /* the caller's compute function failed without a code */

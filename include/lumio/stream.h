@@ -77,14 +77,14 @@ typedef struct lumio_stream_reader lumio_stream_reader;
 
 /* Options: zero is the default in every field (docs/API.md). */
 typedef struct lumio_stream_writer_options {
-    int64_t flush_samples;     /* seal after this many samples (default 65536; -1: never) */
-    int64_t flush_bytes;       /* seal when the chunk's records reach this size (default 4 MiB;
-                                  -1: never) */
-    uint32_t flush_ms;         /* seal a chunk this old, even with no write (default 0: never) */
-    int zstd_level;            /* 1 to 22 (default 3); -1: no compression */
-    int fsync;                 /* fsync every sealed chunk (files): durable when the call returns */
-    int append;                /* files: keep the valid chunks already there, trim a torn tail */
-    uint64_t tcp_buffer;       /* TCP sinks: bytes of sealed chunks kept for the consumer (64 MiB) */
+    int64_t flush_samples; /* seal after this many samples (default 65536; -1: never) */
+    int64_t flush_bytes;   /* seal when the chunk's records reach this size (default 4 MiB;
+                              -1: never) */
+    uint32_t flush_ms;     /* seal a chunk this old, even with no write (default 0: never) */
+    int zstd_level;        /* 1 to 22 (default 3); -1: no compression */
+    int fsync;             /* fsync every sealed chunk (files): durable when the call returns */
+    int append;            /* files: keep the valid chunks already there, trim a torn tail */
+    uint64_t tcp_buffer;   /* TCP sinks: bytes of sealed chunks kept for the consumer (64 MiB) */
     uint32_t close_timeout_ms; /* TCP sinks: how long finish waits to send the rest (5000) */
     uint64_t reserved[8];      /* must be 0 */
 } lumio_stream_writer_options;
@@ -135,8 +135,8 @@ LUMIO_API int lumio_stream_writer_write_sample(lumio_stream_writer *w, const lum
 LUMIO_API int lumio_stream_writer_intern_frame(lumio_stream_writer *w, const lumio_frame *f,
                                                uint32_t *id);
 LUMIO_API int lumio_stream_writer_write_ids(lumio_stream_writer *w, uint64_t timestamp_us,
-                                            uint64_t thread_id, uint8_t status,
-                                            const uint32_t *ids, uint32_t depth);
+                                            uint64_t thread_id, uint8_t status, const uint32_t *ids,
+                                            uint32_t depth);
 /* A key and a value (copied) for readers: the command, a marker, ... The
  * writer's thread. */
 LUMIO_API int lumio_stream_writer_write_meta(lumio_stream_writer *w, uint64_t timestamp_us,
@@ -152,8 +152,7 @@ LUMIO_API void lumio_stream_writer_get_stats(const lumio_stream_writer *w,
  * offset, copied into buf (LUMIO_ERROR_MAX bytes suffice), which is
  * returned; "" if none. With NULL: this thread's last failed open. Any
  * thread. */
-LUMIO_API char *lumio_stream_writer_last_error(const lumio_stream_writer *w, char *buf,
-                                               size_t len);
+LUMIO_API char *lumio_stream_writer_last_error(const lumio_stream_writer *w, char *buf, size_t len);
 /* Seal what is left and, on a TCP sink, wait (close_timeout_ms at most) for
  * the consumer to take it; then the stats are final. Returns the first error
  * of the seal, or for TCP a negative code when some chunk was not delivered
@@ -231,7 +230,6 @@ LUMIO_API int lumio_stream_writer_write_chunk(lumio_stream_writer *w, const void
 
 /* ---- reading ------------------------------------------------------------ */
 
-
 typedef struct lumio_stream_reader_stats {
     uint64_t chunks, samples, records;
     uint64_t damaged_ranges, damaged_bytes; /* skipped in the middle */
@@ -286,15 +284,14 @@ LUMIO_API int lumio_stream_reader_open_fd(lumio_stream_reader **out, int fd,
  * offset) in lumio_stream_reader_last_error. The reader's thread; the
  * callbacks run on it. */
 LUMIO_API int lumio_stream_reader_read(lumio_stream_reader *r, lumio_sample_fn on_sample,
-                                lumio_meta_fn on_meta, void *arg);
+                                       lumio_meta_fn on_meta, void *arg);
 /* What was read so far (chunks, samples, damage). The reader's thread. */
 LUMIO_API void lumio_stream_reader_get_stats(const lumio_stream_reader *r,
                                              lumio_stream_reader_stats *s);
 /* The text of the reader's last failure, copied into buf (LUMIO_ERROR_MAX
  * bytes suffice), which is returned; "" if none. With NULL: this thread's
  * last failed open. Any thread. */
-LUMIO_API char *lumio_stream_reader_last_error(const lumio_stream_reader *r, char *buf,
-                                               size_t len);
+LUMIO_API char *lumio_stream_reader_last_error(const lumio_stream_reader *r, char *buf, size_t len);
 /* Free the reader (and close the source it opened). Accepts NULL. The
  * reader's thread. */
 LUMIO_API void lumio_stream_reader_close(lumio_stream_reader *r);

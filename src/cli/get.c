@@ -69,7 +69,7 @@ static int download_to(lumio_remote *rm, const char *url, int fd, uint64_t part)
     if (rc >= 0) cli_remote_note(&g.note, rm, url, (uint64_t)rc, part);
     if (rc < 0)
         cli_error("%s", *lumio_remote_last_error(rm, ERRBUF) ? lumio_remote_last_error(rm, ERRBUF)
-                                                     : lumio_strerror((int)rc));
+                                                             : lumio_strerror((int)rc));
     return rc < 0 ? EXIT_FILES : 0;
 }
 

@@ -108,8 +108,10 @@ int stream_export(int argc, char **argv) {
     int status = export_parse(argc, argv, &e);
     if (status != STREAM_RUN) return status;
     lumio_stream_reader *r;
-    lumio_stream_reader_options o = {.follow = e.follow, .follow_idle_ms = e.idle_ms,
-                                     .on_restart = on_restart, .arg = (void *)e.path};
+    lumio_stream_reader_options o = {.follow = e.follow,
+                                     .follow_idle_ms = e.idle_ms,
+                                     .on_restart = on_restart,
+                                     .arg = (void *)e.path};
     if (stream_open_reader(e.path, &r, &o) < 0) return EXIT_FILES;
     /* A live view: each sample out as it comes, not when a buffer fills. */
     if (e.follow) setvbuf(stdout, NULL, _IOLBF, 0);

@@ -97,11 +97,12 @@ static const char *chunk_problem(int rc) {
 /* Append one whole chunk (verified on the way in); a duplicate of this
  * peer's is skipped. Returns 0, -1 when the peer is to be dropped, or the
  * file's failure. */
-static int take_chunk(receiver *rv, peer *p, const lumio_stream_chunk_info *ci,
-                      const uint8_t *at, uint64_t offset) {
+static int take_chunk(receiver *rv, peer *p, const lumio_stream_chunk_info *ci, const uint8_t *at,
+                      uint64_t offset) {
     if (p->have_seq && ci->seq <= p->last_seq) return 0; /* sent twice */
     int rc = lumio_stream_writer_write_chunk(rv->w, at, ci->length);
-    if (rc == LUMIO_E_CHECKSUM || rc == LUMIO_E_FORMAT) return misbehaved(p, offset, chunk_problem(rc));
+    if (rc == LUMIO_E_CHECKSUM || rc == LUMIO_E_FORMAT)
+        return misbehaved(p, offset, chunk_problem(rc));
     if (rc < 0) {
         cli_error("%s: %s", rv->out, lumio_strerror(rc));
         rv->err = rc;

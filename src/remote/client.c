@@ -86,7 +86,8 @@ static int remote_defaults(lumio_remote_options *o) {
     o->stall_timeout_ms = LUMIO_MIN(o->stall_timeout_ms, o->timeout_ms);
     o->connect_timeout_ms = LUMIO_MIN(o->connect_timeout_ms, o->timeout_ms);
     const char *style = getenv("LUMIO_S3_ADDRESSING");
-    if (o->s3_style == LUMIO_S3_AUTO && style && !strcmp(style, "path")) o->s3_style = LUMIO_S3_PATH;
+    if (o->s3_style == LUMIO_S3_AUTO && style && !strcmp(style, "path"))
+        o->s3_style = LUMIO_S3_PATH;
     if (o->s3_style == LUMIO_S3_AUTO && style && !strcmp(style, "virtual"))
         o->s3_style = LUMIO_S3_VIRTUAL;
     return 0;
@@ -532,7 +533,7 @@ static void *attempt_headers(lumio_remote *rm, rreq *q) {
     lumio__range_header(&s, range, sizeof range);
     bool put = q->kind == RREQ_PUT;
     void *h = lumio__robj_headers(rm, q->obj, method(q), range[0] ? range : NULL,
-                           put ? (q->sha256[0] ? q->sha256 : "UNSIGNED-PAYLOAD") : NULL);
+                                  put ? (q->sha256[0] ? q->sha256 : "UNSIGNED-PAYLOAD") : NULL);
     /* No "Expect: 100-continue" round (libcurl would wait for it on bodies
      * from 1 MiB). */
     if (put) h = curl_slist_append(h, "Expect:");

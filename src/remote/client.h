@@ -124,7 +124,7 @@ bool lumio__robj_signed(const lumio_remote *rm, const robj *o);
 /* The headers of one request (Range, If-Match, signing): a curl_slist. A
  * PUT passes its body's SHA-256 (hex) and sends no If-Match. */
 void *lumio__robj_headers(lumio_remote *rm, robj *o, const char *method, const char *range,
-                   const char *put_sha256);
+                          const char *put_sha256);
 
 /* blocking.c */
 /* Run a request to the end on the calling thread. */

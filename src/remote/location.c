@@ -218,7 +218,7 @@ static struct curl_slist *add(struct curl_slist *l, const char *name, const char
 /* Called on the client's thread (the ETag is read under no lock: only this
  * thread writes it, in check_head, under the lock). */
 void *lumio__robj_headers(lumio_remote *rm, robj *o, const char *method, const char *range,
-                   const char *put_sha256) {
+                          const char *put_sha256) {
     struct curl_slist *l = NULL;
     char etag[128];
     memcpy(etag, o->etag, sizeof etag);
@@ -255,7 +255,8 @@ void *lumio__robj_headers(lumio_remote *rm, robj *o, const char *method, const c
                         .access_key = rm->access_key,
                         .secret_key = rm->secret_key};
     char auth[512];
-    if (lumio__sigv4_authorization(&rq, auth, sizeof auth) < 0) return l; /* the server will refuse */
+    if (lumio__sigv4_authorization(&rq, auth, sizeof auth) < 0)
+        return l; /* the server will refuse */
     for (size_t i = amz; i < nh; i++)
         if (!(l = add(l, h[i].name, h[i].value))) return NULL;
     return add(l, "Authorization", auth);

@@ -594,5 +594,6 @@ void lumio_rfile_close(lumio_rfile *f) {
 /* A failure always leaves a text for last_error(NULL) (docs/API.md). */
 int lumio_rfile_open(lumio_rfile **out, lumio_remote *rm, const char *location) {
     uint64_t mark = lumio__err_mark();
-    return lumio__err_ensure(mark, rfile_open_impl(out, rm, location), (location ? location : "(null)"));
+    return lumio__err_ensure(mark, rfile_open_impl(out, rm, location),
+                             (location ? location : "(null)"));
 }

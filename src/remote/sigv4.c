@@ -403,8 +403,8 @@ static int sign(const sigv4_request *rq, const char *date, const char *sts, char
 
 /* ---- the signer --------------------------------------------------------- */
 
-int lumio__sigv4_authorization_debug(const sigv4_request *rq, char *out, size_t out_cap, char **canonical,
-                              char **string_to_sign) {
+int lumio__sigv4_authorization_debug(const sigv4_request *rq, char *out, size_t out_cap,
+                                     char **canonical, char **string_to_sign) {
     if (canonical) *canonical = NULL;
     if (string_to_sign) *string_to_sign = NULL;
     if (!out) return -EINVAL;

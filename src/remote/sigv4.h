@@ -49,8 +49,8 @@ int lumio__sigv4_authorization(const sigv4_request *rq, char *out, size_t out_ca
 
 /* Same, also returning the malloc'd canonical request and string to sign
  * (caller frees); either pointer may be NULL. On error both are set to NULL. */
-int lumio__sigv4_authorization_debug(const sigv4_request *rq, char *out, size_t out_cap, char **canonical,
-                              char **string_to_sign);
+int lumio__sigv4_authorization_debug(const sigv4_request *rq, char *out, size_t out_cap,
+                                     char **canonical, char **string_to_sign);
 
 /* Lowercase hex SHA-256 of data (65 bytes incl. NUL); "" if libcrypto fails. */
 void lumio__sigv4_sha256_hex(const void *data, size_t len, char out[65]);

@@ -73,9 +73,9 @@ int lumio__backend_threads_create(backend **out, const backend_config *cfg);
  * from the client's thread when one finishes, to wake the engine. */
 struct lumio_remote;
 int lumio__backend_remote_create(backend **out, struct lumio_remote *rm, void (*notify)(void *),
-                          void *arg);
+                                 void *arg);
 /* The remote client's planning sizes: merge gap, largest merged read, part. */
 void lumio__backend_remote_sizes(const struct lumio_remote *rm, uint64_t *gap, uint64_t *cmax,
-                          uint64_t *part);
+                                 uint64_t *part);
 
 #endif

@@ -95,7 +95,8 @@ static int ring_create_impl(lumio_ring **out, const lumio_ring_options *opts) {
     *out = r;
     return 0;
 fail:
-    lumio__err_set(NULL, "lumio_ring_create: %s", rc == LUMIO_E_BACKEND ? "io_uring is not usable here" : lumio_strerror(rc));
+    lumio__err_set(NULL, "lumio_ring_create: %s",
+                   rc == LUMIO_E_BACKEND ? "io_uring is not usable here" : lumio_strerror(rc));
     lumio_ring_close(r);
     return rc;
 }
@@ -183,8 +184,8 @@ static int validate(lumio_ring *r, const lumio_op *ops, size_t nops) {
         for (size_t j = 0; j < op->nranges; j++) {
             const lumio_range *rg = &op->ranges[j];
             if (!lumio__zero(rg->reserved, sizeof rg->reserved))
-                return submit_error(r, -EINVAL, "op %zu range %zu: reserved fields are not zero",
-                                    i, j);
+                return submit_error(r, -EINVAL, "op %zu range %zu: reserved fields are not zero", i,
+                                    j);
             if (op->kind == LUMIO_OP_PUT) {
                 if (!rg->buf && rg->length)
                     return submit_error(r, -EINVAL, "op %zu range %zu: a put needs a buffer", i, j);
@@ -729,15 +730,17 @@ int lumio_ring_wait(lumio_ring *r, uint64_t gid, lumio_completion *out, unsigned
                  * completions of another group not yet collected. */
                 group *other = r->ready_head && r->ready_head != target ? r->ready_head : NULL;
                 if (other)
-                    lumio__err_set(&r->err,
-                             "stalled: the pool is full and group %llu has completions not yet "
-                             "collected; wait on it (or on any group) and release them",
-                             (unsigned long long)other->id);
+                    lumio__err_set(
+                        &r->err,
+                        "stalled: the pool is full and group %llu has completions not yet "
+                        "collected; wait on it (or on any group) and release them",
+                        (unsigned long long)other->id);
                 else
-                    lumio__err_set(&r->err,
-                             "stalled: all pool buffers (cap %u) are held by the caller; release "
-                             "some",
-                             r->o.max_buffers);
+                    lumio__err_set(
+                        &r->err,
+                        "stalled: all pool buffers (cap %u) are held by the caller; release "
+                        "some",
+                        r->o.max_buffers);
                 return LUMIO_E_STALLED;
             }
             break;
@@ -756,8 +759,7 @@ int lumio_ring_cancel(lumio_ring *r, uint64_t gid) {
     if (!r) return -EINVAL;
     group *g = find_group(r, gid);
     if (!g) {
-        lumio__err_set(&r->err, "cancel: no group %llu in flight",
-                 (unsigned long long)gid);
+        lumio__err_set(&r->err, "cancel: no group %llu in flight", (unsigned long long)gid);
         return -ENOENT;
     }
     /* Applied as the group moves on: ranges not yet issued end without I/O

@@ -38,7 +38,7 @@ static unsigned size_class(uint64_t size) {
 }
 
 int lumio__pool_create(lumio_pool **out, unsigned max_buffers, uint64_t max_bytes,
-                      void (*wake)(void *), void *wake_arg) {
+                       void (*wake)(void *), void *wake_arg) {
     lumio_pool *p = calloc(1, sizeof(*p));
     if (!p) return -ENOMEM;
     pthread_mutex_init(&p->mu, NULL);
@@ -166,7 +166,7 @@ void lumio__pool_destroy(lumio_pool *p) {
 }
 
 void lumio__pool_counts(lumio_pool *p, unsigned *out_buffers, uint64_t *out_bytes,
-                       uint64_t *peak_buffers, uint64_t *peak_bytes) {
+                        uint64_t *peak_buffers, uint64_t *peak_bytes) {
     pthread_mutex_lock(&p->mu);
     if (out_buffers) *out_buffers = p->out_buffers;
     if (out_bytes) *out_bytes = p->out_bytes;

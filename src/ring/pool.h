@@ -26,7 +26,7 @@ struct lumio_buffer {
 /* wake(arg) is called (from any thread) when a buffer comes back while the
  * owner said it was waiting for one (lumio__pool_get returned NULL). */
 int lumio__pool_create(lumio_pool **out, unsigned max_buffers, uint64_t max_bytes,
-                      void (*wake)(void *), void *wake_arg);
+                       void (*wake)(void *), void *wake_arg);
 /* Destroy: buffers still out stay valid and are freed when released. */
 void lumio__pool_destroy(lumio_pool *p);
 /* A buffer of at least `size` bytes with one reference, or NULL when the cap
@@ -37,6 +37,6 @@ void lumio__buffer_ref(lumio_buffer *b, unsigned n);
 /* Whether `size` can ever fit under the byte cap. */
 bool lumio__pool_fits(const lumio_pool *p, uint64_t size);
 void lumio__pool_counts(lumio_pool *p, unsigned *out_buffers, uint64_t *out_bytes,
-                       uint64_t *peak_buffers, uint64_t *peak_bytes);
+                        uint64_t *peak_buffers, uint64_t *peak_bytes);
 
 #endif

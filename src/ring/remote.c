@@ -276,7 +276,8 @@ static void rb_destroy(backend *b) {
     free(rb);
 }
 
-int lumio__backend_remote_create(backend **out, lumio_remote *rm, void (*notify)(void *), void *arg) {
+int lumio__backend_remote_create(backend **out, lumio_remote *rm, void (*notify)(void *),
+                                 void *arg) {
     rbackend *rb = calloc(1, sizeof *rb);
     if (!rb) return -ENOMEM;
     rb->rm = rm;
@@ -294,7 +295,8 @@ int lumio__backend_remote_create(backend **out, lumio_remote *rm, void (*notify)
     return 0;
 }
 
-void lumio__backend_remote_sizes(const lumio_remote *rm, uint64_t *gap, uint64_t *cmax, uint64_t *part) {
+void lumio__backend_remote_sizes(const lumio_remote *rm, uint64_t *gap, uint64_t *cmax,
+                                 uint64_t *part) {
     /* One request's result is an int: stay under 2 GiB. */
     *gap = rm->o.coalesce_gap;
     *cmax = LUMIO_MIN(rm->o.coalesce_max, 0x7ffff000u);

@@ -60,8 +60,8 @@ typedef struct chunk_enc {
 void lumio__chunk_enc_init(chunk_enc *e);
 void lumio__chunk_enc_free(chunk_enc *e);
 bool lumio__chunk_enc_empty(const chunk_enc *e);
-int lumio__chunk_enc_sample(chunk_enc *e, const gtables *g, uint64_t ts, uint64_t tid, uint8_t status,
-                     const uint32_t *ids, uint32_t depth);
+int lumio__chunk_enc_sample(chunk_enc *e, const gtables *g, uint64_t ts, uint64_t tid,
+                            uint8_t status, const uint32_t *ids, uint32_t depth);
 int lumio__chunk_enc_meta(chunk_enc *e, uint64_t ts, uint32_t key_sid, uint32_t value_sid);
 /* Seal: the chunk's bytes (header with the magic, and payload) into out,
  * which is cleared first; then the encoder starts the next chunk. */
@@ -117,6 +117,6 @@ int lumio__chunk_verify(chunk_dec *d, const uint8_t *p, size_t avail, chunk_view
 /* Replay a verified chunk: parses every record once to check it (nothing
  * is delivered from a payload that does not decode), then delivers. */
 int lumio__chunk_replay(chunk_dec *d, const chunk_view *v, chunk_sample_fn on_sample,
-                 chunk_meta_fn on_meta, void *arg);
+                        chunk_meta_fn on_meta, void *arg);
 
 #endif

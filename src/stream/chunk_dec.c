@@ -216,7 +216,7 @@ static int all_records(chunk_dec *d, const chunk_view *v, rcur c, bool deliver,
 }
 
 int lumio__chunk_replay(chunk_dec *d, const chunk_view *v, chunk_sample_fn on_sample,
-                 chunk_meta_fn on_meta, void *arg) {
+                        chunk_meta_fn on_meta, void *arg) {
     rcur c = {v->payload, v->payload + v->payload_len, false};
     int rc = read_tables(d, &c, v->t_first);
     if (rc < 0) return rc;

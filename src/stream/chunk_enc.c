@@ -8,7 +8,7 @@
 #include <zstd.h>
 
 const uint8_t lumio__stream_signature[STREAM_SIG_LEN] = {0x89, 'L', 'U', 'M', 'I', 'O', '\r', '\n',
-                                                        1,    0,   0,   0,   0,   0,   0,    0};
+                                                         1,    0,   0,   0,   0,   0,   0,    0};
 const uint8_t lumio__chunk_magic[4] = {'L', 'C', 'H', 'K'};
 
 void lumio__chunk_enc_init(chunk_enc *e) {
@@ -160,8 +160,8 @@ static uint32_t shared_suffix(const uint32_t *a, uint32_t da, const uint32_t *b,
     return c;
 }
 
-int lumio__chunk_enc_sample(chunk_enc *e, const gtables *g, uint64_t ts, uint64_t tid, uint8_t status,
-                     const uint32_t *ids, uint32_t depth) {
+int lumio__chunk_enc_sample(chunk_enc *e, const gtables *g, uint64_t ts, uint64_t tid,
+                            uint8_t status, const uint32_t *ids, uint32_t depth) {
     if (depth > LUMIO_STREAM_MAX_DEPTH) return -EINVAL;
     first_record(e, (int64_t)ts);
     int64_t ti = thread_of(e, tid, (int64_t)ts);

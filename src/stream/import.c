@@ -85,10 +85,10 @@ static void report(const line_reader *r, int rc, char *err, size_t errlen) {
     excerpt(r->buf ? r->buf : "", quote, sizeof quote);
     if (rc == LUMIO_E_FORMAT)
         lumio__fmt(err, errlen, "line %" PRIu64 " (byte %" PRIu64 "): %s: \"%s\"", r->lineno,
-                  r->line_off, r->why, quote);
+                   r->line_off, r->why, quote);
     else
         lumio__fmt(err, errlen, "line %" PRIu64 " (byte %" PRIu64 "): %s", r->lineno, r->line_off,
-                  r->why);
+                   r->why);
 }
 
 static bool is_blank(const char *s) {

@@ -60,8 +60,8 @@ static bool valid_port(const char *p) {
     return v >= 1 && v <= 65535;
 }
 
-int lumio__net_parse(const char *spec, const char *default_host, char *host, size_t hcap, char *port,
-              size_t pcap) {
+int lumio__net_parse(const char *spec, const char *default_host, char *host, size_t hcap,
+                     char *port, size_t pcap) {
     const char *colon = strrchr(spec, ':');
     const char *p = colon ? colon + 1 : spec;
     if (colon && spec[0] == '[' && colon > spec && colon[-1] != ']') /* [::1] without a port */
@@ -190,8 +190,8 @@ int lumio__net_open(netsink *ns, const char *sink, size_t max_queued) {
     bool listen_mode = !strncmp(sink, "tcp-listen:", 11);
     if (!listen_mode && strncmp(sink, "tcp:", 4)) return 0;
     const char *spec = sink + (listen_mode ? 11 : 4);
-    int rc = lumio__net_parse(spec, listen_mode ? "127.0.0.1" : NULL, ns->host, sizeof ns->host, ns->port,
-                       sizeof ns->port);
+    int rc = lumio__net_parse(spec, listen_mode ? "127.0.0.1" : NULL, ns->host, sizeof ns->host,
+                              ns->port, sizeof ns->port);
     if (rc < 0) return rc;
     ns->listen_mode = listen_mode;
     if (listen_mode) {

@@ -61,8 +61,8 @@ void lumio__net_close(netsink *ns);
 
 /* "[HOST:]PORT", "[V6]:PORT": HOST (default_host when absent; NULL: it must
  * be there) and a decimal PORT from 1 to 65535. -EINVAL, with lumio__net_error(). */
-int lumio__net_parse(const char *spec, const char *default_host, char *host, size_t hcap, char *port,
-              size_t pcap);
+int lumio__net_parse(const char *spec, const char *default_host, char *host, size_t hcap,
+                     char *port, size_t pcap);
 /* A connected, non-blocking socket, waiting at most timeout_ms, or < 0
  * (-EHOSTUNREACH for a name that does not resolve) with lumio__net_error(). */
 int lumio__net_connect(const char *host, const char *port, int timeout_ms);

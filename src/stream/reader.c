@@ -67,7 +67,8 @@ static int open_fd(lumio_stream_reader **out, int fd, bool own, const char *name
 }
 
 static int open_failed(const char *source, int rc) {
-    lumio__err_set(NULL, "%s: %s", source, lumio__net_error()[0] ? lumio__net_error() : lumio_strerror(rc));
+    lumio__err_set(NULL, "%s: %s", source,
+                   lumio__net_error()[0] ? lumio__net_error() : lumio_strerror(rc));
     return rc;
 }
 
@@ -83,7 +84,7 @@ static int connect_to(const char *hp) {
 }
 
 static int stream_reader_open_impl(lumio_stream_reader **out, const char *source,
-                             const lumio_stream_reader_options *o) {
+                                   const lumio_stream_reader_options *o) {
     if (!out) return -EINVAL;
     *out = NULL;
     if (!source) return -EINVAL;
@@ -120,7 +121,7 @@ static int stream_reader_open_impl(lumio_stream_reader **out, const char *source
 }
 
 static int stream_reader_open_fd_impl(lumio_stream_reader **out, int fd,
-                                const lumio_stream_reader_options *o) {
+                                      const lumio_stream_reader_options *o) {
     if (!out) return -EINVAL;
     *out = NULL;
     if (fd < 0) return -EBADF;
@@ -289,8 +290,8 @@ static int read_all(lumio_stream_reader *r, lumio_sample_fn on_sample, lumio_met
                     void *arg);
 
 /* A callback's positive return stops reading with -ECANCELED (docs/API.md). */
-int lumio_stream_reader_read(lumio_stream_reader *r, lumio_sample_fn on_sample, lumio_meta_fn on_meta,
-                      void *arg) {
+int lumio_stream_reader_read(lumio_stream_reader *r, lumio_sample_fn on_sample,
+                             lumio_meta_fn on_meta, void *arg) {
     if (!r) return -EINVAL;
     int rc = read_all(r, on_sample, on_meta, arg);
     if (rc == LUMIO_E_FORMAT && r->st.chunks == 0 && r->pos == 0)
@@ -380,12 +381,14 @@ void lumio_stream_reader_close(lumio_stream_reader *r) {
 int lumio_stream_reader_open(lumio_stream_reader **out, const char *source,
                              const lumio_stream_reader_options *o) {
     uint64_t mark = lumio__err_mark();
-    return lumio__err_ensure(mark, stream_reader_open_impl(out, source, o), (source ? source : "(null)"));
+    return lumio__err_ensure(mark, stream_reader_open_impl(out, source, o),
+                             (source ? source : "(null)"));
 }
 
 /* A failure always leaves a text for last_error(NULL) (docs/API.md). */
 int lumio_stream_reader_open_fd(lumio_stream_reader **out, int fd,
                                 const lumio_stream_reader_options *o) {
     uint64_t mark = lumio__err_mark();
-    return lumio__err_ensure(mark, stream_reader_open_fd_impl(out, fd, o), "lumio_stream_reader_open_fd");
+    return lumio__err_ensure(mark, stream_reader_open_fd_impl(out, fd, o),
+                             "lumio_stream_reader_open_fd");
 }

@@ -68,7 +68,8 @@ static int writer_defaults(lumio_stream_writer_options *o) {
     if (!lumio__zero(o->reserved, sizeof o->reserved))
         bad = "reserved fields are not zero";
     else if (o->flush_samples < -1 || o->flush_bytes < -1)
-        bad = o->flush_samples < -1 ? "flush_samples is out of range" : "flush_bytes is out of range";
+        bad =
+            o->flush_samples < -1 ? "flush_samples is out of range" : "flush_bytes is out of range";
     else if (o->zstd_level < -1 || o->zstd_level > 22)
         bad = "zstd_level must be -1 (none), 0 (default) or 1 to 22";
     if (bad) {
@@ -358,7 +359,8 @@ static int open_tcp(lumio_stream_writer **out, const char *sink,
     lumio__net_error_clear();
     int rc = lumio__net_open(&w->net, sink, o->tcp_buffer);
     if (rc <= 0) {
-        lumio__err_set(NULL, "%s: %s", sink, lumio__net_error()[0] ? lumio__net_error() : lumio_strerror(rc));
+        lumio__err_set(NULL, "%s: %s", sink,
+                       lumio__net_error()[0] ? lumio__net_error() : lumio_strerror(rc));
         lumio__net_close(&w->net);
         free(w);
         return rc < 0 ? rc : -EINVAL;
@@ -450,7 +452,7 @@ static int with_timer(int rc, lumio_stream_writer **out) {
 }
 
 static int stream_writer_open_impl(lumio_stream_writer **out, const char *sink,
-                             const lumio_stream_writer_options *opts) {
+                                   const lumio_stream_writer_options *opts) {
     if (!out) return -EINVAL;
     *out = NULL;
     if (!sink) return -EINVAL;
@@ -462,7 +464,7 @@ static int stream_writer_open_impl(lumio_stream_writer **out, const char *sink,
 }
 
 static int stream_writer_open_fd_impl(lumio_stream_writer **out, int fd,
-                                const lumio_stream_writer_options *opts) {
+                                      const lumio_stream_writer_options *opts) {
     if (!out) return -EINVAL;
     *out = NULL;
     if (fd < 0) return -EBADF;
@@ -561,7 +563,7 @@ int lumio_stream_writer_intern_frame(lumio_stream_writer *w, const lumio_frame *
 }
 
 int lumio_stream_writer_write_ids(lumio_stream_writer *w, uint64_t ts, uint64_t tid, uint8_t status,
-                           const uint32_t *ids, uint32_t depth) {
+                                  const uint32_t *ids, uint32_t depth) {
     LOCKED(w, write_ids_locked(w, ts, tid, status, ids, depth));
 }
 
@@ -570,7 +572,7 @@ int lumio_stream_writer_write_sample(lumio_stream_writer *w, const lumio_sample 
 }
 
 int lumio_stream_writer_write_meta(lumio_stream_writer *w, uint64_t ts, const char *key,
-                            const char *value) {
+                                   const char *value) {
     LOCKED(w, write_meta_locked(w, ts, key, value));
 }
 
@@ -705,12 +707,14 @@ void lumio_stream_writer_close(lumio_stream_writer *w) {
 int lumio_stream_writer_open(lumio_stream_writer **out, const char *sink,
                              const lumio_stream_writer_options *opts) {
     uint64_t mark = lumio__err_mark();
-    return lumio__err_ensure(mark, stream_writer_open_impl(out, sink, opts), (sink ? sink : "(null)"));
+    return lumio__err_ensure(mark, stream_writer_open_impl(out, sink, opts),
+                             (sink ? sink : "(null)"));
 }
 
 /* A failure always leaves a text for last_error(NULL) (docs/API.md). */
 int lumio_stream_writer_open_fd(lumio_stream_writer **out, int fd,
                                 const lumio_stream_writer_options *opts) {
     uint64_t mark = lumio__err_mark();
-    return lumio__err_ensure(mark, stream_writer_open_fd_impl(out, fd, opts), "lumio_stream_writer_open_fd");
+    return lumio__err_ensure(mark, stream_writer_open_fd_impl(out, fd, opts),
+                             "lumio_stream_writer_open_fd");
 }

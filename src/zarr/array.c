@@ -47,14 +47,16 @@ void lumio_zarr_get_info(const lumio_zarr *z, lumio_zarr_info *info) {
 
 void lumio_zarr_get_stats(const lumio_zarr *z, lumio_zarr_stats *s) {
     memset(s, 0, sizeof *s);
-    if (z->cache) lumio__zarr_cache_stats(z->cache, &s->cache_hits, &s->cache_misses, &s->cache_bytes);
+    if (z->cache)
+        lumio__zarr_cache_stats(z->cache, &s->cache_hits, &s->cache_misses, &s->cache_bytes);
 }
 
 /* ---- opening -------------------------------------------------------------------- */
 
 int lumio_zarr_open(lumio_zarr **out, const char *location, const lumio_zarr_options *opts) {
     if (!out) return -EINVAL;
-    return lumio__zarr_published(NULL, lumio__zarr_begin(NULL) ? 0 : lumio__zarr_open_meta(out, location, opts, NULL, 0));
+    return lumio__zarr_published(
+        NULL, lumio__zarr_begin(NULL) ? 0 : lumio__zarr_open_meta(out, location, opts, NULL, 0));
 }
 
 /* A new handle for the array at location (its base without trailing '/'). */
@@ -124,8 +126,8 @@ static int fetch_meta(lumio_zarr *z) {
 static int read_meta(lumio_zarr *z, const char *meta, int format) {
     if (!meta) return fetch_meta(z);
     char why[512] = "";
-    int rc =
-        (format == 2 ? lumio__zarr_parse_v2 : lumio__zarr_parse_v3)(meta, strlen(meta), &z->m, why, sizeof why);
+    int rc = (format == 2 ? lumio__zarr_parse_v2 : lumio__zarr_parse_v3)(meta, strlen(meta), &z->m,
+                                                                         why, sizeof why);
     if (rc < 0) snprintf(z->err, sizeof z->err, "%s: %s", z->base, why);
     return rc;
 }
@@ -148,7 +150,7 @@ static int open_caches(lumio_zarr *z, uint64_t cache_bytes) {
 }
 
 int lumio__zarr_open_meta(lumio_zarr **out, const char *location, const lumio_zarr_options *opts,
-                   const char *meta, int format) {
+                          const char *meta, int format) {
     *out = NULL;
     lumio_zarr_options o = {0};
     if (opts) o = *opts;
@@ -286,8 +288,8 @@ static int batch_collect(batch *b, int rc) {
     return rc;
 }
 
-static int zarr_read_batch(lumio_zarr *z, size_t n, const uint64_t *starts,
-                           const uint64_t *shape, void *const *bufs) {
+static int zarr_read_batch(lumio_zarr *z, size_t n, const uint64_t *starts, const uint64_t *shape,
+                           void *const *bufs) {
     batch b = {.z = z};
     bool own_ic;
     /* A sharded array: each region's shard indexes are read first (those
@@ -314,5 +316,6 @@ int lumio_zarr_read(lumio_zarr *z, const uint64_t *start, const uint64_t *shape,
 int lumio_zarr_read_batch(lumio_zarr *z, size_t n, const uint64_t *starts, const uint64_t *shape,
                           void *const *bufs) {
     if (!z) return -EINVAL;
-    return lumio__zarr_published(z, lumio__zarr_begin(z) ? 0 : zarr_read_batch(z, n, starts, shape, bufs));
+    return lumio__zarr_published(
+        z, lumio__zarr_begin(z) ? 0 : zarr_read_batch(z, n, starts, shape, bufs));
 }

@@ -17,7 +17,7 @@
 enum { STREAM_BYTES = 32u << 20 };
 
 int lumio__region_init(region *x, lumio_zarr *z, const zarr_meta *m, const uint64_t *start,
-                const uint64_t *shape, void *buf) {
+                       const uint64_t *shape, void *buf) {
     memset(x, 0, sizeof *x);
     const lumio_zarr_info *info = &m->info;
     x->m = m;

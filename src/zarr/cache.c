@@ -215,7 +215,8 @@ uint64_t lumio__zarr_cache_gen(zarr_cache *c) {
     return g;
 }
 
-void lumio__zarr_cache_add(zarr_cache *c, uint64_t key, uint8_t *data, uint64_t bytes, uint64_t gen) {
+void lumio__zarr_cache_add(zarr_cache *c, uint64_t key, uint8_t *data, uint64_t bytes,
+                           uint64_t gen) {
     centry *e = bytes + sizeof *e <= c->budget ? malloc(sizeof *e) : NULL;
     if (!e) {
         lumio__zarr_cache_release(c, data);
@@ -245,7 +246,7 @@ void lumio__zarr_cache_add(zarr_cache *c, uint64_t key, uint8_t *data, uint64_t 
 }
 
 void lumio__zarr_cache_forget(zarr_cache *c, const zarr_meta *grid, const uint64_t *start,
-                       const uint64_t *shape) {
+                              const uint64_t *shape) {
     const lumio_zarr_info *in = &grid->info;
     uint64_t lo[LUMIO_ZARR_MAX_DIMS], hi[LUMIO_ZARR_MAX_DIMS], dims[LUMIO_ZARR_MAX_DIMS];
     for (unsigned d = 0; d < in->ndim; d++) {

@@ -328,12 +328,12 @@ static void undelta(const codec *k, uint8_t *p, size_t bytes, unsigned size) {
 }
 
 int lumio__zarr_decode(const zarr_meta *m, const uint8_t *src, size_t len, uint8_t *out, char *err,
-                size_t errlen) {
+                       size_t errlen) {
     return lumio__zarr_decode_prefix(m, src, len, out, m->chunk_bytes, err, errlen);
 }
 
 int lumio__zarr_decode_prefix(const zarr_meta *m, const uint8_t *src, size_t len, uint8_t *out,
-                       size_t need, char *err, size_t errlen) {
+                              size_t need, char *err, size_t errlen) {
     size_t cap = m->chunk_bytes;
     need = LUMIO_MIN(need, cap);
     if (m->sharded) return lumio__zarr_decode_shard(m, src, len, out, err, errlen);
@@ -451,7 +451,7 @@ static int compress_chunk(const codec *k, const uint8_t *src, size_t len, uint8_
 }
 
 int lumio__zarr_encode(const zarr_meta *m, uint8_t *chunk, uint8_t **out, size_t *outlen, char *err,
-                size_t errlen) {
+                       size_t errlen) {
     size_t cap = 0;
     *out = NULL;
     int rc = lumio__zarr_encode_into(m, chunk, out, &cap, outlen, err, errlen);
@@ -462,8 +462,8 @@ int lumio__zarr_encode(const zarr_meta *m, uint8_t *chunk, uint8_t **out, size_t
     return rc;
 }
 
-int lumio__zarr_encode_into(const zarr_meta *m, uint8_t *chunk, uint8_t **out, size_t *cap, size_t *outlen,
-                     char *err, size_t errlen) {
+int lumio__zarr_encode_into(const zarr_meta *m, uint8_t *chunk, uint8_t **out, size_t *cap,
+                            size_t *outlen, char *err, size_t errlen) {
     size_t len = m->chunk_bytes;
     if (m->sharded) {
         uint8_t *shard;

@@ -236,7 +236,8 @@ static int meta_of(zarr_meta *m, const lumio_zarr_create_options *o, char *err, 
     memcpy(in->chunks, o->chunks, sizeof in->chunks);
     if ((rc = set_dtype(in, o->dtype ? o->dtype : "<f8", err, errlen))) return rc;
     in->fortran_order = o->fortran_order != 0; /* (1-d: the same bytes either way) */
-    if ((rc = lumio__zarr_fill_from_text(o->fill_value ? o->fill_value : "0", in, err, errlen))) return rc;
+    if ((rc = lumio__zarr_fill_from_text(o->fill_value ? o->fill_value : "0", in, err, errlen)))
+        return rc;
     m->sep = o->separator ? o->separator : o->format == 2 ? '.' : '/';
     m->v3_c = o->format == 3;
     if ((rc = set_codecs(m, o, err, errlen)) || (rc = set_shards(m, o, err, errlen))) return rc;
@@ -270,12 +271,12 @@ static int zarr_create(lumio_zarr **out, const char *path, const lumio_zarr_crea
     if (rc == 0 && !text) rc = -ENOMEM;
     /* Round trip through the parser: the document must open as written. */
     if (rc == 0)
-        rc = (o->format == 2 ? lumio__zarr_parse_v2 : lumio__zarr_parse_v3)(text, strlen(text), &back, err,
-                                                              sizeof err);
+        rc = (o->format == 2 ? lumio__zarr_parse_v2 : lumio__zarr_parse_v3)(text, strlen(text),
+                                                                            &back, err, sizeof err);
     bool made = false, defer = o->defer_metadata != 0;
     if (rc == 0)
         rc = lumio__zarr_put_meta(path, o->format, defer ? NULL : text, zo ? zo->ring : NULL,
-                           zo ? zo->remote : NULL, &made, err, sizeof err);
+                                  zo ? zo->remote : NULL, &made, err, sizeof err);
     if (rc) {
         free(text);
         snprintf(lumio__zarr_open_error(), 1024, "%s", err);
@@ -289,8 +290,8 @@ static int zarr_create(lumio_zarr **out, const char *path, const lumio_zarr_crea
 static int zarr_commit(lumio_zarr *z) {
     if (!z->pending_meta) return 0;
     char err[512] = "";
-    int rc = lumio__zarr_put_meta(z->base, z->pending_format, z->pending_meta, z->ring, NULL, NULL, err,
-                           sizeof err);
+    int rc = lumio__zarr_put_meta(z->base, z->pending_format, z->pending_meta, z->ring, NULL, NULL,
+                                  err, sizeof err);
     if (rc < 0) {
         snprintf(z->err, sizeof z->err, "%s", err);
         return rc;
@@ -298,6 +299,16 @@ static int zarr_commit(lumio_zarr *z) {
     free(z->pending_meta);
     z->pending_meta = NULL;
     return 0;
+}
+
+/* Both option structs' reserved space, before anything is written. */
+int lumio__zarr_check_reserved(const lumio_zarr_create_options *o, const lumio_zarr_options *zo) {
+    const char *bad = !lumio__zero(o->reserved, sizeof o->reserved) ? "lumio_zarr_create_options"
+                      : zo && !lumio__zero(zo->reserved, sizeof zo->reserved) ? "lumio_zarr_options"
+                                                                              : NULL;
+    if (!bad) return 0;
+    snprintf(lumio__zarr_open_error(), 1024, "%s: reserved fields are not zero", bad);
+    return -EINVAL;
 }
 
 int lumio_zarr_create(lumio_zarr **out, const char *path, const lumio_zarr_create_options *opts,
@@ -309,19 +320,14 @@ int lumio_zarr_create(lumio_zarr **out, const char *path, const lumio_zarr_creat
         return lumio__zarr_published(NULL, -EINVAL);
     }
     lumio_zarr_create_options o = *opts;
-    const char *bad = !lumio__zero(o.reserved, sizeof o.reserved) ? "lumio_zarr_create_options"
-                      : zo && !lumio__zero(zo->reserved, sizeof zo->reserved) ? "lumio_zarr_options"
-                                                                                  : NULL;
-    if (bad) { /* before anything is written */
-        snprintf(lumio__zarr_open_error(), 1024, "%s: reserved fields are not zero", bad);
-        return lumio__zarr_published(NULL, -EINVAL);
-    }
+    if (lumio__zarr_check_reserved(&o, zo) < 0) return lumio__zarr_published(NULL, -EINVAL);
     /* Zero is the default (docs/API.md): v2, numpy's float64, zstd:3, 0. */
     if (o.format == 0) o.format = 2;
     if (!o.dtype) o.dtype = "<f8";
     if (!o.codec) o.codec = "zstd:3";
     if (!o.fill_value) o.fill_value = "0";
-    return lumio__zarr_published(NULL, lumio__zarr_begin(NULL) ? 0 : zarr_create(out, path, &o, zo));
+    return lumio__zarr_published(NULL,
+                                 lumio__zarr_begin(NULL) ? 0 : zarr_create(out, path, &o, zo));
 }
 
 int lumio_zarr_commit(lumio_zarr *z) {

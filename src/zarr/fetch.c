@@ -25,12 +25,13 @@ int lumio__zarr_decode_landed(region *x, lumio_completion *c, uint8_t *into) {
     /* Into place: only as far as the region reaches into the chunk, unless
      * the cache keeps it. */
     uint64_t need = into || kept ? m->chunk_bytes : lumio__region_chunk_need(x, cc);
-    int rc =
-        chunk ? lumio__zarr_decode_prefix(m, c->data, c->length, chunk, need, why, sizeof why) : -ENOMEM;
+    int rc = chunk ? lumio__zarr_decode_prefix(m, c->data, c->length, chunk, need, why, sizeof why)
+                   : -ENOMEM;
     if (rc == 0 && !into) {
         lumio__region_to_buf(x, cc, chunk);
         if (kept) {
-            lumio__zarr_cache_add(cache, lumio__zarr_chunk_linear(m, cc), kept, m->chunk_bytes, x->cache_gen);
+            lumio__zarr_cache_add(cache, lumio__zarr_chunk_linear(m, cc), kept, m->chunk_bytes,
+                                  x->cache_gen);
             kept = chunk = NULL;
         }
     } else if (rc < 0) {
@@ -102,7 +103,8 @@ bool lumio__zarr_cached(const region *x, uint64_t i) {
     lumio__region_chunk(x, i, cc);
     centry *pin;
     uint64_t bytes;
-    const uint8_t *chunk = lumio__zarr_cache_pin(cache, lumio__zarr_chunk_linear(x->m, cc), &bytes, &pin);
+    const uint8_t *chunk =
+        lumio__zarr_cache_pin(cache, lumio__zarr_chunk_linear(x->m, cc), &bytes, &pin);
     if (!chunk) return false;
     lumio__region_to_buf(x, cc, chunk); /* outside the cache's lock: the workers go on adding */
     lumio__zarr_cache_unpin(cache, pin);
@@ -160,8 +162,8 @@ static int submit_batch(lumio_zarr *z, region *x, op_batch *b, uint64_t batch, u
     return rc;
 }
 
-int lumio__zarr_fetch_chunks(lumio_zarr *z, region *x, uint64_t first, uint64_t n, lumio_compute_fn fn,
-                      const uint64_t *which) {
+int lumio__zarr_fetch_chunks(lumio_zarr *z, region *x, uint64_t first, uint64_t n,
+                             lumio_compute_fn fn, const uint64_t *which) {
     lumio_group_options go;
     go = (lumio_group_options){0};
     go.compute = fn;
@@ -221,7 +223,8 @@ int lumio__zarr_submit_region(lumio_zarr *z, region *x, uint64_t *g) {
         rc = lumio_ring_submit(z->ring, b.ops, k, &go, g);
     }
     if (rc < 0)
-        lumio__region_error(x, rc, rc == -ENOMEM ? "out of memory" : lumio_ring_last_error(z->ring, LUMIO__ERRBUF));
+        lumio__region_error(
+            x, rc, rc == -ENOMEM ? "out of memory" : lumio_ring_last_error(z->ring, LUMIO__ERRBUF));
     batch_free(&b);
     return rc;
 }

@@ -113,8 +113,10 @@ static int parse_blosc(json_t *c, codec *k, unsigned itemsize, bool v3, char *er
     k->id = CODEC_BLOSC;
     int ts, bs;
     if ((rc = lumio__zarr_get_int(c, "clevel", "blosc.clevel", 0, 9, 5, &k->level, err, errlen)) ||
-        (rc = lumio__zarr_get_int(c, "typesize", "blosc.typesize", 1, 255, itemsize, &ts, err, errlen)) ||
-        (rc = lumio__zarr_get_int(c, "blocksize", "blosc.blocksize", 0, INT32_MAX, 0, &bs, err, errlen)))
+        (rc = lumio__zarr_get_int(c, "typesize", "blosc.typesize", 1, 255, itemsize, &ts, err,
+                                  errlen)) ||
+        (rc = lumio__zarr_get_int(c, "blocksize", "blosc.blocksize", 0, INT32_MAX, 0, &bs, err,
+                                  errlen)))
         return rc;
     k->typesize = (unsigned)ts;
     json_t *shuffle = json_object_get(c, "shuffle");
@@ -130,7 +132,7 @@ static int parse_blosc(json_t *c, codec *k, unsigned itemsize, bool v3, char *er
             return LUMIO_E_FORMAT;
         }
     } else if ((rc = lumio__zarr_get_int(c, "shuffle", "blosc.shuffle", -1, 2, 1, &k->shuffle, err,
-                                  errlen))) {
+                                         errlen))) {
         return rc;
     }
     if (k->shuffle == -1) k->shuffle = itemsize == 1 ? 2 : 1; /* numcodecs AUTOSHUFFLE */
@@ -148,12 +150,13 @@ static int v2_compressor(json_t *root, zarr_meta *m, char *err, size_t errlen) {
     if (!strcmp(id, "blosc")) return parse_blosc(comp, k, m->info.itemsize, false, err, errlen);
     if (!strcmp(id, "zstd")) {
         k->id = CODEC_ZSTD;
-        return lumio__zarr_get_int(comp, "level", "compressor.level", -131072, 22, 1, &k->level, err,
-                            errlen);
+        return lumio__zarr_get_int(comp, "level", "compressor.level", -131072, 22, 1, &k->level,
+                                   err, errlen);
     }
     if (!strcmp(id, "zlib") || !strcmp(id, "gzip")) {
         k->id = id[0] == 'z' ? CODEC_ZLIB : CODEC_GZIP;
-        return lumio__zarr_get_int(comp, "level", "compressor.level", -1, 9, 1, &k->level, err, errlen);
+        return lumio__zarr_get_int(comp, "level", "compressor.level", -1, 9, 1, &k->level, err,
+                                   errlen);
     }
     snprintf(err, errlen, "compressor: unsupported codec %s", lumio__zarr_show(id).s);
     return LUMIO_E_UNSUPPORTED;
@@ -210,10 +213,10 @@ int lumio__zarr_parse_v2(const char *text, size_t len, zarr_meta *m, char *err, 
     if ((rc = lumio__zarr_check_format(root, 2, err, errlen))) goto out;
     unsigned nd, nc;
     if ((rc = lumio__zarr_parse_dims(json_object_get(root, "shape"), info->shape, &nd, "shape", err,
-                              errlen)))
+                                     errlen)))
         goto out;
-    if ((rc = lumio__zarr_parse_dims(json_object_get(root, "chunks"), info->chunks, &nc, "chunks", err,
-                              errlen)))
+    if ((rc = lumio__zarr_parse_dims(json_object_get(root, "chunks"), info->chunks, &nc, "chunks",
+                                     err, errlen)))
         goto out;
     if (nd != nc) FAIL(LUMIO_E_FORMAT, "chunks: %u dimensions for a shape of %u", nc, nd);
     info->ndim = nd;
@@ -230,8 +233,8 @@ int lumio__zarr_parse_v2(const char *text, size_t len, zarr_meta *m, char *err, 
     info->fortran_order = order[0] == 'F';
     /* The separator goes into every key: only the two the spec names, so
      * no key can climb out of the array ("..", "/", "\"). */
-    if ((rc = lumio__zarr_get_str(root, "dimension_separator", "dimension_separator", false, &sep, err,
-                           errlen)))
+    if ((rc = lumio__zarr_get_str(root, "dimension_separator", "dimension_separator", false, &sep,
+                                  err, errlen)))
         goto out;
     if (sep && strcmp(sep, ".") && strcmp(sep, "/"))
         FAIL(LUMIO_E_UNSUPPORTED, "dimension_separator: %s is not \".\" or \"/\"",
@@ -262,7 +265,8 @@ static int v3_transpose(json_t *conf, codec *k, lumio_zarr_info *info, const cha
     for (unsigned i = 0; i < info->ndim; i++) {
         json_t *v = json_array_get(o, i);
         long long d;
-        if (!lumio__zarr_json_whole(v, &d) || d < 0 || d >= (long long)info->ndim || (seen >> d) & 1) {
+        if (!lumio__zarr_json_whole(v, &d) || d < 0 || d >= (long long)info->ndim ||
+            (seen >> d) & 1) {
             snprintf(err, errlen, "%s: transpose order is not a permutation", field);
             return LUMIO_E_FORMAT;
         }
@@ -307,7 +311,8 @@ static int v3_codec(json_t *c, zarr_meta *m, char *err, size_t errlen) {
         if ((rc = lumio__zarr_get_str(conf, "endian", sub, false, &e, err, errlen))) return rc;
         k->id = CODEC_BYTES;
         if (e && strcmp(e, "big") && strcmp(e, "little")) {
-            snprintf(err, errlen, "%s: endian %s is not big or little", field, lumio__zarr_show(e).s);
+            snprintf(err, errlen, "%s: endian %s is not big or little", field,
+                     lumio__zarr_show(e).s);
             return LUMIO_E_FORMAT;
         }
         k->big_endian = e && !strcmp(e, "big");
@@ -320,12 +325,13 @@ static int v3_codec(json_t *c, zarr_meta *m, char *err, size_t errlen) {
         json_t *ck = json_object_get(conf, "checksum");
         if (ck && !json_is_boolean(ck))
             return lumio__zarr_bad_type("zstd.checksum", "a boolean", ck, err, errlen);
-        if ((rc =
-                 lumio__zarr_get_int(conf, "level", "zstd.level", -131072, 22, 0, &k->level, err, errlen)))
+        if ((rc = lumio__zarr_get_int(conf, "level", "zstd.level", -131072, 22, 0, &k->level, err,
+                                      errlen)))
             return rc;
     } else if (!strcmp(name, "gzip")) {
         k->id = CODEC_GZIP;
-        if ((rc = lumio__zarr_get_int(conf, "level", "gzip.level", 0, 9, 6, &k->level, err, errlen)))
+        if ((rc =
+                 lumio__zarr_get_int(conf, "level", "gzip.level", 0, 9, 6, &k->level, err, errlen)))
             return rc;
     } else if (!strcmp(name, "blosc")) {
         if ((rc = parse_blosc(conf, k, info->itemsize, true, err, errlen))) return rc;
@@ -411,9 +417,10 @@ static int parse_sharding(json_t *conf, zarr_meta *m, char *err, size_t errlen) 
     lumio_zarr_info *info = &m->info;
     unsigned n;
     if (!json_is_object(conf))
-        return lumio__zarr_bad_type("sharding_indexed.configuration", "an object", conf, err, errlen);
+        return lumio__zarr_bad_type("sharding_indexed.configuration", "an object", conf, err,
+                                    errlen);
     int rc = lumio__zarr_parse_dims(json_object_get(conf, "chunk_shape"), m->inner, &n,
-                             "sharding_indexed.chunk_shape", err, errlen);
+                                    "sharding_indexed.chunk_shape", err, errlen);
     if (rc) return rc;
     if (n != info->ndim) {
         snprintf(err, errlen, "sharding_indexed.chunk_shape: %u dimensions for %u", n, info->ndim);
@@ -466,8 +473,8 @@ static int parse_sharding(json_t *conf, zarr_meta *m, char *err, size_t errlen) 
     info->fortran_order = t.info.fortran_order; /* of the inner chunks */
     if ((rc = index_codecs(conf, m, err, errlen))) return rc;
     const char *loc;
-    if ((rc = lumio__zarr_get_str(conf, "index_location", "sharding_indexed.index_location", false, &loc,
-                           err, errlen)))
+    if ((rc = lumio__zarr_get_str(conf, "index_location", "sharding_indexed.index_location", false,
+                                  &loc, err, errlen)))
         return rc;
     if (loc && strcmp(loc, "start") && strcmp(loc, "end")) {
         snprintf(err, errlen, "sharding_indexed.index_location: %s is not start or end",
@@ -485,16 +492,17 @@ static int parse_sharding(json_t *conf, zarr_meta *m, char *err, size_t errlen) 
 static int key_encoding(json_t *root, zarr_meta *m, char *err, size_t errlen) {
     json_t *kenc, *kconf;
     const char *kname = NULL, *ksep = NULL;
-    int rc =
-        lumio__zarr_get_obj(root, "chunk_key_encoding", "chunk_key_encoding", false, &kenc, err, errlen);
+    int rc = lumio__zarr_get_obj(root, "chunk_key_encoding", "chunk_key_encoding", false, &kenc,
+                                 err, errlen);
     if (!rc && kenc)
-        rc = lumio__zarr_get_str(kenc, "name", "chunk_key_encoding.name", true, &kname, err, errlen);
+        rc =
+            lumio__zarr_get_str(kenc, "name", "chunk_key_encoding.name", true, &kname, err, errlen);
     if (!rc)
-        rc = lumio__zarr_get_obj(kenc, "configuration", "chunk_key_encoding.configuration", false, &kconf,
-                          err, errlen);
+        rc = lumio__zarr_get_obj(kenc, "configuration", "chunk_key_encoding.configuration", false,
+                                 &kconf, err, errlen);
     if (!rc)
-        rc = lumio__zarr_get_str(kconf, "separator", "chunk_key_encoding.configuration.separator", false,
-                          &ksep, err, errlen);
+        rc = lumio__zarr_get_str(kconf, "separator", "chunk_key_encoding.configuration.separator",
+                                 false, &ksep, err, errlen);
     if (rc) return rc;
     if (kname && !strcmp(kname, "v2")) {
         m->sep = '.';
@@ -544,11 +552,11 @@ static int v3_grid(json_t *root, zarr_meta *m, unsigned *nc, char *err, size_t e
         snprintf(err, errlen, "chunk_grid: %s is not regular", lumio__zarr_show(gname).s);
         return LUMIO_E_UNSUPPORTED;
     }
-    if ((rc = lumio__zarr_get_obj(grid, "configuration", "chunk_grid.configuration", true, &gconf, err,
-                           errlen)))
+    if ((rc = lumio__zarr_get_obj(grid, "configuration", "chunk_grid.configuration", true, &gconf,
+                                  err, errlen)))
         return rc;
     return lumio__zarr_parse_dims(json_object_get(gconf, "chunk_shape"), m->info.chunks, nc,
-                           "chunk_grid.configuration.chunk_shape", err, errlen);
+                                  "chunk_grid.configuration.chunk_shape", err, errlen);
 }
 
 int lumio__zarr_parse_v3(const char *text, size_t len, zarr_meta *m, char *err, size_t errlen) {
@@ -560,12 +568,13 @@ int lumio__zarr_parse_v3(const char *text, size_t len, zarr_meta *m, char *err, 
     info->format = 3;
     if ((rc = lumio__zarr_check_format(root, 3, err, errlen))) goto out;
     const char *nt;
-    if ((rc = lumio__zarr_get_str(root, "node_type", "node_type", true, &nt, err, errlen))) goto out;
+    if ((rc = lumio__zarr_get_str(root, "node_type", "node_type", true, &nt, err, errlen)))
+        goto out;
     if (strcmp(nt, "array"))
         FAIL(LUMIO_E_UNSUPPORTED, "node_type: %s is not array", lumio__zarr_show(nt).s);
     unsigned nd, nc;
     if ((rc = lumio__zarr_parse_dims(json_object_get(root, "shape"), info->shape, &nd, "shape", err,
-                              errlen)))
+                                     errlen)))
         goto out;
     if ((rc = v3_grid(root, m, &nc, err, errlen))) goto out;
     if (nd != nc) FAIL(LUMIO_E_FORMAT, "chunk_shape: %u dimensions for a shape of %u", nc, nd);

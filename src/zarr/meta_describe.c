@@ -28,7 +28,8 @@ static void describe(const codec *k, char *s, size_t cap) {
         snprintf(s, cap, "gzip:%d", k->level);
         break;
     case CODEC_BLOSC:
-        snprintf(s, cap, "blosc:%s:%d:%s", k->cname, k->level, lumio__zarr_shuffle_name(k->shuffle));
+        snprintf(s, cap, "blosc:%s:%d:%s", k->cname, k->level,
+                 lumio__zarr_shuffle_name(k->shuffle));
         break;
     case CODEC_DELTA:
         snprintf(s, cap, "delta");

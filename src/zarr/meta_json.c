@@ -76,14 +76,15 @@ const char *lumio__zarr_jtype(const json_t *v) {
     }
 }
 
-int lumio__zarr_bad_type(const char *field, const char *want, const json_t *v, char *err, size_t errlen) {
+int lumio__zarr_bad_type(const char *field, const char *want, const json_t *v, char *err,
+                         size_t errlen) {
     snprintf(err, errlen, "%s: must be %s, not %s", field, want, lumio__zarr_jtype(v));
     return LUMIO_E_FORMAT;
 }
 
 /* obj[key] as a string; NULL when absent or null unless required. */
-int lumio__zarr_get_str(json_t *obj, const char *key, const char *field, bool required, const char **out,
-                 char *err, size_t errlen) {
+int lumio__zarr_get_str(json_t *obj, const char *key, const char *field, bool required,
+                        const char **out, char *err, size_t errlen) {
     json_t *v = json_object_get(obj, key);
     *out = NULL;
     if ((!v || json_is_null(v)) && !required) return 0;
@@ -106,8 +107,8 @@ bool lumio__zarr_json_whole(json_t *v, long long *out) {
 }
 
 /* obj[key] as an integer in [lo, hi]; dflt when absent (or null). */
-int lumio__zarr_get_int(json_t *obj, const char *key, const char *field, long lo, long hi, long dflt,
-                 int *out, char *err, size_t errlen) {
+int lumio__zarr_get_int(json_t *obj, const char *key, const char *field, long lo, long hi,
+                        long dflt, int *out, char *err, size_t errlen) {
     json_t *v = json_object_get(obj, key);
     if (!v || json_is_null(v)) {
         *out = (int)dflt;
@@ -124,8 +125,8 @@ int lumio__zarr_get_int(json_t *obj, const char *key, const char *field, long lo
 }
 
 /* obj[key] as an object (or NULL when absent or null and not required). */
-int lumio__zarr_get_obj(json_t *obj, const char *key, const char *field, bool required, json_t **out,
-                 char *err, size_t errlen) {
+int lumio__zarr_get_obj(json_t *obj, const char *key, const char *field, bool required,
+                        json_t **out, char *err, size_t errlen) {
     json_t *v = json_object_get(obj, key);
     *out = NULL;
     if ((!v || json_is_null(v)) && !required) return 0;
@@ -171,7 +172,7 @@ int lumio__zarr_check_format(json_t *root, uint64_t want, char *err, size_t errl
 }
 
 int lumio__zarr_parse_dims(json_t *a, uint64_t *out, unsigned *n, const char *field, char *err,
-                    size_t errlen) {
+                           size_t errlen) {
     if (!json_is_array(a) || json_array_size(a) > LUMIO_ZARR_MAX_DIMS) {
         snprintf(err, errlen, "%s: must be a list of at most %d integers, not %s", field,
                  LUMIO_ZARR_MAX_DIMS, json_is_array(a) ? "a longer list" : lumio__zarr_jtype(a));

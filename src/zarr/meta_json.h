@@ -26,23 +26,24 @@ typedef struct zarr_shown {
 zarr_shown lumio__zarr_show(const char *s);
 /* What a value is, as a message names it ("a list", "missing"). */
 const char *lumio__zarr_jtype(const json_t *v);
-int lumio__zarr_bad_type(const char *field, const char *want, const json_t *v, char *err, size_t errlen);
+int lumio__zarr_bad_type(const char *field, const char *want, const json_t *v, char *err,
+                         size_t errlen);
 
 /* A non-negative integer: an integer, or a whole real below 2^53. */
 bool lumio__zarr_json_uint(json_t *v, uint64_t *out);
 /* An integer, or a whole real within 2^53. */
 bool lumio__zarr_json_whole(json_t *v, long long *out);
 /* obj[key] as a string (NULL when absent or null, unless required). */
-int lumio__zarr_get_str(json_t *obj, const char *key, const char *field, bool required, const char **out,
-                 char *err, size_t errlen);
+int lumio__zarr_get_str(json_t *obj, const char *key, const char *field, bool required,
+                        const char **out, char *err, size_t errlen);
 /* obj[key] as an integer in [lo, hi]; dflt when absent or null. */
-int lumio__zarr_get_int(json_t *obj, const char *key, const char *field, long lo, long hi, long dflt,
-                 int *out, char *err, size_t errlen);
+int lumio__zarr_get_int(json_t *obj, const char *key, const char *field, long lo, long hi,
+                        long dflt, int *out, char *err, size_t errlen);
 /* obj[key] as an object (NULL when absent or null, unless required). */
-int lumio__zarr_get_obj(json_t *obj, const char *key, const char *field, bool required, json_t **out,
-                 char *err, size_t errlen);
+int lumio__zarr_get_obj(json_t *obj, const char *key, const char *field, bool required,
+                        json_t **out, char *err, size_t errlen);
 /* A list of at most LUMIO_ZARR_MAX_DIMS non-negative integers. */
 int lumio__zarr_parse_dims(json_t *a, uint64_t *out, unsigned *n, const char *field, char *err,
-                    size_t errlen);
+                           size_t errlen);
 
 #endif

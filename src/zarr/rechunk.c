@@ -355,17 +355,15 @@ int lumio_zarr_rechunk(const char *src, const char *dst, const lumio_zarr_create
                        const lumio_zarr_options *zo, uint64_t memory, lumio_progress_fn progress,
                        void *arg) {
     if (!src || !dst || !opts) {
-        snprintf(lumio__zarr_open_error(), 1024, "rechunk: no %s", !src ? "source" : !dst ? "destination" : "options");
+        snprintf(lumio__zarr_open_error(), 1024, "rechunk: no %s",
+                 !src   ? "source"
+                 : !dst ? "destination"
+                        : "options");
         return lumio__zarr_published(NULL, -EINVAL);
     }
     lumio_zarr_create_options o = *opts;
-    const char *bad = !lumio__zero(o.reserved, sizeof o.reserved) ? "lumio_zarr_create_options"
-                      : zo && !lumio__zero(zo->reserved, sizeof zo->reserved) ? "lumio_zarr_options"
-                                                                                  : NULL;
-    if (bad) { /* before anything is written */
-        snprintf(lumio__zarr_open_error(), 1024, "%s: reserved fields are not zero", bad);
-        return lumio__zarr_published(NULL, -EINVAL);
-    }
+    if (lumio__zarr_check_reserved(&o, zo) < 0) return lumio__zarr_published(NULL, -EINVAL);
     if (o.format == 0) o.format = 2; /* (dtype and shape are the source's) */
-    return lumio__zarr_published(NULL, lumio__zarr_begin(NULL) ? 0 : zarr_rechunk(src, dst, &o, zo, memory, progress, arg));
+    return lumio__zarr_published(
+        NULL, lumio__zarr_begin(NULL) ? 0 : zarr_rechunk(src, dst, &o, zo, memory, progress, arg));
 }

@@ -117,7 +117,8 @@ static int64_t series_next(lumio_zarr_series *s, const void **data, uint64_t *in
         while ((n = lumio_ring_wait(z->ring, b->group, c, 64, 1)) > 0)
             for (int i = 0; i < n; i++) {
                 if (c[i].result < 0)
-                    lumio__region_error(&b->x, c[i].result, lumio_ring_last_error(z->ring, LUMIO__ERRBUF));
+                    lumio__region_error(&b->x, c[i].result,
+                                        lumio_ring_last_error(z->ring, LUMIO__ERRBUF));
                 lumio_buffer_release(c[i].buffer);
             }
         if (n < 0) {
@@ -158,7 +159,8 @@ int lumio_zarr_series_open(lumio_zarr_series **out, lumio_zarr *z, unsigned axis
     if (!out) return -EINVAL;
     *out = NULL;
     if (!z) return -EINVAL;
-    return lumio__zarr_published(z, lumio__zarr_begin(z) ? 0 : series_open(out, z, axis, step, start, shape, ahead));
+    return lumio__zarr_published(
+        z, lumio__zarr_begin(z) ? 0 : series_open(out, z, axis, step, start, shape, ahead));
 }
 
 int64_t lumio_zarr_series_next(lumio_zarr_series *s, const void **data, uint64_t *index) {

@@ -80,8 +80,8 @@ static int shard_region(region *x, zarr_meta *sm, const zarr_meta *m, uint64_t *
     return lumio__region_init(x, NULL, sm, zero, m->info.chunks, buf);
 }
 
-int lumio__zarr_decode_shard(const zarr_meta *m, const uint8_t *src, size_t len, uint8_t *out, char *err,
-                      size_t errlen) {
+int lumio__zarr_decode_shard(const zarr_meta *m, const uint8_t *src, size_t len, uint8_t *out,
+                             char *err, size_t errlen) {
     uint64_t ib = index_bytes(m);
     if (len < ib) {
         snprintf(err, errlen, "shard: %zu bytes, shorter than its index", len);
@@ -129,8 +129,8 @@ static bool all_fill(const zarr_meta *m, const uint8_t *p, uint64_t n) {
     return true;
 }
 
-int lumio__zarr_encode_shard(const zarr_meta *m, uint8_t *shard, uint8_t **out, size_t *outlen, char *err,
-                      size_t errlen) {
+int lumio__zarr_encode_shard(const zarr_meta *m, uint8_t *shard, uint8_t **out, size_t *outlen,
+                             char *err, size_t errlen) {
     uint64_t ib = index_bytes(m);
     uint64_t *entries = malloc(2 * m->ninner * sizeof *entries);
     uint8_t **parts = calloc(m->ninner, sizeof *parts);
@@ -408,8 +408,8 @@ static int plan_one(region *x, const zarr_meta *m, const index_batch *b, uint64_
         lumio__region_error(x, LUMIO_E_FORMAT, text);
         return LUMIO_E_FORMAT;
     }
-    ranges[(*nr)++] =
-        (lumio_range){.offset = (int64_t)off, .length = nb, .user_data = lumio__region_index(x, cc)};
+    ranges[(*nr)++] = (lumio_range){
+        .offset = (int64_t)off, .length = nb, .user_data = lumio__region_index(x, cc)};
     return 0;
 }
 
@@ -601,7 +601,8 @@ static int read_sharded_once(lumio_zarr *z, const uint64_t *start, const uint64_
     return rc;
 }
 
-int lumio__zarr_read_sharded(lumio_zarr *z, const uint64_t *start, const uint64_t *shape, void *buf) {
+int lumio__zarr_read_sharded(lumio_zarr *z, const uint64_t *start, const uint64_t *shape,
+                             void *buf) {
     /* A shard replaced between its index read and its inner reads: once
      * more, from a fresh index. */
     int rc = read_sharded_once(z, start, shape, buf);

@@ -145,8 +145,8 @@ static int write_atomic(const char *path, const void *data, size_t len, bool exc
     return rc;
 }
 
-int lumio__zarr_put_key(const lumio_zarr *z, const char *key, const void *data, size_t len, char *err,
-                 size_t errlen) {
+int lumio__zarr_put_key(const lumio_zarr *z, const char *key, const void *data, size_t len,
+                        char *err, size_t errlen) {
     char path[1100];
     snprintf(path, sizeof path, "%s/%s", z->base, key);
     int rc;
@@ -271,10 +271,11 @@ static int put_meta_remote(const char *path, int format, const char *text, lumio
 }
 
 int lumio__zarr_put_meta(const char *path, int format, const char *text, lumio_ring *ring,
-                  lumio_remote *remote, bool *made, char *err, size_t errlen) {
+                         lumio_remote *remote, bool *made, char *err, size_t errlen) {
     if (made) *made = false;
-    return lumio_remote_is_url(path) ? put_meta_remote(path, format, text, ring, remote, err, errlen)
-                                 : put_meta_local(path, format, text, made, err, errlen);
+    return lumio_remote_is_url(path)
+               ? put_meta_remote(path, format, text, ring, remote, err, errlen)
+               : put_meta_local(path, format, text, made, err, errlen);
 }
 
 static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *f) {

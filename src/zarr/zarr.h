@@ -91,14 +91,14 @@ void lumio__zarr_describe_codecs(zarr_meta *m);
 /* codec.c: decode one stored chunk into out (m->chunk_bytes, in the stored
  * byte order and the chunk's stored element order). */
 int lumio__zarr_decode(const zarr_meta *m, const uint8_t *src, size_t len, uint8_t *out, char *err,
-                size_t errlen);
+                       size_t errlen);
 
 /* codec.c: the same, where only the first `need` bytes of out must be
  * right (a region that ends inside the chunk): zstd stops after the block
  * holding them. A corrupt tail past them may go unnoticed; a full decode
  * (need >= chunk_bytes) checks the whole chunk. */
 int lumio__zarr_decode_prefix(const zarr_meta *m, const uint8_t *src, size_t len, uint8_t *out,
-                       size_t need, char *err, size_t errlen);
+                              size_t need, char *err, size_t errlen);
 
 /* codec.c: CRC-32C (Castagnoli) of n bytes, as Zarr v3's crc32c codec and
  * shard indexes store it (ISA-L). */
@@ -107,12 +107,12 @@ uint32_t lumio__zarr_crc32c(const uint8_t *p, size_t n);
 /* codec.c: encode one chunk (chunk_bytes, stored order) into a malloc'd
  * buffer. v2 filters (delta) are applied to chunk in place. */
 int lumio__zarr_encode(const zarr_meta *m, uint8_t *chunk, uint8_t **out, size_t *outlen, char *err,
-                size_t errlen);
+                       size_t errlen);
 
 /* codec.c: the same into *out, a buffer of *cap bytes grown (realloc) as
  * needed, so one buffer serves chunk after chunk. */
-int lumio__zarr_encode_into(const zarr_meta *m, uint8_t *chunk, uint8_t **out, size_t *cap, size_t *outlen,
-                     char *err, size_t errlen);
+int lumio__zarr_encode_into(const zarr_meta *m, uint8_t *chunk, uint8_t **out, size_t *cap,
+                            size_t *outlen, char *err, size_t errlen);
 
 /* codec.c: room for a decoded chunk, lent by this thread's scratch (kept
  * between chunks, up to 16 MiB); give it back with lumio__zarr_scratch_put. NULL
@@ -150,7 +150,8 @@ const char *lumio__zarr_shuffle_name(int s);
  * "Infinity" for floats), or as text that converts back to the same bytes
  * (NaN payloads aside). */
 struct json_t;
-int lumio__zarr_fill_from_json(const struct json_t *j, lumio_zarr_info *in, char *err, size_t errlen);
+int lumio__zarr_fill_from_json(const struct json_t *j, lumio_zarr_info *in, char *err,
+                               size_t errlen);
 int lumio__zarr_fill_from_text(const char *s, lumio_zarr_info *in, char *err, size_t errlen);
 struct json_t *lumio__zarr_fill_to_json(const lumio_zarr_info *in);
 void lumio__zarr_fill_to_text(const lumio_zarr_info *in, char *buf, size_t cap);
@@ -179,7 +180,7 @@ typedef struct region {
 /* Check the region against the shape (LUMIO_E_RANGE, in z->err) and set up
  * the strides and grid span; 1 when the region is empty. */
 int lumio__region_init(region *x, lumio_zarr *z, const zarr_meta *m, const uint64_t *start,
-                const uint64_t *shape, void *buf);
+                       const uint64_t *shape, void *buf);
 /* The index of the chunk at cc among the region's chunks (inverse of lumio__region_chunk). */
 uint64_t lumio__region_index(const region *x, const uint64_t *cc);
 void lumio__region_fini(region *x);
@@ -205,15 +206,15 @@ void lumio__zarr_chunk_key(const lumio_zarr *z, const uint64_t *cc, char *buf, s
 int lumio__zarr_fetch_key(lumio_zarr *z, const char *key, char **data, size_t *len);
 /* store.c: write a key whole (a temporary name renamed over it, or a PUT);
  * on failure the text, naming the key, in err. */
-int lumio__zarr_put_key(const lumio_zarr *z, const char *key, const void *data, size_t len, char *err,
-                 size_t errlen);
+int lumio__zarr_put_key(const lumio_zarr *z, const char *key, const void *data, size_t len,
+                        char *err, size_t errlen);
 /* store.c: a new array's metadata document of format at path (text NULL:
  * only check that it may go there): -EEXIST where an array of either format
  * is, or a local directory holding anything else. A local directory is made
  * if missing (*made says whether here). ring: the array's, or NULL (then
  * one of its own, reading through remote). */
 int lumio__zarr_put_meta(const char *path, int format, const char *text, lumio_ring *ring,
-                  lumio_remote *remote, bool *made, char *err, size_t errlen);
+                         lumio_remote *remote, bool *made, char *err, size_t errlen);
 /* store.c: remove a local directory and all in it, unless it holds an
  * array's metadata (another creator committed one meanwhile). */
 void lumio__zarr_remove_unless_array(const char *dir);
@@ -232,8 +233,8 @@ int lumio__zarr_on_chunk(void *arg, lumio_completion *c);
 bool lumio__zarr_cached(const region *x, uint64_t i);
 /* fetch.c: read chunks of the region (indices first..first+n, or the n in
  * `which`) through the ring, running fn on each on the workers. */
-int lumio__zarr_fetch_chunks(lumio_zarr *z, region *x, uint64_t first, uint64_t n, lumio_compute_fn fn,
-                      const uint64_t *which);
+int lumio__zarr_fetch_chunks(lumio_zarr *z, region *x, uint64_t first, uint64_t n,
+                             lumio_compute_fn fn, const uint64_t *which);
 /* fetch.c: submit every chunk of the region as one group of the ring, each
  * decoded into place on the workers; its id in *g (errors also in x). */
 int lumio__zarr_submit_region(lumio_zarr *z, region *x, uint64_t *g);
@@ -244,11 +245,12 @@ bool lumio__zarr_take_completions(lumio_zarr *z, region *x, lumio_completion *c,
 
 /* shard.c: sharding_indexed. */
 void lumio__zarr_inner_meta(const zarr_meta *m, zarr_meta *im);
-int lumio__zarr_decode_shard(const zarr_meta *m, const uint8_t *src, size_t len, uint8_t *out, char *err,
-                      size_t errlen);
-int lumio__zarr_encode_shard(const zarr_meta *m, uint8_t *shard, uint8_t **out, size_t *outlen, char *err,
-                      size_t errlen);
-int lumio__zarr_read_sharded(lumio_zarr *z, const uint64_t *start, const uint64_t *shape, void *buf);
+int lumio__zarr_decode_shard(const zarr_meta *m, const uint8_t *src, size_t len, uint8_t *out,
+                             char *err, size_t errlen);
+int lumio__zarr_encode_shard(const zarr_meta *m, uint8_t *shard, uint8_t **out, size_t *outlen,
+                             char *err, size_t errlen);
+int lumio__zarr_read_sharded(lumio_zarr *z, const uint64_t *start, const uint64_t *shape,
+                             void *buf);
 /* shard.c: submit the region (over z->im) as one group of inner-chunk reads
  * decoded into place on the workers, its id in *g, after fetching the
  * indexes of its shards that ic (may be NULL) does not hold (and keeping
@@ -280,11 +282,12 @@ void lumio__zarr_cache_release(zarr_cache *c, uint8_t *data);
  * bytes is a valid entry),
  * read while the cache's generation was gen: dropped if a forget came
  * since. */
-void lumio__zarr_cache_add(zarr_cache *c, uint64_t key, uint8_t *data, uint64_t bytes, uint64_t gen);
+void lumio__zarr_cache_add(zarr_cache *c, uint64_t key, uint8_t *data, uint64_t bytes,
+                           uint64_t gen);
 uint64_t lumio__zarr_cache_gen(zarr_cache *c);
 /* Forget the chunks of the grid that the region touches (they were written). */
 void lumio__zarr_cache_forget(zarr_cache *c, const zarr_meta *grid, const uint64_t *start,
-                       const uint64_t *shape);
+                              const uint64_t *shape);
 void lumio__zarr_cache_stats(zarr_cache *c, uint64_t *hits, uint64_t *misses, uint64_t *bytes);
 /* Forget one key. */
 void lumio__zarr_cache_drop(zarr_cache *c, uint64_t key);
@@ -306,6 +309,8 @@ int lumio__zarr_published(lumio_zarr *z, int rc);
 /* At a public call's start: no text from an earlier failure is taken for
  * this one's. */
 int lumio__zarr_begin(lumio_zarr *z);
+/* -EINVAL (with the text) when either struct's reserved space is not zero. */
+int lumio__zarr_check_reserved(const lumio_zarr_create_options *o, const lumio_zarr_options *zo);
 
 struct lumio_zarr {
     char *base; /* the store's location, without a trailing '/' */
@@ -334,7 +339,7 @@ struct lumio_zarr {
  * create whose metadata is written last: pending_meta, closed without
  * commit, removes what create made). */
 int lumio__zarr_open_meta(lumio_zarr **out, const char *location, const lumio_zarr_options *opts,
-                   const char *meta, int format);
+                          const char *meta, int format);
 
 /* The grid regions are read over: the chunks, or a sharded array's inner
  * chunks. */
@@ -345,7 +350,8 @@ static inline const zarr_meta *zarr_grid(const lumio_zarr *z) {
 /* The region (over zarr_grid(z)) as one group, sharded or not: here, not in
  * a file, so that neither fetch.c nor shard.c calls the other's way. */
 static inline int zarr_submit_any(lumio_zarr *z, region *x, zarr_cache *ic, uint64_t *g) {
-    return z->m.sharded ? lumio__zarr_submit_sharded(z, x, ic, g) : lumio__zarr_submit_region(z, x, g);
+    return z->m.sharded ? lumio__zarr_submit_sharded(z, x, ic, g)
+                        : lumio__zarr_submit_region(z, x, g);
 }
 
 #endif
