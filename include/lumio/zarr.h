@@ -66,6 +66,7 @@ typedef struct lumio_zarr_info {
     char dtype[16];    /* as numpy writes it: "<u2", "|b1", ">f8" */
     char codecs[256];  /* "blosc:lz4:5:shuffle", "zstd:3", "delta,zlib:1", ... */
     uint8_t fill[8];   /* the fill value, itemsize bytes in the array's byte order */
+    char fill_value[40]; /* and as text: "0", "-1.5", "nan", "true" (as a create option takes it) */
     uint64_t nchunks;  /* chunks in the grid; UINT64_MAX: that many or more */
     /* A sharded array (v3 sharding_indexed): chunks is the shard shape and
      * this the shape of the chunks inside a shard; all 0 otherwise. */

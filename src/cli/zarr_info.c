@@ -19,45 +19,6 @@ static void print_dims(const char *label, const uint64_t *v, unsigned n) {
     printf("\n");
 }
 
-static void print_fill(const lumio_zarr_info *in) {
-    uint64_t v = 0;
-    for (unsigned i = 0; i < in->itemsize; i++)
-        v |= (uint64_t)in->fill[in->big_endian ? in->itemsize - 1 - i : i] << (8 * i);
-    printf("%-12s", "fill_value");
-    switch (in->type) {
-    case LUMIO_ZARR_BOOL:
-        printf("%s\n", v ? "true" : "false");
-        return;
-    case LUMIO_ZARR_FLOAT32: {
-        uint32_t b = (uint32_t)v;
-        float f;
-        memcpy(&f, &b, 4);
-        printf("%.9g\n", f);
-        return;
-    }
-    case LUMIO_ZARR_FLOAT64: {
-        double d;
-        memcpy(&d, &v, 8);
-        printf("%.17g\n", d);
-        return;
-    }
-    case LUMIO_ZARR_INT8:
-        printf("%d\n", (int8_t)v);
-        return;
-    case LUMIO_ZARR_INT16:
-        printf("%d\n", (int16_t)v);
-        return;
-    case LUMIO_ZARR_INT32:
-        printf("%d\n", (int32_t)v);
-        return;
-    case LUMIO_ZARR_INT64:
-        printf("%" PRId64 "\n", (int64_t)v);
-        return;
-    default:
-        printf("%" PRIu64 "\n", v);
-        return;
-    }
-}
 
 static bool is_metadata(const char *name) {
     return !strcmp(name, ".zarray") || !strcmp(name, ".zattrs") || !strcmp(name, ".zgroup") ||
@@ -76,7 +37,7 @@ static void print_layout(const lumio_zarr_info *in) {
     printf("%-12s%s (%s)\n", "dtype", in->dtype, type_name(in->type));
     printf("%-12s%s\n", "order", in->fortran_order ? "F" : "C");
     printf("%-12s%s\n", "codecs", in->codecs);
-    print_fill(in);
+    printf("%-12s%s\n", "fill_value", in->fill_value); /* the library's text of it */
     /* Exact, past 2^64 too (a virtual array of missing chunks may be). */
     uint64_t grid[LUMIO_ZARR_MAX_DIMS];
     for (unsigned i = 0; i < in->ndim; i++)

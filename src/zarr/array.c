@@ -43,6 +43,7 @@ char *lumio_zarr_last_error(const lumio_zarr *z, char *buf, size_t len) {
 
 void lumio_zarr_get_info(const lumio_zarr *z, lumio_zarr_info *info) {
     *info = z->m.info;
+    lumio__zarr_fill_to_text(info, info->fill_value, sizeof info->fill_value);
 }
 
 void lumio_zarr_get_stats(const lumio_zarr *z, lumio_zarr_stats *s) {
