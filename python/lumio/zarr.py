@@ -1,0 +1,333 @@
+"""Zarr v2 and v3 arrays as numpy arrays, read and written by lumio's C library.
+
+    a = lumio.zarr.open("data/t.zarr")     # a directory, http(s)://..., s3://...
+    a.shape, a.dtype, a.chunks
+    x = a[10, :, ::2]                      # numpy basic indexing, a new array
+    a.read((slice(0, 64), ...), out=buf)   # into a caller's C-contiguous array
+    crops = a.read_batch(starts, (64, 64)) # n crops read together
+    for slab in a.series(axis=0): ...      # in order, read ahead underneath
+
+Reads release the GIL. An ``Array`` may be shared by threads (calls on it
+take turns) and keeps working in a forked child (it opens the array again
+there, on first use). It pickles to its location and options.
+"""
+
+import operator
+import os
+
+import numpy as np
+
+from . import _lumio
+
+__all__ = ["Array", "open"]
+
+# A read larger than this is made in slabs along the first dimension, so
+# that Ctrl-C is seen between them (the C call itself cannot be interrupted).
+_SLAB_BYTES = 64 << 20
+
+
+def _size_bytes(v):
+    if v is None:
+        return 0
+    if isinstance(v, int):
+        return v
+    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+    s = str(v).strip().lower().rstrip("ib").rstrip("b")
+    if s and s[-1] in units:
+        return int(float(s[:-1]) * units[s[-1]])
+    return int(s)
+
+
+class _Dim:
+    """One dimension of a selection: the indices it takes, as a range."""
+
+    __slots__ = ("first", "step", "count", "drop")
+
+    def __init__(self, first, step, count, drop):
+        self.first, self.step, self.count, self.drop = first, step, count, drop
+
+    def bounds(self):
+        """The smallest region holding every index: (start, extent)."""
+        if self.count == 0:
+            return 0, 0
+        last = self.first + (self.count - 1) * self.step
+        lo = min(self.first, last)
+        return lo, abs(last - self.first) + 1
+
+
+def _normalize(sel, shape):
+    """A basic-indexing selection into one _Dim per dimension."""
+    if not isinstance(sel, tuple):
+        sel = (sel,)
+    if sum(s is Ellipsis for s in sel) > 1:
+        raise IndexError("an index can only have a single ellipsis ('...')")
+    if Ellipsis in sel:
+        i = sel.index(Ellipsis)
+        fill = len(shape) - (len(sel) - 1)
+        sel = sel[:i] + (slice(None),) * max(fill, 0) + sel[i + 1 :]
+    if len(sel) > len(shape):
+        raise IndexError(
+            f"too many indices for array: array is {len(shape)}-dimensional, "
+            f"but {len(sel)} were indexed"
+        )
+    sel = sel + (slice(None),) * (len(shape) - len(sel))
+    dims = []
+    for axis, (s, n) in enumerate(zip(sel, shape)):
+        if isinstance(s, slice):
+            start, stop, step = s.indices(n)
+            dims.append(_Dim(start, step, len(range(start, stop, step)), False))
+            continue
+        try:
+            i = operator.index(s)
+        except TypeError:
+            raise IndexError(
+                "only integers, slices (`:`), ellipsis (`...`) are valid indices "
+                f"(got {type(s).__name__}; use .oindex for integer arrays)"
+            ) from None
+        if i < -n or i >= n:
+            raise IndexError(f"index {i} is out of bounds for axis {axis} with size {n}")
+        dims.append(_Dim(i + n if i < 0 else i, 1, 1, True))
+    return dims
+
+
+class Array:
+    """A Zarr array (v2 or v3) read and written through lumio.
+
+    Open one with :func:`lumio.zarr.open`. Attributes mirror numpy and
+    zarr-python: ``shape``, ``dtype`` (in the stored byte order), ``chunks``,
+    ``shards`` (None when unsharded), ``fill_value``, ``format``,
+    ``codecs``, ``nbytes``, ``ndim``, ``size``; ``len(a)`` is ``shape[0]``.
+    """
+
+    def __init__(self, location, *, cache=None):
+        self._location = os.fspath(location)
+        self._cache = _size_bytes(cache)
+        self._h = _lumio.ZarrArray(self._location, self._cache)
+        self._load_info()
+
+    def _load_info(self):
+        info = self._h.info()
+        self._info = info
+        self.shape = tuple(info["shape"])
+        self.dtype = np.dtype(info["dtype"])
+        self.format = info["format"]
+        self.codecs = info["codecs"]
+        if info["inner_chunks"] is None:
+            self.chunks, self.shards = tuple(info["chunks"]), None
+        else:  # zarr-python's names: chunks inside shards
+            self.chunks, self.shards = tuple(info["inner_chunks"]), tuple(info["chunks"])
+        self.fill_value = self.dtype.type(_fill_value(info["fill_value"], self.dtype))
+
+    # -- what it is --------------------------------------------------------
+
+    @property
+    def location(self):
+        """Where the array is (as given to open)."""
+        return self._location
+
+    @property
+    def ndim(self):
+        return len(self.shape)
+
+    @property
+    def size(self):
+        return int(np.prod(self.shape, dtype=object))
+
+    @property
+    def nbytes(self):
+        """Bytes of the whole array decoded (shape x itemsize)."""
+        return self.size * self.dtype.itemsize
+
+    def __len__(self):
+        if not self.shape:
+            raise TypeError("len() of a 0-d array")
+        return self.shape[0]
+
+    def __repr__(self):
+        return f"<lumio.zarr.Array {self._location!r} shape={self.shape} dtype={self.dtype}>"
+
+    # -- reading -----------------------------------------------------------
+
+    def __getitem__(self, sel):
+        r = self.read(sel)
+        return r[()] if r.ndim == 0 else r  # every dimension an int: a scalar, as numpy
+
+    def read(self, sel=Ellipsis, *, out=None):
+        """The selection (numpy basic indexing) as a new numpy array, or into
+        ``out``, a C-contiguous array of the selection's shape and dtype."""
+        dims = _normalize(sel, self.shape)
+        want = tuple(d.count for d in dims if not d.drop)
+        if out is not None:
+            _check_out(out, want, self.dtype)
+            result = out
+        else:
+            result = np.empty(want, dtype=self.dtype)
+        if result.size == 0:
+            return result
+        if all(d.step == 1 for d in dims):  # straight into the result
+            self._read_region(
+                [d.first for d in dims], [d.count for d in dims], result.reshape(-1)
+            )
+            return result
+        # Steps: the bounding region, then every step-th element of it.
+        bounds = [d.bounds() for d in dims]
+        box = np.empty(tuple(b[1] for b in bounds), dtype=self.dtype)
+        self._read_region([b[0] for b in bounds], [b[1] for b in bounds], box.reshape(-1))
+        pick = []
+        for d, (lo, _) in zip(dims, bounds):
+            if d.drop:
+                pick.append(d.first - lo)
+            else:
+                stop = d.first - lo + d.count * d.step
+                pick.append(slice(d.first - lo, stop if stop >= 0 else None, d.step))
+        result[...] = box[tuple(pick)]
+        return result
+
+    def _read_region(self, start, shape, flat):
+        """Read [start, start + shape) into a flat C-contiguous array, in
+        slabs along the first dimension when large (Ctrl-C between them)."""
+        row = int(np.prod(shape[1:], dtype=np.uint64)) * self.dtype.itemsize if shape else 1
+        total = row * (shape[0] if shape else 1)
+        if not shape or total <= _SLAB_BYTES or shape[0] == 1:
+            self._h.read(start, shape, flat)
+            return
+        rows = max(1, _SLAB_BYTES // max(row, 1))
+        per = row // self.dtype.itemsize
+        for r0 in range(0, shape[0], rows):
+            r = min(rows, shape[0] - r0)
+            s = list(start)
+            s[0] += r0
+            self._h.read(s, [r] + list(shape[1:]), flat[r0 * per : (r0 + r) * per])
+
+    def read_batch(self, starts, shape):
+        """n regions of one shape, read together: an array of shape
+        ``(n, *shape)``. ``starts`` is an ``(n, ndim)`` integer array."""
+        shape = tuple(operator.index(s) for s in shape)
+        starts = np.ascontiguousarray(starts, dtype=np.int64)
+        if starts.ndim != 2 or starts.shape[1] != self.ndim or len(shape) != self.ndim:
+            raise ValueError(f"starts must be (n, {self.ndim}) and shape {self.ndim} long")
+        if (starts < 0).any() or (starts + np.array(shape) > np.array(self.shape)).any():
+            raise IndexError("a region lies outside the array")
+        out = np.empty((len(starts),) + shape, dtype=self.dtype)
+        if out.size:
+            self._h.read_batch(starts.astype(np.uint64), shape, out.reshape(-1))
+        return out
+
+    def series(self, axis=0, step=None, ahead=None):
+        """Slabs of ``step`` indices along ``axis`` (default: the chunk
+        size), in order, as numpy arrays; the next ones are read and decoded
+        meanwhile (``ahead``, default 4)."""
+        return _Series(self, axis, step, ahead)
+
+    # -- writing -----------------------------------------------------------
+
+    def __setitem__(self, sel, value):
+        dims = _normalize(sel, self.shape)
+        want = tuple(d.count for d in dims if not d.drop)
+        value = np.asarray(value, dtype=self.dtype)
+        data = np.ascontiguousarray(np.broadcast_to(value, want))
+        if data.size == 0:
+            return
+        if all(d.step == 1 for d in dims):
+            self._h.write([d.first for d in dims], [d.count for d in dims], data.reshape(-1))
+            return
+        bounds = [d.bounds() for d in dims]
+        start, extent = [b[0] for b in bounds], [b[1] for b in bounds]
+        box = np.empty(tuple(extent), dtype=self.dtype)
+        self._h.read(start, extent, box.reshape(-1))
+        pick = tuple(
+            (d.first - lo)
+            if d.drop
+            else slice(
+                d.first - lo,
+                (d.first - lo + d.count * d.step) if d.first - lo + d.count * d.step >= 0 else None,
+                d.step,
+            )
+            for d, (lo, _) in zip(dims, bounds)
+        )
+        box[pick] = data
+        self._h.write(start, extent, box.reshape(-1))
+
+    # -- lifetime ----------------------------------------------------------
+
+    def close(self):
+        """Free the C handle (the stored array stays). Further use raises."""
+        self._h.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __reduce__(self):
+        return (_reopen, (self._location, self._cache))
+
+
+def _reopen(location, cache):
+    return Array(location, cache=cache or None)
+
+
+def _fill_value(text, dtype):
+    if dtype.kind == "b":
+        return text == "true"
+    if dtype.kind == "f":
+        return float(text)
+    return int(text)
+
+
+def _check_out(out, want, dtype):
+    if not isinstance(out, np.ndarray):
+        raise TypeError("out must be a numpy array")
+    if out.shape != want or out.dtype != dtype or not out.flags.c_contiguous:
+        raise ValueError(
+            f"out must be C-contiguous, of shape {want} and dtype {dtype} "
+            f"(got {out.shape}, {out.dtype}{'' if out.flags.c_contiguous else ', not contiguous'})"
+        )
+
+
+class _Series:
+    """Iterator of slabs along one axis (see Array.series)."""
+
+    def __init__(self, array, axis, step, ahead):
+        if not 0 <= axis < array.ndim:
+            raise ValueError(f"axis {axis} of a {array.ndim}-d array")
+        self._a, self._axis = array, axis
+        self._step = operator.index(step) if step else (array.chunks[axis])
+        self._ahead = operator.index(ahead) if ahead else 0
+        self._s = array._h.series(
+            axis, self._step, [0] * array.ndim, list(array.shape), self._ahead
+        )
+        self._done = False
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self._done:
+            raise StopIteration
+        a = self._a
+        shape = list(a.shape)
+        shape[self._axis] = min(self._step, shape[self._axis])
+        buf = np.empty(tuple(shape), dtype=a.dtype)
+        got = self._s.next(buf.reshape(-1))
+        if got is None:
+            self._done = True
+            self._s.close()
+            raise StopIteration
+        index, nbytes = got
+        shape[self._axis] = nbytes // (buf.nbytes // max(shape[self._axis], 1) or 1)
+        if tuple(shape) != buf.shape:  # the last slab is shorter
+            buf = buf.reshape(-1)[: nbytes // a.dtype.itemsize].reshape(shape)
+        return buf
+
+
+def open(location, *, cache=None):
+    """Open the Zarr array at ``location``: a directory, an ``http(s)://``
+    URL or ``s3://BUCKET/PREFIX`` (endpoint and credentials from the AWS_*
+    environment variables). ``cache`` (bytes, or "512M") keeps decoded chunks
+    so that reads that touch them again (random crops) do not decode again.
+
+    Raises FileNotFoundError when nothing is there (naming a group's arrays
+    when it is a group), lumio.Error for what lumio does not support."""
+    return Array(location, cache=cache)
