@@ -19,7 +19,7 @@ import numpy as np
 
 from . import _lumio
 
-__all__ = ["Array", "open"]
+__all__ = ["Array", "create", "open", "rechunk"]
 
 # A read larger than this is made in slabs along the first dimension, so
 # that Ctrl-C is seen between them (the C call itself cannot be interrupted).
@@ -59,10 +59,11 @@ def _normalize(sel, shape):
     """A basic-indexing selection into one _Dim per dimension."""
     if not isinstance(sel, tuple):
         sel = (sel,)
-    if sum(s is Ellipsis for s in sel) > 1:
+    ell = [i for i, s in enumerate(sel) if s is Ellipsis]
+    if len(ell) > 1:
         raise IndexError("an index can only have a single ellipsis ('...')")
-    if Ellipsis in sel:
-        i = sel.index(Ellipsis)
+    if ell:
+        i = ell[0]
         fill = len(shape) - (len(sel) - 1)
         sel = sel[:i] + (slice(None),) * max(fill, 0) + sel[i + 1 :]
     if len(sel) > len(shape):
@@ -199,6 +200,13 @@ class Array:
             s[0] += r0
             self._h.read(s, [r] + list(shape[1:]), flat[r0 * per : (r0 + r) * per])
 
+    @property
+    def oindex(self):
+        """Orthogonal indexing, as zarr-python's ``oindex``: per dimension an
+        int, a slice, or a 1-d integer array (any order, repeats allowed);
+        ``a.oindex[[3, 1, 3], :, 2:5]``."""
+        return _OIndex(self)
+
     def read_batch(self, starts, shape):
         """n regions of one shape, read together: an array of shape
         ``(n, *shape)``. ``starts`` is an ``(n, ndim)`` integer array."""
@@ -262,6 +270,116 @@ class Array:
 
     def __reduce__(self):
         return (_reopen, (self._location, self._cache))
+
+
+class _OIndex:
+    def __init__(self, array):
+        self._a = array
+
+    def _plan(self, sel):
+        """Per dimension: the indices (an int array), and whether it drops."""
+        a = self._a
+        if not isinstance(sel, tuple):
+            sel = (sel,)
+        ell = [i for i, s in enumerate(sel) if s is Ellipsis]  # (`in` compares arrays)
+        if len(ell) > 1:
+            raise IndexError("an index can only have a single ellipsis ('...')")
+        if ell:
+            i = ell[0]
+            sel = sel[:i] + (slice(None),) * (a.ndim - len(sel) + 1) + sel[i + 1 :]
+        if len(sel) > a.ndim:
+            raise IndexError(f"too many indices for a {a.ndim}-d array")
+        sel = sel + (slice(None),) * (a.ndim - len(sel))
+        plan = []
+        for axis, (s, n) in enumerate(zip(sel, a.shape)):
+            if isinstance(s, slice):
+                plan.append((np.arange(*s.indices(n)), False))
+                continue
+            idx = np.asarray(s)
+            if idx.dtype == bool or idx.dtype.kind not in "iu" or idx.ndim > 1:
+                raise IndexError(f"oindex: axis {axis}: ints, slices or 1-d integer arrays only")
+            idx = np.where(idx < 0, idx + n, idx).astype(np.int64)
+            if idx.size and (idx.min() < 0 or idx.max() >= n):
+                raise IndexError(f"index out of bounds for axis {axis} with size {n}")
+            plan.append((idx.reshape(-1), idx.ndim == 0))
+        return plan
+
+    def _box(self, plan):
+        lo = [int(i.min()) if i.size else 0 for i, _ in plan]
+        hi = [int(i.max()) + 1 if i.size else 0 for i, _ in plan]
+        return lo, [h - l for l, h in zip(lo, hi)]
+
+    def __getitem__(self, sel):
+        a = self._a
+        plan = self._plan(sel)
+        want = tuple(len(i) for i, drop in plan if not drop)
+        if any(len(i) == 0 for i, _ in plan):
+            return np.empty(want, dtype=a.dtype)
+        lo, ext = self._box(plan)
+        box = np.empty(tuple(ext), dtype=a.dtype)
+        a._read_region(lo, ext, box.reshape(-1))
+        got = box[np.ix_(*[i - l for (i, _), l in zip(plan, lo)])]
+        got = got.reshape(want)
+        return got[()] if got.ndim == 0 else got
+
+    def __setitem__(self, sel, value):
+        a = self._a
+        plan = self._plan(sel)
+        if any(len(i) == 0 for i, _ in plan):
+            return
+        lo, ext = self._box(plan)
+        box = np.empty(tuple(ext), dtype=a.dtype)
+        a._h.read(lo, ext, box.reshape(-1))
+        full = tuple(len(i) for i, _ in plan)
+        want = tuple(len(i) for i, drop in plan if not drop)
+        value = np.broadcast_to(np.asarray(value, dtype=a.dtype), want).reshape(full)
+        box[np.ix_(*[i - l for (i, _), l in zip(plan, lo)])] = value
+        a._h.write(lo, ext, box.reshape(-1))
+
+
+def _fill_text(value, dtype):
+    """A fill value as lumio's create option takes it ("0", "-1.5", "nan")."""
+    if dtype.kind == "b":
+        return "true" if bool(value) else "false"
+    if dtype.kind == "f":
+        v = float(value)
+        return "nan" if v != v else ("inf" if v == float("inf") else "-inf" if v == -float("inf") else repr(v))
+    return str(int(value))
+
+
+def create(location, shape, chunks, dtype, *, codec="zstd:3", format=2, order="C", fill_value=0,
+           shards=None, checksum=False):
+    """Create a Zarr array (v2 or v3) at ``location`` (a directory, an
+    http(s):// URL that takes PUT, s3://BUCKET/PREFIX) and open it.
+
+    ``codec``: "zstd[:LEVEL]", "gzip[:L]", "zlib[:L]" (v2),
+    "blosc[:CNAME[:LEVEL[:SHUFFLE]]]", "none". ``order``: "C" or "F".
+    ``shards`` (v3): the shard shape, a multiple of ``chunks``. ``checksum``
+    (v3): a crc32c after the compressor. An array already there raises
+    FileExistsError."""
+    dt = np.dtype(dtype)
+    shape = tuple(operator.index(n) for n in shape)
+    chunks = tuple(operator.index(n) for n in chunks)
+    if order not in ("C", "F"):
+        raise ValueError(f"order must be 'C' or 'F', not {order!r}")
+    _lumio.zarr_create(
+        os.fspath(location), shape, chunks, dt.str, codec, int(format), order == "F",
+        _fill_text(fill_value, dt), None if shards is None else tuple(shards), bool(checksum),
+    )
+    return Array(location)
+
+
+def rechunk(src, dst, chunks, *, codec=None, format=None, order=None, shards=None,
+            checksum=False, memory="512M"):
+    """Copy the array at ``src`` into a new array at ``dst`` with other
+    chunks (and codec, format, order, shards), within ``memory`` bytes; each
+    chunk is read once and written once. Returns the new Array."""
+    _lumio.zarr_rechunk(
+        os.fspath(src), os.fspath(dst), tuple(operator.index(n) for n in chunks), codec,
+        int(format or 0), order == "F", None if shards is None else tuple(shards),
+        bool(checksum), _size_bytes(memory),
+    )
+    return Array(dst)
 
 
 def _reopen(location, cache):

@@ -376,7 +376,90 @@ static PyTypeObject zarr_type = {
     .tp_new = PyType_GenericNew,
 };
 
+/* ---- create and rechunk ---------------------------------------------------- */
+
+/* The create options from Python's arguments (already checked there). */
+static int create_options(lumio_zarr_create_options *o, PyObject *shape, PyObject *chunks,
+                          const char *dtype, const char *codec, int format, int fortran,
+                          const char *fill, PyObject *shards, int checksum) {
+    Py_ssize_t nd = shape ? PySequence_Size(shape) : PySequence_Size(chunks);
+    if (nd < 0) return -1;
+    if (nd < 1 || nd > LUMIO_ZARR_MAX_DIMS) {
+        PyErr_Format(PyExc_ValueError, "an array has 1 to %d dimensions", LUMIO_ZARR_MAX_DIMS);
+        return -1;
+    }
+    o->ndim = (unsigned)nd;
+    if ((shape && lpy_u64s(shape, "shape", o->shape, o->ndim) < 0) ||
+        lpy_u64s(chunks, "chunks", o->chunks, o->ndim) < 0)
+        return -1;
+    if (shards != Py_None && lpy_u64s(shards, "shards", o->shard, o->ndim) < 0) return -1;
+    o->dtype = dtype;
+    o->codec = codec;
+    o->format = format;
+    o->fortran_order = fortran;
+    o->fill_value = fill;
+    o->checksum = checksum;
+    return 0;
+}
+
+static PyObject *zarr_create_f(PyObject *self, PyObject *args, PyObject *kw) {
+    (void)self;
+    static char *names[] = {"location", "shape", "chunks", "dtype", "codec", "format",
+                            "fortran", "fill_value", "shards", "checksum", NULL};
+    const char *loc, *dtype, *codec = NULL, *fill = NULL;
+    PyObject *shape, *chunks, *shards = Py_None;
+    int format = 0, fortran = 0, checksum = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "sOOs|zipzOp", names, &loc, &shape, &chunks,
+                                     &dtype, &codec, &format, &fortran, &fill, &shards,
+                                     &checksum))
+        return NULL;
+    lumio_zarr_create_options o = {0};
+    if (create_options(&o, shape, chunks, dtype, codec, format, fortran, fill, shards, checksum) <
+        0)
+        return NULL;
+    lumio_zarr *z = NULL;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = lumio_zarr_create(&z, loc, &o, NULL);
+    lumio_zarr_close(z);
+    Py_END_ALLOW_THREADS
+    if (rc < 0) return zarr_fail(NULL, rc);
+    Py_RETURN_NONE;
+}
+
+static PyObject *zarr_rechunk_f(PyObject *self, PyObject *args, PyObject *kw) {
+    (void)self;
+    static char *names[] = {"src", "dst", "chunks", "codec", "format", "fortran",
+                            "shards", "checksum", "memory", NULL};
+    const char *src, *dst, *codec = NULL;
+    PyObject *chunks, *shards = Py_None;
+    int format = 0, fortran = 0, checksum = 0;
+    unsigned long long memory = 512ull << 20;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "ssO|zipOpK", names, &src, &dst, &chunks, &codec,
+                                     &format, &fortran, &shards, &checksum, &memory))
+        return NULL;
+    lumio_zarr_create_options o = {0};
+    if (create_options(&o, NULL, chunks, NULL, codec, format, fortran, NULL, shards, checksum) < 0)
+        return NULL;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = lumio_zarr_rechunk(src, dst, &o, NULL, memory, NULL, NULL);
+    Py_END_ALLOW_THREADS
+    if (rc < 0) return zarr_fail(NULL, rc);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef zarr_functions[] = {
+    {"zarr_create", (PyCFunction)(void (*)(void))zarr_create_f, METH_VARARGS | METH_KEYWORDS,
+     "zarr_create(location, shape, chunks, dtype, codec, format, fortran, fill_value, shards, "
+     "checksum): a new array (use lumio.zarr.create)."},
+    {"zarr_rechunk", (PyCFunction)(void (*)(void))zarr_rechunk_f, METH_VARARGS | METH_KEYWORDS,
+     "zarr_rechunk(src, dst, chunks, codec, format, fortran, shards, checksum, memory) "
+     "(use lumio.zarr.rechunk)."},
+    {NULL, NULL, 0, NULL}};
+
 int lpy_zarr_init(PyObject *m) {
+    if (PyModule_AddFunctions(m, zarr_functions) < 0) return -1;
     if (PyType_Ready(&zarr_type) < 0 || PyType_Ready(&lpy_series_type) < 0) return -1;
     if (PyModule_AddObjectRef(m, "ZarrArray", (PyObject *)&zarr_type) < 0) return -1;
     return 0;

@@ -223,3 +223,41 @@ def test_gil_released(tmp_path):
 def test_version():
     assert lumio.__version__.count(".") == 2
     assert lumio.redact("http://u:pw@h/x") == "http://u:***@h/x"
+
+
+def test_oindex(tmp_path):
+    data = make(tmp_path / "a.zarr")
+    a = lumio.zarr.open(tmp_path / "a.zarr")
+    z = zarr.open(str(tmp_path / "a.zarr"), mode="r")
+    rng = np.random.default_rng(7)
+    for _ in range(30):
+        sel = (rng.integers(-37, 37, size=rng.integers(1, 6)), slice(2, 20, 3),
+               rng.integers(0, 11, size=4))
+        np.testing.assert_array_equal(a.oindex[sel], z.oindex[sel])
+    np.testing.assert_array_equal(a.oindex[[5, 1, 5], 3], z.oindex[[5, 1, 5], 3])
+    a.oindex[[1, 4], :, [0, 10]] = 9
+    data[np.ix_([1, 4], np.arange(29), [0, 10])] = 9
+    np.testing.assert_array_equal(z[...], data)
+    with pytest.raises(IndexError):
+        a.oindex[[40]]
+
+
+@pytest.mark.parametrize("fmt", [2, 3])
+def test_create_and_rechunk_read_in_zarr_python(tmp_path, fmt):
+    rng = np.random.default_rng(11)
+    data = rng.standard_normal((40, 30)).astype("<f8")
+    p = tmp_path / "new.zarr"
+    a = lumio.zarr.create(p, data.shape, (16, 16), "float64", format=fmt, fill_value=float("nan"))
+    assert a.format == fmt and np.isnan(a.fill_value)
+    a[...] = data
+    if fmt == 2:
+        np.testing.assert_array_equal(zarr.open(str(p), mode="r")[...], data)
+    with pytest.raises(FileExistsError):
+        lumio.zarr.create(p, data.shape, (16, 16), "float64", format=fmt)
+    b = lumio.zarr.rechunk(p, tmp_path / "re.zarr", (7, 30), codec="gzip:4")
+    assert b.chunks == (7, 30) and b.codecs.startswith("gzip")
+    np.testing.assert_array_equal(b[...], data)
+    if fmt == 3:
+        s = lumio.zarr.rechunk(p, tmp_path / "sh.zarr", (5, 5), format=3, shards=(10, 15))
+        assert s.shards == (10, 15) and s.chunks == (5, 5)
+        np.testing.assert_array_equal(s[3:33, ::-1], data[3:33, ::-1])
