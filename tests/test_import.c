@@ -1,7 +1,7 @@
 /* Tests of the importers of `perf script` text and folded stacks, and of the
  * folded exporter: exact samples from hand-written text (every header and
  * frame variant, CRLF, missing blank lines, errors with their line), a
- * folded round trip, and the real profiles in ../shared/data/profiles (beside the repository)
+ * folded round trip, and the real profiles in tests/data/profiles (perf script output)
  * (skipped when absent), whose samples and frames are counted independently. */
 #include "tests/testutil.h"
 

@@ -229,6 +229,42 @@ LUMIO_API int64_t lumio_zarr_series_next(lumio_zarr_series *s, const void **data
  * Accepts NULL. */
 LUMIO_API void lumio_zarr_series_close(lumio_zarr_series *s);
 
+/* The array's user attributes (v2 .zattrs, v3 "attributes") as compact
+ * JSON text with sorted keys ("{}" when none), read on the first call;
+ * *json lives until the array is closed. The array's thread. */
+LUMIO_API int lumio_zarr_get_attrs(lumio_zarr *z, const char **json);
+
+/* ---- groups ----------------------------------------------------------------
+ * A group's format, user attributes and direct members (arrays and
+ * subgroups), read once at open from its consolidated metadata (v2
+ * `.zmetadata`, v3 inline in zarr.json) or, for a local directory without
+ * it, from its subdirectories. Open a member as location + "/" + name. */
+typedef struct lumio_zarr_group lumio_zarr_group;
+
+typedef enum lumio_zarr_node { LUMIO_ZARR_ARRAY = 1, LUMIO_ZARR_GROUP = 2 } lumio_zarr_node;
+
+/* Open the group at location (as lumio_zarr_open takes it; o NULL: the
+ * defaults). An array there is -ENOTDIR, nothing -ENOENT; the text in
+ * lumio_zarr_last_error(NULL, ...). Nothing of the store is kept open: the
+ * group is what was read. Any thread; a group may be read from any thread. */
+LUMIO_API int lumio_zarr_group_open(lumio_zarr_group **out, const char *location,
+                                    const lumio_zarr_options *o);
+/* 2 or 3. */
+LUMIO_API int lumio_zarr_group_format(const lumio_zarr_group *g);
+/* 1 when the members are known; 0 for a remote group without consolidated
+ * metadata (its members can still be opened by name). */
+LUMIO_API int lumio_zarr_group_listed(const lumio_zarr_group *g);
+/* How many direct members, and the i-th (by name, sorted): its name, living
+ * as long as the group, and its kind; NULL past the end. */
+LUMIO_API size_t lumio_zarr_group_count(const lumio_zarr_group *g);
+LUMIO_API const char *lumio_zarr_group_member(const lumio_zarr_group *g, size_t i,
+                                              lumio_zarr_node *kind);
+/* The group's user attributes as compact JSON text ("{}" when none), living
+ * as long as the group. */
+LUMIO_API const char *lumio_zarr_group_attrs(const lumio_zarr_group *g);
+/* Free the group. Accepts NULL. */
+LUMIO_API void lumio_zarr_group_close(lumio_zarr_group *g);
+
 /* The text of the array's last failure (the chunk key, the store's
  * message), URL secrets redacted, copied into buf (LUMIO_ERROR_MAX bytes
  * suffice), which is returned; "" if none. With NULL: this thread's last

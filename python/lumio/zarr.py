@@ -12,6 +12,7 @@ take turns) and keeps working in a forked child (it opens the array again
 there, on first use). It pickles to its location and options.
 """
 
+import json
 import operator
 import os
 
@@ -19,7 +20,7 @@ import numpy as np
 
 from . import _lumio
 
-__all__ = ["Array", "create", "open", "rechunk"]
+__all__ = ["Array", "Group", "create", "open", "open_group", "rechunk"]
 
 # A read larger than this is made in slabs along the first dimension, so
 # that Ctrl-C is seen between them (the C call itself cannot be interrupted).
@@ -122,6 +123,14 @@ class Array:
     # -- what it is --------------------------------------------------------
 
     @property
+    def attrs(self):
+        """The array's user attributes (v2 .zattrs, v3 "attributes") as a
+        dict, read from the store on first use."""
+        if not hasattr(self, "_attrs"):
+            self._attrs = json.loads(self._h.attrs())
+        return self._attrs
+
+    @property
     def location(self):
         """Where the array is (as given to open)."""
         return self._location
@@ -151,7 +160,9 @@ class Array:
 
     def __getitem__(self, sel):
         r = self.read(sel)
-        return r[()] if r.ndim == 0 else r  # every dimension an int: a scalar, as numpy
+        # Every dimension an int: a scalar, as numpy (but x[1, 2, ...] is 0-d).
+        ell = isinstance(sel, tuple) and any(s is Ellipsis for s in sel)
+        return r[()] if r.ndim == 0 and not ell and sel is not Ellipsis else r
 
     def read(self, sel=Ellipsis, *, out=None):
         """The selection (numpy basic indexing) as a new numpy array, or into
@@ -380,6 +391,74 @@ def rechunk(src, dst, chunks, *, codec=None, format=None, order=None, shards=Non
         bool(checksum), _size_bytes(memory),
     )
     return Array(dst)
+
+
+class Group:
+    """A Zarr group: ``attrs`` (a dict), ``format``, the names of its
+    ``arrays()`` and ``groups()``, and ``group[name]`` -> Array or Group
+    (``name`` may be a path, "a/b"). Read once when opened (from its
+    consolidated metadata, or a local directory's subdirectories); a remote
+    group without consolidated metadata lists nothing (``listed`` is False)
+    but opens its members by name."""
+
+    def __init__(self, location):
+        self._location = os.fspath(location)
+        g = _lumio.zarr_group(self._location)
+        self.format = g["format"]
+        self.listed = g["listed"]
+        self.attrs = json.loads(g["attrs"])
+        self._members = dict(g["members"])
+
+    @property
+    def location(self):
+        return self._location
+
+    def arrays(self):
+        """The names of the arrays directly in the group, sorted."""
+        return [n for n, k in self._members.items() if k == "array"]
+
+    def groups(self):
+        """The names of the groups directly in the group, sorted."""
+        return [n for n, k in self._members.items() if k == "group"]
+
+    def __contains__(self, name):
+        return name in self._members
+
+    def __iter__(self):
+        return iter(self._members)
+
+    def __len__(self):
+        return len(self._members)
+
+    def __getitem__(self, name):
+        if not isinstance(name, str) or not name or name.startswith("/") or ".." in name.split("/"):
+            raise KeyError(name)
+        path = self._location.rstrip("/") + "/" + name
+        kind = self._members.get(name)
+        if kind == "group":
+            return Group(path)
+        try:
+            return Array(path)
+        except (FileNotFoundError, NotADirectoryError):
+            if kind == "array":
+                raise
+        try:
+            return Group(path)
+        except FileNotFoundError:
+            raise KeyError(name) from None
+
+    def __repr__(self):
+        return f"<lumio.zarr.Group {self._location!r} arrays={self.arrays()} groups={self.groups()}>"
+
+    def __reduce__(self):
+        return (Group, (self._location,))
+
+
+def open_group(location):
+    """Open the Zarr group at ``location`` (a directory, http(s)://,
+    s3://): its attributes and members. An array there raises
+    NotADirectoryError, nothing there FileNotFoundError."""
+    return Group(location)
 
 
 def _reopen(location, cache):

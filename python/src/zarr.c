@@ -224,6 +224,19 @@ static PyObject *zarr_read_batch(ZarrArray *a, PyObject *args) {
     return r;
 }
 
+static PyObject *zarr_attrs(ZarrArray *a, PyObject *unused) {
+    (void)unused;
+    if (zarr_enter(a) < 0) return NULL;
+    const char *json = NULL;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = lumio_zarr_get_attrs(a->z, &json);
+    Py_END_ALLOW_THREADS
+    PyObject *r = rc < 0 ? zarr_fail(a, rc) : PyUnicode_FromString(json);
+    lpy_guard_leave(&a->g);
+    return r;
+}
+
 static PyObject *zarr_close_m(ZarrArray *a, PyObject *unused) {
     (void)unused;
     bool child = lpy_guard_enter(&a->g);
@@ -362,6 +375,7 @@ static PyMethodDef zarr_methods[] = {
      "read_batch(starts, shape, out): n regions of one shape into out, read together."},
     {"series", (PyCFunction)zarr_series, METH_VARARGS,
      "series(axis, step, start, shape, ahead) -> ZarrSeries."},
+    {"attrs", (PyCFunction)zarr_attrs, METH_NOARGS, "The user attributes as JSON text."},
     {"close", (PyCFunction)zarr_close_m, METH_NOARGS, "Free the handle; the array stays."},
     {NULL, NULL, 0, NULL}};
 
@@ -449,7 +463,40 @@ static PyObject *zarr_rechunk_f(PyObject *self, PyObject *args, PyObject *kw) {
     Py_RETURN_NONE;
 }
 
+/* A group read whole: {format, listed, attrs (JSON text), members: [(name, kind)]}. */
+static PyObject *zarr_group_f(PyObject *self, PyObject *args) {
+    (void)self;
+    const char *loc;
+    if (!PyArg_ParseTuple(args, "s", &loc)) return NULL;
+    lumio_zarr_group *g = NULL;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = lumio_zarr_group_open(&g, loc, NULL);
+    Py_END_ALLOW_THREADS
+    if (rc < 0) return zarr_fail(NULL, rc);
+    size_t n = lumio_zarr_group_count(g);
+    PyObject *members = PyList_New((Py_ssize_t)n);
+    for (size_t i = 0; members && i < n; i++) {
+        lumio_zarr_node kind;
+        const char *name = lumio_zarr_group_member(g, i, &kind);
+        PyObject *m = Py_BuildValue("(ss)", name, kind == LUMIO_ZARR_ARRAY ? "array" : "group");
+        if (!m) {
+            Py_CLEAR(members);
+            break;
+        }
+        PyList_SET_ITEM(members, (Py_ssize_t)i, m);
+    }
+    PyObject *r = members ? Py_BuildValue("{s:i,s:O,s:s,s:N}", "format", lumio_zarr_group_format(g),
+                                          "listed", lumio_zarr_group_listed(g) ? Py_True : Py_False,
+                                          "attrs", lumio_zarr_group_attrs(g), "members", members)
+                          : NULL;
+    lumio_zarr_group_close(g);
+    return r;
+}
+
 static PyMethodDef zarr_functions[] = {
+    {"zarr_group", (PyCFunction)zarr_group_f, METH_VARARGS,
+     "zarr_group(location) -> dict (use lumio.zarr.open_group)."},
     {"zarr_create", (PyCFunction)(void (*)(void))zarr_create_f, METH_VARARGS | METH_KEYWORDS,
      "zarr_create(location, shape, chunks, dtype, codec, format, fortran, fill_value, shards, "
      "checksum): a new array (use lumio.zarr.create)."},

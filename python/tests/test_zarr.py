@@ -261,3 +261,34 @@ def test_create_and_rechunk_read_in_zarr_python(tmp_path, fmt):
         s = lumio.zarr.rechunk(p, tmp_path / "sh.zarr", (5, 5), format=3, shards=(10, 15))
         assert s.shards == (10, 15) and s.chunks == (5, 5)
         np.testing.assert_array_equal(s[3:33, ::-1], data[3:33, ::-1])
+
+
+@pytest.mark.parametrize("consolidate", [False, True])
+def test_groups_and_attrs(tmp_path, consolidate):
+    root = zarr.open_group(str(tmp_path / "g.zarr"), mode="w")
+    root.attrs["title"] = "weather"
+    t = root.create_dataset("temp", shape=(10, 10), chunks=(5, 5), dtype="<f4")
+    t[...] = 1.5
+    t.attrs["units"] = "K"
+    sub = root.create_group("sub")
+    sub.attrs["n"] = 3
+    sub.create_dataset("x", shape=(4,), chunks=(2,), dtype="<i2")[...] = [1, 2, 3, 4]
+    if consolidate:
+        zarr.consolidate_metadata(str(tmp_path / "g.zarr"))
+    g = lumio.zarr.open_group(tmp_path / "g.zarr")
+    assert g.format == 2 and g.listed
+    assert g.attrs == {"title": "weather"}
+    assert g.arrays() == ["temp"] and g.groups() == ["sub"]
+    a = g["temp"]
+    assert a.attrs == {"units": "K"}
+    np.testing.assert_array_equal(a[...], np.full((10, 10), 1.5, dtype="<f4"))
+    assert g["sub"].attrs == {"n": 3}
+    np.testing.assert_array_equal(g["sub"]["x"][...], [1, 2, 3, 4])
+    np.testing.assert_array_equal(g["sub/x"][1:3], [2, 3])
+    with pytest.raises(KeyError):
+        g["nothere"]
+    with pytest.raises(NotADirectoryError):
+        lumio.zarr.open_group(tmp_path / "g.zarr" / "temp")
+    with pytest.raises(FileNotFoundError):
+        lumio.zarr.open_group(tmp_path / "nothing")
+    assert lumio.zarr.open(tmp_path / "g.zarr" / "sub" / "x").attrs == {}

@@ -150,6 +150,19 @@ static int open_caches(lumio_zarr *z, uint64_t cache_bytes) {
     return 0;
 }
 
+int lumio__zarr_open_store(lumio_zarr **out, const char *location, const lumio_zarr_options *o) {
+    lumio_zarr_options none = {0};
+    int rc = new_array(out, location);
+    if (rc < 0) return rc;
+    rc = start_ring(*out, o ? o : &none, location);
+    if (rc < 0) {
+        snprintf(open_error, sizeof open_error, "%s", (*out)->err);
+        lumio_zarr_close(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
 int lumio__zarr_open_meta(lumio_zarr **out, const char *location, const lumio_zarr_options *opts,
                           const char *meta, int format) {
     *out = NULL;
@@ -201,6 +214,7 @@ void lumio_zarr_close(lumio_zarr *z) {
         free(z->kits[i].enc);
     }
     free(z->kits);
+    free(z->attrs);
     free(z->base);
     lumio__err_fini(&z->e);
     free(z);

@@ -332,7 +332,15 @@ struct lumio_zarr {
     char *pending_meta;
     int pending_format;
     bool made_dir;
+    char *attrs; /* the user attributes as JSON, fetched on first ask (attrs.c) */
 };
+
+/* array.c: a handle on a store only (its location and ring, no metadata
+ * read), for what is not an array: a group's documents. */
+int lumio__zarr_open_store(lumio_zarr **out, const char *location, const lumio_zarr_options *o);
+/* attrs.c: the user attributes of the node at z's store (format 2 or 3) as
+ * compact JSON, malloc'd into *json ("{}" when none). */
+int lumio__zarr_user_attrs(lumio_zarr *z, int format, char **json);
 
 /* array.c: open the array at location; with meta (a document of that
  * format), the array it describes, which the store need not hold yet (a
