@@ -8,7 +8,7 @@ packages=(
     liburing-dev libzstd-dev libxxhash-dev
     libcurl4-openssl-dev libssl-dev openssl libjansson-dev libblosc-dev zlib1g-dev libisal-dev
     xxhash fio python3 curl nginx-light aria2 python3-fsspec python3-aiohttp python3-requests
-    python3-zarr python3-numpy python3-dev python3-pytest python3-setuptools python3-pip time
+    python3-zarr python3-numpy python3-dev python3-pytest python3-setuptools python3-pip python3-torch time
 )
 
 missing=()
