@@ -24,6 +24,16 @@ headers_installed() {
 }
 check "every public header is installed" headers_installed
 check "the installed CLI runs" "$T/prefix/bin/lumio" --version
+python_installed() { # make install puts the package where the system's python3 looks under PREFIX
+    [ -d "$src/python" ] || return 0
+    local site
+    site=$(find "$T/prefix" -path '*dist-packages/lumio/__init__.py' | head -1)
+    [ -n "$site" ] || { echo "no lumio package under $T/prefix"; return 1; }
+    (cd "$T" && PYTHONPATH=$(dirname "$(dirname "$site")") /usr/bin/python3 -c \
+        'import lumio, lumio.zarr, sys; assert lumio.__version__ == sys.argv[1], lumio.__version__' \
+        "$("$T/prefix/bin/lumio" --version | awk '{print $NF}')")
+}
+check "make install installs the Python package" python_installed
 
 # The four pillars in one program, valid C and C++.
 cat >"$T/all.c" <<'EOF_C'
