@@ -623,11 +623,14 @@ static enum outcome succeeded(lumio_remote *rm, rreq *q, char *why, size_t whyle
 static enum outcome classify(lumio_remote *rm, rreq *q, const lumio__attempt *a, char *why,
                              size_t whylen) {
     why[0] = 0;
+    /* A failure the callbacks saw (a wrong range, a changed object, a file
+     * error) is the request's outcome even when it was canceled meanwhile
+     * (its siblings are canceled because of such a failure). */
+    if (q->res < 0) return DONE;
     if (__atomic_load_n(&q->canceled, __ATOMIC_RELAXED)) {
         q->res = fail(q, -ECANCELED, ": %s", "canceled");
         return DONE;
     }
-    if (q->res < 0) return DONE; /* refused in a callback: wrong range, changed, file error */
     lumio__limits lim = limits(rm);
     lumio__verdict v = lumio__classify(a, &lim, why, whylen);
     switch (v.action) {
