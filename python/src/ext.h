@@ -46,5 +46,10 @@ int lpy_u64s(PyObject *seq, const char *what, uint64_t *out, size_t n);
 
 /* Module parts. */
 int lpy_zarr_init(PyObject *m);
+int lpy_stream_init(PyObject *m); /* the writer (stream.c), then the reader: */
+int lpy_stream_reader_init(PyObject *m);
+/* A stream's sink or source: a str into *name, or an int into *fd (then
+ * *name is NULL). -1 with an exception set. */
+int lpy_stream_target(PyObject *o, const char **name, int *fd);
 
 #endif
