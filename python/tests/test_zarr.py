@@ -293,3 +293,28 @@ def test_groups_and_attrs(tmp_path, consolidate):
     with pytest.raises(FileNotFoundError):
         lumio.zarr.open_group(tmp_path / "nothing")
     assert lumio.zarr.open(tmp_path / "g.zarr" / "sub" / "x").attrs == {}
+
+
+def test_ctrl_c_during_a_long_read(tmp_path):
+    import signal
+    z = zarr.open(str(tmp_path / "big.zarr"), mode="w", shape=(512, 512, 512), chunks=(32, 128, 128),
+                  dtype="<u2", compressor=numcodecs.Zstd(level=1))
+    for i in range(0, 512, 64):
+        z[i:i + 64] = i
+    a = lumio.zarr.open(tmp_path / "big.zarr")
+    sent = []
+
+    def interrupt():
+        time.sleep(0.15)
+        sent.append(time.monotonic())
+        os.kill(os.getpid(), signal.SIGINT)
+
+    t = threading.Thread(target=interrupt)
+    t.start()
+    with pytest.raises(KeyboardInterrupt):
+        for _ in range(20):  # 256 MiB a read: long enough to be interrupted
+            a[...]
+    late = time.monotonic() - sent[0]
+    t.join()
+    assert late < 1.0, f"KeyboardInterrupt came {late:.2f} s after SIGINT"
+    assert a[100, 0, 0] == 64  # the array still works
