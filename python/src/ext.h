@@ -46,5 +46,6 @@ int lpy_u64s(PyObject *seq, const char *what, uint64_t *out, size_t n);
 
 /* Module parts. */
 int lpy_zarr_init(PyObject *m);
+int lpy_remote_init(PyObject *m);
 
 #endif

@@ -138,6 +138,7 @@ PyMODINIT_FUNC PyInit__lumio(void) {
         PyModule_AddIntConstant(m, "E_STALLED", LUMIO_E_STALLED) < 0)
         goto fail;
     if (lpy_zarr_init(m) < 0) goto fail;
+    if (lpy_remote_init(m) < 0) goto fail;
     return m;
 fail:
     Py_DECREF(m);
