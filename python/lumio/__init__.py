@@ -27,7 +27,7 @@ def redact(text: str) -> str:
     return _lumio.redact(text)
 
 
-def read_ranges(items, *, in_order=True):
+def read_ranges(items, *, in_order: bool = True):
     """Read many byte ranges of many files at once through lumio's ring:
     ``items`` are ``(path_or_url, offset, length)`` tuples, local files and
     ``http(s)://`` or ``s3://`` objects mixed. An offset may be negative

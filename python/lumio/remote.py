@@ -30,7 +30,12 @@ import os
 import tempfile
 import threading
 
+from collections.abc import Sequence
+from typing import Any
+
 from . import _lumio
+
+Buffer = Any  # a bytes-like object (the buffer protocol)
 
 __all__ = ["RemoteFile", "Stat", "get", "get_ranges", "open", "put", "read", "stat"]
 
@@ -85,6 +90,8 @@ def _client(concurrency=16, pool=16, part_size="8M", readahead_max="256M", timeo
         gap = -1
     else:
         gap = _size_bytes(coalesce, "coalesce") or -1
+        if gap == 1 << 20:
+            gap = 0  # the C default: the same client as calls that do not say
     key = (conc, pool, part, ahead, timeout_ms, gap)
     with _clients_lock:
         c = _clients.get(key)
@@ -214,8 +221,9 @@ class RemoteFile(io.RawIOBase):
 
     def close(self):
         """Cancel the read-ahead and free the reader; further use raises."""
-        if not self.closed:
-            self._h.close()
+        h = getattr(self, "_h", None)  # None: __init__ failed (the finalizer calls close)
+        if h is not None and not self.closed:
+            h.close()
         super().close()
 
     def __reduce__(self):
@@ -234,7 +242,8 @@ def _reopen(url, opts, pos):
     return f
 
 
-def open(url, *, concurrency=16, pool=16, part_size="8M", readahead_max="256M", timeout=None):
+def open(url: str, *, concurrency: int = 16, pool: int = 16, part_size: int | str = "8M",
+         readahead_max: int | str = "256M", timeout: float | None = None) -> "RemoteFile":
     """Open a remote object for reading: a :class:`RemoteFile` (an
     ``io.RawIOBase``). One request (HEAD) is made now, which pins the
     object's size and ETag: if the object is overwritten while it is read,
@@ -250,7 +259,7 @@ def open(url, *, concurrency=16, pool=16, part_size="8M", readahead_max="256M", 
                       readahead_max=readahead_max, timeout=timeout)
 
 
-def stat(url, **options):
+def stat(url: str, **options) -> Stat:
     """The object's size and ETag, as a :class:`Stat` (one HEAD request, or
     a GET of one byte where HEAD is refused). ``options``: as for
     :func:`open` (concurrency, pool, part_size, readahead_max, timeout)."""
@@ -258,7 +267,7 @@ def stat(url, **options):
     return Stat(size, etag or None)
 
 
-def read(url, start=0, size=None, **options):
+def read(url: str, start: int = 0, size: int | None = None, **options) -> bytes:
     """``size`` bytes of the object from ``start`` (None: to the end), as
     bytes, fewer only where the object ends. Large reads are split into
     parts of ``part_size`` fetched at once (``concurrency`` of them), each
@@ -273,7 +282,8 @@ def read(url, start=0, size=None, **options):
     return _client(**options).read(_location(url), start, n)
 
 
-def get_ranges(url, starts, ends, *, coalesce="1M", **options):
+def get_ranges(url: str, starts: Sequence[int], ends: Sequence[int | None], *,
+               coalesce: int | str | bool = "1M", **options) -> list[memoryview]:
     """The byte ranges [starts[i], ends[i]) of one object, read together
     through lumio's ring: ranges closer than ``coalesce`` bytes are fetched
     by one request (False: never), and each result is a read-only
@@ -302,7 +312,7 @@ def get_ranges(url, starts, ends, *, coalesce="1M", **options):
     return _lumio.read_ranges(client, _sized(client, items), True)
 
 
-def get(url, path, **options):
+def get(url: str, path: str | os.PathLike, **options) -> int:
     """Download the whole object into the file at ``path``: written under a
     temporary name next to it and renamed into place when complete, so that
     ``path`` is never seen half written (and nothing is left if it fails or
@@ -328,7 +338,7 @@ def get(url, path, **options):
         raise
 
 
-def put(data, url, **options):
+def put(data: Buffer | str | os.PathLike, url: str, **options) -> None:
     """Write a whole object: ``data`` is a bytes-like object or the path of
     a local file (up to 5 GiB; S3 requests signed with the body's SHA-256).
     The object is replaced at once, never seen half written. One request,

@@ -135,7 +135,8 @@ http {{
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
-        err = p.stderr.read().decode(errors="replace") if p.stderr else ""
+        err = p.stderr.read().decode(errors="replace")
+        p.stderr.close()
         log = self._dir / "state" / "error.log"
         return err + (log.read_text(errors="replace") if log.exists() else "")
 
