@@ -68,6 +68,16 @@ _clients_lock = threading.Lock()
 _MAX_CLIENTS = 8
 
 
+def _after_fork():
+    # The parent's threads are not in the child: one of them may have held
+    # the lock at the fork. (The clients themselves are made anew on use.)
+    global _clients_lock
+    _clients_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork)
+
+
 def _client(concurrency=16, pool=16, part_size="8M", readahead_max="256M", timeout=None,
             coalesce=None):
     conc = operator.index(concurrency)

@@ -8,7 +8,9 @@ directory, stopped (and its workers with it) when done.
         web.url("a.bin", "slow")  # the same file at 1 MB/s per connection
 
 Locations: /NAME serves ROOT/NAME; /RATE_NAME/NAME the same file capped
-with limit_rate per connection (one location per entry of ``rates``);
+with limit_rate per connection (one location per entry of ``rates``), sent
+16 KiB at a time so that the rate holds from the first byte (else nginx
+sends a second's worth at once);
 /dav/NAME takes PUT into ROOT/NAME (directories made); /forbidden/... is 403.
 """
 
@@ -46,7 +48,8 @@ class Nginx:
     def _conf(self, port):
         st = self._dir / "state"
         rated = "\n".join(
-            f"        location /{name}/ {{ alias {self.root}/; limit_rate {rate}; }}"
+            f"        location /{name}/ {{ alias {self.root}/; limit_rate {rate}; "
+            "sendfile_max_chunk 16k; }"
             for name, rate in self.rates.items())
         user = "user nobody nogroup;" if os.geteuid() == 0 else ""
         return f"""{user}

@@ -20,8 +20,9 @@ import httpserver
 
 MIB = 1 << 20
 # A rate that makes a transfer long on purpose: /crawl/ at 256 KB/s per
-# connection, with parts of 384 KiB, each takes about half a second.
-CRAWL = dict(concurrency=4, part_size="384K")
+# connection, with parts of 128 KiB, each takes about half a second (and
+# 8 MiB over 4 connections, 8 s).
+CRAWL = dict(concurrency=4, part_size="128K")
 
 
 @pytest.fixture(scope="module")
@@ -282,7 +283,7 @@ def test_fork(web, tmp_path):
     f.close()
 
 
-def _interrupted(call, after=0.5):
+def _interrupted(call, after=1.2):
     """Run call, SIGINT after `after` s: the seconds from the signal to
     KeyboardInterrupt (None if call returned)."""
     fired = []
@@ -313,10 +314,10 @@ def _quiet(client_opts):
 
 @pytest.fixture
 def slow(web):
-    """A 24 MiB object that takes about 6 s through /crawl/ with CRAWL."""
+    """An 8 MiB object that takes about 8 s through /crawl/ with CRAWL."""
     p = web.root / "slow.bin"
     if not p.exists():
-        p.write_bytes(os.urandom(24 * MIB))
+        p.write_bytes(os.urandom(8 * MIB))
     return web.url("slow.bin", "crawl")
 
 
@@ -355,7 +356,7 @@ def test_threads_run_during_a_long_read(slow):
     t.start()
     try:
         start = time.monotonic()
-        lumio.remote.read(slow, 0, 3 * MIB, **CRAWL)
+        lumio.remote.read(slow, 0, MIB, **CRAWL)
         took = time.monotonic() - start
     finally:
         stop.set()
