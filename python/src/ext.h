@@ -51,5 +51,6 @@ int lpy_stream_reader_init(PyObject *m);
 /* A stream's sink or source: a str into *name, or an int into *fd (then
  * *name is NULL). -1 with an exception set. */
 int lpy_stream_target(PyObject *o, const char **name, int *fd);
+int lpy_remote_init(PyObject *m);
 
 #endif
