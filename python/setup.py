@@ -47,6 +47,7 @@ setup(
                 "profile streams",
     packages=["lumio"],
     package_dir={"lumio": "lumio"},
+    package_data={"lumio": ["py.typed"]},
     ext_modules=[
         Extension(
             "lumio._lumio",

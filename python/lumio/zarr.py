@@ -12,9 +12,12 @@ take turns) and keeps working in a forked child (it opens the array again
 there, on first use). It pickles to its location and options.
 """
 
+from __future__ import annotations
+
 import json
 import operator
 import os
+from typing import Any, Iterator, Optional, Sequence, Union
 
 import numpy as np
 
@@ -101,7 +104,7 @@ class Array:
     ``codecs``, ``nbytes``, ``ndim``, ``size``; ``len(a)`` is ``shape[0]``.
     """
 
-    def __init__(self, location, *, cache=None):
+    def __init__(self, location: Union[str, os.PathLike], *, cache: Union[int, str, None] = None):
         self._location = os.fspath(location)
         self._cache = _size_bytes(cache)
         self._h = _lumio.ZarrArray(self._location, self._cache)
@@ -164,7 +167,7 @@ class Array:
         ell = isinstance(sel, tuple) and any(s is Ellipsis for s in sel)
         return r[()] if r.ndim == 0 and not ell and sel is not Ellipsis else r
 
-    def read(self, sel=Ellipsis, *, out=None):
+    def read(self, sel: Any = Ellipsis, *, out: Optional[np.ndarray] = None) -> np.ndarray:
         """The selection (numpy basic indexing) as a new numpy array, or into
         ``out``, a C-contiguous array of the selection's shape and dtype."""
         dims = _normalize(sel, self.shape)
@@ -218,7 +221,7 @@ class Array:
         ``a.oindex[[3, 1, 3], :, 2:5]``."""
         return _OIndex(self)
 
-    def read_batch(self, starts, shape):
+    def read_batch(self, starts: Any, shape: Sequence[int]) -> np.ndarray:
         """n regions of one shape, read together: an array of shape
         ``(n, *shape)``. ``starts`` is an ``(n, ndim)`` integer array."""
         shape = tuple(operator.index(s) for s in shape)
@@ -232,7 +235,8 @@ class Array:
             self._h.read_batch(starts.astype(np.uint64), shape, out.reshape(-1))
         return out
 
-    def series(self, axis=0, step=None, ahead=None):
+    def series(self, axis: int = 0, step: Optional[int] = None,
+               ahead: Optional[int] = None) -> Iterator[np.ndarray]:
         """Slabs of ``step`` indices along ``axis`` (default: the chunk
         size), in order, as numpy arrays; the next ones are read and decoded
         meanwhile (``ahead``, default 4)."""
@@ -269,7 +273,7 @@ class Array:
 
     # -- lifetime ----------------------------------------------------------
 
-    def close(self):
+    def close(self) -> None:
         """Free the C handle (the stored array stays). Further use raises."""
         self._h.close()
 
@@ -358,8 +362,10 @@ def _fill_text(value, dtype):
     return str(int(value))
 
 
-def create(location, shape, chunks, dtype, *, codec="zstd:3", format=2, order="C", fill_value=0,
-           shards=None, checksum=False):
+def create(location: Union[str, os.PathLike], shape: Sequence[int], chunks: Sequence[int],
+           dtype: Any, *, codec: str = "zstd:3", format: int = 2, order: str = "C",
+           fill_value: Any = 0, shards: Optional[Sequence[int]] = None,
+           checksum: bool = False) -> Array:
     """Create a Zarr array (v2 or v3) at ``location`` (a directory, an
     http(s):// URL that takes PUT, s3://BUCKET/PREFIX) and open it.
 
@@ -380,8 +386,10 @@ def create(location, shape, chunks, dtype, *, codec="zstd:3", format=2, order="C
     return Array(location)
 
 
-def rechunk(src, dst, chunks, *, codec=None, format=None, order=None, shards=None,
-            checksum=False, memory="512M"):
+def rechunk(src: Union[str, os.PathLike], dst: Union[str, os.PathLike], chunks: Sequence[int], *,
+            codec: Optional[str] = None, format: Optional[int] = None, order: Optional[str] = None,
+            shards: Optional[Sequence[int]] = None, checksum: bool = False,
+            memory: Union[int, str] = "512M") -> Array:
     """Copy the array at ``src`` into a new array at ``dst`` with other
     chunks (and codec, format, order, shards), within ``memory`` bytes; each
     chunk is read once and written once. Returns the new Array."""
@@ -454,7 +462,7 @@ class Group:
         return (Group, (self._location,))
 
 
-def open_group(location):
+def open_group(location: Union[str, os.PathLike]) -> Group:
     """Open the Zarr group at ``location`` (a directory, http(s)://,
     s3://): its attributes and members. An array there raises
     NotADirectoryError, nothing there FileNotFoundError."""
@@ -519,7 +527,7 @@ class _Series:
         return buf
 
 
-def open(location, *, cache=None):
+def open(location: Union[str, os.PathLike], *, cache: Union[int, str, None] = None) -> Array:
     """Open the Zarr array at ``location``: a directory, an ``http(s)://``
     URL or ``s3://BUCKET/PREFIX`` (endpoint and credentials from the AWS_*
     environment variables). ``cache`` (bytes, or "512M") keeps decoded chunks
