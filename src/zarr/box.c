@@ -124,13 +124,20 @@ void lumio__zarr_fill_chunk(const zarr_meta *m, uint8_t *chunk) {
     for (uint64_t k = 0; k < m->chunk_bytes / isz; k++) memcpy(chunk + k * isz, m->info.fill, isz);
 }
 
-/* Copy n bytes to dst; with streaming (non-temporal) stores where dst and n
- * allow, which write whole cache lines without reading them first. */
+/* Copy n bytes to dst; the whole cache lines inside it with streaming
+ * (non-temporal) stores, which write them without reading them first. A
+ * line only partly streamed costs far more than it saves (into a numpy
+ * array, 16-byte aligned, a whole-array read took 0.32 s instead of 0.17),
+ * so the partial lines at either end are copied as usual. */
 static void put_run(uint8_t *dst, const uint8_t *src, size_t n, bool stream) {
 #ifdef __SSE2__
-    if (stream && ((uintptr_t)dst & 15) == 0 && (n & 15) == 0) {
-        for (size_t i = 0; i < n; i += 16)
+    size_t head = (size_t)(-(uintptr_t)dst & 63);
+    if (stream && n >= head + 64) {
+        memcpy(dst, src, head);
+        size_t body = (n - head) & ~(size_t)63;
+        for (size_t i = head; i < head + body; i += 16)
             _mm_stream_si128((__m128i *)(dst + i), _mm_loadu_si128((const __m128i *)(src + i)));
+        memcpy(dst + head + body, src + head + body, n - head - body);
         return;
     }
 #endif
