@@ -160,7 +160,12 @@ typedef struct lumio_zarr_create_options {
      * opens the array (a failed or killed fill leaves nothing that looks
      * complete), though this handle reads and writes it as usual. */
     int defer_metadata;
-    uint64_t reserved[8]; /* must be 0 */
+    /* The array's user attributes, a JSON object's text (NULL: none): v2's
+     * .zattrs (written before the metadata), v3's "attributes". Not taken
+     * by rechunk, which copies the source's. (The first field taken from the
+     * reserved space, docs/API.md.) */
+    const char *attrs;
+    uint64_t reserved[7]; /* must be 0 */
 } lumio_zarr_create_options;
 
 /* Create an array (a directory is made if missing; an existing array there

@@ -380,15 +380,15 @@ def _fill_text(value, dtype):
 def create(location: Union[str, os.PathLike], shape: Sequence[int], chunks: Sequence[int],
            dtype: Any, *, codec: str = "zstd:3", format: int = 2, order: str = "C",
            fill_value: Any = 0, shards: Optional[Sequence[int]] = None,
-           checksum: bool = False) -> Array:
+           checksum: bool = False, attrs: Optional[dict] = None) -> Array:
     """Create a Zarr array (v2 or v3) at ``location`` (a directory, an
     http(s):// URL that takes PUT, s3://BUCKET/PREFIX) and open it.
 
     ``codec``: "zstd[:LEVEL]", "gzip[:L]", "zlib[:L]" (v2),
     "blosc[:CNAME[:LEVEL[:SHUFFLE]]]", "none". ``order``: "C" or "F".
     ``shards`` (v3): the shard shape, a multiple of ``chunks``. ``checksum``
-    (v3): a crc32c after the compressor. An array already there raises
-    FileExistsError."""
+    (v3): a crc32c after the compressor. ``attrs``: the user attributes (a
+    dict, stored as JSON). An array already there raises FileExistsError."""
     dt = np.dtype(dtype)
     shape = tuple(operator.index(n) for n in shape)
     chunks = tuple(operator.index(n) for n in chunks)
@@ -397,6 +397,7 @@ def create(location: Union[str, os.PathLike], shape: Sequence[int], chunks: Sequ
     _lumio.zarr_create(
         os.fspath(location), shape, chunks, dt.str, codec, int(format), order == "F",
         _fill_text(fill_value, dt), None if shards is None else tuple(shards), bool(checksum),
+        None if attrs is None else json.dumps(attrs),
     )
     return Array(location)
 

@@ -419,18 +419,19 @@ static int create_options(lumio_zarr_create_options *o, PyObject *shape, PyObjec
 static PyObject *zarr_create_f(PyObject *self, PyObject *args, PyObject *kw) {
     (void)self;
     static char *names[] = {"location", "shape", "chunks", "dtype", "codec", "format",
-                            "fortran", "fill_value", "shards", "checksum", NULL};
-    const char *loc, *dtype, *codec = NULL, *fill = NULL;
+                            "fortran", "fill_value", "shards", "checksum", "attrs", NULL};
+    const char *loc, *dtype, *codec = NULL, *fill = NULL, *attrs = NULL;
     PyObject *shape, *chunks, *shards = Py_None;
     int format = 0, fortran = 0, checksum = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "sOOs|zipzOp", names, &loc, &shape, &chunks,
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "sOOs|zipzOpz", names, &loc, &shape, &chunks,
                                      &dtype, &codec, &format, &fortran, &fill, &shards,
-                                     &checksum))
+                                     &checksum, &attrs))
         return NULL;
     lumio_zarr_create_options o = {0};
     if (create_options(&o, shape, chunks, dtype, codec, format, fortran, fill, shards, checksum) <
         0)
         return NULL;
+    o.attrs = attrs;
     lumio_zarr *z = NULL;
     int rc;
     Py_BEGIN_ALLOW_THREADS

@@ -318,3 +318,19 @@ def test_ctrl_c_during_a_long_read(tmp_path):
     t.join()
     assert late < 1.0, f"KeyboardInterrupt came {late:.2f} s after SIGINT"
     assert a[100, 0, 0] == 64  # the array still works
+
+
+@pytest.mark.parametrize("fmt", [2, 3])
+def test_create_with_attrs(tmp_path, fmt):
+    attrs = {"units": "K", "scale": [1, 2.5], "nested": {"ok": True}}
+    a = lumio.zarr.create(tmp_path / "at.zarr", (6, 4), (3, 4), "<i2", format=fmt, attrs=attrs)
+    a[...] = 5
+    assert lumio.zarr.open(tmp_path / "at.zarr").attrs == attrs
+    if fmt == 2:
+        assert dict(zarr.open(str(tmp_path / "at.zarr"), mode="r").attrs) == attrs
+    b = lumio.zarr.rechunk(tmp_path / "at.zarr", tmp_path / "re.zarr", (2, 2))
+    assert b.attrs == attrs  # rechunk keeps them
+    np.testing.assert_array_equal(b[...], np.full((6, 4), 5, dtype="<i2"))
+    with pytest.raises(ValueError):
+        lumio.zarr.create(tmp_path / "bad.zarr", (2,), (2,), "<i2", attrs=[1, 2])
+    assert not os.path.exists(tmp_path / "bad.zarr" / ".zarray")

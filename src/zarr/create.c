@@ -6,6 +6,7 @@
 #include "zarr/zarr.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -262,6 +263,44 @@ static int open_pending(lumio_zarr **out, const char *path, int format,
     return 0;
 }
 
+/* The user attributes (o->attrs, a JSON object's text): checked, and for v3
+ * put into the zarr.json document *text (v2 keeps them in .zattrs). */
+static int attrs_into(char **text, const lumio_zarr_create_options *o, char *err, size_t errlen) {
+    if (!o->attrs) return 0;
+    json_error_t je;
+    json_t *a = json_loads(o->attrs, 0, &je);
+    if (!json_is_object(a)) {
+        snprintf(err, errlen, "attrs: %s", a ? "not a JSON object" : je.text);
+        json_decref(a);
+        return -EINVAL;
+    }
+    if (o->format == 2) {
+        json_decref(a);
+        return 0;
+    }
+    json_t *doc = json_loads(*text, 0, NULL);
+    char *with = doc && json_object_set_new(doc, "attributes", a) == 0
+                     ? json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER)
+                     : NULL;
+    if (!doc) json_decref(a);
+    json_decref(doc);
+    if (!with) return -ENOMEM;
+    free(*text);
+    *text = with;
+    return 0;
+}
+
+/* v2 with attributes: .zattrs before .zarray, which makes the array. */
+static int v2_attrs_then_commit(lumio_zarr *z, const lumio_zarr_create_options *o) {
+    char err[512] = "";
+    int rc = lumio__zarr_put_key(z, ".zattrs", o->attrs, strlen(o->attrs), err, sizeof err);
+    if (rc < 0) {
+        snprintf(z->err, sizeof z->err, "%s", err);
+        return rc;
+    }
+    return o->defer_metadata ? 0 : lumio_zarr_commit(z);
+}
+
 static int zarr_create(lumio_zarr **out, const char *path, const lumio_zarr_create_options *o,
                        const lumio_zarr_options *zo) {
     char err[512] = "";
@@ -273,7 +312,9 @@ static int zarr_create(lumio_zarr **out, const char *path, const lumio_zarr_crea
     if (rc == 0)
         rc = (o->format == 2 ? lumio__zarr_parse_v2 : lumio__zarr_parse_v3)(text, strlen(text),
                                                                             &back, err, sizeof err);
-    bool made = false, defer = o->defer_metadata != 0;
+    if (rc == 0) rc = attrs_into(&text, o, err, sizeof err);
+    bool v2_attrs = o->attrs && o->format == 2;
+    bool made = false, defer = o->defer_metadata != 0 || v2_attrs;
     if (rc == 0)
         rc = lumio__zarr_put_meta(path, o->format, defer ? NULL : text, zo ? zo->ring : NULL,
                                   zo ? zo->remote : NULL, &made, err, sizeof err);
@@ -282,9 +323,17 @@ static int zarr_create(lumio_zarr **out, const char *path, const lumio_zarr_crea
         snprintf(lumio__zarr_open_error(), 1024, "%s", err);
         return rc;
     }
-    if (defer) return open_pending(out, path, o->format, zo, text, made);
-    free(text);
-    return lumio_zarr_open(out, path, zo);
+    if (!defer) {
+        free(text);
+        return lumio_zarr_open(out, path, zo);
+    }
+    rc = open_pending(out, path, o->format, zo, text, made);
+    if (rc == 0 && v2_attrs && (rc = v2_attrs_then_commit(*out, o)) < 0) {
+        snprintf(lumio__zarr_open_error(), 1024, "%s", (*out)->err);
+        lumio_zarr_close(*out); /* never committed: what create made goes */
+        *out = NULL;
+    }
+    return rc;
 }
 
 static int zarr_commit(lumio_zarr *z) {

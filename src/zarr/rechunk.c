@@ -336,10 +336,14 @@ static int zarr_rechunk(const char *src, const char *dst, const lumio_zarr_creat
     lumio_zarr_info si = {0};
     uint64_t total = 0;
     int rc = open_source(src, memory, &ro, &zo, &ring, &s);
-    if (rc == 0) {
+    lumio_zarr_create_options with = *opts;
+    if (rc == 0) { /* the source's attributes go with its data */
         lumio_zarr_get_info(s, &si);
-        rc = create_dest(src, dst, &si, opts, &zo, memory, ro.max_bytes, &d, &total);
+        rc = lumio_zarr_get_attrs(s, &with.attrs);
+        if (rc < 0) lumio_zarr_last_error(s, lumio__zarr_open_error(), 1024);
+        if (rc == 0 && !strcmp(with.attrs, "{}")) with.attrs = NULL;
     }
+    if (rc == 0) rc = create_dest(src, dst, &si, &with, &zo, memory, ro.max_bytes, &d, &total);
     bool empty = false; /* then the metadata is all */
     for (unsigned i = 0; rc == 0 && i < si.ndim; i++) empty |= si.shape[i] == 0;
     if (rc == 0 && !empty) rc = copy_array(s, d, &si, memory, total, progress, arg);
