@@ -363,6 +363,10 @@ TEST(redact) {
         {"see http://u@h/ and 'http://u:p@h2/' end", "see http://u@h/ and 'http://u:***@h2/' end"},
         {"no url here", "no url here"},
         {"://x:y@", "://x:***@"},
+        /* A port, then the message: no password there. */
+        {"http://127.0.0.1:8080: not a Zarr group", "http://127.0.0.1:8080: not a Zarr group"},
+        {"GET http://h:8080: HTTP 500 (user@example.com)",
+         "GET http://h:8080: HTTP 500 (user@example.com)"},
         /* A password holding what ends an authority: the userinfo ends at
          * the last '@' before white space. */
         {"GET http://u:a/b@h/x: 404", "GET http://u:***@h/x: 404"},

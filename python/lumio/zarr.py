@@ -45,10 +45,12 @@ def _empty(shape, dtype):
     return raw[off:off + n].view(dtype).reshape(shape)
 
 
-def _size_bytes(v):
+def _size_bytes(v, what="size"):
     if v is None:
         return 0
     if isinstance(v, int):
+        if v < 0:
+            raise ValueError(f"{what}: {v} is negative")
         return v
     units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
     s = str(v).strip().lower().rstrip("ib").rstrip("b")
@@ -97,6 +99,8 @@ def _normalize(sel, shape):
             start, stop, step = s.indices(n)
             dims.append(_Dim(start, step, len(range(start, stop, step)), False))
             continue
+        if isinstance(s, (bool, np.bool_)):
+            raise IndexError("boolean indices are not supported (numpy would add an axis)")
         try:
             i = operator.index(s)
         except TypeError:
@@ -121,7 +125,7 @@ class Array:
 
     def __init__(self, location: Union[str, os.PathLike], *, cache: Union[int, str, None] = None):
         self._location = os.fspath(location)
-        self._cache = _size_bytes(cache)
+        self._cache = _size_bytes(cache, "cache")
         self._h = _lumio.ZarrArray(self._location, self._cache)
         self._load_info()
 
@@ -215,19 +219,23 @@ class Array:
 
     def _read_region(self, start, shape, flat):
         """Read [start, start + shape) into a flat C-contiguous array, in
-        slabs along the first dimension when large (Ctrl-C between them)."""
-        row = int(np.prod(shape[1:], dtype=np.uint64)) * self.dtype.itemsize if shape else 1
-        total = row * (shape[0] if shape else 1)
-        if not shape or total <= _SLAB_BYTES or shape[0] == 1:
+        slabs along the first dimension longer than 1 when large (Ctrl-C
+        is seen between them; a slab of 1 there is read in slabs of the
+        next)."""
+        total = int(np.prod(shape, dtype=object)) * self.dtype.itemsize
+        axis = next((d for d, n in enumerate(shape) if n > 1), None)
+        if axis is None or total <= _SLAB_BYTES:
             self._h.read(start, shape, flat)
             return
+        row = total // shape[axis]  # bytes of one index along axis (leading extents are 1)
         rows = max(1, _SLAB_BYTES // max(row, 1))
         per = row // self.dtype.itemsize
-        for r0 in range(0, shape[0], rows):
-            r = min(rows, shape[0] - r0)
-            s = list(start)
-            s[0] += r0
-            self._h.read(s, [r] + list(shape[1:]), flat[r0 * per : (r0 + r) * per])
+        for r0 in range(0, shape[axis], rows):
+            r = min(rows, shape[axis] - r0)
+            s, sh = list(start), list(shape)
+            s[axis] += r0
+            sh[axis] = r
+            self._read_region(s, sh, flat[r0 * per : (r0 + r) * per])
 
     @property
     def oindex(self):
@@ -240,10 +248,20 @@ class Array:
         """n regions of one shape, read together: an array of shape
         ``(n, *shape)``. ``starts`` is an ``(n, ndim)`` integer array."""
         shape = tuple(operator.index(s) for s in shape)
-        starts = np.ascontiguousarray(starts, dtype=np.int64)
-        if starts.ndim != 2 or starts.shape[1] != self.ndim or len(shape) != self.ndim:
+        raw = np.asarray(starts)
+        if raw.size and raw.dtype.kind not in "iu":
+            raise IndexError(f"starts must be integers (got {raw.dtype})")
+        starts = np.ascontiguousarray(raw, dtype=np.int64).reshape(-1, self.ndim) if raw.size else \
+            np.zeros((0, self.ndim), np.int64)
+        if raw.size and (raw.ndim != 2 or raw.shape[1] != self.ndim) or len(shape) != self.ndim:
             raise ValueError(f"starts must be (n, {self.ndim}) and shape {self.ndim} long")
-        if (starts < 0).any() or (starts + np.array(shape) > np.array(self.shape)).any():
+        if self.ndim == 0:
+            raise ValueError("read_batch: a 0-d array has no regions to batch")
+        if any(n < 0 for n in shape):
+            raise ValueError(f"shape {shape} has a negative extent")
+        room = [n - s for n, s in zip(self.shape, shape)]  # Python ints: no overflow
+        if any(r < 0 for r in room) or (starts < 0).any() or \
+                any(int(starts[:, d].max()) > room[d] for d in range(self.ndim) if len(starts)):
             raise IndexError("a region lies outside the array")
         out = _empty((len(starts),) + shape, self.dtype)
         if out.size:
@@ -367,6 +385,17 @@ class _OIndex:
         a._h.write(lo, ext, box.reshape(-1))
 
 
+def _compressor_of(codecs):
+    """The compressor (and v2 delta filter) of a codec description, as
+    create takes it: "bytes:little,zstd:3,crc32c" -> "zstd:3"; a sharded
+    array's inner chunks' compressor."""
+    import re
+
+    keep = [t for t in re.split(r"[,\[\]()]", codecs)
+            if t.split(":")[0] in ("zstd", "gzip", "zlib", "blosc", "delta")]
+    return ",".join(keep) or "none"
+
+
 def _fill_text(value, dtype):
     """A fill value as lumio's create option takes it ("0", "-1.5", "nan")."""
     if dtype.kind == "b":
@@ -407,12 +436,23 @@ def rechunk(src: Union[str, os.PathLike], dst: Union[str, os.PathLike], chunks: 
             shards: Optional[Sequence[int]] = None, checksum: bool = False,
             memory: Union[int, str] = "512M") -> Array:
     """Copy the array at ``src`` into a new array at ``dst`` with other
-    chunks (and codec, format, order, shards), within ``memory`` bytes; each
-    chunk is read once and written once. Returns the new Array."""
+    chunks, within ``memory`` bytes; each chunk is read once and written
+    once. ``codec``, ``format`` and ``order`` are the source's unless given;
+    ``shards`` and ``checksum`` are what is given (none by default); the
+    attributes and fill value are the source's. Returns the new Array."""
+    source = Array(src)
+    info = source._info
+    source.close()
+    if format is None:
+        format = info["format"]
+    if order is None:
+        order = "F" if info["fortran_order"] else "C"
+    if codec is None and format == info["format"]:
+        codec = _compressor_of(info["codecs"])
     _lumio.zarr_rechunk(
         os.fspath(src), os.fspath(dst), tuple(operator.index(n) for n in chunks), codec,
-        int(format or 0), order == "F", None if shards is None else tuple(shards),
-        bool(checksum), _size_bytes(memory),
+        int(format), order == "F", None if shards is None else tuple(shards),
+        bool(checksum), _size_bytes(memory, "memory"),
     )
     return Array(dst)
 
@@ -516,6 +556,9 @@ class _Series:
         self._a, self._axis = array, axis
         self._step = operator.index(step) if step else (array.chunks[axis])
         self._ahead = operator.index(ahead) if ahead else 0
+        if self._step <= 0 or self._ahead < 0 or self._ahead > 64:
+            raise ValueError(f"series: step must be positive and ahead 0 to 64 "
+                             f"(got step={self._step}, ahead={self._ahead})")
         self._s = array._h.series(
             axis, self._step, [0] * array.ndim, list(array.shape), self._ahead
         )

@@ -30,7 +30,14 @@ extern PyObject *lpy_error;
 typedef struct lpy_guard {
     PyThread_type_lock lock;
     pid_t pid;
+    unsigned long owner; /* the thread holding the lock (0: none) */
 } lpy_guard;
+
+/* Before lpy_guard_enter: -1 with ValueError for an object whose __init__
+ * never ran, or RuntimeError for a call made while this thread already
+ * holds the object (from Python code the call itself ran: a callback, a
+ * __hash__), which would otherwise wait for itself forever. */
+int lpy_guard_check(lpy_guard *g);
 
 int lpy_guard_init(lpy_guard *g);
 void lpy_guard_fini(lpy_guard *g);

@@ -15,8 +15,8 @@ PyObject *lpy_raise(int code, const char *text) {
     PyObject *args;
     if (code < 0 && code > -4096) /* OSError(errno, text) is FileNotFoundError, ... */
         args = Py_BuildValue("(is)", -code, msg);
-    else
-        args = Py_BuildValue("(is)", code, msg);
+    else /* lumio's own: no errno, the code in .code */
+        args = Py_BuildValue("(s)", msg);
     if (!args) return NULL;
     PyObject *type = code < 0 && code > -4096 ? PyExc_OSError : lpy_error;
     PyObject *e = PyObject_Call(type, args, NULL);
@@ -49,6 +49,20 @@ void lpy_guard_fini(lpy_guard *g) {
     g->lock = NULL;
 }
 
+int lpy_guard_check(lpy_guard *g) {
+    if (!g->lock) {
+        PyErr_SetString(PyExc_ValueError, "the object was not initialized (its __init__ never ran)");
+        return -1;
+    }
+    if (g->pid == getpid() && g->owner == PyThread_get_thread_ident()) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "the object is already in use by this thread (a call from inside one of "
+                        "its own calls)");
+        return -1;
+    }
+    return 0;
+}
+
 bool lpy_guard_enter(lpy_guard *g) {
     if (g->pid != getpid()) {
         /* A fork: the parent's lock may be held by one of its threads,
@@ -56,6 +70,7 @@ bool lpy_guard_enter(lpy_guard *g) {
         g->lock = PyThread_allocate_lock();
         g->pid = getpid();
         if (g->lock) PyThread_acquire_lock(g->lock, WAIT_LOCK);
+        g->owner = PyThread_get_thread_ident();
         return true;
     }
     if (!PyThread_acquire_lock(g->lock, NOWAIT_LOCK)) {
@@ -63,10 +78,12 @@ bool lpy_guard_enter(lpy_guard *g) {
         PyThread_acquire_lock(g->lock, WAIT_LOCK);
         Py_END_ALLOW_THREADS
     }
+    g->owner = PyThread_get_thread_ident();
     return false;
 }
 
 void lpy_guard_leave(lpy_guard *g) {
+    g->owner = 0;
     if (g->lock) PyThread_release_lock(g->lock);
 }
 

@@ -52,6 +52,7 @@ static void rfile_drop(RFile *r) {
 /* Take the file for one call: its lock, and a handle of this process's
  * own. -1 with an exception set (the lock is not held then). */
 static int rfile_enter(RFile *r) {
+    if (lpy_guard_check(&r->g) < 0) return -1;
     if (lpy_guard_enter(&r->g)) r->f = NULL; /* the parent's: never closed here */
     if (r->closed) {
         lpy_guard_leave(&r->g);
@@ -208,6 +209,7 @@ static PyObject *rfile_stats(RFile *r, PyObject *unused) {
 
 static PyObject *rfile_close(RFile *r, PyObject *unused) {
     (void)unused;
+    if (lpy_guard_check(&r->g) < 0) return NULL;
     if (lpy_guard_enter(&r->g)) r->f = NULL;
     if (r->f) rfile_drop(r);
     r->closed = true;

@@ -420,6 +420,7 @@ static int iter_fill(RangeIter *it) {
 }
 
 static PyObject *iter_next(RangeIter *it) {
+    if (lpy_guard_check(&it->g) < 0) return NULL;
     if (lpy_guard_enter(&it->g)) {
         it->j.r = NULL; /* the parent's ring: not ours to drive or close */
         lpy_guard_leave(&it->g);
@@ -440,6 +441,7 @@ static PyObject *iter_next(RangeIter *it) {
 
 static PyObject *iter_close(RangeIter *it, PyObject *unused) {
     (void)unused;
+    if (lpy_guard_check(&it->g) < 0) return NULL;
     if (lpy_guard_enter(&it->g)) it->j.r = NULL;
     job_free(&it->j);
     it->ended = true;

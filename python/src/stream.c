@@ -85,6 +85,7 @@ static int writer_open(StreamWriter *s) {
  * seal the parent's samples twice), except standard output, where the child
  * gets a stream of its own. -1 with an exception set. */
 static int writer_enter(StreamWriter *s) {
+    if (lpy_guard_check(&s->g) < 0) return -1;
     if (lpy_guard_enter(&s->g)) {
         s->w = NULL;
         if (!s->closed && is_stdout(s)) {
@@ -348,6 +349,7 @@ static PyObject *writer_flush(StreamWriter *s, PyObject *unused) {
  * the sink: only marked closed, the parent's handle left alone. */
 static PyObject *writer_close(StreamWriter *s, PyObject *unused) {
     (void)unused;
+    if (lpy_guard_check(&s->g) < 0) return NULL;
     if (lpy_guard_enter(&s->g)) s->w = NULL;
     lumio_stream_writer *w = s->w;
     s->w = NULL;

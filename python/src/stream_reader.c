@@ -394,6 +394,7 @@ static int reader_enter(StreamReader *rd) {
                      PyLong_Check(rd->source) ? "fd " : "", rd->source);
         return -1;
     }
+    if (lpy_guard_check(&rd->g) < 0) return -1;
     if (lpy_guard_enter(&rd->g) && rd->r) {
         rd->r = NULL;
         if (reader_open(rd) < 0) {
@@ -534,6 +535,7 @@ static PyObject *reader_close(StreamReader *rd, PyObject *unused) {
         PyErr_SetString(PyExc_RuntimeError, "the Reader cannot be closed from its own callback");
         return NULL;
     }
+    if (lpy_guard_check(&rd->g) < 0) return NULL;
     if (lpy_guard_enter(&rd->g)) rd->r = NULL; /* the parent's: left alone */
     if (rd->r) reader_drop(rd);
     lpy_guard_leave(&rd->g);

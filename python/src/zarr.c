@@ -12,6 +12,8 @@ typedef struct {
     PyObject *location; /* str */
     uint64_t cache_bytes;
     lumio_zarr_info info;
+    bool closed;      /* close() was called */
+    unsigned nseries; /* series open on it: it is theirs until they close */
 } ZarrArray;
 
 static PyObject *zarr_fail(ZarrArray *a, int rc) {
@@ -40,22 +42,34 @@ static int zarr_reopen(ZarrArray *a) {
 }
 
 /* Take the array for one call: its lock, and in a forked child a handle of
- * the child's own (the parent's, whose threads are not here, is left as it
- * is). -1 with an exception set. */
-static int zarr_enter(ZarrArray *a) {
+ * its own (the parent's, whose threads are not here, is left as it is; a
+ * reopen that fails is tried again at the next call). A series holds the
+ * array while it is open (zarr.h): other calls then raise, unless `series`.
+ * -1 with an exception set. */
+static int zarr_enter_as(ZarrArray *a, bool series) {
+    if (lpy_guard_check(&a->g) < 0) return -1;
     if (lpy_guard_enter(&a->g)) {
-        a->z = NULL; /* the parent's: never closed here */
-        if (zarr_reopen(a) < 0) {
-            lpy_guard_leave(&a->g);
-            return -1;
-        }
+        a->z = NULL;    /* the parent's: never closed here */
+        a->nseries = 0; /* (their handles are the parent's too) */
     }
-    if (!a->z) {
+    const char *why = a->closed ? "the array is closed"
+                      : !series && a->nseries
+                          ? "a series of this array is open: close it (or read it to its end) first"
+                          : NULL;
+    if (why) {
         lpy_guard_leave(&a->g);
-        PyErr_SetString(PyExc_ValueError, "the array is closed");
+        PyErr_SetString(a->closed ? PyExc_ValueError : PyExc_RuntimeError, why);
+        return -1;
+    }
+    if (!a->z && zarr_reopen(a) < 0) {
+        lpy_guard_leave(&a->g);
         return -1;
     }
     return 0;
+}
+
+static int zarr_enter(ZarrArray *a) {
+    return zarr_enter_as(a, false);
 }
 
 static int zarr_init(ZarrArray *a, PyObject *args, PyObject *kw) {
@@ -95,6 +109,7 @@ static PyObject *dims(const uint64_t *v, unsigned n) {
 
 static PyObject *zarr_info(ZarrArray *a, PyObject *unused) {
     (void)unused;
+    if (lpy_guard_check(&a->g) < 0) return NULL;
     const lumio_zarr_info *in = &a->info;
     bool sharded = in->inner_chunks[0] != 0;
     PyObject *inner = sharded ? dims(in->inner_chunks, in->ndim) : Py_NewRef(Py_None);
@@ -187,6 +202,10 @@ static PyObject *zarr_read_batch(ZarrArray *a, PyObject *args) {
     if (!PyArg_ParseTuple(args, "OOO", &starts_o, &shape_o, &out)) return NULL;
     uint64_t shape[LUMIO_ZARR_MAX_DIMS], bytes, total;
     unsigned nd = a->info.ndim;
+    if (nd == 0) {
+        PyErr_SetString(PyExc_ValueError, "read_batch: a 0-d array has no regions to batch");
+        return NULL;
+    }
     if (lpy_u64s(shape_o, "shape", shape, nd) < 0 || region_bytes(&a->info, shape, &bytes) < 0)
         return NULL;
     Py_buffer sv, ov;
@@ -239,9 +258,17 @@ static PyObject *zarr_attrs(ZarrArray *a, PyObject *unused) {
 
 static PyObject *zarr_close_m(ZarrArray *a, PyObject *unused) {
     (void)unused;
+    if (lpy_guard_check(&a->g) < 0) return NULL;
     bool child = lpy_guard_enter(&a->g);
+    if (!child && a->nseries) {
+        lpy_guard_leave(&a->g);
+        PyErr_SetString(PyExc_RuntimeError,
+                        "a series of this array is open: close it before the array");
+        return NULL;
+    }
     lumio_zarr *z = child ? NULL : a->z;
     a->z = NULL;
+    a->closed = true;
     Py_BEGIN_ALLOW_THREADS
     lumio_zarr_close(z);
     Py_END_ALLOW_THREADS
@@ -286,6 +313,7 @@ static PyObject *zarr_series(ZarrArray *a, PyObject *args) {
         Py_DECREF(s);
         return NULL;
     }
+    a->nseries++;
     lpy_guard_leave(&a->g);
     s->a = (ZarrArray *)Py_NewRef(a);
     return (PyObject *)s;
@@ -301,7 +329,7 @@ static PyObject *series_next(ZarrSeries *s, PyObject *out) {
     Py_buffer view;
     if (PyObject_GetBuffer(out, &view, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE) < 0) return NULL;
     ZarrArray *a = s->a;
-    if (zarr_enter(a) < 0) {
+    if (zarr_enter_as(a, true) < 0) {
         PyBuffer_Release(&view);
         return NULL;
     }
@@ -328,11 +356,14 @@ static PyObject *series_next(ZarrSeries *s, PyObject *out) {
 }
 
 static void series_close_handle(ZarrSeries *s) {
-    if (s->s && s->pid == getpid() && s->a) {
-        lpy_guard_enter(&s->a->g);
-        Py_BEGIN_ALLOW_THREADS
-        lumio_zarr_series_close(s->s);
-        Py_END_ALLOW_THREADS
+    if (s->s && s->pid == getpid() && s->a && s->a->g.owner != PyThread_get_thread_ident()) {
+        bool child = lpy_guard_enter(&s->a->g);
+        if (!child) {
+            Py_BEGIN_ALLOW_THREADS
+            lumio_zarr_series_close(s->s);
+            Py_END_ALLOW_THREADS
+            if (s->a->nseries) s->a->nseries--;
+        }
         lpy_guard_leave(&s->a->g);
     }
     s->s = NULL;

@@ -587,3 +587,17 @@ def test_reader_pickles_to_its_source(tmp_path):
     assert r.source == str(p) and len(list(r)) == 1
     with pytest.raises(TypeError):
         pickle.dumps(Writer(tmp_path / "w.lumio"))
+
+
+def test_reentrant_use_raises_not_hangs(tmp_path):
+    w = lumio.stream.Writer(str(tmp_path / "re.lumio"))
+
+    def frames():
+        w.flush()  # the Writer, from inside its own call
+        yield ("f", "a.py", 1)
+
+    with pytest.raises(RuntimeError):
+        w.write_sample(frames())
+    w.write_sample([("f", "a.py", 1)])
+    w.close()
+    assert sum(1 for _ in lumio.stream.Reader(str(tmp_path / "re.lumio"))) == 1

@@ -96,6 +96,8 @@ static const char *first_sep(const char *p, const char *stop) {
 static bool not_a_port(const char *colon) {
     const char *p = colon + 1;
     while (*p >= '0' && *p <= '9') p++;
+    /* A message goes on after a URL: "http://h:8080: no such key". */
+    if (p > colon + 1 && strchr(":,;.)]", *p) && (p[1] == 0 || is_space(p[1]))) return false;
     return !(*p == 0 || is_space(*p) || strchr("/?#\"'<>", *p));
 }
 
