@@ -284,9 +284,11 @@ class Reader:
         if _is_file(self._source):
             h.close()
 
-    def _pass(self, h, on_sample, batch, lists):
+    def _pass(self, h, on_sample, batch, lists, got=None):
         meta, damaged = [], []
         self._metadata, self._damaged = meta, damaged
+        if got is not None:  # this pass's own lists, whatever other passes do meanwhile
+            got["metadata"], got["damaged"] = meta, damaged
 
         def on_meta(ts, key, value):
             meta.append((ts, key, value))
@@ -367,10 +369,11 @@ class Reader:
         ``valid_end``, ``stored_bytes`` and ``raw_bytes`` (payloads as stored
         and decoded), ``metadata``. A file is read again, without following;
         standard input or TCP already read: what the last pass saw."""
+        got = {}
         if _is_file(self._source):
             h = self._take(follow=False)
             try:
-                self._pass(h, None, 0, False)
+                self._pass(h, None, 0, False, got)
                 st = h.stats()
             finally:
                 self._release(h)
@@ -378,7 +381,7 @@ class Reader:
             with self._lock:
                 first = not self._taken
             if first:
-                self._pass(self._take(), None, 0, False)
+                self._pass(self._take(), None, 0, False, got)
             st = self._h.stats()
         return {
             "version": FORMAT_VERSION,
@@ -389,13 +392,13 @@ class Reader:
             "thread_ids": st["thread_ids"],
             "t_first": st["t_first"],
             "t_last": st["t_last"],
-            "damaged": list(self._damaged),
+            "damaged": list(got.get("damaged", self._damaged)),
             "damaged_bytes": st["damaged_bytes"],
             "torn_tail_bytes": st["torn_tail_bytes"],
             "valid_end": st["valid_end"],
             "stored_bytes": st["stored_bytes"],
             "raw_bytes": st["raw_bytes"],
-            "metadata": list(self._metadata),
+            "metadata": list(got.get("metadata", self._metadata)),
         }
 
     def close(self) -> None:
