@@ -244,6 +244,25 @@ class Array:
         ``a.oindex[[3, 1, 3], :, 2:5]``."""
         return _OIndex(self)
 
+    def _write_region(self, start, shape, flat):
+        """Write [start, start + shape) from a flat C-contiguous array, in
+        slabs along the first dimension longer than 1 when large (Ctrl-C is
+        seen between them; each slab's chunks are whole when it returns)."""
+        total = int(np.prod(shape, dtype=object)) * self.dtype.itemsize
+        axis = next((d for d, n in enumerate(shape) if n > 1), None)
+        if axis is None or total <= _SLAB_BYTES:
+            self._h.write(start, shape, flat)
+            return
+        row = total // shape[axis]
+        rows = max(1, _SLAB_BYTES // max(row, 1))
+        per = row // self.dtype.itemsize
+        for r0 in range(0, shape[axis], rows):
+            r = min(rows, shape[axis] - r0)
+            s, sh = list(start), list(shape)
+            s[axis] += r0
+            sh[axis] = r
+            self._write_region(s, sh, flat[r0 * per : (r0 + r) * per])
+
     def read_batch(self, starts: Any, shape: Sequence[int]) -> np.ndarray:
         """n regions of one shape, read together: an array of shape
         ``(n, *shape)``. ``starts`` is an ``(n, ndim)`` integer array."""
@@ -264,8 +283,12 @@ class Array:
                 any(int(starts[:, d].max()) > room[d] for d in range(self.ndim) if len(starts)):
             raise IndexError("a region lies outside the array")
         out = _empty((len(starts),) + shape, self.dtype)
-        if out.size:
-            self._h.read_batch(starts.astype(np.uint64), shape, out.reshape(-1))
+        if out.size:  # in groups of at most 64 MiB: Ctrl-C is seen between them
+            per = out[0].nbytes
+            group = max(16, _SLAB_BYTES // max(per, 1))
+            u = starts.astype(np.uint64)
+            for i in range(0, len(u), group):
+                self._h.read_batch(u[i:i + group], shape, out[i:i + group].reshape(-1))
         return out
 
     def series(self, axis: int = 0, step: Optional[int] = None,
@@ -285,7 +308,7 @@ class Array:
         if data.size == 0:
             return
         if all(d.step == 1 for d in dims):
-            self._h.write([d.first for d in dims], [d.count for d in dims], data.reshape(-1))
+            self._write_region([d.first for d in dims], [d.count for d in dims], data.reshape(-1))
             return
         bounds = [d.bounds() for d in dims]
         start, extent = [b[0] for b in bounds], [b[1] for b in bounds]
