@@ -322,6 +322,33 @@ TEST(relay_beside_the_timer) {
     CHECK_EQ(st.samples, relayed + own);
 }
 
+/* The proposal's flush policies, and the older spelling; only the triggers
+ * named seal. */
+TEST(flush_policies) {
+    lumio_stream_writer_options o = {0};
+    CHECK_RC(lumio_stream_flush_policy("interval:180s,samples:5000,bytes:4M", &o));
+    CHECK_EQ(o.flush_ms, 180000);
+    CHECK_EQ(o.flush_samples, 5000);
+    CHECK_EQ(o.flush_bytes, 4 << 20);
+    CHECK_RC(lumio_stream_flush_policy("interval:3m", &o));
+    CHECK(o.flush_ms == 180000 && o.flush_samples == -1 && o.flush_bytes == -1);
+    CHECK_RC(lumio_stream_flush_policy("interval:500ms", &o));
+    CHECK_EQ(o.flush_ms, 500);
+    CHECK_RC(lumio_stream_flush_policy("samples=30,seconds=5", &o));
+    CHECK(o.flush_samples == 30 && o.flush_ms == 5000 && o.flush_bytes == -1);
+    char err[LUMIO_ERROR_MAX];
+    static const char *const bad[] = {"", "samples", "samples:", "samples:0", "interval:1x",
+                                      "bytes:4Q", "samples:5,,bytes:1M", "interval:99999999h",
+                                      "samples:99999999999999999999", "colour:red"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        CHECK_EQ(lumio_stream_flush_policy(bad[i], &o), -EINVAL);
+        CHECK(strstr(lumio_stream_writer_last_error(NULL, err, sizeof err), "flush policy") != NULL);
+    }
+    CHECK_STREQ(lumio_stream_writer_last_error(NULL, err, sizeof err),
+                "flush policy 'colour:red': 'colour:red' is not samples:N, bytes:SIZE or "
+                "interval:DURATION (ms, s, m, h), joined by commas");
+}
+
 int main(void) {
     return run_tests("api");
 }

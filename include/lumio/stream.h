@@ -102,6 +102,14 @@ typedef struct lumio_stream_writer_stats {
     uint64_t reserved[4]; /* zero */
 } lumio_stream_writer_stats;
 
+/* Set o's flush triggers from a policy as text, as the CLI's --flush and
+ * Python's Writer take it: "samples:5000", "bytes:4M" (k, M, G), and
+ * "interval:180s" (ms, s, m, h), joined by commas ("interval:10s,
+ * samples:5000"); also the older "samples=N,seconds=S". Only the triggers
+ * named seal: the others are set off. -EINVAL, naming the part that is
+ * wrong, in lumio_stream_writer_last_error(NULL, ...). Any thread. */
+LUMIO_API int lumio_stream_flush_policy(const char *spec, lumio_stream_writer_options *o);
+
 /* Open a writer on a sink: a file path (created or truncated, or with
  * `append` continued after its last valid chunk; each chunk is committed by
  * writing its magic last), "-" (standard output), "tcp:HOST:PORT" (connect

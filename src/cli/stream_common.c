@@ -90,38 +90,6 @@ void stream_writer_error(const char *out, const lumio_stream_writer *w) {
         cli_error("%s: %s", out, e[0] ? e : "write failed");
 }
 
-static int parse_policy(const char *p, lumio_stream_writer_options *o) {
-    char *copy = strdup(p), *save = NULL;
-    if (!copy) return -ENOMEM;
-    int rc = 0;
-    /* Only the triggers named seal: the others are off (-1, or 0 for time). */
-    uint64_t samples = 0, bytes = 0, ms = 0, v;
-    for (char *tok = strtok_r(copy, ",", &save); tok && !rc; tok = strtok_r(NULL, ",", &save)) {
-        char *eq = strchr(tok, '=');
-        if (!eq) {
-            rc = -EINVAL;
-            break;
-        }
-        *eq++ = 0;
-        if (!strcmp(tok, "samples"))
-            rc = parse_count(eq, 1, INT64_MAX, &samples);
-        else if (!strcmp(tok, "bytes"))
-            rc = parse_size(eq, &bytes);
-        else if (!strcmp(tok, "seconds") && !(rc = parse_count(eq, 0, 86400 * 30, &v)))
-            ms = v * 1000;
-        else if (!strcmp(tok, "ms"))
-            rc = parse_count(eq, 1, UINT32_MAX, &ms);
-        else
-            rc = -EINVAL;
-    }
-    free(copy);
-    if (rc < 0 || bytes > INT64_MAX) return rc < 0 ? rc : -EINVAL;
-    o->flush_samples = samples ? (int64_t)samples : -1;
-    o->flush_bytes = bytes ? (int64_t)bytes : -1;
-    o->flush_ms = (uint32_t)ms;
-    return 0;
-}
-
 int stream_open_reader(const char *path, lumio_stream_reader **r,
                        const lumio_stream_reader_options *o) {
     int rc = lumio_stream_reader_open(r, path, o);
@@ -130,8 +98,8 @@ int stream_open_reader(const char *path, lumio_stream_reader **r,
 }
 
 int stream_flush_option(const char *arg, lumio_stream_writer_options *o) {
-    if (parse_policy(arg, o) == 0) return 0;
-    cli_bad_value("--flush", arg, "a policy like samples=10000,bytes=4M,seconds=5");
+    if (lumio_stream_flush_policy(arg, o) == 0) return 0;
+    cli_bad_value("--flush", arg, "a policy like interval:10s,samples:5000,bytes:4M");
     return -1;
 }
 
