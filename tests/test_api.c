@@ -337,12 +337,20 @@ TEST(flush_policies) {
     CHECK_RC(lumio_stream_flush_policy("samples=30,seconds=5", &o));
     CHECK(o.flush_samples == 30 && o.flush_ms == 5000 && o.flush_bytes == -1);
     char err[LUMIO_ERROR_MAX];
-    static const char *const bad[] = {"", "samples", "samples:", "samples:0", "interval:1x",
-                                      "bytes:4Q", "samples:5,,bytes:1M", "interval:99999999h",
-                                      "samples:99999999999999999999", "colour:red"};
+    static const char *const bad[] = {"",
+                                      "samples",
+                                      "samples:",
+                                      "samples:0",
+                                      "interval:1x",
+                                      "bytes:4Q",
+                                      "samples:5,,bytes:1M",
+                                      "interval:99999999h",
+                                      "samples:99999999999999999999",
+                                      "colour:red"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         CHECK_EQ(lumio_stream_flush_policy(bad[i], &o), -EINVAL);
-        CHECK(strstr(lumio_stream_writer_last_error(NULL, err, sizeof err), "flush policy") != NULL);
+        CHECK(strstr(lumio_stream_writer_last_error(NULL, err, sizeof err), "flush policy") !=
+              NULL);
     }
     CHECK_STREQ(lumio_stream_writer_last_error(NULL, err, sizeof err),
                 "flush policy 'colour:red': 'colour:red' is not samples:N, bytes:SIZE or "

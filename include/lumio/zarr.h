@@ -61,13 +61,13 @@ typedef struct lumio_zarr_info {
     uint64_t chunks[LUMIO_ZARR_MAX_DIMS];
     lumio_zarr_type type;
     unsigned itemsize;
-    int big_endian;    /* the stored (and returned) byte order */
-    int fortran_order; /* chunks stored in F order */
-    char dtype[16];    /* as numpy writes it: "<u2", "|b1", ">f8" */
-    char codecs[256];  /* "blosc:lz4:5:shuffle", "zstd:3", "delta,zlib:1", ... */
-    uint8_t fill[8];   /* the fill value, itemsize bytes in the array's byte order */
+    int big_endian;      /* the stored (and returned) byte order */
+    int fortran_order;   /* chunks stored in F order */
+    char dtype[16];      /* as numpy writes it: "<u2", "|b1", ">f8" */
+    char codecs[256];    /* "blosc:lz4:5:shuffle", "zstd:3", "delta,zlib:1", ... */
+    uint8_t fill[8];     /* the fill value, itemsize bytes in the array's byte order */
     char fill_value[40]; /* and as text: "0", "-1.5", "nan", "true" (as a create option takes it) */
-    uint64_t nchunks;  /* chunks in the grid; UINT64_MAX: that many or more */
+    uint64_t nchunks;    /* chunks in the grid; UINT64_MAX: that many or more */
     /* A sharded array (v3 sharding_indexed): chunks is the shard shape and
      * this the shape of the chunks inside a shard; all 0 otherwise. */
     uint64_t inner_chunks[LUMIO_ZARR_MAX_DIMS];

@@ -217,15 +217,14 @@ class Array:
         result[...] = box[tuple(pick)]
         return result
 
-    def _read_region(self, start, shape, flat):
-        """Read [start, start + shape) into a flat C-contiguous array, in
-        slabs along the first dimension longer than 1 when large (Ctrl-C
-        is seen between them; a slab of 1 there is read in slabs of the
-        next)."""
+    def _in_slabs(self, call, start, shape, flat):
+        """call(start, shape, flat) over [start, start + shape), in slabs
+        along the first dimension longer than 1 when large, so that Ctrl-C
+        is seen between them (a write's chunks are whole after each)."""
         total = int(np.prod(shape, dtype=object)) * self.dtype.itemsize
         axis = next((d for d, n in enumerate(shape) if n > 1), None)
         if axis is None or total <= _SLAB_BYTES:
-            self._h.read(start, shape, flat)
+            call(start, shape, flat)
             return
         row = total // shape[axis]  # bytes of one index along axis (leading extents are 1)
         rows = max(1, _SLAB_BYTES // max(row, 1))
@@ -235,7 +234,15 @@ class Array:
             s, sh = list(start), list(shape)
             s[axis] += r0
             sh[axis] = r
-            self._read_region(s, sh, flat[r0 * per : (r0 + r) * per])
+            self._in_slabs(call, s, sh, flat[r0 * per : (r0 + r) * per])
+
+    def _read_region(self, start, shape, flat):
+        """Read [start, start + shape) into a flat C-contiguous array."""
+        self._in_slabs(self._h.read, start, shape, flat)
+
+    def _write_region(self, start, shape, flat):
+        """Write [start, start + shape) from a flat C-contiguous array."""
+        self._in_slabs(self._h.write, start, shape, flat)
 
     @property
     def oindex(self):
@@ -243,25 +250,6 @@ class Array:
         int, a slice, or a 1-d integer array (any order, repeats allowed);
         ``a.oindex[[3, 1, 3], :, 2:5]``."""
         return _OIndex(self)
-
-    def _write_region(self, start, shape, flat):
-        """Write [start, start + shape) from a flat C-contiguous array, in
-        slabs along the first dimension longer than 1 when large (Ctrl-C is
-        seen between them; each slab's chunks are whole when it returns)."""
-        total = int(np.prod(shape, dtype=object)) * self.dtype.itemsize
-        axis = next((d for d, n in enumerate(shape) if n > 1), None)
-        if axis is None or total <= _SLAB_BYTES:
-            self._h.write(start, shape, flat)
-            return
-        row = total // shape[axis]
-        rows = max(1, _SLAB_BYTES // max(row, 1))
-        per = row // self.dtype.itemsize
-        for r0 in range(0, shape[axis], rows):
-            r = min(rows, shape[axis] - r0)
-            s, sh = list(start), list(shape)
-            s[axis] += r0
-            sh[axis] = r
-            self._write_region(s, sh, flat[r0 * per : (r0 + r) * per])
 
     def read_batch(self, starts: Any, shape: Sequence[int]) -> np.ndarray:
         """n regions of one shape, read together: an array of shape

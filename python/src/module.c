@@ -51,7 +51,8 @@ void lpy_guard_fini(lpy_guard *g) {
 
 int lpy_guard_check(lpy_guard *g) {
     if (!g->lock) {
-        PyErr_SetString(PyExc_ValueError, "the object was not initialized (its __init__ never ran)");
+        PyErr_SetString(PyExc_ValueError,
+                        "the object was not initialized (its __init__ never ran)");
         return -1;
     }
     if (g->pid == getpid() && g->owner == PyThread_get_thread_ident()) {

@@ -102,8 +102,7 @@ static void zarr_dealloc(ZarrArray *a) {
 
 static PyObject *dims(const uint64_t *v, unsigned n) {
     PyObject *t = PyTuple_New(n);
-    for (unsigned i = 0; t && i < n; i++)
-        PyTuple_SET_ITEM(t, i, PyLong_FromUnsignedLongLong(v[i]));
+    for (unsigned i = 0; t && i < n; i++) PyTuple_SET_ITEM(t, i, PyLong_FromUnsignedLongLong(v[i]));
     return t;
 }
 
@@ -113,13 +112,12 @@ static PyObject *zarr_info(ZarrArray *a, PyObject *unused) {
     const lumio_zarr_info *in = &a->info;
     bool sharded = in->inner_chunks[0] != 0;
     PyObject *inner = sharded ? dims(in->inner_chunks, in->ndim) : Py_NewRef(Py_None);
-    return Py_BuildValue("{s:i,s:N,s:N,s:N,s:s,s:s,s:s,s:I,s:O,s:O,s:K}", "format", in->format,
-                         "shape", dims(in->shape, in->ndim), "chunks", dims(in->chunks, in->ndim),
-                         "inner_chunks", inner, "dtype", in->dtype, "codecs", in->codecs,
-                         "fill_value", in->fill_value, "itemsize", in->itemsize, "big_endian",
-                         in->big_endian ? Py_True : Py_False, "fortran_order",
-                         in->fortran_order ? Py_True : Py_False, "nchunks",
-                         (unsigned long long)in->nchunks);
+    return Py_BuildValue(
+        "{s:i,s:N,s:N,s:N,s:s,s:s,s:s,s:I,s:O,s:O,s:K}", "format", in->format, "shape",
+        dims(in->shape, in->ndim), "chunks", dims(in->chunks, in->ndim), "inner_chunks", inner,
+        "dtype", in->dtype, "codecs", in->codecs, "fill_value", in->fill_value, "itemsize",
+        in->itemsize, "big_endian", in->big_endian ? Py_True : Py_False, "fortran_order",
+        in->fortran_order ? Py_True : Py_False, "nchunks", (unsigned long long)in->nchunks);
 }
 
 /* The region's bytes, or -1 (with ValueError) when they overflow. */
@@ -147,23 +145,26 @@ static int out_buffer(PyObject *out, Py_buffer *view, uint64_t want, bool writab
     return 0;
 }
 
-static PyObject *zarr_read(ZarrArray *a, PyObject *args) {
-    PyObject *start_o, *shape_o, *out;
-    if (!PyArg_ParseTuple(args, "OOO", &start_o, &shape_o, &out)) return NULL;
+/* One region between the array and a buffer: read(start, shape, out) or
+ * write(start, shape, data). */
+static PyObject *zarr_region(ZarrArray *a, PyObject *args, bool write) {
+    PyObject *start_o, *shape_o, *buf;
+    if (!PyArg_ParseTuple(args, "OOO", &start_o, &shape_o, &buf)) return NULL;
     uint64_t start[LUMIO_ZARR_MAX_DIMS], shape[LUMIO_ZARR_MAX_DIMS], bytes;
     unsigned nd = a->info.ndim;
     if (lpy_u64s(start_o, "start", start, nd) < 0 || lpy_u64s(shape_o, "shape", shape, nd) < 0 ||
         region_bytes(&a->info, shape, &bytes) < 0)
         return NULL;
     Py_buffer view;
-    if (out_buffer(out, &view, bytes, true) < 0) return NULL;
+    if (out_buffer(buf, &view, bytes, !write) < 0) return NULL;
     if (zarr_enter(a) < 0) {
         PyBuffer_Release(&view);
         return NULL;
     }
     int rc;
     Py_BEGIN_ALLOW_THREADS
-    rc = lumio_zarr_read(a->z, start, shape, view.buf);
+    rc = write ? lumio_zarr_write(a->z, start, shape, view.buf)
+               : lumio_zarr_read(a->z, start, shape, view.buf);
     Py_END_ALLOW_THREADS
     PyObject *r = rc < 0 ? zarr_fail(a, rc) : Py_NewRef(Py_None);
     lpy_guard_leave(&a->g);
@@ -171,28 +172,12 @@ static PyObject *zarr_read(ZarrArray *a, PyObject *args) {
     return r;
 }
 
+static PyObject *zarr_read(ZarrArray *a, PyObject *args) {
+    return zarr_region(a, args, false);
+}
+
 static PyObject *zarr_write(ZarrArray *a, PyObject *args) {
-    PyObject *start_o, *shape_o, *data;
-    if (!PyArg_ParseTuple(args, "OOO", &start_o, &shape_o, &data)) return NULL;
-    uint64_t start[LUMIO_ZARR_MAX_DIMS], shape[LUMIO_ZARR_MAX_DIMS], bytes;
-    unsigned nd = a->info.ndim;
-    if (lpy_u64s(start_o, "start", start, nd) < 0 || lpy_u64s(shape_o, "shape", shape, nd) < 0 ||
-        region_bytes(&a->info, shape, &bytes) < 0)
-        return NULL;
-    Py_buffer view;
-    if (out_buffer(data, &view, bytes, false) < 0) return NULL;
-    if (zarr_enter(a) < 0) {
-        PyBuffer_Release(&view);
-        return NULL;
-    }
-    int rc;
-    Py_BEGIN_ALLOW_THREADS
-    rc = lumio_zarr_write(a->z, start, shape, view.buf);
-    Py_END_ALLOW_THREADS
-    PyObject *r = rc < 0 ? zarr_fail(a, rc) : Py_NewRef(Py_None);
-    lpy_guard_leave(&a->g);
-    PyBuffer_Release(&view);
-    return r;
+    return zarr_region(a, args, true);
 }
 
 /* n regions of one shape: starts a C-contiguous buffer of n x ndim uint64,
@@ -449,14 +434,13 @@ static int create_options(lumio_zarr_create_options *o, PyObject *shape, PyObjec
 
 static PyObject *zarr_create_f(PyObject *self, PyObject *args, PyObject *kw) {
     (void)self;
-    static char *names[] = {"location", "shape", "chunks", "dtype", "codec", "format",
-                            "fortran", "fill_value", "shards", "checksum", "attrs", NULL};
+    static char *names[] = {"location", "shape",      "chunks", "dtype",    "codec", "format",
+                            "fortran",  "fill_value", "shards", "checksum", "attrs", NULL};
     const char *loc, *dtype, *codec = NULL, *fill = NULL, *attrs = NULL;
     PyObject *shape, *chunks, *shards = Py_None;
     int format = 0, fortran = 0, checksum = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "sOOs|zipzOpz", names, &loc, &shape, &chunks,
-                                     &dtype, &codec, &format, &fortran, &fill, &shards,
-                                     &checksum, &attrs))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "sOOs|zipzOpz", names, &loc, &shape, &chunks, &dtype,
+                                     &codec, &format, &fortran, &fill, &shards, &checksum, &attrs))
         return NULL;
     lumio_zarr_create_options o = {0};
     if (create_options(&o, shape, chunks, dtype, codec, format, fortran, fill, shards, checksum) <
@@ -475,8 +459,8 @@ static PyObject *zarr_create_f(PyObject *self, PyObject *args, PyObject *kw) {
 
 static PyObject *zarr_rechunk_f(PyObject *self, PyObject *args, PyObject *kw) {
     (void)self;
-    static char *names[] = {"src", "dst", "chunks", "codec", "format", "fortran",
-                            "shards", "checksum", "memory", NULL};
+    static char *names[] = {"src",     "dst",    "chunks",   "codec",  "format",
+                            "fortran", "shards", "checksum", "memory", NULL};
     const char *src, *dst, *codec = NULL;
     PyObject *chunks, *shards = Py_None;
     int format = 0, fortran = 0, checksum = 0;

@@ -19,7 +19,6 @@ static void print_dims(const char *label, const uint64_t *v, unsigned n) {
     printf("\n");
 }
 
-
 static bool is_metadata(const char *name) {
     return !strcmp(name, ".zarray") || !strcmp(name, ".zattrs") || !strcmp(name, ".zgroup") ||
            !strcmp(name, "zarr.json") || !strcmp(name, ".zmetadata");

@@ -18,7 +18,8 @@ static int number(const char *s, size_t n, const char *const *names, const uint6
     uint64_t v = 0;
     size_t i = 0;
     for (; i < n && s[i] >= '0' && s[i] <= '9'; i++)
-        if (__builtin_mul_overflow(v, 10, &v) || __builtin_add_overflow(v, (uint64_t)(s[i] - '0'), &v))
+        if (__builtin_mul_overflow(v, 10, &v) ||
+            __builtin_add_overflow(v, (uint64_t)(s[i] - '0'), &v))
             return -1;
     if (i == 0) return -1;
     uint64_t f = 1;

@@ -43,7 +43,7 @@ static bool plain_name(const char *s, size_t len) {
 
 static int add(lumio_zarr_group *g, const char *name, size_t len, lumio_zarr_node kind) {
     if (!plain_name(name, len)) return 0; /* a nested path or a hostile name: not a member */
-    for (size_t i = 0; i < g->n; i++) /* (v2 consolidated may name both .zarray and .zattrs) */
+    for (size_t i = 0; i < g->n; i++)     /* (v2 consolidated may name both .zarray and .zattrs) */
         if (!strncmp(g->m[i].name, name, len) && !g->m[i].name[len]) return 0;
     if (g->n == MAX_MEMBERS) return -E2BIG;
     if (g->n == g->cap) {
@@ -61,7 +61,10 @@ static int add(lumio_zarr_group *g, const char *name, size_t len, lumio_zarr_nod
 
 static lumio_zarr_node v3_kind(json_t *node) {
     const char *t = json_string_value(json_object_get(node, "node_type"));
-    return !t ? 0 : !strcmp(t, "array") ? LUMIO_ZARR_ARRAY : !strcmp(t, "group") ? LUMIO_ZARR_GROUP : 0;
+    return !t                    ? 0
+           : !strcmp(t, "array") ? LUMIO_ZARR_ARRAY
+           : !strcmp(t, "group") ? LUMIO_ZARR_GROUP
+                                 : 0;
 }
 
 /* v2 `.zmetadata`: keys "NAME/.zarray" and "NAME/.zgroup" are members. */
@@ -161,7 +164,8 @@ static int group_format(lumio_zarr *s, lumio_zarr_group *g, json_t **v3) {
             return 0;
         }
         snprintf(s->err, sizeof s->err, "%s: %s", s->base,
-                 k == LUMIO_ZARR_ARRAY ? "a Zarr array, not a group" : "zarr.json: not a Zarr node");
+                 k == LUMIO_ZARR_ARRAY ? "a Zarr array, not a group"
+                                       : "zarr.json: not a Zarr node");
         return k == LUMIO_ZARR_ARRAY ? -ENOTDIR : LUMIO_E_FORMAT;
     }
     if (rc == -ENOENT) {
@@ -169,7 +173,8 @@ static int group_format(lumio_zarr *s, lumio_zarr_group *g, json_t **v3) {
         bool array = lumio__zarr_fetch_key(s, ".zarray", &t, &len) == 0;
         free(t);
         snprintf(s->err, sizeof s->err, "%s: %s", s->base,
-                 array ? "a Zarr array, not a group" : "not a Zarr group (no .zgroup or zarr.json)");
+                 array ? "a Zarr array, not a group"
+                       : "not a Zarr group (no .zgroup or zarr.json)");
         return array ? -ENOTDIR : -ENOENT;
     }
     return rc;
@@ -183,14 +188,16 @@ static int group_read(lumio_zarr *s, lumio_zarr_group *g) {
     if (rc == 0 && !g->listed && !s->remote) rc = local_members(s->base, g);
     if (rc == 0) rc = lumio__zarr_user_attrs(s, g->format, &g->attrs);
     if (rc == 0) qsort(g->m, g->n, sizeof *g->m, by_name);
-    if (rc < 0 && !s->err[0]) snprintf(s->err, sizeof s->err, "%s: %s", s->base, lumio_strerror(rc));
+    if (rc < 0 && !s->err[0])
+        snprintf(s->err, sizeof s->err, "%s: %s", s->base, lumio_strerror(rc));
     return rc;
 }
 
 static int group_open(lumio_zarr_group **out, const char *location, const lumio_zarr_options *o) {
     if (!location) return -EINVAL;
     if (o && !lumio__zero(o->reserved, sizeof o->reserved)) {
-        snprintf(lumio__zarr_open_error(), 1024, "lumio_zarr_options: reserved fields are not zero");
+        snprintf(lumio__zarr_open_error(), 1024,
+                 "lumio_zarr_options: reserved fields are not zero");
         return -EINVAL;
     }
     lumio_zarr_group *g = calloc(1, sizeof *g);
