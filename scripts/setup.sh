@@ -9,6 +9,8 @@ packages=(
     libcurl4-openssl-dev libssl-dev openssl libjansson-dev libblosc-dev zlib1g-dev libisal-dev
     xxhash fio python3 curl nginx-light aria2 python3-fsspec python3-aiohttp python3-requests
     python3-zarr python3-numpy python3-dev python3-pytest python3-setuptools python3-pip python3-torch time
+    libwebsockets-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler libmicrohttpd-dev
+    python3-websockets chromium
 )
 
 missing=()

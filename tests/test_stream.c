@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -673,6 +674,67 @@ TEST(time_flush_seals_an_idle_chunk) {
     lumio_stream_writer_close(w);
     free_lines(&want);
     free_lines(&got);
+}
+
+/* The dump: SIGUSR1's handler asks for a seal; with the writer's own thread
+ * the chunk is sealed at once though the writer's thread writes nothing
+ * more; without it, at the next call. Nothing else seals: no flush policy. */
+static lumio_stream_writer *dump_target;
+
+static void dump_handler(int sig) {
+    (void)sig;
+    lumio_stream_writer_dump(dump_target);
+}
+
+static uint64_t sealed_chunks(lumio_stream_writer *w) {
+    lumio_stream_writer_stats ws;
+    lumio_stream_writer_get_stats(w, &ws);
+    return ws.chunks;
+}
+
+TEST(dump_from_a_signal_handler) {
+    struct sigaction sa = {.sa_handler = dump_handler}, old;
+    sigemptyset(&sa.sa_mask);
+    CHECK_EQ(sigaction(SIGUSR1, &sa, &old), 0);
+    for (int threaded = 1; threaded >= 0; threaded--) {
+        char p[4096];
+        snprintf(p, sizeof p, "%s", tmp_path(threaded ? "dump_t.lumio" : "dump.lumio"));
+        lumio_stream_writer_options o = {
+            .flush_samples = -1, .flush_bytes = -1, .dump_thread = threaded};
+        lumio_stream_writer *w;
+        CHECK_EQ(lumio_stream_writer_open(&w, p, &o), 0);
+        dump_target = w;
+        lines want = {0};
+        gen(w, &want, 30, 2, 7);
+        CHECK_EQ(sealed_chunks(w), 0);
+        CHECK_EQ(raise(SIGUSR1), 0);
+        for (int i = 0; i < 200 && threaded && sealed_chunks(w) == 0; i++) usleep(10 * 1000);
+        if (!threaded) {
+            CHECK_EQ(sealed_chunks(w), 0); /* no thread: the next call seals */
+            lumio_frame f = {.function = "after", .file = "x.c", .line = 1};
+            lumio_sample s = {.timestamp_us = 1u << 30, .thread_id = 5, .frames = &f, .depth = 1};
+            CHECK_EQ(lumio_stream_writer_write_sample(w, &s), 0);
+            char buf[256];
+            sample_line(buf, sizeof buf, &s);
+            add_line(&want, buf);
+        }
+        CHECK_EQ(sealed_chunks(w), 1);
+        lumio_stream_reader_stats st;
+        lines got = read_back(p, &st); /* while the writer is still open */
+        CHECK_EQ(st.samples + st.records, want.n);
+        check_same(&got, &want, want.n);
+        CHECK_EQ(lumio_stream_writer_dump(w), 0); /* an empty chunk: nothing */
+        usleep(50 * 1000);
+        CHECK_EQ(sealed_chunks(w), 1);
+        dump_target = NULL;
+        CHECK_EQ(lumio_stream_writer_finish(w), 0);
+        CHECK_EQ(sealed_chunks(w), 1);
+        lumio_stream_writer_close(w);
+        free_lines(&want);
+        free_lines(&got);
+    }
+    CHECK_EQ(lumio_stream_writer_dump(NULL), -EINVAL);
+    sigaction(SIGUSR1, &old, NULL);
 }
 
 int main(void) {

@@ -86,7 +86,10 @@ typedef struct lumio_stream_writer_options {
     int append;            /* files: keep the valid chunks already there, trim a torn tail */
     uint64_t tcp_buffer;   /* TCP sinks: bytes of sealed chunks kept for the consumer (64 MiB) */
     uint32_t close_timeout_ms; /* TCP sinks: how long finish waits to send the rest (5000) */
-    uint64_t reserved[8];      /* must be 0 */
+    int dump_thread; /* 1: lumio_stream_writer_dump seals at once, from the writer's own
+                        thread (started at open, as flush_ms starts it); 0: it seals at
+                        the writer's next call */
+    uint64_t reserved[7]; /* must be 0 */
 } lumio_stream_writer_options;
 
 typedef struct lumio_stream_writer_stats {
@@ -152,6 +155,14 @@ LUMIO_API int lumio_stream_writer_write_meta(lumio_stream_writer *w, uint64_t ti
 /* Seal the current chunk now (nothing happens if it is empty). The writer's
  * thread. */
 LUMIO_API int lumio_stream_writer_flush(lumio_stream_writer *w);
+/* The proposal's "dump": ask for the current chunk to be sealed now (nothing
+ * happens if it is empty), as SIGUSR1 does to `lumio stream gen`. Safe from
+ * a signal handler and from any thread: it only sets a flag and writes a
+ * byte to a pipe. The seal happens at once on the writer's own thread when
+ * the writer has one (dump_thread or flush_ms), else at its next call; its
+ * failure is returned by the writer's next call. 0, or -EINVAL for NULL. A
+ * handler must be done with w before lumio_stream_writer_close. */
+LUMIO_API int lumio_stream_writer_dump(lumio_stream_writer *w);
 /* The counters so far (chunks sealed, samples, bytes; TCP deliveries). The
  * writer's thread. */
 LUMIO_API void lumio_stream_writer_get_stats(const lumio_stream_writer *w,
@@ -190,6 +201,47 @@ LUMIO_API int lumio_stream_import(FILE *in, const char *format, lumio_sample_fn 
  * inside a name becomes ':', line breaks spaces). Returns 0, -EINVAL for a
  * sample without frames, -EIO. Any thread (one per `out`). */
 LUMIO_API int lumio_stream_print_folded(FILE *out, const lumio_sample *s, uint64_t count);
+
+/* ---- exporting to other tools' formats ------------------------------------
+ * An exporter takes samples and records (from a reader, an import, or a
+ * program) and writes them in a viewer's format:
+ *   "collapsed"  folded stacks, a line per sample as it comes;
+ *   "jsonl"      one JSON object per sample and record, as they come;
+ *   "speedscope" speedscope's file format (one sampled profile per thread);
+ *   "gecko"      the Firefox Profiler's processed format;
+ *   "pprof"      pprof's profile.proto, gzip-compressed;
+ *   "tachyon"    CPython's sampling-profiler binary format, version 1.
+ * The streaming ones (collapsed, jsonl) write as samples come; the others
+ * keep the profile's tables and samples (compactly) and write the file at
+ * finish. docs/PROFILES.md says what each holds. */
+typedef struct lumio_stream_exporter lumio_stream_exporter;
+
+/* Options: zero is the default in every field (docs/API.md). */
+typedef struct lumio_stream_export_options {
+    const char *name;     /* the profile's name where the format has one (default "lumio") */
+    uint64_t reserved[6]; /* must be 0 */
+} lumio_stream_export_options;
+
+/* An exporter writing to out (kept open by the caller; for "pprof" and
+ * "tachyon" a binary stream). -EINVAL for an unknown format, naming it, in
+ * lumio_stream_exporter_last_error(NULL, ...). Any thread; the exporter is
+ * then used by one thread at a time. */
+LUMIO_API int lumio_stream_exporter_create(lumio_stream_exporter **e, const char *format,
+                                           FILE *out, const lumio_stream_export_options *o);
+/* Add a sample; a record (command line, rate, thread names: docs/PROFILES.md).
+ * 0, -ENOMEM, -EIO (writing out), -EINVAL. The exporter's thread. */
+LUMIO_API int lumio_stream_exporter_sample(lumio_stream_exporter *e, const lumio_sample *s);
+LUMIO_API int lumio_stream_exporter_meta(lumio_stream_exporter *e, uint64_t timestamp_us,
+                                         const char *key, const char *value);
+/* Write what is held and flush out: 0 or the first error. The exporter's
+ * thread. */
+LUMIO_API int lumio_stream_exporter_finish(lumio_stream_exporter *e);
+/* The text of the exporter's last failure (NULL: this thread's last failed
+ * create), copied into buf, which is returned; "" if none. Any thread. */
+LUMIO_API char *lumio_stream_exporter_last_error(const lumio_stream_exporter *e, char *buf,
+                                                 size_t len);
+/* Free (without finishing). Accepts NULL. The exporter's thread. */
+LUMIO_API void lumio_stream_exporter_close(lumio_stream_exporter *e);
 
 /* ---- chunks as they travel ------------------------------------------------
  * A receiver or relay (lumio stream recv) takes another writer's bytes as

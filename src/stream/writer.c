@@ -6,7 +6,9 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <sys/stat.h>
@@ -42,6 +44,8 @@ struct lumio_stream_writer {
      * sample comes; then every public call takes the lock. */
     bool timer_on, timer_stop;
     pthread_t timer;
+    int wake[2];           /* the timer's pipe: a dump or a stop wakes it */
+    atomic_int dump_asked; /* lumio_stream_writer_dump (signal-safe) */
     pthread_mutex_t mu;
     int timer_err;
     bool finished; /* lumio_stream_writer_finish ran, and returned finish_rc */
@@ -308,11 +312,13 @@ static int write_chunk_locked(lumio_stream_writer *w, const void *data, size_t l
 }
 
 static int maybe_flush(lumio_stream_writer *w) {
-    bool due = (w->o.flush_samples && w->enc.samples >= w->o.flush_samples) ||
+    bool due = atomic_load_explicit(&w->dump_asked, memory_order_relaxed) ||
+               (w->o.flush_samples && w->enc.samples >= w->o.flush_samples) ||
                (w->o.flush_bytes && w->enc.rec.len >= (uint64_t)w->o.flush_bytes);
     if (!due && w->o.flush_ms && !w->timer_on && !lumio__chunk_enc_empty(&w->enc))
         due = now_ms() - w->chunk_started_ms >= w->o.flush_ms;
     if (!due) return 0;
+    atomic_store(&w->dump_asked, 0);
     int rc = flush_locked(w);
     w->chunk_started_ms = now_ms();
     return rc;
@@ -576,15 +582,21 @@ int lumio_stream_writer_write_meta(lumio_stream_writer *w, uint64_t ts, const ch
     LOCKED(w, write_meta_locked(w, ts, key, value));
 }
 
+/* The writer's own thread: seals a chunk older than flush_ms, and at once
+ * when a dump is asked (its byte on the pipe wakes the poll). */
 static void *timer_main(void *arg) {
     lumio_stream_writer *w = arg;
-    uint64_t step = LUMIO_MIN(w->o.flush_ms, 50u);
-    struct timespec nap = {(time_t)(step / 1000), (long)(step % 1000) * 1000000};
+    int step = w->o.flush_ms ? (int)LUMIO_MIN(w->o.flush_ms, 50u) : -1;
     for (;;) {
-        nanosleep(&nap, NULL);
+        struct pollfd p = {.fd = w->wake[0], .events = POLLIN};
+        char drain[64];
+        if (poll(&p, 1, step) > 0)
+            while (read(w->wake[0], drain, sizeof drain) > 0) continue;
         pthread_mutex_lock(&w->mu);
         if (w->timer_stop) break;
-        if (!lumio__chunk_enc_empty(&w->enc) && now_ms() - w->chunk_started_ms >= w->o.flush_ms) {
+        bool dump = atomic_exchange(&w->dump_asked, 0);
+        bool old = w->o.flush_ms && now_ms() - w->chunk_started_ms >= w->o.flush_ms;
+        if (!lumio__chunk_enc_empty(&w->enc) && (dump || old)) {
             int rc = flush_locked(w);
             w->chunk_started_ms = now_ms();
             if (rc < 0 && !w->timer_err) w->timer_err = rc;
@@ -596,13 +608,16 @@ static void *timer_main(void *arg) {
 }
 
 static int start_timer(lumio_stream_writer *w) {
-    if (!w->o.flush_ms) return 0;
+    if (!w->o.flush_ms && !w->o.dump_thread) return 0;
+    if (pipe2(w->wake, O_NONBLOCK | O_CLOEXEC) < 0) return -errno;
     pthread_mutex_init(&w->mu, NULL);
     w->timer_on = true;
     int rc = pthread_create(&w->timer, NULL, timer_main, w);
     if (rc) {
         w->timer_on = false;
         pthread_mutex_destroy(&w->mu);
+        close(w->wake[0]);
+        close(w->wake[1]);
         return -rc;
     }
     return 0;
@@ -613,9 +628,27 @@ static void stop_timer(lumio_stream_writer *w) {
     pthread_mutex_lock(&w->mu);
     w->timer_stop = true;
     pthread_mutex_unlock(&w->mu);
+    ssize_t k = write(w->wake[1], "", 1); /* the pipe is non-blocking: full is awake too */
+    (void)k;
     pthread_join(w->timer, NULL);
+    w->timer_on = false; /* a late dump only sets the flag */
     pthread_mutex_destroy(&w->mu);
-    w->timer_on = false;
+    close(w->wake[0]);
+    close(w->wake[1]);
+}
+
+/* Only a flag and a write(2): async-signal-safe. errno is the interrupted
+ * code's, kept. */
+int lumio_stream_writer_dump(lumio_stream_writer *w) {
+    if (!w) return -EINVAL;
+    atomic_store(&w->dump_asked, 1);
+    if (w->timer_on) {
+        int saved = errno;
+        ssize_t k = write(w->wake[1], "", 1);
+        (void)k;
+        errno = saved;
+    }
+    return 0;
 }
 
 void lumio_stream_writer_get_stats(const lumio_stream_writer *cw, lumio_stream_writer_stats *s) {
