@@ -81,5 +81,22 @@ for sub in gen export import info verify recover bench; do
 done
 "$lumio" stream bench --samples 20000 | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["write_samples_per_s"] > 0 and d["read_samples_per_s"] > 0 and d["bytes_per_sample"] > 0' && ok || bad "bench JSON"
 
+# The dump: SIGUSR1 seals the chunk being written at once, while the writer
+# goes on (no flush policy would seal before the end here).
+"$lumio" stream gen --seed 5 --samples 1000000 --rate 2000 --flush samples:10000000 \
+    -o "$tmp/dump.lumio" 2>"$tmp/dump.err" &
+gen_pid=$!
+for _ in $(seq 100); do [ -s "$tmp/dump.lumio" ] && break; sleep 0.05; done
+sleep 0.5
+kill -USR1 "$gen_pid"
+for _ in $(seq 100); do grep -q '^sealed chunks=1 ' "$tmp/dump.err" && break; sleep 0.05; done
+grep -q '^sealed chunks=1 ' "$tmp/dump.err" && ok || bad "SIGUSR1 seals a chunk: $(cat "$tmp/dump.err")"
+info=$("$lumio" stream info "$tmp/dump.lumio") && grep -Eq "^chunks: +1$" <<<"$info" && ok || bad "the dumped chunk reads while gen runs: $info"
+kill -USR1 "$gen_pid"
+for _ in $(seq 100); do grep -q '^sealed chunks=2 ' "$tmp/dump.err" && break; sleep 0.05; done
+grep -q '^sealed chunks=2 ' "$tmp/dump.err" && ok || bad "a second SIGUSR1 seals a second chunk"
+{ kill -KILL "$gen_pid" && wait "$gen_pid"; } 2>/dev/null
+info=$("$lumio" stream info "$tmp/dump.lumio") && grep -Eq "^chunks: +2$" <<<"$info" && ok || bad "both dumped chunks survive SIGKILL: $info"
+
 echo "stream cli: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -54,6 +54,10 @@ typedef struct outfile {
 
 int stream_out_open(outfile *of, const char *out, const lumio_stream_writer_options *o,
                     lumio_stream_writer **w);
+/* SIGUSR1 seals w's current chunk at once (lumio_stream_writer_dump; w
+ * opened with dump_thread), until stream_dump_on_signal(NULL), which
+ * stream_out_close calls first. */
+void stream_dump_on_signal(lumio_stream_writer *w);
 /* Close the writer; on success put the file in place (synced first), on
  * failure remove it. Returns the first error (a message names the path). */
 int stream_out_close(outfile *of, lumio_stream_writer *w, bool ok);

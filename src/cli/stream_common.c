@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -67,7 +68,30 @@ int stream_out_open(outfile *of, const char *out, const lumio_stream_writer_opti
     return rc;
 }
 
+/* The proposal's dump: SIGUSR1 seals the chunk being written. The handler
+ * may run on any thread, but the writer it names is finished only by the
+ * main thread after stream_dump_on_signal(NULL), or by the writer's own
+ * thread's join, so it never outlives it... except for a handler already
+ * past its load on another thread: the library's threads are the only
+ * others, and the writer's own one is joined before its pipe closes. */
+static lumio_stream_writer *volatile dump_writer;
+
+static void on_sigusr1(int sig) {
+    (void)sig;
+    lumio_stream_writer *w = dump_writer;
+    if (w) lumio_stream_writer_dump(w);
+}
+
+void stream_dump_on_signal(lumio_stream_writer *w) {
+    dump_writer = w;
+    if (!w) return;
+    struct sigaction sa = {.sa_handler = on_sigusr1, .sa_flags = SA_RESTART};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGUSR1, &sa, NULL);
+}
+
 int stream_out_close(outfile *of, lumio_stream_writer *w, bool ok) {
+    stream_dump_on_signal(NULL);
     int rc = w ? lumio_stream_writer_finish(w) : 0;
     lumio_stream_writer_close(w);
     if (!of->used) return rc;

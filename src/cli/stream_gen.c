@@ -97,6 +97,7 @@ static int gen_write(synth *s, lumio_stream_writer *w, const gen_opts *g) {
 /* Seal the last chunk and deliver it (TCP), then close: one line for the
  * outcome, which for TCP counts the chunks that did not reach the consumer. */
 static int gen_finish(lumio_stream_writer *w, const char *out, int rc) {
+    stream_dump_on_signal(NULL);
     lumio_stream_writer_stats before, st;
     lumio_stream_writer_get_stats(w, &before);
     int frc = lumio_stream_writer_finish(w);
@@ -119,7 +120,7 @@ static int gen_finish(lumio_stream_writer *w, const char *out, int rc) {
 
 int stream_gen(int argc, char **argv) {
     gen_opts g = {.so = {.seed = 1, .samples = 100000, .threads = 4, .depth = 40, .level = 3}};
-    g.o = (lumio_stream_writer_options){0};
+    g.o = (lumio_stream_writer_options){.dump_thread = 1}; /* SIGUSR1 seals at once */
     int status = gen_parse(argc, argv, &g);
     if (status != STREAM_RUN) return status;
     synth s;
@@ -136,6 +137,7 @@ int stream_gen(int argc, char **argv) {
         stream_open_error(g.out, rc);
         status = EXIT_FILES;
     } else {
+        stream_dump_on_signal(w);
         status = gen_finish(w, g.out, gen_write(&s, w, &g)) < 0 ? EXIT_FILES : 0;
     }
     synth_free(&s);

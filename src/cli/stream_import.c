@@ -78,6 +78,7 @@ static int import_run(const import_opts *m, FILE *in) {
         stream_out_close(&of, NULL, false);
         return EXIT_FILES;
     }
+    stream_dump_on_signal(w);
     import_sink k = {.w = w};
     rc = lumio_stream_import(in, m->perf ? "perf" : "folded", import_sample, &k);
     if (rc != 0 && k.failed)
@@ -90,7 +91,7 @@ static int import_run(const import_opts *m, FILE *in) {
 
 int stream_import(int argc, char **argv) {
     import_opts m = {0};
-    m.o = (lumio_stream_writer_options){0};
+    m.o = (lumio_stream_writer_options){.dump_thread = 1}; /* SIGUSR1 seals at once */
     int status = import_parse(argc, argv, &m);
     if (status != STREAM_RUN) return status;
     FILE *in = strcmp(m.path, "-") ? fopen(m.path, "r") : stdin;
