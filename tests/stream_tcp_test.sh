@@ -20,7 +20,8 @@ pids+=($!)
 # The writer connects when it opens (a refused connection is an error): wait
 # for the receiver. A probe that sends nothing does not end --once.
 wait_port "$port" || bad "receiver did not listen"
-"$lumio" stream gen --seed 4 --samples 30000 --threads 3 --flush samples=3000 -o tcp:127.0.0.1:"$port" 2>/dev/null && ok || bad "gen to tcp"
+# (tcp-connect: is tcp:'s synonym, as the proposal writes it.)
+"$lumio" stream gen --seed 4 --samples 30000 --threads 3 --flush samples=3000 -o tcp-connect:127.0.0.1:"$port" 2>/dev/null && ok || bad "gen to tcp-connect"
 wait "${pids[-1]}" && ok || bad "recv --once"
 "$lumio" stream gen --seed 4 --samples 30000 --threads 3 --to collapsed >"$tmp/want1"
 "$lumio" stream export --to collapsed "$tmp/r1.lumio" | cmp -s - "$tmp/want1" && ok || bad "received stream differs"

@@ -86,10 +86,10 @@ typedef struct lumio_stream_writer_options {
     int append;            /* files: keep the valid chunks already there, trim a torn tail */
     uint64_t tcp_buffer;   /* TCP sinks: bytes of sealed chunks kept for the consumer (64 MiB) */
     uint32_t close_timeout_ms; /* TCP sinks: how long finish waits to send the rest (5000) */
-    int dump_thread; /* 1: lumio_stream_writer_dump seals at once, from the writer's own
-                        thread (started at open, as flush_ms starts it); 0: it seals at
-                        the writer's next call */
-    uint64_t reserved[7]; /* must be 0 */
+    int dump_thread;           /* 1: lumio_stream_writer_dump seals at once, from the writer's own
+                                  thread (started at open, as flush_ms starts it); 0: it seals at
+                                  the writer's next call */
+    uint64_t reserved[7];      /* must be 0 */
 } lumio_stream_writer_options;
 
 typedef struct lumio_stream_writer_stats {
@@ -115,14 +115,14 @@ LUMIO_API int lumio_stream_flush_policy(const char *spec, lumio_stream_writer_op
 
 /* Open a writer on a sink: a file path (created or truncated, or with
  * `append` continued after its last valid chunk; each chunk is committed by
- * writing its magic last), "-" (standard output), "tcp:HOST:PORT" (connect
- * now, so an unknown host, a bad port or a refused connection fails the
- * open; on a later lost connection reconnect with backoff), or
- * "tcp-listen:[HOST:]PORT" (serve one consumer at a time; HOST defaults to
- * 127.0.0.1). A port is a decimal number from 1 to 65535. A TCP consumer
- * that is slow or gone never blocks the writer: sealed chunks wait in a
- * buffer of `tcp_buffer` bytes, and the oldest are dropped (and counted)
- * when it is full. Options NULL: the defaults; the sink's name is copied.
+ * writing its magic last), "-" (standard output), "tcp:HOST:PORT" (or
+ * "tcp-connect:HOST:PORT"; connect now, so an unknown host, a bad port or a
+ * refused connection fails the open; on a later lost connection reconnect
+ * with backoff), or "tcp-listen:[HOST:]PORT" (serve one consumer at a time;
+ * HOST defaults to 127.0.0.1). A port is a decimal number from 1 to 65535. A
+ * TCP consumer that is slow or gone never blocks the writer: sealed chunks
+ * wait in a buffer of `tcp_buffer` bytes, and the oldest are dropped (and
+ * counted) when it is full. Options NULL: the defaults; the sink's name is copied.
  * A failure's text is in lumio_stream_writer_last_error(NULL, ...). Any
  * thread; the writer is then used by one thread at a time (the "writer's
  * thread" below; it may change), which the flush_ms timer's own thread
@@ -226,8 +226,8 @@ typedef struct lumio_stream_export_options {
  * "tachyon" a binary stream). -EINVAL for an unknown format, naming it, in
  * lumio_stream_exporter_last_error(NULL, ...). Any thread; the exporter is
  * then used by one thread at a time. */
-LUMIO_API int lumio_stream_exporter_create(lumio_stream_exporter **e, const char *format,
-                                           FILE *out, const lumio_stream_export_options *o);
+LUMIO_API int lumio_stream_exporter_create(lumio_stream_exporter **e, const char *format, FILE *out,
+                                           const lumio_stream_export_options *o);
 /* Add a sample; a record (command line, rate, thread names: docs/PROFILES.md).
  * 0, -ENOMEM, -EIO (writing out), -EINVAL. The exporter's thread. */
 LUMIO_API int lumio_stream_exporter_sample(lumio_stream_exporter *e, const lumio_sample *s);
@@ -326,9 +326,9 @@ typedef struct lumio_stream_reader_options {
     uint64_t reserved[4];        /* must be 0 */
 } lumio_stream_reader_options;
 
-/* Open a stream: a file path, "-" for standard input, or tcp:HOST:PORT to
- * read from a writer serving tcp-listen:[HOST:]PORT. Options NULL: the
- * defaults. A failure's text is in lumio_stream_reader_last_error(NULL,
+/* Open a stream: a file path, "-" for standard input, or tcp:HOST:PORT (or
+ * tcp-connect:HOST:PORT) to read from a writer serving
+ * tcp-listen:[HOST:]PORT. Options NULL: the defaults. A failure's text is in lumio_stream_reader_last_error(NULL,
  * ...). Any thread; the reader is then used by one thread at a time. */
 LUMIO_API int lumio_stream_reader_open(lumio_stream_reader **out, const char *source,
                                        const lumio_stream_reader_options *o);

@@ -45,7 +45,7 @@ def _sink_name(sink):
 
 def _is_file(source):
     """Whether a pass can read the source again from its start."""
-    return isinstance(source, str) and source != "-" and not source.startswith("tcp:")
+    return isinstance(source, str) and source != "-" and not source.startswith(("tcp:", "tcp-connect:"))
 
 
 def _count(name, value, policy):

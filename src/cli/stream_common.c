@@ -12,7 +12,8 @@
 #include <unistd.h>
 
 bool stream_is_tcp(const char *s) {
-    return !strncmp(s, "tcp:", 4) || !strncmp(s, "tcp-listen:", 11);
+    return !strncmp(s, "tcp:", 4) || !strncmp(s, "tcp-connect:", 12) ||
+           !strncmp(s, "tcp-listen:", 11);
 }
 
 void stream_open_error(const char *what, int rc) {

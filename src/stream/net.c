@@ -182,14 +182,19 @@ static void connected(netsink *ns, int fd) {
     ns->connections++;
 }
 
+size_t lumio__net_connect_prefix(const char *s) {
+    return !strncmp(s, "tcp:", 4) ? 4 : !strncmp(s, "tcp-connect:", 12) ? 12 : 0;
+}
+
 int lumio__net_open(netsink *ns, const char *sink, size_t max_queued) {
     memset(ns, 0, sizeof(*ns));
     net_err[0] = 0;
     ns->fd = ns->lfd = -1;
     ns->max_queued = max_queued;
     bool listen_mode = !strncmp(sink, "tcp-listen:", 11);
-    if (!listen_mode && strncmp(sink, "tcp:", 4)) return 0;
-    const char *spec = sink + (listen_mode ? 11 : 4);
+    size_t skip = listen_mode ? 11 : lumio__net_connect_prefix(sink);
+    if (!skip) return 0;
+    const char *spec = sink + skip;
     int rc = lumio__net_parse(spec, listen_mode ? "127.0.0.1" : NULL, ns->host, sizeof ns->host,
                               ns->port, sizeof ns->port);
     if (rc < 0) return rc;

@@ -44,6 +44,9 @@ typedef struct netsink {
     uint64_t connections;
 } netsink;
 
+/* The length of the "tcp:" or "tcp-connect:" (its synonym, as the
+ * proposal writes it) that s starts with, else 0. */
+size_t lumio__net_connect_prefix(const char *s);
 /* Parse a sink string; 1 if it names a TCP sink (then *ns is set up: in
  * listen mode listening, in connect mode connected), 0 if not, < 0 on error
  * (lumio__net_error() says what). */

@@ -93,9 +93,10 @@ static int stream_reader_open_impl(lumio_stream_reader **out, const char *source
         return -EINVAL;
     }
     if (!strcmp(source, "-")) return open_fd(out, STDIN_FILENO, false, "standard input", o);
-    if (!strncmp(source, "tcp:", 4)) {
+    size_t tcp = lumio__net_connect_prefix(source);
+    if (tcp) {
         lumio__net_error_clear();
-        int fd = connect_to(source + 4);
+        int fd = connect_to(source + tcp);
         if (fd < 0) return open_failed(source, fd);
         int rc = open_fd(out, fd, true, source, o);
         if (rc < 0) close(fd);

@@ -428,7 +428,7 @@ static int start_timer(lumio_stream_writer *w);
 static int open_sink(lumio_stream_writer **out, const char *sink,
                      const lumio_stream_writer_options *o) {
     if (!strcmp(sink, "-")) return open_common(out, STDOUT_FILENO, false, "standard output", o);
-    if (!strncmp(sink, "tcp:", 4) || !strncmp(sink, "tcp-listen:", 11))
+    if (lumio__net_connect_prefix(sink) || !strncmp(sink, "tcp-listen:", 11))
         return open_tcp(out, sink, o);
     if (o->append) {
         int rc = open_append(out, sink, o);
