@@ -25,6 +25,7 @@ static int serve_parse(int argc, char **argv, serve_opts *o) {
     int c;
     while ((c = cli_getopt(argc, argv, ":h", lo)) != -1) {
         if (c == 'L') {
+            if (serve_listen_check(optarg) < 0) return EXIT_USAGE;
             o->listen = optarg;
         } else if (c == 'm') {
             if (cli_opt_count("--max-samples", optarg, 1, (uint64_t)1 << 32, &o->max_samples) < 0)

@@ -51,6 +51,7 @@ typedef struct sbuf {
     int err; /* 0, -ENOMEM or -E2BIG */
 } sbuf;
 void sbuf_add(sbuf *b, const char *s, size_t n);
+#define SBUF_LIT(b, lit) sbuf_add(b, lit, sizeof(lit) - 1)
 void sbuf_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void sbuf_json_string(sbuf *b, const char *s);
 
@@ -83,5 +84,7 @@ typedef struct serve_http serve_http;
  * answer from s. 0, or -1 after a message. *url: "http://HOST:PORT/". */
 int serve_http_start(serve_http **h, const char *listen, serve_store *s, char *url, size_t len);
 void serve_http_stop(serve_http *h);
+/* Whether spec is a --listen value: 0, or -1 after a message. */
+int serve_listen_check(const char *spec);
 
 #endif

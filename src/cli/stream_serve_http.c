@@ -63,9 +63,9 @@ static enum MHD_Result respond_json(struct MHD_Connection *c, unsigned status, s
                                            : "out of memory";
         free(b->p);
         *b = (sbuf){0};
-        sbuf_add(b, "{\"error\":", 9);
+        SBUF_LIT(b, "{\"error\":");
         sbuf_json_string(b, why);
-        sbuf_add(b, "}", 1);
+        SBUF_LIT(b, "}");
         status = MHD_HTTP_SERVICE_UNAVAILABLE;
         if (b->err) return MHD_NO;
     }
@@ -74,9 +74,9 @@ static enum MHD_Result respond_json(struct MHD_Connection *c, unsigned status, s
 
 static enum MHD_Result respond_error(struct MHD_Connection *c, unsigned status, const char *msg) {
     sbuf b = {0};
-    sbuf_add(&b, "{\"error\":", 9);
+    SBUF_LIT(&b, "{\"error\":");
     sbuf_json_string(&b, msg);
-    sbuf_add(&b, "}", 1);
+    SBUF_LIT(&b, "}");
     return respond_json(c, status, &b);
 }
 
@@ -275,6 +275,11 @@ static int parse_listen(serve_http *h, const char *spec) {
     h->host[n] = 0;
     snprintf(h->port, sizeof h->port, "%u", (unsigned)p);
     return 0;
+}
+
+int serve_listen_check(const char *spec) {
+    serve_http h;
+    return parse_listen(&h, spec);
 }
 
 static int start_daemon(serve_http *h, const char *spec) {

@@ -135,7 +135,7 @@ static size_t utf8_len(const unsigned char *p) {
  * always parses. */
 void sbuf_json_string(sbuf *b, const char *s) {
     const unsigned char *p = (const unsigned char *)s;
-    sbuf_add(b, "\"", 1);
+    SBUF_LIT(b, "\"");
     while (*p) {
         size_t run = 0;
         while (p[run] >= 0x20 && p[run] < 0x80 && p[run] != '"' && p[run] != '\\') run++;
@@ -151,12 +151,12 @@ void sbuf_json_string(sbuf *b, const char *s) {
         } else if (n) {
             sbuf_add(b, (const char *)p, n);
         } else {
-            sbuf_add(b, "\\ufffd", 6);
+            SBUF_LIT(b, "\\ufffd");
             n = 1;
         }
         p += n ? n : 1;
     }
-    sbuf_add(b, "\"", 1);
+    SBUF_LIT(b, "\"");
 }
 
 /* ---- tables -------------------------------------------------------------- */
@@ -491,11 +491,11 @@ static const sample_rec *ring_at(const serve_store *s, uint64_t i) {
 
 static void node_open(sbuf *b, const serve_store *s, uint32_t n, uint64_t value) {
     if (n == 0) {
-        sbuf_add(b, "{\"name\":\"all\"", 13);
+        SBUF_LIT(b, "{\"name\":\"all\"");
     } else {
-        sbuf_add(b, "{\"name\":", 8);
+        SBUF_LIT(b, "{\"name\":");
         sbuf_json_string(b, frame_function(s, s->node[n].frame));
-        sbuf_add(b, ",\"file\":", 8);
+        SBUF_LIT(b, ",\"file\":");
         sbuf_json_string(b, frame_file(s, s->node[n].frame));
     }
     sbuf_printf(b, ",\"value\":%" PRIu64 ",\"children\":[", value);
@@ -521,11 +521,11 @@ static void emit_tree(const serve_store *s, uint64_t *v, uint64_t min, sbuf *b) 
     while (sp && !b->err) {
         uint32_t c = iter[sp - 1];
         if (c == NONE) {
-            sbuf_add(b, "]}", 2);
+            SBUF_LIT(b, "]}");
             sp--;
             continue;
         }
-        if (wrote[sp - 1]) sbuf_add(b, ",", 1);
+        if (wrote[sp - 1]) SBUF_LIT(b, ",");
         wrote[sp - 1] = true;
         iter[sp - 1] = next_child(s, v, s->node[c].sibling, min);
         node_open(b, s, c, v[c]);
@@ -578,13 +578,13 @@ int store_timeline(serve_store *s, const serve_filter *f, sbuf *out) {
     else
         sbuf_printf(out, "{\"first_us\":null,\"last_us\":null,\"bins\":[");
     for (uint32_t i = 0; i < nb; i++) sbuf_printf(out, i ? ",%" PRIu64 : "%" PRIu64, bin[i]);
-    sbuf_add(out, "]}", 2);
+    SBUF_LIT(out, "]}");
     free(bin);
     return out->err;
 }
 
 static void summary_threads(const serve_store *s, sbuf *b) {
-    sbuf_add(b, ",\"threads\":[", 12);
+    SBUF_LIT(b, ",\"threads\":[");
     for (uint32_t i = 0; i < s->nthreads; i++) {
         const thread_rec *t = &s->thread[i];
         sbuf_printf(b, "%s{\"id\":%" PRIu64 ",\"name\":", i ? "," : "", t->tid);
@@ -593,10 +593,10 @@ static void summary_threads(const serve_store *s, sbuf *b) {
         else if (t->name)
             sbuf_json_string(b, t->name);
         else
-            sbuf_add(b, "null", 4);
+            SBUF_LIT(b, "null");
         sbuf_printf(b, ",\"samples\":%" PRIu64 "}", t->samples);
     }
-    sbuf_add(b, "]", 1);
+    SBUF_LIT(b, "]");
 }
 
 static void summary_damage(const serve_store *s, sbuf *b) {
@@ -608,18 +608,18 @@ static void summary_damage(const serve_store *s, sbuf *b) {
         sbuf_printf(b, "%s{\"offset\":%" PRIu64 ",\"length\":%" PRIu64 ",\"torn_tail\":%s}",
                     i ? "," : "", s->damage[i].offset, s->damage[i].length,
                     s->damage[i].torn ? "true" : "false");
-    sbuf_add(b, "]}", 2);
+    SBUF_LIT(b, "]}");
 }
 
 static void summary_meta(const serve_store *s, sbuf *b) {
-    sbuf_add(b, ",\"meta\":{", 9);
+    SBUF_LIT(b, ",\"meta\":{");
     for (uint32_t i = 0; i < s->nmeta; i++) {
-        if (i) sbuf_add(b, ",", 1);
+        if (i) SBUF_LIT(b, ",");
         sbuf_json_string(b, s->mkey[i]);
-        sbuf_add(b, ":", 1);
+        SBUF_LIT(b, ":");
         sbuf_json_string(b, s->mval[i]);
     }
-    sbuf_add(b, "}", 1);
+    SBUF_LIT(b, "}");
 }
 
 int store_summary(serve_store *s, sbuf *b) {
@@ -630,7 +630,7 @@ int store_summary(serve_store *s, sbuf *b) {
         if (ts < lo) lo = ts;
         if (ts > hi) hi = ts;
     }
-    sbuf_add(b, "{\"source\":", 10);
+    SBUF_LIT(b, "{\"source\":");
     sbuf_json_string(b, s->source);
     sbuf_printf(b, ",\"chunks\":%" PRIu64 ",\"samples\":%" PRIu64 ",\"samples_seen\":%" PRIu64,
                 s->chunks - s->chunk_base, s->count, s->seen);
@@ -641,7 +641,7 @@ int store_summary(serve_store *s, sbuf *b) {
     if (s->count)
         sbuf_printf(b, ",\"first_us\":%" PRIu64 ",\"last_us\":%" PRIu64, lo, hi);
     else
-        sbuf_add(b, ",\"first_us\":null,\"last_us\":null", 32);
+        SBUF_LIT(b, ",\"first_us\":null,\"last_us\":null");
     summary_threads(s, b);
     summary_damage(s, b);
     summary_meta(s, b);
@@ -649,8 +649,8 @@ int store_summary(serve_store *s, sbuf *b) {
     if (s->error)
         sbuf_json_string(b, s->error);
     else
-        sbuf_add(b, "null", 4);
-    sbuf_add(b, "}", 1);
+        SBUF_LIT(b, "null");
+    SBUF_LIT(b, "}");
     pthread_mutex_unlock(&s->lock);
     return b->err;
 }
