@@ -345,6 +345,26 @@ def test_profile():
         srv.stop()
 
 
+def test_hostile_names():
+    path = os.path.join(TMP, "names.lumio")
+    odd = [b'we"ird\\name', b"tab\there", b"bad\xffbyte", "caf\u00e9 \u2603".encode()]
+    subprocess.run([WRITER.encode(), path.encode(), b"1", b"1", b"10", b"5", b"5", b"n\x01\xfe",
+                    *odd], check=True, timeout=60)
+    srv = Server(path)
+    try:
+        s = srv.wait(lambda s: s["samples"] == 10, "the samples")
+        tree = srv.json("/api/flamegraph")
+        names, n = [], tree
+        while n["children"]:
+            n = n["children"][0]
+            names.append(n["name"])
+        want = ['we"ird\\name', "tab\there", "bad\ufffdbyte", "caf\u00e9 \u2603"]
+        check("names: escaped, invalid UTF-8 as U+FFFD", names == want and
+              s["threads"][0]["name"] == "n\u0001\ufffd", (names, s["threads"]))
+    finally:
+        srv.stop()
+
+
 def test_command_line():
     for args, want in [(["serve"], 2), (["serve", "a", "b"], 2),
                        (["serve", "--listen", "nope:99999", "x"], 2),
@@ -372,6 +392,7 @@ def main():
     test_damage(path)
     test_tcp()
     test_profile()
+    test_hostile_names()
     test_command_line()
     print("%d passed, %d failed" % (checks["passed"], checks["failed"]))
     return 1 if checks["failed"] else 0
