@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# Install the test tools that come from the npm registry (tests/node/package.json:
-# s3rver, a local S3-compatible server) at the versions in package-lock.json.
-# Idempotent: does nothing when node_modules matches the lock file.
+# Install what comes from the npm registry, at the versions in each
+# package-lock.json: tests/node (the test tools: s3rver, zarrita, speedscope,
+# pprof-format, playwright-core) and web (d3 and d3-flame-graph, which the
+# build embeds into lumio stream serve's page). Idempotent: does nothing
+# where node_modules matches the lock file.
 set -euo pipefail
-cd "$(dirname "$0")/../tests/node"
-stamp=node_modules/.lumio-lock
-if [[ -f $stamp ]] && cmp -s package-lock.json "$stamp"; then exit 0; fi
-echo "setup: npm ci (tests/node)" >&2
-npm ci --no-audit --no-fund --loglevel=error >/dev/null
-cp package-lock.json "$stamp"
+root="$(cd "$(dirname "$0")/.." && pwd)"
+for dir in tests/node web; do
+    cd "$root/$dir"
+    stamp=node_modules/.lumio-lock
+    if [[ -f $stamp ]] && cmp -s package-lock.json "$stamp"; then continue; fi
+    echo "setup: npm ci ($dir)" >&2
+    npm ci --no-audit --no-fund --loglevel=error >/dev/null
+    cp package-lock.json "$stamp"
+done

@@ -8,7 +8,8 @@
  *   verify   stream_verify.c   exit non-zero, saying where, on any damage
  *   recover  stream_recover.c  every valid chunk into a clean stream
  *   recv     stream_recv.c     streams from TCP senders into one file
- *   bench    stream_bench.c    write and read speed, bytes per sample */
+ *   bench    stream_bench.c    write and read speed, bytes per sample
+ *   serve    stream_serve.c    a live flame graph over HTTP (stream_serve.h) */
 #include "cli/common.h"
 #include "cli/stream_cli.h"
 
@@ -46,6 +47,13 @@ const char stream_usage[] =
     "  bench [--samples N] [--threads T] [--depth D] [--level L]\n"
     "                     one JSON object: write_samples_per_s, read_samples_per_s,\n"
     "                     bytes_per_sample\n"
+    "  serve [--listen [HOST:]PORT] [--max-samples N] FILE|-|tcp:HOST:PORT\n"
+    "                     a live flame graph on http://127.0.0.1:PORT/ (a free port\n"
+    "                     unless given; 'serving URL' is printed on stderr): the\n"
+    "                     page, /api/flamegraph?thread=TID&from=US&to=US&min=N,\n"
+    "                     /api/timeline?thread=&from=&to=&bins=N, /api/summary;\n"
+    "                     a FILE is followed as it grows; the newest N samples are\n"
+    "                     kept (default 4194304); stops on SIGINT or SIGTERM\n"
     "\n"
     "POLICY: interval:DURATION (ms, s, m, h), samples:N, bytes:SIZE, joined by commas\n"
     "        (only those named seal; default samples:65536); samples=N,seconds=S too.\n"
@@ -68,7 +76,7 @@ typedef struct subcommand {
 static const subcommand subcommands[] = {
     {"gen", stream_gen},         {"export", stream_export}, {"import", stream_import},
     {"recv", stream_recv},       {"info", stream_info},     {"verify", stream_verify},
-    {"recover", stream_recover}, {"bench", stream_bench},
+    {"recover", stream_recover}, {"bench", stream_bench},   {"serve", stream_serve},
 };
 
 int cmd_stream(int argc, char **argv) {

@@ -25,6 +25,7 @@ int stream_verify(int argc, char **argv);
 int stream_recover(int argc, char **argv);
 int stream_recv(int argc, char **argv);
 int stream_bench(int argc, char **argv);
+int stream_serve(int argc, char **argv); /* stream_serve.c */
 
 /* tcp:HOST:PORT or tcp-listen:[HOST:]PORT. */
 bool stream_is_tcp(const char *s);
