@@ -13,6 +13,9 @@
 static const lumio__export_ops *const formats[] = {
     &lumio__export_collapsed,
     &lumio__export_jsonl,
+    &lumio__export_speedscope,
+    &lumio__export_gecko,
+    &lumio__export_pprof,
 };
 
 int lumio__export_fail(lumio_stream_exporter *e, int rc, const char *fmt, ...) {
@@ -23,6 +26,12 @@ int lumio__export_fail(lumio_stream_exporter *e, int rc, const char *fmt, ...) {
     va_end(ap);
     lumio__err_set(&e->err, "export to %s: %s", e->ops->name, msg);
     return rc;
+}
+
+int lumio__export_flush(lumio_stream_exporter *e) {
+    errno = 0;
+    if (fflush(e->out) == 0 && !ferror(e->out)) return 0;
+    return lumio__export_fail(e, -EIO, "writing the output: %s", strerror(errno ? errno : EIO));
 }
 
 /* ---- collapsed ------------------------------------------------------------ */
@@ -188,14 +197,17 @@ int lumio_stream_exporter_finish(lumio_stream_exporter *e) {
     if (!e) return -EINVAL;
     if (e->finished) return 0;
     e->finished = true;
-    int rc = e->ops->finish ? checked(e, e->ops->finish(e), "writing the profile") : 0;
-    if (rc == 0 && (fflush(e->out) || ferror(e->out)))
-        rc = lumio__export_fail(e, -EIO, "writing the output: %s", strerror(errno));
-    return rc;
+    int rc = e->ops->finish ? e->ops->finish(e) : 0;
+    if (rc == -EIO || rc == 0) rc = lumio__export_flush(e) < 0 ? -EIO : rc;
+    return checked(e, rc, "writing the profile");
 }
 
 char *lumio_stream_exporter_last_error(const lumio_stream_exporter *e, char *buf, size_t len) {
     return lumio__err_get(e ? &e->err : NULL, buf, len);
+}
+
+const char *lumio_stream_export_format(size_t index) {
+    return index < sizeof formats / sizeof *formats ? formats[index]->name : NULL;
 }
 
 void lumio_stream_exporter_close(lumio_stream_exporter *e) {
