@@ -171,9 +171,13 @@ int lumio_stream_exporter_create(lumio_stream_exporter **out, const char *format
 
 /* A failure of the format's own that left no text gets the plain one. */
 static int checked(lumio_stream_exporter *e, int rc, const char *what) {
+    int why = errno; /* a failed write's, for -EIO */
     if (rc >= 0) return 0;
     char probe[8];
-    if (!lumio__err_get(&e->err, probe, sizeof probe)[0])
+    if (lumio__err_get(&e->err, probe, sizeof probe)[0]) return rc;
+    if (rc == -EIO && why && why != EIO)
+        lumio__export_fail(e, rc, "%s: writing the output: %s", what, strerror(why));
+    else
         lumio__export_fail(e, rc, "%s: %s", what, lumio_strerror(rc));
     return rc;
 }
@@ -183,14 +187,19 @@ int lumio_stream_exporter_sample(lumio_stream_exporter *e, const lumio_sample *s
     if (!lumio__zero(s->reserved, sizeof s->reserved))
         return lumio__export_fail(e, -EINVAL, "lumio_sample: reserved fields are not zero");
     if (e->finished) return lumio__export_fail(e, -EINVAL, "a sample after finish");
-    return checked(e, e->ops->sample(e, s), "writing a sample");
+    errno = 0;
+    int rc = e->ops->sample(e, s);
+    return checked(e, rc, "writing a sample");
 }
 
 int lumio_stream_exporter_meta(lumio_stream_exporter *e, uint64_t ts, const char *key,
                                const char *value) {
     if (!e || !key || !value) return -EINVAL;
     if (e->finished) return lumio__export_fail(e, -EINVAL, "a record after finish");
-    return e->ops->meta ? checked(e, e->ops->meta(e, ts, key, value), "writing a record") : 0;
+    if (!e->ops->meta) return 0;
+    errno = 0;
+    int rc = e->ops->meta(e, ts, key, value);
+    return checked(e, rc, "writing a record");
 }
 
 int lumio_stream_exporter_finish(lumio_stream_exporter *e) {
