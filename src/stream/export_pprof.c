@@ -38,8 +38,10 @@ static void gz_write(gz_out *g, const uint8_t *data, size_t len, int flush) {
         if (zr == Z_STREAM_ERROR) g->rc = -EINVAL;
         if (have && fwrite(g->buf, 1, have, g->out) != have) g->rc = -EIO;
         size_t used = in - g->z.avail_in;
-        data += used;
-        len -= used;
+        if (used) { /* (data is NULL at the finish) */
+            data += used;
+            len -= used;
+        }
         if (len == 0 && g->z.avail_out != 0) break; /* all in, nothing more pending */
     }
 }
