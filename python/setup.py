@@ -17,7 +17,7 @@ from setuptools import Extension, setup
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 DEPS = ["liburing", "libzstd", "libxxhash", "libcurl", "libcrypto", "jansson", "blosc", "zlib",
-        "libisal"]
+        "libisal", "libprotobuf-c"]
 
 
 def pkg_config(*args):
@@ -37,6 +37,12 @@ def rel(paths):
 library = [p for d in ("core", "ring", "remote", "stream", "zarr")
            for p in sorted(glob.glob(os.path.join(ROOT, "src", d, "*.c")))]
 extension = sorted(glob.glob(os.path.join(HERE, "src", "*.c")))
+# pprof's profile.proto in C (export_pprof.c), by protoc-c as in CMakeLists.txt.
+GEN = os.path.join(HERE, "build", "gen")
+os.makedirs(GEN, exist_ok=True)
+subprocess.run(["protoc-c", "--proto_path=" + os.path.join(ROOT, "src"), "--c_out=" + GEN,
+                "stream/pprof.proto"], check=True)
+library.append(os.path.join(GEN, "stream", "pprof.pb-c.c"))
 cflags = pkg_config("--cflags")
 libs = pkg_config("--libs")
 
@@ -52,7 +58,7 @@ setup(
         Extension(
             "lumio._lumio",
             sources=rel(extension + library),
-            include_dirs=[os.path.join(ROOT, "include"), os.path.join(ROOT, "src")],
+            include_dirs=[os.path.join(ROOT, "include"), os.path.join(ROOT, "src"), GEN],
             define_macros=[("_GNU_SOURCE", None), ("LUMIO_BUILDING", None)],
             extra_compile_args=["-std=c11", "-fvisibility=hidden", "-Wall", "-Wextra",
                                 "-Wno-missing-field-initializers", "-Wno-cast-function-type"]

@@ -242,6 +242,9 @@ LUMIO_API char *lumio_stream_exporter_last_error(const lumio_stream_exporter *e,
                                                  size_t len);
 /* Free (without finishing). Accepts NULL. The exporter's thread. */
 LUMIO_API void lumio_stream_exporter_close(lumio_stream_exporter *e);
+/* The name of the index-th format this build knows (from 0), NULL past the
+ * last: the one list a program shows its users. Any thread. */
+LUMIO_API const char *lumio_stream_export_format(size_t index);
 
 /* ---- chunks as they travel ------------------------------------------------
  * A receiver or relay (lumio stream recv) takes another writer's bytes as

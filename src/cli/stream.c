@@ -3,7 +3,7 @@
  *
  *   gen      stream_gen.c      a deterministic synthetic profile (stream_synth.c)
  *   import   stream_import.c   folded stacks or perf script text into a stream
- *   export   stream_export.c   samples as folded stacks or JSON lines
+ *   export   stream_export.c   samples into a viewer's format (the library's exporters)
  *   info     stream_info.c     chunks, samples, threads, time span, compression
  *   verify   stream_verify.c   exit non-zero, saying where, on any damage
  *   recover  stream_recover.c  every valid chunk into a clean stream
@@ -27,11 +27,14 @@ const char stream_usage[] =
     "  import --from collapsed|perf-script [--flush POLICY] [--level L] [--append]\n"
     "      FILE|- -o SINK\n"
     "                     folded stacks, or the text of 'perf script', into a stream\n"
-    "  export --to collapsed|jsonl [--follow [--idle SECONDS]] FILE|-\n"
-    "                     samples as folded stacks, or one JSON object per sample and\n"
-    "                     record; --follow reads a file as it grows (until SECONDS\n"
-    "                     idle), from its beginning again when it is truncated or\n"
-    "                     replaced\n"
+    "  export --to FORMAT [--follow [--idle SECONDS]] FILE|- [-o OUT]\n"
+    "                     samples in a viewer's format (--to help lists them):\n"
+    "                     collapsed (folded stacks) and jsonl (an object per sample and\n"
+    "                     record) go out as decoded; speedscope, gecko (Firefox\n"
+    "                     Profiler), pprof (gzipped) when the stream ends;\n"
+    "                     --follow reads a file as it grows (until SECONDS idle), from\n"
+    "                     its beginning again when it is truncated or replaced;\n"
+    "                     -o OUT: a file written whole or not at all (default: stdout)\n"
     "  info FILE          chunks, samples, threads, time span, compression ratio\n"
     "  verify FILE        exit 1, saying where, on any damage\n"
     "  recover FILE -o OUT\n"

@@ -13,6 +13,9 @@
 static const lumio__export_ops *const formats[] = {
     &lumio__export_collapsed,
     &lumio__export_jsonl,
+    &lumio__export_speedscope,
+    &lumio__export_gecko,
+    &lumio__export_pprof,
 };
 
 int lumio__export_fail(lumio_stream_exporter *e, int rc, const char *fmt, ...) {
@@ -23,6 +26,12 @@ int lumio__export_fail(lumio_stream_exporter *e, int rc, const char *fmt, ...) {
     va_end(ap);
     lumio__err_set(&e->err, "export to %s: %s", e->ops->name, msg);
     return rc;
+}
+
+int lumio__export_flush(lumio_stream_exporter *e) {
+    errno = 0;
+    if (fflush(e->out) == 0 && !ferror(e->out)) return 0;
+    return lumio__export_fail(e, -EIO, "writing the output: %s", strerror(errno ? errno : EIO));
 }
 
 /* ---- collapsed ------------------------------------------------------------ */
@@ -162,9 +171,13 @@ int lumio_stream_exporter_create(lumio_stream_exporter **out, const char *format
 
 /* A failure of the format's own that left no text gets the plain one. */
 static int checked(lumio_stream_exporter *e, int rc, const char *what) {
+    int why = errno; /* a failed write's, for -EIO */
     if (rc >= 0) return 0;
     char probe[8];
-    if (!lumio__err_get(&e->err, probe, sizeof probe)[0])
+    if (lumio__err_get(&e->err, probe, sizeof probe)[0]) return rc;
+    if (rc == -EIO && why && why != EIO)
+        lumio__export_fail(e, rc, "%s: writing the output: %s", what, strerror(why));
+    else
         lumio__export_fail(e, rc, "%s: %s", what, lumio_strerror(rc));
     return rc;
 }
@@ -174,28 +187,36 @@ int lumio_stream_exporter_sample(lumio_stream_exporter *e, const lumio_sample *s
     if (!lumio__zero(s->reserved, sizeof s->reserved))
         return lumio__export_fail(e, -EINVAL, "lumio_sample: reserved fields are not zero");
     if (e->finished) return lumio__export_fail(e, -EINVAL, "a sample after finish");
-    return checked(e, e->ops->sample(e, s), "writing a sample");
+    errno = 0;
+    int rc = e->ops->sample(e, s);
+    return checked(e, rc, "writing a sample");
 }
 
 int lumio_stream_exporter_meta(lumio_stream_exporter *e, uint64_t ts, const char *key,
                                const char *value) {
     if (!e || !key || !value) return -EINVAL;
     if (e->finished) return lumio__export_fail(e, -EINVAL, "a record after finish");
-    return e->ops->meta ? checked(e, e->ops->meta(e, ts, key, value), "writing a record") : 0;
+    if (!e->ops->meta) return 0;
+    errno = 0;
+    int rc = e->ops->meta(e, ts, key, value);
+    return checked(e, rc, "writing a record");
 }
 
 int lumio_stream_exporter_finish(lumio_stream_exporter *e) {
     if (!e) return -EINVAL;
     if (e->finished) return 0;
     e->finished = true;
-    int rc = e->ops->finish ? checked(e, e->ops->finish(e), "writing the profile") : 0;
-    if (rc == 0 && (fflush(e->out) || ferror(e->out)))
-        rc = lumio__export_fail(e, -EIO, "writing the output: %s", strerror(errno));
-    return rc;
+    int rc = e->ops->finish ? e->ops->finish(e) : 0;
+    if (rc == -EIO || rc == 0) rc = lumio__export_flush(e) < 0 ? -EIO : rc;
+    return checked(e, rc, "writing the profile");
 }
 
 char *lumio_stream_exporter_last_error(const lumio_stream_exporter *e, char *buf, size_t len) {
     return lumio__err_get(e ? &e->err : NULL, buf, len);
+}
+
+const char *lumio_stream_export_format(size_t index) {
+    return index < sizeof formats / sizeof *formats ? formats[index]->name : NULL;
 }
 
 void lumio_stream_exporter_close(lumio_stream_exporter *e) {

@@ -34,10 +34,13 @@ struct lumio_stream_exporter {
 
 /* Each format's table (export_FORMAT.c). */
 extern const lumio__export_ops lumio__export_collapsed, lumio__export_jsonl;
+extern const lumio__export_ops lumio__export_speedscope, lumio__export_gecko, lumio__export_pprof;
 
 /* Set the exporter's error text and return rc. */
 int lumio__export_fail(lumio_stream_exporter *e, int rc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Flush out: 0, or -EIO with the text "writing the output: WHY". */
+int lumio__export_flush(lumio_stream_exporter *e);
 /* s as a JSON string (quotes, escapes; invalid UTF-8 bytes as U+FFFD). */
 void lumio__json_put_string(FILE *out, const char *s);
 
