@@ -13,6 +13,7 @@
 static const lumio__export_ops *const formats[] = {
     &lumio__export_collapsed,
     &lumio__export_jsonl,
+    &lumio__export_tachyon,
 };
 
 int lumio__export_fail(lumio_stream_exporter *e, int rc, const char *fmt, ...) {
