@@ -2,7 +2,7 @@
  * This file only dispatches; each subcommand lives in its own file:
  *
  *   gen      stream_gen.c      a deterministic synthetic profile (stream_synth.c)
- *   import   stream_import.c   folded stacks or perf script text into a stream
+ *   import   stream_import.c   other profilers' output (perf, austin, speedscope, tachyon) into a stream
  *   export   stream_export.c   samples as folded stacks or JSON lines
  *   info     stream_info.c     chunks, samples, threads, time span, compression
  *   verify   stream_verify.c   exit non-zero, saying where, on any damage
@@ -22,9 +22,10 @@ const char stream_usage[] =
     "      [--level L] [--rate SAMPLES_PER_S] [--to collapsed] -o SINK\n"
     "                     write a deterministic synthetic profile; after each sealed\n"
     "                     chunk print 'sealed chunks=C samples=S' on stderr\n"
-    "  import --from collapsed|perf-script [--flush POLICY] [--level L] [--append]\n"
-    "      FILE|- -o SINK\n"
-    "                     folded stacks, or the text of 'perf script', into a stream\n"
+    "  import --from collapsed|perf-script|austin|speedscope|tachyon [--flush POLICY]\n"
+    "      [--level L] [--append] FILE|- -o SINK\n"
+    "                     another profiler's output into a stream, its metadata as\n"
+    "                     records (tachyon: CPython's binary format v1)\n"
     "  export --to collapsed|jsonl [--follow [--idle SECONDS]] FILE|-\n"
     "                     samples as folded stacks, or one JSON object per sample and\n"
     "                     record; --follow reads a file as it grows (until SECONDS\n"
