@@ -419,11 +419,13 @@ def test_speedscope():
 
 
 def austin_python():
-    for cand in ["python3.8", "python3.7", "python3.6"]:
-        if shutil.which(cand):
-            return shutil.which(cand)
-    found = sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.[678].*/bin/python3.[678]")))
-    return found[-1] if found else None
+    """A Python that austin 1.0.1 can sample (<= 3.8) and that runs."""
+    cands = [shutil.which(c) for c in ("python3.8", "python3.7", "python3.6")]
+    cands += sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.[678].*/bin/python3.[678]")), reverse=True)
+    for c in cands:
+        if c and "/shims/" not in c and subprocess.run([c, "-c", "pass"], capture_output=True).returncode == 0:
+            return c
+    return None
 
 
 def test_austin_real():

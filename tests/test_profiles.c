@@ -257,8 +257,6 @@ TEST(tachyon_hostile) {
     CHECK_ERR(import_mem("tachyon", bin, 60, g), "60 bytes: too short");
     CHECK_ERR(import_mem("tachyon", bin, len - 1, g), "footer: the file size is");
     char *bad = malloc(len);
-    uint64_t str_off = 0;
-    for (int i = 0; i < 8; i++) str_off |= (uint64_t)(uint8_t)bin[40 + i] << (8 * i);
     struct {
         size_t at;
         uint8_t byte;
