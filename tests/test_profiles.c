@@ -139,8 +139,10 @@ TEST(austin_errors_name_the_line) {
 
 TEST(speedscope_exact_and_hostile) {
     static const char doc[] =
-        "{\"exporter\":\"py-spy\",\"shared\":{\"frames\":[{\"name\":\"main\",\"file\":\"a.py\",\"line\":3},"
-        "{\"name\":\"f\"}]},\"profiles\":[{\"type\":\"sampled\",\"name\":\"77 worker\",\"unit\":\"none\","
+        "{\"exporter\":\"py-spy\",\"shared\":{\"frames\":[{\"name\":\"main\",\"file\":\"a.py\","
+        "\"line\":3},"
+        "{\"name\":\"f\"}]},\"profiles\":[{\"type\":\"sampled\",\"name\":\"77 "
+        "worker\",\"unit\":\"none\","
         "\"startValue\":0,\"endValue\":3,\"samples\":[[0,1],[0]],\"weights\":[2,1]}]}";
     got g = {0};
     CHECK_RC(import_mem("speedscope", doc, strlen(doc), &g));
@@ -216,9 +218,9 @@ static char *export_tachyon(size_t *len, int nsamples, const lumio_frame *pool, 
     return buf;
 }
 
-static const lumio_frame pool[] = {{"main", "a.py", 1, {0}},   {"f", "a.py", 10, {0}},
-                                   {"g", "b.py", 20, {0}},     {"h", "", 0, {0}},
-                                   {"ünï", "c.py", 7, {0}},    {"main", "a.py", 2, {0}}};
+static const lumio_frame pool[] = {{"main", "a.py", 1, {0}}, {"f", "a.py", 10, {0}},
+                                   {"g", "b.py", 20, {0}},   {"h", "", 0, {0}},
+                                   {"ünï", "c.py", 7, {0}},  {"main", "a.py", 2, {0}}};
 
 TEST(tachyon_round_trip) {
     size_t len;
@@ -265,9 +267,9 @@ TEST(tachyon_hostile) {
         {0, 0, "no TACH magic"},
         {4, 2, "format version 2 is not supported"},
         {56, 9, "compression 9 is not known"},
-        {47, 0x7f, "table offsets"},                   /* string table past the end */
-        {len - 29, 0xff, "strings cannot fit"},        /* string count 2^32-ish */
-        {len - 25, 0xff, "frames cannot fit"},         /* frame count */
+        {47, 0x7f, "table offsets"},            /* string table past the end */
+        {len - 29, 0xff, "strings cannot fit"}, /* string count 2^32-ish */
+        {len - 25, 0xff, "frames cannot fit"},  /* frame count */
         {28, 0xff, "header: 511 samples, the data holds 400"},
         {36, 9, "header: 9 threads, the data holds 3"}, /* thread count lies */
     };
@@ -312,8 +314,8 @@ TEST(tachyon_records_checked) {
     uint8_t file[512];
     got *g = calloc(1, sizeof *g);
     /* thread 5: FULL depth 1 [frame 0], then REPEAT x2 */
-    uint8_t ok[] = {5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 10, 3, 1, 0,
-                    5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 1, 0, 1, 4};
+    uint8_t ok[] = {5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 10, 3, 1, 0, 5,
+                    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 1,  0, 1, 4};
     size_t n = handmade(file, ok, sizeof ok, strtab, sizeof strtab, 2, 3, 1);
     CHECK_RC(import_mem("tachyon", file, n, g));
     CHECK_EQ(g->n, 3);
@@ -347,7 +349,8 @@ TEST(tachyon_records_checked) {
     n = handmade(file, rec, sizeof rec, strtab, sizeof strtab, 2, 3, 1);
     CHECK_ERR(import_mem("tachyon", file, n, g), "overflows 64 bits");
     n = handmade(file, ok, sizeof ok, big_string, sizeof big_string, 1, 3, 1);
-    CHECK_ERR(import_mem("tachyon", file, n, g), "string 0 at byte 99: length 4294967296 runs past");
+    CHECK_ERR(import_mem("tachyon", file, n, g),
+              "string 0 at byte 99: length 4294967296 runs past");
     /* the callback stops it: its code, no text of ours */
     n = handmade(file, ok, sizeof ok, strtab, sizeof strtab, 2, 3, 1);
     g->n = 0;

@@ -14,8 +14,8 @@ typedef struct import_opts {
 
 /* An option of import's: 1 taken, 0 not one, -1 a bad value (said). */
 static int import_option(int c, const char *arg, import_opts *m, int *from, uint64_t *level) {
-    static const char *const formats[] = {"collapsed", "perf-script", "austin", "speedscope",
-                                          "tachyon",   NULL};
+    static const char *const formats[] = {"collapsed",  "perf-script", "austin",
+                                          "speedscope", "tachyon",     NULL};
     switch (c) {
     case 'F':
         return (*from = cli_opt_choice("--from", arg, formats)) < 0 ? -1 : 1;
@@ -49,9 +49,9 @@ static int import_parse(int argc, char **argv, import_opts *m) {
         if (r == 0) return cli_option_default(c, argv, stream_usage);
     }
     if (from < 0 || !m->out || optind != argc - 1)
-        return cli_usage_error("lumio stream",
-                               "import needs --from collapsed|perf-script|austin|speedscope|tachyon, "
-                               "FILE|- and -o SINK");
+        return cli_usage_error(
+            "lumio stream", "import needs --from collapsed|perf-script|austin|speedscope|tachyon, "
+                            "FILE|- and -o SINK");
     static const char *const lib[] = {"folded", "perf", "austin", "speedscope", "tachyon"};
     m->format = lib[from];
     m->path = argv[optind];

@@ -21,8 +21,8 @@
 #include <xxhash.h>
 #include <zstd.h>
 
-#define RLE_MAX_BYTES  (16u << 10) /* a thread's pending repeats, as CPython flushes them */
-#define RAW_FLUSH      (512u << 10)
+#define RLE_MAX_BYTES       (16u << 10) /* a thread's pending repeats, as CPython flushes them */
+#define RAW_FLUSH           (512u << 10)
 #define DEFAULT_INTERVAL_US 1000u
 
 /* Open addressing over indices: slot = index + 1, 0 empty. */
@@ -40,8 +40,8 @@ typedef struct tthread {
 } tthread;
 
 typedef struct tach {
-    bbuf sdata;           /* string bytes, back to back */
-    uint64_t *soff;       /* string i: sdata.p + soff[i], slen[i] bytes */
+    bbuf sdata;     /* string bytes, back to back */
+    uint64_t *soff; /* string i: sdata.p + soff[i], slen[i] bytes */
     uint32_t *slen;
     uint64_t *shash;
     size_t nstr, str_cap;
@@ -248,10 +248,10 @@ static void write_changed(tach *t, tthread *th, uint64_t delta, uint8_t status, 
            th->stack[th->depth - 1 - suffix] == ids[depth - 1 - suffix])
         suffix++;
     uint32_t pop = th->depth - suffix, push = depth - suffix;
-    uint8_t enc = suffix == 0                ? TACH_FULL
-                  : pop == 0 && push > 0     ? TACH_SUFFIX
-                  : suffix < depth / 2       ? TACH_FULL
-                                             : TACH_POP_PUSH;
+    uint8_t enc = suffix == 0            ? TACH_FULL
+                  : pop == 0 && push > 0 ? TACH_SUFFIX
+                  : suffix < depth / 2   ? TACH_FULL
+                                         : TACH_POP_PUSH;
     bbuf *b = &t->raw;
     record_head(b, th->tid, enc);
     bbuf_varint(b, delta);
@@ -331,8 +331,8 @@ static void tables(const tach *t, bbuf *st, bbuf *ft) {
         bbuf_varint(ft, t->ffile[i]);
         bbuf_varint(ft, t->ffn[i]);
         bbuf_varint(ft, zigzag(t->fline[i]));
-        bbuf_varint(ft, 0);           /* end line: the same line */
-        bbuf_varint(ft, zigzag(-1));  /* column: not available */
+        bbuf_varint(ft, 0);          /* end line: the same line */
+        bbuf_varint(ft, zigzag(-1)); /* column: not available */
         bbuf_varint(ft, 0);
         bbuf_u8(ft, TACH_OPCODE_NONE);
     }
@@ -344,7 +344,7 @@ static void header(const tach *t, uint8_t h[TACH_HEADER], uint64_t str_off, uint
     put_le32(h + TACH_OFF_VERSION, TACH_VERSION);
     memcpy(h + TACH_OFF_PYVER, t->py, 3);
     put_le64(h + TACH_OFF_START, t->start);
-    uint64_t interval = t->interval_us     ? t->interval_us
+    uint64_t interval = t->interval_us        ? t->interval_us
                         : t->rate_interval_us ? t->rate_interval_us
                                               : DEFAULT_INTERVAL_US;
     put_le64(h + TACH_OFF_INTERVAL, interval);
@@ -389,8 +389,8 @@ static int tach_begin(lumio_stream_exporter *e) {
     if (!t) return -ENOMEM;
     e->state = t;
     t->cctx = ZSTD_createCCtx();
-    if (!t->cctx || ZSTD_isError(ZSTD_CCtx_setParameter(t->cctx, ZSTD_c_compressionLevel,
-                                                        TACH_ZSTD_LEVEL)))
+    if (!t->cctx ||
+        ZSTD_isError(ZSTD_CCtx_setParameter(t->cctx, ZSTD_c_compressionLevel, TACH_ZSTD_LEVEL)))
         return lumio__export_fail(e, -ENOMEM, "creating the zstd compressor");
     return 0;
 }

@@ -41,7 +41,7 @@ int lumio__line_bad(line_reader *r, const char *why) {
 
 /* A limit broken by the input: the numbers go into the message. */
 int lumio__line_over(line_reader *r, const char *what, uint64_t n, uint64_t limit,
-                      const char *unit) {
+                     const char *unit) {
     if (n > limit)
         snprintf(r->detail, sizeof r->detail, "%s of %" PRIu64 " %s exceeds the limit of %" PRIu64,
                  what, n, unit, limit);
@@ -357,8 +357,8 @@ static int64_t folded_split(folded_parser *p, char *stack) {
     const char *prev = stack;
     for (const char *c = stack; (c = strchr(c, ';')) != NULL; prev = ++c) {
         if ((size_t)(c - prev) > CHUNK_MAX_STRING)
-            return lumio__line_over(&p->rd, "a function name", (uint64_t)(c - prev), CHUNK_MAX_STRING,
-                              "bytes");
+            return lumio__line_over(&p->rd, "a function name", (uint64_t)(c - prev),
+                                    CHUNK_MAX_STRING, "bytes");
         n++;
     }
     if (strlen(prev) > CHUNK_MAX_STRING)
@@ -444,7 +444,10 @@ int lumio__export_collapsed_line(FILE *out, const lumio_sample *s, uint64_t coun
 static int stream_import_impl(FILE *in, const char *format, lumio_sample_fn on_sample,
                               lumio_meta_fn on_meta, void *arg) {
     if (!in || !format || !on_sample) {
-        lumio__err_set(NULL, "import: %s is NULL", !in ? "the input" : !format ? "the format" : "on_sample");
+        lumio__err_set(NULL, "import: %s is NULL",
+                       !in       ? "the input"
+                       : !format ? "the format"
+                                 : "on_sample");
         return -EINVAL;
     }
     char err[512] = "";

@@ -199,7 +199,8 @@ static int64_t austin_frames(austin_parser *p, char *stack, bool v1) {
         if (semi) *semi = '\0';
         uint64_t line;
         if (v1 && seg[0] == 'L' && parse_base(seg + 1, strlen(seg + 1), 10, &line)) {
-            if (n == 0 || line > UINT32_MAX) return lumio__line_bad(&p->rd, "a line number with no frame");
+            if (n == 0 || line > UINT32_MAX)
+                return lumio__line_bad(&p->rd, "a line number with no frame");
             p->frames[n - 1].line = (uint32_t)line;
         } else {
             if (strlen(seg) > CHUNK_MAX_STRING)
@@ -263,7 +264,8 @@ static int austin_sample(austin_parser *p, char *line, lumio_import_fn fn, void 
     int status;
     int64_t metric;
     char *rest = austin_thread(line, &tid, &v1);
-    if (!rest) return lumio__line_bad(&p->rd, "not an austin sample (P<pid>;T<tid> or Thread <tid>)");
+    if (!rest)
+        return lumio__line_bad(&p->rd, "not an austin sample (P<pid>;T<tid> or Thread <tid>)");
     if (!austin_metrics(rest, &metric, &status))
         return lumio__line_bad(&p->rd, "no metric at the end of the sample");
     if (rest[0] != '\0' && rest[0] != ';') return lumio__line_bad(&p->rd, "malformed thread id");
@@ -285,8 +287,7 @@ static int austin_sample(austin_parser *p, char *line, lumio_import_fn fn, void 
     return fn(arg, &s);
 }
 
-static int austin_line(austin_parser *p, lumio_import_fn fn, lumio_import_meta_fn meta,
-                       void *arg) {
+static int austin_line(austin_parser *p, lumio_import_fn fn, lumio_import_meta_fn meta, void *arg) {
     char *line = p->rd.buf;
     while (*line == ' ' || *line == '\t') line++;
     if (*line == '\0') return 0;

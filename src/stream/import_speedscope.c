@@ -89,7 +89,8 @@ static int load_frames(ss *p) {
     for (size_t i = 0; i < p->nframes; i++) {
         json_t *f = json_array_get(fr, i), *name = json_object_get(f, "name");
         json_t *file = json_object_get(f, "file"), *line = json_object_get(f, "line");
-        if (!json_is_string(name)) return fail(p, "shared.frames[%zu].name: missing or not a string", i);
+        if (!json_is_string(name))
+            return fail(p, "shared.frames[%zu].name: missing or not a string", i);
         if (file && !json_is_string(file))
             return fail(p, "shared.frames[%zu].file: not a string", i);
         if (line && (!json_is_integer(line) || json_integer_value(line) < 0 ||
@@ -114,7 +115,7 @@ static double unit_us(const char *u) {
     static const struct {
         const char *name;
         double us;
-    } units[] = {{"none", 0},         {"bytes", UNIT_BYTES},        {"nanoseconds", 1e-3},
+    } units[] = {{"none", 0},         {"bytes", UNIT_BYTES}, {"nanoseconds", 1e-3},
                  {"microseconds", 1}, {"milliseconds", 1e3}, {"seconds", 1e6}};
     for (size_t i = 0; i < sizeof units / sizeof *units; i++)
         if (u && !strcmp(u, units[i].name)) return units[i].us;
@@ -153,7 +154,8 @@ static int check_profile(ss *p, size_t k, json_t *prof, double *us) {
         if (!json_is_number(w) || !isfinite(v) || v < 0)
             return fail(p, "profiles[%zu].weights[%zu]: not a number >= 0", k, i);
         if (*us == 0 && (!json_is_integer(w)))
-            return fail(p, "profiles[%zu].weights[%zu]: not an integer (unit counts samples)", k, i);
+            return fail(p, "profiles[%zu].weights[%zu]: not an integer (unit counts samples)", k,
+                        i);
         uint64_t n = *us == 0 ? (uint64_t)json_integer_value(w) : 1;
         if (n > SPEEDSCOPE_MAX_SAMPLES - p->total)
             return fail(p, "profiles[%zu].weights[%zu]: the samples exceed the limit of %llu", k, i,
@@ -223,7 +225,8 @@ static int speedscope(ss *p, lumio_import_fn fn, lumio_import_meta_fn meta, void
     const char *exporter = json_string_value(json_object_get(p->root, "exporter"));
     if (rc == 0 && meta) {
         char src[200];
-        snprintf(src, sizeof src, "speedscope%s%.180s", exporter ? " " : "", exporter ? exporter : "");
+        snprintf(src, sizeof src, "speedscope%s%.180s", exporter ? " " : "",
+                 exporter ? exporter : "");
         rc = meta(arg, 0, "source", src);
     }
     for (size_t k = 0; rc == 0 && k < n; k++)

@@ -87,8 +87,11 @@ static int read_at(tin *t, uint64_t off, void *buf, size_t n, const char *what) 
     while (done < n) {
         ssize_t r = pread(t->fd, (char *)buf + done, n - done, (off_t)(t->base + off + done));
         if (r < 0 && errno == EINTR) continue;
-        if (r < 0) return fail(t, -errno, "reading the %s at byte %" PRIu64 ": %s", what, off + done, strerror(errno));
-        if (r == 0) return fail(t, LUMIO_E_FORMAT, "the %s at byte %" PRIu64 " is cut short", what, off);
+        if (r < 0)
+            return fail(t, -errno, "reading the %s at byte %" PRIu64 ": %s", what, off + done,
+                        strerror(errno));
+        if (r == 0)
+            return fail(t, LUMIO_E_FORMAT, "the %s at byte %" PRIu64 " is cut short", what, off);
         done += (size_t)r;
     }
     return 0;
@@ -102,7 +105,8 @@ static int spool(tin *t, FILE *in) {
     char path[4096];
     snprintf(path, sizeof path, "%s/lumio-tachyon-XXXXXX", dir && *dir ? dir : "/tmp");
     int fd = mkostemp(path, O_CLOEXEC);
-    if (fd < 0) return fail(t, -errno, "a temporary file for the input (%s): %s", path, strerror(errno));
+    if (fd < 0)
+        return fail(t, -errno, "a temporary file for the input (%s): %s", path, strerror(errno));
     unlink(path);
     char *buf = malloc(1 << 16);
     uint64_t total = 0;
@@ -110,13 +114,16 @@ static int spool(tin *t, FILE *in) {
     size_t n;
     while (rc == 0 && (n = fread(buf, 1, 1 << 16, in)) > 0) {
         if (total + n > TACH_SPOOL_MAX)
-            rc = fail(t, LUMIO_E_FORMAT, "the input is larger than the limit of %llu bytes for a pipe",
-                      TACH_SPOOL_MAX);
+            rc =
+                fail(t, LUMIO_E_FORMAT,
+                     "the input is larger than the limit of %llu bytes for a pipe", TACH_SPOOL_MAX);
         for (size_t done = 0; rc == 0 && done < n;) {
             ssize_t w = write(fd, buf + done, n - done);
             if (w < 0 && errno == EINTR) continue;
-            if (w < 0) rc = fail(t, -errno, "spooling the input to a temporary file: %s", strerror(errno));
-            else done += (size_t)w;
+            if (w < 0)
+                rc = fail(t, -errno, "spooling the input to a temporary file: %s", strerror(errno));
+            else
+                done += (size_t)w;
         }
         total += n;
     }
@@ -154,13 +161,19 @@ static int open_input(tin *t, FILE *in) {
 static int read_header(tin *t) {
     uint8_t h[TACH_HEADER], f[TACH_FOOTER];
     if (t->size < TACH_HEADER + TACH_FOOTER)
-        return fail(t, LUMIO_E_FORMAT, "%" PRIu64 " bytes: too short for a tachyon profile (96 at least)", t->size);
+        return fail(t, LUMIO_E_FORMAT,
+                    "%" PRIu64 " bytes: too short for a tachyon profile (96 at least)", t->size);
     int rc = read_at(t, 0, h, sizeof h, "header");
     if (rc == 0) rc = read_at(t, t->size - TACH_FOOTER, f, sizeof f, "footer");
     if (rc < 0) return rc;
-    if (get_le32(h) == TACH_MAGIC) t->be = false;
-    else if (__builtin_bswap32(get_le32(h)) == TACH_MAGIC) t->be = true;
-    else return fail(t, LUMIO_E_FORMAT, "header: no TACH magic at byte 0 (a zeroed header is a profile whose writer did not finish)");
+    if (get_le32(h) == TACH_MAGIC)
+        t->be = false;
+    else if (__builtin_bswap32(get_le32(h)) == TACH_MAGIC)
+        t->be = true;
+    else
+        return fail(t, LUMIO_E_FORMAT,
+                    "header: no TACH magic at byte 0 (a zeroed header is a profile whose writer "
+                    "did not finish)");
     uint32_t version = get32(t, h + TACH_OFF_VERSION);
     if (version != TACH_VERSION)
         return fail(t, LUMIO_E_FORMAT, "header: format version %u is not supported (1)", version);
@@ -176,11 +189,19 @@ static int read_header(tin *t) {
     t->nframes = get32(t, f + 4);
     uint64_t fsize = get64(t, f + 8);
     if (fsize != t->size)
-        return fail(t, LUMIO_E_FORMAT, "footer: the file size is %" PRIu64 " bytes, the footer says %" PRIu64 " (truncated or appended to?)", t->size, fsize);
+        return fail(t, LUMIO_E_FORMAT,
+                    "footer: the file size is %" PRIu64 " bytes, the footer says %" PRIu64
+                    " (truncated or appended to?)",
+                    t->size, fsize);
     if (t->compression != TACH_RAW && t->compression != TACH_ZSTD)
-        return fail(t, LUMIO_E_FORMAT, "header: compression %u is not known (0 none, 1 zstd)", t->compression);
-    if (t->str_off < TACH_HEADER || t->str_off > t->frame_off || t->frame_off > t->size - TACH_FOOTER)
-        return fail(t, LUMIO_E_FORMAT, "header: table offsets %" PRIu64 " (strings) and %" PRIu64 " (frames) are not within bytes 64 to %" PRIu64 " in order", t->str_off, t->frame_off, t->size - TACH_FOOTER);
+        return fail(t, LUMIO_E_FORMAT, "header: compression %u is not known (0 none, 1 zstd)",
+                    t->compression);
+    if (t->str_off < TACH_HEADER || t->str_off > t->frame_off ||
+        t->frame_off > t->size - TACH_FOOTER)
+        return fail(t, LUMIO_E_FORMAT,
+                    "header: table offsets %" PRIu64 " (strings) and %" PRIu64
+                    " (frames) are not within bytes 64 to %" PRIu64 " in order",
+                    t->str_off, t->frame_off, t->size - TACH_FOOTER);
     return 0;
 }
 
@@ -192,8 +213,8 @@ static bool cur_u32(rcur *c, uint32_t *v) {
 
 static int parse_strings(tin *t, const uint8_t *p, size_t n) {
     if (t->nstr > n)
-        return fail(t, LUMIO_E_FORMAT, "footer: %u strings cannot fit in a string table of %zu bytes",
-                    t->nstr, n);
+        return fail(t, LUMIO_E_FORMAT,
+                    "footer: %u strings cannot fit in a string table of %zu bytes", t->nstr, n);
     t->arena = malloc(n + t->nstr + 1);
     t->soff = malloc(((size_t)t->nstr + 1) * sizeof *t->soff);
     if (!t->arena || !t->soff) return fail(t, -ENOMEM, "out of memory for %u strings", t->nstr);
@@ -208,8 +229,8 @@ static int parse_strings(tin *t, const uint8_t *p, size_t n) {
                         i, at, len);
         if (len > CHUNK_MAX_STRING)
             return fail(t, LUMIO_E_FORMAT,
-                        "string %u at byte %" PRIu64 ": %" PRIu64 " bytes exceed the limit of %u", i,
-                        at, len, CHUNK_MAX_STRING);
+                        "string %u at byte %" PRIu64 ": %" PRIu64 " bytes exceed the limit of %u",
+                        i, at, len, CHUNK_MAX_STRING);
         memcpy(t->arena + used, c.p, len);
         t->arena[used + len] = '\0'; /* a NUL inside ends the string for lumio */
         t->soff[i] = used;
@@ -234,14 +255,14 @@ static int parse_frames(tin *t, const uint8_t *p, size_t n) {
         bool ok = cur_u32(&c, &file) && cur_u32(&c, &fn);
         int64_t line = unzigzag(rc_varint(&c));
         for (int k = 0; k < 3; k++) rc_varint(&c); /* end line, column, end column */
-        rc_u8(&c);                                  /* opcode */
+        rc_u8(&c);                                 /* opcode */
         if (!ok || c.bad)
-            return fail(t, LUMIO_E_FORMAT, "frame %u at byte %" PRIu64 ": cut short or a bad varint",
-                        i, at);
+            return fail(t, LUMIO_E_FORMAT,
+                        "frame %u at byte %" PRIu64 ": cut short or a bad varint", i, at);
         if (file >= t->nstr || fn >= t->nstr)
             return fail(t, LUMIO_E_FORMAT,
-                        "frame %u at byte %" PRIu64 ": string index %u out of range (%u strings)", i,
-                        at, file >= t->nstr ? file : fn, t->nstr);
+                        "frame %u at byte %" PRIu64 ": string index %u out of range (%u strings)",
+                        i, at, file >= t->nstr ? file : fn, t->nstr);
         t->frames[i] = (lumio_frame){.function = t->arena + t->soff[fn],
                                      .file = t->arena + t->soff[file],
                                      .line = line > 0 && line <= UINT32_MAX ? (uint32_t)line : 0};
@@ -252,8 +273,8 @@ static int parse_frames(tin *t, const uint8_t *p, size_t n) {
 static int read_tables(tin *t) {
     uint64_t len = t->size - TACH_FOOTER - t->str_off;
     if (len > TACH_TABLES_MAX)
-        return fail(t, LUMIO_E_FORMAT, "the tables (%" PRIu64 " bytes) exceed the limit of %llu", len,
-                    TACH_TABLES_MAX);
+        return fail(t, LUMIO_E_FORMAT, "the tables (%" PRIu64 " bytes) exceed the limit of %llu",
+                    len, TACH_TABLES_MAX);
     uint8_t *buf = malloc(len + 1);
     if (!buf) return fail(t, -ENOMEM, "out of memory for the tables (%" PRIu64 " bytes)", len);
     int rc = read_at(t, t->str_off, buf, len, "tables");
@@ -360,7 +381,8 @@ static tthread *thread_of(tin *t, uint64_t tid, uint32_t iid, int *rc) {
     return th;
 }
 
-static int emit(tin *t, tthread *th, uint64_t delta, uint8_t status, lumio_import_fn fn, void *arg) {
+static int emit(tin *t, tthread *th, uint64_t delta, uint8_t status, lumio_import_fn fn,
+                void *arg) {
     th->prev += delta; /* modulo 2^64, as CPython's reader adds it */
     for (uint32_t i = 0; i < th->depth; i++) t->stack[i] = t->frames[th->stack[i]];
     lumio_sample s = {.timestamp_us = th->prev,
@@ -378,8 +400,8 @@ static int read_frames(tin *t, tthread *th, uint32_t i, uint32_t n) {
         uint64_t ix;
         int rc = get_varint(t, &ix, t->nframes ? t->nframes - 1u : 0, "a frame index");
         if (rc == 0 && t->nframes == 0)
-            rc = fail(t, LUMIO_E_FORMAT, "sample data byte %" PRIu64 ": a frame with no frame table",
-                      t->pos);
+            rc = fail(t, LUMIO_E_FORMAT,
+                      "sample data byte %" PRIu64 ": a frame with no frame table", t->pos);
         if (rc < 0) return rc;
         th->stack[i + k] = (uint32_t)ix;
     }
@@ -421,7 +443,8 @@ static int read_record(tin *t, lumio_import_fn fn, void *arg) {
     uint8_t enc = h[12], status = 0;
     uint64_t n = 1, delta = 0;
     if (enc > TACH_POP_PUSH)
-        return fail(t, LUMIO_E_FORMAT, "sample data byte %" PRIu64 ": unknown encoding %u", at, enc);
+        return fail(t, LUMIO_E_FORMAT, "sample data byte %" PRIu64 ": unknown encoding %u", at,
+                    enc);
     if (enc == TACH_REPEAT) rc = get_varint(t, &n, UINT32_MAX, "a repeat count");
     for (uint64_t i = 0; rc == 0 && i < n; i++) {
         rc = get_varint(t, &delta, UINT64_MAX, "a time delta");
