@@ -10,7 +10,7 @@ packages=(
     xxhash fio python3 curl nginx-light aria2 python3-fsspec python3-aiohttp python3-requests
     python3-zarr python3-numpy python3-dev python3-pytest python3-setuptools python3-pip python3-torch time
     libwebsockets-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler libmicrohttpd-dev
-    python3-websockets chromium
+    python3-websockets chromium austin
 )
 
 missing=()

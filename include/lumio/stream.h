@@ -196,6 +196,17 @@ LUMIO_API void lumio_stream_writer_close(lumio_stream_writer *w);
  * lumio_stream_reader_last_error(NULL, ...). Any thread (one per `in`). */
 LUMIO_API int lumio_stream_import(FILE *in, const char *format, lumio_sample_fn on_sample,
                                   void *arg);
+/* As lumio_stream_import, with the profile's records too: on_meta (NULL:
+ * records are dropped) gets each, in order with the samples. More formats:
+ * "austin" (austin's text, 3.x and 1.x), "speedscope" (speedscope's JSON,
+ * sampled profiles; at most 128 MiB), "tachyon" (CPython's sampling-profiler
+ * binary format v1; a pipe is first copied to an unlinked temporary file).
+ * What each keeps, the record keys (thread_name, source, interval_us,
+ * python_version, ...) and what is lost: docs/PROFILES.md. The text of a
+ * failure names the line, the JSON field or the byte offset. Any thread (one
+ * per `in`). */
+LUMIO_API int lumio_stream_import_records(FILE *in, const char *format, lumio_sample_fn on_sample,
+                                          lumio_meta_fn on_meta, void *arg);
 
 /* Write one sample as a folded-stacks line, "outer;...;inner COUNT\n" (';'
  * inside a name becomes ':', line breaks spaces). Returns 0, -EINVAL for a

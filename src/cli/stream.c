@@ -2,7 +2,7 @@
  * This file only dispatches; each subcommand lives in its own file:
  *
  *   gen      stream_gen.c      a deterministic synthetic profile (stream_synth.c)
- *   import   stream_import.c   folded stacks or perf script text into a stream
+ *   import   stream_import.c   other profilers' output (perf, austin, speedscope, tachyon) into a stream
  *   export   stream_export.c   samples into a viewer's format (the library's exporters)
  *   info     stream_info.c     chunks, samples, threads, time span, compression
  *   verify   stream_verify.c   exit non-zero, saying where, on any damage
@@ -24,14 +24,16 @@ const char stream_usage[] =
     "                     write a deterministic synthetic profile; after each sealed\n"
     "                     chunk print 'sealed chunks=C samples=S' on stderr;\n"
     "                     SIGUSR1 seals the current chunk at once (as import does)\n"
-    "  import --from collapsed|perf-script [--flush POLICY] [--level L] [--append]\n"
-    "      FILE|- -o SINK\n"
-    "                     folded stacks, or the text of 'perf script', into a stream\n"
+    "  import --from collapsed|perf-script|austin|speedscope|tachyon [--flush POLICY]\n"
+    "      [--level L] [--append] FILE|- -o SINK\n"
+    "                     another profiler's output into a stream, its metadata as\n"
+    "                     records (tachyon: CPython's binary format v1)\n"
     "  export --to FORMAT [--follow [--idle SECONDS]] FILE|- [-o OUT]\n"
     "                     samples in a viewer's format (--to help lists them):\n"
     "                     collapsed (folded stacks) and jsonl (an object per sample and\n"
     "                     record) go out as decoded; speedscope, gecko (Firefox\n"
-    "                     Profiler), pprof (gzipped) when the stream ends;\n"
+    "                     Profiler), pprof (gzipped), tachyon (CPython's binary\n"
+    "                     format) when the stream ends;\n"
     "                     --follow reads a file as it grows (until SECONDS idle), from\n"
     "                     its beginning again when it is truncated or replaced;\n"
     "                     -o OUT: a file written whole or not at all (default: stdout)\n"

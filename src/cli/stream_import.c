@@ -1,5 +1,5 @@
-/* lumio stream import: folded stacks, or the text of 'perf script', into a
- * stream. */
+/* lumio stream import: another profiler's output (folded stacks, perf
+ * script, austin, speedscope, tachyon) into a stream, its records too. */
 #include "cli/common.h"
 #include "cli/stream_cli.h"
 
@@ -7,14 +7,15 @@
 #include <string.h>
 
 typedef struct import_opts {
-    bool perf; /* --from perf-script, else collapsed */
+    const char *format; /* the library's name of --from's format */
     const char *out, *path;
     lumio_stream_writer_options o;
 } import_opts;
 
 /* An option of import's: 1 taken, 0 not one, -1 a bad value (said). */
 static int import_option(int c, const char *arg, import_opts *m, int *from, uint64_t *level) {
-    static const char *const formats[] = {"collapsed", "perf-script", NULL};
+    static const char *const formats[] = {"collapsed",  "perf-script", "austin",
+                                          "speedscope", "tachyon",     NULL};
     switch (c) {
     case 'F':
         return (*from = cli_opt_choice("--from", arg, formats)) < 0 ? -1 : 1;
@@ -48,9 +49,11 @@ static int import_parse(int argc, char **argv, import_opts *m) {
         if (r == 0) return cli_option_default(c, argv, stream_usage);
     }
     if (from < 0 || !m->out || optind != argc - 1)
-        return cli_usage_error("lumio stream",
-                               "import needs --from collapsed|perf-script, FILE|- and -o SINK");
-    m->perf = from == 1;
+        return cli_usage_error(
+            "lumio stream", "import needs --from collapsed|perf-script|austin|speedscope|tachyon, "
+                            "FILE|- and -o SINK");
+    static const char *const lib[] = {"folded", "perf", "austin", "speedscope", "tachyon"};
+    m->format = lib[from];
     m->path = argv[optind];
     m->o.zstd_level = level ? (int)level : -1; /* --level 0: uncompressed */
     return STREAM_RUN;
@@ -68,6 +71,13 @@ static int import_sample(void *arg, const lumio_sample *s) {
     return rc;
 }
 
+static int import_meta(void *arg, uint64_t ts, const char *key, const char *value) {
+    import_sink *k = arg;
+    int rc = lumio_stream_writer_write_meta(k->w, ts, key, value);
+    k->failed = rc < 0;
+    return rc;
+}
+
 /* in into a writer of m->out; an exit status, after a message on failure. */
 static int import_run(const import_opts *m, FILE *in) {
     lumio_stream_writer *w;
@@ -80,7 +90,7 @@ static int import_run(const import_opts *m, FILE *in) {
     }
     stream_dump_on_signal(w);
     import_sink k = {.w = w};
-    rc = lumio_stream_import(in, m->perf ? "perf" : "folded", import_sample, &k);
+    rc = lumio_stream_import_records(in, m->format, import_sample, import_meta, &k);
     if (rc != 0 && k.failed)
         stream_writer_error(m->out, w);
     else if (rc != 0)
@@ -94,7 +104,7 @@ int stream_import(int argc, char **argv) {
     m.o = (lumio_stream_writer_options){.dump_thread = 1}; /* SIGUSR1 seals at once */
     int status = import_parse(argc, argv, &m);
     if (status != STREAM_RUN) return status;
-    FILE *in = strcmp(m.path, "-") ? fopen(m.path, "r") : stdin;
+    FILE *in = strcmp(m.path, "-") ? fopen(m.path, "rb") : stdin;
     if (!in) {
         cli_path_error(m.path, -errno);
         return EXIT_FILES;

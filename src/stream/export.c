@@ -16,6 +16,7 @@ static const lumio__export_ops *const formats[] = {
     &lumio__export_speedscope,
     &lumio__export_gecko,
     &lumio__export_pprof,
+    &lumio__export_tachyon,
 };
 
 int lumio__export_fail(lumio_stream_exporter *e, int rc, const char *fmt, ...) {

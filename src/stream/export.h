@@ -35,6 +35,7 @@ struct lumio_stream_exporter {
 /* Each format's table (export_FORMAT.c). */
 extern const lumio__export_ops lumio__export_collapsed, lumio__export_jsonl;
 extern const lumio__export_ops lumio__export_speedscope, lumio__export_gecko, lumio__export_pprof;
+extern const lumio__export_ops lumio__export_tachyon;
 
 /* Set the exporter's error text and return rc. */
 int lumio__export_fail(lumio_stream_exporter *e, int rc, const char *fmt, ...)

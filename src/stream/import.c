@@ -14,19 +14,9 @@
 
 /* ---- shared: lines, numbers, errors ------------------------------------- */
 
-typedef struct line_reader {
-    FILE *in;
-    char *buf;
-    size_t cap;
-    uint64_t lineno;
-    uint64_t line_off, next_off; /* byte offsets of this line and the next */
-    const char *why;             /* set with every failure of ours, NULL for fn's own */
-    char detail[96];             /* when why needs numbers: why points here */
-} line_reader;
-
 /* Read the next line into r->buf without its "\n" or "\r\n". Returns 1 for a
  * line, 0 at the end of the input, or a negative code. */
-static int next_line(line_reader *r) {
+int lumio__line_next(line_reader *r) {
     errno = 0;
     ssize_t n = getline(&r->buf, &r->cap, r->in);
     if (n < 0) {
@@ -38,19 +28,20 @@ static int next_line(line_reader *r) {
     r->lineno++;
     r->line_off = r->next_off;
     r->next_off += (uint64_t)n;
-    if (n > 0 && r->buf[n - 1] == '\n') r->buf[--n] = '\0';
+    r->newline = n > 0 && r->buf[n - 1] == '\n';
+    if (r->newline) r->buf[--n] = '\0';
     if (n > 0 && r->buf[n - 1] == '\r') r->buf[--n] = '\0';
     return 1;
 }
 
-static int bad_line(line_reader *r, const char *why) {
+int lumio__line_bad(line_reader *r, const char *why) {
     r->why = why;
     return LUMIO_E_FORMAT;
 }
 
 /* A limit broken by the input: the numbers go into the message. */
-static int over_limit(line_reader *r, const char *what, uint64_t n, uint64_t limit,
-                      const char *unit) {
+int lumio__line_over(line_reader *r, const char *what, uint64_t n, uint64_t limit,
+                     const char *unit) {
     if (n > limit)
         snprintf(r->detail, sizeof r->detail, "%s of %" PRIu64 " %s exceeds the limit of %" PRIu64,
                  what, n, unit, limit);
@@ -79,7 +70,7 @@ static void excerpt(const char *s, char *out, size_t cap) {
 
 /* Describe a failure of ours in err (fn's own codes get no text), quoting
  * the start of the line, escaped, for a format error. */
-static void report(const line_reader *r, int rc, char *err, size_t errlen) {
+void lumio__line_report(const line_reader *r, int rc, char *err, size_t errlen) {
     if (rc == 0 || !r->why || !err || errlen == 0) return;
     char quote[200];
     excerpt(r->buf ? r->buf : "", quote, sizeof quote);
@@ -260,9 +251,9 @@ static const char *trim_end(const char *s, const char *end) {
 /* Append a frame: the symbol, and the dso or NULL for an inlined frame. */
 static int perf_store(perf_parser *p, const char *sym, size_t nsym, const char *dso, size_t ndso) {
     if (nsym > CHUNK_MAX_STRING)
-        return over_limit(&p->rd, "a symbol", nsym, CHUNK_MAX_STRING, "bytes");
+        return lumio__line_over(&p->rd, "a symbol", nsym, CHUNK_MAX_STRING, "bytes");
     if (dso && ndso > CHUNK_MAX_STRING)
-        return over_limit(&p->rd, "a dso name", ndso, CHUNK_MAX_STRING, "bytes");
+        return lumio__line_over(&p->rd, "a dso name", ndso, CHUNK_MAX_STRING, "bytes");
     int rc = frames_reserve(p);
     frame_ref *r = rc == 0 ? &p->refs[p->depth] : NULL;
     if (r)
@@ -284,9 +275,9 @@ static int perf_frame(perf_parser *p, const char *s) {
     const char *addr = s;
     while (is_hex(*s)) s++;
     if (s == addr || (*s != '\0' && *s != ' ' && *s != '\t'))
-        return bad_line(&p->rd, "malformed frame line");
+        return lumio__line_bad(&p->rd, "malformed frame line");
     if (p->depth == LUMIO_STREAM_MAX_DEPTH)
-        return over_limit(&p->rd, "a stack", 0, LUMIO_STREAM_MAX_DEPTH, "frames");
+        return lumio__line_over(&p->rd, "a stack", 0, LUMIO_STREAM_MAX_DEPTH, "frames");
     while (*s == ' ' || *s == '\t') s++;
     const char *end = trim_end(s, s + strlen(s));
     const char *paren = find_dso(s, end);
@@ -319,7 +310,7 @@ static int perf_line(perf_parser *p, lumio_import_fn fn, void *arg) {
     const char *line = p->rd.buf;
     if (is_blank(line)) return p->open ? perf_emit(p, fn, arg) : 0;
     if (line[0] == '\t') {
-        if (!p->open) return bad_line(&p->rd, "frame line outside a sample");
+        if (!p->open) return lumio__line_bad(&p->rd, "frame line outside a sample");
         return perf_frame(p, line + 1);
     }
     if (p->open) { /* no blank line before this header: the sample ended anyway */
@@ -327,7 +318,7 @@ static int perf_line(perf_parser *p, lumio_import_fn fn, void *arg) {
         if (rc) return rc;
     }
     if (!parse_header(line, &p->s.timestamp_us, &p->s.thread_id))
-        return bad_line(&p->rd, "malformed perf script header");
+        return lumio__line_bad(&p->rd, "malformed perf script header");
     p->s.status = 0;
     p->open = true;
     p->used = 0;
@@ -338,10 +329,10 @@ static int perf_line(perf_parser *p, lumio_import_fn fn, void *arg) {
 int lumio__import_perf_script(FILE *in, lumio_import_fn fn, void *arg, char *err, size_t errlen) {
     perf_parser p = {.rd = {.in = in}};
     int rc;
-    while ((rc = next_line(&p.rd)) > 0)
+    while ((rc = lumio__line_next(&p.rd)) > 0)
         if ((rc = perf_line(&p, fn, arg)) != 0) break;
     if (rc == 0 && p.open) rc = perf_emit(&p, fn, arg);
-    report(&p.rd, rc, err, errlen); /* quotes the line: before the free */
+    lumio__line_report(&p.rd, rc, err, errlen); /* quotes the line: before the free */
     free(p.rd.buf);
     free(p.arena);
     free(p.refs);
@@ -366,14 +357,14 @@ static int64_t folded_split(folded_parser *p, char *stack) {
     const char *prev = stack;
     for (const char *c = stack; (c = strchr(c, ';')) != NULL; prev = ++c) {
         if ((size_t)(c - prev) > CHUNK_MAX_STRING)
-            return over_limit(&p->rd, "a function name", (uint64_t)(c - prev), CHUNK_MAX_STRING,
-                              "bytes");
+            return lumio__line_over(&p->rd, "a function name", (uint64_t)(c - prev),
+                                    CHUNK_MAX_STRING, "bytes");
         n++;
     }
     if (strlen(prev) > CHUNK_MAX_STRING)
-        return over_limit(&p->rd, "a function name", strlen(prev), CHUNK_MAX_STRING, "bytes");
+        return lumio__line_over(&p->rd, "a function name", strlen(prev), CHUNK_MAX_STRING, "bytes");
     if (n > LUMIO_STREAM_MAX_DEPTH)
-        return over_limit(&p->rd, "a stack", n, LUMIO_STREAM_MAX_DEPTH, "frames");
+        return lumio__line_over(&p->rd, "a stack", n, LUMIO_STREAM_MAX_DEPTH, "frames");
     size_t keep = n;
     if (keep > p->frames_cap) {
         lumio_frame *f = realloc(p->frames, keep * sizeof *f);
@@ -400,8 +391,8 @@ static int folded_line(folded_parser *p, lumio_import_fn fn, void *arg) {
     char *sp = strrchr(line, ' ');
     uint64_t count;
     if (!sp || !parse_u64(sp + 1, strlen(sp + 1), &count))
-        return bad_line(&p->rd, "bad or missing sample count");
-    if (sp == line) return bad_line(&p->rd, "empty stack");
+        return lumio__line_bad(&p->rd, "bad or missing sample count");
+    if (sp == line) return lumio__line_bad(&p->rd, "empty stack");
     *sp = '\0';
     int64_t depth = folded_split(p, line);
     if (depth < 0) return (int)depth;
@@ -417,9 +408,9 @@ static int folded_line(folded_parser *p, lumio_import_fn fn, void *arg) {
 int lumio__import_collapsed(FILE *in, lumio_import_fn fn, void *arg, char *err, size_t errlen) {
     folded_parser p = {.rd = {.in = in}};
     int rc;
-    while ((rc = next_line(&p.rd)) > 0)
+    while ((rc = lumio__line_next(&p.rd)) > 0)
         if ((rc = folded_line(&p, fn, arg)) != 0) break;
-    report(&p.rd, rc, err, errlen); /* quotes the line: before the free */
+    lumio__line_report(&p.rd, rc, err, errlen); /* quotes the line: before the free */
     free(p.rd.buf);
     free(p.frames);
     return rc;
@@ -450,20 +441,35 @@ int lumio__export_collapsed_line(FILE *out, const lumio_sample *s, uint64_t coun
 
 /* ---- the public entry points (stream.h) ---------------------------------- */
 
-static int stream_import_impl(FILE *in, const char *format, lumio_sample_fn on_sample, void *arg) {
-    if (!in || !format || !on_sample) return -EINVAL;
+static int stream_import_impl(FILE *in, const char *format, lumio_sample_fn on_sample,
+                              lumio_meta_fn on_meta, void *arg) {
+    if (!in || !format || !on_sample) {
+        lumio__err_set(NULL, "import: %s is NULL",
+                       !in       ? "the input"
+                       : !format ? "the format"
+                                 : "on_sample");
+        return -EINVAL;
+    }
     char err[512] = "";
     int rc;
-    if (!strcmp(format, "perf"))
+    if (!strcmp(format, "perf") || !strcmp(format, "perf-script"))
         rc = lumio__import_perf_script(in, on_sample, arg, err, sizeof err);
     else if (!strcmp(format, "folded") || !strcmp(format, "collapsed"))
         rc = lumio__import_collapsed(in, on_sample, arg, err, sizeof err);
+    else if (!strcmp(format, "austin"))
+        rc = lumio__import_austin(in, on_sample, on_meta, arg, err, sizeof err);
+    else if (!strcmp(format, "speedscope"))
+        rc = lumio__import_speedscope(in, on_sample, on_meta, arg, err, sizeof err);
+    else if (!strcmp(format, "tachyon"))
+        rc = lumio__import_tachyon(in, on_sample, on_meta, arg, err, sizeof err);
     else {
-        lumio__err_set(NULL, "import: unknown format '%s' (perf, folded)", format);
+        lumio__err_set(NULL,
+                       "import: unknown format '%s' (perf, folded, austin, speedscope, tachyon)",
+                       format);
         return -EINVAL;
     }
     if (rc > 0) rc = -ECANCELED; /* a callback asked to stop (docs/API.md) */
-    if (rc < 0 && err[0]) lumio__err_set(NULL, "%s", err);
+    if (rc < 0 && err[0]) lumio__err_set(NULL, "%s: %s", format, err);
     return rc;
 }
 
@@ -475,5 +481,12 @@ int lumio_stream_print_folded(FILE *out, const lumio_sample *s, uint64_t count) 
 /* A failure always leaves a text for last_error(NULL) (docs/API.md). */
 int lumio_stream_import(FILE *in, const char *format, lumio_sample_fn on_sample, void *arg) {
     uint64_t mark = lumio__err_mark();
-    return lumio__err_ensure(mark, stream_import_impl(in, format, on_sample, arg), "import");
+    return lumio__err_ensure(mark, stream_import_impl(in, format, on_sample, NULL, arg), "import");
+}
+
+int lumio_stream_import_records(FILE *in, const char *format, lumio_sample_fn on_sample,
+                                lumio_meta_fn on_meta, void *arg) {
+    uint64_t mark = lumio__err_mark();
+    return lumio__err_ensure(mark, stream_import_impl(in, format, on_sample, on_meta, arg),
+                             "import");
 }

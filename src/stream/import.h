@@ -14,11 +14,39 @@
 #define LUMIO_STREAM_IMPORT_H
 
 #include <lumio/stream.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
 /* Called once per sample; a non-zero return stops the import and is returned. */
 typedef int (*lumio_import_fn)(void *arg, const lumio_sample *s);
+/* Called once per record (metadata) when not NULL; as lumio_import_fn. */
+typedef int (*lumio_import_meta_fn)(void *arg, uint64_t ts, const char *key, const char *value);
+
+/* ---- lines of text, shared by the text importers ---------------------------- */
+
+typedef struct line_reader {
+    FILE *in;
+    char *buf;
+    size_t cap;
+    uint64_t lineno;
+    uint64_t line_off, next_off; /* byte offsets of this line and the next */
+    bool newline;                /* this line ended with "\n" (else it is the input's end) */
+    const char *why;             /* set with every failure of ours, NULL for fn's own */
+    char detail[96];             /* when why needs numbers: why points here */
+} line_reader;
+
+/* The next line into r->buf, without its "\n" or "\r\n": 1, 0 at the end of
+ * the input, or a negative code (r->why set). */
+int lumio__line_next(line_reader *r);
+/* A malformed line: r->why = why; returns LUMIO_E_FORMAT. */
+int lumio__line_bad(line_reader *r, const char *why);
+/* A limit broken (n over limit, or n 0 when not known yet): LUMIO_E_FORMAT. */
+int lumio__line_over(line_reader *r, const char *what, uint64_t n, uint64_t limit,
+                     const char *unit);
+/* The failure as "line N (byte B): why: \"excerpt\"" into err (fn's own
+ * codes, with no why, get no text). */
+void lumio__line_report(const line_reader *r, int rc, char *err, size_t errlen);
 
 /* The text of `perf script` (with call chains). Each sample is a header
  *     COMM [PID/]TID [[CPU]] SECONDS.FRACTION: [PERIOD EVENT: ...]
@@ -41,6 +69,26 @@ int lumio__import_perf_script(FILE *in, lumio_import_fn fn, void *arg, char *err
  * counted across the whole file. The count is the text after the line's last
  * space; the stack is everything before it. Blank lines are skipped. */
 int lumio__import_collapsed(FILE *in, lumio_import_fn fn, void *arg, char *err, size_t errlen);
+
+/* austin's text output, 3.x (`P<pid>;T<iid>:<tid>;<file>:<function>:<line>;...
+ * <metric>`, `# key: value` metadata, full metrics `<time>,<idle>,<memory>`)
+ * and 1.x (`[Process <pid>;]Thread <tid>;<function> (<file>);L<line>;...
+ * <metric>[ <mem+> <mem->]`). One line is one sample (docs/PROFILES.md):
+ * thread_id the TID (hexadecimal in austin's text), frames innermost first,
+ * timestamp_us the thread's running sum of its time metric; metadata lines
+ * become records (and source, interval_us, python_version). A last line cut
+ * short (no newline and not a sample) is dropped. */
+int lumio__import_austin(FILE *in, lumio_import_fn fn, lumio_import_meta_fn meta, void *arg,
+                         char *err, size_t errlen);
+
+/* speedscope's file format: the sampled profiles, one thread each (docs/PROFILES.md). */
+int lumio__import_speedscope(FILE *in, lumio_import_fn fn, lumio_import_meta_fn meta, void *arg,
+                             char *err, size_t errlen);
+
+/* CPython's sampling-profiler binary format v1 (stream/tachyon.h). Needs
+ * seeking: a pipe is spooled to an unlinked temporary file first. */
+int lumio__import_tachyon(FILE *in, lumio_import_fn fn, lumio_import_meta_fn meta, void *arg,
+                          char *err, size_t errlen);
 
 /* Write s as one folded line with the given count, outermost frame first.
  * The format has no escapes, so ';' inside a function name is written as ':'
