@@ -11,7 +11,7 @@
 #include <time.h>
 
 #define CACHE_MIN_SLOTS 1024u
-#define CACHE_MAX_SLOTS (1u << 18) /* at most half used: 131072 frames, then cleared */
+#define CACHE_MAX_SLOTS (1u << 16) /* at most half used: 32768 frames, then cleared */
 
 uint64_t lpy_monotonic_us(void) {
     struct timespec t;
