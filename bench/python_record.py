@@ -5,13 +5,17 @@ and without `python3 -m lumio.record`, in turns, in processes of their own.
 Usage: PYTHONPATH=build/python /usr/bin/python3 bench/python_record.py
            [--runs R] [--rate HZ] [--work N] [--threads T]
 
-The workload (fixed work, not fixed time) mixes what Python programs spend
+The recorder is started in the child with lumio.record.start (what the
+command line does, minus runpy), so that its counters come back too. The
+workload (fixed work, not fixed time) mixes what Python programs spend
 their time on: recursive calls (fib), dicts and strings (word counts),
 floats in loops (n-body steps), at a call depth of about 20. Each run
 times the workload inside the child (time.perf_counter, so start-up and the
 recorder's finish are left out) and also its CPU time (time.process_time:
 the whole process, the sampler's thread included). The overhead is the
-median over R runs of (with / without) of a pair run back to back. Target:
+median over R runs of (with / without) of a pair run back to back, and the
+ratio of the fastest runs (robust on a shared machine); the sampler also
+says how long it held the GIL (time the program could not run). Target:
 <= 1.05 at 100 Hz (issue 14). Progress goes to stderr; one JSON object on
 stdout.
 """
@@ -66,7 +70,10 @@ WORKLOAD = textwrap.dedent("""
         for k in range(rounds):
             round_(k)
 
-    rounds, nthreads = int(sys.argv[1]), int(sys.argv[2])
+    rounds, nthreads, rate, out = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+    if rate:
+        import lumio.record
+        rec = lumio.record.start(out, rate=rate)
     t0, c0 = time.perf_counter(), time.process_time()
     ts = [threading.Thread(target=work, args=(rounds,)) for _ in range(nthreads - 1)]
     for t in ts:
@@ -74,7 +81,10 @@ WORKLOAD = textwrap.dedent("""
     work(rounds)
     for t in ts:
         t.join()
-    print(json.dumps({"wall": time.perf_counter() - t0, "cpu": time.process_time() - c0}))
+    got = {"wall": time.perf_counter() - t0, "cpu": time.process_time() - c0}
+    if rate:
+        got.update(rec.stop())
+    print(json.dumps(got))
 """)
 
 
@@ -84,11 +94,8 @@ def log(msg):
 
 def run(script, args, rate, out):
     env = dict(os.environ, PYTHONPATH=PYPATH, PYTHONDONTWRITEBYTECODE="1")
-    cmd = [sys.executable]
-    if rate:
-        cmd += ["-m", "lumio.record", "-q", "--rate", str(rate), "-o", out, "--"]
-    p = subprocess.run(cmd + [script, *args], env=env, capture_output=True, text=True,
-                       timeout=600, check=True)
+    p = subprocess.run([sys.executable, script, *args, str(rate), out], env=env,
+                       capture_output=True, text=True, timeout=600, check=True)
     return json.loads(p.stdout.strip().splitlines()[-1])
 
 
@@ -106,26 +113,28 @@ def main():
         out = os.path.join(tmp, "profile.lumio")
         args = [str(a.work), str(a.threads)]
         run(script, args, 0, out)  # warm the page cache and the .pyc
-        wall, cpu, base = [], [], []
-        samples = 0
+        wall, cpu, base, with_, held = [], [], [], [], []
+        samples = ticks = 0
         for i in range(a.runs):
             order = [0, a.rate] if i % 2 == 0 else [a.rate, 0]
             got = {rate: run(script, args, rate, out) for rate in order}
-            if i == 0:
-                sys.path.insert(0, PYPATH)
-                import lumio.stream
-
-                samples = lumio.stream.Reader(out).info()["samples"]
-            wall.append(got[a.rate]["wall"] / got[0]["wall"])
-            cpu.append(got[a.rate]["cpu"] / got[0]["cpu"])
+            r = got[a.rate]
+            wall.append(r["wall"] / got[0]["wall"])
+            cpu.append(r["cpu"] / got[0]["cpu"])
             base.append(got[0]["wall"])
-            log(f"run {i + 1}/{a.runs}: without {got[0]['wall']:.3f} s, with "
-                f"{got[a.rate]['wall']:.3f} s: {wall[-1]:.4f}x wall, {cpu[-1]:.4f}x cpu")
+            with_.append(r["wall"])
+            held.append(r["held_us"] / 1e6 / r["wall"])
+            samples, ticks = samples + r["samples"], ticks + r["ticks"]
+            log(f"run {i + 1}/{a.runs}: without {got[0]['wall']:.3f} s, with {r['wall']:.3f} s: "
+                f"{wall[-1]:.4f}x wall, {cpu[-1]:.4f}x cpu; {r['ticks']} ticks, "
+                f"{r['samples']} samples, GIL held {held[-1] * 100:.3f}%")
     res = {"rate_hz": a.rate, "threads": a.threads, "runs": a.runs,
-           "seconds_without": statistics.median(base),
+           "seconds_without_median": statistics.median(base),
            "wall_ratio_median": statistics.median(wall), "wall_ratio_min": min(wall),
-           "wall_ratio_max": max(wall), "cpu_ratio_median": statistics.median(cpu),
-           "samples_first_run": samples}
+           "wall_ratio_max": max(wall), "wall_ratio_of_minimums": min(with_) / min(base),
+           "cpu_ratio_median": statistics.median(cpu),
+           "gil_held_fraction_median": statistics.median(held),
+           "ticks_per_s": ticks / sum(with_), "samples": samples}
     print(json.dumps(res))
 
 

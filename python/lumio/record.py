@@ -153,7 +153,8 @@ def _stop_locked():
 def stop() -> "dict | None":
     """Stop the recording: seal what is left and close the sink. Returns its
     counters (``ticks``, ``samples``, ``records``, ``chunks``, ``bytes``,
-    ``dropped_chunks``), or None when nothing was recording. Raises the
+    ``dropped_chunks``; ``held_us``: how long the sampler held the GIL in
+    all, which the program waited), or None when nothing was recording. Raises the
     sink's error (an OSError naming it) when writing failed: the sampler
     stopped at the first failure, and what was sealed before is readable."""
     with _lock:

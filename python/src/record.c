@@ -166,11 +166,11 @@ static PyObject *record_start(PyObject *self, PyObject *args, PyObject *kw) {
 }
 
 static PyObject *stats_of(const lumio_stream_writer_stats *st) {
-    return Py_BuildValue("{s:K,s:K,s:K,s:K,s:K,s:K}", "ticks", (unsigned long long)R.s.ticks,
-                         "samples", (unsigned long long)st->samples, "records",
-                         (unsigned long long)st->records, "chunks", (unsigned long long)st->chunks,
-                         "bytes", (unsigned long long)st->bytes, "dropped_chunks",
-                         (unsigned long long)st->dropped_chunks);
+    return Py_BuildValue(
+        "{s:K,s:K,s:K,s:K,s:K,s:K,s:K}", "ticks", (unsigned long long)R.s.ticks, "held_us",
+        (unsigned long long)R.s.held_us, "samples", (unsigned long long)st->samples, "records",
+        (unsigned long long)st->records, "chunks", (unsigned long long)st->chunks, "bytes",
+        (unsigned long long)st->bytes, "dropped_chunks", (unsigned long long)st->dropped_chunks);
 }
 
 /* Stop sampling, seal the rest and close: the stats, or the sampler's

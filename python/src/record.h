@@ -45,9 +45,11 @@ typedef struct rec_sampler {
     PyObject *hide[REC_MAX_HIDE];
     int nhide;
     pthread_t thread;
-    pthread_mutex_t mu; /* guards stop, with cv to wake the thread at once */
+    PyThreadState *self; /* the sampler's, made once */
+    pthread_mutex_t mu;  /* guards stop, with cv to wake the thread at once */
     pthread_cond_t cv;
     bool stop;
+    uint64_t ts; /* the tick's timestamp */
     /* The sampler thread's own, between ticks. */
     rec_slot *slots;
     size_t nslots, used;
@@ -63,7 +65,8 @@ typedef struct rec_sampler {
     uint64_t thread_sig[3];       /* count, sum, xor of the last tick's thread ids */
     uint64_t ticks, next_refresh; /* thread names are looked up again each second */
     uint64_t samples;
-    int err; /* the first failure; the sampler stops there */
+    uint64_t held_us; /* the GIL held by the sampler, in all: what the program waited */
+    int err;          /* the first failure; the sampler stops there */
     char errtext[LUMIO_ERROR_MAX + 64];
 } rec_sampler;
 

@@ -287,16 +287,26 @@ static int tick_write(rec_sampler *s, uint64_t ts) {
     return rc;
 }
 
-static int tick(rec_sampler *s, PyThreadState *self) {
-    PyEval_RestoreThread(self);
-    uint64_t ts = lpy_monotonic_us();
-    int rc = walk(s, self);
-    bool refresh = rc == 0 && (threads_changed(s) || s->ticks >= s->next_refresh);
-    if (refresh) {
+/* With the GIL: the walk, the names, the tick's timestamp. (A walk asked
+ * of the main thread with Py_AddPendingCall, which would spare a switch of
+ * the GIL, is no use on 3.11: a call added from another thread waits for
+ * the main thread's next switch anyway.) */
+static int gil_part(rec_sampler *s) {
+    uint64_t t0 = lpy_monotonic_us();
+    s->ts = t0;
+    int rc = walk(s, s->self);
+    if (rc == 0 && (threads_changed(s) || s->ticks >= s->next_refresh)) {
         s->next_refresh = s->ticks + 1000000000u / s->period_ns + 1;
         rc = names_refresh(s);
     }
     PyErr_Clear();
+    s->held_us += lpy_monotonic_us() - t0;
+    return rc;
+}
+
+static int tick(rec_sampler *s) {
+    PyEval_RestoreThread(s->self);
+    int rc = gil_part(s);
     PyEval_SaveThread();
     s->ticks++;
     if (rc < 0) {
@@ -304,7 +314,7 @@ static int tick(rec_sampler *s, PyThreadState *self) {
         s->npend = 0;
         return fail(s, rc, "sampling");
     }
-    return tick_write(s, ts);
+    return tick_write(s, s->ts);
 }
 
 static void add_ns(struct timespec *t, uint64_t ns) {
@@ -318,7 +328,7 @@ static void add_ns(struct timespec *t, uint64_t ns) {
 static void *sampler_main(void *arg) {
     rec_sampler *s = arg;
     PyGILState_STATE g = PyGILState_Ensure();
-    PyThreadState *self = PyEval_SaveThread();
+    s->self = PyEval_SaveThread();
     struct timespec next, now;
     clock_gettime(CLOCK_MONOTONIC, &next);
     pthread_mutex_lock(&s->mu);
@@ -330,12 +340,12 @@ static void *sampler_main(void *arg) {
         while (!s->stop && pthread_cond_timedwait(&s->cv, &s->mu, &next) != ETIMEDOUT) continue;
         if (s->stop) break;
         pthread_mutex_unlock(&s->mu);
-        int rc = tick(s, self);
+        int rc = tick(s);
         pthread_mutex_lock(&s->mu);
         if (rc < 0) break;
     }
     pthread_mutex_unlock(&s->mu);
-    PyEval_RestoreThread(self);
+    PyEval_RestoreThread(s->self);
     PyGILState_Release(g);
     return NULL;
 }

@@ -390,15 +390,25 @@ def test_api_in_process(tmp_path):
     with pytest.raises(FileNotFoundError):
         lumio.record.start(tmp_path / "no" / "such" / "dir.lumio")
     assert not lumio.record.running() and lumio.record.stop() is None
-    with lumio.record.start(path, rate=500, flush="samples:50", signal=None) as rec:
+    def busy(seconds):
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            pass
+
+    with lumio.record.start(path, rate=500, flush="interval:1h", signal=None) as rec:
         assert lumio.record.running()
         with pytest.raises(RuntimeError, match="already running"):
             lumio.record.start(tmp_path / "second.lumio")
-        end = time.monotonic() + 0.3
-        while time.monotonic() < end:
-            pass
-        lumio.record.dump()
-    assert not rec.running and rec.stats["samples"] > 10 and rec.stats["chunks"] >= 2
+        busy(0.2)
+        assert chunks_in(path) == 0
+        lumio.record.dump()  # sealed by the writer's thread, at once
+        end = time.monotonic() + 30
+        while chunks_in(path) == 0 and time.monotonic() < end:
+            busy(0.02)
+        assert chunks_in(path) == 1
+        busy(0.1)
+    assert not rec.running and rec.stats["samples"] > 10 and rec.stats["chunks"] == 2
+    assert rec.stats["ticks"] >= rec.stats["samples"] / 2 and rec.stats["held_us"] > 0
     with pytest.raises(RuntimeError):
         lumio.record.dump()
     info = Reader(path).info()
