@@ -414,3 +414,35 @@ def test_api_in_process(tmp_path):
     info = Reader(path).info()
     assert info["samples"] == rec.stats["samples"] and info["damaged"] == []
     assert any(f[0] == "test_api_in_process" for s in Reader(path) for f in s.frames)
+
+
+def test_tcp_listen_sink(tmp_path):
+    import socket
+
+    with socket.socket() as so:
+        so.bind(("127.0.0.1", 0))
+        port = so.getsockname()[1]
+    script = write_script(tmp_path, """
+        def served():
+            spin(0.5)
+        served()
+    """)
+    p = subprocess.Popen([sys.executable, "-m", "lumio.record", "-q", "-o",
+                          f"tcp-listen:127.0.0.1:{port}", "--", str(script)], env=ENV,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        end = time.monotonic() + 30
+        while True:  # until the recorder listens
+            try:
+                r = Reader(f"tcp:127.0.0.1:{port}")
+                break
+            except ConnectionRefusedError:
+                assert time.monotonic() < end and p.poll() is None, "the recorder never listened"
+                time.sleep(0.02)
+        samples = list(r)
+        assert p.wait(timeout=60) == 0, p.stderr.read()
+    finally:
+        p.kill()
+        p.stderr.close()
+    assert any(s.frames[0][0] == "spin" and s.frames[1][0] == "served" for s in samples)
+    assert any(k == "command" for _, k, _ in r.metadata)
