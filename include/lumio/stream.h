@@ -84,12 +84,17 @@ typedef struct lumio_stream_writer_options {
     int zstd_level;        /* 1 to 22 (default 3); -1: no compression */
     int fsync;             /* fsync every sealed chunk (files): durable when the call returns */
     int append;            /* files: keep the valid chunks already there, trim a torn tail */
-    uint64_t tcp_buffer;   /* TCP sinks: bytes of sealed chunks kept for the consumer (64 MiB) */
-    uint32_t close_timeout_ms; /* TCP sinks: how long finish waits to send the rest (5000) */
+    uint64_t tcp_buffer; /* TCP and WebSocket sinks: bytes of sealed chunks kept for the
+                            consumer (64 MiB) */
+    uint32_t close_timeout_ms; /* TCP and WebSocket sinks: how long finish waits to send the
+                                  rest (5000) */
     int dump_thread; /* 1: lumio_stream_writer_dump seals at once, from the writer's own
                         thread (started at open, as flush_ms starts it); 0: it seals at
                         the writer's next call */
-    uint64_t reserved[7]; /* must be 0 */
+    /* wss:// sinks, as lumio_remote_options names them: */
+    int insecure_tls;     /* 1: do NOT verify the server's certificate (default 0) */
+    const char *ca_file;  /* CA certificates (PEM) to verify with; NULL: the system's */
+    uint64_t reserved[5]; /* must be 0 */
 } lumio_stream_writer_options;
 
 typedef struct lumio_stream_writer_stats {
@@ -101,7 +106,7 @@ typedef struct lumio_stream_writer_stats {
      * delivered (without acknowledgements from the application, lumio cannot
      * know more). dropped_bytes: those dropped from a full buffer. */
     uint64_t dropped_chunks, dropped_bytes;
-    uint64_t connections; /* TCP: consumers connected so far */
+    uint64_t connections; /* TCP, WebSocket: consumers connected so far */
     uint64_t reserved[4]; /* zero */
 } lumio_stream_writer_stats;
 
@@ -119,10 +124,15 @@ LUMIO_API int lumio_stream_flush_policy(const char *spec, lumio_stream_writer_op
  * now, so an unknown host, a bad port or a refused connection fails the
  * open; on a later lost connection reconnect with backoff), or
  * "tcp-listen:[HOST:]PORT" (serve one consumer at a time; HOST defaults to
- * 127.0.0.1). A port is a decimal number from 1 to 65535. A TCP consumer
- * that is slow or gone never blocks the writer: sealed chunks wait in a
- * buffer of `tcp_buffer` bytes, and the oldest are dropped (and counted)
- * when it is full. Options NULL: the defaults; the sink's name is copied.
+ * 127.0.0.1), or "ws://HOST[:PORT]/PATH" and "wss://..." (a WebSocket
+ * client: connect and upgrade now, so a refused connection, an unknown host
+ * or a refused upgrade, named by its HTTP status, fails the open; each
+ * connection sends the signature as one binary message, then each sealed
+ * chunk as one; later losses reconnect with backoff; wss verifies the
+ * server's certificate unless insecure_tls). A port is a decimal number
+ * from 1 to 65535. A TCP or WebSocket consumer that is slow or gone never
+ * blocks the writer: sealed chunks wait in a buffer of `tcp_buffer` bytes,
+ * and the oldest are dropped (and counted) when it is full. Options NULL: the defaults; the sink's name is copied.
  * A failure's text is in lumio_stream_writer_last_error(NULL, ...). Any
  * thread; the writer is then used by one thread at a time (the "writer's
  * thread" below; it may change), which the flush_ms timer's own thread
