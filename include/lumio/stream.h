@@ -289,6 +289,59 @@ LUMIO_API int lumio_stream_chunk_peek(const void *data, size_t n, lumio_stream_c
  * lumio_stream_reader_last_error(NULL, ...). Any thread. */
 LUMIO_API int lumio_stream_listen(const char *spec);
 
+/* WebSocket writers ("ws-listen:[HOST:]PORT", HOST 127.0.0.1 unless given),
+ * as a receiver of many writers takes them (lumio stream recv): a listener
+ * served from the caller's thread, handing over each whole binary message
+ * (a writer sends the signature, then one message a chunk). It drops, and
+ * says so with a DROPPED event naming the peer: text messages, messages
+ * larger than LUMIO_STREAM_CHUNK_MAX or than the memory left, connections
+ * not upgraded within handshake_ms, peers stalled inside a message for
+ * stall_ms, and writers beyond max_peers (refused). Fragmented messages are
+ * put together (within the same caps). What a message holds is the
+ * caller's to check: a callback returning a negative code drops the peer. */
+typedef struct lumio_stream_ws_listener lumio_stream_ws_listener;
+
+enum {
+    LUMIO_WS_CONNECTED = 1, /* a writer finished its handshake */
+    LUMIO_WS_MESSAGE = 2,   /* data, len: one whole binary message */
+    LUMIO_WS_CLOSED = 3,    /* the writer went; len: bytes of an unfinished message */
+    LUMIO_WS_DROPPED = 4    /* dropped or refused by the listener; why says what it did */
+};
+
+typedef struct lumio_stream_ws_event {
+    int type;              /* LUMIO_WS_* */
+    uint64_t peer;         /* the connection, numbered from 1 */
+    const char *peer_name; /* "HOST:PORT" */
+    const void *data;      /* valid until the callback returns */
+    size_t len;
+    const char *why;
+    uint64_t reserved[4]; /* zero */
+} lumio_stream_ws_event;
+
+/* 0 goes on; a negative code drops the peer (its connection is closed). */
+typedef int (*lumio_stream_ws_fn)(void *arg, const lumio_stream_ws_event *ev);
+
+/* Options: zero is the default in every field (docs/API.md). */
+typedef struct lumio_stream_ws_listen_options {
+    uint32_t max_peers;    /* writers at once (16) */
+    uint32_t handshake_ms; /* to finish the WebSocket handshake (10000) */
+    uint32_t stall_ms;     /* silence allowed inside a message (60000) */
+    uint64_t memory;       /* all writers' unfinished messages together (512 MiB) */
+    uint64_t reserved[4];  /* must be 0 */
+} lumio_stream_ws_listen_options;
+
+/* Listen now. -EINVAL for a spec that is not one, another negative code
+ * (-EADDRINUSE, ...); the text in lumio_stream_reader_last_error(NULL, ...).
+ * Any thread; the listener is then used by one thread at a time. */
+LUMIO_API int lumio_stream_ws_listen(lumio_stream_ws_listener **out, const char *spec,
+                                     const lumio_stream_ws_listen_options *o);
+/* Serve for at most timeout_ms, returning sooner after events: fn runs on
+ * this thread for each. 0, or a negative code. The listener's thread. */
+LUMIO_API int lumio_stream_ws_service(lumio_stream_ws_listener *l, int timeout_ms,
+                                      lumio_stream_ws_fn fn, void *arg);
+/* Close every connection and the listening socket; free. Accepts NULL. */
+LUMIO_API void lumio_stream_ws_close(lumio_stream_ws_listener *l);
+
 /* Append one whole chunk taken from another stream (len bytes, exactly one
  * chunk): its checksum is verified and its records decoded (nothing is
  * appended otherwise: LUMIO_E_CHECKSUM or LUMIO_E_FORMAT), then it is

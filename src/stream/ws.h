@@ -35,35 +35,14 @@ void lumio__ws_close(wssink *s);
 
 /* ---- listeners ---------------------------------------------------------------- */
 
-typedef struct wslisten wslisten;
+typedef struct lumio_stream_ws_listener wslisten;
 
-enum { WS_EV_CONNECTED = 1, WS_EV_MESSAGE, WS_EV_CLOSED, WS_EV_DROPPED };
-
-typedef struct ws_event {
-    int type;
-    uint64_t peer;         /* the connection's id, from 1 */
-    const char *peer_name; /* "HOST:PORT" */
-    const uint8_t *data;   /* WS_EV_MESSAGE: one whole binary message */
-    size_t len;            /* its length; WS_EV_CLOSED: bytes of an unfinished message */
-    const char *why;       /* WS_EV_DROPPED: what the peer did */
-} ws_event;
-
-/* 0 goes on; negative drops the peer (its connection is closed). */
-typedef int (*ws_event_fn)(void *arg, const ws_event *ev);
-
-typedef struct wslisten_options {
-    unsigned max_peers;    /* writers at once; more are refused (HTTP 503) */
-    uint64_t memory;       /* all peers' unfinished messages together */
-    uint32_t handshake_ms; /* a connection not upgraded by then is dropped */
-} wslisten_options;
-
-/* Listen on spec ("[HOST:]PORT", HOST 127.0.0.1 unless given). The text of
- * a failure in lumio__net_error(). */
-int lumio__wsl_open(wslisten **out, const char *spec, const wslisten_options *o);
-/* Serve for timeout_ms at most (returning early after an event), calling fn
- * for each event, on the calling thread. 0, or a negative code. */
-int lumio__wsl_service(wslisten *l, int timeout_ms, ws_event_fn fn, void *arg);
-/* Wake a service call from another thread (it then returns). */
+/* Listen on spec ("[HOST:]PORT"); o's zeros already made defaults. The text
+ * of a failure in lumio__net_error(). */
+int lumio__wsl_open(wslisten **out, const char *spec, const lumio_stream_ws_listen_options *o);
+/* lumio_stream_ws_service; also returns early after lumio__wsl_wake. */
+int lumio__wsl_service(wslisten *l, int timeout_ms, lumio_stream_ws_fn fn, void *arg);
+/* Wake a service call from another thread. */
 void lumio__wsl_wake(wslisten *l);
 void lumio__wsl_close(wslisten *l);
 

@@ -153,6 +153,7 @@ static void connect_now(lws_sorted_usec_list_t *sul);
 static void lost(wssink *s, int err) {
     pthread_mutex_lock(&s->mu);
     if (s->open) {
+        prune(s); /* the socket is still there while lws closes it */
         s->q.lost_chunks += s->q.ninflight + s->nunmarked;
         s->q.ninflight = s->nunmarked = 0;
     }
@@ -217,6 +218,8 @@ static int send_next(wssink *s, struct lws *wsi) {
         s->nunmarked++;
         s->q.backoff_ms = 0; /* this connection works */
     }
+    if (!lws_send_pipe_choked(wsi)) mark_handed(s); /* lws kept nothing back */
+    prune(s);
     bool again = s->q.head || (s->nunmarked && s->finishing);
     pthread_mutex_unlock(&s->mu);
     if (again) lws_callback_on_writable(wsi);
@@ -243,7 +246,7 @@ static void open_failed(wssink *s, struct lws *wsi, const char *in) {
     if (status && status != 101)
         snprintf(s->err, sizeof s->err, "the server refused the WebSocket upgrade: HTTP %u",
                  status);
-    else if (in && strstr(in, "refused"))
+    else if (in && (strstr(in, "refused") || strstr(in, "nable to connect")))
         snprintf(s->err, sizeof s->err, "connection refused");
     else
         snprintf(s->err, sizeof s->err, "%s", in && *in ? in : "cannot connect");
