@@ -12,6 +12,7 @@ Every wait is bounded: the server stops after --lifetime seconds.
 """
 import argparse
 import asyncio
+import http
 import ssl
 import struct
 import sys
@@ -62,7 +63,7 @@ async def serve(a):
 
     def refuse(path, headers):
         if a.refuse:
-            return (a.refuse, [], b"go away\n")
+            return (http.HTTPStatus(a.refuse), [], b"go away\n")
         return None
 
     tls = None

@@ -19,6 +19,7 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #define WS_PROTOCOL "lumio-stream"
 #define WS_OPEN_MS  15000 /* lws's own connect and handshake timeouts come first */
@@ -41,6 +42,7 @@ struct wssink {
     lws_sorted_usec_list_t sul_retry, sul_tick;
     char host[256], hosthdr[300], path[1024];
     int port, ssl_flags;
+    bool insecure;
     char err[300];
     uint8_t *scratch; /* LWS_PRE bytes, then the message */
     size_t scratch_cap;
@@ -243,11 +245,18 @@ static void tick(lws_sorted_usec_list_t *sul) {
  * upgrade when there was one). */
 static void open_failed(wssink *s, struct lws *wsi, const char *in) {
     unsigned status = wsi ? lws_http_client_http_response(wsi) : 0;
+    char code[16] = "";
+    if (!status && wsi && lws_hdr_copy(wsi, code, sizeof code, WSI_TOKEN_HTTP) > 0)
+        status = (unsigned)atoi(code);
     if (status && status != 101)
         snprintf(s->err, sizeof s->err, "the server refused the WebSocket upgrade: HTTP %u",
                  status);
     else if (in && (strstr(in, "refused") || strstr(in, "nable to connect")))
         snprintf(s->err, sizeof s->err, "connection refused");
+    else if (in && (strstr(in, "SSL") || strstr(in, "TLS")))
+        snprintf(s->err, sizeof s->err,
+                 "TLS handshake failed: the server's certificate did not verify%s (%s)",
+                 s->insecure ? "" : " (a private CA: ca_file; or insecure_tls)", in);
     else
         snprintf(s->err, sizeof s->err, "%s", in && *in ? in : "cannot connect");
 }
@@ -363,7 +372,8 @@ static int start(wssink *s, const wssink_tls *tls) {
     info.connect_timeout_secs = 5;
     info.timeout_secs = 10; /* the handshake */
     if (tls && tls->ca_file) info.client_ssl_ca_filepath = tls->ca_file;
-    if (tls && tls->insecure)
+    s->insecure = tls && tls->insecure;
+    if (s->insecure)
         s->ssl_flags |= LCCSCF_ALLOW_SELFSIGNED | LCCSCF_SKIP_SERVER_CERT_HOSTNAME_CHECK |
                         LCCSCF_ALLOW_EXPIRED | LCCSCF_ALLOW_INSECURE;
     if (!(s->ctx = lws_create_context(&info))) {
@@ -406,6 +416,10 @@ int lumio__ws_open(wssink **out, const char *url, size_t max_queued, const wssin
                                         "65535)");
     else if ((rc = check_host(s->host)) < 0)
         snprintf(s->err, sizeof s->err, "unknown host '%s'", s->host);
+    if (rc == 0 && tls && tls->ca_file && access(tls->ca_file, R_OK) < 0) {
+        rc = -errno;
+        snprintf(s->err, sizeof s->err, "ca_file '%s': %s", tls->ca_file, strerror(-rc));
+    }
     if (rc == 0) rc = start(s, tls);
     if (rc == 0) rc = wait_open(s);
     if (rc < 0) {
