@@ -146,8 +146,7 @@ static int tcp_serve(lsrc *b, int fd, const char *peer) {
         if (rc == 1) return 0;
         if (rc == 2) {
             if (b->len)
-                note(b, "peer %s: closed inside a chunk (%zu bytes of it discarded)", peer,
-                     b->len);
+                note(b, "peer %s: closed inside a chunk (%zu bytes of it discarded)", peer, b->len);
             return 0;
         }
     }
@@ -174,16 +173,20 @@ static int tcp_accept(lsrc *b, bool first) {
 
 static void *tcp_main(void *arg) {
     lsrc *b = arg;
-    for (bool first = true;; first = false) {
-        int fd = tcp_accept(b, first);
+    for (bool had_writer = false;;) {
+        int fd = tcp_accept(b, !had_writer);
         if (fd < 0) break;
         struct sockaddr_storage a;
         socklen_t al = sizeof a;
         char peer[64] = "?";
-        if (getpeername(fd, (struct sockaddr *)&a, &al) == 0) lumio__net_name(&a, peer, sizeof peer);
+        if (getpeername(fd, (struct sockaddr *)&a, &al) == 0)
+            lumio__net_name(&a, peer, sizeof peer);
         int rc = tcp_serve(b, fd, peer);
         close(fd);
-        if (rc < 0 || !b->follow) break;
+        if (rc < 0) break;
+        if (!b->sig) continue; /* not a writer (a probe, a stranger): wait for one */
+        had_writer = true;
+        if (!b->follow) break;
     }
     shutdown(b->pair[1], SHUT_WR); /* the reader's end of the data */
     return NULL;
@@ -196,10 +199,10 @@ static int on_ws(void *arg, const lumio_stream_ws_event *ev) {
     switch (ev->type) {
     case LUMIO_WS_CONNECTED:
         b->sig = false;
-        b->have_writer = true;
         return 0;
     case LUMIO_WS_MESSAGE: {
         int rc = forward(b, ev->peer_name, ev->data, ev->len);
+        b->have_writer = b->sig; /* a writer once its signature came */
         if (rc < 0) atomic_store(&b->stopping, true);
         if (rc != 0) b->writer_done = true;
         return rc ? -1 : 0;

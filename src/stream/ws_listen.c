@@ -53,12 +53,8 @@ static uint64_t mono_ms(void) {
 }
 
 static int emit(wslisten *l, wsconn *c, int type, const void *data, size_t len, const char *why) {
-    lumio_stream_ws_event ev = {.type = type,
-                                .peer = c->id,
-                                .peer_name = c->name,
-                                .data = data,
-                                .len = len,
-                                .why = why};
+    lumio_stream_ws_event ev = {
+        .type = type, .peer = c->id, .peer_name = c->name, .data = data, .len = len, .why = why};
     l->events++;
     return l->fn ? l->fn(l->arg, &ev) : 0;
 }
@@ -94,8 +90,9 @@ static int room(wslisten *l, wsconn *c, size_t n) {
     if (want <= c->cap) return 0;
     uint64_t cap = LUMIO_MAX(want, LUMIO_MIN((uint64_t)c->cap * 2, LUMIO_STREAM_CHUNK_MAX));
     if (l->held - c->cap + cap > l->o.memory)
-        return drop(l, c, "a message of %" PRIu64 " bytes would take the writers' messages past "
-                          "the memory cap (%" PRIu64 " bytes)",
+        return drop(l, c,
+                    "a message of %" PRIu64 " bytes would take the writers' messages past "
+                    "the memory cap (%" PRIu64 " bytes)",
                     want, l->o.memory);
     uint8_t *b = realloc(c->buf, cap);
     if (!b) return drop(l, c, "out of memory for a message of %" PRIu64 " bytes", want);
@@ -167,10 +164,10 @@ static void conn_gone(wslisten *l, wsconn *c) {
         if (!c->dropped) emit(l, c, LUMIO_WS_CLOSED, NULL, c->len, NULL);
     } else if (!c->dropped) {
         emit(l, c, LUMIO_WS_DROPPED, NULL, 0,
-             c->why                              ? c->why
-             : c->http                           ? "an HTTP request that is not a WebSocket upgrade"
+             c->why                            ? c->why
+             : c->http                         ? "an HTTP request that is not a WebSocket upgrade"
              : mono_ms() - c->since_ms >= 1000 ? "closed without a WebSocket handshake (timeout)"
-                                                 : "closed without a WebSocket handshake");
+                                               : "closed without a WebSocket handshake");
     }
     conn_free(l, c);
 }
@@ -190,8 +187,7 @@ static int on_event(struct lws *wsi, enum lws_callback_reasons reason, void *use
         return 0;
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
         if (c && l->npeers >= l->o.max_peers) {
-            snprintf(c->whybuf, sizeof c->whybuf, "refused: %u writers connected",
-                     l->o.max_peers);
+            snprintf(c->whybuf, sizeof c->whybuf, "refused: %u writers connected", l->o.max_peers);
             c->why = c->whybuf;
             return 1; /* lws answers the upgrade with an error status */
         }
@@ -205,8 +201,9 @@ static int on_event(struct lws *wsi, enum lws_callback_reasons reason, void *use
         return c ? on_receive(l, c, wsi, in, len) : -1;
     case LWS_CALLBACK_HTTP:
         if (c) c->http = true;
-        lws_return_http_status(wsi, HTTP_STATUS_BAD_REQUEST, "a lumio stream listener takes "
-                                                             "WebSocket writers only");
+        lws_return_http_status(wsi, HTTP_STATUS_BAD_REQUEST,
+                               "a lumio stream listener takes "
+                               "WebSocket writers only");
         return -1;
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
         return 0;
@@ -232,8 +229,8 @@ static void sweep(lws_sorted_usec_list_t *sul) {
         } else if (c->upgraded && c->len && now - c->last_ms >= l->o.stall_ms) {
             c->dropped = true;
             snprintf(c->whybuf, sizeof c->whybuf,
-                     "stalled for %u ms inside a message (%zu bytes of it received)",
-                     l->o.stall_ms, c->len);
+                     "stalled for %u ms inside a message (%zu bytes of it received)", l->o.stall_ms,
+                     c->len);
             c->why = c->whybuf;
             emit(l, c, LUMIO_WS_DROPPED, NULL, 0, c->why);
             lws_set_timeout(c->wsi, PENDING_TIMEOUT_AWAITING_CLIENT_HS_SEND, LWS_TO_KILL_ASYNC);
@@ -265,7 +262,7 @@ int lumio__wsl_open(wslisten **out, const char *spec, const lumio_stream_ws_list
     info.iface = host;
     info.protocols = protocols;
     info.user = l;
-    info.timeout_secs = (o->handshake_ms + 999) / 1000;
+    info.timeout_secs = (o->handshake_ms + 999) / 1000 + 5; /* the sweep says it first */
     info.timeout_secs_ah_idle = info.timeout_secs;
     info.options = LWS_SERVER_OPTION_DISABLE_IPV6 * !strchr(host, ':');
     if (!(l->ctx = lws_create_context(&info))) {

@@ -34,11 +34,11 @@ struct wssink {
     struct lws_context *ctx;
     /* The service thread's, under mu where the writer reads them. */
     struct lws *wsi;
-    bool open;         /* handshake done, not closed */
-    int phase;         /* first connection: 0 pending, 1 made, <0 failed */
-    bool sig_pending;  /* this connection has not sent the signature yet */
-    size_t nunmarked;  /* chunks handed to lws, not known to be in the kernel yet */
-    uint64_t written;  /* bytes in the kernel's hands on this connection, when last marked */
+    bool open;        /* handshake done, not closed */
+    int phase;        /* first connection: 0 pending, 1 made, <0 failed */
+    bool sig_pending; /* this connection has not sent the signature yet */
+    size_t nunmarked; /* chunks handed to lws, not known to be in the kernel yet */
+    uint64_t written; /* bytes in the kernel's hands on this connection, when last marked */
     lws_sorted_usec_list_t sul_retry, sul_tick;
     char host[256], hosthdr[300], path[1024];
     int port, ssl_flags;
@@ -395,7 +395,8 @@ static int wait_open(wssink *s) {
     while (s->phase == 0)
         if (pthread_cond_timedwait(&s->cv, &s->mu, &dl) == ETIMEDOUT) break;
     int phase = s->phase;
-    if (phase == 0) snprintf(s->err, sizeof s->err, "no WebSocket handshake within %d ms", WS_OPEN_MS);
+    if (phase == 0)
+        snprintf(s->err, sizeof s->err, "no WebSocket handshake within %d ms", WS_OPEN_MS);
     pthread_mutex_unlock(&s->mu);
     return phase > 0 ? 0 : phase == 0 ? -ETIMEDOUT : -ECONNREFUSED;
 }
@@ -412,8 +413,9 @@ int lumio__ws_open(wssink **out, const char *url, size_t max_queued, const wssin
     pthread_cond_init(&s->cv, NULL);
     int rc = parse_url(s, url);
     if (rc < 0)
-        snprintf(s->err, sizeof s->err, "not a WebSocket URL (ws://HOST[:PORT]/PATH, port 1 to "
-                                        "65535)");
+        snprintf(s->err, sizeof s->err,
+                 "not a WebSocket URL (ws://HOST[:PORT]/PATH, port 1 to "
+                 "65535)");
     else if ((rc = check_host(s->host)) < 0)
         snprintf(s->err, sizeof s->err, "unknown host '%s'", s->host);
     if (rc == 0 && tls && tls->ca_file && access(tls->ca_file, R_OK) < 0) {
