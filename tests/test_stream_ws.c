@@ -44,7 +44,7 @@ static void *serve(void *arg) {
     served *s = arg;
     while (!s->stop) {
         if (s->reading || !s->connected)
-            lumio_stream_ws_service(s->l, 50, count, s);
+            lumio_stream_ws_listener_service(s->l, 50, count, s);
         else
             usleep(20000);
     }
@@ -68,7 +68,7 @@ TEST(ws_bounded_buffer) {
     snprintf(spec, sizeof spec, "ws-listen:%d", port);
     snprintf(url, sizeof url, "ws://127.0.0.1:%d/p", port);
     served s = {0};
-    CHECK_EQ(lumio_stream_ws_listen(&s.l, spec, NULL), 0);
+    CHECK_EQ(lumio_stream_ws_listener_open(&s.l, spec, NULL), 0);
     pthread_t t;
     CHECK_EQ(pthread_create(&t, NULL, serve, &s), 0);
     lumio_stream_writer_options o = {
@@ -86,7 +86,7 @@ TEST(ws_bounded_buffer) {
     lumio_stream_writer_close(w);
     s.stop = true;
     pthread_join(t, NULL);
-    lumio_stream_ws_close(s.l);
+    lumio_stream_ws_listener_close(s.l);
 }
 
 typedef struct feed {
@@ -138,11 +138,11 @@ TEST(ws_listen_reader) {
 
 TEST(ws_listen_refuses) {
     lumio_stream_ws_listener *l;
-    CHECK_EQ(lumio_stream_ws_listen(&l, "tcp-listen:1", NULL), -EINVAL);
+    CHECK_EQ(lumio_stream_ws_listener_open(&l, "tcp-listen:1", NULL), -EINVAL);
     CHECK(strstr(lumio_stream_reader_last_error(NULL, ERRBUF), "ws-listen"));
-    CHECK_EQ(lumio_stream_ws_listen(&l, "ws-listen:99999", NULL), -EINVAL);
+    CHECK_EQ(lumio_stream_ws_listener_open(&l, "ws-listen:99999", NULL), -EINVAL);
     lumio_stream_ws_listen_options o = {.reserved = {1}};
-    CHECK_EQ(lumio_stream_ws_listen(&l, "ws-listen:1", &o), -EINVAL);
+    CHECK_EQ(lumio_stream_ws_listener_open(&l, "ws-listen:1", &o), -EINVAL);
     lumio_stream_writer *w;
     lumio_stream_writer_options wo = {0};
     CHECK(lumio_stream_writer_open(&w, "ws://127.0.0.1:0/", &wo) < 0);

@@ -333,14 +333,14 @@ typedef struct lumio_stream_ws_listen_options {
 /* Listen now. -EINVAL for a spec that is not one, another negative code
  * (-EADDRINUSE, ...); the text in lumio_stream_reader_last_error(NULL, ...).
  * Any thread; the listener is then used by one thread at a time. */
-LUMIO_API int lumio_stream_ws_listen(lumio_stream_ws_listener **out, const char *spec,
+LUMIO_API int lumio_stream_ws_listener_open(lumio_stream_ws_listener **out, const char *spec,
                                      const lumio_stream_ws_listen_options *o);
 /* Serve for at most timeout_ms, returning sooner after events: fn runs on
  * this thread for each. 0, or a negative code. The listener's thread. */
-LUMIO_API int lumio_stream_ws_service(lumio_stream_ws_listener *l, int timeout_ms,
+LUMIO_API int lumio_stream_ws_listener_service(lumio_stream_ws_listener *l, int timeout_ms,
                                       lumio_stream_ws_fn fn, void *arg);
 /* Close every connection and the listening socket; free. Accepts NULL. */
-LUMIO_API void lumio_stream_ws_close(lumio_stream_ws_listener *l);
+LUMIO_API void lumio_stream_ws_listener_close(lumio_stream_ws_listener *l);
 
 /* Append one whole chunk taken from another stream (len bytes, exactly one
  * chunk): its checksum is verified and its records decoded (nothing is

@@ -342,15 +342,15 @@ static int serve_ws(receiver *rv, const char *src) {
                                          .stall_ms = (uint32_t)rv->stall_ms,
                                          .memory = rv->memory};
     lumio_stream_ws_listener *l;
-    int rc = lumio_stream_ws_listen(&l, src, &lo);
+    int rc = lumio_stream_ws_listener_open(&l, src, &lo);
     if (rc < 0) {
         cli_error("%s", lumio_stream_reader_last_error(NULL, ERRBUF));
         return rc;
     }
     fprintf(stderr, "listening on %s\n", src);
     while (!recv_stop && !rv->err && !(rv->once && rv->served) && rc == 0)
-        rc = lumio_stream_ws_service(l, 200, on_ws, rv);
-    lumio_stream_ws_close(l);
+        rc = lumio_stream_ws_listener_service(l, 200, on_ws, rv);
+    lumio_stream_ws_listener_close(l);
     rv->npeers = 0;
     return 0;
 }
@@ -387,7 +387,8 @@ int stream_recv(int argc, char **argv) {
     if (status != STREAM_RUN) return status;
     const char *src = ro.src, *out = ro.out;
     bool ws = !strncmp(src, "ws-listen:", 10);
-    if (ws && strlen(src) <= 10) return cli_usage_error("lumio stream", "recv: ws-listen needs a port");
+    if (ws && strlen(src) <= 10)
+        return cli_usage_error("lumio stream", "recv: ws-listen needs a port");
     int lfd = ws ? 0 : lumio_stream_listen(src);
     if (lfd < 0) {
         cli_error("%s", lumio_stream_reader_last_error(NULL, ERRBUF));

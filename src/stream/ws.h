@@ -40,7 +40,7 @@ typedef struct lumio_stream_ws_listener wslisten;
 /* Listen on spec ("[HOST:]PORT"); o's zeros already made defaults. The text
  * of a failure in lumio__net_error(). */
 int lumio__wsl_open(wslisten **out, const char *spec, const lumio_stream_ws_listen_options *o);
-/* lumio_stream_ws_service; also returns early after lumio__wsl_wake. */
+/* lumio_stream_ws_listener_service; also returns early after lumio__wsl_wake. */
 int lumio__wsl_service(wslisten *l, int timeout_ms, lumio_stream_ws_fn fn, void *arg);
 /* Wake a service call from another thread. */
 void lumio__wsl_wake(wslisten *l);

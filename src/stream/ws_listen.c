@@ -335,18 +335,18 @@ static int ws_listen_impl(lumio_stream_ws_listener **out, const char *spec,
     return rc;
 }
 
-int lumio_stream_ws_listen(lumio_stream_ws_listener **out, const char *spec,
-                           const lumio_stream_ws_listen_options *o) {
+int lumio_stream_ws_listener_open(lumio_stream_ws_listener **out, const char *spec,
+                                  const lumio_stream_ws_listen_options *o) {
     uint64_t mark = lumio__err_mark();
     return lumio__err_ensure(mark, ws_listen_impl(out, spec, o), spec ? spec : "(null)");
 }
 
-int lumio_stream_ws_service(lumio_stream_ws_listener *l, int timeout_ms, lumio_stream_ws_fn fn,
-                            void *arg) {
+int lumio_stream_ws_listener_service(lumio_stream_ws_listener *l, int timeout_ms,
+                                     lumio_stream_ws_fn fn, void *arg) {
     if (!l) return -EINVAL;
     return lumio__wsl_service(l, timeout_ms, fn, arg);
 }
 
-void lumio_stream_ws_close(lumio_stream_ws_listener *l) {
+void lumio_stream_ws_listener_close(lumio_stream_ws_listener *l) {
     lumio__wsl_close(l);
 }
