@@ -17,7 +17,7 @@ from setuptools import Extension, setup
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 DEPS = ["liburing", "libzstd", "libxxhash", "libcurl", "libcrypto", "jansson", "blosc", "zlib",
-        "libisal", "libprotobuf-c"]
+        "libisal", "libprotobuf-c", "libwebsockets"]
 
 
 def pkg_config(*args):

@@ -84,12 +84,17 @@ typedef struct lumio_stream_writer_options {
     int zstd_level;        /* 1 to 22 (default 3); -1: no compression */
     int fsync;             /* fsync every sealed chunk (files): durable when the call returns */
     int append;            /* files: keep the valid chunks already there, trim a torn tail */
-    uint64_t tcp_buffer;   /* TCP sinks: bytes of sealed chunks kept for the consumer (64 MiB) */
-    uint32_t close_timeout_ms; /* TCP sinks: how long finish waits to send the rest (5000) */
-    int dump_thread;           /* 1: lumio_stream_writer_dump seals at once, from the writer's own
-                                  thread (started at open, as flush_ms starts it); 0: it seals at
-                                  the writer's next call */
-    uint64_t reserved[7];      /* must be 0 */
+    uint64_t tcp_buffer; /* TCP and WebSocket sinks: bytes of sealed chunks kept for the
+                            consumer (64 MiB) */
+    uint32_t close_timeout_ms; /* TCP and WebSocket sinks: how long finish waits to send the
+                                  rest (5000) */
+    int dump_thread; /* 1: lumio_stream_writer_dump seals at once, from the writer's own
+                        thread (started at open, as flush_ms starts it); 0: it seals at
+                        the writer's next call */
+    /* wss:// sinks, as lumio_remote_options names them: */
+    int insecure_tls;     /* 1: do NOT verify the server's certificate (default 0) */
+    const char *ca_file;  /* CA certificates (PEM) to verify with; NULL: the system's */
+    uint64_t reserved[5]; /* must be 0 */
 } lumio_stream_writer_options;
 
 typedef struct lumio_stream_writer_stats {
@@ -101,7 +106,7 @@ typedef struct lumio_stream_writer_stats {
      * delivered (without acknowledgements from the application, lumio cannot
      * know more). dropped_bytes: those dropped from a full buffer. */
     uint64_t dropped_chunks, dropped_bytes;
-    uint64_t connections; /* TCP: consumers connected so far */
+    uint64_t connections; /* TCP, WebSocket: consumers connected so far */
     uint64_t reserved[4]; /* zero */
 } lumio_stream_writer_stats;
 
@@ -115,14 +120,19 @@ LUMIO_API int lumio_stream_flush_policy(const char *spec, lumio_stream_writer_op
 
 /* Open a writer on a sink: a file path (created or truncated, or with
  * `append` continued after its last valid chunk; each chunk is committed by
- * writing its magic last), "-" (standard output), "tcp:HOST:PORT" (or
- * "tcp-connect:HOST:PORT"; connect now, so an unknown host, a bad port or a
- * refused connection fails the open; on a later lost connection reconnect
- * with backoff), or "tcp-listen:[HOST:]PORT" (serve one consumer at a time;
- * HOST defaults to 127.0.0.1). A port is a decimal number from 1 to 65535. A
- * TCP consumer that is slow or gone never blocks the writer: sealed chunks
- * wait in a buffer of `tcp_buffer` bytes, and the oldest are dropped (and
- * counted) when it is full. Options NULL: the defaults; the sink's name is copied.
+ * writing its magic last), "-" (standard output), "tcp:HOST:PORT" (connect
+ * now, so an unknown host, a bad port or a refused connection fails the
+ * open; on a later lost connection reconnect with backoff), or
+ * "tcp-listen:[HOST:]PORT" (serve one consumer at a time; HOST defaults to
+ * 127.0.0.1), or "ws://HOST[:PORT]/PATH" and "wss://..." (a WebSocket
+ * client: connect and upgrade now, so a refused connection, an unknown host
+ * or a refused upgrade, named by its HTTP status, fails the open; each
+ * connection sends the signature as one binary message, then each sealed
+ * chunk as one; later losses reconnect with backoff; wss verifies the
+ * server's certificate unless insecure_tls). A port is a decimal number
+ * from 1 to 65535. A TCP or WebSocket consumer that is slow or gone never
+ * blocks the writer: sealed chunks wait in a buffer of `tcp_buffer` bytes,
+ * and the oldest are dropped (and counted) when it is full. Options NULL: the defaults; the sink's name is copied.
  * A failure's text is in lumio_stream_writer_last_error(NULL, ...). Any
  * thread; the writer is then used by one thread at a time (the "writer's
  * thread" below; it may change), which the flush_ms timer's own thread
@@ -292,6 +302,59 @@ LUMIO_API int lumio_stream_chunk_peek(const void *data, size_t n, lumio_stream_c
  * not one, or another negative code (-EADDRINUSE, ...); the text in
  * lumio_stream_reader_last_error(NULL, ...). Any thread. */
 LUMIO_API int lumio_stream_listen(const char *spec);
+
+/* WebSocket writers ("ws-listen:[HOST:]PORT", HOST 127.0.0.1 unless given),
+ * as a receiver of many writers takes them (lumio stream recv): a listener
+ * served from the caller's thread, handing over each whole binary message
+ * (a writer sends the signature, then one message a chunk). It drops, and
+ * says so with a DROPPED event naming the peer: text messages, messages
+ * larger than LUMIO_STREAM_CHUNK_MAX or than the memory left, connections
+ * not upgraded within handshake_ms, peers stalled inside a message for
+ * stall_ms, and writers beyond max_peers (refused). Fragmented messages are
+ * put together (within the same caps). What a message holds is the
+ * caller's to check: a callback returning a negative code drops the peer. */
+typedef struct lumio_stream_ws_listener lumio_stream_ws_listener;
+
+enum {
+    LUMIO_WS_CONNECTED = 1, /* a writer finished its handshake */
+    LUMIO_WS_MESSAGE = 2,   /* data, len: one whole binary message */
+    LUMIO_WS_CLOSED = 3,    /* the writer went; len: bytes of an unfinished message */
+    LUMIO_WS_DROPPED = 4    /* dropped or refused by the listener; why says what it did */
+};
+
+typedef struct lumio_stream_ws_event {
+    int type;              /* LUMIO_WS_* */
+    uint64_t peer;         /* the connection, numbered from 1 */
+    const char *peer_name; /* "HOST:PORT" */
+    const void *data;      /* valid until the callback returns */
+    size_t len;
+    const char *why;
+    uint64_t reserved[4]; /* zero */
+} lumio_stream_ws_event;
+
+/* 0 goes on; a negative code drops the peer (its connection is closed). */
+typedef int (*lumio_stream_ws_fn)(void *arg, const lumio_stream_ws_event *ev);
+
+/* Options: zero is the default in every field (docs/API.md). */
+typedef struct lumio_stream_ws_listen_options {
+    uint32_t max_peers;    /* writers at once (16) */
+    uint32_t handshake_ms; /* to finish the WebSocket handshake (10000) */
+    uint32_t stall_ms;     /* silence allowed inside a message (60000) */
+    uint64_t memory;       /* all writers' unfinished messages together (512 MiB) */
+    uint64_t reserved[4];  /* must be 0 */
+} lumio_stream_ws_listen_options;
+
+/* Listen now. -EINVAL for a spec that is not one, another negative code
+ * (-EADDRINUSE, ...); the text in lumio_stream_reader_last_error(NULL, ...).
+ * Any thread; the listener is then used by one thread at a time. */
+LUMIO_API int lumio_stream_ws_listener_open(lumio_stream_ws_listener **out, const char *spec,
+                                     const lumio_stream_ws_listen_options *o);
+/* Serve for at most timeout_ms, returning sooner after events: fn runs on
+ * this thread for each. 0, or a negative code. The listener's thread. */
+LUMIO_API int lumio_stream_ws_listener_service(lumio_stream_ws_listener *l, int timeout_ms,
+                                      lumio_stream_ws_fn fn, void *arg);
+/* Close every connection and the listening socket; free. Accepts NULL. */
+LUMIO_API void lumio_stream_ws_listener_close(lumio_stream_ws_listener *l);
 
 /* Append one whole chunk taken from another stream (len bytes, exactly one
  * chunk): its checksum is verified and its records decoded (nothing is

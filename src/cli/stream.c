@@ -2,14 +2,13 @@
  * This file only dispatches; each subcommand lives in its own file:
  *
  *   gen      stream_gen.c      a deterministic synthetic profile (stream_synth.c)
- *   import   stream_import.c   other profilers' output (perf, austin, speedscope, tachyon) into a stream
- *   export   stream_export.c   samples into a viewer's format (the library's exporters)
- *   info     stream_info.c     chunks, samples, threads, time span, compression
- *   verify   stream_verify.c   exit non-zero, saying where, on any damage
- *   recover  stream_recover.c  every valid chunk into a clean stream
- *   recv     stream_recv.c     streams from TCP senders into one file
- *   bench    stream_bench.c    write and read speed, bytes per sample
- *   serve    stream_serve.c    a live flame graph over HTTP (stream_serve.h) */
+ *   import   stream_import.c   other profilers' output (perf, austin, speedscope, tachyon) into a
+ * stream export   stream_export.c   samples into a viewer's format (the library's exporters) info
+ * stream_info.c     chunks, samples, threads, time span, compression verify   stream_verify.c exit
+ * non-zero, saying where, on any damage recover  stream_recover.c  every valid chunk into a clean
+ * stream recv     stream_recv.c     streams from TCP senders into one file bench    stream_bench.c
+ * write and read speed, bytes per sample serve    stream_serve.c    a live flame graph over HTTP
+ * (stream_serve.h) */
 #include "cli/common.h"
 #include "cli/stream_cli.h"
 
@@ -41,7 +40,7 @@ const char stream_usage[] =
     "  verify FILE        exit 1, saying where, on any damage\n"
     "  recover FILE -o OUT\n"
     "                     write every valid chunk's samples to a clean stream\n"
-    "  recv tcp-listen:[HOST:]PORT -o FILE [--once] [--memory SIZE]\n"
+    "  recv tcp-listen:[HOST:]PORT|ws-listen:[HOST:]PORT -o FILE [--once] [--memory SIZE]\n"
     "                     receive streams into FILE (appended, chunk by chunk as they\n"
     "                     arrive; HOST defaults to 127.0.0.1); up to 16 senders at a\n"
     "                     time, a sender that breaks the format is named and dropped,\n"
@@ -62,10 +61,12 @@ const char stream_usage[] =
     "\n"
     "POLICY: interval:DURATION (ms, s, m, h), samples:N, bytes:SIZE, joined by commas\n"
     "        (only those named seal; default samples:65536); samples=N,seconds=S too.\n"
-    "SINK: a file path, - (standard output), tcp:HOST:PORT (or tcp-connect:HOST:PORT)\n"
-    "or tcp-listen:[HOST:]PORT\n"
+    "SINK: a file path, - (standard output), tcp:HOST:PORT (or tcp-connect:HOST:PORT),\n"
+    "tcp-listen:[HOST:]PORT, ws://HOST[:PORT]/PATH or wss://... (gen: --ca-file FILE,\n"
+    "--insecure-tls)\n"
     "(HOST defaults to 127.0.0.1; PORT from 1 to 65535).\n"
-    "FILE: a file path, - (standard input), or tcp:HOST:PORT (a tcp-listen writer).\n"
+    "FILE: a file path, - (standard input), tcp:HOST:PORT (a tcp-listen writer), or\n"
+    "tcp-listen:[HOST:]PORT, ws-listen:[HOST:]PORT (wait for a writer to connect).\n"
     "\n"
     "Exit status: 0; 1 when a file or connection failed, or (export, info, verify)\n"
     "when damage was skipped in the middle of a stream (a torn tail alone, left by\n"

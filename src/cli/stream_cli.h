@@ -27,7 +27,7 @@ int stream_recv(int argc, char **argv);
 int stream_bench(int argc, char **argv);
 int stream_serve(int argc, char **argv); /* stream_serve.c */
 
-/* tcp:HOST:PORT or tcp-listen:[HOST:]PORT. */
+/* tcp:HOST:PORT, tcp-listen:[HOST:]PORT, ws://, wss://, ws-listen:[HOST:]PORT. */
 bool stream_is_tcp(const char *s);
 /* A sink or source that did not open: TCP ones say what the network said
  * (refused, unknown host, invalid port). */

@@ -13,7 +13,8 @@
 
 bool stream_is_tcp(const char *s) {
     return !strncmp(s, "tcp:", 4) || !strncmp(s, "tcp-connect:", 12) ||
-           !strncmp(s, "tcp-listen:", 11);
+           !strncmp(s, "tcp-listen:", 11) || !strncmp(s, "ws://", 5) || !strncmp(s, "wss://", 6) ||
+           !strncmp(s, "ws-listen:", 10);
 }
 
 void stream_open_error(const char *what, int rc) {

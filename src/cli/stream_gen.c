@@ -33,6 +33,12 @@ static int gen_option(int c, const char *arg, gen_opts *g) {
     case 'o':
         g->out = arg;
         return 1;
+    case 'C': /* wss:// sinks */
+        g->o.ca_file = arg;
+        return 1;
+    case 'K':
+        g->o.insecure_tls = 1;
+        return 1;
     default:
         return synth_option(c, arg, &g->so);
     }
@@ -44,7 +50,8 @@ static int gen_parse(int argc, char **argv, gen_opts *g) {
                                        {"threads", 1, NULL, 't'}, {"depth", 1, NULL, 'd'},
                                        {"flush", 1, NULL, 'f'},   {"fsync", 0, NULL, 'y'},
                                        {"level", 1, NULL, 'l'},   {"to", 1, NULL, 'T'},
-                                       {"rate", 1, NULL, 'r'},    CLI_OPT_END};
+                                       {"rate", 1, NULL, 'r'},    {"ca-file", 1, NULL, 'C'},
+                                       {"insecure-tls", 0, NULL, 'K'}, CLI_OPT_END};
     int c;
     while ((c = cli_getopt(argc, argv, ":ho:", lo)) != -1) {
         int r = gen_option(c, optarg, g);
@@ -111,8 +118,8 @@ static int gen_finish(lumio_stream_writer *w, const char *out, int rc) {
             cli_path_error(out, frc);
         rc = frc;
     } else if (rc == 0 && stream_is_tcp(out)) {
-        fprintf(stderr, "tcp: connections=%" PRIu64 " dropped_chunks=%" PRIu64 "\n", st.connections,
-                st.dropped_chunks);
+        fprintf(stderr, "%s: connections=%" PRIu64 " dropped_chunks=%" PRIu64 "\n",
+                strncmp(out, "ws", 2) ? "tcp" : "ws", st.connections, st.dropped_chunks);
     }
     lumio_stream_writer_close(w);
     return rc;

@@ -274,6 +274,87 @@ static void serve(receiver *rv, int lfd) {
     while (rv->npeers) peer_close(rv, rv->npeers - 1);
 }
 
+/* ---- WebSocket writers: each message is the signature or one chunk ---------- */
+
+static peer *ws_peer(receiver *rv, uint64_t id) {
+    for (size_t i = 0; i < rv->npeers; i++)
+        if (rv->peers[i].since_ms == id) return &rv->peers[i];
+    return NULL;
+}
+
+static void ws_forget(receiver *rv, peer *p) {
+    if (p) *p = rv->peers[--rv->npeers];
+}
+
+/* A message of p's: the signature first, then whole chunks, one each.
+ * Returns 0, or -1 when the peer is to be dropped. */
+static int ws_message(receiver *rv, peer *p, const uint8_t *m, size_t len) {
+    uint64_t at = p->off;
+    p->off += len;
+    if (!p->sig) {
+        if (len != LUMIO_STREAM_SIGNATURE_LEN || lumio_stream_check_signature(m, len) != 0)
+            return misbehaved(p, at, "not a lumio stream (the first message is not the signature)");
+        p->sig = true;
+        return 0;
+    }
+    lumio_stream_chunk_info ci;
+    int rc = lumio_stream_chunk_peek(m, len, &ci);
+    if (rc == 0 && ci.length != len) rc = LUMIO_E_FORMAT;
+    if (rc < 0) return misbehaved(p, at, "a message that is not one whole chunk");
+    if (!decode_fits(rv, p, &ci, at)) return -1;
+    return take_chunk(rv, p, &ci, m, at) < 0 ? -1 : 0;
+}
+
+/* The listener's events. Peers are kept in rv->peers, since_ms holding the
+ * listener's id for them (no descriptor of their own). */
+static int on_ws(void *arg, const lumio_stream_ws_event *ev) {
+    receiver *rv = arg;
+    peer *p = ws_peer(rv, ev->peer);
+    switch (ev->type) {
+    case LUMIO_WS_CONNECTED:
+        if (rv->npeers == MAX_PEERS) return -1; /* the listener's cap is the same */
+        p = &rv->peers[rv->npeers++];
+        *p = (peer){.fd = -1, .since_ms = ev->peer};
+        snprintf(p->name, sizeof p->name, "%s", ev->peer_name);
+        return 0;
+    case LUMIO_WS_MESSAGE:
+        if (!p) return -1;
+        if (ws_message(rv, p, ev->data, ev->len) == 0) return 0;
+        ws_forget(rv, p);
+        return -1;
+    case LUMIO_WS_CLOSED:
+        if (p && ev->len)
+            cli_error("peer %s: closed with %zu bytes of an unfinished message (discarded)",
+                      ev->peer_name, ev->len);
+        if (p && p->sig) rv->served = true;
+        ws_forget(rv, p);
+        return 0;
+    default: /* LUMIO_WS_DROPPED */
+        cli_error("peer %s: %s; connection dropped", ev->peer_name, ev->why);
+        ws_forget(rv, p);
+        return 0;
+    }
+}
+
+static int serve_ws(receiver *rv, const char *src) {
+    lumio_stream_ws_listen_options lo = {.max_peers = MAX_PEERS,
+                                         .handshake_ms = (uint32_t)rv->hello_ms,
+                                         .stall_ms = (uint32_t)rv->stall_ms,
+                                         .memory = rv->memory};
+    lumio_stream_ws_listener *l;
+    int rc = lumio_stream_ws_listener_open(&l, src, &lo);
+    if (rc < 0) {
+        cli_error("%s", lumio_stream_reader_last_error(NULL, ERRBUF));
+        return rc;
+    }
+    fprintf(stderr, "listening on %s\n", src);
+    while (!recv_stop && !rv->err && !(rv->once && rv->served) && rc == 0)
+        rc = lumio_stream_ws_listener_service(l, 200, on_ws, rv);
+    lumio_stream_ws_listener_close(l);
+    rv->npeers = 0;
+    return 0;
+}
+
 typedef struct recv_opts {
     const char *src, *out;
     bool once;
@@ -292,8 +373,11 @@ static int recv_parse(int argc, char **argv, recv_opts *r) {
         if (!strchr("mo1", c)) return cli_option_default(c, argv, stream_usage);
     }
     r->src = optind == argc - 1 ? argv[optind] : NULL;
-    if (!r->src || strncmp(r->src, "tcp-listen:", 11) || !r->out)
-        return cli_usage_error("lumio stream", "recv needs tcp-listen:[HOST:]PORT and -o FILE");
+    if (!r->src || (strncmp(r->src, "tcp-listen:", 11) && strncmp(r->src, "ws-listen:", 10)) ||
+        !r->out)
+        return cli_usage_error("lumio stream",
+                               "recv needs tcp-listen:[HOST:]PORT or ws-listen:[HOST:]PORT "
+                               "and -o FILE");
     return STREAM_RUN;
 }
 
@@ -302,7 +386,10 @@ int stream_recv(int argc, char **argv) {
     int status = recv_parse(argc, argv, &ro);
     if (status != STREAM_RUN) return status;
     const char *src = ro.src, *out = ro.out;
-    int lfd = lumio_stream_listen(src);
+    bool ws = !strncmp(src, "ws-listen:", 10);
+    if (ws && strlen(src) <= 10)
+        return cli_usage_error("lumio stream", "recv: ws-listen needs a port");
+    int lfd = ws ? 0 : lumio_stream_listen(src);
     if (lfd < 0) {
         cli_error("%s", lumio_stream_reader_last_error(NULL, ERRBUF));
         return lfd == -EINVAL ? EXIT_USAGE : EXIT_FILES;
@@ -316,7 +403,7 @@ int stream_recv(int argc, char **argv) {
                    .stall_ms = env_ms("LUMIO_RECV_STALL_MS", STALL_MS)};
     int rc = lumio_stream_writer_open(&rv.w, out, &o);
     if (rc < 0) {
-        close(lfd);
+        if (!ws) close(lfd);
         if (rc == LUMIO_E_FORMAT)
             cli_error("%s: not a lumio stream (recv appends to a stream only)", out);
         else
@@ -325,9 +412,16 @@ int stream_recv(int argc, char **argv) {
     }
     signal(SIGINT, on_stop);
     signal(SIGTERM, on_stop);
-    fprintf(stderr, "listening on %s\n", src);
-    serve(&rv, lfd);
-    close(lfd);
+    if (ws) {
+        if (serve_ws(&rv, src) < 0) {
+            lumio_stream_writer_close(rv.w);
+            return EXIT_FILES;
+        }
+    } else {
+        fprintf(stderr, "listening on %s\n", src);
+        serve(&rv, lfd);
+        close(lfd);
+    }
     int frc = lumio_stream_writer_finish(rv.w);
     if (frc < 0 && !rv.err) cli_error("%s", lumio_stream_writer_last_error(rv.w, ERRBUF));
     lumio_stream_writer_close(rv.w);

@@ -37,6 +37,13 @@ __attribute__((format(printf, 2, 3))) static int net_fail(int rc, const char *fm
     return rc;
 }
 
+void lumio__net_set_error(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(net_err, sizeof net_err, fmt, ap);
+    va_end(ap);
+}
+
 static uint64_t mono_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -368,7 +375,7 @@ uint64_t lumio__net_finish(netsink *ns, uint32_t wait_ms) {
     return ns->dropped_chunks + ns->lost_chunks + ns->nqueued + ns->ninflight;
 }
 
-int lumio__net_push(netsink *ns, const uint8_t *p, size_t len) {
+int lumio__net_enqueue(netsink *ns, const uint8_t *p, size_t len) {
     qchunk *c = malloc(sizeof(*c) + len);
     if (!c) return -ENOMEM;
     c->next = NULL;
@@ -396,7 +403,12 @@ int lumio__net_push(netsink *ns, const uint8_t *p, size_t len) {
     if (!ns->tail) { /* find it again after drops */
         for (qchunk *q = ns->head; q; q = q->next) ns->tail = q;
     }
-    return lumio__net_pump(ns, 0);
+    return 0;
+}
+
+int lumio__net_push(netsink *ns, const uint8_t *p, size_t len) {
+    int rc = lumio__net_enqueue(ns, p, len);
+    return rc < 0 ? rc : lumio__net_pump(ns, 0);
 }
 
 void lumio__net_close(netsink *ns) {

@@ -51,6 +51,10 @@ size_t lumio__net_connect_prefix(const char *s);
  * listen mode listening, in connect mode connected), 0 if not, < 0 on error
  * (lumio__net_error() says what). */
 int lumio__net_open(netsink *ns, const char *sink, size_t max_queued);
+/* Queue a sealed chunk (copied), dropping the oldest whole chunks (never
+ * one half sent) beyond max_queued, counted; sends nothing. The WebSocket
+ * sink shares this queue and its accounting. */
+int lumio__net_enqueue(netsink *ns, const uint8_t *p, size_t len);
 /* Queue a sealed chunk, then send what can be sent without blocking. */
 int lumio__net_push(netsink *ns, const uint8_t *p, size_t len);
 /* Send without blocking for more than wait_ms (0: not at all). Returns 0 or
@@ -77,6 +81,7 @@ void lumio__net_name(const void *sockaddr, char *buf, size_t cap);
  * address: "unknown host 'x' (Name or service not known)". */
 const char *lumio__net_error(void);
 void lumio__net_error_clear(void);
+void lumio__net_set_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* For receivers: write a chunk that arrived whole and verified to a file
  * writer as the file's next chunk (its seq rewritten and its checksum with

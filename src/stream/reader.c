@@ -1,6 +1,7 @@
 /* The stream reader: chunks in order from a file or a pipe, through a sliding
  * buffer; damage is skipped by scanning for the next chunk that verifies. */
 #include "stream/chunk.h"
+#include "stream/listen_src.h"
 #include "stream/net.h"
 
 #include <errno.h>
@@ -41,6 +42,10 @@ struct lumio_stream_reader {
     lumio_restart_fn on_restart;
     void *restart_arg;
     lumio_stream_reader_stats st;
+    /* tcp-listen:, ws-listen: a bridge feeds fd, writer after writer; a
+     * signature between chunks starts the next writer's sequence. */
+    lsrc *bridge;
+    bool multi;
     char name[256]; /* the source, for messages */
     lumio__err err; /* the last error's text (docs/API.md) */
 };
@@ -83,6 +88,28 @@ static int connect_to(const char *hp) {
     return fd;
 }
 
+/* Wait for writers: the bridge follows from writer to writer; the reader
+ * itself reads its descriptor to the end. */
+static int open_listening(lumio_stream_reader **out, const char *source,
+                          const lumio_stream_reader_options *o) {
+    lumio__net_error_clear();
+    lsrc *b;
+    int fd = -1;
+    int rc = lumio__lsrc_open(&b, source, o && o->follow, o ? o->follow_idle_ms : 0, &fd);
+    if (rc < 0) return open_failed(source, rc);
+    lumio_stream_reader_options plain = {0};
+    if (o) plain = *o;
+    plain.follow = 0;
+    if ((rc = open_fd(out, fd, true, source, &plain)) < 0) {
+        close(fd);
+        lumio__lsrc_close(b);
+        return rc;
+    }
+    (*out)->bridge = b;
+    (*out)->multi = true;
+    return 0;
+}
+
 static int stream_reader_open_impl(lumio_stream_reader **out, const char *source,
                                    const lumio_stream_reader_options *o) {
     if (!out) return -EINVAL;
@@ -93,6 +120,8 @@ static int stream_reader_open_impl(lumio_stream_reader **out, const char *source
         return -EINVAL;
     }
     if (!strcmp(source, "-")) return open_fd(out, STDIN_FILENO, false, "standard input", o);
+    if (!strncmp(source, "tcp-listen:", 11) || !strncmp(source, "ws-listen:", 10))
+        return open_listening(out, source, o);
     size_t tcp = lumio__net_connect_prefix(source);
     if (tcp) {
         lumio__net_error_clear();
@@ -295,6 +324,9 @@ int lumio_stream_reader_read(lumio_stream_reader *r, lumio_sample_fn on_sample,
                              lumio_meta_fn on_meta, void *arg) {
     if (!r) return -EINVAL;
     int rc = read_all(r, on_sample, on_meta, arg);
+    char note[256];
+    if (rc == 0 && r->bridge && (lumio__lsrc_note(r->bridge, note, sizeof note), note[0]))
+        lumio__err_set(&r->err, "%s: %s", r->name, note); /* a writer dropped on the way */
     if (rc == LUMIO_E_FORMAT && r->st.chunks == 0 && r->pos == 0)
         lumio__err_set(&r->err, "%s: not a lumio stream (no signature)", r->name);
     else if (rc == -ECANCELED)
@@ -315,6 +347,18 @@ static int read_all(lumio_stream_reader *r, lumio_sample_fn on_sample, lumio_met
         if (avail == 0 && r->eof && !(r->follow && wait_growth(r))) break;
         if (r->pos == 0) continue;
         avail = r->end - r->start;
+        if (r->multi && !r->damaged && avail && r->buf[r->start] == lumio__stream_signature[0]) {
+            if (avail < STREAM_SIG_LEN && !r->eof) { /* the next writer's signature, coming */
+                if ((rc = fill(r)) < 0) return rc;
+                continue;
+            }
+            if (avail >= STREAM_SIG_LEN &&
+                !memcmp(r->buf + r->start, lumio__stream_signature, STREAM_SIG_LEN)) {
+                advance(r, STREAM_SIG_LEN);
+                r->have_seq = false; /* its chunks count from 0 again */
+                continue;
+            }
+        }
         chunk_view v;
         if (r->follow && avail >= 4 && !r->damaged) wait_commit(r);
         rc = avail ? lumio__chunk_verify(&r->dec, r->buf + r->start, avail, &v) : -EAGAIN;
@@ -371,6 +415,7 @@ void lumio_stream_reader_get_stats(const lumio_stream_reader *r, lumio_stream_re
 void lumio_stream_reader_close(lumio_stream_reader *r) {
     if (!r) return;
     if (r->own_fd) close(r->fd);
+    lumio__lsrc_close(r->bridge);
     lumio__chunk_dec_free(&r->dec);
     free(r->buf);
     free(r->path);

@@ -3,6 +3,7 @@
  * descriptor sink (pipe, socket) writes each chunk whole. */
 #include "stream/chunk.h"
 #include "stream/net.h"
+#include "stream/ws.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -40,6 +41,7 @@ struct lumio_stream_writer {
     bool seekable;
     bool tcp;
     netsink net;
+    wssink *ws; /* ws://, wss:// (then tcp is set too: the same accounting) */
     /* flush_ms: a thread seals a chunk that has waited too long even when no
      * sample comes; then every public call takes the lock. */
     bool timer_on, timer_stop;
@@ -239,7 +241,9 @@ static int emit(lumio_stream_writer *w) {
     const uint8_t *p = w->out.p;
     size_t n = w->out.len;
     int rc;
-    if (w->tcp) {
+    if (w->ws) {
+        if ((rc = lumio__ws_push(w->ws, p, n)) < 0) return fail(w, rc, "queueing a chunk");
+    } else if (w->tcp) {
         if ((rc = lumio__net_push(&w->net, p, n)) < 0) return fail(w, rc, "queueing a chunk");
     } else if (w->seekable) {
         static const uint8_t zero[4] = {0};
@@ -357,13 +361,23 @@ static int open_common(lumio_stream_writer **out, int fd, bool own, const char *
     return 0;
 }
 
+/* Connect a WebSocket sink: 1 and w->ws set, or a negative code with the
+ * text in lumio__net_error(). */
+static int open_ws(lumio_stream_writer *w, const char *sink, const lumio_stream_writer_options *o) {
+    wssink_tls tls = {.insecure = o->insecure_tls, .ca_file = o->ca_file};
+    w->net.fd = w->net.lfd = -1; /* unused: the sink keeps its own */
+    int rc = lumio__ws_open(&w->ws, sink, o->tcp_buffer, &tls);
+    return rc < 0 ? rc : 1;
+}
+
 static int open_tcp(lumio_stream_writer **out, const char *sink,
                     const lumio_stream_writer_options *o) {
     lumio_stream_writer *w = calloc(1, sizeof(*w));
     if (!w) return -ENOMEM;
     w->o = *o;
     lumio__net_error_clear();
-    int rc = lumio__net_open(&w->net, sink, o->tcp_buffer);
+    int rc = lumio__ws_is_sink(sink) ? open_ws(w, sink, o)
+                                     : lumio__net_open(&w->net, sink, o->tcp_buffer);
     if (rc <= 0) {
         lumio__err_set(NULL, "%s: %s", sink,
                        lumio__net_error()[0] ? lumio__net_error() : lumio_strerror(rc));
@@ -378,7 +392,7 @@ static int open_tcp(lumio_stream_writer **out, const char *sink,
     lumio__chunk_enc_init(&w->enc);
     lumio__chunk_dec_init(&w->check);
     w->chunk_started_ms = now_ms();
-    lumio__net_pump(&w->net, 0); /* connect now if the consumer is there */
+    if (!w->ws) lumio__net_pump(&w->net, 0); /* connect now if the consumer is there */
     *out = w;
     return 0;
 }
@@ -428,7 +442,8 @@ static int start_timer(lumio_stream_writer *w);
 static int open_sink(lumio_stream_writer **out, const char *sink,
                      const lumio_stream_writer_options *o) {
     if (!strcmp(sink, "-")) return open_common(out, STDOUT_FILENO, false, "standard output", o);
-    if (lumio__net_connect_prefix(sink) || !strncmp(sink, "tcp-listen:", 11))
+    if (lumio__net_connect_prefix(sink) || !strncmp(sink, "tcp-listen:", 11) ||
+        lumio__ws_is_sink(sink))
         return open_tcp(out, sink, o);
     if (o->append) {
         int rc = open_append(out, sink, o);
@@ -656,10 +671,15 @@ void lumio_stream_writer_get_stats(const lumio_stream_writer *cw, lumio_stream_w
     if (w->timer_on) pthread_mutex_lock(&w->mu);
     *s = w->stats;
     if (w->tcp) {
-        s->dropped_chunks =
-            w->finished ? w->undelivered : w->net.dropped_chunks + w->net.lost_chunks;
-        s->dropped_bytes = w->net.dropped_bytes;
-        s->connections = w->net.connections;
+        netsink ws;
+        const netsink *ns = &w->net;
+        if (w->ws) {
+            lumio__ws_counters(w->ws, &ws);
+            ns = &ws;
+        }
+        s->dropped_chunks = w->finished ? w->undelivered : ns->dropped_chunks + ns->lost_chunks;
+        s->dropped_bytes = ns->dropped_bytes;
+        s->connections = ns->connections;
     }
     if (w->timer_on) pthread_mutex_unlock(&w->mu);
 }
@@ -678,9 +698,15 @@ static void part(char *buf, size_t cap, uint64_t n, const char *what) {
 /* TCP: send the rest and wait for the consumer's TCP to acknowledge it;
  * what it never acknowledged counts as not delivered. */
 static int finish_tcp(lumio_stream_writer *w) {
-    w->undelivered = lumio__net_finish(&w->net, w->o.close_timeout_ms);
+    netsink ws;
+    const netsink *ns = &w->net;
+    if (w->ws) {
+        w->undelivered = lumio__ws_finish(w->ws, w->o.close_timeout_ms, &ws);
+        ns = &ws;
+    } else {
+        w->undelivered = lumio__net_finish(&w->net, w->o.close_timeout_ms);
+    }
     if (!w->undelivered) return 0;
-    netsink *ns = &w->net;
     char why[400] = "", end[160];
     if (ns->connections == 0)
         snprintf(end, sizeof end, "never sent: no consumer connected");
@@ -718,6 +744,7 @@ void lumio_stream_writer_close(lumio_stream_writer *w) {
     if (!w) return;
     lumio_stream_writer_finish(w);
     if (w->tcp) lumio__net_close(&w->net);
+    lumio__ws_close(w->ws);
     if (w->own_fd) close(w->fd);
     for (size_t i = 0; i < w->strs.n; i++) free(w->strs.s[i]);
     free(w->strs.s);
