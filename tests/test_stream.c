@@ -737,6 +737,69 @@ TEST(dump_from_a_signal_handler) {
     sigaction(SIGUSR1, &old, NULL);
 }
 
+/* Cancel: a reader following a file that does not grow, or waiting on a
+ * pipe nobody writes, stops with -ECANCELED when another thread (or a
+ * signal handler) cancels it, and a later read goes on where it stopped. */
+typedef struct canceler {
+    lumio_stream_reader *r;
+    useconds_t after;
+} canceler;
+
+static void *cancel_main(void *arg) {
+    canceler *c = arg;
+    usleep(c->after);
+    lumio_stream_reader_cancel(c->r);
+    return NULL;
+}
+
+static int cancel_read(lumio_stream_reader *r, lines *got) {
+    canceler c = {r, 200 * 1000};
+    pthread_t t;
+    pthread_create(&t, NULL, cancel_main, &c);
+    int rc = lumio_stream_reader_read(r, on_sample, on_meta, got);
+    pthread_join(t, NULL);
+    return rc;
+}
+
+TEST(cancel_a_waiting_reader) {
+    char p[4096];
+    snprintf(p, sizeof p, "%s", tmp_path("cancel.lumio"));
+    lumio_stream_writer *w;
+    lumio_stream_writer_options o = {.flush_samples = -1};
+    CHECK_EQ(lumio_stream_writer_open(&w, p, &o), 0);
+    lines want = {0}, got = {0};
+    gen(w, &want, 500, 2, 11);
+    CHECK_EQ(lumio_stream_writer_flush(w), 0);
+    lumio_stream_reader *r;
+    lumio_stream_reader_options ro = {.follow = 1}; /* idle 0: it would wait for ever */
+    CHECK_EQ(lumio_stream_reader_open(&r, p, &ro), 0);
+    CHECK_EQ(cancel_read(r, &got), -ECANCELED);
+    CHECK_EQ(got.n, want.n);
+    CHECK(strstr(lumio_stream_reader_last_error(r, LUMIO__ERRBUF), "canceled") != NULL);
+    gen(w, &want, 300, 2, 12); /* more while nobody reads */
+    CHECK_EQ(lumio_stream_writer_flush(w), 0);
+    CHECK_EQ(cancel_read(r, &got), -ECANCELED); /* the same reader goes on */
+    CHECK_EQ(got.n, want.n);
+    check_same(&got, &want, want.n);
+    lumio_stream_reader_close(r);
+    lumio_stream_writer_close(w);
+    free_lines(&got);
+
+    int fds[2]; /* a pipe with a signature and nothing more */
+    CHECK_EQ(pipe(fds), 0);
+    lumio_stream_writer *pw;
+    CHECK_EQ(lumio_stream_writer_open_fd(&pw, fds[1], NULL), 0);
+    CHECK_EQ(lumio_stream_reader_open_fd(&r, fds[0], NULL), 0);
+    CHECK_EQ(cancel_read(r, &got), -ECANCELED);
+    CHECK_EQ(got.n, 0);
+    lumio_stream_reader_close(r);
+    lumio_stream_writer_close(pw);
+    close(fds[0]);
+    close(fds[1]);
+    CHECK_EQ(lumio_stream_reader_cancel(NULL), -EINVAL);
+    free_lines(&want);
+}
+
 int main(void) {
     return run_tests("stream");
 }

@@ -77,20 +77,20 @@ typedef struct lumio_stream_reader lumio_stream_reader;
 
 /* Options: zero is the default in every field (docs/API.md). */
 typedef struct lumio_stream_writer_options {
-    int64_t flush_samples; /* seal after this many samples (default 65536; -1: never) */
-    int64_t flush_bytes;   /* seal when the chunk's records reach this size (default 4 MiB;
-                              -1: never) */
-    uint32_t flush_ms;     /* seal a chunk this old, even with no write (default 0: never) */
-    int zstd_level;        /* 1 to 22 (default 3); -1: no compression */
-    int fsync;             /* fsync every sealed chunk (files): durable when the call returns */
-    int append;            /* files: keep the valid chunks already there, trim a torn tail */
-    uint64_t tcp_buffer; /* TCP and WebSocket sinks: bytes of sealed chunks kept for the
-                            consumer (64 MiB) */
+    int64_t flush_samples;     /* seal after this many samples (default 65536; -1: never) */
+    int64_t flush_bytes;       /* seal when the chunk's records reach this size (default 4 MiB;
+                                  -1: never) */
+    uint32_t flush_ms;         /* seal a chunk this old, even with no write (default 0: never) */
+    int zstd_level;            /* 1 to 22 (default 3); -1: no compression */
+    int fsync;                 /* fsync every sealed chunk (files): durable when the call returns */
+    int append;                /* files: keep the valid chunks already there, trim a torn tail */
+    uint64_t tcp_buffer;       /* TCP and WebSocket sinks: bytes of sealed chunks kept for the
+                                  consumer (64 MiB) */
     uint32_t close_timeout_ms; /* TCP and WebSocket sinks: how long finish waits to send the
                                   rest (5000) */
-    int dump_thread; /* 1: lumio_stream_writer_dump seals at once, from the writer's own
-                        thread (started at open, as flush_ms starts it); 0: it seals at
-                        the writer's next call */
+    int dump_thread;           /* 1: lumio_stream_writer_dump seals at once, from the writer's own
+                                  thread (started at open, as flush_ms starts it); 0: it seals at
+                                  the writer's next call */
     /* wss:// sinks, as lumio_remote_options names them: */
     int insecure_tls;     /* 1: do NOT verify the server's certificate (default 0) */
     const char *ca_file;  /* CA certificates (PEM) to verify with; NULL: the system's */
@@ -132,11 +132,10 @@ LUMIO_API int lumio_stream_flush_policy(const char *spec, lumio_stream_writer_op
  * server's certificate unless insecure_tls). A port is a decimal number
  * from 1 to 65535. A TCP or WebSocket consumer that is slow or gone never
  * blocks the writer: sealed chunks wait in a buffer of `tcp_buffer` bytes,
- * and the oldest are dropped (and counted) when it is full. Options NULL: the defaults; the sink's name is copied.
- * A failure's text is in lumio_stream_writer_last_error(NULL, ...). Any
- * thread; the writer is then used by one thread at a time (the "writer's
- * thread" below; it may change), which the flush_ms timer's own thread
- * never disturbs. */
+ * and the oldest are dropped (and counted) when it is full. Options NULL: the defaults; the sink's
+ * name is copied. A failure's text is in lumio_stream_writer_last_error(NULL, ...). Any thread; the
+ * writer is then used by one thread at a time (the "writer's thread" below; it may change), which
+ * the flush_ms timer's own thread never disturbs. */
 LUMIO_API int lumio_stream_writer_open(lumio_stream_writer **out, const char *sink,
                                        const lumio_stream_writer_options *o);
 /* Open a writer on a descriptor the caller keeps open (pipe, socket, file;
@@ -348,11 +347,11 @@ typedef struct lumio_stream_ws_listen_options {
  * (-EADDRINUSE, ...); the text in lumio_stream_reader_last_error(NULL, ...).
  * Any thread; the listener is then used by one thread at a time. */
 LUMIO_API int lumio_stream_ws_listener_open(lumio_stream_ws_listener **out, const char *spec,
-                                     const lumio_stream_ws_listen_options *o);
+                                            const lumio_stream_ws_listen_options *o);
 /* Serve for at most timeout_ms, returning sooner after events: fn runs on
  * this thread for each. 0, or a negative code. The listener's thread. */
 LUMIO_API int lumio_stream_ws_listener_service(lumio_stream_ws_listener *l, int timeout_ms,
-                                      lumio_stream_ws_fn fn, void *arg);
+                                               lumio_stream_ws_fn fn, void *arg);
 /* Close every connection and the listening socket; free. Accepts NULL. */
 LUMIO_API void lumio_stream_ws_listener_close(lumio_stream_ws_listener *l);
 
@@ -405,7 +404,8 @@ typedef struct lumio_stream_reader_options {
 
 /* Open a stream: a file path, "-" for standard input, or tcp:HOST:PORT (or
  * tcp-connect:HOST:PORT) to read from a writer serving
- * tcp-listen:[HOST:]PORT. Options NULL: the defaults. A failure's text is in lumio_stream_reader_last_error(NULL,
+ * tcp-listen:[HOST:]PORT. Options NULL: the defaults. A failure's text is in
+ * lumio_stream_reader_last_error(NULL,
  * ...). Any thread; the reader is then used by one thread at a time. */
 LUMIO_API int lumio_stream_reader_open(lumio_stream_reader **out, const char *source,
                                        const lumio_stream_reader_options *o);
@@ -422,6 +422,13 @@ LUMIO_API int lumio_stream_reader_open_fd(lumio_stream_reader **out, int fd,
  * callbacks run on it. */
 LUMIO_API int lumio_stream_reader_read(lumio_stream_reader *r, lumio_sample_fn on_sample,
                                        lumio_meta_fn on_meta, void *arg);
+/* Stop the read in progress (or, if none, the next one) with -ECANCELED,
+ * wherever it waits: following a file, or on a pipe or socket for a
+ * writer. Safe from a signal handler and from any thread (a flag and a
+ * write(2)); the reader stays usable, and a later read goes on where this
+ * one stopped. 0, or -EINVAL for NULL. Must not race with
+ * lumio_stream_reader_close. */
+LUMIO_API int lumio_stream_reader_cancel(lumio_stream_reader *r);
 /* What was read so far (chunks, samples, damage). The reader's thread. */
 LUMIO_API void lumio_stream_reader_get_stats(const lumio_stream_reader *r,
                                              lumio_stream_reader_stats *s);

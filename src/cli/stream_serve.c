@@ -68,12 +68,12 @@ static int feed_meta(void *arg, uint64_t ts, const char *key, const char *value)
     return store_meta(f->store, ts, key, value);
 }
 
-/* Cancelled (at shutdown) only where the reader waits: read, nanosleep. */
+/* Stopped at shutdown by lumio_stream_reader_cancel (-ECANCELED). */
 static void *feed_run(void *arg) {
     feed *f = arg;
     f->rc = lumio_stream_reader_read(f->r, feed_sample, feed_meta, f);
-    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
     feed_stats(f, 0);
+    if (f->rc == -ECANCELED) return NULL; /* shutting down */
     char err[LUMIO_ERROR_MAX] = "";
     if (f->rc < 0) lumio_stream_reader_last_error(f->r, err, sizeof err);
     store_ended(f->store, f->rc < 0 ? (err[0] ? err : lumio_strerror(f->rc)) : NULL);
@@ -129,7 +129,7 @@ static int serve_run(const serve_opts *o, serve_store *store, lumio_stream_reade
     }
     wait_for_stop(&set);
     serve_http_stop(h);
-    pthread_cancel(th); /* a reader following a file waits forever */
+    lumio_stream_reader_cancel(r); /* a reader following a file waits for ever */
     pthread_join(th, NULL);
     say_totals(store);
     serve_totals t;

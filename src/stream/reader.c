@@ -7,6 +7,8 @@
 #include <errno.h>
 #include <stdio.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <stdatomic.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -46,6 +48,11 @@ struct lumio_stream_reader {
      * signature between chunks starts the next writer's sequence. */
     lsrc *bridge;
     bool multi;
+    /* lumio_stream_reader_cancel: a flag, and a byte on the pipe that wakes
+     * a wait on a pipe or socket. */
+    atomic_int canceled;
+    int wake[2];
+    bool pollable;  /* fd may block (not a regular file): read after a poll */
     char name[256]; /* the source, for messages */
     lumio__err err; /* the last error's text (docs/API.md) */
 };
@@ -54,6 +61,13 @@ static int open_fd(lumio_stream_reader **out, int fd, bool own, const char *name
                    const lumio_stream_reader_options *o) {
     lumio_stream_reader *r = calloc(1, sizeof(*r));
     if (!r) return -ENOMEM;
+    if (pipe2(r->wake, O_NONBLOCK | O_CLOEXEC) < 0) {
+        int rc = -errno;
+        free(r);
+        return rc;
+    }
+    struct stat sb;
+    r->pollable = fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode);
     r->fd = fd;
     r->own_fd = own;
     snprintf(r->name, sizeof r->name, "%s", name);
@@ -230,12 +244,22 @@ static uint64_t mono_ms(void) {
 
 /* Following: at the end of the data, wait for it to grow. Returns whether
  * more may come (false once idle_ms passed with nothing new). */
+static bool canceled(lumio_stream_reader *r) {
+    return atomic_load_explicit(&r->canceled, memory_order_relaxed) != 0;
+}
+
+/* 20 ms, or less when a cancel comes. */
+static void nap(lumio_stream_reader *r) {
+    struct pollfd p = {.fd = r->wake[0], .events = POLLIN};
+    poll(&p, 1, 20);
+}
+
 static bool wait_growth(lumio_stream_reader *r) {
     uint64_t start = mono_ms();
     uint64_t had = r->total_read;
     while (r->idle_ms == 0 || mono_ms() - start < r->idle_ms) {
-        struct timespec nap = {0, 20 * 1000 * 1000};
-        nanosleep(&nap, NULL);
+        nap(r);
+        if (canceled(r)) return true; /* the loop then stops with -ECANCELED */
         int fd = replaced(r);
         if (fd >= 0) {
             restart(r, fd);
@@ -254,10 +278,9 @@ static bool wait_growth(lumio_stream_reader *r) {
 static void wait_commit(lumio_stream_reader *r) {
     static const uint8_t zero[4] = {0};
     uint64_t start = mono_ms();
-    while (memcmp(r->buf + r->start, zero, 4) == 0 &&
+    while (memcmp(r->buf + r->start, zero, 4) == 0 && !canceled(r) &&
            (r->idle_ms == 0 || mono_ms() - start < r->idle_ms)) {
-        struct timespec nap = {0, 20 * 1000 * 1000};
-        nanosleep(&nap, NULL);
+        nap(r);
         if (pread(r->fd, r->buf + r->start, 4, (off_t)r->pos) != 4) return; /* a pipe */
     }
 }
@@ -279,6 +302,14 @@ static int fill(lumio_stream_reader *r) {
         r->cap = c;
     }
     for (;;) {
+        if (canceled(r)) return -ECANCELED;
+        if (r->pollable) { /* a pipe or socket may wait for ever: so may a cancel */
+            struct pollfd p[2] = {{.fd = r->fd, .events = POLLIN},
+                                  {.fd = r->wake[0], .events = POLLIN}};
+            if (poll(p, 2, -1) < 0 && errno != EINTR) return -errno;
+            if (canceled(r)) return -ECANCELED;
+            if (!(p[0].revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL))) continue;
+        }
         ssize_t n = read(r->fd, r->buf + r->end, r->cap - r->end);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0) return -errno;
@@ -324,6 +355,13 @@ int lumio_stream_reader_read(lumio_stream_reader *r, lumio_sample_fn on_sample,
                              lumio_meta_fn on_meta, void *arg) {
     if (!r) return -EINVAL;
     int rc = read_all(r, on_sample, on_meta, arg);
+    if (rc == -ECANCELED && canceled(r)) { /* ours, not a callback's: the reader goes on later */
+        char drain[64];
+        while (read(r->wake[0], drain, sizeof drain) > 0) continue;
+        atomic_store(&r->canceled, 0);
+        lumio__err_set(&r->err, "%s: canceled at byte %llu", r->name, (unsigned long long)r->pos);
+        return rc;
+    }
     char note[256];
     if (rc == 0 && r->bridge && (lumio__lsrc_note(r->bridge, note, sizeof note), note[0]))
         lumio__err_set(&r->err, "%s: %s", r->name, note); /* a writer dropped on the way */
@@ -341,6 +379,7 @@ int lumio_stream_reader_read(lumio_stream_reader *r, lumio_sample_fn on_sample,
 static int read_all(lumio_stream_reader *r, lumio_sample_fn on_sample, lumio_meta_fn on_meta,
                     void *arg) {
     for (;;) {
+        if (canceled(r)) return -ECANCELED;
         int rc = r->pos ? 0 : read_signature(r); /* again after a restart */
         if (rc < 0) return rc;
         size_t avail = r->end - r->start;
@@ -412,8 +451,21 @@ void lumio_stream_reader_get_stats(const lumio_stream_reader *r, lumio_stream_re
     *s = r->st;
 }
 
+/* Only a flag and a write(2): async-signal-safe, errno kept. */
+int lumio_stream_reader_cancel(lumio_stream_reader *r) {
+    if (!r) return -EINVAL;
+    atomic_store(&r->canceled, 1);
+    int saved = errno;
+    ssize_t k = write(r->wake[1], "", 1);
+    (void)k;
+    errno = saved;
+    return 0;
+}
+
 void lumio_stream_reader_close(lumio_stream_reader *r) {
     if (!r) return;
+    close(r->wake[0]);
+    close(r->wake[1]);
     if (r->own_fd) close(r->fd);
     lumio__lsrc_close(r->bridge);
     lumio__chunk_dec_free(&r->dec);
