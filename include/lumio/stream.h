@@ -132,10 +132,12 @@ LUMIO_API int lumio_stream_flush_policy(const char *spec, lumio_stream_writer_op
  * server's certificate unless insecure_tls). A port is a decimal number
  * from 1 to 65535. A TCP or WebSocket consumer that is slow or gone never
  * blocks the writer: sealed chunks wait in a buffer of `tcp_buffer` bytes,
- * and the oldest are dropped (and counted) when it is full. Options NULL: the defaults; the sink's
- * name is copied. A failure's text is in lumio_stream_writer_last_error(NULL, ...). Any thread; the
- * writer is then used by one thread at a time (the "writer's thread" below; it may change), which
- * the flush_ms timer's own thread never disturbs. */
+ * and the oldest are dropped (and counted) when it is full. Options NULL:
+ * the defaults; the sink's name is copied. A failure's text is in
+ * lumio_stream_writer_last_error(NULL, ...). Any thread; the writer is then
+ * used by one thread at a time (the "writer's thread" below; it may
+ * change), which the writer's own thread (flush_ms, dump_thread) never
+ * disturbs. */
 LUMIO_API int lumio_stream_writer_open(lumio_stream_writer **out, const char *sink,
                                        const lumio_stream_writer_options *o);
 /* Open a writer on a descriptor the caller keeps open (pipe, socket, file;
@@ -402,10 +404,14 @@ typedef struct lumio_stream_reader_options {
     uint64_t reserved[4];        /* must be 0 */
 } lumio_stream_reader_options;
 
-/* Open a stream: a file path, "-" for standard input, or tcp:HOST:PORT (or
+/* Open a stream: a file path, "-" for standard input, tcp:HOST:PORT (or
  * tcp-connect:HOST:PORT) to read from a writer serving
- * tcp-listen:[HOST:]PORT. Options NULL: the defaults. A failure's text is in
- * lumio_stream_reader_last_error(NULL,
+ * tcp-listen:[HOST:]PORT, or tcp-listen:[HOST:]PORT / ws-listen:[HOST:]PORT
+ * to listen (127.0.0.1 unless HOST is given) and read the writers that
+ * connect (tcp: or ws:// sinks), one at a time: without `follow` the read
+ * ends when the first is done; with it the next is awaited (until
+ * follow_idle_ms), its stream going on in the same read. Options NULL: the
+ * defaults. A failure's text is in lumio_stream_reader_last_error(NULL,
  * ...). Any thread; the reader is then used by one thread at a time. */
 LUMIO_API int lumio_stream_reader_open(lumio_stream_reader **out, const char *source,
                                        const lumio_stream_reader_options *o);
