@@ -175,7 +175,7 @@ mkdir "$tmp/sub"
 
 python3 -c 'import sys; sys.stdout.write("a;b 1\nmain;" + "x" * (2 << 20) + " 1\n")' >"$tmp/big.txt"
 if "$lumio" stream import --from collapsed "$tmp/big.txt" -o "$tmp/big.lumio" 2>"$tmp/big.err"; then bad "a 2 MiB frame imported"; else ok; fi
-one_line "$tmp/big.err" && grep -q "^lumio stream: $tmp/big.txt: line 2 (byte 6): a function name of 2097152 bytes exceeds the limit of 1048576" "$tmp/big.err" \
+one_line "$tmp/big.err" && grep -q "^lumio stream: $tmp/big.txt: collapsed: line 2 (byte 6): a function name of 2097152 bytes exceeds the limit of 1048576" "$tmp/big.err" \
     && ok || bad "big frame: $(head -c 300 "$tmp/big.err")"
 [ "$(grep -o "$tmp/big" "$tmp/big.err" | wc -l)" -eq 1 ] && ok || bad "big frame names a path twice"
 [ ! -e "$tmp/big.lumio" ] && ok || bad "a failed import left its output"

@@ -12,10 +12,12 @@ typedef struct import_opts {
     lumio_stream_writer_options o;
 } import_opts;
 
+/* --from, as the library names the formats. */
+static const char *const formats[] = {"collapsed",  "perf-script", "austin",
+                                      "speedscope", "tachyon",     NULL};
+
 /* An option of import's: 1 taken, 0 not one, -1 a bad value (said). */
 static int import_option(int c, const char *arg, import_opts *m, int *from, uint64_t *level) {
-    static const char *const formats[] = {"collapsed",  "perf-script", "austin",
-                                          "speedscope", "tachyon",     NULL};
     switch (c) {
     case 'F':
         return (*from = cli_opt_choice("--from", arg, formats)) < 0 ? -1 : 1;
@@ -52,8 +54,7 @@ static int import_parse(int argc, char **argv, import_opts *m) {
         return cli_usage_error(
             "lumio stream", "import needs --from collapsed|perf-script|austin|speedscope|tachyon, "
                             "FILE|- and -o SINK");
-    static const char *const lib[] = {"folded", "perf", "austin", "speedscope", "tachyon"};
-    m->format = lib[from];
+    m->format = formats[from];
     m->path = argv[optind];
     m->o.zstd_level = level ? (int)level : -1; /* --level 0: uncompressed */
     return STREAM_RUN;
