@@ -21,13 +21,17 @@ from typing import Iterator
 
 from . import _lumio
 
-__all__ = ["FORMAT_VERSION", "Reader", "Sample", "Writer"]
+__all__ = ["EXPORT_FORMATS", "FORMAT_VERSION", "Reader", "Sample", "Writer", "export"]
 
 FORMAT_VERSION = 1
 """The stream format's version (docs/FORMAT.md), the one lumio writes and
 reads: a stream of another version is refused as not a stream."""
 
 Sample = _lumio.Sample
+
+EXPORT_FORMATS = tuple(_lumio.stream_export_formats())
+"""What ``export(to=...)`` writes (docs/PROFILES.md): "collapsed", "jsonl",
+"speedscope", "gecko", "pprof", "tachyon"."""
 
 _SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 _TIME_UNITS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}
@@ -239,11 +243,7 @@ class Reader:
         self._source = _sink_name(source)
         self._follow = bool(follow)
         self._idle = idle
-        if idle is not None and not follow:
-            raise ValueError("idle needs follow=True (it is how long following waits for more)")
-        self._idle_ms = 0 if idle is None else int(float(idle) * 1000)
-        if idle is not None and not 1 <= self._idle_ms <= 0xFFFFFFFF:
-            raise ValueError(f"idle must be from 0.001 to 4294967 seconds, not {idle!r}")
+        self._idle_ms = _idle_ms(idle, follow)
         self._h = _lumio.StreamReader(self._source, self._follow, self._idle_ms)
         self._lock = threading.Lock()
         self._taken = self._closed = False
@@ -423,5 +423,62 @@ class Reader:
         return (_reopen, (self._source, self._follow, self._idle))
 
 
+def _idle_ms(idle, follow):
+    """``idle`` seconds as the reader's follow_idle_ms (0: for ever)."""
+    if idle is not None and not follow:
+        raise ValueError("idle needs follow=True (it is how long following waits for more)")
+    ms = 0 if idle is None else int(float(idle) * 1000)
+    if idle is not None and not 1 <= ms <= 0xFFFFFFFF:
+        raise ValueError(f"idle must be from 0.001 to 4294967 seconds, not {idle!r}")
+    return ms
+
+
 def _reopen(source, follow, idle):
     return Reader(source, follow=follow, idle=idle)
+
+
+def export(source: "str | os.PathLike | int", dest: "str | os.PathLike | int", *, to: str,
+           follow: bool = False, idle: "float | None" = None, name: "str | None" = None) -> dict:
+    """Write the stream at ``source`` in another tool's format (docs/PROFILES.md):
+
+        lumio.stream.export("profile.lumio", "profile.speedscope.json", to="speedscope")
+
+    ``to``: one of ``EXPORT_FORMATS``. ``source``: anything ``Reader`` takes
+    (a path, ``"-"``, ``"tcp:HOST:PORT"``, ``"tcp-listen:PORT"``,
+    ``"ws-listen:PORT"``, a descriptor); ``follow`` and ``idle`` as for
+    ``Reader``. ``dest``: a path, written under a temporary name beside it
+    and renamed at the end, so a failed export leaves no file and replaces
+    none; or a descriptor (an int), written and left open. ``name``: the
+    profile's name where the format has one.
+
+    Returns the reader's counts: ``chunks``, ``samples``, and the damage
+    skipped (``damaged_ranges``, ``damaged_bytes``, ``torn_tail_bytes``):
+    the samples of every valid chunk are exported even when some chunk was
+    damaged. Raises ValueError for an unknown format, OSError (lumio.Error
+    for lumio's own codes) when the source or the output fails; the GIL is
+    released while it runs, and Ctrl-C stops it.
+    """
+    if to not in EXPORT_FORMATS:
+        raise ValueError(f"unknown export format {to!r} (one of {', '.join(EXPORT_FORMATS)})")
+    if isinstance(source, os.PathLike):
+        source = os.fspath(source)
+    idle_ms = _idle_ms(idle, follow)
+    keys = ("chunks", "samples", "damaged_ranges", "damaged_bytes", "torn_tail_bytes")
+    if isinstance(dest, int):
+        return dict(zip(keys, _lumio.stream_export(source, dest, to, bool(follow), idle_ms, name)))
+    dest = os.fspath(dest)
+    directory, base = os.path.split(os.path.abspath(dest))
+    import tempfile
+    fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=".tmp", dir=directory)
+    try:
+        counts = _lumio.stream_export(source, fd, to, bool(follow), idle_ms, name)
+        os.fsync(fd)
+        os.close(fd)
+        fd = -1
+        os.replace(tmp, dest)
+    except BaseException:
+        if fd >= 0:
+            os.close(fd)
+        os.unlink(tmp)
+        raise
+    return dict(zip(keys, counts))

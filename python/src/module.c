@@ -159,6 +159,7 @@ PyMODINIT_FUNC PyInit__lumio(void) {
     if (lpy_stream_init(m) < 0) goto fail;
     if (lpy_remote_init(m) < 0) goto fail;
     if (lpy_record_init(m) < 0) goto fail;
+    if (lpy_stream_export_init(m) < 0) goto fail;
     return m;
 fail:
     Py_DECREF(m);

@@ -601,3 +601,80 @@ def test_reentrant_use_raises_not_hangs(tmp_path):
     w.write_sample([("f", "a.py", 1)])
     w.close()
     assert sum(1 for _ in lumio.stream.Reader(str(tmp_path / "re.lumio"))) == 1
+
+
+# ---- export ------------------------------------------------------------------
+
+
+def _profile(path, n=3000):
+    """A small profile of three named threads; its folded stacks counted."""
+    want = collections.Counter()
+    rng = random.Random(7)
+    names = ["main", "parse", "eval", "io", "hash"]
+    with Writer(str(path), flush="samples:500") as w:
+        for tid in (1, 2, 3):
+            w.write_metadata("thread_name", f"{tid} worker-{tid}")
+        for i in range(n):
+            depth = rng.randint(1, 6)
+            frames = [(rng.choice(names), "app.py", rng.randint(1, 50)) for _ in range(depth)]
+            w.write_sample(frames, thread_id=rng.randint(1, 3), timestamp_us=1000 + i * 10)
+            want[";".join(f[0] for f in reversed(frames))] += 1
+    return want
+
+
+def test_export_every_format(tmp_path):
+    src = tmp_path / "p.lumio"
+    want = _profile(src)
+    assert set(lumio.stream.EXPORT_FORMATS) >= {"collapsed", "jsonl", "speedscope", "gecko",
+                                                "pprof", "tachyon"}
+    for fmt in lumio.stream.EXPORT_FORMATS:
+        out = tmp_path / f"p.{fmt}"
+        counts = lumio.stream.export(src, out, to=fmt, name="demo")
+        assert counts["samples"] == 3000 and counts["chunks"] == 6 and counts["damaged_ranges"] == 0
+        assert out.stat().st_size > 0
+        assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+    got = collections.Counter()
+    for line in (tmp_path / "p.collapsed").read_text().splitlines():
+        stack, count = line.rsplit(" ", 1)
+        got[stack] += int(count)
+    assert got == want
+    doc = json.loads((tmp_path / "p.speedscope").read_text())
+    assert sum(len(p["samples"]) for p in doc["profiles"]) == 3000
+    assert {p["name"] for p in doc["profiles"]} == {f"worker-{t} (tid {t})" for t in (1, 2, 3)}
+    import gzip
+    assert gzip.decompress((tmp_path / "p.pprof").read_bytes())  # a gzip member, whole
+    # tachyon goes back into a stream with the same samples.
+    back = tmp_path / "back.lumio"
+    subprocess.run([cli(), "stream", "import", "--from", "tachyon", str(tmp_path / "p.tachyon"),
+                    "-o", str(back)], check=True)
+    again = collections.Counter(";".join(f[0] for f in reversed(s.frames)) for s in Reader(back))
+    assert again == want
+
+
+def test_export_to_a_descriptor_and_errors(tmp_path):
+    src = tmp_path / "p.lumio"
+    _profile(src, 100)
+    r, w = os.pipe()
+    try:
+        counts = lumio.stream.export(str(src), w, to="jsonl")
+        os.close(w)
+        w = -1
+        lines = os.read(r, 1 << 20).decode().splitlines()
+    finally:
+        os.close(r)
+        if w >= 0:
+            os.close(w)
+    assert counts["samples"] == 100
+    assert sum(json.loads(x)["type"] == "sample" for x in lines) == 100
+    with pytest.raises(ValueError, match="unknown export format 'svg'"):
+        lumio.stream.export(src, tmp_path / "x", to="svg")
+    with pytest.raises(FileNotFoundError):
+        lumio.stream.export(tmp_path / "missing.lumio", tmp_path / "out.json", to="speedscope")
+    (tmp_path / "keep.json").write_text("precious")
+    (tmp_path / "text.lumio").write_text("not a stream")
+    with pytest.raises(lumio.Error, match="not a lumio stream"):
+        lumio.stream.export(tmp_path / "text.lumio", tmp_path / "keep.json", to="speedscope")
+    assert (tmp_path / "keep.json").read_text() == "precious"  # a failure replaces nothing
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.json", "p.lumio", "text.lumio"]
+    with pytest.raises(ValueError, match="idle needs follow"):
+        lumio.stream.export(src, tmp_path / "y", to="pprof", idle=1)
