@@ -355,10 +355,10 @@ class Reader:
                 yield from item
         finally:
             stop.set()
-            # It stops at its next batch; a file not followed has one soon,
-            # while a follow, TCP or standard input may wait for data.
-            if not self._follow and _is_file(self._source):
-                t.join()
+            # It stops at its next batch, or at once where it waits for data
+            # (following, TCP, standard input): the C reader is canceled.
+            h.cancel()
+            t.join()
 
     def info(self) -> dict:
         """A pass that counts, as a dict: ``version``, ``chunks``,

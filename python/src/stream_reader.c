@@ -542,6 +542,16 @@ static PyObject *reader_close(StreamReader *rd, PyObject *unused) {
     Py_RETURN_NONE;
 }
 
+/* Stop a pass that runs on another thread (it ends with -ECANCELED), even
+ * one waiting for data. Under the GIL: while a pass is in progress its
+ * reader is not dropped (close waits for the pass, and clears `cur` only
+ * with the GIL held). */
+static PyObject *reader_cancel(StreamReader *rd, PyObject *unused) {
+    (void)unused;
+    if (rd->cur && rd->r) lumio_stream_reader_cancel(rd->r);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef reader_methods[] = {
     {"read", (PyCFunction)reader_read, METH_VARARGS,
      "read(on_sample, on_meta, on_damage, batch, lists) -> samples delivered.\n"
@@ -551,6 +561,8 @@ static PyMethodDef reader_methods[] = {
     {"stats", (PyCFunction)reader_stats, METH_NOARGS,
      "The last pass's counters as a dict (the C reader's, thread_ids, t_first, t_last)."},
     {"close", (PyCFunction)reader_close, METH_NOARGS, "Close the source."},
+    {"cancel", (PyCFunction)reader_cancel, METH_NOARGS,
+     "Stop the pass in progress on another thread, even one waiting for data."},
     {NULL, NULL, 0, NULL}};
 
 static PyTypeObject reader_type = {

@@ -678,3 +678,29 @@ def test_export_to_a_descriptor_and_errors(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.json", "p.lumio", "text.lumio"]
     with pytest.raises(ValueError, match="idle needs follow"):
         lumio.stream.export(src, tmp_path / "y", to="pprof", idle=1)
+
+
+def test_leaving_a_follow_stops_its_thread(tmp_path):
+    """Breaking out of an iteration that waits for data (a followed file
+    that does not grow; a pipe nobody writes to) cancels the C reader: no
+    thread is left waiting."""
+    src = tmp_path / "p.lumio"
+    _profile(src, 200)
+    before = threading.active_count()
+    it = iter(Reader(src, follow=True))  # idle None: it would wait for ever
+    got = [next(it) for _ in range(200)]
+    assert len(got) == 200
+    it.close()  # as a `break` does
+    assert threading.active_count() == before
+    r, w = os.pipe()
+    try:
+        with Writer(w) as wr:
+            wr.write_sample([("f", "a.py", 1)], thread_id=1)
+            wr.flush()
+            it = iter(Reader(r, follow=True))  # a sample at a time, as it comes
+            assert next(it).frames[0][0] == "f"  # then nothing more: it waits on the pipe
+            it.close()
+            assert threading.active_count() == before
+    finally:
+        os.close(r)
+        os.close(w)
