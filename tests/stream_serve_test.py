@@ -347,7 +347,8 @@ def test_profile():
 
 def test_hostile_names():
     path = os.path.join(TMP, "names.lumio")
-    odd = [b'we"ird\\name', b"tab\there", b"bad\xffbyte", "caf\u00e9 \u2603".encode()]
+    odd = [b'we"ird\\name', b"tab\there", b"bad\xffbyte", "caf\u00e9 \u2603".encode(),
+           b"lead\xf5\x80\x80f5", b"</script><img src=x onerror=alert(1)>"]
     subprocess.run([WRITER.encode(), path.encode(), b"1", b"1", b"10", b"5", b"5", b"n\x01\xfe",
                     *odd], check=True, timeout=60)
     srv = Server(path)
@@ -358,7 +359,8 @@ def test_hostile_names():
         while n["children"]:
             n = n["children"][0]
             names.append(n["name"])
-        want = ['we"ird\\name', "tab\there", "bad\ufffdbyte", "caf\u00e9 \u2603"]
+        want = ['we"ird\\name', "tab\there", "bad\ufffdbyte", "caf\u00e9 \u2603",
+                "lead\ufffd\ufffd\ufffdf5", "</script><img src=x onerror=alert(1)>"]
         check("names: escaped, invalid UTF-8 as U+FFFD", names == want and
               s["threads"][0]["name"] == "n\u0001\ufffd", (names, s["threads"]))
     finally:

@@ -93,6 +93,15 @@ server "$port" "$tmp/s4.lumio" --refuse 403 --lifetime 10
     && bad "refused upgrade: gen succeeded" || ok
 grep -q "refused the WebSocket upgrade: HTTP 403" "$tmp/e3" && ok || bad "refused upgrade: $(cat "$tmp/e3")"
 grep -Eq "hunter2|sekrit" "$tmp/e3" && bad "a secret in the message: $(cat "$tmp/e3")" || ok
+# A redirect to another server is not followed: the stream (and the URL's
+# query) must not go to a host the user never named.
+port2=$(free_port) port3=$(free_port)
+server "$port3" "$tmp/s4-elsewhere.lumio" --lifetime 10
+server "$port2" "$tmp/s4-redirect.lumio" --redirect "ws://127.0.0.1:$port3/stolen" --lifetime 10
+timeout 30 "$lumio" stream gen --seed 1 --samples 10 -o "ws://127.0.0.1:$port2/x?token=sekrit" 2>"$tmp/e4" \
+    && bad "a redirect was followed: gen succeeded" || ok
+grep -q "refused the WebSocket upgrade: HTTP 302" "$tmp/e4" && ok || bad "redirect: $(cat "$tmp/e4")"
+[ -s "$tmp/s4-elsewhere.lumio" ] && bad "the stream went to the server redirected to" || ok
 
 # 5. wss:// with a self-signed certificate: verified with --ca-file,
 #    refused without it.

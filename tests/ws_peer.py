@@ -4,7 +4,7 @@
 server: accept lumio writers and append every binary message to OUT (the
         signature once, then chunks), so OUT is a stream; it can drop a
         connection after N messages and come back after a pause, use TLS, or
-        refuse the upgrade with an HTTP status.
+        refuse the upgrade with an HTTP status or a redirect.
 client: send a stream file to URL as a writer does (signature, then one
         message a chunk), with hostile messages mixed in on request.
 
@@ -62,6 +62,8 @@ async def serve(a):
                 return
 
     def refuse(path, headers):
+        if a.redirect:
+            return (http.HTTPStatus.FOUND, [("Location", a.redirect)], b"elsewhere\n")
         if a.refuse:
             return (http.HTTPStatus(a.refuse), [], b"go away\n")
         return None
@@ -131,6 +133,7 @@ def main():
     s.add_argument("--cert")
     s.add_argument("--key")
     s.add_argument("--refuse", type=int, default=0)
+    s.add_argument("--redirect", default="")
     s.add_argument("--lifetime", type=float, default=60)
     c = sub.add_parser("client")
     c.add_argument("--url", required=True)

@@ -117,8 +117,9 @@ void sbuf_printf(sbuf *b, const char *fmt, ...) {
 /* The length of the valid UTF-8 sequence at p, or 0. */
 static size_t utf8_len(const unsigned char *p) {
     if (p[0] < 0x80) return 1;
-    size_t n = p[0] >= 0xf0 && p[0] <= 0xf4 ? 4 : p[0] >= 0xe0 ? 3 : p[0] >= 0xc2 ? 2 : 0;
-    if (n == 0 || (p[0] >= 0xf8)) return 0;
+    /* F5..FF start nothing (past U+10FFFF), C0 and C1 only overlong forms. */
+    size_t n = p[0] >= 0xf5 ? 0 : p[0] >= 0xf0 ? 4 : p[0] >= 0xe0 ? 3 : p[0] >= 0xc2 ? 2 : 0;
+    if (n == 0) return 0;
     for (size_t i = 1; i < n; i++)
         if ((p[i] & 0xc0) != 0x80) return 0;
     uint32_t c = n == 2   ? (p[0] & 0x1fu) << 6 | (p[1] & 0x3fu)

@@ -83,6 +83,13 @@ bool lumio__workers_run_one(lumio_workers *w);
 /* Runs every queued job, then joins the threads. Accepts NULL. */
 void lumio__workers_destroy(lumio_workers *w);
 
+/* thread.c: pthread_create for the threads the library starts, which block
+ * every signal the program could handle or receive: a program's handler (a
+ * SIGUSR1 dump, a SIGINT) runs on the program's threads only, never on one
+ * of ours while it holds a lock or is being torn down, and a write to a
+ * closed socket there is an EPIPE rather than a SIGPIPE. 0 or an errno. */
+int lumio__thread_create(pthread_t *t, void *(*fn)(void *), void *arg);
+
 /* Format into a fixed buffer, never overflowing; returns buf. */
 char *lumio__fmt(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 

@@ -37,7 +37,7 @@ int lumio__workers_create(lumio_workers **out, unsigned n) {
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cv, NULL);
     for (unsigned i = 0; i < n; i++) {
-        int rc = pthread_create(&w->threads[i], NULL, worker_main, w);
+        int rc = lumio__thread_create(&w->threads[i], worker_main, w);
         if (rc != 0) {
             w->n = i;
             lumio__workers_destroy(w);

@@ -132,7 +132,7 @@ static int remote_create_impl(lumio_remote **out, const lumio_remote_options *op
     curl_multi_setopt(rm->multi, CURLMOPT_MAXCONNECTS, (long)o->pool_size * 4);
     curl_multi_setopt(rm->multi, CURLMOPT_PIPELINING,
                       o->http2 >= 0 ? (long)CURLPIPE_MULTIPLEX : (long)CURLPIPE_NOTHING);
-    if (pthread_create(&rm->thread, NULL, run, rm) != 0) {
+    if (lumio__thread_create(&rm->thread, run, rm) != 0) {
         rc = -EAGAIN;
         goto fail;
     }

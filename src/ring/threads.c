@@ -163,7 +163,7 @@ int lumio__backend_threads_create(backend **out, const backend_config *cfg) {
     tb->b.wake = threads_wake;
     tb->b.destroy = threads_destroy;
     for (unsigned i = 0; i < n; i++) {
-        int rc = pthread_create(&tb->threads[i], NULL, io_main, tb);
+        int rc = lumio__thread_create(&tb->threads[i], io_main, tb);
         if (rc != 0) {
             tb->nthreads = i;
             threads_destroy(&tb->b);

@@ -267,7 +267,7 @@ int lumio__lsrc_open(lsrc **out, const char *source, bool follow, uint32_t idle_
     if (rc == 0 && (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, b->pair) < 0 ||
                     pipe2(b->stop, O_CLOEXEC | O_NONBLOCK) < 0))
         rc = -errno;
-    if (rc == 0) rc = -pthread_create(&b->thread, NULL, b->wl ? ws_main : tcp_main, b);
+    if (rc == 0) rc = -lumio__thread_create(&b->thread, b->wl ? ws_main : tcp_main, b);
     if (rc < 0) {
         lumio__lsrc_close(b);
         return rc;

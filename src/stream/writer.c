@@ -627,7 +627,7 @@ static int start_timer(lumio_stream_writer *w) {
     if (pipe2(w->wake, O_NONBLOCK | O_CLOEXEC) < 0) return -errno;
     pthread_mutex_init(&w->mu, NULL);
     w->timer_on = true;
-    int rc = pthread_create(&w->timer, NULL, timer_main, w);
+    int rc = lumio__thread_create(&w->timer, timer_main, w);
     if (rc) {
         w->timer_on = false;
         pthread_mutex_destroy(&w->mu);

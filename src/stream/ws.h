@@ -7,6 +7,16 @@
 
 #include "stream/net.h"
 
+/* ---- libwebsockets contexts (ws_context.c) ----------------------------------- */
+
+struct lws_context;
+struct lws_context_creation_info;
+/* lws_create_context, leaving the program's SIGPIPE disposition and its own
+ * lws log level as they were (lws's default level is silenced). */
+struct lws_context *lumio__ws_context_create(const struct lws_context_creation_info *info);
+/* lws_context_destroy with SIGPIPE held back on this thread. Accepts NULL. */
+void lumio__ws_context_destroy(struct lws_context *ctx);
+
 /* ---- the writer's sink ------------------------------------------------------ */
 
 typedef struct wssink wssink;

@@ -239,11 +239,6 @@ static void sweep(lws_sorted_usec_list_t *sul) {
     lws_sul_schedule(l->ctx, 0, &l->sul_sweep, sweep, SWEEP_US);
 }
 
-static pthread_once_t log_once = PTHREAD_ONCE_INIT;
-static void quiet_lws(void) {
-    lws_set_log_level(0, NULL); /* the library never prints */
-}
-
 int lumio__wsl_open(wslisten **out, const char *spec, const lumio_stream_ws_listen_options *o) {
     *out = NULL;
     char host[256], port[8];
@@ -252,7 +247,6 @@ int lumio__wsl_open(wslisten **out, const char *spec, const lumio_stream_ws_list
     /* lws says nothing useful when it cannot bind: try it first. */
     if ((rc = lumio__net_listen(host, port)) < 0) return rc;
     close(rc);
-    pthread_once(&log_once, quiet_lws);
     wslisten *l = calloc(1, sizeof *l);
     if (!l) return -ENOMEM;
     l->o = *o;
@@ -265,7 +259,7 @@ int lumio__wsl_open(wslisten **out, const char *spec, const lumio_stream_ws_list
     info.timeout_secs = (o->handshake_ms + 999) / 1000 + 5; /* the sweep says it first */
     info.timeout_secs_ah_idle = info.timeout_secs;
     info.options = LWS_SERVER_OPTION_DISABLE_IPV6 * !strchr(host, ':');
-    if (!(l->ctx = lws_create_context(&info))) {
+    if (!(l->ctx = lumio__ws_context_create(&info))) {
         free(l);
         lumio__net_set_error("cannot listen on %s:%s (libwebsockets)", host, port);
         return -EADDRNOTAVAIL;
@@ -306,7 +300,7 @@ void lumio__wsl_wake(wslisten *l) {
 void lumio__wsl_close(wslisten *l) {
     if (!l) return;
     l->fn = NULL; /* the closing connections' events go nowhere */
-    lws_context_destroy(l->ctx);
+    lumio__ws_context_destroy(l->ctx);
     while (l->conns) conn_free(l, l->conns);
     free(l);
 }

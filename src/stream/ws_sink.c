@@ -48,11 +48,6 @@ struct wssink {
     size_t scratch_cap;
 };
 
-static pthread_once_t log_once = PTHREAD_ONCE_INIT;
-static void quiet_lws(void) {
-    lws_set_log_level(0, NULL); /* the library never prints */
-}
-
 bool lumio__ws_is_sink(const char *sink) {
     return !strncmp(sink, "ws://", 5) || !strncmp(sink, "wss://", 6);
 }
@@ -93,7 +88,9 @@ static int parse_url(wssink *s, const char *url) {
     snprintf(s->path, sizeof s->path, "%s%s", *end == '/' ? "" : "/", *end == '#' ? "" : end);
     snprintf(s->hosthdr, sizeof s->hosthdr, strchr(s->host, ':') ? "[%s]:%d" : "%s:%d", s->host,
              s->port);
-    s->ssl_flags = tls ? LCCSCF_USE_SSL : 0;
+    /* A redirect is not followed: the stream (and the path's query) would go
+     * to a host the caller never named. */
+    s->ssl_flags = (tls ? LCCSCF_USE_SSL : 0) | LCCSCF_HTTP_NO_FOLLOW_REDIRECT;
     return 0;
 }
 
@@ -376,12 +373,12 @@ static int start(wssink *s, const wssink_tls *tls) {
     if (s->insecure)
         s->ssl_flags |= LCCSCF_ALLOW_SELFSIGNED | LCCSCF_SKIP_SERVER_CERT_HOSTNAME_CHECK |
                         LCCSCF_ALLOW_EXPIRED | LCCSCF_ALLOW_INSECURE;
-    if (!(s->ctx = lws_create_context(&info))) {
+    if (!(s->ctx = lumio__ws_context_create(&info))) {
         snprintf(s->err, sizeof s->err, "cannot set up libwebsockets%s",
                  tls && tls->ca_file ? " (is ca_file a readable PEM file?)" : "");
         return -EINVAL;
     }
-    int rc = pthread_create(&s->thread, NULL, service_main, s);
+    int rc = lumio__thread_create(&s->thread, service_main, s);
     if (rc) return -rc;
     s->thread_on = true;
     return 0;
@@ -404,7 +401,6 @@ static int wait_open(wssink *s) {
 int lumio__ws_open(wssink **out, const char *url, size_t max_queued, const wssink_tls *tls) {
     *out = NULL;
     lumio__net_error_clear();
-    pthread_once(&log_once, quiet_lws);
     wssink *s = calloc(1, sizeof *s);
     if (!s) return -ENOMEM;
     s->q.fd = s->q.lfd = -1;
@@ -502,7 +498,7 @@ void lumio__ws_close(wssink *s) {
         lws_cancel_service(s->ctx);
         pthread_join(s->thread, NULL);
     }
-    if (s->ctx) lws_context_destroy(s->ctx);
+    if (s->ctx) lumio__ws_context_destroy(s->ctx);
     lumio__net_close(&s->q);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);

@@ -200,7 +200,7 @@ static int copy_blocks(pipe_state *p, reader *r) {
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
     pthread_t writer;
-    bool started = pthread_create(&writer, NULL, write_blocks, p) == 0;
+    bool started = lumio__thread_create(&writer, write_blocks, p) == 0;
     if (started) rc = read_blocks(p, r);
     /* Stop the writer once it has written what was handed to it. */
     pthread_mutex_lock(&p->mu);

@@ -129,7 +129,7 @@ static void encode_batch(lumio_zarr *z, write_job *j, pthread_t *threads, encode
     unsigned started = 0;
     for (unsigned t = 0; t < nthreads && t < j->n; t++) {
         args[t] = (encoder_arg){.j = j, .kit = &z->kits[started]};
-        if (pthread_create(&threads[started], NULL, encoder, &args[t]) == 0) started++;
+        if (lumio__thread_create(&threads[started], encoder, &args[t]) == 0) started++;
     }
     if (started == 0) encoder(&(encoder_arg){.j = j, .kit = &z->kits[0]});
     for (unsigned t = 0; t < started; t++) pthread_join(threads[t], NULL);
