@@ -40,10 +40,11 @@ def run(*args, **kw):
 class Server:
     """lumio stream serve SOURCE, stopped (SIGTERM) at the end."""
 
-    def __init__(self, source, *opts):
+    def __init__(self, source, *opts, env=None):
         self.err = open(os.path.join(TMP, "serve.%d.err" % time.monotonic_ns()), "w+")
         self.p = subprocess.Popen([LUMIO, "stream", "serve", source, *opts],
-                                  stdout=subprocess.DEVNULL, stderr=self.err)
+                                  stdout=subprocess.DEVNULL, stderr=self.err,
+                                  env=dict(os.environ, **(env or {})))
         self.url = None
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and self.url is None and self.p.poll() is None:
@@ -282,6 +283,26 @@ def test_max_samples(path, samples):
         srv.stop()
 
 
+def test_answers_in_flight(path):
+    """The answers queued on all connections share one budget (512 MiB; here,
+    through LUMIO_SERVE_IN_FLIGHT, 2000 bytes): an answer that does not fit
+    is refused with 503 and a short JSON error, which still gets through;
+    the page's own files are not counted."""
+    srv = Server(path, env={"LUMIO_SERVE_IN_FLIGHT": "2000"})
+    try:
+        status, _, body = srv.get("/api/flamegraph")
+        check("in flight: a large answer over the budget is 503", status == 503 and
+              b"busy" in json.loads(body)["error"].encode(), (status, body[:200]))
+        status, _, _ = srv.get("/api/summary")
+        check("in flight: a small one fits", status == 200, status)
+        status, _, body = srv.get("/")
+        check("in flight: the page is not counted", status == 200 and b"<html" in body.lower(), status)
+        status, _, _ = srv.get("/api/summary")
+        check("in flight: answers sent give their room back", status == 200, status)
+    finally:
+        srv.stop()
+
+
 def test_damage(path):
     data = bytearray(open(path, "rb").read())
     bad = os.path.join(TMP, "damaged.lumio")
@@ -391,6 +412,7 @@ def test_command_line():
 def main():
     path, samples = test_api()
     test_max_samples(path, samples)
+    test_answers_in_flight(path)
     test_damage(path)
     test_tcp()
     test_profile()

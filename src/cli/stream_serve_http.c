@@ -12,6 +12,7 @@
 #include <microhttpd.h>
 #include <netdb.h>
 #include <stdlib.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
@@ -20,7 +21,10 @@
 #define TIMEOUT_S       15
 #define POOL_THREADS    2
 #define MAX_ANSWER      ((size_t)256 << 20)
-#define MAX_BINS        4096
+/* What the answers queued on every connection may hold together: a slow
+ * client holding a large answer costs its share of this, not a new one. */
+#define MAX_IN_FLIGHT ((size_t)512 << 20)
+#define MAX_BINS      4096
 
 static const char csp[] = "default-src 'none'; script-src 'self'; style-src 'self'; "
                           "img-src 'self'; connect-src 'self'; base-uri 'none'; "
@@ -36,13 +40,53 @@ struct serve_http {
 
 /* ---- answers --------------------------------------------------------------- */
 
+static _Atomic size_t in_flight;             /* bytes of JSON answers queued, not yet sent */
+static size_t max_in_flight = MAX_IN_FLIGHT; /* LUMIO_SERVE_IN_FLIGHT (bytes), for tests */
+
+typedef struct answer {
+    void *p;
+    size_t n;
+} answer;
+
+static void answer_free(void *cls) {
+    answer *a = cls;
+    atomic_fetch_sub(&in_flight, a->n);
+    free(a->p);
+    free(a);
+}
+
+/* A JSON answer of ours (malloc'd), counted in flight until MHD frees it;
+ * NULL when out of memory or over MAX_IN_FLIGHT (data freed then). */
+static struct MHD_Response *counted(void *data, size_t len, bool *busy) {
+    answer *a = malloc(sizeof *a);
+    *busy = atomic_fetch_add(&in_flight, len) + len > max_in_flight;
+    struct MHD_Response *r = NULL;
+    if (a && !*busy) {
+        *a = (answer){data, len};
+        r = MHD_create_response_from_buffer_with_free_callback_cls(len, data, answer_free, a);
+    }
+    if (!r) {
+        atomic_fetch_sub(&in_flight, len);
+        free(data);
+        free(a);
+    }
+    return r;
+}
+
 static enum MHD_Result respond(struct MHD_Connection *c, unsigned status, const char *type,
                                void *data, size_t len, enum MHD_ResponseMemoryMode mode) {
-    struct MHD_Response *r = MHD_create_response_from_buffer(len, data, mode);
-    if (!r) {
-        if (mode == MHD_RESPMEM_MUST_FREE) free(data);
-        return MHD_NO;
+    bool busy = false;
+    struct MHD_Response *r = mode == MHD_RESPMEM_MUST_FREE
+                                 ? counted(data, len, &busy)
+                                 : MHD_create_response_from_buffer(len, data, mode);
+    if (busy) { /* small, and not counted: it must get through */
+        static const char msg[] = "{\"error\":\"busy: the answers being sent take all the room "
+                                  "for them; retry\"}";
+        r = MHD_create_response_from_buffer(sizeof msg - 1, (void *)msg, MHD_RESPMEM_PERSISTENT);
+        status = MHD_HTTP_SERVICE_UNAVAILABLE;
+        type = "application/json";
     }
+    if (!r) return MHD_NO;
     MHD_add_response_header(r, "Content-Type", type);
     MHD_add_response_header(r, "Content-Security-Policy", csp);
     MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
@@ -319,6 +363,8 @@ int serve_http_start(serve_http **out, const char *listen, serve_store *s, char 
         return -1;
     }
     h->store = s;
+    const char *test_room = getenv("LUMIO_SERVE_IN_FLIGHT");
+    if (test_room) max_in_flight = strtoull(test_room, NULL, 10);
     const char *spec = listen ? listen : "127.0.0.1:0";
     if (parse_listen(h, spec) < 0 || start_daemon(h, spec) < 0) {
         free(h);
