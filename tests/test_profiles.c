@@ -423,6 +423,23 @@ TEST(tachyon_many_threads_interleaved) {
     free(file);
 }
 
+/* A folded line's count is expanded into that many samples: a 25-byte file
+ * must not stand for 2^64 of them (an import that never ends). */
+TEST(folded_counts_capped) {
+    got *g = calloc(1, sizeof *g);
+    static const char ok[] = "main;f 3\nmain 2\n";
+    CHECK_RC(import_mem("folded", ok, sizeof ok - 1, g));
+    CHECK_EQ(g->n, 5);
+    CHECK_STREQ(g->stack[0], "f@:0<main@:0");
+    static const char huge[] = "main;f 1\nmain 18446744073709551615\n";
+    g->n = 0;
+    CHECK_ERR(import_mem("folded", huge, sizeof huge - 1, g),
+              "line 2 (byte 9): a count of 18446744073709551615: the file's samples exceed the "
+              "limit of 1000000000");
+    CHECK_EQ(g->n, 1); /* none of line 2's */
+    free(g);
+}
+
 TEST(unknown_format_and_nulls) {
     got g = {0};
     CHECK_ERR(import_mem("mojo", "x", 1, &g), "unknown format 'mojo'");

@@ -24,7 +24,7 @@
 #include <string.h>
 
 #define SPEEDSCOPE_MAX_BYTES   (128u << 20)
-#define SPEEDSCOPE_MAX_SAMPLES 1000000000ull /* after weights are expanded */
+#define SPEEDSCOPE_MAX_SAMPLES LUMIO_IMPORT_MAX_SAMPLES /* after weights are expanded */
 
 typedef struct ss {
     char *err;
