@@ -404,6 +404,24 @@ def test_speedscope():
         check(f"speedscope {name}: the import holds the folded samples ({sum(want.values())})", got == want)
         check(f"speedscope {name}: same leaf counts", leaf_counts(got) == leaf_counts(want))
     check("speedscope from a stream: the stream's own folded samples", folded(import_file("speedscope", gen_ss, "g2")) == folded(gen))
+    # lumio's own speedscope export read back: the same threads (ids and names), each
+    # thread's stacks in order, whatever the ids (2^64-1 too).
+    doc = json.load(open(gen_ss))
+    doc["profiles"].append({"type": "sampled", "name": f"{(1 << 64) - 1} huge", "unit": "none",
+                            "samples": [[0, 1], [0]], "weights": [2, 1]})
+    doc["profiles"].append({"type": "sampled", "name": str(1 << 63), "unit": "none", "samples": [[1]], "weights": [1]})
+    first = os.path.join(TMP, "named.json")
+    json.dump(doc, open(first, "w"))
+    named = import_file("speedscope", first, "named")
+    ss = os.path.join(TMP, "named.speedscope.json")
+    open(ss, "wb").write(run([LUMIO, "stream", "export", "--to", "speedscope", named]).stdout)
+    orig, ometa = jsonl(named)
+    got, meta = jsonl(import_file("speedscope", ss, "named-back"))
+    strip = lambda d: {t: [fr for _, _, fr in v] for t, v in d.items()}
+    check("speedscope: lumio's export imports back with its thread ids", strip(per_thread(got)) == strip(per_thread(orig)),
+          f"{sorted(per_thread(got))} vs {sorted(per_thread(orig))}")
+    names = lambda m: sorted(v for k, v in m if k == "thread_name")
+    check("speedscope: and with its thread names", names(meta) == names(ometa), f"{names(meta)} vs {names(ometa)}")
     got, meta = jsonl(import_file("speedscope", os.path.join(DATA, "speedscope", "timed.json"), "timed"))
     check("speedscope time units: timestamps from startValue and weights (us)", [s[1] for s in got] == [1000000, 1002500, 1007500, 1009500], str([s[1] for s in got]))
     got, meta = jsonl(import_file("speedscope", os.path.join(DATA, "speedscope", "py-spy-like.json"), "pyspy"))

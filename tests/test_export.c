@@ -134,7 +134,11 @@ static void gecko_lines(const char *text, size_t len, lines *out) {
         json_t *fn = json_object_get(t, "funcTable"), *sm = json_object_get(t, "samples");
         json_t *stacks = json_object_get(sm, "stack"), *times = json_object_get(sm, "time");
         CHECK_EQ(json_array_size(stacks), json_integer_value(json_object_get(sm, "length")));
-        uint64_t tid = (uint64_t)json_integer_value(json_object_get(t, "tid"));
+        json_t *jt = json_object_get(t, "tid"); /* a number, or a string past 2^53 */
+        uint64_t tid = json_is_string(jt) ? strtoull(json_string_value(jt), NULL, 10)
+                                          : (uint64_t)json_integer_value(jt);
+        if (json_is_string(jt)) CHECK(tid > (1ull << 53) - 1);
+        if (!json_is_string(jt)) CHECK(json_is_integer(jt) && json_integer_value(jt) >= 0);
         for (size_t k = 0; k < json_array_size(stacks); k++) {
             if (k)
                 CHECK(json_number_value(json_array_get(times, k - 1)) <=
@@ -189,7 +193,12 @@ static void pprof_lines(const char *data, size_t len, lines *out) {
         const Lumio__Pprof__Sample *s = p->sample[i];
         uint64_t tid = 0;
         for (size_t k = 0; k < s->n_label; k++)
-            if (!strcmp(p->string_table[s->label[k]->key], "tid")) tid = (uint64_t)s->label[k]->num;
+            if (!strcmp(p->string_table[s->label[k]->key], "tid")) {
+                const Lumio__Pprof__Label *l = s->label[k];
+                CHECK(l->num >= 0); /* never a wrapped tid */
+                tid = l->str ? strtoull(p->string_table[l->str], NULL, 10) : (uint64_t)l->num;
+                if (l->str) CHECK(tid > INT64_MAX);
+            }
         for (size_t k = 0; k < s->n_location_id; k++) {
             const Lumio__Pprof__Location *l = p->location[s->location_id[k] - 1];
             CHECK_EQ(l->id, s->location_id[k]);
@@ -255,6 +264,20 @@ static void every_format(const feed *f) {
 
 TEST(empty_profile) {
     feed f = {0};
+    every_format(&f);
+}
+
+/* Thread ids at the edges of the formats' integers: 2^53 (JavaScript's
+ * exact range, gecko), 2^63 and 2^64-1 (pprof's int64 labels). Each comes
+ * back exactly: no wrap to a negative number, no lost digits. */
+TEST(huge_thread_ids) {
+    lumio_frame fr = {.function = "work", .file = "w.c", .line = 3};
+    lumio_sample s[4] = {
+        {.timestamp_us = 10, .thread_id = 1ull << 53, .frames = &fr, .depth = 1},
+        {.timestamp_us = 11, .thread_id = (1ull << 53) - 1, .frames = &fr, .depth = 1},
+        {.timestamp_us = 12, .thread_id = 1ull << 63, .frames = &fr, .depth = 1},
+        {.timestamp_us = 13, .thread_id = UINT64_MAX, .frames = &fr, .depth = 1}};
+    feed f = {.s = s, .n = 4};
     every_format(&f);
 }
 

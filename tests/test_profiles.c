@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <zstd.h>
 
 /* ---- what an import handed over --------------------------------------------- */
 
@@ -357,6 +358,85 @@ TEST(tachyon_records_checked) {
     g->stop_at = 2;
     CHECK_EQ(import_mem("tachyon", file, n, g), -ECANCELED);
     CHECK_EQ(g->n, 2);
+    free(g);
+}
+
+/* Records of 65536 threads, interleaved (each thread's turn comes after all
+ * the others'), zstd-compressed: a 70 KB file of 2.6 million samples. A
+ * thread found by a linear search made this quadratic (hours); with the
+ * hash index it is a second. (The ctest timeout is the bound.) */
+static int count_sample(void *arg, const lumio_sample *s) {
+    uint64_t *n = arg;
+    if (s->depth != 0 || s->thread_id == 0 || s->thread_id > 65536 || s->timestamp_us > 40)
+        return 1;
+    n[0]++;
+    if (s->thread_id == 65536) n[1] = s->timestamp_us;
+    return 0;
+}
+
+TEST(tachyon_many_threads_interleaved) {
+    enum { T = 65536, C = 40, REC = 16 };
+    uint8_t *cycle = malloc((size_t)T * REC);
+    size_t zcap = ZSTD_compressBound((size_t)T * REC) * 2 + 4096;
+    uint8_t *file = malloc(64 + zcap + 64);
+    CHECK(cycle && file);
+    for (uint32_t t = 0; t < T; t++) { /* FULL: delta 1, status 0, depth 0 */
+        uint8_t *r = cycle + (size_t)t * REC;
+        uint64_t tid = t + 1;
+        memset(r, 0, REC);
+        memcpy(r, &tid, 8);
+        r[12] = 1, r[13] = 1;
+    }
+    ZSTD_CCtx *z = ZSTD_createCCtx();
+    ZSTD_outBuffer out = {file + 64, zcap, 0};
+    for (int c = 0; c < C; c++) {
+        ZSTD_inBuffer in = {cycle, (size_t)T * REC, 0};
+        ZSTD_EndDirective end = c == C - 1 ? ZSTD_e_end : ZSTD_e_continue;
+        size_t r;
+        do r = ZSTD_compressStream2(z, &out, &in, end);
+        while (!ZSTD_isError(r) && (end == ZSTD_e_end ? r != 0 : in.pos < in.size));
+        CHECK(!ZSTD_isError(r));
+    }
+    ZSTD_freeCCtx(z);
+    static const uint8_t tables[] = {1, 'a', 0, 0, 2, 0, 1, 0, 255}; /* "a"; frame a:a:1 */
+    uint64_t str_off = 64 + out.pos, frame_off = str_off + 2, size = str_off + sizeof tables + 32;
+    uint64_t nsamples = (uint64_t)T * C;
+    uint32_t head[2] = {0x54414348, 1}, threads = T, zstd = 1, counts[2] = {1, 1};
+    memset(file, 0, 64);
+    memcpy(file, head, 8);
+    memcpy(file + 28, &nsamples, 8);
+    memcpy(file + 36, &threads, 4);
+    memcpy(file + 40, &str_off, 8);
+    memcpy(file + 48, &frame_off, 8);
+    memcpy(file + 56, &zstd, 4);
+    memcpy(file + str_off, tables, sizeof tables);
+    memset(file + str_off + sizeof tables, 0, 32);
+    memcpy(file + str_off + sizeof tables, counts, 8);
+    memcpy(file + str_off + sizeof tables + 8, &size, 8);
+    FILE *f = fmemopen(file, size, "r");
+    uint64_t n[2] = {0, 0};
+    CHECK_RC(lumio_stream_import(f, "tachyon", count_sample, n));
+    fclose(f);
+    CHECK_EQ(n[0], nsamples);
+    CHECK_EQ(n[1], C); /* the last thread's clock: C deltas of 1 */
+    free(cycle);
+    free(file);
+}
+
+/* A folded line's count is expanded into that many samples: a 25-byte file
+ * must not stand for 2^64 of them (an import that never ends). */
+TEST(folded_counts_capped) {
+    got *g = calloc(1, sizeof *g);
+    static const char ok[] = "main;f 3\nmain 2\n";
+    CHECK_RC(import_mem("folded", ok, sizeof ok - 1, g));
+    CHECK_EQ(g->n, 5);
+    CHECK_STREQ(g->stack[0], "f@:0<main@:0");
+    static const char huge[] = "main;f 1\nmain 18446744073709551615\n";
+    g->n = 0;
+    CHECK_ERR(import_mem("folded", huge, sizeof huge - 1, g),
+              "line 2 (byte 9): a count of 18446744073709551615: the file's samples exceed the "
+              "limit of 1000000000");
+    CHECK_EQ(g->n, 1); /* none of line 2's */
     free(g);
 }
 

@@ -179,8 +179,21 @@ def _at_exit():
         print(f"lumio.record: {e}", file=sys.stderr)
 
 
+def _after_fork_in_child():
+    """A forked child records nothing, and gets a lock of its own: the
+    parent's may have been held by a thread (inside start or stop) that the
+    child does not have, and the child's exit (atexit's stop) would wait on
+    it forever."""
+    global _lock, _current
+    _lock = threading.Lock()
+    if _current is not None:
+        _current._on = False
+    _current = None
+    _lumio.record_forget()
+
+
 atexit.register(_at_exit)
-os.register_at_fork(after_in_child=_lumio.record_forget)
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 USAGE = """\

@@ -446,3 +446,51 @@ def test_tcp_listen_sink(tmp_path):
         p.stderr.close()
     assert any(s.frames[0][0] == "spin" and s.frames[1][0] == "served" for s in samples)
     assert any(k == "command" for _, k, _ in r.metadata)
+
+
+def test_fork_while_another_thread_stops(tmp_path):
+    """A fork while a thread is inside stop() (holding lumio.record's lock,
+    its sink slow to finish): the child's exit, which runs the atexit stop,
+    must not wait forever on a lock that no thread of the child will free."""
+    script = write_script(tmp_path, """
+        import os, socket, sys, threading, time, lumio.record
+        srv = socket.socket()
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(1)
+        def peer():  # takes the connection and goes: stop waits (bounded) for a consumer
+            c, _ = srv.accept()
+            c.close()
+            srv.close()
+        threading.Thread(target=peer, daemon=True).start()
+        rec = lumio.record.start(f"tcp:127.0.0.1:{srv.getsockname()[1]}", rate=100, signal=None)
+        spin(0.3)
+        def stop():
+            try:
+                rec.stop()
+            except OSError:
+                pass
+        stopper = threading.Thread(target=stop)
+        stopper.start()
+        spin(0.5)  # the stopper is inside stop(), waiting on the sink
+        assert stopper.is_alive()
+        pid = os.fork()
+        if pid == 0:
+            ok = not lumio.record.running() and lumio.record.stop() is None
+            sys.exit(0 if ok else 5)  # atexit's stop runs too
+        end = time.monotonic() + 30
+        while time.monotonic() < end:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            time.sleep(0.05)
+        else:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            print("child hung")
+            sys.exit(1)
+        stopper.join()
+        print("child", os.waitstatus_to_exitcode(status))
+    """)
+    p = subprocess.run([sys.executable, str(script)], env=ENV, capture_output=True, text=True,
+                       timeout=120)
+    assert p.returncode == 0 and p.stdout.split() == ["child", "0"], p.stdout + p.stderr

@@ -169,11 +169,15 @@ static void put_thread(lumio_stream_exporter *e, gecko *g, const lumio__prof_thr
         lumio__prof_put_thread_name(o, p, t);
     else
         lumio__json_put_string(o, e->name);
+    /* A tid past 2^53 would lose digits as a JavaScript number: a string
+     * then (the profiler's Tid is a number or a string). */
+    bool exact = t->tid <= (1ull << 53) - 1;
     fprintf(o,
             ",\"isMainThread\":%s,\"processStartupTime\":0,\"processShutdownTime\":null,"
             "\"registerTime\":0,\"unregisterTime\":null,\"pausedRanges\":[],\"pid\":\"0\","
-            "\"tid\":%llu,\"processType\":\"default\",\"processName\":",
-            main ? "true" : "false", (unsigned long long)t->tid);
+            "\"tid\":%s%llu%s,\"processType\":\"default\",\"processName\":",
+            main ? "true" : "false", exact ? "" : "\"", (unsigned long long)t->tid,
+            exact ? "" : "\"");
     lumio__json_put_string(o, e->name);
     fputs(",\n", o);
     put_samples(o, g, t, zero);

@@ -14,6 +14,7 @@
 #include "stream/pprof.pb-c.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
@@ -92,9 +93,11 @@ typedef struct keys {
     uint32_t tid, thread; /* label keys (strings) */
 } keys;
 
-/* One sample of count for node (NONE: no frames) of thread t. */
+/* One sample of count for node (NONE: no frames) of thread t; tid_str: the
+ * tid as a string, for a tid past int64's range (else 0: a number label). */
 static void emit_sample(gz_out *g, const lumio__profile *p, const lumio__prof_thread *t,
-                        uint32_t node, uint64_t count, const keys *k, uint64_t *loc) {
+                        uint32_t tid_str, uint32_t node, uint64_t count, const keys *k,
+                        uint64_t *loc) {
     uint32_t *stack = (uint32_t *)(loc + LUMIO_STREAM_MAX_DEPTH);
     uint32_t n = lumio__prof_stack(p, node, stack);
     for (uint32_t i = 0; i < n; i++) loc[i] = (uint64_t)stack[i] + 1; /* ids from 1 */
@@ -102,7 +105,10 @@ static void emit_sample(gz_out *g, const lumio__profile *p, const lumio__prof_th
     Lumio__Pprof__Label tid = LUMIO__PPROF__LABEL__INIT, name = LUMIO__PPROF__LABEL__INIT;
     Lumio__Pprof__Label *labels[2] = {&tid, &name};
     tid.key = k->tid;
-    tid.num = (int64_t)t->tid;
+    if (tid_str) /* a label's number is an int64: never a wrapped, negative tid */
+        tid.str = tid_str;
+    else
+        tid.num = (int64_t)t->tid;
     name.key = k->thread;
     name.str = t->name;
     Lumio__Pprof__Sample s = LUMIO__PPROF__SAMPLE__INIT, *sp = &s;
@@ -119,10 +125,20 @@ static void emit_sample(gz_out *g, const lumio__profile *p, const lumio__prof_th
 }
 
 /* Each thread's samples counted per stack (counts: a zeroed slot per node). */
-static void emit_samples(gz_out *g, const lumio__profile *p, const keys *k, uint64_t *counts,
+static void emit_samples(gz_out *g, lumio__profile *p, const keys *k, uint64_t *counts,
                          uint64_t *loc) {
     for (uint32_t i = 0; i < p->nthreads && g->rc == 0; i++) {
         const lumio__prof_thread *t = &p->threads[i];
+        uint32_t tid_str = 0;
+        if (t->tid > INT64_MAX) {
+            char num[24];
+            snprintf(num, sizeof num, "%llu", (unsigned long long)t->tid);
+            if ((tid_str = lumio__prof_string(p, num)) == LUMIO__PROF_NONE) {
+                g->rc = -ENOMEM;
+                return;
+            }
+            t = &p->threads[i];
+        }
         uint64_t empty = 0;
         for (size_t j = 0; j < t->nsamples; j++) {
             uint32_t node = t->samples[j].node;
@@ -133,10 +149,10 @@ static void emit_samples(gz_out *g, const lumio__profile *p, const keys *k, uint
         }
         for (size_t j = 0; j < t->nnodes && g->rc == 0; j++) {
             uint32_t node = t->nodes[j];
-            if (counts[node]) emit_sample(g, p, t, node, counts[node], k, loc);
+            if (counts[node]) emit_sample(g, p, t, tid_str, node, counts[node], k, loc);
             counts[node] = 0;
         }
-        if (empty) emit_sample(g, p, t, LUMIO__PROF_NONE, empty, k, loc);
+        if (empty) emit_sample(g, p, t, tid_str, LUMIO__PROF_NONE, empty, k, loc);
     }
 }
 

@@ -393,6 +393,12 @@ static int folded_line(folded_parser *p, lumio_import_fn fn, void *arg) {
     if (!sp || !parse_u64(sp + 1, strlen(sp + 1), &count))
         return lumio__line_bad(&p->rd, "bad or missing sample count");
     if (sp == line) return lumio__line_bad(&p->rd, "empty stack");
+    if (count > LUMIO_IMPORT_MAX_SAMPLES - p->next_ts) {
+        snprintf(p->rd.detail, sizeof p->rd.detail,
+                 "a count of %" PRIu64 ": the file's samples exceed the limit of %llu", count,
+                 LUMIO_IMPORT_MAX_SAMPLES);
+        return lumio__line_bad(&p->rd, p->rd.detail);
+    }
     *sp = '\0';
     int64_t depth = folded_split(p, line);
     if (depth < 0) return (int)depth;

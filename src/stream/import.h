@@ -23,6 +23,11 @@ typedef int (*lumio_import_fn)(void *arg, const lumio_sample *s);
 /* Called once per record (metadata) when not NULL; as lumio_import_fn. */
 typedef int (*lumio_import_meta_fn)(void *arg, uint64_t ts, const char *key, const char *value);
 
+/* The most samples one import may expand counts and weights into (folded
+ * stacks' counts, speedscope's weights): a 20-byte line must not stand for
+ * 2^64 samples and an import that never ends. */
+#define LUMIO_IMPORT_MAX_SAMPLES 1000000000ull
+
 /* ---- lines of text, shared by the text importers ---------------------------- */
 
 typedef struct line_reader {
@@ -67,7 +72,9 @@ int lumio__import_perf_script(FILE *in, lumio_import_fn fn, void *arg, char *err
  * and yields COUNT identical samples (frames[0] = inner) with thread_id 0,
  * status 0, file "" and line 0, and timestamps 0, 1, 2, ... microseconds
  * counted across the whole file. The count is the text after the line's last
- * space; the stack is everything before it. Blank lines are skipped. */
+ * space; the stack is everything before it. Blank lines are skipped. The
+ * counts of a file add up to LUMIO_IMPORT_MAX_SAMPLES at most: the line that
+ * would pass it fails (LUMIO_E_FORMAT) before any of its samples is given. */
 int lumio__import_collapsed(FILE *in, lumio_import_fn fn, void *arg, char *err, size_t errlen);
 
 /* austin's text output, 3.x (`P<pid>;T<iid>:<tid>;<file>:<function>:<line>;...

@@ -4,9 +4,10 @@
  * The whole file is parsed (jansson) before the first sample is handed
  * over, so the input is capped (SPEEDSCOPE_MAX_BYTES) and every index,
  * length and weight is checked first: nothing is delivered from a file that
- * does not validate. Mapping (docs/PROFILES.md): a profile whose name starts
- * with a decimal number and a space (lumio's thread_name, "TID NAME") gets
- * that thread id, any other the profile's index; unit "none": weight w (an
+ * does not validate. Mapping (docs/PROFILES.md): a profile named as lumio's
+ * thread_name ("TID NAME") or as lumio's speedscope export names threads
+ * ("NAME (tid TID)", "tid TID") gets that thread id, any other the
+ * profile's index; unit "none": weight w (an
  * integer) is w samples, timestamps 0, 1, 2, ...; "bytes": one sample each
  * (the weight is lost), timestamps likewise; a time unit: one sample each,
  * at startValue plus the weights before it, in microseconds. */
@@ -24,7 +25,7 @@
 #include <string.h>
 
 #define SPEEDSCOPE_MAX_BYTES   (128u << 20)
-#define SPEEDSCOPE_MAX_SAMPLES 1000000000ull /* after weights are expanded */
+#define SPEEDSCOPE_MAX_SAMPLES LUMIO_IMPORT_MAX_SAMPLES /* after weights are expanded */
 
 typedef struct ss {
     char *err;
@@ -165,25 +166,55 @@ static int check_profile(ss *p, size_t k, json_t *prof, double *us) {
     return 0;
 }
 
-/* A thread id from a name "TID NAME" (lumio's thread_name), else -1. */
-static int64_t name_tid(const char *name) {
+/* Exactly the n decimal digits at p, within 64 bits. */
+static bool parse_dec(const char *p, size_t n, uint64_t *out) {
     uint64_t v = 0;
-    size_t i = 0;
-    for (; name[i] >= '0' && name[i] <= '9' && i < 19; i++) v = v * 10 + (uint64_t)(name[i] - '0');
-    return i > 0 && (name[i] == ' ' || name[i] == '\0') ? (int64_t)v : -1;
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9') return false;
+        unsigned d = (unsigned)(p[i] - '0');
+        if (v > (UINT64_MAX - d) / 10) return false;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return n > 0;
+}
+
+/* The thread of a profile's name: lumio's thread_name "TID NAME" (or
+ * "TID"), or what lumio's speedscope export writes, "NAME (tid TID)" or
+ * "tid TID". *name_len: how much of the name is the thread's name. */
+static bool name_tid(const char *name, uint64_t *tid, size_t *name_len) {
+    size_t n = strlen(name), d = strspn(name, "0123456789");
+    if (d && (name[d] == ' ' || name[d] == '\0') && parse_dec(name, d, tid)) {
+        *name_len = name[d] ? n : 0; /* "TID" alone names no thread */
+        return true;
+    }
+    if (n > 5 && name[n - 1] == ')') { /* "... (tid N)" or "tid N" */
+        size_t k = n - 1;
+        while (k > 0 && name[k - 1] >= '0' && name[k - 1] <= '9') k--;
+        if (k >= 6 && !memcmp(name + k - 6, " (tid ", 6) && parse_dec(name + k, n - 1 - k, tid)) {
+            *name_len = k - 6;
+            return true;
+        }
+    }
+    if (n > 4 && !memcmp(name, "tid ", 4) && parse_dec(name + 4, n - 4, tid)) {
+        *name_len = 0;
+        return true;
+    }
+    return false;
 }
 
 static int deliver_profile(ss *p, size_t k, json_t *prof, double us, lumio_import_fn fn,
                            lumio_import_meta_fn meta, void *arg) {
     const char *name = json_string_value(json_object_get(prof, "name"));
-    int64_t tid = name ? name_tid(name) : -1;
-    uint64_t thread = tid >= 0 ? (uint64_t)tid : k;
-    if (name && meta) {
+    uint64_t thread = k;
+    size_t len = name ? strlen(name) : 0;
+    bool has_tid = name && name_tid(name, &thread, &len);
+    if (name && meta && len) {
         char rec[512];
-        if (tid >= 0)
+        if (has_tid && len == strlen(name) && name[strspn(name, "0123456789")] == ' ')
             snprintf(rec, sizeof rec, "%s", name); /* already "TID NAME" */
         else
-            snprintf(rec, sizeof rec, "%" PRIu64 " %s", thread, name);
+            snprintf(rec, sizeof rec, "%" PRIu64 " %.*s", thread, (int)LUMIO_MIN(len, 480u), name);
         int rc = meta(arg, 0, "thread_name", rec);
         if (rc) return rc;
     }

@@ -50,6 +50,8 @@ typedef struct tin {
     lumio_frame *frames; /* the frame table */
     tthread **threads;
     size_t nthreads;
+    uint32_t *tslot; /* open addressing on (tid, iid): thread index + 1, 0 empty */
+    size_t tslots;   /* a power of two, at most half used */
     lumio_frame stack[TACH_MAX_DEPTH];
     /* the sample data, as a stream */
     uint64_t zoff, zend; /* stored bytes left: [zoff, zend) */
@@ -361,23 +363,59 @@ static int get_varint(tin *t, uint64_t *v, uint64_t max, const char *what) {
 
 /* ---- records ------------------------------------------------------------------------ */
 
+static size_t thread_slot(const tin *t, uint64_t tid, uint32_t iid) {
+    uint64_t h = (tid ^ (uint64_t)iid << 40 ^ iid) * 0x9E3779B97F4A7C15ull;
+    size_t k = (size_t)(h ^ h >> 29) & (t->tslots - 1);
+    while (t->tslot[k]) {
+        const tthread *th = t->threads[t->tslot[k] - 1];
+        if (th->tid == tid && th->iid == iid) break;
+        k = (k + 1) & (t->tslots - 1);
+    }
+    return k;
+}
+
+/* Room for one more thread in the index (kept at most half full). */
+static int thread_index_grow(tin *t) {
+    if ((t->nthreads + 1) * 2 <= t->tslots) return 0;
+    size_t old_n = t->tslots, n = old_n ? old_n * 2 : 64;
+    uint32_t *old = t->tslot;
+    if (!(t->tslot = calloc(n, sizeof *t->tslot))) {
+        t->tslot = old;
+        return -ENOMEM;
+    }
+    t->tslots = n;
+    for (size_t i = 0; i < old_n; i++)
+        if (old[i]) {
+            const tthread *th = t->threads[old[i] - 1];
+            t->tslot[thread_slot(t, th->tid, th->iid)] = old[i];
+        }
+    free(old);
+    return 0;
+}
+
+/* The thread (tid, iid), made at its first record: a hash lookup, since a
+ * file may interleave the records of tens of thousands of threads. */
 static tthread *thread_of(tin *t, uint64_t tid, uint32_t iid, int *rc) {
-    for (size_t i = t->nthreads; i-- > 0;) /* few threads; the recent ones first */
-        if (t->threads[i]->tid == tid && t->threads[i]->iid == iid) return t->threads[i];
+    size_t k = t->tslots ? thread_slot(t, tid, iid) : 0;
+    if (t->tslots && t->tslot[k]) return t->threads[t->tslot[k] - 1];
     if (t->nthreads == TACH_MAX_THREADS) {
         *rc = fail(t, LUMIO_E_FORMAT, "sample data byte %" PRIu64 ": more than %u threads", t->pos,
                    TACH_MAX_THREADS);
         return NULL;
     }
-    tthread **a = realloc(t->threads, (t->nthreads + 1) * sizeof *a);
-    tthread *th = a ? calloc(1, sizeof *th) : NULL;
-    if (a) t->threads = a;
+    tthread **a = t->threads;
+    if ((t->nthreads & (t->nthreads - 1)) == 0) { /* full at 0, 1, 2, 4, ...: double */
+        a = realloc(t->threads, (t->nthreads ? t->nthreads * 2 : 1) * sizeof *a);
+        if (a) t->threads = a;
+    }
+    tthread *th = a && thread_index_grow(t) == 0 ? calloc(1, sizeof *th) : NULL;
     if (!th) {
         *rc = fail(t, -ENOMEM, "out of memory");
         return NULL;
     }
     *th = (tthread){.tid = tid, .iid = iid, .prev = t->start};
     t->threads[t->nthreads++] = th;
+    t->tslot[thread_slot(t, tid, iid)] = (uint32_t)t->nthreads;
     return th;
 }
 
@@ -515,6 +553,7 @@ int lumio__import_tachyon(FILE *in, lumio_import_fn fn, lumio_import_meta_fn met
     if (own == 1) close(t->fd);
     for (size_t i = 0; i < t->nthreads; i++) free(t->threads[i]);
     free(t->threads);
+    free(t->tslot);
     free(t->arena);
     free(t->soff);
     free(t->frames);
