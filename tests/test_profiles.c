@@ -134,6 +134,11 @@ TEST(austin_errors_name_the_line) {
     CHECK_ERR(import_mem("austin", "P1;T0:1;a:b:1\n", 14, &g), "line 1 (byte 0): no metric");
     CHECK_ERR(import_mem("austin", "Thread 1;L3;f (a) 5\n", 20, &g), "a line number with no frame");
     CHECK_ERR(import_mem("austin", "P1;T0:1;a:b:1 -5\n", 17, &g), "a negative time");
+    static const char wrap[] =
+        "P1;T0:1;a:b:1 9223372036854775807\nP1;T0:1;a:b:1 9223372036854775807\n"
+        "P1;T0:1;a:b:1 9\n";
+    CHECK_ERR(import_mem("austin", wrap, sizeof wrap - 1, &g),
+              "line 3 (byte 68): the thread's clock");
 }
 
 /* ---- speedscope ------------------------------------------------------------------------ */
@@ -268,9 +273,11 @@ TEST(tachyon_hostile) {
         {0, 0, "no TACH magic"},
         {4, 2, "format version 2 is not supported"},
         {56, 9, "compression 9 is not known"},
-        {47, 0x7f, "table offsets"},            /* string table past the end */
-        {len - 29, 0xff, "strings cannot fit"}, /* string count 2^32-ish */
-        {len - 25, 0xff, "frames cannot fit"},  /* frame count */
+        {47, 0x7f, "table offsets"}, /* string table past the end */
+        {len - 29, 0xff, "strings exceed lumio's limit of 16777216"}, /* count 2^32-ish */
+        {len - 25, 0xff, "frames exceed lumio's limit of 16777216"},
+        {len - 31, 0x40, "strings cannot fit"}, /* 16K strings in a small table */
+        {len - 27, 0x40, "frames cannot fit"},
         {28, 0xff, "header: 511 samples, the data holds 400"},
         {36, 9, "header: 9 threads, the data holds 3"}, /* thread count lies */
     };

@@ -136,6 +136,10 @@ static int walk_thread(rec_sampler *s, PyThreadState *t) {
     PyFrameObject *f = PyThreadState_GetFrame(t);
     if (!f) return 0;
     int rc = grow(&s->stacks, &s->stacks_cap, s->nstacks + 1, sizeof *s->stacks);
+    if (rc < 0) {
+        Py_DECREF(f);
+        return rc;
+    }
     rec_stack *st = &s->stacks[s->nstacks];
     *st = (rec_stack){.tid = t->native_thread_id ? t->native_thread_id : t->thread_id,
                       .ident = t->thread_id,

@@ -277,7 +277,10 @@ static int austin_sample(austin_parser *p, char *line, lumio_import_fn fn, void 
         p->rd.why = "out of memory";
         return -ENOMEM;
     }
-    *clock += p->memory ? (p->interval_us ? p->interval_us : 1) : (uint64_t)metric;
+    uint64_t step = p->memory ? (p->interval_us ? p->interval_us : 1) : (uint64_t)metric;
+    if (step > UINT64_MAX - *clock)
+        return lumio__line_bad(&p->rd, "the thread's clock (a sum of its times) overflows");
+    *clock += step;
     p->last_ts = LUMIO_MAX(p->last_ts, *clock);
     lumio_sample s = {.timestamp_us = *clock,
                       .thread_id = tid,

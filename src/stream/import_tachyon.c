@@ -214,6 +214,9 @@ static bool cur_u32(rcur *c, uint32_t *v) {
 }
 
 static int parse_strings(tin *t, const uint8_t *p, size_t n) {
+    if (t->nstr > TACH_MAX_TABLE) /* each costs an offset too: bound the memory */
+        return fail(t, LUMIO_E_FORMAT, "footer: %u strings exceed lumio's limit of %u", t->nstr,
+                    TACH_MAX_TABLE);
     if (t->nstr > n)
         return fail(t, LUMIO_E_FORMAT,
                     "footer: %u strings cannot fit in a string table of %zu bytes", t->nstr, n);
@@ -245,6 +248,9 @@ static int parse_strings(tin *t, const uint8_t *p, size_t n) {
 /* Each entry: file, function (string indices), line, end line delta,
  * column, end column delta (zigzag), opcode byte: 7 bytes at least. */
 static int parse_frames(tin *t, const uint8_t *p, size_t n) {
+    if (t->nframes > TACH_MAX_TABLE)
+        return fail(t, LUMIO_E_FORMAT, "footer: %u frames exceed lumio's limit of %u", t->nframes,
+                    TACH_MAX_TABLE);
     if (t->nframes > n / 7)
         return fail(t, LUMIO_E_FORMAT, "footer: %u frames cannot fit in a frame table of %zu bytes",
                     t->nframes, n);

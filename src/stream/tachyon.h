@@ -17,6 +17,9 @@
 #define TACH_FOOTER  32u
 /* Both CPython's writer and reader keep at most this many frames. */
 #define TACH_MAX_DEPTH 256u
+/* lumio's bound on the strings and on the frames of a table (CPython writes
+ * one per distinct name and frame): their index costs memory per entry. */
+#define TACH_MAX_TABLE (1u << 24)
 /* Each sample record starts with thread id (8), interpreter id (4), encoding (1). */
 #define TACH_RECORD_HEAD 13u
 
