@@ -24,7 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SPEEDSCOPE_MAX_BYTES   (128u << 20)
+#define SPEEDSCOPE_MAX_BYTES   (64u << 20)
 #define SPEEDSCOPE_MAX_SAMPLES LUMIO_IMPORT_MAX_SAMPLES /* after weights are expanded */
 
 typedef struct ss {
