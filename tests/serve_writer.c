@@ -12,8 +12,7 @@
 
 int main(int argc, char **argv) {
     if (argc < 9) {
-        fprintf(stderr, "usage: %s FILE START_US STEP_US COUNT CHUNK TID NAME FRAME...\n",
-                argv[0]);
+        fprintf(stderr, "usage: %s FILE START_US STEP_US COUNT CHUNK TID NAME FRAME...\n", argv[0]);
         return 2;
     }
     uint64_t start = strtoull(argv[2], NULL, 10), step = strtoull(argv[3], NULL, 10);
@@ -23,8 +22,8 @@ int main(int argc, char **argv) {
     lumio_frame *frames = calloc(depth, sizeof *frames);
     if (!frames) return 1;
     for (uint32_t i = 0; i < depth; i++) /* innermost first */
-        frames[i] = (lumio_frame){.function = argv[argc - 1 - (int)i], .file = "test.py",
-                                  .line = i + 1};
+        frames[i] =
+            (lumio_frame){.function = argv[argc - 1 - (int)i], .file = "test.py", .line = i + 1};
     lumio_stream_writer_options o = {.flush_samples = (int64_t)chunk, .append = 1};
     lumio_stream_writer *w;
     char err[LUMIO_ERROR_MAX];
@@ -36,8 +35,8 @@ int main(int argc, char **argv) {
     snprintf(name, sizeof name, "%llu %s", (unsigned long long)tid, argv[7]);
     int rc = lumio_stream_writer_write_meta(w, start, "thread_name", name);
     for (uint64_t i = 0; i < count && rc == 0; i++) {
-        lumio_sample s = {.timestamp_us = start + i * step, .thread_id = tid, .frames = frames,
-                          .depth = depth};
+        lumio_sample s = {
+            .timestamp_us = start + i * step, .thread_id = tid, .frames = frames, .depth = depth};
         rc = lumio_stream_writer_write_sample(w, &s);
     }
     if (rc == 0) rc = lumio_stream_writer_finish(w);

@@ -60,6 +60,6 @@ int lpy_stream_reader_init(PyObject *m);
 int lpy_stream_target(PyObject *o, const char **name, int *fd);
 int lpy_remote_init(PyObject *m);
 int lpy_stream_export_init(PyObject *m); /* stream_export.c */
-int lpy_record_init(PyObject *m); /* the recorder (record.c, record_sampler.c) */
+int lpy_record_init(PyObject *m);        /* the recorder (record.c, record_sampler.c) */
 
 #endif

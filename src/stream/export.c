@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* One a line, in the order `--to help` lists them. */
+// clang-format off
 static const lumio__export_ops *const formats[] = {
     &lumio__export_collapsed,
     &lumio__export_jsonl,
@@ -18,6 +20,7 @@ static const lumio__export_ops *const formats[] = {
     &lumio__export_pprof,
     &lumio__export_tachyon,
 };
+// clang-format on
 
 int lumio__export_fail(lumio_stream_exporter *e, int rc, const char *fmt, ...) {
     char msg[LUMIO_ERROR_MAX];
