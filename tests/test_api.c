@@ -10,7 +10,11 @@
 #include <lumio/stream.h>
 #include <lumio/zarr.h>
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <pthread.h>
 #include <string.h>
 
@@ -131,7 +135,32 @@ TEST(failed_opens_leave_null_and_a_text) {
     snprintf(want, sizeof want, "%s: not a Zarr array (no .zarray or zarr.json)", missing);
     CHECK(strcmp(lumio_zarr_last_error(NULL, err, sizeof err), want) == 0);
 
+    lumio_stream_exporter *e = (lumio_stream_exporter *)1;
+    CHECK_EQ(lumio_stream_exporter_create(&e, "svg", stdout, NULL), -EINVAL);
+    CHECK(e == NULL);
+    CHECK(strstr(lumio_stream_exporter_last_error(NULL, err, sizeof err),
+                 "export: unknown format 'svg' (collapsed, jsonl, speedscope") == err);
+
+    lumio_stream_ws_listener *l = (lumio_stream_ws_listener *)1;
+    CHECK_EQ(lumio_stream_ws_listener_open(&l, "ws-listen:99999", NULL), -EINVAL);
+    CHECK(l == NULL);
+    CHECK(strstr(lumio_stream_ws_listener_last_error(NULL, err, sizeof err), "ws-listen:99999: ") ==
+          err);
+    int probe_fd = socket(AF_INET, SOCK_STREAM, 0); /* a free port, for a moment */
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof a;
+    CHECK(bind(probe_fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+          getsockname(probe_fd, (struct sockaddr *)&a, &alen) == 0);
+    close(probe_fd);
+    char spec[64];
+    snprintf(spec, sizeof spec, "ws-listen:127.0.0.1:%u", ntohs(a.sin_port));
+    CHECK_EQ(lumio_stream_ws_listener_open(&l, spec, NULL), 0);
+    CHECK_STREQ(lumio_stream_ws_listener_last_error(l, err, sizeof err), "");
+    lumio_stream_ws_listener_close(l);
+
     /* Every close takes NULL. */
+    lumio_stream_exporter_close(NULL);
+    lumio_stream_ws_listener_close(NULL);
     lumio_ring_close(NULL);
     lumio_remote_close(NULL);
     lumio_rfile_close(NULL);

@@ -354,6 +354,10 @@ LUMIO_API int lumio_stream_ws_listener_open(lumio_stream_ws_listener **out, cons
  * this thread for each. 0, or a negative code. The listener's thread. */
 LUMIO_API int lumio_stream_ws_listener_service(lumio_stream_ws_listener *l, int timeout_ms,
                                                lumio_stream_ws_fn fn, void *arg);
+/* The text of the listener's last failure (NULL: this thread's last failed
+ * open), copied into buf, which is returned; "" if none. Any thread. */
+LUMIO_API char *lumio_stream_ws_listener_last_error(const lumio_stream_ws_listener *l, char *buf,
+                                                    size_t len);
 /* Close every connection and the listening socket; free. Accepts NULL. */
 LUMIO_API void lumio_stream_ws_listener_close(lumio_stream_ws_listener *l);
 

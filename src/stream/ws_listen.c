@@ -44,6 +44,8 @@ struct lumio_stream_ws_listener {
     unsigned events;
     atomic_bool wake;
     lws_sorted_usec_list_t sul_timeout, sul_sweep;
+    char name[300]; /* ws-listen:HOST:PORT, for messages */
+    lumio__err err; /* the last error's text (docs/API.md) */
 };
 
 static uint64_t mono_ms(void) {
@@ -250,6 +252,8 @@ int lumio__wsl_open(wslisten **out, const char *spec, const lumio_stream_ws_list
     wslisten *l = calloc(1, sizeof *l);
     if (!l) return -ENOMEM;
     l->o = *o;
+    lumio__err_init(&l->err);
+    snprintf(l->name, sizeof l->name, "ws-listen:%s", spec);
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof info);
     info.port = atoi(port);
@@ -260,6 +264,7 @@ int lumio__wsl_open(wslisten **out, const char *spec, const lumio_stream_ws_list
     info.timeout_secs_ah_idle = info.timeout_secs;
     info.options = LWS_SERVER_OPTION_DISABLE_IPV6 * !strchr(host, ':');
     if (!(l->ctx = lumio__ws_context_create(&info))) {
+        lumio__err_fini(&l->err);
         free(l);
         lumio__net_set_error("cannot listen on %s:%s (libwebsockets)", host, port);
         return -EADDRNOTAVAIL;
@@ -285,6 +290,7 @@ int lumio__wsl_service(wslisten *l, int timeout_ms, lumio_stream_ws_fn fn, void 
     while (!l->timed_out && !l->events && !atomic_exchange(&l->wake, false))
         if (lws_service(l->ctx, 0) < 0) {
             rc = -EIO;
+            lumio__err_set(&l->err, "%s: serving failed (libwebsockets' service loop)", l->name);
             break;
         }
     lws_sul_cancel(&l->sul_timeout);
@@ -302,6 +308,7 @@ void lumio__wsl_close(wslisten *l) {
     l->fn = NULL; /* the closing connections' events go nowhere */
     lumio__ws_context_destroy(l->ctx);
     while (l->conns) conn_free(l, l->conns);
+    lumio__err_fini(&l->err);
     free(l);
 }
 
@@ -339,6 +346,11 @@ int lumio_stream_ws_listener_service(lumio_stream_ws_listener *l, int timeout_ms
                                      lumio_stream_ws_fn fn, void *arg) {
     if (!l) return -EINVAL;
     return lumio__wsl_service(l, timeout_ms, fn, arg);
+}
+
+char *lumio_stream_ws_listener_last_error(const lumio_stream_ws_listener *l, char *buf,
+                                          size_t len) {
+    return lumio__err_get(l ? &l->err : NULL, buf, len);
 }
 
 void lumio_stream_ws_listener_close(lumio_stream_ws_listener *l) {
