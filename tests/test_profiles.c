@@ -432,6 +432,27 @@ TEST(tachyon_many_threads_interleaved) {
 
 /* A folded line's count is expanded into that many samples: a 25-byte file
  * must not stand for 2^64 of them (an import that never ends). */
+/* lumio's tachyon exporter writes no more threads than its importer reads:
+ * the 65537th thread is refused, naming the limit. */
+TEST(tachyon_export_thread_limit) {
+    FILE *null = fopen("/dev/null", "wb");
+    lumio_stream_exporter *e;
+    CHECK_EQ(lumio_stream_exporter_create(&e, "tachyon", null, NULL), 0);
+    lumio_frame f = {.function = "f", .file = "a.py", .line = 1};
+    int rc = 0;
+    uint64_t tid = 1;
+    for (; tid <= (1u << 16) + 1 && rc == 0; tid++) {
+        lumio_sample smp = {.timestamp_us = tid, .thread_id = tid, .frames = &f, .depth = 1};
+        rc = lumio_stream_exporter_sample(e, &smp);
+    }
+    CHECK_EQ(rc, -E2BIG);
+    CHECK_EQ(tid - 1, (1u << 16) + 1);
+    char err[LUMIO_ERROR_MAX];
+    CHECK(strstr(lumio_stream_exporter_last_error(e, err, sizeof err), "more than 65536 threads"));
+    lumio_stream_exporter_close(e);
+    fclose(null);
+}
+
 TEST(folded_counts_capped) {
     got *g = calloc(1, sizeof *g);
     static const char ok[] = "main;f 3\nmain 2\n";

@@ -191,7 +191,7 @@ static tthread *thread_of(tach *t, uint64_t tid) {
     if (imap_grow(t, &t->tmap, thread_rehash, t->nthreads) < 0) return NULL;
     uint32_t *slot = imap_find(t, &t->tmap, XXH3_64bits(&tid, sizeof tid), thread_eq, &tid);
     if (*slot) return t->threads[*slot - 1];
-    if (t->nthreads >= UINT32_MAX) return NULL;
+    if (t->nthreads >= TACH_MAX_THREADS) return NULL;
     void **arrs[] = {(void **)&t->threads};
     const size_t sizes[] = {sizeof *t->threads};
     if (grow_arrays(arrs, sizes, 1, &t->thread_cap, t->nthreads + 1) < 0) return NULL;
@@ -274,6 +274,9 @@ static int tach_sample(lumio_stream_exporter *e, const lumio_sample *s) {
         if (rc < 0) return lumio__export_fail(e, rc, "interning a frame: %s", lumio_strerror(rc));
     }
     tthread *th = thread_of(t, s->thread_id);
+    if (!th && t->nthreads >= TACH_MAX_THREADS)
+        return lumio__export_fail(e, -E2BIG, "more than %u threads (lumio reads no more)",
+                                  TACH_MAX_THREADS);
     if (!th) return -ENOMEM;
     uint64_t delta = s->timestamp_us - th->prev_ts; /* modulo 2^64, as readers add it back */
     if (depth == th->depth && memcmp(ids, th->stack, depth * sizeof *ids) == 0) {

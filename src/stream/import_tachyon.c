@@ -25,10 +25,9 @@
 #include <unistd.h>
 #include <zstd.h>
 
-#define TACH_SPOOL_MAX   (64ull << 30)
-#define TACH_TABLES_MAX  (1ull << 30) /* string and frame tables, read whole */
-#define TACH_MAX_THREADS (1u << 16)
-#define TACH_WINDOW      (256u << 10)
+#define TACH_SPOOL_MAX  (64ull << 30)
+#define TACH_TABLES_MAX (1ull << 30) /* string and frame tables, read whole */
+#define TACH_WINDOW     (256u << 10)
 
 typedef struct tthread {
     uint64_t tid, prev;

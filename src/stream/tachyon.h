@@ -20,6 +20,9 @@
 /* lumio's bound on the strings and on the frames of a table (CPython writes
  * one per distinct name and frame): their index costs memory per entry. */
 #define TACH_MAX_TABLE (1u << 24)
+/* lumio's bound on a file's threads (each keeps its last stack while
+ * reading): the exporter writes no more than the importer reads. */
+#define TACH_MAX_THREADS (1u << 16)
 /* Each sample record starts with thread id (8), interpreter id (4), encoding (1). */
 #define TACH_RECORD_HEAD 13u
 
