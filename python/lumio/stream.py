@@ -303,9 +303,18 @@ class Reader:
         """Call ``collector.collect(sample)`` for every sample, in order, on
         this thread; return how many. What it raises stops the pass and is
         raised here."""
+        if self._follow or not _is_file(self._source):
+            # A pass that may wait for data runs on a thread of its own, so
+            # that Ctrl-C (or what a signal handler raises) reaches this one
+            # at once and cancels it, as leaving an iteration does.
+            n = 0
+            for sample in self:
+                collector.collect(sample)
+                n += 1
+            return n
         h = self._take()
         try:
-            return self._pass(h, collector.collect, 1 if self._follow else 256, False)
+            return self._pass(h, collector.collect, 256, False)
         finally:
             self._release(h)
 

@@ -704,3 +704,35 @@ def test_leaving_a_follow_stops_its_thread(tmp_path):
     finally:
         os.close(r)
         os.close(w)
+
+
+def test_replay_of_a_follow_is_interruptible(tmp_path):
+    """A replay that waits for data (a followed file that does not grow)
+    sees what a signal handler raises at once, and leaves no thread."""
+    src = tmp_path / "p.lumio"
+    _profile(src, 300)
+
+    class Alarm(Exception):
+        pass
+
+    def on_alarm(signum, frame):
+        raise Alarm()
+
+    class Count:
+        n = 0
+
+        def collect(self, sample):
+            self.n += 1
+
+    before = threading.active_count()
+    old = signal.signal(signal.SIGALRM, on_alarm)
+    c = Count()
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.5)
+        with pytest.raises(Alarm):
+            Reader(src, follow=True).replay(c)  # idle None: it would wait for ever
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    assert c.n == 300
+    assert threading.active_count() == before
