@@ -23,8 +23,9 @@
 #define MAX_ANSWER      ((size_t)256 << 20)
 /* What the answers queued on every connection may hold together: a slow
  * client holding a large answer costs its share of this, not a new one. */
-#define MAX_IN_FLIGHT ((size_t)512 << 20)
-#define MAX_BINS      4096
+#define MAX_IN_FLIGHT     ((size_t)512 << 20)
+#define MAX_BINS          4096
+#define CONNECTION_MEMORY ((size_t)256 << 10)
 
 static const char csp[] = "default-src 'none'; script-src 'self'; style-src 'self'; "
                           "img-src 'self'; connect-src 'self'; base-uri 'none'; "
@@ -343,6 +344,8 @@ static int start_daemon(serve_http *h, const char *spec) {
     h->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
                             MHD_OPTION_CONNECTION_LIMIT, (unsigned)MAX_CONNECTIONS,
                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)TIMEOUT_S,
+                            /* room to parse a long query and answer 400, not drop it */
+                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY,
                             MHD_OPTION_THREAD_POOL_SIZE, (unsigned)POOL_THREADS, MHD_OPTION_END);
     int err = errno;
     freeaddrinfo(ai);
