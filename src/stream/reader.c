@@ -356,9 +356,12 @@ int lumio_stream_reader_read(lumio_stream_reader *r, lumio_sample_fn on_sample,
     if (!r) return -EINVAL;
     int rc = read_all(r, on_sample, on_meta, arg);
     if (rc == -ECANCELED && canceled(r)) { /* ours, not a callback's: the reader goes on later */
+        /* The flag first, then the pipe: a cancel racing with this leaves
+         * its flag set (the next read stops at once), never a byte alone,
+         * which would make every wait of the next read return at once. */
+        atomic_store(&r->canceled, 0);
         char drain[64];
         while (read(r->wake[0], drain, sizeof drain) > 0) continue;
-        atomic_store(&r->canceled, 0);
         lumio__err_set(&r->err, "%s: canceled at byte %llu", r->name, (unsigned long long)r->pos);
         return rc;
     }
