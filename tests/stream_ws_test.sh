@@ -115,6 +115,14 @@ if openssl req -x509 -newkey rsa:2048 -nodes -keyout "$tmp/key.pem" -out "$tmp/c
     timeout 30 "$lumio" stream gen --seed 25 --samples 5000 --threads 3 --ca-file "$tmp/cert.pem" \
         -o wss://127.0.0.1:"$port"/x 2>/dev/null && ok || bad "wss with --ca-file"
     "$lumio" stream export --to collapsed "$tmp/s5.lumio" | cmp -s - <(want 25 5000) && ok || bad "wss stream differs"
+    # import takes the same TLS options (here: not verifying, said so).
+    port=$(free_port)
+    server "$port" "$tmp/s5i.lumio" --cert "$tmp/cert.pem" --key "$tmp/key.pem" --lifetime 20
+    want 26 3000 >"$tmp/i5.txt"
+    timeout 30 "$lumio" stream import --from collapsed --insecure-tls "$tmp/i5.txt" \
+        -o wss://127.0.0.1:"$port"/x 2>/dev/null && ok || bad "import to wss with --insecure-tls"
+    for _ in $(seq 1 100); do [ "$("$lumio" stream export --to collapsed "$tmp/s5i.lumio" 2>/dev/null | wc -l)" -eq 3000 ] && break; sleep 0.05; done
+    "$lumio" stream export --to collapsed "$tmp/s5i.lumio" | sort | cmp -s - <(sort "$tmp/i5.txt") && ok || bad "import over wss differs"
 else
     bad "openssl could not make a certificate"
 fi

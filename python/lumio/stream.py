@@ -145,8 +145,11 @@ class Writer(_lumio.StreamWriter):
     (standard output), ``"tcp:HOST:PORT"`` (connect now: a refused
     connection raises; a connection lost later is made again) or
     ``"tcp-listen:[HOST:]PORT"`` (serve one consumer at a time on HOST,
-    127.0.0.1 by default), or a descriptor (an int: a pipe, a socket, a
-    file) that the caller keeps open and closes. A slow or absent TCP consumer never blocks the
+    127.0.0.1 by default), ``"ws://HOST:PORT/PATH"`` or ``"wss://..."`` (a
+    WebSocket client: a chunk a binary message; ``wss`` verifies the
+    server's certificate against the system's CAs, or ``ca_file`` (PEM);
+    ``insecure_tls=True`` does not), or a descriptor (an int: a pipe, a
+    socket, a file) that the caller keeps open and closes. A slow or absent TCP consumer never blocks the
     writer: sealed chunks wait in a 64 MiB buffer and the oldest are dropped
     (counted in ``stats``) when it is full.
 
@@ -182,10 +185,12 @@ class Writer(_lumio.StreamWriter):
 
     def __init__(self, sink: "str | os.PathLike | int", *, flush: str = "samples:65536",
                  compression: str = "zstd", level: int = 3, fsync: bool = False,
-                 append: bool = False) -> None:
+                 append: bool = False, ca_file: "str | os.PathLike | None" = None,
+                 insecure_tls: bool = False) -> None:
         samples, nbytes, ms = _flush_policy(flush)
         super().__init__(_sink_name(sink), samples, nbytes, ms,
-                         _zstd_level(compression, level), bool(fsync), bool(append))
+                         _zstd_level(compression, level), bool(fsync), bool(append),
+                         ca_file, bool(insecure_tls))
 
     def __enter__(self) -> "Writer":
         return self

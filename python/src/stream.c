@@ -13,7 +13,8 @@
 typedef struct {
     PyObject_HEAD lpy_guard g;
     lumio_stream_writer *w;
-    PyObject *sink; /* a str, or an int (a descriptor), as given */
+    PyObject *sink;    /* a str, or an int (a descriptor), as given */
+    PyObject *ca_file; /* bytes (o.ca_file points into it), or NULL */
     lumio_stream_writer_options o;
     PyObject *ids;   /* dict: frame tuple -> its id in w */
     uint32_t *stack; /* a sample's ids, reused */
@@ -114,14 +115,14 @@ static int writer_enter(StreamWriter *s) {
 }
 
 static int writer_init(StreamWriter *s, PyObject *args, PyObject *kw) {
-    static char *names[] = {"sink",       "flush_samples", "flush_bytes", "flush_ms",
-                            "zstd_level", "fsync",         "append",      NULL};
-    PyObject *sink;
+    static char *names[] = {"sink",  "flush_samples", "flush_bytes", "flush_ms",     "zstd_level",
+                            "fsync", "append",        "ca_file",     "insecure_tls", NULL};
+    PyObject *sink, *ca_file = Py_None;
     long long samples = 0, bytes = 0;
     unsigned int ms = 0;
-    int level = 0, fsync = 0, append = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|LLIipp", names, &sink, &samples, &bytes, &ms,
-                                     &level, &fsync, &append))
+    int level = 0, fsync = 0, append = 0, insecure = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|LLIippOp", names, &sink, &samples, &bytes, &ms,
+                                     &level, &fsync, &append, &ca_file, &insecure))
         return -1;
     if (s->g.lock) {
         PyErr_SetString(PyExc_TypeError, "the Writer is already open");
@@ -131,14 +132,18 @@ static int writer_init(StreamWriter *s, PyObject *args, PyObject *kw) {
         PyErr_SetString(PyExc_TypeError, "the sink is a str or a descriptor (int)");
         return -1;
     }
+    if (ca_file != Py_None && !PyUnicode_FSConverter(ca_file, &s->ca_file)) return -1;
     if (lpy_guard_init(&s->g) < 0 || !(s->ids = PyDict_New())) return -1;
     s->sink = Py_NewRef(sink);
-    s->o = (lumio_stream_writer_options){.flush_samples = samples,
-                                         .flush_bytes = bytes,
-                                         .flush_ms = ms,
-                                         .zstd_level = level,
-                                         .fsync = fsync,
-                                         .append = append};
+    s->o =
+        (lumio_stream_writer_options){.flush_samples = samples,
+                                      .flush_bytes = bytes,
+                                      .flush_ms = ms,
+                                      .zstd_level = level,
+                                      .fsync = fsync,
+                                      .append = append,
+                                      .insecure_tls = insecure,
+                                      .ca_file = s->ca_file ? PyBytes_AS_STRING(s->ca_file) : NULL};
     return writer_open(s);
 }
 
@@ -151,6 +156,7 @@ static void writer_dealloc(StreamWriter *s) {
     }
     lpy_guard_fini(&s->g);
     Py_XDECREF(s->sink);
+    Py_XDECREF(s->ca_file);
     Py_XDECREF(s->ids);
     PyMem_Free(s->stack);
     Py_TYPE(s)->tp_free((PyObject *)s);

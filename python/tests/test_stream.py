@@ -736,3 +736,39 @@ def test_replay_of_a_follow_is_interruptible(tmp_path):
         signal.signal(signal.SIGALRM, old)
     assert c.n == 300
     assert threading.active_count() == before
+
+
+def test_writer_to_wss_with_a_private_ca(tmp_path):
+    """Writer("wss://...") against python3-websockets with a self-signed
+    certificate: refused without ca_file, delivered with it."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
+                    "-out", str(cert), "-days", "2", "-subj", "/CN=localhost", "-addext",
+                    "subjectAltName=IP:127.0.0.1,DNS:localhost"], check=True, capture_output=True)
+    peer = pathlib.Path(PYTHONPATH).parents[1] / "tests" / "ws_peer.py"
+    if not peer.exists():  # the build's package: the source tree beside it
+        peer = pathlib.Path(__file__).resolve().parents[2] / "tests" / "ws_peer.py"
+    port, out, log = free_port(), tmp_path / "got.lumio", open(tmp_path / "peer.log", "w+")
+    server = subprocess.Popen([sys.executable, str(peer), "server", "--port", str(port), "--out",
+                               str(out), "--cert", str(cert), "--key", str(key), "--lifetime", "30"],
+                              stdout=log, stderr=subprocess.STDOUT)
+    try:
+        for _ in range(200):
+            log.seek(0)
+            if "ready" in log.read():
+                break
+            time.sleep(0.05)
+        with pytest.raises(OSError, match="TLS handshake failed"):
+            Writer(f"wss://127.0.0.1:{port}/p")
+        with Writer(f"wss://127.0.0.1:{port}/p", ca_file=cert, flush="samples:100") as w:
+            for i in range(250):
+                w.write_sample([("f", "a.py", i % 7)], thread_id=1, timestamp_us=i)
+        for _ in range(100):  # the server appends what it received
+            if out.exists() and sum(1 for _ in Reader(out)) == 250:
+                break
+            time.sleep(0.05)
+        assert [s.frames[0][2] for s in Reader(out)] == [i % 7 for i in range(250)]
+    finally:
+        server.kill()
+        server.wait()
+        log.close()

@@ -71,6 +71,14 @@ int stream_one_file(int argc, char **argv, const char *what, const char **path);
 int stream_read_all(const char *path, lumio_sample_fn fn, void *arg, lumio_damage_fn on_damage,
                     lumio_stream_reader_stats *s);
 
+/* --ca-file FILE ('C') and --insecure-tls ('K'), for wss:// sinks: 1 when c
+ * is one of them (set in o), else 0. */
+int stream_tls_option(int c, const char *arg, lumio_stream_writer_options *o);
+#define STREAM_TLS_OPTIONS                                                                         \
+    {"ca-file", 1, NULL, 'C'}, {                                                                   \
+        "insecure-tls", 0, NULL, 'K'                                                               \
+    }
+
 /* --flush samples=N,bytes=SIZE,seconds=S into o: 0, or -1 after a message. */
 int stream_flush_option(const char *arg, lumio_stream_writer_options *o);
 

@@ -92,6 +92,12 @@ void stream_dump_on_signal(lumio_stream_writer *w) {
     sigaction(SIGUSR1, &sa, NULL);
 }
 
+int stream_tls_option(int c, const char *arg, lumio_stream_writer_options *o) {
+    if (c == 'C') o->ca_file = arg;
+    if (c == 'K') o->insecure_tls = 1;
+    return c == 'C' || c == 'K';
+}
+
 int stream_out_close(outfile *of, lumio_stream_writer *w, bool ok) {
     stream_dump_on_signal(NULL);
     int rc = w ? lumio_stream_writer_finish(w) : 0;

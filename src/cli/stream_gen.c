@@ -33,24 +33,24 @@ static int gen_option(int c, const char *arg, gen_opts *g) {
     case 'o':
         g->out = arg;
         return 1;
-    case 'C': /* wss:// sinks */
-        g->o.ca_file = arg;
-        return 1;
-    case 'K':
-        g->o.insecure_tls = 1;
-        return 1;
     default:
-        return synth_option(c, arg, &g->so);
+        return stream_tls_option(c, arg, &g->o) ? 1 : synth_option(c, arg, &g->so);
     }
 }
 
 /* The command line into g: STREAM_RUN, or the exit status (of --help too). */
 static int gen_parse(int argc, char **argv, gen_opts *g) {
-    static const struct option lo[] = {
-        {"seed", 1, NULL, 's'},    {"samples", 1, NULL, 'n'},      {"threads", 1, NULL, 't'},
-        {"depth", 1, NULL, 'd'},   {"flush", 1, NULL, 'f'},        {"fsync", 0, NULL, 'y'},
-        {"level", 1, NULL, 'l'},   {"to", 1, NULL, 'T'},           {"rate", 1, NULL, 'r'},
-        {"ca-file", 1, NULL, 'C'}, {"insecure-tls", 0, NULL, 'K'}, CLI_OPT_END};
+    static const struct option lo[] = {{"seed", 1, NULL, 's'},
+                                       {"samples", 1, NULL, 'n'},
+                                       {"threads", 1, NULL, 't'},
+                                       {"depth", 1, NULL, 'd'},
+                                       {"flush", 1, NULL, 'f'},
+                                       {"fsync", 0, NULL, 'y'},
+                                       {"level", 1, NULL, 'l'},
+                                       {"to", 1, NULL, 'T'},
+                                       {"rate", 1, NULL, 'r'},
+                                       STREAM_TLS_OPTIONS,
+                                       CLI_OPT_END};
     int c;
     while ((c = cli_getopt(argc, argv, ":ho:", lo)) != -1) {
         int r = gen_option(c, optarg, g);

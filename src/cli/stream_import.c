@@ -32,17 +32,15 @@ static int import_option(int c, const char *arg, import_opts *m, int *from, uint
         m->o.append = 1;
         return 1;
     default:
-        return 0;
+        return stream_tls_option(c, arg, &m->o);
     }
 }
 
 /* The command line into m: STREAM_RUN, or the exit status (of --help too). */
 static int import_parse(int argc, char **argv, import_opts *m) {
-    static const struct option lo[] = {{"from", 1, NULL, 'F'},
-                                       {"flush", 1, NULL, 'f'},
-                                       {"level", 1, NULL, 'l'},
-                                       {"append", 0, NULL, 'a'},
-                                       CLI_OPT_END};
+    static const struct option lo[] = {{"from", 1, NULL, 'F'},  {"flush", 1, NULL, 'f'},
+                                       {"level", 1, NULL, 'l'}, {"append", 0, NULL, 'a'},
+                                       STREAM_TLS_OPTIONS,      CLI_OPT_END};
     int c, from = -1;
     uint64_t level = 3;
     while ((c = cli_getopt(argc, argv, ":ho:", lo)) != -1) {
