@@ -79,16 +79,21 @@ static void number(gecko *g, const lumio__profile *p, const lumio__prof_thread *
 
 #define CONST_COLUMN(o, key, n, text) COLUMN(o, key, n, fputs(text, o))
 
+/* v, or null where the table has no entry (no parent, no line, no file). */
+static void put_or_null(FILE *o, bool present, uint32_t v) {
+    if (present)
+        fprintf(o, "%u", v);
+    else
+        fputs("null", o);
+}
+
 static void put_samples(FILE *o, const gecko *g, const lumio__prof_thread *t, uint64_t zero) {
     fputs("\"samples\":{", o);
     fputs("\"stack\":[", o);
     for (size_t k = 0; k < t->nsamples; k++) {
         if (k) putc(',', o);
         uint32_t node = t->samples[k].node;
-        if (node == LUMIO__PROF_NONE)
-            fputs("null", o);
-        else
-            fprintf(o, "%u", g->node.of[node]);
+        put_or_null(o, node != LUMIO__PROF_NONE, node != LUMIO__PROF_NONE ? g->node.of[node] : 0);
     }
     fputs("],\"time\":[", o);
     for (size_t k = 0; k < t->nsamples; k++) {
@@ -104,10 +109,8 @@ static void put_stacks_frames(FILE *o, const gecko *g, const lumio__profile *p) 
     COLUMN(o, "frame", g->node.n, fprintf(o, "%u", g->frame.of[p->nodes[g->node.ids[i]].frame]));
     COLUMN(o, "prefix", g->node.n, {
         uint32_t parent = p->nodes[g->node.ids[i]].parent;
-        if (parent == LUMIO__PROF_NONE)
-            fputs("null", o);
-        else
-            fprintf(o, "%u", g->node.of[parent]);
+        put_or_null(o, parent != LUMIO__PROF_NONE,
+                    parent != LUMIO__PROF_NONE ? g->node.of[parent] : 0);
     });
     fprintf(o, "\"length\":%u},\n\"frameTable\":{", g->node.n);
     uint32_t n = g->frame.n;
@@ -123,10 +126,7 @@ static void put_stacks_frames(FILE *o, const gecko *g, const lumio__profile *p) 
     CONST_COLUMN(o, "innerWindowID", n, "null");
     COLUMN(o, "line", n, {
         uint32_t line = p->frames[g->frame.ids[i]].line;
-        if (line)
-            fprintf(o, "%u", line);
-        else
-            fputs("null", o);
+        put_or_null(o, line != 0, line);
     });
     CONST_COLUMN(o, "column", n, "null");
     fprintf(o, "\"length\":%u},\n", n);
@@ -143,10 +143,7 @@ static void put_funcs_resources(FILE *o, const gecko *g, const lumio__profile *p
     COLUMN(o, "resource", n, fprintf(o, "%u", g->res.of[p->funcs[g->func.ids[i]].file]));
     COLUMN(o, "fileName", n, {
         uint32_t file = p->funcs[g->func.ids[i]].file;
-        if (file)
-            fprintf(o, "%u", file);
-        else
-            fputs("null", o);
+        put_or_null(o, file != 0, file);
     });
     CONST_COLUMN(o, "lineNumber", n, "null");
     CONST_COLUMN(o, "columnNumber", n, "null");
